@@ -1,0 +1,156 @@
+/* api/api.h -- what the HTTP layer's files share: the server, the request context, the
+ * reply helpers and the handlers. Thread: MHD (every function runs on an HTTP thread). */
+#ifndef TIDINGS_API_API_H
+#define TIDINGS_API_API_H
+
+#include "api/config.h"
+#include "api/metrics.h"
+#include "storage/storage.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct api_s {
+    const api_config_t *cfg; /* borrowed */
+    storage_t *storage;      /* borrowed */
+    api_metrics_t metrics;
+    struct api_auth_cache_s *auth_cache;
+} api_t;
+
+#define API_MAX_PARAMS 2
+
+/* One HTTP request: everything it owns, freed when MHD reports it completed. */
+typedef struct api_req_s {
+    api_t *api;
+    struct MHD_Connection *conn;
+    const char *method; /* borrowed from MHD for the request's life */
+    char *path;         /* owned copy of the URL path */
+    char *route_path;   /* owned copy split by the router; params point into it */
+    int route;          /* index into api_routes, or -1 */
+    const char *params[API_MAX_PARAMS];
+    char *body;
+    size_t body_len, body_cap;
+    bool body_too_large;
+    uint64_t start_ns;
+    storage_user_t caller; /* set by auth; id 0 when anonymous */
+
+    /* the response, filled by one reply helper */
+    int status;
+    char *resp_body; /* owned */
+    size_t resp_len;
+    const char *content_type;
+    char location[96];
+    char allow[64];
+    int retry_after; /* seconds; 0 for none */
+} api_req_t;
+
+typedef void (*api_handler_fn)(api_req_t *r);
+
+typedef struct api_route_s {
+    const char *method;
+    const char *pattern; /* "/v1/users/{id}/follow"; also the metrics label */
+    api_handler_fn handler;
+    bool auth;
+} api_route_t;
+
+extern const api_route_t api_routes[];
+extern const size_t api_routes_count;
+
+/* Matches path: returns the route index and fills params, or -1. When the path exists
+ * under other methods only, returns -2 and writes them to allow ("GET, PUT"). */
+int api_route_match(const char *method, char *path, const char **params, char *allow,
+                    size_t allow_size);
+
+/* ---- replies (reply.c): each sets the response; the last call wins ------------------- */
+/* Takes json (a reference) and serialises it. */
+void api_reply_json(api_req_t *r, int status, json_t *json);
+void api_reply_empty(api_req_t *r, int status);
+void api_reply_text(api_req_t *r, int status, const char *content_type, const char *text,
+                    size_t len);
+
+/* ---- problems (problem.c): the only mapping of failures to HTTP status -------------- */
+typedef enum {
+    API_BAD_REQUEST,        /* 400 */
+    API_UNAUTHORIZED,       /* 401 */
+    API_FORBIDDEN,          /* 403 */
+    API_NOT_FOUND,          /* 404 */
+    API_METHOD_NOT_ALLOWED, /* 405 */
+    API_CONFLICT,           /* 409 */
+    API_TOO_LARGE,          /* 413 */
+    API_UNSUPPORTED_MEDIA,  /* 415 */
+    API_UNPROCESSABLE,      /* 422 */
+    API_INTERNAL,           /* 500 */
+    API_UNAVAILABLE,        /* 503 */
+} api_problem_t;
+
+void api_problem(api_req_t *r, api_problem_t kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Maps a storage code to a problem; what names the missing thing for -ENOENT. */
+void api_storage_problem(api_req_t *r, int rc, const char *what);
+
+/* ---- request input (request.c): false means a problem reply was set ------------------ */
+bool api_param_id(api_req_t *r, int index, uint64_t *id);
+/* Parses limit (1..100, default 20) and cursor (absent, or an id). */
+bool api_query_page(api_req_t *r, size_t *limit, uint64_t *cursor);
+/* Parses the body as a JSON object whose keys are all in allowed (NULL-terminated).
+ * Returns a new reference or NULL after setting a problem. */
+json_t *api_body_object(api_req_t *r, const char *const *allowed);
+const char *api_header(api_req_t *r, const char *name);
+/* Parses a decimal id of 1..16 digits (no sign, no leading zero); 0 when invalid. */
+uint64_t api_parse_id(const char *s);
+/* Counts UTF-8 code points (the text is already valid UTF-8). */
+size_t api_utf8_length(const char *s);
+
+/* ---- auth (auth.c) --------------------------------------------------------------------- */
+#define API_TOKEN_MAX 96
+int api_auth_create(api_t *api);
+void api_auth_destroy(api_t *api);
+/* Writes a new token for user id and its SHA-256. */
+int api_token_new(uint64_t id, char token[API_TOKEN_MAX], uint8_t hash[32]);
+/* Checks the bearer token; sets r->caller, or a 401 problem and returns false. */
+bool api_authenticate(api_req_t *r);
+
+/* Hex SHA-256 of data: the fingerprint of a request body for Idempotency-Key. */
+void api_fingerprint(const char *data, size_t len, char out[65]);
+
+/* ---- mentions (mentions.c) --------------------------------------------------------------
+ * Finds "@handle" in text: '@' at the start or after a character that cannot be part of a
+ * handle, then 1..30 handle characters not followed by another. Fills up to max distinct
+ * (case-insensitively) handles, in order of first appearance; returns how many. */
+size_t api_mentions_parse(const char *text, char (*handles)[STORAGE_HANDLE_MAX + 1], size_t max);
+
+/* ---- views (views.c): domain records as the JSON shapes of DESIGN §4 ---------------- */
+json_t *api_id_json(uint64_t id);
+json_t *api_time_json(uint64_t ms);
+json_t *api_user_json(const storage_user_t *u);
+json_t *api_post_json(const storage_post_t *p, const storage_user_t *author);
+/* {items, next_cursor}; takes items. */
+json_t *api_list_json(json_t *items, uint64_t next_cursor);
+/* Appends the posts ids (with their authors) to items, skipping unknown and deleted
+ * posts, in two round trips whatever n is. Returns a storage code. */
+int api_posts_hydrate(api_t *api, const uint64_t *ids, size_t n, json_t *items);
+/* Hydrates page ids into post JSON (skipping deleted) and replies 200. */
+void api_reply_posts(api_req_t *r, const uint64_t *ids, size_t n, uint64_t next_cursor);
+
+/* ---- handlers ------------------------------------------------------------------------- */
+void api_users_create(api_req_t *r);
+void api_users_get(api_req_t *r);
+void api_users_follow(api_req_t *r);
+void api_users_unfollow(api_req_t *r);
+void api_users_followers(api_req_t *r);
+void api_users_following(api_req_t *r);
+void api_posts_create(api_req_t *r);
+void api_posts_get(api_req_t *r);
+void api_posts_delete(api_req_t *r);
+void api_posts_by_author(api_req_t *r);
+void api_system_healthz(api_req_t *r);
+void api_system_readyz(api_req_t *r);
+void api_system_metrics(api_req_t *r);
+void api_system_openapi(api_req_t *r);
+
+extern const char api_openapi_yaml[];
+extern const size_t api_openapi_yaml_len;
+
+#endif

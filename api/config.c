@@ -1,0 +1,232 @@
+/* api/config.c -- flags and their environment twins; the only reader of argv and environ.
+ *
+ * Every flag --name has a twin TIDINGS_NAME (dashes become underscores). The environment
+ * is applied first, flags after, so a flag wins. Values are checked here, with a message
+ * naming the flag, so the rest of the program can trust them.
+ */
+#include "api/config.h"
+#include "api/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef TIDINGS_VERSION
+#define TIDINGS_VERSION "0.0.0"
+#endif
+
+enum {
+    OPT_LISTEN = 256,
+    OPT_REDIS,
+    OPT_DATA_DIR,
+    OPT_REDIS_SERVER,
+    OPT_THREADS,
+    OPT_TIMELINE_MAX,
+    OPT_NOTIFICATIONS_MAX,
+    OPT_CELEBRITY_THRESHOLD,
+    OPT_MAX_BODY,
+    OPT_LOG_LEVEL,
+    OPT_LOG_FORMAT,
+    OPT_SHUTDOWN_GRACE,
+};
+
+static const struct option options[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"redis", required_argument, NULL, OPT_REDIS},
+    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+    {"redis-server", required_argument, NULL, OPT_REDIS_SERVER},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"timeline-max", required_argument, NULL, OPT_TIMELINE_MAX},
+    {"notifications-max", required_argument, NULL, OPT_NOTIFICATIONS_MAX},
+    {"celebrity-threshold", required_argument, NULL, OPT_CELEBRITY_THRESHOLD},
+    {"max-body", required_argument, NULL, OPT_MAX_BODY},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"shutdown-grace", required_argument, NULL, OPT_SHUTDOWN_GRACE},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+static const char usage[] =
+    "usage: tidings [options]\n"
+    "\n"
+    "Social feed fan-out and notification server. Every option also reads an environment\n"
+    "variable: --data-dir is TIDINGS_DATA_DIR, and so on; a flag wins over its variable.\n"
+    "\n"
+    "  --listen HOST:PORT           address to serve HTTP on (127.0.0.1:8080)\n"
+    "  --redis URL                  redis://[:password@]host:port[/db] or unix:///path;\n"
+    "                               unset: start an embedded redis-server (AOF on)\n"
+    "  --data-dir DIR               embedded Redis data directory (./tidings-data)\n"
+    "  --redis-server PATH          embedded Redis binary (redis-server)\n"
+    "  --threads N                  HTTP worker threads, 1..256 (4)\n"
+    "  --timeline-max N             entries kept per home timeline (800)\n"
+    "  --notifications-max N        notifications kept per user (1000)\n"
+    "  --celebrity-threshold N      followers above which posts merge at read time (10000)\n"
+    "  --max-body BYTES             largest request body accepted, 413 beyond (65536)\n"
+    "  --log-level LEVEL            debug, info, warn or error (info)\n"
+    "  --log-format FORMAT          text or json (text)\n"
+    "  --shutdown-grace MS          how long shutdown waits for in-flight requests (10000)\n"
+    "  -h, --help                   this text\n"
+    "  -V, --version                the version\n";
+
+void api_config_defaults(api_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:8080");
+    snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./tidings-data");
+    snprintf(cfg->redis_server, sizeof(cfg->redis_server), "redis-server");
+    cfg->threads = 4;
+    cfg->timeline_max = 800;
+    cfg->notifications_max = 1000;
+    cfg->celebrity_threshold = 10000;
+    cfg->max_body = 64 * 1024;
+    cfg->log_level = LOG_INFO;
+    cfg->log_json = 0;
+    cfg->shutdown_grace_ms = 10000;
+}
+
+static int parse_int(const char *name, const char *value, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (errno || end == value || *end || v < min || v > max) {
+        fprintf(stderr, "tidings: --%s must be an integer from %ld to %ld, not '%s'\n", name, min,
+                max, value);
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+static int copy_value(const char *name, char *dst, size_t size, const char *value)
+{
+    if (strlen(value) >= size) {
+        fprintf(stderr, "tidings: --%s is too long\n", name);
+        return -EINVAL;
+    }
+    memcpy(dst, value, strlen(value) + 1);
+    return 0;
+}
+
+static int apply(api_config_t *cfg, int opt, const char *value)
+{
+    const char *name = NULL;
+    for (const struct option *o = options; o->name; o++)
+        if (o->val == opt)
+            name = o->name;
+    long v = 0;
+    int rc = 0;
+    switch (opt) {
+    case OPT_LISTEN:
+        if (!strchr(value, ':')) {
+            fprintf(stderr, "tidings: --listen must be HOST:PORT, not '%s'\n", value);
+            return -EINVAL;
+        }
+        return copy_value(name, cfg->listen, sizeof(cfg->listen), value);
+    case OPT_REDIS:
+        if (*value && strncmp(value, "redis://", 8) != 0 && strncmp(value, "unix:///", 8) != 0) {
+            fprintf(stderr, "tidings: --redis must start with redis:// or unix:///, not '%s'\n",
+                    value);
+            return -EINVAL;
+        }
+        return copy_value(name, cfg->redis, sizeof(cfg->redis), value);
+    case OPT_DATA_DIR:
+        return copy_value(name, cfg->data_dir, sizeof(cfg->data_dir), value);
+    case OPT_REDIS_SERVER:
+        return copy_value(name, cfg->redis_server, sizeof(cfg->redis_server), value);
+    case OPT_THREADS:
+        rc = parse_int(name, value, 1, 256, &v);
+        cfg->threads = (int)v;
+        break;
+    case OPT_TIMELINE_MAX:
+        rc = parse_int(name, value, 1, 100000, &v);
+        cfg->timeline_max = (int)v;
+        break;
+    case OPT_NOTIFICATIONS_MAX:
+        rc = parse_int(name, value, 1, 100000, &v);
+        cfg->notifications_max = (int)v;
+        break;
+    case OPT_CELEBRITY_THRESHOLD:
+        rc = parse_int(name, value, 1, INT_MAX, &v);
+        cfg->celebrity_threshold = (int)v;
+        break;
+    case OPT_MAX_BODY:
+        rc = parse_int(name, value, 256, 64L * 1024 * 1024, &v);
+        cfg->max_body = (size_t)v;
+        break;
+    case OPT_SHUTDOWN_GRACE:
+        rc = parse_int(name, value, 0, 600000, &v);
+        cfg->shutdown_grace_ms = (int)v;
+        break;
+    case OPT_LOG_LEVEL:
+        cfg->log_level = log_level_parse(value);
+        if (cfg->log_level < 0) {
+            fprintf(stderr, "tidings: --log-level must be debug, info, warn or error\n");
+            return -EINVAL;
+        }
+        break;
+    case OPT_LOG_FORMAT:
+        if (strcmp(value, "text") != 0 && strcmp(value, "json") != 0) {
+            fprintf(stderr, "tidings: --log-format must be text or json\n");
+            return -EINVAL;
+        }
+        cfg->log_json = strcmp(value, "json") == 0;
+        break;
+    }
+    return rc;
+}
+
+static int apply_environment(api_config_t *cfg)
+{
+    for (const struct option *o = options; o->name; o++) {
+        if (o->has_arg != required_argument)
+            continue;
+        char var[64] = "TIDINGS_";
+        size_t n = strlen(var);
+        for (const char *c = o->name; *c && n < sizeof(var) - 1; c++)
+            var[n++] = *c == '-' ? '_' : (char)toupper((unsigned char)*c);
+        var[n] = '\0';
+        const char *value = getenv(var);
+        if (value && apply(cfg, o->val, value) != 0) {
+            fprintf(stderr, "tidings: (from %s)\n", var);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+int api_config_parse(api_config_t *cfg, int argc, char **argv)
+{
+    if (apply_environment(cfg) != 0)
+        return -EINVAL;
+    optind = 1;
+    opterr = 1;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "hV", options, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(usage, stdout);
+            return 1;
+        }
+        if (opt == 'V') {
+            printf("tidings %s\n", TIDINGS_VERSION);
+            return 1;
+        }
+        if (opt == '?') {
+            fputs(usage, stderr);
+            return -EINVAL;
+        }
+        if (apply(cfg, opt, optarg) != 0)
+            return -EINVAL;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tidings: unexpected argument '%s'\n", argv[optind]);
+        return -EINVAL;
+    }
+    return 0;
+}

@@ -1,0 +1,28 @@
+/* api/config.h -- the server's configuration: flags, each with an environment twin. */
+#ifndef TIDINGS_API_CONFIG_H
+#define TIDINGS_API_CONFIG_H
+
+#include <stddef.h>
+
+typedef struct api_config_s {
+    char listen[256];      /* --listen / TIDINGS_LISTEN: host:port */
+    char redis[1024];      /* --redis / TIDINGS_REDIS: empty means embedded */
+    char data_dir[1024];   /* --data-dir / TIDINGS_DATA_DIR */
+    char redis_server[1024]; /* --redis-server / TIDINGS_REDIS_SERVER: embedded binary */
+    int threads;           /* --threads: HTTP worker threads */
+    int timeline_max;      /* --timeline-max */
+    int notifications_max; /* --notifications-max */
+    int celebrity_threshold; /* --celebrity-threshold */
+    size_t max_body;       /* --max-body: bytes */
+    int log_level;         /* --log-level: LOG_DEBUG .. LOG_ERROR */
+    int log_json;          /* --log-format json */
+    int shutdown_grace_ms; /* --shutdown-grace: wait for in-flight requests */
+} api_config_t;
+
+void api_config_defaults(api_config_t *cfg);
+
+/* Reads the environment, then argv (flags win). Returns 0 to run, 1 when --help or
+ * --version printed what was asked (exit 0), -EINVAL after printing the error (exit 2). */
+int api_config_parse(api_config_t *cfg, int argc, char **argv);
+
+#endif

@@ -1,0 +1,222 @@
+/* api/handlers_posts.c -- the Posts tag: publish, read, delete, an author's posts.
+ *
+ * Publishing answers 202 once the post and its fan-out job are in Redis; it never touches
+ * a follower's timeline. With an Idempotency-Key, the key is claimed for a new post id
+ * before anything is written, so a retried request writes (or returns) that same post.
+ */
+#include "api/api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define TEXT_MAX_CHARS 5000
+#define IDEMPOTENCY_KEY_MAX 255
+
+static bool blank(const char *s)
+{
+    for (; *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+            return false;
+    return true;
+}
+
+static bool valid_idempotency_key(const char *k)
+{
+    size_t n = strlen(k);
+    if (n < 1 || n > IDEMPOTENCY_KEY_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (k[i] < 0x21 || k[i] > 0x7e)
+            return false;
+    return true;
+}
+
+/* Reads and checks text and reply_to into post; false after setting a problem. */
+static bool read_post_body(api_req_t *r, json_t *body, storage_post_t *post)
+{
+    json_t *jt = json_object_get(body, "text");
+    json_t *jr = json_object_get(body, "reply_to");
+    const char *text = json_string_value(jt);
+    if (!jt) {
+        api_problem(r, API_BAD_REQUEST, "text is required");
+        return false;
+    }
+    if (!text) {
+        api_problem(r, API_BAD_REQUEST, "text must be a string");
+        return false;
+    }
+    size_t chars = api_utf8_length(text);
+    if (chars < 1 || chars > TEXT_MAX_CHARS || blank(text)) {
+        api_problem(r, API_BAD_REQUEST, "text must be 1 to %d characters and not blank",
+                    TEXT_MAX_CHARS);
+        return false;
+    }
+    if (jr && !json_is_null(jr)) {
+        post->reply_to = api_parse_id(json_string_value(jr));
+        if (!post->reply_to) {
+            api_problem(r, API_BAD_REQUEST, "reply_to must be a post id string or null");
+            return false;
+        }
+    }
+    post->text = (char *)text; /* borrowed from body for the request's life */
+    return true;
+}
+
+/* Resolves mentions and checks the parent in one round trip each. */
+static bool resolve_references(api_req_t *r, storage_post_t *post)
+{
+    char handles[STORAGE_MENTIONS_MAX][STORAGE_HANDLE_MAX + 1];
+    size_t n = api_mentions_parse(post->text, handles, STORAGE_MENTIONS_MAX);
+    int rc = 0;
+    if (n) {
+        const char *names[STORAGE_MENTIONS_MAX];
+        uint64_t ids[STORAGE_MENTIONS_MAX];
+        for (size_t i = 0; i < n; i++)
+            names[i] = handles[i];
+        rc = storage_users_by_handle(r->api->storage, names, n, ids);
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            if (ids[i])
+                post->mentions[post->n_mentions++] = ids[i];
+    }
+    if (rc == 0 && post->reply_to) {
+        storage_post_t parent;
+        rc = storage_post_get(r->api->storage, post->reply_to, &parent);
+        bool gone = rc == -ENOENT || (rc == 0 && parent.deleted);
+        storage_post_clear(&parent);
+        if (gone) {
+            api_problem(r, API_UNPROCESSABLE, "reply_to names no post (it may have been deleted)");
+            return false;
+        }
+    }
+    if (rc)
+        api_storage_problem(r, rc, "post");
+    return rc == 0;
+}
+
+static void reply_post(api_req_t *r, int status, const storage_post_t *post)
+{
+    api_reply_json(r, status, api_post_json(post, &r->caller));
+    snprintf(r->location, sizeof(r->location), "/v1/posts/%llu", (unsigned long long)post->id);
+}
+
+/* An Idempotency-Key seen before: answer with its post, or let the request write it. */
+static bool replay(api_req_t *r, uint64_t id, bool same_request, storage_post_t *post)
+{
+    if (!same_request) {
+        api_problem(r, API_UNPROCESSABLE,
+                    "this Idempotency-Key was used for a different request");
+        return true;
+    }
+    storage_post_t existing;
+    int rc = storage_post_get(r->api->storage, id, &existing);
+    if (rc == -ENOENT) { /* the first attempt never wrote it: write it now, same id */
+        post->id = id;
+        return false;
+    }
+    if (rc)
+        api_storage_problem(r, rc, "post");
+    else if (existing.deleted)
+        api_problem(r, API_CONFLICT, "the post created with this Idempotency-Key was deleted");
+    else
+        reply_post(r, 202, &existing);
+    storage_post_clear(&existing);
+    return true;
+}
+
+void api_posts_create(api_req_t *r)
+{
+    static const char *const fields[] = {"text", "reply_to", NULL};
+    const char *key = api_header(r, "Idempotency-Key");
+    if (key && !valid_idempotency_key(key)) {
+        api_problem(r, API_BAD_REQUEST, "Idempotency-Key must be 1 to %d visible ASCII characters",
+                    IDEMPOTENCY_KEY_MAX);
+        return;
+    }
+    json_t *body = api_body_object(r, fields);
+    if (!body)
+        return;
+    storage_post_t post = {.author = r->caller.id};
+    if (!read_post_body(r, body, &post))
+        goto out;
+    post.id = storage_id_next(r->api->storage);
+    if (!post.id) {
+        api_storage_problem(r, -EAGAIN, "post");
+        goto out;
+    }
+    if (key) {
+        char fingerprint[65];
+        uint64_t existing = 0;
+        bool same = false;
+        api_fingerprint(r->body, r->body_len, fingerprint);
+        int rc = storage_idempotency_claim(r->api->storage, r->caller.id, key, fingerprint,
+                                           post.id, &existing, &same);
+        if (rc == -EEXIST && replay(r, existing, same, &post))
+            goto out;
+        if (rc && rc != -EEXIST) {
+            api_storage_problem(r, rc, "post");
+            goto out;
+        }
+    }
+    if (!resolve_references(r, &post))
+        goto out;
+    int rc = storage_post_create(r->api->storage, &post);
+    if (rc)
+        api_storage_problem(r, rc, "post");
+    else
+        reply_post(r, 202, &post);
+out:
+    json_decref(body); /* post.text was borrowed from it */
+}
+
+void api_posts_get(api_req_t *r)
+{
+    uint64_t id;
+    if (!api_param_id(r, 0, &id))
+        return;
+    json_t *items = json_array();
+    int rc = items ? api_posts_hydrate(r->api, &id, 1, items) : -ENOMEM;
+    if (rc)
+        api_storage_problem(r, rc, "post");
+    else if (json_array_size(items) == 0)
+        api_problem(r, API_NOT_FOUND, "post not found");
+    else
+        api_reply_json(r, 200, json_incref(json_array_get(items, 0)));
+    json_decref(items);
+}
+
+void api_posts_delete(api_req_t *r)
+{
+    uint64_t id;
+    if (!api_param_id(r, 0, &id))
+        return;
+    storage_post_t post;
+    int rc = storage_post_get(r->api->storage, id, &post);
+    if (rc == 0 && post.deleted)
+        rc = -ENOENT;
+    if (rc)
+        api_storage_problem(r, rc, "post");
+    else if (post.author != r->caller.id)
+        api_problem(r, API_FORBIDDEN, "only the author may delete a post");
+    else if ((rc = storage_post_delete(r->api->storage, id, post.author)) != 0)
+        api_storage_problem(r, rc, "post");
+    else
+        api_reply_empty(r, 204);
+    storage_post_clear(&post);
+}
+
+void api_posts_by_author(api_req_t *r)
+{
+    uint64_t id, cursor;
+    size_t limit;
+    if (!api_param_id(r, 0, &id) || !api_query_page(r, &limit, &cursor))
+        return;
+    storage_page_t page;
+    int rc = storage_author_posts_page(r->api->storage, id, cursor, limit, &page);
+    if (rc) {
+        api_storage_problem(r, rc, "user");
+        return;
+    }
+    api_reply_posts(r, page.ids, page.n, page.next_cursor);
+    storage_page_free(&page);
+}

@@ -1,0 +1,155 @@
+/* api/handlers_users.c -- the Users tag: registration, profiles, the follow graph. */
+#include "api/api.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DISPLAY_NAME_MAX_CHARS 50
+
+/* 1..30 of [A-Za-z0-9_]. */
+static bool valid_handle(const char *h)
+{
+    size_t n = strlen(h);
+    if (n < 1 || n > STORAGE_HANDLE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)h[i]) && h[i] != '_')
+            return false;
+    return true;
+}
+
+/* No control characters (C0, DEL); jansson already guarantees valid UTF-8. */
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+void api_users_create(api_req_t *r)
+{
+    static const char *const fields[] = {"handle", "display_name", NULL};
+    json_t *body = api_body_object(r, fields);
+    if (!body)
+        return;
+    json_t *jh = json_object_get(body, "handle");
+    json_t *jn = json_object_get(body, "display_name");
+    const char *handle = json_string_value(jh);
+    const char *name = jn && !json_is_null(jn) ? json_string_value(jn) : NULL;
+    if (!jh) {
+        api_problem(r, API_BAD_REQUEST, "handle is required");
+    } else if (!handle) {
+        api_problem(r, API_BAD_REQUEST, "handle must be a string");
+    } else if (!valid_handle(handle)) {
+        api_problem(r, API_BAD_REQUEST, "handle must be 1 to 30 letters, digits or underscores");
+    } else if (jn && !json_is_null(jn) && !name) {
+        api_problem(r, API_BAD_REQUEST, "display_name must be a string");
+    } else if (name && (api_utf8_length(name) < 1 ||
+                        api_utf8_length(name) > DISPLAY_NAME_MAX_CHARS || !printable(name))) {
+        api_problem(r, API_BAD_REQUEST,
+                    "display_name must be 1 to %d characters without control characters",
+                    DISPLAY_NAME_MAX_CHARS);
+    } else {
+        char token[API_TOKEN_MAX];
+        uint8_t hash[32];
+        storage_user_t user;
+        uint64_t id = storage_id_next(r->api->storage);
+        int rc = id ? api_token_new(id, token, hash) : -EAGAIN;
+        if (rc == 0)
+            rc = storage_user_create(r->api->storage, id, handle, name ? name : handle, hash,
+                                     &user);
+        if (rc == -EEXIST)
+            api_problem(r, API_CONFLICT, "the handle '%s' is taken", handle);
+        else if (rc)
+            api_storage_problem(r, rc, "user");
+        else {
+            json_t *out = json_pack("{s:o, s:s}", "user", api_user_json(&user), "token", token);
+            api_reply_json(r, 201, out);
+            snprintf(r->location, sizeof(r->location), "/v1/users/%llu", (unsigned long long)user.id);
+        }
+    }
+    json_decref(body);
+}
+
+void api_users_get(api_req_t *r)
+{
+    uint64_t id;
+    if (!api_param_id(r, 0, &id))
+        return;
+    storage_user_t user;
+    int rc = storage_user_get(r->api->storage, id, &user);
+    if (rc)
+        api_storage_problem(r, rc, "user");
+    else
+        api_reply_json(r, 200, api_user_json(&user));
+}
+
+static void change_follow(api_req_t *r, bool follow)
+{
+    uint64_t id;
+    if (!api_param_id(r, 0, &id))
+        return;
+    if (id == r->caller.id) {
+        api_problem(r, API_UNPROCESSABLE, "you cannot follow yourself");
+        return;
+    }
+    bool changed;
+    int rc = follow ? storage_follow(r->api->storage, r->caller.id, id, &changed)
+                    : storage_unfollow(r->api->storage, r->caller.id, id, &changed);
+    if (rc)
+        api_storage_problem(r, rc, "user");
+    else
+        api_reply_empty(r, 204);
+}
+
+void api_users_follow(api_req_t *r)
+{
+    change_follow(r, true);
+}
+
+void api_users_unfollow(api_req_t *r)
+{
+    change_follow(r, false);
+}
+
+static void list_edges(api_req_t *r, storage_edge_t which)
+{
+    uint64_t id, cursor;
+    size_t limit;
+    if (!api_param_id(r, 0, &id) || !api_query_page(r, &limit, &cursor))
+        return;
+    storage_page_t page;
+    int rc = storage_edges_page(r->api->storage, which, id, cursor, limit, &page);
+    if (rc) {
+        api_storage_problem(r, rc, "user");
+        return;
+    }
+    storage_user_t *users = calloc(page.n ? page.n : 1, sizeof(*users));
+    json_t *items = json_array();
+    rc = users && items ? storage_users_get(r->api->storage, page.ids, page.n, users) : -ENOMEM;
+    if (rc) {
+        api_storage_problem(r, rc, "user");
+        json_decref(items);
+    } else {
+        for (size_t i = 0; i < page.n; i++)
+            if (users[i].id)
+                json_array_append_new(items, api_user_json(&users[i]));
+        api_reply_json(r, 200, api_list_json(items, page.next_cursor));
+    }
+    free(users);
+    storage_page_free(&page);
+}
+
+void api_users_followers(api_req_t *r)
+{
+    list_edges(r, STORAGE_FOLLOWERS);
+}
+
+void api_users_following(api_req_t *r)
+{
+    list_edges(r, STORAGE_FOLLOWING);
+}

@@ -1,0 +1,184 @@
+/* api/main.c -- the composition root: reads the configuration, creates the modules in
+ * dependency order, runs the libuv loop until a signal, and shuts down in reverse.
+ *
+ * The loop thread owns housekeeping: the id-node lease (acquired, then renewed every few
+ * seconds; retried while Redis is away) and the signal handlers. Shutdown: stop accepting,
+ * let in-flight requests finish (up to --shutdown-grace), stop the HTTP threads, release
+ * the lease, stop the embedded Redis, which flushes its AOF.
+ */
+#include "api/api.h"
+#include "api/config.h"
+#include "api/log.h"
+#include "api/server.h"
+#include "storage/storage.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define LEASE_RETRY_MS 500
+#define LEASE_RENEW_MS 5000
+#define DRAIN_POLL_MS 20
+
+typedef struct tidings_s {
+    api_config_t cfg;
+    storage_embedded_t *embedded;
+    storage_t *storage;
+    api_t *api;
+    api_server_t *server;
+    uv_loop_t loop;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t lease_timer, drain_timer;
+    uint64_t drain_deadline;
+    bool loop_ready, prepared, stopping;
+} tidings_t;
+
+static void on_lease_timer(uv_timer_t *t)
+{
+    tidings_t *app = t->data;
+    int rc = 0;
+    if (!app->prepared) {
+        rc = storage_prepare(app->storage);
+        if (rc == 0)
+            rc = storage_node_acquire(app->storage);
+        if (rc == 0) {
+            app->prepared = true;
+            LOG(LOG_INFO, "storage", "redis ready; id node %d", storage_node_id(app->storage));
+        }
+    } else {
+        int before = storage_node_id(app->storage);
+        rc = storage_node_renew(app->storage);
+        if (rc == 0 && storage_node_id(app->storage) != before)
+            LOG(LOG_WARN, "storage", "id node lease lost; now node %d",
+                storage_node_id(app->storage));
+    }
+    if (rc)
+        LOG_RATELIMITED(LOG_WARN, "storage", 0, "redis not ready (%s); retrying",
+                        rc == -EAGAIN ? "unreachable" : strerror(-rc));
+    uv_timer_start(t, on_lease_timer, app->prepared && rc == 0 ? LEASE_RENEW_MS : LEASE_RETRY_MS,
+                   0);
+}
+
+static void close_all(tidings_t *app)
+{
+    uv_close((uv_handle_t *)&app->sigint, NULL);
+    uv_close((uv_handle_t *)&app->sigterm, NULL);
+    uv_close((uv_handle_t *)&app->lease_timer, NULL);
+    uv_close((uv_handle_t *)&app->drain_timer, NULL);
+}
+
+static void on_drain_timer(uv_timer_t *t)
+{
+    tidings_t *app = t->data;
+    long long left = api_server_in_flight(app->server);
+    if (left > 0 && uv_now(&app->loop) < app->drain_deadline)
+        return;
+    if (left > 0)
+        LOG(LOG_WARN, "main", "%lld requests still running after the grace period", left);
+    uv_timer_stop(t);
+    close_all(app);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    tidings_t *app = sig->data;
+    if (app->stopping) {
+        LOG(LOG_WARN, "main", "second signal: stopping now");
+        app->drain_deadline = 0;
+        return;
+    }
+    app->stopping = true;
+    LOG(LOG_INFO, "main", "%s: no new connections; finishing in-flight requests",
+        strsignal(signum));
+    api_server_quiesce(app->server);
+    app->drain_deadline = uv_now(&app->loop) + (uint64_t)app->cfg.shutdown_grace_ms;
+    uv_timer_start(&app->drain_timer, on_drain_timer, 0, DRAIN_POLL_MS);
+}
+
+static int start(tidings_t *app)
+{
+    const char *url = app->cfg.redis;
+    if (!url[0]) {
+        app->embedded = storage_embedded_start(app->cfg.data_dir, app->cfg.redis_server, &url);
+        if (!app->embedded) {
+            LOG_ERRNO(LOG_ERROR, "storage", errno, "embedded %s in %s failed to start",
+                      app->cfg.redis_server, app->cfg.data_dir);
+            return -1;
+        }
+        LOG(LOG_INFO, "storage", "embedded redis at %s (AOF on, data in %s)", url,
+            app->cfg.data_dir);
+    }
+    storage_config_t scfg;
+    storage_config_defaults(&scfg);
+    scfg.url = url;
+    scfg.pool_size = app->cfg.threads * 2 + 4;
+    app->storage = storage_create(&scfg);
+    if (!app->storage) {
+        LOG(LOG_ERROR, "storage", "bad redis url %s", url);
+        return -1;
+    }
+    app->api = calloc(1, sizeof(*app->api));
+    if (!app->api || api_auth_create(app->api) != 0)
+        return -1;
+    app->api->cfg = &app->cfg;
+    app->api->storage = app->storage;
+
+    uv_loop_init(&app->loop);
+    uv_timer_init(&app->loop, &app->lease_timer);
+    uv_timer_init(&app->loop, &app->drain_timer);
+    uv_signal_init(&app->loop, &app->sigint);
+    uv_signal_init(&app->loop, &app->sigterm);
+    app->lease_timer.data = app->drain_timer.data = app;
+    app->sigint.data = app->sigterm.data = app;
+    uv_signal_start(&app->sigint, on_signal, SIGINT);
+    uv_signal_start(&app->sigterm, on_signal, SIGTERM);
+    app->loop_ready = true;
+    on_lease_timer(&app->lease_timer); /* try Redis before taking requests */
+
+    app->server = api_server_start(app->api);
+    if (!app->server)
+        return -1;
+    LOG(LOG_INFO, "main", "tidings %s listening on http://%s (port %d, %d threads)",
+        TIDINGS_VERSION, app->cfg.listen, api_server_port(app->server), app->cfg.threads);
+    return 0;
+}
+
+static void stop(tidings_t *app)
+{
+    api_server_stop(app->server);
+    if (app->storage) {
+        storage_node_release(app->storage);
+        storage_destroy(app->storage);
+    }
+    if (app->api) {
+        api_auth_destroy(app->api);
+        free(app->api);
+    }
+    storage_embedded_stop(app->embedded);
+}
+
+int main(int argc, char **argv)
+{
+    tidings_t app;
+    memset(&app, 0, sizeof(app));
+    signal(SIGPIPE, SIG_IGN); /* a peer that hangs up is an error code, not a death */
+    api_config_defaults(&app.cfg);
+    int rc = api_config_parse(&app.cfg, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    log_setup(app.cfg.log_level, app.cfg.log_json);
+
+    rc = start(&app);
+    if (app.loop_ready) {
+        if (rc != 0)
+            close_all(&app);
+        uv_run(&app.loop, UV_RUN_DEFAULT);
+        uv_loop_close(&app.loop);
+    }
+    stop(&app);
+    LOG(LOG_INFO, "main", rc == 0 ? "stopped" : "failed to start");
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,29 @@
+/* api/metrics.h -- request counters and latency histograms for /metrics (Prometheus text).
+ * Thread: any; lock-free (relaxed atomics). */
+#ifndef TIDINGS_API_METRICS_H
+#define TIDINGS_API_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#define API_METRICS_ROUTES 40 /* routes plus one for "unmatched" */
+#define API_METRICS_BUCKETS 12
+
+typedef struct api_metrics_s {
+    atomic_ullong requests[API_METRICS_ROUTES][600]; /* by route and status */
+    atomic_ullong buckets[API_METRICS_ROUTES][API_METRICS_BUCKETS + 1];
+    atomic_ullong sum_us[API_METRICS_ROUTES];
+    atomic_llong in_flight;
+} api_metrics_t;
+
+extern const double api_metrics_bounds[API_METRICS_BUCKETS];
+
+/* route is an index below API_METRICS_ROUTES - 1, or -1 for requests no route matched. */
+void api_metrics_observe(api_metrics_t *m, int route, int status, double seconds);
+
+/* Appends the request metrics to buf (a growable string, see text.h). */
+struct api_text_s;
+void api_metrics_render(const api_metrics_t *m, const char *const *route_names, size_t n_routes,
+                        struct api_text_s *out);
+
+#endif

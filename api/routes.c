@@ -1,0 +1,100 @@
+/* api/routes.c -- the route table (the same routes as openapi.yaml) and path matching.
+ *
+ * Patterns are literal segments and "{name}" captures. Matching splits the request path
+ * in place; a path that exists under other methods only is reported with its Allow list
+ * so that the server can answer 405 instead of 404.
+ */
+#include "api/api.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const api_route_t api_routes[] = {
+    {"POST", "/v1/users", api_users_create, false},
+    {"GET", "/v1/users/{id}", api_users_get, true},
+    {"PUT", "/v1/users/{id}/follow", api_users_follow, true},
+    {"DELETE", "/v1/users/{id}/follow", api_users_unfollow, true},
+    {"GET", "/v1/users/{id}/followers", api_users_followers, true},
+    {"GET", "/v1/users/{id}/following", api_users_following, true},
+    {"GET", "/v1/users/{id}/posts", api_posts_by_author, true},
+    {"POST", "/v1/posts", api_posts_create, true},
+    {"GET", "/v1/posts/{id}", api_posts_get, true},
+    {"DELETE", "/v1/posts/{id}", api_posts_delete, true},
+    {"GET", "/healthz", api_system_healthz, false},
+    {"GET", "/readyz", api_system_readyz, false},
+    {"GET", "/metrics", api_system_metrics, false},
+    {"GET", "/openapi.yaml", api_system_openapi, false},
+};
+const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);
+
+#define MAX_SEGMENTS 8
+
+/* Splits path ("/a/b/c") in place into segments; returns their count or -1. */
+static int split(char *path, char **segs)
+{
+    if (path[0] != '/')
+        return -1;
+    int n = 0;
+    char *p = path + 1;
+    if (*p == '\0')
+        return 0;
+    for (;;) {
+        if (n == MAX_SEGMENTS)
+            return -1;
+        segs[n++] = p;
+        char *slash = strchr(p, '/');
+        if (!slash)
+            return n;
+        *slash = '\0';
+        p = slash + 1;
+    }
+}
+
+/* Does the pattern match these segments? Captures go to params. */
+static bool match(const char *pattern, char **segs, int n, const char **params)
+{
+    const char *p = pattern + 1;
+    int np = 0;
+    for (int i = 0; i < n; i++) {
+        if (*p == '\0')
+            return false;
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (p[0] == '{') {
+            if (segs[i][0] == '\0' || np == API_MAX_PARAMS)
+                return false;
+            params[np++] = segs[i];
+        } else if (strlen(segs[i]) != len || memcmp(segs[i], p, len) != 0) {
+            return false;
+        }
+        p += len + (end ? 1 : 0);
+    }
+    return *p == '\0';
+}
+
+int api_route_match(const char *method, char *path, const char **params, char *allow,
+                    size_t allow_size)
+{
+    char *segs[MAX_SEGMENTS];
+    int n = split(path, segs);
+    if (n < 0)
+        return -1;
+    const char *wanted = strcmp(method, "HEAD") == 0 ? "GET" : method;
+    bool other_methods = false;
+    allow[0] = '\0';
+    for (size_t i = 0; i < api_routes_count; i++) {
+        if (!match(api_routes[i].pattern, segs, n, params))
+            continue;
+        if (strcmp(api_routes[i].method, wanted) == 0)
+            return (int)i;
+        size_t used = strlen(allow);
+        snprintf(allow + used, allow_size - used, "%s%s", used ? ", " : "",
+                 api_routes[i].method);
+        if (strcmp(api_routes[i].method, "GET") == 0) {
+            used = strlen(allow);
+            snprintf(allow + used, allow_size - used, ", HEAD");
+        }
+        other_methods = true;
+    }
+    return other_methods ? -2 : -1;
+}

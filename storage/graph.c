@@ -1,0 +1,125 @@
+/* storage/graph.c -- the follow graph.
+ *
+ * An edge is written twice, following:{a} and followers:{b}, both scored by one fresh id
+ * (time-ordered and unique, so it doubles as a pagination cursor). The two keys live in
+ * different slots, so they cannot share a transaction; the same round trip also queues
+ * the follow or unfollow job. A request retried after a crash therefore repairs a half
+ * written edge and queues the job again, which the engine applies idempotently.
+ */
+#include "storage/storage_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int user_exists(storage_t *s, uint64_t id)
+{
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, "EXISTS " K_USER, (ull)id);
+    int rc = storage__batch_run(&b);
+    if (rc == 0)
+        rc = storage__is_error(b.r[0]) ? -EIO : storage__int(b.r[0]) == 1 ? 0 : -ENOENT;
+    storage__batch_free(&b);
+    return rc;
+}
+
+static int change_edge(storage_t *s, uint64_t a, uint64_t b_id, bool add, bool *changed)
+{
+    int rc = user_exists(s, b_id);
+    if (rc)
+        return rc;
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    if (add) {
+        uint64_t edge = storage_id_next(s);
+        if (!edge) {
+            storage__batch_free(&b);
+            return -EAGAIN;
+        }
+        storage__batch_add(&b, "ZADD " K_FOLLOWING " NX %llu %llu", (ull)a, (ull)edge, (ull)b_id);
+        storage__batch_add(&b, "ZADD " K_FOLLOWERS " NX %llu %llu", (ull)b_id, (ull)edge, (ull)a);
+    } else {
+        storage__batch_add(&b, "ZREM " K_FOLLOWING " %llu", (ull)a, (ull)b_id);
+        storage__batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)b_id, (ull)a);
+    }
+    storage__batch_add(&b, "XADD " K_FANOUT " * kind %s follower %llu followee %llu",
+                       storage__shard(s, a), add ? "follow" : "unfollow", (ull)a, (ull)b_id);
+    rc = storage__batch_run(&b);
+    for (size_t i = 0; rc == 0 && i < b.n; i++)
+        if (storage__is_error(b.r[i]))
+            rc = -EIO;
+    if (rc == 0)
+        *changed = storage__int(b.r[0]) > 0 || storage__int(b.r[1]) > 0;
+    storage__batch_free(&b);
+    return rc;
+}
+
+int storage_follow(storage_t *s, uint64_t follower, uint64_t followee, bool *changed)
+{
+    return change_edge(s, follower, followee, true, changed);
+}
+
+int storage_unfollow(storage_t *s, uint64_t follower, uint64_t followee, bool *changed)
+{
+    return change_edge(s, follower, followee, false, changed);
+}
+
+void storage_page_free(storage_page_t *p)
+{
+    free(p->ids);
+    memset(p, 0, sizeof(*p));
+}
+
+/* Reads a ZREVRANGEBYSCORE … WITHSCORES reply of up to limit+1 pairs into a page. */
+static int read_page(const redisReply *r, size_t limit, storage_page_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        return -EIO;
+    size_t pairs = r->elements / 2;
+    size_t n = pairs > limit ? limit : pairs;
+    out->ids = calloc(n ? n : 1, sizeof(*out->ids));
+    if (!out->ids)
+        return -ENOMEM;
+    uint64_t last_score = 0;
+    for (size_t i = 0; i < n; i++) {
+        out->ids[i] = storage__uint_str(r->element[2 * i]);
+        last_score = storage__uint_str(r->element[2 * i + 1]);
+    }
+    out->n = n;
+    out->next_cursor = pairs > limit ? last_score : 0;
+    return 0;
+}
+
+int storage__zpage(storage_t *s, const char *key_fmt, uint64_t owner, uint64_t cursor,
+                   size_t limit, storage_page_t *out)
+{
+    char max[32] = "+inf";
+    if (cursor)
+        snprintf(max, sizeof(max), "(%llu", (ull)cursor);
+    char cmd[96];
+    snprintf(cmd, sizeof(cmd), "ZREVRANGEBYSCORE %s %%s -inf WITHSCORES LIMIT 0 %%llu", key_fmt);
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, "EXISTS " K_USER, (ull)owner);
+    storage__batch_add(&b, cmd, (ull)owner, max, (ull)(limit + 1));
+    int rc = storage__batch_run(&b);
+    if (rc == 0) {
+        if (storage__is_error(b.r[0]) || storage__is_error(b.r[1]))
+            rc = -EIO;
+        else if (storage__int(b.r[0]) != 1)
+            rc = -ENOENT;
+        else
+            rc = read_page(b.r[1], limit, out);
+    }
+    storage__batch_free(&b);
+    return rc;
+}
+
+int storage_edges_page(storage_t *s, storage_edge_t which, uint64_t user, uint64_t cursor,
+                       size_t limit, storage_page_t *out)
+{
+    return storage__zpage(s, which == STORAGE_FOLLOWERS ? K_FOLLOWERS : K_FOLLOWING, user,
+                          cursor, limit, out);
+}

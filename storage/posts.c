@@ -1,0 +1,169 @@
+/* storage/posts.c -- posts, authors' post indexes, idempotency keys.
+ *
+ * A post is a hash post:{id} with its immutable fields; like and repost counters are
+ * HINCRBY'd fields that a replayed create never resets. Creating writes the hash, the
+ * author's index posts:{author} and the fan-out job in one pipelined round trip; if any
+ * reply is an error the request fails and a retry (same Idempotency-Key) writes the same
+ * post id again, so the job is never missing. A deleted post keeps a tombstone hash
+ * (deleted=1, no text) so that a late fan-out of it can tell it must not be written.
+ */
+#include "storage/storage_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void storage_post_clear(storage_post_t *p)
+{
+    free(p->text);
+    memset(p, 0, sizeof(*p));
+}
+
+static void format_mentions(char *buf, size_t size, const storage_post_t *p)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < p->n_mentions && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%llu", i ? "," : "",
+                                 (ull)p->mentions[i]);
+}
+
+static void parse_mentions(storage_post_t *p, const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_STRING)
+        return;
+    const char *c = r->str, *end = r->str + r->len;
+    while (c < end && p->n_mentions < STORAGE_MENTIONS_MAX) {
+        const char *comma = memchr(c, ',', (size_t)(end - c));
+        const char *stop = comma ? comma : end;
+        uint64_t id = storage__parse_u64(c, (size_t)(stop - c));
+        if (id)
+            p->mentions[p->n_mentions++] = id;
+        c = stop + 1;
+    }
+}
+
+int storage_post_create(storage_t *s, const storage_post_t *p)
+{
+    char mentions[STORAGE_MENTIONS_MAX * 21 + 1];
+    format_mentions(mentions, sizeof(mentions), p);
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, "HSET " K_POST " author %llu text %b reply_to %llu mentions %s",
+                       (ull)p->id, (ull)p->author, p->text, strlen(p->text), (ull)p->reply_to,
+                       mentions);
+    storage__batch_add(&b, "ZADD " K_POSTS " %llu %llu", (ull)p->author, (ull)p->id, (ull)p->id);
+    storage__batch_add(&b, "XADD " K_FANOUT " * kind post post %llu author %llu",
+                       storage__shard(s, p->author), (ull)p->id, (ull)p->author);
+    int rc = storage__batch_run(&b);
+    for (size_t i = 0; rc == 0 && i < b.n; i++)
+        if (storage__is_error(b.r[i]))
+            rc = -EIO;
+    storage__batch_free(&b);
+    return rc;
+}
+
+#define POST_FIELDS "author text reply_to mentions likes reposts deleted"
+
+/* Reads one HMGET POST_FIELDS reply; false when there is no such post. */
+static int read_post(const redisReply *r, uint64_t id, storage_post_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (storage__is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 7)
+        return -EIO;
+    uint64_t author = storage__uint_str(r->element[0]);
+    if (!author)
+        return 0;
+    const redisReply *text = r->element[1];
+    out->text = text->type == REDIS_REPLY_STRING ? strndup(text->str, text->len) : strdup("");
+    if (!out->text)
+        return -ENOMEM;
+    out->id = id;
+    out->author = author;
+    out->reply_to = storage__uint_str(r->element[2]);
+    parse_mentions(out, r->element[3]);
+    out->like_count = (int64_t)storage__uint_str(r->element[4]);
+    out->repost_count = (int64_t)storage__uint_str(r->element[5]);
+    out->deleted = storage__uint_str(r->element[6]) == 1;
+    return 0;
+}
+
+int storage_posts_get(storage_t *s, const uint64_t *ids, size_t n, storage_post_t *out)
+{
+    memset(out, 0, n * sizeof(*out));
+    if (n == 0)
+        return 0;
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    for (size_t i = 0; i < n; i++)
+        storage__batch_add(&b, "HMGET " K_POST " " POST_FIELDS, (ull)ids[i]);
+    int rc = storage__batch_run(&b);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = read_post(b.r[i], ids[i], &out[i]);
+    storage__batch_free(&b);
+    if (rc)
+        for (size_t i = 0; i < n; i++)
+            storage_post_clear(&out[i]);
+    return rc;
+}
+
+int storage_post_get(storage_t *s, uint64_t id, storage_post_t *out)
+{
+    int rc = storage_posts_get(s, &id, 1, out);
+    if (rc == 0 && out->id == 0)
+        rc = -ENOENT;
+    return rc;
+}
+
+int storage_post_delete(storage_t *s, uint64_t id, uint64_t author)
+{
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, "HSET " K_POST " deleted 1", (ull)id);
+    storage__batch_add(&b, "HDEL " K_POST " text mentions", (ull)id);
+    storage__batch_add(&b, "ZREM " K_POSTS " %llu", (ull)author, (ull)id);
+    storage__batch_add(&b, "XADD " K_FANOUT " * kind delete post %llu author %llu",
+                       storage__shard(s, author), (ull)id, (ull)author);
+    int rc = storage__batch_run(&b);
+    for (size_t i = 0; rc == 0 && i < b.n; i++)
+        if (storage__is_error(b.r[i]))
+            rc = -EIO;
+    storage__batch_free(&b);
+    return rc;
+}
+
+int storage_author_posts_page(storage_t *s, uint64_t author, uint64_t cursor, size_t limit,
+                              storage_page_t *out)
+{
+    return storage__zpage(s, K_POSTS, author, cursor, limit, out);
+}
+
+int storage_idempotency_claim(storage_t *s, uint64_t user, const char *key,
+                              const char *fingerprint, uint64_t new_id, uint64_t *existing_id,
+                              bool *same_request)
+{
+    size_t klen = strlen(key);
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, "SET " K_IDEM " %llu:%s NX EX %d", (ull)user, key, klen, (ull)new_id,
+                       fingerprint, IDEM_TTL_S);
+    storage__batch_add(&b, "GET " K_IDEM, (ull)user, key, klen);
+    int rc = storage__batch_run(&b);
+    if (rc == 0 && (storage__is_error(b.r[0]) || storage__is_error(b.r[1])))
+        rc = -EIO;
+    if (rc == 0 && b.r[0]->type != REDIS_REPLY_STATUS) {
+        const redisReply *v = b.r[1];
+        const char *colon = v->type == REDIS_REPLY_STRING ? memchr(v->str, ':', v->len) : NULL;
+        if (!colon) {
+            rc = -EIO;
+        } else {
+            *existing_id = storage__parse_u64(v->str, (size_t)(colon - v->str));
+            size_t flen = v->len - (size_t)(colon + 1 - v->str);
+            *same_request = flen == strlen(fingerprint) && memcmp(colon + 1, fingerprint, flen) == 0;
+            rc = -EEXIST;
+        }
+    }
+    storage__batch_free(&b);
+    return rc;
+}

@@ -1,0 +1,155 @@
+/* storage/storage.h -- every Redis key and command of Tidings, behind domain functions.
+ *
+ * Nothing outside storage/ builds a Redis command. Functions here are synchronous and
+ * thread-safe (thread: any): each borrows a connection from a pool, runs one pipelined
+ * batch (one round trip) or a few, and returns it. While Redis is unreachable they fail
+ * fast with -EAGAIN and the pool reconnects with exponential backoff.
+ *
+ * Return codes: 0, -ENOENT (no such user/post), -EEXIST (taken), -EAGAIN (Redis
+ * unreachable, retry later), -EIO (Redis answered with an error), -ENOMEM, -EINVAL.
+ */
+#ifndef TIDINGS_STORAGE_H
+#define TIDINGS_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct storage_s storage_t;
+
+typedef struct storage_config_s {
+    const char *url;        /* redis://[:password@]host:port[/db] or unix:///path (borrowed) */
+    int pool_size;          /* connections kept open */
+    int connect_timeout_ms; /* per connect attempt */
+    int command_timeout_ms; /* per round trip */
+    int fanout_shards;      /* streams fanout:{0..n-1} */
+} storage_config_t;
+
+/* Fills in the defaults. */
+void storage_config_defaults(storage_config_t *cfg);
+
+/* Returns new storage or NULL on a bad URL or no memory. Does not connect yet. */
+storage_t *storage_create(const storage_config_t *cfg);
+void storage_destroy(storage_t *s);
+
+/* Round trip to Redis: 0 when it answers. Updates the readiness flag. */
+int storage_ping(storage_t *s);
+/* Readiness as last observed by any command (cheap). */
+bool storage_is_up(const storage_t *s);
+/* Counters for /metrics. */
+uint64_t storage_reconnects(const storage_t *s);
+
+/* Creates the fan-out consumer group on every shard if missing. */
+int storage_prepare(storage_t *s);
+
+/* ---- ids (ids.c) ---------------------------------------------------------------------
+ * 53-bit Snowflake-like ids: 41 bits of milliseconds since 2024-01-01, 6 bits of node id,
+ * 6 bits of sequence. 53 bits keep them exact as sorted-set scores and as JavaScript
+ * numbers. The node id is leased in Redis so that processes sharing a Redis never clash. */
+#define STORAGE_ID_EPOCH_MS 1704067200000ULL
+#define STORAGE_ID_MAX_DIGITS 16
+
+/* Leases a node id; call once at start, then storage_node_renew every few seconds. */
+int storage_node_acquire(storage_t *s);
+int storage_node_renew(storage_t *s);
+void storage_node_release(storage_t *s);
+int storage_node_id(const storage_t *s);
+/* Thread: any. Never returns the same id twice in this process; never goes backwards.
+ * Returns 0 while no node id is leased (Redis unreachable since start): callers answer
+ * -EAGAIN then, since an id without a lease could clash with another process's. */
+uint64_t storage_id_next(storage_t *s);
+/* Milliseconds since the Unix epoch encoded in an id. */
+uint64_t storage_id_time_ms(uint64_t id);
+
+/* ---- users (users.c) ------------------------------------------------------------------ */
+#define STORAGE_HANDLE_MAX 30
+#define STORAGE_NAME_MAX 200 /* bytes of UTF-8: 50 characters of up to 4 bytes */
+
+typedef struct storage_user_s {
+    uint64_t id;
+    char handle[STORAGE_HANDLE_MAX + 1];
+    char display_name[STORAGE_NAME_MAX + 1];
+    uint64_t created_ms;
+    int64_t followers_count, following_count, posts_count;
+} storage_user_t;
+
+/* Creates user id (from storage_id_next). handle is case-preserving, unique
+ * case-insensitively. token_hash is the SHA-256 of its API token. -EEXIST when the
+ * handle is taken. */
+int storage_user_create(storage_t *s, uint64_t id, const char *handle, const char *display_name,
+                        const uint8_t token_hash[32], storage_user_t *out);
+/* Profile with counts. -ENOENT when unknown. */
+int storage_user_get(storage_t *s, uint64_t id, storage_user_t *out);
+/* Profiles with counts for n ids in one round trip; missing users get id 0. */
+int storage_users_get(storage_t *s, const uint64_t *ids, size_t n, storage_user_t *out);
+/* The stored token hash and the profile (without counts) of a user; -ENOENT. */
+int storage_user_credentials(storage_t *s, uint64_t id, uint8_t token_hash[32],
+                             storage_user_t *out);
+/* Resolves handles (case-insensitively) to ids; 0 where no such user. */
+int storage_users_by_handle(storage_t *s, const char *const *handles, size_t n, uint64_t *ids);
+
+/* ---- follow graph (graph.c) ------------------------------------------------------------ */
+/* Idempotent. *changed tells whether an edge was added or removed; only then is a
+ * follow/unfollow job queued for the fan-out engine. -ENOENT when followee is unknown. */
+int storage_follow(storage_t *s, uint64_t follower, uint64_t followee, bool *changed);
+int storage_unfollow(storage_t *s, uint64_t follower, uint64_t followee, bool *changed);
+
+typedef enum { STORAGE_FOLLOWERS, STORAGE_FOLLOWING } storage_edge_t;
+
+/* A page of ids, newest first. cursor 0 means the first page; next_cursor is 0 on the last. */
+typedef struct storage_page_s {
+    uint64_t *ids; /* returns new: free with storage_page_free */
+    size_t n;
+    uint64_t next_cursor;
+} storage_page_t;
+void storage_page_free(storage_page_t *p);
+
+/* Followers or followees of user, newest edge first. -ENOENT when the user is unknown. */
+int storage_edges_page(storage_t *s, storage_edge_t which, uint64_t user, uint64_t cursor,
+                       size_t limit, storage_page_t *out);
+
+/* ---- posts (posts.c) ------------------------------------------------------------------- */
+#define STORAGE_MENTIONS_MAX 20
+
+typedef struct storage_post_s {
+    uint64_t id;
+    uint64_t author;
+    char *text; /* owned: freed by storage_post_clear */
+    uint64_t reply_to;
+    uint64_t mentions[STORAGE_MENTIONS_MAX];
+    size_t n_mentions;
+    int64_t like_count, repost_count;
+    bool deleted;
+} storage_post_t;
+void storage_post_clear(storage_post_t *p);
+
+/* Writes the post, the author's post index and the fan-out job in one round trip.
+ * Borrows p. On success the post and its job are in Redis (a 202 may be answered). */
+int storage_post_create(storage_t *s, const storage_post_t *p);
+/* -ENOENT when unknown; a deleted post comes back with deleted set. */
+int storage_post_get(storage_t *s, uint64_t id, storage_post_t *out);
+/* n posts in one round trip; unknown ones get id 0. out must hold n entries. */
+int storage_posts_get(storage_t *s, const uint64_t *ids, size_t n, storage_post_t *out);
+/* Marks the post deleted, drops it from its author's index, queues the retraction job. */
+int storage_post_delete(storage_t *s, uint64_t id, uint64_t author);
+/* A page of an author's post ids, newest first. -ENOENT when the user is unknown. */
+int storage_author_posts_page(storage_t *s, uint64_t author, uint64_t cursor, size_t limit,
+                              storage_page_t *out);
+
+/* Idempotency-Key: claims key for user with a request fingerprint and a new post id.
+ * Returns 0 when claimed (proceed with new_id), -EEXIST with *existing_id set and
+ * *same_request telling whether the fingerprints match. Claims last 24 hours. */
+int storage_idempotency_claim(storage_t *s, uint64_t user, const char *key,
+                              const char *fingerprint, uint64_t new_id, uint64_t *existing_id,
+                              bool *same_request);
+
+/* ---- embedded Redis (embedded.c) -------------------------------------------------------
+ * Starts a private redis-server (AOF on, data in data_dir, unix socket only) as a child
+ * that dies with us. */
+typedef struct storage_embedded_s storage_embedded_t;
+/* Returns new or NULL (errno set); *url_out is borrowed from the handle. */
+storage_embedded_t *storage_embedded_start(const char *data_dir, const char *server_path,
+                                           const char **url_out);
+void storage_embedded_stop(storage_embedded_t *e);
+
+#endif

@@ -1,0 +1,97 @@
+/* storage/storage_internal.h -- shared by the files of storage/ only: the key schema, the
+ * connection pool and the batch (one pipelined round trip). */
+#ifndef TIDINGS_STORAGE_INTERNAL_H
+#define TIDINGS_STORAGE_INTERNAL_H
+
+#include "storage/storage.h"
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* ---- key schema ------------------------------------------------------------------------
+ * Every key carries its owner in a hash tag so that one user's keys share a Cluster slot.
+ * Formats take unsigned long long ids (hiredis formats them itself). */
+#define K_USER "user:{%llu}"           /* hash: handle display_name token created */
+#define K_HANDLE "handle:{%s}"         /* string: user id; the handle lowercased */
+#define K_FOLLOWERS "followers:{%llu}" /* zset: follower id scored by edge id */
+#define K_FOLLOWING "following:{%llu}" /* zset: followee id scored by edge id */
+#define K_POST "post:{%llu}"           /* hash: author text reply_to mentions likes reposts deleted */
+#define K_POSTS "posts:{%llu}"         /* zset: author's post ids scored by id */
+#define K_IDEM "idem:{%llu}:%b"        /* string: "<post id> <fingerprint>" */
+#define K_FANOUT "fanout:{%d}"         /* stream: fan-out jobs, consumer group FANOUT_GROUP */
+#define K_NODE "node:{%d}"             /* string: lease on an id-generator node id */
+#define K_NODE_SEQ "node:seq"          /* counter spreading nodes over the 64 slots */
+#define FANOUT_GROUP "engine"
+
+#define IDEM_TTL_S 86400
+#define NODE_LEASE_MS 30000
+#define NODE_BITS 6
+#define SEQ_BITS 6
+
+typedef unsigned long long ull;
+
+typedef struct storage__conn_s {
+    redisContext *c;
+    unsigned gen; /* pool generation it was opened in; older ones are dropped */
+} storage__conn_t;
+
+struct storage_s {
+    /* parsed configuration */
+    char *host, *unix_path, *password;
+    int port, db;
+    int pool_size, connect_timeout_ms, command_timeout_ms, fanout_shards;
+
+    pthread_mutex_t mu; /* guards the pool and the backoff state */
+    storage__conn_t **idle;
+    size_t n_idle;
+    unsigned gen;
+    uint64_t next_attempt_ms;
+    int backoff_ms;
+    atomic_bool up;
+    atomic_ullong reconnects;
+
+    /* id generator (ids.c) */
+    pthread_mutex_t id_mu;
+    uint64_t id_last_ms;
+    unsigned id_seq;
+    atomic_int node;
+    char node_token[64];
+};
+
+/* One round trip: commands are formatted up front so that a batch can be replayed on a
+ * fresh connection when a pooled one turns out to be dead (every batch is idempotent). */
+#define STORAGE__BATCH_INLINE 8
+typedef struct storage__batch_s {
+    storage_t *s;
+    char **cmds;
+    size_t *lens;
+    redisReply **r; /* after run: one reply per command, owned by the batch */
+    size_t n, cap;
+    int err; /* first formatting error, reported by run */
+} storage__batch_t;
+
+void storage__batch_init(storage__batch_t *b, storage_t *s);
+void storage__batch_add(storage__batch_t *b, const char *fmt, ...);
+void storage__batch_addargv(storage__batch_t *b, int argc, const char **argv, const size_t *lens);
+/* 0, -EAGAIN (Redis unreachable), -ENOMEM. Error replies are left for the caller. */
+int storage__batch_run(storage__batch_t *b);
+/* Frees commands and replies; the batch may be reused after init. */
+void storage__batch_free(storage__batch_t *b);
+
+/* Reply helpers: NULL-safe, never keep the reply. */
+bool storage__is_error(const redisReply *r);
+int64_t storage__int(const redisReply *r);          /* integer reply, or -1 */
+uint64_t storage__uint_str(const redisReply *r);    /* decimal string reply, or 0 */
+uint64_t storage__parse_u64(const char *p, size_t n); /* 0 on anything but digits */
+uint64_t storage__now_ms(void);
+
+/* A page of the sorted set key_fmt (a K_ format) of owner, newest first, scores below
+ * cursor (exclusive; 0 for the first page). -ENOENT when owner is no user. */
+int storage__zpage(storage_t *s, const char *key_fmt, uint64_t owner, uint64_t cursor,
+                   size_t limit, storage_page_t *out);
+
+/* The shard of a fan-out job about user. */
+int storage__shard(const storage_t *s, uint64_t user);
+
+#endif

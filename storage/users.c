@@ -1,0 +1,196 @@
+/* storage/users.c -- user profiles, the handle index and credentials.
+ *
+ * A user is a hash user:{id}; handle:{lowercase} maps a handle to its id and is claimed
+ * with SET NX, which is what makes handles unique. The API token is never stored: only
+ * its SHA-256, hex-encoded. Counts come from the follow and post indexes (ZCARD), so
+ * they cannot drift from the lists they count.
+ */
+#include "storage/storage_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static void lowercase(char *dst, const char *src)
+{
+    size_t i = 0;
+    for (; src[i] && i < STORAGE_HANDLE_MAX; i++)
+        dst[i] = (char)tolower((unsigned char)src[i]);
+    dst[i] = '\0';
+}
+
+static void hex32(char out[65], const uint8_t in[32])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+static int unhex32(uint8_t out[32], const char *in, size_t len)
+{
+    if (len != 64)
+        return -EIO;
+    for (int i = 0; i < 64; i++) {
+        char c = in[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return -EIO;
+        if (i % 2 == 0)
+            out[i / 2] = (uint8_t)(v << 4);
+        else
+            out[i / 2] |= (uint8_t)v;
+    }
+    return 0;
+}
+
+static void copy_str(char *dst, size_t size, const redisReply *r)
+{
+    dst[0] = '\0';
+    if (r && r->type == REDIS_REPLY_STRING) {
+        size_t n = r->len < size - 1 ? r->len : size - 1;
+        memcpy(dst, r->str, n);
+        dst[n] = '\0';
+    }
+}
+
+int storage_user_create(storage_t *s, uint64_t id, const char *handle, const char *display_name,
+                        const uint8_t token_hash[32], storage_user_t *out)
+{
+    char lower[STORAGE_HANDLE_MAX + 1], hex[65];
+    lowercase(lower, handle);
+    hex32(hex, token_hash);
+    uint64_t created = storage_id_time_ms(id);
+
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, "SET " K_HANDLE " %llu NX", lower, (ull)id);
+    storage__batch_add(&b, "HSET " K_USER " handle %s display_name %s token %s created %llu",
+                       (ull)id, handle, display_name, hex, (ull)created);
+    int rc = storage__batch_run(&b);
+    if (rc == 0 && (storage__is_error(b.r[0]) || storage__is_error(b.r[1])))
+        rc = -EIO;
+    bool claimed = rc == 0 && b.r[0]->type == REDIS_REPLY_STATUS;
+    storage__batch_free(&b);
+    if (rc)
+        return rc;
+    if (!claimed) {
+        /* Taken, unless a replayed batch of ours took it: compare the owner. */
+        storage__batch_init(&b, s);
+        storage__batch_add(&b, "GET " K_HANDLE, lower);
+        rc = storage__batch_run(&b);
+        bool ours = rc == 0 && storage__uint_str(b.r[0]) == id;
+        storage__batch_free(&b);
+        if (rc)
+            return rc;
+        if (!ours) {
+            storage__batch_init(&b, s);
+            storage__batch_add(&b, "DEL " K_USER, (ull)id);
+            (void)storage__batch_run(&b);
+            storage__batch_free(&b);
+            return -EEXIST;
+        }
+    }
+    memset(out, 0, sizeof(*out));
+    out->id = id;
+    snprintf(out->handle, sizeof(out->handle), "%s", handle);
+    snprintf(out->display_name, sizeof(out->display_name), "%s", display_name);
+    out->created_ms = created;
+    return 0;
+}
+
+/* Appends the 4 commands that read one profile with its counts. */
+static void add_profile(storage__batch_t *b, uint64_t id)
+{
+    storage__batch_add(b, "HMGET " K_USER " handle display_name created", (ull)id);
+    storage__batch_add(b, "ZCARD " K_FOLLOWERS, (ull)id);
+    storage__batch_add(b, "ZCARD " K_FOLLOWING, (ull)id);
+    storage__batch_add(b, "ZCARD " K_POSTS, (ull)id);
+}
+
+/* Reads one HMGET handle display_name created reply; false when the user is unknown. */
+static bool read_profile(const redisReply *r, uint64_t id, storage_user_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return false;
+    out->id = id;
+    copy_str(out->handle, sizeof(out->handle), r->element[0]);
+    copy_str(out->display_name, sizeof(out->display_name), r->element[1]);
+    out->created_ms = storage__uint_str(r->element[2]);
+    return true;
+}
+
+int storage_users_get(storage_t *s, const uint64_t *ids, size_t n, storage_user_t *out)
+{
+    if (n == 0)
+        return 0;
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    for (size_t i = 0; i < n; i++)
+        add_profile(&b, ids[i]);
+    int rc = storage__batch_run(&b);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        redisReply **r = b.r + 4 * i;
+        if (storage__is_error(r[0])) {
+            rc = -EIO;
+        } else if (read_profile(r[0], ids[i], &out[i])) {
+            out[i].followers_count = storage__int(r[1]);
+            out[i].following_count = storage__int(r[2]);
+            out[i].posts_count = storage__int(r[3]);
+        }
+    }
+    storage__batch_free(&b);
+    return rc;
+}
+
+int storage_user_get(storage_t *s, uint64_t id, storage_user_t *out)
+{
+    int rc = storage_users_get(s, &id, 1, out);
+    if (rc == 0 && out->id == 0)
+        rc = -ENOENT;
+    return rc;
+}
+
+int storage_user_credentials(storage_t *s, uint64_t id, uint8_t token_hash[32],
+                             storage_user_t *out)
+{
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, "HMGET " K_USER " handle display_name created token", (ull)id);
+    int rc = storage__batch_run(&b);
+    if (rc == 0) {
+        const redisReply *r = b.r[0];
+        if (storage__is_error(r))
+            rc = -EIO;
+        else if (!read_profile(r, id, out) || r->elements < 4 ||
+                 r->element[3]->type != REDIS_REPLY_STRING)
+            rc = -ENOENT;
+        else
+            rc = unhex32(token_hash, r->element[3]->str, r->element[3]->len);
+    }
+    storage__batch_free(&b);
+    return rc;
+}
+
+int storage_users_by_handle(storage_t *s, const char *const *handles, size_t n, uint64_t *ids)
+{
+    if (n == 0)
+        return 0;
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    for (size_t i = 0; i < n; i++) {
+        char lower[STORAGE_HANDLE_MAX + 1];
+        lowercase(lower, handles[i]);
+        storage__batch_add(&b, "GET " K_HANDLE, lower);
+    }
+    int rc = storage__batch_run(&b);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        ids[i] = storage__uint_str(b.r[i]);
+    storage__batch_free(&b);
+    return rc;
+}
