@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Fails when a folder includes another folder's *_internal.h (STYLE §1).
+set -euo pipefail
+cd "$1"
+bad=0
+for dir in api fanout notify storage; do
+  [ -d "$dir" ] || continue
+  while IFS= read -r line; do
+    echo "outside $dir/: $line"; bad=1
+  done < <(grep -rn --include='*.[ch]' "#include \"$dir/[a-z_]*_internal.h\"" . | grep -v "^\./$dir/" | grep -v "^\./tests/$dir/" || true)
+done
+[ $bad -eq 0 ] && echo "internal headers stay in their folders"
+exit $bad

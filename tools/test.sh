@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# tools/test.sh -- installs what is missing, builds, and runs the whole test suite twice:
+# a normal build (warnings as errors) and an AddressSanitizer + UBSan build. The tests
+# start their own redis-server on a free loopback port and stop it afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup.sh --with-node
+
+run_suite() { # build-dir build-type
+  cmake -S . -B "$1" -DCMAKE_BUILD_TYPE="$2" -DTIDINGS_WERROR=ON >/dev/null
+  cmake --build "$1" -j"$(nproc)"
+  (cd "$1" && ctest --output-on-failure -j2 --timeout 900)
+}
+
+echo "== release build =="
+run_suite build RelWithDebInfo
+echo "== AddressSanitizer + UndefinedBehaviorSanitizer build =="
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+  run_suite build-asan Asan
+echo "tools/test.sh: all suites passed"
