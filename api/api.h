@@ -5,6 +5,7 @@
 
 #include "api/config.h"
 #include "api/metrics.h"
+#include "fanout/fanout.h"
 #include "storage/storage.h"
 
 #include <jansson.h>
@@ -17,6 +18,7 @@ typedef struct api_s {
     storage_t *storage;      /* borrowed */
     api_metrics_t metrics;
     struct api_auth_cache_s *auth_cache;
+    const fanout_stats_t *fanout; /* borrowed; NULL when this process runs no engine */
 } api_t;
 
 #define API_MAX_PARAMS 2
@@ -145,6 +147,7 @@ void api_posts_create(api_req_t *r);
 void api_posts_get(api_req_t *r);
 void api_posts_delete(api_req_t *r);
 void api_posts_by_author(api_req_t *r);
+void api_timeline_get(api_req_t *r);
 void api_system_healthz(api_req_t *r);
 void api_system_readyz(api_req_t *r);
 void api_system_metrics(api_req_t *r);

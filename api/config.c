@@ -32,6 +32,10 @@ enum {
     OPT_LOG_LEVEL,
     OPT_LOG_FORMAT,
     OPT_SHUTDOWN_GRACE,
+    OPT_ENGINE,
+    OPT_FANOUT_JOBS,
+    OPT_FANOUT_IN_FLIGHT,
+    OPT_CLAIM_IDLE_MS,
 };
 
 static const struct option options[] = {
@@ -47,6 +51,10 @@ static const struct option options[] = {
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"shutdown-grace", required_argument, NULL, OPT_SHUTDOWN_GRACE},
+    {"engine", required_argument, NULL, OPT_ENGINE},
+    {"fanout-jobs", required_argument, NULL, OPT_FANOUT_JOBS},
+    {"fanout-in-flight", required_argument, NULL, OPT_FANOUT_IN_FLIGHT},
+    {"claim-idle-ms", required_argument, NULL, OPT_CLAIM_IDLE_MS},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -71,6 +79,10 @@ static const char usage[] =
     "  --log-level LEVEL            debug, info, warn or error (info)\n"
     "  --log-format FORMAT          text or json (text)\n"
     "  --shutdown-grace MS          how long shutdown waits for in-flight requests (10000)\n"
+    "  --engine on|off              run the fan-out engine in this process (on)\n"
+    "  --fanout-jobs N              fan-out jobs worked on at once (64)\n"
+    "  --fanout-in-flight N         Redis commands the engine keeps outstanding (20000)\n"
+    "  --claim-idle-ms MS           take over jobs a dead process left idle this long (30000)\n"
     "  -h, --help                   this text\n"
     "  -V, --version                the version\n";
 
@@ -88,6 +100,10 @@ void api_config_defaults(api_config_t *cfg)
     cfg->log_level = LOG_INFO;
     cfg->log_json = 0;
     cfg->shutdown_grace_ms = 10000;
+    cfg->engine = 1;
+    cfg->fanout_jobs = 64;
+    cfg->fanout_in_flight = 20000;
+    cfg->claim_idle_ms = 30000;
 }
 
 static int parse_int(const char *name, const char *value, long min, long max, long *out)
@@ -163,6 +179,25 @@ static int apply(api_config_t *cfg, int opt, const char *value)
     case OPT_SHUTDOWN_GRACE:
         rc = parse_int(name, value, 0, 600000, &v);
         cfg->shutdown_grace_ms = (int)v;
+        break;
+    case OPT_ENGINE:
+        if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
+            fprintf(stderr, "tidings: --engine must be on or off\n");
+            return -EINVAL;
+        }
+        cfg->engine = strcmp(value, "on") == 0;
+        break;
+    case OPT_FANOUT_JOBS:
+        rc = parse_int(name, value, 1, 4096, &v);
+        cfg->fanout_jobs = (int)v;
+        break;
+    case OPT_FANOUT_IN_FLIGHT:
+        rc = parse_int(name, value, 2000, 1000000, &v);
+        cfg->fanout_in_flight = (int)v;
+        break;
+    case OPT_CLAIM_IDLE_MS:
+        rc = parse_int(name, value, 100, 3600000, &v);
+        cfg->claim_idle_ms = (int)v;
         break;
     case OPT_LOG_LEVEL:
         cfg->log_level = log_level_parse(value);

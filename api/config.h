@@ -17,6 +17,10 @@ typedef struct api_config_s {
     int log_level;         /* --log-level: LOG_DEBUG .. LOG_ERROR */
     int log_json;          /* --log-format json */
     int shutdown_grace_ms; /* --shutdown-grace: wait for in-flight requests */
+    int engine;            /* --engine on|off: run the fan-out engine in this process */
+    int fanout_jobs;       /* --fanout-jobs: jobs worked on at once */
+    int fanout_in_flight;  /* --fanout-in-flight: Redis commands outstanding */
+    int claim_idle_ms;     /* --claim-idle-ms: take over jobs idle this long */
 } api_config_t;
 
 void api_config_defaults(api_config_t *cfg);

@@ -2,6 +2,7 @@
 #include "api/api.h"
 #include "api/text.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 
 void api_system_healthz(api_req_t *r)
@@ -20,6 +21,61 @@ void api_system_readyz(api_req_t *r)
                              ids ? "leased" : "pending"));
     if (!ready)
         r->retry_after = 1;
+}
+
+/* The engine's counters, gauges and job-duration histogram. */
+static void api_fanout_metrics(const fanout_stats_t *st, api_text_t *t)
+{
+    static const struct {
+        const char *name, *type, *help;
+        size_t offset;
+        bool is_signed;
+    } series[] = {
+#define U(field, name, type, help) {name, type, help, offsetof(fanout_stats_t, field), false}
+#define S(field, name, type, help) {name, type, help, offsetof(fanout_stats_t, field), true}
+        U(jobs_done, "tidings_fanout_jobs_done_total", "counter", "Fan-out jobs finished."),
+        U(jobs_failed, "tidings_fanout_jobs_failed_total", "counter",
+          "Fan-out job attempts that failed (retried later)."),
+        U(jobs_dead, "tidings_fanout_jobs_dead_lettered_total", "counter",
+          "Fan-out jobs moved to the dead-letter stream."),
+        U(jobs_claimed, "tidings_fanout_jobs_claimed_total", "counter",
+          "Jobs taken over from consumers that went idle."),
+        U(timeline_writes, "tidings_fanout_timeline_writes_total", "counter",
+          "Timeline entries written or removed by the engine."),
+        S(queue_length, "tidings_fanout_queue_length", "gauge", "Jobs in the queue streams."),
+        S(queue_pending, "tidings_fanout_queue_pending", "gauge",
+          "Jobs handed out and not yet acknowledged."),
+        S(oldest_pending_ms, "tidings_fanout_oldest_pending_seconds", "gauge",
+          "Age of the oldest unacknowledged job."),
+        S(dead_letters, "tidings_fanout_dead_letters", "gauge", "Jobs in the dead-letter stream."),
+        S(active_jobs, "tidings_fanout_active_jobs", "gauge", "Jobs this process works on now."),
+#undef U
+#undef S
+    };
+    for (size_t i = 0; i < sizeof(series) / sizeof(series[0]); i++) {
+        const char *p = (const char *)st + series[i].offset;
+        double v = series[i].is_signed ? (double)atomic_load((const atomic_llong *)p)
+                                       : (double)atomic_load((const atomic_ullong *)p);
+        if (series[i].offset == offsetof(fanout_stats_t, oldest_pending_ms))
+            v /= 1000.0;
+        api_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n%s %.15g\n", series[i].name,
+                        series[i].help, series[i].name, series[i].type, series[i].name, v);
+    }
+    api_text_printf(t, "# HELP tidings_fanout_job_duration_seconds Time from a job's start to "
+                       "its acknowledgement.\n"
+                       "# TYPE tidings_fanout_job_duration_seconds histogram\n");
+    unsigned long long cumulative = 0;
+    for (size_t b = 0; b < FANOUT_BUCKETS; b++) {
+        cumulative += atomic_load(&st->duration_buckets[b]);
+        api_text_printf(t, "tidings_fanout_job_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                        fanout_duration_bounds[b], cumulative);
+    }
+    cumulative += atomic_load(&st->duration_buckets[FANOUT_BUCKETS]);
+    api_text_printf(t,
+                    "tidings_fanout_job_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+                    "tidings_fanout_job_duration_seconds_sum %.6f\n"
+                    "tidings_fanout_job_duration_seconds_count %llu\n",
+                    cumulative, (double)atomic_load(&st->duration_sum_us) / 1e6, cumulative);
 }
 
 void api_system_metrics(api_req_t *r)
@@ -45,6 +101,8 @@ void api_system_metrics(api_req_t *r)
                     "tidings_id_node %d\n",
                     (long long)atomic_load(&r->api->metrics.in_flight), storage_is_up(s) ? 1 : 0,
                     (unsigned long long)storage_reconnects(s), storage_node_id(s));
+    if (r->api->fanout)
+        api_fanout_metrics(r->api->fanout, &t);
     if (t.failed)
         api_reply_json(r, 503, NULL);
     else

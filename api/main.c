@@ -10,6 +10,7 @@
 #include "api/config.h"
 #include "api/log.h"
 #include "api/server.h"
+#include "fanout/fanout.h"
 #include "storage/storage.h"
 
 #include <errno.h>
@@ -27,6 +28,8 @@ typedef struct tidings_s {
     api_config_t cfg;
     storage_embedded_t *embedded;
     storage_t *storage;
+    storage_config_t storage_cfg;
+    fanout_t *fanout;
     api_t *api;
     api_server_t *server;
     uv_loop_t loop;
@@ -47,6 +50,11 @@ static void on_lease_timer(uv_timer_t *t)
         if (rc == 0) {
             app->prepared = true;
             LOG(LOG_INFO, "storage", "redis ready; id node %d", storage_node_id(app->storage));
+            if (app->fanout) { /* the consumer group exists now */
+                fanout_start(app->fanout);
+                LOG(LOG_INFO, "fanout", "engine started as consumer %s",
+                    fanout_consumer(app->fanout));
+            }
         }
     } else {
         int before = storage_node_id(app->storage);
@@ -70,6 +78,13 @@ static void close_all(tidings_t *app)
     uv_close((uv_handle_t *)&app->drain_timer, NULL);
 }
 
+static void on_fanout_stopped(void *arg)
+{
+    tidings_t *app = arg;
+    app->fanout = NULL;
+    close_all(app);
+}
+
 static void on_drain_timer(uv_timer_t *t)
 {
     tidings_t *app = t->data;
@@ -79,7 +94,13 @@ static void on_drain_timer(uv_timer_t *t)
     if (left > 0)
         LOG(LOG_WARN, "main", "%lld requests still running after the grace period", left);
     uv_timer_stop(t);
-    close_all(app);
+    /* HTTP threads first: after this nobody reads the engine's statistics. */
+    api_server_stop(app->server);
+    app->server = NULL;
+    if (app->fanout)
+        fanout_stop(app->fanout, app->cfg.shutdown_grace_ms, on_fanout_stopped, app);
+    else
+        close_all(app);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -111,11 +132,11 @@ static int start(tidings_t *app)
         LOG(LOG_INFO, "storage", "embedded redis at %s (AOF on, data in %s)", url,
             app->cfg.data_dir);
     }
-    storage_config_t scfg;
-    storage_config_defaults(&scfg);
-    scfg.url = url;
-    scfg.pool_size = app->cfg.threads * 2 + 4;
-    app->storage = storage_create(&scfg);
+    storage_config_t *scfg = &app->storage_cfg;
+    storage_config_defaults(scfg);
+    scfg->url = url;
+    scfg->pool_size = app->cfg.threads * 2 + 4;
+    app->storage = storage_create(scfg);
     if (!app->storage) {
         LOG(LOG_ERROR, "storage", "bad redis url %s", url);
         return -1;
@@ -136,6 +157,19 @@ static int start(tidings_t *app)
     uv_signal_start(&app->sigint, on_signal, SIGINT);
     uv_signal_start(&app->sigterm, on_signal, SIGTERM);
     app->loop_ready = true;
+    if (app->cfg.engine) {
+        fanout_config_t fcfg;
+        fanout_config_defaults(&fcfg);
+        fcfg.max_jobs = app->cfg.fanout_jobs;
+        fcfg.max_in_flight = app->cfg.fanout_in_flight;
+        fcfg.timeline_max = app->cfg.timeline_max;
+        fcfg.celebrity_threshold = app->cfg.celebrity_threshold;
+        fcfg.claim_idle_ms = app->cfg.claim_idle_ms;
+        app->fanout = fanout_create(&app->loop, scfg, &fcfg);
+        if (!app->fanout)
+            return -1;
+        app->api->fanout = fanout_stats(app->fanout);
+    }
     on_lease_timer(&app->lease_timer); /* try Redis before taking requests */
 
     app->server = api_server_start(app->api);
@@ -173,7 +207,9 @@ int main(int argc, char **argv)
 
     rc = start(&app);
     if (app.loop_ready) {
-        if (rc != 0)
+        if (rc != 0 && app.fanout)
+            fanout_stop(app.fanout, 0, on_fanout_stopped, &app);
+        else if (rc != 0)
             close_all(&app);
         uv_run(&app.loop, UV_RUN_DEFAULT);
         uv_loop_close(&app.loop);

@@ -20,6 +20,7 @@ const api_route_t api_routes[] = {
     {"POST", "/v1/posts", api_posts_create, true},
     {"GET", "/v1/posts/{id}", api_posts_get, true},
     {"DELETE", "/v1/posts/{id}", api_posts_delete, true},
+    {"GET", "/v1/timeline", api_timeline_get, true},
     {"GET", "/healthz", api_system_healthz, false},
     {"GET", "/readyz", api_system_readyz, false},
     {"GET", "/metrics", api_system_metrics, false},

@@ -136,6 +136,12 @@ int storage_post_delete(storage_t *s, uint64_t id, uint64_t author);
 int storage_author_posts_page(storage_t *s, uint64_t author, uint64_t cursor, size_t limit,
                               storage_page_t *out);
 
+/* ---- home timelines (timeline.c) ------------------------------------------------------ */
+/* A page of user's home timeline, newest first: the fanned-out entries (trimmed to
+ * timeline_max first) merged with the posts of the celebrities user follows. */
+int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
+                          int timeline_max, storage_page_t *out);
+
 /* Idempotency-Key: claims key for user with a request fingerprint and a new post id.
  * Returns 0 when claimed (proceed with new_id), -EEXIST with *existing_id set and
  * *same_request telling whether the fingerprints match. Claims last 24 hours. */

@@ -20,11 +20,15 @@
 #define K_POSTS "posts:{%llu}"         /* zset: author's post ids scored by id */
 #define K_IDEM "idem:{%llu}:%b"        /* string: "<post id> <fingerprint>" */
 #define K_FANOUT "fanout:{%d}"         /* stream: fan-out jobs, consumer group FANOUT_GROUP */
+#define K_TIMELINE "tl:{%llu}"         /* zset: home timeline post ids scored by id */
+#define K_CELEB "celeb:{%llu}"         /* string: set when the author is merged at read time */
+#define K_CELEB_FOLLOWS "celebs:{%llu}" /* set: celebrities the user follows */
 #define K_NODE "node:{%d}"             /* string: lease on an id-generator node id */
 #define K_NODE_SEQ "node:seq"          /* counter spreading nodes over the 64 slots */
 #define FANOUT_GROUP "engine"
 
 #define IDEM_TTL_S 86400
+#define TRIM_EVERY 8 /* the engine trims a timeline on about one insert in 8 */
 #define NODE_LEASE_MS 30000
 #define NODE_BITS 6
 #define SEQ_BITS 6
@@ -93,5 +97,33 @@ int storage__zpage(storage_t *s, const char *key_fmt, uint64_t owner, uint64_t c
 
 /* The shard of a fan-out job about user. */
 int storage__shard(const storage_t *s, uint64_t user);
+
+/* ---- asynchronous commands (async.c), loop thread only ---------------------------- */
+struct storage_async_s;
+enum { STORAGE__READER = 0, STORAGE__WRITER = 1 };
+/* status: 0, -EIO (r is the error reply), -EAGAIN or -ECANCELED (r is NULL). */
+typedef void (*storage__reply_fn)(void *priv, int status, redisReply *r);
+/* Sends one command on the reader or writer connection; fn fires exactly once, unless
+ * this returns non-zero (-EAGAIN while disconnected), in which case it never fires. */
+int storage__asend(struct storage_async_s *sa, int which, storage__reply_fn fn, void *priv,
+                   const char *fmt, ...);
+int storage__asend_argv(struct storage_async_s *sa, int which, storage__reply_fn fn, void *priv,
+                        int argc, const char **argv, const size_t *lens);
+int storage__async_shards(const struct storage_async_s *sa);
+
+/* Many writer commands, one completion with the first failure (or 0). Add commands, then
+ * end: end returns non-zero (and frees the group, no callback) when nothing could be sent;
+ * otherwise the callback fires once every reply is in. */
+typedef struct storage__group_s {
+    struct storage_async_s *sa;
+    void (*cb)(void *arg, int status);
+    void *arg;
+    int pending, status;
+} storage__group_t;
+storage__group_t *storage__group_new(struct storage_async_s *sa, void (*cb)(void *, int),
+                                     void *arg);
+void storage__group_add(storage__group_t *g, const char *fmt, ...);
+void storage__group_add_argv(storage__group_t *g, int argc, const char **argv);
+int storage__group_end(storage__group_t *g);
 
 #endif

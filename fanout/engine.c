@@ -1,0 +1,355 @@
+/* fanout/engine.c -- the engine: reading jobs, claiming abandoned ones, bounding the work
+ * in flight, sampling queue statistics, and stopping cleanly.
+ *
+ * Flow control has two bounds: at most max_jobs jobs at once (reads ask for no more than
+ * the free slots), and at most max_in_flight Redis commands outstanding; a job that
+ * would exceed the latter parks until replies come back. When Redis slows down, replies
+ * slow down, and so does the engine: nothing queues up in our memory.
+ */
+#include "fanout/fanout_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_RETRY_MS 200
+#define STOP_POLL_MS 20
+
+const double fanout_duration_bounds[FANOUT_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                       0.1,   0.25,   0.5,   1,    2.5,   10};
+
+static void read_more(fanout_t *f);
+static void on_read_retry(uv_timer_t *t);
+
+void fanout_config_defaults(fanout_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->max_jobs = 64;
+    cfg->chunk = 1000;
+    cfg->max_in_flight = 20000;
+    cfg->timeline_max = 800;
+    cfg->celebrity_threshold = 10000;
+    cfg->claim_idle_ms = 30000;
+    cfg->max_attempts = 5;
+    cfg->block_ms = 1000;
+    cfg->stats_interval_ms = 2000;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+const fanout_stats_t *fanout_stats(const fanout_t *f)
+{
+    return &f->stats;
+}
+
+const char *fanout_consumer(const fanout_t *f)
+{
+    return f->consumer;
+}
+
+/* ---- jobs ---------------------------------------------------------------------------------- */
+
+bool fanout__budget_ok(const fanout_t *f)
+{
+    return storage_async_in_flight(f->sa) + (size_t)f->cfg.chunk * 9 / 8 + 2 <=
+           (size_t)f->cfg.max_in_flight;
+}
+
+void fanout__park(fanout__job_t *j)
+{
+    j->waiting = true;
+}
+
+/* Gives parked jobs their turn while the budget allows. */
+static void resume_parked(fanout_t *f)
+{
+    for (fanout__job_t *j = f->jobs; j && fanout__budget_ok(f);) {
+        fanout__job_t *next = j->next;
+        if (j->waiting)
+            fanout__job_pump(j);
+        j = next;
+    }
+}
+
+static void record_duration(fanout_t *f, double seconds)
+{
+    size_t b = 0;
+    while (b < FANOUT_BUCKETS && seconds > fanout_duration_bounds[b])
+        b++;
+    atomic_fetch_add_explicit(&f->stats.duration_buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&f->stats.duration_sum_us, (unsigned long long)(seconds * 1e6),
+                              memory_order_relaxed);
+}
+
+void fanout__job_finished(fanout__job_t *j, bool ok)
+{
+    fanout_t *f = j->f;
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        f->jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    f->active--;
+    atomic_store_explicit(&f->stats.active_jobs, f->active, memory_order_relaxed);
+    if (ok) {
+        atomic_fetch_add_explicit(&f->stats.jobs_done, 1, memory_order_relaxed);
+        record_duration(f, (double)(now_ms() - j->started_ms) / 1000.0);
+    } else {
+        atomic_fetch_add_explicit(&f->stats.jobs_failed, 1, memory_order_relaxed);
+    }
+    free(j);
+    if (!f->stopping) {
+        resume_parked(f);
+        read_more(f);
+    }
+}
+
+static bool is_active(const fanout_t *f, const char *entry_id, int shard)
+{
+    for (const fanout__job_t *j = f->jobs; j; j = j->next)
+        if (j->job.shard == shard && strcmp(j->job.entry_id, entry_id) == 0)
+            return true;
+    return false;
+}
+
+static void start_jobs(fanout_t *f, const storage_job_t *jobs, size_t n, bool claimed)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (is_active(f, jobs[i].entry_id, jobs[i].shard))
+            continue;
+        fanout__job_t *j = calloc(1, sizeof(*j));
+        if (!j)
+            return; /* stays pending in Redis; claimed again later */
+        j->f = f;
+        j->job = jobs[i];
+        j->started_ms = now_ms();
+        j->next = f->jobs;
+        if (f->jobs)
+            f->jobs->prev = j;
+        f->jobs = j;
+        f->active++;
+        atomic_store_explicit(&f->stats.active_jobs, f->active, memory_order_relaxed);
+        if (claimed)
+            atomic_fetch_add_explicit(&f->stats.jobs_claimed, 1, memory_order_relaxed);
+        if (claimed && jobs[i].deliveries > f->cfg.max_attempts) {
+            fanout__job_settle(j, "too many attempts");
+        } else {
+            fanout__job_start(j);
+        }
+    }
+}
+
+/* ---- reading ------------------------------------------------------------------------------- */
+
+static void on_read(void *arg, int status, const storage_job_t *jobs, size_t n)
+{
+    fanout_t *f = arg;
+    f->reading = false;
+    if (f->stopping)
+        return;
+    if (status) {
+        uv_timer_start(&f->read_retry, on_read_retry, READ_RETRY_MS, 0);
+        return;
+    }
+    if (f->read_own_pending && n == 0)
+        f->read_own_pending = false; /* our own backlog is done: now new jobs */
+    start_jobs(f, jobs, n, false);
+    read_more(f);
+}
+
+static void read_more(fanout_t *f)
+{
+    if (f->stopping || f->reading || !storage_async_up(f->sa) || f->active >= f->cfg.max_jobs)
+        return;
+    size_t free_slots = (size_t)(f->cfg.max_jobs - f->active);
+    int rc = storage_jobs_read(f->sa, f->consumer, free_slots, f->cfg.block_ms,
+                               f->read_own_pending, on_read, f);
+    if (rc == 0)
+        f->reading = true;
+    else
+        uv_timer_start(&f->read_retry, on_read_retry, READ_RETRY_MS, 0);
+}
+
+static void on_read_retry(uv_timer_t *t)
+{
+    read_more(t->data);
+}
+
+static void on_redis_state(void *arg, bool up)
+{
+    fanout_t *f = arg;
+    atomic_store(&f->stats.redis_up, up);
+    if (up && f->started && !f->stopping) {
+        f->read_own_pending = true; /* jobs cut off by the outage resume at once */
+        read_more(f);
+    }
+}
+
+/* ---- claiming, touching, statistics -------------------------------------------------------- */
+
+static void on_claimed(void *arg, int status, const storage_job_t *jobs, size_t n)
+{
+    fanout_t *f = arg;
+    f->claiming = false;
+    if (status == 0 && !f->stopping)
+        start_jobs(f, jobs, n, true);
+}
+
+static void on_claim_timer(uv_timer_t *t)
+{
+    fanout_t *f = t->data;
+    if (f->claiming || f->stopping || f->active >= f->cfg.max_jobs)
+        return;
+    if (storage_jobs_claim(f->sa, f->consumer, f->cfg.claim_idle_ms,
+                           (size_t)(f->cfg.max_jobs - f->active), on_claimed, f) == 0)
+        f->claiming = true;
+}
+
+static void ignore_status(void *arg, int status)
+{
+    (void)arg;
+    (void)status;
+}
+
+/* Long jobs tell Redis they are alive, so no one claims them while they run. */
+static void on_touch_timer(uv_timer_t *t)
+{
+    fanout_t *f = t->data;
+    uint64_t old = now_ms() - (uint64_t)f->cfg.claim_idle_ms / 3;
+    for (fanout__job_t *j = f->jobs; j; j = j->next)
+        if (j->started_ms < old)
+            (void)storage_job_touch(f->sa, f->consumer, &j->job, ignore_status, NULL);
+}
+
+static void on_stats(void *arg, int status, const storage_queue_stats_t *st)
+{
+    fanout_t *f = arg;
+    f->stats_running = false;
+    if (status)
+        return;
+    atomic_store(&f->stats.queue_length, st->length);
+    atomic_store(&f->stats.queue_pending, st->pending);
+    atomic_store(&f->stats.oldest_pending_ms, st->oldest_pending_ms);
+    atomic_store(&f->stats.dead_letters, st->dead);
+}
+
+static void on_stats_timer(uv_timer_t *t)
+{
+    fanout_t *f = t->data;
+    if (!f->stats_running && storage_queue_stats(f->sa, on_stats, f) == 0)
+        f->stats_running = true;
+}
+
+/* ---- life ---------------------------------------------------------------------------------- */
+
+static void name_consumer(fanout_t *f)
+{
+    if (f->cfg.consumer) {
+        snprintf(f->consumer, sizeof(f->consumer), "%s", f->cfg.consumer);
+        return;
+    }
+    char host[64] = "host";
+    gethostname(host, sizeof(host) - 1);
+    unsigned rnd = 0;
+    if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        rnd = (unsigned)now_ms();
+    snprintf(f->consumer, sizeof(f->consumer), "%s:%ld:%08x", host, (long)getpid(), rnd);
+}
+
+fanout_t *fanout_create(uv_loop_t *loop, const storage_config_t *storage_cfg,
+                        const fanout_config_t *cfg)
+{
+    fanout_t *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    f->loop = loop;
+    f->cfg = *cfg;
+    name_consumer(f);
+    f->sa = storage_async_create(loop, storage_cfg, on_redis_state, f);
+    if (!f->sa) {
+        free(f);
+        return NULL;
+    }
+    uv_timer_t *timers[] = {&f->read_retry, &f->claim_timer, &f->stats_timer, &f->touch_timer,
+                            &f->stop_timer};
+    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
+        uv_timer_init(loop, timers[i]);
+        timers[i]->data = f;
+    }
+    return f;
+}
+
+void fanout_start(fanout_t *f)
+{
+    f->started = true;
+    f->read_own_pending = true;
+    int claim_every = f->cfg.claim_idle_ms / 2 > 100 ? f->cfg.claim_idle_ms / 2 : 100;
+    int touch_every = f->cfg.claim_idle_ms / 3 > 100 ? f->cfg.claim_idle_ms / 3 : 100;
+    uv_timer_start(&f->claim_timer, on_claim_timer, (uint64_t)claim_every, (uint64_t)claim_every);
+    uv_timer_start(&f->touch_timer, on_touch_timer, (uint64_t)touch_every, (uint64_t)touch_every);
+    uv_timer_start(&f->stats_timer, on_stats_timer, 0, (uint64_t)f->cfg.stats_interval_ms);
+    read_more(f);
+}
+
+static void on_closed(fanout_t *f)
+{
+    if (--f->open_handles > 0)
+        return;
+    void (*done)(void *) = f->done_cb;
+    void *arg = f->done_arg;
+    free(f);
+    if (done)
+        done(arg);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    on_closed(h->data);
+}
+
+static void on_storage_closed(void *arg)
+{
+    on_closed(arg);
+}
+
+static void close_everything(fanout_t *f)
+{
+    uv_timer_t *timers[] = {&f->read_retry, &f->claim_timer, &f->stats_timer, &f->touch_timer,
+                            &f->stop_timer};
+    f->open_handles = 1 + (int)(sizeof(timers) / sizeof(timers[0]));
+    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++)
+        uv_close((uv_handle_t *)timers[i], on_handle_closed);
+    /* Jobs still running get -ECANCELED and stay pending in Redis. */
+    storage_async_close(f->sa, on_storage_closed, f);
+}
+
+static void on_stop_poll(uv_timer_t *t)
+{
+    fanout_t *f = t->data;
+    if (f->active > 0 && now_ms() < f->stop_deadline)
+        return;
+    uv_timer_stop(t);
+    close_everything(f);
+}
+
+void fanout_stop(fanout_t *f, int grace_ms, void (*done_cb)(void *arg), void *arg)
+{
+    f->stopping = true;
+    f->done_cb = done_cb;
+    f->done_arg = arg;
+    uv_timer_stop(&f->read_retry);
+    uv_timer_stop(&f->claim_timer);
+    uv_timer_stop(&f->stats_timer);
+    f->stop_deadline = now_ms() + (uint64_t)grace_ms;
+    uv_timer_start(&f->stop_timer, on_stop_poll, 0, STOP_POLL_MS);
+}

@@ -1,0 +1,57 @@
+/* fanout/fanout_internal.h -- shared by the engine (engine.c) and the jobs (job.c). */
+#ifndef TIDINGS_FANOUT_INTERNAL_H
+#define TIDINGS_FANOUT_INTERNAL_H
+
+#include "fanout/fanout.h"
+#include "storage/storage_async.h"
+
+#include <assert.h>
+
+typedef struct fanout__job_s fanout__job_t;
+
+struct fanout_s {
+    uv_loop_t *loop;
+    fanout_config_t cfg;
+    char consumer[128];
+    storage_async_t *sa;
+    fanout_stats_t stats;
+
+    uv_timer_t read_retry, claim_timer, stats_timer, touch_timer, stop_timer;
+    int open_handles;
+    bool started, stopping, reading, claiming, read_own_pending, stats_running;
+
+    fanout__job_t *jobs; /* active jobs (doubly linked); parked ones have waiting set */
+    int active;
+
+    uint64_t stop_deadline;
+    void (*done_cb)(void *arg);
+    void *done_arg;
+};
+
+struct fanout__job_s {
+    fanout_t *f;
+    storage_job_t job;
+    fanout__job_t *prev, *next;
+    uint64_t started_ms;
+    uint64_t cursor;      /* last follower edge read */
+    int writes_pending;   /* chunk writes not yet confirmed */
+    bool fetching, all_fetched, waiting, celebrity_mark;
+    int status;           /* first failure */
+};
+
+#define LOOP_ONLY(f) assert((f) != NULL)
+
+/* engine.c: a job ended (acked, dead-lettered or failed); frees it. */
+void fanout__job_finished(fanout__job_t *j, bool ok);
+/* engine.c: can another chunk be sent without passing the in-flight budget? */
+bool fanout__budget_ok(const fanout_t *f);
+/* engine.c: parks j until the budget frees up; the engine pumps it again then. */
+void fanout__park(fanout__job_t *j);
+
+/* job.c */
+void fanout__job_start(fanout__job_t *j);
+void fanout__job_pump(fanout__job_t *j);
+/* Acknowledge, or dead-letter with reason (NULL: ack). */
+void fanout__job_settle(fanout__job_t *j, const char *dead_reason);
+
+#endif

@@ -1,0 +1,351 @@
+/* storage/jobs.c -- the durable fan-out queue: Redis streams fanout:{n} read through the
+ * consumer group "engine", and the dead-letter stream fanout:dead.
+ *
+ * A job is acknowledged and deleted only when it is done, so the stream holds exactly
+ * the unfinished work. Claiming uses XPENDING (with IDLE) then XCLAIM rather than
+ * XAUTOCLAIM because the engine needs each job's delivery count to dead-letter it after
+ * too many attempts, and XAUTOCLAIM does not report it.
+ */
+#include "storage/storage_async.h"
+#include "storage/storage_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define K_DEAD "fanout:dead"
+#define MAX_SHARDS 64
+
+typedef struct jobs_op_s {
+    storage_async_t *sa;
+    storage_jobs_cb cb;
+    void *arg;
+    int shard;
+    char consumer[96];
+    int idle_ms;
+    int64_t deliveries[1024]; /* claim: counts by position, from XPENDING */
+    char ids[1024][48];
+    size_t n_ids;
+} jobs_op_t;
+
+static const char *kind_names[] = {"", "post", "delete", "follow", "unfollow"};
+
+static storage_job_kind_t parse_kind(const redisReply *v)
+{
+    for (int k = STORAGE_JOB_POST; k <= STORAGE_JOB_UNFOLLOW; k++)
+        if (v->type == REDIS_REPLY_STRING && strcmp(v->str, kind_names[k]) == 0)
+            return (storage_job_kind_t)k;
+    return STORAGE_JOB_UNKNOWN;
+}
+
+/* Parses one [id, [field, value, ...]] entry; fields may be nil for a deleted entry. */
+static void parse_entry(const redisReply *e, int shard, storage_job_t *job)
+{
+    memset(job, 0, sizeof(*job));
+    job->shard = shard;
+    job->deliveries = 1;
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+        e->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    snprintf(job->entry_id, sizeof(job->entry_id), "%s", e->element[0]->str);
+    const redisReply *f = e->element[1];
+    if (f->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i + 1 < f->elements; i += 2) {
+        const char *name = f->element[i]->str;
+        const redisReply *v = f->element[i + 1];
+        if (!name || v->type != REDIS_REPLY_STRING)
+            continue;
+        if (strcmp(name, "kind") == 0)
+            job->kind = parse_kind(v);
+        else if (strcmp(name, "post") == 0)
+            job->post = storage__uint_str(v);
+        else if (strcmp(name, "author") == 0)
+            job->author = storage__uint_str(v);
+        else if (strcmp(name, "follower") == 0)
+            job->follower = storage__uint_str(v);
+        else if (strcmp(name, "followee") == 0)
+            job->followee = storage__uint_str(v);
+    }
+}
+
+/* Which shard a stream name "fanout:{7}" is. */
+static int shard_of(const char *name)
+{
+    const char *brace = strchr(name, '{');
+    return brace ? atoi(brace + 1) : 0;
+}
+
+static void on_read(void *priv, int status, redisReply *r)
+{
+    jobs_op_t *op = priv;
+    storage_job_t *jobs = NULL;
+    size_t n = 0;
+    if (status == 0 && r->type == REDIS_REPLY_ARRAY) {
+        size_t total = 0;
+        for (size_t s = 0; s < r->elements; s++)
+            total += r->element[s]->element[1]->elements;
+        jobs = calloc(total ? total : 1, sizeof(*jobs));
+        if (!jobs)
+            status = -ENOMEM;
+        for (size_t s = 0; jobs && s < r->elements; s++) {
+            const redisReply *stream = r->element[s];
+            int shard = shard_of(stream->element[0]->str);
+            for (size_t i = 0; i < stream->element[1]->elements; i++)
+                parse_entry(stream->element[1]->element[i], shard, &jobs[n++]);
+        }
+    }
+    op->cb(op->arg, status, jobs, n);
+    free(jobs);
+    free(op);
+}
+
+int storage_jobs_read(storage_async_t *sa, const char *consumer, size_t count, int block_ms,
+                      bool own_pending, storage_jobs_cb cb, void *arg)
+{
+    int shards = storage__async_shards(sa);
+    if (shards > MAX_SHARDS)
+        return -EINVAL;
+    char names[MAX_SHARDS][24], countbuf[24], blockbuf[24];
+    const char *argv[10 + 2 * MAX_SHARDS];
+    int argc = 0;
+    snprintf(countbuf, sizeof(countbuf), "%zu", count);
+    snprintf(blockbuf, sizeof(blockbuf), "%d", block_ms);
+    argv[argc++] = "XREADGROUP";
+    argv[argc++] = "GROUP";
+    argv[argc++] = FANOUT_GROUP;
+    argv[argc++] = consumer;
+    argv[argc++] = "COUNT";
+    argv[argc++] = countbuf;
+    if (!own_pending) {
+        argv[argc++] = "BLOCK";
+        argv[argc++] = blockbuf;
+    }
+    argv[argc++] = "STREAMS";
+    for (int i = 0; i < shards; i++) {
+        snprintf(names[i], sizeof(names[i]), K_FANOUT, i);
+        argv[argc++] = names[i];
+    }
+    for (int i = 0; i < shards; i++)
+        argv[argc++] = own_pending ? "0" : ">";
+    jobs_op_t *op = calloc(1, sizeof(*op));
+    if (!op)
+        return -ENOMEM;
+    op->sa = sa;
+    op->cb = cb;
+    op->arg = arg;
+    int rc = storage__asend_argv(sa, own_pending ? STORAGE__WRITER : STORAGE__READER, on_read, op,
+                                 argc, argv, NULL);
+    if (rc)
+        free(op);
+    return rc;
+}
+
+static void on_claimed(void *priv, int status, redisReply *r)
+{
+    jobs_op_t *op = priv;
+    storage_job_t *jobs = NULL;
+    size_t n = 0;
+    if (status == 0 && r->type == REDIS_REPLY_ARRAY) {
+        jobs = calloc(r->elements ? r->elements : 1, sizeof(*jobs));
+        if (!jobs)
+            status = -ENOMEM;
+        for (size_t i = 0; jobs && i < r->elements; i++) {
+            parse_entry(r->element[i], op->shard, &jobs[n]);
+            for (size_t k = 0; k < op->n_ids; k++)
+                if (strcmp(op->ids[k], jobs[n].entry_id) == 0)
+                    jobs[n].deliveries = op->deliveries[k] + 1;
+            n++;
+        }
+    }
+    op->cb(op->arg, status, jobs, n);
+    free(jobs);
+    free(op);
+}
+
+static void on_pending(void *priv, int status, redisReply *r)
+{
+    jobs_op_t *op = priv;
+    if (status == 0 && r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
+        const char *argv[8 + 1024];
+        char key[24], idle[24];
+        int argc = 0;
+        snprintf(key, sizeof(key), K_FANOUT, op->shard);
+        snprintf(idle, sizeof(idle), "%d", op->idle_ms);
+        argv[argc++] = "XCLAIM";
+        argv[argc++] = key;
+        argv[argc++] = FANOUT_GROUP;
+        argv[argc++] = op->consumer;
+        argv[argc++] = idle;
+        for (size_t i = 0; i < r->elements && op->n_ids < 1024; i++) {
+            const redisReply *e = r->element[i];
+            snprintf(op->ids[op->n_ids], sizeof(op->ids[0]), "%s", e->element[0]->str);
+            op->deliveries[op->n_ids] = e->element[3]->integer;
+            argv[argc++] = op->ids[op->n_ids++];
+        }
+        status = storage__asend_argv(op->sa, STORAGE__WRITER, on_claimed, op, argc, argv, NULL);
+        if (status == 0)
+            return;
+    }
+    op->cb(op->arg, status, NULL, 0);
+    free(op);
+}
+
+int storage_jobs_claim(storage_async_t *sa, const char *consumer, int idle_ms, size_t count,
+                       storage_jobs_cb cb, void *arg)
+{
+    static int next_shard;
+    jobs_op_t *op = calloc(1, sizeof(*op));
+    if (!op)
+        return -ENOMEM;
+    *op = (jobs_op_t){.sa = sa, .cb = cb, .arg = arg, .idle_ms = idle_ms};
+    op->shard = next_shard++ % storage__async_shards(sa);
+    snprintf(op->consumer, sizeof(op->consumer), "%s", consumer);
+    if (count > 1024)
+        count = 1024;
+    int rc = storage__asend(sa, STORAGE__WRITER, on_pending, op,
+                            "XPENDING " K_FANOUT " " FANOUT_GROUP " IDLE %d - + %llu", op->shard,
+                            idle_ms, (ull)count);
+    if (rc)
+        free(op);
+    return rc;
+}
+
+int storage_job_touch(storage_async_t *sa, const char *consumer, const storage_job_t *job,
+                      storage_status_cb cb, void *arg)
+{
+    storage__group_t *g = storage__group_new(sa, cb, arg);
+    if (!g)
+        return -ENOMEM;
+    storage__group_add(g, "XCLAIM " K_FANOUT " " FANOUT_GROUP " %s 0 %s JUSTID", job->shard,
+                       consumer, job->entry_id);
+    return storage__group_end(g);
+}
+
+int storage_job_ack(storage_async_t *sa, const storage_job_t *job, storage_status_cb cb,
+                    void *arg)
+{
+    storage__group_t *g = storage__group_new(sa, cb, arg);
+    if (!g)
+        return -ENOMEM;
+    storage__group_add(g, "XACK " K_FANOUT " " FANOUT_GROUP " %s", job->shard, job->entry_id);
+    storage__group_add(g, "XDEL " K_FANOUT " %s", job->shard, job->entry_id);
+    return storage__group_end(g);
+}
+
+int storage_job_dead_letter(storage_async_t *sa, const storage_job_t *job, const char *reason,
+                            storage_status_cb cb, void *arg)
+{
+    storage__group_t *g = storage__group_new(sa, cb, arg);
+    if (!g)
+        return -ENOMEM;
+    storage__group_add(g,
+                       "XADD " K_DEAD " * shard %d entry %s kind %s post %llu author %llu "
+                       "follower %llu followee %llu deliveries %lld reason %s",
+                       job->shard, job->entry_id, kind_names[job->kind], (ull)job->post,
+                       (ull)job->author, (ull)job->follower, (ull)job->followee,
+                       (long long)job->deliveries, reason);
+    storage__group_add(g, "XACK " K_FANOUT " " FANOUT_GROUP " %s", job->shard, job->entry_id);
+    storage__group_add(g, "XDEL " K_FANOUT " %s", job->shard, job->entry_id);
+    return storage__group_end(g);
+}
+
+int storage_job_queue_delete(storage_async_t *sa, uint64_t post, uint64_t author,
+                             storage_status_cb cb, void *arg)
+{
+    storage__group_t *g = storage__group_new(sa, cb, arg);
+    if (!g)
+        return -ENOMEM;
+    storage__group_add(g, "XADD " K_FANOUT " * kind delete post %llu author %llu",
+                       (int)(author % (uint64_t)storage__async_shards(sa)), (ull)post,
+                       (ull)author);
+    return storage__group_end(g);
+}
+
+/* ---- queue statistics ------------------------------------------------------------------- */
+
+typedef struct stats_op_s {
+    storage_queue_stats_cb cb;
+    void *arg;
+    int pending, status;
+    storage_queue_stats_t st;
+    uint64_t oldest_ms;
+} stats_op_t;
+
+static void stats_unref(stats_op_t *op)
+{
+    if (--op->pending > 0)
+        return;
+    if (op->oldest_ms) {
+        uint64_t now = storage__now_ms();
+        op->st.oldest_pending_ms = now > op->oldest_ms ? (int64_t)(now - op->oldest_ms) : 0;
+    }
+    op->cb(op->arg, op->status, &op->st);
+    free(op);
+}
+
+static void on_xlen(void *priv, int status, redisReply *r)
+{
+    stats_op_t *op = priv;
+    if (status == 0)
+        op->st.length += r->integer;
+    else if (!op->status)
+        op->status = status;
+    stats_unref(op);
+}
+
+static void on_dead_len(void *priv, int status, redisReply *r)
+{
+    stats_op_t *op = priv;
+    if (status == 0)
+        op->st.dead = r->integer;
+    stats_unref(op);
+}
+
+static void on_summary(void *priv, int status, redisReply *r)
+{
+    stats_op_t *op = priv;
+    if (status == 0 && r->type == REDIS_REPLY_ARRAY && r->elements >= 2) {
+        op->st.pending += r->element[0]->integer;
+        if (r->element[1]->type == REDIS_REPLY_STRING) {
+            uint64_t ms = strtoull(r->element[1]->str, NULL, 10);
+            if (!op->oldest_ms || ms < op->oldest_ms)
+                op->oldest_ms = ms;
+        }
+    } else if (status && !op->status) {
+        op->status = status;
+    }
+    stats_unref(op);
+}
+
+int storage_queue_stats(storage_async_t *sa, storage_queue_stats_cb cb, void *arg)
+{
+    stats_op_t *op = calloc(1, sizeof(*op));
+    if (!op)
+        return -ENOMEM;
+    op->cb = cb;
+    op->arg = arg;
+    op->pending = 1;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < storage__async_shards(sa); i++) {
+        rc = storage__asend(sa, STORAGE__WRITER, on_xlen, op, "XLEN " K_FANOUT, i);
+        op->pending += rc == 0;
+        if (rc == 0) {
+            rc = storage__asend(sa, STORAGE__WRITER, on_summary, op,
+                                "XPENDING " K_FANOUT " " FANOUT_GROUP, i);
+            op->pending += rc == 0;
+        }
+    }
+    if (rc == 0) {
+        rc = storage__asend(sa, STORAGE__WRITER, on_dead_len, op, "XLEN " K_DEAD);
+        op->pending += rc == 0;
+    }
+    if (rc && op->pending == 1) {
+        free(op);
+        return rc;
+    }
+    op->status = rc;
+    stats_unref(op);
+    return 0;
+}

@@ -1,0 +1,123 @@
+/* storage/storage_async.h -- the asynchronous side of storage, for the fan-out engine.
+ *
+ * Thread: loop (every function, every callback). Two hiredis async connections on the
+ * caller's libuv loop: one for blocking stream reads, one for everything else, so a
+ * blocked XREADGROUP never delays a write. They reconnect by themselves with backoff.
+ * Every operation's callback fires exactly once: with 0, or -EAGAIN when the connection
+ * was lost (nothing was confirmed), -EIO on an error reply, -ECANCELED on close.
+ * Submitting while disconnected fails at once with -EAGAIN and calls no callback.
+ */
+#ifndef TIDINGS_STORAGE_ASYNC_H
+#define TIDINGS_STORAGE_ASYNC_H
+
+#include "storage/storage.h"
+
+#include <uv.h>
+
+typedef struct storage_async_s storage_async_t;
+
+/* Called when the writer connection comes up (true) or goes down (false). */
+typedef void (*storage_async_state_cb)(void *arg, bool up);
+typedef void (*storage_status_cb)(void *arg, int status);
+
+/* Returns new or NULL; connects at once. cfg is borrowed only during the call. */
+storage_async_t *storage_async_create(uv_loop_t *loop, const storage_config_t *cfg,
+                                      storage_async_state_cb on_state, void *arg);
+/* Cancels every pending operation (-ECANCELED), disconnects, and calls closed_cb once
+ * every handle is closed; the object is freed after that. */
+void storage_async_close(storage_async_t *sa, void (*closed_cb)(void *arg), void *arg);
+bool storage_async_up(const storage_async_t *sa);
+/* Commands sent and not yet answered (the engine's backpressure measure). */
+size_t storage_async_in_flight(const storage_async_t *sa);
+
+/* ---- the job queue (jobs.c) ------------------------------------------------------------- */
+typedef enum {
+    STORAGE_JOB_UNKNOWN,
+    STORAGE_JOB_POST,     /* post, author */
+    STORAGE_JOB_DELETE,   /* post, author */
+    STORAGE_JOB_FOLLOW,   /* follower, followee */
+    STORAGE_JOB_UNFOLLOW, /* follower, followee */
+} storage_job_kind_t;
+
+typedef struct storage_job_s {
+    int shard;
+    char entry_id[48]; /* the stream entry id */
+    storage_job_kind_t kind;
+    uint64_t post, author, follower, followee;
+    int64_t deliveries; /* how many times it was handed out; 1 for a fresh read */
+} storage_job_t;
+
+/* jobs is borrowed for the duration of the callback. */
+typedef void (*storage_jobs_cb)(void *arg, int status, const storage_job_t *jobs, size_t n);
+
+/* Reads up to count jobs for consumer from every shard: new ones (blocking up to
+ * block_ms), or with own_pending the ones this consumer was handed and did not ack. */
+int storage_jobs_read(storage_async_t *sa, const char *consumer, size_t count, int block_ms,
+                      bool own_pending, storage_jobs_cb cb, void *arg);
+/* Takes over jobs idle for idle_ms or more, whoever held them (a dead consumer), with
+ * their delivery counts. */
+int storage_jobs_claim(storage_async_t *sa, const char *consumer, int idle_ms, size_t count,
+                       storage_jobs_cb cb, void *arg);
+/* Resets the idle time of a job still being worked on, so no one else claims it. */
+int storage_job_touch(storage_async_t *sa, const char *consumer, const storage_job_t *job,
+                      storage_status_cb cb, void *arg);
+/* Acknowledges and deletes a finished job. */
+int storage_job_ack(storage_async_t *sa, const storage_job_t *job, storage_status_cb cb,
+                    void *arg);
+/* Moves a job to the dead-letter stream fanout:dead with reason, then acks it. */
+int storage_job_dead_letter(storage_async_t *sa, const storage_job_t *job, const char *reason,
+                            storage_status_cb cb, void *arg);
+/* Queues a job to retract post from every timeline (used when a fan-out finds its post
+ * deleted under it). */
+int storage_job_queue_delete(storage_async_t *sa, uint64_t post, uint64_t author,
+                             storage_status_cb cb, void *arg);
+
+typedef struct storage_queue_stats_s {
+    int64_t length;            /* entries in every shard */
+    int64_t pending;           /* handed out, not acknowledged */
+    int64_t oldest_pending_ms; /* age of the oldest pending job; 0 when none */
+    int64_t dead;              /* entries in the dead-letter stream */
+} storage_queue_stats_t;
+typedef void (*storage_queue_stats_cb)(void *arg, int status, const storage_queue_stats_t *st);
+int storage_queue_stats(storage_async_t *sa, storage_queue_stats_cb cb, void *arg);
+
+/* ---- timelines, written by the engine (timelines.c) ------------------------------------ */
+typedef struct storage_post_state_s {
+    bool exists, deleted;
+    int64_t followers; /* the author's follower count */
+    bool celebrity;    /* the author is read-time merged */
+} storage_post_state_t;
+typedef void (*storage_post_state_cb)(void *arg, int status, const storage_post_state_t *st);
+/* The post's state and its author's follower count and celebrity mark. */
+int storage_post_state(storage_async_t *sa, uint64_t post, uint64_t author,
+                       storage_post_state_cb cb, void *arg);
+
+/* ids borrowed for the callback; last is the cursor for the next chunk (0: none). */
+typedef void (*storage_ids_cb)(void *arg, int status, const uint64_t *ids, size_t n,
+                               uint64_t last);
+/* Up to n followers of author after cursor (0 = from the start), oldest edge first. */
+int storage_followers_chunk(storage_async_t *sa, uint64_t author, uint64_t cursor, size_t n,
+                            storage_ids_cb cb, void *arg);
+
+/* Adds post to each follower's timeline (idempotent), trimming them to timeline_max now
+ * and then rather than on every insert (reads trim exactly). One callback when every
+ * write is confirmed. */
+int storage_timelines_add(storage_async_t *sa, uint64_t post, const uint64_t *users, size_t n,
+                          int timeline_max, storage_status_cb cb, void *arg);
+/* Removes post from each user's timeline. */
+int storage_timelines_remove(storage_async_t *sa, uint64_t post, const uint64_t *users,
+                             size_t n, storage_status_cb cb, void *arg);
+/* Follow: copies followee's newest posts into follower's timeline, unless the edge is
+ * gone by now; for a celebrity followee, records it for read-time merging instead. */
+int storage_timeline_backfill(storage_async_t *sa, uint64_t follower, uint64_t followee,
+                              int timeline_max, storage_status_cb cb, void *arg);
+/* Unfollow: removes followee's posts from follower's timeline, unless followed again. */
+int storage_timeline_purge(storage_async_t *sa, uint64_t follower, uint64_t followee,
+                           int timeline_max, storage_status_cb cb, void *arg);
+/* Marks author a celebrity: from now on, posts are merged at read time. */
+int storage_celebrity_mark(storage_async_t *sa, uint64_t author, storage_status_cb cb, void *arg);
+/* Records, for each user, that they follow celebrity author (read-time merge). */
+int storage_celebrity_followers_add(storage_async_t *sa, uint64_t author, const uint64_t *users,
+                                    size_t n, storage_status_cb cb, void *arg);
+
+#endif

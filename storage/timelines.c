@@ -1,0 +1,341 @@
+/* storage/timelines.c -- what the fan-out engine writes: home timelines and the marks
+ * that make celebrity authors merge at read time.
+ *
+ * Timeline writes are idempotent (ZADD of a post id scored by itself), so a job that
+ * runs twice leaves one entry. Trimming every insert would double the commands; the
+ * engine trims on about one insert in TRIM_EVERY, picked by hashing (post, user), and
+ * the read path trims exactly, so a reader never sees more than --timeline-max entries.
+ */
+#include "storage/storage_async.h"
+#include "storage/storage_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- post state -------------------------------------------------------------------------- */
+
+typedef struct state_op_s {
+    storage_post_state_cb cb;
+    void *arg;
+    int pending, status;
+    storage_post_state_t st;
+} state_op_t;
+
+static void state_unref(state_op_t *op, int status)
+{
+    if (status && !op->status)
+        op->status = status;
+    if (--op->pending > 0)
+        return;
+    op->cb(op->arg, op->status, &op->st);
+    free(op);
+}
+
+static void on_post_fields(void *priv, int status, redisReply *r)
+{
+    state_op_t *op = priv;
+    if (status == 0 && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+        op->st.exists = r->element[0]->type == REDIS_REPLY_STRING;
+        op->st.deleted = storage__uint_str(r->element[1]) == 1;
+    }
+    state_unref(op, status);
+}
+
+static void on_follower_count(void *priv, int status, redisReply *r)
+{
+    state_op_t *op = priv;
+    if (status == 0)
+        op->st.followers = r->integer;
+    state_unref(op, status);
+}
+
+static void on_celebrity(void *priv, int status, redisReply *r)
+{
+    state_op_t *op = priv;
+    if (status == 0)
+        op->st.celebrity = r->integer == 1;
+    state_unref(op, status);
+}
+
+int storage_post_state(storage_async_t *sa, uint64_t post, uint64_t author,
+                       storage_post_state_cb cb, void *arg)
+{
+    state_op_t *op = calloc(1, sizeof(*op));
+    if (!op)
+        return -ENOMEM;
+    op->cb = cb;
+    op->arg = arg;
+    op->pending = 1;
+    int rc = storage__asend(sa, STORAGE__WRITER, on_post_fields, op,
+                            "HMGET " K_POST " author deleted", (ull)post);
+    op->pending += rc == 0;
+    if (rc == 0) {
+        rc = storage__asend(sa, STORAGE__WRITER, on_follower_count, op, "ZCARD " K_FOLLOWERS,
+                            (ull)author);
+        op->pending += rc == 0;
+    }
+    if (rc == 0) {
+        rc = storage__asend(sa, STORAGE__WRITER, on_celebrity, op, "EXISTS " K_CELEB, (ull)author);
+        op->pending += rc == 0;
+    }
+    if (rc && op->pending == 1) {
+        free(op);
+        return rc;
+    }
+    state_unref(op, rc);
+    return 0;
+}
+
+/* ---- follower chunks ----------------------------------------------------------------------- */
+
+typedef struct ids_op_s {
+    storage_ids_cb cb;
+    void *arg;
+} ids_op_t;
+
+static void on_chunk(void *priv, int status, redisReply *r)
+{
+    ids_op_t *op = priv;
+    uint64_t *ids = NULL, last = 0;
+    size_t n = 0;
+    if (status == 0 && r->type == REDIS_REPLY_ARRAY) {
+        ids = malloc((r->elements / 2 + 1) * sizeof(*ids));
+        if (!ids)
+            status = -ENOMEM;
+        for (size_t i = 0; ids && i + 1 < r->elements; i += 2) {
+            ids[n++] = storage__uint_str(r->element[i]);
+            last = storage__uint_str(r->element[i + 1]);
+        }
+    }
+    op->cb(op->arg, status, ids, n, last);
+    free(ids);
+    free(op);
+}
+
+int storage_followers_chunk(storage_async_t *sa, uint64_t author, uint64_t cursor, size_t n,
+                            storage_ids_cb cb, void *arg)
+{
+    ids_op_t *op = malloc(sizeof(*op));
+    if (!op)
+        return -ENOMEM;
+    *op = (ids_op_t){cb, arg};
+    char min[32] = "-inf";
+    if (cursor)
+        snprintf(min, sizeof(min), "(%llu", (ull)cursor);
+    int rc = storage__asend(sa, STORAGE__WRITER, on_chunk, op,
+                            "ZRANGEBYSCORE " K_FOLLOWERS " %s +inf WITHSCORES LIMIT 0 %llu",
+                            (ull)author, min, (ull)n);
+    if (rc)
+        free(op);
+    return rc;
+}
+
+/* ---- timeline writes ------------------------------------------------------------------------ */
+
+static bool trim_now(uint64_t post, uint64_t user)
+{
+    uint64_t h = (post ^ (user * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull;
+    return (h >> 59) % TRIM_EVERY == 0;
+}
+
+int storage_timelines_add(storage_async_t *sa, uint64_t post, const uint64_t *users, size_t n,
+                          int timeline_max, storage_status_cb cb, void *arg)
+{
+    storage__group_t *g = storage__group_new(sa, cb, arg);
+    if (!g)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        storage__group_add(g, "ZADD " K_TIMELINE " %llu %llu", (ull)users[i], (ull)post,
+                           (ull)post);
+        if (trim_now(post, users[i]))
+            storage__group_add(g, "ZREMRANGEBYRANK " K_TIMELINE " 0 %d", (ull)users[i],
+                               -(timeline_max + 1));
+    }
+    return storage__group_end(g);
+}
+
+int storage_timelines_remove(storage_async_t *sa, uint64_t post, const uint64_t *users,
+                             size_t n, storage_status_cb cb, void *arg)
+{
+    storage__group_t *g = storage__group_new(sa, cb, arg);
+    if (!g)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        storage__group_add(g, "ZREM " K_TIMELINE " %llu", (ull)users[i], (ull)post);
+    return storage__group_end(g);
+}
+
+int storage_celebrity_mark(storage_async_t *sa, uint64_t author, storage_status_cb cb, void *arg)
+{
+    storage__group_t *g = storage__group_new(sa, cb, arg);
+    if (!g)
+        return -ENOMEM;
+    storage__group_add(g, "SET " K_CELEB " 1", (ull)author);
+    return storage__group_end(g);
+}
+
+int storage_celebrity_followers_add(storage_async_t *sa, uint64_t author, const uint64_t *users,
+                                    size_t n, storage_status_cb cb, void *arg)
+{
+    storage__group_t *g = storage__group_new(sa, cb, arg);
+    if (!g)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        storage__group_add(g, "SADD " K_CELEB_FOLLOWS " %llu", (ull)users[i], (ull)author);
+    return storage__group_end(g);
+}
+
+/* ---- follow backfill and unfollow purge ---------------------------------------------------- */
+
+typedef struct edge_op_s {
+    storage_async_t *sa;
+    storage_status_cb cb;
+    void *arg;
+    uint64_t follower, followee;
+    bool follow;
+    int timeline_max;
+    int pending, status;
+    bool edge, celebrity;
+    uint64_t *posts;
+    size_t n_posts;
+} edge_op_t;
+
+static void edge_done(void *arg, int status)
+{
+    edge_op_t *op = arg;
+    op->cb(op->arg, status);
+    free(op->posts);
+    free(op);
+}
+
+/* Step two: the writes, now that the edge, the celebrity mark and the posts are known. */
+static void edge_write(edge_op_t *op)
+{
+    if (op->status || op->edge != op->follow) { /* failed, or the edge changed since */
+        edge_done(op, op->status);
+        return;
+    }
+    storage__group_t *g = storage__group_new(op->sa, edge_done, op);
+    if (!g) {
+        edge_done(op, -ENOMEM);
+        return;
+    }
+    uint64_t tl = op->follower;
+    if (op->follow && op->celebrity) {
+        storage__group_add(g, "SADD " K_CELEB_FOLLOWS " %llu", (ull)tl, (ull)op->followee);
+    } else if (!op->follow) {
+        storage__group_add(g, "SREM " K_CELEB_FOLLOWS " %llu", (ull)tl, (ull)op->followee);
+    }
+    if (op->n_posts && !(op->follow && op->celebrity)) {
+        /* One command carries every post: ZADD key s m s m … or ZREM key m m … */
+        size_t argc = 2 + op->n_posts * (op->follow ? 2 : 1);
+        const char **argv = malloc(argc * sizeof(*argv));
+        char (*nums)[24] = malloc(op->n_posts * sizeof(*nums));
+        char key[40];
+        if (!argv || !nums) {
+            free(argv);
+            free(nums);
+            g->status = -ENOMEM;
+        } else {
+            snprintf(key, sizeof(key), K_TIMELINE, (ull)tl);
+            size_t a = 0;
+            argv[a++] = op->follow ? "ZADD" : "ZREM";
+            argv[a++] = key;
+            for (size_t i = 0; i < op->n_posts; i++) {
+                snprintf(nums[i], sizeof(nums[i]), "%llu", (ull)op->posts[i]);
+                if (op->follow)
+                    argv[a++] = nums[i];
+                argv[a++] = nums[i];
+            }
+            storage__group_add_argv(g, (int)a, argv);
+            free(argv);
+            free(nums);
+        }
+        if (op->follow)
+            storage__group_add(g, "ZREMRANGEBYRANK " K_TIMELINE " 0 %d", (ull)tl,
+                               -(op->timeline_max + 1));
+    }
+    int rc = storage__group_end(g);
+    if (rc)
+        edge_done(op, rc);
+}
+
+static void edge_unref(edge_op_t *op, int status)
+{
+    if (status && !op->status)
+        op->status = status;
+    if (--op->pending == 0)
+        edge_write(op);
+}
+
+static void on_edge_score(void *priv, int status, redisReply *r)
+{
+    edge_op_t *op = priv;
+    if (status == 0)
+        op->edge = r->type == REDIS_REPLY_STRING;
+    edge_unref(op, status);
+}
+
+static void on_edge_celebrity(void *priv, int status, redisReply *r)
+{
+    edge_op_t *op = priv;
+    if (status == 0)
+        op->celebrity = r->integer == 1;
+    edge_unref(op, status);
+}
+
+static void on_edge_posts(void *priv, int status, redisReply *r)
+{
+    edge_op_t *op = priv;
+    if (status == 0 && r->type == REDIS_REPLY_ARRAY && r->elements) {
+        op->posts = malloc(r->elements * sizeof(*op->posts));
+        if (!op->posts)
+            status = -ENOMEM;
+        for (size_t i = 0; op->posts && i < r->elements; i++)
+            op->posts[op->n_posts++] = storage__uint_str(r->element[i]);
+    }
+    edge_unref(op, status);
+}
+
+static int edge_start(storage_async_t *sa, bool follow, uint64_t follower, uint64_t followee,
+                      int timeline_max, storage_status_cb cb, void *arg)
+{
+    edge_op_t *op = calloc(1, sizeof(*op));
+    if (!op)
+        return -ENOMEM;
+    *op = (edge_op_t){.sa = sa, .cb = cb, .arg = arg, .follower = follower,
+                      .followee = followee, .follow = follow, .timeline_max = timeline_max,
+                      .pending = 1};
+    int rc = storage__asend(sa, STORAGE__WRITER, on_edge_score, op,
+                            "ZSCORE " K_FOLLOWING " %llu", (ull)follower, (ull)followee);
+    op->pending += rc == 0;
+    if (rc == 0) {
+        rc = storage__asend(sa, STORAGE__WRITER, on_edge_celebrity, op, "EXISTS " K_CELEB,
+                            (ull)followee);
+        op->pending += rc == 0;
+    }
+    if (rc == 0) {
+        rc = storage__asend(sa, STORAGE__WRITER, on_edge_posts, op,
+                            "ZREVRANGE " K_POSTS " 0 %d", (ull)followee, timeline_max - 1);
+        op->pending += rc == 0;
+    }
+    if (rc && op->pending == 1) {
+        free(op);
+        return rc;
+    }
+    edge_unref(op, rc);
+    return 0;
+}
+
+int storage_timeline_backfill(storage_async_t *sa, uint64_t follower, uint64_t followee,
+                              int timeline_max, storage_status_cb cb, void *arg)
+{
+    return edge_start(sa, true, follower, followee, timeline_max, cb, arg);
+}
+
+int storage_timeline_purge(storage_async_t *sa, uint64_t follower, uint64_t followee,
+                           int timeline_max, storage_status_cb cb, void *arg)
+{
+    return edge_start(sa, false, follower, followee, timeline_max, cb, arg);
+}
