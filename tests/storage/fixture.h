@@ -1,0 +1,32 @@
+/* tests/storage/fixture.h -- storage_t on the fixture Redis, a raw hiredis connection to look
+ * behind it, users with unique handles, and the fan-out stream's recent jobs. */
+#ifndef TIDINGS_TEST_STORAGE_FIXTURE_H
+#define TIDINGS_TEST_STORAGE_FIXTURE_H
+
+#include "storage/storage.h"
+
+#include <hiredis/hiredis.h>
+#include <stdint.h>
+
+/* A storage_t on the fixture Redis with a node id leased (so storage_id_next works). */
+storage_t *fx_storage(void);
+/* Releases the lease and destroys s. */
+void fx_storage_free(storage_t *s);
+/* A plain hiredis connection to the fixture Redis (redisFree it). */
+redisContext *fx_redis(void);
+/* A reply to a command run on c; fails the test on a NULL reply (freeReplyObject it). */
+redisReply *fx_cmd(redisContext *c, const char *fmt, ...);
+
+/* Creates a user whose handle is prefix plus a random suffix; returns its id. */
+uint64_t fx_user(storage_t *s, const char *prefix, storage_user_t *out);
+/* A fresh id that names nothing in Redis. */
+uint64_t fx_unknown_id(storage_t *s);
+
+/* The id of the last entry of the fan-out stream fanout:{0} ("0-0" when empty), to count
+ * the jobs queued after it. */
+void fx_stream_mark(redisContext *c, char mark[64]);
+/* How many jobs after mark have kind and field k1 = v1 and field k2 = v2. */
+size_t fx_jobs_since(redisContext *c, const char *mark, const char *kind, const char *k1,
+                     uint64_t v1, const char *k2, uint64_t v2);
+
+#endif

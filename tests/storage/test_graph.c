@@ -1,0 +1,179 @@
+/* tests/storage/test_graph.c -- follow/unfollow idempotency, their jobs, and edge pages. */
+#include "tests/storage/fixture.h"
+#include "tests/support/support.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+static storage_t *s;
+static redisContext *c;
+
+static void setup(void)
+{
+    s = fx_storage();
+    c = fx_redis();
+}
+
+static void teardown(void)
+{
+    redisFree(c);
+    fx_storage_free(s);
+}
+
+TestSuite(graph, .init = setup, .fini = teardown, .timeout = 30);
+
+Test(graph, follow_is_idempotent_and_reports_change_once)
+{
+    uint64_t a = fx_user(s, "fa", NULL), b = fx_user(s, "fb", NULL);
+    bool changed = false;
+    cr_expect_eq(storage_follow(s, a, b, &changed), 0);
+    cr_expect(changed, "the first follow changed nothing");
+    cr_expect_eq(storage_follow(s, a, b, &changed), 0);
+    cr_expect_not(changed, "a repeated follow reported a change");
+    storage_user_t u;
+    cr_assert_eq(storage_user_get(s, b, &u), 0);
+    cr_expect_eq(u.followers_count, 1);
+}
+
+Test(graph, unfollow_is_idempotent_and_reports_change_once)
+{
+    uint64_t a = fx_user(s, "ua", NULL), b = fx_user(s, "ub", NULL);
+    bool changed = true;
+    cr_expect_eq(storage_unfollow(s, a, b, &changed), 0);
+    cr_expect_not(changed, "unfollowing a stranger reported a change");
+    cr_assert_eq(storage_follow(s, a, b, &changed), 0);
+    cr_expect_eq(storage_unfollow(s, a, b, &changed), 0);
+    cr_expect(changed);
+    cr_expect_eq(storage_unfollow(s, a, b, &changed), 0);
+    cr_expect_not(changed);
+    storage_user_t u;
+    cr_assert_eq(storage_user_get(s, a, &u), 0);
+    cr_expect_eq(u.following_count, 0);
+}
+
+Test(graph, following_an_unknown_user_is_enoent)
+{
+    uint64_t a = fx_user(s, "na", NULL), ghost = fx_unknown_id(s);
+    bool changed;
+    cr_expect_eq(storage_follow(s, a, ghost, &changed), -ENOENT);
+    cr_expect_eq(storage_unfollow(s, a, ghost, &changed), -ENOENT);
+}
+
+Test(graph, follow_and_unfollow_queue_one_job_each)
+{
+    uint64_t a = fx_user(s, "ja", NULL), b = fx_user(s, "jb", NULL);
+    char mark[64];
+    fx_stream_mark(c, mark);
+    bool changed;
+    cr_assert_eq(storage_follow(s, a, b, &changed), 0);
+    cr_expect_eq(fx_jobs_since(c, mark, "follow", "follower", a, "followee", b), 1);
+    cr_assert_eq(storage_unfollow(s, a, b, &changed), 0);
+    cr_expect_eq(fx_jobs_since(c, mark, "unfollow", "follower", a, "followee", b), 1);
+}
+
+/* storage.h: "*changed tells whether an edge was added or removed; only then is a
+ * follow/unfollow job queued for the fan-out engine." */
+Test(graph, no_job_when_nothing_changed)
+{
+    uint64_t a = fx_user(s, "za", NULL), b = fx_user(s, "zb", NULL);
+    bool changed;
+    cr_assert_eq(storage_follow(s, a, b, &changed), 0);
+    char mark[64];
+    fx_stream_mark(c, mark);
+    cr_assert_eq(storage_follow(s, a, b, &changed), 0);
+    cr_assert_not(changed);
+    cr_expect_eq(fx_jobs_since(c, mark, "follow", "follower", a, "followee", b), 0,
+                 "a follow that changed nothing queued a job");
+    cr_assert_eq(storage_unfollow(s, a, b, &changed), 0);
+    fx_stream_mark(c, mark);
+    cr_assert_eq(storage_unfollow(s, a, b, &changed), 0);
+    cr_assert_not(changed);
+    cr_expect_eq(fx_jobs_since(c, mark, "unfollow", "follower", a, "followee", b), 0,
+                 "an unfollow that changed nothing queued a job");
+}
+
+/* Makes n followers of user, in order; fills ids[0..n). */
+static void followers(uint64_t user, uint64_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = fx_user(s, "pf", NULL);
+        bool changed;
+        cr_assert_eq(storage_follow(s, ids[i], user, &changed), 0);
+    }
+}
+
+Test(graph, edges_page_newest_first_across_pages)
+{
+    uint64_t star = fx_user(s, "star", NULL);
+    uint64_t ids[7];
+    followers(star, ids, 7);
+    size_t seen = 0;
+    uint64_t cursor = 0;
+    int pages = 0;
+    do {
+        storage_page_t page;
+        cr_assert_eq(storage_edges_page(s, STORAGE_FOLLOWERS, star, cursor, 3, &page), 0);
+        cr_assert_leq(page.n, 3);
+        for (size_t i = 0; i < page.n; i++, seen++) {
+            cr_assert_lt(seen, 7, "more followers than were made");
+            cr_expect_eq(page.ids[i], ids[6 - seen], "item %zu is out of order", seen);
+        }
+        cursor = page.next_cursor;
+        storage_page_free(&page);
+        pages++;
+    } while (cursor && pages < 10);
+    cr_expect_eq(seen, 7);
+    cr_expect_eq(pages, 3, "3+3+1 expected, got %d pages", pages);
+}
+
+Test(graph, last_full_page_has_no_next_cursor)
+{
+    uint64_t star = fx_user(s, "full", NULL);
+    uint64_t ids[4];
+    followers(star, ids, 4);
+    storage_page_t page;
+    cr_assert_eq(storage_edges_page(s, STORAGE_FOLLOWERS, star, 0, 4, &page), 0);
+    cr_expect_eq(page.n, 4);
+    cr_expect_eq(page.next_cursor, 0);
+    storage_page_free(&page);
+    cr_assert_eq(storage_edges_page(s, STORAGE_FOLLOWERS, star, 0, 3, &page), 0);
+    cr_expect_eq(page.n, 3);
+    cr_expect_neq(page.next_cursor, 0);
+    storage_page_free(&page);
+}
+
+Test(graph, following_page_lists_followees_newest_first)
+{
+    uint64_t fan = fx_user(s, "fan", NULL);
+    uint64_t a = fx_user(s, "ea", NULL), b = fx_user(s, "eb", NULL);
+    bool changed;
+    cr_assert_eq(storage_follow(s, fan, a, &changed), 0);
+    cr_assert_eq(storage_follow(s, fan, b, &changed), 0);
+    storage_page_t page;
+    cr_assert_eq(storage_edges_page(s, STORAGE_FOLLOWING, fan, 0, 20, &page), 0);
+    cr_assert_eq(page.n, 2);
+    cr_expect_eq(page.ids[0], b);
+    cr_expect_eq(page.ids[1], a);
+    cr_expect_eq(page.next_cursor, 0);
+    storage_page_free(&page);
+}
+
+Test(graph, empty_page_for_a_user_without_edges)
+{
+    uint64_t lone = fx_user(s, "lone", NULL);
+    storage_page_t page;
+    cr_assert_eq(storage_edges_page(s, STORAGE_FOLLOWERS, lone, 0, 20, &page), 0);
+    cr_expect_eq(page.n, 0);
+    cr_expect_eq(page.next_cursor, 0);
+    storage_page_free(&page);
+}
+
+Test(graph, edges_page_of_unknown_user_is_enoent)
+{
+    storage_page_t page;
+    memset(&page, 0, sizeof(page));
+    uint64_t ghost = fx_unknown_id(s);
+    cr_expect_eq(storage_edges_page(s, STORAGE_FOLLOWERS, ghost, 0, 20, &page), -ENOENT);
+    cr_expect_eq(storage_edges_page(s, STORAGE_FOLLOWING, ghost, 0, 20, &page), -ENOENT);
+}

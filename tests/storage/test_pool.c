@@ -1,0 +1,101 @@
+/* tests/storage/test_pool.c -- storage_create's URL parsing, ping, readiness and prepare. */
+#include "tests/storage/fixture.h"
+#include "tests/support/support.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+TestSuite(pool, .timeout = 30);
+
+static storage_t *create(const char *url)
+{
+    storage_config_t cfg;
+    storage_config_defaults(&cfg);
+    cfg.url = url;
+    return storage_create(&cfg);
+}
+
+Test(pool, rejects_bad_urls)
+{
+    static const char *const bad[] = {
+        "",          "http://127.0.0.1:6379", "redis://",          "redis://:6379",
+        "redis://h:0", "redis://h:65536",     "redis://h:port",    "redis://h/db",
+        "redis://h:1/-1", "unix://relative",  "127.0.0.1:6379",    "redis://h:1x",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        storage_t *s = create(bad[i]);
+        cr_expect_null(s, "storage_create accepted '%s'", bad[i]);
+        storage_destroy(s);
+    }
+}
+
+Test(pool, accepts_good_urls_without_connecting)
+{
+    static const char *const good[] = {
+        "redis://127.0.0.1:1",     "redis://localhost",     "redis://h:6379/2",
+        "redis://:secret@h:6379",  "redis://user:pw@h:1/0", "unix:///tmp/no-such.sock",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        storage_t *s = create(good[i]);
+        cr_expect_not_null(s, "storage_create refused '%s'", good[i]);
+        if (s)
+            cr_expect_not(storage_is_up(s), "'%s' is up before any command", good[i]);
+        storage_destroy(s);
+    }
+}
+
+Test(pool, ping_answers_and_marks_up)
+{
+    char url[64];
+    ts_redis_url(url, sizeof(url), ts_redis_port());
+    storage_t *s = create(url);
+    cr_assert_not_null(s);
+    cr_expect_not(storage_is_up(s));
+    cr_expect_eq(storage_ping(s), 0);
+    cr_expect(storage_is_up(s));
+    storage_destroy(s);
+}
+
+Test(pool, prepare_creates_the_consumer_group_and_is_repeatable)
+{
+    storage_t *s = fx_storage();
+    cr_expect_eq(storage_prepare(s), 0);
+    cr_expect_eq(storage_prepare(s), 0);
+    redisContext *c = fx_redis();
+    redisReply *r = fx_cmd(c, "XINFO GROUPS fanout:{0}");
+    bool found = false;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *g = r->element[i];
+        for (size_t j = 0; j + 1 < g->elements; j += 2)
+            if (strcmp(g->element[j]->str, "name") == 0 && strcmp(g->element[j + 1]->str, "engine") == 0)
+                found = true;
+    }
+    cr_expect(found, "no consumer group 'engine' on fanout:{0}");
+    freeReplyObject(r);
+    redisFree(c);
+    fx_storage_free(s);
+}
+
+Test(pool, unreachable_redis_fails_fast_with_eagain)
+{
+    char url[64];
+    ts_redis_url(url, sizeof(url), ts_free_port()); /* nothing listens there */
+    storage_config_t cfg;
+    storage_config_defaults(&cfg);
+    cfg.url = url;
+    cfg.command_timeout_ms = 2000;
+    storage_t *s = storage_create(&cfg);
+    cr_assert_not_null(s);
+    for (int i = 0; i < 5; i++) {
+        uint64_t t0 = ts_now_ms();
+        cr_expect_eq(storage_ping(s), -EAGAIN);
+        cr_expect_lt(ts_now_ms() - t0, 500, "a failing call took %llu ms",
+                     (unsigned long long)(ts_now_ms() - t0));
+    }
+    cr_expect_not(storage_is_up(s));
+    cr_expect_eq(storage_node_acquire(s), -EAGAIN);
+    cr_expect_eq(storage_id_next(s), 0, "an id without a leased node");
+    storage_destroy(s);
+}

@@ -1,0 +1,81 @@
+/* tests/support/env.c -- the test environment: the fixture Redis, unique names, free ports.
+ *
+ * Names are unique across the parallel test processes sharing one Redis because their suffix
+ * comes from getrandom(2), not from the clock or the pid alone.
+ */
+#include "tests/support/support.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *ts_env(const char *name)
+{
+    const char *v = getenv(name);
+    cr_assert(v && *v, "environment variable %s is not set (run the tests through ctest)", name);
+    return v;
+}
+
+int ts_redis_port(void)
+{
+    const char *path = ts_env("TIDINGS_TEST_REDIS_PORT_FILE");
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "cannot open %s: is the redis fixture running?", path);
+    int port = 0;
+    int n = fscanf(f, "%d", &port);
+    fclose(f);
+    cr_assert(n == 1 && port > 0 && port < 65536, "no port in %s", path);
+    return port;
+}
+
+void ts_redis_url(char *buf, size_t size, int port)
+{
+    snprintf(buf, size, "redis://127.0.0.1:%d", port);
+}
+
+void ts_unique(char *buf, size_t size, const char *prefix)
+{
+    static const char abc[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char rnd[10];
+    cr_assert(getrandom(rnd, sizeof(rnd), 0) == (ssize_t)sizeof(rnd));
+    char suffix[sizeof(rnd) + 1];
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        suffix[i] = abc[rnd[i] % (sizeof(abc) - 1)];
+    suffix[sizeof(rnd)] = '\0';
+    int n = snprintf(buf, size, "%s_%s", prefix, suffix);
+    cr_assert(n > 0 && (size_t)n < size, "unique name for '%s' does not fit", prefix);
+}
+
+int ts_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+uint64_t ts_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void ts_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}

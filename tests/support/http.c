@@ -1,0 +1,299 @@
+/* tests/support/http.c -- a raw-socket HTTP/1.1 client that sends exactly the bytes given.
+ *
+ * Tests use it to send requests no ordinary client would (malformed, oversize, chunked,
+ * invalid UTF-8). It reads one response: the head up to the blank line, then the body by
+ * Content-Length, by chunks, or until the server closes. A server may answer before it
+ * has read the whole request (413) and close: a failed send is then ignored and the
+ * response read anyway. Every wait is bounded by one deadline.
+ */
+#include "tests/support/support.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} buf_t;
+
+static void buf_add(buf_t *b, const char *data, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        b->buf = realloc(b->buf, cap);
+        cr_assert(b->buf);
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, data, n);
+    b->len += n;
+    b->buf[b->len] = '\0';
+}
+
+static int connect_loopback(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+
+/* Sends what it can; stops quietly when the peer stops reading or closes. */
+static void send_all(int fd, const char *p, size_t len, uint64_t deadline)
+{
+    while (len > 0) {
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int left = (int)(deadline - ts_now_ms());
+        if (left <= 0 || poll(&pfd, 1, left) <= 0 || !(pfd.revents & POLLOUT))
+            return;
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (n <= 0)
+            return;
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Reads more into b; 1 when data came, 0 on close, -errno on error or timeout. */
+static int read_more(int fd, buf_t *b, uint64_t deadline)
+{
+    for (;;) {
+        int left = (int)(deadline - ts_now_ms());
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int rc = poll(&pfd, 1, left);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc <= 0)
+            return rc == 0 ? -ETIMEDOUT : -errno;
+        char chunk[16384];
+        ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n < 0)
+            return errno == ECONNRESET ? 0 : -errno;
+        if (n == 0)
+            return 0;
+        buf_add(b, chunk, (size_t)n);
+        return 1;
+    }
+}
+
+static const char *find_header(const char *head, const char *name, size_t *vlen)
+{
+    size_t nlen = strlen(name);
+    for (const char *line = strstr(head, "\r\n"); line; line = strstr(line, "\r\n")) {
+        line += 2;
+        if (strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
+            const char *v = line + nlen + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            const char *end = strstr(v, "\r\n");
+            size_t n = end ? (size_t)(end - v) : strlen(v);
+            while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+                n--;
+            *vlen = n;
+            return v;
+        }
+    }
+    return NULL;
+}
+
+const char *ts_resp_header(const ts_resp_t *r, const char *name, char *buf, size_t size)
+{
+    size_t n;
+    const char *v = r->head ? find_header(r->head, name, &n) : NULL;
+    if (!v)
+        return NULL;
+    if (n >= size)
+        n = size - 1;
+    memcpy(buf, v, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Decodes a complete chunked body from raw into out; 1 done, 0 need more, -1 malformed. */
+static int dechunk(const char *raw, size_t len, buf_t *out)
+{
+    size_t pos = 0;
+    out->len = 0;
+    for (;;) {
+        const char *eol = memmem(raw + pos, len - pos, "\r\n", 2);
+        if (!eol)
+            return 0;
+        char *end;
+        unsigned long size = strtoul(raw + pos, &end, 16);
+        if (end == raw + pos)
+            return -1;
+        pos = (size_t)(eol - raw) + 2;
+        if (size == 0)
+            return memmem(raw + pos, len - pos, "\r\n", 2) ? 1 : 0; /* no trailers expected */
+        if (len - pos < size + 2)
+            return 0;
+        buf_add(out, raw + pos, size);
+        pos += size + 2;
+    }
+}
+
+/* Parses the head and reads the body of one response whose head ends at b->buf+head_len. */
+static int read_body(int fd, buf_t *b, size_t head_len, bool head_only, uint64_t deadline,
+                     ts_resp_t *out)
+{
+    out->head = strndup(b->buf, head_len - 4);
+    cr_assert(out->head);
+    char vbuf[64];
+    const char *cl = ts_resp_header(out, "Content-Length", vbuf, sizeof(vbuf));
+    char te[64];
+    bool chunked = ts_resp_header(out, "Transfer-Encoding", te, sizeof(te)) &&
+                   strcasecmp(te, "chunked") == 0;
+    bool no_body = head_only || out->status == 204 || out->status == 304;
+    buf_t body = {0};
+    buf_add(&body, "", 0);
+    int rc = 1;
+    if (no_body) {
+        /* nothing */
+    } else if (cl) {
+        size_t want = strtoull(cl, NULL, 10);
+        while (b->len - head_len < want && (rc = read_more(fd, b, deadline)) > 0)
+            ;
+        size_t have = b->len - head_len;
+        buf_add(&body, b->buf + head_len, have < want ? have : want);
+    } else if (chunked) {
+        int done;
+        while ((done = dechunk(b->buf + head_len, b->len - head_len, &body)) == 0 &&
+               (rc = read_more(fd, b, deadline)) > 0)
+            ;
+    } else {
+        while ((rc = read_more(fd, b, deadline)) > 0)
+            ;
+        buf_add(&body, b->buf + head_len, b->len - head_len);
+    }
+    out->body = body.buf;
+    out->body_len = body.len;
+    if (rc == 0) {
+        out->closed = true;
+    } else {
+        /* Did the server close right after answering? Look briefly. */
+        uint64_t soon = ts_now_ms() + 200;
+        out->closed = read_more(fd, b, soon < deadline ? soon : deadline) == 0;
+    }
+    return 0;
+}
+
+int ts_http_raw(int port, const void *req, size_t len, int timeout_ms, ts_resp_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    uint64_t deadline = ts_now_ms() + (uint64_t)timeout_ms;
+    int fd = connect_loopback(port);
+    if (fd < 0)
+        return fd;
+    send_all(fd, req, len, deadline);
+    bool head_only = len >= 5 && memcmp(req, "HEAD ", 5) == 0;
+    buf_t b = {0};
+    int rc = 0;
+    for (;;) {
+        char *end = b.buf ? strstr(b.buf, "\r\n\r\n") : NULL;
+        if (end) {
+            size_t head_len = (size_t)(end - b.buf) + 4;
+            int status = 0;
+            if (sscanf(b.buf, "HTTP/1.%*d %d", &status) != 1) {
+                rc = -EPROTO;
+                break;
+            }
+            if (status >= 100 && status < 200) { /* interim: drop it and read on */
+                memmove(b.buf, b.buf + head_len, b.len - head_len + 1);
+                b.len -= head_len;
+                continue;
+            }
+            out->status = status;
+            rc = read_body(fd, &b, head_len, head_only, deadline, out);
+            break;
+        }
+        int more = read_more(fd, &b, deadline);
+        if (more <= 0) {
+            rc = more == 0 ? -ECONNRESET : more;
+            break;
+        }
+    }
+    free(b.buf);
+    close(fd);
+    return rc;
+}
+
+void ts_http(int port, const char *method, const char *path, const char *token,
+             const char *extra_headers, const char *body, ts_resp_t *out)
+{
+    buf_t req = {0};
+    char line[512];
+    snprintf(line, sizeof(line), "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n",
+             method, path, port);
+    buf_add(&req, line, strlen(line));
+    if (token) {
+        buf_add(&req, "Authorization: Bearer ", 22);
+        buf_add(&req, token, strlen(token));
+        buf_add(&req, "\r\n", 2);
+    }
+    if (extra_headers)
+        buf_add(&req, extra_headers, strlen(extra_headers));
+    if (body) {
+        snprintf(line, sizeof(line),
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n", strlen(body));
+        buf_add(&req, line, strlen(line));
+    }
+    buf_add(&req, "\r\n", 2);
+    if (body)
+        buf_add(&req, body, strlen(body));
+    int rc = ts_http_raw(port, req.buf, req.len, 15000, out);
+    free(req.buf);
+    cr_assert(rc == 0, "%s %s: no response (%s)", method, path, strerror(-rc));
+}
+
+json_t *ts_resp_json(const ts_resp_t *r)
+{
+    if (!r->body || r->body_len == 0)
+        return NULL;
+    return json_loadb(r->body, r->body_len, 0, NULL);
+}
+
+void ts_resp_free(ts_resp_t *r)
+{
+    free(r->head);
+    free(r->body);
+    memset(r, 0, sizeof(*r));
+}
+
+json_t *ts_call(int port, const char *method, const char *path, const char *token,
+                const char *body, int expect_status)
+{
+    ts_resp_t r;
+    ts_http(port, method, path, token, NULL, body, &r);
+    cr_assert(r.status == expect_status, "%s %s: expected %d, got %d: %s", method, path,
+              expect_status, r.status, r.body);
+    json_t *j = ts_resp_json(&r);
+    cr_assert(j || r.body_len == 0, "%s %s: body is not JSON: %s", method, path, r.body);
+    ts_resp_free(&r);
+    return j;
+}

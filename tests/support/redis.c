@@ -1,0 +1,80 @@
+/* tests/support/redis.c -- a private redis-server that a test may crash and restart.
+ *
+ * Outage tests must not touch the shared fixture, so they start their own server on a free
+ * port, kill it with SIGKILL (as a crash would), and start it again on the same port.
+ * Redis sets SO_REUSEADDR, so the port is immediately free again.
+ */
+#include "tests/support/support.h"
+
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static bool answers_ping(int port)
+{
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    bool ok = false;
+    if (c && !c->err) {
+        redisReply *r = redisCommand(c, "PING");
+        ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+        if (r)
+            freeReplyObject(r);
+    }
+    if (c)
+        redisFree(c);
+    return ok;
+}
+
+void ts_redis_start(ts_redis_t *r, int port)
+{
+    if (!r->dir[0]) {
+        snprintf(r->dir, sizeof(r->dir), "/tmp/tidings-test-redis-XXXXXX");
+        cr_assert(mkdtemp(r->dir), "mkdtemp failed");
+    }
+    const char *bin = getenv("TIDINGS_REDIS_SERVER");
+    char bin_copy[256], port_s[16], log[128];
+    snprintf(bin_copy, sizeof(bin_copy), "%s", bin && *bin ? bin : "redis-server");
+    snprintf(log, sizeof(log), "%s/redis.log", r->dir);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        r->port = port ? port : ts_free_port();
+        snprintf(port_s, sizeof(port_s), "%d", r->port);
+        char *argv[] = {bin_copy, "--bind", "127.0.0.1", "--port", port_s, "--save", "",
+                        "--appendonly", "no", "--dir", r->dir, "--logfile", log, NULL};
+        r->pid = ts_proc_spawn(argv, NULL);
+        uint64_t deadline = ts_now_ms() + 5000;
+        while (ts_now_ms() < deadline && ts_proc_alive(r->pid)) {
+            if (answers_ping(r->port))
+                return;
+            ts_sleep_ms(10);
+        }
+        ts_proc_kill(r->pid);
+        r->pid = 0;
+        if (port) /* a fixed port may be in TIME_WAIT trouble for a moment: retry it */
+            ts_sleep_ms(200);
+    }
+    cr_assert_fail("redis-server did not start on port %d (see %s)", r->port, log);
+}
+
+void ts_redis_kill(ts_redis_t *r)
+{
+    ts_proc_kill(r->pid);
+    r->pid = 0;
+}
+
+void ts_redis_cleanup(ts_redis_t *r)
+{
+    ts_redis_kill(r);
+    if (r->dir[0]) {
+        char path[128];
+        snprintf(path, sizeof(path), "%s/redis.log", r->dir);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/dump.rdb", r->dir);
+        unlink(path);
+        rmdir(r->dir);
+        r->dir[0] = '\0';
+    }
+}
