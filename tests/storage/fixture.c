@@ -16,6 +16,7 @@ storage_t *fx_storage(void)
     storage_config_defaults(&cfg);
     cfg.url = url;
     cfg.pool_size = 8;
+    cfg.fanout_shards = FX_SHARDS;
     storage_t *s = storage_create(&cfg);
     cr_assert(s, "storage_create(%s) failed", url);
     int rc = storage_prepare(s);
@@ -56,7 +57,10 @@ uint64_t fx_user(storage_t *s, const char *prefix, storage_user_t *out)
     ts_unique(handle, sizeof(handle), prefix);
     uint8_t hash[32];
     memset(hash, 0xab, sizeof(hash));
-    uint64_t id = storage_id_next(s);
+    uint64_t id;
+    do
+        id = storage_id_next(s);
+    while (id && FX_SHARD(id) == 0);
     cr_assert(id, "no id");
     storage_user_t user;
     int rc = storage_user_create(s, id, handle, handle, hash, out ? out : &user);
@@ -71,9 +75,9 @@ uint64_t fx_unknown_id(storage_t *s)
     return id;
 }
 
-void fx_stream_mark(redisContext *c, char mark[64])
+void fx_stream_mark(redisContext *c, int shard, char mark[64])
 {
-    redisReply *r = fx_cmd(c, "XREVRANGE fanout:{0} + - COUNT 1");
+    redisReply *r = fx_cmd(c, "XREVRANGE fanout:{%d} + - COUNT 1", shard);
     snprintf(mark, 64, "0-0");
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 1)
         snprintf(mark, 64, "%s", r->element[0]->element[0]->str);
@@ -94,12 +98,12 @@ static bool field_is(const redisReply *fields, const char *name, uint64_t value)
     return v && strtoull(v, NULL, 10) == value;
 }
 
-size_t fx_jobs_since(redisContext *c, const char *mark, const char *kind, const char *k1,
-                     uint64_t v1, const char *k2, uint64_t v2)
+size_t fx_jobs_since(redisContext *c, int shard, const char *mark, const char *kind,
+                     const char *k1, uint64_t v1, const char *k2, uint64_t v2)
 {
     char start[70];
     snprintf(start, sizeof(start), "(%s", mark);
-    redisReply *r = fx_cmd(c, "XRANGE fanout:{0} %s +", start);
+    redisReply *r = fx_cmd(c, "XRANGE fanout:{%d} %s +", shard, start);
     cr_assert(r->type == REDIS_REPLY_ARRAY, "XRANGE failed: %s", r->str);
     size_t n = 0;
     for (size_t i = 0; i < r->elements; i++) {

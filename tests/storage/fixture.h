@@ -8,7 +8,14 @@
 #include <hiredis/hiredis.h>
 #include <stdint.h>
 
-/* A storage_t on the fixture Redis with a node id leased (so storage_id_next works). */
+/* Fan-out streams the storage tests write to. Servers started by other tests share the
+ * fixture Redis and run the engine on fanout:{0}, which deletes the jobs it finishes; so
+ * the tests spread jobs over FX_SHARDS streams and their users avoid shard 0. */
+#define FX_SHARDS 61
+#define FX_SHARD(user) ((int)((user) % FX_SHARDS))
+
+/* A storage_t on the fixture Redis with FX_SHARDS fan-out shards and a node id leased (so
+ * storage_id_next works). */
 storage_t *fx_storage(void);
 /* Releases the lease and destroys s. */
 void fx_storage_free(storage_t *s);
@@ -17,16 +24,17 @@ redisContext *fx_redis(void);
 /* A reply to a command run on c; fails the test on a NULL reply (freeReplyObject it). */
 redisReply *fx_cmd(redisContext *c, const char *fmt, ...);
 
-/* Creates a user whose handle is prefix plus a random suffix; returns its id. */
+/* Creates a user whose handle is prefix plus a random suffix and whose fan-out shard is not
+ * 0; returns its id. */
 uint64_t fx_user(storage_t *s, const char *prefix, storage_user_t *out);
 /* A fresh id that names nothing in Redis. */
 uint64_t fx_unknown_id(storage_t *s);
 
-/* The id of the last entry of the fan-out stream fanout:{0} ("0-0" when empty), to count
- * the jobs queued after it. */
-void fx_stream_mark(redisContext *c, char mark[64]);
-/* How many jobs after mark have kind and field k1 = v1 and field k2 = v2. */
-size_t fx_jobs_since(redisContext *c, const char *mark, const char *kind, const char *k1,
-                     uint64_t v1, const char *k2, uint64_t v2);
+/* The id of the last entry of the stream fanout:{shard} ("0-0" when empty), to count the
+ * jobs queued after it. */
+void fx_stream_mark(redisContext *c, int shard, char mark[64]);
+/* How many jobs in fanout:{shard} after mark have kind, field k1 = v1 and field k2 = v2. */
+size_t fx_jobs_since(redisContext *c, int shard, const char *mark, const char *kind,
+                     const char *k1, uint64_t v1, const char *k2, uint64_t v2);
 
 #endif

@@ -64,12 +64,12 @@ Test(graph, follow_and_unfollow_queue_one_job_each)
 {
     uint64_t a = fx_user(s, "ja", NULL), b = fx_user(s, "jb", NULL);
     char mark[64];
-    fx_stream_mark(c, mark);
+    fx_stream_mark(c, FX_SHARD(a), mark);
     bool changed;
     cr_assert_eq(storage_follow(s, a, b, &changed), 0);
-    cr_expect_eq(fx_jobs_since(c, mark, "follow", "follower", a, "followee", b), 1);
+    cr_expect_eq(fx_jobs_since(c, FX_SHARD(a), mark, "follow", "follower", a, "followee", b), 1);
     cr_assert_eq(storage_unfollow(s, a, b, &changed), 0);
-    cr_expect_eq(fx_jobs_since(c, mark, "unfollow", "follower", a, "followee", b), 1);
+    cr_expect_eq(fx_jobs_since(c, FX_SHARD(a), mark, "unfollow", "follower", a, "followee", b), 1);
 }
 
 /* storage.h: "*changed tells whether an edge was added or removed; only then is a
@@ -80,16 +80,16 @@ Test(graph, no_job_when_nothing_changed)
     bool changed;
     cr_assert_eq(storage_follow(s, a, b, &changed), 0);
     char mark[64];
-    fx_stream_mark(c, mark);
+    fx_stream_mark(c, FX_SHARD(a), mark);
     cr_assert_eq(storage_follow(s, a, b, &changed), 0);
     cr_assert_not(changed);
-    cr_expect_eq(fx_jobs_since(c, mark, "follow", "follower", a, "followee", b), 0,
+    cr_expect_eq(fx_jobs_since(c, FX_SHARD(a), mark, "follow", "follower", a, "followee", b), 0,
                  "a follow that changed nothing queued a job");
     cr_assert_eq(storage_unfollow(s, a, b, &changed), 0);
-    fx_stream_mark(c, mark);
+    fx_stream_mark(c, FX_SHARD(a), mark);
     cr_assert_eq(storage_unfollow(s, a, b, &changed), 0);
     cr_assert_not(changed);
-    cr_expect_eq(fx_jobs_since(c, mark, "unfollow", "follower", a, "followee", b), 0,
+    cr_expect_eq(fx_jobs_since(c, FX_SHARD(a), mark, "unfollow", "follower", a, "followee", b), 0,
                  "an unfollow that changed nothing queued a job");
 }
 

@@ -111,11 +111,11 @@ Test(posts, create_and_delete_queue_their_jobs)
 {
     uint64_t a = fx_user(s, "job", NULL);
     char mark[64];
-    fx_stream_mark(c, mark);
+    fx_stream_mark(c, FX_SHARD(a), mark);
     uint64_t id = post(a, "fan me out");
-    cr_expect_eq(fx_jobs_since(c, mark, "post", "post", id, "author", a), 1);
+    cr_expect_eq(fx_jobs_since(c, FX_SHARD(a), mark, "post", "post", id, "author", a), 1);
     cr_assert_eq(storage_post_delete(s, id, a), 0);
-    cr_expect_eq(fx_jobs_since(c, mark, "delete", "post", id, "author", a), 1);
+    cr_expect_eq(fx_jobs_since(c, FX_SHARD(a), mark, "delete", "post", id, "author", a), 1);
 }
 
 Test(posts, author_posts_page_newest_first_without_deleted)
