@@ -1,0 +1,731 @@
+// tests/contract/contract.test.mjs -- openapi.yaml against a running server.
+//
+// Run: TIDINGS_URL=http://127.0.0.1:8080 node --test tests/contract/contract.test.mjs
+// (tests/contract/run_contract.sh starts a server and does this for ctest).
+//
+// Every response goes through check(): its status must be one the spec documents for the
+// operation, its Content-Type one of that response's media types, its body valid against the
+// documented schema, and its required headers present and valid. Response schemas are
+// checked strictly: an object schema without `additionalProperties` is compiled as if it said
+// `false`, so the server cannot send a field the spec does not describe (the spec itself
+// stays open, as DESIGN §4 lets fields be added). The spec's examples are validated too, and
+// the route table in api/routes.c must equal the spec's paths and methods.
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..', '..');
+const toolsDir = path.join(root, 'tools');
+if (!existsSync(path.join(toolsDir, 'node_modules', 'ajv'))) {
+  throw new Error(`${toolsDir}/node_modules is missing: run \`npm ci --prefix tools\` first`);
+}
+const requireTool = createRequire(path.join(toolsDir, 'package.json'));
+const Ajv2020 = requireTool('ajv/dist/2020').default;
+const addFormats = requireTool('ajv-formats').default;
+const YAML = requireTool('yaml');
+
+const BASE = process.env.TIDINGS_URL;
+if (!BASE) throw new Error('set TIDINGS_URL to the base URL of a running tidings server');
+const base = new URL(BASE);
+// Optional: a server whose Redis is unreachable, for the documented 503 answers.
+const NO_REDIS = process.env.TIDINGS_URL_NO_REDIS;
+
+const specText = readFileSync(path.join(root, 'openapi.yaml'), 'utf8');
+const spec = YAML.parse(specText);
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+
+// The problem types of api/problem.c, by status.
+const PROBLEMS = {
+  400: ['bad-request', 'Bad Request'],
+  401: ['unauthorized', 'Unauthorized'],
+  403: ['forbidden', 'Forbidden'],
+  404: ['not-found', 'Not Found'],
+  405: ['method-not-allowed', 'Method Not Allowed'],
+  409: ['conflict', 'Conflict'],
+  413: ['payload-too-large', 'Payload Too Large'],
+  415: ['unsupported-media-type', 'Unsupported Media Type'],
+  422: ['unprocessable', 'Unprocessable Content'],
+  500: ['internal', 'Internal Server Error'],
+  503: ['unavailable', 'Service Unavailable'],
+};
+
+// ---- the spec, compiled --------------------------------------------------------------------
+
+function deref(obj) {
+  let o = obj;
+  for (let guard = 0; o && o.$ref; guard++) {
+    assert.ok(guard < 10, `$ref loop at ${obj.$ref}`);
+    assert.match(o.$ref, /^#\//, `only local $refs are supported: ${o.$ref}`);
+    o = o.$ref.slice(2).split('/').reduce((n, k) => n?.[k.replace(/~1/g, '/').replace(/~0/g, '~')], spec);
+    assert.ok(o, `unresolved $ref ${obj.$ref}`);
+  }
+  return o;
+}
+
+const SPEC_ID = 'urn:tidings:openapi';
+// Rewrites component refs for ajv and closes object schemas (see the file comment).
+function forAjv(schema, strict) {
+  if (Array.isArray(schema)) return schema.map((s) => forAjv(s, strict));
+  if (!schema || typeof schema !== 'object') return schema;
+  const out = {};
+  for (const [k, v] of Object.entries(schema)) {
+    if (k === '$ref') out.$ref = v.replace(/^#\/components\/schemas\//, `${SPEC_ID}#/$defs/`);
+    else if (k === 'properties' || k === '$defs' || k === 'patternProperties')
+      out[k] = Object.fromEntries(Object.entries(v).map(([p, s]) => [p, forAjv(s, strict)]));
+    else if (k === 'examples' || k === 'example' || k === 'const' || k === 'enum' || k === 'default')
+      out[k] = v;
+    else out[k] = forAjv(v, strict);
+  }
+  if (strict && out.properties && !('additionalProperties' in out) && !('unevaluatedProperties' in out))
+    out.additionalProperties = false;
+  return out;
+}
+
+function makeAjv(strict) {
+  const ajv = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true });
+  addFormats(ajv);
+  ajv.addSchema({ $id: SPEC_ID, $defs: forAjv(spec.components?.schemas ?? {}, strict) });
+  return ajv;
+}
+const strictAjv = makeAjv(true);
+const plainAjv = makeAjv(false);
+const compiled = new Map();
+function validator(schema, strict = true) {
+  const key = JSON.stringify([schema, strict]);
+  if (!compiled.has(key)) compiled.set(key, (strict ? strictAjv : plainAjv).compile(forAjv(schema, strict)));
+  return compiled.get(key);
+}
+function assertValid(schema, value, what, strict = true) {
+  const v = validator(schema, strict);
+  if (!v(value)) {
+    assert.fail(`${what} does not match its schema: ${strictAjv.errorsText(v.errors)}\n` +
+      `value: ${JSON.stringify(value).slice(0, 600)}`);
+  }
+}
+
+// Every operation of the spec: "METHOD /path" -> {method, path, op, security}.
+const operations = new Map();
+for (const [p, item] of Object.entries(spec.paths)) {
+  for (const m of METHODS) {
+    if (!item[m]) continue;
+    const op = item[m];
+    const security = op.security ?? spec.security ?? [];
+    operations.set(`${m.toUpperCase()} ${p}`, { method: m.toUpperCase(), path: p, item, op, security });
+  }
+}
+const unrouted = spec['x-tidings-unrouted-responses'];
+
+// The route table of api/routes.c: {"GET", "/v1/users/{id}", handler, true}.
+function serverRoutes() {
+  const src = readFileSync(path.join(root, 'api', 'routes.c'), 'utf8');
+  const table = src.match(/api_routes\[\]\s*=\s*\{([\s\S]*?)\n\};/);
+  assert.ok(table, 'api/routes.c: the api_routes[] table was not found');
+  const routes = [...table[1].matchAll(/\{\s*"([A-Z]+)"\s*,\s*"([^"]+)"\s*,\s*(\w+)\s*,\s*(true|false)\s*\}/g)]
+    .map(([, method, pattern, handler, auth]) => ({ method, pattern, handler, auth: auth === 'true' }));
+  assert.ok(routes.length > 0, 'api/routes.c: no route parsed from api_routes[]');
+  return routes;
+}
+
+// ---- HTTP ----------------------------------------------------------------------------------
+
+const observed = new Set(); // "METHOD /template STATUS"
+let checkedResponses = 0;
+
+function request(method, pathAndQuery, { headers = {}, body, expectContinue = false, server = base } = {}) {
+  return new Promise((resolve, reject) => {
+    const h = { ...headers };
+    if (body !== undefined) h['Content-Length'] = Buffer.byteLength(body);
+    if (expectContinue) h.Expect = '100-continue';
+    const req = http.request({
+      host: server.hostname, port: server.port, method, path: pathAndQuery, headers: h, agent: false,
+    });
+    req.setTimeout(15000, () => req.destroy(new Error(`${method} ${pathAndQuery}: timed out`)));
+    req.on('response', (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode, headers: res.headers, text, method, path: pathAndQuery });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (body !== undefined && expectContinue) req.on('continue', () => req.end(body));
+    else req.end(body);
+  });
+}
+
+function mediaType(res) {
+  return (res.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+}
+
+function headerValue(schema, raw) {
+  return schema?.type === 'integer' && /^-?[0-9]+$/.test(raw) ? Number(raw) : raw;
+}
+
+// Checks a response against a Response object of the spec; returns the parsed body.
+function checkResponse(res, response, what) {
+  response = deref(response);
+  assert.equal(res.headers['cache-control'], 'no-store', `${what}: Cache-Control must be no-store`);
+  for (const [name, hdr] of Object.entries(response.headers ?? {})) {
+    const h = deref(hdr);
+    const raw = res.headers[name.toLowerCase()];
+    if (h.required) assert.ok(raw !== undefined, `${what}: documented header ${name} is missing`);
+    if (raw !== undefined && h.schema) assertValid(h.schema, headerValue(h.schema, raw), `${what}: header ${name}`);
+  }
+  if (!response.content) {
+    assert.equal(res.text, '', `${what}: the spec documents no body, the server sent one`);
+    return undefined;
+  }
+  const mt = mediaType(res);
+  const media = response.content[mt];
+  assert.ok(media, `${what}: Content-Type '${res.headers['content-type']}' is not documented ` +
+    `(documented: ${Object.keys(response.content).join(', ')})`);
+  let body = res.text;
+  if (mt === 'application/json' || mt.endsWith('+json')) {
+    try {
+      body = JSON.parse(res.text);
+    } catch (e) {
+      assert.fail(`${what}: the body is not JSON: ${res.text.slice(0, 200)}`);
+    }
+  }
+  if (media.schema) assertValid(media.schema, body, `${what}: body`);
+  if (mt === 'application/problem+json') {
+    const [slug, title] = PROBLEMS[res.status] ?? [];
+    assert.equal(body.status, res.status, `${what}: problem status differs from the HTTP status`);
+    assert.equal(body.type, `urn:tidings:problem:${slug}`, `${what}: problem type`);
+    assert.equal(body.title, title, `${what}: problem title`);
+    assert.equal(body.instance, decodeURIComponent(res.path.split('?')[0]),
+      `${what}: problem instance is the (percent-decoded) request path`);
+  }
+  checkedResponses++;
+  return body;
+}
+
+function fill(template, params) {
+  return template.replace(/\{(\w+)\}/g, (_, k) => {
+    assert.ok(k in params, `no value for {${k}} in ${template}`);
+    return encodeURIComponent(params[k]);
+  });
+}
+
+// Calls an operation of the spec and checks the answer. opts: params, query, token, json, body,
+// contentType (null for none), headers, expectContinue, server (a URL; TIDINGS_URL by default).
+async function api(method, template, opts = {}) {
+  const key = `${method} ${template}`;
+  const entry = operations.get(key);
+  assert.ok(entry, `the spec has no operation ${key}`);
+  let p = fill(template, opts.params ?? {});
+  if (opts.query) p += `?${new URLSearchParams(opts.query)}`;
+  const headers = { ...(opts.headers ?? {}) };
+  if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
+  let body = opts.body;
+  if (opts.json !== undefined) body = JSON.stringify(opts.json);
+  const ct = 'contentType' in opts ? opts.contentType : body !== undefined ? 'application/json' : null;
+  if (ct) headers['Content-Type'] = ct;
+  const res = await request(method, p, { headers, body, expectContinue: opts.expectContinue, server: opts.server });
+  const what = `${method} ${p} -> ${res.status}`;
+  const response = entry.op.responses[String(res.status)];
+  assert.ok(response, `${what}: status ${res.status} is not documented for ${key} ` +
+    `(documented: ${Object.keys(entry.op.responses).join(', ')}); body: ${res.text.slice(0, 300)}`);
+  res.body = checkResponse(res, response, what);
+  observed.add(`${key} ${res.status}`);
+  return res;
+}
+
+function expectStatus(res, status) {
+  assert.equal(res.status, status, `${res.method} ${res.path}: expected ${status}, got ${res.status}: ${res.text.slice(0, 300)}`);
+  return res.body;
+}
+
+// A request that matches no operation: 404 "no such route" or 405 with Allow.
+async function unroutedCall(method, p, opts = {}) {
+  const res = await request(method, p, opts);
+  const what = `${method} ${p} -> ${res.status}`;
+  const response = res.status === 405 ? unrouted.MethodNotAllowed : res.status === 404 ? unrouted.NoSuchRoute : null;
+  assert.ok(response, `${what}: expected 404 or 405 for a request that matches no operation; body: ${res.text}`);
+  res.body = checkResponse(res, response, what);
+  observed.add(`UNROUTED ${res.status}`);
+  return res;
+}
+
+const rand = () => randomBytes(5).toString('hex');
+const newHandle = (prefix) => `${prefix}_${rand()}`;
+
+// ---- the spec itself -----------------------------------------------------------------------
+
+describe('the spec', () => {
+  test('is OpenAPI 3.1 with the agreed tags and security scheme', () => {
+    assert.match(spec.openapi, /^3\.1\./);
+    const tags = spec.tags.map((t) => t.name);
+    assert.deepEqual([...tags].sort(), ['Posts', 'System', 'Timeline', 'Users']);
+    const bearer = spec.components.securitySchemes.bearerAuth;
+    assert.equal(bearer.type, 'http');
+    assert.equal(bearer.scheme, 'bearer');
+    for (const { method, path: p, op } of operations.values()) {
+      assert.ok(op.operationId, `${method} ${p}: no operationId`);
+      assert.equal(op.tags?.length, 1, `${method} ${p}: exactly one tag`);
+      assert.ok(tags.includes(op.tags[0]), `${method} ${p}: undeclared tag ${op.tags[0]}`);
+    }
+    assert.ok(unrouted?.NoSuchRoute && unrouted?.MethodNotAllowed, 'x-tidings-unrouted-responses is incomplete');
+  });
+
+  test('compiles every schema and every example validates against its schema', () => {
+    let examples = 0;
+    const checkExamples = (holder, schema, what, strict) => {
+      if (!schema) return;
+      validator(schema, strict);
+      if ('example' in holder) {
+        assertValid(schema, holder.example, `${what} example`, strict);
+        examples++;
+      }
+      for (const [name, ex] of Object.entries(holder.examples ?? {})) {
+        assertValid(schema, deref(ex).value, `${what} example '${name}'`, strict);
+        examples++;
+      }
+    };
+    for (const [name, schema] of Object.entries(spec.components.schemas)) {
+      validator(schema);
+      for (const ex of schema.examples ?? []) assertValid(schema, ex, `schema ${name} example`);
+    }
+    const responses = [];
+    for (const { method, path: p, item, op } of operations.values()) {
+      for (const prm of [...(item.parameters ?? []), ...(op.parameters ?? [])].map(deref)) {
+        checkExamples(prm, prm.schema, `${method} ${p} parameter ${prm.name}`, false);
+      }
+      const rb = op.requestBody && deref(op.requestBody);
+      for (const [mt, media] of Object.entries(rb?.content ?? {})) {
+        checkExamples(media, media.schema, `${method} ${p} request ${mt}`, false);
+      }
+      for (const [status, r] of Object.entries(op.responses)) responses.push([`${method} ${p} ${status}`, r]);
+    }
+    for (const [name, r] of Object.entries(unrouted)) responses.push([`unrouted ${name}`, r]);
+    for (const [what, r0] of responses) {
+      const r = deref(r0);
+      for (const [hn, h] of Object.entries(r.headers ?? {})) checkExamples(deref(h), deref(h).schema, `${what} header ${hn}`, false);
+      for (const [mt, media] of Object.entries(r.content ?? {})) checkExamples(media, media.schema, `${what} ${mt}`, true);
+    }
+    assert.ok(examples > 30, `only ${examples} examples found`);
+  });
+
+  test("equals the server's route table (api/routes.c), with the same auth", () => {
+    const routes = serverRoutes();
+    const fromServer = routes.map((r) => `${r.method} ${r.pattern}`).sort();
+    const fromSpec = [...operations.keys()].sort();
+    assert.deepEqual(fromSpec, fromServer, 'the spec\'s operations and api/routes.c differ');
+    for (const r of routes) {
+      const { security } = operations.get(`${r.method} ${r.pattern}`);
+      const needsBearer = security.length > 0 && security.every((req) => 'bearerAuth' in req);
+      assert.equal(needsBearer, r.auth, `${r.method} ${r.pattern}: auth is ${r.auth} in routes.c but the spec says otherwise`);
+      if (r.pattern.startsWith('/v1/') && !(r.method === 'POST' && r.pattern === '/v1/users')) {
+        assert.ok(r.auth, `${r.method} ${r.pattern}: every /v1 route but registration needs a token`);
+      }
+    }
+  });
+});
+
+// ---- the server against the spec -----------------------------------------------------------
+
+describe('the server', () => {
+  const users = {};
+  let bobPost, aliceReply, carolPost;
+
+  before(async () => {
+    // Wait (briefly) for the server to be ready; run_contract.sh has already waited.
+    for (let i = 0; i < 50; i++) {
+      try {
+        const r = await request('GET', '/readyz');
+        if (r.status === 200) return;
+      } catch {
+        /* not up yet */
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${BASE}/readyz never answered 200`);
+  });
+
+  test('serves every operation of the spec (no "no such route", no 405)', async () => {
+    for (const { method, path: p } of operations.values()) {
+      const concrete = fill(p, { id: '1' });
+      const res = await request(method, concrete);
+      assert.notEqual(res.status, 405, `${method} ${concrete}: 405, the server lacks this route`);
+      if (res.status === 404) {
+        assert.notEqual(JSON.parse(res.text).detail, 'no such route', `${method} ${concrete}: the server lacks this route`);
+      }
+      assert.ok(operations.get(`${method} ${p}`).op.responses[String(res.status)],
+        `${method} ${concrete}: undocumented status ${res.status}`);
+    }
+  });
+
+  test('System: healthz, readyz, metrics, openapi.yaml', async () => {
+    assert.deepEqual(expectStatus(await api('GET', '/healthz'), 200), { status: 'ok' });
+    const ready = expectStatus(await api('GET', '/readyz'), 200);
+    assert.deepEqual(ready, { status: 'ready', checks: { redis: 'up', id_node: 'leased' } });
+    const metrics = expectStatus(await api('GET', '/metrics'), 200);
+    assert.match(metrics, /^# TYPE tidings_http_requests_total counter$/m);
+    assert.match(metrics, /^tidings_redis_up 1$/m);
+    const served = expectStatus(await api('GET', '/openapi.yaml'), 200);
+    if (served !== specText) {
+      const a = served.split('\n'), b = specText.split('\n');
+      let i = 0;
+      while (i < a.length && i < b.length && a[i] === b[i]) i++;
+      assert.fail('GET /openapi.yaml differs from openapi.yaml on disk (rebuild the server: the spec is ' +
+        `compiled in); first difference at line ${i + 1}:\n  served:  ${a[i]}\n  on disk: ${b[i]}`);
+    }
+  });
+
+  test('Users: register', async () => {
+    for (const name of ['alice', 'bob', 'carol']) {
+      const handle = newHandle(name);
+      const res = await api('POST', '/v1/users', { json: { handle, display_name: `${name} ✨ Example` } });
+      const reg = expectStatus(res, 201);
+      assert.equal(reg.user.handle, handle);
+      assert.equal(reg.user.display_name, `${name} ✨ Example`);
+      assert.deepEqual([reg.user.followers_count, reg.user.following_count, reg.user.posts_count], [0, 0, 0]);
+      assert.equal(res.headers.location, `/v1/users/${reg.user.id}`);
+      assert.ok(reg.token.startsWith(`tdg_${reg.user.id}_`));
+      users[name] = { ...reg.user, token: reg.token };
+    }
+    // Without display_name, or with null, the display name is the handle.
+    for (const json of [{ handle: newHandle('dave') }, { handle: newHandle('erin'), display_name: null }]) {
+      const reg = expectStatus(await api('POST', '/v1/users', { json }), 201);
+      assert.equal(reg.user.display_name, json.handle);
+    }
+    // Handles are unique case-insensitively.
+    const taken = await api('POST', '/v1/users', { json: { handle: users.alice.handle.toUpperCase() } });
+    expectStatus(taken, 409);
+    // Longest handle and display name are accepted.
+    const h30 = `x${rand()}`.padEnd(30, '_');
+    const reg = expectStatus(await api('POST', '/v1/users', { json: { handle: h30, display_name: 'é'.repeat(50) } }), 201);
+    assert.equal(reg.user.handle, h30);
+  });
+
+  test('Users: registration rejects bad input with 400 and 415', async () => {
+    const newUser = spec.components.schemas.NewUser;
+    const rejected = [
+      { handle: 'has space' },
+      { handle: '' },
+      { handle: 'x'.repeat(31) },
+      { handle: 'dash-ed' },
+      { handle: 42 },
+      { handle: null },
+      {},
+      { display_name: 'no handle' },
+      { handle: newHandle('f'), display_name: '' },
+      { handle: newHandle('f'), display_name: 'y'.repeat(51) },
+      { handle: newHandle('f'), display_name: 'tab\there' },
+      { handle: newHandle('f'), display_name: 7 },
+      { handle: newHandle('f'), email: 'f@example.org' },
+      [{ handle: newHandle('f') }],
+      'just a string',
+    ];
+    for (const json of rejected) {
+      const res = await api('POST', '/v1/users', { json });
+      expectStatus(res, 400);
+      assert.ok(!validator(newUser, false)(json), `the NewUser schema accepts ${JSON.stringify(json)}, the server does not`);
+    }
+    for (const body of ['{"handle":', '', 'null', '{"handle":"a","handle":"b"}', '{"handle":"\\u0000x"}']) {
+      expectStatus(await api('POST', '/v1/users', { body, contentType: 'application/json' }), 400);
+    }
+    const json = { handle: newHandle('g') };
+    expectStatus(await api('POST', '/v1/users', { json, contentType: null }), 415);
+    expectStatus(await api('POST', '/v1/users', { json, contentType: 'text/plain' }), 415);
+    expectStatus(await api('POST', '/v1/users', { json, contentType: 'application/jsonp' }), 415);
+    expectStatus(await api('POST', '/v1/users', { json, contentType: 'application/json; charset=utf-8' }), 201);
+  });
+
+  test('oversize bodies get 413, on every path', async () => {
+    const big = JSON.stringify({ handle: 'x', pad: 'p'.repeat(70 * 1024) });
+    expectStatus(await api('POST', '/v1/users', { body: big, expectContinue: true }), 413);
+    expectStatus(await api('POST', '/v1/posts', { body: big, token: users.alice.token, expectContinue: true }), 413);
+    expectStatus(await api('PUT', '/v1/users/{id}/follow', { params: { id: users.bob.id }, body: big, expectContinue: true }), 413);
+    const res = await request('POST', '/v1/nothing', { headers: { 'Content-Type': 'application/json' }, body: big, expectContinue: true });
+    assert.equal(res.status, 413);
+    checkResponse(res, spec.components.responses.PayloadTooLarge, 'POST /v1/nothing (oversize)');
+  });
+
+  test('authenticated routes answer 401 without a valid token', async () => {
+    const malformed = ['', 'tdg_1_short', `tdg_${users.alice.id}_${'A'.repeat(42)}`, 'not-a-token'];
+    const badHeaders = [
+      {},
+      { Authorization: `Basic ${Buffer.from('a:b').toString('base64')}` },
+      { Authorization: `Bearer ${users.alice.token.slice(0, -1)}B` },
+      { Authorization: `Bearer tdg_${users.alice.id}_${'A'.repeat(43)}` },
+      { Authorization: `Bearer tdg_9007199254740991_${'A'.repeat(43)}` },
+      ...malformed.map((t) => ({ Authorization: `Bearer ${t}` })),
+    ];
+    for (const { method, path: p, security } of operations.values()) {
+      if (security.length === 0) continue;
+      for (const headers of badHeaders) {
+        const res = await api(method, p, { params: { id: users.bob.id }, headers, ...(method === 'POST' ? { json: { text: 'x' } } : {}) });
+        expectStatus(res, 401);
+      }
+    }
+    // The scheme name is case-insensitive.
+    const ok = await api('GET', '/v1/users/{id}', { params: { id: users.bob.id }, headers: { Authorization: `bearer ${users.alice.token}` } });
+    expectStatus(ok, 200);
+  });
+
+  test('Users: profiles and bad ids', async () => {
+    const u = expectStatus(await api('GET', '/v1/users/{id}', { params: { id: users.bob.id }, token: users.alice.token }), 200);
+    assert.equal(u.handle, users.bob.handle);
+    assert.equal(u.created_at, users.bob.created_at);
+    for (const id of ['abc', '0', '01', '-1', '1.5', '12345678901234567', '9007199254740992', ' 1']) {
+      for (const template of ['/v1/users/{id}', '/v1/users/{id}/followers', '/v1/users/{id}/following', '/v1/users/{id}/posts', '/v1/posts/{id}']) {
+        expectStatus(await api('GET', template, { params: { id }, token: users.alice.token }), 400);
+      }
+      expectStatus(await api('PUT', '/v1/users/{id}/follow', { params: { id }, token: users.alice.token }), 400);
+      expectStatus(await api('DELETE', '/v1/users/{id}/follow', { params: { id }, token: users.alice.token }), 400);
+      expectStatus(await api('DELETE', '/v1/posts/{id}', { params: { id }, token: users.alice.token }), 400);
+    }
+    expectStatus(await api('GET', '/v1/users/{id}', { params: { id: '1' }, token: users.alice.token }), 404);
+  });
+
+  test('Users: follow, unfollow, followers, following', async () => {
+    const { alice, bob, carol } = users;
+    const follow = (who, whom) => api('PUT', '/v1/users/{id}/follow', { params: { id: whom.id }, token: who.token });
+    expectStatus(await follow(alice, bob), 204);
+    expectStatus(await follow(alice, bob), 204); // idempotent
+    expectStatus(await follow(carol, bob), 204);
+    expectStatus(await follow(bob, alice), 204);
+    expectStatus(await follow(alice, alice), 422);
+    expectStatus(await api('DELETE', '/v1/users/{id}/follow', { params: { id: alice.id }, token: alice.token }), 422);
+    expectStatus(await api('PUT', '/v1/users/{id}/follow', { params: { id: '1' }, token: alice.token }), 404);
+    expectStatus(await api('DELETE', '/v1/users/{id}/follow', { params: { id: '1' }, token: alice.token }), 404);
+
+    const profile = expectStatus(await api('GET', '/v1/users/{id}', { params: { id: bob.id }, token: bob.token }), 200);
+    assert.equal(profile.followers_count, 2);
+    assert.equal(profile.following_count, 1);
+
+    // Paginate bob's followers one at a time: carol (most recent) then alice.
+    const seen = [];
+    let cursor;
+    for (let page = 0; page < 5; page++) {
+      const query = { limit: '1', ...(cursor ? { cursor } : {}) };
+      const list = expectStatus(await api('GET', '/v1/users/{id}/followers', { params: { id: bob.id }, query, token: alice.token }), 200);
+      seen.push(...list.items.map((u) => u.id));
+      cursor = list.next_cursor;
+      if (!cursor) break;
+    }
+    assert.deepEqual(seen, [carol.id, alice.id]);
+    const all = expectStatus(await api('GET', '/v1/users/{id}/followers', { params: { id: bob.id }, token: alice.token }), 200);
+    assert.deepEqual(all.items.map((u) => u.id), [carol.id, alice.id]);
+    assert.equal(all.next_cursor, null);
+    const following = expectStatus(await api('GET', '/v1/users/{id}/following', { params: { id: alice.id }, query: { limit: '100' }, token: bob.token }), 200);
+    assert.deepEqual(following.items.map((u) => u.id), [bob.id]);
+
+    for (const template of ['/v1/users/{id}/followers', '/v1/users/{id}/following', '/v1/users/{id}/posts']) {
+      for (const query of [{ limit: '0' }, { limit: '101' }, { limit: 'ten' }, { limit: '-1' }, { limit: '05' }, { limit: '' },
+        { cursor: 'xyz' }, { cursor: '0' }, { cursor: '' }]) {
+        expectStatus(await api('GET', template, { params: { id: bob.id }, query, token: alice.token }), 400);
+      }
+      expectStatus(await api('GET', template, { params: { id: '1' }, token: alice.token }), 404);
+    }
+
+    expectStatus(await api('DELETE', '/v1/users/{id}/follow', { params: { id: bob.id }, token: carol.token }), 204);
+    expectStatus(await api('DELETE', '/v1/users/{id}/follow', { params: { id: bob.id }, token: carol.token }), 204);
+    const after1 = expectStatus(await api('GET', '/v1/users/{id}/followers', { params: { id: bob.id }, token: bob.token }), 200);
+    assert.deepEqual(after1.items.map((u) => u.id), [alice.id]);
+  });
+
+  test('Posts: publish with mentions, Idempotency-Key and replies', async () => {
+    const { alice, bob } = users;
+    const key = `k-${rand()}`;
+    const text = `hello @${alice.handle} and @nobody_${rand()} and @${alice.handle.toUpperCase()}`;
+    const res = await api('POST', '/v1/posts', { json: { text }, token: bob.token, headers: { 'Idempotency-Key': key } });
+    bobPost = expectStatus(res, 202);
+    assert.equal(res.headers.location, `/v1/posts/${bobPost.id}`);
+    assert.equal(bobPost.text, text);
+    assert.deepEqual(bobPost.author, { id: bob.id, handle: bob.handle, display_name: bob.display_name });
+    assert.deepEqual(bobPost.mentions, [alice.id]);
+    assert.equal(bobPost.reply_to, null);
+
+    // The same request again is the same post; another body under the same key is a 422.
+    const again = expectStatus(await api('POST', '/v1/posts', { json: { text }, token: bob.token, headers: { 'Idempotency-Key': key } }), 202);
+    assert.deepEqual(again, bobPost);
+    expectStatus(await api('POST', '/v1/posts', { json: { text: `${text}!` }, token: bob.token, headers: { 'Idempotency-Key': key } }), 422);
+
+    const reply = await api('POST', '/v1/posts', { json: { text: 'a reply', reply_to: bobPost.id }, token: alice.token });
+    aliceReply = expectStatus(reply, 202);
+    assert.equal(aliceReply.reply_to, bobPost.id);
+    assert.deepEqual(aliceReply.mentions, []);
+    const withNull = expectStatus(await api('POST', '/v1/posts', { json: { text: 'not a reply', reply_to: null }, token: alice.token }), 202);
+    assert.equal(withNull.reply_to, null);
+
+    expectStatus(await api('POST', '/v1/posts', { json: { text: 'to nowhere', reply_to: '1' }, token: alice.token }), 422);
+
+    // Text limits count characters (code points), not bytes.
+    const longest = expectStatus(await api('POST', '/v1/posts', { json: { text: '🙂'.repeat(5000) }, token: users.carol.token }), 202);
+    assert.equal([...longest.text].length, 5000);
+    carolPost = longest;
+  });
+
+  test('Posts: publishing rejects bad input with 400 and 415', async () => {
+    const newPost = spec.components.schemas.NewPost;
+    const rejected = [
+      {},
+      { text: '' },
+      { text: ' \t\r\n ' },
+      { text: 'x'.repeat(5001) },
+      { text: 5 },
+      { text: null },
+      { text: 'ok', reply_to: 12 },
+      { text: 'ok', reply_to: 'abc' },
+      { text: 'ok', reply_to: '0' },
+      { text: 'ok', extra: true },
+      ['text'],
+    ];
+    for (const json of rejected) {
+      expectStatus(await api('POST', '/v1/posts', { json, token: users.alice.token }), 400);
+      assert.ok(!validator(newPost, false)(json), `the NewPost schema accepts ${JSON.stringify(json)}, the server does not`);
+    }
+    expectStatus(await api('POST', '/v1/posts', { body: '{"text": "x"', token: users.alice.token }), 400);
+    for (const key of ['has space', 'k'.repeat(256), 'tab\tkey']) {
+      expectStatus(await api('POST', '/v1/posts', { json: { text: 'ok' }, token: users.alice.token, headers: { 'Idempotency-Key': key } }), 400);
+    }
+    expectStatus(await api('POST', '/v1/posts', { json: { text: 'ok' }, token: users.alice.token, contentType: null }), 415);
+    expectStatus(await api('POST', '/v1/posts', { json: { text: 'ok' }, token: users.alice.token, contentType: 'text/plain' }), 415);
+  });
+
+  test('Timeline: followed authors\' posts arrive, newest first, and page', async () => {
+    const { alice } = users;
+    const timeline = async (query = {}) =>
+      expectStatus(await api('GET', '/v1/timeline', { query, token: alice.token }), 200);
+    // Fan-out is asynchronous: wait (bounded) for bob's post and alice's own reply. The bound
+    // exceeds the default --claim-idle-ms (30 s), in case another server sharing this Redis
+    // took the job and stopped before finishing it.
+    let items = [];
+    for (const deadline = Date.now() + 45000; Date.now() < deadline;) {
+      items = (await timeline({ limit: '100' })).items;
+      const ids = items.map((p) => p.id);
+      if (ids.includes(bobPost.id) && ids.includes(aliceReply.id)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const ids = items.map((p) => p.id);
+    assert.ok(ids.includes(bobPost.id), "bob's post never reached alice's timeline");
+    assert.ok(ids.includes(aliceReply.id), "alice's own post never reached her timeline");
+    assert.deepEqual(ids, [...ids].sort((a, b) => (BigInt(b) > BigInt(a) ? 1 : -1)), 'newest first');
+    assert.deepEqual(items.find((p) => p.id === bobPost.id), bobPost);
+    // One at a time, the pages add up to the same list.
+    const paged = [];
+    let cursor;
+    for (let page = 0; page < ids.length + 1; page++) {
+      const list = await timeline({ limit: '1', ...(cursor ? { cursor } : {}) });
+      paged.push(...list.items.map((p) => p.id));
+      cursor = list.next_cursor;
+      if (!cursor) break;
+    }
+    assert.deepEqual(paged.slice(0, ids.length), ids);
+    for (const query of [{ limit: '0' }, { limit: '101' }, { limit: 'x' }, { cursor: 'nope' }, { cursor: '0' }]) {
+      expectStatus(await api('GET', '/v1/timeline', { query, token: alice.token }), 400);
+    }
+  });
+
+  test("Posts: read, list an author's posts, delete", async () => {
+    const { alice, bob } = users;
+    const got = expectStatus(await api('GET', '/v1/posts/{id}', { params: { id: bobPost.id }, token: alice.token }), 200);
+    assert.deepEqual(got, bobPost);
+    expectStatus(await api('GET', '/v1/posts/{id}', { params: { id: '1' }, token: alice.token }), 404);
+
+    const extra = expectStatus(await api('POST', '/v1/posts', { json: { text: 'second' }, token: bob.token }), 202);
+    const page1 = expectStatus(await api('GET', '/v1/users/{id}/posts', { params: { id: bob.id }, query: { limit: '1' }, token: alice.token }), 200);
+    assert.deepEqual(page1.items.map((p) => p.id), [extra.id]);
+    assert.ok(page1.next_cursor, 'a first page of one with two posts has a next_cursor');
+    const page2 = expectStatus(await api('GET', '/v1/users/{id}/posts', { params: { id: bob.id }, query: { limit: '1', cursor: page1.next_cursor }, token: alice.token }), 200);
+    assert.deepEqual(page2.items, [bobPost]);
+
+    const profile = expectStatus(await api('GET', '/v1/users/{id}', { params: { id: bob.id }, token: bob.token }), 200);
+    assert.equal(profile.posts_count, 2);
+
+    expectStatus(await api('DELETE', '/v1/posts/{id}', { params: { id: bobPost.id }, token: alice.token }), 403);
+    expectStatus(await api('DELETE', '/v1/posts/{id}', { params: { id: bobPost.id }, token: bob.token }), 204);
+    expectStatus(await api('GET', '/v1/posts/{id}', { params: { id: bobPost.id }, token: alice.token }), 404);
+    expectStatus(await api('DELETE', '/v1/posts/{id}', { params: { id: bobPost.id }, token: bob.token }), 404);
+    expectStatus(await api('DELETE', '/v1/posts/{id}', { params: { id: '1' }, token: bob.token }), 404);
+    const left = expectStatus(await api('GET', '/v1/users/{id}/posts', { params: { id: bob.id }, token: bob.token }), 200);
+    assert.deepEqual(left.items.map((p) => p.id), [extra.id]);
+    assert.equal(left.next_cursor, null);
+
+    // Replying to the deleted post is a 422; the reply made before it stays readable.
+    expectStatus(await api('POST', '/v1/posts', { json: { text: 'late', reply_to: bobPost.id }, token: alice.token }), 422);
+    const stays = expectStatus(await api('GET', '/v1/posts/{id}', { params: { id: aliceReply.id }, token: bob.token }), 200);
+    assert.equal(stays.reply_to, bobPost.id);
+    expectStatus(await api('GET', '/v1/posts/{id}', { params: { id: carolPost.id }, token: bob.token }), 200);
+    // A deleted post is gone from timelines at once (left out when read, retracted later).
+    const tl = expectStatus(await api('GET', '/v1/timeline', { query: { limit: '100' }, token: alice.token }), 200);
+    assert.ok(!tl.items.some((p) => p.id === bobPost.id), 'a deleted post is still in a timeline');
+  });
+
+  test('Posts: replaying the Idempotency-Key of a deleted post is a 409', async () => {
+    const key = `gone-${rand()}`;
+    const opts = { json: { text: 'short-lived' }, token: users.alice.token, headers: { 'Idempotency-Key': key } };
+    const post = expectStatus(await api('POST', '/v1/posts', opts), 202);
+    expectStatus(await api('DELETE', '/v1/posts/{id}', { params: { id: post.id }, token: users.alice.token }), 204);
+    expectStatus(await api('POST', '/v1/posts', opts), 409);
+    // Keys are per caller: bob may use the same key.
+    expectStatus(await api('POST', '/v1/posts', { ...opts, token: users.bob.token }), 202);
+  });
+
+  test('unknown routes get 404 and other methods 405 with Allow', async () => {
+    for (const p of ['/v1/nothing', '/v1/users/', `/v1/users/${users.bob.id}/`, '/v1/users//follow', '/', '/v2/users', '/healthz/x']) {
+      for (const method of ['GET', 'POST', 'DELETE']) {
+        const res = await unroutedCall(method, p);
+        assert.equal(res.status, 404, `${method} ${p}`);
+        assert.equal(res.body.detail, 'no such route');
+      }
+    }
+    // Every path of the spec, under every method it does not serve.
+    for (const [p, item] of Object.entries(spec.paths)) {
+      const served = METHODS.filter((m) => item[m]).map((m) => m.toUpperCase());
+      const allow = [...served.flatMap((m) => (m === 'GET' ? ['GET', 'HEAD'] : [m]))].sort();
+      for (const method of ['GET', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS']) {
+        if (served.includes(method)) continue;
+        const res = await unroutedCall(method, fill(p, { id: users.bob.id }));
+        assert.equal(res.status, 405, `${method} ${p}`);
+        assert.deepEqual(res.headers.allow.split(', ').sort(), allow, `${method} ${p}: Allow`);
+      }
+    }
+  });
+
+  test('without Redis: readiness fails and storage-backed routes answer 503 with Retry-After',
+    { skip: NO_REDIS ? false : 'TIDINGS_URL_NO_REDIS is not set' }, async () => {
+      const server = new URL(NO_REDIS);
+      const ready = await api('GET', '/readyz', { server });
+      assert.equal(expectStatus(ready, 503).checks.redis, 'down');
+      assert.equal(ready.body.status, 'unavailable');
+      expectStatus(await api('GET', '/healthz', { server }), 200);
+      const metrics = expectStatus(await api('GET', '/metrics', { server }), 200);
+      assert.match(metrics, /^tidings_redis_up 0$/m);
+      expectStatus(await api('GET', '/openapi.yaml', { server }), 200);
+      expectStatus(await api('POST', '/v1/users', { server, json: { handle: newHandle('down') } }), 503);
+      // A token that is not in the auth cache needs Redis to be checked.
+      const token = `tdg_${users.alice.id}_${'A'.repeat(43)}`;
+      const calls = [
+        ['GET', '/v1/users/{id}'], ['PUT', '/v1/users/{id}/follow'], ['DELETE', '/v1/users/{id}/follow'],
+        ['GET', '/v1/users/{id}/followers'], ['GET', '/v1/users/{id}/following'], ['GET', '/v1/users/{id}/posts'],
+        ['POST', '/v1/posts'], ['GET', '/v1/posts/{id}'], ['DELETE', '/v1/posts/{id}'], ['GET', '/v1/timeline'],
+      ];
+      for (const [method, template] of calls) {
+        const res = await api(method, template, { server, token, params: { id: users.bob.id }, ...(method === 'POST' ? { json: { text: 'x' } } : {}) });
+        expectStatus(res, 503);
+      }
+    });
+
+  test('covered every operation and the documented error statuses', (t) => {
+    const statuses = new Set([...observed].map((o) => o.split(' ').pop()));
+    for (const key of operations.keys()) {
+      assert.ok([...observed].some((o) => o.startsWith(`${key} 2`)), `${key} never answered 2xx in this run`);
+    }
+    const expected = ['400', '401', '403', '404', '405', '409', '413', '415', '422', ...(NO_REDIS ? ['503'] : [])];
+    for (const s of expected) {
+      assert.ok(statuses.has(s), `no ${s} was exercised`);
+    }
+    t.diagnostic(`checked ${checkedResponses} responses; ${observed.size} distinct operation/status pairs`);
+  });
+});
