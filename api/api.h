@@ -130,11 +130,22 @@ json_t *api_user_json(const storage_user_t *u);
 json_t *api_post_json(const storage_post_t *p, const storage_user_t *author);
 /* {items, next_cursor}; takes items. */
 json_t *api_list_json(json_t *items, uint64_t next_cursor);
+/* Options for hydrating a page of posts; every field may be NULL/0. */
+typedef struct api_hydrate_s {
+    const uint64_t *reposted_by; /* per post: the reposter to show, or 0 */
+    const uint64_t *hidden;      /* users whose posts and reposts are left out */
+    size_t n_hidden;
+} api_hydrate_t;
 /* Appends the posts ids (with their authors) to items, skipping unknown and deleted
- * posts, in two round trips whatever n is. Returns a storage code. */
-int api_posts_hydrate(api_t *api, const uint64_t *ids, size_t n, json_t *items);
+ * posts, in two round trips whatever n is. opt is borrowed. Returns a storage code. */
+int api_posts_hydrate(api_t *api, const uint64_t *ids, size_t n, const api_hydrate_t *opt,
+                      json_t *items);
 /* Hydrates page ids into post JSON (skipping deleted) and replies 200. */
-void api_reply_posts(api_req_t *r, const uint64_t *ids, size_t n, uint64_t next_cursor);
+void api_reply_posts(api_req_t *r, const uint64_t *ids, size_t n, const api_hydrate_t *opt,
+                     uint64_t next_cursor);
+
+/* Hydrates user ids into user JSON (skipping unknown ones) and replies 200 with a list. */
+void api_reply_users(api_req_t *r, const uint64_t *ids, size_t n, uint64_t next_cursor);
 
 /* ---- handlers ------------------------------------------------------------------------- */
 void api_users_create(api_req_t *r);
@@ -148,6 +159,19 @@ void api_posts_get(api_req_t *r);
 void api_posts_delete(api_req_t *r);
 void api_posts_by_author(api_req_t *r);
 void api_timeline_get(api_req_t *r);
+void api_posts_like(api_req_t *r);
+void api_posts_unlike(api_req_t *r);
+void api_posts_repost(api_req_t *r);
+void api_posts_unrepost(api_req_t *r);
+void api_users_block(api_req_t *r);
+void api_users_unblock(api_req_t *r);
+void api_users_mute(api_req_t *r);
+void api_users_unmute(api_req_t *r);
+void api_blocks_list(api_req_t *r);
+void api_mutes_list(api_req_t *r);
+void api_notifications_list(api_req_t *r);
+void api_notifications_unread(api_req_t *r);
+void api_notifications_read(api_req_t *r);
 void api_system_healthz(api_req_t *r);
 void api_system_readyz(api_req_t *r);
 void api_system_metrics(api_req_t *r);

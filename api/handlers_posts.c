@@ -83,6 +83,7 @@ static bool resolve_references(api_req_t *r, storage_post_t *post)
         storage_post_t parent;
         rc = storage_post_get(r->api->storage, post->reply_to, &parent);
         bool gone = rc == -ENOENT || (rc == 0 && parent.deleted);
+        post->reply_author = parent.author;
         storage_post_clear(&parent);
         if (gone) {
             api_problem(r, API_UNPROCESSABLE, "reply_to names no post (it may have been deleted)");
@@ -137,7 +138,8 @@ void api_posts_create(api_req_t *r)
     if (!body)
         return;
     storage_post_t post = {.author = r->caller.id};
-    if (!read_post_body(r, body, &post))
+    /* References first: a request refused for them claims no Idempotency-Key. */
+    if (!read_post_body(r, body, &post) || !resolve_references(r, &post))
         goto out;
     post.id = storage_id_next(r->api->storage);
     if (!post.id) {
@@ -158,8 +160,6 @@ void api_posts_create(api_req_t *r)
             goto out;
         }
     }
-    if (!resolve_references(r, &post))
-        goto out;
     int rc = storage_post_create(r->api->storage, &post);
     if (rc)
         api_storage_problem(r, rc, "post");
@@ -175,7 +175,7 @@ void api_posts_get(api_req_t *r)
     if (!api_param_id(r, 0, &id))
         return;
     json_t *items = json_array();
-    int rc = items ? api_posts_hydrate(r->api, &id, 1, items) : -ENOMEM;
+    int rc = items ? api_posts_hydrate(r->api, &id, 1, NULL, items) : -ENOMEM;
     if (rc)
         api_storage_problem(r, rc, "post");
     else if (json_array_size(items) == 0)
@@ -217,6 +217,6 @@ void api_posts_by_author(api_req_t *r)
         api_storage_problem(r, rc, "user");
         return;
     }
-    api_reply_posts(r, page.ids, page.n, page.next_cursor);
+    api_reply_posts(r, page.ids, page.n, NULL, page.next_cursor);
     storage_page_free(&page);
 }

@@ -7,13 +7,15 @@ void api_timeline_get(api_req_t *r)
     size_t limit;
     if (!api_query_page(r, &limit, &cursor))
         return;
-    storage_page_t page;
+    storage_timeline_t tl;
     int rc = storage_timeline_page(r->api->storage, r->caller.id, cursor, limit,
-                                   r->api->cfg->timeline_max, &page);
+                                   r->api->cfg->timeline_max, &tl);
     if (rc) {
         api_storage_problem(r, rc, "timeline");
         return;
     }
-    api_reply_posts(r, page.ids, page.n, page.next_cursor);
-    storage_page_free(&page);
+    /* Entries written before a block or mute are left out here. */
+    api_hydrate_t opt = {tl.reposted_by, tl.hidden, tl.n_hidden};
+    api_reply_posts(r, tl.page.ids, tl.page.n, &opt, tl.page.next_cursor);
+    storage_timeline_free(&tl);
 }

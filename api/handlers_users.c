@@ -93,14 +93,16 @@ static void change_follow(api_req_t *r, bool follow)
     uint64_t id;
     if (!api_param_id(r, 0, &id))
         return;
-    if (id == r->caller.id) {
+    if (id == r->caller.id && follow) {
         api_problem(r, API_UNPROCESSABLE, "you cannot follow yourself");
         return;
     }
     bool changed;
     int rc = follow ? storage_follow(r->api->storage, r->caller.id, id, &changed)
                     : storage_unfollow(r->api->storage, r->caller.id, id, &changed);
-    if (rc)
+    if (rc == -EPERM)
+        api_problem(r, API_FORBIDDEN, "you cannot follow a user you blocked or who blocked you");
+    else if (rc)
         api_storage_problem(r, rc, "user");
     else
         api_reply_empty(r, 204);
@@ -128,19 +130,7 @@ static void list_edges(api_req_t *r, storage_edge_t which)
         api_storage_problem(r, rc, "user");
         return;
     }
-    storage_user_t *users = calloc(page.n ? page.n : 1, sizeof(*users));
-    json_t *items = json_array();
-    rc = users && items ? storage_users_get(r->api->storage, page.ids, page.n, users) : -ENOMEM;
-    if (rc) {
-        api_storage_problem(r, rc, "user");
-        json_decref(items);
-    } else {
-        for (size_t i = 0; i < page.n; i++)
-            if (users[i].id)
-                json_array_append_new(items, api_user_json(&users[i]));
-        api_reply_json(r, 200, api_list_json(items, page.next_cursor));
-    }
-    free(users);
+    api_reply_users(r, page.ids, page.n, page.next_cursor);
     storage_page_free(&page);
 }
 

@@ -163,6 +163,7 @@ static int start(tidings_t *app)
         fcfg.max_jobs = app->cfg.fanout_jobs;
         fcfg.max_in_flight = app->cfg.fanout_in_flight;
         fcfg.timeline_max = app->cfg.timeline_max;
+        fcfg.notifications_max = app->cfg.notifications_max;
         fcfg.celebrity_threshold = app->cfg.celebrity_threshold;
         fcfg.claim_idle_ms = app->cfg.claim_idle_ms;
         app->fanout = fanout_create(&app->loop, scfg, &fcfg);

@@ -53,6 +53,8 @@ static enum MHD_Result send_response(api_req_t *r)
         snprintf(v, sizeof(v), "%d", r->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v);
     }
+    if (r->status == MHD_HTTP_UNAUTHORIZED) /* RFC 9110 §11.6.1 */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"tidings\"");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);

@@ -64,46 +64,86 @@ static const storage_user_t *find_user(const storage_user_t *users, size_t n, ui
     return NULL;
 }
 
-int api_posts_hydrate(api_t *api, const uint64_t *ids, size_t n, json_t *items)
+static bool listed(const uint64_t *ids, size_t n, uint64_t id)
 {
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+int api_posts_hydrate(api_t *api, const uint64_t *ids, size_t n, const api_hydrate_t *opt,
+                      json_t *items)
+{
+    static const api_hydrate_t none = {0};
+    if (!opt)
+        opt = &none;
     storage_post_t *posts = calloc(n ? n : 1, sizeof(*posts));
-    uint64_t *authors = calloc(n ? n : 1, sizeof(*authors));
-    storage_user_t *users = calloc(n ? n : 1, sizeof(*users));
-    size_t n_authors = 0;
-    int rc = posts && authors && users ? storage_posts_get(api->storage, ids, n, posts) : -ENOMEM;
+    uint64_t *people = calloc(2 * n + 1, sizeof(*people));
+    storage_user_t *users = calloc(2 * n + 1, sizeof(*users));
+    size_t n_people = 0;
+    int rc = posts && people && users ? storage_posts_get(api->storage, ids, n, posts) : -ENOMEM;
     if (rc)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        bool seen = false;
-        for (size_t j = 0; j < n_authors && !seen; j++)
-            seen = authors[j] == posts[i].author;
-        if (posts[i].id && !seen)
-            authors[n_authors++] = posts[i].author;
+        uint64_t who[2] = {posts[i].id ? posts[i].author : 0,
+                           opt->reposted_by ? opt->reposted_by[i] : 0};
+        for (int k = 0; k < 2; k++)
+            if (who[k] && !listed(people, n_people, who[k]))
+                people[n_people++] = who[k];
     }
-    /* One round trip for every author of the page, not one per post. */
-    rc = storage_users_get(api->storage, authors, n_authors, users);
+    /* One round trip for every author and reposter of the page, not one per post. */
+    rc = storage_users_get(api->storage, people, n_people, users);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        const storage_user_t *author = find_user(users, n_authors, posts[i].author);
-        if (posts[i].id && !posts[i].deleted && author)
-            json_array_append_new(items, api_post_json(&posts[i], author));
+        const storage_user_t *author = find_user(users, n_people, posts[i].author);
+        uint64_t rb = opt->reposted_by ? opt->reposted_by[i] : 0;
+        const storage_user_t *reposter = rb ? find_user(users, n_people, rb) : NULL;
+        if (!posts[i].id || posts[i].deleted || !author ||
+            listed(opt->hidden, opt->n_hidden, posts[i].author) ||
+            (rb && (!reposter || listed(opt->hidden, opt->n_hidden, rb))))
+            continue;
+        json_t *post = api_post_json(&posts[i], author);
+        if (post && reposter)
+            json_object_set_new(post, "reposted_by",
+                                json_pack("{s:o, s:s}", "id", api_id_json(reposter->id),
+                                          "handle", reposter->handle));
+        json_array_append_new(items, post);
     }
 out:
     for (size_t i = 0; posts && i < n; i++)
         storage_post_clear(&posts[i]);
     free(posts);
-    free(authors);
+    free(people);
     free(users);
     return rc;
 }
 
-void api_reply_posts(api_req_t *r, const uint64_t *ids, size_t n, uint64_t next_cursor)
+void api_reply_posts(api_req_t *r, const uint64_t *ids, size_t n, const api_hydrate_t *opt,
+                     uint64_t next_cursor)
 {
     json_t *items = json_array();
-    int rc = items ? api_posts_hydrate(r->api, ids, n, items) : -ENOMEM;
+    int rc = items ? api_posts_hydrate(r->api, ids, n, opt, items) : -ENOMEM;
     if (rc) {
         api_storage_problem(r, rc, "post");
         json_decref(items);
         return;
     }
     api_reply_json(r, 200, api_list_json(items, next_cursor));
+}
+
+void api_reply_users(api_req_t *r, const uint64_t *ids, size_t n, uint64_t next_cursor)
+{
+    storage_user_t *users = calloc(n ? n : 1, sizeof(*users));
+    json_t *items = json_array();
+    int rc = users && items ? storage_users_get(r->api->storage, ids, n, users) : -ENOMEM;
+    if (rc) {
+        api_storage_problem(r, rc, "user");
+        json_decref(items);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            if (users[i].id)
+                json_array_append_new(items, api_user_json(&users[i]));
+        api_reply_json(r, 200, api_list_json(items, next_cursor));
+    }
+    free(users);
 }

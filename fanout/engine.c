@@ -32,6 +32,7 @@ void fanout_config_defaults(fanout_config_t *cfg)
     cfg->chunk = 1000;
     cfg->max_in_flight = 20000;
     cfg->timeline_max = 800;
+    cfg->notifications_max = 1000;
     cfg->celebrity_threshold = 10000;
     cfg->claim_idle_ms = 30000;
     cfg->max_attempts = 5;
@@ -107,6 +108,7 @@ void fanout__job_finished(fanout__job_t *j, bool ok)
     } else {
         atomic_fetch_add_explicit(&f->stats.jobs_failed, 1, memory_order_relaxed);
     }
+    free(j->muted_by);
     free(j);
     if (!f->stopping) {
         resume_parked(f);

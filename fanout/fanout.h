@@ -22,6 +22,7 @@ typedef struct fanout_config_s {
     int chunk;                /* followers read and written per step */
     int max_in_flight;        /* Redis commands outstanding, across all jobs */
     int timeline_max;         /* --timeline-max */
+    int notifications_max;    /* --notifications-max */
     int celebrity_threshold;  /* --celebrity-threshold */
     int claim_idle_ms;        /* a job idle this long in another consumer is taken over */
     int max_attempts;         /* deliveries before a job is dead-lettered */

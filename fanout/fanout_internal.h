@@ -33,7 +33,10 @@ struct fanout__job_s {
     storage_job_t job;
     fanout__job_t *prev, *next;
     uint64_t started_ms;
+    uint64_t walk_user;   /* whose followers the job walks */
     uint64_t cursor;      /* last follower edge read */
+    uint64_t *muted_by;   /* followers who muted the author: skipped (sorted) */
+    size_t n_muted_by;
     int writes_pending;   /* chunk writes not yet confirmed */
     bool fetching, all_fetched, waiting, celebrity_mark;
     int status;           /* first failure */

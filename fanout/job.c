@@ -1,20 +1,26 @@
 /* fanout/job.c -- one job's work, from its first read to its acknowledgement.
  *
- * post:     own timeline, then followers in chunks: read a chunk, send its writes, read
- *           the next while they fly, as long as the engine's in-flight budget allows.
- *           When the last write is confirmed, the post is checked again: deleted in the
- *           meantime means a delete job is queued (it runs after our writes, so it wins).
- *           An author past the celebrity threshold is marked instead, and their
- *           followers are told to merge them at read time.
- * delete:   the same walk over followers, removing the post.
- * follow:   backfill; unfollow: purge (both in storage, idempotent).
+ * post:      own timeline, reply and mention notices, then the author's followers in
+ *            chunks: read a chunk, send its writes, read the next while they fly, as long
+ *            as the engine's in-flight budget allows. Followers who muted the author are
+ *            skipped. When the last write is confirmed the post is checked again: deleted
+ *            meanwhile means a delete job is queued (it runs after our writes: it wins).
+ *            An author past the celebrity threshold is marked instead, and their
+ *            followers are told to merge them at read time.
+ * delete:    the same walk, removing the post.
+ * repost:    a notice to the author, then the reposter's followers get the post as a
+ *            repost entry (unless they have it); unrepost takes those entries back.
+ * like, follow, block, mute and their undoings: a few writes each.
  * Any failure leaves the job unacknowledged: it is retried after the claim timeout and
  * dead-lettered after too many attempts.
  */
 #include "fanout/fanout_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 static void settle_done(void *arg, int status)
 {
@@ -39,8 +45,23 @@ static void fail(fanout__job_t *j, int status)
         j->status = status ? status : -EIO;
 }
 
-/* Ends the job once nothing of it is in flight. */
-static void maybe_finish(fanout__job_t *j);
+/* Records a write sent (rc 0) or failed to send. */
+static void sent(fanout__job_t *j, int rc)
+{
+    if (rc == 0)
+        j->writes_pending++;
+    else
+        fail(j, rc);
+}
+
+static void on_written(void *arg, int status)
+{
+    fanout__job_t *j = arg;
+    j->writes_pending--;
+    if (status)
+        fail(j, status);
+    fanout__job_pump(j);
+}
 
 static void on_delete_queued(void *arg, int status)
 {
@@ -68,11 +89,10 @@ static void on_final_state(void *arg, int status, const storage_post_state_t *st
     fanout__job_settle(j, NULL);
 }
 
+/* Ends the job once nothing of it is in flight. */
 static void maybe_finish(fanout__job_t *j)
 {
-    if (j->fetching || j->writes_pending > 0 || (!j->all_fetched && !j->status))
-        return;
-    if (j->waiting)
+    if (j->fetching || j->writes_pending > 0 || j->waiting || (!j->all_fetched && !j->status))
         return;
     if (j->status) {
         fanout__job_finished(j, false);
@@ -87,32 +107,53 @@ static void maybe_finish(fanout__job_t *j)
     fanout__job_settle(j, NULL);
 }
 
-static void on_chunk_written(void *arg, int status)
+static bool muted(const fanout__job_t *j, uint64_t user)
 {
-    fanout__job_t *j = arg;
-    j->writes_pending--;
-    if (status)
-        fail(j, status);
-    fanout__job_pump(j);
+    size_t lo = 0, hi = j->n_muted_by;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (j->muted_by[mid] == user)
+            return true;
+        if (j->muted_by[mid] < user)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
 }
 
 /* Sends the writes of one chunk of users. */
 static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
 {
     fanout_t *f = j->f;
-    int rc;
-    if (j->celebrity_mark)
-        rc = storage_celebrity_followers_add(f->sa, j->job.author, users, n, on_chunk_written, j);
-    else if (j->job.kind == STORAGE_JOB_DELETE)
-        rc = storage_timelines_remove(f->sa, j->job.post, users, n, on_chunk_written, j);
-    else
-        rc = storage_timelines_add(f->sa, j->job.post, users, n, f->cfg.timeline_max,
-                                   on_chunk_written, j);
-    if (rc == 0) {
-        j->writes_pending++;
-        if (!j->celebrity_mark)
-            atomic_fetch_add_explicit(&f->stats.timeline_writes, n, memory_order_relaxed);
+    const storage_job_t *job = &j->job;
+    switch (j->celebrity_mark ? STORAGE_JOB_UNKNOWN : job->kind) {
+    case STORAGE_JOB_UNKNOWN:
+        return storage_celebrity_followers_add(f->sa, job->author, users, n, on_written, j);
+    case STORAGE_JOB_DELETE:
+        return storage_timelines_remove(f->sa, job->post, users, n, on_written, j);
+    case STORAGE_JOB_REPOST:
+    case STORAGE_JOB_UNREPOST:
+        return storage_repost_entries(f->sa, job->post, job->actor, job->event_id, users, n,
+                                      job->kind == STORAGE_JOB_REPOST, f->cfg.timeline_max,
+                                      on_written, j);
+    default:
+        break;
     }
+    if (!j->n_muted_by)
+        return storage_timelines_add(f->sa, job->post, users, n, f->cfg.timeline_max, on_written,
+                                     j);
+    uint64_t *keep = malloc(n * sizeof(*keep));
+    if (!keep)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!muted(j, users[i]))
+            keep[k++] = users[i];
+    int rc = k ? storage_timelines_add(f->sa, job->post, keep, k, f->cfg.timeline_max,
+                                       on_written, j)
+               : -ENODATA;
+    free(keep);
     return rc;
 }
 
@@ -128,8 +169,10 @@ static void on_chunk(void *arg, int status, const uint64_t *ids, size_t n, uint6
         j->cursor = last;
         if (n && !j->status) {
             int rc = write_chunk(j, ids, n);
-            if (rc)
-                fail(j, rc);
+            if (rc != -ENODATA)
+                sent(j, rc);
+            if (rc == 0 && !j->celebrity_mark)
+                atomic_fetch_add_explicit(&j->f->stats.timeline_writes, n, memory_order_relaxed);
         }
     }
     fanout__job_pump(j);
@@ -144,7 +187,7 @@ void fanout__job_pump(fanout__job_t *j)
             fanout__park(j);
             return;
         }
-        int rc = storage_followers_chunk(f->sa, j->job.author, j->cursor, (size_t)f->cfg.chunk,
+        int rc = storage_followers_chunk(f->sa, j->walk_user, j->cursor, (size_t)f->cfg.chunk,
                                          on_chunk, j);
         if (rc)
             fail(j, rc);
@@ -154,98 +197,186 @@ void fanout__job_pump(fanout__job_t *j)
     maybe_finish(j);
 }
 
-static void on_own_timeline(void *arg, int status)
+/* "<kind>:<post>" */
+static void group_of(char *buf, size_t size, const char *kind, uint64_t post)
 {
-    fanout__job_t *j = arg;
-    j->writes_pending--;
-    if (status)
-        fail(j, status);
-    fanout__job_pump(j);
+    snprintf(buf, size, "%s:%llu", kind, (unsigned long long)post);
 }
 
-static void on_marked(void *arg, int status)
+/* Reply and mention notices of a new post. */
+static void notify_post(fanout__job_t *j, const storage_post_state_t *st)
 {
-    fanout__job_t *j = arg;
-    j->writes_pending--;
-    if (status)
-        fail(j, status);
-    fanout__job_pump(j);
+    fanout_t *f = j->f;
+    const storage_job_t *job = &j->job;
+    char group[48];
+    if (st->reply_author && st->reply_author != job->author) {
+        group_of(group, sizeof(group), "reply", job->post);
+        sent(j, storage_notify_add(f->sa, st->reply_author, group, job->author, job->event_id,
+                                   f->cfg.notifications_max, on_written, j));
+    }
+    group_of(group, sizeof(group), "mention", job->post);
+    for (size_t i = 0; i < st->n_mentions; i++)
+        if (st->mentions[i] != job->author && st->mentions[i] != st->reply_author)
+            sent(j, storage_notify_add(f->sa, st->mentions[i], group, job->author,
+                                       job->event_id, f->cfg.notifications_max, on_written, j));
 }
 
 static void on_post_state(void *arg, int status, const storage_post_state_t *st)
 {
     fanout__job_t *j = arg;
     fanout_t *f = j->f;
+    const storage_job_t *job = &j->job;
     if (status) {
         fanout__job_finished(j, false);
         return;
     }
-    if (!st->exists || (st->deleted && j->job.kind == STORAGE_JOB_POST)) {
+    if (!st->exists || (st->deleted && job->kind != STORAGE_JOB_DELETE)) {
         fanout__job_settle(j, NULL); /* nothing to write; a delete job retracts */
         return;
     }
-    if (j->job.kind == STORAGE_JOB_POST && st->celebrity) {
-        /* Merged at read time: only the author's own timeline gets it now. */
-        j->all_fetched = true;
-    } else if (j->job.kind == STORAGE_JOB_POST && st->followers > f->cfg.celebrity_threshold) {
-        j->celebrity_mark = true; /* walk the followers once, recording the merge */
-        if (storage_celebrity_mark(f->sa, j->job.author, on_marked, j) == 0)
-            j->writes_pending++;
-        else
-            fail(j, -EAGAIN);
+    if (job->kind == STORAGE_JOB_REPOST || job->kind == STORAGE_JOB_UNREPOST) {
+        char group[48];
+        group_of(group, sizeof(group), "repost", job->post);
+        if (job->actor != job->author)
+            sent(j, job->kind == STORAGE_JOB_REPOST
+                        ? storage_notify_add(f->sa, job->author, group, job->actor,
+                                             job->event_id, f->cfg.notifications_max,
+                                             on_written, j)
+                        : storage_notify_remove(f->sa, job->author, group, job->actor,
+                                                on_written, j));
+        fanout__job_pump(j);
+        return;
+    }
+    if (job->kind == STORAGE_JOB_POST) {
+        notify_post(j, st);
+        if (st->n_muted_by) {
+            j->muted_by = malloc(st->n_muted_by * sizeof(uint64_t));
+            if (!j->muted_by) {
+                fail(j, -ENOMEM);
+            } else {
+                memcpy(j->muted_by, st->muted_by, st->n_muted_by * sizeof(uint64_t));
+                j->n_muted_by = st->n_muted_by;
+            }
+        }
+        if (st->celebrity) {
+            j->all_fetched = true; /* merged at read time: only the author's timeline now */
+        } else if (st->followers > f->cfg.celebrity_threshold) {
+            j->celebrity_mark = true; /* walk the followers once, recording the merge */
+            sent(j, storage_celebrity_mark(f->sa, job->author, on_written, j));
+        }
     }
     /* The author sees their own posts at home too; a delete takes it back. */
-    uint64_t author = j->job.author;
-    int rc = j->job.kind == STORAGE_JOB_DELETE
-                 ? storage_timelines_remove(f->sa, j->job.post, &author, 1, on_own_timeline, j)
-                 : storage_timelines_add(f->sa, j->job.post, &author, 1, f->cfg.timeline_max,
-                                         on_own_timeline, j);
-    if (rc == 0)
-        j->writes_pending++;
-    else
-        fail(j, rc);
+    uint64_t author = job->author;
+    sent(j, job->kind == STORAGE_JOB_DELETE
+                ? storage_timelines_remove(f->sa, job->post, &author, 1, on_written, j)
+                : storage_timelines_add(f->sa, job->post, &author, 1, f->cfg.timeline_max,
+                                        on_written, j));
     fanout__job_pump(j);
 }
 
-static void on_edge_done(void *arg, int status)
+/* "follow:<yyyymmdd>" of the day the follow happened (UTC): follows group by day. */
+static void follow_group(char *buf, size_t size, uint64_t event_id)
 {
-    fanout__job_t *j = arg;
-    if (status)
-        fanout__job_finished(j, false);
-    else
-        fanout__job_settle(j, NULL);
+    time_t secs = (time_t)(storage_id_time_ms(event_id) / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(buf, size, "follow:%Y%m%d", &tm);
+}
+
+/* The jobs that are a handful of independent writes. */
+static void start_simple(fanout__job_t *j)
+{
+    fanout_t *f = j->f;
+    const storage_job_t *job = &j->job;
+    int max = f->cfg.timeline_max;
+    char group[48];
+    j->all_fetched = true;
+    switch (job->kind) {
+    case STORAGE_JOB_FOLLOW:
+        follow_group(group, sizeof(group), job->event_id);
+        sent(j, storage_timeline_backfill(f->sa, job->follower, job->followee, max, on_written, j));
+        sent(j, storage_notify_add(f->sa, job->followee, group, job->follower, job->event_id,
+                                   f->cfg.notifications_max, on_written, j));
+        break;
+    case STORAGE_JOB_UNFOLLOW:
+        sent(j, storage_timeline_purge(f->sa, job->follower, job->followee, max, on_written, j));
+        sent(j, storage_notify_remove(f->sa, job->followee, NULL, job->follower, on_written, j));
+        break;
+    case STORAGE_JOB_LIKE:
+    case STORAGE_JOB_UNLIKE:
+        group_of(group, sizeof(group), "like", job->post);
+        if (job->actor != job->author)
+            sent(j, job->kind == STORAGE_JOB_LIKE
+                        ? storage_notify_add(f->sa, job->author, group, job->actor,
+                                             job->event_id, f->cfg.notifications_max,
+                                             on_written, j)
+                        : storage_notify_remove(f->sa, job->author, group, job->actor,
+                                                on_written, j));
+        break;
+    case STORAGE_JOB_BLOCK: /* nothing between the two, either way */
+        sent(j, storage_timeline_hide(f->sa, job->user, job->target, max, on_written, j));
+        sent(j, storage_timeline_hide(f->sa, job->target, job->user, max, on_written, j));
+        sent(j, storage_notify_scrub(f->sa, job->user, job->target, on_written, j));
+        sent(j, storage_notify_scrub(f->sa, job->target, job->user, on_written, j));
+        break;
+    case STORAGE_JOB_MUTE:
+        sent(j, storage_timeline_hide(f->sa, job->user, job->target, max, on_written, j));
+        sent(j, storage_notify_scrub(f->sa, job->user, job->target, on_written, j));
+        break;
+    case STORAGE_JOB_UNMUTE: /* posts missed while muted come back if still followed */
+        sent(j, storage_timeline_backfill(f->sa, job->user, job->target, max, on_written, j));
+        break;
+    default: /* unblock: the block's effects are not undone (follows stay ended) */
+        break;
+    }
+    maybe_finish(j);
 }
 
 void fanout__job_start(fanout__job_t *j)
 {
     fanout_t *f = j->f;
     const storage_job_t *job = &j->job;
-    int rc;
     switch (job->kind) {
     case STORAGE_JOB_POST:
     case STORAGE_JOB_DELETE:
-        if (!job->post || !job->author) {
-            fanout__job_settle(j, "malformed job: no post or author");
+    case STORAGE_JOB_REPOST:
+    case STORAGE_JOB_UNREPOST: {
+        bool repost = job->kind == STORAGE_JOB_REPOST || job->kind == STORAGE_JOB_UNREPOST;
+        if (!job->post || !job->author || (repost && !job->actor)) {
+            fanout__job_settle(j, "malformed job: no post, author or actor");
             return;
         }
-        rc = storage_post_state(f->sa, job->post, job->author, on_post_state, j);
-        break;
+        j->walk_user = repost ? job->actor : job->author;
+        if (storage_post_state(f->sa, job->post, job->author, on_post_state, j) != 0)
+            fanout__job_finished(j, false);
+        return;
+    }
     case STORAGE_JOB_FOLLOW:
     case STORAGE_JOB_UNFOLLOW:
         if (!job->follower || !job->followee) {
             fanout__job_settle(j, "malformed job: no follower or followee");
             return;
         }
-        rc = job->kind == STORAGE_JOB_FOLLOW
-                 ? storage_timeline_backfill(f->sa, job->follower, job->followee,
-                                             f->cfg.timeline_max, on_edge_done, j)
-                 : storage_timeline_purge(f->sa, job->follower, job->followee,
-                                          f->cfg.timeline_max, on_edge_done, j);
+        break;
+    case STORAGE_JOB_LIKE:
+    case STORAGE_JOB_UNLIKE:
+        if (!job->post || !job->author || !job->actor) {
+            fanout__job_settle(j, "malformed job: no post, author or actor");
+            return;
+        }
+        break;
+    case STORAGE_JOB_BLOCK:
+    case STORAGE_JOB_UNBLOCK:
+    case STORAGE_JOB_MUTE:
+    case STORAGE_JOB_UNMUTE:
+        if (!job->user || !job->target) {
+            fanout__job_settle(j, "malformed job: no user or target");
+            return;
+        }
         break;
     default:
         fanout__job_settle(j, "malformed job: unknown kind");
         return;
     }
-    if (rc)
-        fanout__job_finished(j, false);
+    start_simple(j);
 }

@@ -29,6 +29,11 @@ static int change_edge(storage_t *s, uint64_t a, uint64_t b_id, bool add, bool *
     int rc = user_exists(s, b_id);
     if (rc)
         return rc;
+    bool blocked = false;
+    if (add && (rc = storage_blocked_between(s, a, b_id, &blocked)) != 0)
+        return rc;
+    if (blocked)
+        return -EPERM;
     storage__batch_t b;
     storage__batch_init(&b, s);
     if (add) {

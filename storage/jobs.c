@@ -29,14 +29,27 @@ typedef struct jobs_op_s {
     size_t n_ids;
 } jobs_op_t;
 
-static const char *kind_names[] = {"", "post", "delete", "follow", "unfollow"};
+static const char *kind_names[] = {"",     "post",     "delete", "follow",  "unfollow",
+                                   "like", "unlike",   "repost", "unrepost", "block",
+                                   "unblock", "mute",  "unmute"};
 
 static storage_job_kind_t parse_kind(const redisReply *v)
 {
-    for (int k = STORAGE_JOB_POST; k <= STORAGE_JOB_UNFOLLOW; k++)
+    for (int k = STORAGE_JOB_POST; k <= STORAGE_JOB_UNMUTE; k++)
         if (v->type == REDIS_REPLY_STRING && strcmp(v->str, kind_names[k]) == 0)
             return (storage_job_kind_t)k;
     return STORAGE_JOB_UNKNOWN;
+}
+
+/* "<ms>-<seq>" as an id of the same layout as storage_id_next's. */
+static uint64_t event_id(const char *entry)
+{
+    char *dash;
+    uint64_t ms = strtoull(entry, &dash, 10);
+    uint64_t seq = *dash == '-' ? strtoull(dash + 1, NULL, 10) : 0;
+    if (ms < STORAGE_ID_EPOCH_MS)
+        return seq + 1;
+    return ((ms - STORAGE_ID_EPOCH_MS) << (NODE_BITS + SEQ_BITS)) | (seq & 0xfff);
 }
 
 /* Parses one [id, [field, value, ...]] entry; fields may be nil for a deleted entry. */
@@ -49,6 +62,7 @@ static void parse_entry(const redisReply *e, int shard, storage_job_t *job)
         e->element[0]->type != REDIS_REPLY_STRING)
         return;
     snprintf(job->entry_id, sizeof(job->entry_id), "%s", e->element[0]->str);
+    job->event_id = event_id(job->entry_id);
     const redisReply *f = e->element[1];
     if (f->type != REDIS_REPLY_ARRAY)
         return;
@@ -67,8 +81,15 @@ static void parse_entry(const redisReply *e, int shard, storage_job_t *job)
             job->follower = storage__uint_str(v);
         else if (strcmp(name, "followee") == 0)
             job->followee = storage__uint_str(v);
+        else if (strcmp(name, "actor") == 0)
+            job->actor = storage__uint_str(v);
+        else if (strcmp(name, "user") == 0)
+            job->user = storage__uint_str(v);
+        else if (strcmp(name, "target") == 0)
+            job->target = storage__uint_str(v);
     }
 }
+
 
 /* Which shard a stream name "fanout:{7}" is. */
 static int shard_of(const char *name)
@@ -242,9 +263,11 @@ int storage_job_dead_letter(storage_async_t *sa, const storage_job_t *job, const
         return -ENOMEM;
     storage__group_add(g,
                        "XADD " K_DEAD " * shard %d entry %s kind %s post %llu author %llu "
-                       "follower %llu followee %llu deliveries %lld reason %s",
+                       "follower %llu followee %llu actor %llu user %llu target %llu "
+                       "deliveries %lld reason %s",
                        job->shard, job->entry_id, kind_names[job->kind], (ull)job->post,
                        (ull)job->author, (ull)job->follower, (ull)job->followee,
+                       (ull)job->actor, (ull)job->user, (ull)job->target,
                        (long long)job->deliveries, reason);
     storage__group_add(g, "XACK " K_FANOUT " " FANOUT_GROUP " %s", job->shard, job->entry_id);
     storage__group_add(g, "XDEL " K_FANOUT " %s", job->shard, job->entry_id);

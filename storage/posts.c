@@ -1,7 +1,8 @@
 /* storage/posts.c -- posts, authors' post indexes, idempotency keys.
  *
- * A post is a hash post:{id} with its immutable fields; like and repost counters are
- * HINCRBY'd fields that a replayed create never resets. Creating writes the hash, the
+ * A post is a hash post:{id} with its immutable fields; like and repost counts are the
+ * sizes of the sets likes:{id} and reposts:{id}, so they stay exact under concurrency
+ * and a replayed create never resets them. Creating writes the hash, the
  * author's index posts:{author} and the fan-out job in one pipelined round trip; if any
  * reply is an error the request fails and a retry (same Idempotency-Key) writes the same
  * post id again, so the job is never missing. A deleted post keeps a tombstone hash
@@ -50,9 +51,11 @@ int storage_post_create(storage_t *s, const storage_post_t *p)
     format_mentions(mentions, sizeof(mentions), p);
     storage__batch_t b;
     storage__batch_init(&b, s);
-    storage__batch_add(&b, "HSET " K_POST " author %llu text %b reply_to %llu mentions %s",
+    storage__batch_add(&b,
+                       "HSET " K_POST " author %llu text %b reply_to %llu reply_author %llu "
+                       "mentions %s",
                        (ull)p->id, (ull)p->author, p->text, strlen(p->text), (ull)p->reply_to,
-                       mentions);
+                       (ull)p->reply_author, mentions);
     storage__batch_add(&b, "ZADD " K_POSTS " %llu %llu", (ull)p->author, (ull)p->id, (ull)p->id);
     storage__batch_add(&b, "XADD " K_FANOUT " * kind post post %llu author %llu",
                        storage__shard(s, p->author), (ull)p->id, (ull)p->author);
@@ -64,13 +67,14 @@ int storage_post_create(storage_t *s, const storage_post_t *p)
     return rc;
 }
 
-#define POST_FIELDS "author text reply_to mentions likes reposts deleted"
+#define POST_FIELDS "author text reply_to mentions deleted"
 
-/* Reads one HMGET POST_FIELDS reply; false when there is no such post. */
-static int read_post(const redisReply *r, uint64_t id, storage_post_t *out)
+/* Reads one HMGET POST_FIELDS reply and the two SCARD replies after it. */
+static int read_post(redisReply **rs, uint64_t id, storage_post_t *out)
 {
+    const redisReply *r = rs[0];
     memset(out, 0, sizeof(*out));
-    if (storage__is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 7)
+    if (storage__is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 5)
         return -EIO;
     uint64_t author = storage__uint_str(r->element[0]);
     if (!author)
@@ -83,9 +87,9 @@ static int read_post(const redisReply *r, uint64_t id, storage_post_t *out)
     out->author = author;
     out->reply_to = storage__uint_str(r->element[2]);
     parse_mentions(out, r->element[3]);
-    out->like_count = (int64_t)storage__uint_str(r->element[4]);
-    out->repost_count = (int64_t)storage__uint_str(r->element[5]);
-    out->deleted = storage__uint_str(r->element[6]) == 1;
+    out->deleted = storage__uint_str(r->element[4]) == 1;
+    out->like_count = storage__int(rs[1]);
+    out->repost_count = storage__int(rs[2]);
     return 0;
 }
 
@@ -96,11 +100,14 @@ int storage_posts_get(storage_t *s, const uint64_t *ids, size_t n, storage_post_
         return 0;
     storage__batch_t b;
     storage__batch_init(&b, s);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         storage__batch_add(&b, "HMGET " K_POST " " POST_FIELDS, (ull)ids[i]);
+        storage__batch_add(&b, "SCARD " K_LIKES, (ull)ids[i]);
+        storage__batch_add(&b, "SCARD " K_REPOSTS, (ull)ids[i]);
+    }
     int rc = storage__batch_run(&b);
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = read_post(b.r[i], ids[i], &out[i]);
+        rc = read_post(b.r + 3 * i, ids[i], &out[i]);
     storage__batch_free(&b);
     if (rc)
         for (size_t i = 0; i < n; i++)

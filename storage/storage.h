@@ -89,8 +89,9 @@ int storage_user_credentials(storage_t *s, uint64_t id, uint8_t token_hash[32],
 int storage_users_by_handle(storage_t *s, const char *const *handles, size_t n, uint64_t *ids);
 
 /* ---- follow graph (graph.c) ------------------------------------------------------------ */
-/* Idempotent. *changed tells whether an edge was added or removed; only then is a
- * follow/unfollow job queued for the fan-out engine. -ENOENT when followee is unknown. */
+/* Idempotent. *changed tells whether an edge was added or removed; the follow/unfollow
+ * job is queued either way. -ENOENT when followee is unknown, -EPERM (follow only) when
+ * either blocked the other. */
 int storage_follow(storage_t *s, uint64_t follower, uint64_t followee, bool *changed);
 int storage_unfollow(storage_t *s, uint64_t follower, uint64_t followee, bool *changed);
 
@@ -116,6 +117,7 @@ typedef struct storage_post_s {
     uint64_t author;
     char *text; /* owned: freed by storage_post_clear */
     uint64_t reply_to;
+    uint64_t reply_author; /* author of reply_to, set by the caller of create */
     uint64_t mentions[STORAGE_MENTIONS_MAX];
     size_t n_mentions;
     int64_t like_count, repost_count;
@@ -136,11 +138,73 @@ int storage_post_delete(storage_t *s, uint64_t id, uint64_t author);
 int storage_author_posts_page(storage_t *s, uint64_t author, uint64_t cursor, size_t limit,
                               storage_page_t *out);
 
+/* ---- interactions (interactions.c) ------------------------------------------------------
+ * Idempotent. Each also queues the job whose consequences the engine writes
+ * (notifications, repost entries, purges). -ENOENT for an unknown or deleted post. */
+int storage_like(storage_t *s, uint64_t user, uint64_t post, bool on);
+int storage_repost(storage_t *s, uint64_t user, uint64_t post, bool on);
+
+typedef enum { STORAGE_BLOCK, STORAGE_MUTE } storage_relation_t;
+/* user blocks (or mutes) target, or stops. A block also ends the follows both ways.
+ * -ENOENT when target is no user. */
+int storage_relation_set(storage_t *s, storage_relation_t rel, uint64_t user, uint64_t target,
+                         bool on);
+/* The users user blocked (or muted), newest first. */
+int storage_relations_page(storage_t *s, storage_relation_t rel, uint64_t user, uint64_t cursor,
+                           size_t limit, storage_page_t *out);
+/* Whether either of a and b blocked the other. */
+int storage_blocked_between(storage_t *s, uint64_t a, uint64_t b, bool *blocked);
+
+/* ---- notifications (notifications.c) --------------------------------------------------- */
+enum {
+    STORAGE_NOTICE_FOLLOW,
+    STORAGE_NOTICE_LIKE,
+    STORAGE_NOTICE_REPOST,
+    STORAGE_NOTICE_REPLY,
+    STORAGE_NOTICE_MENTION,
+    STORAGE_NOTICE_TYPES
+};
+extern const char *const storage_notice_types[STORAGE_NOTICE_TYPES];
+#define STORAGE_NOTICE_ACTORS 3
+
+typedef struct storage_notice_s {
+    uint64_t id;      /* the group's last activity: also its cursor */
+    int type;         /* STORAGE_NOTICE_* */
+    uint64_t subject; /* the post it concerns (the reply or mentioning post); 0 for follows */
+    uint64_t actors[STORAGE_NOTICE_ACTORS]; /* newest first */
+    size_t n_actors;
+    int64_t actor_count;
+    bool read;
+} storage_notice_t;
+
+typedef struct storage_notices_s {
+    storage_notice_t *items; /* returns new: free with storage_notices_free */
+    size_t n;
+    uint64_t next_cursor;
+} storage_notices_t;
+void storage_notices_free(storage_notices_t *n);
+
+/* A page of user's notification groups, newest activity first, of the types whose bits
+ * (1 << STORAGE_NOTICE_*) are set; at most scan_max groups are looked at. */
+int storage_notices_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
+                         unsigned types, size_t scan_max, storage_notices_t *out);
+int storage_notices_unread(storage_t *s, uint64_t user, int64_t *count);
+/* Marks every group with activity up to up_to read (never beyond the newest). */
+int storage_notices_mark_read(storage_t *s, uint64_t user, uint64_t up_to);
+
 /* ---- home timelines (timeline.c) ------------------------------------------------------ */
+typedef struct storage_timeline_s {
+    storage_page_t page;   /* post ids, newest entry first; next_cursor is an entry score */
+    uint64_t *reposted_by; /* per entry: who reposted it into this timeline, or 0 */
+    uint64_t *hidden;      /* users the reader blocked, was blocked by or muted */
+    size_t n_hidden;
+} storage_timeline_t;
+void storage_timeline_free(storage_timeline_t *t);
+
 /* A page of user's home timeline, newest first: the fanned-out entries (trimmed to
  * timeline_max first) merged with the posts of the celebrities user follows. */
 int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
-                          int timeline_max, storage_page_t *out);
+                          int timeline_max, storage_timeline_t *out);
 
 /* Idempotency-Key: claims key for user with a request fingerprint and a new post id.
  * Returns 0 when claimed (proceed with new_id), -EEXIST with *existing_id set and

@@ -37,13 +37,22 @@ typedef enum {
     STORAGE_JOB_DELETE,   /* post, author */
     STORAGE_JOB_FOLLOW,   /* follower, followee */
     STORAGE_JOB_UNFOLLOW, /* follower, followee */
+    STORAGE_JOB_LIKE,     /* post, author, actor */
+    STORAGE_JOB_UNLIKE,
+    STORAGE_JOB_REPOST,   /* post, author, actor */
+    STORAGE_JOB_UNREPOST,
+    STORAGE_JOB_BLOCK,    /* user, target */
+    STORAGE_JOB_UNBLOCK,
+    STORAGE_JOB_MUTE,     /* user, target */
+    STORAGE_JOB_UNMUTE,
 } storage_job_kind_t;
 
 typedef struct storage_job_s {
     int shard;
     char entry_id[48]; /* the stream entry id */
     storage_job_kind_t kind;
-    uint64_t post, author, follower, followee;
+    uint64_t post, author, follower, followee, actor, user, target;
+    uint64_t event_id;  /* from the entry id: a unique, time-ordered score for its effects */
     int64_t deliveries; /* how many times it was handed out; 1 for a fresh read */
 } storage_job_t;
 
@@ -82,10 +91,16 @@ typedef void (*storage_queue_stats_cb)(void *arg, int status, const storage_queu
 int storage_queue_stats(storage_async_t *sa, storage_queue_stats_cb cb, void *arg);
 
 /* ---- timelines, written by the engine (timelines.c) ------------------------------------ */
+#define STORAGE_MUTED_BY_MAX 4096
 typedef struct storage_post_state_s {
     bool exists, deleted;
     int64_t followers; /* the author's follower count */
     bool celebrity;    /* the author is read-time merged */
+    uint64_t reply_author;                  /* author of the parent post, or 0 */
+    uint64_t mentions[STORAGE_MENTIONS_MAX]; /* mentioned users */
+    size_t n_mentions;
+    uint64_t *muted_by; /* users who muted the author (sorted; borrowed for the callback) */
+    size_t n_muted_by;
 } storage_post_state_t;
 typedef void (*storage_post_state_cb)(void *arg, int status, const storage_post_state_t *st);
 /* The post's state and its author's follower count and celebrity mark. */
@@ -114,6 +129,29 @@ int storage_timeline_backfill(storage_async_t *sa, uint64_t follower, uint64_t f
 /* Unfollow: removes followee's posts from follower's timeline, unless followed again. */
 int storage_timeline_purge(storage_async_t *sa, uint64_t follower, uint64_t followee,
                            int timeline_max, storage_status_cb cb, void *arg);
+/* Block or mute: removes author's posts from user's timeline whatever the follow graph. */
+int storage_timeline_hide(storage_async_t *sa, uint64_t user, uint64_t author, int timeline_max,
+                          storage_status_cb cb, void *arg);
+
+/* ---- notifications and repost entries (notices.c) ------------------------------------
+ * group is "like:<post>", "repost:<post>", "follow:<yyyymmdd>", "reply:<post>" or
+ * "mention:<post>". Adding skips actors target blocked, was blocked by or muted, and an
+ * actor already in the group (no bump); a new actor moves the group to the top (score).
+ * The user's groups are capped at cap, oldest dropped. */
+int storage_notify_add(storage_async_t *sa, uint64_t target, const char *group, uint64_t actor,
+                       uint64_t score, int cap, storage_status_cb cb, void *arg);
+/* Removes actor from group (NULL: from the follow group their follow went to); a group
+ * left without actors disappears. */
+int storage_notify_remove(storage_async_t *sa, uint64_t target, const char *group,
+                          uint64_t actor, storage_status_cb cb, void *arg);
+/* Removes actor from every notification group of user. */
+int storage_notify_scrub(storage_async_t *sa, uint64_t user, uint64_t actor, storage_status_cb cb,
+                         void *arg);
+/* Adds (or removes) post as reposted by reposter to users' timelines at score; a user
+ * who already has the post gets no second copy, and removal only takes this repost's. */
+int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t reposter, uint64_t score,
+                           const uint64_t *users, size_t n, bool add, int timeline_max,
+                           storage_status_cb cb, void *arg);
 /* Marks author a celebrity: from now on, posts are merged at read time. */
 int storage_celebrity_mark(storage_async_t *sa, uint64_t author, storage_status_cb cb, void *arg);
 /* Records, for each user, that they follow celebrity author (read-time merge). */

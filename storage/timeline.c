@@ -1,11 +1,13 @@
 /* storage/timeline.c -- reading a home timeline, with celebrities merged at read time.
  *
- * The fan-out engine writes ordinary authors' posts into tl:{user}; celebrities' posts
- * stay in their own posts:{author} index and the user's celebs:{user} set names the
- * celebrities followed. A page takes limit+1 ids below the cursor from each source,
- * merges them newest first without duplicates (a post fanned out before its author became
- * a celebrity is in both), and keeps limit: since every source is ordered by post id, the
- * cursor (the last id served) stays exact across the merge.
+ * tl:{user} holds post ids scored by entry id: the post id for fanned-out posts, the
+ * repost's own id for repost entries (so a repost shows when it happened), with rb:{user}
+ * naming the reposter. Celebrities' posts stay in their posts:{author} index; celebs:{user}
+ * names the celebrities followed. A page takes limit+1 entries below the cursor from each
+ * source, merges them by score without repeating a post, and keeps limit; every source is
+ * ordered by score, so the cursor (the last score served) stays exact across the merge.
+ * The same round trip returns whom the reader blocked, was blocked by or muted, so that
+ * the caller can leave their posts out.
  */
 #include "storage/storage_internal.h"
 
@@ -14,75 +16,135 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int cmp_desc(const void *a, const void *b)
+typedef struct entry_s {
+    uint64_t score, post;
+} entry_t;
+
+static int by_score_desc(const void *a, const void *b)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    uint64_t x = ((const entry_t *)a)->score, y = ((const entry_t *)b)->score;
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* Appends the ids of a ZREVRANGEBYSCORE reply (without scores) to ids. */
-static void append_ids(const redisReply *r, uint64_t *ids, size_t *n, size_t cap)
+/* Appends the pairs of a ZREVRANGEBYSCORE … WITHSCORES reply. */
+static void append(const redisReply *r, entry_t *e, size_t *n, size_t cap)
 {
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements && *n < cap; i++) {
-        uint64_t id = storage__uint_str(r->element[i]);
-        if (id)
-            ids[(*n)++] = id;
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements && *n < cap;
+         i += 2) {
+        entry_t it = {storage__uint_str(r->element[i + 1]), storage__uint_str(r->element[i])};
+        if (it.post && it.score)
+            e[(*n)++] = it;
     }
 }
 
+void storage_timeline_free(storage_timeline_t *t)
+{
+    storage_page_free(&t->page);
+    free(t->reposted_by);
+    free(t->hidden);
+    memset(t, 0, sizeof(*t));
+}
+
+/* Reads the sources of one page into entries; returns how many. */
+static int read_sources(storage_t *s, uint64_t user, const char *max, size_t limit,
+                        int timeline_max, entry_t **entries, size_t *n, storage_timeline_t *out)
+{
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, "ZREMRANGEBYRANK " K_TIMELINE " 0 %d", (ull)user, -(timeline_max + 1));
+    storage__batch_add(&b, "ZREVRANGEBYSCORE " K_TIMELINE " %s -inf WITHSCORES LIMIT 0 %llu",
+                       (ull)user, max, (ull)(limit + 1));
+    storage__batch_add(&b, "SMEMBERS " K_CELEB_FOLLOWS, (ull)user);
+    storage__batch_add(&b, "ZRANGE " K_BLOCKS " 0 -1", (ull)user);
+    storage__batch_add(&b, "ZRANGE " K_BLOCKED_BY " 0 -1", (ull)user);
+    storage__batch_add(&b, "ZRANGE " K_MUTES " 0 -1", (ull)user);
+    int rc = storage__batch_run(&b);
+    for (size_t i = 0; rc == 0 && i < b.n; i++)
+        if (storage__is_error(b.r[i]))
+            rc = -EIO;
+    if (rc)
+        goto out;
+    size_t n_hidden = b.r[3]->elements + b.r[4]->elements + b.r[5]->elements;
+    out->hidden = malloc((n_hidden ? n_hidden : 1) * sizeof(uint64_t));
+    const redisReply *celebs = b.r[2];
+    size_t cap = (limit + 1) * (1 + celebs->elements);
+    *entries = malloc(cap * sizeof(**entries));
+    if (!out->hidden || !*entries) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (int k = 3; k <= 5; k++)
+        for (size_t i = 0; i < b.r[k]->elements; i++)
+            out->hidden[out->n_hidden++] = storage__uint_str(b.r[k]->element[i]);
+    append(b.r[1], *entries, n, cap);
+    storage__batch_t m;
+    storage__batch_init(&m, s);
+    for (size_t i = 0; i < celebs->elements; i++)
+        storage__batch_add(&m, "ZREVRANGEBYSCORE " K_POSTS " %s -inf WITHSCORES LIMIT 0 %llu",
+                           (ull)storage__uint_str(celebs->element[i]), max, (ull)(limit + 1));
+    if (m.n) {
+        rc = storage__batch_run(&m);
+        for (size_t i = 0; rc == 0 && i < m.n; i++)
+            append(m.r[i], *entries, n, cap);
+    }
+    storage__batch_free(&m);
+out:
+    storage__batch_free(&b);
+    return rc;
+}
+
 int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
-                          int timeline_max, storage_page_t *out)
+                          int timeline_max, storage_timeline_t *out)
 {
     memset(out, 0, sizeof(*out));
     char max[32] = "+inf";
     if (cursor)
         snprintf(max, sizeof(max), "(%llu", (ull)cursor);
+    entry_t *e = NULL;
+    size_t n = 0;
+    int rc = read_sources(s, user, max, limit, timeline_max, &e, &n, out);
+    if (rc)
+        goto fail;
+    qsort(e, n, sizeof(*e), by_score_desc);
+    /* Keep each post once, at its newest entry. */
+    size_t unique = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < unique && !seen; k++)
+            seen = e[k].post == e[i].post;
+        if (!seen)
+            e[unique++] = e[i];
+    }
+    size_t keep = unique > limit ? limit : unique;
+    out->page.ids = malloc((keep ? keep : 1) * sizeof(uint64_t));
+    out->reposted_by = calloc(keep ? keep : 1, sizeof(uint64_t));
+    if (!out->page.ids || !out->reposted_by) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < keep; i++)
+        out->page.ids[i] = e[i].post;
+    out->page.n = keep;
+    out->page.next_cursor = unique > limit ? e[limit - 1].score : 0;
+    /* Who reposted the entries that came through a repost. */
     storage__batch_t b;
     storage__batch_init(&b, s);
-    storage__batch_add(&b, "ZREMRANGEBYRANK " K_TIMELINE " 0 %d", (ull)user, -(timeline_max + 1));
-    storage__batch_add(&b, "ZREVRANGEBYSCORE " K_TIMELINE " %s -inf LIMIT 0 %llu", (ull)user, max,
-                       (ull)(limit + 1));
-    storage__batch_add(&b, "SMEMBERS " K_CELEB_FOLLOWS, (ull)user);
-    int rc = storage__batch_run(&b);
-    for (size_t i = 0; rc == 0 && i < b.n; i++)
-        if (storage__is_error(b.r[i]))
-            rc = -EIO;
-    if (rc) {
-        storage__batch_free(&b);
-        return rc;
+    for (size_t i = 0; i < keep; i++)
+        if (e[i].score != e[i].post)
+            storage__batch_add(&b, "HGET " K_REPOSTED_BY " %llu", (ull)user, (ull)e[i].post);
+    if (b.n) {
+        rc = storage__batch_run(&b);
+        for (size_t i = 0, k = 0; rc == 0 && i < keep; i++)
+            if (e[i].score != e[i].post)
+                out->reposted_by[i] = storage__uint_str(b.r[k++]);
     }
-    const redisReply *celebs = b.r[2];
-    size_t cap = (limit + 1) * (1 + celebs->elements);
-    uint64_t *ids = malloc(cap * sizeof(*ids));
-    size_t n = 0;
-    if (!ids) {
-        storage__batch_free(&b);
-        return -ENOMEM;
-    }
-    append_ids(b.r[1], ids, &n, cap);
-    storage__batch_t m;
-    storage__batch_init(&m, s);
-    for (size_t i = 0; i < celebs->elements; i++)
-        storage__batch_add(&m, "ZREVRANGEBYSCORE " K_POSTS " %s -inf LIMIT 0 %llu",
-                           (ull)storage__uint_str(celebs->element[i]), max, (ull)(limit + 1));
     storage__batch_free(&b);
-    if (m.n) {
-        rc = storage__batch_run(&m);
-        for (size_t i = 0; rc == 0 && i < m.n; i++)
-            append_ids(m.r[i], ids, &n, cap);
-    }
-    storage__batch_free(&m);
-    if (rc) {
-        free(ids);
-        return rc;
-    }
-    qsort(ids, n, sizeof(*ids), cmp_desc);
-    size_t unique = 0;
-    for (size_t i = 0; i < n; i++)
-        if (unique == 0 || ids[unique - 1] != ids[i])
-            ids[unique++] = ids[i];
-    out->ids = ids;
-    out->n = unique > limit ? limit : unique;
-    out->next_cursor = unique > limit ? ids[limit - 1] : 0;
+    if (rc)
+        goto fail;
+    free(e);
     return 0;
+fail:
+    free(e);
+    storage_timeline_free(out);
+    return rc;
 }

@@ -22,22 +22,53 @@ typedef struct state_op_s {
     storage_post_state_t st;
 } state_op_t;
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static void state_unref(state_op_t *op, int status)
 {
     if (status && !op->status)
         op->status = status;
     if (--op->pending > 0)
         return;
+    qsort(op->st.muted_by, op->st.n_muted_by, sizeof(uint64_t), cmp_u64);
     op->cb(op->arg, op->status, &op->st);
+    free(op->st.muted_by);
     free(op);
 }
 
 static void on_post_fields(void *priv, int status, redisReply *r)
 {
     state_op_t *op = priv;
-    if (status == 0 && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+    if (status == 0 && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
         op->st.exists = r->element[0]->type == REDIS_REPLY_STRING;
         op->st.deleted = storage__uint_str(r->element[1]) == 1;
+        op->st.reply_author = storage__uint_str(r->element[2]);
+        const redisReply *m = r->element[3];
+        for (const char *c = m->type == REDIS_REPLY_STRING ? m->str : NULL;
+             c && *c && op->st.n_mentions < STORAGE_MENTIONS_MAX;) {
+            char *end;
+            uint64_t id = strtoull(c, &end, 10);
+            if (id)
+                op->st.mentions[op->st.n_mentions++] = id;
+            c = *end == ',' ? end + 1 : NULL;
+        }
+    }
+    state_unref(op, status);
+}
+
+static void on_muted_by(void *priv, int status, redisReply *r)
+{
+    state_op_t *op = priv;
+    if (status == 0 && r->type == REDIS_REPLY_ARRAY && r->elements) {
+        op->st.muted_by = malloc(r->elements * sizeof(uint64_t));
+        if (!op->st.muted_by)
+            status = -ENOMEM;
+        for (size_t i = 0; op->st.muted_by && i < r->elements; i++)
+            op->st.muted_by[op->st.n_muted_by++] = storage__uint_str(r->element[i]);
     }
     state_unref(op, status);
 }
@@ -68,8 +99,13 @@ int storage_post_state(storage_async_t *sa, uint64_t post, uint64_t author,
     op->arg = arg;
     op->pending = 1;
     int rc = storage__asend(sa, STORAGE__WRITER, on_post_fields, op,
-                            "HMGET " K_POST " author deleted", (ull)post);
+                            "HMGET " K_POST " author deleted reply_author mentions", (ull)post);
     op->pending += rc == 0;
+    if (rc == 0) {
+        rc = storage__asend(sa, STORAGE__WRITER, on_muted_by, op, "ZRANGE " K_MUTED_BY " 0 %d",
+                            (ull)author, STORAGE_MUTED_BY_MAX - 1);
+        op->pending += rc == 0;
+    }
     if (rc == 0) {
         rc = storage__asend(sa, STORAGE__WRITER, on_follower_count, op, "ZCARD " K_FOLLOWERS,
                             (ull)author);
@@ -193,7 +229,7 @@ typedef struct edge_op_s {
     storage_status_cb cb;
     void *arg;
     uint64_t follower, followee;
-    bool follow;
+    bool follow, unconditional; /* unconditional: hide whatever the follow graph says */
     int timeline_max;
     int pending, status;
     bool edge, celebrity;
@@ -212,7 +248,8 @@ static void edge_done(void *arg, int status)
 /* Step two: the writes, now that the edge, the celebrity mark and the posts are known. */
 static void edge_write(edge_op_t *op)
 {
-    if (op->status || op->edge != op->follow) { /* failed, or the edge changed since */
+    if (op->status || (!op->unconditional && op->edge != op->follow)) {
+        /* failed, or the edge changed since the job was queued */
         edge_done(op, op->status);
         return;
     }
@@ -298,14 +335,15 @@ static void on_edge_posts(void *priv, int status, redisReply *r)
     edge_unref(op, status);
 }
 
-static int edge_start(storage_async_t *sa, bool follow, uint64_t follower, uint64_t followee,
-                      int timeline_max, storage_status_cb cb, void *arg)
+static int edge_start(storage_async_t *sa, bool follow, bool unconditional, uint64_t follower,
+                      uint64_t followee, int timeline_max, storage_status_cb cb, void *arg)
 {
     edge_op_t *op = calloc(1, sizeof(*op));
     if (!op)
         return -ENOMEM;
     *op = (edge_op_t){.sa = sa, .cb = cb, .arg = arg, .follower = follower,
-                      .followee = followee, .follow = follow, .timeline_max = timeline_max,
+                      .followee = followee, .follow = follow,
+                      .unconditional = unconditional, .timeline_max = timeline_max,
                       .pending = 1};
     int rc = storage__asend(sa, STORAGE__WRITER, on_edge_score, op,
                             "ZSCORE " K_FOLLOWING " %llu", (ull)follower, (ull)followee);
@@ -331,11 +369,17 @@ static int edge_start(storage_async_t *sa, bool follow, uint64_t follower, uint6
 int storage_timeline_backfill(storage_async_t *sa, uint64_t follower, uint64_t followee,
                               int timeline_max, storage_status_cb cb, void *arg)
 {
-    return edge_start(sa, true, follower, followee, timeline_max, cb, arg);
+    return edge_start(sa, true, false, follower, followee, timeline_max, cb, arg);
 }
 
 int storage_timeline_purge(storage_async_t *sa, uint64_t follower, uint64_t followee,
                            int timeline_max, storage_status_cb cb, void *arg)
 {
-    return edge_start(sa, false, follower, followee, timeline_max, cb, arg);
+    return edge_start(sa, false, false, follower, followee, timeline_max, cb, arg);
+}
+
+int storage_timeline_hide(storage_async_t *sa, uint64_t user, uint64_t author, int timeline_max,
+                          storage_status_cb cb, void *arg)
+{
+    return edge_start(sa, false, true, user, author, timeline_max, cb, arg);
 }

@@ -1,0 +1,153 @@
+/* api/handlers_notifications.c -- the Notifications tag: the grouped inbox, the unread
+ * count and the read mark. */
+#include "api/api.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Parses "like,reply" into type bits; all types when absent. False after a problem. */
+static bool parse_types(api_req_t *r, unsigned *types)
+{
+    const char *q = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "types");
+    *types = (1u << STORAGE_NOTICE_TYPES) - 1;
+    if (!q)
+        return true;
+    *types = 0;
+    for (const char *p = q;;) {
+        size_t len = strcspn(p, ",");
+        int found = -1;
+        for (int t = 0; t < STORAGE_NOTICE_TYPES; t++)
+            if (strlen(storage_notice_types[t]) == len &&
+                memcmp(storage_notice_types[t], p, len) == 0)
+                found = t;
+        if (found < 0) {
+            api_problem(r, API_BAD_REQUEST,
+                        "types must be a comma-separated list of follow, like, repost, reply, "
+                        "mention");
+            return false;
+        }
+        *types |= 1u << found;
+        if (!p[len])
+            return true;
+        p += len + 1;
+    }
+}
+
+static const json_t *find_by_id(const json_t *list, uint64_t id)
+{
+    size_t i;
+    const json_t *v;
+    json_t *want = api_id_json(id);
+    const json_t *hit = NULL;
+    json_array_foreach(list, i, v)
+    {
+        if (json_equal(json_object_get(v, "id"), want))
+            hit = v;
+    }
+    json_decref(want);
+    return hit;
+}
+
+/* Builds the page's JSON: actors and posts hydrated in one round trip each. */
+static int notices_json(api_req_t *r, const storage_notices_t *page, json_t *items)
+{
+    size_t n = page->n;
+    uint64_t *actor_ids = calloc(n * STORAGE_NOTICE_ACTORS + 1, sizeof(*actor_ids));
+    uint64_t *post_ids = calloc(n + 1, sizeof(*post_ids));
+    storage_user_t *actors = calloc(n * STORAGE_NOTICE_ACTORS + 1, sizeof(*actors));
+    json_t *posts = json_array();
+    size_t na = 0, np = 0;
+    int rc = actor_ids && post_ids && actors && posts ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        for (size_t k = 0; k < page->items[i].n_actors; k++)
+            actor_ids[na++] = page->items[i].actors[k];
+        if (page->items[i].subject)
+            post_ids[np++] = page->items[i].subject;
+    }
+    if (rc == 0)
+        rc = storage_users_get(r->api->storage, actor_ids, na, actors);
+    if (rc == 0)
+        rc = api_posts_hydrate(r->api, post_ids, np, NULL, posts);
+    for (size_t i = 0, a = 0; rc == 0 && i < n; i++) {
+        const storage_notice_t *it = &page->items[i];
+        json_t *list = json_array();
+        for (size_t k = 0; k < it->n_actors; k++, a++)
+            if (actors[a].id)
+                json_array_append_new(list, api_user_json(&actors[a]));
+        const json_t *post = it->subject ? find_by_id(posts, it->subject) : NULL;
+        if (json_array_size(list) == 0 || (it->subject && !post)) {
+            json_decref(list); /* its post was deleted, or its actors are gone */
+            continue;
+        }
+        json_t *obj = json_pack("{s:o, s:s, s:o, s:I, s:o, s:b}", "id", api_id_json(it->id),
+                                "type", storage_notice_types[it->type], "actors", list,
+                                "actor_count", (json_int_t)it->actor_count, "created_at",
+                                api_time_json(storage_id_time_ms(it->id)), "read", it->read);
+        if (obj && post)
+            json_object_set(obj, "post", (json_t *)post);
+        json_array_append_new(items, obj);
+    }
+    free(actor_ids);
+    free(post_ids);
+    free(actors);
+    json_decref(posts);
+    return rc;
+}
+
+void api_notifications_list(api_req_t *r)
+{
+    uint64_t cursor;
+    size_t limit;
+    unsigned types;
+    if (!api_query_page(r, &limit, &cursor) || !parse_types(r, &types))
+        return;
+    storage_notices_t page;
+    int rc = storage_notices_page(r->api->storage, r->caller.id, cursor, limit, types,
+                                  (size_t)r->api->cfg->notifications_max, &page);
+    if (rc) {
+        api_storage_problem(r, rc, "notification");
+        return;
+    }
+    json_t *items = json_array();
+    rc = items ? notices_json(r, &page, items) : -ENOMEM;
+    if (rc) {
+        api_storage_problem(r, rc, "notification");
+        json_decref(items);
+    } else {
+        api_reply_json(r, 200, api_list_json(items, page.next_cursor));
+    }
+    storage_notices_free(&page);
+}
+
+void api_notifications_unread(api_req_t *r)
+{
+    int64_t count;
+    int rc = storage_notices_unread(r->api->storage, r->caller.id, &count);
+    if (rc)
+        api_storage_problem(r, rc, "notification");
+    else
+        api_reply_json(r, 200, json_pack("{s:I}", "count", (json_int_t)count));
+}
+
+void api_notifications_read(api_req_t *r)
+{
+    static const char *const fields[] = {"up_to", NULL};
+    json_t *body = api_body_object(r, fields);
+    if (!body)
+        return;
+    json_t *up = json_object_get(body, "up_to");
+    uint64_t up_to = api_parse_id(json_string_value(up));
+    if (!up)
+        api_problem(r, API_BAD_REQUEST, "up_to is required");
+    else if (!up_to)
+        api_problem(r, API_BAD_REQUEST, "up_to must be a notification id string");
+    else {
+        int rc = storage_notices_mark_read(r->api->storage, r->caller.id, up_to);
+        if (rc)
+            api_storage_problem(r, rc, "notification");
+        else
+            api_reply_empty(r, 204);
+    }
+    json_decref(body);
+}

@@ -1,0 +1,135 @@
+/* storage/interactions.c -- likes, reposts, blocks and mutes (the request side).
+ *
+ * Each is a set membership changed in one round trip together with the job that makes
+ * the engine write its consequences (notifications, repost timeline entries, purges).
+ * The job is queued even when the membership did not change: the engine's writes are
+ * idempotent, and a retried request after a crash must not lose the consequences.
+ */
+#include "storage/storage_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The author of a live post, or -ENOENT when it is unknown or deleted. */
+static int post_author(storage_t *s, uint64_t post, uint64_t *author)
+{
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, "HMGET " K_POST " author deleted", (ull)post);
+    int rc = storage__batch_run(&b);
+    if (rc == 0) {
+        const redisReply *r = b.r[0];
+        if (storage__is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+            rc = -EIO;
+        else if (!(*author = storage__uint_str(r->element[0])) ||
+                 storage__uint_str(r->element[1]) == 1)
+            rc = -ENOENT;
+    }
+    storage__batch_free(&b);
+    return rc;
+}
+
+static int run_all_ok(storage__batch_t *b)
+{
+    int rc = storage__batch_run(b);
+    for (size_t i = 0; rc == 0 && i < b->n; i++)
+        if (storage__is_error(b->r[i]))
+            rc = -EIO;
+    storage__batch_free(b);
+    return rc;
+}
+
+static int interact(storage_t *s, const char *set_fmt, const char *kind, uint64_t user,
+                    uint64_t post, bool on)
+{
+    uint64_t author;
+    int rc = post_author(s, post, &author);
+    if (rc)
+        return rc;
+    char cmd[64];
+    snprintf(cmd, sizeof(cmd), "%s %s %%llu", on ? "SADD" : "SREM", set_fmt);
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, cmd, (ull)post, (ull)user);
+    storage__batch_add(&b, "XADD " K_FANOUT " * kind %s%s post %llu actor %llu author %llu",
+                       storage__shard(s, user), on ? "" : "un", kind, (ull)post, (ull)user,
+                       (ull)author);
+    return run_all_ok(&b);
+}
+
+int storage_like(storage_t *s, uint64_t user, uint64_t post, bool on)
+{
+    return interact(s, K_LIKES, "like", user, post, on);
+}
+
+int storage_repost(storage_t *s, uint64_t user, uint64_t post, bool on)
+{
+    return interact(s, K_REPOSTS, "repost", user, post, on);
+}
+
+int storage_relation_set(storage_t *s, storage_relation_t rel, uint64_t user, uint64_t target,
+                         bool on)
+{
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, "EXISTS " K_USER, (ull)target);
+    int rc = storage__batch_run(&b);
+    if (rc == 0 && storage__int(b.r[0]) != 1)
+        rc = storage__is_error(b.r[0]) ? -EIO : -ENOENT;
+    storage__batch_free(&b);
+    if (rc)
+        return rc;
+    uint64_t edge = storage_id_next(s);
+    if (!edge)
+        return -EAGAIN;
+    bool block = rel == STORAGE_BLOCK;
+    const char *mine = block ? K_BLOCKS : K_MUTES, *theirs = block ? K_BLOCKED_BY : K_MUTED_BY;
+    char add_mine[64], add_theirs[64];
+    if (on) {
+        snprintf(add_mine, sizeof(add_mine), "ZADD %s NX %%llu %%llu", mine);
+        snprintf(add_theirs, sizeof(add_theirs), "ZADD %s NX %%llu %%llu", theirs);
+    } else {
+        snprintf(add_mine, sizeof(add_mine), "ZREM %s %%llu", mine);
+        snprintf(add_theirs, sizeof(add_theirs), "ZREM %s %%llu", theirs);
+    }
+    storage__batch_init(&b, s);
+    if (on) {
+        storage__batch_add(&b, add_mine, (ull)user, (ull)edge, (ull)target);
+        storage__batch_add(&b, add_theirs, (ull)target, (ull)edge, (ull)user);
+    } else {
+        storage__batch_add(&b, add_mine, (ull)user, (ull)target);
+        storage__batch_add(&b, add_theirs, (ull)target, (ull)user);
+    }
+    if (block && on) { /* a block ends the follows both ways */
+        storage__batch_add(&b, "ZREM " K_FOLLOWING " %llu", (ull)user, (ull)target);
+        storage__batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)target, (ull)user);
+        storage__batch_add(&b, "ZREM " K_FOLLOWING " %llu", (ull)target, (ull)user);
+        storage__batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)user, (ull)target);
+    }
+    storage__batch_add(&b, "XADD " K_FANOUT " * kind %s%s user %llu target %llu",
+                       storage__shard(s, user), on ? "" : "un", block ? "block" : "mute",
+                       (ull)user, (ull)target);
+    return run_all_ok(&b);
+}
+
+int storage_relations_page(storage_t *s, storage_relation_t rel, uint64_t user, uint64_t cursor,
+                           size_t limit, storage_page_t *out)
+{
+    return storage__zpage(s, rel == STORAGE_BLOCK ? K_BLOCKS : K_MUTES, user, cursor, limit, out);
+}
+
+int storage_blocked_between(storage_t *s, uint64_t a, uint64_t b_id, bool *blocked)
+{
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, "ZSCORE " K_BLOCKS " %llu", (ull)a, (ull)b_id);
+    storage__batch_add(&b, "ZSCORE " K_BLOCKS " %llu", (ull)b_id, (ull)a);
+    int rc = storage__batch_run(&b);
+    if (rc == 0 && (storage__is_error(b.r[0]) || storage__is_error(b.r[1])))
+        rc = -EIO;
+    if (rc == 0)
+        *blocked = b.r[0]->type == REDIS_REPLY_STRING || b.r[1]->type == REDIS_REPLY_STRING;
+    storage__batch_free(&b);
+    return rc;
+}

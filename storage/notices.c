@@ -1,0 +1,185 @@
+/* storage/notices.c -- notifications and repost entries, as the engine writes them.
+ *
+ * A user's notifications are groups: nt:{user} ranks group keys ("like:<post>",
+ * "repost:<post>", "follow:<yyyymmdd>", "reply:<post>", "mention:<post>") by their last
+ * activity, and ng:{user}:<group> holds the group's actors by action id. Each change is
+ * one Lua script on keys of one user (one hash tag, so one Cluster slot), which keeps
+ * "add the actor, bump the group, trim to the cap, drop trimmed groups' actors" atomic:
+ * the unread count (groups above the read mark) is exact under concurrency. Blocked and
+ * muted actors are filtered inside the script, so no notice is written between them.
+ */
+#include "storage/storage_async.h"
+#include "storage/storage_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* KEYS: nt ng blocks blockedby mutes [nfd]; ARGV: group actor score cap ng-prefix */
+static const char add_script[] =
+    "local a = ARGV[2]\n"
+    "if redis.call('ZSCORE', KEYS[3], a) or redis.call('ZSCORE', KEYS[4], a)\n"
+    "   or redis.call('ZSCORE', KEYS[5], a) then return 0 end\n"
+    "if redis.call('ZADD', KEYS[2], 'NX', ARGV[3], a) == 0 then return 0 end\n"
+    "redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])\n"
+    "if KEYS[6] then redis.call('HSET', KEYS[6], a, ARGV[1]) end\n"
+    "local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])\n"
+    "if over > 0 then\n"
+    "  local gone = redis.call('ZPOPMIN', KEYS[1], over)\n"
+    "  for i = 1, #gone, 2 do redis.call('DEL', ARGV[5] .. gone[i]) end\n"
+    "end\n"
+    "return 1\n";
+
+/* KEYS: nt [nfd]; ARGV: group actor ng-prefix. With nfd, the group is looked up there. */
+static const char remove_script[] =
+    "local g = ARGV[1]\n"
+    "if KEYS[2] then\n"
+    "  g = redis.call('HGET', KEYS[2], ARGV[2])\n"
+    "  if not g then return 0 end\n"
+    "  redis.call('HDEL', KEYS[2], ARGV[2])\n"
+    "end\n"
+    "local ng = ARGV[3] .. g\n"
+    "local n = redis.call('ZREM', ng, ARGV[2])\n"
+    "if redis.call('ZCARD', ng) == 0 then redis.call('ZREM', KEYS[1], g) end\n"
+    "return n\n";
+
+/* KEYS: nt; ARGV: actor ng-prefix. Removes actor from every group. */
+static const char scrub_script[] =
+    "for _, g in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
+    "  local ng = ARGV[2] .. g\n"
+    "  if redis.call('ZREM', ng, ARGV[1]) == 1 and redis.call('ZCARD', ng) == 0 then\n"
+    "    redis.call('ZREM', KEYS[1], g)\n"
+    "  end\n"
+    "end\n"
+    "return 1\n";
+
+/* KEYS: tl rb; ARGV: score post reposter timeline-max. A user who has the post already
+ * gets no second copy (and no reposted_by). */
+static const char repost_add_script[] =
+    "if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2]) == 1 then\n"
+    "  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])\n"
+    "  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[4]) - 1)\n"
+    "end\n"
+    "return 1\n";
+
+/* KEYS: tl rb; ARGV: post reposter. Only the entry this repost wrote is removed. */
+static const char repost_remove_script[] =
+    "if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then\n"
+    "  redis.call('ZREM', KEYS[1], ARGV[1])\n"
+    "  redis.call('HDEL', KEYS[2], ARGV[1])\n"
+    "end\n"
+    "return 1\n";
+
+static void key(char *buf, size_t size, const char *fmt, uint64_t id)
+{
+    snprintf(buf, size, fmt, (ull)id);
+}
+
+int storage_notify_add(storage_async_t *sa, uint64_t target, const char *group, uint64_t actor,
+                       uint64_t score, int cap, storage_status_cb cb, void *arg)
+{
+    char nt[40], ng[160], blocks[40], blockedby[40], mutes[40], nfd[40], prefix[40];
+    char a[24], sc[24], capbuf[16];
+    key(nt, sizeof(nt), K_NOTIFS, target);
+    key(prefix, sizeof(prefix), K_NOTIF_PREFIX, target);
+    snprintf(ng, sizeof(ng), "%s%s", prefix, group);
+    key(blocks, sizeof(blocks), K_BLOCKS, target);
+    key(blockedby, sizeof(blockedby), K_BLOCKED_BY, target);
+    key(mutes, sizeof(mutes), K_MUTES, target);
+    key(nfd, sizeof(nfd), K_NOTIF_FOLLOWS, target);
+    snprintf(a, sizeof(a), "%llu", (ull)actor);
+    snprintf(sc, sizeof(sc), "%llu", (ull)score);
+    snprintf(capbuf, sizeof(capbuf), "%d", cap);
+    bool follow = strncmp(group, "follow:", 7) == 0; /* remembered in nfd for unfollow */
+    const char *argv[16];
+    int argc = 0;
+    argv[argc++] = "EVAL";
+    argv[argc++] = add_script;
+    argv[argc++] = follow ? "6" : "5";
+    argv[argc++] = nt;
+    argv[argc++] = ng;
+    argv[argc++] = blocks;
+    argv[argc++] = blockedby;
+    argv[argc++] = mutes;
+    if (follow)
+        argv[argc++] = nfd;
+    argv[argc++] = group;
+    argv[argc++] = a;
+    argv[argc++] = sc;
+    argv[argc++] = capbuf;
+    argv[argc++] = prefix;
+    storage__group_t *g = storage__group_new(sa, cb, arg);
+    if (!g)
+        return -ENOMEM;
+    storage__group_add_argv(g, argc, argv);
+    return storage__group_end(g);
+}
+
+int storage_notify_remove(storage_async_t *sa, uint64_t target, const char *group,
+                          uint64_t actor, storage_status_cb cb, void *arg)
+{
+    char nt[40], nfd[40], prefix[40], a[24];
+    key(nt, sizeof(nt), K_NOTIFS, target);
+    key(nfd, sizeof(nfd), K_NOTIF_FOLLOWS, target);
+    key(prefix, sizeof(prefix), K_NOTIF_PREFIX, target);
+    snprintf(a, sizeof(a), "%llu", (ull)actor);
+    bool follow = group == NULL; /* a follow notice is found through nfd */
+    const char *argv[8];
+    int argc = 0;
+    argv[argc++] = "EVAL";
+    argv[argc++] = remove_script;
+    argv[argc++] = follow ? "2" : "1";
+    argv[argc++] = nt;
+    if (follow)
+        argv[argc++] = nfd;
+    argv[argc++] = follow ? "" : group;
+    argv[argc++] = a;
+    argv[argc++] = prefix;
+    storage__group_t *g = storage__group_new(sa, cb, arg);
+    if (!g)
+        return -ENOMEM;
+    storage__group_add_argv(g, argc, argv);
+    return storage__group_end(g);
+}
+
+int storage_notify_scrub(storage_async_t *sa, uint64_t user, uint64_t actor, storage_status_cb cb,
+                         void *arg)
+{
+    char nt[40], prefix[40], a[24];
+    key(nt, sizeof(nt), K_NOTIFS, user);
+    key(prefix, sizeof(prefix), K_NOTIF_PREFIX, user);
+    snprintf(a, sizeof(a), "%llu", (ull)actor);
+    const char *argv[] = {"EVAL", scrub_script, "1", nt, a, prefix};
+    storage__group_t *g = storage__group_new(sa, cb, arg);
+    if (!g)
+        return -ENOMEM;
+    storage__group_add_argv(g, 6, argv);
+    return storage__group_end(g);
+}
+
+int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t reposter, uint64_t score,
+                           const uint64_t *users, size_t n, bool add, int timeline_max,
+                           storage_status_cb cb, void *arg)
+{
+    char p[24], r[24], sc[24], maxbuf[16];
+    snprintf(p, sizeof(p), "%llu", (ull)post);
+    snprintf(r, sizeof(r), "%llu", (ull)reposter);
+    snprintf(sc, sizeof(sc), "%llu", (ull)score);
+    snprintf(maxbuf, sizeof(maxbuf), "%d", timeline_max);
+    storage__group_t *g = storage__group_new(sa, cb, arg);
+    if (!g)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        char tl[40], rb[40];
+        key(tl, sizeof(tl), K_TIMELINE, users[i]);
+        key(rb, sizeof(rb), K_REPOSTED_BY, users[i]);
+        if (add) {
+            const char *argv[] = {"EVAL", repost_add_script, "2", tl, rb, sc, p, r, maxbuf};
+            storage__group_add_argv(g, 9, argv);
+        } else {
+            const char *argv[] = {"EVAL", repost_remove_script, "2", tl, rb, p, r};
+            storage__group_add_argv(g, 7, argv);
+        }
+    }
+    return storage__group_end(g);
+}

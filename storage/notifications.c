@@ -1,0 +1,196 @@
+/* storage/notifications.c -- reading notifications and the read mark (request side).
+ *
+ * Groups are read newest activity first; a page shows each group's newest few actors
+ * and its actor count. Actors the reader has blocked, been blocked by or muted are left
+ * out here too (the engine scrubs them, but a read may come first). The read mark is an
+ * activity id: groups whose last activity is above it are unread, so the unread count is
+ * one ZCOUNT and "mark read up to" is one atomic max.
+ */
+#include "storage/storage_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const storage_notice_types[STORAGE_NOTICE_TYPES] = {"follow", "like", "repost",
+                                                                "reply", "mention"};
+
+static const char unread_script[] =
+    "local r = redis.call('GET', KEYS[2]) or '0'\n"
+    "return redis.call('ZCOUNT', KEYS[1], '(' .. r, '+inf')\n";
+
+/* Never marks beyond the newest notification, so later ones stay unread. */
+static const char mark_script[] =
+    "local top = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
+    "if #top == 0 then return 0 end\n"
+    "local upto = math.min(tonumber(ARGV[1]), tonumber(top[2]))\n"
+    "local cur = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+    "if upto > cur then redis.call('SET', KEYS[2], string.format('%.0f', upto)) end\n"
+    "return 1\n";
+
+static int parse_type(const char *group, size_t len)
+{
+    for (int t = 0; t < STORAGE_NOTICE_TYPES; t++) {
+        size_t n = strlen(storage_notice_types[t]);
+        if (len > n && memcmp(group, storage_notice_types[t], n) == 0 && group[n] == ':')
+            return t;
+    }
+    return -1;
+}
+
+static bool hidden(const uint64_t *h, size_t n, uint64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (h[i] == id)
+            return true;
+    return false;
+}
+
+void storage_notices_free(storage_notices_t *n)
+{
+    free(n->items);
+    memset(n, 0, sizeof(*n));
+}
+
+/* Collects the members of ZRANGE replies into one list of hidden users. */
+static uint64_t *collect_hidden(redisReply **rs, size_t nr, size_t *n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < nr; i++)
+        total += rs[i]->type == REDIS_REPLY_ARRAY ? rs[i]->elements : 0;
+    uint64_t *h = malloc((total ? total : 1) * sizeof(*h));
+    *n = 0;
+    for (size_t i = 0; h && i < nr; i++)
+        for (size_t k = 0; rs[i]->type == REDIS_REPLY_ARRAY && k < rs[i]->elements; k++)
+            h[(*n)++] = storage__uint_str(rs[i]->element[k]);
+    return h;
+}
+
+int storage_notices_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
+                         unsigned types, size_t scan_max, storage_notices_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    char max[32] = "+inf";
+    if (cursor)
+        snprintf(max, sizeof(max), "(%llu", (ull)cursor);
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, "ZREVRANGEBYSCORE " K_NOTIFS " %s -inf WITHSCORES LIMIT 0 %llu",
+                       (ull)user, max, (ull)scan_max);
+    storage__batch_add(&b, "GET " K_NOTIF_READ, (ull)user);
+    storage__batch_add(&b, "ZRANGE " K_BLOCKS " 0 -1", (ull)user);
+    storage__batch_add(&b, "ZRANGE " K_BLOCKED_BY " 0 -1", (ull)user);
+    storage__batch_add(&b, "ZRANGE " K_MUTES " 0 -1", (ull)user);
+    int rc = storage__batch_run(&b);
+    for (size_t i = 0; rc == 0 && i < b.n; i++)
+        if (storage__is_error(b.r[i]))
+            rc = -EIO;
+    if (rc) {
+        storage__batch_free(&b);
+        return rc;
+    }
+    uint64_t read_mark = storage__uint_str(b.r[1]);
+    size_t n_hidden;
+    uint64_t *hide = collect_hidden(b.r + 2, 3, &n_hidden);
+    const redisReply *groups = b.r[0];
+    out->items = calloc(limit + 1, sizeof(*out->items));
+    if (!hide || !out->items) {
+        free(hide);
+        storage__batch_free(&b);
+        storage_notices_free(out);
+        return -ENOMEM;
+    }
+    /* Pick the groups of the wanted types, keeping their keys for the second trip. */
+    char (*keys)[96] = calloc(limit + 1, sizeof(*keys));
+    size_t picked = 0;
+    for (size_t i = 0; keys && i + 1 < groups->elements && picked <= limit; i += 2) {
+        const redisReply *g = groups->element[i];
+        int type = parse_type(g->str, g->len);
+        if (type < 0 || !(types & (1u << type)) || g->len >= sizeof(keys[0]))
+            continue;
+        storage_notice_t *it = &out->items[picked];
+        it->id = storage__uint_str(groups->element[i + 1]);
+        it->type = type;
+        it->read = it->id <= read_mark;
+        const char *colon = memchr(g->str, ':', g->len);
+        if (type != STORAGE_NOTICE_FOLLOW)
+            it->subject = storage__parse_u64(colon + 1, g->len - (size_t)(colon + 1 - g->str));
+        memcpy(keys[picked], g->str, g->len);
+        picked++;
+    }
+    storage__batch_free(&b);
+    if (!keys) {
+        free(hide);
+        storage_notices_free(out);
+        return -ENOMEM;
+    }
+    if (picked > limit) {
+        out->next_cursor = out->items[limit - 1].id;
+        picked = limit;
+    }
+    storage__batch_init(&b, s);
+    for (size_t i = 0; i < picked; i++) {
+        storage__batch_add(&b, "ZREVRANGE " K_NOTIF_PREFIX "%s 0 %d", (ull)user, keys[i],
+                           STORAGE_NOTICE_ACTORS + 8);
+        storage__batch_add(&b, "ZCARD " K_NOTIF_PREFIX "%s", (ull)user, keys[i]);
+    }
+    rc = picked ? storage__batch_run(&b) : 0;
+    size_t kept = 0;
+    for (size_t i = 0; rc == 0 && i < picked; i++) {
+        const redisReply *actors = b.r[2 * i];
+        storage_notice_t it = out->items[i];
+        it.actor_count = storage__int(b.r[2 * i + 1]);
+        for (size_t k = 0; actors->type == REDIS_REPLY_ARRAY && k < actors->elements; k++) {
+            uint64_t a = storage__uint_str(actors->element[k]);
+            if (hidden(hide, n_hidden, a))
+                it.actor_count--;
+            else if (it.n_actors < STORAGE_NOTICE_ACTORS)
+                it.actors[it.n_actors++] = a;
+        }
+        if (it.n_actors > 0)
+            out->items[kept++] = it;
+    }
+    out->n = kept;
+    storage__batch_free(&b);
+    free(keys);
+    free(hide);
+    if (rc)
+        storage_notices_free(out);
+    return rc;
+}
+
+int storage_notices_unread(storage_t *s, uint64_t user, int64_t *count)
+{
+    char nt[40], nr[40];
+    snprintf(nt, sizeof(nt), K_NOTIFS, (ull)user);
+    snprintf(nr, sizeof(nr), K_NOTIF_READ, (ull)user);
+    const char *argv[] = {"EVAL", unread_script, "2", nt, nr};
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_addargv(&b, 5, argv, NULL);
+    int rc = storage__batch_run(&b);
+    if (rc == 0 && b.r[0]->type != REDIS_REPLY_INTEGER)
+        rc = -EIO;
+    if (rc == 0)
+        *count = b.r[0]->integer;
+    storage__batch_free(&b);
+    return rc;
+}
+
+int storage_notices_mark_read(storage_t *s, uint64_t user, uint64_t up_to)
+{
+    char nt[40], nr[40], upto[24];
+    snprintf(nt, sizeof(nt), K_NOTIFS, (ull)user);
+    snprintf(nr, sizeof(nr), K_NOTIF_READ, (ull)user);
+    snprintf(upto, sizeof(upto), "%llu", (ull)up_to);
+    const char *argv[] = {"EVAL", mark_script, "2", nt, nr, upto};
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_addargv(&b, 6, argv, NULL);
+    int rc = storage__batch_run(&b);
+    if (rc == 0 && storage__is_error(b.r[0]))
+        rc = -EIO;
+    storage__batch_free(&b);
+    return rc;
+}
