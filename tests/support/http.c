@@ -193,13 +193,7 @@ static int read_body(int fd, buf_t *b, size_t head_len, bool head_only, uint64_t
     }
     out->body = body.buf;
     out->body_len = body.len;
-    if (rc == 0) {
-        out->closed = true;
-    } else {
-        /* Did the server close right after answering? Look briefly. */
-        uint64_t soon = ts_now_ms() + 200;
-        out->closed = read_more(fd, b, soon < deadline ? soon : deadline) == 0;
-    }
+    out->closed = rc == 0;
     return 0;
 }
 

@@ -34,7 +34,7 @@ typedef struct ts_resp_s {
     char *head;      /* status line and header lines, CRLF-separated (owned) */
     char *body;      /* NUL-terminated (owned) */
     size_t body_len;
-    bool closed;     /* the server closed the connection right after the response */
+    bool closed;     /* the server closed the connection before we stopped reading */
 } ts_resp_t;
 
 /* Sends exactly len bytes to 127.0.0.1:port and reads one response: up to Content-Length,

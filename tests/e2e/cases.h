@@ -1,0 +1,37 @@
+/* tests/e2e/cases.h -- the bad-input table as data: tests/e2e/cases/<name>/{request,expected}.
+ *
+ * request: the raw HTTP request. Up to the first empty line is the head, written one header
+ * per line (LF; the runner sends CRLF); the rest is the body, sent byte for byte except one
+ * final newline. Placeholders, replaced before sending:
+ *   {{TOKEN_A}} {{TOKEN_B}} {{ID_A}} {{ID_B}} {{HANDLE_A}} {{HANDLE_A_UPPER}} {{POST_A}}
+ *   {{POST_B}}   the world's users and posts (a posted POST_A, b posted POST_B)
+ *   {{WRONG_TOKEN_A}}  a well-formed token with a's id and a secret that is not a's
+ *   {{UNKNOWN_ID}}     a valid id that names nothing
+ *   {{UNIQUE}}         a valid handle no one has
+ *   {{HOST}}           127.0.0.1:<port>
+ *   {{LENGTH}}         (head only) the length of the body after substitution
+ *   {{REPEAT:n:text}}  text n times;  {{HEX:c328}}  raw bytes
+ *   {{BIG_BODY}}       a JSON object larger than the default --max-body
+ *   {{BIG_CHUNKED}}    such a body in chunked transfer coding, final chunk included
+ * expected: the status ("400" or "HTTP/1.1 400"), then headers that must be present with
+ * exactly that value ("Name:" alone: present with any value), an empty line, and a JSON
+ * value that the body must contain (objects: those members, recursively; others: equal).
+ * Every answer of 400 or more must also be a problem document whose status is the HTTP
+ * status, and every answer carries Cache-Control: no-store.
+ */
+#ifndef TIDINGS_TEST_E2E_CASES_H
+#define TIDINGS_TEST_E2E_CASES_H
+
+#include "tests/e2e/world.h"
+
+#include <stddef.h>
+
+#define CASE_NAME_MAX 96
+
+/* Fills names (up to max) with the case directories, sorted; returns how many there are. */
+size_t cases_list(char (*names)[CASE_NAME_MAX], size_t max);
+/* Sends case name to w's server and checks the answer with cr_expect (check false: only
+ * that an answer came). */
+void cases_run(const world_t *w, const char *name, bool check);
+
+#endif
