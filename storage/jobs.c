@@ -24,10 +24,19 @@ typedef struct jobs_op_s {
     int shard;
     char consumer[96];
     int idle_ms;
-    int64_t deliveries[1024]; /* claim: counts by position, from XPENDING */
-    char ids[1024][48];
+    int64_t *deliveries; /* claim: delivery counts from XPENDING, by position */
+    char (*ids)[48];     /* claim: the entries XPENDING listed */
     size_t n_ids;
 } jobs_op_t;
+
+#define CLAIM_MAX 1024
+
+static void op_free(jobs_op_t *op)
+{
+    free(op->deliveries);
+    free(op->ids);
+    free(op);
+}
 
 static const char *kind_names[] = {"",     "post",     "delete", "follow",  "unfollow",
                                    "like", "unlike",   "repost", "unrepost", "block",
@@ -174,7 +183,7 @@ static void on_claimed(void *priv, int status, redisReply *r)
             status = -ENOMEM;
         for (size_t i = 0; jobs && i < r->elements; i++) {
             parse_entry(r->element[i], op->shard, &jobs[n]);
-            for (size_t k = 0; k < op->n_ids; k++)
+            for (size_t k = 0; k < op->n_ids; k++) /* n is small: at most max_jobs */
                 if (strcmp(op->ids[k], jobs[n].entry_id) == 0)
                     jobs[n].deliveries = op->deliveries[k] + 1;
             n++;
@@ -182,14 +191,21 @@ static void on_claimed(void *priv, int status, redisReply *r)
     }
     op->cb(op->arg, status, jobs, n);
     free(jobs);
-    free(op);
+    op_free(op);
 }
 
 static void on_pending(void *priv, int status, redisReply *r)
 {
     jobs_op_t *op = priv;
-    if (status == 0 && r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
-        const char *argv[8 + 1024];
+    size_t want = status == 0 && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    if (want > CLAIM_MAX)
+        want = CLAIM_MAX;
+    op->ids = want ? malloc(want * sizeof(*op->ids)) : NULL;
+    op->deliveries = want ? malloc(want * sizeof(*op->deliveries)) : NULL;
+    if (want && (!op->ids || !op->deliveries))
+        status = -ENOMEM;
+    if (status == 0 && want > 0) {
+        const char *argv[8 + CLAIM_MAX];
         char key[24], idle[24];
         int argc = 0;
         snprintf(key, sizeof(key), K_FANOUT, op->shard);
@@ -199,7 +215,7 @@ static void on_pending(void *priv, int status, redisReply *r)
         argv[argc++] = FANOUT_GROUP;
         argv[argc++] = op->consumer;
         argv[argc++] = idle;
-        for (size_t i = 0; i < r->elements && op->n_ids < 1024; i++) {
+        for (size_t i = 0; i < want; i++) {
             const redisReply *e = r->element[i];
             snprintf(op->ids[op->n_ids], sizeof(op->ids[0]), "%s", e->element[0]->str);
             op->deliveries[op->n_ids] = e->element[3]->integer;
@@ -210,7 +226,7 @@ static void on_pending(void *priv, int status, redisReply *r)
             return;
     }
     op->cb(op->arg, status, NULL, 0);
-    free(op);
+    op_free(op);
 }
 
 int storage_jobs_claim(storage_async_t *sa, const char *consumer, int idle_ms, size_t count,
@@ -223,8 +239,8 @@ int storage_jobs_claim(storage_async_t *sa, const char *consumer, int idle_ms, s
     *op = (jobs_op_t){.sa = sa, .cb = cb, .arg = arg, .idle_ms = idle_ms};
     op->shard = next_shard++ % storage__async_shards(sa);
     snprintf(op->consumer, sizeof(op->consumer), "%s", consumer);
-    if (count > 1024)
-        count = 1024;
+    if (count > CLAIM_MAX)
+        count = CLAIM_MAX;
     int rc = storage__asend(sa, STORAGE__WRITER, on_pending, op,
                             "XPENDING " K_FANOUT " " FANOUT_GROUP " IDLE %d - + %llu", op->shard,
                             idle_ms, (ull)count);
