@@ -21,15 +21,6 @@ static bool valid_handle(const char *h)
     return true;
 }
 
-/* No control characters (C0, DEL); jansson already guarantees valid UTF-8. */
-static bool printable(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            return false;
-    return true;
-}
-
 void api_users_create(api_req_t *r)
 {
     static const char *const fields[] = {"handle", "display_name", NULL};
@@ -49,7 +40,7 @@ void api_users_create(api_req_t *r)
     } else if (jn && !json_is_null(jn) && !name) {
         api_problem(r, API_BAD_REQUEST, "display_name must be a string");
     } else if (name && (api_utf8_length(name) < 1 ||
-                        api_utf8_length(name) > DISPLAY_NAME_MAX_CHARS || !printable(name))) {
+                        api_utf8_length(name) > DISPLAY_NAME_MAX_CHARS || api_has_control_chars(name))) {
         api_problem(r, API_BAD_REQUEST,
                     "display_name must be 1 to %d characters without control characters",
                     DISPLAY_NAME_MAX_CHARS);

@@ -3,9 +3,11 @@
 #include "api/api.h"
 #include "api/log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static const struct {
     int status;
@@ -25,17 +27,37 @@ static const struct {
     [API_UNAVAILABLE] = {503, "unavailable", "Service Unavailable"},
 };
 
+/* The request path percent-encoded back into a URI reference (MHD hands it decoded). */
+static void instance_of(char *out, size_t size, const char *path)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)(path ? path : "/"); *p && o + 4 < size;
+         p++) {
+        if (isalnum(*p) || strchr("/-._~", *p)) {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
 void api_problem(api_req_t *r, api_problem_t kind, const char *fmt, ...)
 {
-    char detail[512], type[64];
+    char detail[512], type[64], instance[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
+    api_utf8_sanitize(detail); /* a quoted input may be cut inside a character, or invalid */
+    instance_of(instance, sizeof(instance), r->path);
     snprintf(type, sizeof(type), "urn:tidings:problem:%s", problems[kind].slug);
     json_t *body = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title",
                              problems[kind].title, "status", problems[kind].status, "detail",
-                             detail, "instance", r->path ? r->path : "/");
+                             detail, "instance", instance);
     api_reply_json(r, problems[kind].status, body);
     r->content_type = "application/problem+json";
     if (kind == API_UNAVAILABLE)

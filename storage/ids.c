@@ -107,7 +107,7 @@ int storage_node_renew(storage_t *s)
 
 void storage_node_release(storage_t *s)
 {
-    int node = atomic_load(&s->node);
+    int node = atomic_exchange(&s->node, -1); /* no ids from a node we no longer hold */
     if (node < 0)
         return;
     storage__batch_t b;
