@@ -153,11 +153,22 @@ static void start_jobs(fanout_t *f, const storage_job_t *jobs, size_t n, bool cl
 
 /* ---- reading ------------------------------------------------------------------------------- */
 
+static void on_prepared(void *arg, int status)
+{
+    (void)status; /* BUSYGROUP is fine; anything else shows up on the next read */
+    fanout_t *f = arg;
+    if (!f->stopping)
+        uv_timer_start(&f->read_retry, on_read_retry, READ_RETRY_MS, 0);
+}
+
 static void on_read(void *arg, int status, const storage_job_t *jobs, size_t n)
 {
     fanout_t *f = arg;
     f->reading = false;
     if (f->stopping)
+        return;
+    /* An error reply (NOGROUP: Redis came back without its data) recreates the group. */
+    if (status == -EIO && storage_jobs_prepare(f->sa, on_prepared, f) == 0)
         return;
     if (status) {
         uv_timer_start(&f->read_retry, on_read_retry, READ_RETRY_MS, 0);

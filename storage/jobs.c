@@ -249,6 +249,17 @@ int storage_jobs_claim(storage_async_t *sa, const char *consumer, int idle_ms, s
     return rc;
 }
 
+int storage_jobs_prepare(storage_async_t *sa, storage_status_cb cb, void *arg)
+{
+    storage__group_t *g = storage__group_new(sa, cb, arg);
+    if (!g)
+        return -ENOMEM;
+    /* BUSYGROUP errors (the group exists) make the status -EIO; callers ignore it. */
+    for (int i = 0; i < storage__async_shards(sa); i++)
+        storage__group_add(g, "XGROUP CREATE " K_FANOUT " " FANOUT_GROUP " 0 MKSTREAM", i);
+    return storage__group_end(g);
+}
+
 int storage_job_touch(storage_async_t *sa, const char *consumer, const storage_job_t *job,
                       storage_status_cb cb, void *arg)
 {

@@ -63,6 +63,8 @@ typedef void (*storage_jobs_cb)(void *arg, int status, const storage_job_t *jobs
  * block_ms), or with own_pending the ones this consumer was handed and did not ack. */
 int storage_jobs_read(storage_async_t *sa, const char *consumer, size_t count, int block_ms,
                       bool own_pending, storage_jobs_cb cb, void *arg);
+/* Creates the consumer group on every shard where it is missing (Redis lost its data). */
+int storage_jobs_prepare(storage_async_t *sa, storage_status_cb cb, void *arg);
 /* Takes over jobs idle for idle_ms or more, whoever held them (a dead consumer), with
  * their delivery counts. */
 int storage_jobs_claim(storage_async_t *sa, const char *consumer, int idle_ms, size_t count,
