@@ -203,6 +203,21 @@ static void group_of(char *buf, size_t size, const char *kind, uint64_t post)
     snprintf(buf, size, "%s:%llu", kind, (unsigned long long)post);
 }
 
+/* A like or repost notice to the post's author, or its removal; none for acting on your
+ * own post. */
+static void notify_interaction(fanout__job_t *j, const char *kind, bool add)
+{
+    fanout_t *f = j->f;
+    const storage_job_t *job = &j->job;
+    if (job->actor == job->author)
+        return;
+    char group[48];
+    group_of(group, sizeof(group), kind, job->post);
+    sent(j, add ? storage_notify_add(f->sa, job->author, group, job->actor, job->event_id,
+                                     f->cfg.notifications_max, on_written, j)
+                : storage_notify_remove(f->sa, job->author, group, job->actor, on_written, j));
+}
+
 /* Reply and mention notices of a new post. */
 static void notify_post(fanout__job_t *j, const storage_post_state_t *st)
 {
@@ -235,15 +250,7 @@ static void on_post_state(void *arg, int status, const storage_post_state_t *st)
         return;
     }
     if (job->kind == STORAGE_JOB_REPOST || job->kind == STORAGE_JOB_UNREPOST) {
-        char group[48];
-        group_of(group, sizeof(group), "repost", job->post);
-        if (job->actor != job->author)
-            sent(j, job->kind == STORAGE_JOB_REPOST
-                        ? storage_notify_add(f->sa, job->author, group, job->actor,
-                                             job->event_id, f->cfg.notifications_max,
-                                             on_written, j)
-                        : storage_notify_remove(f->sa, job->author, group, job->actor,
-                                                on_written, j));
+        notify_interaction(j, "repost", job->kind == STORAGE_JOB_REPOST);
         fanout__job_pump(j);
         return;
     }
@@ -304,14 +311,7 @@ static void start_simple(fanout__job_t *j)
         break;
     case STORAGE_JOB_LIKE:
     case STORAGE_JOB_UNLIKE:
-        group_of(group, sizeof(group), "like", job->post);
-        if (job->actor != job->author)
-            sent(j, job->kind == STORAGE_JOB_LIKE
-                        ? storage_notify_add(f->sa, job->author, group, job->actor,
-                                             job->event_id, f->cfg.notifications_max,
-                                             on_written, j)
-                        : storage_notify_remove(f->sa, job->author, group, job->actor,
-                                                on_written, j));
+        notify_interaction(j, "like", job->kind == STORAGE_JOB_LIKE);
         break;
     case STORAGE_JOB_BLOCK: /* nothing between the two, either way */
         sent(j, storage_timeline_hide(f->sa, job->user, job->target, max, on_written, j));
