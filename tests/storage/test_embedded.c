@@ -1,0 +1,75 @@
+/* tests/storage/test_embedded.c -- the embedded redis-server: starts, serves, keeps its data. */
+#include "tests/storage/fixture.h"
+#include "tests/support/support.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char dir[64];
+
+static void make_dir(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/tidings-test-embedded-XXXXXX");
+    cr_assert(mkdtemp(dir));
+}
+
+static void remove_dir(void)
+{
+    char *argv[] = {"rm", "-rf", dir, NULL};
+    ts_proc_wait(ts_proc_spawn(argv, NULL), 10000);
+}
+
+TestSuite(embedded, .init = make_dir, .fini = remove_dir, .timeout = 60);
+
+static const char *server(void)
+{
+    const char *bin = getenv("TIDINGS_REDIS_SERVER");
+    return bin && *bin ? bin : "redis-server";
+}
+
+static storage_t *connect_to(const char *url)
+{
+    storage_config_t cfg;
+    storage_config_defaults(&cfg);
+    cfg.url = url;
+    storage_t *st = storage_create(&cfg);
+    cr_assert_not_null(st, "storage_create(%s)", url);
+    return st;
+}
+
+Test(embedded, serves_on_a_unix_socket_and_keeps_data_across_restarts)
+{
+    const char *url = NULL;
+    storage_embedded_t *e = storage_embedded_start(dir, server(), &url);
+    cr_assert_not_null(e, "embedded redis did not start: %s", strerror(errno));
+    cr_expect_eq(strncmp(url, "unix://", 7), 0, "url %s", url);
+    storage_t *st = connect_to(url);
+    cr_assert_eq(storage_ping(st), 0);
+    cr_assert_eq(storage_node_acquire(st), 0);
+    uint64_t id = storage_id_next(st);
+    uint8_t hash[32] = {3};
+    storage_user_t u;
+    cr_assert_eq(storage_user_create(st, id, "kept", "Kept", hash, &u), 0);
+    storage_node_release(st);
+    storage_destroy(st);
+    storage_embedded_stop(e);
+
+    e = storage_embedded_start(dir, server(), &url);
+    cr_assert_not_null(e, "embedded redis did not restart: %s", strerror(errno));
+    st = connect_to(url);
+    cr_expect_eq(storage_user_get(st, id, &u), 0, "the user did not survive a restart");
+    cr_expect_str_eq(u.handle, "kept");
+    storage_destroy(st);
+    storage_embedded_stop(e);
+}
+
+Test(embedded, a_missing_binary_fails_to_start)
+{
+    const char *url = NULL;
+    storage_embedded_t *e = storage_embedded_start(dir, "/nonexistent/redis-server", &url);
+    cr_expect_null(e);
+    storage_embedded_stop(e);
+}

@@ -1,0 +1,151 @@
+/* tests/storage/test_interactions.c -- likes, reposts, blocks and mutes (the request side). */
+#include "tests/storage/fixture.h"
+#include "tests/support/support.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+
+static storage_t *s;
+
+static void setup(void)
+{
+    s = fx_storage();
+}
+
+static void teardown(void)
+{
+    fx_storage_free(s);
+}
+
+TestSuite(interactions, .init = setup, .fini = teardown, .timeout = 30);
+
+static uint64_t post(uint64_t author)
+{
+    storage_post_t p = {.id = storage_id_next(s), .author = author, .text = "likeable"};
+    cr_assert_eq(storage_post_create(s, &p), 0);
+    return p.id;
+}
+
+static int64_t count(uint64_t id, bool likes)
+{
+    storage_post_t p;
+    cr_assert_eq(storage_post_get(s, id, &p), 0);
+    int64_t n = likes ? p.like_count : p.repost_count;
+    storage_post_clear(&p);
+    return n;
+}
+
+Test(interactions, likes_count_each_user_once)
+{
+    uint64_t a = fx_user(s, "la", NULL), b = fx_user(s, "lb", NULL), c = fx_user(s, "lc", NULL);
+    uint64_t id = post(a);
+    cr_expect_eq(storage_like(s, b, id, true), 0);
+    cr_expect_eq(storage_like(s, b, id, true), 0);
+    cr_expect_eq(count(id, true), 1);
+    cr_expect_eq(storage_like(s, c, id, true), 0);
+    cr_expect_eq(count(id, true), 2);
+    cr_expect_eq(storage_like(s, b, id, false), 0);
+    cr_expect_eq(storage_like(s, b, id, false), 0);
+    cr_expect_eq(count(id, true), 1);
+    cr_expect_eq(count(id, false), 0, "a like counted as a repost");
+}
+
+Test(interactions, reposts_count_each_user_once)
+{
+    uint64_t a = fx_user(s, "ra", NULL), b = fx_user(s, "rb", NULL);
+    uint64_t id = post(a);
+    cr_expect_eq(storage_repost(s, b, id, true), 0);
+    cr_expect_eq(storage_repost(s, b, id, true), 0);
+    cr_expect_eq(count(id, false), 1);
+    cr_expect_eq(storage_repost(s, b, id, false), 0);
+    cr_expect_eq(count(id, false), 0);
+}
+
+Test(interactions, unknown_or_deleted_posts_are_enoent)
+{
+    uint64_t a = fx_user(s, "ua", NULL), b = fx_user(s, "ub", NULL);
+    uint64_t ghost = fx_unknown_id(s);
+    cr_expect_eq(storage_like(s, b, ghost, true), -ENOENT);
+    cr_expect_eq(storage_repost(s, b, ghost, true), -ENOENT);
+    uint64_t id = post(a);
+    cr_assert_eq(storage_post_delete(s, id, a), 0);
+    cr_expect_eq(storage_like(s, b, id, true), -ENOENT);
+    cr_expect_eq(storage_repost(s, b, id, true), -ENOENT);
+}
+
+Test(interactions, block_ends_follows_both_ways_and_is_seen_from_both_sides)
+{
+    uint64_t a = fx_user(s, "ba", NULL), b = fx_user(s, "bb", NULL);
+    bool changed, blocked = true;
+    cr_assert_eq(storage_follow(s, a, b, &changed), 0);
+    cr_assert_eq(storage_follow(s, b, a, &changed), 0);
+    cr_assert_eq(storage_blocked_between(s, a, b, &blocked), 0);
+    cr_expect_not(blocked);
+
+    cr_assert_eq(storage_relation_set(s, STORAGE_BLOCK, a, b, true), 0);
+    cr_assert_eq(storage_blocked_between(s, a, b, &blocked), 0);
+    cr_expect(blocked);
+    cr_assert_eq(storage_blocked_between(s, b, a, &blocked), 0);
+    cr_expect(blocked, "the block is not seen from the blocked side");
+    storage_user_t u;
+    cr_assert_eq(storage_user_get(s, a, &u), 0);
+    cr_expect_eq(u.followers_count, 0);
+    cr_expect_eq(u.following_count, 0);
+    cr_assert_eq(storage_user_get(s, b, &u), 0);
+    cr_expect_eq(u.followers_count, 0);
+    cr_expect_eq(u.following_count, 0);
+
+    storage_page_t page;
+    cr_assert_eq(storage_relations_page(s, STORAGE_BLOCK, a, 0, 10, &page), 0);
+    cr_expect_eq(page.n, 1);
+    if (page.n)
+        cr_expect_eq(page.ids[0], b);
+    storage_page_free(&page);
+
+    cr_assert_eq(storage_relation_set(s, STORAGE_BLOCK, a, b, false), 0);
+    cr_assert_eq(storage_blocked_between(s, b, a, &blocked), 0);
+    cr_expect_not(blocked);
+}
+
+Test(interactions, mute_is_listed_but_is_no_block)
+{
+    uint64_t a = fx_user(s, "ma", NULL), b = fx_user(s, "mb", NULL), c = fx_user(s, "mc", NULL);
+    cr_assert_eq(storage_relation_set(s, STORAGE_MUTE, a, b, true), 0);
+    cr_assert_eq(storage_relation_set(s, STORAGE_MUTE, a, c, true), 0);
+    cr_assert_eq(storage_relation_set(s, STORAGE_MUTE, a, c, true), 0);
+    storage_page_t page;
+    cr_assert_eq(storage_relations_page(s, STORAGE_MUTE, a, 0, 10, &page), 0);
+    cr_assert_eq(page.n, 2);
+    cr_expect_eq(page.ids[0], c);
+    cr_expect_eq(page.ids[1], b);
+    storage_page_free(&page);
+    bool blocked = true;
+    cr_assert_eq(storage_blocked_between(s, a, b, &blocked), 0);
+    cr_expect_not(blocked);
+}
+
+Test(interactions, relation_with_an_unknown_user_is_enoent)
+{
+    uint64_t a = fx_user(s, "na", NULL), ghost = fx_unknown_id(s);
+    cr_expect_eq(storage_relation_set(s, STORAGE_BLOCK, a, ghost, true), -ENOENT);
+    cr_expect_eq(storage_relation_set(s, STORAGE_MUTE, a, ghost, true), -ENOENT);
+}
+
+Test(interactions, new_user_has_no_notices_and_an_empty_timeline)
+{
+    uint64_t a = fx_user(s, "new", NULL);
+    int64_t unread = -1;
+    cr_assert_eq(storage_notices_unread(s, a, &unread), 0);
+    cr_expect_eq(unread, 0);
+    storage_notices_t notices;
+    cr_assert_eq(storage_notices_page(s, a, 0, 20, ~0u, 100, &notices), 0);
+    cr_expect_eq(notices.n, 0);
+    cr_expect_eq(notices.next_cursor, 0);
+    storage_notices_free(&notices);
+    cr_expect_eq(storage_notices_mark_read(s, a, storage_id_next(s)), 0);
+    storage_timeline_t tl;
+    cr_assert_eq(storage_timeline_page(s, a, 0, 20, 800, &tl), 0);
+    cr_expect_eq(tl.page.n, 0);
+    cr_expect_eq(tl.page.next_cursor, 0);
+    storage_timeline_free(&tl);
+}
