@@ -135,8 +135,9 @@ const char *ts_resp_header(const ts_resp_t *r, const char *name, char *buf, size
     return buf;
 }
 
-/* Decodes a complete chunked body from raw into out; 1 done, 0 need more, -1 malformed. */
-static int dechunk(const char *raw, size_t len, buf_t *out)
+/* Decodes a complete chunked body from raw into out; returns the bytes it spans, 0 when
+ * more are needed, -1 when malformed. */
+static long dechunk(const char *raw, size_t len, buf_t *out)
 {
     size_t pos = 0;
     out->len = 0;
@@ -149,8 +150,11 @@ static int dechunk(const char *raw, size_t len, buf_t *out)
         if (end == raw + pos)
             return -1;
         pos = (size_t)(eol - raw) + 2;
-        if (size == 0)
-            return memmem(raw + pos, len - pos, "\r\n", 2) ? 1 : 0; /* no trailers expected */
+        if (size == 0) { /* no trailers expected: the final CRLF follows */
+            if (len - pos < 2)
+                return 0;
+            return (long)(pos + 2);
+        }
         if (len - pos < size + 2)
             return 0;
         buf_add(out, raw + pos, size);
@@ -158,9 +162,10 @@ static int dechunk(const char *raw, size_t len, buf_t *out)
     }
 }
 
-/* Parses the head and reads the body of one response whose head ends at b->buf+head_len. */
-static int read_body(int fd, buf_t *b, size_t head_len, bool head_only, uint64_t deadline,
-                     ts_resp_t *out)
+/* Reads the body of the response whose head is b->buf[0..head_len) into out; returns the
+ * bytes of b it spans, head included. */
+static size_t read_body(int fd, buf_t *b, size_t head_len, bool head_only, uint64_t deadline,
+                        ts_resp_t *out)
 {
     out->head = strndup(b->buf, head_len - 4);
     cr_assert(out->head);
@@ -173,6 +178,7 @@ static int read_body(int fd, buf_t *b, size_t head_len, bool head_only, uint64_t
     buf_t body = {0};
     buf_add(&body, "", 0);
     int rc = 1;
+    size_t used = head_len;
     if (no_body) {
         /* nothing */
     } else if (cl) {
@@ -181,25 +187,59 @@ static int read_body(int fd, buf_t *b, size_t head_len, bool head_only, uint64_t
             ;
         size_t have = b->len - head_len;
         buf_add(&body, b->buf + head_len, have < want ? have : want);
+        used += have < want ? have : want;
     } else if (chunked) {
-        int done;
-        while ((done = dechunk(b->buf + head_len, b->len - head_len, &body)) == 0 &&
+        long spans;
+        while ((spans = dechunk(b->buf + head_len, b->len - head_len, &body)) == 0 &&
                (rc = read_more(fd, b, deadline)) > 0)
             ;
+        used += spans > 0 ? (size_t)spans : b->len - head_len;
     } else {
         while ((rc = read_more(fd, b, deadline)) > 0)
             ;
         buf_add(&body, b->buf + head_len, b->len - head_len);
+        used = b->len;
     }
     out->body = body.buf;
     out->body_len = body.len;
     out->closed = rc == 0;
-    return 0;
+    return used;
 }
 
-int ts_http_raw(int port, const void *req, size_t len, int timeout_ms, ts_resp_t *out)
+/* Reads one response from fd (b holds bytes already read; what follows the response stays
+ * in b for the next). Returns 0 or -errno. */
+static int read_one(int fd, buf_t *b, bool head_only, uint64_t deadline, ts_resp_t *out)
 {
     memset(out, 0, sizeof(*out));
+    for (;;) {
+        char *end = b->buf ? memmem(b->buf, b->len, "\r\n\r\n", 4) : NULL;
+        if (end) {
+            size_t head_len = (size_t)(end - b->buf) + 4;
+            int status = 0;
+            if (sscanf(b->buf, "HTTP/1.%*d %d", &status) != 1)
+                return -EPROTO;
+            if (status >= 100 && status < 200) { /* interim: drop it and read on */
+                memmove(b->buf, b->buf + head_len, b->len - head_len + 1);
+                b->len -= head_len;
+                continue;
+            }
+            out->status = status;
+            size_t used = read_body(fd, b, head_len, head_only, deadline, out);
+            memmove(b->buf, b->buf + used, b->len - used + 1);
+            b->len -= used;
+            return 0;
+        }
+        int more = read_more(fd, b, deadline);
+        if (more <= 0)
+            return more == 0 ? -ECONNRESET : more;
+    }
+}
+
+int ts_http_pipeline(int port, const void *req, size_t len, int timeout_ms, ts_resp_t *out,
+                     size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        memset(&out[i], 0, sizeof(out[i]));
     uint64_t deadline = ts_now_ms() + (uint64_t)timeout_ms;
     int fd = connect_loopback(port);
     if (fd < 0)
@@ -208,33 +248,16 @@ int ts_http_raw(int port, const void *req, size_t len, int timeout_ms, ts_resp_t
     bool head_only = len >= 5 && memcmp(req, "HEAD ", 5) == 0;
     buf_t b = {0};
     int rc = 0;
-    for (;;) {
-        char *end = b.buf ? strstr(b.buf, "\r\n\r\n") : NULL;
-        if (end) {
-            size_t head_len = (size_t)(end - b.buf) + 4;
-            int status = 0;
-            if (sscanf(b.buf, "HTTP/1.%*d %d", &status) != 1) {
-                rc = -EPROTO;
-                break;
-            }
-            if (status >= 100 && status < 200) { /* interim: drop it and read on */
-                memmove(b.buf, b.buf + head_len, b.len - head_len + 1);
-                b.len -= head_len;
-                continue;
-            }
-            out->status = status;
-            rc = read_body(fd, &b, head_len, head_only, deadline, out);
-            break;
-        }
-        int more = read_more(fd, &b, deadline);
-        if (more <= 0) {
-            rc = more == 0 ? -ECONNRESET : more;
-            break;
-        }
-    }
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = read_one(fd, &b, head_only && i == 0, deadline, &out[i]);
     free(b.buf);
     close(fd);
     return rc;
+}
+
+int ts_http_raw(int port, const void *req, size_t len, int timeout_ms, ts_resp_t *out)
+{
+    return ts_http_pipeline(port, req, len, timeout_ms, out, 1);
 }
 
 void ts_http(int port, const char *method, const char *path, const char *token,

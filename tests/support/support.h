@@ -42,6 +42,10 @@ typedef struct ts_resp_s {
  * fails because the server already answered is not an error. Returns 0, or -errno when no
  * response arrived within timeout_ms. */
 int ts_http_raw(int port, const void *req, size_t len, int timeout_ms, ts_resp_t *out);
+/* Sends len bytes holding several requests on one connection and reads n responses in
+ * order into out[0..n). Returns 0, or -errno for the first response that did not come. */
+int ts_http_pipeline(int port, const void *req, size_t len, int timeout_ms, ts_resp_t *out,
+                     size_t n);
 /* Builds a request (Host, Connection: close, Bearer token if any, application/json body if
  * any, extra_headers "Name: value\r\n…" if any) and sends it with ts_http_raw; fails the
  * test when there is no response. */
