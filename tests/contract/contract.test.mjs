@@ -201,11 +201,29 @@ function checkResponse(res, response, what) {
     assert.equal(body.status, res.status, `${what}: problem status differs from the HTTP status`);
     assert.equal(body.type, `urn:tidings:problem:${slug}`, `${what}: problem type`);
     assert.equal(body.title, title, `${what}: problem title`);
-    assert.equal(body.instance, decodeURIComponent(res.path.split('?')[0]),
-      `${what}: problem instance is the (percent-decoded) request path`);
+    assert.equal(body.instance, problemInstance(res.path),
+      `${what}: problem instance is the request path, decoded and percent-encoded again`);
   }
   checkedResponses++;
   return body;
+}
+
+// The `instance` api/problem.c derives from a request path: the query dropped, the path
+// percent-decoded (as the HTTP library hands it over), then every byte but ASCII letters,
+// digits and "/-._~" percent-encoded with upper-case hex.
+function problemInstance(requestPath) {
+  const raw = requestPath.split('?')[0];
+  const bytes = [];
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === '%' && /^[0-9A-Fa-f]{2}$/.test(raw.slice(i + 1, i + 3))) {
+      bytes.push(parseInt(raw.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else {
+      bytes.push(...Buffer.from(raw[i], 'utf8'));
+    }
+  }
+  return bytes.map((b) => (/[A-Za-z0-9\/._~-]/.test(String.fromCharCode(b)) && b < 0x80
+    ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`)).join('');
 }
 
 function fill(template, params) {
@@ -264,7 +282,7 @@ describe('the spec', () => {
   test('is OpenAPI 3.1 with the agreed tags and security scheme', () => {
     assert.match(spec.openapi, /^3\.1\./);
     const tags = spec.tags.map((t) => t.name);
-    assert.deepEqual([...tags].sort(), ['Posts', 'System', 'Timeline', 'Users']);
+    assert.deepEqual([...tags].sort(), ['Notifications', 'Posts', 'System', 'Timeline', 'Users']);
     const bearer = spec.components.securitySchemes.bearerAuth;
     assert.equal(bearer.type, 'http');
     assert.equal(bearer.scheme, 'bearer');
@@ -420,6 +438,8 @@ describe('the server', () => {
       { handle: newHandle('f'), display_name: '' },
       { handle: newHandle('f'), display_name: 'y'.repeat(51) },
       { handle: newHandle('f'), display_name: 'tab\there' },
+      { handle: newHandle('f'), display_name: 'c1\u0085control' },
+      { handle: newHandle('f'), display_name: 'del\u007f' },
       { handle: newHandle('f'), display_name: 7 },
       { handle: newHandle('f'), email: 'f@example.org' },
       [{ handle: newHandle('f') }],
@@ -445,6 +465,8 @@ describe('the server', () => {
     expectStatus(await api('POST', '/v1/users', { body: big, expectContinue: true }), 413);
     expectStatus(await api('POST', '/v1/posts', { body: big, token: users.alice.token, expectContinue: true }), 413);
     expectStatus(await api('PUT', '/v1/users/{id}/follow', { params: { id: users.bob.id }, body: big, expectContinue: true }), 413);
+    expectStatus(await api('PUT', '/v1/posts/{id}/like', { params: { id: '1' }, body: big, token: users.alice.token, expectContinue: true }), 413);
+    expectStatus(await api('POST', '/v1/notifications/read', { body: big, token: users.alice.token, expectContinue: true }), 413);
     const res = await request('POST', '/v1/nothing', { headers: { 'Content-Type': 'application/json' }, body: big, expectContinue: true });
     assert.equal(res.status, 413);
     checkResponse(res, spec.components.responses.PayloadTooLarge, 'POST /v1/nothing (oversize)');
@@ -465,6 +487,7 @@ describe('the server', () => {
       for (const headers of badHeaders) {
         const res = await api(method, p, { params: { id: users.bob.id }, headers, ...(method === 'POST' ? { json: { text: 'x' } } : {}) });
         expectStatus(res, 401);
+        assert.equal(res.headers['www-authenticate'], 'Bearer realm="tidings"', `${method} ${p}: WWW-Authenticate`);
       }
     }
     // The scheme name is case-insensitive.
@@ -480,11 +503,26 @@ describe('the server', () => {
       for (const template of ['/v1/users/{id}', '/v1/users/{id}/followers', '/v1/users/{id}/following', '/v1/users/{id}/posts', '/v1/posts/{id}']) {
         expectStatus(await api('GET', template, { params: { id }, token: users.alice.token }), 400);
       }
-      expectStatus(await api('PUT', '/v1/users/{id}/follow', { params: { id }, token: users.alice.token }), 400);
-      expectStatus(await api('DELETE', '/v1/users/{id}/follow', { params: { id }, token: users.alice.token }), 400);
-      expectStatus(await api('DELETE', '/v1/posts/{id}', { params: { id }, token: users.alice.token }), 400);
+      for (const [method, template] of [
+        ['PUT', '/v1/users/{id}/follow'], ['DELETE', '/v1/users/{id}/follow'], ['DELETE', '/v1/posts/{id}'],
+        ['PUT', '/v1/users/{id}/block'], ['DELETE', '/v1/users/{id}/block'],
+        ['PUT', '/v1/users/{id}/mute'], ['DELETE', '/v1/users/{id}/mute'],
+        ['PUT', '/v1/posts/{id}/like'], ['DELETE', '/v1/posts/{id}/like'],
+        ['POST', '/v1/posts/{id}/repost'], ['DELETE', '/v1/posts/{id}/repost'],
+      ]) {
+        expectStatus(await api(method, template, { params: { id }, token: users.alice.token }), 400);
+      }
     }
     expectStatus(await api('GET', '/v1/users/{id}', { params: { id: '1' }, token: users.alice.token }), 404);
+    // Problems stay valid UTF-8 and their instance is percent-encoded again.
+    const accented = expectStatus(await api('GET', '/v1/users/{id}', { params: { id: 'é' }, token: users.alice.token }), 400);
+    assert.equal(accented.instance, '/v1/users/%C3%A9');
+    assert.equal(accented.detail, "'é' is not an id (1 to 16 digits)");
+    const raw = await request('GET', '/v1/users/%FF%41', { headers: { Authorization: `Bearer ${users.alice.token}` } });
+    assert.equal(raw.status, 400);
+    const invalid = checkResponse(raw, operations.get('GET /v1/users/{id}').op.responses['400'], 'GET /v1/users/%FF%41');
+    assert.equal(invalid.instance, '/v1/users/%FFA');
+    assert.equal(invalid.detail, "'?A' is not an id (1 to 16 digits)");
   });
 
   test('Users: follow, unfollow, followers, following', async () => {
@@ -495,7 +533,8 @@ describe('the server', () => {
     expectStatus(await follow(carol, bob), 204);
     expectStatus(await follow(bob, alice), 204);
     expectStatus(await follow(alice, alice), 422);
-    expectStatus(await api('DELETE', '/v1/users/{id}/follow', { params: { id: alice.id }, token: alice.token }), 422);
+    // Unfollowing yourself changes nothing: a 204, like any unfollow of someone not followed.
+    expectStatus(await api('DELETE', '/v1/users/{id}/follow', { params: { id: alice.id }, token: alice.token }), 204);
     expectStatus(await api('PUT', '/v1/users/{id}/follow', { params: { id: '1' }, token: alice.token }), 404);
     expectStatus(await api('DELETE', '/v1/users/{id}/follow', { params: { id: '1' }, token: alice.token }), 404);
 
@@ -526,6 +565,12 @@ describe('the server', () => {
         expectStatus(await api('GET', template, { params: { id: bob.id }, query, token: alice.token }), 400);
       }
       expectStatus(await api('GET', template, { params: { id: '1' }, token: alice.token }), 404);
+    }
+
+    for (const template of ['/v1/blocks', '/v1/mutes', '/v1/notifications']) {
+      for (const query of [{ limit: '0' }, { limit: '101' }, { limit: 'ten' }, { limit: '05' }, { cursor: 'xyz' }, { cursor: '0' }]) {
+        expectStatus(await api('GET', template, { query, token: alice.token }), 400);
+      }
     }
 
     expectStatus(await api('DELETE', '/v1/users/{id}/follow', { params: { id: bob.id }, token: carol.token }), 204);
@@ -672,8 +717,341 @@ describe('the server', () => {
     expectStatus(await api('POST', '/v1/posts', { ...opts, token: users.bob.token }), 202);
   });
 
+  // ---- interactions and notifications, among users of their own -----------------------------
+  // ann writes; ben, cat and dan act on her posts; dan follows ben, so ben's reposts reach dan.
+  const social = {};
+  let annPost, catReply, benMention;
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  // Polls probe() (bounded) until it returns [true, value]; fails with the last state seen. The
+  // bound exceeds the default --claim-idle-ms (30 s), as for the timeline above.
+  async function waitFor(what, probe, ms = 45000) {
+    let last;
+    for (const deadline = Date.now() + ms; ;) {
+      const [done, value] = await probe();
+      if (done) return value;
+      last = value;
+      if (Date.now() > deadline) assert.fail(`${what}: not seen within ${ms / 1000} s; last: ${JSON.stringify(last).slice(0, 1500)}`);
+      await sleep(100);
+    }
+  }
+  const notifications = async (who, query = {}) =>
+    expectStatus(await api('GET', '/v1/notifications', { query: { limit: '100', ...query }, token: who.token }), 200);
+  const unread = async (who) =>
+    expectStatus(await api('GET', '/v1/notifications/unread_count', { token: who.token }), 200).count;
+  const timelineOf = async (who) =>
+    expectStatus(await api('GET', '/v1/timeline', { query: { limit: '100' }, token: who.token }), 200).items;
+  const getPost = async (id, who = social.ann) =>
+    expectStatus(await api('GET', '/v1/posts/{id}', { params: { id }, token: who.token }), 200);
+  const newestFirst = (ids) => ids.every((id, i) => i === 0 || BigInt(ids[i - 1]) >= BigInt(id));
+  const actorIds = (n) => n.actors.map((u) => u.id);
+  const group = (items, type, postId) => items.find((n) => n.type === type && (postId === undefined || n.post?.id === postId));
+  const follow = async (who, whom, method = 'PUT') =>
+    (await api(method, '/v1/users/{id}/follow', { params: { id: whom.id }, token: who.token })).status;
+
+  test('Posts: likes count at once, are idempotent, and 404 on unknown or deleted posts', async () => {
+    for (const name of ['ann', 'ben', 'cat', 'dan', 'eve']) {
+      const reg = expectStatus(await api('POST', '/v1/users', { json: { handle: newHandle(name) } }), 201);
+      social[name] = { ...reg.user, token: reg.token };
+    }
+    const { ann, ben, cat } = social;
+    annPost = expectStatus(await api('POST', '/v1/posts', { json: { text: 'likeable' }, token: ann.token }), 202);
+    const like = (who, method = 'PUT', id = annPost.id) => api(method, '/v1/posts/{id}/like', { params: { id }, token: who.token });
+    expectStatus(await like(ben), 204);
+    expectStatus(await like(ben), 204); // idempotent
+    expectStatus(await like(cat), 204);
+    expectStatus(await like(ann), 204); // your own post: counted, no notification
+    assert.equal((await getPost(annPost.id)).like_count, 3);
+    expectStatus(await like(cat, 'DELETE'), 204);
+    expectStatus(await like(cat, 'DELETE'), 204); // idempotent
+    assert.equal((await getPost(annPost.id)).like_count, 2);
+    expectStatus(await like(cat), 204);
+    assert.equal((await getPost(annPost.id)).like_count, 3);
+
+    for (const method of ['PUT', 'DELETE']) expectStatus(await like(ben, method, '1'), 404);
+    const gone = expectStatus(await api('POST', '/v1/posts', { json: { text: 'soon gone' }, token: ann.token }), 202);
+    expectStatus(await api('DELETE', '/v1/posts/{id}', { params: { id: gone.id }, token: ann.token }), 204);
+    for (const [method, template] of [['PUT', '/v1/posts/{id}/like'], ['DELETE', '/v1/posts/{id}/like'],
+      ['POST', '/v1/posts/{id}/repost'], ['DELETE', '/v1/posts/{id}/repost']]) {
+      for (const id of [gone.id, '1']) {
+        const res = expectStatus(await api(method, template, { params: { id }, token: ben.token }), 404);
+        assert.equal(res.detail, 'post not found');
+      }
+    }
+  });
+
+  test("Posts: a repost reaches the reposter's followers' timelines with reposted_by", async () => {
+    const { ann, ben, dan } = social;
+    assert.equal(await follow(dan, ben), 204);
+    const repost = () => api('POST', '/v1/posts/{id}/repost', { params: { id: annPost.id }, token: ben.token });
+    const res = await repost();
+    const body = expectStatus(res, 202);
+    assert.equal(body.id, annPost.id);
+    assert.deepEqual(body.author, annPost.author);
+    assert.equal(body.repost_count, 1);
+    assert.equal(body.like_count, 3);
+    assert.ok(!('reposted_by' in body), 'the repost answer is the post itself');
+    assert.equal(res.headers.location, undefined);
+    assert.equal(expectStatus(await repost(), 202).repost_count, 1); // idempotent
+    const read = await getPost(annPost.id, dan);
+    assert.equal(read.repost_count, 1);
+    assert.ok(!('reposted_by' in read), 'reposted_by is for timelines only');
+
+    // dan follows ben, not ann: ann's post reaches dan only through ben's repost.
+    const entry = await waitFor("ben's repost in dan's timeline", async () => {
+      const items = await timelineOf(dan);
+      const hit = items.find((p) => p.id === annPost.id);
+      return hit ? [true, hit] : [false, items];
+    });
+    assert.deepEqual(entry.reposted_by, { id: ben.id, handle: ben.handle });
+    const { reposted_by: _, ...plain } = entry;
+    assert.deepEqual(plain, await getPost(annPost.id, dan));
+    // ann's own timeline has her post as her own, not as a repost.
+    const own = await waitFor("ann's post in her timeline", async () => {
+      const items = await timelineOf(ann);
+      const hit = items.find((p) => p.id === annPost.id);
+      return hit ? [true, hit] : [false, items];
+    });
+    assert.ok(!('reposted_by' in own));
+  });
+
+  test('Notifications: follow, like, repost, reply and mention arrive grouped, newest first', async () => {
+    const { ann, ben, cat } = social;
+    assert.equal(await follow(ben, ann), 204);
+    assert.equal(await follow(cat, ann), 204);
+    catReply = expectStatus(await api('POST', '/v1/posts', { json: { text: 'nice!', reply_to: annPost.id }, token: cat.token }), 202);
+    benMention = expectStatus(await api('POST', '/v1/posts', { json: { text: `hi @${ann.handle}` }, token: ben.token }), 202);
+    // Replying to yourself and mentioning yourself notify nobody.
+    const selfReply = expectStatus(await api('POST', '/v1/posts', { json: { text: `me, @${ann.handle}`, reply_to: annPost.id }, token: ann.token }), 202);
+
+    const complete = (items) => {
+      const follows = items.filter((n) => n.type === 'follow').flatMap(actorIds);
+      return follows.includes(ben.id) && follows.includes(cat.id) &&
+        group(items, 'like', annPost.id)?.actor_count === 2 && group(items, 'repost', annPost.id) &&
+        group(items, 'reply', catReply.id) && group(items, 'mention', benMention.id);
+    };
+    const { items, next_cursor } = await waitFor("ann's notifications", async () => {
+      const page = await notifications(ann);
+      return [complete(page.items), page];
+    });
+    assert.equal(next_cursor, null);
+    assert.ok(newestFirst(items.map((n) => n.id)), 'newest activity first');
+    assert.ok(items.every((n, i) => i === 0 || items[i - 1].created_at >= n.created_at), 'created_at follows id');
+    assert.ok(items.every((n) => n.read === false), 'nothing is read yet');
+    assert.ok(!items.some((n) => n.post?.id === selfReply.id), 'no notification for your own reply or mention');
+
+    const like = group(items, 'like', annPost.id);
+    assert.deepEqual(actorIds(like), [cat.id, ben.id], 'actors newest first (cat liked again last), not ann herself');
+    assert.deepEqual(like.actors[0], expectStatus(await api('GET', '/v1/users/{id}', { params: { id: cat.id }, token: ann.token }), 200));
+    assert.equal(like.post.like_count, 3);
+    const repost = group(items, 'repost', annPost.id);
+    assert.deepEqual([actorIds(repost), repost.actor_count], [[ben.id], 1]);
+    const reply = group(items, 'reply', catReply.id);
+    assert.deepEqual([actorIds(reply), reply.actor_count, reply.post.reply_to], [[cat.id], 1, annPost.id]);
+    const mention = group(items, 'mention', benMention.id);
+    assert.deepEqual([actorIds(mention), mention.post.mentions], [[ben.id], [ann.id]]);
+    for (const n of items.filter((x) => x.type === 'follow')) assert.ok(!('post' in n), 'a follow concerns no post');
+    assert.equal(await unread(ann), items.length);
+
+    // One at a time, the pages add up to the same list.
+    const paged = [];
+    let cursor;
+    for (let page = 0; page <= items.length; page++) {
+      const list = await notifications(ann, { limit: '1', ...(cursor ? { cursor } : {}) });
+      paged.push(...list.items.map((n) => n.id));
+      cursor = list.next_cursor;
+      if (!cursor) break;
+    }
+    assert.deepEqual(paged, items.map((n) => n.id));
+
+    // types filters.
+    for (const types of ['like,repost', 'follow', 'reply,reply', 'mention,follow,reply', 'follow,like,repost,reply,mention']) {
+      const wanted = types.split(',');
+      const got = (await notifications(ann, { types })).items;
+      assert.deepEqual(got.map((n) => n.id), items.filter((n) => wanted.includes(n.type)).map((n) => n.id), `types=${types}`);
+    }
+    for (const types of ['', 'likes', 'Like', 'like,', ',like', 'like,,repost', 'like repost', 'follow;like']) {
+      const res = expectStatus(await api('GET', '/v1/notifications', { query: { types }, token: ann.token }), 400);
+      assert.match(res.detail, /^types must be/);
+    }
+    assert.equal(expectStatus(await api('GET', '/v1/notifications', { query: { types: 'follow', limit: '0' }, token: ann.token }), 400).detail,
+      'limit must be an integer from 1 to 100');
+    const empty = await notifications(ben, { types: 'reply' });
+    assert.deepEqual(empty, { items: [], next_cursor: null });
+  });
+
+  test('Notifications: the read mark and the unread count', async () => {
+    const { ann, dan } = social;
+    const markRead = (json, who = ann) => api('POST', '/v1/notifications/read', { json, token: who.token });
+    const { items } = await notifications(ann);
+    assert.ok(items.length >= 5, `only ${items.length} notifications`);
+    expectStatus(await markRead({ up_to: items[1].id }), 204);
+    const after = (await notifications(ann)).items;
+    assert.deepEqual(after.map((n) => n.read), items.map((_, i) => i === 0 ? false : true));
+    assert.equal(await unread(ann), 1);
+    expectStatus(await markRead({ up_to: items.at(-1).id }), 204); // never moves back
+    assert.equal(await unread(ann), 1);
+    expectStatus(await markRead({ up_to: '9007199254740991' }), 204);
+    assert.equal(await unread(ann), 0);
+    assert.ok((await notifications(ann)).items.every((n) => n.read));
+    expectStatus(await markRead({ up_to: '1' }, dan), 204); // nothing to mark: still 204
+    assert.equal(await unread(dan), 0);
+
+    // The mark stopped at the newest notification: a new actor makes the like group unread again.
+    expectStatus(await api('PUT', '/v1/posts/{id}/like', { params: { id: annPost.id }, token: dan.token }), 204);
+    const bumped = await waitFor('the like group bumped by dan', async () => {
+      const page = await notifications(ann);
+      return [page.items[0]?.type === 'like' && page.items[0].actors[0]?.id === dan.id, page.items];
+    });
+    const like = bumped[0];
+    assert.equal(like.read, false);
+    assert.equal(like.actor_count, 3);
+    assert.ok(BigInt(like.id) > BigInt(items[0].id), 'a bumped group gets a newer id');
+    assert.ok(bumped.slice(1).every((n) => n.read));
+    assert.equal(await unread(ann), 1);
+    expectStatus(await markRead({ up_to: like.id }), 204);
+    assert.equal(await unread(ann), 0);
+
+    const markReadSchema = spec.components.schemas.MarkRead;
+    for (const json of [{}, { up_to: 5 }, { up_to: '0' }, { up_to: 'abc' }, { up_to: null }, { up_to: '01' },
+      { up_to: '12345678901234567' }, { up_to: '1', extra: 1 }, [], 'up_to']) {
+      expectStatus(await markRead(json), 400);
+      assert.ok(!validator(markReadSchema, false)(json), `the MarkRead schema accepts ${JSON.stringify(json)}, the server does not`);
+    }
+    // 2^53 has the shape of an Id but is out of range (the Id description says so; its pattern cannot).
+    expectStatus(await markRead({ up_to: '9007199254740992' }), 400);
+    for (const body of ['{"up_to":', '', '{"up_to":"1","up_to":"2"}']) {
+      expectStatus(await api('POST', '/v1/notifications/read', { body, contentType: 'application/json', token: ann.token }), 400);
+    }
+    expectStatus(await api('POST', '/v1/notifications/read', { json: { up_to: '1' }, contentType: null, token: ann.token }), 415);
+    expectStatus(await api('POST', '/v1/notifications/read', { json: { up_to: '1' }, contentType: 'text/plain', token: ann.token }), 415);
+  });
+
+  test('Posts: undoing a repost and a like takes back their entries and notifications', async () => {
+    const { ann, ben, dan } = social;
+    const unrepost = () => api('DELETE', '/v1/posts/{id}/repost', { params: { id: annPost.id }, token: ben.token });
+    expectStatus(await unrepost(), 204);
+    expectStatus(await unrepost(), 204); // idempotent
+    assert.equal((await getPost(annPost.id)).repost_count, 0);
+    await waitFor("the repost leaving dan's timeline", async () => {
+      const items = await timelineOf(dan);
+      return [!items.some((p) => p.id === annPost.id), items];
+    });
+    expectStatus(await api('DELETE', '/v1/posts/{id}/like', { params: { id: annPost.id }, token: dan.token }), 204);
+    await waitFor("ben and dan leaving ann's repost and like groups", async () => {
+      const { items } = await notifications(ann);
+      const like = group(items, 'like', annPost.id);
+      return [!group(items, 'repost', annPost.id) && like?.actor_count === 2 && !actorIds(like).includes(dan.id), items];
+    });
+  });
+
+  test('Users: block and unblock', async () => {
+    const { ann, ben, dan, eve } = social;
+    const block = (who, whom, method = 'PUT') => api(method, '/v1/users/{id}/block', { params: { id: whom.id }, token: who.token });
+    const blocks = async (who, query = {}) => expectStatus(await api('GET', '/v1/blocks', { query, token: who.token }), 200);
+    const followingOf = async (who) =>
+      expectStatus(await api('GET', '/v1/users/{id}/following', { params: { id: who.id }, token: ann.token }), 200).items.map((u) => u.id);
+    assert.equal(await follow(dan, ann), 204);
+    assert.equal(await follow(ann, dan), 204);
+    assert.deepEqual((await followingOf(dan)).sort(), [ann.id, ben.id].sort());
+    await waitFor("dan's follow notice", async () => {
+      const { items } = await notifications(ann, { types: 'follow' });
+      return [items.flatMap(actorIds).includes(dan.id), items];
+    });
+
+    expectStatus(await block(ann, dan), 204);
+    expectStatus(await block(ann, dan), 204); // idempotent
+    assert.deepEqual((await blocks(ann)).items.map((u) => u.id), [dan.id]);
+    assert.deepEqual(await blocks(dan), { items: [], next_cursor: null }, 'a block is listed by the blocker only');
+    // The follows ended both ways, at once; neither may follow the other now.
+    assert.deepEqual(await followingOf(dan), [ben.id]);
+    assert.deepEqual(await followingOf(ann), []);
+    const profile = expectStatus(await api('GET', '/v1/users/{id}', { params: { id: dan.id }, token: dan.token }), 200);
+    assert.deepEqual([profile.following_count, profile.followers_count], [1, 0]);
+    for (const [who, whom] of [[dan, ann], [ann, dan]]) {
+      const res = await api('PUT', '/v1/users/{id}/follow', { params: { id: whom.id }, token: who.token });
+      assert.equal(expectStatus(res, 403).detail, 'you cannot follow a user you blocked or who blocked you');
+    }
+    assert.equal(await follow(dan, ann, 'DELETE'), 204); // unfollowing stays allowed
+    // dan is left out of ann's notifications at once (and scrubbed by the engine later).
+    assert.ok(!(await notifications(ann)).items.some((n) => actorIds(n).includes(dan.id)), 'a blocked actor is still shown');
+
+    for (const method of ['PUT', 'DELETE']) {
+      const self = expectStatus(await block(ann, ann, method), 422);
+      assert.equal(self.detail, 'you cannot block yourself');
+      expectStatus(await block(ann, { id: '1' }, method), 404);
+    }
+    // Most recent block first, one page at a time.
+    expectStatus(await block(ann, eve), 204);
+    const first = await blocks(ann, { limit: '1' });
+    assert.deepEqual(first.items.map((u) => u.id), [eve.id]);
+    assert.ok(first.next_cursor);
+    const second = await blocks(ann, { limit: '1', cursor: first.next_cursor });
+    assert.deepEqual(second.items.map((u) => u.id), [dan.id]);
+    assert.equal(second.next_cursor, null);
+
+    expectStatus(await block(ann, dan, 'DELETE'), 204);
+    expectStatus(await block(ann, dan, 'DELETE'), 204); // idempotent
+    expectStatus(await block(ann, ben, 'DELETE'), 204); // never blocked
+    assert.deepEqual((await blocks(ann)).items.map((u) => u.id), [eve.id]);
+    assert.deepEqual(await followingOf(dan), [ben.id], 'unblocking does not restore follows');
+    assert.equal(await follow(dan, ann), 204, 'following is allowed again');
+    assert.equal(await follow(dan, ann, 'DELETE'), 204);
+    expectStatus(await block(ann, eve, 'DELETE'), 204);
+    assert.deepEqual(await blocks(ann), { items: [], next_cursor: null });
+  });
+
+  test('Users: mute and unmute', async () => {
+    const { ann, ben, cat } = social;
+    const mute = (who, whom, method = 'PUT') => api(method, '/v1/users/{id}/mute', { params: { id: whom.id }, token: who.token });
+    const mutes = async (who, query = {}) => expectStatus(await api('GET', '/v1/mutes', { query, token: who.token }), 200);
+    assert.equal(await follow(ann, cat), 204);
+    const catPost = expectStatus(await api('POST', '/v1/posts', { json: { text: 'from cat' }, token: cat.token }), 202);
+    await waitFor("cat's post in ann's timeline", async () => {
+      const items = await timelineOf(ann);
+      return [items.some((p) => p.id === catPost.id), items];
+    });
+    const before = (await notifications(ann)).items;
+    assert.ok(before.some((n) => actorIds(n).includes(cat.id)), 'cat acted on ann before the mute');
+
+    expectStatus(await mute(ann, cat), 204);
+    expectStatus(await mute(ann, cat), 204); // idempotent
+    expectStatus(await mute(ann, ben), 204);
+    const list = await mutes(ann);
+    assert.deepEqual(list.items.map((u) => u.id), [ben.id, cat.id], 'most recent mute first');
+    const page = await mutes(ann, { limit: '1' });
+    assert.deepEqual(page.items.map((u) => u.id), [ben.id]);
+    assert.deepEqual((await mutes(ann, { cursor: page.next_cursor })).items.map((u) => u.id), [cat.id]);
+    // At once: cat's posts leave ann's timeline, cat's actions her notifications; follows stay.
+    assert.ok(!(await timelineOf(ann)).some((p) => p.author.id === cat.id), "a muted author's post is still in the timeline");
+    const after = (await notifications(ann)).items;
+    assert.ok(!after.some((n) => actorIds(n).includes(cat.id) || actorIds(n).includes(ben.id)), 'a muted actor is still shown');
+    assert.ok(!group(after, 'reply', catReply.id), "cat's reply is still notified");
+    const following = expectStatus(await api('GET', '/v1/users/{id}/following', { params: { id: ann.id }, token: ann.token }), 200);
+    assert.deepEqual(following.items.map((u) => u.id), [cat.id], 'a mute leaves follows alone');
+    assert.deepEqual(await mutes(cat), { items: [], next_cursor: null });
+
+    for (const method of ['PUT', 'DELETE']) {
+      assert.equal(expectStatus(await mute(ann, ann, method), 422).detail, 'you cannot mute yourself');
+      expectStatus(await mute(ann, { id: '1' }, method), 404);
+    }
+    expectStatus(await mute(ann, cat, 'DELETE'), 204);
+    expectStatus(await mute(ann, cat, 'DELETE'), 204); // idempotent
+    expectStatus(await mute(ann, ben, 'DELETE'), 204);
+    assert.deepEqual(await mutes(ann), { items: [], next_cursor: null });
+  });
+
+  test('Posts: an Idempotency-Key is not claimed by a request refused for its reply_to', async () => {
+    const key = `ref-${rand()}`;
+    const opts = { token: social.ben.token, headers: { 'Idempotency-Key': key } };
+    expectStatus(await api('POST', '/v1/posts', { ...opts, json: { text: 'oops', reply_to: '1' } }), 422);
+    const post = expectStatus(await api('POST', '/v1/posts', { ...opts, json: { text: 'fixed' } }), 202);
+    assert.deepEqual(expectStatus(await api('POST', '/v1/posts', { ...opts, json: { text: 'fixed' } }), 202), post);
+    expectStatus(await api('POST', '/v1/posts', { ...opts, json: { text: 'other' } }), 422);
+  });
+
   test('unknown routes get 404 and other methods 405 with Allow', async () => {
-    for (const p of ['/v1/nothing', '/v1/users/', `/v1/users/${users.bob.id}/`, '/v1/users//follow', '/', '/v2/users', '/healthz/x']) {
+    for (const p of ['/v1/nothing', '/v1/users/', `/v1/users/${users.bob.id}/`, '/v1/users//follow', '/', '/v2/users', '/healthz/x',
+      '/v1/notifications/', '/v1/notifications/x', '/v1/posts/1/like/x', '/v1/blocks/1', '/v1/users//block']) {
       for (const method of ['GET', 'POST', 'DELETE']) {
         const res = await unroutedCall(method, p);
         assert.equal(res.status, 404, `${method} ${p}`);
@@ -710,9 +1088,15 @@ describe('the server', () => {
         ['GET', '/v1/users/{id}'], ['PUT', '/v1/users/{id}/follow'], ['DELETE', '/v1/users/{id}/follow'],
         ['GET', '/v1/users/{id}/followers'], ['GET', '/v1/users/{id}/following'], ['GET', '/v1/users/{id}/posts'],
         ['POST', '/v1/posts'], ['GET', '/v1/posts/{id}'], ['DELETE', '/v1/posts/{id}'], ['GET', '/v1/timeline'],
+        ['PUT', '/v1/users/{id}/block'], ['DELETE', '/v1/users/{id}/block'], ['PUT', '/v1/users/{id}/mute'],
+        ['DELETE', '/v1/users/{id}/mute'], ['GET', '/v1/blocks'], ['GET', '/v1/mutes'],
+        ['PUT', '/v1/posts/{id}/like'], ['DELETE', '/v1/posts/{id}/like'], ['POST', '/v1/posts/{id}/repost'],
+        ['DELETE', '/v1/posts/{id}/repost'], ['GET', '/v1/notifications'], ['GET', '/v1/notifications/unread_count'],
+        ['POST', '/v1/notifications/read'],
       ];
+      const bodies = { '/v1/posts': { text: 'x' }, '/v1/notifications/read': { up_to: '1' } };
       for (const [method, template] of calls) {
-        const res = await api(method, template, { server, token, params: { id: users.bob.id }, ...(method === 'POST' ? { json: { text: 'x' } } : {}) });
+        const res = await api(method, template, { server, token, params: { id: users.bob.id }, ...(bodies[template] ? { json: bodies[template] } : {}) });
         expectStatus(res, 503);
       }
     });
