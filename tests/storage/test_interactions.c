@@ -102,9 +102,13 @@ Test(interactions, block_ends_follows_both_ways_and_is_seen_from_both_sides)
         cr_expect_eq(page.ids[0], b);
     storage_page_free(&page);
 
+    cr_expect_eq(storage_follow(s, a, b, &changed), -EPERM, "the blocker followed again");
+    cr_expect_eq(storage_follow(s, b, a, &changed), -EPERM, "the blocked followed again");
+
     cr_assert_eq(storage_relation_set(s, STORAGE_BLOCK, a, b, false), 0);
     cr_assert_eq(storage_blocked_between(s, b, a, &blocked), 0);
     cr_expect_not(blocked);
+    cr_expect_eq(storage_follow(s, a, b, &changed), 0, "unblocked users cannot follow");
 }
 
 Test(interactions, mute_is_listed_but_is_no_block)
