@@ -15,11 +15,13 @@
 #include <stdio.h>
 #include <string.h>
 
-/* KEYS: nt ng blocks blockedby mutes [nfd]; ARGV: group actor score cap ng-prefix */
+/* KEYS: nt ng blocks blockedby mutes [nfd]; ARGV: group actor score cap ng-prefix.
+ * With nfd (follows), a follower already in some day's group is not added again. */
 static const char add_script[] =
     "local a = ARGV[2]\n"
     "if redis.call('ZSCORE', KEYS[3], a) or redis.call('ZSCORE', KEYS[4], a)\n"
     "   or redis.call('ZSCORE', KEYS[5], a) then return 0 end\n"
+    "if KEYS[6] and redis.call('HEXISTS', KEYS[6], a) == 1 then return 0 end\n"
     "if redis.call('ZADD', KEYS[2], 'NX', ARGV[3], a) == 0 then return 0 end\n"
     "redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])\n"
     "if KEYS[6] then redis.call('HSET', KEYS[6], a, ARGV[1]) end\n"
