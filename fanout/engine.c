@@ -70,15 +70,26 @@ void fanout__park(fanout__job_t *j)
     j->waiting = true;
 }
 
-/* Gives parked jobs their turn while the budget allows. */
+/* Gives parked jobs their turn while the budget allows. Pumping a job may finish and
+ * free any job (this one included) and call back in here, so the scan restarts from the
+ * head after every pump, and a nested call only asks the running one to go on. */
 static void resume_parked(fanout_t *f)
 {
-    for (fanout__job_t *j = f->jobs; j && fanout__budget_ok(f);) {
-        fanout__job_t *next = j->next;
-        if (j->waiting)
-            fanout__job_pump(j);
-        j = next;
+    if (f->resuming) {
+        f->resume_again = true;
+        return;
     }
+    f->resuming = true;
+    do {
+        f->resume_again = false;
+        for (fanout__job_t *j = f->jobs; j && fanout__budget_ok(f); j = j->next)
+            if (j->waiting) {
+                fanout__job_pump(j);
+                f->resume_again = true;
+                break;
+            }
+    } while (f->resume_again);
+    f->resuming = false;
 }
 
 static void record_duration(fanout_t *f, double seconds)
@@ -110,10 +121,10 @@ void fanout__job_finished(fanout__job_t *j, bool ok)
     }
     free(j->muted_by);
     free(j);
-    if (!f->stopping) {
+    if (!f->closed) /* parked jobs go on during a graceful stop too */
         resume_parked(f);
+    if (!f->stopping)
         read_more(f);
-    }
 }
 
 static bool is_active(const fanout_t *f, const char *entry_id, int shard)
@@ -124,14 +135,17 @@ static bool is_active(const fanout_t *f, const char *entry_id, int shard)
     return false;
 }
 
-static void start_jobs(fanout_t *f, const storage_job_t *jobs, size_t n, bool claimed)
+/* Starts the jobs not already running; returns how many it started. */
+static size_t start_jobs(fanout_t *f, const storage_job_t *jobs, size_t n, bool claimed)
 {
+    size_t started = 0;
     for (size_t i = 0; i < n; i++) {
         if (is_active(f, jobs[i].entry_id, jobs[i].shard))
             continue;
+        started++;
         fanout__job_t *j = calloc(1, sizeof(*j));
         if (!j)
-            return; /* stays pending in Redis; claimed again later */
+            return started; /* stays pending in Redis; claimed again later */
         j->f = f;
         j->job = jobs[i];
         j->started_ms = now_ms();
@@ -149,6 +163,7 @@ static void start_jobs(fanout_t *f, const storage_job_t *jobs, size_t n, bool cl
             fanout__job_start(j);
         }
     }
+    return started;
 }
 
 /* ---- reading ------------------------------------------------------------------------------- */
@@ -174,9 +189,10 @@ static void on_read(void *arg, int status, const storage_job_t *jobs, size_t n)
         uv_timer_start(&f->read_retry, on_read_retry, READ_RETRY_MS, 0);
         return;
     }
-    if (f->read_own_pending && n == 0)
-        f->read_own_pending = false; /* our own backlog is done: now new jobs */
-    start_jobs(f, jobs, n, false);
+    /* Our own backlog holds the jobs we are running too (each read of it counts as a
+     * delivery): once it has nothing we are not already running, read new jobs. */
+    if (start_jobs(f, jobs, n, false) == 0)
+        f->read_own_pending = false;
     read_more(f);
 }
 
@@ -337,6 +353,13 @@ static void on_storage_closed(void *arg)
 
 static void close_everything(fanout_t *f)
 {
+    f->closed = true;
+    /* Parked jobs have no command in flight that closing would cancel: end them here. */
+    for (fanout__job_t *j = f->jobs, *next; j; j = next) {
+        next = j->next;
+        if (j->waiting && !j->fetching && j->writes_pending == 0)
+            fanout__job_finished(j, false);
+    }
     uv_timer_t *timers[] = {&f->read_retry, &f->claim_timer, &f->stats_timer, &f->touch_timer,
                             &f->stop_timer};
     f->open_handles = 1 + (int)(sizeof(timers) / sizeof(timers[0]));

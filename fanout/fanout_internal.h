@@ -18,7 +18,8 @@ struct fanout_s {
 
     uv_timer_t read_retry, claim_timer, stats_timer, touch_timer, stop_timer;
     int open_handles;
-    bool started, stopping, reading, claiming, read_own_pending, stats_running;
+    bool started, stopping, closed, reading, claiming, read_own_pending, stats_running;
+    bool resuming, resume_again; /* resume_parked is running / must scan again */
 
     fanout__job_t *jobs; /* active jobs (doubly linked); parked ones have waiting set */
     int active;

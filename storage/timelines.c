@@ -34,7 +34,8 @@ static void state_unref(state_op_t *op, int status)
         op->status = status;
     if (--op->pending > 0)
         return;
-    qsort(op->st.muted_by, op->st.n_muted_by, sizeof(uint64_t), cmp_u64);
+    if (op->st.n_muted_by > 1)
+        qsort(op->st.muted_by, op->st.n_muted_by, sizeof(uint64_t), cmp_u64);
     op->cb(op->arg, op->status, &op->st);
     free(op->st.muted_by);
     free(op);
