@@ -13,6 +13,47 @@
 #include <string.h>
 #include <unistd.h>
 
+#define MAX_DIRS 8
+
+/* Directories to remove at exit when a failed test never reached ts_redis_cleanup. */
+static char dirs[MAX_DIRS][64];
+
+static void remove_dir(const char *dir)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%.63s/redis.log", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%.63s/dump.rdb", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void remove_dirs(void)
+{
+    for (int i = 0; i < MAX_DIRS; i++)
+        if (dirs[i][0])
+            remove_dir(dirs[i]);
+}
+
+static void remember(const char *dir, bool add)
+{
+    static bool atexit_set;
+    if (!atexit_set) {
+        atexit(remove_dirs);
+        atexit_set = true;
+    }
+    for (int i = 0; i < MAX_DIRS; i++) {
+        if (add && !dirs[i][0]) {
+            snprintf(dirs[i], sizeof(dirs[i]), "%s", dir);
+            return;
+        }
+        if (!add && strcmp(dirs[i], dir) == 0) {
+            dirs[i][0] = '\0';
+            return;
+        }
+    }
+}
+
 static bool answers_ping(int port)
 {
     struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
@@ -34,6 +75,7 @@ void ts_redis_start(ts_redis_t *r, int port)
     if (!r->dir[0]) {
         snprintf(r->dir, sizeof(r->dir), "/tmp/tidings-test-redis-XXXXXX");
         cr_assert(mkdtemp(r->dir), "mkdtemp failed");
+        remember(r->dir, true);
     }
     const char *bin = getenv("TIDINGS_REDIS_SERVER");
     char bin_copy[256], port_s[16], log[128];
@@ -69,12 +111,8 @@ void ts_redis_cleanup(ts_redis_t *r)
 {
     ts_redis_kill(r);
     if (r->dir[0]) {
-        char path[128];
-        snprintf(path, sizeof(path), "%s/redis.log", r->dir);
-        unlink(path);
-        snprintf(path, sizeof(path), "%s/dump.rdb", r->dir);
-        unlink(path);
-        rmdir(r->dir);
+        remove_dir(r->dir);
+        remember(r->dir, false);
         r->dir[0] = '\0';
     }
 }
