@@ -17,7 +17,7 @@ static void stop(void)
     ts_server_stop(&srv, 2000);
 }
 
-TestSuite(shutdown, .fini = stop, .timeout = 60);
+TestSuite(shutdown, .fini = stop, .timeout = 120);
 
 static int exit_after(int sig, uint64_t *took)
 {

@@ -21,7 +21,7 @@ static void teardown(void)
     fx_storage_free(s);
 }
 
-TestSuite(graph, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(graph, .init = setup, .fini = teardown, .timeout = 60);
 
 Test(graph, follow_is_idempotent_and_reports_change_once)
 {

@@ -17,7 +17,7 @@ static void teardown(void)
     fx_storage_free(s);
 }
 
-TestSuite(idempotency, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(idempotency, .init = setup, .fini = teardown, .timeout = 60);
 
 Test(idempotency, first_claim_wins_and_replays_see_its_id)
 {

@@ -17,7 +17,7 @@ static void teardown(void)
     fx_storage_free(s);
 }
 
-TestSuite(interactions, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(interactions, .init = setup, .fini = teardown, .timeout = 60);
 
 static uint64_t post(uint64_t author)
 {

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-TestSuite(pool, .timeout = 30);
+TestSuite(pool, .timeout = 60);
 
 static storage_t *create(const char *url)
 {

@@ -21,7 +21,7 @@ static void teardown(void)
     fx_storage_free(s);
 }
 
-TestSuite(posts, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(posts, .init = setup, .fini = teardown, .timeout = 60);
 
 static uint64_t post(uint64_t author, const char *text)
 {

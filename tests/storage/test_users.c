@@ -19,7 +19,7 @@ static void teardown(void)
     fx_storage_free(s);
 }
 
-TestSuite(users, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(users, .init = setup, .fini = teardown, .timeout = 60);
 
 Test(users, create_then_get_with_zero_counts)
 {
