@@ -122,15 +122,38 @@ static bool muted(const fanout__job_t *j, uint64_t user)
     return false;
 }
 
-/* Sends the writes of one chunk of users. */
+/* The users of a chunk that get the post: all but those who muted its author. Returns
+ * users itself when nobody is left out, else a new array (*owned set). */
+static const uint64_t *without_muted(const fanout__job_t *j, const uint64_t *users, size_t *n,
+                                     uint64_t **owned)
+{
+    *owned = NULL;
+    if (!j->n_muted_by)
+        return users;
+    uint64_t *keep = malloc(*n * sizeof(*keep));
+    if (!keep)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (!muted(j, users[i]))
+            keep[k++] = users[i];
+    *n = k;
+    *owned = keep;
+    return keep;
+}
+
+/* Sends the writes of one chunk of users, and the live events of those connected. */
 static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
 {
     fanout_t *f = j->f;
     const storage_job_t *job = &j->job;
+    char ref[48];
+    snprintf(ref, sizeof(ref), "%llu", (unsigned long long)job->post);
     switch (j->celebrity_mark ? STORAGE_JOB_UNKNOWN : job->kind) {
     case STORAGE_JOB_UNKNOWN:
         return storage_celebrity_followers_add(f->sa, job->author, users, n, on_written, j);
     case STORAGE_JOB_DELETE:
+        sent(j, storage_events_publish(f->sa, users, n, "delete", ref, on_written, j));
         return storage_timelines_remove(f->sa, job->post, users, n, on_written, j);
     case STORAGE_JOB_REPOST:
     case STORAGE_JOB_UNREPOST:
@@ -140,20 +163,16 @@ static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
     default:
         break;
     }
-    if (!j->n_muted_by)
-        return storage_timelines_add(f->sa, job->post, users, n, f->cfg.timeline_max, on_written,
-                                     j);
-    uint64_t *keep = malloc(n * sizeof(*keep));
-    if (!keep)
+    uint64_t *owned;
+    const uint64_t *to = without_muted(j, users, &n, &owned);
+    if (!to)
         return -ENOMEM;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!muted(j, users[i]))
-            keep[k++] = users[i];
-    int rc = k ? storage_timelines_add(f->sa, job->post, keep, k, f->cfg.timeline_max,
-                                       on_written, j)
-               : -ENODATA;
-    free(keep);
+    int rc = -ENODATA;
+    if (n) {
+        sent(j, storage_events_publish(f->sa, to, n, "feed", ref, on_written, j));
+        rc = storage_timelines_add(f->sa, job->post, to, n, f->cfg.timeline_max, on_written, j);
+    }
+    free(owned);
     return rc;
 }
 
@@ -274,6 +293,11 @@ static void on_post_state(void *arg, int status, const storage_post_state_t *st)
     }
     /* The author sees their own posts at home too; a delete takes it back. */
     uint64_t author = job->author;
+    char ref[48];
+    snprintf(ref, sizeof(ref), "%llu", (unsigned long long)job->post);
+    sent(j, storage_events_publish(f->sa, &author, 1,
+                                   job->kind == STORAGE_JOB_DELETE ? "delete" : "feed", ref,
+                                   on_written, j));
     sent(j, job->kind == STORAGE_JOB_DELETE
                 ? storage_timelines_remove(f->sa, job->post, &author, 1, on_written, j)
                 : storage_timelines_add(f->sa, job->post, &author, 1, f->cfg.timeline_max,

@@ -21,7 +21,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 
-enum { READER = STORAGE__READER, WRITER = STORAGE__WRITER };
+enum { READER = STORAGE__READER, WRITER = STORAGE__WRITER, SUB = 2, CONNS = 3 };
 
 typedef struct aconn_s {
     storage_async_t *sa;
@@ -34,7 +34,11 @@ typedef struct aconn_s {
 struct storage_async_s {
     uv_loop_t *loop;
     storage_t *cfg; /* parsed URL and shard count; never connects */
-    aconn_t conn[2];
+    aconn_t conn[CONNS];
+    unsigned conn_mask; /* which of conn[] this instance opens */
+    storage_sub_callbacks_t sub;
+    uint64_t *channels; /* users subscribed, sorted */
+    size_t n_channels, cap_channels;
     size_t in_flight;
     bool closing;
     int open_timers;
@@ -154,6 +158,8 @@ static void schedule_retry(aconn_t *c)
     uv_timer_start(&c->timer, on_retry, (uint64_t)c->backoff_ms, 0);
 }
 
+static void subscribe(storage_async_t *sa, uint64_t user, bool on);
+
 static void set_state(aconn_t *c, bool up)
 {
     bool was = c->connected;
@@ -161,6 +167,9 @@ static void set_state(aconn_t *c, bool up)
     storage_async_t *sa = c->sa;
     if (c == &sa->conn[WRITER] && was != up && sa->on_state && !sa->closing)
         sa->on_state(sa->state_arg, up);
+    if (c == &sa->conn[SUB] && up && !was) /* a new connection: subscribe everything again */
+        for (size_t i = 0; i < sa->n_channels; i++)
+            subscribe(sa, sa->channels[i], true);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -219,8 +228,7 @@ static void connect_now(aconn_t *c)
     uv_timer_start(&c->timer, on_connect_timeout, CONNECT_TIMEOUT_MS, 0);
 }
 
-storage_async_t *storage_async_create(uv_loop_t *loop, const storage_config_t *cfg,
-                                      storage_async_state_cb on_state, void *arg)
+static storage_async_t *create(uv_loop_t *loop, const storage_config_t *cfg, unsigned mask)
 {
     storage_async_t *sa = calloc(1, sizeof(*sa));
     if (!sa)
@@ -231,14 +239,43 @@ storage_async_t *storage_async_create(uv_loop_t *loop, const storage_config_t *c
         return NULL;
     }
     sa->loop = loop;
-    sa->on_state = on_state;
-    sa->state_arg = arg;
-    for (int i = 0; i < 2; i++) {
+    sa->conn_mask = mask;
+    for (int i = 0; i < CONNS; i++)
         sa->conn[i].sa = sa;
-        uv_timer_init(loop, &sa->conn[i].timer);
+    return sa;
+}
+
+static void connect_all(storage_async_t *sa)
+{
+    for (int i = 0; i < CONNS; i++) {
+        if (!(sa->conn_mask & (1u << i)))
+            continue;
+        uv_timer_init(sa->loop, &sa->conn[i].timer);
         sa->conn[i].timer.data = &sa->conn[i];
         sa->open_timers++;
         connect_now(&sa->conn[i]);
+    }
+}
+
+storage_async_t *storage_async_create(uv_loop_t *loop, const storage_config_t *cfg,
+                                      storage_async_state_cb on_state, void *arg)
+{
+    storage_async_t *sa = create(loop, cfg, 1u << READER | 1u << WRITER);
+    if (sa) {
+        sa->on_state = on_state;
+        sa->state_arg = arg;
+        connect_all(sa);
+    }
+    return sa;
+}
+
+storage_async_t *storage_sub_create(uv_loop_t *loop, const storage_config_t *cfg,
+                                    const storage_sub_callbacks_t *cb)
+{
+    storage_async_t *sa = create(loop, cfg, 1u << SUB);
+    if (sa) {
+        sa->sub = *cb;
+        connect_all(sa);
     }
     return sa;
 }
@@ -252,6 +289,7 @@ static void on_timer_closed(uv_handle_t *h)
     if (sa->closed_cb)
         sa->closed_cb(sa->closed_arg);
     storage_destroy(sa->cfg);
+    free(sa->channels);
     free(sa);
 }
 
@@ -260,8 +298,10 @@ void storage_async_close(storage_async_t *sa, void (*closed_cb)(void *arg), void
     sa->closing = true;
     sa->closed_cb = closed_cb;
     sa->closed_arg = arg;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < CONNS; i++) {
         aconn_t *c = &sa->conn[i];
+        if (!(sa->conn_mask & (1u << i)))
+            continue;
         uv_timer_stop(&c->timer);
         if (c->ac) {
             redisAsyncContext *ac = c->ac;
@@ -371,7 +411,7 @@ storage__group_t *storage__group_new(storage_async_t *sa, storage_status_cb cb, 
     return g;
 }
 
-static void group_unref(storage__group_t *g)
+void storage__group_unref(storage__group_t *g)
 {
     if (--g->pending > 0)
         return;
@@ -385,7 +425,7 @@ static void group_reply(void *priv, int status, redisReply *r)
     storage__group_t *g = priv;
     if (status && !g->status)
         g->status = status;
-    group_unref(g);
+    storage__group_unref(g);
 }
 
 void storage__group_add(storage__group_t *g, const char *fmt, ...)
@@ -435,6 +475,90 @@ int storage__group_end(storage__group_t *g)
         free(g);
         return rc;
     }
-    group_unref(g);
+    storage__group_unref(g);
+    return 0;
+}
+
+/* ---- pub/sub ------------------------------------------------------------------------------ */
+
+/* The user of a channel named "ev:{<id>}". */
+static uint64_t channel_user(const redisReply *r)
+{
+    const char *brace = r && r->type == REDIS_REPLY_STRING ? strchr(r->str, '{') : NULL;
+    return brace ? strtoull(brace + 1, NULL, 10) : 0;
+}
+
+static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    storage_async_t *sa = priv;
+    redisReply *r = reply;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 || sa->closing ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    const char *type = r->element[0]->str;
+    uint64_t user = channel_user(r->element[1]);
+    if (strcmp(type, "subscribe") == 0 && sa->sub.subscribed) {
+        sa->sub.subscribed(sa->sub.arg, user);
+    } else if (strcmp(type, "message") == 0 && sa->sub.message &&
+               r->element[2]->type == REDIS_REPLY_STRING) {
+        char id[64], kind[32], ref[128]; /* "<id> <kind> <ref>" */
+        if (sscanf(r->element[2]->str, "%63s %31s %127s", id, kind, ref) == 3)
+            sa->sub.message(sa->sub.arg, user, id, kind, ref);
+    }
+}
+
+static void subscribe(storage_async_t *sa, uint64_t user, bool on)
+{
+    aconn_t *c = &sa->conn[SUB];
+    if (c->ac && c->connected)
+        redisAsyncCommand(c->ac, on_sub_reply, sa, on ? "SUBSCRIBE " CHANNEL_EVENTS
+                                                      : "UNSUBSCRIBE " CHANNEL_EVENTS,
+                          (ull)user);
+}
+
+/* Position of user in the sorted channel list (where it is or would go). */
+static size_t channel_slot(const storage_async_t *sa, uint64_t user)
+{
+    size_t lo = 0, hi = sa->n_channels;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (sa->channels[mid] < user)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int storage_sub_add(storage_async_t *sa, uint64_t user)
+{
+    size_t at = channel_slot(sa, user);
+    if (at < sa->n_channels && sa->channels[at] == user)
+        return 0;
+    if (sa->n_channels == sa->cap_channels) {
+        size_t cap = sa->cap_channels ? sa->cap_channels * 2 : 64;
+        uint64_t *grown = realloc(sa->channels, cap * sizeof(*grown));
+        if (!grown)
+            return -ENOMEM;
+        sa->channels = grown;
+        sa->cap_channels = cap;
+    }
+    memmove(sa->channels + at + 1, sa->channels + at, (sa->n_channels - at) * sizeof(uint64_t));
+    sa->channels[at] = user;
+    sa->n_channels++;
+    subscribe(sa, user, true); /* while disconnected, the reconnect subscribes it */
+    return 0;
+}
+
+int storage_sub_remove(storage_async_t *sa, uint64_t user)
+{
+    size_t at = channel_slot(sa, user);
+    if (at == sa->n_channels || sa->channels[at] != user)
+        return 0;
+    memmove(sa->channels + at, sa->channels + at + 1,
+            (sa->n_channels - at - 1) * sizeof(uint64_t));
+    sa->n_channels--;
+    subscribe(sa, user, false);
     return 0;
 }

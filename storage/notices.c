@@ -15,20 +15,29 @@
 #include <stdio.h>
 #include <string.h>
 
-/* KEYS: nt ng blocks blockedby mutes [nfd]; ARGV: group actor score cap ng-prefix.
- * With nfd (follows), a follower already in some day's group is not added again. */
+/* KEYS: nt ng blocks blockedby mutes online ev nfd; ARGV: group actor score cap ng-prefix
+ * now maxlen channel follow. For follows (ARGV[9] = 1), a follower already in some day's
+ * group is not added again. A new notice is also a live event when the target is
+ * connected ("online" is the one key outside the target's slot: on Redis Cluster it
+ * moves to a per-user key). */
 static const char add_script[] =
     "local a = ARGV[2]\n"
     "if redis.call('ZSCORE', KEYS[3], a) or redis.call('ZSCORE', KEYS[4], a)\n"
     "   or redis.call('ZSCORE', KEYS[5], a) then return 0 end\n"
-    "if KEYS[6] and redis.call('HEXISTS', KEYS[6], a) == 1 then return 0 end\n"
+    "if ARGV[9] == '1' and redis.call('HEXISTS', KEYS[8], a) == 1 then return 0 end\n"
     "if redis.call('ZADD', KEYS[2], 'NX', ARGV[3], a) == 0 then return 0 end\n"
     "redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])\n"
-    "if KEYS[6] then redis.call('HSET', KEYS[6], a, ARGV[1]) end\n"
+    "if ARGV[9] == '1' then redis.call('HSET', KEYS[8], a, ARGV[1]) end\n"
     "local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])\n"
     "if over > 0 then\n"
     "  local gone = redis.call('ZPOPMIN', KEYS[1], over)\n"
     "  for i = 1, #gone, 2 do redis.call('DEL', ARGV[5] .. gone[i]) end\n"
+    "end\n"
+    "local until_ms = tonumber(redis.call('ZSCORE', KEYS[6], ARGV[10]) or '0')\n"
+    "if until_ms > tonumber(ARGV[6]) then\n"
+    "  local id = redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[7], '*', 'k', 'notification',\n"
+    "                        'r', ARGV[1])\n"
+    "  redis.call('PUBLISH', ARGV[8], id .. ' notification ' .. ARGV[1])\n"
     "end\n"
     "return 1\n";
 
@@ -55,12 +64,18 @@ static const char scrub_script[] =
     "end\n"
     "return 1\n";
 
-/* KEYS: tl rb; ARGV: score post reposter timeline-max. A user who has the post already
- * gets no second copy (and no reposted_by). */
+/* KEYS: tl rb online ev; ARGV: score post reposter timeline-max now maxlen channel user.
+ * A user who has the post already gets no second copy (no reposted_by, no live event). */
 static const char repost_add_script[] =
     "if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2]) == 1 then\n"
     "  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])\n"
     "  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[4]) - 1)\n"
+    "  if tonumber(redis.call('ZSCORE', KEYS[3], ARGV[8]) or '0') > tonumber(ARGV[5]) then\n"
+    "    local ref = ARGV[2] .. ':' .. ARGV[3]\n"
+    "    local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'k', 'feed',\n"
+    "                          'r', ref)\n"
+    "    redis.call('PUBLISH', ARGV[7], id .. ' feed ' .. ref)\n"
+    "  end\n"
     "end\n"
     "return 1\n";
 
@@ -80,8 +95,8 @@ static void key(char *buf, size_t size, const char *fmt, uint64_t id)
 int storage_notify_add(storage_async_t *sa, uint64_t target, const char *group, uint64_t actor,
                        uint64_t score, int cap, storage_status_cb cb, void *arg)
 {
-    char nt[40], ng[160], blocks[40], blockedby[40], mutes[40], nfd[40], prefix[40];
-    char a[24], sc[24], capbuf[16];
+    char nt[40], ng[160], blocks[40], blockedby[40], mutes[40], nfd[40], prefix[40], ev[40];
+    char channel[40], a[24], sc[24], capbuf[16], now[24], maxlen[16], target_id[24];
     key(nt, sizeof(nt), K_NOTIFS, target);
     key(prefix, sizeof(prefix), K_NOTIF_PREFIX, target);
     snprintf(ng, sizeof(ng), "%s%s", prefix, group);
@@ -89,31 +104,22 @@ int storage_notify_add(storage_async_t *sa, uint64_t target, const char *group, 
     key(blockedby, sizeof(blockedby), K_BLOCKED_BY, target);
     key(mutes, sizeof(mutes), K_MUTES, target);
     key(nfd, sizeof(nfd), K_NOTIF_FOLLOWS, target);
+    key(ev, sizeof(ev), K_EVENTS, target);
+    key(channel, sizeof(channel), CHANNEL_EVENTS, target);
     snprintf(a, sizeof(a), "%llu", (ull)actor);
     snprintf(sc, sizeof(sc), "%llu", (ull)score);
     snprintf(capbuf, sizeof(capbuf), "%d", cap);
-    bool follow = strncmp(group, "follow:", 7) == 0; /* remembered in nfd for unfollow */
-    const char *argv[16];
-    int argc = 0;
-    argv[argc++] = "EVAL";
-    argv[argc++] = add_script;
-    argv[argc++] = follow ? "6" : "5";
-    argv[argc++] = nt;
-    argv[argc++] = ng;
-    argv[argc++] = blocks;
-    argv[argc++] = blockedby;
-    argv[argc++] = mutes;
-    if (follow)
-        argv[argc++] = nfd;
-    argv[argc++] = group;
-    argv[argc++] = a;
-    argv[argc++] = sc;
-    argv[argc++] = capbuf;
-    argv[argc++] = prefix;
+    snprintf(now, sizeof(now), "%llu", (ull)storage__now_ms());
+    snprintf(maxlen, sizeof(maxlen), "%d", EVENTS_MAXLEN);
+    snprintf(target_id, sizeof(target_id), "%llu", (ull)target);
+    const char *follow = strncmp(group, "follow:", 7) == 0 ? "1" : "0"; /* remembered in nfd */
+    const char *argv[] = {"EVAL", add_script, "8",  nt,     ng,      blocks, blockedby,
+                          mutes,  K_ONLINE,   ev,   nfd,    group,   a,      sc,
+                          capbuf, prefix,     now,  maxlen, channel, follow, target_id};
     storage__group_t *g = storage__group_new(sa, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage__group_add_argv(g, argc, argv);
+    storage__group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
     return storage__group_end(g);
 }
 
@@ -163,7 +169,9 @@ int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t reposter
                            const uint64_t *users, size_t n, bool add, int timeline_max,
                            storage_status_cb cb, void *arg)
 {
-    char p[24], r[24], sc[24], maxbuf[16];
+    char p[24], r[24], sc[24], maxbuf[16], now[24], evmax[16];
+    snprintf(now, sizeof(now), "%llu", (ull)storage__now_ms());
+    snprintf(evmax, sizeof(evmax), "%d", EVENTS_MAXLEN);
     snprintf(p, sizeof(p), "%llu", (ull)post);
     snprintf(r, sizeof(r), "%llu", (ull)reposter);
     snprintf(sc, sizeof(sc), "%llu", (ull)score);
@@ -172,12 +180,16 @@ int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t reposter
     if (!g)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        char tl[40], rb[40];
+        char tl[40], rb[40], ev[40], channel[40], user[24];
         key(tl, sizeof(tl), K_TIMELINE, users[i]);
         key(rb, sizeof(rb), K_REPOSTED_BY, users[i]);
+        key(ev, sizeof(ev), K_EVENTS, users[i]);
+        key(channel, sizeof(channel), CHANNEL_EVENTS, users[i]);
+        snprintf(user, sizeof(user), "%llu", (ull)users[i]);
         if (add) {
-            const char *argv[] = {"EVAL", repost_add_script, "2", tl, rb, sc, p, r, maxbuf};
-            storage__group_add_argv(g, 9, argv);
+            const char *argv[] = {"EVAL", repost_add_script, "4", tl, rb, K_ONLINE, ev, sc, p,
+                                  r, maxbuf, now, evmax, channel, user};
+            storage__group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
         } else {
             const char *argv[] = {"EVAL", repost_remove_script, "2", tl, rb, p, r};
             storage__group_add_argv(g, 7, argv);

@@ -213,6 +213,29 @@ int storage_idempotency_claim(storage_t *s, uint64_t user, const char *key,
                               const char *fingerprint, uint64_t new_id, uint64_t *existing_id,
                               bool *same_request);
 
+/* ---- live events (events.c) -------------------------------------------------------------
+ * A user's events are logged (capped) and published while they have a stream open, or
+ * closed within the grace period; the log lets a stream resume without gap or duplicate. */
+#define STORAGE_EVENT_ID_MAX 48
+typedef struct storage_event_s {
+    char id[STORAGE_EVENT_ID_MAX]; /* "<ms>-<seq>", increasing per user */
+    char kind[16];                 /* feed, notification, delete */
+    char ref[96];                  /* feed: "<post>[:<reposter>]"; notification: group key;
+                                      delete: "<post>" */
+} storage_event_t;
+
+/* Marks user connected for grace_ms more; *was_online tells whether they already were
+ * (so events since their last stream are all in the log). */
+int storage_events_online(storage_t *s, uint64_t user, int grace_ms, bool *was_online);
+/* Extends the mark of every connected user and forgets expired ones. */
+int storage_events_refresh(storage_t *s, const uint64_t *users, size_t n, int grace_ms);
+/* The id of the user's newest logged event, "0-0" when none. */
+int storage_events_tail(storage_t *s, uint64_t user, char id[STORAGE_EVENT_ID_MAX]);
+/* Up to max events after the id after, oldest first; *trimmed tells that the log dropped
+ * events after it (the reader must reset). out holds max entries. */
+int storage_events_since(storage_t *s, uint64_t user, const char *after, size_t max,
+                         storage_event_t *out, size_t *n, bool *trimmed);
+
 /* ---- embedded Redis (embedded.c) -------------------------------------------------------
  * Starts a private redis-server (AOF on, data in data_dir, unix socket only) as a child
  * that dies with us. */

@@ -160,4 +160,25 @@ int storage_celebrity_mark(storage_async_t *sa, uint64_t author, storage_status_
 int storage_celebrity_followers_add(storage_async_t *sa, uint64_t author, const uint64_t *users,
                                     size_t n, storage_status_cb cb, void *arg);
 
+/* ---- live events (events.c, pubsub.c) ------------------------------------------------------ */
+/* Logs and publishes an event of kind about ref to each of users that is connected. */
+int storage_events_publish(storage_async_t *sa, const uint64_t *users, size_t n,
+                           const char *kind, const char *ref, storage_status_cb cb, void *arg);
+
+/* A subscriber: its own connection, for the channels of connected users. */
+typedef struct storage_sub_callbacks_s {
+    /* A live event for user: id, kind and ref as logged. Borrowed for the call. */
+    void (*message)(void *arg, uint64_t user, const char *id, const char *kind,
+                    const char *ref);
+    /* The subscription for user is in place (again, after a reconnect): anything missed
+     * since must be read from the log. */
+    void (*subscribed)(void *arg, uint64_t user);
+    void *arg;
+} storage_sub_callbacks_t;
+storage_async_t *storage_sub_create(uv_loop_t *loop, const storage_config_t *cfg,
+                                    const storage_sub_callbacks_t *cb);
+/* Subscribes to (or drops) user's channel; kept across reconnects. */
+int storage_sub_add(storage_async_t *sa, uint64_t user);
+int storage_sub_remove(storage_async_t *sa, uint64_t user);
+
 #endif

@@ -1,0 +1,354 @@
+/* notify/hub.c -- subscribers, their bounded queues, and the user -> streams map.
+ *
+ * The hub lock guards the map; each subscriber's lock guards its queue and flags. Lock
+ * order: hub, then subscriber. A subscriber's cursor is the id of the last event queued
+ * for it: live events at or below it are dropped, so the seam between catching up from
+ * the log and live delivery has neither gap nor duplicate. While a subscriber catches up,
+ * live events are not queued; they only ask for another catch-up pass, since everything
+ * live is also in the log. A full queue cuts the stream off: memory stays bounded whatever
+ * one reader does, and the client resumes with Last-Event-ID.
+ */
+#include "notify/notify.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BUCKETS 4096
+
+const double notify_lag_bounds[11] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                      0.1,   0.25,   0.5,   1,    2.5};
+
+struct notify_sub_s {
+    pthread_mutex_t mu;
+    notify_hub_t *hub;
+    uint64_t user;
+    notify_sub_hooks_t hooks;
+    notify_sub_t *next; /* in the hub's bucket */
+    notify_event_t **queue;
+    size_t head, len;
+    char cursor[NOTIFY_ID_MAX];
+    bool parked, ending, catchup, catching_up;
+};
+
+struct notify_hub_s {
+    pthread_mutex_t mu;
+    notify_config_t cfg;
+    notify_hooks_t hooks;
+    notify_sub_t *buckets[BUCKETS];
+    size_t open;
+    bool closing;
+    notify_stats_t stats;
+};
+
+/* ---- events ------------------------------------------------------------------------------ */
+
+notify_event_t *notify_event_new(const char *id, const char *kind, const char *ref)
+{
+    notify_event_t *e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    atomic_init(&e->refs, 1);
+    snprintf(e->id, sizeof(e->id), "%s", id);
+    snprintf(e->kind, sizeof(e->kind), "%s", kind);
+    snprintf(e->ref, sizeof(e->ref), "%s", ref);
+    return e;
+}
+
+notify_event_t *notify_event_ref(notify_event_t *e)
+{
+    atomic_fetch_add(&e->refs, 1);
+    return e;
+}
+
+void notify_event_unref(notify_event_t *e)
+{
+    if (e && atomic_fetch_sub(&e->refs, 1) == 1)
+        free(e);
+}
+
+int notify_id_cmp(const char *a, const char *b)
+{
+    unsigned long long ams = 0, aseq = 0, bms = 0, bseq = 0;
+    int na = sscanf(a, "%llu-%llu", &ams, &aseq), nb = sscanf(b, "%llu-%llu", &bms, &bseq);
+    if (na <= 0 || nb <= 0)
+        return (na > 0) - (nb > 0);
+    if (ams != bms)
+        return ams < bms ? -1 : 1;
+    return aseq < bseq ? -1 : aseq > bseq;
+}
+
+/* ---- the hub ----------------------------------------------------------------------------- */
+
+notify_hub_t *notify_hub_create(const notify_config_t *cfg, const notify_hooks_t *hooks)
+{
+    notify_hub_t *hub = calloc(1, sizeof(*hub));
+    if (!hub)
+        return NULL;
+    pthread_mutex_init(&hub->mu, NULL);
+    hub->cfg = *cfg;
+    if (hub->cfg.queue_max < 2)
+        hub->cfg.queue_max = 2;
+    hub->hooks = *hooks;
+    return hub;
+}
+
+void notify_hub_destroy(notify_hub_t *hub)
+{
+    if (!hub)
+        return;
+    pthread_mutex_destroy(&hub->mu);
+    free(hub);
+}
+
+const notify_stats_t *notify_hub_stats(const notify_hub_t *hub)
+{
+    return &hub->stats;
+}
+
+notify_stats_t *notify_hub_stats_mut(notify_hub_t *hub)
+{
+    return &hub->stats;
+}
+
+static notify_sub_t **bucket(notify_hub_t *hub, uint64_t user)
+{
+    return &hub->buckets[(user * 0x9E3779B97F4A7C15ull) >> 52];
+}
+
+/* Resumes a parked stream. Subscriber locked. */
+static void kick(notify_sub_t *sub)
+{
+    if (sub->parked) {
+        sub->parked = false;
+        sub->hooks.wake(sub->hooks.arg);
+    }
+}
+
+/* Queues e (adding a reference); a full queue ends the stream. Subscriber locked. */
+static void push(notify_sub_t *sub, notify_event_t *e)
+{
+    if (sub->ending)
+        return;
+    if (sub->len == sub->hub->cfg.queue_max) {
+        sub->ending = true;
+        atomic_fetch_add(&sub->hub->stats.dropped, 1);
+        return;
+    }
+    sub->queue[(sub->head + sub->len++) % sub->hub->cfg.queue_max] = notify_event_ref(e);
+}
+
+notify_sub_t *notify_sub_open(notify_hub_t *hub, uint64_t user, const char *cursor,
+                              const notify_sub_hooks_t *hooks)
+{
+    notify_sub_t *sub = calloc(1, sizeof(*sub));
+    if (sub)
+        sub->queue = calloc(hub->cfg.queue_max, sizeof(*sub->queue));
+    if (!sub || !sub->queue) {
+        if (sub)
+            free(sub);
+        errno = ENOMEM;
+        return NULL;
+    }
+    pthread_mutex_init(&sub->mu, NULL);
+    sub->hub = hub;
+    sub->user = user;
+    sub->hooks = *hooks;
+    sub->catchup = true; /* read the log after the cursor first */
+    snprintf(sub->cursor, sizeof(sub->cursor), "%s", cursor ? cursor : "");
+
+    pthread_mutex_lock(&hub->mu);
+    int err = hub->closing ? ECANCELED : hub->open >= hub->cfg.max_streams ? EBUSY : 0;
+    if (err) {
+        pthread_mutex_unlock(&hub->mu);
+        pthread_mutex_destroy(&sub->mu);
+        free(sub->queue);
+        free(sub);
+        errno = err;
+        return NULL;
+    }
+    notify_sub_t **b = bucket(hub, user);
+    bool first = true;
+    for (notify_sub_t *s = *b; s && first; s = s->next)
+        first = s->user != user;
+    sub->next = *b;
+    *b = sub;
+    hub->open++;
+    atomic_fetch_add(&hub->stats.open, 1);
+    atomic_fetch_add(&hub->stats.opened, 1);
+    if (first && hub->hooks.first)
+        hub->hooks.first(hub->hooks.arg, user);
+    pthread_mutex_unlock(&hub->mu);
+    return sub;
+}
+
+void notify_sub_close(notify_sub_t *sub)
+{
+    notify_hub_t *hub = sub->hub;
+    pthread_mutex_lock(&hub->mu);
+    notify_sub_t **p = bucket(hub, sub->user);
+    while (*p && *p != sub)
+        p = &(*p)->next;
+    if (*p)
+        *p = sub->next;
+    bool last = true;
+    for (notify_sub_t *s = *bucket(hub, sub->user); s && last; s = s->next)
+        last = s->user != sub->user;
+    hub->open--;
+    atomic_fetch_sub(&hub->stats.open, 1);
+    if (last && hub->hooks.last)
+        hub->hooks.last(hub->hooks.arg, sub->user);
+    pthread_mutex_unlock(&hub->mu);
+    for (size_t i = 0; i < sub->len; i++)
+        notify_event_unref(sub->queue[(sub->head + i) % hub->cfg.queue_max]);
+    pthread_mutex_destroy(&sub->mu);
+    free(sub->queue);
+    free(sub);
+}
+
+uint64_t notify_sub_user(const notify_sub_t *sub)
+{
+    return sub->user;
+}
+
+notify_next_t notify_sub_next(notify_sub_t *sub, notify_event_t **out, char *cursor)
+{
+    notify_next_t next;
+    pthread_mutex_lock(&sub->mu);
+    if (sub->ending) {
+        next = NOTIFY_NEXT_END;
+    } else if (sub->catchup) {
+        sub->catchup = false;
+        sub->catching_up = true;
+        memcpy(cursor, sub->cursor, NOTIFY_ID_MAX);
+        next = NOTIFY_NEXT_CATCHUP;
+    } else if (sub->len > 0) {
+        *out = sub->queue[sub->head];
+        sub->head = (sub->head + 1) % sub->hub->cfg.queue_max;
+        sub->len--;
+        next = NOTIFY_NEXT_EVENT;
+    } else {
+        sub->parked = true;
+        sub->hooks.park(sub->hooks.arg); /* under the lock: a publisher waits for it */
+        next = NOTIFY_NEXT_PARKED;
+    }
+    pthread_mutex_unlock(&sub->mu);
+    return next;
+}
+
+void notify_sub_catchup_done(notify_sub_t *sub, notify_event_t *const *events, size_t n,
+                             bool more)
+{
+    pthread_mutex_lock(&sub->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (notify_id_cmp(events[i]->id, sub->cursor) <= 0)
+            continue;
+        push(sub, events[i]);
+        snprintf(sub->cursor, sizeof(sub->cursor), "%s", events[i]->id);
+        atomic_fetch_add(&sub->hub->stats.replayed, 1);
+    }
+    if (more)
+        sub->catchup = true;
+    sub->catching_up = false;
+    pthread_mutex_unlock(&sub->mu);
+}
+
+/* ---- from the loop ----------------------------------------------------------------------- */
+
+void notify_hub_publish(notify_hub_t *hub, uint64_t user, notify_event_t *e)
+{
+    pthread_mutex_lock(&hub->mu);
+    for (notify_sub_t *s = *bucket(hub, user); s; s = s->next) {
+        if (s->user != user)
+            continue;
+        pthread_mutex_lock(&s->mu);
+        if (s->catchup || s->catching_up) {
+            s->catchup = true; /* the log has it: the catch-up pass will read it */
+        } else if (notify_id_cmp(e->id, s->cursor) > 0) {
+            push(s, e);
+            snprintf(s->cursor, sizeof(s->cursor), "%s", e->id);
+        }
+        kick(s);
+        pthread_mutex_unlock(&s->mu);
+    }
+    pthread_mutex_unlock(&hub->mu);
+}
+
+void notify_hub_subscribed(notify_hub_t *hub, uint64_t user)
+{
+    pthread_mutex_lock(&hub->mu);
+    for (notify_sub_t *s = *bucket(hub, user); s; s = s->next) {
+        if (s->user != user)
+            continue;
+        pthread_mutex_lock(&s->mu);
+        s->catchup = true;
+        kick(s);
+        pthread_mutex_unlock(&s->mu);
+    }
+    pthread_mutex_unlock(&hub->mu);
+}
+
+void notify_hub_heartbeat(notify_hub_t *hub)
+{
+    notify_event_t *beat = notify_event_new("", "", "");
+    if (!beat)
+        return;
+    pthread_mutex_lock(&hub->mu);
+    for (size_t b = 0; b < BUCKETS; b++)
+        for (notify_sub_t *s = hub->buckets[b]; s; s = s->next) {
+            pthread_mutex_lock(&s->mu);
+            if (s->len == 0 && !s->catching_up) {
+                push(s, beat);
+                kick(s);
+            }
+            pthread_mutex_unlock(&s->mu);
+        }
+    pthread_mutex_unlock(&hub->mu);
+    notify_event_unref(beat);
+}
+
+void notify_hub_close_all(notify_hub_t *hub)
+{
+    pthread_mutex_lock(&hub->mu);
+    hub->closing = true;
+    for (size_t b = 0; b < BUCKETS; b++)
+        for (notify_sub_t *s = hub->buckets[b]; s; s = s->next) {
+            pthread_mutex_lock(&s->mu);
+            s->ending = true;
+            kick(s);
+            pthread_mutex_unlock(&s->mu);
+        }
+    pthread_mutex_unlock(&hub->mu);
+}
+
+size_t notify_hub_users(notify_hub_t *hub, uint64_t *users, size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&hub->mu);
+    for (size_t b = 0; b < BUCKETS; b++)
+        for (notify_sub_t *s = hub->buckets[b]; s; s = s->next) {
+            bool seen = false; /* a user's streams share a bucket: look back within it */
+            for (notify_sub_t *t = hub->buckets[b]; t != s && !seen; t = t->next)
+                seen = t->user == s->user;
+            if (!seen) {
+                if (n < max)
+                    users[n] = s->user;
+                n++;
+            }
+        }
+    pthread_mutex_unlock(&hub->mu);
+    return n;
+}
+
+void notify_record_lag(notify_hub_t *hub, double seconds)
+{
+    size_t b = 0;
+    while (b < 11 && seconds > notify_lag_bounds[b])
+        b++;
+    atomic_fetch_add(&hub->stats.lag_buckets[b], 1);
+    atomic_fetch_add(&hub->stats.lag_sum_us, (unsigned long long)(seconds * 1e6));
+    atomic_fetch_add(&hub->stats.events_sent, 1);
+}

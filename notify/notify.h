@@ -1,0 +1,111 @@
+/* notify/notify.h -- the live-event hub: who is connected, and a bounded queue per stream.
+ *
+ * Knows neither HTTP nor Redis. A subscriber is one open stream of one user; the hub maps
+ * users to their subscribers. Events are small immutable records (an id, a kind and a
+ * reference) shared by reference between queues. Each subscriber has a mutex, a bounded
+ * queue and two hooks set by its adapter: park (suspend the stream) and wake (resume it).
+ * The adapter's reader takes what is queued; finding nothing, it parks while holding the
+ * subscriber's lock, and a publisher wakes it only if parked, under the same lock.
+ *
+ * Threads: notify_hub_publish and notify_hub_subscribed are called on the loop thread;
+ * subscribers are added, read and removed on HTTP threads. Everything here is
+ * thread-safe.
+ */
+#ifndef TIDINGS_NOTIFY_H
+#define TIDINGS_NOTIFY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct notify_hub_s notify_hub_t;
+typedef struct notify_sub_s notify_sub_t;
+
+#define NOTIFY_ID_MAX 48
+#define NOTIFY_KIND_MAX 16
+#define NOTIFY_REF_MAX 96
+
+/* An event as it travels: immutable once published, shared by refcount. */
+typedef struct notify_event_s {
+    atomic_int refs;
+    char id[NOTIFY_ID_MAX];     /* the event log's entry id: "<ms>-<seq>", ordered */
+    char kind[NOTIFY_KIND_MAX]; /* feed, notification, delete; "" for a heartbeat */
+    char ref[NOTIFY_REF_MAX];   /* what the event is about, for the adapter to render */
+} notify_event_t;
+
+/* Returns new with one reference, or NULL. */
+notify_event_t *notify_event_new(const char *id, const char *kind, const char *ref);
+notify_event_t *notify_event_ref(notify_event_t *e);
+void notify_event_unref(notify_event_t *e);
+/* Compares two log ids numerically; "" sorts first. */
+int notify_id_cmp(const char *a, const char *b);
+
+typedef struct notify_hooks_s {
+    void (*first)(void *arg, uint64_t user); /* a user's first stream opened: subscribe */
+    void (*last)(void *arg, uint64_t user);  /* their last stream closed: unsubscribe */
+    void *arg;
+} notify_hooks_t;
+
+typedef struct notify_config_s {
+    size_t queue_max;   /* events queued per stream before it is cut off */
+    size_t max_streams; /* streams open at once */
+} notify_config_t;
+
+typedef struct notify_stats_s {
+    atomic_llong open;
+    atomic_ullong opened, events_sent, replayed, dropped;
+    atomic_ullong lag_buckets[12];
+    atomic_ullong lag_sum_us;
+} notify_stats_t;
+extern const double notify_lag_bounds[11];
+
+notify_hub_t *notify_hub_create(const notify_config_t *cfg, const notify_hooks_t *hooks);
+void notify_hub_destroy(notify_hub_t *hub);
+const notify_stats_t *notify_hub_stats(const notify_hub_t *hub);
+notify_stats_t *notify_hub_stats_mut(notify_hub_t *hub);
+
+/* ---- subscribers ------------------------------------------------------------------------- */
+typedef struct notify_sub_hooks_s {
+    void (*park)(void *arg); /* called with the subscriber locked */
+    void (*wake)(void *arg); /* called with the subscriber locked */
+    void *arg;
+} notify_sub_hooks_t;
+
+/* Opens a stream for user resuming after cursor ("" for none). Returns new, or NULL when
+ * the hub is full (errno EBUSY), shutting down (ECANCELED) or out of memory. */
+notify_sub_t *notify_sub_open(notify_hub_t *hub, uint64_t user, const char *cursor,
+                              const notify_sub_hooks_t *hooks);
+/* Closes and frees it (the adapter's stream ended). */
+void notify_sub_close(notify_sub_t *sub);
+uint64_t notify_sub_user(const notify_sub_t *sub);
+
+typedef enum {
+    NOTIFY_NEXT_EVENT,   /* *out holds an event (a reference the caller drops) */
+    NOTIFY_NEXT_CATCHUP, /* read the log after *cursor, then notify_sub_catchup_done */
+    NOTIFY_NEXT_PARKED,  /* nothing now: the park hook was called */
+    NOTIFY_NEXT_END,     /* end the stream: overflow or shutdown */
+} notify_next_t;
+/* What the reader should do next. cursor (NOTIFY_ID_MAX) receives the position to catch
+ * up from. */
+notify_next_t notify_sub_next(notify_sub_t *sub, notify_event_t **out, char *cursor);
+/* Hands over the events read from the log after the cursor, in order (borrowed). more
+ * says the read was cut short. */
+void notify_sub_catchup_done(notify_sub_t *sub, notify_event_t *const *events, size_t n,
+                             bool more);
+
+/* ---- from the loop ----------------------------------------------------------------------- */
+/* A live event for user (takes no reference of e's caller: the hub adds its own). */
+void notify_hub_publish(notify_hub_t *hub, uint64_t user, notify_event_t *e);
+/* Every stream of user must read the log (subscription made, or remade after a gap). */
+void notify_hub_subscribed(notify_hub_t *hub, uint64_t user);
+/* Queues a heartbeat on every idle stream. */
+void notify_hub_heartbeat(notify_hub_t *hub);
+/* Ends every stream (shutdown) and refuses new ones. */
+void notify_hub_close_all(notify_hub_t *hub);
+/* Thread: any. Counts an event sent, seconds after it was made. */
+void notify_record_lag(notify_hub_t *hub, double seconds);
+/* Writes up to max connected users into users; returns how many there are. */
+size_t notify_hub_users(notify_hub_t *hub, uint64_t *users, size_t max);
+
+#endif

@@ -1,0 +1,211 @@
+/* storage/events.c -- the live-event log and registry of connected users.
+ *
+ * Events go to users with a stream open (or closed within a grace period): the engine
+ * looks them up in the "online" sorted set (user -> expiry) once per chunk, and for each
+ * one a script appends the event to the user's log ev:{user} (a capped stream, whose ids
+ * are assigned at write time and so strictly increase per user) and publishes
+ * "<id> <kind> <ref>" on the user's channel. A stream resumes from the log after its
+ * Last-Event-ID with neither gap nor duplicate, because both paths carry the same ids.
+ * A user offline past the grace period has no log for that time: a reconnect then gets a
+ * reset instead of a silent gap.
+ */
+#include "storage/storage_async.h"
+#include "storage/storage_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* KEYS: ev; ARGV: maxlen kind ref channel */
+static const char publish_script[] =
+    "local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'k', ARGV[2],\n"
+    "                      'r', ARGV[3])\n"
+    "redis.call('PUBLISH', ARGV[4], id .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])\n"
+    "return id\n";
+
+/* ---- the engine's side (async) ----------------------------------------------------------- */
+
+typedef struct publish_op_s {
+    storage_async_t *sa;
+    storage__group_t *group; /* completes the caller's callback */
+    char kind[16], ref[96];
+    uint64_t *users;
+    size_t n;
+} publish_op_t;
+
+void storage__publish_one(storage__group_t *g, uint64_t user, const char *kind, const char *ref)
+{
+    char ev[40], channel[40], maxlen[16];
+    snprintf(ev, sizeof(ev), K_EVENTS, (ull)user);
+    snprintf(channel, sizeof(channel), CHANNEL_EVENTS, (ull)user);
+    snprintf(maxlen, sizeof(maxlen), "%d", EVENTS_MAXLEN);
+    const char *argv[] = {"EVAL", publish_script, "1", ev, maxlen, kind, ref, channel};
+    storage__group_add_argv(g, 8, argv);
+}
+
+static void on_online(void *priv, int status, redisReply *r)
+{
+    publish_op_t *op = priv;
+    storage__group_t *g = op->group;
+    if (status) {
+        if (!g->status)
+            g->status = status;
+    } else if (r->type == REDIS_REPLY_ARRAY) {
+        uint64_t now = storage__now_ms();
+        for (size_t i = 0; i < r->elements && i < op->n; i++) {
+            const redisReply *e = r->element[i];
+            uint64_t expiry = e->type == REDIS_REPLY_STRING ? strtoull(e->str, NULL, 10) : 0;
+            if (expiry > now)
+                storage__publish_one(g, op->users[i], op->kind, op->ref);
+        }
+    }
+    free(op->users);
+    free(op);
+    storage__group_unref(g); /* the reference held for this reply */
+}
+
+int storage_events_publish(storage_async_t *sa, const uint64_t *users, size_t n,
+                           const char *kind, const char *ref, storage_status_cb cb, void *arg)
+{
+    publish_op_t *op = calloc(1, sizeof(*op));
+    storage__group_t *g = op ? storage__group_new(sa, cb, arg) : NULL;
+    if (op)
+        op->users = malloc((n ? n : 1) * sizeof(*op->users));
+    if (!op || !g || !op->users) {
+        free(g);
+        if (op)
+            free(op->users);
+        free(op);
+        return -ENOMEM;
+    }
+    op->sa = sa;
+    op->group = g;
+    op->n = n;
+    memcpy(op->users, users, n * sizeof(*users));
+    snprintf(op->kind, sizeof(op->kind), "%s", kind);
+    snprintf(op->ref, sizeof(op->ref), "%s", ref);
+    /* ZMSCORE online u1 … un: one command per chunk finds who is listening. */
+    const char **argv = malloc((n + 2) * sizeof(*argv));
+    char (*ids)[24] = malloc((n ? n : 1) * sizeof(*ids));
+    int rc = argv && ids ? 0 : -ENOMEM;
+    if (rc == 0) {
+        argv[0] = "ZMSCORE";
+        argv[1] = K_ONLINE;
+        for (size_t i = 0; i < n; i++) {
+            snprintf(ids[i], sizeof(ids[i]), "%llu", (ull)users[i]);
+            argv[i + 2] = ids[i];
+        }
+        g->pending++; /* held for on_online */
+        rc = storage__asend_argv(sa, STORAGE__WRITER, on_online, op, (int)n + 2, argv, NULL);
+        if (rc)
+            g->pending--;
+    }
+    free(argv);
+    free(ids);
+    if (rc) {
+        free(op->users);
+        free(op);
+        free(g);
+        return rc;
+    }
+    return storage__group_end(g);
+}
+
+/* ---- the stream's side (sync) ------------------------------------------------------------- */
+
+int storage_events_online(storage_t *s, uint64_t user, int grace_ms, bool *was_online)
+{
+    uint64_t now = storage__now_ms();
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, "ZSCORE " K_ONLINE " %llu", (ull)user);
+    storage__batch_add(&b, "ZADD " K_ONLINE " %llu %llu", (ull)(now + (uint64_t)grace_ms),
+                       (ull)user);
+    int rc = storage__batch_run(&b);
+    if (rc == 0 && (storage__is_error(b.r[0]) || storage__is_error(b.r[1])))
+        rc = -EIO;
+    if (rc == 0)
+        *was_online = b.r[0]->type == REDIS_REPLY_STRING && strtoull(b.r[0]->str, NULL, 10) > now;
+    storage__batch_free(&b);
+    return rc;
+}
+
+int storage_events_refresh(storage_t *s, const uint64_t *users, size_t n, int grace_ms)
+{
+    uint64_t now = storage__now_ms();
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, "ZREMRANGEBYSCORE " K_ONLINE " -inf %llu", (ull)now);
+    for (size_t i = 0; i < n; i++)
+        storage__batch_add(&b, "ZADD " K_ONLINE " %llu %llu", (ull)(now + (uint64_t)grace_ms),
+                           (ull)users[i]);
+    int rc = storage__batch_run(&b);
+    storage__batch_free(&b);
+    return rc;
+}
+
+int storage_events_tail(storage_t *s, uint64_t user, char id[STORAGE_EVENT_ID_MAX])
+{
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, "XREVRANGE " K_EVENTS " + - COUNT 1", (ull)user);
+    int rc = storage__batch_run(&b);
+    if (rc == 0 && storage__is_error(b.r[0]))
+        rc = -EIO;
+    if (rc == 0) {
+        const redisReply *r = b.r[0];
+        snprintf(id, STORAGE_EVENT_ID_MAX, "%s",
+                 r->elements ? r->element[0]->element[0]->str : "0-0");
+    }
+    storage__batch_free(&b);
+    return rc;
+}
+
+/* The highest id the log ever dropped (XINFO STREAM, Redis 7), "0-0" when none. */
+static void max_deleted(const redisReply *info, char *out, size_t size)
+{
+    snprintf(out, size, "0-0");
+    for (size_t i = 0; info && info->type == REDIS_REPLY_ARRAY && i + 1 < info->elements; i += 2)
+        if (info->element[i]->type == REDIS_REPLY_STRING &&
+            strcmp(info->element[i]->str, "max-deleted-entry-id") == 0 &&
+            info->element[i + 1]->type == REDIS_REPLY_STRING)
+            snprintf(out, size, "%s", info->element[i + 1]->str);
+}
+
+int storage_events_since(storage_t *s, uint64_t user, const char *after, size_t max,
+                         storage_event_t *out, size_t *n, bool *trimmed)
+{
+    *n = 0;
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, "XRANGE " K_EVENTS " (%s + COUNT %llu", (ull)user, after, (ull)max);
+    storage__batch_add(&b, "XINFO STREAM " K_EVENTS, (ull)user);
+    int rc = storage__batch_run(&b);
+    if (rc == 0 && storage__is_error(b.r[0]))
+        rc = -EIO;
+    if (rc == 0) {
+        char dropped[STORAGE_EVENT_ID_MAX];
+        max_deleted(storage__is_error(b.r[1]) ? NULL : b.r[1], dropped, sizeof(dropped));
+        unsigned long long ams = 0, aseq = 0, dms = 0, dseq = 0;
+        sscanf(after, "%llu-%llu", &ams, &aseq);
+        sscanf(dropped, "%llu-%llu", &dms, &dseq);
+        *trimmed = dms > ams || (dms == ams && dseq > aseq);
+        const redisReply *r = b.r[0];
+        for (size_t i = 0; i < r->elements && *n < max; i++) {
+            const redisReply *e = r->element[i], *f = e->element[1];
+            storage_event_t *ev = &out[*n];
+            memset(ev, 0, sizeof(*ev));
+            snprintf(ev->id, sizeof(ev->id), "%s", e->element[0]->str);
+            for (size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2) {
+                if (strcmp(f->element[k]->str, "k") == 0)
+                    snprintf(ev->kind, sizeof(ev->kind), "%s", f->element[k + 1]->str);
+                else if (strcmp(f->element[k]->str, "r") == 0)
+                    snprintf(ev->ref, sizeof(ev->ref), "%s", f->element[k + 1]->str);
+            }
+            (*n)++;
+        }
+    }
+    storage__batch_free(&b);
+    return rc;
+}
