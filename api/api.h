@@ -6,6 +6,7 @@
 #include "api/config.h"
 #include "api/metrics.h"
 #include "fanout/fanout.h"
+#include "notify/notify.h"
 #include "storage/storage.h"
 
 #include <jansson.h>
@@ -19,6 +20,8 @@ typedef struct api_s {
     api_metrics_t metrics;
     struct api_auth_cache_s *auth_cache;
     const fanout_stats_t *fanout; /* borrowed; NULL when this process runs no engine */
+    notify_hub_t *hub;            /* borrowed: live streams */
+    struct api_render_cache_s *render_cache;
 } api_t;
 
 #define API_MAX_PARAMS 2
@@ -46,6 +49,7 @@ typedef struct api_req_s {
     char location[96];
     char allow[64];
     int retry_after; /* seconds; 0 for none */
+    struct MHD_Response *custom; /* owned: a streamed response instead of resp_body */
 } api_req_t;
 
 typedef void (*api_handler_fn)(api_req_t *r);
@@ -117,6 +121,8 @@ void api_auth_destroy(api_t *api);
 int api_token_new(uint64_t id, char token[API_TOKEN_MAX], uint8_t hash[32]);
 /* Checks the bearer token; sets r->caller, or a 401 problem and returns false. */
 bool api_authenticate(api_req_t *r);
+/* The same for a token that came another way (the stream's access_token). */
+bool api_authenticate_token(api_req_t *r, const char *token);
 
 /* Hex SHA-256 of data: the fingerprint of a request body for Idempotency-Key. */
 void api_fingerprint(const char *data, size_t len, char out[65]);
@@ -148,6 +154,9 @@ int api_posts_hydrate(api_t *api, const uint64_t *ids, size_t n, const api_hydra
 void api_reply_posts(api_req_t *r, const uint64_t *ids, size_t n, const api_hydrate_t *opt,
                      uint64_t next_cursor);
 
+/* Appends the notifications of page as JSON to items (actors and posts hydrated in one
+ * round trip each), leaving out those whose post is gone. */
+int api_notices_json(api_t *api, const storage_notices_t *page, json_t *items);
 /* Hydrates user ids into user JSON (skipping unknown ones) and replies 200 with a list. */
 void api_reply_users(api_req_t *r, const uint64_t *ids, size_t n, uint64_t next_cursor);
 
@@ -180,6 +189,12 @@ void api_system_healthz(api_req_t *r);
 void api_system_readyz(api_req_t *r);
 void api_system_metrics(api_req_t *r);
 void api_system_openapi(api_req_t *r);
+void api_stream_get(api_req_t *r);
+void api_stream_options(api_req_t *r);
+
+/* sse.c: the feed-event render cache (posts rendered once for all their followers). */
+int api_sse_create(api_t *api);
+void api_sse_destroy(api_t *api);
 
 extern const char api_openapi_yaml[];
 extern const size_t api_openapi_yaml_len;

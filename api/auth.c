@@ -146,6 +146,11 @@ bool api_authenticate(api_req_t *r)
     const char *token = h + 7;
     while (*token == ' ')
         token++;
+    return api_authenticate_token(r, token);
+}
+
+bool api_authenticate_token(api_req_t *r, const char *token)
+{
     uint64_t id = token_user(token);
     if (!id) {
         api_problem(r, API_UNAUTHORIZED, "the bearer token is malformed");

@@ -36,6 +36,11 @@ enum {
     OPT_FANOUT_JOBS,
     OPT_FANOUT_IN_FLIGHT,
     OPT_CLAIM_IDLE_MS,
+    OPT_HEARTBEAT,
+    OPT_CORS_ORIGIN,
+    OPT_MAX_STREAMS,
+    OPT_STREAM_BUFFER,
+    OPT_STREAM_GRACE_MS,
 };
 
 static const struct option options[] = {
@@ -55,6 +60,11 @@ static const struct option options[] = {
     {"fanout-jobs", required_argument, NULL, OPT_FANOUT_JOBS},
     {"fanout-in-flight", required_argument, NULL, OPT_FANOUT_IN_FLIGHT},
     {"claim-idle-ms", required_argument, NULL, OPT_CLAIM_IDLE_MS},
+    {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
+    {"cors-origin", required_argument, NULL, OPT_CORS_ORIGIN},
+    {"max-streams", required_argument, NULL, OPT_MAX_STREAMS},
+    {"stream-buffer", required_argument, NULL, OPT_STREAM_BUFFER},
+    {"stream-grace-ms", required_argument, NULL, OPT_STREAM_GRACE_MS},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -83,6 +93,11 @@ static const char usage[] =
     "  --fanout-jobs N              fan-out jobs worked on at once (64)\n"
     "  --fanout-in-flight N         Redis commands the engine keeps outstanding (20000)\n"
     "  --claim-idle-ms MS           take over jobs a dead process left idle this long (30000)\n"
+    "  --heartbeat SECONDS          comment sent on idle event streams (15)\n"
+    "  --cors-origin ORIGIN         Access-Control-Allow-Origin for browsers on another origin\n"
+    "  --max-streams N              event streams open at once, 503 beyond (20000)\n"
+    "  --stream-buffer BYTES        queued per stream before a slow reader is cut off (262144)\n"
+    "  --stream-grace-ms MS         events kept for replay after a user's last stream (300000)\n"
     "  -h, --help                   this text\n"
     "  -V, --version                the version\n";
 
@@ -104,6 +119,10 @@ void api_config_defaults(api_config_t *cfg)
     cfg->fanout_jobs = 64;
     cfg->fanout_in_flight = 20000;
     cfg->claim_idle_ms = 30000;
+    cfg->heartbeat_s = 15;
+    cfg->max_streams = 20000;
+    cfg->stream_buffer = 256 * 1024;
+    cfg->stream_grace_ms = 300000;
 }
 
 static int parse_int(const char *name, const char *value, long min, long max, long *out)
@@ -198,6 +217,24 @@ static int apply(api_config_t *cfg, int opt, const char *value)
     case OPT_CLAIM_IDLE_MS:
         rc = parse_int(name, value, 100, 3600000, &v);
         cfg->claim_idle_ms = (int)v;
+        break;
+    case OPT_HEARTBEAT:
+        rc = parse_int(name, value, 1, 3600, &v);
+        cfg->heartbeat_s = (int)v;
+        break;
+    case OPT_CORS_ORIGIN:
+        return copy_value(name, cfg->cors_origin, sizeof(cfg->cors_origin), value);
+    case OPT_MAX_STREAMS:
+        rc = parse_int(name, value, 1, 1000000, &v);
+        cfg->max_streams = (int)v;
+        break;
+    case OPT_STREAM_BUFFER:
+        rc = parse_int(name, value, 4096, 64L * 1024 * 1024, &v);
+        cfg->stream_buffer = (size_t)v;
+        break;
+    case OPT_STREAM_GRACE_MS:
+        rc = parse_int(name, value, 1000, 86400000, &v);
+        cfg->stream_grace_ms = (int)v;
         break;
     case OPT_LOG_LEVEL:
         cfg->log_level = log_level_parse(value);

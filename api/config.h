@@ -21,6 +21,11 @@ typedef struct api_config_s {
     int fanout_jobs;       /* --fanout-jobs: jobs worked on at once */
     int fanout_in_flight;  /* --fanout-in-flight: Redis commands outstanding */
     int claim_idle_ms;     /* --claim-idle-ms: take over jobs idle this long */
+    int heartbeat_s;       /* --heartbeat: seconds between stream heartbeats */
+    char cors_origin[256]; /* --cors-origin: Access-Control-Allow-Origin, empty for none */
+    int max_streams;       /* --max-streams: open event streams, 503 beyond */
+    size_t stream_buffer;  /* --stream-buffer: bytes queued per stream before cutting it off */
+    int stream_grace_ms;   /* --stream-grace-ms: events are kept this long after a stream ends */
 } api_config_t;
 
 void api_config_defaults(api_config_t *cfg);

@@ -49,8 +49,7 @@ static const json_t *find_by_id(const json_t *list, uint64_t id)
     return hit;
 }
 
-/* Builds the page's JSON: actors and posts hydrated in one round trip each. */
-static int notices_json(api_req_t *r, const storage_notices_t *page, json_t *items)
+int api_notices_json(api_t *api, const storage_notices_t *page, json_t *items)
 {
     size_t n = page->n;
     uint64_t *actor_ids = calloc(n * STORAGE_NOTICE_ACTORS + 1, sizeof(*actor_ids));
@@ -66,9 +65,9 @@ static int notices_json(api_req_t *r, const storage_notices_t *page, json_t *ite
             post_ids[np++] = page->items[i].subject;
     }
     if (rc == 0)
-        rc = storage_users_get(r->api->storage, actor_ids, na, actors);
+        rc = storage_users_get(api->storage, actor_ids, na, actors);
     if (rc == 0)
-        rc = api_posts_hydrate(r->api, post_ids, np, NULL, posts);
+        rc = api_posts_hydrate(api, post_ids, np, NULL, posts);
     for (size_t i = 0, a = 0; rc == 0 && i < n; i++) {
         const storage_notice_t *it = &page->items[i];
         json_t *list = json_array();
@@ -110,7 +109,7 @@ void api_notifications_list(api_req_t *r)
         return;
     }
     json_t *items = json_array();
-    rc = items ? notices_json(r, &page, items) : -ENOMEM;
+    rc = items ? api_notices_json(r->api, &page, items) : -ENOMEM;
     if (rc) {
         api_storage_problem(r, rc, "notification");
         json_decref(items);

@@ -78,6 +78,45 @@ static void api_fanout_metrics(const fanout_stats_t *st, api_text_t *t)
                     cumulative, (double)atomic_load(&st->duration_sum_us) / 1e6, cumulative);
 }
 
+/* Live streams: open, events sent and replayed, streams cut off, delivery lag. */
+static void api_stream_metrics(const notify_stats_t *st, api_text_t *t)
+{
+    api_text_printf(t,
+                    "# HELP tidings_streams_open Event streams open now.\n"
+                    "# TYPE tidings_streams_open gauge\n"
+                    "tidings_streams_open %lld\n"
+                    "# HELP tidings_streams_opened_total Event streams opened.\n"
+                    "# TYPE tidings_streams_opened_total counter\n"
+                    "tidings_streams_opened_total %llu\n"
+                    "# HELP tidings_stream_events_replayed_total Events sent from the log on resume.\n"
+                    "# TYPE tidings_stream_events_replayed_total counter\n"
+                    "tidings_stream_events_replayed_total %llu\n"
+                    "# HELP tidings_streams_dropped_total Streams cut off for reading too slowly.\n"
+                    "# TYPE tidings_streams_dropped_total counter\n"
+                    "tidings_streams_dropped_total %llu\n"
+                    "# HELP tidings_stream_delivery_seconds From an event's logging to its sending.\n"
+                    "# TYPE tidings_stream_delivery_seconds histogram\n",
+                    (long long)atomic_load(&st->open), (unsigned long long)atomic_load(&st->opened),
+                    (unsigned long long)atomic_load(&st->replayed),
+                    (unsigned long long)atomic_load(&st->dropped));
+    unsigned long long cumulative = 0;
+    for (size_t b = 0; b < 11; b++) {
+        cumulative += atomic_load(&st->lag_buckets[b]);
+        api_text_printf(t, "tidings_stream_delivery_seconds_bucket{le=\"%g\"} %llu\n",
+                        notify_lag_bounds[b], cumulative);
+    }
+    cumulative += atomic_load(&st->lag_buckets[11]);
+    api_text_printf(t,
+                    "tidings_stream_delivery_seconds_bucket{le=\"+Inf\"} %llu\n"
+                    "tidings_stream_delivery_seconds_sum %.6f\n"
+                    "tidings_stream_delivery_seconds_count %llu\n"
+                    "# HELP tidings_stream_events_sent_total Events sent on streams.\n"
+                    "# TYPE tidings_stream_events_sent_total counter\n"
+                    "tidings_stream_events_sent_total %llu\n",
+                    cumulative, (double)atomic_load(&st->lag_sum_us) / 1e6, cumulative,
+                    (unsigned long long)atomic_load(&st->events_sent));
+}
+
 void api_system_metrics(api_req_t *r)
 {
     const char *names[API_METRICS_ROUTES];
@@ -103,6 +142,8 @@ void api_system_metrics(api_req_t *r)
                     (unsigned long long)storage_reconnects(s), storage_node_id(s));
     if (r->api->fanout)
         api_fanout_metrics(r->api->fanout, &t);
+    if (r->api->hub)
+        api_stream_metrics(notify_hub_stats(r->api->hub), &t);
     if (t.failed)
         api_reply_json(r, 503, NULL);
     else

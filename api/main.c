@@ -10,19 +10,25 @@
 #include "api/config.h"
 #include "api/log.h"
 #include "api/server.h"
+#include "api/relay.h"
 #include "fanout/fanout.h"
+#include "notify/notify.h"
 #include "storage/storage.h"
+#include "storage/storage_async.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <uv.h>
 
 #define LEASE_RETRY_MS 500
 #define LEASE_RENEW_MS 5000
 #define DRAIN_POLL_MS 20
+#define ONLINE_REFRESH_MS 30000
+#define STREAM_EVENT_BYTES 512 /* what one queued event costs, to turn --stream-buffer into a count */
 
 typedef struct tidings_s {
     api_config_t cfg;
@@ -30,11 +36,14 @@ typedef struct tidings_s {
     storage_t *storage;
     storage_config_t storage_cfg;
     fanout_t *fanout;
+    notify_hub_t *hub;
+    storage_async_t *sub;
+    api_relay_t *relay;
     api_t *api;
     api_server_t *server;
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
-    uv_timer_t lease_timer, drain_timer;
+    uv_timer_t lease_timer, drain_timer, heartbeat_timer, online_timer;
     uint64_t drain_deadline;
     bool loop_ready, prepared, stopping;
 } tidings_t;
@@ -76,6 +85,73 @@ static void close_all(tidings_t *app)
     uv_close((uv_handle_t *)&app->sigterm, NULL);
     uv_close((uv_handle_t *)&app->lease_timer, NULL);
     uv_close((uv_handle_t *)&app->drain_timer, NULL);
+    uv_close((uv_handle_t *)&app->heartbeat_timer, NULL);
+    uv_close((uv_handle_t *)&app->online_timer, NULL);
+    if (app->relay)
+        api_relay_close(app->relay);
+    app->relay = NULL;
+    if (app->sub)
+        storage_async_close(app->sub, NULL, NULL);
+    app->sub = NULL;
+}
+
+/* ---- live streams: hub <-> subscriber wiring ------------------------------------------- */
+
+static void on_first_stream(void *arg, uint64_t user)
+{
+    api_relay_post(((tidings_t *)arg)->relay, user, true);
+}
+
+static void on_last_stream(void *arg, uint64_t user)
+{
+    api_relay_post(((tidings_t *)arg)->relay, user, false);
+}
+
+static void on_live_event(void *arg, uint64_t user, const char *id, const char *kind,
+                          const char *ref)
+{
+    tidings_t *app = arg;
+    notify_event_t *e = notify_event_new(id, kind, ref);
+    if (e) {
+        notify_hub_publish(app->hub, user, e);
+        notify_event_unref(e);
+    }
+}
+
+static void on_subscribed(void *arg, uint64_t user)
+{
+    notify_hub_subscribed(((tidings_t *)arg)->hub, user);
+}
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    notify_hub_heartbeat(((tidings_t *)t->data)->hub);
+}
+
+/* Keeps connected users marked online, so the engine logs and publishes their events. */
+static void on_online_timer(uv_timer_t *t)
+{
+    tidings_t *app = t->data;
+    size_t n = notify_hub_users(app->hub, NULL, 0);
+    uint64_t *users = malloc((n ? n : 1) * sizeof(*users));
+    if (!users)
+        return;
+    n = notify_hub_users(app->hub, users, n);
+    int rc = storage_events_refresh(app->storage, users, n, app->cfg.stream_grace_ms);
+    if (rc)
+        LOG_RATELIMITED(LOG_WARN, "sse", 0, "refreshing %zu online users failed (%d)", n, rc);
+    free(users);
+}
+
+/* Streams are file descriptors: take the hard limit rather than the usual 1024. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            LOG_ERRNO(LOG_WARN, "main", errno, "raising the open-files limit failed");
+    }
 }
 
 static void on_fanout_stopped(void *arg)
@@ -115,6 +191,7 @@ static void on_signal(uv_signal_t *sig, int signum)
     LOG(LOG_INFO, "main", "%s: no new connections; finishing in-flight requests",
         strsignal(signum));
     api_server_quiesce(app->server);
+    notify_hub_close_all(app->hub); /* every stream ends cleanly */
     app->drain_deadline = uv_now(&app->loop) + (uint64_t)app->cfg.shutdown_grace_ms;
     uv_timer_start(&app->drain_timer, on_drain_timer, 0, DRAIN_POLL_MS);
 }
@@ -146,10 +223,20 @@ static int start(tidings_t *app)
         return -1;
     app->api->cfg = &app->cfg;
     app->api->storage = app->storage;
+    notify_config_t ncfg = {.queue_max = app->cfg.stream_buffer / STREAM_EVENT_BYTES,
+                            .max_streams = (size_t)app->cfg.max_streams};
+    notify_hooks_t hooks = {on_first_stream, on_last_stream, app};
+    app->hub = notify_hub_create(&ncfg, &hooks);
+    if (!app->hub || api_sse_create(app->api) != 0)
+        return -1;
+    app->api->hub = app->hub;
 
     uv_loop_init(&app->loop);
     uv_timer_init(&app->loop, &app->lease_timer);
     uv_timer_init(&app->loop, &app->drain_timer);
+    uv_timer_init(&app->loop, &app->heartbeat_timer);
+    uv_timer_init(&app->loop, &app->online_timer);
+    app->heartbeat_timer.data = app->online_timer.data = app;
     uv_signal_init(&app->loop, &app->sigint);
     uv_signal_init(&app->loop, &app->sigterm);
     app->lease_timer.data = app->drain_timer.data = app;
@@ -157,6 +244,14 @@ static int start(tidings_t *app)
     uv_signal_start(&app->sigint, on_signal, SIGINT);
     uv_signal_start(&app->sigterm, on_signal, SIGTERM);
     app->loop_ready = true;
+    storage_sub_callbacks_t subcb = {on_live_event, on_subscribed, app};
+    app->sub = storage_sub_create(&app->loop, scfg, &subcb);
+    app->relay = app->sub ? api_relay_create(&app->loop, app->sub) : NULL;
+    if (!app->relay)
+        return -1;
+    uint64_t beat = (uint64_t)app->cfg.heartbeat_s * 1000;
+    uv_timer_start(&app->heartbeat_timer, on_heartbeat, beat, beat);
+    uv_timer_start(&app->online_timer, on_online_timer, ONLINE_REFRESH_MS, ONLINE_REFRESH_MS);
     if (app->cfg.engine) {
         fanout_config_t fcfg;
         fanout_config_defaults(&fcfg);
@@ -190,8 +285,10 @@ static void stop(tidings_t *app)
     }
     if (app->api) {
         api_auth_destroy(app->api);
+        api_sse_destroy(app->api);
         free(app->api);
     }
+    notify_hub_destroy(app->hub);
     storage_embedded_stop(app->embedded);
 }
 
@@ -200,6 +297,7 @@ int main(int argc, char **argv)
     tidings_t app;
     memset(&app, 0, sizeof(app));
     signal(SIGPIPE, SIG_IGN); /* a peer that hangs up is an error code, not a death */
+    raise_fd_limit();
     api_config_defaults(&app.cfg);
     int rc = api_config_parse(&app.cfg, argc, argv);
     if (rc != 0)

@@ -34,6 +34,8 @@ const api_route_t api_routes[] = {
     {"GET", "/v1/notifications", api_notifications_list, true},
     {"GET", "/v1/notifications/unread_count", api_notifications_unread, true},
     {"POST", "/v1/notifications/read", api_notifications_read, true},
+    {"GET", "/v1/stream", api_stream_get, false},
+    {"OPTIONS", "/v1/stream", api_stream_options, false},
     {"GET", "/healthz", api_system_healthz, false},
     {"GET", "/readyz", api_system_readyz, false},
     {"GET", "/metrics", api_system_metrics, false},

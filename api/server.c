@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #define CONNECTION_TIMEOUT_S 60
-#define CONNECTION_LIMIT 18000
+#define CONNECTION_MEMORY 8192 /* per connection: headers only (bodies are ours); SSE idles here */
 
 struct api_server_s {
     api_t *api;
@@ -37,11 +37,14 @@ static uint64_t now_ns(void)
 
 static enum MHD_Result send_response(api_req_t *r)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(r->resp_len, r->resp_body, MHD_RESPMEM_MUST_FREE);
-    if (!resp)
-        return MHD_NO;
-    r->resp_body = NULL; /* the response owns it now */
+    struct MHD_Response *resp = r->custom;
+    r->custom = NULL;
+    if (!resp) {
+        resp = MHD_create_response_from_buffer(r->resp_len, r->resp_body, MHD_RESPMEM_MUST_FREE);
+        if (!resp)
+            return MHD_NO;
+        r->resp_body = NULL; /* the response owns it now */
+    }
     if (r->content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
     if (r->location[0])
@@ -52,6 +55,17 @@ static enum MHD_Result send_response(api_req_t *r)
         char v[16];
         snprintf(v, sizeof(v), "%d", r->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v);
+    }
+    if (r->api->cfg->cors_origin[0]) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN,
+                                r->api->cfg->cors_origin);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
+        if (strcmp(r->method, "OPTIONS") == 0) { /* a preflight */
+            MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, OPTIONS");
+            MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                    "Authorization, Last-Event-ID");
+            MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+        }
     }
     if (r->status == MHD_HTTP_UNAUTHORIZED) /* RFC 9110 §11.6.1 */
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"tidings\"");
@@ -92,6 +106,8 @@ static void request_free(api_req_t *r)
     free(r->route_path);
     free(r->body);
     free(r->resp_body);
+    if (r->custom)
+        MHD_destroy_response(r->custom);
     free(r);
 }
 
@@ -267,7 +283,9 @@ api_server_t *api_server_start(api_t *api)
         flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)api->cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
+        (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)(api->cfg->max_streams + 1024), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)CONNECTION_MEMORY,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, api, MHD_OPTION_END);
     if (!srv->daemon) {

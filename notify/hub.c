@@ -18,6 +18,7 @@
 #include <time.h>
 
 #define BUCKETS 4096
+#define QUEUE_INITIAL 8 /* idle streams stay small; busy ones grow to queue_max */
 
 const double notify_lag_bounds[11] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                       0.1,   0.25,   0.5,   1,    2.5};
@@ -28,8 +29,8 @@ struct notify_sub_s {
     uint64_t user;
     notify_sub_hooks_t hooks;
     notify_sub_t *next; /* in the hub's bucket */
-    notify_event_t **queue;
-    size_t head, len;
+    notify_event_t **queue; /* a ring that grows from QUEUE_INITIAL up to queue_max */
+    size_t head, len, cap;
     char cursor[NOTIFY_ID_MAX];
     bool parked, ending, catchup, catching_up;
 };
@@ -133,20 +134,32 @@ static void push(notify_sub_t *sub, notify_event_t *e)
 {
     if (sub->ending)
         return;
-    if (sub->len == sub->hub->cfg.queue_max) {
-        sub->ending = true;
-        atomic_fetch_add(&sub->hub->stats.dropped, 1);
-        return;
+    if (sub->len == sub->cap) {
+        size_t cap = sub->cap * 2 < sub->hub->cfg.queue_max ? sub->cap * 2 : sub->hub->cfg.queue_max;
+        notify_event_t **grown = cap > sub->cap ? malloc(cap * sizeof(*grown)) : NULL;
+        if (!grown) { /* full (or no memory): cut the stream off, it resumes from the log */
+            sub->ending = true;
+            atomic_fetch_add(&sub->hub->stats.dropped, 1);
+            return;
+        }
+        for (size_t i = 0; i < sub->len; i++)
+            grown[i] = sub->queue[(sub->head + i) % sub->cap];
+        free(sub->queue);
+        sub->queue = grown;
+        sub->head = 0;
+        sub->cap = cap;
     }
-    sub->queue[(sub->head + sub->len++) % sub->hub->cfg.queue_max] = notify_event_ref(e);
+    sub->queue[(sub->head + sub->len++) % sub->cap] = notify_event_ref(e);
 }
 
 notify_sub_t *notify_sub_open(notify_hub_t *hub, uint64_t user, const char *cursor,
                               const notify_sub_hooks_t *hooks)
 {
     notify_sub_t *sub = calloc(1, sizeof(*sub));
-    if (sub)
-        sub->queue = calloc(hub->cfg.queue_max, sizeof(*sub->queue));
+    if (sub) {
+        sub->cap = QUEUE_INITIAL < hub->cfg.queue_max ? QUEUE_INITIAL : hub->cfg.queue_max;
+        sub->queue = calloc(sub->cap, sizeof(*sub->queue));
+    }
     if (!sub || !sub->queue) {
         if (sub)
             free(sub);
@@ -203,7 +216,7 @@ void notify_sub_close(notify_sub_t *sub)
         hub->hooks.last(hub->hooks.arg, sub->user);
     pthread_mutex_unlock(&hub->mu);
     for (size_t i = 0; i < sub->len; i++)
-        notify_event_unref(sub->queue[(sub->head + i) % hub->cfg.queue_max]);
+        notify_event_unref(sub->queue[(sub->head + i) % sub->cap]);
     pthread_mutex_destroy(&sub->mu);
     free(sub->queue);
     free(sub);
@@ -227,7 +240,7 @@ notify_next_t notify_sub_next(notify_sub_t *sub, notify_event_t **out, char *cur
         next = NOTIFY_NEXT_CATCHUP;
     } else if (sub->len > 0) {
         *out = sub->queue[sub->head];
-        sub->head = (sub->head + 1) % sub->hub->cfg.queue_max;
+        sub->head = (sub->head + 1) % sub->cap;
         sub->len--;
         next = NOTIFY_NEXT_EVENT;
     } else {

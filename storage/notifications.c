@@ -194,3 +194,50 @@ int storage_notices_mark_read(storage_t *s, uint64_t user, uint64_t up_to)
     storage__batch_free(&b);
     return rc;
 }
+
+int storage_notice_get(storage_t *s, uint64_t user, const char *group, storage_notice_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    int type = parse_type(group, strlen(group));
+    if (type < 0)
+        return -ENOENT;
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, "ZSCORE " K_NOTIFS " %s", (ull)user, group);
+    storage__batch_add(&b, "GET " K_NOTIF_READ, (ull)user);
+    storage__batch_add(&b, "ZREVRANGE " K_NOTIF_PREFIX "%s 0 %d", (ull)user, group,
+                       STORAGE_NOTICE_ACTORS + 8);
+    storage__batch_add(&b, "ZCARD " K_NOTIF_PREFIX "%s", (ull)user, group);
+    storage__batch_add(&b, "ZRANGE " K_BLOCKS " 0 -1", (ull)user);
+    storage__batch_add(&b, "ZRANGE " K_BLOCKED_BY " 0 -1", (ull)user);
+    storage__batch_add(&b, "ZRANGE " K_MUTES " 0 -1", (ull)user);
+    int rc = storage__batch_run(&b);
+    for (size_t i = 0; rc == 0 && i < b.n; i++)
+        if (storage__is_error(b.r[i]))
+            rc = -EIO;
+    if (rc == 0 && b.r[0]->type != REDIS_REPLY_STRING)
+        rc = -ENOENT; /* gone since: trimmed, or its last actor left */
+    if (rc == 0) {
+        size_t n_hidden;
+        uint64_t *hide = collect_hidden(b.r + 4, 3, &n_hidden);
+        out->id = storage__uint_str(b.r[0]);
+        out->type = type;
+        out->read = out->id <= storage__uint_str(b.r[1]);
+        const char *colon = strchr(group, ':');
+        if (type != STORAGE_NOTICE_FOLLOW)
+            out->subject = storage__parse_u64(colon + 1, strlen(colon + 1));
+        out->actor_count = storage__int(b.r[3]);
+        const redisReply *actors = b.r[2];
+        for (size_t k = 0; hide && k < actors->elements; k++) {
+            uint64_t a = storage__uint_str(actors->element[k]);
+            if (hidden(hide, n_hidden, a))
+                out->actor_count--;
+            else if (out->n_actors < STORAGE_NOTICE_ACTORS)
+                out->actors[out->n_actors++] = a;
+        }
+        rc = !hide ? -ENOMEM : out->n_actors ? 0 : -ENOENT;
+        free(hide);
+    }
+    storage__batch_free(&b);
+    return rc;
+}

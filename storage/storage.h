@@ -189,6 +189,8 @@ void storage_notices_free(storage_notices_t *n);
 int storage_notices_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
                          unsigned types, size_t scan_max, storage_notices_t *out);
 int storage_notices_unread(storage_t *s, uint64_t user, int64_t *count);
+/* One group by its key ("like:<post>", …); -ENOENT when gone or all its actors hidden. */
+int storage_notice_get(storage_t *s, uint64_t user, const char *group, storage_notice_t *out);
 /* Marks every group with activity up to up_to read (never beyond the newest). */
 int storage_notices_mark_read(storage_t *s, uint64_t user, uint64_t up_to);
 

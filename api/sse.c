@@ -1,0 +1,379 @@
+/* api/sse.c -- GET /v1/stream: the notify hub adapted to libmicrohttpd.
+ *
+ * A stream is a callback response. Its reader asks the subscriber what to do next: send
+ * a queued event (rendered here: a feed event is the hydrated post, a notification the
+ * grouped notification, as the REST API shows them), read the user's event log after the
+ * cursor (catch-up, on this HTTP thread), or park: the reader suspends the connection
+ * and returns 0, and the hub's wake hook resumes it when an event is queued. A parked
+ * stream holds no thread and costs its connection's memory only.
+ *
+ * Rendered feed events are cached for a couple of seconds, so a post fanned out to ten
+ * thousand connected followers is hydrated once, not ten thousand times.
+ */
+#include "api/api.h"
+#include "api/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RETRY_MS 3000
+#define CATCHUP_BATCH 256
+#define CACHE_SLOTS 1024
+#define CACHE_TTL_MS 2000
+
+/* ---- the render cache ------------------------------------------------------------------- */
+
+typedef struct cache_entry_s {
+    char ref[96];
+    char *json; /* owned */
+    uint64_t expires_ms;
+} cache_entry_t;
+
+struct api_render_cache_s {
+    pthread_mutex_t mu;
+    cache_entry_t slots[CACHE_SLOTS];
+};
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int api_sse_create(api_t *api)
+{
+    api->render_cache = calloc(1, sizeof(*api->render_cache));
+    if (!api->render_cache)
+        return -ENOMEM;
+    pthread_mutex_init(&api->render_cache->mu, NULL);
+    return 0;
+}
+
+void api_sse_destroy(api_t *api)
+{
+    struct api_render_cache_s *c = api->render_cache;
+    if (!c)
+        return;
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        free(c->slots[i].json);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+    api->render_cache = NULL;
+}
+
+static cache_entry_t *slot_of(struct api_render_cache_s *c, const char *ref)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = ref; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return &c->slots[h % CACHE_SLOTS];
+}
+
+/* Returns a new copy of the cached rendering of ref, or NULL. */
+static char *cache_get(struct api_render_cache_s *c, const char *ref)
+{
+    cache_entry_t *e = slot_of(c, ref);
+    char *json = NULL;
+    pthread_mutex_lock(&c->mu);
+    if (e->json && e->expires_ms > monotonic_ms() && strcmp(e->ref, ref) == 0)
+        json = strdup(e->json);
+    pthread_mutex_unlock(&c->mu);
+    return json;
+}
+
+static void cache_put(struct api_render_cache_s *c, const char *ref, const char *json)
+{
+    cache_entry_t *e = slot_of(c, ref);
+    char *copy = strdup(json);
+    if (!copy)
+        return;
+    pthread_mutex_lock(&c->mu);
+    free(e->json);
+    e->json = copy;
+    snprintf(e->ref, sizeof(e->ref), "%s", ref);
+    e->expires_ms = monotonic_ms() + CACHE_TTL_MS;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- one stream ------------------------------------------------------------------------ */
+
+typedef struct stream_s {
+    api_t *api;
+    struct MHD_Connection *conn;
+    notify_sub_t *sub;
+    uint64_t user;
+    char *out; /* bytes rendered and not yet handed to MHD */
+    size_t out_len, out_off, out_cap;
+    bool started;
+    char reset_id[NOTIFY_ID_MAX]; /* non-empty: start with a reset event at this id */
+} stream_t;
+
+static void park(void *arg)
+{
+    MHD_suspend_connection(((stream_t *)arg)->conn);
+}
+
+static void wake(void *arg)
+{
+    MHD_resume_connection(((stream_t *)arg)->conn);
+}
+
+static bool append(stream_t *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool append(stream_t *st, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        size_t room = st->out_cap - st->out_len;
+        int n = vsnprintf(st->out ? st->out + st->out_len : NULL, st->out ? room : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return false;
+        if ((size_t)n < room && st->out) {
+            st->out_len += (size_t)n;
+            return true;
+        }
+        size_t cap = st->out_cap ? st->out_cap : 1024;
+        while (cap < st->out_len + (size_t)n + 1)
+            cap *= 2;
+        char *grown = realloc(st->out, cap);
+        if (!grown)
+            return false;
+        st->out = grown;
+        st->out_cap = cap;
+    }
+}
+
+/* The JSON of a feed event "<post>[:<reposter>]", or NULL when the post is gone. */
+static char *render_feed(stream_t *st, const char *ref)
+{
+    char *json = cache_get(st->api->render_cache, ref);
+    if (json)
+        return json;
+    char *colon;
+    uint64_t post = strtoull(ref, &colon, 10), reposter = *colon == ':' ? strtoull(colon + 1, NULL, 10) : 0;
+    api_hydrate_t opt = {.reposted_by = &reposter};
+    json_t *items = json_array();
+    if (items && api_posts_hydrate(st->api, &post, 1, &opt, items) == 0 &&
+        json_array_size(items) == 1) {
+        json = json_dumps(json_array_get(items, 0), JSON_COMPACT);
+        if (json)
+            cache_put(st->api->render_cache, ref, json);
+    }
+    json_decref(items);
+    return json;
+}
+
+static char *render_notification(stream_t *st, const char *group)
+{
+    storage_notices_t page = {0};
+    storage_notice_t one;
+    if (storage_notice_get(st->api->storage, st->user, group, &one) != 0)
+        return NULL;
+    page.items = &one;
+    page.n = 1;
+    json_t *items = json_array();
+    char *json = NULL;
+    if (items && api_notices_json(st->api, &page, items) == 0 && json_array_size(items) == 1)
+        json = json_dumps(json_array_get(items, 0), JSON_COMPACT);
+    json_decref(items);
+    return json;
+}
+
+/* Frames one event; false when the stream must end. */
+static bool render(stream_t *st, const notify_event_t *ev)
+{
+    if (!ev->kind[0])
+        return append(st, ": heartbeat\n\n");
+    if (strcmp(ev->kind, "reset") == 0)
+        return append(st, "id: %s\nevent: reset\ndata: {\"reason\":\"events were missed; "
+                          "refetch the timeline and notifications\"}\n\n", ev->id);
+    char *json = NULL;
+    if (strcmp(ev->kind, "feed") == 0) {
+        json = render_feed(st, ev->ref);
+    } else if (strcmp(ev->kind, "notification") == 0) {
+        json = render_notification(st, ev->ref);
+    } else if (strcmp(ev->kind, "delete") == 0) {
+        json = malloc(64);
+        if (json)
+            snprintf(json, 64, "{\"id\":\"%.40s\"}", ev->ref);
+    }
+    unsigned long long ms = strtoull(ev->id, NULL, 10);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double lag = ((double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6 - (double)ms) / 1000.0;
+    notify_record_lag(st->api->hub, lag > 0 ? lag : 0);
+    /* Gone since (a deleted post, a notification undone): the id still moves on. */
+    bool ok = json ? append(st, "id: %s\nevent: %s\ndata: %s\n\n", ev->id, ev->kind, json)
+                   : append(st, "id: %s\n\n", ev->id);
+    free(json);
+    return ok;
+}
+
+/* Reads the log after cursor and hands it to the subscriber. */
+static bool catch_up(stream_t *st, const char *cursor)
+{
+    storage_event_t *events = calloc(CATCHUP_BATCH, sizeof(*events));
+    notify_event_t *made[CATCHUP_BATCH];
+    size_t n = 0, m = 0;
+    bool trimmed = false;
+    int rc = events ? storage_events_since(st->api->storage, st->user, cursor, CATCHUP_BATCH,
+                                           events, &n, &trimmed)
+                    : -ENOMEM;
+    if (rc == 0 && trimmed) {
+        /* The log dropped events after the cursor: reset to its newest entry. */
+        char tail[STORAGE_EVENT_ID_MAX];
+        rc = storage_events_tail(st->api->storage, st->user, tail);
+        if (rc == 0 && (made[0] = notify_event_new(tail, "reset", "")) != NULL)
+            m = 1;
+        n = 0;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if ((made[m] = notify_event_new(events[i].id, events[i].kind, events[i].ref)) != NULL)
+            m++;
+    if (rc == 0)
+        notify_sub_catchup_done(st->sub, made, m, n == CATCHUP_BATCH);
+    for (size_t i = 0; i < m; i++)
+        notify_event_unref(made[i]);
+    free(events);
+    if (rc)
+        LOG_RATELIMITED(LOG_WARN, "sse", 0, "catch-up for user %llu failed (%d); ending stream",
+                        (unsigned long long)st->user, rc);
+    return rc == 0;
+}
+
+static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    stream_t *st = cls;
+    for (;;) {
+        if (st->out_off < st->out_len) {
+            size_t n = st->out_len - st->out_off < max ? st->out_len - st->out_off : max;
+            memcpy(buf, st->out + st->out_off, n);
+            st->out_off += n;
+            return (ssize_t)n;
+        }
+        st->out_len = st->out_off = 0;
+        if (!st->started) {
+            st->started = true;
+            if (!append(st, "retry: %d\n\n", RETRY_MS))
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            if (st->reset_id[0]) {
+                notify_event_t reset = {.kind = "reset"};
+                snprintf(reset.id, sizeof(reset.id), "%s", st->reset_id);
+                if (!render(st, &reset))
+                    return MHD_CONTENT_READER_END_WITH_ERROR;
+            }
+            continue;
+        }
+        notify_event_t *ev = NULL;
+        char cursor[NOTIFY_ID_MAX];
+        switch (notify_sub_next(st->sub, &ev, cursor)) {
+        case NOTIFY_NEXT_EVENT: {
+            bool ok = render(st, ev);
+            notify_event_unref(ev);
+            if (!ok)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            continue;
+        }
+        case NOTIFY_NEXT_CATCHUP:
+            if (!catch_up(st, cursor))
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            continue;
+        case NOTIFY_NEXT_PARKED:
+            return 0; /* suspended: resumed by the hub when something is queued */
+        case NOTIFY_NEXT_END:
+        default:
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+    }
+}
+
+static void stream_free(void *cls)
+{
+    stream_t *st = cls;
+    notify_sub_close(st->sub);
+    free(st->out);
+    free(st);
+}
+
+/* "<digits>-<digits>": a log id this server could have sent. */
+static bool valid_event_id(const char *id)
+{
+    size_t n = strlen(id), digits = strspn(id, "0123456789");
+    return n < NOTIFY_ID_MAX && digits > 0 && digits <= 20 && id[digits] == '-' &&
+           strspn(id + digits + 1, "0123456789") == n - digits - 1 && n > digits + 1;
+}
+
+void api_stream_get(api_req_t *r)
+{
+    const char *token = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND,
+                                                    "access_token");
+    if (token ? !api_authenticate_token(r, token) : !api_authenticate(r))
+        return;
+    const char *last = api_header(r, "Last-Event-ID");
+    if (!last)
+        last = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "last_event_id");
+    if (last && !*last)
+        last = NULL;
+    if (last && !valid_event_id(last)) {
+        api_problem(r, API_BAD_REQUEST, "Last-Event-ID must be an event id this server sent");
+        return;
+    }
+    api_t *api = r->api;
+    bool was_online = false;
+    char tail[STORAGE_EVENT_ID_MAX];
+    int rc = storage_events_online(api->storage, r->caller.id, api->cfg->stream_grace_ms,
+                                   &was_online);
+    if (rc == 0)
+        rc = storage_events_tail(api->storage, r->caller.id, tail);
+    if (rc) {
+        api_storage_problem(r, rc, "user");
+        return;
+    }
+    stream_t *st = calloc(1, sizeof(*st));
+    if (!st) {
+        api_storage_problem(r, -ENOMEM, "user");
+        return;
+    }
+    st->api = api;
+    st->conn = r->conn;
+    st->user = r->caller.id;
+    /* Resume after Last-Event-ID when every event since is in the log; else start at the
+     * log's end with a reset, so the client refetches instead of silently missing some. */
+    bool resume = last && was_online;
+    if (last && !was_online)
+        snprintf(st->reset_id, sizeof(st->reset_id), "%s", tail);
+    notify_sub_hooks_t hooks = {park, wake, st};
+    st->sub = notify_sub_open(api->hub, st->user, resume ? last : tail, &hooks);
+    if (!st->sub) {
+        int err = errno;
+        free(st);
+        api_problem(r, API_UNAVAILABLE, "%s",
+                    err == EBUSY ? "too many open streams on this server; retry shortly"
+                                 : "the server is shutting down");
+        return;
+    }
+    r->custom = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, reader, st, stream_free);
+    if (!r->custom) {
+        stream_free(st);
+        api_storage_problem(r, -ENOMEM, "user");
+        return;
+    }
+    MHD_add_response_header(r->custom, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(r->custom, "X-Accel-Buffering", "no");
+    r->status = 200;
+    r->content_type = "text/event-stream";
+}
+
+void api_stream_options(api_req_t *r)
+{
+    api_reply_empty(r, 204);
+    snprintf(r->allow, sizeof(r->allow), "GET, OPTIONS");
+}
