@@ -34,7 +34,7 @@ const api_route_t api_routes[] = {
     {"GET", "/v1/notifications", api_notifications_list, true},
     {"GET", "/v1/notifications/unread_count", api_notifications_unread, true},
     {"POST", "/v1/notifications/read", api_notifications_read, true},
-    {"GET", "/v1/stream", api_stream_get, false},
+    {"GET", "/v1/stream", api_stream_get, true},
     {"OPTIONS", "/v1/stream", api_stream_options, false},
     {"GET", "/healthz", api_system_healthz, false},
     {"GET", "/readyz", api_system_readyz, false},

@@ -93,7 +93,13 @@ static void dispatch(api_req_t *r)
     }
     r->allow[0] = '\0';
     const api_route_t *route = &api_routes[r->route];
-    if (route->auth && !api_authenticate(r))
+    /* Browsers' EventSource cannot set headers, so the stream alone also takes the token
+     * from ?access_token= (query strings stay out of the access log). */
+    const char *query_token =
+        route->handler == api_stream_get
+            ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "access_token")
+            : NULL;
+    if (route->auth && !(query_token ? api_authenticate_token(r, query_token) : api_authenticate(r)))
         return;
     route->handler(r);
     if (!r->status)

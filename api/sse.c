@@ -313,10 +313,6 @@ static bool valid_event_id(const char *id)
 
 void api_stream_get(api_req_t *r)
 {
-    const char *token = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND,
-                                                    "access_token");
-    if (token ? !api_authenticate_token(r, token) : !api_authenticate(r))
-        return;
     const char *last = api_header(r, "Last-Event-ID");
     if (!last)
         last = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "last_event_id");

@@ -282,7 +282,7 @@ describe('the spec', () => {
   test('is OpenAPI 3.1 with the agreed tags and security scheme', () => {
     assert.match(spec.openapi, /^3\.1\./);
     const tags = spec.tags.map((t) => t.name);
-    assert.deepEqual([...tags].sort(), ['Notifications', 'Posts', 'System', 'Timeline', 'Users']);
+    assert.deepEqual([...tags].sort(), ['Notifications', 'Posts', 'Stream', 'System', 'Timeline', 'Users']);
     const bearer = spec.components.securitySchemes.bearerAuth;
     assert.equal(bearer.type, 'http');
     assert.equal(bearer.scheme, 'bearer');
@@ -341,7 +341,8 @@ describe('the spec', () => {
       const { security } = operations.get(`${r.method} ${r.pattern}`);
       const needsBearer = security.length > 0 && security.every((req) => 'bearerAuth' in req);
       assert.equal(needsBearer, r.auth, `${r.method} ${r.pattern}: auth is ${r.auth} in routes.c but the spec says otherwise`);
-      if (r.pattern.startsWith('/v1/') && !(r.method === 'POST' && r.pattern === '/v1/users')) {
+      // Registration and CORS preflights (browsers send them without credentials) are open.
+      if (r.pattern.startsWith('/v1/') && !(r.method === 'POST' && r.pattern === '/v1/users') && r.method !== 'OPTIONS') {
         assert.ok(r.auth, `${r.method} ${r.pattern}: every /v1 route but registration needs a token`);
       }
     }
@@ -1100,6 +1101,56 @@ describe('the server', () => {
         expectStatus(res, 503);
       }
     });
+
+  test('Stream: live feed events arrive as the spec says; bad Last-Event-ID is 400', async () => {
+    const suffix = Math.random().toString(36).slice(2, 10);
+    const reg = async (name) => expectStatus(await api('POST', '/v1/users', { json: { handle: `${name}_${suffix}` } }), 201);
+    const author = await reg('sa');
+    const reader = await reg('sr');
+    expectStatus(await api('PUT', '/v1/users/{id}/follow', { params: { id: author.user.id }, token: reader.token }), 204);
+    const op = operations.get('GET /v1/stream').op;
+    // Open the stream, wait for its preamble, post, and read until the post's feed event.
+    let post;
+    const got = await new Promise((resolve, reject) => {
+      const req = http.request({ host: base.hostname, port: base.port, method: 'GET', agent: false,
+        path: `/v1/stream?access_token=${encodeURIComponent(reader.token)}` });
+      const timer = setTimeout(() => { req.destroy(); reject(new Error('no feed event within 30 s')); }, 30000);
+      req.on('response', (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', async (chunk) => {
+          text += chunk;
+          if (!post && text.includes('retry:')) {
+            post = expectStatus(await api('POST', '/v1/posts', { token: author.token, json: { text: 'live' } }), 202);
+          }
+          const frame = post && text.split('\n\n').find((f) => f.includes('event: feed') && f.includes(`"id":"${post.id}"`));
+          if (frame) {
+            clearTimeout(timer);
+            req.destroy();
+            resolve({ status: res.statusCode, headers: res.headers, text, frame });
+          }
+        });
+        res.on('error', () => {});
+      });
+      req.on('error', (e) => { if (!post) reject(e); });
+      req.end();
+    });
+    assert.equal(got.status, 200);
+    assert.ok(op.responses['200'].content['text/event-stream'], 'the spec documents text/event-stream');
+    assert.equal(mediaType(got), 'text/event-stream');
+    assert.equal(got.headers['cache-control'], 'no-store');
+    assert.match(got.text, /^retry: [0-9]+\n\n/);
+    const fields = Object.fromEntries(got.frame.split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
+    assertValid(spec.components.schemas.EventId, fields.id, 'feed event id');
+    assertValid(spec.components.schemas.Post, JSON.parse(fields.data), 'feed event data');
+    observed.add('GET /v1/stream 200');
+    const preflight = await api('OPTIONS', '/v1/stream', {});
+    expectStatus(preflight, 204);
+    assert.equal(preflight.headers.allow, 'GET, OPTIONS');
+    for (const bad of ['x', '1', '-1', '1-', '1-2-3']) {
+      expectStatus(await api('GET', '/v1/stream', { token: reader.token, headers: { 'Last-Event-ID': bad } }), 400);
+    }
+  });
 
   test('covered every operation and the documented error statuses', (t) => {
     const statuses = new Set([...observed].map((o) => o.split(' ').pop()));
