@@ -237,6 +237,27 @@ static void notify_interaction(fanout__job_t *j, const char *kind, bool add)
                 : storage_notify_remove(f->sa, job->author, group, job->actor, on_written, j));
 }
 
+/* A deleted post's notifications go too: the likes and reposts of it, and the reply and
+ * mention notices it caused. The unread count then counts only what can be read. */
+static void withdraw_notices(fanout__job_t *j, const storage_post_state_t *st)
+{
+    fanout_t *f = j->f;
+    const storage_job_t *job = &j->job;
+    char group[48];
+    static const char *const own[] = {"like", "repost"};
+    for (size_t i = 0; i < 2; i++) {
+        group_of(group, sizeof(group), own[i], job->post);
+        sent(j, storage_notify_drop(f->sa, job->author, group, on_written, j));
+    }
+    if (st->reply_author) {
+        group_of(group, sizeof(group), "reply", job->post);
+        sent(j, storage_notify_drop(f->sa, st->reply_author, group, on_written, j));
+    }
+    group_of(group, sizeof(group), "mention", job->post);
+    for (size_t i = 0; i < st->n_mentions; i++)
+        sent(j, storage_notify_drop(f->sa, st->mentions[i], group, on_written, j));
+}
+
 /* Reply and mention notices of a new post. */
 static void notify_post(fanout__job_t *j, const storage_post_state_t *st)
 {
@@ -273,6 +294,8 @@ static void on_post_state(void *arg, int status, const storage_post_state_t *st)
         fanout__job_pump(j);
         return;
     }
+    if (job->kind == STORAGE_JOB_DELETE)
+        withdraw_notices(j, st);
     if (job->kind == STORAGE_JOB_POST) {
         notify_post(j, st);
         if (st->n_muted_by) {

@@ -150,6 +150,17 @@ int storage_notify_remove(storage_async_t *sa, uint64_t target, const char *grou
     return storage__group_end(g);
 }
 
+int storage_notify_drop(storage_async_t *sa, uint64_t user, const char *group,
+                        storage_status_cb cb, void *arg)
+{
+    storage__group_t *g = storage__group_new(sa, cb, arg);
+    if (!g)
+        return -ENOMEM;
+    storage__group_add(g, "ZREM " K_NOTIFS " %s", (ull)user, group);
+    storage__group_add(g, "DEL " K_NOTIF_PREFIX "%s", (ull)user, group);
+    return storage__group_end(g);
+}
+
 int storage_notify_scrub(storage_async_t *sa, uint64_t user, uint64_t actor, storage_status_cb cb,
                          void *arg)
 {

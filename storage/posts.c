@@ -128,7 +128,9 @@ int storage_post_delete(storage_t *s, uint64_t id, uint64_t author)
     storage__batch_t b;
     storage__batch_init(&b, s);
     storage__batch_add(&b, "HSET " K_POST " deleted 1", (ull)id);
-    storage__batch_add(&b, "HDEL " K_POST " text mentions", (ull)id);
+    /* The text goes; mentions and the parent stay, so the engine can withdraw the
+     * notifications this post caused. */
+    storage__batch_add(&b, "HDEL " K_POST " text", (ull)id);
     storage__batch_add(&b, "ZREM " K_POSTS " %llu", (ull)author, (ull)id);
     storage__batch_add(&b, "XADD " K_FANOUT " * kind delete post %llu author %llu",
                        storage__shard(s, author), (ull)id, (ull)author);

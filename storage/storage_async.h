@@ -146,6 +146,9 @@ int storage_notify_add(storage_async_t *sa, uint64_t target, const char *group, 
  * left without actors disappears. */
 int storage_notify_remove(storage_async_t *sa, uint64_t target, const char *group,
                           uint64_t actor, storage_status_cb cb, void *arg);
+/* Removes the whole group from user's notifications (its post was deleted). */
+int storage_notify_drop(storage_async_t *sa, uint64_t user, const char *group,
+                        storage_status_cb cb, void *arg);
 /* Removes actor from every notification group of user. */
 int storage_notify_scrub(storage_async_t *sa, uint64_t user, uint64_t actor, storage_status_cb cb,
                          void *arg);
