@@ -40,6 +40,7 @@ struct fanout__job_s {
     size_t n_muted_by;
     int writes_pending;   /* chunk writes not yet confirmed */
     bool fetching, all_fetched, waiting, celebrity_mark;
+    bool live_only; /* a celebrity's post: followers get the live event, no timeline write */
     int status;           /* first failure */
 };
 

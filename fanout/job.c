@@ -168,7 +168,9 @@ static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
     if (!to)
         return -ENOMEM;
     int rc = -ENODATA;
-    if (n) {
+    if (n && j->live_only)
+        rc = storage_events_publish(f->sa, to, n, "feed", ref, on_written, j);
+    else if (n) {
         sent(j, storage_events_publish(f->sa, to, n, "feed", ref, on_written, j));
         rc = storage_timelines_add(f->sa, job->post, to, n, f->cfg.timeline_max, on_written, j);
     }
@@ -190,7 +192,7 @@ static void on_chunk(void *arg, int status, const uint64_t *ids, size_t n, uint6
             int rc = write_chunk(j, ids, n);
             if (rc != -ENODATA)
                 sent(j, rc);
-            if (rc == 0 && !j->celebrity_mark)
+            if (rc == 0 && !j->celebrity_mark && !j->live_only)
                 atomic_fetch_add_explicit(&j->f->stats.timeline_writes, n, memory_order_relaxed);
         }
     }
@@ -308,7 +310,9 @@ static void on_post_state(void *arg, int status, const storage_post_state_t *st)
             }
         }
         if (st->celebrity) {
-            j->all_fetched = true; /* merged at read time: only the author's timeline now */
+            /* Merged into timelines at read time; connected followers still get the live
+             * event: the walk publishes to those online and writes no timeline. */
+            j->live_only = true;
         } else if (st->followers > f->cfg.celebrity_threshold) {
             j->celebrity_mark = true; /* walk the followers once, recording the merge */
             sent(j, storage_celebrity_mark(f->sa, job->author, on_written, j));
