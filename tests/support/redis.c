@@ -89,7 +89,7 @@ void ts_redis_start(ts_redis_t *r, int port)
         r->pid = ts_proc_spawn(argv, NULL);
         uint64_t deadline = ts_now_ms() + 5000;
         while (ts_now_ms() < deadline && ts_proc_alive(r->pid)) {
-            if (answers_ping(r->port))
+            if (answers_ping(r->port) && ts_proc_listens(r->pid, r->port))
                 return;
             ts_sleep_ms(10);
         }

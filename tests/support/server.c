@@ -9,12 +9,10 @@
 #include "tests/support/support.h"
 
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #define MAX_ARGS 32
 #define START_TIMEOUT_MS 15000
@@ -28,46 +26,6 @@ static bool answers(int port, const char *path, int status)
     bool ok = ts_http_raw(port, req, (size_t)n, 1000, &r) == 0 && r.status == status;
     ts_resp_free(&r);
     return ok;
-}
-
-/* Is the socket listening on 127.0.0.1:port one of pid's file descriptors? */
-static bool listens(pid_t pid, int port)
-{
-    FILE *f = fopen("/proc/net/tcp", "r");
-    if (!f)
-        return true; /* cannot tell: trust the answer */
-    char line[512];
-    unsigned long inode = 0;
-    while (!inode && fgets(line, sizeof(line), f)) {
-        unsigned addr, lport, state;
-        unsigned long ino;
-        if (sscanf(line, " %*d: %x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &addr, &lport,
-                   &state, &ino) == 4 &&
-            (int)lport == port && state == 0x0A)
-            inode = ino;
-    }
-    fclose(f);
-    if (!inode)
-        return false;
-    char dir[64], want[64];
-    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
-    snprintf(want, sizeof(want), "socket:[%lu]", inode);
-    DIR *d = opendir(dir);
-    if (!d)
-        return false;
-    bool mine = false;
-    struct dirent *e;
-    while (!mine && (e = readdir(d)) != NULL) {
-        char path[320], target[64];
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        ssize_t n = readlink(path, target, sizeof(target) - 1);
-        if (n > 0) {
-            target[n] = '\0';
-            mine = strcmp(target, want) == 0;
-        }
-    }
-    closedir(d);
-    return mine;
 }
 
 void ts_server_start(ts_server_t *s, const char *redis_url, const char *const *extra,
@@ -90,7 +48,7 @@ void ts_server_start(ts_server_t *s, const char *redis_url, const char *const *e
         uint64_t deadline = ts_now_ms() + START_TIMEOUT_MS;
         while (ts_now_ms() < deadline && ts_proc_alive(s->pid)) {
             if (answers(s->port, wait_ready ? "/readyz" : "/healthz", 200) &&
-                listens(s->pid, s->port))
+                ts_proc_listens(s->pid, s->port))
                 return;
             ts_sleep_ms(10);
         }

@@ -73,6 +73,9 @@ int ts_proc_wait(pid_t pid, int timeout_ms);
 bool ts_proc_alive(pid_t pid);
 /* SIGKILL and reap. */
 void ts_proc_kill(pid_t pid);
+/* Is the socket listening on 127.0.0.1:port one of pid's own? (A port drawn by
+ * ts_free_port may be taken by a parallel test's child before ours binds it.) */
+bool ts_proc_listens(pid_t pid, int port);
 
 /* ---- a private redis-server (redis.c) -------------------------------------------------------- */
 typedef struct ts_redis_s {
