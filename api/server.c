@@ -70,8 +70,6 @@ static enum MHD_Result send_response(api_req_t *r)
     if (r->status == MHD_HTTP_UNAUTHORIZED) /* RFC 9110 §11.6.1 */
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"tidings\"");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (r->body_too_large) /* the rest of the body is not read: the connection cannot go on */
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     return ok;
@@ -195,17 +193,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_data_size) {
-        if (r->status) { /* answered already: the rest of the body is dropped */
-            *upload_data_size = 0;
-            return MHD_YES;
-        }
+        /* Past the limit the rest is read and dropped: answering before the client has
+         * sent it all would make the kernel reset the connection and lose the answer. */
         if (!append_body(r, upload_data, *upload_data_size, api->cfg->max_body))
             return MHD_NO;
         *upload_data_size = 0;
-        if (r->body_too_large) { /* answer now rather than read a body we will not use */
-            dispatch(r);
-            return send_response(r);
-        }
         return MHD_YES;
     }
     if (r->status) /* already answered (413 before the body) */

@@ -331,6 +331,11 @@ static void check(const char *name, const char *first_line, const ts_resp_t *r)
         json_decref(want_json);
     }
     free(exp.p);
+    /* A request line or header block larger than a connection's memory (8 KiB) is refused
+     * by libmicrohttpd itself, before any handler runs: its own 414/431 page, documented
+     * in openapi.yaml as the one exception to problem documents. */
+    if (r->status == 414 || r->status == 431)
+        return;
     char cc[64];
     cr_expect(ts_resp_header(r, "Cache-Control", cc, sizeof(cc)) && strcmp(cc, "no-store") == 0,
               "case %s: no Cache-Control: no-store", name);
