@@ -180,6 +180,12 @@ static void on_read(void *arg, int status, const storage_job_t *jobs, size_t n)
 {
     fanout_t *f = arg;
     f->reading = false;
+    if (f->stopping && !f->closed && status == 0) {
+        /* A read that was in flight when the stop began: its jobs are ours now, so run
+         * them within the grace period rather than leave them to the claim timeout. */
+        start_jobs(f, jobs, n, false);
+        return;
+    }
     if (f->stopping)
         return;
     /* An error reply (NOGROUP: Redis came back without its data) recreates the group. */
@@ -372,7 +378,8 @@ static void close_everything(fanout_t *f)
 static void on_stop_poll(uv_timer_t *t)
 {
     fanout_t *f = t->data;
-    if (f->active > 0 && now_ms() < f->stop_deadline)
+    /* Wait for running jobs, and for a stream read still in flight (it may hand us jobs). */
+    if ((f->active > 0 || f->reading) && now_ms() < f->stop_deadline)
         return;
     uv_timer_stop(t);
     close_everything(f);

@@ -157,7 +157,8 @@ static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
         return storage_timelines_remove(f->sa, job->post, users, n, on_written, j);
     case STORAGE_JOB_REPOST:
     case STORAGE_JOB_UNREPOST:
-        return storage_repost_entries(f->sa, job->post, job->actor, job->event_id, users, n,
+        return storage_repost_entries(f->sa, job->post, job->author, job->actor, job->event_id,
+                                      users, n,
                                       job->kind == STORAGE_JOB_REPOST, f->cfg.timeline_max,
                                       on_written, j);
     default:
@@ -383,9 +384,77 @@ static void start_simple(fanout__job_t *j)
     maybe_finish(j);
 }
 
+/* Why a job cannot be run at all, or NULL when its fields are complete. */
+static const char *malformed(const storage_job_t *job)
+{
+    switch (job->kind) {
+    case STORAGE_JOB_POST:
+    case STORAGE_JOB_DELETE:
+        return job->post && job->author ? NULL : "malformed job: no post or author";
+    case STORAGE_JOB_REPOST:
+    case STORAGE_JOB_UNREPOST:
+    case STORAGE_JOB_LIKE:
+    case STORAGE_JOB_UNLIKE:
+        return job->post && job->author && job->actor ? NULL
+                                                      : "malformed job: no post, author or actor";
+    case STORAGE_JOB_FOLLOW:
+    case STORAGE_JOB_UNFOLLOW:
+        return job->follower && job->followee ? NULL : "malformed job: no follower or followee";
+    case STORAGE_JOB_BLOCK:
+    case STORAGE_JOB_UNBLOCK:
+    case STORAGE_JOB_MUTE:
+    case STORAGE_JOB_UNMUTE:
+        return job->user && job->target ? NULL : "malformed job: no user or target";
+    default:
+        return "malformed job: unknown kind";
+    }
+}
+
+static void start_checked(fanout__job_t *j);
+
+static bool is_undo(storage_job_kind_t kind)
+{
+    return kind == STORAGE_JOB_UNLIKE || kind == STORAGE_JOB_UNREPOST ||
+           kind == STORAGE_JOB_UNFOLLOW;
+}
+
+/* A like, repost or follow job (or its undoing) applies only if the user has not changed
+ * their mind since: a late "like" after the unlike would otherwise bring the notice back. */
+static void on_action_checked(void *arg, int status, bool holds)
+{
+    fanout__job_t *j = arg;
+    if (status)
+        fanout__job_finished(j, false);
+    else if (holds == is_undo(j->job.kind))
+        fanout__job_settle(j, NULL); /* superseded: a later job carries the current state */
+    else
+        start_checked(j);
+}
+
 void fanout__job_start(fanout__job_t *j)
 {
-    fanout_t *f = j->f;
+    const char *reason = malformed(&j->job);
+    if (reason) {
+        fanout__job_settle(j, reason); /* no retry can mend it */
+        return;
+    }
+    switch (j->job.kind) {
+    case STORAGE_JOB_LIKE:
+    case STORAGE_JOB_UNLIKE:
+    case STORAGE_JOB_REPOST:
+    case STORAGE_JOB_UNREPOST:
+    case STORAGE_JOB_FOLLOW:
+    case STORAGE_JOB_UNFOLLOW:
+        if (storage_action_holds(j->f->sa, &j->job, on_action_checked, j) != 0)
+            fanout__job_finished(j, false);
+        return;
+    default:
+        start_checked(j);
+    }
+}
+
+static void start_checked(fanout__job_t *j)
+{
     const storage_job_t *job = &j->job;
     switch (job->kind) {
     case STORAGE_JOB_POST:
@@ -393,41 +462,12 @@ void fanout__job_start(fanout__job_t *j)
     case STORAGE_JOB_REPOST:
     case STORAGE_JOB_UNREPOST: {
         bool repost = job->kind == STORAGE_JOB_REPOST || job->kind == STORAGE_JOB_UNREPOST;
-        if (!job->post || !job->author || (repost && !job->actor)) {
-            fanout__job_settle(j, "malformed job: no post, author or actor");
-            return;
-        }
         j->walk_user = repost ? job->actor : job->author;
-        if (storage_post_state(f->sa, job->post, job->author, on_post_state, j) != 0)
+        if (storage_post_state(j->f->sa, job->post, job->author, on_post_state, j) != 0)
             fanout__job_finished(j, false);
         return;
     }
-    case STORAGE_JOB_FOLLOW:
-    case STORAGE_JOB_UNFOLLOW:
-        if (!job->follower || !job->followee) {
-            fanout__job_settle(j, "malformed job: no follower or followee");
-            return;
-        }
-        break;
-    case STORAGE_JOB_LIKE:
-    case STORAGE_JOB_UNLIKE:
-        if (!job->post || !job->author || !job->actor) {
-            fanout__job_settle(j, "malformed job: no post, author or actor");
-            return;
-        }
-        break;
-    case STORAGE_JOB_BLOCK:
-    case STORAGE_JOB_UNBLOCK:
-    case STORAGE_JOB_MUTE:
-    case STORAGE_JOB_UNMUTE:
-        if (!job->user || !job->target) {
-            fanout__job_settle(j, "malformed job: no user or target");
-            return;
-        }
-        break;
     default:
-        fanout__job_settle(j, "malformed job: unknown kind");
-        return;
+        start_simple(j);
     }
-    start_simple(j);
 }

@@ -5,6 +5,7 @@
  * The job is queued even when the membership did not change: the engine's writes are
  * idempotent, and a retried request after a crash must not lose the consequences.
  */
+#include "storage/storage_async.h"
 #include "storage/storage_internal.h"
 
 #include <errno.h>
@@ -131,5 +132,54 @@ int storage_blocked_between(storage_t *s, uint64_t a, uint64_t b_id, bool *block
     if (rc == 0)
         *blocked = b.r[0]->type == REDIS_REPLY_STRING || b.r[1]->type == REDIS_REPLY_STRING;
     storage__batch_free(&b);
+    return rc;
+}
+
+/* ---- the engine's check (async) ------------------------------------------------------------ */
+
+typedef struct current_op_s {
+    storage_bool_cb cb;
+    void *arg;
+} current_op_t;
+
+static void on_current(void *priv, int status, redisReply *r)
+{
+    current_op_t *op = priv;
+    /* SISMEMBER answers 0/1; ZSCORE a score or nil. */
+    bool holds = status == 0 && ((r->type == REDIS_REPLY_INTEGER && r->integer == 1) ||
+                                 r->type == REDIS_REPLY_STRING);
+    op->cb(op->arg, status, holds);
+    free(op);
+}
+
+int storage_action_holds(storage_async_t *sa, const storage_job_t *job, storage_bool_cb cb,
+                         void *arg)
+{
+    current_op_t *op = malloc(sizeof(*op));
+    if (!op)
+        return -ENOMEM;
+    *op = (current_op_t){cb, arg};
+    int rc;
+    switch (job->kind) {
+    case STORAGE_JOB_LIKE:
+    case STORAGE_JOB_UNLIKE:
+        rc = storage__asend(sa, STORAGE__WRITER, on_current, op, "SISMEMBER " K_LIKES " %llu",
+                            (ull)job->post, (ull)job->actor);
+        break;
+    case STORAGE_JOB_REPOST:
+    case STORAGE_JOB_UNREPOST:
+        rc = storage__asend(sa, STORAGE__WRITER, on_current, op, "SISMEMBER " K_REPOSTS " %llu",
+                            (ull)job->post, (ull)job->actor);
+        break;
+    case STORAGE_JOB_FOLLOW:
+    case STORAGE_JOB_UNFOLLOW:
+        rc = storage__asend(sa, STORAGE__WRITER, on_current, op, "ZSCORE " K_FOLLOWING " %llu",
+                            (ull)job->follower, (ull)job->followee);
+        break;
+    default:
+        rc = -EINVAL;
+    }
+    if (rc)
+        free(op);
     return rc;
 }

@@ -64,9 +64,15 @@ static const char scrub_script[] =
     "end\n"
     "return 1\n";
 
-/* KEYS: tl rb online ev; ARGV: score post reposter timeline-max now maxlen channel user.
- * A user who has the post already gets no second copy (no reposted_by, no live event). */
+/* KEYS: tl rb online ev blocks blockedby mutes; ARGV: score post reposter timeline-max now
+ * maxlen channel user author. A user who has the post already gets no second copy (no
+ * reposted_by, no live event); nor does one who blocked, was blocked by or muted the
+ * author or the reposter. */
 static const char repost_add_script[] =
+    "for _, who in ipairs({ARGV[9], ARGV[3]}) do\n"
+    "  if redis.call('ZSCORE', KEYS[5], who) or redis.call('ZSCORE', KEYS[6], who)\n"
+    "     or redis.call('ZSCORE', KEYS[7], who) then return 0 end\n"
+    "end\n"
     "if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2]) == 1 then\n"
     "  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])\n"
     "  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[4]) - 1)\n"
@@ -176,11 +182,12 @@ int storage_notify_scrub(storage_async_t *sa, uint64_t user, uint64_t actor, sto
     return storage__group_end(g);
 }
 
-int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t reposter, uint64_t score,
-                           const uint64_t *users, size_t n, bool add, int timeline_max,
-                           storage_status_cb cb, void *arg)
+int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, uint64_t reposter,
+                           uint64_t score, const uint64_t *users, size_t n, bool add,
+                           int timeline_max, storage_status_cb cb, void *arg)
 {
-    char p[24], r[24], sc[24], maxbuf[16], now[24], evmax[16];
+    char p[24], r[24], sc[24], maxbuf[16], now[24], evmax[16], au[24];
+    snprintf(au, sizeof(au), "%llu", (ull)author);
     snprintf(now, sizeof(now), "%llu", (ull)storage__now_ms());
     snprintf(evmax, sizeof(evmax), "%d", EVENTS_MAXLEN);
     snprintf(p, sizeof(p), "%llu", (ull)post);
@@ -191,15 +198,19 @@ int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t reposter
     if (!g)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        char tl[40], rb[40], ev[40], channel[40], user[24];
+        char tl[40], rb[40], ev[40], channel[40], user[24], blocks[40], blockedby[40], mutes[40];
+        key(blocks, sizeof(blocks), K_BLOCKS, users[i]);
+        key(blockedby, sizeof(blockedby), K_BLOCKED_BY, users[i]);
+        key(mutes, sizeof(mutes), K_MUTES, users[i]);
         key(tl, sizeof(tl), K_TIMELINE, users[i]);
         key(rb, sizeof(rb), K_REPOSTED_BY, users[i]);
         key(ev, sizeof(ev), K_EVENTS, users[i]);
         key(channel, sizeof(channel), CHANNEL_EVENTS, users[i]);
         snprintf(user, sizeof(user), "%llu", (ull)users[i]);
         if (add) {
-            const char *argv[] = {"EVAL", repost_add_script, "4", tl, rb, K_ONLINE, ev, sc, p,
-                                  r, maxbuf, now, evmax, channel, user};
+            const char *argv[] = {"EVAL", repost_add_script, "7", tl, rb, K_ONLINE, ev, blocks,
+                                  blockedby, mutes, sc, p, r, maxbuf, now, evmax, channel,
+                                  user, au};
             storage__group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
         } else {
             const char *argv[] = {"EVAL", repost_remove_script, "2", tl, rb, p, r};

@@ -47,6 +47,56 @@ static bool hidden(const uint64_t *h, size_t n, uint64_t id)
     return false;
 }
 
+/* Appends the reads of one group: its newest actors (enough to show STORAGE_NOTICE_ACTORS
+ * even if the hidden ones are among them), its size, and which hidden users are in it.
+ * Returns how many commands it added. */
+static size_t add_group_reads(storage__batch_t *b, uint64_t user, const char *group,
+                              const uint64_t *hide, size_t n_hidden)
+{
+    storage__batch_add(b, "ZREVRANGE " K_NOTIF_PREFIX "%s 0 %llu", (ull)user, group,
+                       (ull)(STORAGE_NOTICE_ACTORS + n_hidden - 1));
+    storage__batch_add(b, "ZCARD " K_NOTIF_PREFIX "%s", (ull)user, group);
+    if (!n_hidden)
+        return 2;
+    char key[160];
+    snprintf(key, sizeof(key), K_NOTIF_PREFIX "%s", (ull)user, group);
+    const char **argv = malloc((n_hidden + 2) * sizeof(*argv));
+    char (*ids)[24] = malloc(n_hidden * sizeof(*ids));
+    if (!argv || !ids) {
+        free(argv);
+        free(ids);
+        b->err = -ENOMEM;
+        return 2;
+    }
+    argv[0] = "ZMSCORE";
+    argv[1] = key;
+    for (size_t i = 0; i < n_hidden; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "%llu", (ull)hide[i]);
+        argv[i + 2] = ids[i];
+    }
+    storage__batch_addargv(b, (int)n_hidden + 2, argv, NULL);
+    free(argv);
+    free(ids);
+    return 3;
+}
+
+/* Fills actors and actor_count of it from the replies of add_group_reads: the count is
+ * exact, hidden actors excluded wherever they are in the group. */
+static void read_group(storage_notice_t *it, redisReply **r, const uint64_t *hide,
+                       size_t n_hidden)
+{
+    const redisReply *actors = r[0];
+    it->actor_count = storage__int(r[1]);
+    for (size_t k = 0; n_hidden && r[2]->type == REDIS_REPLY_ARRAY && k < r[2]->elements; k++)
+        if (r[2]->element[k]->type != REDIS_REPLY_NIL)
+            it->actor_count--;
+    for (size_t k = 0; actors->type == REDIS_REPLY_ARRAY && k < actors->elements; k++) {
+        uint64_t a = storage__uint_str(actors->element[k]);
+        if (!hidden(hide, n_hidden, a) && it->n_actors < STORAGE_NOTICE_ACTORS)
+            it->actors[it->n_actors++] = a;
+    }
+}
+
 void storage_notices_free(storage_notices_t *n)
 {
     free(n->items);
@@ -130,24 +180,14 @@ int storage_notices_page(storage_t *s, uint64_t user, uint64_t cursor, size_t li
         picked = limit;
     }
     storage__batch_init(&b, s);
-    for (size_t i = 0; i < picked; i++) {
-        storage__batch_add(&b, "ZREVRANGE " K_NOTIF_PREFIX "%s 0 %d", (ull)user, keys[i],
-                           STORAGE_NOTICE_ACTORS + 8);
-        storage__batch_add(&b, "ZCARD " K_NOTIF_PREFIX "%s", (ull)user, keys[i]);
-    }
+    size_t stride = 0;
+    for (size_t i = 0; i < picked; i++)
+        stride = add_group_reads(&b, user, keys[i], hide, n_hidden);
     rc = picked ? storage__batch_run(&b) : 0;
     size_t kept = 0;
     for (size_t i = 0; rc == 0 && i < picked; i++) {
-        const redisReply *actors = b.r[2 * i];
         storage_notice_t it = out->items[i];
-        it.actor_count = storage__int(b.r[2 * i + 1]);
-        for (size_t k = 0; actors->type == REDIS_REPLY_ARRAY && k < actors->elements; k++) {
-            uint64_t a = storage__uint_str(actors->element[k]);
-            if (hidden(hide, n_hidden, a))
-                it.actor_count--;
-            else if (it.n_actors < STORAGE_NOTICE_ACTORS)
-                it.actors[it.n_actors++] = a;
-        }
+        read_group(&it, b.r + stride * i, hide, n_hidden);
         if (it.n_actors > 0)
             out->items[kept++] = it;
     }
@@ -205,9 +245,6 @@ int storage_notice_get(storage_t *s, uint64_t user, const char *group, storage_n
     storage__batch_init(&b, s);
     storage__batch_add(&b, "ZSCORE " K_NOTIFS " %s", (ull)user, group);
     storage__batch_add(&b, "GET " K_NOTIF_READ, (ull)user);
-    storage__batch_add(&b, "ZREVRANGE " K_NOTIF_PREFIX "%s 0 %d", (ull)user, group,
-                       STORAGE_NOTICE_ACTORS + 8);
-    storage__batch_add(&b, "ZCARD " K_NOTIF_PREFIX "%s", (ull)user, group);
     storage__batch_add(&b, "ZRANGE " K_BLOCKS " 0 -1", (ull)user);
     storage__batch_add(&b, "ZRANGE " K_BLOCKED_BY " 0 -1", (ull)user);
     storage__batch_add(&b, "ZRANGE " K_MUTES " 0 -1", (ull)user);
@@ -217,27 +254,29 @@ int storage_notice_get(storage_t *s, uint64_t user, const char *group, storage_n
             rc = -EIO;
     if (rc == 0 && b.r[0]->type != REDIS_REPLY_STRING)
         rc = -ENOENT; /* gone since: trimmed, or its last actor left */
+    size_t n_hidden = 0;
+    uint64_t *hide = rc == 0 ? collect_hidden(b.r + 2, 3, &n_hidden) : NULL;
+    if (rc == 0 && !hide)
+        rc = -ENOMEM;
     if (rc == 0) {
-        size_t n_hidden;
-        uint64_t *hide = collect_hidden(b.r + 4, 3, &n_hidden);
         out->id = storage__uint_str(b.r[0]);
         out->type = type;
         out->read = out->id <= storage__uint_str(b.r[1]);
         const char *colon = strchr(group, ':');
         if (type != STORAGE_NOTICE_FOLLOW)
             out->subject = storage__parse_u64(colon + 1, strlen(colon + 1));
-        out->actor_count = storage__int(b.r[3]);
-        const redisReply *actors = b.r[2];
-        for (size_t k = 0; hide && k < actors->elements; k++) {
-            uint64_t a = storage__uint_str(actors->element[k]);
-            if (hidden(hide, n_hidden, a))
-                out->actor_count--;
-            else if (out->n_actors < STORAGE_NOTICE_ACTORS)
-                out->actors[out->n_actors++] = a;
-        }
-        rc = !hide ? -ENOMEM : out->n_actors ? 0 : -ENOENT;
-        free(hide);
     }
     storage__batch_free(&b);
+    if (rc == 0) {
+        storage__batch_init(&b, s);
+        add_group_reads(&b, user, group, hide, n_hidden);
+        rc = storage__batch_run(&b);
+        if (rc == 0)
+            read_group(out, b.r, hide, n_hidden);
+        if (rc == 0 && out->n_actors == 0)
+            rc = -ENOENT;
+        storage__batch_free(&b);
+    }
+    free(hide);
     return rc;
 }

@@ -152,16 +152,24 @@ int storage_notify_drop(storage_async_t *sa, uint64_t user, const char *group,
 /* Removes actor from every notification group of user. */
 int storage_notify_scrub(storage_async_t *sa, uint64_t user, uint64_t actor, storage_status_cb cb,
                          void *arg);
-/* Adds (or removes) post as reposted by reposter to users' timelines at score; a user
- * who already has the post gets no second copy, and removal only takes this repost's. */
-int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t reposter, uint64_t score,
-                           const uint64_t *users, size_t n, bool add, int timeline_max,
-                           storage_status_cb cb, void *arg);
+/* Adds (or removes) post of author as reposted by reposter to users' timelines at score; a
+ * user who already has the post, or blocked, was blocked by or muted author or reposter,
+ * gets nothing, and removal only takes this repost's entries. */
+int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, uint64_t reposter,
+                           uint64_t score, const uint64_t *users, size_t n, bool add,
+                           int timeline_max, storage_status_cb cb, void *arg);
 /* Marks author a celebrity: from now on, posts are merged at read time. */
 int storage_celebrity_mark(storage_async_t *sa, uint64_t author, storage_status_cb cb, void *arg);
 /* Records, for each user, that they follow celebrity author (read-time merge). */
 int storage_celebrity_followers_add(storage_async_t *sa, uint64_t author, const uint64_t *users,
                                     size_t n, storage_status_cb cb, void *arg);
+
+/* Whether the action behind a like, repost or follow job (or its undoing) still holds:
+ * the like, repost or follow exists now. A job that arrives after a later change of mind
+ * must not apply its stale effect. */
+typedef void (*storage_bool_cb)(void *arg, int status, bool yes);
+int storage_action_holds(storage_async_t *sa, const storage_job_t *job, storage_bool_cb cb,
+                         void *arg);
 
 /* ---- live events (events.c, pubsub.c) ------------------------------------------------------ */
 /* Logs and publishes an event of kind about ref to each of users that is connected. */

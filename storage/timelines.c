@@ -225,6 +225,17 @@ int storage_celebrity_followers_add(storage_async_t *sa, uint64_t author, const 
 
 /* ---- follow backfill and unfollow purge ---------------------------------------------------- */
 
+/* KEYS: tl rb; ARGV: reposter. Removes the entries that reposter's reposts put there. */
+static const char drop_reposts_script[] =
+    "local all = redis.call('HGETALL', KEYS[2])\n"
+    "for i = 1, #all, 2 do\n"
+    "  if all[i + 1] == ARGV[1] then\n"
+    "    redis.call('ZREM', KEYS[1], all[i])\n"
+    "    redis.call('HDEL', KEYS[2], all[i])\n"
+    "  end\n"
+    "end\n"
+    "return 1\n";
+
 typedef struct edge_op_s {
     storage_async_t *sa;
     storage_status_cb cb;
@@ -287,12 +298,30 @@ static void edge_write(edge_op_t *op)
                 argv[a++] = nums[i];
             }
             storage__group_add_argv(g, (int)a, argv);
+            if (op->follow) { /* now the followee's own entries, no longer anyone's repost */
+                char rb[40];
+                snprintf(rb, sizeof(rb), K_REPOSTED_BY, (ull)tl);
+                a = 0;
+                argv[a++] = "HDEL";
+                argv[a++] = rb;
+                for (size_t i = 0; i < op->n_posts; i++)
+                    argv[a++] = nums[i];
+                storage__group_add_argv(g, (int)a, argv);
+            }
             free(argv);
             free(nums);
         }
         if (op->follow)
             storage__group_add(g, "ZREMRANGEBYRANK " K_TIMELINE " 0 %d", (ull)tl,
                                -(op->timeline_max + 1));
+    }
+    if (op->unconditional) { /* a block or mute also takes the target's reposts away */
+        char tlkey[40], rb[40], target[24];
+        snprintf(tlkey, sizeof(tlkey), K_TIMELINE, (ull)tl);
+        snprintf(rb, sizeof(rb), K_REPOSTED_BY, (ull)tl);
+        snprintf(target, sizeof(target), "%llu", (ull)op->followee);
+        const char *argv[] = {"EVAL", drop_reposts_script, "2", tlkey, rb, target};
+        storage__group_add_argv(g, 6, argv);
     }
     int rc = storage__group_end(g);
     if (rc)
