@@ -189,6 +189,7 @@ void api_system_healthz(api_req_t *r);
 void api_system_readyz(api_req_t *r);
 void api_system_metrics(api_req_t *r);
 void api_system_openapi(api_req_t *r);
+void api_system_demo(api_req_t *r);
 void api_stream_get(api_req_t *r);
 void api_stream_options(api_req_t *r);
 
@@ -198,5 +199,8 @@ void api_sse_destroy(api_t *api);
 
 extern const char api_openapi_yaml[];
 extern const size_t api_openapi_yaml_len;
+/* web/index.html, the demo page, embedded at build time like the spec. */
+extern const char api_demo_html[];
+extern const size_t api_demo_html_len;
 
 #endif

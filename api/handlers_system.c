@@ -1,4 +1,4 @@
-/* api/handlers_system.c -- the System tag: liveness, readiness, metrics, the spec. */
+/* api/handlers_system.c -- the System tag: health, readiness, metrics, the spec, the demo page. */
 #include "api/api.h"
 #include "api/text.h"
 
@@ -154,4 +154,10 @@ void api_system_metrics(api_req_t *r)
 void api_system_openapi(api_req_t *r)
 {
     api_reply_text(r, 200, "application/yaml", api_openapi_yaml, api_openapi_yaml_len);
+}
+
+/* The demo page (web/index.html): plain HTML and JS that talk to this same origin. */
+void api_system_demo(api_req_t *r)
+{
+    api_reply_text(r, 200, "text/html; charset=utf-8", api_demo_html, api_demo_html_len);
 }

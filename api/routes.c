@@ -40,6 +40,7 @@ const api_route_t api_routes[] = {
     {"GET", "/readyz", api_system_readyz, false},
     {"GET", "/metrics", api_system_metrics, false},
     {"GET", "/openapi.yaml", api_system_openapi, false},
+    {"GET", "/", api_system_demo, false},
 };
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);
 

@@ -85,6 +85,7 @@ Test(routes, known_core_routes_exist)
         {"GET", "/v1/posts/1"},         {"DELETE", "/v1/posts/1"},
         {"GET", "/healthz"},            {"GET", "/readyz"},
         {"GET", "/metrics"},            {"GET", "/openapi.yaml"},
+        {"GET", "/"},
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         cr_expect_geq(match(want[i][0], want[i][1]).route, 0, "%s %s has no route", want[i][0],
@@ -106,6 +107,7 @@ Test(routes, wrong_method_gives_405_with_the_allow_list)
         {"PUT", "/v1/posts/1", "GET, HEAD, DELETE"},
         {"POST", "/healthz", "GET, HEAD"},
         {"DELETE", "/metrics", "GET, HEAD"},
+        {"POST", "/", "GET, HEAD"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         match_t m = match(cases[i][0], cases[i][1]);
@@ -117,7 +119,7 @@ Test(routes, wrong_method_gives_405_with_the_allow_list)
 Test(routes, unknown_paths_give_minus_one)
 {
     static const char *const paths[] = {
-        "/",  "",  "v1/users", "/v1", "/v1/", "/v2/users", "/v1/user", "/v1/users/1/friends",
+        "",   "//", "v1/users", "/v1", "/v1/", "/v2/users", "/v1/user", "/v1/users/1/friends",
         "/healthz/x", "/HEALTHZ", "/v1/posts/1/2", "/v1//users", "//v1/users",
     };
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {

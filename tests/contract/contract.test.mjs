@@ -382,7 +382,7 @@ describe('the server', () => {
     }
   });
 
-  test('System: healthz, readyz, metrics, openapi.yaml', async () => {
+  test('System: healthz, readyz, metrics, openapi.yaml, the demo page', async () => {
     assert.deepEqual(expectStatus(await api('GET', '/healthz'), 200), { status: 'ok' });
     const ready = expectStatus(await api('GET', '/readyz'), 200);
     assert.deepEqual(ready, { status: 'ready', checks: { redis: 'up', id_node: 'leased' } });
@@ -397,6 +397,11 @@ describe('the server', () => {
       assert.fail('GET /openapi.yaml differs from openapi.yaml on disk (rebuild the server: the spec is ' +
         `compiled in); first difference at line ${i + 1}:\n  served:  ${a[i]}\n  on disk: ${b[i]}`);
     }
+    const page = await api('GET', '/');
+    const html = expectStatus(page, 200);
+    assert.equal(page.headers['content-type'], 'text/html; charset=utf-8');
+    assert.match(html, /^<!doctype html>/i);
+    assert.ok(html.includes('EventSource'), 'the demo page follows the stream with EventSource');
   });
 
   test('Users: register', async () => {
@@ -1051,7 +1056,7 @@ describe('the server', () => {
   });
 
   test('unknown routes get 404 and other methods 405 with Allow', async () => {
-    for (const p of ['/v1/nothing', '/v1/users/', `/v1/users/${users.bob.id}/`, '/v1/users//follow', '/', '/v2/users', '/healthz/x',
+    for (const p of ['/v1/nothing', '/v1/users/', `/v1/users/${users.bob.id}/`, '/v1/users//follow', '//', '/v2/users', '/healthz/x',
       '/v1/notifications/', '/v1/notifications/x', '/v1/posts/1/like/x', '/v1/blocks/1', '/v1/users//block']) {
       for (const method of ['GET', 'POST', 'DELETE']) {
         const res = await unroutedCall(method, p);
@@ -1082,6 +1087,7 @@ describe('the server', () => {
       const metrics = expectStatus(await api('GET', '/metrics', { server }), 200);
       assert.match(metrics, /^tidings_redis_up 0$/m);
       expectStatus(await api('GET', '/openapi.yaml', { server }), 200);
+      expectStatus(await api('GET', '/', { server }), 200);
       expectStatus(await api('POST', '/v1/users', { server, json: { handle: newHandle('down') } }), 503);
       // A token that is not in the auth cache needs Redis to be checked.
       const token = `tdg_${users.alice.id}_${'A'.repeat(43)}`;
