@@ -1,0 +1,99 @@
+/* tests/sse/client.h -- a server-sent events client over a raw loopback socket.
+ *
+ * It speaks HTTP/1.1 itself, so the test sees exactly what the server sends: the response
+ * head, the chunked transfer coding (decoded incrementally; a malformed chunk is a framing
+ * error, the zero-length chunk a clean end), and the text/event-stream framing of the
+ * WHATWG HTML standard (§9.2.6): lines ended by CRLF, LF or CR; `:` comments; the fields
+ * id, event, data (lines joined by LF) and retry; a blank line ending each event. Unlike a
+ * browser it also reports comments, retry and blocks without data (a bare `id:` moves the
+ * position on), and counts any field the protocol does not know, so a test can insist on a
+ * clean stream.
+ *
+ * Every wait takes a timeout; nothing here blocks without one. Assertion failures use
+ * cr_assert, so call these from the test's own thread only (sse_next never asserts).
+ */
+#ifndef TIDINGS_TEST_SSE_CLIENT_H
+#define TIDINGS_TEST_SSE_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sse_opts_s {
+    const char *path;          /* request target; NULL: "/v1/stream" */
+    const char *token;         /* Authorization: Bearer <token> unless NULL */
+    const char *last_event_id; /* Last-Event-ID header unless NULL */
+    const char *extra_headers; /* "Name: value\r\n…" unless NULL */
+    const char *method;        /* NULL: GET */
+    int rcvbuf;                /* SO_RCVBUF set before connecting (a slow reader); 0: default */
+} sse_opts_t;
+
+typedef enum {
+    SSE_EVENT = 1, /* a block ended by a blank line: see the event fields */
+    SSE_COMMENT,   /* a ':' line: text holds what follows the colon (one space stripped) */
+    SSE_RETRY,     /* a retry field: retry_ms */
+    SSE_END = 0,   /* the stream ended (see sse_t.clean_end) */
+    SSE_TIMEOUT = -1,
+} sse_kind_t;
+
+typedef struct sse_item_s {
+    sse_kind_t kind;
+    bool has_id;
+    char id[64];    /* the block's id field (SSE_EVENT) */
+    char type[32];  /* the block's event field, "" when absent */
+    bool has_data;
+    char *data;     /* the data lines joined by LF (owned; NULL without a data field) */
+    size_t data_len;
+    char text[128]; /* SSE_COMMENT */
+    long retry_ms;  /* SSE_RETRY */
+} sse_item_t;
+
+typedef struct sse_s {
+    int fd;
+    int status;       /* of the response; 0 when none came */
+    char *head;       /* status line and headers (owned) */
+    char *body;       /* the whole body when status is not 200 (owned, NUL-terminated) */
+    size_t body_len;
+    bool chunked;     /* Transfer-Encoding: chunked */
+    bool ended;       /* no more bytes will come */
+    bool clean_end;   /* the terminating zero-length chunk arrived */
+    bool framing_error;
+    char framing_what[96];
+    int unknown_fields; /* lines naming no SSE field */
+    char unknown_line[96];
+    char last_id[64]; /* the last id field seen, as a browser keeps it */
+    uint64_t bytes;   /* payload bytes decoded */
+    /* decoder state (private) */
+    char *_raw;
+    size_t _raw_len, _raw_cap;
+    char *_text;
+    size_t _text_len, _text_cap, _text_off;
+    int _chunk_state;
+    size_t _chunk_left;
+    bool _skip_lf;
+    bool _block; /* a field of the current block was seen */
+    sse_item_t _cur;
+    char *_data;
+    size_t _data_len, _data_cap;
+} sse_t;
+
+/* Connects to 127.0.0.1:port, sends the request and reads the response head within
+ * timeout_ms (the test fails otherwise). A non-200 response's body is read whole into
+ * body. Returns new; free with sse_close. */
+sse_t *sse_open(int port, const sse_opts_t *o, int timeout_ms);
+/* The next item within timeout_ms. Never asserts: SSE_TIMEOUT when nothing complete came. */
+sse_kind_t sse_next(sse_t *c, sse_item_t *it, int timeout_ms);
+/* The next SSE_EVENT, skipping comments and retry, or SSE_END / SSE_TIMEOUT. */
+sse_kind_t sse_next_event(sse_t *c, sse_item_t *it, int timeout_ms);
+/* Frees what the item owns (safe on a zeroed or already cleared item). */
+void sse_item_clear(sse_item_t *it);
+/* A copy of the first response header's value (case-insensitive name) into buf; NULL when
+ * absent. */
+const char *sse_header(const sse_t *c, const char *name, char *buf, size_t size);
+/* Reads and drops everything until the stream ends or timeout_ms passes; true when it ended.
+ * Counts what it dropped into *events when not NULL. */
+bool sse_drain(sse_t *c, int timeout_ms, int *events);
+/* Closes the socket (an abrupt client hang-up) and frees c (NULL is fine). */
+void sse_close(sse_t *c);
+
+#endif

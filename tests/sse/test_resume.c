@@ -1,0 +1,436 @@
+/* tests/sse/test_resume.c -- reconnecting with Last-Event-ID: replay without gap or duplicate
+ * (also while posts keep arriving), a reset when the cursor is older than what the server
+ * kept (past --stream-grace-ms, or trimmed from the capped log), and 400 for ids the server
+ * never sends. */
+#include "tests/sse/sx.h"
+
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+TestSuite(sse_resume, .fini = sx_teardown, .timeout = SX_TIMEOUT);
+
+static ts_server_t srv;
+
+/* ---- a writer that keeps posting ---------------------------------------------------------- */
+
+#define WRITER_MAX 3000
+
+typedef struct writer_s {
+    int port;
+    char token[128];
+    atomic_bool stop;
+    atomic_size_t n;
+    char ids[WRITER_MAX][24];
+    int failures, last_status;
+} writer_t;
+
+static void *write_loop(void *arg)
+{
+    writer_t *w = arg;
+    while (!atomic_load(&w->stop) && atomic_load(&w->n) < WRITER_MAX) {
+        char text[48], id[24];
+        snprintf(text, sizeof(text), "under load %zu", atomic_load(&w->n));
+        int status = sx_post_raw(w->port, w->token, text, id);
+        if (status != 202 || !id[0]) {
+            w->failures++;
+            w->last_status = status;
+            ts_sleep_ms(20);
+            continue;
+        }
+        size_t i = atomic_load(&w->n);
+        memcpy(w->ids[i], id, sizeof(w->ids[i]));
+        atomic_store(&w->n, i + 1);
+        ts_sleep_ms(2);
+    }
+    return NULL;
+}
+
+static unsigned rnd(unsigned below)
+{
+    unsigned v = 0;
+    cr_assert(getrandom(&v, sizeof(v), 0) == (ssize_t)sizeof(v));
+    return v % below;
+}
+
+/* Opens the reader's stream after last: by header, by ?last_event_id=, or by both. */
+static sse_t *reopen(const sx_user_t *u, const char *last, int how)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/stream?last_event_id=%s", last);
+    sse_opts_t o = {.token = u->token};
+    if (how % 3 != 1)
+        o.last_event_id = last;
+    if (how % 3 != 0)
+        o.path = path;
+    return sx_stream_opts(srv.port, &o);
+}
+
+Test(sse_resume, replay_while_posts_keep_arriving_has_no_gap_and_no_duplicate)
+{
+    sx_use_private_redis();
+    sx_server(&srv, (const char *const[]){"--heartbeat", "1", NULL});
+    sx_user_t reader, author;
+    sx_register(srv.port, "loadr", &reader);
+    sx_register(srv.port, "loada", &author);
+    sx_follow(srv.port, &reader, &author);
+    sse_t *c = sx_stream(srv.port, &reader, NULL);
+
+    static writer_t w;
+    memset(&w, 0, sizeof(w));
+    w.port = srv.port;
+    snprintf(w.token, sizeof(w.token), "%s", author.token);
+    pthread_t th;
+    cr_assert(pthread_create(&th, NULL, write_loop, &w) == 0);
+
+    sx_got_t g = {0};
+    enum { CYCLES = 30 };
+    for (int cycle = 0; cycle < CYCLES; cycle++) {
+        unsigned k = 1 + rnd(8);
+        for (unsigned i = 0; i < k; i++)
+            sx_read_feed(c, &g, SX_WAIT_MS, "a post under load");
+        cr_assert_eq(c->unknown_fields, 0, "unknown SSE line: %s", c->unknown_line);
+        sse_close(c); /* hang up mid-stream, events in flight */
+        ts_sleep_ms((int)rnd(40));
+        c = reopen(&reader, g.event[g.n - 1], cycle);
+    }
+    atomic_store(&w.stop, true);
+    pthread_join(th, NULL);
+    size_t posted = atomic_load(&w.n);
+    cr_assert_eq(w.failures, 0, "%d posts failed (last status %d)", w.failures, w.last_status);
+    cr_assert_geq(posted, (size_t)CYCLES, "the writer made only %zu posts", posted);
+
+    /* Everything posted arrives, and then nothing more. */
+    while (g.n < posted)
+        sx_read_feed(c, &g, SX_WAIT_MS, "the rest of the posts");
+    sse_item_t ev;
+    sse_kind_t extra = sse_next_event(c, &ev, 1500);
+    cr_assert_eq(extra, SSE_TIMEOUT, "an event beyond the %zu posted: id %s, type %s, data %.200s",
+                 posted, ev.id, ev.type, ev.data ? ev.data : "");
+    sse_item_clear(&ev);
+
+    for (size_t i = 0; i < posted; i++) {
+        int times = 0;
+        for (size_t j = 0; j < g.n; j++)
+            times += strcmp(g.post[j], w.ids[i]) == 0;
+        cr_assert_eq(times, 1, "post %zu of %zu (%s) was received %d times", i + 1, posted,
+                     w.ids[i], times);
+    }
+    cr_assert_eq(g.n, posted, "received %zu events for %zu posts", g.n, posted);
+    sse_close(c);
+    sx_got_free(&g);
+}
+
+Test(sse_resume, reconnecting_within_the_grace_replays_what_was_missed)
+{
+    sx_use_private_redis();
+    sx_server(&srv, NULL);
+    sx_user_t reader, author;
+    sx_register(srv.port, "gracer", &reader);
+    sx_register(srv.port, "gracea", &author);
+    sx_follow(srv.port, &reader, &author);
+    sse_t *c = sx_stream(srv.port, &reader, NULL);
+    sse_t *watch = sx_stream(srv.port, &reader, NULL); /* another device; tells when logged */
+    sx_got_t g = {0}, wg = {0};
+    char post[24];
+    sx_post(srv.port, &author, "before the hang-up", post);
+    sx_read_feed(c, &g, SX_WAIT_MS, "the first post");
+    sx_read_feed(watch, &wg, SX_WAIT_MS, "the first post (watcher)");
+    sse_close(c);
+
+    enum { MISSED = 5 };
+    char missed[MISSED][24];
+    for (int i = 0; i < MISSED; i++) {
+        char text[32];
+        snprintf(text, sizeof(text), "while away %d", i);
+        sx_post(srv.port, &author, text, missed[i]);
+    }
+    for (int i = 0; i < MISSED; i++)
+        sx_read_feed(watch, &wg, SX_WAIT_MS, "a missed post (watcher)");
+    double replayed = sx_metric(srv.port, "tidings_stream_events_replayed_total");
+
+    /* Every missed event, once, in log order: the watcher saw the same log. */
+    c = sx_stream(srv.port, &reader, g.event[0]);
+    for (int i = 0; i < MISSED; i++)
+        sx_read_feed(c, &g, SX_WAIT_MS, "a replayed post");
+    for (int i = 0; i < MISSED; i++)
+        cr_assert(strcmp(g.event[i + 1], wg.event[i + 1]) == 0 &&
+                      strcmp(g.post[i + 1], wg.post[i + 1]) == 0,
+                  "replayed event %d is %s (post %s); the log has %s (post %s)", i, g.event[i + 1],
+                  g.post[i + 1], wg.event[i + 1], wg.post[i + 1]);
+    cr_assert_geq(sx_metric(srv.port, "tidings_stream_events_replayed_total") - replayed, MISSED,
+                  "tidings_stream_events_replayed_total did not count the replay");
+
+    /* Then live again, with no seam. */
+    sx_post(srv.port, &author, "after the return", post);
+    sx_read_feed(c, &g, SX_WAIT_MS, "a live post after the replay");
+    cr_assert_str_eq(g.post[g.n - 1], post);
+    sse_close(c);
+    sse_close(watch);
+    sx_got_free(&g);
+    sx_got_free(&wg);
+}
+
+/* Posts n posts as author, and waits until the watcher stream has them all (so they are in
+ * the log). */
+static void post_many(const sx_user_t *author, int n, sse_t *watch, sx_got_t *wg, char *last_post)
+{
+    for (int i = 0; i < n; i++) {
+        char text[32];
+        snprintf(text, sizeof(text), "many %d", i);
+        sx_post(srv.port, author, text, last_post);
+    }
+    for (int i = 0; i < n; i++)
+        sx_read_feed(watch, wg, SX_WAIT_MS, "a post (watcher)");
+}
+
+Test(sse_resume, a_long_absence_within_the_log_replays_every_event)
+{
+    /* 700 events: under the log's cap (1,000) and the timeline's (800), so the design's
+     * retention window holds them all; more than one catch-up batch, and more than a
+     * default --stream-buffer (256 KiB / 512 = 512 events) holds at once. */
+    enum { MISSED = 700 };
+    sx_use_private_redis();
+    sx_server(&srv, NULL);
+    sx_user_t reader, author;
+    sx_register(srv.port, "longr", &reader);
+    sx_register(srv.port, "longa", &author);
+    sx_follow(srv.port, &reader, &author);
+    sse_t *c = sx_stream(srv.port, &reader, NULL);
+    sse_t *watch = sx_stream(srv.port, &reader, NULL);
+    sx_got_t g = {0}, wg = {0};
+    char post[24];
+    sx_post(srv.port, &author, "before a long absence", post);
+    sx_read_feed(c, &g, SX_WAIT_MS, "the first post");
+    sx_read_feed(watch, &wg, SX_WAIT_MS, "the first post (watcher)");
+    sse_close(c);
+    post_many(&author, MISSED, watch, &wg, post);
+
+    c = sx_resume_until(srv.port, &reader, &g, 1 + MISSED, "a long absence");
+    for (size_t i = 0; i < wg.n; i++)
+        cr_assert_str_eq(g.event[i], wg.event[i], "replayed event %zu differs from the log", i);
+    sx_post(srv.port, &author, "back", post);
+    sx_read_feed(c, &g, SX_WAIT_MS, "a live post after the replay");
+    sse_close(c);
+    sse_close(watch);
+    sx_got_free(&g);
+    sx_got_free(&wg);
+}
+
+/* Waits until the server holds no stream (it notices a hang-up at the next heartbeat). */
+static void wait_no_streams(int port)
+{
+    uint64_t deadline = ts_now_ms() + 20000;
+    while (sx_metric(port, "tidings_streams_open") > 0) {
+        cr_assert(ts_now_ms() < deadline, "streams still open 20 s after the last hang-up");
+        ts_sleep_ms(100);
+    }
+}
+
+/* The next event must be a reset; returns its id in id. */
+static void expect_reset(sse_t *c, char *id, size_t size)
+{
+    sse_item_t ev;
+    sx_expect_event(c, "reset", &ev, SX_WAIT_MS, "a stale cursor");
+    json_t *data = sx_data(&ev);
+    cr_assert(json_is_object(data), "the reset event's data is not an object: %s", ev.data);
+    json_decref(data);
+    snprintf(id, size, "%s", ev.id);
+    sse_item_clear(&ev);
+}
+
+Test(sse_resume, a_cursor_older_than_the_grace_gets_reset)
+{
+    sx_use_private_redis();
+    sx_server(&srv, (const char *const[]){"--stream-grace-ms", "2000", "--heartbeat", "1", NULL});
+    sx_user_t reader, author;
+    sx_register(srv.port, "staler", &reader);
+    sx_register(srv.port, "stalea", &author);
+    sx_follow(srv.port, &reader, &author);
+    sse_t *c = sx_stream(srv.port, &reader, NULL);
+    sx_got_t g = {0};
+    char post[24];
+    sx_post(srv.port, &author, "seen", post);
+    sx_read_feed(c, &g, SX_WAIT_MS, "the post before leaving");
+    sse_close(c);
+    wait_no_streams(srv.port);
+    ts_sleep_ms(2000 + 700); /* past the grace: the reader is offline */
+
+    char unseen[24];
+    sx_post(srv.port, &author, "posted while the reader was offline", unseen);
+    /* Its fan-out is done once it is in the reader's timeline (the event is not logged). */
+    uint64_t deadline = ts_now_ms() + SX_WAIT_MS;
+    for (bool there = false; !there;) {
+        json_t *tl = ts_call(srv.port, "GET", "/v1/timeline?limit=1", reader.token, NULL, 200);
+        there = strcmp(sx_str(json_array_get(json_object_get(tl, "items"), 0), "id"), unseen) == 0;
+        json_decref(tl);
+        cr_assert(there || ts_now_ms() < deadline, "the offline post never reached the timeline");
+        if (!there)
+            ts_sleep_ms(25);
+    }
+
+    c = sx_stream(srv.port, &reader, g.event[0]);
+    char reset[64];
+    expect_reset(c, reset, sizeof(reset));
+    cr_assert_geq(sx_id_cmp(reset, g.event[0]), 0, "the reset id %s is before the cursor %s",
+                  reset, g.event[0]);
+    /* The stream carries on live after the reset. */
+    sx_post(srv.port, &author, "after the reset", post);
+    sse_item_t ev;
+    sx_expect_event(c, "feed", &ev, 15000, "a live post after the reset");
+    char id[24];
+    cr_assert_str_eq(sx_data_id(&ev, id, sizeof(id)), post,
+                     "expected the post made after the reset, got %s", id);
+    cr_assert_gt(sx_id_cmp(ev.id, reset), 0);
+    sse_item_clear(&ev);
+
+    /* Resuming from the reset's id is a plain resume (no second reset). */
+    sse_close(c);
+    c = sx_stream(srv.port, &reader, reset);
+    sx_expect_event(c, "feed", &ev, 15000, "resuming from the reset id");
+    cr_assert_str_eq(sx_data_id(&ev, id, sizeof(id)), post);
+    sse_item_clear(&ev);
+    sse_close(c);
+    sx_got_free(&g);
+}
+
+Test(sse_resume, a_connected_user_stays_online_longer_than_the_grace)
+{
+    /* "Online" means a stream open, or closed within --stream-grace-ms: a stream that stays
+     * open longer than the grace must go on receiving. */
+    sx_use_private_redis();
+    sx_server(&srv, (const char *const[]){"--stream-grace-ms", "1000", "--heartbeat", "1", NULL});
+    sx_user_t reader, author;
+    sx_register(srv.port, "longonr", &reader);
+    sx_register(srv.port, "longona", &author);
+    sx_follow(srv.port, &reader, &author);
+    sse_t *c = sx_stream(srv.port, &reader, NULL);
+    sx_got_t g = {0};
+    char post[24];
+    sx_post(srv.port, &author, "at once", post);
+    sx_read_feed(c, &g, SX_WAIT_MS, "a post right after connecting");
+    /* Three seconds connected (heartbeats keep coming), then another post. */
+    uint64_t until = ts_now_ms() + 3000;
+    int beats = 0;
+    for (int64_t left; (left = (int64_t)until - (int64_t)ts_now_ms()) > 0;) {
+        sse_item_t it;
+        sse_kind_t k = sse_next(c, &it, (int)left);
+        cr_assert(k != SSE_END, "the stream ended");
+        cr_assert(k != SSE_EVENT, "an unexpected event: %s %s", it.id, it.type);
+        beats += k == SSE_COMMENT;
+        sse_item_clear(&it);
+    }
+    cr_assert_geq(beats, 1, "no heartbeat in 3 s with --heartbeat 1");
+    sx_post(srv.port, &author, "three seconds later", post);
+    sx_read_feed(c, &g, 15000, "a post 3 s after connecting (--stream-grace-ms 1000)");
+    cr_assert_str_eq(g.post[1], post);
+    sse_close(c);
+    sx_got_free(&g);
+}
+
+Test(sse_resume, a_cursor_before_the_trimmed_log_gets_reset)
+{
+    /* The log keeps about 1,000 events (XADD MAXLEN ~ trims whole nodes of 100): 1,150 more
+     * events push the cursor's out of it. A stream buffer of 2,048 events, so that a replay
+     * of the whole log would fit: the reset must come from the trim, not from an overflow. */
+    enum { MORE = 1150 };
+    sx_use_private_redis();
+    sx_server(&srv, (const char *const[]){"--stream-buffer", "1048576", NULL});
+    sx_user_t user;
+    sx_register(srv.port, "trim", &user);
+    sse_t *c = sx_stream(srv.port, &user, NULL);
+    sse_t *watch = sx_stream(srv.port, &user, NULL);
+    sx_got_t g = {0}, wg = {0};
+    char post[24];
+    sx_post(srv.port, &user, "the first", post);
+    sx_read_feed(c, &g, SX_WAIT_MS, "the first post");
+    sx_read_feed(watch, &wg, SX_WAIT_MS, "the first post (watcher)");
+    sse_close(c);
+    post_many(&user, MORE, watch, &wg, post);
+
+    c = sx_stream(srv.port, &user, g.event[0]);
+    char reset[64];
+    expect_reset(c, reset, sizeof(reset));
+    cr_assert_str_eq(reset, wg.event[wg.n - 1], "the reset should point at the log's newest "
+                                                "event (%s), not %s",
+                     wg.event[wg.n - 1], reset);
+    sx_post(srv.port, &user, "after the reset", post);
+    sse_item_t ev;
+    sx_expect_event(c, "feed", &ev, SX_WAIT_MS, "a live post after the reset");
+    char id[24];
+    cr_assert_str_eq(sx_data_id(&ev, id, sizeof(id)), post);
+    sse_item_clear(&ev);
+
+    /* A cursor still inside the log resumes normally: the last 10 the watcher saw. */
+    sse_close(c);
+    c = sx_stream(srv.port, &user, wg.event[wg.n - 11]);
+    for (size_t i = wg.n - 10; i < wg.n; i++) {
+        sx_expect_event(c, "feed", &ev, SX_WAIT_MS, "a replay from inside the log");
+        cr_assert_str_eq(ev.id, wg.event[i]);
+        sse_item_clear(&ev);
+    }
+    sse_close(c);
+    sse_close(watch);
+    sx_got_free(&g);
+    sx_got_free(&wg);
+}
+
+/* Opening u's stream with this Last-Event-ID (header, then query) answers 400. */
+static void expect_400(const sx_user_t *u, const char *bad, const char *query_bad)
+{
+    sse_t *c = sse_open(srv.port, &(sse_opts_t){.token = u->token, .last_event_id = bad},
+                        SX_OPEN_MS);
+    cr_assert_eq(c->status, 400, "Last-Event-ID '%s': expected 400, got %d", bad, c->status);
+    char v[128];
+    cr_assert(sse_header(c, "Content-Type", v, sizeof(v)) &&
+                  strncmp(v, "application/problem+json", 24) == 0,
+              "Last-Event-ID '%s': the 400 is not a problem", bad);
+    sse_close(c);
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/stream?last_event_id=%s", query_bad ? query_bad : bad);
+    c = sse_open(srv.port, &(sse_opts_t){.token = u->token, .path = path}, SX_OPEN_MS);
+    cr_assert_eq(c->status, 400, "?last_event_id=%s: expected 400, got %d", bad, c->status);
+    sse_close(c);
+}
+
+Test(sse_resume, a_malformed_last_event_id_is_400)
+{
+    sx_use_fixture_redis();
+    sx_server(&srv, NULL);
+    sx_user_t u;
+    sx_register(srv.port, "badid", &u);
+    sse_close(sx_stream(srv.port, &u, NULL)); /* online now: a valid id would resume */
+    expect_400(&u, "abc", NULL);
+    expect_400(&u, "12", NULL);
+    expect_400(&u, "-1", NULL);
+    expect_400(&u, "1-", NULL);
+    expect_400(&u, "-", NULL);
+    expect_400(&u, "1-2-3", NULL);
+    expect_400(&u, "1--2", NULL);
+    expect_400(&u, "1-2x", NULL);
+    expect_400(&u, "x1-2", NULL);
+    expect_400(&u, "1.5-2", NULL);
+    expect_400(&u, "+1-2", "%2B1-2");
+    expect_400(&u, "123456789012345678901-0", NULL); /* 21 digits */
+    expect_400(&u, "1-123456789012345678901234567890123456789012345678", NULL); /* 50 long */
+    /* And a well-formed one still opens. */
+    sse_close(sx_stream(srv.port, &u, "1-0"));
+}
+
+Test(sse_resume, a_last_event_id_beyond_64_bits_is_400)
+{
+    /* Redis stream ids are two unsigned 64-bit numbers; the server never sends more. */
+    sx_use_fixture_redis();
+    sx_server(&srv, NULL);
+    sx_user_t u;
+    sx_register(srv.port, "bigid", &u);
+    sse_close(sx_stream(srv.port, &u, NULL)); /* online now: the id would be resumed from */
+    expect_400(&u, "18446744073709551616-0", NULL);      /* 2^64 */
+    expect_400(&u, "99999999999999999999-0", NULL);      /* 20 digits, beyond 2^64 */
+    expect_400(&u, "1-18446744073709551616", NULL);      /* sequence 2^64 */
+    expect_400(&u, "1-999999999999999999999999", NULL);  /* 24-digit sequence */
+}
