@@ -251,7 +251,11 @@ static int start(tidings_t *app)
         return -1;
     uint64_t beat = (uint64_t)app->cfg.heartbeat_s * 1000;
     uv_timer_start(&app->heartbeat_timer, on_heartbeat, beat, beat);
-    uv_timer_start(&app->online_timer, on_online_timer, ONLINE_REFRESH_MS, ONLINE_REFRESH_MS);
+    /* Refresh well within the grace, so a connected user never lapses offline. */
+    uint64_t refresh = (uint64_t)app->cfg.stream_grace_ms / 3 < ONLINE_REFRESH_MS
+                           ? (uint64_t)app->cfg.stream_grace_ms / 3
+                           : ONLINE_REFRESH_MS;
+    uv_timer_start(&app->online_timer, on_online_timer, refresh, refresh);
     if (app->cfg.engine) {
         fanout_config_t fcfg;
         fanout_config_defaults(&fcfg);

@@ -101,6 +101,21 @@ static void cache_put(struct api_render_cache_s *c, const char *ref, const char 
     pthread_mutex_unlock(&c->mu);
 }
 
+/* Drops the renderings of a deleted post ("<post>" and its "<post>:<reposter>" forms). */
+static void cache_forget_post(struct api_render_cache_s *c, const char *post)
+{
+    size_t n = strlen(post);
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
+        cache_entry_t *e = &c->slots[i];
+        if (e->json && strncmp(e->ref, post, n) == 0 && (e->ref[n] == '\0' || e->ref[n] == ':')) {
+            free(e->json);
+            e->json = NULL;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
 /* ---- one stream ------------------------------------------------------------------------ */
 
 typedef struct stream_s {
@@ -151,9 +166,10 @@ static bool append(stream_t *st, const char *fmt, ...)
 }
 
 /* The JSON of a feed event "<post>[:<reposter>]", or NULL when the post is gone. */
-static char *render_feed(stream_t *st, const char *ref)
+static char *render_feed(stream_t *st, const char *ref, bool fresh)
 {
-    char *json = cache_get(st->api->render_cache, ref);
+    /* A replayed event may be old: render it fresh, so a post deleted since is not sent. */
+    char *json = fresh ? NULL : cache_get(st->api->render_cache, ref);
     if (json)
         return json;
     char *colon;
@@ -196,10 +212,11 @@ static bool render(stream_t *st, const notify_event_t *ev)
                           "refetch the timeline and notifications\"}\n\n", ev->id);
     char *json = NULL;
     if (strcmp(ev->kind, "feed") == 0) {
-        json = render_feed(st, ev->ref);
+        json = render_feed(st, ev->ref, ev->from_log);
     } else if (strcmp(ev->kind, "notification") == 0) {
         json = render_notification(st, ev->ref);
     } else if (strcmp(ev->kind, "delete") == 0) {
+        cache_forget_post(st->api->render_cache, ev->ref);
         json = malloc(64);
         if (json)
             snprintf(json, 64, "{\"id\":\"%.40s\"}", ev->ref);
@@ -219,12 +236,16 @@ static bool render(stream_t *st, const notify_event_t *ev)
 /* Reads the log after cursor and hands it to the subscriber. */
 static bool catch_up(stream_t *st, const char *cursor)
 {
-    storage_event_t *events = calloc(CATCHUP_BATCH, sizeof(*events));
+    /* No more than the queue holds: it is empty now (notify_sub_next saw to that). */
+    size_t batch = notify_hub_queue_max(st->api->hub);
+    if (batch > CATCHUP_BATCH)
+        batch = CATCHUP_BATCH;
+    storage_event_t *events = calloc(batch, sizeof(*events));
     notify_event_t *made[CATCHUP_BATCH];
     size_t n = 0, m = 0;
     bool trimmed = false;
-    int rc = events ? storage_events_since(st->api->storage, st->user, cursor, CATCHUP_BATCH,
-                                           events, &n, &trimmed)
+    int rc = events ? storage_events_since(st->api->storage, st->user, cursor, batch, events, &n,
+                                           &trimmed)
                     : -ENOMEM;
     if (rc == 0 && trimmed) {
         /* The log dropped events after the cursor: reset to its newest entry. */
@@ -236,9 +257,9 @@ static bool catch_up(stream_t *st, const char *cursor)
     }
     for (size_t i = 0; rc == 0 && i < n; i++)
         if ((made[m] = notify_event_new(events[i].id, events[i].kind, events[i].ref)) != NULL)
-            m++;
+            made[m++]->from_log = true;
     if (rc == 0)
-        notify_sub_catchup_done(st->sub, made, m, n == CATCHUP_BATCH);
+        notify_sub_catchup_done(st->sub, made, m, n == batch);
     for (size_t i = 0; i < m; i++)
         notify_event_unref(made[i]);
     free(events);
@@ -303,12 +324,24 @@ static void stream_free(void *cls)
     free(st);
 }
 
-/* "<digits>-<digits>": a log id this server could have sent. */
+/* Whether s is all digits and fits in 64 bits. */
+static bool u64_digits(const char *s, size_t n)
+{
+    if (n == 0 || n > 20 || strspn(s, "0123456789") < n)
+        return false;
+    char buf[21];
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    errno = 0;
+    (void)strtoull(buf, NULL, 10);
+    return errno == 0;
+}
+
+/* "<ms>-<seq>", both 64-bit: a log id this server could have sent. */
 static bool valid_event_id(const char *id)
 {
-    size_t n = strlen(id), digits = strspn(id, "0123456789");
-    return n < NOTIFY_ID_MAX && digits > 0 && digits <= 20 && id[digits] == '-' &&
-           strspn(id + digits + 1, "0123456789") == n - digits - 1 && n > digits + 1;
+    const char *dash = strchr(id, '-');
+    return dash && u64_digits(id, (size_t)(dash - id)) && u64_digits(dash + 1, strlen(dash + 1));
 }
 
 void api_stream_get(api_req_t *r)

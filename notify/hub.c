@@ -222,6 +222,11 @@ void notify_sub_close(notify_sub_t *sub)
     free(sub);
 }
 
+size_t notify_hub_queue_max(const notify_hub_t *hub)
+{
+    return hub->cfg.queue_max;
+}
+
 uint64_t notify_sub_user(const notify_sub_t *sub)
 {
     return sub->user;
@@ -233,16 +238,16 @@ notify_next_t notify_sub_next(notify_sub_t *sub, notify_event_t **out, char *cur
     pthread_mutex_lock(&sub->mu);
     if (sub->ending) {
         next = NOTIFY_NEXT_END;
+    } else if (sub->len > 0) { /* what is queued goes first: a catch-up needs the room */
+        *out = sub->queue[sub->head];
+        sub->head = (sub->head + 1) % sub->cap;
+        sub->len--;
+        next = NOTIFY_NEXT_EVENT;
     } else if (sub->catchup) {
         sub->catchup = false;
         sub->catching_up = true;
         memcpy(cursor, sub->cursor, NOTIFY_ID_MAX);
         next = NOTIFY_NEXT_CATCHUP;
-    } else if (sub->len > 0) {
-        *out = sub->queue[sub->head];
-        sub->head = (sub->head + 1) % sub->cap;
-        sub->len--;
-        next = NOTIFY_NEXT_EVENT;
     } else {
         sub->parked = true;
         sub->hooks.park(sub->hooks.arg); /* under the lock: a publisher waits for it */

@@ -32,6 +32,7 @@ typedef struct notify_event_s {
     char id[NOTIFY_ID_MAX];     /* the event log's entry id: "<ms>-<seq>", ordered */
     char kind[NOTIFY_KIND_MAX]; /* feed, notification, delete; "" for a heartbeat */
     char ref[NOTIFY_REF_MAX];   /* what the event is about, for the adapter to render */
+    bool from_log;              /* read back from the log (a replay), not live */
 } notify_event_t;
 
 /* Returns new with one reference, or NULL. */
@@ -79,6 +80,8 @@ notify_sub_t *notify_sub_open(notify_hub_t *hub, uint64_t user, const char *curs
 /* Closes and frees it (the adapter's stream ended). */
 void notify_sub_close(notify_sub_t *sub);
 uint64_t notify_sub_user(const notify_sub_t *sub);
+/* Events one stream may have queued. */
+size_t notify_hub_queue_max(const notify_hub_t *hub);
 
 typedef enum {
     NOTIFY_NEXT_EVENT,   /* *out holds an event (a reference the caller drops) */
@@ -86,8 +89,9 @@ typedef enum {
     NOTIFY_NEXT_PARKED,  /* nothing now: the park hook was called */
     NOTIFY_NEXT_END,     /* end the stream: overflow or shutdown */
 } notify_next_t;
-/* What the reader should do next. cursor (NOTIFY_ID_MAX) receives the position to catch
- * up from. */
+/* What the reader should do next: queued events first, then a catch-up (the queue is
+ * empty then, so a catch-up may hand over up to notify_hub_queue_max events). cursor
+ * (NOTIFY_ID_MAX) receives the position to catch up from. */
 notify_next_t notify_sub_next(notify_sub_t *sub, notify_event_t **out, char *cursor);
 /* Hands over the events read from the log after the cursor, in order (borrowed). more
  * says the read was cut short. */

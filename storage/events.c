@@ -162,15 +162,30 @@ int storage_events_tail(storage_t *s, uint64_t user, char id[STORAGE_EVENT_ID_MA
     return rc;
 }
 
-/* The highest id the log ever dropped (XINFO STREAM, Redis 7), "0-0" when none. */
-static void max_deleted(const redisReply *info, char *out, size_t size)
+/* Whether the log dropped entries after the id after: it has lost entries to its cap
+ * (entries-added > length, from XINFO STREAM) and its oldest entry is newer than after.
+ * (max-deleted-entry-id would be simpler, but Redis 7.0 moves it only on XDEL.) */
+static bool lost_after(const redisReply *info, const char *after)
 {
-    snprintf(out, size, "0-0");
-    for (size_t i = 0; info && info->type == REDIS_REPLY_ARRAY && i + 1 < info->elements; i += 2)
-        if (info->element[i]->type == REDIS_REPLY_STRING &&
-            strcmp(info->element[i]->str, "max-deleted-entry-id") == 0 &&
-            info->element[i + 1]->type == REDIS_REPLY_STRING)
-            snprintf(out, size, "%s", info->element[i + 1]->str);
+    long long added = -1, length = -1;
+    const char *first = NULL;
+    for (size_t i = 0; info && info->type == REDIS_REPLY_ARRAY && i + 1 < info->elements; i += 2) {
+        const char *name = info->element[i]->type == REDIS_REPLY_STRING ? info->element[i]->str : "";
+        const redisReply *v = info->element[i + 1];
+        if (strcmp(name, "entries-added") == 0)
+            added = v->integer;
+        else if (strcmp(name, "length") == 0)
+            length = v->integer;
+        else if (strcmp(name, "first-entry") == 0 && v->type == REDIS_REPLY_ARRAY &&
+                 v->elements > 0)
+            first = v->element[0]->str;
+    }
+    if (added <= length || !first)
+        return false;
+    unsigned long long ams = 0, aseq = 0, fms = 0, fseq = 0;
+    sscanf(after, "%llu-%llu", &ams, &aseq);
+    sscanf(first, "%llu-%llu", &fms, &fseq);
+    return ams < fms || (ams == fms && aseq < fseq);
 }
 
 int storage_events_since(storage_t *s, uint64_t user, const char *after, size_t max,
@@ -185,12 +200,7 @@ int storage_events_since(storage_t *s, uint64_t user, const char *after, size_t 
     if (rc == 0 && storage__is_error(b.r[0]))
         rc = -EIO;
     if (rc == 0) {
-        char dropped[STORAGE_EVENT_ID_MAX];
-        max_deleted(storage__is_error(b.r[1]) ? NULL : b.r[1], dropped, sizeof(dropped));
-        unsigned long long ams = 0, aseq = 0, dms = 0, dseq = 0;
-        sscanf(after, "%llu-%llu", &ams, &aseq);
-        sscanf(dropped, "%llu-%llu", &dms, &dseq);
-        *trimmed = dms > ams || (dms == ams && dseq > aseq);
+        *trimmed = lost_after(storage__is_error(b.r[1]) ? NULL : b.r[1], after);
         const redisReply *r = b.r[0];
         for (size_t i = 0; i < r->elements && *n < max; i++) {
             const redisReply *e = r->element[i], *f = e->element[1];
