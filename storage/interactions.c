@@ -9,6 +9,7 @@
 #include "storage/storage_internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -133,6 +134,26 @@ int storage_blocked_between(storage_t *s, uint64_t a, uint64_t b_id, bool *block
         *blocked = b.r[0]->type == REDIS_REPLY_STRING || b.r[1]->type == REDIS_REPLY_STRING;
     storage__batch_free(&b);
     return rc;
+}
+
+void storage__add_hidden_reads(storage__batch_t *b, uint64_t user)
+{
+    storage__batch_add(b, "ZRANGE " K_BLOCKS " 0 -1", (ull)user);
+    storage__batch_add(b, "ZRANGE " K_BLOCKED_BY " 0 -1", (ull)user);
+    storage__batch_add(b, "ZRANGE " K_MUTES " 0 -1", (ull)user);
+}
+
+uint64_t *storage__collect_hidden(redisReply **r, size_t *n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < 3; i++)
+        total += r[i]->type == REDIS_REPLY_ARRAY ? r[i]->elements : 0;
+    uint64_t *hidden = malloc((total ? total : 1) * sizeof(*hidden));
+    *n = 0;
+    for (size_t i = 0; hidden && i < 3; i++)
+        for (size_t k = 0; r[i]->type == REDIS_REPLY_ARRAY && k < r[i]->elements; k++)
+            hidden[(*n)++] = storage__uint_str(r[i]->element[k]);
+    return hidden;
 }
 
 /* ---- the engine's check (async) ------------------------------------------------------------ */

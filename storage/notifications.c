@@ -103,20 +103,6 @@ void storage_notices_free(storage_notices_t *n)
     memset(n, 0, sizeof(*n));
 }
 
-/* Collects the members of ZRANGE replies into one list of hidden users. */
-static uint64_t *collect_hidden(redisReply **rs, size_t nr, size_t *n)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < nr; i++)
-        total += rs[i]->type == REDIS_REPLY_ARRAY ? rs[i]->elements : 0;
-    uint64_t *h = malloc((total ? total : 1) * sizeof(*h));
-    *n = 0;
-    for (size_t i = 0; h && i < nr; i++)
-        for (size_t k = 0; rs[i]->type == REDIS_REPLY_ARRAY && k < rs[i]->elements; k++)
-            h[(*n)++] = storage__uint_str(rs[i]->element[k]);
-    return h;
-}
-
 int storage_notices_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
                          unsigned types, size_t scan_max, storage_notices_t *out)
 {
@@ -129,9 +115,7 @@ int storage_notices_page(storage_t *s, uint64_t user, uint64_t cursor, size_t li
     storage__batch_add(&b, "ZREVRANGEBYSCORE " K_NOTIFS " %s -inf WITHSCORES LIMIT 0 %llu",
                        (ull)user, max, (ull)scan_max);
     storage__batch_add(&b, "GET " K_NOTIF_READ, (ull)user);
-    storage__batch_add(&b, "ZRANGE " K_BLOCKS " 0 -1", (ull)user);
-    storage__batch_add(&b, "ZRANGE " K_BLOCKED_BY " 0 -1", (ull)user);
-    storage__batch_add(&b, "ZRANGE " K_MUTES " 0 -1", (ull)user);
+    storage__add_hidden_reads(&b, user);
     int rc = storage__batch_run(&b);
     for (size_t i = 0; rc == 0 && i < b.n; i++)
         if (storage__is_error(b.r[i]))
@@ -142,7 +126,7 @@ int storage_notices_page(storage_t *s, uint64_t user, uint64_t cursor, size_t li
     }
     uint64_t read_mark = storage__uint_str(b.r[1]);
     size_t n_hidden;
-    uint64_t *hide = collect_hidden(b.r + 2, 3, &n_hidden);
+    uint64_t *hide = storage__collect_hidden(b.r + 2, &n_hidden);
     const redisReply *groups = b.r[0];
     out->items = calloc(limit + 1, sizeof(*out->items));
     if (!hide || !out->items) {
@@ -245,9 +229,7 @@ int storage_notice_get(storage_t *s, uint64_t user, const char *group, storage_n
     storage__batch_init(&b, s);
     storage__batch_add(&b, "ZSCORE " K_NOTIFS " %s", (ull)user, group);
     storage__batch_add(&b, "GET " K_NOTIF_READ, (ull)user);
-    storage__batch_add(&b, "ZRANGE " K_BLOCKS " 0 -1", (ull)user);
-    storage__batch_add(&b, "ZRANGE " K_BLOCKED_BY " 0 -1", (ull)user);
-    storage__batch_add(&b, "ZRANGE " K_MUTES " 0 -1", (ull)user);
+    storage__add_hidden_reads(&b, user);
     int rc = storage__batch_run(&b);
     for (size_t i = 0; rc == 0 && i < b.n; i++)
         if (storage__is_error(b.r[i]))
@@ -255,7 +237,7 @@ int storage_notice_get(storage_t *s, uint64_t user, const char *group, storage_n
     if (rc == 0 && b.r[0]->type != REDIS_REPLY_STRING)
         rc = -ENOENT; /* gone since: trimmed, or its last actor left */
     size_t n_hidden = 0;
-    uint64_t *hide = rc == 0 ? collect_hidden(b.r + 2, 3, &n_hidden) : NULL;
+    uint64_t *hide = rc == 0 ? storage__collect_hidden(b.r + 2, &n_hidden) : NULL;
     if (rc == 0 && !hide)
         rc = -ENOMEM;
     if (rc == 0) {

@@ -110,6 +110,11 @@ uint64_t storage__now_ms(void);
 int storage__zpage(storage_t *s, const char *key_fmt, uint64_t owner, uint64_t cursor,
                    size_t limit, storage_page_t *out);
 
+/* Appends the three reads of whom user blocked, was blocked by and muted (interactions.c);
+ * storage__collect_hidden turns their replies into one new array. */
+void storage__add_hidden_reads(storage__batch_t *b, uint64_t user);
+uint64_t *storage__collect_hidden(redisReply **r, size_t *n);
+
 /* The shard of a fan-out job about user. */
 int storage__shard(const storage_t *s, uint64_t user);
 

@@ -55,17 +55,14 @@ static int read_sources(storage_t *s, uint64_t user, const char *max, size_t lim
     storage__batch_add(&b, "ZREVRANGEBYSCORE " K_TIMELINE " %s -inf WITHSCORES LIMIT 0 %llu",
                        (ull)user, max, (ull)(limit + 1));
     storage__batch_add(&b, "SMEMBERS " K_CELEB_FOLLOWS, (ull)user);
-    storage__batch_add(&b, "ZRANGE " K_BLOCKS " 0 -1", (ull)user);
-    storage__batch_add(&b, "ZRANGE " K_BLOCKED_BY " 0 -1", (ull)user);
-    storage__batch_add(&b, "ZRANGE " K_MUTES " 0 -1", (ull)user);
+    storage__add_hidden_reads(&b, user);
     int rc = storage__batch_run(&b);
     for (size_t i = 0; rc == 0 && i < b.n; i++)
         if (storage__is_error(b.r[i]))
             rc = -EIO;
     if (rc)
         goto out;
-    size_t n_hidden = b.r[3]->elements + b.r[4]->elements + b.r[5]->elements;
-    out->hidden = malloc((n_hidden ? n_hidden : 1) * sizeof(uint64_t));
+    out->hidden = storage__collect_hidden(b.r + 3, &out->n_hidden);
     const redisReply *celebs = b.r[2];
     size_t cap = (limit + 1) * (1 + celebs->elements);
     *entries = malloc(cap * sizeof(**entries));
@@ -73,9 +70,6 @@ static int read_sources(storage_t *s, uint64_t user, const char *max, size_t lim
         rc = -ENOMEM;
         goto out;
     }
-    for (int k = 3; k <= 5; k++)
-        for (size_t i = 0; i < b.r[k]->elements; i++)
-            out->hidden[out->n_hidden++] = storage__uint_str(b.r[k]->element[i]);
     append(b.r[1], *entries, n, cap);
     storage__batch_t m;
     storage__batch_init(&m, s);
