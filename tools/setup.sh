@@ -9,7 +9,9 @@ packages=(build-essential cmake pkg-config libmicrohttpd-dev libuv1-dev libhired
           libjansson-dev libcriterion-dev libssl-dev redis-server redis-tools python3 curl)
 if [ "${1:-}" = "--with-node" ]; then
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
-  packages+=(wrk)
+  # wrk for bench/; Debian's chromium (/usr/bin/chromium) for the demo page's browser test,
+  # which playwright-core drives: no browser is ever downloaded.
+  packages+=(wrk chromium)
 fi
 
 missing=()

@@ -1,0 +1,214 @@
+// tests/clients/demo.test.mjs -- the demo page at GET /, driven in headless Chromium.
+//
+// Run: TIDINGS_URL=http://127.0.0.1:8080 TIDINGS_DEMO_OUT=/tmp/demo node --test tests/clients/demo.test.mjs
+// (run_clients.sh browser starts a server and does this for ctest).
+//
+// Two people, each in their own headless Debian Chromium (playwright-core drives
+// /usr/bin/chromium, or $CHROMIUM; nothing is downloaded) with a fresh profile directory, sign
+// up on the page. Bob follows Ana by the id on her card; Ana sees the follow arrive; Ana posts
+// and the post appears on Bob's page through EventSource, with no timeline request in between
+// (so it came live, not from a refetch); Bob likes and replies, and Ana's notifications update
+// live. Both pages are screenshotted into TIDINGS_DEMO_OUT, and each screenshot is decoded and
+// must not be blank (pixel variance, number of colours). Any uncaught page error fails the test.
+// Every wait is bounded.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const toolsDir = path.resolve(here, '..', '..', 'tools');
+const requireTool = createRequire(path.join(toolsDir, 'package.json'));
+const { chromium } = requireTool('playwright-core');
+const { PNG } = requireTool('pngjs');
+
+const BASE = process.env.TIDINGS_URL;
+if (!BASE) throw new Error('set TIDINGS_URL to the base URL of a running tidings server');
+const OUT = process.env.TIDINGS_DEMO_OUT || mkdtempSync(path.join(tmpdir(), 'tidings-demo-'));
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const WAIT = 15000; // every wait for the page, in ms
+
+// Chromium as root in a container: no sandbox, no GPU, and nothing that calls home.
+const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+// Decodes a PNG and says how much it varies: a blank render has one colour and no variance.
+function pictureStats(file) {
+  const png = PNG.sync.read(readFileSync(file));
+  const n = png.width * png.height;
+  let sum = 0, sumSq = 0;
+  const colours = new Set();
+  for (let i = 0; i < png.data.length; i += 4) {
+    const [r, g, b] = [png.data[i], png.data[i + 1], png.data[i + 2]];
+    const y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    sum += y;
+    sumSq += y * y;
+    if (colours.size < 5000) colours.add((r << 16) | (g << 8) | b);
+  }
+  const mean = sum / n;
+  return { width: png.width, height: png.height, variance: sumSq / n - mean * mean, colours: colours.size };
+}
+
+// One person: their own Chromium with a fresh --user-data-dir (Playwright's persistent
+// context is how a profile directory is chosen), one page on the demo.
+async function person(name) {
+  const profile = mkdtempSync(path.join(tmpdir(), `tidings-chromium-${name}-`));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1280, height: 860 },
+    timeout: 60000,
+  });
+  context.setDefaultTimeout(WAIT);
+  const page = context.pages()[0] ?? (await context.newPage());
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`${name}: page error: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`${name}: console error: ${m.text()}`); });
+  const requests = [];
+  page.on('request', (r) => requests.push(`${r.method()} ${new URL(r.url()).pathname}`));
+  return { name, profile, context, page, problems, requests };
+}
+
+async function signUp(p, handle, displayName) {
+  await p.page.goto(BASE, { waitUntil: 'load', timeout: WAIT });
+  assert.equal(await p.page.title(), 'Tidings — live demo');
+  await p.page.fill('#signup-handle', handle);
+  await p.page.fill('#signup-name', displayName);
+  await p.page.click('#signup-btn');
+  await p.page.waitForSelector('#me-card:not([hidden])');
+  assert.equal(await p.page.textContent('#me-handle'), `@${handle}`);
+  await p.page.waitForSelector('#stream-status[data-state="live"]');
+  return (await p.page.textContent('#me-id')).trim();
+}
+
+describe('the demo page', () => {
+  const people = [];
+  let ana, bob;
+  const suffix = randomBytes(3).toString('hex');
+  const anaHandle = `ana_${suffix}`;
+  const bobHandle = `bob_${suffix}`;
+  let anaId;
+  const text = `Hello @${bobHandle}, this is Tidings live (${suffix}). Posts fan out in milliseconds!`;
+
+  before(async () => {
+    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium (tools/setup.sh --with-node)`);
+    mkdirSync(OUT, { recursive: true });
+    ana = await person('ana');
+    people.push(ana);
+    bob = await person('bob');
+    people.push(bob);
+  });
+
+  after(async () => {
+    for (const p of people) {
+      await p.context.close().catch(() => {});
+      rmSync(p.profile, { recursive: true, force: true });
+    }
+  });
+
+  test('is served at / as HTML', async () => {
+    const res = await fetch(`${BASE}/`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'text/html; charset=utf-8');
+    assert.match(await res.text(), /^<!doctype html>/i);
+  });
+
+  test('two people sign up and go live', async () => {
+    anaId = await signUp(ana, anaHandle, 'Ana Example');
+    await signUp(bob, bobHandle, 'Bob Builder');
+    assert.match(anaId, /^[1-9][0-9]*$/);
+  });
+
+  test('bob follows ana by her id; ana sees the follow arrive live', async () => {
+    const refetched = bob.page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/timeline', { timeout: WAIT });
+    await bob.page.fill('#follow-id', anaId);
+    await bob.page.click('#follow-btn');
+    await bob.page.waitForSelector(`#following li[data-id="${anaId}"]`);
+    // The page fetches the timeline again shortly after a follow (for the backfill): let it,
+    // so that what follows can tell a live arrival from a refetch.
+    await refetched;
+    await ana.page.waitForSelector('#notifications .notification[data-type="follow"]');
+    assert.match(await ana.page.textContent('#notifications .notification[data-type="follow"]'), new RegExp(`@${bobHandle}`));
+    assert.equal(await ana.page.textContent('#me-followers'), '1');
+  });
+
+  test("ana posts; the post appears on bob's page live, through EventSource", async () => {
+    const mark = bob.requests.length;
+    await ana.page.fill('#compose-text', text);
+    await ana.page.click('#post-btn');
+    await ana.page.waitForSelector(`#timeline .post:has-text("live (${suffix})")`);
+    const post = bob.page.locator('#timeline .post', { hasText: `this is Tidings live (${suffix})` });
+    await post.waitFor({ state: 'visible', timeout: WAIT });
+    assert.match(await post.textContent(), new RegExp(`@${anaHandle}`));
+    const fetched = bob.requests.slice(mark).filter((r) => r.endsWith('/v1/timeline'));
+    assert.deepEqual(fetched, [], 'the post came by a timeline refetch, not by the stream');
+    // Ana mentioned bob: his notifications show it live.
+    await bob.page.waitForSelector('#notifications .notification[data-type="mention"]');
+    await bob.page.waitForSelector('#unread:not([hidden])');
+  });
+
+  test("bob likes and replies; ana's notifications update live", async () => {
+    const post = bob.page.locator('#timeline .post', { hasText: `this is Tidings live (${suffix})` });
+    await post.locator('button.like').click();
+    await bob.page.waitForFunction((s) => [...document.querySelectorAll('#timeline .post')]
+      .some((el) => el.textContent.includes(s) && el.querySelector('button.like.on')?.textContent.includes('1')), suffix,
+    { timeout: WAIT });
+    await ana.page.waitForSelector('#notifications .notification[data-type="like"]');
+
+    await post.getByRole('button', { name: /reply/ }).click();
+    await bob.page.waitForSelector('#replying:not([hidden])');
+    await bob.page.locator('#compose-text').press('End');
+    await bob.page.locator('#compose-text').pressSequentially('welcome to Tidings!');
+    await bob.page.click('#post-btn');
+    await ana.page.waitForSelector('#notifications .notification[data-type="reply"]');
+    assert.match(await ana.page.textContent('#notifications .notification[data-type="reply"]'), /welcome to Tidings!/);
+    assert.notEqual(await ana.page.textContent('#unread'), '0');
+  });
+
+  test('ana marks her notifications read', async () => {
+    await ana.page.click('#mark-read');
+    await ana.page.waitForSelector('#unread[hidden]', { state: 'attached' });
+    assert.equal(await ana.page.locator('#notifications .notification.unread').count(), 0);
+  });
+
+  test('screenshots of both pages are not blank', async (t) => {
+    for (const p of [bob, ana]) {
+      // animations: 'disabled' ends the "new" highlight, so the picture shows the page at rest.
+      const file = path.join(OUT, `demo-${p.name}.png`);
+      await p.page.screenshot({ path: file, animations: 'disabled' });
+      const stats = pictureStats(file);
+      assert.equal(stats.width, 1280);
+      assert.ok(stats.variance > 200 && stats.colours > 50,
+        `${file} looks blank: ${JSON.stringify(stats)}`);
+      t.diagnostic(`${file}: ${stats.width}x${stats.height}, luminance variance ${stats.variance.toFixed(0)}, ` +
+        `${stats.colours}${stats.colours >= 5000 ? '+' : ''} colours`);
+    }
+    // The same check on a blank page fails, so the check itself means something.
+    const blank = path.join(OUT, 'blank.png');
+    const page = await bob.context.newPage();
+    await page.setContent('<html><body style="background:#fff"></body></html>');
+    await page.screenshot({ path: blank });
+    await page.close();
+    const stats = pictureStats(blank);
+    assert.ok(!(stats.variance > 200 && stats.colours > 50), `a blank page passed the check: ${JSON.stringify(stats)}`);
+  });
+
+  test('a pasted token signs in again', async () => {
+    const token = (await ana.page.textContent('#me-token')).trim();
+    await ana.page.click('#signout-btn');
+    await ana.page.waitForSelector('#signin-card:not([hidden])');
+    await ana.page.fill('#token-input', token);
+    await ana.page.click('#token-btn');
+    await ana.page.waitForSelector('#stream-status[data-state="live"]');
+    await ana.page.waitForSelector(`#timeline .post:has-text("live (${suffix})")`);
+  });
+
+  test('no page error or console error', () => {
+    assert.deepEqual(people.flatMap((p) => p.problems), []);
+  });
+});
