@@ -1,0 +1,371 @@
+#!/usr/bin/env bash
+# bench/sse.sh -- the live-delivery benchmark of DESIGN §7, on loopback.
+#
+# Targets: a post by an author with 10,000 connected followers reaches all of them with p99
+# latency under 100 ms; 10,000 idle streams cost under 16 KiB each of server memory.
+#
+# For each N in SIZES (default "1000 10000"), from scratch:
+#   1. starts its own redis-server (no persistence) on a free loopback port and tidings
+#      (--log-level warn --celebrity-threshold 1000000 --max-streams 20000: a 10,000-follower
+#      author is fanned out on write, so live events are published);
+#   2. registers N followers and one author through POST /v1/users (python3, parallel
+#      keep-alive connections) and writes the follow edges straight into Redis exactly as
+#      storage/graph.c does: following:{f} and followers:{author}, scored by an edge id
+#      (the API would also queue N follow jobs the engine must work off first; not wanted);
+#   3. measures tidings' VmRSS with no stream (RSS_0);
+#   4. runs bench/sse_load.c: N streams, one per follower; once all N got "retry:", waits
+#      until Redis shows every user's channel subscribed and SETTLE seconds passed, measures
+#      VmRSS again (RSS_N): (RSS_N - RSS_0) / N per idle stream;
+#   5. lets the client publish POSTS posts as the author (one after the other, GAP s apart)
+#      and report, per post and overall, how many of the N streams received it and the
+#      latency from just before the POST was sent to its arrival at each stream
+#      (p50/p90/p99/max), and events/s; the server's own view (the
+#      tidings_stream_delivery_seconds histogram, from the event's logging to its
+#      rendering) and the CPU that tidings, Redis and the client used meanwhile are shown too.
+# Every wait is bounded; everything started here is stopped by an EXIT trap.
+#
+# usage: bench/sse.sh [N ...]        (after cmake --build build)
+# environment: BUILD (build dir), THREADS (tidings --threads, 4), POSTS (3), GAP (1),
+#              SETTLE (2), TIMEOUT (30 s per post), HEARTBEAT (15), REG_THREADS (8),
+#              CONCURRENCY (256 streams set up at once), KEEP (1: keep the work directory),
+#              QUIET_WAIT (60 s at most waiting for a quiet machine), QUIET_CORES (0.25),
+#              TIDINGS_ARGS (more tidings flags), PERF_DIR (perf record tidings and Redis
+#              during the posts into this directory)
+# shellcheck disable=SC2086,SC2317 # word lists; cleanup runs from the trap
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$ROOT/build}
+THREADS=${THREADS:-4}
+POSTS=${POSTS:-3}
+GAP=${GAP:-1}
+SETTLE=${SETTLE:-2}
+TIMEOUT=${TIMEOUT:-30}
+HEARTBEAT=${HEARTBEAT:-15}
+REG_THREADS=${REG_THREADS:-8}
+CONCURRENCY=${CONCURRENCY:-256}
+KEEP=${KEEP:-0}
+QUIET_WAIT=${QUIET_WAIT:-60}
+QUIET_CORES=${QUIET_CORES:-0.25}
+TIDINGS_ARGS=${TIDINGS_ARGS:-}
+SIZES=("$@")
+[ ${#SIZES[@]} -gt 0 ] || SIZES=(1000 10000)
+
+TIDINGS=$BUILD/api/tidings
+CLIENT=$BUILD/bench/tidings-sse-load
+for bin in "$TIDINGS" "$CLIENT"; do
+  [ -x "$bin" ] || { echo "missing $bin: run cmake -S . -B build && cmake --build build -j2" >&2; exit 2; }
+done
+for tool in redis-server redis-cli curl python3 bc; do
+  command -v "$tool" >/dev/null || { echo "sse.sh needs $tool" >&2; exit 2; }
+done
+for n in "${SIZES[@]}"; do
+  if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ] || [ "$n" -gt 18000 ]; then
+    echo "sizes must be 1..18000 (the open-files limit), not '$n'" >&2
+    exit 2
+  fi
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tidings-sse.XXXXXX")
+REDIS_PID="" TIDINGS_PID="" CLIENT_PID=""
+
+stop_pid() { # SIGTERM, up to 10 s, then SIGKILL
+  local pid=$1
+  [ -n "$pid" ] || return 0
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+cleanup() {
+  stop_pid "$CLIENT_PID"
+  stop_pid "$TIDINGS_PID"
+  stop_pid "$REDIS_PID"
+  wait 2>/dev/null || true
+  if [ "$KEEP" = 1 ]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '%s\n' "$*" >&2; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; } # machine
+CLK_TCK=$(getconf CLK_TCK)
+now_s() { date +%s.%N; }
+R() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+# The machine may be shared: before the posts, wait (at most QUIET_WAIT s) for a second in
+# which less than QUIET_CORES cores are busy (heartbeats aside, our processes are idle then).
+wait_quiet() {
+  local t0 b0 b1
+  t0=$SECONDS
+  while :; do
+    b0=$(busy_ticks); sleep 1; b1=$(busy_ticks)
+    [ "$(echo "($b1 - $b0) / $CLK_TCK < $QUIET_CORES" | bc -l)" = 1 ] && return 0
+    if [ $((SECONDS - t0)) -ge "$QUIET_WAIT" ]; then
+      log "the machine is busy ($(echo "scale=2; ($b1 - $b0) / $CLK_TCK" | bc) cores) after $QUIET_WAIT s of waiting; measuring anyway"
+      return 0
+    fi
+  done
+}
+
+start_redis() {
+  for _ in 1 2 3 4 5; do
+    REDIS_PORT=$(free_port)
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+      --dir "$WORK" --logfile "$WORK/redis.log" &
+    REDIS_PID=$!
+    for _ in $(seq 100); do
+      if R ping 2>/dev/null | grep -q PONG; then return 0; fi
+      kill -0 "$REDIS_PID" 2>/dev/null || break
+      sleep 0.05
+    done
+    stop_pid "$REDIS_PID"
+  done
+  log "redis-server did not start; see $WORK/redis.log"
+  exit 1
+}
+
+start_tidings() {
+  for _ in 1 2 3 4 5; do
+    HTTP_PORT=$(free_port)
+    "$TIDINGS" --redis "redis://127.0.0.1:$REDIS_PORT" --listen "127.0.0.1:$HTTP_PORT" \
+      --threads "$THREADS" --log-level warn --celebrity-threshold 1000000 --max-streams 20000 \
+      --heartbeat "$HEARTBEAT" $TIDINGS_ARGS 2>>"$WORK/tidings.log" &
+    TIDINGS_PID=$!
+    for _ in $(seq 200); do
+      if curl -fs "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1; then return 0; fi
+      kill -0 "$TIDINGS_PID" 2>/dev/null || break
+      sleep 0.05
+    done
+    stop_pid "$TIDINGS_PID"
+  done
+  log "tidings did not become ready; see $WORK/tidings.log"
+  exit 1
+}
+
+# register PREFIX COUNT OUT: "id token" lines, in order, through POST /v1/users.
+register() {
+  timeout 300 python3 - "$HTTP_PORT" "$1" "$2" "$3" "$REG_THREADS" <<'PY'
+import http.client, json, sys, threading
+port, prefix, count, out, nthreads = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+res = [None] * count
+local = threading.local()
+def conn():
+    if not hasattr(local, "c"):
+        local.c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    return local.c
+def work(lo, hi):
+    for i in range(lo, hi):
+        body = json.dumps({"handle": "%s%d" % (prefix, i)})
+        for attempt in range(3):
+            try:
+                c = conn()
+                c.request("POST", "/v1/users", body=body, headers={"Content-Type": "application/json"})
+                r = c.getresponse()
+                data = r.read()
+                if r.status != 201:
+                    raise RuntimeError("status %d: %s" % (r.status, data[:200]))
+                d = json.loads(data)
+                res[i] = "%s %s" % (d["user"]["id"], d["token"])
+                break
+            except (OSError, http.client.HTTPException):
+                if hasattr(local, "c"):
+                    local.c.close(); del local.c
+                if attempt == 2:
+                    raise
+step = (count + nthreads - 1) // nthreads
+ts = [threading.Thread(target=work, args=(k, min(count, k + step))) for k in range(0, count, step)]
+for t in ts: t.start()
+for t in ts: t.join()
+if any(r is None for r in res):
+    sys.exit("registration failed")
+with open(out, "w") as f:
+    f.write("\n".join(res) + "\n")
+PY
+}
+
+# follow_all AUTHOR-ID USERS-FILE: the edges graph.c writes, pipelined into Redis.
+follow_all() {
+  python3 - "$1" "$2" <<'PY' | redis-cli -p "$REDIS_PORT" --pipe >"$WORK/pipe.out"
+import sys
+author, path = sys.argv[1], sys.argv[2]
+out = sys.stdout
+def cmd(*a):
+    out.write("*%d\r\n" % len(a) + "".join("$%d\r\n%s\r\n" % (len(x), x) for x in a))
+edge = int(author) + 1  # edge ids: unique and increasing, like storage_id_next()
+for line in open(path):
+    f = line.split()[0]
+    edge += 1
+    cmd("ZADD", "following:{%s}" % f, "NX", str(edge), author)
+    cmd("ZADD", "followers:{%s}" % author, "NX", str(edge), f)
+PY
+  grep -q 'errors: 0' "$WORK/pipe.out" || { log "follow edges: $(cat "$WORK/pipe.out")"; exit 1; }
+}
+
+# The delivery histogram and counters from /metrics, as "name value" lines.
+scrape() {
+  curl -fs "http://127.0.0.1:$HTTP_PORT/metrics" |
+    grep -E '^tidings_(stream_delivery_seconds|stream_events_sent_total|streams_open|streams_dropped_total|stream_events_replayed_total)' |
+    sed 's/ \([^ ]*\)$/\t\1/' || true
+}
+
+field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"; } # field "k=v k2=v2" k2 -> v2
+
+# Per-N results, for the summary.
+declare -A RES
+
+run_size() {
+  local n=$1 t0 rss0 rssn ready_line res client_rc
+  log ""
+  log "== N = $n streams =="
+  start_redis
+  start_tidings
+  t0=$(now_s)
+  register a 1 "$WORK/author.txt"
+  register "f${n}_" "$n" "$WORK/followers.txt"
+  read -r AUTHOR_ID AUTHOR_TOKEN <"$WORK/author.txt"
+  awk '{print $2}' "$WORK/followers.txt" >"$WORK/tokens.txt"
+  follow_all "$AUTHOR_ID" "$WORK/followers.txt"
+  log "registered $n followers + 1 author and wrote $n follow edges in $(printf '%.1f' "$(echo "$(now_s) - $t0" | bc -l)") s"
+  [ "$(R zcard "followers:{$AUTHOR_ID}")" = "$n" ] || { log "followers:{$AUTHOR_ID} is not $n long"; exit 1; }
+
+  sleep 2
+  rss0=$(rss_kib "$TIDINGS_PID")
+  log "tidings VmRSS with no stream: $rss0 KiB"
+
+  rm -f "$WORK/ready" "$WORK/go"
+  timeout --signal=TERM $((TIMEOUT * POSTS + 300)) "$CLIENT" --port "$HTTP_PORT" \
+    --tokens "$WORK/tokens.txt" --connections "$n" --connect-concurrency "$CONCURRENCY" \
+    --ready-file "$WORK/ready" --go-file "$WORK/go" --publish-token "$AUTHOR_TOKEN" \
+    --posts "$POSTS" --gap "$GAP" --timeout "$TIMEOUT" --ready-timeout 180 \
+    --max-time $((TIMEOUT * POSTS + 290)) >"$WORK/client.$n.out" 2>"$WORK/client.$n.err" &
+  CLIENT_PID=$!
+  local deadline=$((SECONDS + 200))
+  while [ ! -f "$WORK/ready" ]; do
+    kill -0 "$CLIENT_PID" 2>/dev/null || { log "the client died: $(cat "$WORK/client.$n.err")"; exit 1; }
+    [ $SECONDS -lt $deadline ] || { log "the streams did not open in time"; exit 1; }
+    sleep 0.1
+  done
+  ready_line=$(grep '^READY' "$WORK/client.$n.out" || true)
+  log "client: $ready_line"
+  # every follower's channel subscribed (the stream is live, not just catching up from the log)
+  local subs=0
+  deadline=$((SECONDS + 60))
+  while subs=$(R pubsub channels 'ev:*' | wc -l) && [ "$subs" -lt "$n" ]; do
+    [ $SECONDS -lt $deadline ] || { log "only $subs of $n channels subscribed after 60 s; going on"; break; }
+    sleep 0.2
+  done
+  sleep "$SETTLE"
+  rssn=$(rss_kib "$TIDINGS_PID")
+  local open
+  open=$(scrape | awk -F'\t' '$1 == "tidings_streams_open" {print $2}')
+  log "tidings VmRSS with $n idle streams: $rssn KiB (streams open: ${open:-?}, channels subscribed: $subs)"
+  local per
+  per=$(echo "scale=2; ($rssn - $rss0) / $n" | bc -l)
+  log "per idle stream: $per KiB"
+
+  local perf_pids=()
+  if [ -n "${PERF_DIR:-}" ]; then # profile tidings and Redis while the posts are delivered
+    mkdir -p "$PERF_DIR"
+    perf record -F 1999 -g -p "$TIDINGS_PID" -o "$PERF_DIR/tidings.$n.data" 2>>"$WORK/perf.log" &
+    perf_pids+=($!)
+    perf record -F 1999 -g -p "$REDIS_PID" -o "$PERF_DIR/redis.$n.data" 2>>"$WORK/perf.log" &
+    perf_pids+=($!)
+    sleep 1
+  fi
+  wait_quiet
+  scrape >"$WORK/metrics.before"
+  local tk0 rk0 tw0 bk0 bk1
+  tk0=$(cpu_ticks "$TIDINGS_PID") rk0=$(cpu_ticks "$REDIS_PID") tw0=$(now_s) bk0=$(busy_ticks)
+  touch "$WORK/go"
+  client_rc=0
+  wait "$CLIENT_PID" || client_rc=$?
+  local tk1 rk1 tw1
+  tk1=$(cpu_ticks "$TIDINGS_PID") rk1=$(cpu_ticks "$REDIS_PID") tw1=$(now_s) bk1=$(busy_ticks)
+  CLIENT_PID=""
+  local p
+  for p in "${perf_pids[@]}"; do kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  scrape >"$WORK/metrics.after"
+  grep -v '^READY' "$WORK/client.$n.out" | grep -v '^RESULT' >&2 || true
+  [ -s "$WORK/client.$n.err" ] && cat "$WORK/client.$n.err" >&2
+  res=$(grep '^RESULT' "$WORK/client.$n.out" || true)
+  [ -n "$res" ] || { log "the client gave no RESULT (exit $client_rc)"; exit 1; }
+  local ccpu other
+  ccpu=$(field "$res" client_cpu_s)
+  other=$(echo "scale=2; (($bk1 - $bk0 - ($tk1 - $tk0) - ($rk1 - $rk0)) / $CLK_TCK - $ccpu) / ($tw1 - $tw0)" | bc -l)
+  [ "$(echo "$other < 0" | bc -l)" = 1 ] && other=0
+  log "CPU during the posts: tidings $(echo "scale=3; ($tk1 - $tk0) / $CLK_TCK / $POSTS" | bc) s per post, redis $(echo "scale=3; ($rk1 - $rk0) / $CLK_TCK / $POSTS" | bc) s per post, client $(echo "scale=3; $ccpu / $POSTS" | bc) s per post; other work on the machine: $other cores busy on average over $(printf '%.1f' "$(echo "$tw1 - $tw0" | bc -l)") s"
+  # the server's delivery histogram over the posts (event logged in Redis -> rendered)
+  python3 - "$WORK/metrics.before" "$WORK/metrics.after" "$n" >&2 <<'PY'
+import sys
+def load(p):
+    d = {}
+    for line in open(p):
+        k, _, v = line.rstrip("\n").partition("\t")
+        if v: d[k] = float(v)
+    return d
+a, b, n = load(sys.argv[1]), load(sys.argv[2]), int(sys.argv[3])
+pre = 'tidings_stream_delivery_seconds_bucket{le="'
+buckets = sorted(((float(k[len(pre):-2]) if k[len(pre):-2] != "+Inf" else float("inf")), b[k] - a.get(k, 0))
+                 for k in b if k.startswith(pre))
+total = b.get("tidings_stream_delivery_seconds_count", 0) - a.get("tidings_stream_delivery_seconds_count", 0)
+s = b.get("tidings_stream_delivery_seconds_sum", 0) - a.get("tidings_stream_delivery_seconds_sum", 0)
+if total:
+    def pct(p):
+        want = p * total
+        for le, c in buckets:
+            if c >= want: return "<= %g ms" % (le * 1000) if le != float("inf") else "> 2500 ms"
+    print("server view (tidings_stream_delivery_seconds, logged -> rendered): %d events, mean %.1f ms, "
+          "p50 %s, p99 %s; cumulative: %s" % (total, s / total * 1000, pct(.5), pct(.99),
+          " ".join("le%g:%d" % (le * 1000, c) for le, c in buckets if le != float("inf"))))
+print("streams dropped for slowness: %d; replayed from the log: %d" % (
+    b.get("tidings_streams_dropped_total", 0) - a.get("tidings_streams_dropped_total", 0),
+    b.get("tidings_stream_events_replayed_total", 0) - a.get("tidings_stream_events_replayed_total", 0)))
+PY
+  RES[$n]="$res rss0=$rss0 rssn=$rssn per_kib=$per client_rc=$client_rc other=$other"
+  stop_pid "$TIDINGS_PID"; wait "$TIDINGS_PID" 2>/dev/null || true; TIDINGS_PID=""
+  stop_pid "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true; REDIS_PID=""
+}
+
+for n in "${SIZES[@]}"; do run_size "$n"; done
+
+# ---- summary -------------------------------------------------------------------------------
+printf '\n== live delivery (DESIGN §7): %s posts per size, tidings --threads %s, %s cores ==\n' \
+  "$POSTS" "$THREADS" "$(nproc)"
+printf '%7s %9s %9s %9s %10s %12s %8s %8s %8s %8s %9s %9s %9s %6s\n' streams connect_s rss0_MiB \
+  rssN_MiB KiB/stream delivered p50_ms p99_ms max_ms p99_1st events/s log_p99 arr_p99 other
+verdict=""
+for n in "${SIZES[@]}"; do
+  r=${RES[$n]}
+  printf '%7s %9s %9.1f %9.1f %10s %12s %8.1f %8.1f %8.1f %8.1f %9s %9s %9s %6s\n' "$n" \
+    "$(field "$r" connect_s)" "$(echo "$(field "$r" rss0) / 1024" | bc -l)" \
+    "$(echo "$(field "$r" rssn) / 1024" | bc -l)" "$(field "$r" per_kib)" \
+    "$(field "$r" delivered)/$(field "$r" expected)" "$(field "$r" p50_ms)" "$(field "$r" p99_ms)" \
+    "$(field "$r" max_ms)" "$(field "$r" first_p99_ms)" "$(field "$r" events_per_s)" \
+    "$(field "$r" logged_p99_ms)" "$(field "$r" arrival_p99_ms)" "$(field "$r" other)"
+done
+echo "(latency: from just before the POST is sent to the event's arrival at each stream's socket;"
+echo " p50/p99/max over all posts' deliveries, p99_1st for the first post alone; events/s: deliveries"
+echo " of one post / (last arrival - POST sent), averaged over the posts; KiB/stream: (VmRSS with N idle"
+echo " streams - VmRSS with none) / N; log_p99: POST sent -> the event logged in Redis (its id's ms),"
+echo " the engine's share; arr_p99: logged -> arrival at the stream, the relay/hub/MHD share;"
+echo " other: cores busy outside tidings, Redis and the client during the posts: above ~0.1 the"
+echo " machine was shared and the latencies are pessimistic)"
+for n in "${SIZES[@]}"; do
+  r=${RES[$n]}
+  lat_ok=$(echo "$(field "$r" p99_ms) < 100" | bc -l)
+  mem_ok=$(echo "$(field "$r" per_kib) < 16" | bc -l)
+  all_ok=$([ "$(field "$r" delivered)" = "$(field "$r" expected)" ] && echo 1 || echo 0)
+  printf 'N=%-6s delivery p99 %s ms < 100 ms: %s; all delivered: %s; idle stream %s KiB < 16 KiB: %s%s\n' \
+    "$n" "$(field "$r" p99_ms)" "$([ "$lat_ok" = 1 ] && echo yes || echo no)" \
+    "$([ "$all_ok" = 1 ] && echo yes || echo NO)" "$(field "$r" per_kib)" \
+    "$([ "$mem_ok" = 1 ] && echo yes || echo no)" \
+    "$([ "$n" = 10000 ] || echo " (the targets are set at 10,000)")"
+  if [ "$n" = 10000 ]; then
+    verdict="target (10,000 streams): latency $([ "$lat_ok" = 1 ] && [ "$all_ok" = 1 ] && echo MET || echo MISSED), memory $([ "$mem_ok" = 1 ] && echo MET || echo MISSED)"
+  fi
+done
+[ -n "$verdict" ] && echo "$verdict"
+exit 0
