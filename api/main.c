@@ -10,7 +10,6 @@
 #include "api/config.h"
 #include "api/log.h"
 #include "api/server.h"
-#include "api/relay.h"
 #include "fanout/fanout.h"
 #include "notify/notify.h"
 #include "storage/storage.h"
@@ -38,7 +37,6 @@ typedef struct tidings_s {
     fanout_t *fanout;
     notify_hub_t *hub;
     storage_async_t *sub;
-    api_relay_t *relay;
     api_t *api;
     api_server_t *server;
     uv_loop_t loop;
@@ -87,25 +85,12 @@ static void close_all(tidings_t *app)
     uv_close((uv_handle_t *)&app->drain_timer, NULL);
     uv_close((uv_handle_t *)&app->heartbeat_timer, NULL);
     uv_close((uv_handle_t *)&app->online_timer, NULL);
-    if (app->relay)
-        api_relay_close(app->relay);
-    app->relay = NULL;
     if (app->sub)
         storage_async_close(app->sub, NULL, NULL);
     app->sub = NULL;
 }
 
 /* ---- live streams: hub <-> subscriber wiring ------------------------------------------- */
-
-static void on_first_stream(void *arg, uint64_t user)
-{
-    api_relay_post(((tidings_t *)arg)->relay, user, true);
-}
-
-static void on_last_stream(void *arg, uint64_t user)
-{
-    api_relay_post(((tidings_t *)arg)->relay, user, false);
-}
 
 static void on_live_event(void *arg, uint64_t user, const char *id, const char *kind,
                           const char *ref)
@@ -118,9 +103,9 @@ static void on_live_event(void *arg, uint64_t user, const char *id, const char *
     }
 }
 
-static void on_subscribed(void *arg, uint64_t user)
+static void on_subscribed(void *arg)
 {
-    notify_hub_subscribed(((tidings_t *)arg)->hub, user);
+    notify_hub_subscribed(((tidings_t *)arg)->hub);
 }
 
 static void on_heartbeat(uv_timer_t *t)
@@ -225,7 +210,7 @@ static int start(tidings_t *app)
     app->api->storage = app->storage;
     notify_config_t ncfg = {.queue_max = app->cfg.stream_buffer / STREAM_EVENT_BYTES,
                             .max_streams = (size_t)app->cfg.max_streams};
-    notify_hooks_t hooks = {on_first_stream, on_last_stream, app};
+    notify_hooks_t hooks = {NULL, NULL, NULL}; /* one live channel: nothing per user */
     app->hub = notify_hub_create(&ncfg, &hooks);
     if (!app->hub || api_sse_create(app->api) != 0)
         return -1;
@@ -246,8 +231,7 @@ static int start(tidings_t *app)
     app->loop_ready = true;
     storage_sub_callbacks_t subcb = {on_live_event, on_subscribed, app};
     app->sub = storage_sub_create(&app->loop, scfg, &subcb);
-    app->relay = app->sub ? api_relay_create(&app->loop, app->sub) : NULL;
-    if (!app->relay)
+    if (!app->sub)
         return -1;
     uint64_t beat = (uint64_t)app->cfg.heartbeat_s * 1000;
     uv_timer_start(&app->heartbeat_timer, on_heartbeat, beat, beat);

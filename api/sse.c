@@ -23,6 +23,7 @@
 
 #define RETRY_MS 3000
 #define CATCHUP_BATCH 256
+#define STREAM_BLOCK 1024 /* MHD allocates this per stream up front: idle streams stay small */
 #define CACHE_SLOTS 1024
 #define CACHE_TTL_MS 2000
 
@@ -389,7 +390,7 @@ void api_stream_get(api_req_t *r)
                                  : "the server is shutting down");
         return;
     }
-    r->custom = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, reader, st, stream_free);
+    r->custom = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, reader, st, stream_free);
     if (!r->custom) {
         stream_free(st);
         api_storage_problem(r, -ENOMEM, "user");

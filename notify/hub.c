@@ -295,17 +295,16 @@ void notify_hub_publish(notify_hub_t *hub, uint64_t user, notify_event_t *e)
     pthread_mutex_unlock(&hub->mu);
 }
 
-void notify_hub_subscribed(notify_hub_t *hub, uint64_t user)
+void notify_hub_subscribed(notify_hub_t *hub)
 {
     pthread_mutex_lock(&hub->mu);
-    for (notify_sub_t *s = *bucket(hub, user); s; s = s->next) {
-        if (s->user != user)
-            continue;
-        pthread_mutex_lock(&s->mu);
-        s->catchup = true;
-        kick(s);
-        pthread_mutex_unlock(&s->mu);
-    }
+    for (size_t b = 0; b < BUCKETS; b++)
+        for (notify_sub_t *s = hub->buckets[b]; s; s = s->next) {
+            pthread_mutex_lock(&s->mu);
+            s->catchup = true;
+            kick(s);
+            pthread_mutex_unlock(&s->mu);
+        }
     pthread_mutex_unlock(&hub->mu);
 }
 

@@ -101,8 +101,8 @@ void notify_sub_catchup_done(notify_sub_t *sub, notify_event_t *const *events, s
 /* ---- from the loop ----------------------------------------------------------------------- */
 /* A live event for user (takes no reference of e's caller: the hub adds its own). */
 void notify_hub_publish(notify_hub_t *hub, uint64_t user, notify_event_t *e);
-/* Every stream of user must read the log (subscription made, or remade after a gap). */
-void notify_hub_subscribed(notify_hub_t *hub, uint64_t user);
+/* Every stream must read its log (the subscription was made, or remade after a gap). */
+void notify_hub_subscribed(notify_hub_t *hub);
 /* Queues a heartbeat on every idle stream. */
 void notify_hub_heartbeat(notify_hub_t *hub);
 /* Ends every stream (shutdown) and refuses new ones. */

@@ -37,8 +37,6 @@ struct storage_async_s {
     aconn_t conn[CONNS];
     unsigned conn_mask; /* which of conn[] this instance opens */
     storage_sub_callbacks_t sub;
-    uint64_t *channels; /* users subscribed, sorted */
-    size_t n_channels, cap_channels;
     size_t in_flight;
     bool closing;
     int open_timers;
@@ -158,7 +156,7 @@ static void schedule_retry(aconn_t *c)
     uv_timer_start(&c->timer, on_retry, (uint64_t)c->backoff_ms, 0);
 }
 
-static void subscribe(storage_async_t *sa, uint64_t user, bool on);
+static void subscribe_live(storage_async_t *sa);
 
 static void set_state(aconn_t *c, bool up)
 {
@@ -167,9 +165,8 @@ static void set_state(aconn_t *c, bool up)
     storage_async_t *sa = c->sa;
     if (c == &sa->conn[WRITER] && was != up && sa->on_state && !sa->closing)
         sa->on_state(sa->state_arg, up);
-    if (c == &sa->conn[SUB] && up && !was) /* a new connection: subscribe everything again */
-        for (size_t i = 0; i < sa->n_channels; i++)
-            subscribe(sa, sa->channels[i], true);
+    if (c == &sa->conn[SUB] && up && !was)
+        subscribe_live(sa);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -289,7 +286,6 @@ static void on_timer_closed(uv_handle_t *h)
     if (sa->closed_cb)
         sa->closed_cb(sa->closed_arg);
     storage_destroy(sa->cfg);
-    free(sa->channels);
     free(sa);
 }
 
@@ -481,11 +477,30 @@ int storage__group_end(storage__group_t *g)
 
 /* ---- pub/sub ------------------------------------------------------------------------------ */
 
-/* The user of a channel named "ev:{<id>}". */
-static uint64_t channel_user(const redisReply *r)
+/* "<kind> <ref> <user>:<id> <user>:<id> …": one event for many users. */
+static void deliver(storage_async_t *sa, const char *msg)
 {
-    const char *brace = r && r->type == REDIS_REPLY_STRING ? strchr(r->str, '{') : NULL;
-    return brace ? strtoull(brace + 1, NULL, 10) : 0;
+    char kind[32], ref[128];
+    int used = 0;
+    if (sscanf(msg, "%31s %127s %n", kind, ref, &used) != 2)
+        return;
+    for (const char *p = msg + used; *p;) {
+        char *end;
+        unsigned long long user = strtoull(p, &end, 10);
+        if (*end != ':')
+            return;
+        const char *id = end + 1;
+        size_t len = strcspn(id, " ");
+        char idbuf[64];
+        if (len == 0 || len >= sizeof(idbuf))
+            return;
+        memcpy(idbuf, id, len);
+        idbuf[len] = '\0';
+        sa->sub.message(sa->sub.arg, (uint64_t)user, idbuf, kind, ref);
+        p = id + len;
+        while (*p == ' ')
+            p++;
+    }
 }
 
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
@@ -497,68 +512,17 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
         r->element[0]->type != REDIS_REPLY_STRING)
         return;
     const char *type = r->element[0]->str;
-    uint64_t user = channel_user(r->element[1]);
-    if (strcmp(type, "subscribe") == 0 && sa->sub.subscribed) {
-        sa->sub.subscribed(sa->sub.arg, user);
-    } else if (strcmp(type, "message") == 0 && sa->sub.message &&
-               r->element[2]->type == REDIS_REPLY_STRING) {
-        char id[64], kind[32], ref[128]; /* "<id> <kind> <ref>" */
-        if (sscanf(r->element[2]->str, "%63s %31s %127s", id, kind, ref) == 3)
-            sa->sub.message(sa->sub.arg, user, id, kind, ref);
-    }
+    if (strcmp(type, "subscribe") == 0 && sa->sub.subscribed)
+        sa->sub.subscribed(sa->sub.arg);
+    else if (strcmp(type, "message") == 0 && sa->sub.message &&
+             r->element[2]->type == REDIS_REPLY_STRING)
+        deliver(sa, r->element[2]->str);
 }
 
-static void subscribe(storage_async_t *sa, uint64_t user, bool on)
+/* Each new connection subscribes the live channel (again, after an outage). */
+static void subscribe_live(storage_async_t *sa)
 {
     aconn_t *c = &sa->conn[SUB];
     if (c->ac && c->connected)
-        redisAsyncCommand(c->ac, on_sub_reply, sa, on ? "SUBSCRIBE " CHANNEL_EVENTS
-                                                      : "UNSUBSCRIBE " CHANNEL_EVENTS,
-                          (ull)user);
-}
-
-/* Position of user in the sorted channel list (where it is or would go). */
-static size_t channel_slot(const storage_async_t *sa, uint64_t user)
-{
-    size_t lo = 0, hi = sa->n_channels;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (sa->channels[mid] < user)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-int storage_sub_add(storage_async_t *sa, uint64_t user)
-{
-    size_t at = channel_slot(sa, user);
-    if (at < sa->n_channels && sa->channels[at] == user)
-        return 0;
-    if (sa->n_channels == sa->cap_channels) {
-        size_t cap = sa->cap_channels ? sa->cap_channels * 2 : 64;
-        uint64_t *grown = realloc(sa->channels, cap * sizeof(*grown));
-        if (!grown)
-            return -ENOMEM;
-        sa->channels = grown;
-        sa->cap_channels = cap;
-    }
-    memmove(sa->channels + at + 1, sa->channels + at, (sa->n_channels - at) * sizeof(uint64_t));
-    sa->channels[at] = user;
-    sa->n_channels++;
-    subscribe(sa, user, true); /* while disconnected, the reconnect subscribes it */
-    return 0;
-}
-
-int storage_sub_remove(storage_async_t *sa, uint64_t user)
-{
-    size_t at = channel_slot(sa, user);
-    if (at == sa->n_channels || sa->channels[at] != user)
-        return 0;
-    memmove(sa->channels + at, sa->channels + at + 1,
-            (sa->n_channels - at - 1) * sizeof(uint64_t));
-    sa->n_channels--;
-    subscribe(sa, user, false);
-    return 0;
+        redisAsyncCommand(c->ac, on_sub_reply, sa, "SUBSCRIBE " CHANNEL_LIVE);
 }

@@ -37,7 +37,7 @@ static const char add_script[] =
     "if until_ms > tonumber(ARGV[6]) then\n"
     "  local id = redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[7], '*', 'k', 'notification',\n"
     "                        'r', ARGV[1])\n"
-    "  redis.call('PUBLISH', ARGV[8], id .. ' notification ' .. ARGV[1])\n"
+    "  redis.call('PUBLISH', ARGV[8], 'notification ' .. ARGV[1] .. ' ' .. ARGV[10] .. ':' .. id)\n"
     "end\n"
     "return 1\n";
 
@@ -80,7 +80,7 @@ static const char repost_add_script[] =
     "    local ref = ARGV[2] .. ':' .. ARGV[3]\n"
     "    local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'k', 'feed',\n"
     "                          'r', ref)\n"
-    "    redis.call('PUBLISH', ARGV[7], id .. ' feed ' .. ref)\n"
+    "    redis.call('PUBLISH', ARGV[7], 'feed ' .. ref .. ' ' .. ARGV[8] .. ':' .. id)\n"
     "  end\n"
     "end\n"
     "return 1\n";
@@ -111,7 +111,7 @@ int storage_notify_add(storage_async_t *sa, uint64_t target, const char *group, 
     key(mutes, sizeof(mutes), K_MUTES, target);
     key(nfd, sizeof(nfd), K_NOTIF_FOLLOWS, target);
     key(ev, sizeof(ev), K_EVENTS, target);
-    key(channel, sizeof(channel), CHANNEL_EVENTS, target);
+    snprintf(channel, sizeof(channel), "%s", CHANNEL_LIVE);
     snprintf(a, sizeof(a), "%llu", (ull)actor);
     snprintf(sc, sizeof(sc), "%llu", (ull)score);
     snprintf(capbuf, sizeof(capbuf), "%d", cap);
@@ -205,7 +205,7 @@ int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, 
         key(tl, sizeof(tl), K_TIMELINE, users[i]);
         key(rb, sizeof(rb), K_REPOSTED_BY, users[i]);
         key(ev, sizeof(ev), K_EVENTS, users[i]);
-        key(channel, sizeof(channel), CHANNEL_EVENTS, users[i]);
+        snprintf(channel, sizeof(channel), "%s", CHANNEL_LIVE);
         snprintf(user, sizeof(user), "%llu", (ull)users[i]);
         if (add) {
             const char *argv[] = {"EVAL", repost_add_script, "7", tl, rb, K_ONLINE, ev, blocks,

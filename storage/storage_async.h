@@ -176,20 +176,19 @@ int storage_action_holds(storage_async_t *sa, const storage_job_t *job, storage_
 int storage_events_publish(storage_async_t *sa, const uint64_t *users, size_t n,
                            const char *kind, const char *ref, storage_status_cb cb, void *arg);
 
-/* A subscriber: its own connection, for the channels of connected users. */
+/* A subscriber: its own connection to the live channel, which carries every connected
+ * user's events ("<kind> <ref> <user>:<id> …", one message per chunk of users); each
+ * process keeps those of the users connected to it. */
 typedef struct storage_sub_callbacks_s {
     /* A live event for user: id, kind and ref as logged. Borrowed for the call. */
     void (*message)(void *arg, uint64_t user, const char *id, const char *kind,
                     const char *ref);
-    /* The subscription for user is in place (again, after a reconnect): anything missed
-     * since must be read from the log. */
-    void (*subscribed)(void *arg, uint64_t user);
+    /* The subscription is in place (again, after a reconnect): anything missed since
+     * must be read from the logs. */
+    void (*subscribed)(void *arg);
     void *arg;
 } storage_sub_callbacks_t;
 storage_async_t *storage_sub_create(uv_loop_t *loop, const storage_config_t *cfg,
                                     const storage_sub_callbacks_t *cb);
-/* Subscribes to (or drops) user's channel; kept across reconnects. */
-int storage_sub_add(storage_async_t *sa, uint64_t user);
-int storage_sub_remove(storage_async_t *sa, uint64_t user);
 
 #endif

@@ -35,7 +35,7 @@
 #define K_NOTIF_FOLLOWS "nfd:{%llu}"   /* hash: follower -> group key of their follow notice */
 #define K_NOTIF_READ "nr:{%llu}"       /* string: notifications up to this id are read */
 #define K_EVENTS "ev:{%llu}"           /* stream: the user's live events (log for replay) */
-#define CHANNEL_EVENTS "ev:{%llu}"     /* pub/sub channel: the same events, live */
+#define CHANNEL_LIVE "ev:live"         /* pub/sub: "<kind> <ref> <user>:<id> …", live */
 #define K_ONLINE "online"              /* zset: users with a stream, scored by expiry ms */
 #define EVENTS_MAXLEN 1000             /* events kept per user for replay */
 #define K_NODE "node:{%d}"             /* string: lease on an id-generator node id */
@@ -147,7 +147,6 @@ void storage__group_add_argv(storage__group_t *g, int argc, const char **argv);
 int storage__group_end(storage__group_t *g);
 /* Drops one reference; the callback fires when the last one goes. */
 void storage__group_unref(storage__group_t *g);
-/* Appends one event for user to group g (events.c). */
-void storage__publish_one(storage__group_t *g, uint64_t user, const char *kind, const char *ref);
+
 
 #endif
