@@ -415,52 +415,60 @@ void storage__group_unref(storage__group_t *g)
     free(g);
 }
 
-static void group_reply(void *priv, int status, redisReply *r)
+/* A group's commands reply here directly, with the group as privdata: no allocation per
+ * command, which matters at a thousand timeline writes per chunk. */
+static void group_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
-    (void)r;
+    (void)ac;
     storage__group_t *g = priv;
+    storage_async_t *sa = g->sa;
+    redisReply *r = reply;
+    int status = !r ? (sa->closing ? -ECANCELED : -EAGAIN) : r->type == REDIS_REPLY_ERROR ? -EIO : 0;
+    sa->in_flight--;
     if (status && !g->status)
         g->status = status;
     storage__group_unref(g);
 }
 
+/* The writer connection, or NULL with the group's status set. */
+static redisAsyncContext *group_conn(storage__group_t *g)
+{
+    aconn_t *c = &g->sa->conn[WRITER];
+    if (g->sa->closing || !c->ac || !c->connected) {
+        g->status = g->sa->closing ? -ECANCELED : -EAGAIN;
+        return NULL;
+    }
+    return c->ac;
+}
+
 void storage__group_add(storage__group_t *g, const char *fmt, ...)
 {
-    if (g->status)
+    redisAsyncContext *ac = g->status ? NULL : group_conn(g);
+    if (!ac)
         return;
     va_list ap;
     va_start(ap, fmt);
-    char *cmd = NULL;
-    int len = redisvFormatCommand(&cmd, fmt, ap);
+    int rc = redisvAsyncCommand(ac, group_reply, g, fmt, ap);
     va_end(ap);
-    if (len < 0) {
+    if (rc != REDIS_OK) {
         g->status = -ENOMEM;
         return;
     }
-    int rc = send_formatted(g->sa, WRITER, group_reply, g, cmd, (size_t)len);
-    redisFreeCommand(cmd);
-    if (rc)
-        g->status = rc;
-    else
-        g->pending++;
+    g->sa->in_flight++;
+    g->pending++;
 }
 
 void storage__group_add_argv(storage__group_t *g, int argc, const char **argv)
 {
-    if (g->status)
+    redisAsyncContext *ac = g->status ? NULL : group_conn(g);
+    if (!ac)
         return;
-    char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
-    if (len < 0) {
+    if (redisAsyncCommandArgv(ac, group_reply, g, argc, argv, NULL) != REDIS_OK) {
         g->status = -ENOMEM;
         return;
     }
-    int rc = send_formatted(g->sa, WRITER, group_reply, g, cmd, (size_t)len);
-    redisFreeCommand(cmd);
-    if (rc)
-        g->status = rc;
-    else
-        g->pending++;
+    g->sa->in_flight++;
+    g->pending++;
 }
 
 int storage__group_end(storage__group_t *g)

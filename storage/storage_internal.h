@@ -43,7 +43,6 @@
 #define FANOUT_GROUP "engine"
 
 #define IDEM_TTL_S 86400
-#define TRIM_EVERY 8 /* the engine trims a timeline on about one insert in 8 */
 #define NODE_LEASE_MS 30000
 #define NODE_BITS 6
 #define SEQ_BITS 6
