@@ -8,7 +8,9 @@
  * the same three-call pattern as tidings (headers, body pieces, answer), drops the body,
  * and answers with a JSON body of about the size of a post.
  *
- * usage: tidings-ceiling [--listen 127.0.0.1:PORT] [--threads N]
+ * usage: tidings-ceiling [--listen 127.0.0.1:PORT] [--threads N] [--connection-limit N]
+ *                        [--connection-memory BYTES]
+ * The last two follow api/server.c when it changes them (memory 0: MHD's default, 32 KiB).
  * With port 0 it picks a free port. It prints "listening on 127.0.0.1:PORT" once bound and
  * runs until SIGINT or SIGTERM.
  */
@@ -25,9 +27,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Kept equal to api/server.c. */
+/* Kept equal to api/server.c (the limit is its --max-streams default, 20,000, plus 1,024). */
 #define CONNECTION_TIMEOUT_S 60
-#define CONNECTION_LIMIT 18000
+#define CONNECTION_LIMIT (20000 + 1024)
+#define CONNECTION_MEMORY 8192
 #define LISTEN_BACKLOG 1024
 
 static const char BODY[] =
@@ -73,18 +76,23 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: tidings-ceiling [--listen 127.0.0.1:PORT] [--threads N]\n");
+    fprintf(f, "usage: tidings-ceiling [--listen 127.0.0.1:PORT] [--threads N]"
+               " [--connection-limit N] [--connection-memory BYTES]\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:0";
-    long threads = 4;
+    long threads = 4, limit = CONNECTION_LIMIT, memory = CONNECTION_MEMORY;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
             listen = argv[++i];
         } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
             threads = strtol(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--connection-limit") == 0 && i + 1 < argc) {
+            limit = strtol(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--connection-memory") == 0 && i + 1 < argc) {
+            memory = strtol(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);
             return 0;
@@ -93,8 +101,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (threads < 1 || threads > 256) {
-        fprintf(stderr, "--threads must be 1..256\n");
+    if (threads < 1 || threads > 256 || limit < 1 || memory < 0) {
+        fprintf(stderr, "--threads must be 1..256, --connection-limit positive\n");
         return 2;
     }
     const char *colon = strrchr(listen, ':');
@@ -124,7 +132,8 @@ int main(int argc, char **argv)
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
+        (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)limit,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(memory ? memory : 32 * 1024),
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)LISTEN_BACKLOG, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, NULL, MHD_OPTION_END);
     if (!d) {
