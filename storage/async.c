@@ -51,7 +51,8 @@ struct storage_async_s {
 typedef struct uvio_s {
     uv_poll_t poll;
     redisAsyncContext *ac; /* NULL once hiredis let go of it */
-    int events;
+    int events;            /* what hiredis wants */
+    int polling;           /* what the poll handle watches now */
 } uvio_t;
 
 static void uvio_on_poll(uv_poll_t *h, int status, int events)
@@ -61,6 +62,7 @@ static void uvio_on_poll(uv_poll_t *h, int status, int events)
         return;
     if (status < 0) {
         /* libuv stopped the handle; let hiredis find the socket error itself. */
+        io->polling = 0;
         if (!(io->ac->c.flags & REDIS_CONNECTED))
             redisAsyncHandleWrite(io->ac);
         else
@@ -73,8 +75,14 @@ static void uvio_on_poll(uv_poll_t *h, int status, int events)
         redisAsyncHandleWrite(io->ac);
 }
 
+/* hiredis asks for read/write interest on every command; restarting the poll handle when
+ * nothing changed would cost an epoll_ctl pair each time. libuv stops a handle whose poll
+ * failed, so after an error status the next change starts it afresh. */
 static void uvio_update(uvio_t *io)
 {
+    if (io->events == io->polling)
+        return;
+    io->polling = io->events;
     if (io->events)
         uv_poll_start(&io->poll, io->events, uvio_on_poll);
     else
