@@ -210,8 +210,7 @@ static int start(tidings_t *app)
     app->api->storage = app->storage;
     notify_config_t ncfg = {.queue_max = app->cfg.stream_buffer / STREAM_EVENT_BYTES,
                             .max_streams = (size_t)app->cfg.max_streams};
-    notify_hooks_t hooks = {NULL, NULL, NULL}; /* one live channel: nothing per user */
-    app->hub = notify_hub_create(&ncfg, &hooks);
+    app->hub = notify_hub_create(&ncfg);
     if (!app->hub || api_sse_create(app->api) != 0)
         return -1;
     app->api->hub = app->hub;

@@ -92,8 +92,9 @@ int api_posts_hydrate(api_t *api, const uint64_t *ids, size_t n, const api_hydra
             if (who[k] && !listed(people, n_people, who[k]))
                 people[n_people++] = who[k];
     }
-    /* One round trip for every author and reposter of the page, not one per post. */
-    rc = storage_users_get(api->storage, people, n_people, users);
+    /* One round trip for every author and reposter of the page, not one per post; a post
+     * shows no follower counts, so they are not read. */
+    rc = storage_profiles_get(api->storage, people, n_people, users);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const storage_user_t *author = find_user(users, n_people, posts[i].author);
         uint64_t rb = opt->reposted_by ? opt->reposted_by[i] : 0;

@@ -38,7 +38,6 @@ struct notify_sub_s {
 struct notify_hub_s {
     pthread_mutex_t mu;
     notify_config_t cfg;
-    notify_hooks_t hooks;
     notify_sub_t *buckets[BUCKETS];
     size_t open;
     bool closing;
@@ -84,7 +83,7 @@ int notify_id_cmp(const char *a, const char *b)
 
 /* ---- the hub ----------------------------------------------------------------------------- */
 
-notify_hub_t *notify_hub_create(const notify_config_t *cfg, const notify_hooks_t *hooks)
+notify_hub_t *notify_hub_create(const notify_config_t *cfg)
 {
     notify_hub_t *hub = calloc(1, sizeof(*hub));
     if (!hub)
@@ -93,7 +92,6 @@ notify_hub_t *notify_hub_create(const notify_config_t *cfg, const notify_hooks_t
     hub->cfg = *cfg;
     if (hub->cfg.queue_max < 2)
         hub->cfg.queue_max = 2;
-    hub->hooks = *hooks;
     return hub;
 }
 
@@ -184,16 +182,11 @@ notify_sub_t *notify_sub_open(notify_hub_t *hub, uint64_t user, const char *curs
         return NULL;
     }
     notify_sub_t **b = bucket(hub, user);
-    bool first = true;
-    for (notify_sub_t *s = *b; s && first; s = s->next)
-        first = s->user != user;
     sub->next = *b;
     *b = sub;
     hub->open++;
     atomic_fetch_add(&hub->stats.open, 1);
     atomic_fetch_add(&hub->stats.opened, 1);
-    if (first && hub->hooks.first)
-        hub->hooks.first(hub->hooks.arg, user);
     pthread_mutex_unlock(&hub->mu);
     return sub;
 }
@@ -207,13 +200,8 @@ void notify_sub_close(notify_sub_t *sub)
         p = &(*p)->next;
     if (*p)
         *p = sub->next;
-    bool last = true;
-    for (notify_sub_t *s = *bucket(hub, sub->user); s && last; s = s->next)
-        last = s->user != sub->user;
     hub->open--;
     atomic_fetch_sub(&hub->stats.open, 1);
-    if (last && hub->hooks.last)
-        hub->hooks.last(hub->hooks.arg, sub->user);
     pthread_mutex_unlock(&hub->mu);
     for (size_t i = 0; i < sub->len; i++)
         notify_event_unref(sub->queue[(sub->head + i) % sub->cap]);

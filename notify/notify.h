@@ -42,11 +42,6 @@ void notify_event_unref(notify_event_t *e);
 /* Compares two log ids numerically; "" sorts first. */
 int notify_id_cmp(const char *a, const char *b);
 
-typedef struct notify_hooks_s {
-    void (*first)(void *arg, uint64_t user); /* a user's first stream opened: subscribe */
-    void (*last)(void *arg, uint64_t user);  /* their last stream closed: unsubscribe */
-    void *arg;
-} notify_hooks_t;
 
 typedef struct notify_config_s {
     size_t queue_max;   /* events queued per stream before it is cut off */
@@ -61,7 +56,7 @@ typedef struct notify_stats_s {
 } notify_stats_t;
 extern const double notify_lag_bounds[11];
 
-notify_hub_t *notify_hub_create(const notify_config_t *cfg, const notify_hooks_t *hooks);
+notify_hub_t *notify_hub_create(const notify_config_t *cfg);
 void notify_hub_destroy(notify_hub_t *hub);
 const notify_stats_t *notify_hub_stats(const notify_hub_t *hub);
 notify_stats_t *notify_hub_stats_mut(notify_hub_t *hub);

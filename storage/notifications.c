@@ -56,8 +56,11 @@ static size_t add_group_reads(storage__batch_t *b, uint64_t user, const char *gr
     storage__batch_add(b, "ZREVRANGE " K_NOTIF_PREFIX "%s 0 %llu", (ull)user, group,
                        (ull)(STORAGE_NOTICE_ACTORS + n_hidden - 1));
     storage__batch_add(b, "ZCARD " K_NOTIF_PREFIX "%s", (ull)user, group);
+    /* The group's activity again: an actor who joined since the first read moved it, and
+     * the id must be that of the newest actor shown. */
+    storage__batch_add(b, "ZSCORE " K_NOTIFS " %s", (ull)user, group);
     if (!n_hidden)
-        return 2;
+        return 3;
     char key[160];
     snprintf(key, sizeof(key), K_NOTIF_PREFIX "%s", (ull)user, group);
     const char **argv = malloc((n_hidden + 2) * sizeof(*argv));
@@ -77,18 +80,22 @@ static size_t add_group_reads(storage__batch_t *b, uint64_t user, const char *gr
     storage__batch_addargv(b, (int)n_hidden + 2, argv, NULL);
     free(argv);
     free(ids);
-    return 3;
+    return 4;
 }
 
 /* Fills actors and actor_count of it from the replies of add_group_reads: the count is
  * exact, hidden actors excluded wherever they are in the group. */
 static void read_group(storage_notice_t *it, redisReply **r, const uint64_t *hide,
-                       size_t n_hidden)
+                       size_t n_hidden, uint64_t read_mark)
 {
     const redisReply *actors = r[0];
     it->actor_count = storage__int(r[1]);
-    for (size_t k = 0; n_hidden && r[2]->type == REDIS_REPLY_ARRAY && k < r[2]->elements; k++)
-        if (r[2]->element[k]->type != REDIS_REPLY_NIL)
+    if (r[2]->type != REDIS_REPLY_STRING)
+        return; /* gone since the first read: left without actors, so it is dropped */
+    it->id = storage__uint_str(r[2]);
+    it->read = it->id <= read_mark;
+    for (size_t k = 0; n_hidden && r[3]->type == REDIS_REPLY_ARRAY && k < r[3]->elements; k++)
+        if (r[3]->element[k]->type != REDIS_REPLY_NIL)
             it->actor_count--;
     for (size_t k = 0; actors->type == REDIS_REPLY_ARRAY && k < actors->elements; k++) {
         uint64_t a = storage__uint_str(actors->element[k]);
@@ -171,7 +178,7 @@ int storage_notices_page(storage_t *s, uint64_t user, uint64_t cursor, size_t li
     size_t kept = 0;
     for (size_t i = 0; rc == 0 && i < picked; i++) {
         storage_notice_t it = out->items[i];
-        read_group(&it, b.r + stride * i, hide, n_hidden);
+        read_group(&it, b.r + stride * i, hide, n_hidden, read_mark);
         if (it.n_actors > 0)
             out->items[kept++] = it;
     }
@@ -237,13 +244,13 @@ int storage_notice_get(storage_t *s, uint64_t user, const char *group, storage_n
     if (rc == 0 && b.r[0]->type != REDIS_REPLY_STRING)
         rc = -ENOENT; /* gone since: trimmed, or its last actor left */
     size_t n_hidden = 0;
+    uint64_t read_mark = rc == 0 ? storage__uint_str(b.r[1]) : 0;
     uint64_t *hide = rc == 0 ? storage__collect_hidden(b.r + 2, &n_hidden) : NULL;
     if (rc == 0 && !hide)
         rc = -ENOMEM;
     if (rc == 0) {
         out->id = storage__uint_str(b.r[0]);
         out->type = type;
-        out->read = out->id <= storage__uint_str(b.r[1]);
         const char *colon = strchr(group, ':');
         if (type != STORAGE_NOTICE_FOLLOW)
             out->subject = storage__parse_u64(colon + 1, strlen(colon + 1));
@@ -254,7 +261,7 @@ int storage_notice_get(storage_t *s, uint64_t user, const char *group, storage_n
         add_group_reads(&b, user, group, hide, n_hidden);
         rc = storage__batch_run(&b);
         if (rc == 0)
-            read_group(out, b.r, hide, n_hidden);
+            read_group(out, b.r, hide, n_hidden, read_mark);
         if (rc == 0 && out->n_actors == 0)
             rc = -ENOENT;
         storage__batch_free(&b);

@@ -82,6 +82,8 @@ int storage_user_create(storage_t *s, uint64_t id, const char *handle, const cha
 int storage_user_get(storage_t *s, uint64_t id, storage_user_t *out);
 /* Profiles with counts for n ids in one round trip; missing users get id 0. */
 int storage_users_get(storage_t *s, const uint64_t *ids, size_t n, storage_user_t *out);
+/* The same without the counts (zero): for showing authors, one command per user. */
+int storage_profiles_get(storage_t *s, const uint64_t *ids, size_t n, storage_user_t *out);
 /* The stored token hash and the profile (without counts) of a user; -ENOENT. */
 int storage_user_credentials(storage_t *s, uint64_t id, uint8_t token_hash[32],
                              storage_user_t *out);
