@@ -91,7 +91,7 @@ static const char usage[] =
     "  --shutdown-grace MS          how long shutdown waits for in-flight requests (10000)\n"
     "  --engine on|off              run the fan-out engine in this process (on)\n"
     "  --fanout-jobs N              fan-out jobs worked on at once (64)\n"
-    "  --fanout-in-flight N         Redis commands the engine keeps outstanding (20000)\n"
+    "  --fanout-in-flight N         timeline writes the engine keeps outstanding (100000)\n"
     "  --claim-idle-ms MS           take over jobs a dead process left idle this long (30000)\n"
     "  --heartbeat SECONDS          comment sent on idle event streams (15)\n"
     "  --cors-origin ORIGIN         Access-Control-Allow-Origin for browsers on another origin\n"
@@ -117,7 +117,7 @@ void api_config_defaults(api_config_t *cfg)
     cfg->shutdown_grace_ms = 10000;
     cfg->engine = 1;
     cfg->fanout_jobs = 64;
-    cfg->fanout_in_flight = 20000;
+    cfg->fanout_in_flight = 100000;
     cfg->claim_idle_ms = 30000;
     cfg->heartbeat_s = 15;
     cfg->max_streams = 20000;

@@ -30,7 +30,7 @@ void fanout_config_defaults(fanout_config_t *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->max_jobs = 64;
     cfg->chunk = 1000;
-    cfg->max_in_flight = 20000;
+    cfg->max_in_flight = 100000;
     cfg->timeline_max = 800;
     cfg->notifications_max = 1000;
     cfg->celebrity_threshold = 10000;
@@ -59,9 +59,11 @@ const char *fanout_consumer(const fanout_t *f)
 
 /* ---- jobs ---------------------------------------------------------------------------------- */
 
+/* A chunk's writes are one script call, so Redis commands in flight no longer measure the
+ * work queued in Redis: each write operation counts as up to a chunk of writes. */
 bool fanout__budget_ok(const fanout_t *f)
 {
-    return storage_async_in_flight(f->sa) + (size_t)f->cfg.chunk * 9 / 8 + 2 <=
+    return storage_async_in_flight(f->sa) + (f->writes_in_flight + 1) * (size_t)f->cfg.chunk <=
            (size_t)f->cfg.max_in_flight;
 }
 

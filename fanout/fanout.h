@@ -20,7 +20,7 @@ typedef struct fanout_config_s {
     const char *consumer;     /* unique consumer name (borrowed); NULL: host:pid:random */
     int max_jobs;             /* jobs worked on at once */
     int chunk;                /* followers read and written per step */
-    int max_in_flight;        /* Redis commands outstanding, across all jobs */
+    int max_in_flight;        /* timeline writes sent and unconfirmed, across all jobs */
     int timeline_max;         /* --timeline-max */
     int notifications_max;    /* --notifications-max */
     int celebrity_threshold;  /* --celebrity-threshold */

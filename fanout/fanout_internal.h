@@ -23,6 +23,7 @@ struct fanout_s {
 
     fanout__job_t *jobs; /* active jobs (doubly linked); parked ones have waiting set */
     int active;
+    size_t writes_in_flight; /* write operations sent by all jobs, each up to a chunk */
 
     uint64_t stop_deadline;
     void (*done_cb)(void *arg);

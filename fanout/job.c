@@ -48,16 +48,19 @@ static void fail(fanout__job_t *j, int status)
 /* Records a write sent (rc 0) or failed to send. */
 static void sent(fanout__job_t *j, int rc)
 {
-    if (rc == 0)
+    if (rc == 0) {
         j->writes_pending++;
-    else
+        j->f->writes_in_flight++;
+    } else {
         fail(j, rc);
+    }
 }
 
 static void on_written(void *arg, int status)
 {
     fanout__job_t *j = arg;
     j->writes_pending--;
+    j->f->writes_in_flight--;
     if (status)
         fail(j, status);
     fanout__job_pump(j);

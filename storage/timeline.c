@@ -128,9 +128,18 @@ int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t l
             storage__batch_add(&b, "HGET " K_REPOSTED_BY " %llu", (ull)user, (ull)e[i].post);
     if (b.n) {
         rc = storage__batch_run(&b);
-        for (size_t i = 0, k = 0; rc == 0 && i < keep; i++)
-            if (e[i].score != e[i].post)
-                out->reposted_by[i] = storage__uint_str(b.r[k++]);
+        size_t kept = 0;
+        for (size_t i = 0, k = 0; rc == 0 && i < keep; i++) {
+            uint64_t reposter = e[i].score != e[i].post ? storage__uint_str(b.r[k++]) : 0;
+            /* A repost entry whose reposter is gone by now was taken back (an undone
+             * repost, a block or mute) between the two reads: leave it out. */
+            if (e[i].score != e[i].post && !reposter)
+                continue;
+            out->page.ids[kept] = out->page.ids[i];
+            out->reposted_by[kept++] = reposter;
+        }
+        if (rc == 0)
+            out->page.n = kept;
     }
     storage__batch_free(&b);
     if (rc)
