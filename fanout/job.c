@@ -56,11 +56,32 @@ static void sent(fanout__job_t *j, int rc)
     }
 }
 
+static void on_published(void *arg, int status);
+
+/* Records a live-event publish sent: small, so outside the write budget, which bounds the
+ * timeline work queued in Redis. */
+static void sent_event(fanout__job_t *j, int rc)
+{
+    if (rc == 0)
+        j->writes_pending++;
+    else
+        fail(j, rc);
+}
+
 static void on_written(void *arg, int status)
 {
     fanout__job_t *j = arg;
     j->writes_pending--;
     j->f->writes_in_flight--;
+    if (status)
+        fail(j, status);
+    fanout__job_pump(j);
+}
+
+static void on_published(void *arg, int status)
+{
+    fanout__job_t *j = arg;
+    j->writes_pending--;
     if (status)
         fail(j, status);
     fanout__job_pump(j);
@@ -156,7 +177,7 @@ static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
     case STORAGE_JOB_UNKNOWN:
         return storage_celebrity_followers_add(f->sa, job->author, users, n, on_written, j);
     case STORAGE_JOB_DELETE:
-        sent(j, storage_events_publish(f->sa, users, n, "delete", ref, on_written, j));
+        sent_event(j, storage_events_publish(f->sa, users, n, "delete", ref, on_published, j));
         return storage_timelines_remove(f->sa, job->post, users, n, on_written, j);
     case STORAGE_JOB_REPOST:
     case STORAGE_JOB_UNREPOST:
@@ -173,9 +194,9 @@ static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
         return -ENOMEM;
     int rc = -ENODATA;
     if (n && j->live_only)
-        rc = storage_events_publish(f->sa, to, n, "feed", ref, on_written, j);
+        rc = storage_events_publish(f->sa, to, n, "feed", ref, on_written, j); /* the chunk's work */
     else if (n) {
-        sent(j, storage_events_publish(f->sa, to, n, "feed", ref, on_written, j));
+        sent_event(j, storage_events_publish(f->sa, to, n, "feed", ref, on_published, j));
         rc = storage_timelines_add(f->sa, job->post, to, n, f->cfg.timeline_max, on_written, j);
     }
     free(owned);
@@ -326,9 +347,9 @@ static void on_post_state(void *arg, int status, const storage_post_state_t *st)
     uint64_t author = job->author;
     char ref[48];
     snprintf(ref, sizeof(ref), "%llu", (unsigned long long)job->post);
-    sent(j, storage_events_publish(f->sa, &author, 1,
-                                   job->kind == STORAGE_JOB_DELETE ? "delete" : "feed", ref,
-                                   on_written, j));
+    sent_event(j, storage_events_publish(f->sa, &author, 1,
+                                         job->kind == STORAGE_JOB_DELETE ? "delete" : "feed", ref,
+                                         on_published, j));
     sent(j, job->kind == STORAGE_JOB_DELETE
                 ? storage_timelines_remove(f->sa, job->post, &author, 1, on_written, j)
                 : storage_timelines_add(f->sa, job->post, &author, 1, f->cfg.timeline_max,
