@@ -95,7 +95,7 @@ Test(outage, redis_restart_in_the_middle_of_a_fanout_delivers_to_every_follower)
     fx_server_start(&server, &redis, extra);
     fx_user_t a;
     fx_user(server.port, "rr_a", &a);
-    enum { FOLLOWERS = 50000 };
+    enum { FOLLOWERS = 150000 }; /* enough that the restart lands mid fan-out */
     const uint64_t base = 7000000;
     redisContext *c = fx_connect(redis.port);
     fx_add_followers(c, a.id, base, FOLLOWERS);
@@ -171,7 +171,7 @@ Test(outage, redis_restart_then_crash_still_delivers_to_every_follower)
     fx_server_start(&server, &redis, slow_flags);
     fx_user_t a;
     fx_user(server.port, "rrc_a", &a);
-    enum { FOLLOWERS = 60000 };
+    enum { FOLLOWERS = 200000 }; /* enough that the crash lands mid fan-out */
     const uint64_t base = 11000000;
     redisContext *c = fx_connect(redis.port);
     fx_add_followers(c, a.id, base, FOLLOWERS);
