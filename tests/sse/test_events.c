@@ -40,7 +40,7 @@ static json_t *timeline_entry(int port, const sx_user_t *u, const char *post)
 
 Test(sse_events, feed_event_is_the_post_as_the_timeline_shows_it)
 {
-    sx_use_fixture_redis();
+    sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, NULL);
     sx_user_t reader, author;
     sx_register(srv.port, "feedr", &reader);
@@ -82,7 +82,7 @@ Test(sse_events, feed_event_is_the_post_as_the_timeline_shows_it)
 
 Test(sse_events, notification_event_is_the_notification_as_the_api_shows_it)
 {
-    sx_use_fixture_redis();
+    sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, NULL);
     sx_user_t owner, fan;
     sx_register(srv.port, "ntfo", &owner);
@@ -130,7 +130,7 @@ Test(sse_events, notification_event_is_the_notification_as_the_api_shows_it)
 
 Test(sse_events, delete_event_names_the_retracted_post)
 {
-    sx_use_fixture_redis();
+    sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, NULL);
     sx_user_t reader, author;
     sx_register(srv.port, "delr", &reader);

@@ -16,7 +16,7 @@ static ts_server_t srv, other;
 
 Test(sse_lifecycle, heartbeats_arrive_on_an_idle_stream)
 {
-    sx_use_fixture_redis();
+    sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, (const char *const[]){"--heartbeat", "1", NULL});
     sx_user_t u;
     sx_register(srv.port, "beat", &u);
@@ -50,7 +50,7 @@ Test(sse_lifecycle, heartbeats_arrive_on_an_idle_stream)
 
 Test(sse_lifecycle, sigterm_ends_every_stream_cleanly_and_exits_promptly)
 {
-    sx_use_fixture_redis();
+    sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, NULL);
     sx_user_t a, b;
     sx_register(srv.port, "terma", &a);
@@ -89,7 +89,7 @@ Test(sse_lifecycle, sigterm_ends_every_stream_cleanly_and_exits_promptly)
 
 Test(sse_lifecycle, cors_origin_marks_the_stream_and_answers_the_preflight)
 {
-    sx_use_fixture_redis();
+    sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, (const char *const[]){"--cors-origin", ORIGIN, NULL});
     sx_user_t u;
     sx_register(srv.port, "cors", &u);
@@ -132,7 +132,7 @@ Test(sse_lifecycle, cors_origin_marks_the_stream_and_answers_the_preflight)
 
 Test(sse_lifecycle, without_cors_origin_there_are_no_cors_headers)
 {
-    sx_use_fixture_redis();
+    sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, NULL);
     sx_user_t u;
     sx_register(srv.port, "nocors", &u);
@@ -168,7 +168,7 @@ static void expect_on(sse_t *c, const char *type, const char *subject, char *id,
 
 Test(sse_lifecycle, two_processes_on_one_redis_deliver_to_each_others_streams)
 {
-    sx_use_fixture_redis();
+    sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, NULL);   /* A: holds the user's stream */
     sx_server(&other, NULL); /* B: takes the other user's requests */
     sx_user_t user, author;
