@@ -6,6 +6,7 @@
  */
 #include "api/config.h"
 #include "api/log.h"
+#include "fanout/fanout.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -107,18 +108,21 @@ void api_config_defaults(api_config_t *cfg)
     snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:8080");
     snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./tidings-data");
     snprintf(cfg->redis_server, sizeof(cfg->redis_server), "redis-server");
+    /* The engine's defaults are the engine's: one place to change them. */
+    fanout_config_t engine;
+    fanout_config_defaults(&engine);
     cfg->threads = 4;
-    cfg->timeline_max = 800;
-    cfg->notifications_max = 1000;
-    cfg->celebrity_threshold = 10000;
+    cfg->timeline_max = engine.timeline_max;
+    cfg->notifications_max = engine.notifications_max;
+    cfg->celebrity_threshold = engine.celebrity_threshold;
     cfg->max_body = 64 * 1024;
     cfg->log_level = LOG_INFO;
     cfg->log_json = 0;
     cfg->shutdown_grace_ms = 10000;
     cfg->engine = 1;
-    cfg->fanout_jobs = 64;
-    cfg->fanout_in_flight = 100000;
-    cfg->claim_idle_ms = 30000;
+    cfg->fanout_jobs = engine.max_jobs;
+    cfg->fanout_in_flight = engine.max_in_flight;
+    cfg->claim_idle_ms = engine.claim_idle_ms;
     cfg->heartbeat_s = 15;
     cfg->max_streams = 20000;
     cfg->stream_buffer = 256 * 1024;
