@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# tests/support/redis_cluster_fixture.sh start|stop DIR [MASTERS] [REPLICAS_PER_MASTER]
+# A throwaway Redis Cluster on free loopback ports (default 3 masters, 1 replica each).
+# start: one redis-server per node under DIR/<port>/ (no persistence, cluster-node-timeout
+# 1000 ms so a failover takes about two seconds), `redis-cli --cluster create`, waits until
+# every node reports cluster_state:ok, then writes DIR/ports (one per line, masters first)
+# and DIR/url (redis://127.0.0.1:<p1>,127.0.0.1:<p2>,… a seed list for --redis).
+# stop: shuts every node down.
+set -euo pipefail
+cmd=$1 dir=$2 masters=${3:-3} replicas=${4:-1}
+
+# Redis listens on port+10000 for the cluster bus, so both must be free and below 65536.
+free_ports() {
+  python3 - "$1" <<'EOF'
+import random, socket, sys
+socks, ports = [], []
+while len(ports) < int(sys.argv[1]):
+    port = random.randint(20000, 55000)
+    pair = []
+    try:
+        for p in (port, port + 10000):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); pair.append(s)
+    except OSError:
+        for s in pair: s.close()
+        continue
+    socks += pair; ports.append(port)
+print(" ".join(map(str, ports)))
+EOF
+}
+
+stop_all() {
+  [ -d "$dir" ] || return 0
+  for pidfile in "$dir"/*/redis.pid; do
+    [ -f "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    port=$(basename "$(dirname "$pidfile")")
+    redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+}
+
+case "$cmd" in
+start)
+  stop_all
+  rm -rf "$dir" && mkdir -p "$dir"
+  total=$((masters * (1 + replicas)))
+  read -r -a ports <<< "$(free_ports "$total")"
+  for port in "${ports[@]}"; do
+    mkdir -p "$dir/$port"
+    redis-server --bind 127.0.0.1 --port "$port" --cluster-enabled yes \
+      --cluster-config-file nodes.conf --cluster-node-timeout 1000 \
+      --save "" --appendonly no --dir "$dir/$port" \
+      --daemonize yes --pidfile "$dir/$port/redis.pid" --logfile "$dir/$port/redis.log"
+  done
+  for port in "${ports[@]}"; do
+    for _ in $(seq 100); do
+      redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break
+      sleep 0.05
+    done
+  done
+  addrs=()
+  for port in "${ports[@]}"; do addrs+=("127.0.0.1:$port"); done
+  if ! redis-cli --cluster create "${addrs[@]}" --cluster-replicas "$replicas" --cluster-yes \
+       > "$dir/create.log" 2>&1; then
+    cat "$dir/create.log" >&2
+    stop_all
+    exit 1
+  fi
+  for _ in $(seq 200); do
+    ok=1
+    for port in "${ports[@]}"; do
+      redis-cli -p "$port" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || ok=0
+    done
+    [ "$ok" = 1 ] && break
+    sleep 0.1
+  done
+  if [ "$ok" != 1 ]; then
+    echo "the cluster did not reach cluster_state:ok; see $dir/*/redis.log" >&2
+    stop_all
+    exit 1
+  fi
+  # Replicas must have synced before a failover test kills their master.
+  for port in "${ports[@]}"; do
+    for _ in $(seq 200); do
+      info=$(redis-cli -p "$port" info replication 2>/dev/null)
+      if grep -q 'role:master' <<< "$info" || grep -q 'master_link_status:up' <<< "$info"; then
+        break
+      fi
+      sleep 0.1
+    done
+  done
+  printf '%s\n' "${ports[@]}" > "$dir/ports"
+  url="redis://$(IFS=,; echo "${addrs[*]}")"
+  echo "$url" > "$dir/url"
+  echo "${ports[0]}" > "$dir/port"
+  echo "redis cluster: $url"
+  ;;
+stop)
+  stop_all
+  ;;
+*) echo "usage: $0 start|stop DIR [MASTERS] [REPLICAS_PER_MASTER]" >&2; exit 2 ;;
+esac
