@@ -1,5 +1,9 @@
 /* tests/support/env.c -- the test environment: the fixture Redis, unique names, free ports.
  *
+ * The fixture is named by files the ctest fixtures write, so a binary's second run against
+ * the Redis Cluster differs from its first only in its environment: the port file then holds
+ * the first master's port and a URL file the cluster's seed list.
+ *
  * Names are unique across the parallel test processes sharing one Redis because their suffix
  * comes from getrandom(2), not from the clock or the pid alone.
  */
@@ -38,6 +42,31 @@ int ts_redis_port(void)
 void ts_redis_url(char *buf, size_t size, int port)
 {
     snprintf(buf, size, "redis://127.0.0.1:%d", port);
+}
+
+bool ts_redis_fixture_is_cluster(void)
+{
+    const char *v = getenv("TIDINGS_TEST_REDIS_URL_FILE");
+    return v && *v;
+}
+
+void ts_redis_fixture_url(char *buf, size_t size)
+{
+    cr_assert(size > 8 && size <= 4096, "a URL buffer of %zu bytes", size);
+    if (!ts_redis_fixture_is_cluster()) {
+        ts_redis_url(buf, size, ts_redis_port());
+        return;
+    }
+    const char *path = ts_env("TIDINGS_TEST_REDIS_URL_FILE");
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "cannot open %s: is the redis_cluster fixture running?", path);
+    bool read = fgets(buf, (int)size, f) != NULL;
+    bool whole = read && (strchr(buf, '\n') || feof(f));
+    fclose(f);
+    cr_assert(read, "no URL in %s", path);
+    cr_assert(whole, "the URL in %s does not fit in %zu bytes", path, size);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    cr_assert(strncmp(buf, "redis://", 8) == 0 && buf[8], "no redis:// URL in %s: '%s'", path, buf);
 }
 
 void ts_unique(char *buf, size_t size, const char *prefix)

@@ -64,8 +64,8 @@ void ts_server_start(ts_server_t *s, const char *redis_url, const char *const *e
 
 void ts_server_start_default(ts_server_t *s)
 {
-    char url[64];
-    ts_redis_url(url, sizeof(url), ts_redis_port());
+    char url[256];
+    ts_redis_fixture_url(url, sizeof(url));
     ts_server_start(s, url, NULL, true);
 }
 

@@ -15,10 +15,18 @@
 #include <sys/types.h>
 
 /* ---- environment (env.c) ---------------------------------------------------------------- */
-/* The fixture redis-server's port, read from $TIDINGS_TEST_REDIS_PORT_FILE. */
+/* The fixture is a single redis-server, or in a binary's second run (<name>_cluster, see
+ * tests/CMakeLists.txt) a Redis Cluster: then $TIDINGS_TEST_REDIS_URL_FILE is set. */
+bool ts_redis_fixture_is_cluster(void);
+/* The fixture redis-server's port, read from $TIDINGS_TEST_REDIS_PORT_FILE (for a cluster,
+ * the port of its first master: one node among several, see ts_redis_fixture_command). */
 int ts_redis_port(void);
 /* "redis://127.0.0.1:<port>" into buf. */
 void ts_redis_url(char *buf, size_t size, int port);
+/* The URL a server gets for the fixture into buf: the cluster's seed list
+ * ("redis://127.0.0.1:<p1>,127.0.0.1:<p2>,…", read from $TIDINGS_TEST_REDIS_URL_FILE), else
+ * ts_redis_url of ts_redis_port(). Fails the test when it does not fit; 256 bytes do. */
+void ts_redis_fixture_url(char *buf, size_t size);
 /* The value of an environment variable the test needs (fails the test when unset). */
 const char *ts_env(const char *name);
 /* prefix, '_' and 10 random [a-z0-9]: a handle (or key) no parallel test uses. */
@@ -77,6 +85,15 @@ void ts_proc_kill(pid_t pid);
  * ts_free_port may be taken by a parallel test's child before ours binds it.) */
 bool ts_proc_listens(pid_t pid, int port);
 
+/* ---- the fixture Redis, one command at a time (redis.c) ------------------------------------ */
+struct redisReply;
+/* Runs one command (formatted as by hiredis' redisCommand) on a new connection to the
+ * fixture and returns its reply (returns new: freeReplyObject it). On a cluster the first
+ * node answers -MOVED <slot> <host>:<port> for a key it does not serve; the command then goes
+ * to that node instead (up to 5 redirections; -ASK is not followed, no slot migrates during
+ * the tests). Any other error reply is returned. Fails the test when no node answers. */
+struct redisReply *ts_redis_fixture_command(const char *fmt, ...);
+
 /* ---- a private redis-server (redis.c) -------------------------------------------------------- */
 typedef struct ts_redis_s {
     pid_t pid;
@@ -84,7 +101,10 @@ typedef struct ts_redis_s {
     char dir[64]; /* its working directory and log */
 } ts_redis_t;
 /* Starts $TIDINGS_REDIS_SERVER (or redis-server) on port (0: a free one; the same port again
- * to restart it) without persistence and waits until it answers PING. */
+ * to restart it) without persistence and waits until it answers PING. In the cluster run
+ * (ts_redis_fixture_is_cluster) it skips the calling test instead: a test on a private
+ * single redis-server would only repeat the binary's first run and says nothing about the
+ * cluster. */
 void ts_redis_start(ts_redis_t *r, int port);
 /* Kills it (SIGKILL) like a crash; ts_redis_start(r, r->port) brings it back. */
 void ts_redis_kill(ts_redis_t *r);
