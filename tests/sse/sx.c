@@ -13,7 +13,7 @@
 
 #define MAX_SERVERS 8
 
-char sx_redis_url[64];
+char sx_redis_url[256];
 static ts_redis_t redis;
 static ts_server_t *servers[MAX_SERVERS];
 
@@ -27,7 +27,7 @@ void sx_use_private_redis(void)
 
 void sx_use_fixture_redis(void)
 {
-    ts_redis_url(sx_redis_url, sizeof(sx_redis_url), ts_redis_port());
+    ts_redis_fixture_url(sx_redis_url, sizeof(sx_redis_url));
 }
 
 void sx_server(ts_server_t *s, const char *const *extra)

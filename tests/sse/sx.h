@@ -35,10 +35,11 @@ typedef struct sx_user_s {
 } sx_user_t;
 
 /* ---- servers ----------------------------------------------------------------------------- */
-extern char sx_redis_url[64];
-/* Starts a private redis-server for this test (removed at exit). */
+extern char sx_redis_url[256];
+/* Starts a private redis-server for this test (removed at exit); in test_sse_cluster it skips
+ * the test instead (see ts_redis_start). */
 void sx_use_private_redis(void);
-/* Uses the fixture redis-server. */
+/* Uses the fixture: a redis-server, or the Redis Cluster in test_sse_cluster. */
 void sx_use_fixture_redis(void);
 /* Starts a tidings server on the chosen Redis with the extra flags (NULL-terminated, may be
  * NULL) and waits until it is ready. */
