@@ -180,8 +180,10 @@ static void on_prepared(void *arg, int status)
 
 static void on_read(void *arg, int status, const storage_job_t *jobs, size_t n)
 {
-    fanout_t *f = arg;
-    f->reading = false;
+    fanout__shard_t *sh = arg;
+    fanout_t *f = sh->f;
+    sh->reading = false;
+    f->reading--;
     if (f->stopping && !f->closed && status == 0) {
         /* A read that was in flight when the stop began: its jobs are ours now, so run
          * them within the grace period rather than leave them to the claim timeout. */
@@ -200,21 +202,40 @@ static void on_read(void *arg, int status, const storage_job_t *jobs, size_t n)
     /* Our own backlog holds the jobs we are running too (each read of it counts as a
      * delivery): once it has nothing we are not already running, read new jobs. */
     if (start_jobs(f, jobs, n, false) == 0)
-        f->read_own_pending = false;
+        sh->own_pending = false;
     read_more(f);
 }
 
+/* Each shard has a read in flight while there is room for more jobs; the room is shared
+ * out so that all of them together stay near --fanout-jobs. */
 static void read_more(fanout_t *f)
 {
-    if (f->stopping || f->reading || !storage_async_up(f->sa) || f->active >= f->cfg.max_jobs)
+    if (f->stopping || !storage_async_up(f->sa) || f->active >= f->cfg.max_jobs)
         return;
     size_t free_slots = (size_t)(f->cfg.max_jobs - f->active);
-    int rc = storage_jobs_read(f->sa, f->consumer, free_slots, f->cfg.block_ms,
-                               f->read_own_pending, on_read, f);
-    if (rc == 0)
-        f->reading = true;
-    else
+    size_t count = free_slots / (size_t)f->n_shards;
+    bool failed = false;
+    for (int i = 0; i < f->n_shards; i++) {
+        fanout__shard_t *sh = &f->shards[i];
+        if (sh->reading)
+            continue;
+        int rc = storage_jobs_read(f->sa, i, f->consumer, count ? count : 1, f->cfg.block_ms,
+                                   sh->own_pending, on_read, sh);
+        if (rc == 0) {
+            sh->reading = true;
+            f->reading++;
+        } else {
+            failed = true;
+        }
+    }
+    if (failed)
         uv_timer_start(&f->read_retry, on_read_retry, READ_RETRY_MS, 0);
+}
+
+static void read_own_pending(fanout_t *f)
+{
+    for (int i = 0; i < f->n_shards; i++)
+        f->shards[i].own_pending = true;
 }
 
 static void on_read_retry(uv_timer_t *t)
@@ -227,7 +248,7 @@ static void on_redis_state(void *arg, bool up)
     fanout_t *f = arg;
     atomic_store(&f->stats.redis_up, up);
     if (up && f->started && !f->stopping) {
-        f->read_own_pending = true; /* jobs cut off by the outage resume at once */
+        read_own_pending(f); /* jobs cut off by the outage resume at once */
         read_more(f);
     }
 }
@@ -317,6 +338,9 @@ fanout_t *fanout_create(uv_loop_t *loop, const storage_config_t *storage_cfg,
         free(f);
         return NULL;
     }
+    f->n_shards = storage_jobs_shards(f->sa);
+    for (int i = 0; i < f->n_shards && i < FANOUT__MAX_SHARDS; i++)
+        f->shards[i] = (fanout__shard_t){.f = f, .index = i};
     uv_timer_t *timers[] = {&f->read_retry, &f->claim_timer, &f->stats_timer, &f->touch_timer,
                             &f->stop_timer};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
@@ -329,7 +353,7 @@ fanout_t *fanout_create(uv_loop_t *loop, const storage_config_t *storage_cfg,
 void fanout_start(fanout_t *f)
 {
     f->started = true;
-    f->read_own_pending = true;
+    read_own_pending(f);
     int claim_every = f->cfg.claim_idle_ms / 2 > 100 ? f->cfg.claim_idle_ms / 2 : 100;
     int touch_every = f->cfg.claim_idle_ms / 3 > 100 ? f->cfg.claim_idle_ms / 3 : 100;
     uv_timer_start(&f->claim_timer, on_claim_timer, (uint64_t)claim_every, (uint64_t)claim_every);

@@ -9,6 +9,15 @@
 
 typedef struct fanout__job_s fanout__job_t;
 
+#define FANOUT__MAX_SHARDS 64
+
+/* The reading of one queue shard: each has its own blocking read in flight. */
+typedef struct fanout__shard_s {
+    struct fanout_s *f;
+    int index;
+    bool reading, own_pending; /* own_pending: re-read what we were handed and did not ack */
+} fanout__shard_t;
+
 struct fanout_s {
     uv_loop_t *loop;
     fanout_config_t cfg;
@@ -18,7 +27,9 @@ struct fanout_s {
 
     uv_timer_t read_retry, claim_timer, stats_timer, touch_timer, stop_timer;
     int open_handles;
-    bool started, stopping, closed, reading, claiming, read_own_pending, stats_running;
+    bool started, stopping, closed, claiming, stats_running;
+    fanout__shard_t shards[FANOUT__MAX_SHARDS];
+    int n_shards, reading; /* reading: shards with a read in flight */
     bool resuming, resume_again; /* resume_parked is running / must scan again */
 
     fanout__job_t *jobs; /* active jobs (doubly linked); parked ones have waiting set */

@@ -1,18 +1,18 @@
-/* storage/async.c -- two self-healing hiredis async connections on a libuv loop.
+/* storage/async.c -- self-healing hiredis async connections on a libuv loop, each command
+ * sent to its slot's node.
  *
- * hiredis's own adapters/libuv.h (0.14) drops poll errors on the floor: a refused
- * connect never reaches the connect callback and the loop waits forever. This file has
- * its own adapter that hands an error status to hiredis (a write attempt while
- * connecting, a read once connected), so hiredis reports it, plus a connect timeout of
- * its own for peers that never answer. A lost connection is retried with backoff
- * (100 ms doubling to 2 s). hiredis answers every pending callback with a NULL reply when
- * a context goes away; the trampoline turns that into -EAGAIN (or -ECANCELED on close).
+ * One writer connection per master node carries every command; one reader per queue
+ * shard carries the blocking job reads. The slot map comes from storage/topology.c, learnt
+ * here on the loop thread at start, after a connection is lost (a failover moves a node's
+ * slots to its replica) and after a MOVED redirect; connections are then re-arranged to the
+ * current masters. A MOVED or ASK reply resends the command to the node named, so a
+ * resharding costs a round trip, not an error. A lost connection is retried with backoff
+ * (100 ms doubling to 2 s); hiredis answers every pending callback with a NULL reply when a
+ * context goes away, which the trampoline turns into -EAGAIN (or -ECANCELED on close).
  */
-#include "storage/storage_async.h"
-#include "storage/storage_internal.h"
+#include "storage/async_internal.h"
 
 #include <errno.h>
-#include <hiredis/async.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,134 +20,13 @@
 #define CONNECT_TIMEOUT_MS 2000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
-
-enum { READER = STORAGE__READER, WRITER = STORAGE__WRITER, SUB = 2, CONNS = 3 };
-
-typedef struct aconn_s {
-    storage_async_t *sa;
-    redisAsyncContext *ac;
-    bool connected;
-    int backoff_ms;
-    uv_timer_t timer; /* connect timeout while connecting, retry delay while down */
-} aconn_t;
-
-struct storage_async_s {
-    uv_loop_t *loop;
-    storage_t *cfg; /* parsed URL and shard count; never connects */
-    aconn_t conn[CONNS];
-    unsigned conn_mask; /* which of conn[] this instance opens */
-    storage_sub_callbacks_t sub;
-    size_t in_flight;
-    bool closing;
-    int open_timers;
-    storage_async_state_cb on_state;
-    void *state_arg;
-    void (*closed_cb)(void *arg);
-    void *closed_arg;
-};
-
-/* ---- the adapter ------------------------------------------------------------------------ */
-
-typedef struct uvio_s {
-    uv_poll_t poll;
-    redisAsyncContext *ac; /* NULL once hiredis let go of it */
-    int events;            /* what hiredis wants */
-    int polling;           /* what the poll handle watches now */
-} uvio_t;
-
-static void uvio_on_poll(uv_poll_t *h, int status, int events)
-{
-    uvio_t *io = h->data;
-    if (!io->ac)
-        return;
-    if (status < 0) {
-        /* libuv stopped the handle; let hiredis find the socket error itself. */
-        io->polling = 0;
-        if (!(io->ac->c.flags & REDIS_CONNECTED))
-            redisAsyncHandleWrite(io->ac);
-        else
-            redisAsyncHandleRead(io->ac);
-        return;
-    }
-    if (events & UV_READABLE)
-        redisAsyncHandleRead(io->ac);
-    if (io->ac && (events & UV_WRITABLE))
-        redisAsyncHandleWrite(io->ac);
-}
-
-/* hiredis asks for read/write interest on every command; restarting the poll handle when
- * nothing changed would cost an epoll_ctl pair each time. libuv stops a handle whose poll
- * failed, so after an error status the next change starts it afresh. */
-static void uvio_update(uvio_t *io)
-{
-    if (io->events == io->polling)
-        return;
-    io->polling = io->events;
-    if (io->events)
-        uv_poll_start(&io->poll, io->events, uvio_on_poll);
-    else
-        uv_poll_stop(&io->poll);
-}
-
-static void uvio_add_read(void *p)
-{
-    ((uvio_t *)p)->events |= UV_READABLE;
-    uvio_update(p);
-}
-
-static void uvio_del_read(void *p)
-{
-    ((uvio_t *)p)->events &= ~UV_READABLE;
-    uvio_update(p);
-}
-
-static void uvio_add_write(void *p)
-{
-    ((uvio_t *)p)->events |= UV_WRITABLE;
-    uvio_update(p);
-}
-
-static void uvio_del_write(void *p)
-{
-    ((uvio_t *)p)->events &= ~UV_WRITABLE;
-    uvio_update(p);
-}
-
-static void uvio_on_close(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void uvio_cleanup(void *p)
-{
-    uvio_t *io = p;
-    io->ac = NULL;
-    uv_close((uv_handle_t *)&io->poll, uvio_on_close);
-}
-
-static int uvio_attach(redisAsyncContext *ac, uv_loop_t *loop)
-{
-    uvio_t *io = calloc(1, sizeof(*io));
-    if (!io)
-        return -ENOMEM;
-    if (uv_poll_init(loop, &io->poll, ac->c.fd) != 0) {
-        free(io);
-        return -EIO;
-    }
-    io->poll.data = io;
-    io->ac = ac;
-    ac->ev.data = io;
-    ac->ev.addRead = uvio_add_read;
-    ac->ev.delRead = uvio_del_read;
-    ac->ev.addWrite = uvio_add_write;
-    ac->ev.delWrite = uvio_del_write;
-    ac->ev.cleanup = uvio_cleanup;
-    return 0;
-}
+#define REDIRECTS_MAX 5
+#define REFRESH_AFTER_LOSS_MS 200 /* give the cluster a moment to notice and promote */
 
 /* ---- connections ------------------------------------------------------------------------ */
 
 static void connect_now(aconn_t *c);
+static void update_up(storage_async_t *sa);
 
 static void on_retry(uv_timer_t *t)
 {
@@ -156,25 +35,23 @@ static void on_retry(uv_timer_t *t)
 
 static void schedule_retry(aconn_t *c)
 {
-    if (c->sa->closing)
+    if (c->sa->closing || c->retired)
         return;
     c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (c->backoff_ms > BACKOFF_MAX_MS)
         c->backoff_ms = BACKOFF_MAX_MS;
     uv_timer_start(&c->timer, on_retry, (uint64_t)c->backoff_ms, 0);
+    /* The node may be gone for good (failed over): ask where its slots went. */
+    storage__async_refresh_soon(c->sa, REFRESH_AFTER_LOSS_MS);
 }
-
-static void subscribe_live(storage_async_t *sa);
 
 static void set_state(aconn_t *c, bool up)
 {
     bool was = c->connected;
     c->connected = up;
-    storage_async_t *sa = c->sa;
-    if (c == &sa->conn[WRITER] && was != up && sa->on_state && !sa->closing)
-        sa->on_state(sa->state_arg, up);
-    if (c == &sa->conn[SUB] && up && !was)
-        subscribe_live(sa);
+    if (c->role == ROLE_SUB && up && !was && !c->retired)
+        storage__sub_connected(c);
+    update_up(c->sa);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -212,10 +89,11 @@ static void on_connect_timeout(uv_timer_t *t)
 
 static void connect_now(aconn_t *c)
 {
-    storage_t *cfg = c->sa->cfg;
-    redisAsyncContext *ac = cfg->unix_path ? redisAsyncConnectUnix(cfg->unix_path)
-                                           : redisAsyncConnect(cfg->host, cfg->port);
-    if (!ac || ac->err || uvio_attach(ac, c->sa->loop) != 0) {
+    storage_t *s = c->sa->cfg;
+    const storage__node_t *n = &s->nodes[c->node];
+    redisAsyncContext *ac = n->port == 0 ? redisAsyncConnectUnix(n->host)
+                                         : redisAsyncConnect(n->host, n->port);
+    if (!ac || ac->err || storage__uv_attach(ac, c->sa->loop) != 0) {
         if (ac)
             redisAsyncFree(ac);
         schedule_retry(c);
@@ -226,70 +104,22 @@ static void connect_now(aconn_t *c)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     /* Commands queue up until the connection is made, so these go first. */
-    if (cfg->password)
-        redisAsyncCommand(ac, NULL, NULL, "AUTH %s", cfg->password);
-    if (cfg->db)
-        redisAsyncCommand(ac, NULL, NULL, "SELECT %d", cfg->db);
+    if (s->password)
+        redisAsyncCommand(ac, NULL, NULL, "AUTH %s", s->password);
+    if (s->db)
+        redisAsyncCommand(ac, NULL, NULL, "SELECT %d", s->db);
     uv_timer_start(&c->timer, on_connect_timeout, CONNECT_TIMEOUT_MS, 0);
 }
 
-static storage_async_t *create(uv_loop_t *loop, const storage_config_t *cfg, unsigned mask)
+static void on_handle_closed(uv_handle_t *h)
 {
-    storage_async_t *sa = calloc(1, sizeof(*sa));
-    if (!sa)
-        return NULL;
-    sa->cfg = storage_create(cfg);
-    if (!sa->cfg) {
-        free(sa);
-        return NULL;
+    storage_async_t *sa = h->data;
+    if (h != (uv_handle_t *)&sa->topology_timer) {
+        aconn_t *c = (aconn_t *)((char *)h - offsetof(aconn_t, timer));
+        sa = c->sa;
+        free(c);
     }
-    sa->loop = loop;
-    sa->conn_mask = mask;
-    for (int i = 0; i < CONNS; i++)
-        sa->conn[i].sa = sa;
-    return sa;
-}
-
-static void connect_all(storage_async_t *sa)
-{
-    for (int i = 0; i < CONNS; i++) {
-        if (!(sa->conn_mask & (1u << i)))
-            continue;
-        uv_timer_init(sa->loop, &sa->conn[i].timer);
-        sa->conn[i].timer.data = &sa->conn[i];
-        sa->open_timers++;
-        connect_now(&sa->conn[i]);
-    }
-}
-
-storage_async_t *storage_async_create(uv_loop_t *loop, const storage_config_t *cfg,
-                                      storage_async_state_cb on_state, void *arg)
-{
-    storage_async_t *sa = create(loop, cfg, 1u << READER | 1u << WRITER);
-    if (sa) {
-        sa->on_state = on_state;
-        sa->state_arg = arg;
-        connect_all(sa);
-    }
-    return sa;
-}
-
-storage_async_t *storage_sub_create(uv_loop_t *loop, const storage_config_t *cfg,
-                                    const storage_sub_callbacks_t *cb)
-{
-    storage_async_t *sa = create(loop, cfg, 1u << SUB);
-    if (sa) {
-        sa->sub = *cb;
-        connect_all(sa);
-    }
-    return sa;
-}
-
-static void on_timer_closed(uv_handle_t *h)
-{
-    aconn_t *c = h->data;
-    storage_async_t *sa = c->sa;
-    if (--sa->open_timers > 0)
+    if (--sa->open_handles > 0)
         return;
     if (sa->closed_cb)
         sa->closed_cb(sa->closed_arg);
@@ -297,29 +127,187 @@ static void on_timer_closed(uv_handle_t *h)
     free(sa);
 }
 
+static aconn_t *conn_open(storage_async_t *sa, int role, int index, int node)
+{
+    aconn_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    *c = (aconn_t){.sa = sa, .role = role, .index = index, .node = node};
+    uv_timer_init(sa->loop, &c->timer);
+    c->timer.data = c;
+    sa->open_handles++;
+    connect_now(c);
+    return c;
+}
+
+/* Stops using c: its pending callbacks fire now (-EAGAIN, or -ECANCELED when closing) and
+ * it is freed once its timer has closed. */
+static void conn_retire(aconn_t *c)
+{
+    c->retired = true;
+    uv_timer_stop(&c->timer);
+    if (c->ac) {
+        redisAsyncContext *ac = c->ac;
+        c->ac = NULL;
+        c->connected = false;
+        redisAsyncFree(ac);
+    }
+    c->timer.data = c->sa;
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+/* ---- the slot map and the connections it calls for ---------------------------------------- */
+
+static void update_up(storage_async_t *sa)
+{
+    bool up = !sa->closing && sa->cfg->topology_known;
+    for (int i = 0; up && i < STORAGE__MAX_NODES; i++)
+        if (sa->writer[i] && !sa->writer[i]->connected)
+            up = false;
+    if (up == sa->up)
+        return;
+    sa->up = up;
+    if (sa->on_state && !sa->closing)
+        sa->on_state(sa->state_arg, up);
+}
+
+/* Opens what the current masters call for and retires what they no longer do. */
+static void arrange(storage_async_t *sa)
+{
+    storage_t *s = sa->cfg;
+    bool master[STORAGE__MAX_NODES] = {0};
+    int reader_node[STORAGE__MAX_SHARDS];
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < STORAGE_SLOTS; i++)
+        master[s->slot_node[i]] = true;
+    for (int i = 0; i < s->fanout_shards; i++)
+        reader_node[i] = s->slot_node[sa->shard_slot[i]];
+    pthread_mutex_unlock(&s->mu);
+    aconn_t **conns = sa->subscriber ? sa->sub : sa->writer;
+    int role = sa->subscriber ? ROLE_SUB : ROLE_WRITER;
+    for (int i = 0; i < STORAGE__MAX_NODES; i++) {
+        char channel[32] = "";
+        if (master[i] && sa->subscriber)
+            storage__live_channel(s, i, channel, sizeof(channel));
+        if (conns[i] && (!master[i] || strcmp(conns[i]->channel, channel) != 0)) {
+            conn_retire(conns[i]);
+            conns[i] = NULL;
+        }
+        if (master[i] && !conns[i]) {
+            conns[i] = conn_open(sa, role, i, i);
+            if (conns[i])
+                snprintf(conns[i]->channel, sizeof(conns[i]->channel), "%s", channel);
+        }
+    }
+    for (int i = 0; !sa->subscriber && i < s->fanout_shards; i++) {
+        if (sa->reader[i] && sa->reader[i]->node != reader_node[i]) {
+            conn_retire(sa->reader[i]);
+            sa->reader[i] = NULL;
+        }
+        if (!sa->reader[i])
+            sa->reader[i] = conn_open(sa, ROLE_READER, i, reader_node[i]);
+    }
+    update_up(sa);
+}
+
+static void on_topology_timer(uv_timer_t *t)
+{
+    storage_async_t *sa = t->data;
+    if (sa->closing)
+        return;
+    /* A blocking round trip on the loop: rare (start, failover, resharding) and short. */
+    if (storage__topology_refresh(sa->cfg, 0) == 0) {
+        sa->topology_backoff_ms = 0;
+        arrange(sa);
+        return;
+    }
+    sa->topology_backoff_ms =
+        sa->topology_backoff_ms ? sa->topology_backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (sa->topology_backoff_ms > BACKOFF_MAX_MS)
+        sa->topology_backoff_ms = BACKOFF_MAX_MS;
+    uv_timer_start(&sa->topology_timer, on_topology_timer, (uint64_t)sa->topology_backoff_ms, 0);
+}
+
+void storage__async_refresh_soon(storage_async_t *sa, int delay_ms)
+{
+    if (sa->closing)
+        return;
+    if (uv_is_active((uv_handle_t *)&sa->topology_timer) &&
+        uv_timer_get_due_in(&sa->topology_timer) <= (uint64_t)delay_ms)
+        return;
+    uv_timer_start(&sa->topology_timer, on_topology_timer, (uint64_t)delay_ms, 0);
+}
+
+static storage_async_t *create(uv_loop_t *loop, const storage_config_t *cfg, bool subscriber)
+{
+    storage_async_t *sa = calloc(1, sizeof(*sa));
+    if (!sa)
+        return NULL;
+    sa->cfg = storage_create(cfg);
+    if (!sa->cfg || sa->cfg->fanout_shards > STORAGE__MAX_SHARDS) {
+        storage_destroy(sa->cfg);
+        free(sa);
+        return NULL;
+    }
+    sa->loop = loop;
+    sa->subscriber = subscriber;
+    for (int i = 0; i < sa->cfg->fanout_shards; i++) {
+        char key[24];
+        int len = snprintf(key, sizeof(key), K_FANOUT, i);
+        sa->shard_slot[i] = storage_key_slot(key, (size_t)len);
+    }
+    uv_timer_init(loop, &sa->topology_timer);
+    sa->topology_timer.data = sa;
+    sa->open_handles = 1;
+    storage__async_refresh_soon(sa, 0);
+    return sa;
+}
+
+storage_async_t *storage_async_create(uv_loop_t *loop, const storage_config_t *cfg,
+                                      storage_async_state_cb on_state, void *arg)
+{
+    storage_async_t *sa = create(loop, cfg, false);
+    if (sa) {
+        sa->on_state = on_state;
+        sa->state_arg = arg;
+    }
+    return sa;
+}
+
+storage_async_t *storage_sub_create(uv_loop_t *loop, const storage_config_t *cfg,
+                                    const storage_sub_callbacks_t *cb)
+{
+    storage_async_t *sa = create(loop, cfg, true);
+    if (sa)
+        sa->sub_cb = *cb;
+    return sa;
+}
+
 void storage_async_close(storage_async_t *sa, void (*closed_cb)(void *arg), void *arg)
 {
     sa->closing = true;
+    sa->up = false;
     sa->closed_cb = closed_cb;
     sa->closed_arg = arg;
-    for (int i = 0; i < CONNS; i++) {
-        aconn_t *c = &sa->conn[i];
-        if (!(sa->conn_mask & (1u << i)))
-            continue;
-        uv_timer_stop(&c->timer);
-        if (c->ac) {
-            redisAsyncContext *ac = c->ac;
-            c->ac = NULL;
-            c->connected = false;
-            redisAsyncFree(ac); /* pending callbacks run now, with -ECANCELED */
-        }
-        uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    for (int i = 0; i < STORAGE__MAX_NODES; i++) {
+        if (sa->writer[i])
+            conn_retire(sa->writer[i]);
+        if (sa->sub[i])
+            conn_retire(sa->sub[i]);
+        sa->writer[i] = sa->sub[i] = NULL;
     }
+    for (int i = 0; i < STORAGE__MAX_SHARDS; i++) {
+        if (sa->reader[i])
+            conn_retire(sa->reader[i]);
+        sa->reader[i] = NULL;
+    }
+    uv_timer_stop(&sa->topology_timer);
+    uv_close((uv_handle_t *)&sa->topology_timer, on_handle_closed);
 }
 
 bool storage_async_up(const storage_async_t *sa)
 {
-    return sa->conn[WRITER].connected;
+    return sa->up;
 }
 
 size_t storage_async_in_flight(const storage_async_t *sa)
@@ -332,13 +320,86 @@ int storage__async_shards(const storage_async_t *sa)
     return sa->cfg->fanout_shards;
 }
 
+storage_t *storage__async_storage(storage_async_t *sa)
+{
+    return sa->cfg;
+}
+
+int storage__async_user_node(storage_async_t *sa, uint64_t user)
+{
+    char tag[24];
+    int len = snprintf(tag, sizeof(tag), "%llu", (ull)user);
+    int slot = storage_crc16(tag, (size_t)len) & (STORAGE_SLOTS - 1);
+    pthread_mutex_lock(&sa->cfg->mu);
+    int node = sa->cfg->slot_node[slot];
+    pthread_mutex_unlock(&sa->cfg->mu);
+    return node;
+}
+
 /* ---- commands --------------------------------------------------------------------------- */
 
 typedef struct acmd_s {
     storage_async_t *sa;
     storage__reply_fn fn;
     void *priv;
+    int which, redirects;
+    size_t len;
+    char cmd[]; /* the formatted command, kept to follow a redirect */
 } acmd_t;
+
+static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
+
+/* The connection a command for slot goes out on, or NULL. */
+static aconn_t *route(storage_async_t *sa, int which, int slot)
+{
+    if (which == STORAGE__READER) {
+        for (int i = 0; i < sa->cfg->fanout_shards; i++)
+            if (sa->shard_slot[i] == slot)
+                return sa->reader[i];
+        return NULL;
+    }
+    pthread_mutex_lock(&sa->cfg->mu);
+    int node = sa->cfg->slot_node[slot < 0 ? 0 : slot];
+    pthread_mutex_unlock(&sa->cfg->mu);
+    return sa->writer[node];
+}
+
+static void trampoline(redisAsyncContext *ac, void *reply, void *privdata);
+
+/* Follows a MOVED or ASK reply; true when the command went out again. */
+static bool redirect(acmd_t *cmd, const redisReply *r)
+{
+    storage_async_t *sa = cmd->sa;
+    int slot, port;
+    char host[108];
+    storage_redirect_t kind = storage_redirect_parse(r->str, r->len, &slot, host, sizeof(host),
+                                                     &port);
+    if (kind == STORAGE_REDIRECT_NONE || sa->closing || cmd->redirects >= REDIRECTS_MAX)
+        return false;
+    int node;
+    if (kind == STORAGE_REDIRECT_MOVED) {
+        node = storage__topology_moved(sa->cfg, slot, host, port);
+        storage__async_refresh_soon(sa, 0);
+    } else {
+        pthread_mutex_lock(&sa->cfg->mu);
+        node = storage__node_find_or_add(sa->cfg, host, port);
+        pthread_mutex_unlock(&sa->cfg->mu);
+    }
+    /* Readers follow the map on the next arrangement; only writers are resent. */
+    if (node < 0 || cmd->which != STORAGE__WRITER)
+        return false;
+    if (!sa->writer[node])
+        sa->writer[node] = conn_open(sa, ROLE_WRITER, node, node);
+    aconn_t *c = sa->writer[node];
+    if (!c || !c->ac)
+        return false;
+    if (kind == STORAGE_REDIRECT_ASK &&
+        redisAsyncFormattedCommand(c->ac, NULL, NULL, asking_cmd, sizeof(asking_cmd) - 1) !=
+            REDIS_OK)
+        return false;
+    cmd->redirects++;
+    return redisAsyncFormattedCommand(c->ac, trampoline, cmd, cmd->cmd, cmd->len) == REDIS_OK;
+}
 
 static void trampoline(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -348,8 +409,18 @@ static void trampoline(redisAsyncContext *ac, void *reply, void *privdata)
     redisReply *r = reply;
     int status = !r ? (sa->closing ? -ECANCELED : -EAGAIN)
                     : r->type == REDIS_REPLY_ERROR ? -EIO : 0;
+    if (status == -EIO) {
+        if (redirect(cmd, r))
+            return;
+        /* A failover or resharding in progress: nothing happened, try again later. */
+        if (strncmp(r->str, "CLUSTERDOWN", 11) == 0 || strncmp(r->str, "TRYAGAIN", 8) == 0 ||
+            strncmp(r->str, "MOVED", 5) == 0) {
+            status = -EAGAIN;
+            storage__async_refresh_soon(sa, BACKOFF_MIN_MS);
+        }
+    }
     sa->in_flight--;
-    cmd->fn(cmd->priv, status, r);
+    cmd->fn(cmd->priv, status, status == -EAGAIN ? NULL : r);
     free(cmd);
 }
 
@@ -357,15 +428,16 @@ static void trampoline(redisAsyncContext *ac, void *reply, void *privdata)
 static int send_formatted(storage_async_t *sa, int which, storage__reply_fn fn, void *priv,
                           const char *formatted, size_t len)
 {
-    aconn_t *c = &sa->conn[which];
     if (sa->closing)
         return -ECANCELED;
-    if (!c->ac || !c->connected)
+    aconn_t *c = route(sa, which, storage_command_slot(formatted, len));
+    if (!c || !c->ac || !c->connected)
         return -EAGAIN;
-    acmd_t *cmd = malloc(sizeof(*cmd));
+    acmd_t *cmd = malloc(sizeof(*cmd) + len);
     if (!cmd)
         return -ENOMEM;
-    *cmd = (acmd_t){sa, fn, priv};
+    *cmd = (acmd_t){.sa = sa, .fn = fn, .priv = priv, .which = which, .len = len};
+    memcpy(cmd->cmd, formatted, len);
     if (redisAsyncFormattedCommand(c->ac, trampoline, cmd, formatted, len) != REDIS_OK) {
         free(cmd);
         return -ENOMEM;
@@ -423,60 +495,48 @@ void storage__group_unref(storage__group_t *g)
     free(g);
 }
 
-/* A group's commands reply here directly, with the group as privdata: no allocation per
- * command, which matters at a thousand timeline writes per chunk. */
-static void group_reply(redisAsyncContext *ac, void *reply, void *priv)
+static void group_reply(void *priv, int status, redisReply *r)
 {
-    (void)ac;
+    (void)r;
     storage__group_t *g = priv;
-    storage_async_t *sa = g->sa;
-    redisReply *r = reply;
-    int status = !r ? (sa->closing ? -ECANCELED : -EAGAIN) : r->type == REDIS_REPLY_ERROR ? -EIO : 0;
-    sa->in_flight--;
     if (status && !g->status)
         g->status = status;
     storage__group_unref(g);
 }
 
-/* The writer connection, or NULL with the group's status set. */
-static redisAsyncContext *group_conn(storage__group_t *g)
+static void group_send(storage__group_t *g, char *cmd, int len)
 {
-    aconn_t *c = &g->sa->conn[WRITER];
-    if (g->sa->closing || !c->ac || !c->connected) {
-        g->status = g->sa->closing ? -ECANCELED : -EAGAIN;
-        return NULL;
+    if (len < 0) {
+        g->status = -ENOMEM;
+        return;
     }
-    return c->ac;
+    int rc = send_formatted(g->sa, STORAGE__WRITER, group_reply, g, cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    if (rc)
+        g->status = rc;
+    else
+        g->pending++;
 }
 
 void storage__group_add(storage__group_t *g, const char *fmt, ...)
 {
-    redisAsyncContext *ac = g->status ? NULL : group_conn(g);
-    if (!ac)
+    if (g->status)
         return;
     va_list ap;
     va_start(ap, fmt);
-    int rc = redisvAsyncCommand(ac, group_reply, g, fmt, ap);
+    char *cmd = NULL;
+    int len = redisvFormatCommand(&cmd, fmt, ap);
     va_end(ap);
-    if (rc != REDIS_OK) {
-        g->status = -ENOMEM;
-        return;
-    }
-    g->sa->in_flight++;
-    g->pending++;
+    group_send(g, cmd, len);
 }
 
 void storage__group_add_argv(storage__group_t *g, int argc, const char **argv)
 {
-    redisAsyncContext *ac = g->status ? NULL : group_conn(g);
-    if (!ac)
+    if (g->status)
         return;
-    if (redisAsyncCommandArgv(ac, group_reply, g, argc, argv, NULL) != REDIS_OK) {
-        g->status = -ENOMEM;
-        return;
-    }
-    g->sa->in_flight++;
-    g->pending++;
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
+    group_send(g, cmd, len);
 }
 
 int storage__group_end(storage__group_t *g)
@@ -491,54 +551,50 @@ int storage__group_end(storage__group_t *g)
     return 0;
 }
 
-/* ---- pub/sub ------------------------------------------------------------------------------ */
+/* ---- one script call per node ---------------------------------------------------------------- */
 
-/* "<kind> <ref> <user>:<id> <user>:<id> …": one event for many users. */
-static void deliver(storage_async_t *sa, const char *msg)
+void storage__group_eval_by_node(storage__group_t *g, const char *script, const char *key_fmt,
+                                 const uint64_t *users, size_t n, int nargs, const char **args)
 {
-    char kind[32], ref[128];
-    int used = 0;
-    if (sscanf(msg, "%31s %127s %n", kind, ref, &used) != 2)
-        return;
-    for (const char *p = msg + used; *p;) {
-        char *end;
-        unsigned long long user = strtoull(p, &end, 10);
-        if (*end != ':')
-            return;
-        const char *id = end + 1;
-        size_t len = strcspn(id, " ");
-        char idbuf[64];
-        if (len == 0 || len >= sizeof(idbuf))
-            return;
-        memcpy(idbuf, id, len);
-        idbuf[len] = '\0';
-        sa->sub.message(sa->sub.arg, (uint64_t)user, idbuf, kind, ref);
-        p = id + len;
-        while (*p == ' ')
-            p++;
+    storage_async_t *sa = g->sa;
+    int *node = malloc((n ? n : 1) * sizeof(*node));
+    bool *sent = calloc(n ? n : 1, sizeof(*sent));
+    const char **argv = malloc((n + (size_t)nargs + 6) * sizeof(*argv));
+    char (*keys)[40] = malloc((n ? n : 1) * sizeof(*keys));
+    if (!node || !sent || !argv || !keys) {
+        if (!g->status)
+            g->status = -ENOMEM;
+        n = 0;
     }
-}
-
-static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
-{
-    (void)ac;
-    storage_async_t *sa = priv;
-    redisReply *r = reply;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 || sa->closing ||
-        r->element[0]->type != REDIS_REPLY_STRING)
-        return;
-    const char *type = r->element[0]->str;
-    if (strcmp(type, "subscribe") == 0 && sa->sub.subscribed)
-        sa->sub.subscribed(sa->sub.arg);
-    else if (strcmp(type, "message") == 0 && sa->sub.message &&
-             r->element[2]->type == REDIS_REPLY_STRING)
-        deliver(sa, r->element[2]->str);
-}
-
-/* Each new connection subscribes the live channel (again, after an outage). */
-static void subscribe_live(storage_async_t *sa)
-{
-    aconn_t *c = &sa->conn[SUB];
-    if (c->ac && c->connected)
-        redisAsyncCommand(c->ac, on_sub_reply, sa, "SUBSCRIBE " CHANNEL_LIVE);
+    for (size_t i = 0; i < n; i++) {
+        node[i] = storage__async_user_node(sa, users[i]);
+        snprintf(keys[i], sizeof(keys[i]), key_fmt, (ull)users[i]);
+    }
+    for (size_t first = 0; first < n; first++) {
+        if (sent[first])
+            continue;
+        char count[24], channel[32];
+        size_t a = 0, k = 0;
+        argv[a++] = "EVAL";
+        argv[a++] = script;
+        argv[a++] = "1";
+        argv[a++] = keys[first]; /* declared, so the call is routed (and redirected) by it */
+        argv[a++] = count;
+        for (size_t i = first; i < n; i++)
+            if (node[i] == node[first]) {
+                argv[a++] = keys[i];
+                sent[i] = true;
+                k++;
+            }
+        snprintf(count, sizeof(count), "%zu", k);
+        for (int i = 0; i < nargs; i++)
+            argv[a++] = args[i];
+        storage__live_channel(sa->cfg, node[first], channel, sizeof(channel));
+        argv[a++] = channel;
+        storage__group_add_argv(g, (int)a, argv);
+    }
+    free(node);
+    free(sent);
+    free(argv);
+    free(keys);
 }

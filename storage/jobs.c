@@ -15,7 +15,6 @@
 #include <string.h>
 
 #define K_DEAD "fanout:dead"
-#define MAX_SHARDS 64
 
 typedef struct jobs_op_s {
     storage_async_t *sa;
@@ -131,15 +130,20 @@ static void on_read(void *priv, int status, redisReply *r)
     free(op);
 }
 
-int storage_jobs_read(storage_async_t *sa, const char *consumer, size_t count, int block_ms,
-                      bool own_pending, storage_jobs_cb cb, void *arg)
+int storage_jobs_shards(const storage_async_t *sa)
 {
-    int shards = storage__async_shards(sa);
-    if (shards > MAX_SHARDS)
+    return storage__async_shards(sa);
+}
+
+int storage_jobs_read(storage_async_t *sa, int shard, const char *consumer, size_t count,
+                      int block_ms, bool own_pending, storage_jobs_cb cb, void *arg)
+{
+    if (shard < 0 || shard >= storage__async_shards(sa))
         return -EINVAL;
-    char names[MAX_SHARDS][24], countbuf[24], blockbuf[24];
-    const char *argv[10 + 2 * MAX_SHARDS];
+    char name[24], countbuf[24], blockbuf[24];
+    const char *argv[12];
     int argc = 0;
+    snprintf(name, sizeof(name), K_FANOUT, shard);
     snprintf(countbuf, sizeof(countbuf), "%zu", count);
     snprintf(blockbuf, sizeof(blockbuf), "%d", block_ms);
     argv[argc++] = "XREADGROUP";
@@ -153,18 +157,16 @@ int storage_jobs_read(storage_async_t *sa, const char *consumer, size_t count, i
         argv[argc++] = blockbuf;
     }
     argv[argc++] = "STREAMS";
-    for (int i = 0; i < shards; i++) {
-        snprintf(names[i], sizeof(names[i]), K_FANOUT, i);
-        argv[argc++] = names[i];
-    }
-    for (int i = 0; i < shards; i++)
-        argv[argc++] = own_pending ? "0" : ">";
+    argv[argc++] = name;
+    argv[argc++] = own_pending ? "0" : ">";
     jobs_op_t *op = calloc(1, sizeof(*op));
     if (!op)
         return -ENOMEM;
     op->sa = sa;
     op->cb = cb;
     op->arg = arg;
+    /* One shard per read: on Redis Cluster the shards live in different slots, and a
+     * blocking read gets a connection of its own (the shard's reader). */
     int rc = storage__asend_argv(sa, own_pending ? STORAGE__WRITER : STORAGE__READER, on_read, op,
                                  argc, argv, NULL);
     if (rc)

@@ -18,8 +18,7 @@
 /* KEYS: nt ng blocks blockedby mutes online ev nfd; ARGV: group actor score cap ng-prefix
  * now maxlen channel follow. For follows (ARGV[9] = 1), a follower already in some day's
  * group is not added again. A new notice is also a live event when the target is
- * connected ("online" is the one key outside the target's slot: on Redis Cluster it
- * moves to a per-user key). */
+ * connected (online: its mark on:{target}), published on the target's node's channel. */
 static const char add_script[] =
     "local a = ARGV[2]\n"
     "if redis.call('ZSCORE', KEYS[3], a) or redis.call('ZSCORE', KEYS[4], a)\n"
@@ -33,11 +32,10 @@ static const char add_script[] =
     "  local gone = redis.call('ZPOPMIN', KEYS[1], over)\n"
     "  for i = 1, #gone, 2 do redis.call('DEL', ARGV[5] .. gone[i]) end\n"
     "end\n"
-    "local until_ms = tonumber(redis.call('ZSCORE', KEYS[6], ARGV[10]) or '0')\n"
-    "if until_ms > tonumber(ARGV[6]) then\n"
+    "if redis.call('EXISTS', KEYS[6]) == 1 then\n"
     "  local id = redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[7], '*', 'k', 'notification',\n"
     "                        'r', ARGV[1])\n"
-    "  redis.call('PUBLISH', ARGV[8], 'notification ' .. ARGV[1] .. ' ' .. ARGV[10] .. ':' .. id)\n"
+    "  redis.call('SPUBLISH', ARGV[8], 'notification ' .. ARGV[1] .. ' ' .. ARGV[10] .. ':' .. id)\n"
     "end\n"
     "return 1\n";
 
@@ -76,11 +74,11 @@ static const char repost_add_script[] =
     "if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2]) == 1 then\n"
     "  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])\n"
     "  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[4]) - 1)\n"
-    "  if tonumber(redis.call('ZSCORE', KEYS[3], ARGV[8]) or '0') > tonumber(ARGV[5]) then\n"
+    "  if redis.call('EXISTS', KEYS[3]) == 1 then\n"
     "    local ref = ARGV[2] .. ':' .. ARGV[3]\n"
     "    local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'k', 'feed',\n"
     "                          'r', ref)\n"
-    "    redis.call('PUBLISH', ARGV[7], 'feed ' .. ref .. ' ' .. ARGV[8] .. ':' .. id)\n"
+    "    redis.call('SPUBLISH', ARGV[7], 'feed ' .. ref .. ' ' .. ARGV[8] .. ':' .. id)\n"
     "  end\n"
     "end\n"
     "return 1\n";
@@ -102,7 +100,7 @@ int storage_notify_add(storage_async_t *sa, uint64_t target, const char *group, 
                        uint64_t score, int cap, storage_status_cb cb, void *arg)
 {
     char nt[40], ng[160], blocks[40], blockedby[40], mutes[40], nfd[40], prefix[40], ev[40];
-    char channel[40], a[24], sc[24], capbuf[16], now[24], maxlen[16], target_id[24];
+    char channel[40], a[24], sc[24], capbuf[16], now[24], maxlen[16], target_id[24], on[40];
     key(nt, sizeof(nt), K_NOTIFS, target);
     key(prefix, sizeof(prefix), K_NOTIF_PREFIX, target);
     snprintf(ng, sizeof(ng), "%s%s", prefix, group);
@@ -111,7 +109,9 @@ int storage_notify_add(storage_async_t *sa, uint64_t target, const char *group, 
     key(mutes, sizeof(mutes), K_MUTES, target);
     key(nfd, sizeof(nfd), K_NOTIF_FOLLOWS, target);
     key(ev, sizeof(ev), K_EVENTS, target);
-    snprintf(channel, sizeof(channel), "%s", CHANNEL_LIVE);
+    key(on, sizeof(on), K_ONLINE, target);
+    storage__live_channel(storage__async_storage(sa), storage__async_user_node(sa, target), channel,
+                          sizeof(channel));
     snprintf(a, sizeof(a), "%llu", (ull)actor);
     snprintf(sc, sizeof(sc), "%llu", (ull)score);
     snprintf(capbuf, sizeof(capbuf), "%d", cap);
@@ -120,7 +120,7 @@ int storage_notify_add(storage_async_t *sa, uint64_t target, const char *group, 
     snprintf(target_id, sizeof(target_id), "%llu", (ull)target);
     const char *follow = strncmp(group, "follow:", 7) == 0 ? "1" : "0"; /* remembered in nfd */
     const char *argv[] = {"EVAL", add_script, "8",  nt,     ng,      blocks, blockedby,
-                          mutes,  K_ONLINE,   ev,   nfd,    group,   a,      sc,
+                          mutes,  on,         ev,   nfd,    group,   a,      sc,
                           capbuf, prefix,     now,  maxlen, channel, follow, target_id};
     storage__group_t *g = storage__group_new(sa, cb, arg);
     if (!g)
@@ -199,16 +199,19 @@ int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, 
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         char tl[40], rb[40], ev[40], channel[40], user[24], blocks[40], blockedby[40], mutes[40];
+        char on[40];
+        key(on, sizeof(on), K_ONLINE, users[i]);
         key(blocks, sizeof(blocks), K_BLOCKS, users[i]);
         key(blockedby, sizeof(blockedby), K_BLOCKED_BY, users[i]);
         key(mutes, sizeof(mutes), K_MUTES, users[i]);
         key(tl, sizeof(tl), K_TIMELINE, users[i]);
         key(rb, sizeof(rb), K_REPOSTED_BY, users[i]);
         key(ev, sizeof(ev), K_EVENTS, users[i]);
-        snprintf(channel, sizeof(channel), "%s", CHANNEL_LIVE);
+        storage__live_channel(storage__async_storage(sa), storage__async_user_node(sa, users[i]), channel,
+                              sizeof(channel));
         snprintf(user, sizeof(user), "%llu", (ull)users[i]);
         if (add) {
-            const char *argv[] = {"EVAL", repost_add_script, "7", tl, rb, K_ONLINE, ev, blocks,
+            const char *argv[] = {"EVAL", repost_add_script, "7", tl, rb, on, ev, blocks,
                                   blockedby, mutes, sc, p, r, maxbuf, now, evmax, channel,
                                   user, au};
             storage__group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);

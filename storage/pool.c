@@ -1,10 +1,13 @@
-/* storage/pool.c -- a pool of synchronous hiredis connections and the batch runner.
+/* storage/pool.c -- pools of synchronous hiredis connections, one per node, and the batch
+ * runner that sends each command to its slot's node.
  *
  * HTTP threads call Redis synchronously (a loopback round trip is tens of microseconds).
- * The pool keeps up to pool_size idle connections. When a connection breaks, the pool's
- * generation moves on so that every idle connection opened before is dropped instead of
- * failing one request each. Connect attempts back off exponentially (100 ms .. 2 s); in
+ * Each node's pool keeps up to pool_size idle connections. When a connection breaks, that
+ * pool's generation moves on so that every idle connection opened before is dropped instead
+ * of failing one request each. Connect attempts back off exponentially (100 ms .. 2 s); in
  * between, callers fail fast with -EAGAIN so requests answer 503 instead of waiting.
+ * A batch is split per node (one pipeline each); MOVED and ASK replies send the command on
+ * to the node named, TRYAGAIN and CLUSTERDOWN (a failover in progress) are retried briefly.
  */
 #include "storage/storage_internal.h"
 
@@ -24,19 +27,6 @@ uint64_t storage__now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static struct timeval ms_to_tv(int ms)
-{
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    return tv;
-}
-
 void storage_config_defaults(storage_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -45,56 +35,6 @@ void storage_config_defaults(storage_config_t *cfg)
     cfg->connect_timeout_ms = 1000;
     cfg->command_timeout_ms = 2000;
     cfg->fanout_shards = 1;
-}
-
-/* Accepts redis://[[user]:password@]host[:port][/db] and unix:///path. */
-static int parse_url(storage_t *s, const char *url)
-{
-    s->port = 6379;
-    if (strncmp(url, "unix://", 7) == 0) {
-        if (url[7] != '/')
-            return -EINVAL;
-        s->unix_path = strdup(url + 7);
-        return s->unix_path ? 0 : -ENOMEM;
-    }
-    if (strncmp(url, "redis://", 8) != 0)
-        return -EINVAL;
-    const char *p = url + 8;
-    const char *at = strchr(p, '@');
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (colon) {
-            s->password = strndup(colon + 1, (size_t)(at - colon - 1));
-            if (!s->password)
-                return -ENOMEM;
-        }
-        p = at + 1;
-    }
-    size_t hostlen = strcspn(p, ":/");
-    if (hostlen == 0)
-        return -EINVAL;
-    s->host = strndup(p, hostlen);
-    if (!s->host)
-        return -ENOMEM;
-    p += hostlen;
-    if (*p == ':') {
-        char *end;
-        long port = strtol(p + 1, &end, 10);
-        if (end == p + 1 || port <= 0 || port > 65535)
-            return -EINVAL;
-        s->port = (int)port;
-        p = end;
-    }
-    if (*p == '/' && p[1]) {
-        char *end;
-        long db = strtol(p + 1, &end, 10);
-        if (*end || db < 0)
-            return -EINVAL;
-        s->db = (int)db;
-    } else if (*p && strcmp(p, "/") != 0) {
-        return -EINVAL;
-    }
-    return 0;
 }
 
 storage_t *storage_create(const storage_config_t *cfg)
@@ -106,16 +46,16 @@ storage_t *storage_create(const storage_config_t *cfg)
     s->connect_timeout_ms = cfg->connect_timeout_ms;
     s->command_timeout_ms = cfg->command_timeout_ms;
     s->fanout_shards = cfg->fanout_shards > 0 ? cfg->fanout_shards : 1;
-    s->idle = calloc((size_t)s->pool_size, sizeof(*s->idle));
-    if (!s->idle || parse_url(s, cfg->url ? cfg->url : "") != 0) {
-        storage_destroy(s);
-        return NULL;
-    }
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->refresh_mu, NULL);
     pthread_mutex_init(&s->id_mu, NULL);
     atomic_init(&s->up, false);
     atomic_init(&s->reconnects, 0);
     atomic_init(&s->node, -1);
+    if (storage__parse_url(s, cfg->url ? cfg->url : "") != 0) {
+        storage_destroy(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -131,15 +71,14 @@ void storage_destroy(storage_t *s)
 {
     if (!s)
         return;
-    if (s->idle) {
-        for (size_t i = 0; i < s->n_idle; i++)
-            conn_free(s->idle[i]);
-        free(s->idle);
-        pthread_mutex_destroy(&s->mu);
-        pthread_mutex_destroy(&s->id_mu);
+    for (int i = 0; i < s->n_nodes; i++) {
+        for (size_t k = 0; k < s->nodes[i].n_idle; k++)
+            conn_free(s->nodes[i].idle[k]);
+        free(s->nodes[i].idle);
     }
-    free(s->host);
-    free(s->unix_path);
+    pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->refresh_mu);
+    pthread_mutex_destroy(&s->id_mu);
     free(s->password);
     free(s);
 }
@@ -154,79 +93,46 @@ uint64_t storage_reconnects(const storage_t *s)
     return atomic_load(&s->reconnects);
 }
 
-static bool command_ok(redisContext *c, const char *fmt, ...)
+/* Returns a connection to node i (*fresh tells whether it was just opened) or NULL when the
+ * node is unreachable or we are still backing off from it. */
+static storage__conn_t *acquire(storage_t *s, int i, bool *fresh)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    bool ok = r && r->type != REDIS_REPLY_ERROR;
-    if (r)
-        freeReplyObject(r);
-    return ok;
-}
-
-static redisContext *connect_one(storage_t *s)
-{
-    struct timeval tv = ms_to_tv(s->connect_timeout_ms);
-    redisContext *c = s->unix_path ? redisConnectUnixWithTimeout(s->unix_path, tv)
-                                   : redisConnectWithTimeout(s->host, s->port, tv);
-    if (!c || c->err)
-        goto fail;
-    if (redisSetTimeout(c, ms_to_tv(s->command_timeout_ms)) != REDIS_OK)
-        goto fail;
-    if (!s->unix_path)
-        redisEnableKeepAlive(c);
-    if (s->password && !command_ok(c, "AUTH %s", s->password))
-        goto fail;
-    if (s->db && !command_ok(c, "SELECT %d", s->db))
-        goto fail;
-    return c;
-fail:
-    if (c)
-        redisFree(c);
-    return NULL;
-}
-
-/* Returns a connection (*fresh tells whether it was just opened) or NULL when Redis is
- * unreachable or we are still backing off. */
-static storage__conn_t *acquire(storage_t *s, bool *fresh)
-{
+    storage__node_t *n = &s->nodes[i];
     pthread_mutex_lock(&s->mu);
-    while (s->n_idle > 0) {
-        storage__conn_t *c = s->idle[--s->n_idle];
-        if (c->gen == s->gen) {
+    while (n->n_idle > 0) {
+        storage__conn_t *c = n->idle[--n->n_idle];
+        if (c->gen == n->gen) {
             pthread_mutex_unlock(&s->mu);
             *fresh = false;
             return c;
         }
         conn_free(c);
     }
-    if (monotonic_ms() < s->next_attempt_ms) {
+    if (storage__monotonic_ms() < n->next_attempt_ms) {
         pthread_mutex_unlock(&s->mu);
         return NULL;
     }
-    unsigned gen = s->gen;
+    unsigned gen = n->gen;
     pthread_mutex_unlock(&s->mu);
 
-    redisContext *rc = connect_one(s);
+    redisContext *rc = storage__connect_node(s, i, s->connect_timeout_ms);
     storage__conn_t *c = rc ? malloc(sizeof(*c)) : NULL;
     pthread_mutex_lock(&s->mu);
     if (!c) {
         if (rc)
             redisFree(rc);
-        s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
-        if (s->backoff_ms > BACKOFF_MAX_MS)
-            s->backoff_ms = BACKOFF_MAX_MS;
-        s->next_attempt_ms = monotonic_ms() + (uint64_t)s->backoff_ms;
+        n->backoff_ms = n->backoff_ms ? n->backoff_ms * 2 : BACKOFF_MIN_MS;
+        if (n->backoff_ms > BACKOFF_MAX_MS)
+            n->backoff_ms = BACKOFF_MAX_MS;
+        n->next_attempt_ms = storage__monotonic_ms() + (uint64_t)n->backoff_ms;
         atomic_store(&s->up, false);
         pthread_mutex_unlock(&s->mu);
         return NULL;
     }
     if (!atomic_load(&s->up))
         atomic_fetch_add(&s->reconnects, 1);
-    s->backoff_ms = 0;
-    s->next_attempt_ms = 0;
+    n->backoff_ms = 0;
+    n->next_attempt_ms = 0;
     atomic_store(&s->up, true);
     pthread_mutex_unlock(&s->mu);
     c->c = rc;
@@ -235,14 +141,15 @@ static storage__conn_t *acquire(storage_t *s, bool *fresh)
     return c;
 }
 
-static void release(storage_t *s, storage__conn_t *c, bool broken)
+static void release(storage_t *s, int i, storage__conn_t *c, bool broken)
 {
+    storage__node_t *n = &s->nodes[i];
     pthread_mutex_lock(&s->mu);
     if (broken) {
-        s->gen++;
+        n->gen++;
         atomic_store(&s->up, false);
-    } else if (c->gen == s->gen && s->n_idle < (size_t)s->pool_size) {
-        s->idle[s->n_idle++] = c;
+    } else if (c->gen == n->gen && n->n_idle < (size_t)s->pool_size) {
+        n->idle[n->n_idle++] = c;
         c = NULL;
     }
     pthread_mutex_unlock(&s->mu);
@@ -318,19 +225,111 @@ static void free_replies(storage__batch_t *b)
     b->r = NULL;
 }
 
-/* Sends every command and reads every reply. Returns false on an I/O error. */
-static bool run_on(storage__batch_t *b, redisContext *c)
+/* ---- running a batch: every command to its slot's node, redirects followed ------------- */
+
+/* Where one command of a batch stands while the batch runs. */
+typedef struct route_s {
+    int slot; /* -1: any node */
+    int node;
+    bool asking; /* an ASK redirect: the next attempt goes after ASKING */
+    bool done;
+    int sent; /* the round it was last sent in */
+} route_t;
+
+#define ROUNDS_MAX 6       /* first try plus redirects and retries */
+#define CLUSTER_PAUSE_MS 50 /* between rounds while the cluster says TRYAGAIN/CLUSTERDOWN */
+
+static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
+
+static bool pending_on(const route_t *rt, int node, int round)
 {
-    for (size_t i = 0; i < b->n; i++)
+    return !rt->done && rt->node == node && rt->sent != round;
+}
+
+/* Sends node's pending commands on c in one pipeline and reads their replies. false on an
+ * I/O error. */
+static bool run_on(storage__batch_t *b, route_t *rt, int node, int round, redisContext *c)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        if (!pending_on(&rt[i], node, round))
+            continue;
+        if (rt[i].asking &&
+            redisAppendFormattedCommand(c, asking_cmd, sizeof(asking_cmd) - 1) != REDIS_OK)
+            return false;
         if (redisAppendFormattedCommand(c, b->cmds[i], b->lens[i]) != REDIS_OK)
             return false;
+    }
     for (size_t i = 0; i < b->n; i++) {
+        if (!pending_on(&rt[i], node, round))
+            continue;
         void *reply = NULL;
+        if (rt[i].asking) {
+            if (redisGetReply(c, &reply) != REDIS_OK || !reply)
+                return false;
+            freeReplyObject(reply);
+        }
         if (redisGetReply(c, &reply) != REDIS_OK || !reply)
             return false;
+        if (b->r[i])
+            freeReplyObject(b->r[i]);
         b->r[i] = reply;
+        rt[i].sent = round;
     }
     return true;
+}
+
+/* Runs node's share, replaying it once on a fresh connection when a pooled one was dead
+ * (every batch is idempotent). false when the node cannot be reached. */
+static bool run_node(storage__batch_t *b, route_t *rt, int node, int round)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool fresh = false;
+        storage__conn_t *c = acquire(b->s, node, &fresh);
+        if (!c)
+            return false;
+        bool ok = run_on(b, rt, node, round, c->c);
+        release(b->s, node, c, !ok);
+        if (ok)
+            return true;
+        if (fresh)
+            break; /* a connection we just opened failed: the node is in trouble */
+    }
+    return false;
+}
+
+typedef struct round_s {
+    bool refresh; /* the slot map is stale */
+    bool pause;   /* the cluster asked us to wait */
+} round_t;
+
+/* Keeps a reply, or routes its command again after a redirect or a transient refusal. */
+static void settle(storage_t *s, route_t *rt, redisReply **r, round_t *next)
+{
+    if ((*r)->type == REDIS_REPLY_ERROR) {
+        int slot, port;
+        char host[108];
+        storage_redirect_t kind =
+            storage_redirect_parse((*r)->str, (*r)->len, &slot, host, sizeof(host), &port);
+        int node = -1;
+        if (kind == STORAGE_REDIRECT_MOVED) {
+            node = storage__topology_moved(s, slot, host, port);
+            next->refresh = true;
+        } else if (kind == STORAGE_REDIRECT_ASK) {
+            pthread_mutex_lock(&s->mu);
+            node = storage__node_find_or_add(s, host, port);
+            pthread_mutex_unlock(&s->mu);
+        } else if (strncmp((*r)->str, "TRYAGAIN", 8) == 0 ||
+                   strncmp((*r)->str, "CLUSTERDOWN", 11) == 0) {
+            next->pause = next->refresh = true;
+            return; /* stays pending on its node */
+        }
+        if (node >= 0) {
+            rt->node = node;
+            rt->asking = kind == STORAGE_REDIRECT_ASK;
+            return;
+        }
+    }
+    rt->done = true;
 }
 
 int storage__batch_run(storage__batch_t *b)
@@ -338,25 +337,58 @@ int storage__batch_run(storage__batch_t *b)
     if (b->err)
         return b->err;
     free_replies(b);
-    for (int attempt = 0; attempt < 2; attempt++) {
-        bool fresh = false;
-        storage__conn_t *c = acquire(b->s, &fresh);
-        if (!c)
-            return -EAGAIN;
-        b->r = calloc(b->n ? b->n : 1, sizeof(*b->r));
-        if (!b->r) {
-            release(b->s, c, false);
-            return -ENOMEM;
-        }
-        bool ok = run_on(b, c->c);
-        release(b->s, c, !ok);
-        if (ok)
-            return 0;
-        free_replies(b);
-        if (fresh)
-            break; /* a connection we just opened failed: Redis is in trouble, not the pool */
+    size_t n = b->n;
+    b->r = calloc(n ? n : 1, sizeof(*b->r));
+    route_t *rt = calloc(n ? n : 1, sizeof(*rt));
+    if (!b->r || !rt) {
+        free(rt);
+        return -ENOMEM;
     }
-    return -EAGAIN;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rt[i].slot = storage_command_slot(b->cmds[i], b->lens[i]);
+        rt[i].node = storage__topology_node(b->s, rt[i].slot);
+        rt[i].sent = -1;
+        if (rt[i].node < 0)
+            rc = -EAGAIN;
+    }
+    bool left = rc == 0 && n > 0;
+    for (int round = 0; left && round < ROUNDS_MAX; round++) {
+        round_t next = {0};
+        bool unreachable[STORAGE__MAX_NODES] = {0};
+        for (size_t i = 0; i < n; i++)
+            if (pending_on(&rt[i], rt[i].node, round) && !unreachable[rt[i].node] &&
+                !run_node(b, rt, rt[i].node, round))
+                unreachable[rt[i].node] = next.refresh = true;
+        left = false;
+        for (size_t i = 0; i < n; i++) {
+            if (rt[i].done)
+                continue;
+            if (rt[i].sent == round)
+                settle(b->s, &rt[i], &b->r[i], &next);
+            left |= !rt[i].done;
+        }
+        if (!left)
+            break;
+        if (next.pause)
+            nanosleep(&(struct timespec){0, CLUSTER_PAUSE_MS * 1000000L}, NULL);
+        if (next.refresh && storage__topology_refresh(b->s, 100) == 0)
+            for (size_t i = 0; i < n; i++)
+                if (!rt[i].done && !rt[i].asking)
+                    rt[i].node = storage__topology_node(b->s, rt[i].slot);
+        /* A node that failed and still owns a pending command: give up (503) now. */
+        for (size_t i = 0; i < n; i++)
+            if (!rt[i].done && unreachable[rt[i].node]) {
+                round = ROUNDS_MAX;
+                break;
+            }
+    }
+    free(rt);
+    if (rc == 0 && left)
+        rc = -EAGAIN;
+    if (rc)
+        free_replies(b);
+    return rc;
 }
 
 void storage__batch_free(storage__batch_t *b)

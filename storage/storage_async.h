@@ -59,10 +59,12 @@ typedef struct storage_job_s {
 /* jobs is borrowed for the duration of the callback. */
 typedef void (*storage_jobs_cb)(void *arg, int status, const storage_job_t *jobs, size_t n);
 
-/* Reads up to count jobs for consumer from every shard: new ones (blocking up to
- * block_ms), or with own_pending the ones this consumer was handed and did not ack. */
-int storage_jobs_read(storage_async_t *sa, const char *consumer, size_t count, int block_ms,
-                      bool own_pending, storage_jobs_cb cb, void *arg);
+/* The number of queue shards (fanout:{0} … fanout:{n-1}). */
+int storage_jobs_shards(const storage_async_t *sa);
+/* Reads up to count jobs for consumer from one shard: new ones (blocking up to block_ms),
+ * or with own_pending the ones this consumer was handed and did not ack. */
+int storage_jobs_read(storage_async_t *sa, int shard, const char *consumer, size_t count,
+                      int block_ms, bool own_pending, storage_jobs_cb cb, void *arg);
 /* Creates the consumer group on every shard where it is missing (Redis lost its data). */
 int storage_jobs_prepare(storage_async_t *sa, storage_status_cb cb, void *arg);
 /* Takes over jobs idle for idle_ms or more, whoever held them (a dead consumer), with
@@ -171,7 +173,7 @@ typedef void (*storage_bool_cb)(void *arg, int status, bool yes);
 int storage_action_holds(storage_async_t *sa, const storage_job_t *job, storage_bool_cb cb,
                          void *arg);
 
-/* ---- live events (events.c, pubsub.c) ------------------------------------------------------ */
+/* ---- live events (events.c, subscriber.c) ------------------------------------------------------ */
 /* Logs and publishes an event of kind about ref to each of users that is connected. */
 int storage_events_publish(storage_async_t *sa, const uint64_t *users, size_t n,
                            const char *kind, const char *ref, storage_status_cb cb, void *arg);

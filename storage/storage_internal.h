@@ -3,6 +3,7 @@
 #ifndef TIDINGS_STORAGE_INTERNAL_H
 #define TIDINGS_STORAGE_INTERNAL_H
 
+#include "storage/slots.h"
 #include "storage/storage.h"
 
 #include <hiredis/hiredis.h>
@@ -35,8 +36,7 @@
 #define K_NOTIF_FOLLOWS "nfd:{%llu}"   /* hash: follower -> group key of their follow notice */
 #define K_NOTIF_READ "nr:{%llu}"       /* string: notifications up to this id are read */
 #define K_EVENTS "ev:{%llu}"           /* stream: the user's live events (log for replay) */
-#define CHANNEL_LIVE "ev:live"         /* pub/sub: "<kind> <ref> <user>:<id> …", live */
-#define K_ONLINE "online"              /* zset: users with a stream, scored by expiry ms */
+#define K_ONLINE "on:{%llu}"           /* string: expiry ms while the user has a stream (PX) */
 #define EVENTS_MAXLEN 1000             /* events kept per user for replay */
 #define K_NODE "node:{%d}"             /* string: lease on an id-generator node id */
 #define K_NODE_SEQ "node:seq"          /* counter spreading nodes over the 64 slots */
@@ -51,21 +51,40 @@ typedef unsigned long long ull;
 
 typedef struct storage__conn_s {
     redisContext *c;
-    unsigned gen; /* pool generation it was opened in; older ones are dropped */
+    unsigned gen; /* its node pool's generation when opened; older ones are dropped */
 } storage__conn_t;
 
-struct storage_s {
-    /* parsed configuration */
-    char *host, *unix_path, *password;
-    int port, db;
-    int pool_size, connect_timeout_ms, command_timeout_ms, fanout_shards;
+/* ---- nodes and slots (topology.c) ----------------------------------------------------------
+ * A single Redis is a cluster of one node that owns every slot, so every command takes the
+ * same path: slot -> node -> that node's pool. Nodes are only ever appended, so an index
+ * stays valid (and keys per-node state) for the life of the storage object. */
+#define STORAGE__MAX_NODES 64
 
-    pthread_mutex_t mu; /* guards the pool and the backoff state */
+typedef struct storage__node_s {
+    char host[108]; /* a host name, or a unix socket path when port is 0 */
+    int port;
+    /* the node's pool of idle synchronous connections (pool.c), under storage_s.mu */
     storage__conn_t **idle;
     size_t n_idle;
     unsigned gen;
     uint64_t next_attempt_ms;
     int backoff_ms;
+} storage__node_t;
+
+struct storage_s {
+    /* parsed configuration */
+    char *password;
+    int db;
+    int pool_size, connect_timeout_ms, command_timeout_ms, fanout_shards;
+
+    pthread_mutex_t mu; /* guards the node table, the slot map and every node's pool */
+    storage__node_t nodes[STORAGE__MAX_NODES];
+    int n_nodes, n_seeds;             /* the seeds from the URL come first */
+    uint8_t slot_node[STORAGE_SLOTS]; /* node index of each slot */
+    bool topology_known, cluster;
+    unsigned topology_version;        /* moves on whenever the slot map changes */
+    uint64_t topology_refreshed_ms;
+    pthread_mutex_t refresh_mu; /* one refresh at a time */
     atomic_bool up;
     atomic_ullong reconnects;
 
@@ -76,6 +95,26 @@ struct storage_s {
     atomic_int node;
     char node_token[64];
 };
+
+/* Node index of host:port, added when new; -1 when the table is full. Caller holds mu. */
+int storage__node_find_or_add(storage_t *s, const char *host, int port);
+/* Asks the nodes (seeds first) for the slot map: CLUSTER SLOTS, or "not a cluster", which
+ * makes the answering node the owner of every slot. A refresh that finished within the
+ * last min_interval_ms counts. 0, or -EAGAIN when no node answered. */
+int storage__topology_refresh(storage_t *s, int min_interval_ms);
+/* The node for slot (-1: any node), learning the map first when it is unknown; -EAGAIN
+ * when it cannot be learnt. */
+int storage__topology_node(storage_t *s, int slot);
+/* A MOVED redirect: slot now lives at host:port. Returns that node's index or -1. */
+int storage__topology_moved(storage_t *s, int slot, const char *host, int port);
+/* Opens a synchronous connection to node i (AUTH, SELECT and timeouts applied); NULL on
+ * failure. Needs no lock: a node's address never changes. */
+redisContext *storage__connect_node(storage_t *s, int i, int connect_timeout_ms);
+uint64_t storage__monotonic_ms(void);
+/* The sharded pub/sub channel that carries the live events of node's users. */
+void storage__live_channel(storage_t *s, int node, char *buf, size_t size);
+/* Reads the URL into the seed nodes, password and db (topology.c). */
+int storage__parse_url(storage_t *s, const char *url);
 
 /* One round trip: commands are formatted up front so that a batch can be replayed on a
  * fresh connection when a pooled one turns out to be dead (every batch is idempotent). */
@@ -129,6 +168,10 @@ int storage__asend(struct storage_async_s *sa, int which, storage__reply_fn fn, 
 int storage__asend_argv(struct storage_async_s *sa, int which, storage__reply_fn fn, void *priv,
                         int argc, const char **argv, const size_t *lens);
 int storage__async_shards(const struct storage_async_s *sa);
+/* The node that owns user's keys (their hash tag's slot). */
+int storage__async_user_node(struct storage_async_s *sa, uint64_t user);
+/* The slot map and settings behind sa. */
+storage_t *storage__async_storage(struct storage_async_s *sa);
 
 /* Many writer commands, one completion with the first failure (or 0). Add commands, then
  * end: end returns non-zero (and frees the group, no callback) when nothing could be sent;
@@ -146,6 +189,16 @@ void storage__group_add_argv(storage__group_t *g, int argc, const char **argv);
 int storage__group_end(storage__group_t *g);
 /* Drops one reference; the callback fires when the last one goes. */
 void storage__group_unref(storage__group_t *g);
+/* Adds one call of script per node that owns some of users' keys (key_fmt of each user),
+ * so that no call spans nodes: EVAL script 1 <first key> <k> <key>×k <args…> <channel>, the
+ * first key declared for routing, channel the node's live channel. A script starts with
+ * SCRIPT_NODE_KEYS and then sees KEYS and ARGV as if its keys had all been declared. (Redis
+ * lets a script without flags touch undeclared keys of other slots on its own node.) */
+#define SCRIPT_NODE_KEYS                                                                        \
+    "local KEYS = {unpack(ARGV, 2, tonumber(ARGV[1]) + 1)}\n"                                   \
+    "local ARGV = {unpack(ARGV, tonumber(ARGV[1]) + 2)}\n"
+void storage__group_eval_by_node(storage__group_t *g, const char *script, const char *key_fmt,
+                                 const uint64_t *users, size_t n, int nargs, const char **args);
 
 
 #endif

@@ -174,9 +174,10 @@ int storage_followers_chunk(storage_async_t *sa, uint64_t author, uint64_t curso
  * engine's single loop thread, formatting and parsing a command and a reply per follower
  * was the ceiling (about 220k writes/s); inside the script a ZADD costs Redis about a
  * microsecond, and trimming exactly (ZCARD is O(1)) is cheaper than trimming now and
- * then from outside. (On Redis Cluster a script may only touch one slot: there the
- * chunk is split per slot, which is where issue 7 picks this up.) */
+ * then from outside. On Redis Cluster the chunk becomes one call per node
+ * (storage__group_eval_by_node). */
 static const char add_script[] =
+    SCRIPT_NODE_KEYS
     "local max = tonumber(ARGV[2])\n"
     "for _, key in ipairs(KEYS) do\n"
     "  redis.call('ZADD', key, ARGV[1], ARGV[1])\n"
@@ -190,32 +191,13 @@ int storage_timelines_add(storage_async_t *sa, uint64_t post, const uint64_t *us
                           int timeline_max, storage_status_cb cb, void *arg)
 {
     storage__group_t *g = storage__group_new(sa, cb, arg);
-    const char **argv = malloc((n + 5) * sizeof(*argv));
-    char (*keys)[40] = malloc((n ? n : 1) * sizeof(*keys));
-    if (!g || !argv || !keys) {
-        free(g);
-        free(argv);
-        free(keys);
+    if (!g)
         return -ENOMEM;
-    }
-    char numkeys[24], p[24], max[16];
-    snprintf(numkeys, sizeof(numkeys), "%zu", n);
+    char p[24], max[16];
     snprintf(p, sizeof(p), "%llu", (ull)post);
     snprintf(max, sizeof(max), "%d", timeline_max);
-    size_t a = 0;
-    argv[a++] = "EVAL";
-    argv[a++] = add_script;
-    argv[a++] = numkeys;
-    for (size_t i = 0; i < n; i++) {
-        snprintf(keys[i], sizeof(keys[i]), K_TIMELINE, (ull)users[i]);
-        argv[a++] = keys[i];
-    }
-    argv[a++] = p;
-    argv[a++] = max;
-    if (n)
-        storage__group_add_argv(g, (int)a, argv);
-    free(argv);
-    free(keys);
+    const char *args[] = {p, max};
+    storage__group_eval_by_node(g, add_script, K_TIMELINE, users, n, 2, args);
     return storage__group_end(g);
 }
 
