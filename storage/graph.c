@@ -48,6 +48,7 @@ static int change_edge(storage_t *s, uint64_t a, uint64_t b_id, bool add, bool *
         storage__batch_add(&b, "ZREM " K_FOLLOWING " %llu", (ull)a, (ull)b_id);
         storage__batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)b_id, (ull)a);
     }
+    storage__batch_barrier(&b);
     storage__batch_add(&b, "XADD " K_FANOUT " * kind %s follower %llu followee %llu",
                        storage__shard(s, a), add ? "follow" : "unfollow", (ull)a, (ull)b_id);
     rc = storage__batch_run(&b);

@@ -54,6 +54,7 @@ static int interact(storage_t *s, const char *set_fmt, const char *kind, uint64_
     storage__batch_t b;
     storage__batch_init(&b, s);
     storage__batch_add(&b, cmd, (ull)post, (ull)user);
+    storage__batch_barrier(&b);
     storage__batch_add(&b, "XADD " K_FANOUT " * kind %s%s post %llu actor %llu author %llu",
                        storage__shard(s, user), on ? "" : "un", kind, (ull)post, (ull)user,
                        (ull)author);
@@ -109,6 +110,7 @@ int storage_relation_set(storage_t *s, storage_relation_t rel, uint64_t user, ui
         storage__batch_add(&b, "ZREM " K_FOLLOWING " %llu", (ull)target, (ull)user);
         storage__batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)user, (ull)target);
     }
+    storage__batch_barrier(&b);
     storage__batch_add(&b, "XADD " K_FANOUT " * kind %s%s user %llu target %llu",
                        storage__shard(s, user), on ? "" : "un", block ? "block" : "mute",
                        (ull)user, (ull)target);

@@ -233,7 +233,8 @@ typedef struct route_s {
     int node;
     bool asking; /* an ASK redirect: the next attempt goes after ASKING */
     bool done;
-    int sent; /* the round it was last sent in */
+    bool held; /* behind a barrier whose first part has not succeeded yet */
+    int sent;  /* the round it was last sent in */
 } route_t;
 
 #define ROUNDS_MAX 6       /* first try plus redirects and retries */
@@ -243,7 +244,7 @@ static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
 
 static bool pending_on(const route_t *rt, int node, int round)
 {
-    return !rt->done && rt->node == node && rt->sent != round;
+    return !rt->done && !rt->held && rt->node == node && rt->sent != round;
 }
 
 /* Sends node's pending commands on c in one pipeline and reads their replies. false on an
@@ -332,27 +333,11 @@ static void settle(storage_t *s, route_t *rt, redisReply **r, round_t *next)
     rt->done = true;
 }
 
-int storage__batch_run(storage__batch_t *b)
+/* Runs the rounds for every command not yet done or held: true when none is left over. */
+static bool run_rounds(storage__batch_t *b, route_t *rt)
 {
-    if (b->err)
-        return b->err;
-    free_replies(b);
     size_t n = b->n;
-    b->r = calloc(n ? n : 1, sizeof(*b->r));
-    route_t *rt = calloc(n ? n : 1, sizeof(*rt));
-    if (!b->r || !rt) {
-        free(rt);
-        return -ENOMEM;
-    }
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        rt[i].slot = storage_command_slot(b->cmds[i], b->lens[i]);
-        rt[i].node = storage__topology_node(b->s, rt[i].slot);
-        rt[i].sent = -1;
-        if (rt[i].node < 0)
-            rc = -EAGAIN;
-    }
-    bool left = rc == 0 && n > 0;
+    bool left = true;
     for (int round = 0; left && round < ROUNDS_MAX; round++) {
         round_t next = {0};
         bool unreachable[STORAGE__MAX_NODES] = {0};
@@ -362,7 +347,7 @@ int storage__batch_run(storage__batch_t *b)
                 unreachable[rt[i].node] = next.refresh = true;
         left = false;
         for (size_t i = 0; i < n; i++) {
-            if (rt[i].done)
+            if (rt[i].done || rt[i].held)
                 continue;
             if (rt[i].sent == round)
                 settle(b->s, &rt[i], &b->r[i], &next);
@@ -378,14 +363,56 @@ int storage__batch_run(storage__batch_t *b)
                     rt[i].node = storage__topology_node(b->s, rt[i].slot);
         /* A node that failed and still owns a pending command: give up (503) now. */
         for (size_t i = 0; i < n; i++)
-            if (!rt[i].done && unreachable[rt[i].node]) {
-                round = ROUNDS_MAX;
-                break;
-            }
+            if (!rt[i].done && !rt[i].held && unreachable[rt[i].node])
+                return false;
+    }
+    return !left;
+}
+
+void storage__batch_barrier(storage__batch_t *b)
+{
+    b->barrier = b->n;
+}
+
+int storage__batch_run(storage__batch_t *b)
+{
+    if (b->err)
+        return b->err;
+    free_replies(b);
+    size_t n = b->n;
+    b->r = calloc(n ? n : 1, sizeof(*b->r));
+    route_t *rt = calloc(n ? n : 1, sizeof(*rt));
+    if (!b->r || !rt) {
+        free(rt);
+        return -ENOMEM;
+    }
+    int rc = 0;
+    bool one_node = true;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rt[i].slot = storage_command_slot(b->cmds[i], b->lens[i]);
+        rt[i].node = storage__topology_node(b->s, rt[i].slot);
+        rt[i].sent = -1;
+        if (rt[i].node < 0)
+            rc = -EAGAIN;
+        one_node &= rt[i].node == rt[0].node;
+    }
+    /* Behind a barrier that spans nodes, the rest waits for the first part to succeed;
+     * on one node the order of one pipeline already sees to that. */
+    bool phased = rc == 0 && b->barrier > 0 && b->barrier < n && !one_node;
+    for (size_t i = b->barrier; phased && i < n; i++)
+        rt[i].held = true;
+    if (rc == 0 && n > 0 && !run_rounds(b, rt))
+        rc = -EAGAIN;
+    if (rc == 0 && phased) {
+        bool ok = true;
+        for (size_t i = 0; i < b->barrier; i++)
+            ok &= !storage__is_error(b->r[i]);
+        for (size_t i = b->barrier; ok && i < n; i++)
+            rt[i].held = false;
+        if (ok && !run_rounds(b, rt))
+            rc = -EAGAIN;
     }
     free(rt);
-    if (rc == 0 && left)
-        rc = -EAGAIN;
     if (rc)
         free_replies(b);
     return rc;

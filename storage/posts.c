@@ -57,6 +57,7 @@ int storage_post_create(storage_t *s, const storage_post_t *p)
                        (ull)p->id, (ull)p->author, p->text, strlen(p->text), (ull)p->reply_to,
                        (ull)p->reply_author, mentions);
     storage__batch_add(&b, "ZADD " K_POSTS " %llu %llu", (ull)p->author, (ull)p->id, (ull)p->id);
+    storage__batch_barrier(&b);
     storage__batch_add(&b, "XADD " K_FANOUT " * kind post post %llu author %llu",
                        storage__shard(s, p->author), (ull)p->id, (ull)p->author);
     int rc = storage__batch_run(&b);
@@ -132,6 +133,7 @@ int storage_post_delete(storage_t *s, uint64_t id, uint64_t author)
      * notifications this post caused. */
     storage__batch_add(&b, "HDEL " K_POST " text", (ull)id);
     storage__batch_add(&b, "ZREM " K_POSTS " %llu", (ull)author, (ull)id);
+    storage__batch_barrier(&b);
     storage__batch_add(&b, "XADD " K_FANOUT " * kind delete post %llu author %llu",
                        storage__shard(s, author), (ull)id, (ull)author);
     int rc = storage__batch_run(&b);

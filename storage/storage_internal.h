@@ -125,12 +125,17 @@ typedef struct storage__batch_s {
     size_t *lens;
     redisReply **r; /* after run: one reply per command, owned by the batch */
     size_t n, cap;
-    int err; /* first formatting error, reported by run */
+    size_t barrier; /* commands from here on wait for the ones before (0: none) */
+    int err;        /* first formatting error, reported by run */
 } storage__batch_t;
 
 void storage__batch_init(storage__batch_t *b, storage_t *s);
 void storage__batch_add(storage__batch_t *b, const char *fmt, ...);
 void storage__batch_addargv(storage__batch_t *b, int argc, const char **argv, const size_t *lens);
+/* The commands added after this run only once every command before it has succeeded
+ * (their replies stay NULL otherwise): a fan-out job must not exist for a post whose own
+ * writes failed, and on Redis Cluster they may live on different nodes. */
+void storage__batch_barrier(storage__batch_t *b);
 /* 0, -EAGAIN (Redis unreachable), -ENOMEM. Error replies are left for the caller. */
 int storage__batch_run(storage__batch_t *b);
 /* Frees commands and replies; the batch may be reused after init. */
