@@ -8,35 +8,73 @@
 # baseline; the ratio is printed. Then, while a 100,000-follower fan-out runs, it
 # measures POST /v1/posts latency (the write path must not stall behind the engine).
 # Loopback only; every loop is bounded. Needs a built tree (cmake --build build).
+#
+# environment: BUILD (build dir, build), TIDINGS_BIN (the server, $BUILD/api/tidings),
+#   REDIS_URL (use this Redis instead of starting one: redis://host:port, or a Redis Cluster
+#   seed list redis://h:p1,h:p2,...; it is FLUSHALLed first; redis-benchmark then runs with
+#   --cluster), BASELINE (0: skip redis-benchmark), LATENCY (0: skip the POST latency part),
+#   REPEAT (1: fan-outs per N, each to N new followers), QUIET_WAIT (0: before each fan-out,
+#   wait up to this many seconds for a second with under QUIET_CORES (0.25) cores busy),
+#   TIDINGS_LOG (tidings' stderr; default a file in the work directory, removed at exit),
+#   RESULTS (append one "fanout followers=N seconds=T writes_per_s=W baseline=B" line per
+#   fan-out to this file, for bench/cluster.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1000 10000 100000)
-BIN=${TIDINGS_BIN:-build/api/tidings}
+BUILD=${BUILD:-build}
+BIN=${TIDINGS_BIN:-$BUILD/api/tidings}
+REDIS_URL=${REDIS_URL:-}
+BASELINE=${BASELINE:-1}
+LATENCY=${LATENCY:-1}
+RESULTS=${RESULTS:-}
+REPEAT=${REPEAT:-1}
+QUIET_WAIT=${QUIET_WAIT:-0}
+QUIET_CORES=${QUIET_CORES:-0.25}
+export PYTHONPATH=$PWD/bench${PYTHONPATH:+:$PYTHONPATH}
 WORK=$(mktemp -d /tmp/tidings-fanout-bench.XXXXXX)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RPORT=$(free_port) HPORT=$(free_port)
+HPORT=$(free_port) OWN_REDIS=0
+if [ -z "$REDIS_URL" ]; then
+  RPORT=$(free_port) OWN_REDIS=1
+  REDIS_URL=redis://127.0.0.1:$RPORT
+fi
 H=http://127.0.0.1:$HPORT
 cleanup() {
   [ -n "${TPID:-}" ] && kill "$TPID" 2>/dev/null && wait "$TPID" 2>/dev/null
-  redis-cli -p "$RPORT" shutdown nosave >/dev/null 2>&1 || true
+  [ "$OWN_REDIS" = 1 ] && { redis-cli -p "$RPORT" shutdown nosave >/dev/null 2>&1 || true; }
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-R() { redis-cli -p "$RPORT" "$@"; }
+trap 'exit 130' INT TERM
+TIDINGS_LOG=${TIDINGS_LOG:-$WORK/tidings.log}
+RR() { python3 bench/redis_route.py "$REDIS_URL" "$@"; } # routed by key on a cluster
 
-redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
-  --dir "$WORK" --logfile "$WORK/redis.log" >/dev/null
-for _ in $(seq 100); do R ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+if [ "$OWN_REDIS" = 1 ]; then
+  redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+    --dir "$WORK" --logfile "$WORK/redis.log" >/dev/null
+  for _ in $(seq 100); do redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+fi
+RR each flushall >/dev/null
+CLUSTER=0
+[ "$(RR masters | wc -l)" -gt 1 ] && CLUSTER=1
 
-echo "== baseline: redis-benchmark pipelined ZADD on the same Redis =="
-base=$(redis-benchmark -p "$RPORT" -c 50 -P 16 -n 2000000 -r 1000000 -q \
-         zadd 'bench:{__rand_int__}' 1 member 2>/dev/null | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | cut -d' ' -f1)
-echo "redis-benchmark ZADD (-c 50 -P 16, 1M keys): ${base} writes/s"
-R flushall >/dev/null
+base=""
+if [ "$BASELINE" = 1 ]; then
+  # On a cluster, redis-benchmark sends each key to its master: "{tag}" becomes a hash tag
+  # of the node a client talks to.
+  read -r bhost bport < <(RR masters | head -1 | tr ':' ' ')
+  if [ "$CLUSTER" = 1 ]; then bopts=(--cluster) bkey='bench:{tag}:__rand_int__'
+  else bopts=() bkey='bench:{__rand_int__}'; fi
+  echo "== baseline: redis-benchmark pipelined ZADD on the same Redis =="
+  base=$(redis-benchmark -h "$bhost" -p "$bport" "${bopts[@]}" -c 50 -P 16 -n 2000000 -r 1000000 -q \
+           zadd "$bkey" 1 member 2>/dev/null | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | cut -d' ' -f1)
+  echo "redis-benchmark ZADD (-c 50 -P 16, 1M keys$([ "$CLUSTER" = 1 ] && echo ", --cluster")): ${base} writes/s"
+  RR each flushall >/dev/null
+fi
 
-"$BIN" --redis "redis://127.0.0.1:$RPORT" --listen "127.0.0.1:$HPORT" --log-level warn \
-  --celebrity-threshold 2000000 --timeline-max 800 2>"$WORK/tidings.log" &
+"$BIN" --redis "$REDIS_URL" --listen "127.0.0.1:$HPORT" --log-level warn \
+  --celebrity-threshold 2000000 --timeline-max 800 2>>"$TIDINGS_LOG" &
 TPID=$!
 for _ in $(seq 200); do curl -sf "$H/readyz" >/dev/null && break; sleep 0.05; done
 
@@ -45,40 +83,38 @@ register() { # handle -> "id token"
     python3 -c 'import sys,json; d=json.load(sys.stdin); print(d["user"]["id"], d["token"])'
 }
 add_followers() { # author n first-follower-id
-  python3 - "$1" "$2" "$3" <<'PY' | redis-cli -p "$RPORT" --pipe >/dev/null
+  python3 - "$REDIS_URL" "$1" "$2" "$3" <<'PY'
 import sys
-author, n, first = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+from redis_route import Router
+url, author, n, first = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 key = "followers:{%s}" % author
-out = sys.stdout
-for i in range(n):
-    score, member = str(i + 1), str(first + i)
-    out.write("*4\r\n$4\r\nZADD\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
-              % (len(key), key, len(score), score, len(member), member))
+sent, errors, err = Router(url).pipeline(("ZADD", key, i + 1, first + i) for i in range(n))
+if errors:
+    sys.exit("follower edges: %d of %d failed: %s" % (errors, sent, err))
 PY
 }
 post() { # token text -> post id
   curl -sf -X POST "$H/v1/posts" -H "Authorization: Bearer $1" -H 'Content-Type: application/json' \
        -d "{\"text\":\"$2\"}" | python3 -c 'import sys,json; print(json.load(sys.stdin)["id"])'
 }
-# Publishes through HTTP and polls Redis on one kept-open connection until the last
+# Publishes through HTTP and polls Redis (one kept-open connection per node) until the last
 # follower's timeline holds the post and the queue is empty; prints the seconds.
 measure() { # token last-follower
-  python3 - "$HPORT" "$RPORT" "$1" "$2" <<'PY'
-import http.client, json, socket, sys, time
-hport, rport, token, last = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-r = socket.create_connection(("127.0.0.1", rport))
-def cmd(*args):
-    return "*%d\r\n" % len(args) + "".join("$%d\r\n%s\r\n" % (len(a), a) for a in args)
-f = r.makefile("rb")
-def reply():
-    line = f.readline()
-    if line[:1] == b"$":
-        n = int(line[1:])
-        return None if n < 0 else f.read(n + 2)[:-2]
-    return int(line[1:])
+  python3 - "$HPORT" "$REDIS_URL" "$1" "$2" <<'PY'
+import http.client, json, sys, time
+from redis_route import Router, encode
+hport, url, token, last = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+r = Router(url)
+tl, queue = "tl:{%s}" % last, "fanout:{0}"
 def ask(pid):
-    r.sendall((cmd("ZSCORE", "tl:{%s}" % last, pid) + cmd("XLEN", "fanout:{0}")).encode())
-    present, queued = reply() is not None, reply()
+    # both questions in flight at once, even when the keys live on two nodes
+    a, b = r.node_of(tl), r.node_of(queue)
+    a.send(encode(("ZSCORE", tl, pid)))
+    if b is a:
+        a.send(encode(("XLEN", queue)))
+    else:
+        b.send(encode(("XLEN", queue)))
+    present, queued = a.reply() is not None, b.reply()
     return present and queued == 0
 c = http.client.HTTPConnection("127.0.0.1", hport)
 t0 = time.time()
@@ -96,14 +132,29 @@ PY
 
 printf '\n== end-to-end fan-out: POST, then every follower timeline holds the post ==\n'
 printf '%10s %12s %14s %8s\n' followers seconds writes/s ratio
+# The machine may be shared: wait (at most QUIET_WAIT s) for a second with few cores busy.
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+wait_quiet() {
+  local t0=$SECONDS b0 b1 hz
+  hz=$(getconf CLK_TCK)
+  while [ $((SECONDS - t0)) -lt "$QUIET_WAIT" ]; do
+    b0=$(busy_ticks); sleep 1; b1=$(busy_ticks)
+    python3 -c "import sys; sys.exit(0 if ($b1 - $b0) / $hz < $QUIET_CORES else 1)" && return 0
+  done
+}
 first=1000000000000
 for n in "${SIZES[@]}"; do
-  read -r aid atok < <(register "bench_$n")
-  add_followers "$aid" "$n" "$first"
-  secs=$(measure "$atok" $((first + n - 1)))
-  python3 -c "n=$n; t=$secs; b=float('${base:-0}' or 0); print('%10d %12.3f %14.0f %8s' % (n, t, n/t, ('%.2f' % (n/t/b)) if b else '-'))"
-  first=$((first + n))
+  for rep in $(seq "$REPEAT"); do
+    read -r aid atok < <(register "bench_${n}_$rep")
+    add_followers "$aid" "$n" "$first"
+    wait_quiet
+    secs=$(measure "$atok" $((first + n - 1)))
+    python3 -c "n=$n; t=$secs; b=float('${base:-0}' or 0); print('%10d %12.3f %14.0f %8s' % (n, t, n/t, ('%.2f' % (n/t/b)) if b else '-'))"
+    [ -z "$RESULTS" ] || python3 -c "n=$n; t=$secs; print('fanout followers=%d seconds=%.4f writes_per_s=%.0f baseline=%s' % (n, t, n/t, '${base:--}'))" >>"$RESULTS"
+    first=$((first + n))
+  done
 done
+[ "$LATENCY" = 1 ] || exit 0
 
 printf '\n== POST /v1/posts latency while a 100,000-follower fan-out runs ==\n'
 read -r bid btok < <(register bench_busy)

@@ -14,8 +14,8 @@
 #      (the API would also queue N follow jobs the engine must work off first; not wanted);
 #   3. measures tidings' VmRSS with no stream (RSS_0);
 #   4. runs bench/sse_load.c: N streams, one per follower; once all N got "retry:", waits
-#      until Redis shows every user's channel subscribed and SETTLE seconds passed, measures
-#      VmRSS again (RSS_N): (RSS_N - RSS_0) / N per idle stream;
+#      until Redis marks every user online and has the live channels subscribed, and SETTLE
+#      seconds passed, measures VmRSS again (RSS_N): (RSS_N - RSS_0) / N per idle stream;
 #   5. lets the client publish POSTS posts as the author (one after the other, GAP s apart)
 #      and report, per post and overall, how many of the N streams received it and the
 #      latency from just before the POST was sent to its arrival at each stream
@@ -30,7 +30,12 @@
 #              CONCURRENCY (256 streams set up at once), KEEP (1: keep the work directory),
 #              QUIET_WAIT (60 s at most waiting for a quiet machine), QUIET_CORES (0.25),
 #              TIDINGS_ARGS (more tidings flags), PERF_DIR (perf record tidings and Redis
-#              during the posts into this directory)
+#              during the posts into this directory), REDIS_URL (use this Redis instead of
+#              starting one per N: redis://host:port or a Redis Cluster seed list
+#              redis://h:p1,h:p2,...; every master is FLUSHALLed before each N, and its CPU
+#              is counted as Redis's), RESULTS (append one "sse n=N <figures>" line per N to
+#              this file, for bench/cluster.sh), TIDINGS_LOG (append tidings' stderr to
+#              this file instead of one in the work directory)
 # shellcheck disable=SC2086,SC2317 # word lists; cleanup runs from the trap
 set -euo pipefail
 
@@ -48,6 +53,11 @@ KEEP=${KEEP:-0}
 QUIET_WAIT=${QUIET_WAIT:-60}
 QUIET_CORES=${QUIET_CORES:-0.25}
 TIDINGS_ARGS=${TIDINGS_ARGS:-}
+REDIS_URL=${REDIS_URL:-}
+RESULTS=${RESULTS:-}
+OWN_REDIS=1
+[ -z "$REDIS_URL" ] || OWN_REDIS=0
+export PYTHONPATH=$ROOT/bench${PYTHONPATH:+:$PYTHONPATH}
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1000 10000)
 
@@ -67,7 +77,8 @@ for n in "${SIZES[@]}"; do
 done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tidings-sse.XXXXXX")
-REDIS_PID="" TIDINGS_PID="" CLIENT_PID=""
+TIDINGS_LOG=${TIDINGS_LOG:-$WORK/tidings.log}
+REDIS_PID="" REDIS_PIDS="" TIDINGS_PID="" CLIENT_PID=""
 
 stop_pid() { # SIGTERM, up to 10 s, then SIGKILL
   local pid=$1
@@ -89,11 +100,12 @@ trap 'exit 130' INT TERM
 log() { printf '%s\n' "$*" >&2; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() { local p t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; } # machine
 CLK_TCK=$(getconf CLK_TCK)
 now_s() { date +%s.%N; }
 R() { redis-cli -p "$REDIS_PORT" "$@"; }
+RR() { python3 "$ROOT/bench/redis_route.py" "$REDIS_URL" "$@"; } # routed by key on a cluster
 
 # The machine may be shared: before the posts, wait (at most QUIET_WAIT s) for a second in
 # which less than QUIET_CORES cores are busy (heartbeats aside, our processes are idle then).
@@ -111,13 +123,21 @@ wait_quiet() {
 }
 
 start_redis() {
+  if [ "$OWN_REDIS" = 0 ]; then # somebody else's Redis (bench/cluster.sh's cluster): emptied
+    RR each flushall >/dev/null
+    REDIS_PIDS=$(RR pids)
+    return 0
+  fi
   for _ in 1 2 3 4 5; do
     REDIS_PORT=$(free_port)
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
       --dir "$WORK" --logfile "$WORK/redis.log" &
     REDIS_PID=$!
     for _ in $(seq 100); do
-      if R ping 2>/dev/null | grep -q PONG; then return 0; fi
+      if R ping 2>/dev/null | grep -q PONG; then
+        REDIS_URL=redis://127.0.0.1:$REDIS_PORT REDIS_PIDS=$REDIS_PID
+        return 0
+      fi
       kill -0 "$REDIS_PID" 2>/dev/null || break
       sleep 0.05
     done
@@ -130,9 +150,9 @@ start_redis() {
 start_tidings() {
   for _ in 1 2 3 4 5; do
     HTTP_PORT=$(free_port)
-    "$TIDINGS" --redis "redis://127.0.0.1:$REDIS_PORT" --listen "127.0.0.1:$HTTP_PORT" \
+    "$TIDINGS" --redis "$REDIS_URL" --listen "127.0.0.1:$HTTP_PORT" \
       --threads "$THREADS" --log-level warn --celebrity-threshold 1000000 --max-streams 20000 \
-      --heartbeat "$HEARTBEAT" $TIDINGS_ARGS 2>>"$WORK/tidings.log" &
+      --heartbeat "$HEARTBEAT" $TIDINGS_ARGS 2>>"$TIDINGS_LOG" &
     TIDINGS_PID=$!
     for _ in $(seq 200); do
       if curl -fs "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1; then return 0; fi
@@ -141,7 +161,7 @@ start_tidings() {
     done
     stop_pid "$TIDINGS_PID"
   done
-  log "tidings did not become ready; see $WORK/tidings.log"
+  log "tidings did not become ready; see $TIDINGS_LOG"
   exit 1
 }
 
@@ -186,22 +206,24 @@ with open(out, "w") as f:
 PY
 }
 
-# follow_all AUTHOR-ID USERS-FILE: the edges graph.c writes, pipelined into Redis.
+# follow_all AUTHOR-ID USERS-FILE: the edges graph.c writes, pipelined into Redis (each to
+# its key's master on a cluster).
 follow_all() {
-  python3 - "$1" "$2" <<'PY' | redis-cli -p "$REDIS_PORT" --pipe >"$WORK/pipe.out"
+  python3 - "$REDIS_URL" "$1" "$2" <<'PY' || exit 1
 import sys
-author, path = sys.argv[1], sys.argv[2]
-out = sys.stdout
-def cmd(*a):
-    out.write("*%d\r\n" % len(a) + "".join("$%d\r\n%s\r\n" % (len(x), x) for x in a))
-edge = int(author) + 1  # edge ids: unique and increasing, like storage_id_next()
-for line in open(path):
-    f = line.split()[0]
-    edge += 1
-    cmd("ZADD", "following:{%s}" % f, "NX", str(edge), author)
-    cmd("ZADD", "followers:{%s}" % author, "NX", str(edge), f)
+from redis_route import Router
+url, author, path = sys.argv[1], sys.argv[2], sys.argv[3]
+def edges():
+    edge = int(author) + 1  # edge ids: unique and increasing, like storage_id_next()
+    for line in open(path):
+        f = line.split()[0]
+        edge += 1
+        yield ("ZADD", "following:{%s}" % f, "NX", edge, author)
+        yield ("ZADD", "followers:{%s}" % author, "NX", edge, f)
+sent, errors, err = Router(url).pipeline(edges())
+if errors:
+    sys.exit("follow edges: %d of %d failed: %s" % (errors, sent, err))
 PY
-  grep -q 'errors: 0' "$WORK/pipe.out" || { log "follow edges: $(cat "$WORK/pipe.out")"; exit 1; }
 }
 
 # The delivery histogram and counters from /metrics, as "name value" lines.
@@ -229,7 +251,7 @@ run_size() {
   awk '{print $2}' "$WORK/followers.txt" >"$WORK/tokens.txt"
   follow_all "$AUTHOR_ID" "$WORK/followers.txt"
   log "registered $n followers + 1 author and wrote $n follow edges in $(printf '%.1f' "$(echo "$(now_s) - $t0" | bc -l)") s"
-  [ "$(R zcard "followers:{$AUTHOR_ID}")" = "$n" ] || { log "followers:{$AUTHOR_ID} is not $n long"; exit 1; }
+  [ "$(RR call zcard "followers:{$AUTHOR_ID}")" = "$n" ] || { log "followers:{$AUTHOR_ID} is not $n long"; exit 1; }
 
   sleep 2
   rss0=$(rss_kib "$TIDINGS_PID")
@@ -250,18 +272,22 @@ run_size() {
   done
   ready_line=$(grep '^READY' "$WORK/client.$n.out" || true)
   log "client: $ready_line"
-  # every follower's channel subscribed (the stream is live, not just catching up from the log)
-  local subs=0
+  # every follower marked online (on:{user}, which the publishing script checks) and every
+  # master's live channel (live:{k}, sharded pub/sub) subscribed: from here on a post reaches
+  # the streams live, not from the log
+  local online=0 subs=0 masters
+  masters=$(RR masters | wc -l)
   deadline=$((SECONDS + 60))
-  while subs=$(R pubsub channels 'ev:*' | wc -l) && [ "$subs" -lt "$n" ]; do
-    [ $SECONDS -lt $deadline ] || { log "only $subs of $n channels subscribed after 60 s; going on"; break; }
+  while online=$(RR count 'on:*') && subs=$(RR each pubsub shardchannels 'live:*' | grep -c . || true) &&
+    { [ "$online" -lt "$n" ] || [ "$subs" -lt "$masters" ]; }; do
+    [ $SECONDS -lt $deadline ] || { log "after 60 s only $online of $n users online, $subs of $masters live channels subscribed; going on"; break; }
     sleep 0.2
   done
   sleep "$SETTLE"
   rssn=$(rss_kib "$TIDINGS_PID")
   local open
   open=$(scrape | awk -F'\t' '$1 == "tidings_streams_open" {print $2}')
-  log "tidings VmRSS with $n idle streams: $rssn KiB (streams open: ${open:-?}, channels subscribed: $subs)"
+  log "tidings VmRSS with $n idle streams: $rssn KiB (streams open: ${open:-?}, users online: $online, live channels subscribed: $subs)"
   local per
   per=$(echo "scale=2; ($rssn - $rss0) / $n" | bc -l)
   log "per idle stream: $per KiB"
@@ -271,19 +297,19 @@ run_size() {
     mkdir -p "$PERF_DIR"
     perf record -F 1999 -g -p "$TIDINGS_PID" -o "$PERF_DIR/tidings.$n.data" 2>>"$WORK/perf.log" &
     perf_pids+=($!)
-    perf record -F 1999 -g -p "$REDIS_PID" -o "$PERF_DIR/redis.$n.data" 2>>"$WORK/perf.log" &
+    perf record -F 1999 -g -p "${REDIS_PIDS// /,}" -o "$PERF_DIR/redis.$n.data" 2>>"$WORK/perf.log" &
     perf_pids+=($!)
     sleep 1
   fi
   wait_quiet
   scrape >"$WORK/metrics.before"
   local tk0 rk0 tw0 bk0 bk1
-  tk0=$(cpu_ticks "$TIDINGS_PID") rk0=$(cpu_ticks "$REDIS_PID") tw0=$(now_s) bk0=$(busy_ticks)
+  tk0=$(cpu_ticks "$TIDINGS_PID") rk0=$(cpu_ticks $REDIS_PIDS) tw0=$(now_s) bk0=$(busy_ticks)
   touch "$WORK/go"
   client_rc=0
   wait "$CLIENT_PID" || client_rc=$?
   local tk1 rk1 tw1
-  tk1=$(cpu_ticks "$TIDINGS_PID") rk1=$(cpu_ticks "$REDIS_PID") tw1=$(now_s) bk1=$(busy_ticks)
+  tk1=$(cpu_ticks "$TIDINGS_PID") rk1=$(cpu_ticks $REDIS_PIDS) tw1=$(now_s) bk1=$(busy_ticks)
   CLIENT_PID=""
   local p
   for p in "${perf_pids[@]}"; do kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
@@ -325,6 +351,8 @@ print("streams dropped for slowness: %d; replayed from the log: %d" % (
     b.get("tidings_stream_events_replayed_total", 0) - a.get("tidings_stream_events_replayed_total", 0)))
 PY
   RES[$n]="$res rss0=$rss0 rssn=$rssn per_kib=$per client_rc=$client_rc other=$other"
+  RES[$n]+=" tidings_cpu_s=$(echo "scale=3; ($tk1 - $tk0) / $CLK_TCK / $POSTS" | bc) redis_cpu_s=$(echo "scale=3; ($rk1 - $rk0) / $CLK_TCK / $POSTS" | bc)"
+  [ -z "$RESULTS" ] || echo "sse n=$n ${RES[$n]}" >>"$RESULTS"
   stop_pid "$TIDINGS_PID"; wait "$TIDINGS_PID" 2>/dev/null || true; TIDINGS_PID=""
   stop_pid "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true; REDIS_PID=""
 }
