@@ -35,6 +35,7 @@ enum {
     OPT_SHUTDOWN_GRACE,
     OPT_ENGINE,
     OPT_FANOUT_JOBS,
+    OPT_FANOUT_SHARDS,
     OPT_FANOUT_IN_FLIGHT,
     OPT_CLAIM_IDLE_MS,
     OPT_HEARTBEAT,
@@ -59,6 +60,7 @@ static const struct option options[] = {
     {"shutdown-grace", required_argument, NULL, OPT_SHUTDOWN_GRACE},
     {"engine", required_argument, NULL, OPT_ENGINE},
     {"fanout-jobs", required_argument, NULL, OPT_FANOUT_JOBS},
+    {"fanout-shards", required_argument, NULL, OPT_FANOUT_SHARDS},
     {"fanout-in-flight", required_argument, NULL, OPT_FANOUT_IN_FLIGHT},
     {"claim-idle-ms", required_argument, NULL, OPT_CLAIM_IDLE_MS},
     {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
@@ -79,6 +81,8 @@ static const char usage[] =
     "\n"
     "  --listen HOST:PORT           address to serve HTTP on (127.0.0.1:8080)\n"
     "  --redis URL                  redis://[:password@]host:port[/db] or unix:///path;\n"
+    "                               for Redis Cluster, any node or a list of seeds:\n"
+    "                               redis://host1:port1,host2:port2;\n"
     "                               unset: start an embedded redis-server (AOF on)\n"
     "  --data-dir DIR               embedded Redis data directory (./tidings-data)\n"
     "  --redis-server PATH          embedded Redis binary (redis-server)\n"
@@ -92,6 +96,8 @@ static const char usage[] =
     "  --shutdown-grace MS          how long shutdown waits for in-flight requests (10000)\n"
     "  --engine on|off              run the fan-out engine in this process (on)\n"
     "  --fanout-jobs N              fan-out jobs worked on at once (64)\n"
+    "  --fanout-shards N            job queue streams fanout:{0..N-1}, spread over a\n"
+    "                               cluster's nodes; the same N for every process (4)\n"
     "  --fanout-in-flight N         timeline writes the engine keeps outstanding (100000)\n"
     "  --claim-idle-ms MS           take over jobs a dead process left idle this long (30000)\n"
     "  --heartbeat SECONDS          comment sent on idle event streams (15)\n"
@@ -121,6 +127,7 @@ void api_config_defaults(api_config_t *cfg)
     cfg->shutdown_grace_ms = 10000;
     cfg->engine = 1;
     cfg->fanout_jobs = engine.max_jobs;
+    cfg->fanout_shards = 4;
     cfg->fanout_in_flight = engine.max_in_flight;
     cfg->claim_idle_ms = engine.claim_idle_ms;
     cfg->heartbeat_s = 15;
@@ -213,6 +220,10 @@ static int apply(api_config_t *cfg, int opt, const char *value)
     case OPT_FANOUT_JOBS:
         rc = parse_int(name, value, 1, 4096, &v);
         cfg->fanout_jobs = (int)v;
+        break;
+    case OPT_FANOUT_SHARDS:
+        rc = parse_int(name, value, 1, 64, &v);
+        cfg->fanout_shards = (int)v;
         break;
     case OPT_FANOUT_IN_FLIGHT:
         rc = parse_int(name, value, 2000, 1000000, &v);

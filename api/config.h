@@ -19,6 +19,7 @@ typedef struct api_config_s {
     int shutdown_grace_ms; /* --shutdown-grace: wait for in-flight requests */
     int engine;            /* --engine on|off: run the fan-out engine in this process */
     int fanout_jobs;       /* --fanout-jobs: jobs worked on at once */
+    int fanout_shards;     /* --fanout-shards: job queue streams */
     int fanout_in_flight;  /* --fanout-in-flight: Redis commands outstanding */
     int claim_idle_ms;     /* --claim-idle-ms: take over jobs idle this long */
     int heartbeat_s;       /* --heartbeat: seconds between stream heartbeats */

@@ -198,6 +198,7 @@ static int start(tidings_t *app)
     storage_config_defaults(scfg);
     scfg->url = url;
     scfg->pool_size = app->cfg.threads * 2 + 4;
+    scfg->fanout_shards = app->cfg.fanout_shards;
     app->storage = storage_create(scfg);
     if (!app->storage) {
         LOG(LOG_ERROR, "storage", "bad redis url %s", url);

@@ -420,5 +420,6 @@ void fanout_stop(fanout_t *f, int grace_ms, void (*done_cb)(void *arg), void *ar
     uv_timer_stop(&f->claim_timer);
     uv_timer_stop(&f->stats_timer);
     f->stop_deadline = now_ms() + (uint64_t)grace_ms;
+    storage_jobs_unblock(f->sa);
     uv_timer_start(&f->stop_timer, on_stop_poll, 0, STOP_POLL_MS);
 }

@@ -54,6 +54,15 @@ static void set_state(aconn_t *c, bool up)
     update_up(c->sa);
 }
 
+static void on_client_id(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    aconn_t *c = priv;
+    const redisReply *r = reply;
+    if (r && r->type == REDIS_REPLY_INTEGER && !c->retired)
+        c->client_id = r->integer;
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     aconn_t *c = ac->data;
@@ -64,6 +73,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
         return;
     }
     c->backoff_ms = 0;
+    if (c->role == ROLE_READER)
+        redisAsyncCommand(c->ac, on_client_id, c, "CLIENT ID");
     set_state(c, true);
 }
 
@@ -72,6 +83,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     (void)status;
     aconn_t *c = ac->data;
     c->ac = NULL;
+    c->client_id = 0;
     set_state(c, false);
     schedule_retry(c);
 }
@@ -303,6 +315,16 @@ void storage_async_close(storage_async_t *sa, void (*closed_cb)(void *arg), void
     }
     uv_timer_stop(&sa->topology_timer);
     uv_close((uv_handle_t *)&sa->topology_timer, on_handle_closed);
+}
+
+void storage_jobs_unblock(storage_async_t *sa)
+{
+    for (int i = 0; i < STORAGE__MAX_SHARDS; i++) {
+        const aconn_t *r = sa->reader[i];
+        const aconn_t *w = r ? sa->writer[r->node] : NULL;
+        if (r && r->client_id && w && w->ac && w->connected)
+            redisAsyncCommand(w->ac, NULL, NULL, "CLIENT UNBLOCK %lld", r->client_id);
+    }
 }
 
 bool storage_async_up(const storage_async_t *sa)

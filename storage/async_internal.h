@@ -26,6 +26,7 @@ typedef struct aconn_s {
     int backoff_ms;
     uv_timer_t timer;  /* connect timeout while connecting, retry delay while down */
     char channel[32];  /* subscriber: the node's live channel */
+    long long client_id; /* reader: its CLIENT ID, to unblock it (0: not known yet) */
 } aconn_t;
 
 struct storage_async_s {

@@ -49,15 +49,19 @@ static storage_job_kind_t parse_kind(const redisReply *v)
     return STORAGE_JOB_UNKNOWN;
 }
 
-/* "<ms>-<seq>" as an id of the same layout as storage_id_next's. */
-static uint64_t event_id(const char *entry)
+/* "<ms>-<seq>" of shard as an id of the same layout as storage_id_next's: the shard takes
+ * the node bits, since entry ids of different shards (streams) may be equal. Past 64
+ * entries in one millisecond of one shard, scores of that millisecond may tie. */
+static uint64_t event_id(const char *entry, int shard)
 {
     char *dash;
     uint64_t ms = strtoull(entry, &dash, 10);
     uint64_t seq = *dash == '-' ? strtoull(dash + 1, NULL, 10) : 0;
+    uint64_t low = (seq & ((1u << SEQ_BITS) - 1)) << NODE_BITS |
+                   ((uint64_t)shard & ((1u << NODE_BITS) - 1));
     if (ms < STORAGE_ID_EPOCH_MS)
-        return seq + 1;
-    return ((ms - STORAGE_ID_EPOCH_MS) << (NODE_BITS + SEQ_BITS)) | (seq & 0xfff);
+        return low + 1;
+    return (ms - STORAGE_ID_EPOCH_MS) << (NODE_BITS + SEQ_BITS) | low;
 }
 
 /* Parses one [id, [field, value, ...]] entry; fields may be nil for a deleted entry. */
@@ -70,7 +74,7 @@ static void parse_entry(const redisReply *e, int shard, storage_job_t *job)
         e->element[0]->type != REDIS_REPLY_STRING)
         return;
     snprintf(job->entry_id, sizeof(job->entry_id), "%s", e->element[0]->str);
-    job->event_id = event_id(job->entry_id);
+    job->event_id = event_id(job->entry_id, shard);
     const redisReply *f = e->element[1];
     if (f->type != REDIS_REPLY_ARRAY)
         return;

@@ -65,6 +65,9 @@ int storage_jobs_shards(const storage_async_t *sa);
  * or with own_pending the ones this consumer was handed and did not ack. */
 int storage_jobs_read(storage_async_t *sa, int shard, const char *consumer, size_t count,
                       int block_ms, bool own_pending, storage_jobs_cb cb, void *arg);
+/* Ends every blocking read now (CLIENT UNBLOCK): each completes at once with no jobs, or
+ * with the jobs it was handed, so a stopping engine need not wait out the block time. */
+void storage_jobs_unblock(storage_async_t *sa);
 /* Creates the consumer group on every shard where it is missing (Redis lost its data). */
 int storage_jobs_prepare(storage_async_t *sa, storage_status_cb cb, void *arg);
 /* Takes over jobs idle for idle_ms or more, whoever held them (a dead consumer), with
