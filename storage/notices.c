@@ -192,7 +192,9 @@ int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, 
     snprintf(evmax, sizeof(evmax), "%d", EVENTS_MAXLEN);
     snprintf(p, sizeof(p), "%llu", (ull)post);
     snprintf(r, sizeof(r), "%llu", (ull)reposter);
-    snprintf(sc, sizeof(sc), "%llu", (ull)score);
+    /* Readers tell a repost entry by its score differing from the post id; a repost within
+     * the post's own millisecond could draw exactly that score. */
+    snprintf(sc, sizeof(sc), "%llu", (ull)(score == post ? score + 1 : score));
     snprintf(maxbuf, sizeof(maxbuf), "%d", timeline_max);
     storage__group_t *g = storage__group_new(sa, cb, arg);
     if (!g)
