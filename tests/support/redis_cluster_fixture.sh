@@ -35,7 +35,12 @@ stop_all() {
     pid=$(cat "$pidfile")
     port=$(basename "$(dirname "$pidfile")")
     redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    # A node that exited may linger as a zombie until its parent reaps it: gone is gone.
+    for _ in $(seq 100); do
+      state=$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+      [ -z "$state" ] || [ "$state" = Z ] && break
+      sleep 0.05
+    done
     kill -9 "$pid" 2>/dev/null || true
   done
 }
