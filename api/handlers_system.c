@@ -140,6 +140,23 @@ void api_system_metrics(api_req_t *r)
                     "tidings_id_node %d\n",
                     (long long)atomic_load(&r->api->metrics.in_flight), storage_is_up(s) ? 1 : 0,
                     (unsigned long long)storage_reconnects(s), storage_node_id(s));
+    storage_topology_stats_t topo;
+    storage_topology_stats(s, &topo);
+    api_text_printf(&t,
+                    "# HELP tidings_redis_cluster Whether Redis is a Redis Cluster (0: one Redis).\n"
+                    "# TYPE tidings_redis_cluster gauge\n"
+                    "tidings_redis_cluster %d\n"
+                    "# HELP tidings_redis_masters Redis nodes that own slots, as last learnt.\n"
+                    "# TYPE tidings_redis_masters gauge\n"
+                    "tidings_redis_masters %d\n"
+                    "# HELP tidings_redis_redirects_total MOVED and ASK replies followed.\n"
+                    "# TYPE tidings_redis_redirects_total counter\n"
+                    "tidings_redis_redirects_total %llu\n"
+                    "# HELP tidings_redis_slot_map_refreshes_total Times the slot map was learnt.\n"
+                    "# TYPE tidings_redis_slot_map_refreshes_total counter\n"
+                    "tidings_redis_slot_map_refreshes_total %llu\n",
+                    topo.cluster ? 1 : 0, topo.masters, (unsigned long long)topo.redirects,
+                    (unsigned long long)topo.refreshes);
     if (r->api->fanout)
         api_fanout_metrics(r->api->fanout, &t);
     if (r->api->hub)

@@ -51,6 +51,8 @@ storage_t *storage_create(const storage_config_t *cfg)
     pthread_mutex_init(&s->id_mu, NULL);
     atomic_init(&s->up, false);
     atomic_init(&s->reconnects, 0);
+    atomic_init(&s->redirects, 0);
+    atomic_init(&s->refreshes, 0);
     atomic_init(&s->node, -1);
     if (storage__parse_url(s, cfg->url ? cfg->url : "") != 0) {
         storage_destroy(s);
@@ -312,6 +314,8 @@ static void settle(storage_t *s, route_t *rt, redisReply **r, round_t *next)
         storage_redirect_t kind =
             storage_redirect_parse((*r)->str, (*r)->len, &slot, host, sizeof(host), &port);
         int node = -1;
+        if (kind != STORAGE_REDIRECT_NONE)
+            atomic_fetch_add(&s->redirects, 1);
         if (kind == STORAGE_REDIRECT_MOVED) {
             node = storage__topology_moved(s, slot, host, port);
             next->refresh = true;

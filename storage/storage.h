@@ -38,6 +38,14 @@ int storage_ping(storage_t *s);
 bool storage_is_up(const storage_t *s);
 /* Counters for /metrics. */
 uint64_t storage_reconnects(const storage_t *s);
+/* What the request path knows of the Redis deployment, for /metrics. */
+typedef struct storage_topology_stats_s {
+    bool cluster;       /* Redis Cluster (false: one Redis) */
+    int masters;        /* nodes that own slots */
+    uint64_t redirects; /* MOVED and ASK replies followed */
+    uint64_t refreshes; /* times the slot map was learnt */
+} storage_topology_stats_t;
+void storage_topology_stats(storage_t *s, storage_topology_stats_t *out);
 
 /* Creates the fan-out consumer group on every shard if missing. */
 int storage_prepare(storage_t *s);

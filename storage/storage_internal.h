@@ -86,7 +86,7 @@ struct storage_s {
     uint64_t topology_refreshed_ms;
     pthread_mutex_t refresh_mu; /* one refresh at a time */
     atomic_bool up;
-    atomic_ullong reconnects;
+    atomic_ullong reconnects, redirects, refreshes;
 
     /* id generator (ids.c) */
     pthread_mutex_t id_mu;

@@ -207,6 +207,7 @@ static bool ask_node(storage_t *s, int i)
     if (ok) {
         s->topology_known = true;
         s->topology_refreshed_ms = storage__monotonic_ms();
+        atomic_fetch_add(&s->refreshes, 1);
     }
     pthread_mutex_unlock(&s->mu);
     if (r)
@@ -272,4 +273,20 @@ void storage__live_channel(storage_t *s, int node, char *buf, size_t size)
         }
     }
     pthread_mutex_unlock(&s->mu);
+}
+
+void storage_topology_stats(storage_t *s, storage_topology_stats_t *out)
+{
+    bool owns[STORAGE__MAX_NODES] = {0};
+    pthread_mutex_lock(&s->mu);
+    out->cluster = s->cluster;
+    out->masters = 0;
+    for (int i = 0; s->topology_known && i < STORAGE_SLOTS; i++)
+        if (!owns[s->slot_node[i]]) {
+            owns[s->slot_node[i]] = true;
+            out->masters++;
+        }
+    pthread_mutex_unlock(&s->mu);
+    out->redirects = atomic_load(&s->redirects);
+    out->refreshes = atomic_load(&s->refreshes);
 }
