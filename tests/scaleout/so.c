@@ -7,11 +7,14 @@
  */
 #include "tests/scaleout/so.h"
 
+#include "storage/slots.h"
+
 #include <criterion/criterion.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 /* ---- a follower's feed ------------------------------------------------------------------------ */
 
@@ -362,4 +365,138 @@ void so_queue(redisContext *c, long long *length, long long *pending, long long 
     redisReply *r = so_cmd(c, "XLEN fanout:dead");
     *dead = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
     freeReplyObject(r);
+}
+
+/* ---- a private Redis Cluster ------------------------------------------------------------------- */
+
+/* The clusters still running, for the exit handler. */
+static so_cluster_t *running[4];
+
+/* Runs the fixture script; returns its exit status (-1: none within timeout_ms). */
+static int fixture(const so_cluster_t *cl, const char *cmd, int masters, int replicas,
+                   int timeout_ms)
+{
+    char script[1024], m[8], r[8];
+    snprintf(script, sizeof(script), "%s/tests/support/redis_cluster_fixture.sh",
+             ts_env("TIDINGS_SOURCE_DIR"));
+    snprintf(m, sizeof(m), "%d", masters);
+    snprintf(r, sizeof(r), "%d", replicas);
+    char dir[64];
+    snprintf(dir, sizeof(dir), "%s", cl->dir);
+    char *argv[] = {"bash", script, (char *)cmd, dir, m, r, NULL};
+    pid_t pid = ts_proc_spawn(argv, NULL);
+    int status = ts_proc_wait(pid, timeout_ms);
+    if (status == -1)
+        ts_proc_kill(pid);
+    return status == -1 ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static void stop_running(void)
+{
+    for (size_t i = 0; i < sizeof(running) / sizeof(running[0]); i++)
+        if (running[i])
+            so_cluster_stop(running[i]);
+}
+
+static void read_text(const so_cluster_t *cl, const char *name, char *buf, size_t size)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", cl->dir, name);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "the cluster fixture wrote no %s", path);
+    size_t n = fread(buf, 1, size - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+}
+
+void so_cluster_start(so_cluster_t *cl, int masters, int replicas)
+{
+    static bool atexit_set;
+    if (!atexit_set) {
+        atexit(stop_running);
+        atexit_set = true;
+    }
+    memset(cl, 0, sizeof(*cl));
+    cl->n = masters * (1 + replicas);
+    cr_assert(cl->n <= SO_CLUSTER_MAX, "too many nodes");
+    snprintf(cl->dir, sizeof(cl->dir), "/tmp/tidings-scaleout-XXXXXX");
+    cr_assert(mkdtemp(cl->dir), "mkdtemp failed");
+    bool listed = false;
+    for (size_t i = 0; i < sizeof(running) / sizeof(running[0]) && !listed; i++)
+        if (!running[i])
+            listed = (running[i] = cl) != NULL;
+    cr_assert(listed, "too many clusters");
+    cr_assert_eq(fixture(cl, "start", masters, replicas, 120000), 0,
+                 "the cluster fixture did not start (%s)", cl->dir);
+    read_text(cl, "url", cl->url, sizeof(cl->url));
+    cl->url[strcspn(cl->url, "\r\n")] = '\0';
+    char list[256];
+    read_text(cl, "ports", list, sizeof(list));
+    char *p = list;
+    for (int i = 0; i < cl->n; i++) {
+        char *end;
+        cl->ports[i] = (int)strtol(p, &end, 10);
+        cr_assert(end != p && cl->ports[i] > 0, "%s/ports lists fewer than %d ports", cl->dir,
+                  cl->n);
+        p = end;
+    }
+}
+
+void so_cluster_stop(so_cluster_t *cl)
+{
+    for (size_t i = 0; i < sizeof(running) / sizeof(running[0]); i++)
+        if (running[i] == cl)
+            running[i] = NULL;
+    if (!cl->dir[0])
+        return;
+    fixture(cl, "stop", 0, 0, 30000);
+    char *argv[] = {"rm", "-rf", cl->dir, NULL};
+    ts_proc_wait(ts_proc_spawn(argv, NULL), 10000);
+    cl->dir[0] = '\0';
+}
+
+int so_cluster_master_of(const so_cluster_t *cl, int slot)
+{
+    for (int i = 0; i < cl->n; i++) {
+        struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
+        redisContext *c = redisConnectWithTimeout("127.0.0.1", cl->ports[i], tv);
+        if (!c || c->err) {
+            if (c)
+                redisFree(c);
+            continue;
+        }
+        redisSetTimeout(c, tv);
+        redisReply *r = redisCommand(c, "CLUSTER SLOTS");
+        int port = 0;
+        for (size_t k = 0; r && r->type == REDIS_REPLY_ARRAY && k < r->elements && !port; k++) {
+            const redisReply *e = r->element[k];
+            if (e->type == REDIS_REPLY_ARRAY && e->elements >= 3 &&
+                e->element[0]->integer <= slot && slot <= e->element[1]->integer &&
+                e->element[2]->type == REDIS_REPLY_ARRAY && e->element[2]->elements >= 2)
+                port = (int)e->element[2]->element[1]->integer;
+        }
+        if (r)
+            freeReplyObject(r);
+        redisFree(c);
+        if (port)
+            return port;
+    }
+    return 0;
+}
+
+pid_t so_cluster_node_pid(const so_cluster_t *cl, int port)
+{
+    char name[32], buf[32];
+    snprintf(name, sizeof(name), "%d/redis.pid", port);
+    read_text(cl, name, buf, sizeof(buf));
+    pid_t pid = (pid_t)strtol(buf, NULL, 10);
+    cr_assert(pid > 0, "no pid for the node on port %d", port);
+    return pid;
+}
+
+int so_user_slot(const char *id)
+{
+    char key[48];
+    int n = snprintf(key, sizeof(key), "user:{%s}", id);
+    return storage_key_slot(key, (size_t)n);
 }

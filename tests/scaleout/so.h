@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Every suite's .timeout (one value per binary: see SX_TIMEOUT). */
 #define SO_TIMEOUT 300
@@ -59,6 +60,31 @@ size_t so_wait_timeline(int port, const char *token, size_t n, uint64_t *ids, si
                         int timeout_ms);
 /* A decimal id ("123") as a number; 0 for anything else. */
 uint64_t so_id(const char *s);
+
+/* ---- a private Redis Cluster ------------------------------------------------------------------- */
+#define SO_CLUSTER_MAX 12
+
+typedef struct so_cluster_s {
+    char dir[64];              /* /tmp/tidings-scaleout-XXXXXX ("" when stopped) */
+    int n;                     /* nodes: masters first, then replicas */
+    int ports[SO_CLUSTER_MAX];
+    char url[512];             /* the seed list, "redis://127.0.0.1:<p1>,…" */
+} so_cluster_t;
+
+/* Starts masters masters with replicas replicas each through
+ * tests/support/redis_cluster_fixture.sh in a new directory under /tmp, and waits until the
+ * cluster is up. The cluster is also stopped at exit, however the test ends short of a
+ * SIGKILL (the nodes are daemons: a killed test leaves them running). */
+void so_cluster_start(so_cluster_t *cl, int masters, int replicas);
+/* Shuts every node down and removes the directory (safe to call twice). */
+void so_cluster_stop(so_cluster_t *cl);
+/* The port of the master serving slot, per CLUSTER SLOTS of the first node that answers; 0
+ * when none knows. */
+int so_cluster_master_of(const so_cluster_t *cl, int slot);
+/* The pid of the node listening on port (from its pidfile). */
+pid_t so_cluster_node_pid(const so_cluster_t *cl, int port);
+/* The slot of user id's keys ("user:{<id>}"). */
+int so_user_slot(const char *id);
 
 /* ---- behind the server (hiredis) ------------------------------------------------------------------ */
 redisContext *so_redis(int port);

@@ -1,9 +1,10 @@
 /* tests/scaleout/test_three_processes.c -- three tidings processes on one Redis, as behind a
  * load balancer (DESIGN §8): any process takes any request, fan-out jobs are shared through
- * the consumer group, and live events reach the process holding the stream.
+ * the consumer group, and live events reach the process holding the stream. The same
+ * traffic runs again on a Redis Cluster of three masters.
  *
- * Each test has its own redis-server: on the fixture, other binaries' engines would take
- * (and other tests' crashes would strand) our jobs.
+ * Each test has its own redis-server (or cluster): on the fixture, other binaries' engines
+ * would take (and other tests' crashes would strand) our jobs.
  */
 #include "tests/scaleout/so.h"
 
@@ -14,17 +15,37 @@
 #include <string.h>
 #include <sys/wait.h>
 
-TestSuite(three_processes, .fini = sx_teardown, .timeout = SO_TIMEOUT);
-
 #define PROCS 3
 
 static ts_server_t srv[PROCS];
+static so_cluster_t cluster;
 
-static void start_three(const char *const *extra)
+/* Stops the servers still running (a killed one has pid 0), expecting clean exits, then
+ * the cluster or private redis-server. */
+static void teardown(void)
 {
-    sx_use_private_redis();
+    for (int p = 0; p < PROCS; p++) {
+        if (srv[p].pid <= 0)
+            continue;
+        int status = ts_server_stop(&srv[p], 10000);
+        cr_expect(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "process %d did not exit cleanly after SIGTERM (wait status 0x%x)", p, status);
+    }
+    so_cluster_stop(&cluster);
+    sx_teardown();
+}
+
+TestSuite(three_processes, .fini = teardown, .timeout = SO_TIMEOUT);
+
+/* Three servers on url (NULL: a private redis-server). */
+static void start_three(const char *url, const char *const *extra)
+{
+    if (!url) {
+        sx_use_private_redis();
+        url = sx_redis_url;
+    }
     for (int p = 0; p < PROCS; p++)
-        sx_server(&srv[p], extra);
+        ts_server_start(&srv[p], url, extra, true);
 }
 
 /* ---- posts, follows and streams spread over all three ----------------------------------------- */
@@ -57,9 +78,9 @@ static int cmp_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-Test(three_processes, every_follower_gets_every_followed_post_once_on_its_stream_and_timeline)
+static void spread(const char *url)
 {
-    start_three((const char *const[]){"--claim-idle-ms", "1000", "--heartbeat", "1", NULL});
+    start_three(url, (const char *const[]){"--claim-idle-ms", "1000", "--heartbeat", "1", NULL});
     static sx_user_t users[USERS];
     for (int u = 0; u < USERS; u++)
         sx_register(srv[home(u)].port, "so3", &users[u]);
@@ -151,6 +172,17 @@ Test(three_processes, every_follower_gets_every_followed_post_once_on_its_stream
         so_feed_free(&feeds[u]);
 }
 
+Test(three_processes, every_follower_gets_every_followed_post_once_on_its_stream_and_timeline)
+{
+    spread(NULL);
+}
+
+Test(three_processes, the_same_on_a_redis_cluster_of_three_masters)
+{
+    so_cluster_start(&cluster, 3, 0);
+    spread(cluster.url);
+}
+
 /* ---- a process killed in the middle of a large fan-out ----------------------------------------- */
 
 /* Made-up followers, written straight into followers:{author} (the key schema of
@@ -203,7 +235,7 @@ static bool queue_settled(redisContext *c, int timeout_ms)
 
 Test(three_processes, a_process_killed_mid_fanout_leaves_the_job_to_the_other_two)
 {
-    start_three(crash_flags);
+    start_three(NULL, crash_flags);
     redisContext *rc = so_redis(private_redis_port());
     sx_user_t author;
     sx_register(srv[0].port, "socauth", &author);
