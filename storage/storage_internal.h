@@ -84,6 +84,8 @@ struct storage_s {
     bool topology_known, cluster;
     unsigned topology_version;        /* moves on whenever the slot map changes */
     uint64_t topology_refreshed_ms;
+    uint64_t refresh_retry_ms; /* after a failed refresh, none before this */
+    int refresh_backoff_ms;
     pthread_mutex_t refresh_mu; /* one refresh at a time */
     atomic_bool up;
     atomic_ullong reconnects, redirects, refreshes;

@@ -13,6 +13,9 @@
 #include <string.h>
 #include <time.h>
 
+#define REFRESH_BACKOFF_MIN_MS 100
+#define REFRESH_BACKOFF_MAX_MS 2000
+
 uint64_t storage__monotonic_ms(void)
 {
     struct timespec ts;
@@ -223,13 +226,26 @@ int storage__topology_refresh(storage_t *s, int min_interval_ms)
     pthread_mutex_lock(&s->mu);
     bool fresh = s->topology_known &&
                  s->topology_refreshed_ms + (uint64_t)min_interval_ms > started;
+    /* After a failed attempt, callers fail fast until the backoff has passed, rather than
+     * each waiting out connect timeouts to nodes that do not answer. */
+    bool backing_off = !fresh && started < s->refresh_retry_ms;
     int n = s->n_nodes;
     pthread_mutex_unlock(&s->mu);
     int rc = fresh ? 0 : -EAGAIN;
     /* Seeds first, then whatever the cluster told us about. */
-    for (int i = 0; rc != 0 && i < n; i++)
+    for (int i = 0; rc != 0 && !backing_off && i < n; i++)
         if (ask_node(s, i))
             rc = 0;
+    if (!fresh && !backing_off) {
+        pthread_mutex_lock(&s->mu);
+        s->refresh_backoff_ms = rc == 0 ? 0
+                                : s->refresh_backoff_ms ? s->refresh_backoff_ms * 2
+                                                        : REFRESH_BACKOFF_MIN_MS;
+        if (s->refresh_backoff_ms > REFRESH_BACKOFF_MAX_MS)
+            s->refresh_backoff_ms = REFRESH_BACKOFF_MAX_MS;
+        s->refresh_retry_ms = storage__monotonic_ms() + (uint64_t)s->refresh_backoff_ms;
+        pthread_mutex_unlock(&s->mu);
+    }
     pthread_mutex_unlock(&s->refresh_mu);
     return rc;
 }
