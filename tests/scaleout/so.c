@@ -16,7 +16,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-/* ---- a follower's feed ------------------------------------------------------------------------ */
+/* ---- a follower's feed ----------------------------------------------------------------------- */
 
 static void feed_add(so_feed_t *f, const char *post, const char *text)
 {
@@ -142,7 +142,7 @@ void so_feed_free(so_feed_t *f)
     memset(f, 0, sizeof(*f));
 }
 
-/* ---- timelines ----------------------------------------------------------------------------------- */
+/* ---- timelines ------------------------------------------------------------------------------- */
 
 uint64_t so_id(const char *s)
 {
@@ -210,7 +210,7 @@ size_t so_wait_timeline(int port, const char *token, size_t n, uint64_t *ids, si
     }
 }
 
-/* ---- behind the server ------------------------------------------------------------------------ */
+/* ---- behind the server ----------------------------------------------------------------------- */
 
 redisContext *so_redis(int port)
 {
@@ -367,7 +367,7 @@ void so_queue(redisContext *c, long long *length, long long *pending, long long 
     freeReplyObject(r);
 }
 
-/* ---- a private Redis Cluster ------------------------------------------------------------------- */
+/* ---- a private Redis Cluster ----------------------------------------------------------------- */
 
 /* The clusters still running, for the exit handler. */
 static so_cluster_t *running[4];

@@ -19,7 +19,7 @@
 /* Every suite's .timeout (one value per binary: see SX_TIMEOUT). */
 #define SO_TIMEOUT 300
 
-/* ---- a follower's feed ------------------------------------------------------------------------ */
+/* ---- a follower's feed ----------------------------------------------------------------------- */
 typedef struct so_feed_s {
     int port;             /* where the stream is (re)opened; a test may move it */
     char token[128];
@@ -49,7 +49,7 @@ size_t so_feed_count(const so_feed_t *f, const char *post);
 /* Closes the connection (if open) and frees what f holds. */
 void so_feed_free(so_feed_t *f);
 
-/* ---- timelines ----------------------------------------------------------------------------------- */
+/* ---- timelines ------------------------------------------------------------------------------- */
 /* Walks u's whole GET /v1/timeline (pages of 100) on port into ids (up to cap) and returns
  * how many items it saw. Fails the test unless ids strictly fall (newest first, so no
  * duplicate) across pages. */
@@ -61,7 +61,7 @@ size_t so_wait_timeline(int port, const char *token, size_t n, uint64_t *ids, si
 /* A decimal id ("123") as a number; 0 for anything else. */
 uint64_t so_id(const char *s);
 
-/* ---- a private Redis Cluster ------------------------------------------------------------------- */
+/* ---- a private Redis Cluster ----------------------------------------------------------------- */
 #define SO_CLUSTER_MAX 12
 
 typedef struct so_cluster_s {
@@ -86,7 +86,7 @@ pid_t so_cluster_node_pid(const so_cluster_t *cl, int port);
 /* The slot of user id's keys ("user:{<id>}"). */
 int so_user_slot(const char *id);
 
-/* ---- behind the server (hiredis) ------------------------------------------------------------------ */
+/* ---- behind the server (hiredis) ------------------------------------------------------------- */
 redisContext *so_redis(int port);
 /* A reply; fails the test on none (freeReplyObject it). */
 redisReply *so_cmd(redisContext *c, const char *fmt, ...);

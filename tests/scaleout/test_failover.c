@@ -38,7 +38,7 @@ static void teardown(void)
     so_cluster_stop(&cluster);
 }
 
-/* ---- posting under failover ------------------------------------------------------------------- */
+/* ---- posting under failover ------------------------------------------------------------------ */
 
 #define MAX_ATTEMPTS 1000
 #define POST_TIMEOUT_MS 15000
@@ -85,7 +85,8 @@ Test(failover, a_dead_master_costs_seconds_of_503_and_no_accepted_post)
 {
     so_cluster_start(&cluster, 3, 1);
     cr_log_info("cluster: %s (dir %s)", cluster.url, cluster.dir);
-    ts_server_start(&srv, cluster.url, (const char *const[]){"--claim-idle-ms", "1000", NULL}, true);
+    ts_server_start(&srv, cluster.url, (const char *const[]){"--claim-idle-ms", "1000", NULL},
+                    true);
 
     /* The author, and a follower on the same master. */
     sx_user_t author, follower;

@@ -48,7 +48,7 @@ static void start_three(const char *url, const char *const *extra)
         ts_server_start(&srv[p], url, extra, true);
 }
 
-/* ---- posts, follows and streams spread over all three ----------------------------------------- */
+/* ---- posts, follows and streams spread over all three ---------------------------------------- */
 
 #define USERS 30
 #define FOLLOWS 4 /* followees per user */
@@ -183,7 +183,7 @@ Test(three_processes, the_same_on_a_redis_cluster_of_three_masters)
     spread(cluster.url);
 }
 
-/* ---- a process killed in the middle of a large fan-out ----------------------------------------- */
+/* ---- a process killed in the middle of a large fan-out --------------------------------------- */
 
 /* Made-up followers, written straight into followers:{author} (the key schema of
  * storage_internal.h, as tests/fanout does), make the fan-out long enough to strike in the

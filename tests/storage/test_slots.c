@@ -27,7 +27,7 @@ static int slot_of(const char *key)
     return storage_key_slot(key, strlen(key));
 }
 
-/* ---- CRC16 and hash tags -------------------------------------------------------------------- */
+/* ---- CRC16 and hash tags --------------------------------------------------------------------- */
 
 Test(slots, crc16_matches_the_specification_vector)
 {
@@ -74,7 +74,7 @@ Test(slots, hash_tags_follow_the_cluster_specification)
     cr_assert_eq(storage_key_slot("ab{cd}", 4), storage_crc16("ab{c", 4) & (STORAGE_SLOTS - 1));
 }
 
-/* ---- the key of a formatted command ----------------------------------------------------------- */
+/* ---- the key of a formatted command ---------------------------------------------------------- */
 
 /* The slot storage_command_slot finds in the command hiredis formats from fmt. */
 static int command_slot(const char *fmt, ...)
@@ -218,7 +218,7 @@ Test(slots, a_command_is_read_no_further_than_its_length)
     }
 }
 
-/* ---- MOVED and ASK ---------------------------------------------------------------------------- */
+/* ---- MOVED and ASK --------------------------------------------------------------------------- */
 
 static storage_redirect_t redirect(const char *err, int *slot, char *host, size_t host_size,
                                    int *port)
@@ -320,7 +320,7 @@ Test(slots, anything_else_is_no_redirect)
     cr_assert_eq(redirect(huge, &slot, host, sizeof(host), &port), STORAGE_REDIRECT_NONE);
 }
 
-/* ---- against a real server --------------------------------------------------------------------- */
+/* ---- against a real server ------------------------------------------------------------------- */
 
 /* A port that is free, as is port + 10000 (the cluster bus), both below 65536. */
 static int free_cluster_port(void)
