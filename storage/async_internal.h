@@ -52,6 +52,9 @@ struct storage_async_s {
 /* Asks for the slot map to be learnt again after delay_ms (sooner wins). */
 void storage__async_refresh_soon(storage_async_t *sa, int delay_ms);
 
+/* The writer connection to node, opened now if there is none (a redirect's target). */
+aconn_t *storage__writer_for(storage_async_t *sa, int node);
+
 /* subscriber.c: a subscriber connection came up; it subscribes its node's live channel. */
 void storage__sub_connected(aconn_t *c);
 

@@ -314,8 +314,11 @@ static void settle(storage_t *s, route_t *rt, redisReply **r, round_t *next)
         storage_redirect_t kind =
             storage_redirect_parse((*r)->str, (*r)->len, &slot, host, sizeof(host), &port);
         int node = -1;
-        if (kind != STORAGE_REDIRECT_NONE)
+        if (kind != STORAGE_REDIRECT_NONE) {
             atomic_fetch_add(&s->redirects, 1);
+            if (!host[0]) /* a node without an endpoint: the one that replied */
+                snprintf(host, sizeof(host), "%s", s->nodes[rt->node].host);
+        }
         if (kind == STORAGE_REDIRECT_MOVED) {
             node = storage__topology_moved(s, slot, host, port);
             next->refresh = true;

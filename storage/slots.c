@@ -2,6 +2,7 @@
  * command addresses, and MOVED/ASK parsing. */
 #include "storage/slots.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,15 +38,22 @@ typedef struct resp_args_s {
     long left; /* arguments not yet read */
 } resp_args_t;
 
+/* "<type><digits>\r\n", never reading past the end (the buffer need not end in NUL). */
 static bool read_number(resp_args_t *it, char type, long *out)
 {
-    if (it->p >= it->end || *it->p != type)
+    const char *p = it->p;
+    if (p >= it->end || *p++ != type)
         return false;
-    char *stop;
-    long v = strtol(it->p + 1, &stop, 10);
-    if (stop == it->p + 1 || stop + 2 > it->end || stop[0] != '\r' || stop[1] != '\n' || v < 0)
+    long v = 0;
+    const char *digits = p;
+    for (; p < it->end && *p >= '0' && *p <= '9'; p++) {
+        if (v > (LONG_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    if (p == digits || it->end - p < 2 || p[0] != '\r' || p[1] != '\n')
         return false;
-    it->p = stop + 2;
+    it->p = p + 2;
     *out = v;
     return true;
 }
@@ -146,7 +154,7 @@ storage_redirect_t storage_redirect_parse(const char *err, size_t len, int *slot
         return STORAGE_REDIRECT_NONE;
     char *addr = end + 1;
     char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr || (size_t)(colon - addr) >= host_size)
+    if (!colon || (size_t)(colon - addr) >= host_size)
         return STORAGE_REDIRECT_NONE;
     long p = strtol(colon + 1, &end, 10);
     if (end == colon + 1 || *end || p <= 0 || p > 65535)

@@ -23,7 +23,9 @@ int storage_command_slot(const char *cmd, size_t len);
 typedef enum { STORAGE_REDIRECT_NONE, STORAGE_REDIRECT_MOVED, STORAGE_REDIRECT_ASK } storage_redirect_t;
 
 /* Parses "MOVED <slot> <host>:<port>" or "ASK <slot> <host>:<port>" (an error reply's
- * text). Anything else, including a malformed redirect, is STORAGE_REDIRECT_NONE. */
+ * text). host may come back empty (":<port>", sent when the node knows no endpoint for
+ * itself): the node that replied, on that port. Anything else, including a malformed
+ * redirect, is STORAGE_REDIRECT_NONE. */
 storage_redirect_t storage_redirect_parse(const char *err, size_t len, int *slot, char *host,
                                           size_t host_size, int *port);
 

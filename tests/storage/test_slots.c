@@ -254,6 +254,14 @@ Test(slots, moved_and_ask_are_parsed)
     cr_assert_str_eq(host, "::1");
     cr_assert_eq(port, 7001);
 
+    /* A node that knows no endpoint for itself names only the port: the host is the
+     * node that replied, which the caller fills in. */
+    cr_assert_eq(redirect("MOVED 77 :7003", &slot, host, sizeof(host), &port),
+                 STORAGE_REDIRECT_MOVED);
+    cr_assert_eq(slot, 77);
+    cr_assert_str_eq(host, "");
+    cr_assert_eq(port, 7003);
+
     /* Only len bytes are read. */
     const char *longer = "ASK 5 127.0.0.1:7002 and more";
     cr_assert_eq(storage_redirect_parse(longer, strlen("ASK 5 127.0.0.1:7002"), &slot, host,

@@ -1,0 +1,275 @@
+/* storage/async_send.c -- commands on the async connections: each to its slot's node,
+ * redirects followed, one completion per command or per group of commands, and the
+ * per-node split of scripts over many users' keys. Loop thread only.
+ */
+#include "storage/async_internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REDIRECTS_MAX 5
+#define RETRY_REFRESH_MS 100
+
+/* ---- commands --------------------------------------------------------------------------- */
+
+typedef struct acmd_s {
+    storage_async_t *sa;
+    storage__reply_fn fn;
+    void *priv;
+    int which, redirects;
+    size_t len;
+    char cmd[]; /* the formatted command, kept to follow a redirect */
+} acmd_t;
+
+static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
+
+/* The connection a command for slot goes out on, or NULL. */
+static aconn_t *route(storage_async_t *sa, int which, int slot)
+{
+    if (which == STORAGE__READER) {
+        for (int i = 0; i < sa->cfg->fanout_shards; i++)
+            if (sa->shard_slot[i] == slot)
+                return sa->reader[i];
+        return NULL;
+    }
+    pthread_mutex_lock(&sa->cfg->mu);
+    int node = sa->cfg->slot_node[slot < 0 ? 0 : slot];
+    pthread_mutex_unlock(&sa->cfg->mu);
+    return sa->writer[node];
+}
+
+static void trampoline(redisAsyncContext *ac, void *reply, void *privdata);
+
+/* Follows a MOVED or ASK reply; true when the command went out again. */
+static bool redirect(acmd_t *cmd, const aconn_t *from, const redisReply *r)
+{
+    storage_async_t *sa = cmd->sa;
+    int slot, port;
+    char host[108];
+    storage_redirect_t kind = storage_redirect_parse(r->str, r->len, &slot, host, sizeof(host),
+                                                     &port);
+    if (kind == STORAGE_REDIRECT_NONE || sa->closing || cmd->redirects >= REDIRECTS_MAX)
+        return false;
+    if (!host[0]) /* a node without an endpoint: the one that replied */
+        snprintf(host, sizeof(host), "%s", sa->cfg->nodes[from->node].host);
+    int node;
+    if (kind == STORAGE_REDIRECT_MOVED) {
+        node = storage__topology_moved(sa->cfg, slot, host, port);
+        storage__async_refresh_soon(sa, 0);
+    } else {
+        pthread_mutex_lock(&sa->cfg->mu);
+        node = storage__node_find_or_add(sa->cfg, host, port);
+        pthread_mutex_unlock(&sa->cfg->mu);
+    }
+    /* Readers follow the map on the next arrangement; only writers are resent. */
+    if (node < 0 || cmd->which != STORAGE__WRITER)
+        return false;
+    aconn_t *c = storage__writer_for(sa, node);
+    if (!c || !c->ac)
+        return false;
+    if (kind == STORAGE_REDIRECT_ASK &&
+        redisAsyncFormattedCommand(c->ac, NULL, NULL, asking_cmd, sizeof(asking_cmd) - 1) !=
+            REDIS_OK)
+        return false;
+    cmd->redirects++;
+    return redisAsyncFormattedCommand(c->ac, trampoline, cmd, cmd->cmd, cmd->len) == REDIS_OK;
+}
+
+static void trampoline(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    acmd_t *cmd = privdata;
+    storage_async_t *sa = cmd->sa;
+    redisReply *r = reply;
+    int status = !r ? (sa->closing ? -ECANCELED : -EAGAIN)
+                    : r->type == REDIS_REPLY_ERROR ? -EIO : 0;
+    if (status == -EIO) {
+        if (redirect(cmd, ac->data, r))
+            return;
+        /* A failover or resharding in progress: nothing happened, try again later. */
+        if (strncmp(r->str, "CLUSTERDOWN", 11) == 0 || strncmp(r->str, "TRYAGAIN", 8) == 0 ||
+            strncmp(r->str, "MOVED", 5) == 0) {
+            status = -EAGAIN;
+            storage__async_refresh_soon(sa, RETRY_REFRESH_MS);
+        }
+    }
+    sa->in_flight--;
+    cmd->fn(cmd->priv, status, status == -EAGAIN ? NULL : r);
+    free(cmd);
+}
+
+/* Sends a formatted command; fn fires exactly once unless this returns non-zero. */
+static int send_formatted(storage_async_t *sa, int which, storage__reply_fn fn, void *priv,
+                          const char *formatted, size_t len)
+{
+    if (sa->closing)
+        return -ECANCELED;
+    aconn_t *c = route(sa, which, storage_command_slot(formatted, len));
+    if (!c || !c->ac || !c->connected)
+        return -EAGAIN;
+    acmd_t *cmd = malloc(sizeof(*cmd) + len);
+    if (!cmd)
+        return -ENOMEM;
+    *cmd = (acmd_t){.sa = sa, .fn = fn, .priv = priv, .which = which, .len = len};
+    memcpy(cmd->cmd, formatted, len);
+    if (redisAsyncFormattedCommand(c->ac, trampoline, cmd, formatted, len) != REDIS_OK) {
+        free(cmd);
+        return -ENOMEM;
+    }
+    sa->in_flight++;
+    return 0;
+}
+
+int storage__asend(storage_async_t *sa, int which, storage__reply_fn fn, void *priv,
+                   const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *cmd = NULL;
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        return -ENOMEM;
+    int rc = send_formatted(sa, which, fn, priv, cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    return rc;
+}
+
+int storage__asend_argv(storage_async_t *sa, int which, storage__reply_fn fn, void *priv, int argc,
+                        const char **argv, const size_t *lens)
+{
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    if (len < 0)
+        return -ENOMEM;
+    int rc = send_formatted(sa, which, fn, priv, cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    return rc;
+}
+
+/* ---- groups: many commands, one completion ---------------------------------------------- */
+
+storage__group_t *storage__group_new(storage_async_t *sa, storage_status_cb cb, void *arg)
+{
+    storage__group_t *g = calloc(1, sizeof(*g));
+    if (g) {
+        g->sa = sa;
+        g->cb = cb;
+        g->arg = arg;
+        g->pending = 1; /* the submitter's own reference, dropped by storage__group_end */
+    }
+    return g;
+}
+
+void storage__group_unref(storage__group_t *g)
+{
+    if (--g->pending > 0)
+        return;
+    g->cb(g->arg, g->status);
+    free(g);
+}
+
+static void group_reply(void *priv, int status, redisReply *r)
+{
+    (void)r;
+    storage__group_t *g = priv;
+    if (status && !g->status)
+        g->status = status;
+    storage__group_unref(g);
+}
+
+static void group_send(storage__group_t *g, char *cmd, int len)
+{
+    if (len < 0) {
+        g->status = -ENOMEM;
+        return;
+    }
+    int rc = send_formatted(g->sa, STORAGE__WRITER, group_reply, g, cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    if (rc)
+        g->status = rc;
+    else
+        g->pending++;
+}
+
+void storage__group_add(storage__group_t *g, const char *fmt, ...)
+{
+    if (g->status)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char *cmd = NULL;
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    group_send(g, cmd, len);
+}
+
+void storage__group_add_argv(storage__group_t *g, int argc, const char **argv)
+{
+    if (g->status)
+        return;
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
+    group_send(g, cmd, len);
+}
+
+int storage__group_end(storage__group_t *g)
+{
+    /* A group that failed before sending anything reports to its caller, not its callback. */
+    if (g->status && g->pending == 1) {
+        int rc = g->status;
+        free(g);
+        return rc;
+    }
+    storage__group_unref(g);
+    return 0;
+}
+
+/* ---- one script call per node ---------------------------------------------------------------- */
+
+void storage__group_eval_by_node(storage__group_t *g, const char *script, const char *key_fmt,
+                                 const uint64_t *users, size_t n, int nargs, const char **args)
+{
+    storage_async_t *sa = g->sa;
+    int *node = malloc((n ? n : 1) * sizeof(*node));
+    bool *sent = calloc(n ? n : 1, sizeof(*sent));
+    const char **argv = malloc((n + (size_t)nargs + 6) * sizeof(*argv));
+    char (*keys)[40] = malloc((n ? n : 1) * sizeof(*keys));
+    if (!node || !sent || !argv || !keys) {
+        if (!g->status)
+            g->status = -ENOMEM;
+        n = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        node[i] = storage__async_user_node(sa, users[i]);
+        snprintf(keys[i], sizeof(keys[i]), key_fmt, (ull)users[i]);
+    }
+    for (size_t first = 0; first < n; first++) {
+        if (sent[first])
+            continue;
+        char count[24], channel[32];
+        size_t a = 0, k = 0;
+        argv[a++] = "EVAL";
+        argv[a++] = script;
+        argv[a++] = "1";
+        argv[a++] = keys[first]; /* declared, so the call is routed (and redirected) by it */
+        argv[a++] = count;
+        for (size_t i = first; i < n; i++)
+            if (node[i] == node[first]) {
+                argv[a++] = keys[i];
+                sent[i] = true;
+                k++;
+            }
+        snprintf(count, sizeof(count), "%zu", k);
+        for (int i = 0; i < nargs; i++)
+            argv[a++] = args[i];
+        storage__live_channel(sa->cfg, node[first], channel, sizeof(channel));
+        argv[a++] = channel;
+        storage__group_add_argv(g, (int)a, argv);
+    }
+    free(node);
+    free(sent);
+    free(argv);
+    free(keys);
+}
