@@ -177,7 +177,7 @@ static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
     case STORAGE_JOB_UNKNOWN:
         return storage_celebrity_followers_add(f->sa, job->author, users, n, on_written, j);
     case STORAGE_JOB_DELETE:
-        sent_event(j, storage_events_publish(f->sa, users, n, "delete", ref, on_published, j));
+        sent_event(j, storage_events_publish(f->sa, job, users, n, "delete", ref, on_published, j));
         return storage_timelines_remove(f->sa, job->post, users, n, on_written, j);
     case STORAGE_JOB_REPOST:
     case STORAGE_JOB_UNREPOST:
@@ -194,9 +194,9 @@ static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
         return -ENOMEM;
     int rc = -ENODATA;
     if (n && j->live_only)
-        rc = storage_events_publish(f->sa, to, n, "feed", ref, on_written, j); /* the chunk's work */
+        rc = storage_events_publish(f->sa, job, to, n, "feed", ref, on_written, j); /* the chunk's work */
     else if (n) {
-        sent_event(j, storage_events_publish(f->sa, to, n, "feed", ref, on_published, j));
+        sent_event(j, storage_events_publish(f->sa, job, to, n, "feed", ref, on_published, j));
         rc = storage_timelines_add(f->sa, job->post, to, n, f->cfg.timeline_max, on_written, j);
     }
     free(owned);
@@ -347,7 +347,7 @@ static void on_post_state(void *arg, int status, const storage_post_state_t *st)
     uint64_t author = job->author;
     char ref[48];
     snprintf(ref, sizeof(ref), "%llu", (unsigned long long)job->post);
-    sent_event(j, storage_events_publish(f->sa, &author, 1,
+    sent_event(j, storage_events_publish(f->sa, job, &author, 1,
                                          job->kind == STORAGE_JOB_DELETE ? "delete" : "feed", ref,
                                          on_published, j));
     sent(j, job->kind == STORAGE_JOB_DELETE

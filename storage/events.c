@@ -18,35 +18,58 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* KEYS: ev:{user}…; ARGV: maxlen kind ref channel (see SCRIPT_NODE_KEYS). One call per
- * node per chunk of followers, and one message for all of them ("<kind> <ref> <user>:<id>
- * …"), not one per follower: at ten thousand connected followers, per-command and
- * per-message costs (in Redis, and parsing ten thousand messages on the loop) were most of
- * the delivery latency. Offline followers cost one EXISTS each and get nothing. */
+/* KEYS: ev:{user}…; ARGV: maxlen kind ref job since channel (see SCRIPT_NODE_KEYS). One
+ * call per node per chunk of followers, and one message for all of them ("<kind> <ref>
+ * <user>:<id> …"), not one per follower: at ten thousand connected followers, per-command
+ * and per-message costs (in Redis, and parsing ten thousand messages on the loop) were most
+ * of the delivery latency. Offline followers cost one EXISTS each and get nothing. Each
+ * entry names its job; a job run again (since is set) skips a user whose log has an entry
+ * of that job since it was queued. */
 static const char publish_script[] =
     SCRIPT_NODE_KEYS
+    "local function logged(key)\n"
+    "  for _, e in ipairs(redis.call('XRANGE', key, ARGV[5], '+', 'COUNT', 1000)) do\n"
+    "    local f = e[2]\n"
+    "    for i = 1, #f - 1, 2 do\n"
+    "      if f[i] == 'j' and f[i + 1] == ARGV[4] then return true end\n"
+    "    end\n"
+    "  end\n"
+    "  return false\n"
+    "end\n"
     "local parts = {ARGV[2], ARGV[3]}\n"
     "for _, key in ipairs(KEYS) do\n"
     "  local user = string.sub(key, 5, -2)\n"
-    "  if redis.call('EXISTS', 'on:{' .. user .. '}') == 1 then\n"
+    "  if redis.call('EXISTS', 'on:{' .. user .. '}') == 1\n"
+    "     and (ARGV[5] == '' or not logged(key)) then\n"
     "    local id = redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], '*', 'k', ARGV[2],\n"
-    "                          'r', ARGV[3])\n"
+    "                          'r', ARGV[3], 'j', ARGV[4])\n"
     "    parts[#parts + 1] = user .. ':' .. id\n"
     "  end\n"
     "end\n"
-    "if #parts > 2 then redis.call('SPUBLISH', ARGV[4], table.concat(parts, ' ')) end\n"
+    "if #parts > 2 then redis.call('SPUBLISH', ARGV[6], table.concat(parts, ' ')) end\n"
     "return #parts - 2\n";
 
-int storage_events_publish(storage_async_t *sa, const uint64_t *users, size_t n,
-                           const char *kind, const char *ref, storage_status_cb cb, void *arg)
+/* Entries of the first run come after the job was queued; the margin covers clocks of
+ * different nodes (the queue and the log may live on two). */
+#define RERUN_CLOCK_MARGIN_MS 10000
+
+int storage_events_publish(storage_async_t *sa, const storage_job_t *job, const uint64_t *users,
+                           size_t n, const char *kind, const char *ref, storage_status_cb cb,
+                           void *arg)
 {
     storage__group_t *g = storage__group_new(sa, cb, arg);
     if (!g)
         return -ENOMEM;
-    char maxlen[16];
+    char maxlen[16], name[64], since[32] = "";
     snprintf(maxlen, sizeof(maxlen), "%d", EVENTS_MAXLEN);
-    const char *args[] = {maxlen, kind, ref};
-    storage__group_eval_by_node(g, publish_script, K_EVENTS, users, n, 3, args);
+    snprintf(name, sizeof(name), "%d/%s", job->shard, job->entry_id);
+    if (job->deliveries > 1) {
+        unsigned long long queued = strtoull(job->entry_id, NULL, 10);
+        snprintf(since, sizeof(since), "%llu-0",
+                 queued > RERUN_CLOCK_MARGIN_MS ? queued - RERUN_CLOCK_MARGIN_MS : 0);
+    }
+    const char *args[] = {maxlen, kind, ref, name, since};
+    storage__group_eval_by_node(g, publish_script, K_EVENTS, users, n, 5, args);
     return storage__group_end(g);
 }
 

@@ -24,6 +24,7 @@ typedef struct jobs_op_s {
     char consumer[96];
     int idle_ms;
     int64_t *deliveries; /* claim: delivery counts from XPENDING, by position */
+    bool own_pending;    /* read: our own unacknowledged jobs, not new ones */
     char (*ids)[48];     /* claim: the entries XPENDING listed */
     size_t n_ids;
 } jobs_op_t;
@@ -125,8 +126,13 @@ static void on_read(void *priv, int status, redisReply *r)
         for (size_t s = 0; jobs && s < r->elements; s++) {
             const redisReply *stream = r->element[s];
             int shard = shard_of(stream->element[0]->str);
-            for (size_t i = 0; i < stream->element[1]->elements; i++)
-                parse_entry(stream->element[1]->element[i], shard, &jobs[n++]);
+            for (size_t i = 0; i < stream->element[1]->elements; i++) {
+                parse_entry(stream->element[1]->element[i], shard, &jobs[n]);
+                /* Our own backlog: handed out before, perhaps partly done. */
+                if (op->own_pending)
+                    jobs[n].deliveries = 2;
+                n++;
+            }
         }
     }
     op->cb(op->arg, status, jobs, n);
@@ -169,6 +175,7 @@ int storage_jobs_read(storage_async_t *sa, int shard, const char *consumer, size
     op->sa = sa;
     op->cb = cb;
     op->arg = arg;
+    op->own_pending = own_pending;
     /* One shard per read: on Redis Cluster the shards live in different slots, and a
      * blocking read gets a connection of its own (the shard's reader). */
     int rc = storage__asend_argv(sa, own_pending ? STORAGE__WRITER : STORAGE__READER, on_read, op,
