@@ -8,12 +8,12 @@
  */
 #include "api/api.h"
 #include "api/config.h"
+#include "api/live.h"
 #include "api/log.h"
 #include "api/server.h"
 #include "fanout/fanout.h"
 #include "notify/notify.h"
 #include "storage/storage.h"
-#include "storage/storage_async.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -36,7 +36,7 @@ typedef struct tidings_s {
     storage_config_t storage_cfg;
     fanout_t *fanout;
     notify_hub_t *hub;
-    storage_async_t *sub;
+    live_t *live;
     api_t *api;
     api_server_t *server;
     uv_loop_t loop;
@@ -85,28 +85,11 @@ static void close_all(tidings_t *app)
     uv_close((uv_handle_t *)&app->drain_timer, NULL);
     uv_close((uv_handle_t *)&app->heartbeat_timer, NULL);
     uv_close((uv_handle_t *)&app->online_timer, NULL);
-    if (app->sub)
-        storage_async_close(app->sub, NULL, NULL);
-    app->sub = NULL;
+    live_stop(app->live);
+    app->live = NULL;
 }
 
-/* ---- live streams: hub <-> subscriber wiring ------------------------------------------- */
-
-static void on_live_event(void *arg, uint64_t user, const char *id, const char *kind,
-                          const char *ref)
-{
-    tidings_t *app = arg;
-    notify_event_t *e = notify_event_new(id, kind, ref);
-    if (e) {
-        notify_hub_publish(app->hub, user, e);
-        notify_event_unref(e);
-    }
-}
-
-static void on_subscribed(void *arg)
-{
-    notify_hub_subscribed(((tidings_t *)arg)->hub);
-}
+/* ---- live streams: heartbeats and online marks (the subscriber: live.c) ------------- */
 
 static void on_heartbeat(uv_timer_t *t)
 {
@@ -229,9 +212,8 @@ static int start(tidings_t *app)
     uv_signal_start(&app->sigint, on_signal, SIGINT);
     uv_signal_start(&app->sigterm, on_signal, SIGTERM);
     app->loop_ready = true;
-    storage_sub_callbacks_t subcb = {on_live_event, on_subscribed, app};
-    app->sub = storage_sub_create(&app->loop, scfg, &subcb);
-    if (!app->sub)
+    app->live = live_start(scfg, app->hub);
+    if (!app->live)
         return -1;
     uint64_t beat = (uint64_t)app->cfg.heartbeat_s * 1000;
     uv_timer_start(&app->heartbeat_timer, on_heartbeat, beat, beat);

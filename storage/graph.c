@@ -34,14 +34,13 @@ static int change_edge(storage_t *s, uint64_t a, uint64_t b_id, bool add, bool *
         return rc;
     if (blocked)
         return -EPERM;
+    /* The edge's id scores it, and orders the job's effects (notifications) in time. */
+    uint64_t edge = storage_id_next(s);
+    if (!edge)
+        return -EAGAIN;
     storage__batch_t b;
     storage__batch_init(&b, s);
     if (add) {
-        uint64_t edge = storage_id_next(s);
-        if (!edge) {
-            storage__batch_free(&b);
-            return -EAGAIN;
-        }
         storage__batch_add(&b, "ZADD " K_FOLLOWING " NX %llu %llu", (ull)a, (ull)edge, (ull)b_id);
         storage__batch_add(&b, "ZADD " K_FOLLOWERS " NX %llu %llu", (ull)b_id, (ull)edge, (ull)a);
     } else {
@@ -49,8 +48,9 @@ static int change_edge(storage_t *s, uint64_t a, uint64_t b_id, bool add, bool *
         storage__batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)b_id, (ull)a);
     }
     storage__batch_barrier(&b);
-    storage__batch_add(&b, "XADD " K_FANOUT " * kind %s follower %llu followee %llu",
-                       storage__shard(s, a), add ? "follow" : "unfollow", (ull)a, (ull)b_id);
+    storage__batch_add(&b, "XADD " K_FANOUT " * kind %s follower %llu followee %llu at %llu",
+                       storage__shard(s, a), add ? "follow" : "unfollow", (ull)a, (ull)b_id,
+                       (ull)edge);
     rc = storage__batch_run(&b);
     for (size_t i = 0; rc == 0 && i < b.n; i++)
         if (storage__is_error(b.r[i]))

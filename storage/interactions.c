@@ -55,9 +55,9 @@ static int interact(storage_t *s, const char *set_fmt, const char *kind, uint64_
     storage__batch_init(&b, s);
     storage__batch_add(&b, cmd, (ull)post, (ull)user);
     storage__batch_barrier(&b);
-    storage__batch_add(&b, "XADD " K_FANOUT " * kind %s%s post %llu actor %llu author %llu",
+    storage__batch_add(&b, "XADD " K_FANOUT " * kind %s%s post %llu actor %llu author %llu at %llu",
                        storage__shard(s, user), on ? "" : "un", kind, (ull)post, (ull)user,
-                       (ull)author);
+                       (ull)author, (ull)storage_id_next(s));
     return run_all_ok(&b);
 }
 
@@ -111,9 +111,9 @@ int storage_relation_set(storage_t *s, storage_relation_t rel, uint64_t user, ui
         storage__batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)user, (ull)target);
     }
     storage__batch_barrier(&b);
-    storage__batch_add(&b, "XADD " K_FANOUT " * kind %s%s user %llu target %llu",
+    storage__batch_add(&b, "XADD " K_FANOUT " * kind %s%s user %llu target %llu at %llu",
                        storage__shard(s, user), on ? "" : "un", block ? "block" : "mute",
-                       (ull)user, (ull)target);
+                       (ull)user, (ull)target, (ull)edge);
     return run_all_ok(&b);
 }
 

@@ -50,9 +50,9 @@ static storage_job_kind_t parse_kind(const redisReply *v)
     return STORAGE_JOB_UNKNOWN;
 }
 
-/* "<ms>-<seq>" of shard as an id of the same layout as storage_id_next's: the shard takes
- * the node bits, since entry ids of different shards (streams) may be equal. Past 64
- * entries in one millisecond of one shard, scores of that millisecond may tie. */
+/* "<ms>-<seq>" of shard as an id of the same layout as storage_id_next's, for jobs queued
+ * without an "at" id (the engine's own): the shard takes the node bits, since entry ids of
+ * different shards (streams) may be equal. */
 static uint64_t event_id(const char *entry, int shard)
 {
     char *dash;
@@ -100,6 +100,8 @@ static void parse_entry(const redisReply *e, int shard, storage_job_t *job)
             job->user = storage__uint_str(v);
         else if (strcmp(name, "target") == 0)
             job->target = storage__uint_str(v);
+        else if (strcmp(name, "at") == 0 && storage__uint_str(v))
+            job->event_id = storage__uint_str(v);
     }
 }
 

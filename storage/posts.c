@@ -58,8 +58,8 @@ int storage_post_create(storage_t *s, const storage_post_t *p)
                        (ull)p->reply_author, mentions);
     storage__batch_add(&b, "ZADD " K_POSTS " %llu %llu", (ull)p->author, (ull)p->id, (ull)p->id);
     storage__batch_barrier(&b);
-    storage__batch_add(&b, "XADD " K_FANOUT " * kind post post %llu author %llu",
-                       storage__shard(s, p->author), (ull)p->id, (ull)p->author);
+    storage__batch_add(&b, "XADD " K_FANOUT " * kind post post %llu author %llu at %llu",
+                       storage__shard(s, p->author), (ull)p->id, (ull)p->author, (ull)p->id);
     int rc = storage__batch_run(&b);
     for (size_t i = 0; rc == 0 && i < b.n; i++)
         if (storage__is_error(b.r[i]))
@@ -134,8 +134,8 @@ int storage_post_delete(storage_t *s, uint64_t id, uint64_t author)
     storage__batch_add(&b, "HDEL " K_POST " text", (ull)id);
     storage__batch_add(&b, "ZREM " K_POSTS " %llu", (ull)author, (ull)id);
     storage__batch_barrier(&b);
-    storage__batch_add(&b, "XADD " K_FANOUT " * kind delete post %llu author %llu",
-                       storage__shard(s, author), (ull)id, (ull)author);
+    storage__batch_add(&b, "XADD " K_FANOUT " * kind delete post %llu author %llu at %llu",
+                       storage__shard(s, author), (ull)id, (ull)author, (ull)storage_id_next(s));
     int rc = storage__batch_run(&b);
     for (size_t i = 0; rc == 0 && i < b.n; i++)
         if (storage__is_error(b.r[i]))

@@ -52,7 +52,8 @@ typedef struct storage_job_s {
     char entry_id[48]; /* the stream entry id */
     storage_job_kind_t kind;
     uint64_t post, author, follower, followee, actor, user, target;
-    uint64_t event_id;  /* from the entry id: a unique, time-ordered score for its effects */
+    uint64_t event_id;  /* a unique, time-ordered score for its effects: the id the request
+                         * minted ("at"), which orders jobs of all shards alike */
     int64_t deliveries; /* how many times it was handed out; 1 for a fresh read */
 } storage_job_t;
 
