@@ -255,22 +255,35 @@ static void on_redis_state(void *arg, bool up)
 
 /* ---- claiming, touching, statistics -------------------------------------------------------- */
 
+static void claim_next(fanout_t *f);
+
 static void on_claimed(void *arg, int status, const storage_job_t *jobs, size_t n)
 {
     fanout_t *f = arg;
     f->claiming = false;
     if (status == 0 && !f->stopping)
         start_jobs(f, jobs, n, true);
+    claim_next(f);
+}
+
+/* One claim per shard (each call takes the next shard), a round per tick. */
+static void claim_next(fanout_t *f)
+{
+    if (f->claims_left <= 0 || f->stopping || f->active >= f->cfg.max_jobs)
+        return;
+    f->claims_left--;
+    if (storage_jobs_claim(f->sa, f->consumer, f->cfg.claim_idle_ms,
+                           (size_t)(f->cfg.max_jobs - f->active), on_claimed, f) == 0)
+        f->claiming = true;
 }
 
 static void on_claim_timer(uv_timer_t *t)
 {
     fanout_t *f = t->data;
-    if (f->claiming || f->stopping || f->active >= f->cfg.max_jobs)
+    if (f->claiming)
         return;
-    if (storage_jobs_claim(f->sa, f->consumer, f->cfg.claim_idle_ms,
-                           (size_t)(f->cfg.max_jobs - f->active), on_claimed, f) == 0)
-        f->claiming = true;
+    f->claims_left = f->n_shards;
+    claim_next(f);
 }
 
 static void ignore_status(void *arg, int status)

@@ -30,6 +30,7 @@ struct fanout_s {
     bool started, stopping, closed, claiming, stats_running;
     fanout__shard_t shards[FANOUT__MAX_SHARDS];
     int n_shards, reading; /* reading: shards with a read in flight */
+    int claims_left;       /* shards still to claim from in this round */
     bool resuming, resume_again; /* resume_parked is running / must scan again */
 
     fanout__job_t *jobs; /* active jobs (doubly linked); parked ones have waiting set */
