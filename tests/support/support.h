@@ -1,5 +1,6 @@
 /* tests/support/support.h -- what the test binaries share: the fixture Redis, unique names,
- * a raw HTTP/1.1 client, and child processes (the tidings binary, a private redis-server).
+ * a raw HTTP/1.1 client, and child processes (the tidings binary, a private Redis: one
+ * redis-server, or in the cluster run a Redis Cluster of its own).
  *
  * Every test binary runs its tests in parallel against one shared Redis, so anything a test
  * creates carries a random suffix (ts_unique). Helpers that cannot go on fail the current
@@ -27,6 +28,10 @@ void ts_redis_url(char *buf, size_t size, int port);
  * ("redis://127.0.0.1:<p1>,127.0.0.1:<p2>,…", read from $TIDINGS_TEST_REDIS_URL_FILE), else
  * ts_redis_url of ts_redis_port(). Fails the test when it does not fit; 256 bytes do. */
 void ts_redis_fixture_url(char *buf, size_t size);
+/* tidings' default --fanout-shards: its job queue is the streams fanout:{0} … fanout:{3}, a
+ * job going to the shard of its user (id modulo 4). A test waiting for the queue to drain
+ * looks at every shard. */
+#define TS_FANOUT_SHARDS 4
 /* The value of an environment variable the test needs (fails the test when unset). */
 const char *ts_env(const char *name);
 /* prefix, '_' and 10 random [a-z0-9]: a handle (or key) no parallel test uses. */
@@ -85,31 +90,55 @@ void ts_proc_kill(pid_t pid);
  * ts_free_port may be taken by a parallel test's child before ours binds it.) */
 bool ts_proc_listens(pid_t pid, int port);
 
-/* ---- the fixture Redis, one command at a time (redis.c) ------------------------------------ */
+/* ---- any Redis, one command at a time (redis.c) ------------------------------------------- */
 struct redisReply;
-/* Runs one command (formatted as by hiredis' redisCommand) on a new connection to the
- * fixture and returns its reply (returns new: freeReplyObject it). On a cluster the first
- * node answers -MOVED <slot> <host>:<port> for a key it does not serve; the command then goes
- * to that node instead (up to 5 redirections; -ASK is not followed, no slot migrates during
- * the tests). Any other error reply is returned. Fails the test when no node answers. */
+/* Runs one command (formatted as by hiredis' redisCommand) on a new connection to the Redis
+ * that url names ("redis://<host>:<port>" or a cluster's seed list "redis://<h1>:<p1>,…", of
+ * which the first seed is asked) and returns its reply (returns new: freeReplyObject it). On
+ * a cluster a node answers -MOVED <slot> <host>:<port> for a key it does not serve; the
+ * command then goes to that node instead (up to 5 redirections; -ASK is not followed, no slot
+ * migrates during the tests). Any other error reply is returned. Fails the test when no node
+ * answers. */
+struct redisReply *ts_redis_command(const char *url, const char *fmt, ...);
+/* The same on the fixture (its first node on a cluster). */
 struct redisReply *ts_redis_fixture_command(const char *fmt, ...);
+/* The cluster slot of a key: CRC16 of its hash tag (the part between the first '{' and the
+ * next '}', when not empty) or of the whole key, modulo 16384. */
+int ts_redis_key_slot(const char *key);
 
-/* ---- a private redis-server (redis.c) -------------------------------------------------------- */
+/* ---- a private Redis (redis.c) --------------------------------------------------------------- */
 typedef struct ts_redis_s {
-    pid_t pid;
-    int port;
-    char dir[64]; /* its working directory and log */
+    pid_t pid;     /* the redis-server, or a private cluster's keeper (see below); 0: none */
+    int port;      /* the redis-server's port, or the cluster's first master's */
+    bool cluster;  /* a private Redis Cluster rather than one redis-server */
+    char dir[64];  /* its working directory and logs */
+    char url[256]; /* what --redis gets: redis://127.0.0.1:<port>, or the cluster's seed list */
 } ts_redis_t;
+/* Starts a private Redis of the fixture's kind and waits until it serves: a redis-server as
+ * ts_redis_start(r, 0) does, or in the cluster run (ts_redis_fixture_is_cluster) a Redis
+ * Cluster of 3 masters without replicas on free ports, made by redis_cluster_fixture.sh in a
+ * new temporary directory (about 2.5 s). A test that wants its own Redis, but never crashes
+ * it, takes this one: it then runs against a cluster in the cluster run. The cluster is
+ * stopped by ts_redis_cleanup, at exit if a failed test never got there, and when the test
+ * process dies any other way (a timeout's SIGKILL): its nodes daemonize, so they are not the
+ * test process's children, and a keeper process (r->pid) stops them and removes the directory
+ * when it gets SIGTERM, which the kernel sends it when the test process dies. Never SIGKILL
+ * the keeper. */
+void ts_redis_start_like_fixture(ts_redis_t *r);
 /* Starts $TIDINGS_REDIS_SERVER (or redis-server) on port (0: a free one; the same port again
- * to restart it) without persistence and waits until it answers PING. In the cluster run
- * (ts_redis_fixture_is_cluster) it skips the calling test instead: a test on a private
- * single redis-server would only repeat the binary's first run and says nothing about the
- * cluster. */
+ * to restart it) without persistence and waits until it answers PING. For tests that crash
+ * and restart their Redis (ts_redis_kill): in the cluster run it skips the calling test
+ * instead, since a private cluster cannot be crashed and brought back empty on the same
+ * ports, and the test on one redis-server would only repeat the binary's first run. */
 void ts_redis_start(ts_redis_t *r, int port);
-/* Kills it (SIGKILL) like a crash; ts_redis_start(r, r->port) brings it back. */
+/* Kills the redis-server (SIGKILL) like a crash; ts_redis_start(r, r->port) brings it back.
+ * Not for a private cluster (fails the test). */
 void ts_redis_kill(ts_redis_t *r);
-/* Kills it if running and removes its directory. */
+/* Kills it, or stops the private cluster, if running and removes its directory. */
 void ts_redis_cleanup(ts_redis_t *r);
+/* In the cluster run, skips the calling test with the reason why (a sentence); does nothing in
+ * the first run. For tests that crash or restart their Redis in ways of their own. */
+void ts_redis_skip_on_cluster(const char *why);
 
 /* ---- the tidings server (server.c) ------------------------------------------------------------ */
 typedef struct ts_server_s {

@@ -1,17 +1,24 @@
-/* tests/support/test_support.c -- the helpers that name and reach the fixture Redis.
+/* tests/support/test_support.c -- the helpers that name and reach the fixture Redis and a
+ * test's private one.
  *
  * Runs twice like the suites that use the helpers: on the single fixture redis-server
  * (test_support) and on the Redis Cluster (test_support_cluster). On the cluster it also
  * checks that the keys it writes are spread over the masters, so that the -MOVED path of
- * ts_redis_fixture_command is taken rather than assumed.
+ * ts_redis_fixture_command is taken rather than assumed, and that a private cluster is one of
+ * its own and goes away with its test, however the test ends.
  */
 #include "tests/support/support.h"
 
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define KEYS 32
 
@@ -104,6 +111,162 @@ Test(fixture, command_reaches_the_node_of_every_key)
         redisReply *r = ts_redis_fixture_command("DEL %s", keys[i]);
         cr_assert(r->type == REDIS_REPLY_INTEGER && r->integer == 1, "DEL %s", keys[i]);
         freeReplyObject(r);
+    }
+}
+
+Test(fixture, key_slot_is_the_clusters)
+{
+    /* The CRC16 check value, and hash tags as the cluster specification spells them out. */
+    cr_assert_eq(ts_redis_key_slot("123456789"), 0x31C3);
+    cr_assert_eq(ts_redis_key_slot("{user1000}.following"), ts_redis_key_slot("user1000"));
+    cr_assert_eq(ts_redis_key_slot("foo{{bar}}zap"), ts_redis_key_slot("{bar"));
+    cr_assert_eq(ts_redis_key_slot("foo{bar}{zap}"), ts_redis_key_slot("bar"));
+    if (!ts_redis_fixture_is_cluster())
+        return;
+    for (int i = 0; i < KEYS; i++) {
+        char key[48];
+        ts_unique(key, sizeof(key), i % 2 ? "tl:{" : "slot");
+        redisReply *r = ts_redis_fixture_command("CLUSTER KEYSLOT %s", key);
+        cr_assert(r->type == REDIS_REPLY_INTEGER, "CLUSTER KEYSLOT %s", key);
+        cr_assert_eq(ts_redis_key_slot(key), r->integer, "the slot of %s", key);
+        freeReplyObject(r);
+    }
+}
+
+/* The ports of a URL's seeds into ports (at most n); returns how many. */
+static size_t seed_ports(const char *url, int *ports, size_t n)
+{
+    size_t k = 0;
+    for (const char *p = url + 8; p && *p && k < n; k++) {
+        cr_assert(strncmp(p, "127.0.0.1:", 10) == 0, "seed %zu of %s is not on loopback", k, url);
+        ports[k] = atoi(p + 10);
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+    return k;
+}
+
+Test(fixture, private_redis_is_like_the_fixture_and_its_own)
+{
+    ts_redis_t r = {0};
+    ts_redis_start_like_fixture(&r);
+    cr_assert_eq(r.cluster, ts_redis_fixture_is_cluster());
+    int ports[8];
+    size_t n = seed_ports(r.url, ports, 8);
+    cr_assert_eq(n, r.cluster ? 3 : 1, "the private Redis' URL %s names %zu nodes", r.url, n);
+    cr_assert_eq(ports[0], r.port, "the URL %s does not start with port %d", r.url, r.port);
+    char fixture[256];
+    ts_redis_fixture_url(fixture, sizeof(fixture));
+    for (size_t i = 0; i < n; i++) {
+        char node[32];
+        snprintf(node, sizeof(node), ":%d", ports[i]);
+        cr_assert(pong(ports[i]), "node %d of %s does not answer PING", ports[i], r.url);
+        cr_assert(!strstr(fixture, node), "node %d is one of the fixture's (%s)", ports[i],
+                  fixture);
+    }
+    if (r.cluster) {
+        redisReply *info = ts_redis_command(r.url, "CLUSTER INFO");
+        cr_assert(info->type == REDIS_REPLY_STRING);
+        cr_assert(strstr(info->str, "cluster_state:ok") &&
+                      strstr(info->str, "cluster_known_nodes:3\r") &&
+                      strstr(info->str, "cluster_size:3\r"),
+                  "not 3 masters alone in a cluster of their own: %s", info->str);
+        freeReplyObject(info);
+    }
+    /* Keys land on every node and read back through ts_redis_command. */
+    bool seen[8] = {false};
+    for (int i = 0; i < KEYS; i++) {
+        char key[48];
+        ts_unique(key, sizeof(key), "ts_private");
+        freeReplyObject(ts_redis_command(r.url, "SET %s v%d", key, i));
+        redisReply *g = ts_redis_command(r.url, "GET %s", key);
+        cr_assert(g->type == REDIS_REPLY_STRING && atoi(g->str + 1) == i, "GET %s", key);
+        freeReplyObject(g);
+        if (r.cluster) {
+            redisReply *slots = ts_redis_command(r.url, "CLUSTER SLOTS");
+            int slot = ts_redis_key_slot(key);
+            for (size_t k = 0; k < slots->elements; k++) {
+                redisReply *range = slots->element[k];
+                if (slot >= range->element[0]->integer && slot <= range->element[1]->integer)
+                    for (size_t p = 0; p < n; p++)
+                        seen[p] |= range->element[2]->element[1]->integer == ports[p];
+            }
+            freeReplyObject(slots);
+        }
+    }
+    for (size_t p = 0; r.cluster && p < n; p++)
+        cr_assert(seen[p], "no key of %d landed on node %d", KEYS, ports[p]);
+    char dir[64];
+    snprintf(dir, sizeof(dir), "%s", r.dir);
+    ts_redis_cleanup(&r);
+    for (size_t i = 0; i < n; i++)
+        cr_assert(!pong(ports[i]), "node %d still answers after ts_redis_cleanup", ports[i]);
+    struct stat st;
+    cr_assert(stat(dir, &st) != 0, "%s is still there after ts_redis_cleanup", dir);
+}
+
+/* Whether a node answers after up to timeout_ms. */
+static bool gone_within(int port, int timeout_ms)
+{
+    uint64_t deadline = ts_now_ms() + (uint64_t)timeout_ms;
+    while (pong(port)) {
+        if (ts_now_ms() > deadline)
+            return false;
+        ts_sleep_ms(50);
+    }
+    return true;
+}
+
+/* A test killed by its timeout gets no chance to clean up: what it started goes anyway. */
+Test(fixture, private_redis_dies_with_a_killed_test_process)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t child = fork();
+    cr_assert(child >= 0);
+    if (child == 0) {
+        close(fds[0]);
+        ts_redis_t r = {0};
+        ts_redis_start_like_fixture(&r);
+        char line[512];
+        int len = snprintf(line, sizeof(line), "%s %s\n", r.url, r.dir);
+        if (write(fds[1], line, (size_t)len) != len)
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    close(fds[1]);
+    char line[512] = "";
+    struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+    ssize_t got = poll(&pfd, 1, 60000) == 1 ? read(fds[0], line, sizeof(line) - 1) : -1;
+    close(fds[0]);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    cr_assert_gt(got, 0, "the child started no private Redis");
+    line[got] = '\0';
+    char url[256], dir[64];
+    cr_assert_eq(sscanf(line, "%255s %63s", url, dir), 2, "'%s'", line);
+    int ports[8];
+    size_t n = seed_ports(url, ports, 8);
+    cr_assert_gt(n, 0);
+    for (size_t i = 0; i < n; i++)
+        cr_assert(gone_within(ports[i], 10000),
+                  "node %d of %s still answers 10 s after its test process was killed", ports[i],
+                  url);
+    if (ts_redis_fixture_is_cluster()) {
+        /* The keeper removes the cluster's directory once it has stopped the nodes. */
+        struct stat st;
+        uint64_t deadline = ts_now_ms() + 10000;
+        while (stat(dir, &st) == 0 && ts_now_ms() < deadline)
+            ts_sleep_ms(50);
+        cr_assert(stat(dir, &st) != 0, "%s is still there after its test process was killed",
+                  dir);
+    } else {
+        char log[128];
+        snprintf(log, sizeof(log), "%s/redis.log", dir);
+        unlink(log);
+        rmdir(dir);
     }
 }
 
