@@ -21,8 +21,8 @@ static ts_server_t *servers[MAX_SERVERS];
 
 void sx_use_private_redis(void)
 {
-    ts_redis_start(&redis, 0);
-    ts_redis_url(sx_redis_url, sizeof(sx_redis_url), redis.port);
+    ts_redis_start_like_fixture(&redis);
+    snprintf(sx_redis_url, sizeof(sx_redis_url), "%s", redis.url);
 }
 
 void sx_use_fixture_redis(void)

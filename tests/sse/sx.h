@@ -4,10 +4,11 @@
  *
  * Each Criterion test runs in its own process, so the servers are per test. A test picks
  * the fixture Redis (sx_use_fixture_redis) when sharing it cannot disturb what it checks,
- * or a private redis-server (sx_use_private_redis) when it counts or orders events, or must
- * know that its own engine does the fan-out: on the fixture every test binary's engines
- * work one job queue, and a job stranded by a server another test stops waits
- * --claim-idle-ms (30 s) for another engine. Handles are random either way.
+ * or a private one (sx_use_private_redis) when it counts or orders events, or must know that
+ * its own engine does the fan-out: on the fixture every test binary's engines work one job
+ * queue, and a job stranded by a server another test stops waits --claim-idle-ms (30 s) for
+ * another engine. Either is of the run's kind: a redis-server, or in test_sse_cluster a Redis
+ * Cluster (the fixture's, or a private one of 3 masters). Handles are random either way.
  */
 #ifndef TIDINGS_TEST_SSE_SX_H
 #define TIDINGS_TEST_SSE_SX_H
@@ -36,8 +37,8 @@ typedef struct sx_user_s {
 
 /* ---- servers ----------------------------------------------------------------------------- */
 extern char sx_redis_url[256];
-/* Starts a private redis-server for this test (removed at exit); in test_sse_cluster it skips
- * the test instead (see ts_redis_start). */
+/* Starts a private Redis for this test (removed at exit): a redis-server, or in
+ * test_sse_cluster a Redis Cluster (see ts_redis_start_like_fixture). */
 void sx_use_private_redis(void);
 /* Uses the fixture: a redis-server, or the Redis Cluster in test_sse_cluster. */
 void sx_use_fixture_redis(void);
