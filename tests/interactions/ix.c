@@ -23,10 +23,8 @@ ts_server_t ix_srv;
 void ix_start(const char *const *extra)
 {
     if (!ix_redis.pid)
-        ts_redis_start(&ix_redis, 0);
-    char url[64];
-    ts_redis_url(url, sizeof(url), ix_redis.port);
-    ts_server_start(&ix_srv, url, extra, true);
+        ts_redis_start_like_fixture(&ix_redis);
+    ts_server_start(&ix_srv, ix_redis.url, extra, true);
 }
 
 void ix_setup(void)
@@ -432,38 +430,39 @@ bool ix_actors_are(const json_t *notification, const char *const *ids, size_t n)
 
 /* ---- the job queue ------------------------------------------------------------------------- */
 
-static long long int_reply(redisContext *c, const char *cmd)
+/* An integer reply, or XPENDING's summary count; 0 for a shard without stream or group yet. */
+static long long queue_count(const char *fmt, int shard)
 {
-    redisReply *r = redisCommand(c, cmd);
-    cr_assert(r, "%s: no reply", cmd);
-    long long v = -1;
+    redisReply *r = ts_redis_command(ix_redis.url, fmt, shard);
+    long long v = 0;
     if (r->type == REDIS_REPLY_INTEGER)
         v = r->integer;
     else if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
              r->element[0]->type == REDIS_REPLY_INTEGER) /* XPENDING's summary */
         v = r->element[0]->integer;
+    else
+        cr_assert(r->type == REDIS_REPLY_ERROR &&
+                      (strstr(r->str, "NOGROUP") || strstr(r->str, "no such key")),
+                  "%s on shard %d answered type %d: %s", fmt, shard, r->type,
+                  r->str ? r->str : "");
     freeReplyObject(r);
     return v;
 }
 
 void ix_wait_idle(void)
 {
-    struct timeval tv = {.tv_sec = 5, .tv_usec = 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", ix_redis.port, tv);
-    cr_assert(c && !c->err, "no connection to redis on port %d", ix_redis.port);
     uint64_t deadline = ts_now_ms() + IX_WAIT_MS;
-    long long length, pending;
     for (;;) {
-        length = int_reply(c, "XLEN fanout:{0}");
-        pending = int_reply(c, "XPENDING fanout:{0} engine");
-        if (length == 0 && pending <= 0)
-            break;
-        if (ts_now_ms() > deadline) {
-            redisFree(c);
-            cr_assert_fail("the job queue still holds %lld jobs (%lld pending) after %d ms",
-                           length, pending, IX_WAIT_MS);
+        long long length = 0, pending = 0;
+        for (int shard = 0; shard < TS_FANOUT_SHARDS; shard++) {
+            length += queue_count("XLEN fanout:{%d}", shard);
+            pending += queue_count("XPENDING fanout:{%d} engine", shard);
         }
+        if (length == 0 && pending == 0)
+            return;
+        cr_assert(ts_now_ms() <= deadline,
+                  "the job queue still holds %lld jobs (%lld pending) after %d ms", length,
+                  pending, IX_WAIT_MS);
         ts_sleep_ms(POLL_MS);
     }
-    redisFree(c);
 }

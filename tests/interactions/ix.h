@@ -1,16 +1,17 @@
 /* tests/interactions/ix.h -- what the interaction tests share: a tidings server on a private
- * redis-server, users, posts and the API calls of likes, reposts, blocks, mutes and
- * notifications over real HTTP, and bounded polls for what the fan-out engine writes
- * asynchronously (timeline entries, notifications).
+ * Redis, users, posts and the API calls of likes, reposts, blocks, mutes and notifications
+ * over real HTTP, and bounded polls for what the fan-out engine writes asynchronously
+ * (timeline entries, notifications).
  *
- * Each test runs its own redis-server (as tests/fanout does, for the same reasons): on the
- * fixture Redis every test binary's engines work one shared job queue, so a server started
- * with other flags (--notifications-max 5, --engine off) would work other tests' jobs with
- * them, and a server another test stops can leave our jobs pending for --claim-idle-ms
- * (30 s), which reorders them (see test_concurrency.c). Alone on its Redis a test also knows
- * when every job it queued is done (ix_wait_idle), so "nothing was written" can be checked
- * exactly. Handles are random all the same. Every wait is bounded by IX_WAIT_MS; a poll that
- * times out fails the test with what it last saw.
+ * Each test runs its own Redis (as tests/fanout does, for the same reasons) of the fixture's
+ * kind: a redis-server, or in test_interactions_cluster a Redis Cluster of 3 masters (see
+ * ts_redis_start_like_fixture). On the fixture Redis every test binary's engines work one
+ * shared job queue, so a server started with other flags (--notifications-max 5, --engine
+ * off) would work other tests' jobs with them, and a server another test stops can leave our
+ * jobs pending for --claim-idle-ms (30 s), which reorders them (see test_concurrency.c).
+ * Alone on its Redis a test also knows when every job it queued is done (ix_wait_idle), so
+ * "nothing was written" can be checked exactly. Handles are random all the same. Every wait
+ * is bounded by IX_WAIT_MS; a poll that times out fails the test with what it last saw.
  */
 #ifndef TIDINGS_TEST_INTERACTIONS_IX_H
 #define TIDINGS_TEST_INTERACTIONS_IX_H
@@ -34,8 +35,8 @@ typedef struct ix_user_s {
 } ix_user_t;
 
 /* ---- the server ------------------------------------------------------------------------- */
-/* The redis-server and the tidings server of the running test (each test runs in its own
- * process). */
+/* The private Redis (a redis-server or a cluster; ix_redis.url names it) and the tidings
+ * server of the running test (each test runs in its own process). */
 extern ts_redis_t ix_redis;
 extern ts_server_t ix_srv;
 #define PORT (ix_srv.port)
@@ -48,8 +49,8 @@ void ix_setup(void);
 void ix_stop(void);
 /* Suites' .fini: ix_stop(), then ix_redis is killed and its directory removed. */
 void ix_teardown(void);
-/* Waits until ix_redis's job queue is empty (no entry, none pending): every job queued so far
- * has been done. Fails the test after IX_WAIT_MS. */
+/* Waits until ix_redis's job queue, every shard of it, is empty (no entry, none pending):
+ * every job queued so far has been done. Fails the test after IX_WAIT_MS. */
 void ix_wait_idle(void);
 
 /* ---- requests --------------------------------------------------------------------------- */

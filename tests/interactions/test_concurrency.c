@@ -204,37 +204,31 @@ TestSuite(concurrency_handover, .fini = ix_teardown, .timeout = 300);
 
 enum { PROMPT_MS = 10000, ROUNDS = 4, LIKERS = 40, PER_ROUND = 5 };
 
-/* XPENDING's summary of the job queue, for the failure message. */
+/* XPENDING's summary of the job queue, every shard, for the failure message. */
 static void pending_summary(char *buf, size_t size)
 {
-    snprintf(buf, size, "(no answer)");
-    struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", ix_redis.port, tv);
-    if (!c || c->err) {
-        if (c)
-            redisFree(c);
-        return;
-    }
-    redisReply *r = redisCommand(c, "XPENDING fanout:{0} engine");
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
-        size_t used = (size_t)snprintf(buf, size, "%lld pending:", r->element[0]->integer);
-        const redisReply *per = r->element[3];
-        for (size_t i = 0; per->type == REDIS_REPLY_ARRAY && i < per->elements && used < size;
-             i++)
-            used += (size_t)snprintf(buf + used, size - used, " consumer %s holds %s",
-                                     per->element[i]->element[0]->str,
-                                     per->element[i]->element[1]->str);
-    }
-    if (r)
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int shard = 0; shard < TS_FANOUT_SHARDS && used < size; shard++) {
+        redisReply *r = ts_redis_command(ix_redis.url, "XPENDING fanout:{%d} engine", shard);
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+            used += (size_t)snprintf(buf + used, size - used, "%sshard %d, %lld pending:",
+                                     shard ? "; " : "", shard, r->element[0]->integer);
+            const redisReply *per = r->element[3];
+            for (size_t i = 0; per->type == REDIS_REPLY_ARRAY && i < per->elements && used < size;
+                 i++)
+                used += (size_t)snprintf(buf + used, size - used, " consumer %s holds %s",
+                                         per->element[i]->element[0]->str,
+                                         per->element[i]->element[1]->str);
+        }
         freeReplyObject(r);
-    redisFree(c);
+    }
 }
 
 Test(concurrency_handover, a_process_stopping_meanwhile_delays_no_notification)
 {
     ix_start(NULL);
-    char url[64];
-    ts_redis_url(url, sizeof(url), ix_redis.port);
+    const char *url = ix_redis.url;
 
     ix_user_t author, likers[LIKERS];
     ix_register(PORT, "ho_a", &author);
@@ -302,8 +296,7 @@ Test(concurrency_handover, a_like_taken_back_while_its_job_was_held_up_leaves_no
 {
     const char *claim_fast[] = {"--claim-idle-ms", "1000", NULL};
     ix_start(claim_fast);
-    char url[64];
-    ts_redis_url(url, sizeof(url), ix_redis.port);
+    const char *url = ix_redis.url;
     ix_user_t author, likers[LIKERS];
     ix_register(PORT, "hu_a", &author);
     for (int i = 0; i < LIKERS; i++)
