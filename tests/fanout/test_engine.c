@@ -199,7 +199,7 @@ Test(engine, stop_with_redis_unreachable_closes_everything)
 {
     cr_assert_eq(uv_loop_init(&loop), 0);
     char url[64];
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", ts_free_port()); /* nothing listens */
+    ts_redis_url(url, sizeof(url), ts_free_port()); /* nothing listens */
     fanout_t *f = engine(url, 1000, 20000);
     fanout_start(f);
     run_until(never, NULL, 700); /* refused connects and retries with backoff */
@@ -209,6 +209,7 @@ Test(engine, stop_with_redis_unreachable_closes_everything)
 
 Test(engine, stop_while_redis_is_down_closes_everything)
 {
+    ts_redis_skip_on_cluster(FX_RESTARTS_REDIS);
     setup(false);
     fanout_t *f = engine(redis.url, 1000, 20000);
     fanout_start(f);
@@ -381,6 +382,7 @@ static bool all_jobs_done(void *arg)
  * its own pending jobs and finishes all three. */
 Test(engine, redis_restart_under_parked_jobs_finishes_them_all, .timeout = 240)
 {
+    ts_redis_skip_on_cluster(FX_RESTARTS_REDIS);
     setup(true);
     redisContext *c = fx_connect(redis.port);
     enum { FOLLOWERS = 30000, JOBS = 3 };

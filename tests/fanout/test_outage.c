@@ -87,6 +87,7 @@ static const char *const slow_flags[] = {"--claim-idle-ms", "1000", "--fanout-in
 
 Test(outage, redis_restart_in_the_middle_of_a_fanout_delivers_to_every_follower)
 {
+    ts_redis_skip_on_cluster(FX_RESTARTS_REDIS);
     fx_redis_start(&redis, true);
     /* clang-format off */
     const char *extra[] = {"--claim-idle-ms", "500", "--fanout-in-flight", "2000",
@@ -167,6 +168,7 @@ Test(outage, crash_in_the_middle_of_a_fanout_then_a_fresh_process_delivers_exact
  * killed before finishing, and a fresh one must still deliver the post to everyone. */
 Test(outage, redis_restart_then_crash_still_delivers_to_every_follower)
 {
+    ts_redis_skip_on_cluster(FX_RESTARTS_REDIS);
     fx_redis_start(&redis, true);
     fx_server_start(&server, &redis, slow_flags);
     fx_user_t a;
