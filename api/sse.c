@@ -359,10 +359,8 @@ void api_stream_get(api_req_t *r)
     api_t *api = r->api;
     bool was_online = false;
     char tail[STORAGE_EVENT_ID_MAX];
-    int rc = storage_events_online(api->storage, r->caller.id, api->cfg->stream_grace_ms,
-                                   &was_online);
-    if (rc == 0)
-        rc = storage_events_tail(api->storage, r->caller.id, tail);
+    int rc = storage_events_online(api->storage, r->caller.id, api->cfg->stream_grace_ms, last,
+                                   &was_online, tail);
     if (rc) {
         api_storage_problem(r, rc, "user");
         return;

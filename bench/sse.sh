@@ -272,13 +272,13 @@ run_size() {
   done
   ready_line=$(grep '^READY' "$WORK/client.$n.out" || true)
   log "client: $ready_line"
-  # every follower marked online (on:{user}, which the publishing script checks) and every
+  # every follower online (its event log ev:{user} exists, which publishing checks) and every
   # master's live channel (live:{k}, sharded pub/sub) subscribed: from here on a post reaches
   # the streams live, not from the log
   local online=0 subs=0 masters
   masters=$(RR masters | wc -l)
   deadline=$((SECONDS + 60))
-  while online=$(RR count 'on:*') && subs=$(RR each pubsub shardchannels 'live:*' | grep -c . || true) &&
+  while online=$(RR count 'ev:*') && subs=$(RR each pubsub shardchannels 'live:*' | grep -c . || true) &&
     { [ "$online" -lt "$n" ] || [ "$subs" -lt "$masters" ]; }; do
     [ $SECONDS -lt $deadline ] || { log "after 60 s only $online of $n users online, $subs of $masters live channels subscribed; going on"; break; }
     sleep 0.2

@@ -1,11 +1,12 @@
 /* storage/events.c -- the live-event log and registry of connected users.
  *
- * Events go to users with a stream open (or closed within a grace period), marked by a
- * key on:{user} that expires after the grace period unless the stream's process renews
- * it. For each chunk of followers, one script per node appends the event to the log
- * ev:{user} of each one marked (a capped stream, whose ids are assigned at write time and
- * so strictly increase per user) and publishes the ids on the node's live channel
- * (sharded pub/sub), one message per call. A stream resumes from the log after its
+ * Events go to users with a stream open (or closed within a grace period): their log
+ * ev:{user} exists exactly then, since the stream's process creates it and keeps renewing
+ * its expiry (the grace period). For each chunk of followers, one script per node appends
+ * the event to each follower's log that exists (XADD NOMKSTREAM: offline followers cost one
+ * call that writes nothing) and publishes the ids on the node's live channel (sharded
+ * pub/sub), one message per call. Log ids are assigned at write time and so strictly
+ * increase per user. A stream resumes from the log after its
  * Last-Event-ID with neither gap nor duplicate, because both paths carry the same ids.
  * A user offline past the grace period has no log for that time: a reconnect then gets a
  * reset instead of a silent gap.
@@ -22,7 +23,7 @@
  * call per node per chunk of followers, and one message for all of them ("<kind> <ref>
  * <user>:<id> …"), not one per follower: at ten thousand connected followers, per-command
  * and per-message costs (in Redis, and parsing ten thousand messages on the loop) were most
- * of the delivery latency. Offline followers cost one EXISTS each and get nothing. Each
+ * of the delivery latency. Each
  * entry names its job; a job run again (since is set) skips a user whose log has an entry
  * of that job since it was queued. */
 static const char publish_script[] =
@@ -38,12 +39,10 @@ static const char publish_script[] =
     "end\n"
     "local parts = {ARGV[2], ARGV[3]}\n"
     "for _, key in ipairs(KEYS) do\n"
-    "  local user = string.sub(key, 5, -2)\n"
-    "  if redis.call('EXISTS', 'on:{' .. user .. '}') == 1\n"
-    "     and (ARGV[5] == '' or not logged(key)) then\n"
-    "    local id = redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], '*', 'k', ARGV[2],\n"
-    "                          'r', ARGV[3], 'j', ARGV[4])\n"
-    "    parts[#parts + 1] = user .. ':' .. id\n"
+    "  if ARGV[5] == '' or not logged(key) then\n"
+    "    local id = redis.call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', ARGV[1], '*',\n"
+    "                          'k', ARGV[2], 'r', ARGV[3], 'j', ARGV[4])\n"
+    "    if id then parts[#parts + 1] = string.sub(key, 5, -2) .. ':' .. id end\n"
     "  end\n"
     "end\n"
     "if #parts > 2 then redis.call('SPUBLISH', ARGV[6], table.concat(parts, ' ')) end\n"
@@ -75,16 +74,57 @@ int storage_events_publish(storage_async_t *sa, const storage_job_t *job, const 
 
 /* ---- the stream's side (sync) ------------------------------------------------------------- */
 
-int storage_events_online(storage_t *s, uint64_t user, int grace_ms, bool *was_online)
+/* Makes user's log exist (an empty stream, made by creating an unused consumer group) and
+ * sets it to expire after grace_ms. */
+static void add_keep_alive(storage__batch_t *b, uint64_t user, int grace_ms)
 {
+    storage__batch_add(b, "XGROUP CREATE " K_EVENTS " live $ MKSTREAM", (ull)user);
+    storage__batch_add(b, "PEXPIRE " K_EVENTS " %d", (ull)user, grace_ms);
+}
+
+/* KEYS: ev; ARGV: grace floor. Returns {existed, last id handed out}. A log made anew (the
+ * user was away past the grace) starts its ids above floor, the reader's last id, so a
+ * reset to it is never behind the reader and every later event comes after it. */
+static const char online_script[] =
+    "local existed = redis.call('EXISTS', KEYS[1])\n"
+    "if existed == 0 then\n"
+    "  redis.call('XGROUP', 'CREATE', KEYS[1], 'live', '$', 'MKSTREAM')\n"
+    "  if ARGV[2] ~= '' then redis.call('XSETID', KEYS[1], ARGV[2]) end\n"
+    "end\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"
+    "local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"
+    "for i = 1, #info - 1, 2 do\n"
+    "  if info[i] == 'last-generated-id' then return {existed, info[i + 1]} end\n"
+    "end\n"
+    "return {existed, '0-0'}\n";
+
+/* A floor from a client: an id this server could have sent, not one from the future. */
+static bool plausible_floor(const char *id)
+{
+    unsigned long long ms = strtoull(id, NULL, 10);
+    return ms <= storage__now_ms() + 1000;
+}
+
+int storage_events_online(storage_t *s, uint64_t user, int grace_ms, const char *floor,
+                          bool *was_online, char tail[STORAGE_EVENT_ID_MAX])
+{
+    char key[40], grace[16];
+    snprintf(key, sizeof(key), K_EVENTS, (ull)user);
+    snprintf(grace, sizeof(grace), "%d", grace_ms);
+    const char *argv[] = {"EVAL", online_script, "1", key, grace,
+                          floor && plausible_floor(floor) ? floor : ""};
     storage__batch_t b;
     storage__batch_init(&b, s);
-    storage__batch_add(&b, "SET " K_ONLINE " 1 PX %d GET", (ull)user, grace_ms);
+    storage__batch_addargv(&b, 6, argv, NULL);
     int rc = storage__batch_run(&b);
-    if (rc == 0 && storage__is_error(b.r[0]))
+    const redisReply *r = rc == 0 ? b.r[0] : NULL;
+    if (rc == 0 && (storage__is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                    r->element[1]->type != REDIS_REPLY_STRING))
         rc = -EIO;
-    if (rc == 0)
-        *was_online = b.r[0]->type == REDIS_REPLY_STRING;
+    if (rc == 0) {
+        *was_online = storage__int(r->element[0]) == 1;
+        snprintf(tail, STORAGE_EVENT_ID_MAX, "%s", r->element[1]->str);
+    }
     storage__batch_free(&b);
     return rc;
 }
@@ -94,7 +134,7 @@ int storage_events_refresh(storage_t *s, const uint64_t *users, size_t n, int gr
     storage__batch_t b;
     storage__batch_init(&b, s);
     for (size_t i = 0; i < n; i++)
-        storage__batch_add(&b, "SET " K_ONLINE " 1 PX %d", (ull)users[i], grace_ms);
+        add_keep_alive(&b, users[i], grace_ms);
     int rc = storage__batch_run(&b);
     storage__batch_free(&b);
     return rc;
@@ -104,14 +144,16 @@ int storage_events_tail(storage_t *s, uint64_t user, char id[STORAGE_EVENT_ID_MA
 {
     storage__batch_t b;
     storage__batch_init(&b, s);
-    storage__batch_add(&b, "XREVRANGE " K_EVENTS " + - COUNT 1", (ull)user);
+    storage__batch_add(&b, "XINFO STREAM " K_EVENTS, (ull)user);
     int rc = storage__batch_run(&b);
-    if (rc == 0 && storage__is_error(b.r[0]))
-        rc = -EIO;
     if (rc == 0) {
         const redisReply *r = b.r[0];
-        snprintf(id, STORAGE_EVENT_ID_MAX, "%s",
-                 r->elements ? r->element[0]->element[0]->str : "0-0");
+        snprintf(id, STORAGE_EVENT_ID_MAX, "0-0"); /* no log: nothing handed out */
+        for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
+            if (r->element[i]->type == REDIS_REPLY_STRING &&
+                strcmp(r->element[i]->str, "last-generated-id") == 0 &&
+                r->element[i + 1]->type == REDIS_REPLY_STRING)
+                snprintf(id, STORAGE_EVENT_ID_MAX, "%s", r->element[i + 1]->str);
     }
     storage__batch_free(&b);
     return rc;

@@ -15,26 +15,26 @@
 #include <stdio.h>
 #include <string.h>
 
-/* KEYS: nt ng blocks blockedby mutes online ev nfd; ARGV: group actor score cap ng-prefix
+/* KEYS: nt ng blocks blockedby mutes ev nfd; ARGV: group actor score cap ng-prefix
  * now maxlen channel follow. For follows (ARGV[9] = 1), a follower already in some day's
  * group is not added again. A new notice is also a live event when the target is
- * connected (online: its mark on:{target}), published on the target's node's channel. */
+ * connected (its log ev:{target} exists), published on the target's node's channel. */
 static const char add_script[] =
     "local a = ARGV[2]\n"
     "if redis.call('ZSCORE', KEYS[3], a) or redis.call('ZSCORE', KEYS[4], a)\n"
     "   or redis.call('ZSCORE', KEYS[5], a) then return 0 end\n"
-    "if ARGV[9] == '1' and redis.call('HEXISTS', KEYS[8], a) == 1 then return 0 end\n"
+    "if ARGV[9] == '1' and redis.call('HEXISTS', KEYS[7], a) == 1 then return 0 end\n"
     "if redis.call('ZADD', KEYS[2], 'NX', ARGV[3], a) == 0 then return 0 end\n"
     "redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])\n"
-    "if ARGV[9] == '1' then redis.call('HSET', KEYS[8], a, ARGV[1]) end\n"
+    "if ARGV[9] == '1' then redis.call('HSET', KEYS[7], a, ARGV[1]) end\n"
     "local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])\n"
     "if over > 0 then\n"
     "  local gone = redis.call('ZPOPMIN', KEYS[1], over)\n"
     "  for i = 1, #gone, 2 do redis.call('DEL', ARGV[5] .. gone[i]) end\n"
     "end\n"
-    "if redis.call('EXISTS', KEYS[6]) == 1 then\n"
-    "  local id = redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[7], '*', 'k', 'notification',\n"
-    "                        'r', ARGV[1])\n"
+    "local id = redis.call('XADD', KEYS[6], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[7], '*',\n"
+    "                      'k', 'notification', 'r', ARGV[1])\n"
+    "if id then\n"
     "  redis.call('SPUBLISH', ARGV[8], 'notification ' .. ARGV[1] .. ' ' .. ARGV[10] .. ':' .. id)\n"
     "end\n"
     "return 1\n";
@@ -62,22 +62,22 @@ static const char scrub_script[] =
     "end\n"
     "return 1\n";
 
-/* KEYS: tl rb online ev blocks blockedby mutes; ARGV: score post reposter timeline-max now
+/* KEYS: tl rb ev blocks blockedby mutes; ARGV: score post reposter timeline-max now
  * maxlen channel user author. A user who has the post already gets no second copy (no
  * reposted_by, no live event); nor does one who blocked, was blocked by or muted the
  * author or the reposter. */
 static const char repost_add_script[] =
     "for _, who in ipairs({ARGV[9], ARGV[3]}) do\n"
-    "  if redis.call('ZSCORE', KEYS[5], who) or redis.call('ZSCORE', KEYS[6], who)\n"
-    "     or redis.call('ZSCORE', KEYS[7], who) then return 0 end\n"
+    "  if redis.call('ZSCORE', KEYS[4], who) or redis.call('ZSCORE', KEYS[5], who)\n"
+    "     or redis.call('ZSCORE', KEYS[6], who) then return 0 end\n"
     "end\n"
     "if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2]) == 1 then\n"
     "  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])\n"
     "  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[4]) - 1)\n"
-    "  if redis.call('EXISTS', KEYS[3]) == 1 then\n"
-    "    local ref = ARGV[2] .. ':' .. ARGV[3]\n"
-    "    local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'k', 'feed',\n"
-    "                          'r', ref)\n"
+    "  local ref = ARGV[2] .. ':' .. ARGV[3]\n"
+    "  local id = redis.call('XADD', KEYS[3], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[6], '*',\n"
+    "                        'k', 'feed', 'r', ref)\n"
+    "  if id then\n"
     "    redis.call('SPUBLISH', ARGV[7], 'feed ' .. ref .. ' ' .. ARGV[8] .. ':' .. id)\n"
     "  end\n"
     "end\n"
@@ -100,7 +100,7 @@ int storage_notify_add(storage_async_t *sa, uint64_t target, const char *group, 
                        uint64_t score, int cap, storage_status_cb cb, void *arg)
 {
     char nt[40], ng[160], blocks[40], blockedby[40], mutes[40], nfd[40], prefix[40], ev[40];
-    char channel[40], a[24], sc[24], capbuf[16], now[24], maxlen[16], target_id[24], on[40];
+    char channel[40], a[24], sc[24], capbuf[16], now[24], maxlen[16], target_id[24];
     key(nt, sizeof(nt), K_NOTIFS, target);
     key(prefix, sizeof(prefix), K_NOTIF_PREFIX, target);
     snprintf(ng, sizeof(ng), "%s%s", prefix, group);
@@ -109,7 +109,6 @@ int storage_notify_add(storage_async_t *sa, uint64_t target, const char *group, 
     key(mutes, sizeof(mutes), K_MUTES, target);
     key(nfd, sizeof(nfd), K_NOTIF_FOLLOWS, target);
     key(ev, sizeof(ev), K_EVENTS, target);
-    key(on, sizeof(on), K_ONLINE, target);
     storage__live_channel(storage__async_storage(sa), storage__async_user_node(sa, target), channel,
                           sizeof(channel));
     snprintf(a, sizeof(a), "%llu", (ull)actor);
@@ -119,8 +118,8 @@ int storage_notify_add(storage_async_t *sa, uint64_t target, const char *group, 
     snprintf(maxlen, sizeof(maxlen), "%d", EVENTS_MAXLEN);
     snprintf(target_id, sizeof(target_id), "%llu", (ull)target);
     const char *follow = strncmp(group, "follow:", 7) == 0 ? "1" : "0"; /* remembered in nfd */
-    const char *argv[] = {"EVAL", add_script, "8",  nt,     ng,      blocks, blockedby,
-                          mutes,  on,         ev,   nfd,    group,   a,      sc,
+    const char *argv[] = {"EVAL", add_script, "7",  nt,     ng,      blocks, blockedby,
+                          mutes,  ev,         nfd,  group,  a,       sc,
                           capbuf, prefix,     now,  maxlen, channel, follow, target_id};
     storage__group_t *g = storage__group_new(sa, cb, arg);
     if (!g)
@@ -201,8 +200,6 @@ int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, 
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         char tl[40], rb[40], ev[40], channel[40], user[24], blocks[40], blockedby[40], mutes[40];
-        char on[40];
-        key(on, sizeof(on), K_ONLINE, users[i]);
         key(blocks, sizeof(blocks), K_BLOCKS, users[i]);
         key(blockedby, sizeof(blockedby), K_BLOCKED_BY, users[i]);
         key(mutes, sizeof(mutes), K_MUTES, users[i]);
@@ -213,7 +210,7 @@ int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, 
                               sizeof(channel));
         snprintf(user, sizeof(user), "%llu", (ull)users[i]);
         if (add) {
-            const char *argv[] = {"EVAL", repost_add_script, "7", tl, rb, on, ev, blocks,
+            const char *argv[] = {"EVAL", repost_add_script, "6", tl, rb, ev, blocks,
                                   blockedby, mutes, sc, p, r, maxbuf, now, evmax, channel,
                                   user, au};
             storage__group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);

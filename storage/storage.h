@@ -236,12 +236,15 @@ typedef struct storage_event_s {
                                       delete: "<post>" */
 } storage_event_t;
 
-/* Marks user connected for grace_ms more; *was_online tells whether they already were
- * (so events since their last stream are all in the log). */
-int storage_events_online(storage_t *s, uint64_t user, int grace_ms, bool *was_online);
-/* Extends the mark of every connected user and forgets expired ones. */
+/* Marks user connected for grace_ms more (their event log exists until then);
+ * *was_online tells whether they already were (so events since their last stream are all
+ * in the log), tail is the newest id the log has handed out. A log made anew gives ids
+ * above floor (the reader's Last-Event-ID; NULL: none). */
+int storage_events_online(storage_t *s, uint64_t user, int grace_ms, const char *floor,
+                          bool *was_online, char tail[STORAGE_EVENT_ID_MAX]);
+/* Extends the mark of every connected user. */
 int storage_events_refresh(storage_t *s, const uint64_t *users, size_t n, int grace_ms);
-/* The id of the user's newest logged event, "0-0" when none. */
+/* The newest id the user's log has handed out, "0-0" when none. */
 int storage_events_tail(storage_t *s, uint64_t user, char id[STORAGE_EVENT_ID_MAX]);
 /* Up to max events after the id after, oldest first; *trimmed tells that the log dropped
  * events after it (the reader must reset). out holds max entries. */

@@ -35,8 +35,8 @@
 #define K_NOTIF_PREFIX "ng:{%llu}:"    /* + group key: zset of actors scored by action id */
 #define K_NOTIF_FOLLOWS "nfd:{%llu}"   /* hash: follower -> group key of their follow notice */
 #define K_NOTIF_READ "nr:{%llu}"       /* string: notifications up to this id are read */
-#define K_EVENTS "ev:{%llu}"           /* stream: the user's live events (log for replay) */
-#define K_ONLINE "on:{%llu}"           /* string: expiry ms while the user has a stream (PX) */
+#define K_EVENTS "ev:{%llu}"           /* stream: the user's live events (log for replay); it
+                                        * exists while the user has a stream, plus a grace */
 #define EVENTS_MAXLEN 1000             /* events kept per user for replay */
 #define K_NODE "node:{%d}"             /* string: lease on an id-generator node id */
 #define K_NODE_SEQ "node:seq"          /* counter spreading nodes over the 64 slots */
