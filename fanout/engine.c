@@ -104,9 +104,43 @@ static void record_duration(fanout_t *f, double seconds)
                               memory_order_relaxed);
 }
 
+/* Posts and deletes of one author run one at a time, in queue order, so that followers'
+ * streams get them in the order they were made: on Redis Cluster the first steps of two jobs
+ * go to different nodes and may come back in either order. (Across processes, jobs of one
+ * author may still overlap.) */
+static bool in_author_order(const storage_job_t *job)
+{
+    return job->kind == STORAGE_JOB_POST || job->kind == STORAGE_JOB_DELETE;
+}
+
+static bool author_busy(const fanout_t *f, const fanout__job_t *j)
+{
+    for (const fanout__job_t *o = f->jobs; o; o = o->next)
+        if (o != j && in_author_order(&o->job) && o->job.author == j->job.author)
+            return true;
+    return false;
+}
+
+/* Starts the oldest job held behind one of author's that just ended. The list is newest
+ * first, so that is the last held one found. */
+static void start_held(fanout_t *f, uint64_t author)
+{
+    fanout__job_t *next = NULL;
+    for (fanout__job_t *o = f->jobs; o; o = o->next)
+        if (o->held && o->job.author == author)
+            next = o;
+    if (next) {
+        next->held = false;
+        next->started_ms = now_ms();
+        fanout__job_start(next);
+    }
+}
+
 void fanout__job_finished(fanout__job_t *j, bool ok)
 {
     fanout_t *f = j->f;
+    bool ordered = in_author_order(&j->job) && !j->held;
+    uint64_t author = j->job.author;
     if (j->prev)
         j->prev->next = j->next;
     else
@@ -123,6 +157,8 @@ void fanout__job_finished(fanout__job_t *j, bool ok)
     }
     free(j->muted_by);
     free(j);
+    if (ordered && !f->closed)
+        start_held(f, author);
     if (!f->closed) /* parked jobs go on during a graceful stop too */
         resume_parked(f);
     if (!f->stopping)
@@ -161,6 +197,8 @@ static size_t start_jobs(fanout_t *f, const storage_job_t *jobs, size_t n, bool 
             atomic_fetch_add_explicit(&f->stats.jobs_claimed, 1, memory_order_relaxed);
         if (claimed && jobs[i].deliveries > f->cfg.max_attempts) {
             fanout__job_settle(j, "too many attempts");
+        } else if (in_author_order(&j->job) && author_busy(f, j)) {
+            j->held = true; /* started when the author's job before it ends */
         } else {
             fanout__job_start(j);
         }
@@ -402,7 +440,7 @@ static void close_everything(fanout_t *f)
     /* Parked jobs have no command in flight that closing would cancel: end them here. */
     for (fanout__job_t *j = f->jobs, *next; j; j = next) {
         next = j->next;
-        if (j->waiting && !j->fetching && j->writes_pending == 0)
+        if ((j->waiting && !j->fetching && j->writes_pending == 0) || j->held)
             fanout__job_finished(j, false);
     }
     uv_timer_t *timers[] = {&f->read_retry, &f->claim_timer, &f->stats_timer, &f->touch_timer,
