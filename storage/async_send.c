@@ -228,23 +228,46 @@ int storage__group_end(storage__group_t *g)
 
 /* ---- one script call per node ---------------------------------------------------------------- */
 
+/* The decimal digits of v into buf (no NUL); returns how many. */
+static size_t u64_digits(uint64_t v, char *buf)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
 void storage__group_eval_by_node(storage__group_t *g, const char *script, const char *key_fmt,
                                  const uint64_t *users, size_t n, int nargs, const char **args)
 {
     storage_async_t *sa = g->sa;
+    /* key_fmt is "<prefix>{%llu}": keys are built by hand, since this runs per follower. */
+    size_t prefix = strcspn(key_fmt, "{");
     int *node = malloc((n ? n : 1) * sizeof(*node));
     bool *sent = calloc(n ? n : 1, sizeof(*sent));
     const char **argv = malloc((n + (size_t)nargs + 6) * sizeof(*argv));
-    char (*keys)[40] = malloc((n ? n : 1) * sizeof(*keys));
-    if (!node || !sent || !argv || !keys) {
+    char (*keys)[48] = malloc((n ? n : 1) * sizeof(*keys));
+    if (!node || !sent || !argv || !keys || prefix > 16) {
         if (!g->status)
             g->status = -ENOMEM;
         n = 0;
     }
+    pthread_mutex_lock(&sa->cfg->mu);
     for (size_t i = 0; i < n; i++) {
-        node[i] = storage__async_user_node(sa, users[i]);
-        snprintf(keys[i], sizeof(keys[i]), key_fmt, (ull)users[i]);
+        char *k = keys[i];
+        memcpy(k, key_fmt, prefix);
+        k[prefix] = '{';
+        size_t d = u64_digits(users[i], k + prefix + 1);
+        memcpy(k + prefix + 1 + d, "}", 2);
+        /* The user's hash tag is their id: its slot picks the node. */
+        node[i] = sa->cfg->slot_node[storage_crc16(k + prefix + 1, d) & (STORAGE_SLOTS - 1)];
     }
+    pthread_mutex_unlock(&sa->cfg->mu);
     for (size_t first = 0; first < n; first++) {
         if (sent[first])
             continue;
