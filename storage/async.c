@@ -346,17 +346,6 @@ storage_t *storage__async_storage(storage_async_t *sa)
     return sa->cfg;
 }
 
-int storage__async_user_node(storage_async_t *sa, uint64_t user)
-{
-    char tag[24];
-    int len = snprintf(tag, sizeof(tag), "%llu", (ull)user);
-    int slot = storage_crc16(tag, (size_t)len) & (STORAGE_SLOTS - 1);
-    pthread_mutex_lock(&sa->cfg->mu);
-    int node = sa->cfg->slot_node[slot];
-    pthread_mutex_unlock(&sa->cfg->mu);
-    return node;
-}
-
 aconn_t *storage__writer_for(storage_async_t *sa, int node)
 {
     if (!sa->writer[node] && !sa->closing)

@@ -242,6 +242,23 @@ static size_t u64_digits(uint64_t v, char *buf)
     return n;
 }
 
+/* The node of a user whose id's digits are given: their hash tag is the id. Caller holds
+ * the storage's lock. */
+static int user_node_locked(const storage_t *s, const char *digits, size_t len)
+{
+    return s->slot_node[storage_crc16(digits, len) & (STORAGE_SLOTS - 1)];
+}
+
+int storage__async_user_node(storage_async_t *sa, uint64_t user)
+{
+    char digits[20];
+    size_t len = u64_digits(user, digits);
+    pthread_mutex_lock(&sa->cfg->mu);
+    int node = user_node_locked(sa->cfg, digits, len);
+    pthread_mutex_unlock(&sa->cfg->mu);
+    return node;
+}
+
 void storage__group_eval_by_node(storage__group_t *g, const char *script, const char *key_fmt,
                                  const uint64_t *users, size_t n, int nargs, const char **args)
 {
@@ -264,8 +281,7 @@ void storage__group_eval_by_node(storage__group_t *g, const char *script, const 
         k[prefix] = '{';
         size_t d = u64_digits(users[i], k + prefix + 1);
         memcpy(k + prefix + 1 + d, "}", 2);
-        /* The user's hash tag is their id: its slot picks the node. */
-        node[i] = sa->cfg->slot_node[storage_crc16(k + prefix + 1, d) & (STORAGE_SLOTS - 1)];
+        node[i] = user_node_locked(sa->cfg, k + prefix + 1, d);
     }
     pthread_mutex_unlock(&sa->cfg->mu);
     for (size_t first = 0; first < n; first++) {
