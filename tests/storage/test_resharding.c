@@ -183,3 +183,21 @@ Test(resharding, a_slot_moves_under_reads_and_writes)
     cr_expect_eq(settled.redirects, after.redirects, "MOVED updated the map");
     storage_destroy(s);
 }
+
+Test(resharding, a_dead_first_seed_is_skipped)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d,127.0.0.1:%d", ts_free_port(), ports[1]);
+    storage_config_t cfg;
+    storage_config_defaults(&cfg);
+    cfg.url = url;
+    storage_t *s = storage_create(&cfg);
+    cr_assert(s);
+    create_post(s, 900000101, 1000003, "through the second seed");
+    expect_post(s, 900000101, "through the second seed");
+    storage_topology_stats_t st;
+    storage_topology_stats(s, &st);
+    cr_expect(st.cluster);
+    cr_expect_eq(st.masters, MASTERS, "every master learnt from the live seed");
+    storage_destroy(s);
+}
