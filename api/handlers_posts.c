@@ -7,17 +7,36 @@
 #include "api/api.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #define TEXT_MAX_CHARS 5000
 #define IDEMPOTENCY_KEY_MAX 255
 
+/* Characters that show nothing: Unicode White_Space (which is JavaScript's \s plus U+0085)
+ * and the zero-width ones (U+180E, U+200B-U+200D, U+2060, U+FEFF). A post of only these
+ * would be an empty post. */
+static bool invisible(uint32_t c)
+{
+    return (c >= 0x09 && c <= 0x0d) || c == 0x20 || c == 0x85 || c == 0xa0 || c == 0x1680 ||
+           c == 0x180e || (c >= 0x2000 && c <= 0x200d) || c == 0x2028 || c == 0x2029 ||
+           c == 0x202f || c == 0x205f || c == 0x2060 || c == 0x3000 || c == 0xfeff;
+}
+
+/* s is valid UTF-8 (jansson checked it). */
 static bool blank(const char *s)
 {
-    for (; *s; s++)
-        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        uint32_t c = *p;
+        int extra = c < 0x80 ? 0 : c < 0xe0 ? 1 : c < 0xf0 ? 2 : 3;
+        c &= extra == 0 ? 0x7f : extra == 1 ? 0x1f : extra == 2 ? 0x0f : 0x07;
+        for (p++; extra > 0 && *p; extra--, p++)
+            c = c << 6 | (*p & 0x3f);
+        if (!invisible(c))
             return false;
+    }
     return true;
 }
 
