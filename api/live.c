@@ -34,6 +34,11 @@ static void on_event(void *arg, uint64_t user, const char *id, const char *kind,
     }
 }
 
+static void on_batch(void *arg, bool begin)
+{
+    notify_hub_batch(((live_t *)arg)->hub, begin);
+}
+
 static void on_subscribed(void *arg)
 {
     notify_hub_subscribed(((live_t *)arg)->hub);
@@ -51,7 +56,8 @@ static void on_stop(uv_async_t *a)
 static void run(void *arg)
 {
     live_t *l = arg;
-    storage_sub_callbacks_t cb = {on_event, on_subscribed, l};
+    storage_sub_callbacks_t cb = {.message = on_event, .subscribed = on_subscribed,
+                                  .batch = on_batch, .arg = l};
     l->sub = storage_sub_create(&l->loop, l->cfg, &cb);
     l->status = l->sub ? 0 : -1;
     uv_sem_post(&l->started);

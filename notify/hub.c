@@ -42,6 +42,10 @@ struct notify_hub_s {
     size_t open;
     bool closing;
     notify_stats_t stats;
+    /* Within a batch, parked streams to resume at its end (see notify_hub_batch). */
+    bool batching;
+    notify_sub_t **wakes;
+    size_t n_wakes, cap_wakes;
 };
 
 /* ---- events ------------------------------------------------------------------------------ */
@@ -100,6 +104,7 @@ void notify_hub_destroy(notify_hub_t *hub)
     if (!hub)
         return;
     pthread_mutex_destroy(&hub->mu);
+    free(hub->wakes);
     free(hub);
 }
 
@@ -118,13 +123,39 @@ static notify_sub_t **bucket(notify_hub_t *hub, uint64_t user)
     return &hub->buckets[(user * 0x9E3779B97F4A7C15ull) >> 52];
 }
 
-/* Resumes a parked stream. Subscriber locked. */
+/* Resumes a parked stream, at the end of the batch when one is open. Hub and subscriber
+ * locked. */
 static void kick(notify_sub_t *sub)
 {
-    if (sub->parked) {
-        sub->parked = false;
-        sub->hooks.wake(sub->hooks.arg);
+    if (!sub->parked)
+        return;
+    sub->parked = false;
+    notify_hub_t *hub = sub->hub;
+    if (hub->batching && hub->n_wakes == hub->cap_wakes) {
+        size_t cap = hub->cap_wakes ? hub->cap_wakes * 2 : 1024;
+        notify_sub_t **grown = realloc(hub->wakes, cap * sizeof(*grown));
+        if (grown) {
+            hub->wakes = grown;
+            hub->cap_wakes = cap;
+        }
     }
+    if (hub->batching && hub->n_wakes < hub->cap_wakes)
+        hub->wakes[hub->n_wakes++] = sub;
+    else
+        sub->hooks.wake(sub->hooks.arg);
+}
+
+void notify_hub_batch(notify_hub_t *hub, bool begin)
+{
+    pthread_mutex_lock(&hub->mu);
+    hub->batching = begin;
+    /* In one go: every resume makes libmicrohttpd 0.9.75 walk all of a worker's suspended
+     * connections, and resumes spread over a whole message meant a walk for each few. */
+    for (size_t i = 0; !begin && i < hub->n_wakes; i++)
+        hub->wakes[i]->hooks.wake(hub->wakes[i]->hooks.arg);
+    if (!begin)
+        hub->n_wakes = 0;
+    pthread_mutex_unlock(&hub->mu);
 }
 
 /* Queues e (adding a reference); a full queue ends the stream. Subscriber locked. */
@@ -200,6 +231,11 @@ void notify_sub_close(notify_sub_t *sub)
         p = &(*p)->next;
     if (*p)
         *p = sub->next;
+    for (size_t i = 0; i < hub->n_wakes;) /* a resume owed to it must not outlive it */
+        if (hub->wakes[i] == sub)
+            hub->wakes[i] = hub->wakes[--hub->n_wakes];
+        else
+            i++;
     hub->open--;
     atomic_fetch_sub(&hub->stats.open, 1);
     pthread_mutex_unlock(&hub->mu);

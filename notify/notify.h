@@ -96,6 +96,9 @@ void notify_sub_catchup_done(notify_sub_t *sub, notify_event_t *const *events, s
 /* ---- from the loop ----------------------------------------------------------------------- */
 /* A live event for user (takes no reference of e's caller: the hub adds its own). */
 void notify_hub_publish(notify_hub_t *hub, uint64_t user, notify_event_t *e);
+/* Between begin and end, the streams that publishing wakes are resumed only at the end,
+ * together (a message carries the events of thousands of users). */
+void notify_hub_batch(notify_hub_t *hub, bool begin);
 /* Every stream must read its log (the subscription was made, or remade after a gap). */
 void notify_hub_subscribed(notify_hub_t *hub);
 /* Queues a heartbeat on every idle stream. */

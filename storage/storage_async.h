@@ -195,6 +195,8 @@ typedef struct storage_sub_callbacks_s {
     /* The subscription is in place (again, after a reconnect): anything missed since
      * must be read from the logs. */
     void (*subscribed)(void *arg);
+    /* Around the events of one live message (begin true, then false); may be NULL. */
+    void (*batch)(void *arg, bool begin);
     void *arg;
 } storage_sub_callbacks_t;
 storage_async_t *storage_sub_create(uv_loop_t *loop, const storage_config_t *cfg,

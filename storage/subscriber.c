@@ -59,8 +59,13 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
     else if (strcmp(type, "ssubscribe") == 0 && sa->sub_cb.subscribed)
         sa->sub_cb.subscribed(sa->sub_cb.arg);
     else if (strcmp(type, "smessage") == 0 && sa->sub_cb.message &&
-             r->element[2]->type == REDIS_REPLY_STRING)
+             r->element[2]->type == REDIS_REPLY_STRING) {
+        if (sa->sub_cb.batch)
+            sa->sub_cb.batch(sa->sub_cb.arg, true);
         deliver(sa, r->element[2]->str);
+        if (sa->sub_cb.batch)
+            sa->sub_cb.batch(sa->sub_cb.arg, false);
+    }
     else if (strcmp(type, "sunsubscribe") == 0) /* the slot moved: resubscribe elsewhere */
         storage__async_refresh_soon(sa, 0);
 }
