@@ -18,8 +18,6 @@
 #include <string.h>
 
 #define CONNECT_TIMEOUT_MS 2000
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 2000
 #define REFRESH_AFTER_LOSS_MS 200 /* give the cluster a moment to notice and promote */
 
 /* ---- connections ------------------------------------------------------------------------ */
@@ -36,9 +34,7 @@ static void schedule_retry(aconn_t *c)
 {
     if (c->sa->closing || c->retired)
         return;
-    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (c->backoff_ms > BACKOFF_MAX_MS)
-        c->backoff_ms = BACKOFF_MAX_MS;
+    c->backoff_ms = storage__backoff_next(c->backoff_ms);
     uv_timer_start(&c->timer, on_retry, (uint64_t)c->backoff_ms, 0);
     /* The node may be gone for good (failed over): ask where its slots went. */
     storage__async_refresh_soon(c->sa, REFRESH_AFTER_LOSS_MS);
@@ -232,10 +228,7 @@ static void on_topology_timer(uv_timer_t *t)
         arrange(sa);
         return;
     }
-    sa->topology_backoff_ms =
-        sa->topology_backoff_ms ? sa->topology_backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (sa->topology_backoff_ms > BACKOFF_MAX_MS)
-        sa->topology_backoff_ms = BACKOFF_MAX_MS;
+    sa->topology_backoff_ms = storage__backoff_next(sa->topology_backoff_ms);
     uv_timer_start(&sa->topology_timer, on_topology_timer, (uint64_t)sa->topology_backoff_ms, 0);
 }
 

@@ -17,8 +17,6 @@
 #include <string.h>
 #include <time.h>
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 2000
 
 uint64_t storage__now_ms(void)
 {
@@ -123,9 +121,7 @@ static storage__conn_t *acquire(storage_t *s, int i, bool *fresh)
     if (!c) {
         if (rc)
             redisFree(rc);
-        n->backoff_ms = n->backoff_ms ? n->backoff_ms * 2 : BACKOFF_MIN_MS;
-        if (n->backoff_ms > BACKOFF_MAX_MS)
-            n->backoff_ms = BACKOFF_MAX_MS;
+        n->backoff_ms = storage__backoff_next(n->backoff_ms);
         n->next_attempt_ms = storage__monotonic_ms() + (uint64_t)n->backoff_ms;
         atomic_store(&s->up, false);
         pthread_mutex_unlock(&s->mu);

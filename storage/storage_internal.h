@@ -113,6 +113,8 @@ int storage__topology_moved(storage_t *s, int slot, const char *host, int port);
  * failure. Needs no lock: a node's address never changes. */
 redisContext *storage__connect_node(storage_t *s, int i, int connect_timeout_ms);
 uint64_t storage__monotonic_ms(void);
+/* The next retry delay after one that failed (0: none yet): 100 ms doubling to 2 s. */
+int storage__backoff_next(int prev_ms);
 /* The sharded pub/sub channel that carries the live events of node's users. */
 void storage__live_channel(storage_t *s, int node, char *buf, size_t size);
 /* Reads the URL into the seed nodes, password and db (topology.c). */

@@ -13,8 +13,14 @@
 #include <string.h>
 #include <time.h>
 
-#define REFRESH_BACKOFF_MIN_MS 100
-#define REFRESH_BACKOFF_MAX_MS 2000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+
+int storage__backoff_next(int prev_ms)
+{
+    int next = prev_ms ? prev_ms * 2 : BACKOFF_MIN_MS;
+    return next > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : next;
+}
 
 uint64_t storage__monotonic_ms(void)
 {
@@ -238,11 +244,7 @@ int storage__topology_refresh(storage_t *s, int min_interval_ms)
             rc = 0;
     if (!fresh && !backing_off) {
         pthread_mutex_lock(&s->mu);
-        s->refresh_backoff_ms = rc == 0 ? 0
-                                : s->refresh_backoff_ms ? s->refresh_backoff_ms * 2
-                                                        : REFRESH_BACKOFF_MIN_MS;
-        if (s->refresh_backoff_ms > REFRESH_BACKOFF_MAX_MS)
-            s->refresh_backoff_ms = REFRESH_BACKOFF_MAX_MS;
+        s->refresh_backoff_ms = rc == 0 ? 0 : storage__backoff_next(s->refresh_backoff_ms);
         s->refresh_retry_ms = storage__monotonic_ms() + (uint64_t)s->refresh_backoff_ms;
         pthread_mutex_unlock(&s->mu);
     }
