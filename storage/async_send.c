@@ -259,6 +259,12 @@ int storage__async_user_node(storage_async_t *sa, uint64_t user)
     return node;
 }
 
+/* Keys per script call. A call publishes its live message when it ends, so smaller calls
+ * let the streams of the first followers be written while Redis appends the rest. */
+#ifndef EVAL_KEYS_PER_CALL
+#define EVAL_KEYS_PER_CALL 1000
+#endif
+
 void storage__group_eval_by_node(storage__group_t *g, const char *script, const char *key_fmt,
                                  const uint64_t *users, size_t n, int nargs, const char **args)
 {
@@ -294,8 +300,8 @@ void storage__group_eval_by_node(storage__group_t *g, const char *script, const 
         argv[a++] = "1";
         argv[a++] = keys[first]; /* declared, so the call is routed (and redirected) by it */
         argv[a++] = count;
-        for (size_t i = first; i < n; i++)
-            if (node[i] == node[first]) {
+        for (size_t i = first; i < n && k < EVAL_KEYS_PER_CALL; i++)
+            if (node[i] == node[first] && !sent[i]) {
                 argv[a++] = keys[i];
                 sent[i] = true;
                 k++;
