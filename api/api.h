@@ -22,6 +22,7 @@ typedef struct api_s {
     const fanout_stats_t *fanout; /* borrowed; NULL when this process runs no engine */
     notify_hub_t *hub;            /* borrowed: live streams */
     struct api_render_cache_s *render_cache;
+    struct stream_writers_s *stream_writers; /* the SSE fast path; NULL: resume only */
 } api_t;
 
 #define API_MAX_PARAMS 2
@@ -195,6 +196,9 @@ void api_stream_options(api_req_t *r);
 
 /* sse.c: the feed-event render cache (posts rendered once for all their followers). */
 int api_sse_create(api_t *api);
+/* Stops the SSE writer threads: before the HTTP daemon stops (their streams' connections
+ * must outlive them); wakes resume connections from then on. */
+void api_sse_stop_writers(api_t *api);
 void api_sse_destroy(api_t *api);
 
 extern const char api_openapi_yaml[];

@@ -43,6 +43,7 @@ enum {
     OPT_MAX_STREAMS,
     OPT_STREAM_BUFFER,
     OPT_STREAM_GRACE_MS,
+    OPT_STREAM_WRITERS,
 };
 
 static const struct option options[] = {
@@ -68,6 +69,7 @@ static const struct option options[] = {
     {"max-streams", required_argument, NULL, OPT_MAX_STREAMS},
     {"stream-buffer", required_argument, NULL, OPT_STREAM_BUFFER},
     {"stream-grace-ms", required_argument, NULL, OPT_STREAM_GRACE_MS},
+    {"stream-writers", required_argument, NULL, OPT_STREAM_WRITERS},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -105,6 +107,8 @@ static const char usage[] =
     "  --max-streams N              event streams open at once, 503 beyond (20000)\n"
     "  --stream-buffer BYTES        queued per stream before a slow reader is cut off (262144)\n"
     "  --stream-grace-ms MS         events kept for replay after a user's last stream (300000)\n"
+    "  --stream-writers N           threads writing live events to idle streams; 0: only\n"
+    "                               libmicrohttpd's resume path (2)\n"
     "  -h, --help                   this text\n"
     "  -V, --version                the version\n";
 
@@ -134,6 +138,7 @@ void api_config_defaults(api_config_t *cfg)
     cfg->max_streams = 20000;
     cfg->stream_buffer = 256 * 1024;
     cfg->stream_grace_ms = 300000;
+    cfg->stream_writers = 2;
 }
 
 static int parse_int(const char *name, const char *value, long min, long max, long *out)
@@ -250,6 +255,10 @@ static int apply(api_config_t *cfg, int opt, const char *value)
     case OPT_STREAM_GRACE_MS:
         rc = parse_int(name, value, 1000, 86400000, &v);
         cfg->stream_grace_ms = (int)v;
+        break;
+    case OPT_STREAM_WRITERS:
+        rc = parse_int(name, value, 0, 64, &v);
+        cfg->stream_writers = (int)v;
         break;
     case OPT_LOG_LEVEL:
         cfg->log_level = log_level_parse(value);

@@ -27,6 +27,7 @@ typedef struct api_config_s {
     int max_streams;       /* --max-streams: open event streams, 503 beyond */
     size_t stream_buffer;  /* --stream-buffer: bytes queued per stream before cutting it off */
     int stream_grace_ms;   /* --stream-grace-ms: events are kept this long after a stream ends */
+    int stream_writers;    /* --stream-writers: threads of the SSE fast path, 0 for none */
 } api_config_t;
 
 void api_config_defaults(api_config_t *cfg);

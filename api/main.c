@@ -248,6 +248,8 @@ static int start(tidings_t *app)
 
 static void stop(tidings_t *app)
 {
+    if (app->api)
+        api_sse_stop_writers(app->api);
     api_server_stop(app->server);
     if (app->storage) {
         storage_node_release(app->storage);

@@ -281,6 +281,33 @@ notify_next_t notify_sub_next(notify_sub_t *sub, notify_event_t **out, char *cur
     return next;
 }
 
+notify_next_t notify_sub_take(notify_sub_t *sub, notify_event_t **out,
+                              bool (*take)(void *arg, const notify_event_t *e), void *arg)
+{
+    notify_next_t next = NOTIFY_NEXT_END;
+    pthread_mutex_lock(&sub->mu);
+    if (!sub->ending && sub->len > 0 && take(arg, sub->queue[sub->head])) {
+        *out = sub->queue[sub->head];
+        sub->head = (sub->head + 1) % sub->cap;
+        sub->len--;
+        next = NOTIFY_NEXT_EVENT;
+    } else if (!sub->ending && sub->len == 0 && !sub->catchup) {
+        next = NOTIFY_NEXT_PARKED;
+    }
+    pthread_mutex_unlock(&sub->mu);
+    return next;
+}
+
+bool notify_sub_park_idle(notify_sub_t *sub)
+{
+    pthread_mutex_lock(&sub->mu);
+    bool idle = !sub->ending && sub->len == 0 && !sub->catchup;
+    if (idle)
+        sub->parked = true;
+    pthread_mutex_unlock(&sub->mu);
+    return idle;
+}
+
 void notify_sub_catchup_done(notify_sub_t *sub, notify_event_t *const *events, size_t n,
                              bool more)
 {

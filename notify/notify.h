@@ -88,6 +88,16 @@ typedef enum {
  * empty then, so a catch-up may hand over up to notify_hub_queue_max events). cursor
  * (NOTIFY_ID_MAX) receives the position to catch up from. */
 notify_next_t notify_sub_next(notify_sub_t *sub, notify_event_t **out, char *cursor);
+/* The fast path's view (a writer that sends on the socket itself while the stream is
+ * suspended): takes the next queued event when take(arg, event) accepts it. Never parks
+ * and never starts a catch-up: NOTIFY_NEXT_EVENT (*out set), NOTIFY_NEXT_PARKED (nothing
+ * queued; not parked) or NOTIFY_NEXT_END (anything else: an event take refused, a
+ * catch-up or the end, which notify_sub_next must handle). */
+notify_next_t notify_sub_take(notify_sub_t *sub, notify_event_t **out,
+                              bool (*take)(void *arg, const notify_event_t *e), void *arg);
+/* Parks the stream if nothing is waiting, without calling the park hook (its connection
+ * is suspended already). False: something arrived, take again. */
+bool notify_sub_park_idle(notify_sub_t *sub);
 /* Hands over the events read from the log after the cursor, in order (borrowed). more
  * says the read was cut short. */
 void notify_sub_catchup_done(notify_sub_t *sub, notify_event_t *const *events, size_t n,

@@ -168,7 +168,11 @@ static bool read_more(sse_t *c, uint64_t deadline)
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (n <= 0) {
-            c->ended = true; /* closed or reset: not clean unless the last chunk came */
+            /* Closed or reset: not clean unless the last chunk came or, for a body the
+             * close delimits, the server closed in order (sse_next then checks that no
+             * event was cut). */
+            c->ended = true;
+            c->_orderly_close = n == 0 && !c->chunked;
             return true;
         }
         add_raw(c, chunk, (size_t)n);
@@ -406,6 +410,8 @@ sse_kind_t sse_next(sse_t *c, sse_item_t *it, int timeout_ms)
         if (parse(c, it))
             return it->kind;
         if (c->ended) {
+            if (c->_orderly_close && !c->framing_error)
+                c->clean_end = c->_text_off == c->_text_len && !c->_block;
             it->kind = SSE_END;
             return SSE_END;
         }

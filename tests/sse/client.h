@@ -2,7 +2,8 @@
  *
  * It speaks HTTP/1.1 itself, so the test sees exactly what the server sends: the response
  * head, the chunked transfer coding (decoded incrementally; a malformed chunk is a framing
- * error, the zero-length chunk a clean end), and the text/event-stream framing of the
+ * error, the zero-length chunk a clean end) or a body the close delimits (an orderly close
+ * after a whole event is a clean end), and the text/event-stream framing of the
  * WHATWG HTML standard (§9.2.6): lines ended by CRLF, LF or CR; `:` comments; the fields
  * id, event, data (lines joined by LF) and retry; a blank line ending each event. Unlike a
  * browser it also reports comments, retry and blocks without data (a bare `id:` moves the
@@ -56,7 +57,8 @@ typedef struct sse_s {
     size_t body_len;
     bool chunked;     /* Transfer-Encoding: chunked */
     bool ended;       /* no more bytes will come */
-    bool clean_end;   /* the terminating zero-length chunk arrived */
+    bool clean_end;   /* the terminating zero-length chunk arrived, or (not chunked) the
+                         server closed in order after a whole event */
     bool framing_error;
     char framing_what[96];
     int unknown_fields; /* lines naming no SSE field */
@@ -72,6 +74,7 @@ typedef struct sse_s {
     size_t _chunk_left;
     bool _skip_lf;
     bool _block; /* a field of the current block was seen */
+    bool _orderly_close; /* the peer closed (FIN, not reset) */
     sse_item_t _cur;
     char *_data;
     size_t _data_len, _data_cap;

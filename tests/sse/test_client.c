@@ -175,7 +175,22 @@ Test(sse_client, parses_an_unchunked_stream_until_close)
     cr_assert_eq(s->status, 200);
     cr_assert(!s->chunked);
     expect_items(s);
-    cr_assert(!s->clean_end, "a close is not a clean chunked end");
+    cr_assert(s->clean_end, "an orderly close after whole events ends a close-delimited body "
+                            "cleanly");
+    sse_close(s);
+    canned_stop(&c);
+
+    /* A close in the middle of an event cuts it: not clean, and the half is not an event. */
+    n = snprintf(bytes, sizeof(bytes), "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                       "Connection: close\r\n\r\nid: 1-0\ndata: a\n\nid: 2-0\ndata: ha");
+    port = canned_start(&c, bytes, (size_t)n, 7);
+    s = sse_open(port, NULL, 5000);
+    sse_item_t it;
+    cr_assert_eq(sse_next(s, &it, 5000), SSE_EVENT);
+    cr_assert_str_eq(it.id, "1-0");
+    sse_item_clear(&it);
+    cr_assert_eq(sse_next(s, &it, 5000), SSE_END);
+    cr_assert(!s->clean_end && !s->framing_error, "a cut event made a clean end");
     sse_close(s);
     canned_stop(&c);
 }
