@@ -294,9 +294,12 @@ static bool catch_up(stream_t *st, const char *cursor)
             m = 1;
         n = 0;
     }
-    for (size_t i = 0; rc == 0 && i < n; i++)
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (strcmp(events[i].kind, STORAGE_EVENT_OPEN) == 0)
+            continue; /* the log's first entry, no event */
         if ((made[m] = notify_event_new(events[i].id, events[i].kind, events[i].ref)) != NULL)
             made[m++]->from_log = true;
+    }
     if (rc == 0)
         notify_sub_catchup_done(st->sub, made, m, n == batch);
     for (size_t i = 0; i < m; i++)

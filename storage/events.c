@@ -84,12 +84,16 @@ static void add_keep_alive(storage__batch_t *b, uint64_t user, int grace_ms)
 
 /* KEYS: ev; ARGV: grace floor. Returns {existed, last id handed out}. A log made anew (the
  * user was away past the grace) starts its ids above floor, the reader's last id, so a
- * reset to it is never behind the reader and every later event comes after it. */
+ * reset to it is never behind the reader and every later event comes after it. Its first
+ * entry is an "open" marker (readers skip it): the first entry of a stream costs Redis
+ * twice a later one (it lays out the node), and paid here, on connect, it is not paid by
+ * the first fan-out to reach ten thousand freshly connected followers. */
 static const char online_script[] =
     "local existed = redis.call('EXISTS', KEYS[1])\n"
     "if existed == 0 then\n"
     "  redis.call('XGROUP', 'CREATE', KEYS[1], 'live', '$', 'MKSTREAM')\n"
     "  if ARGV[2] ~= '' then redis.call('XSETID', KEYS[1], ARGV[2]) end\n"
+    "  redis.call('XADD', KEYS[1], '*', 'k', '" STORAGE_EVENT_OPEN "', 'r', '', 'j', '')\n"
     "end\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"
     "local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"

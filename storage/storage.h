@@ -235,6 +235,8 @@ typedef struct storage_event_s {
     char ref[96];                  /* feed: "<post>[:<reposter>]"; notification: group key;
                                       delete: "<post>" */
 } storage_event_t;
+/* The kind of a log's first entry, written when the log is made: no event, skip it. */
+#define STORAGE_EVENT_OPEN "open"
 
 /* Marks user connected for grace_ms more (their event log exists until then);
  * *was_online tells whether they already were (so events since their last stream are all
