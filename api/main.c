@@ -27,6 +27,7 @@
 #define LEASE_RENEW_MS 5000
 #define DRAIN_POLL_MS 20
 #define ONLINE_REFRESH_MS 30000
+#define ONLINE_SLICES 30 /* the online refresh is spread over this many ticks */
 #define STREAM_EVENT_BYTES 512 /* what one queued event costs, to turn --stream-buffer into a count */
 
 typedef struct tidings_s {
@@ -42,6 +43,7 @@ typedef struct tidings_s {
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
     uv_timer_t lease_timer, drain_timer, heartbeat_timer, online_timer;
+    unsigned online_tick; /* which slice of the users the next refresh takes */
     uint64_t drain_deadline;
     bool loop_ready, prepared, stopping;
 } tidings_t;
@@ -96,16 +98,24 @@ static void on_heartbeat(uv_timer_t *t)
     notify_hub_heartbeat(((tidings_t *)t->data)->hub);
 }
 
-/* Keeps connected users marked online, so the engine logs and publishes their events. */
+/* Keeps connected users marked online, so the engine logs and publishes their events. Each
+ * tick refreshes one slice of them: this runs on the loop thread, and ten thousand users at
+ * once held the fan-out engine up for tens of milliseconds every half minute. */
 static void on_online_timer(uv_timer_t *t)
 {
     tidings_t *app = t->data;
+    unsigned slice = app->online_tick++ % ONLINE_SLICES;
     size_t n = notify_hub_users(app->hub, NULL, 0);
     uint64_t *users = malloc((n ? n : 1) * sizeof(*users));
     if (!users)
         return;
     n = notify_hub_users(app->hub, users, n);
-    int rc = storage_events_refresh(app->storage, users, n, app->cfg.stream_grace_ms);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (((users[i] * 0x9E3779B97F4A7C15ull) >> 40) % ONLINE_SLICES == slice)
+            users[k++] = users[i];
+    n = k;
+    int rc = n ? storage_events_refresh(app->storage, users, n, app->cfg.stream_grace_ms) : 0;
     if (rc)
         LOG_RATELIMITED(LOG_WARN, "sse", 0, "refreshing %zu online users failed (%d)", n, rc);
     free(users);
@@ -221,7 +231,8 @@ static int start(tidings_t *app)
     uint64_t refresh = (uint64_t)app->cfg.stream_grace_ms / 3 < ONLINE_REFRESH_MS
                            ? (uint64_t)app->cfg.stream_grace_ms / 3
                            : ONLINE_REFRESH_MS;
-    uv_timer_start(&app->online_timer, on_online_timer, refresh, refresh);
+    uv_timer_start(&app->online_timer, on_online_timer, refresh / ONLINE_SLICES,
+                   refresh / ONLINE_SLICES);
     if (app->cfg.engine) {
         fanout_config_t fcfg;
         fanout_config_defaults(&fcfg);

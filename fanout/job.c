@@ -219,10 +219,15 @@ static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
  * (Lua's unpack, which the per-node scripts use on their keys, stops near 8,000.) */
 #define LIVE_CHUNK 5000
 
+/* The live walk's first step is small: its events go out while Redis appends the rest. */
+#define LIVE_FIRST_STEP 250
+
 static size_t walk_step(const fanout__job_t *j)
 {
     size_t chunk = (size_t)j->f->cfg.chunk;
-    return j->live_only && chunk < LIVE_CHUNK ? LIVE_CHUNK : chunk;
+    if (!j->live_only || chunk >= LIVE_CHUNK)
+        return chunk;
+    return j->cursor == 0 ? LIVE_FIRST_STEP : LIVE_CHUNK;
 }
 
 static void on_chunk(void *arg, int status, const uint64_t *ids, size_t n, uint64_t last)

@@ -135,12 +135,24 @@ int storage_events_online(storage_t *s, uint64_t user, int grace_ms, const char 
 
 int storage_events_refresh(storage_t *s, const uint64_t *users, size_t n, int grace_ms)
 {
+    /* PEXPIRE alone first: a log that lapsed (0) is made again after, in a second batch. */
     storage__batch_t b;
     storage__batch_init(&b, s);
     for (size_t i = 0; i < n; i++)
-        add_keep_alive(&b, users[i], grace_ms);
+        storage__batch_add(&b, "PEXPIRE " K_EVENTS " %d", (ull)users[i], grace_ms);
     int rc = storage__batch_run(&b);
+    storage__batch_t again;
+    storage__batch_init(&again, s);
+    bool lapsed = false;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (storage__int(b.r[i]) == 0) {
+            add_keep_alive(&again, users[i], grace_ms);
+            lapsed = true;
+        }
     storage__batch_free(&b);
+    if (rc == 0 && lapsed)
+        rc = storage__batch_run(&again);
+    storage__batch_free(&again);
     return rc;
 }
 
