@@ -72,6 +72,40 @@ void fanout__park(fanout__job_t *j)
     j->waiting = true;
 }
 
+static void arm_yield_timer(fanout_t *f);
+static void resume_parked(fanout_t *f);
+
+static void on_yield_timer(uv_timer_t *t)
+{
+    fanout_t *f = t->data;
+    uint64_t now = uv_now(f->loop);
+    for (fanout__job_t *j = f->jobs; j; j = j->next)
+        if (j->not_before_ms && j->not_before_ms <= now)
+            j->not_before_ms = 0;
+    resume_parked(f);
+    arm_yield_timer(f);
+}
+
+/* Due at the earliest yielding job's time, if any. */
+static void arm_yield_timer(fanout_t *f)
+{
+    uint64_t next = 0;
+    for (fanout__job_t *j = f->jobs; j; j = j->next)
+        if (j->not_before_ms && (!next || j->not_before_ms < next))
+            next = j->not_before_ms;
+    if (!next || f->closed)
+        return;
+    uint64_t now = uv_now(f->loop);
+    uv_timer_start(&f->yield_timer, on_yield_timer, next > now ? next - now : 0, 0);
+}
+
+void fanout__yield(fanout__job_t *j, uint64_t ms)
+{
+    j->waiting = true;
+    j->not_before_ms = uv_now(j->f->loop) + (ms ? ms : 1);
+    arm_yield_timer(j->f);
+}
+
 /* Gives parked jobs their turn while the budget allows. Pumping a job may finish and
  * free any job (this one included) and call back in here, so the scan restarts from the
  * head after every pump, and a nested call only asks the running one to go on. */
@@ -85,7 +119,7 @@ static void resume_parked(fanout_t *f)
     do {
         f->resume_again = false;
         for (fanout__job_t *j = f->jobs; j && fanout__budget_ok(f); j = j->next)
-            if (j->waiting) {
+            if (j->waiting && !j->not_before_ms) {
                 fanout__job_pump(j);
                 f->resume_again = true;
                 break;
@@ -393,7 +427,7 @@ fanout_t *fanout_create(uv_loop_t *loop, const storage_config_t *storage_cfg,
     for (int i = 0; i < f->n_shards && i < FANOUT__MAX_SHARDS; i++)
         f->shards[i] = (fanout__shard_t){.f = f, .index = i};
     uv_timer_t *timers[] = {&f->read_retry, &f->claim_timer, &f->stats_timer, &f->touch_timer,
-                            &f->stop_timer};
+                            &f->stop_timer, &f->yield_timer};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
         uv_timer_init(loop, timers[i]);
         timers[i]->data = f;
@@ -444,7 +478,7 @@ static void close_everything(fanout_t *f)
             fanout__job_finished(j, false);
     }
     uv_timer_t *timers[] = {&f->read_retry, &f->claim_timer, &f->stats_timer, &f->touch_timer,
-                            &f->stop_timer};
+                            &f->stop_timer, &f->yield_timer};
     f->open_handles = 1 + (int)(sizeof(timers) / sizeof(timers[0]));
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++)
         uv_close((uv_handle_t *)timers[i], on_handle_closed);

@@ -26,6 +26,7 @@ struct fanout_s {
     fanout_stats_t stats;
 
     uv_timer_t read_retry, claim_timer, stats_timer, touch_timer, stop_timer;
+    uv_timer_t yield_timer; /* wakes jobs that yield (fanout__yield) */
     int open_handles;
     bool started, stopping, closed, claiming, stats_running;
     fanout__shard_t shards[FANOUT__MAX_SHARDS];
@@ -57,6 +58,8 @@ struct fanout__job_s {
     bool live_only; /* this walk publishes live events and writes no timeline */
     bool live_first; /* a first, live-only walk runs before the timeline walk */
     bool published;  /* the live events are out: the timeline walk publishes none */
+    size_t live_walked;     /* followers the live-only walk went through */
+    uint64_t not_before_ms; /* yielding: parked until then (fanout__yield) */
     int status;           /* first failure */
 };
 
@@ -68,6 +71,8 @@ void fanout__job_finished(fanout__job_t *j, bool ok);
 bool fanout__budget_ok(const fanout_t *f);
 /* engine.c: parks j until the budget frees up; the engine pumps it again then. */
 void fanout__park(fanout__job_t *j);
+/* engine.c: parks j for ms at least (then as fanout__park). */
+void fanout__yield(fanout__job_t *j, uint64_t ms);
 
 /* job.c */
 void fanout__job_start(fanout__job_t *j);
