@@ -28,6 +28,7 @@
 #define DRAIN_POLL_MS 20
 #define ONLINE_REFRESH_MS 30000
 #define ONLINE_SLICES 30 /* the online refresh is spread over this many ticks */
+#define HEARTBEAT_SLICES 16 /* so are the heartbeats: each stream still gets one per period */
 #define STREAM_EVENT_BYTES 512 /* what one queued event costs, to turn --stream-buffer into a count */
 
 typedef struct tidings_s {
@@ -43,7 +44,8 @@ typedef struct tidings_s {
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
     uv_timer_t lease_timer, drain_timer, heartbeat_timer, online_timer;
-    unsigned online_tick; /* which slice of the users the next refresh takes */
+    unsigned online_tick;    /* which slice of the users the next refresh takes */
+    unsigned heartbeat_tick; /* which slice of the streams the next heartbeat takes */
     uint64_t drain_deadline;
     bool loop_ready, prepared, stopping;
 } tidings_t;
@@ -95,7 +97,8 @@ static void close_all(tidings_t *app)
 
 static void on_heartbeat(uv_timer_t *t)
 {
-    notify_hub_heartbeat(((tidings_t *)t->data)->hub);
+    tidings_t *app = t->data;
+    notify_hub_heartbeat(app->hub, app->heartbeat_tick++, HEARTBEAT_SLICES);
 }
 
 /* Keeps connected users marked online, so the engine logs and publishes their events. Each
@@ -225,7 +228,7 @@ static int start(tidings_t *app)
     app->live = live_start(scfg, app->hub);
     if (!app->live)
         return -1;
-    uint64_t beat = (uint64_t)app->cfg.heartbeat_s * 1000;
+    uint64_t beat = (uint64_t)app->cfg.heartbeat_s * 1000 / HEARTBEAT_SLICES;
     uv_timer_start(&app->heartbeat_timer, on_heartbeat, beat, beat);
     /* Refresh well within the grace, so a connected user never lapses offline. */
     uint64_t refresh = (uint64_t)app->cfg.stream_grace_ms / 3 < ONLINE_REFRESH_MS

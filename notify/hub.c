@@ -374,13 +374,15 @@ void notify_hub_subscribed(notify_hub_t *hub)
     pthread_mutex_unlock(&hub->mu);
 }
 
-void notify_hub_heartbeat(notify_hub_t *hub)
+void notify_hub_heartbeat(notify_hub_t *hub, unsigned slice, unsigned slices)
 {
     notify_event_t *beat = notify_event_new("", "", "");
     if (!beat)
         return;
+    size_t first = (size_t)slice % slices * BUCKETS / slices,
+           end = ((size_t)slice % slices + 1) * BUCKETS / slices;
     pthread_mutex_lock(&hub->mu);
-    for (size_t b = 0; b < BUCKETS; b++)
+    for (size_t b = first; b < end; b++)
         for (notify_sub_t *s = hub->buckets[b]; s; s = s->next) {
             pthread_mutex_lock(&s->mu);
             if (s->len == 0 && !s->catching_up) {

@@ -111,8 +111,9 @@ void notify_hub_publish(notify_hub_t *hub, uint64_t user, notify_event_t *e);
 void notify_hub_batch(notify_hub_t *hub, bool begin);
 /* Every stream must read its log (the subscription was made, or remade after a gap). */
 void notify_hub_subscribed(notify_hub_t *hub);
-/* Queues a heartbeat on every idle stream. */
-void notify_hub_heartbeat(notify_hub_t *hub);
+/* Queues a heartbeat on every idle stream of one slice (of slices) of the hub: a slice
+ * per tick spreads the beats, so ten thousand streams never all wake at once. */
+void notify_hub_heartbeat(notify_hub_t *hub, unsigned slice, unsigned slices);
 /* Ends every stream (shutdown) and refuses new ones. */
 void notify_hub_close_all(notify_hub_t *hub);
 /* Thread: any. Counts an event sent, seconds after it was made. */
