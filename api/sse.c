@@ -9,7 +9,7 @@
  *
  * The fast path: a parked stream's connection is suspended, so nothing of libmicrohttpd
  * touches its socket and everything it had to send is sent (it asks the reader for more
- * only then). A live feed or delete event for it is written straight to the socket by a
+ * only then). A heartbeat or a live feed or delete event for it is written straight to the socket by a
  * writer thread (api/stream_writers.c); the stream stays parked. Whatever the fast path
  * cannot finish (the socket is full, a catch-up, a notification to read, a heartbeat, the
  * end) it hands back by resuming the connection, with any unsent bytes left in the
@@ -17,7 +17,9 @@
  * bytes written by either path read the same. It saves, per event, libmicrohttpd's resume
  * (an eventfd write, a walk over every suspended connection of the worker, a pass of its
  * state machine); with ten thousand followers that was a quarter of the server's CPU.
- * Heartbeats still take libmicrohttpd's path, which keeps its idle timer fresh.
+ * Heartbeats take the fast path too: a send to a peer that is gone fails and ends the
+ * stream as before, and libmicrohttpd restarts a connection's idle timer on resume, so
+ * a stream written only this way is not timed out when it next needs the reader.
  *
  * Rendered feed events are cached for a couple of seconds, so a post fanned out to ten
  * thousand connected followers is hydrated once, not ten thousand times.
@@ -364,12 +366,13 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
 
 /* ---- the fast path (writer threads) ------------------------------------------------------ */
 
-/* What the fast path sends: live feed and delete events. A replayed feed event is rendered
- * afresh and a notification read from Redis: the reader's work. */
+/* What the fast path sends: heartbeats and live feed and delete events. A replayed feed
+ * event is rendered afresh and a notification read from Redis: the reader's work. */
 static bool fast_event(void *arg, const notify_event_t *e)
 {
     (void)arg;
-    return !e->from_log && (strcmp(e->kind, "feed") == 0 || strcmp(e->kind, "delete") == 0);
+    return !e->kind[0] ||
+           (!e->from_log && (strcmp(e->kind, "feed") == 0 || strcmp(e->kind, "delete") == 0));
 }
 
 /* Sends what is rendered. False when some is left (the socket is full) or the peer is
