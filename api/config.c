@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef TIDINGS_VERSION
 #define TIDINGS_VERSION "0.0.0"
@@ -108,7 +109,7 @@ static const char usage[] =
     "  --stream-buffer BYTES        queued per stream before a slow reader is cut off (262144)\n"
     "  --stream-grace-ms MS         events kept for replay after a user's last stream (300000)\n"
     "  --stream-writers N           threads writing live events to idle streams; 0: only\n"
-    "                               libmicrohttpd's resume path (2)\n"
+    "                               libmicrohttpd's resume path (one per CPU, at most 16)\n"
     "  -h, --help                   this text\n"
     "  -V, --version                the version\n";
 
@@ -138,7 +139,8 @@ void api_config_defaults(api_config_t *cfg)
     cfg->max_streams = 20000;
     cfg->stream_buffer = 256 * 1024;
     cfg->stream_grace_ms = 300000;
-    cfg->stream_writers = 2;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN); /* the sends are CPU work: one writer a core */
+    cfg->stream_writers = cpus < 1 ? 1 : cpus > 16 ? 16 : (int)cpus;
 }
 
 static int parse_int(const char *name, const char *value, long min, long max, long *out)

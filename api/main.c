@@ -108,16 +108,11 @@ static void on_online_timer(uv_timer_t *t)
 {
     tidings_t *app = t->data;
     unsigned slice = app->online_tick++ % ONLINE_SLICES;
-    size_t n = notify_hub_users(app->hub, NULL, 0);
+    size_t n = notify_hub_users(app->hub, slice, ONLINE_SLICES, NULL, 0);
     uint64_t *users = malloc((n ? n : 1) * sizeof(*users));
     if (!users)
         return;
-    n = notify_hub_users(app->hub, users, n);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (((users[i] * 0x9E3779B97F4A7C15ull) >> 40) % ONLINE_SLICES == slice)
-            users[k++] = users[i];
-    n = k;
+    n = notify_hub_users(app->hub, slice, ONLINE_SLICES, users, n);
     int rc = n ? storage_events_refresh(app->storage, users, n, app->cfg.stream_grace_ms) : 0;
     if (rc)
         LOG_RATELIMITED(LOG_WARN, "sse", 0, "refreshing %zu online users failed (%d)", n, rc);

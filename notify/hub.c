@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#define BUCKETS 4096
+#define BUCKETS 16384 /* a publish walks one chain: short chains, fewer cache misses */
 #define QUEUE_INITIAL 8 /* idle streams stay small; busy ones grow to queue_max */
 
 const double notify_lag_bounds[11] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -50,15 +50,25 @@ struct notify_hub_s {
 
 /* ---- events ------------------------------------------------------------------------------ */
 
+/* Copies src into a buffer of size bytes, cut short if need be (snprintf's "%s", at a
+ * fraction of its cost: this runs several times per event on the subscriber thread). */
+static void copy_str(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 notify_event_t *notify_event_new(const char *id, const char *kind, const char *ref)
 {
-    notify_event_t *e = calloc(1, sizeof(*e));
+    notify_event_t *e = malloc(sizeof(*e));
     if (!e)
         return NULL;
     atomic_init(&e->refs, 1);
-    snprintf(e->id, sizeof(e->id), "%s", id);
-    snprintf(e->kind, sizeof(e->kind), "%s", kind);
-    snprintf(e->ref, sizeof(e->ref), "%s", ref);
+    e->from_log = false;
+    copy_str(e->id, sizeof(e->id), id);
+    copy_str(e->kind, sizeof(e->kind), kind);
+    copy_str(e->ref, sizeof(e->ref), ref);
     return e;
 }
 
@@ -135,7 +145,7 @@ notify_stats_t *notify_hub_stats_mut(notify_hub_t *hub)
 
 static notify_sub_t **bucket(notify_hub_t *hub, uint64_t user)
 {
-    return &hub->buckets[(user * 0x9E3779B97F4A7C15ull) >> 52];
+    return &hub->buckets[(user * 0x9E3779B97F4A7C15ull) >> 50];
 }
 
 /* Resumes a parked stream, at the end of the batch when one is open. Hub and subscriber
@@ -353,7 +363,7 @@ void notify_hub_publish(notify_hub_t *hub, uint64_t user, notify_event_t *e)
             s->catchup = true; /* the log has it: the catch-up pass will read it */
         } else if (notify_id_cmp(e->id, s->cursor) > 0) {
             push(s, e);
-            snprintf(s->cursor, sizeof(s->cursor), "%s", e->id);
+            copy_str(s->cursor, sizeof(s->cursor), e->id);
         }
         kick(s);
         pthread_mutex_unlock(&s->mu);
@@ -409,11 +419,13 @@ void notify_hub_close_all(notify_hub_t *hub)
     pthread_mutex_unlock(&hub->mu);
 }
 
-size_t notify_hub_users(notify_hub_t *hub, uint64_t *users, size_t max)
+size_t notify_hub_users(notify_hub_t *hub, unsigned slice, unsigned slices, uint64_t *users,
+                        size_t max)
 {
-    size_t n = 0;
+    size_t n = 0, first = (size_t)slice % slices * BUCKETS / slices,
+           end = ((size_t)slice % slices + 1) * BUCKETS / slices;
     pthread_mutex_lock(&hub->mu);
-    for (size_t b = 0; b < BUCKETS; b++)
+    for (size_t b = first; b < end; b++)
         for (notify_sub_t *s = hub->buckets[b]; s; s = s->next) {
             bool seen = false; /* a user's streams share a bucket: look back within it */
             for (notify_sub_t *t = hub->buckets[b]; t != s && !seen; t = t->next)

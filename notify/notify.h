@@ -118,7 +118,9 @@ void notify_hub_heartbeat(notify_hub_t *hub, unsigned slice, unsigned slices);
 void notify_hub_close_all(notify_hub_t *hub);
 /* Thread: any. Counts an event sent, seconds after it was made. */
 void notify_record_lag(notify_hub_t *hub, double seconds);
-/* Writes up to max connected users into users; returns how many there are. */
-size_t notify_hub_users(notify_hub_t *hub, uint64_t *users, size_t max);
+/* Writes up to max connected users of one slice (of slices) of the hub into users; returns
+ * how many there are. Every user is in exactly one slice. */
+size_t notify_hub_users(notify_hub_t *hub, unsigned slice, unsigned slices, uint64_t *users,
+                        size_t max);
 
 #endif
