@@ -1145,6 +1145,10 @@ describe('the server', () => {
     assert.ok(op.responses['200'].content['text/event-stream'], 'the spec documents text/event-stream');
     assert.equal(mediaType(got), 'text/event-stream');
     assert.equal(got.headers['cache-control'], 'no-store');
+    // The spec's Connection header: the end of the connection ends the body.
+    assert.deepEqual(op.responses['200'].headers.Connection.schema.enum, ['close']);
+    assert.equal(got.headers.connection, 'close');
+    assert.equal(got.headers['transfer-encoding'], undefined, 'a close-delimited body is not chunked');
     assert.match(got.text, /^retry: [0-9]+\n\n/);
     const fields = Object.fromEntries(got.frame.split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
     assertValid(spec.components.schemas.EventId, fields.id, 'feed event id');
