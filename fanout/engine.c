@@ -102,7 +102,9 @@ static void arm_yield_timer(fanout_t *f)
 void fanout__yield(fanout__job_t *j, uint64_t ms)
 {
     j->waiting = true;
-    j->not_before_ms = uv_now(j->f->loop) + (ms ? ms : 1);
+    j->not_before_ms = uv_now(j->f->loop) + ms;
+    if (!j->not_before_ms)
+        j->not_before_ms = 1; /* 0 means not yielding */
     arm_yield_timer(j->f);
 }
 

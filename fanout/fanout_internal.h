@@ -58,7 +58,7 @@ struct fanout__job_s {
     bool live_only; /* this walk publishes live events and writes no timeline */
     bool live_first; /* a first, live-only walk runs before the timeline walk */
     bool published;  /* the live events are out: the timeline walk publishes none */
-    size_t live_walked;     /* followers the live-only walk went through */
+    size_t live_published;  /* events the live-only walk published */
     uint64_t not_before_ms; /* yielding: parked until then (fanout__yield) */
     int status;           /* first failure */
 };

@@ -114,9 +114,10 @@ static void on_final_state(void *arg, int status, const storage_post_state_t *st
 }
 
 /* How long the timeline walk lets the live delivery have the machine: about what sending
- * one event costs a stream writer (loopback, measured in bench/sse.sh), per follower
- * walked, and no more than LIVE_YIELD_MAX_MS. */
-#define LIVE_YIELD_NS_PER_FOLLOWER 5000
+ * one event costs a stream writer (loopback, measured in bench/sse.sh), per event the live
+ * walk published (no wait when no follower is connected), and no more than
+ * LIVE_YIELD_MAX_MS. */
+#define LIVE_YIELD_NS_PER_EVENT 5000
 #define LIVE_YIELD_MAX_MS 100
 
 /* Ends the job once nothing of it is in flight. */
@@ -137,8 +138,11 @@ static void maybe_finish(fanout__job_t *j)
         j->published = true;
         j->all_fetched = false;
         j->cursor = 0;
-        uint64_t yield_ms = j->live_walked * LIVE_YIELD_NS_PER_FOLLOWER / 1000000;
-        fanout__yield(j, yield_ms < LIVE_YIELD_MAX_MS ? yield_ms : LIVE_YIELD_MAX_MS);
+        uint64_t yield_ms = j->live_published * LIVE_YIELD_NS_PER_EVENT / 1000000;
+        if (yield_ms)
+            fanout__yield(j, yield_ms < LIVE_YIELD_MAX_MS ? yield_ms : LIVE_YIELD_MAX_MS);
+        else
+            fanout__job_pump(j);
         return;
     }
     if (j->job.kind == STORAGE_JOB_POST && !j->celebrity_mark) {
@@ -196,7 +200,7 @@ static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
     case STORAGE_JOB_UNKNOWN:
         return storage_celebrity_followers_add(f->sa, job->author, users, n, on_written, j);
     case STORAGE_JOB_DELETE:
-        sent_event(j, storage_events_publish(f->sa, job, users, n, "delete", ref, on_published, j));
+        sent_event(j, storage_events_publish(f->sa, job, users, n, "delete", ref, NULL, on_published, j));
         return storage_timelines_remove(f->sa, job->post, users, n, on_written, j);
     case STORAGE_JOB_REPOST:
     case STORAGE_JOB_UNREPOST:
@@ -213,10 +217,11 @@ static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
         return -ENOMEM;
     int rc = -ENODATA;
     if (n && j->live_only)
-        rc = storage_events_publish(f->sa, job, to, n, "feed", ref, on_written, j); /* the chunk's work */
+        rc = storage_events_publish(f->sa, job, to, n, "feed", ref, &j->live_published, on_written,
+                                    j); /* the chunk's work */
     else if (n) {
         if (!j->published)
-            sent_event(j, storage_events_publish(f->sa, job, to, n, "feed", ref, on_published,
+            sent_event(j, storage_events_publish(f->sa, job, to, n, "feed", ref, NULL, on_published,
                                                  j));
         rc = storage_timelines_add(f->sa, job->post, to, n, f->cfg.timeline_max, on_written, j);
     }
@@ -249,8 +254,6 @@ static void on_chunk(void *arg, int status, const uint64_t *ids, size_t n, uint6
     } else {
         if (n < walk_step(j))
             j->all_fetched = true;
-        if (j->live_only)
-            j->live_walked += n;
         j->cursor = last;
         if (n && !j->status) {
             int rc = write_chunk(j, ids, n);
@@ -395,7 +398,7 @@ static void on_post_state(void *arg, int status, const storage_post_state_t *st)
     snprintf(ref, sizeof(ref), "%llu", (unsigned long long)job->post);
     sent_event(j, storage_events_publish(f->sa, job, &author, 1,
                                          job->kind == STORAGE_JOB_DELETE ? "delete" : "feed", ref,
-                                         on_published, j));
+                                         NULL, on_published, j));
     sent(j, job->kind == STORAGE_JOB_DELETE
                 ? storage_timelines_remove(f->sa, job->post, &author, 1, on_written, j)
                 : storage_timelines_add(f->sa, job->post, &author, 1, f->cfg.timeline_max,

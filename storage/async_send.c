@@ -172,10 +172,11 @@ void storage__group_unref(storage__group_t *g)
 
 static void group_reply(void *priv, int status, redisReply *r)
 {
-    (void)r;
     storage__group_t *g = priv;
     if (status && !g->status)
         g->status = status;
+    if (!status && g->sum && r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+        *g->sum += (size_t)r->integer;
     storage__group_unref(g);
 }
 

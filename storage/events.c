@@ -53,12 +53,13 @@ static const char publish_script[] =
 #define RERUN_CLOCK_MARGIN_MS 10000
 
 int storage_events_publish(storage_async_t *sa, const storage_job_t *job, const uint64_t *users,
-                           size_t n, const char *kind, const char *ref, storage_status_cb cb,
-                           void *arg)
+                           size_t n, const char *kind, const char *ref, size_t *published,
+                           storage_status_cb cb, void *arg)
 {
     storage__group_t *g = storage__group_new(sa, cb, arg);
     if (!g)
         return -ENOMEM;
+    g->sum = published; /* each call answers how many it published to */
     char maxlen[16], name[64], since[32] = "";
     snprintf(maxlen, sizeof(maxlen), "%d", EVENTS_MAXLEN);
     snprintf(name, sizeof(name), "%d/%s", job->shard, job->entry_id);

@@ -180,10 +180,12 @@ int storage_action_holds(storage_async_t *sa, const storage_job_t *job, storage_
 /* ---- live events (events.c, subscriber.c) ------------------------------------------------------ */
 /* Logs and publishes an event of kind about ref to each of users that is connected, on
  * behalf of job. A job handed out again (its first run died or stalled) publishes to no
- * user whose log already holds the event from an earlier run, so streams see it once. */
+ * user whose log already holds the event from an earlier run, so streams see it once.
+ * When published is not NULL, the number of users it went to is added to *published
+ * before cb runs. */
 int storage_events_publish(storage_async_t *sa, const storage_job_t *job, const uint64_t *users,
-                           size_t n, const char *kind, const char *ref, storage_status_cb cb,
-                           void *arg);
+                           size_t n, const char *kind, const char *ref, size_t *published,
+                           storage_status_cb cb, void *arg);
 
 /* A subscriber: its own connection to the live channel, which carries every connected
  * user's events ("<kind> <ref> <user>:<id> …", one message per chunk of users); each

@@ -190,6 +190,7 @@ typedef struct storage__group_s {
     void (*cb)(void *arg, int status);
     void *arg;
     int pending, status;
+    size_t *sum; /* not NULL: integer replies are added to it */
 } storage__group_t;
 storage__group_t *storage__group_new(struct storage_async_s *sa, void (*cb)(void *, int),
                                      void *arg);
