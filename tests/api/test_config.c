@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 extern char **environ;
 
@@ -67,6 +68,22 @@ Test(config, defaults_without_flags_or_environment)
     cr_expect_eq(cfg.log_level, LOG_INFO);
     cr_expect_eq(cfg.log_json, 0);
     cr_expect_eq(cfg.shutdown_grace_ms, 10000);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cr_expect_eq(cfg.stream_writers, cpus < 1 ? 1 : cpus > 16 ? 16 : cpus,
+                 "--stream-writers is one per CPU (%ld) by default, not %d", cpus,
+                 cfg.stream_writers);
+}
+
+Test(config, stream_writers_takes_0_to_64)
+{
+    api_config_t cfg;
+    cr_assert_eq(parse(&cfg, ARGV("--stream-writers", "0")), 0);
+    cr_expect_eq(cfg.stream_writers, 0, "0 leaves every write to libmicrohttpd");
+    cr_assert_eq(parse(&cfg, ARGV("--stream-writers", "64")), 0);
+    cr_expect_eq(cfg.stream_writers, 64);
+    setenv("TIDINGS_STREAM_WRITERS", "3", 1);
+    cr_assert_eq(parse(&cfg, ARGV("--threads", "2")), 0);
+    cr_expect_eq(cfg.stream_writers, 3);
 }
 
 Test(config, flags_set_their_fields)
@@ -156,7 +173,7 @@ Test(config_errors, bad_flag_values_are_einval)
         {"--log-level", "loud"},     {"--log-level", "DEBUGGING"}, {"--log-format", "xml"},
         {"--max-body", "10"},        {"--max-body", "1e6"},       {"--timeline-max", "0"},
         {"--notifications-max", "-5"}, {"--celebrity-threshold", "0"},
-        {"--shutdown-grace", "-1"},
+        {"--shutdown-grace", "-1"},  {"--stream-writers", "-1"},   {"--stream-writers", "65"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         api_config_t cfg;
