@@ -9,10 +9,10 @@
  *
  * The fast path: a parked stream's connection is suspended, so nothing of libmicrohttpd
  * touches its socket and everything it had to send is sent (it asks the reader for more
- * only then). A heartbeat or a live feed or delete event for it is written straight to the socket by a
- * writer thread (api/stream_writers.c); the stream stays parked. Whatever the fast path
- * cannot finish (the socket is full, a catch-up, a notification to read, a heartbeat, the
- * end) it hands back by resuming the connection, with any unsent bytes left in the
+ * only then). A heartbeat or a live feed or delete event for it is written straight to
+ * the socket by a writer thread (api/stream_writers.c); the stream stays parked. Whatever
+ * the fast path cannot finish (the socket is full, a catch-up, a notification to read,
+ * the end) it hands back by resuming the connection, with any unsent bytes left in the
  * stream's buffer for the reader. That is why the body is close-delimited, not chunked:
  * bytes written by either path read the same. It saves, per event, libmicrohttpd's resume
  * (an eventfd write, a walk over every suspended connection of the worker, a pass of its

@@ -66,8 +66,9 @@ Test(stream_writers, every_item_is_served_once_in_order_on_its_writer)
     cr_assert_eq(atomic_load(&served_total), PUSHERS * PER_PUSHER);
     for (unsigned p = 0; p < PUSHERS; p++)
         for (unsigned i = 0; i < PER_PUSHER; i++) {
-            cr_assert_eq(atomic_load(&items[p][i].served), 1, "item %u of pusher %u served %d times",
-                         i, p, atomic_load(&items[p][i].served));
+            cr_assert_eq(atomic_load(&items[p][i].served), 1,
+                         "item %u of pusher %u served %d times", i, p,
+                         atomic_load(&items[p][i].served));
             /* Same index, same writer thread. */
             cr_assert(pthread_equal(items[p][i].thread, items[0][i % WRITERS].thread),
                       "item %u of pusher %u ran on another thread than index %u", i, p,
