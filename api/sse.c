@@ -180,30 +180,36 @@ static void wake(void *arg)
         MHD_resume_connection(st->conn);
 }
 
+/* Makes room for more bytes and a NUL after what out holds. */
+static bool reserve(stream_t *st, size_t more)
+{
+    if (st->out && st->out_cap - st->out_len > more)
+        return true;
+    size_t cap = st->out_cap ? st->out_cap : 1024;
+    while (cap <= st->out_len + more)
+        cap *= 2;
+    char *grown = realloc(st->out, cap);
+    if (!grown)
+        return false;
+    st->out = grown;
+    st->out_cap = cap;
+    return true;
+}
+
 static bool append(stream_t *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static bool append(stream_t *st, const char *fmt, ...)
 {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = st->out_cap - st->out_len;
-        int n = vsnprintf(st->out ? st->out + st->out_len : NULL, st->out ? room : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return false;
-        if ((size_t)n < room && st->out) {
-            st->out_len += (size_t)n;
-            return true;
-        }
-        size_t cap = st->out_cap ? st->out_cap : 1024;
-        while (cap < st->out_len + (size_t)n + 1)
-            cap *= 2;
-        char *grown = realloc(st->out, cap);
-        if (!grown)
-            return false;
-        st->out = grown;
-        st->out_cap = cap;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !reserve(st, (size_t)n))
+        return false;
+    va_start(ap, fmt);
+    vsnprintf(st->out + st->out_len, st->out_cap - st->out_len, fmt, ap);
+    va_end(ap);
+    st->out_len += (size_t)n;
+    return true;
 }
 
 /* Appends the strings of a NULL-terminated list: the per-event path, where vsnprintf's
@@ -213,16 +219,8 @@ static bool append_strs(stream_t *st, const char *const *strs)
     size_t len[8], total = 0, k = 0;
     for (; k < 8 && strs[k]; k++)
         total += len[k] = strlen(strs[k]);
-    if (st->out_cap - st->out_len <= total) {
-        size_t cap = st->out_cap ? st->out_cap : 1024;
-        while (cap <= st->out_len + total)
-            cap *= 2;
-        char *grown = realloc(st->out, cap);
-        if (!grown)
-            return false;
-        st->out = grown;
-        st->out_cap = cap;
-    }
+    if (!reserve(st, total))
+        return false;
     for (size_t i = 0; i < k; i++) {
         memcpy(st->out + st->out_len, strs[i], len[i]);
         st->out_len += len[i];
