@@ -19,34 +19,53 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define TRIM_EVERY_STR "8" /* one append in this many trims the log to EVENTS_MAXLEN */
+
 /* KEYS: ev:{user}…; ARGV: maxlen kind ref job since channel (see SCRIPT_NODE_KEYS). One
  * call per node per chunk of followers, and one message for all of them ("<kind> <ref>
  * <user>:<id> …"), not one per follower: at ten thousand connected followers, per-command
  * and per-message costs (in Redis, and parsing ten thousand messages on the loop) were most
- * of the delivery latency. Each
- * entry names its job; a job run again (since is set) skips a user whose log has an entry
- * of that job since it was queued. */
+ * of the delivery latency. An entry is one field, e = "<kind> <ref> <job>", and one
+ * append in TRIM_EVERY trims the log (by the key's place and the job's millisecond, so
+ * every log gets its turn): each argument and field was Redis time per follower. A job
+ * run again (since is set) skips a user whose log has an entry of that job since it was
+ * queued. Entries written before this format (fields k, r, j) are read as well. */
 static const char publish_script[] =
     SCRIPT_NODE_KEYS
+    "local job = ARGV[4]\n"
+    "local tail = ' ' .. job\n"
     "local function logged(key)\n"
     "  for _, e in ipairs(redis.call('XRANGE', key, ARGV[5], '+', 'COUNT', 1000)) do\n"
     "    local f = e[2]\n"
     "    for i = 1, #f - 1, 2 do\n"
-    "      if f[i] == 'j' and f[i + 1] == ARGV[4] then return true end\n"
+    "      local v = f[i + 1]\n"
+    "      if (f[i] == 'e' and string.sub(v, -#tail) == tail) or (f[i] == 'j' and v == job) then\n"
+    "        return true\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "  return false\n"
     "end\n"
-    "local parts = {ARGV[2], ARGV[3]}\n"
-    "for _, key in ipairs(KEYS) do\n"
-    "  if ARGV[5] == '' or not logged(key) then\n"
-    "    local id = redis.call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', ARGV[1], '*',\n"
-    "                          'k', ARGV[2], 'r', ARGV[3], 'j', ARGV[4])\n"
-    "    if id then parts[#parts + 1] = string.sub(key, 5, -2) .. ':' .. id end\n"
+    "local rerun = ARGV[5] ~= ''\n"
+    "local entry = ARGV[2] .. ' ' .. ARGV[3] .. tail\n"
+    "local turn = tonumber(string.match(job, '/(%d+)')) or 0\n"
+    "local parts, n = {ARGV[2], ARGV[3]}, 2\n"
+    "for i, key in ipairs(KEYS) do\n"
+    "  if not rerun or not logged(key) then\n"
+    "    local id\n"
+    "    if (i + turn) % " TRIM_EVERY_STR " == 0 then\n"
+    "      id = redis.call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', ARGV[1], '*', 'e', entry)\n"
+    "    else\n"
+    "      id = redis.call('XADD', key, 'NOMKSTREAM', '*', 'e', entry)\n"
+    "    end\n"
+    "    if id then\n"
+    "      n = n + 1\n"
+    "      parts[n] = string.sub(key, 5, -2) .. ':' .. id\n"
+    "    end\n"
     "  end\n"
     "end\n"
-    "if #parts > 2 then redis.call('SPUBLISH', ARGV[6], table.concat(parts, ' ')) end\n"
-    "return #parts - 2\n";
+    "if n > 2 then redis.call('SPUBLISH', ARGV[6], table.concat(parts, ' ')) end\n"
+    "return n - 2\n";
 
 /* Entries of the first run come after the job was queued; the margin covers clocks of
  * different nodes (the queue and the log may live on two). */
@@ -94,7 +113,7 @@ static const char online_script[] =
     "if existed == 0 then\n"
     "  redis.call('XGROUP', 'CREATE', KEYS[1], 'live', '$', 'MKSTREAM')\n"
     "  if ARGV[2] ~= '' then redis.call('XSETID', KEYS[1], ARGV[2]) end\n"
-    "  redis.call('XADD', KEYS[1], '*', 'k', '" STORAGE_EVENT_OPEN "', 'r', '', 'j', '')\n"
+    "  redis.call('XADD', KEYS[1], '*', 'e', '" STORAGE_EVENT_OPEN "  ')\n"
     "end\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"
     "local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"
@@ -202,6 +221,15 @@ static bool lost_after(const redisReply *info, const char *after)
     return ams < fms || (ams == fms && aseq < fseq);
 }
 
+/* "<kind> <ref> <job>" (the publish script's entry) into ev's kind and ref. */
+static void parse_entry(const char *v, storage_event_t *ev)
+{
+    size_t kind = strcspn(v, " ");
+    snprintf(ev->kind, sizeof(ev->kind), "%.*s", (int)kind, v);
+    const char *ref = v[kind] ? v + kind + 1 : v + kind;
+    snprintf(ev->ref, sizeof(ev->ref), "%.*s", (int)strcspn(ref, " "), ref);
+}
+
 int storage_events_since(storage_t *s, uint64_t user, const char *after, size_t max,
                          storage_event_t *out, size_t *n, bool *trimmed)
 {
@@ -222,10 +250,13 @@ int storage_events_since(storage_t *s, uint64_t user, const char *after, size_t 
             memset(ev, 0, sizeof(*ev));
             snprintf(ev->id, sizeof(ev->id), "%s", e->element[0]->str);
             for (size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2) {
-                if (strcmp(f->element[k]->str, "k") == 0)
-                    snprintf(ev->kind, sizeof(ev->kind), "%s", f->element[k + 1]->str);
-                else if (strcmp(f->element[k]->str, "r") == 0)
-                    snprintf(ev->ref, sizeof(ev->ref), "%s", f->element[k + 1]->str);
+                const char *name = f->element[k]->str, *v = f->element[k + 1]->str;
+                if (strcmp(name, "e") == 0)
+                    parse_entry(v, ev);
+                else if (strcmp(name, "k") == 0)
+                    snprintf(ev->kind, sizeof(ev->kind), "%s", v);
+                else if (strcmp(name, "r") == 0)
+                    snprintf(ev->ref, sizeof(ev->ref), "%s", v);
             }
             (*n)++;
         }
