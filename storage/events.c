@@ -26,7 +26,7 @@
  * <user>:<id> …"), not one per follower: at ten thousand connected followers, per-command
  * and per-message costs (in Redis, and parsing ten thousand messages on the loop) were most
  * of the delivery latency. An entry is one field, e = "<kind> <ref> <job>", and one
- * append in TRIM_EVERY trims the log (by the key's place and the job's millisecond, so
+ * append in TRIM_EVERY_STR trims the log (by the key's place and the job's millisecond, so
  * every log gets its turn): each argument and field was Redis time per follower. A job
  * run again (since is set) skips a user whose log has an entry of that job since it was
  * queued. Entries written before this format (fields k, r, j) are read as well. */
