@@ -8,12 +8,13 @@ cd "$(dirname "$0")/.."
 release=$1 tsan=$2
 cmake -S . -B "$tsan" -DCMAKE_BUILD_TYPE=Tsan -DTIDINGS_WERROR=ON >/dev/null
 cmake --build "$tsan" -j"$(nproc)" --target tidings
+src=$PWD release=$(cd "$release" && pwd) tsan=$(cd "$tsan" && pwd)
 work=$(mktemp -d)
 trap 'tests/support/redis_fixture.sh stop "$work/redis" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 tests/support/redis_fixture.sh start "$work/redis" >/dev/null
 mkdir -p "$work/reports"
 (cd "$release/tests/sse" &&
-  TIDINGS_BIN="$PWD/../../../$tsan/api/tidings" TIDINGS_SOURCE_DIR="$PWD/../../.." \
+  TIDINGS_BIN="$tsan/api/tidings" TIDINGS_SOURCE_DIR="$src" \
   TIDINGS_REDIS_SERVER=redis-server TIDINGS_TEST_REDIS_PORT_FILE="$work/redis/port" \
   TSAN_OPTIONS="log_path=$work/reports/tidings halt_on_error=0" \
   timeout 900 ./test_sse --jobs 2 --timeout 600)
