@@ -104,7 +104,8 @@ static void on_final_state(void *arg, int status, const storage_post_state_t *st
         return;
     }
     if (st->deleted) { /* deleted while we wrote it: make sure the retraction comes after */
-        int rc = storage_job_queue_delete(j->f->sa, j->job.post, j->job.author, on_delete_queued,
+        int rc = storage_job_queue_delete(j->f->sa, j->job.post, j->job.author,
+                                          strtoull(j->job.entry_id, NULL, 10), on_delete_queued,
                                           j);
         if (rc)
             fanout__job_finished(j, false);

@@ -21,7 +21,7 @@
 
 #define TRIM_EVERY_STR "8" /* one append in this many trims the log to EVENTS_MAXLEN */
 
-/* KEYS: ev:{user}…; ARGV: maxlen kind ref job since channel (see SCRIPT_NODE_KEYS). One
+/* KEYS: ev:{user}…; ARGV: maxlen kind ref job since settled channel (see SCRIPT_NODE_KEYS). One
  * call per node per chunk of followers, and one message for all of them ("<kind> <ref>
  * <user>:<id> …"), not one per follower: at ten thousand connected followers, per-command
  * and per-message costs (in Redis, and parsing ten thousand messages on the loop) were most
@@ -29,7 +29,10 @@
  * append in TRIM_EVERY_STR trims the log (by the key's place and the job's millisecond, so
  * every log gets its turn): each argument and field was Redis time per follower. A job
  * run again (since is set) skips a user whose log has an entry of that job since it was
- * queued. Entries written before this format (fields k, r, j) are read as well. */
+ * queued. A delete the post's own fan-out queued on finding it deleted (settled is set)
+ * skips a user whose latest entry about the post since then is a delete: the first delete
+ * job already followed the feed event there, and a second would repeat it. Entries written
+ * before this format (fields k, r, j) are read as well. */
 static const char publish_script[] =
     SCRIPT_NODE_KEYS
     "local job = ARGV[4]\n"
@@ -46,12 +49,22 @@ static const char publish_script[] =
     "  end\n"
     "  return false\n"
     "end\n"
+    "local about = ' ' .. ARGV[3] .. ' '\n"
+    "local function retracted(key)\n"
+    "  for _, e in ipairs(redis.call('XREVRANGE', key, '+', ARGV[6], 'COUNT', 1000)) do\n"
+    "    local v = e[2][1] == 'e' and e[2][2] or ''\n"
+    "    local at = string.find(v, about, 1, true)\n"
+    "    if at then return string.sub(v, 1, at - 1) == 'delete' end\n"
+    "  end\n"
+    "  return false\n"
+    "end\n"
+    "local settle = ARGV[6] ~= ''\n"
     "local rerun = ARGV[5] ~= ''\n"
     "local entry = ARGV[2] .. ' ' .. ARGV[3] .. tail\n"
     "local turn = tonumber(string.match(job, '/(%d+)')) or 0\n"
     "local parts, n = {ARGV[2], ARGV[3]}, 2\n"
     "for i, key in ipairs(KEYS) do\n"
-    "  if not rerun or not logged(key) then\n"
+    "  if (not rerun or not logged(key)) and (not settle or not retracted(key)) then\n"
     "    local id\n"
     "    if (i + turn) % " TRIM_EVERY_STR " == 0 then\n"
     "      id = redis.call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', ARGV[1], '*', 'e', entry)\n"
@@ -64,7 +77,7 @@ static const char publish_script[] =
     "    end\n"
     "  end\n"
     "end\n"
-    "if n > 2 then redis.call('SPUBLISH', ARGV[6], table.concat(parts, ' ')) end\n"
+    "if n > 2 then redis.call('SPUBLISH', ARGV[7], table.concat(parts, ' ')) end\n"
     "return n - 2\n";
 
 /* Entries of the first run come after the job was queued; the margin covers clocks of
@@ -79,7 +92,7 @@ int storage_events_publish(storage_async_t *sa, const storage_job_t *job, const 
     if (!g)
         return -ENOMEM;
     g->sum = published; /* each call answers how many it published to */
-    char maxlen[16], name[64], since[32] = "";
+    char maxlen[16], name[64], since[32] = "", settled[32] = "";
     snprintf(maxlen, sizeof(maxlen), "%d", EVENTS_MAXLEN);
     snprintf(name, sizeof(name), "%d/%s", job->shard, job->entry_id);
     if (job->deliveries > 1) {
@@ -87,8 +100,14 @@ int storage_events_publish(storage_async_t *sa, const storage_job_t *job, const 
         snprintf(since, sizeof(since), "%llu-0",
                  queued > RERUN_CLOCK_MARGIN_MS ? queued - RERUN_CLOCK_MARGIN_MS : 0);
     }
-    const char *args[] = {maxlen, kind, ref, name, since};
-    storage__group_eval_by_node(g, publish_script, K_EVENTS, users, n, 5, args);
+    if (job->retract_after_ms && strcmp(kind, "delete") == 0) {
+        uint64_t after = job->retract_after_ms;
+        snprintf(settled, sizeof(settled), "%llu-0",
+                 (unsigned long long)(after > RERUN_CLOCK_MARGIN_MS ? after - RERUN_CLOCK_MARGIN_MS
+                                                                    : 0));
+    }
+    const char *args[] = {maxlen, kind, ref, name, since, settled};
+    storage__group_eval_by_node(g, publish_script, K_EVENTS, users, n, 6, args);
     return storage__group_end(g);
 }
 

@@ -102,6 +102,8 @@ static void parse_entry(const redisReply *e, int shard, storage_job_t *job)
             job->target = storage__uint_str(v);
         else if (strcmp(name, "at") == 0 && storage__uint_str(v))
             job->event_id = storage__uint_str(v);
+        else if (strcmp(name, "after") == 0)
+            job->retract_after_ms = storage__uint_str(v);
     }
 }
 
@@ -306,25 +308,25 @@ int storage_job_dead_letter(storage_async_t *sa, const storage_job_t *job, const
     storage__group_add(g,
                        "XADD " K_DEAD " * shard %d entry %s kind %s post %llu author %llu "
                        "follower %llu followee %llu actor %llu user %llu target %llu "
-                       "deliveries %lld reason %s",
+                       "after %llu deliveries %lld reason %s",
                        job->shard, job->entry_id, kind_names[job->kind], (ull)job->post,
                        (ull)job->author, (ull)job->follower, (ull)job->followee,
                        (ull)job->actor, (ull)job->user, (ull)job->target,
-                       (long long)job->deliveries, reason);
+                       (ull)job->retract_after_ms, (long long)job->deliveries, reason);
     storage__group_add(g, "XACK " K_FANOUT " " FANOUT_GROUP " %s", job->shard, job->entry_id);
     storage__group_add(g, "XDEL " K_FANOUT " %s", job->shard, job->entry_id);
     return storage__group_end(g);
 }
 
 int storage_job_queue_delete(storage_async_t *sa, uint64_t post, uint64_t author,
-                             storage_status_cb cb, void *arg)
+                             uint64_t after_ms, storage_status_cb cb, void *arg)
 {
     storage__group_t *g = storage__group_new(sa, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage__group_add(g, "XADD " K_FANOUT " * kind delete post %llu author %llu",
+    storage__group_add(g, "XADD " K_FANOUT " * kind delete post %llu author %llu after %llu",
                        (int)(author % (uint64_t)storage__async_shards(sa)), (ull)post,
-                       (ull)author);
+                       (ull)author, (ull)after_ms);
     return storage__group_end(g);
 }
 

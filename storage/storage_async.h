@@ -55,6 +55,8 @@ typedef struct storage_job_s {
     uint64_t event_id;  /* a unique, time-ordered score for its effects: the id the request
                          * minted ("at"), which orders jobs of all shards alike */
     int64_t deliveries; /* how many times it was handed out; 1 for a fresh read */
+    uint64_t retract_after_ms; /* a delete queued by a post job that found its post deleted
+                                * as it finished: when that job was queued (else 0) */
 } storage_job_t;
 
 /* jobs is borrowed for the duration of the callback. */
@@ -85,9 +87,9 @@ int storage_job_ack(storage_async_t *sa, const storage_job_t *job, storage_statu
 int storage_job_dead_letter(storage_async_t *sa, const storage_job_t *job, const char *reason,
                             storage_status_cb cb, void *arg);
 /* Queues a job to retract post from every timeline (used when a fan-out finds its post
- * deleted under it). */
+ * deleted under it; after_ms is when that fan-out's job was queued). */
 int storage_job_queue_delete(storage_async_t *sa, uint64_t post, uint64_t author,
-                             storage_status_cb cb, void *arg);
+                             uint64_t after_ms, storage_status_cb cb, void *arg);
 
 typedef struct storage_queue_stats_s {
     int64_t length;            /* entries in every shard */
@@ -181,6 +183,8 @@ int storage_action_holds(storage_async_t *sa, const storage_job_t *job, storage_
 /* Logs and publishes an event of kind about ref to each of users that is connected, on
  * behalf of job. A job handed out again (its first run died or stalled) publishes to no
  * user whose log already holds the event from an earlier run, so streams see it once.
+ * A delete job with retract_after_ms set skips a user whose latest event about ref since
+ * then is a delete: the first delete job reached them after the post's feed event.
  * When published is not NULL, the number of users it went to is added to *published
  * before cb runs. */
 int storage_events_publish(storage_async_t *sa, const storage_job_t *job, const uint64_t *users,

@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <string.h>
 
 TestSuite(delete, .fini = fx_teardown, .timeout = 180);
 
@@ -96,6 +97,67 @@ Test(delete, racing_an_in_flight_fanout_leaves_no_follower_holding_it)
         cr_assert(!fx_holds(c, a.id, post), "the author's own timeline holds the deleted post");
     }
     cr_assert_eq(fx_int(c, "XLEN fanout:dead"), 0);
+    fx_close(c);
+    fx_server_stop(&server);
+}
+
+/* How many entries of user's event log are "<kind> <post> …", and whether a feed one comes
+ * before the first delete one. */
+static size_t count_logged(redisContext *c, uint64_t user, const char *kind, uint64_t post)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "%s %llu ", kind, (unsigned long long)post);
+    redisReply *r = fx_cmd(c, "XRANGE ev:{%llu} - +", (unsigned long long)user);
+    cr_assert(r->type == REDIS_REPLY_ARRAY, "no event log for user %llu", (unsigned long long)user);
+    size_t n = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        n += f->elements == 2 && strncmp(f->element[1]->str, prefix, strlen(prefix)) == 0;
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+/* A post job that finds its post deleted as it finishes queues a second delete, since its
+ * own writes may have landed after the first one's. Connected followers that had the first
+ * delete after the feed event must not get it twice. */
+Test(delete, racing_its_fanout_retracts_once_per_connected_follower)
+{
+    fx_redis_start(&redis, false);
+    const char *extra[] = {"--fanout-in-flight", "2000", "--celebrity-threshold", "1000000", NULL};
+    fx_server_start(&server, &redis, extra);
+    int port = server.port;
+    fx_user_t a;
+    fx_user(port, "once_a", &a);
+    enum { FOLLOWERS = 20000 };
+    const uint64_t base = 5000000, connected[] = {base, base + 9999, base + FOLLOWERS - 1};
+    redisContext *c = fx_connect(redis.port);
+    fx_add_followers(c, a.id, base, FOLLOWERS);
+    for (size_t i = 0; i < 3; i++) /* a log that exists is a connected user (storage/events.c) */
+        freeReplyObject(fx_cmd(c, "XADD ev:{%llu} * e open", (unsigned long long)connected[i]));
+
+    bool raced = false;
+    for (int round = 0; round < 5 && !raced; round++) {
+        double done = fx_metric(port, "tidings_fanout_jobs_done_total");
+        uint64_t post = fx_post(port, &a, "retracted once");
+        uint64_t deadline = ts_now_ms() + 20000;
+        while (!fx_holds(c, base, post) && ts_now_ms() < deadline)
+            ;
+        cr_assert(fx_holds(c, base, post), "the fan-out never started");
+        fx_delete(port, &a, post);
+        cr_assert(fx_wait_queue_empty(c, 60000), "the fan-out queue did not drain");
+        /* Post, delete, and the post job's own delete when it saw the deletion. */
+        raced = fx_metric(port, "tidings_fanout_jobs_done_total") - done == 3;
+        cr_log_info("round %d: %s", round, raced ? "raced" : "the fan-out finished first");
+        for (size_t i = 0; i < 3; i++) {
+            cr_assert_eq(count_logged(c, connected[i], "feed", post), 1);
+            cr_assert_eq(count_logged(c, connected[i], "delete", post), 1,
+                         "round %d: follower %llu has %zu deletes of the post", round,
+                         (unsigned long long)connected[i],
+                         count_logged(c, connected[i], "delete", post));
+        }
+    }
+    cr_assert(raced, "in five rounds the delete never landed during the fan-out");
     fx_close(c);
     fx_server_stop(&server);
 }
