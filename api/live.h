@@ -8,8 +8,9 @@
 typedef struct live_s live_t;
 
 /* Starts a thread with its own loop that subscribes the live channels and hands every
- * event to hub. NULL when the thread or the subscriber cannot be made. */
-live_t *live_start(const storage_config_t *cfg, notify_hub_t *hub);
+ * event to hub; it delivers celebrities' posts to hub's streams (storage/celebrity_live.c),
+ * reading storage. NULL when the thread or the subscriber cannot be made. */
+live_t *live_start(const storage_config_t *cfg, storage_t *storage, notify_hub_t *hub);
 /* Closes the subscriber, ends the thread and frees l. */
 void live_stop(live_t *l);
 

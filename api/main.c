@@ -220,7 +220,7 @@ static int start(tidings_t *app)
     uv_signal_start(&app->sigint, on_signal, SIGINT);
     uv_signal_start(&app->sigterm, on_signal, SIGTERM);
     app->loop_ready = true;
-    app->live = live_start(scfg, app->hub);
+    app->live = live_start(scfg, app->storage, app->hub);
     if (!app->live)
         return -1;
     uint64_t beat = (uint64_t)app->cfg.heartbeat_s * 1000 / HEARTBEAT_SLICES;

@@ -474,6 +474,23 @@ static bool valid_event_id(const char *id)
     return dash && u64_digits(id, (size_t)(dash - id)) && u64_digits(dash + 1, strlen(dash + 1));
 }
 
+#define MAX_CELEBRITIES_FOLLOWED 10000
+
+/* Tells the hub which celebrities the stream's user follows: their posts are announced,
+ * and delivered to the streams of those who follow (storage/celebrity_live.c). */
+static int follow_celebrities(stream_t *st)
+{
+    uint64_t *ids = malloc(MAX_CELEBRITIES_FOLLOWED * sizeof(*ids));
+    size_t n = 0;
+    int rc = ids ? storage_celebrities_followed(st->api->storage, st->user, ids,
+                                                MAX_CELEBRITIES_FOLLOWED, &n)
+                 : -ENOMEM;
+    if (rc == 0 && !notify_sub_add_celebrities(st->sub, ids, n))
+        rc = -ENOMEM;
+    free(ids);
+    return rc;
+}
+
 void api_stream_get(api_req_t *r)
 {
     const char *last = api_header(r, "Last-Event-ID");
@@ -520,6 +537,13 @@ void api_stream_get(api_req_t *r)
         api_problem(r, API_UNAVAILABLE, "%s",
                     err == EBUSY ? "too many open streams on this server; retry shortly"
                                  : "the server is shutting down");
+        return;
+    }
+    /* After opening: a follow announced meanwhile is in Redis and here alike. */
+    rc = follow_celebrities(st);
+    if (rc) {
+        stream_free(st);
+        api_storage_problem(r, rc, "user");
         return;
     }
     r->custom = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, reader, st, stream_free);

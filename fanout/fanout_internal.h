@@ -54,6 +54,7 @@ struct fanout__job_s {
     size_t n_muted_by;
     int writes_pending;   /* chunk writes not yet confirmed */
     bool fetching, all_fetched, waiting, celebrity_mark;
+    bool announced; /* a marking job told the processes (fanout/job.c announce_post) */
     bool held; /* not started: an earlier job of the same author runs (engine.c) */
     bool live_only; /* this walk publishes live events and writes no timeline */
     bool live_first; /* a first, live-only walk runs before the timeline walk */

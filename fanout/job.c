@@ -121,6 +121,15 @@ static void on_final_state(void *arg, int status, const storage_post_state_t *st
 #define LIVE_YIELD_NS_PER_EVENT 5000
 #define LIVE_YIELD_MAX_MS 100
 
+/* A celebrity's post, announced to every process instead of walked over the followers. */
+static void announce_post(fanout__job_t *j)
+{
+    char ref[24];
+    snprintf(ref, sizeof(ref), "%llu", (unsigned long long)j->job.post);
+    j->all_fetched = true;
+    sent(j, storage_announce_post(j->f->sa, &j->job, "feed", ref, on_written, j));
+}
+
 /* Ends the job once nothing of it is in flight. */
 static void maybe_finish(fanout__job_t *j)
 {
@@ -144,6 +153,13 @@ static void maybe_finish(fanout__job_t *j)
             fanout__yield(j, yield_ms < LIVE_YIELD_MAX_MS ? yield_ms : LIVE_YIELD_MAX_MS);
         else
             fanout__job_pump(j);
+        return;
+    }
+    if (j->celebrity_mark && !j->announced) {
+        /* Marked: the processes learn who follows, then deliver this post as the next. */
+        j->announced = true;
+        sent(j, storage_announce_celebrity(j->f->sa, j->job.author, on_written, j));
+        announce_post(j);
         return;
     }
     if (j->job.kind == STORAGE_JOB_POST && !j->celebrity_mark) {
@@ -381,8 +397,9 @@ static void on_post_state(void *arg, int status, const storage_post_state_t *st)
         }
         if (st->celebrity) {
             /* Merged into timelines at read time; connected followers still get the live
-             * event: the walk publishes to those online and writes no timeline. */
-            j->live_only = true;
+             * event, from the processes holding their streams: no walk over the followers
+             * (storage/celebrity_live.c). */
+            announce_post(j);
         } else if (st->followers > f->cfg.celebrity_threshold) {
             j->celebrity_mark = true; /* walk the followers once, recording the merge */
             sent(j, storage_celebrity_mark(f->sa, job->author, on_written, j));

@@ -33,6 +33,8 @@ struct notify_sub_s {
     size_t head, len, cap;
     char cursor[NOTIFY_ID_MAX];
     bool parked, ending, catchup, catching_up;
+    uint64_t *celebs; /* the celebrities the user follows (hub lock) */
+    size_t n_celebs, cap_celebs;
 };
 
 struct notify_hub_s {
@@ -267,6 +269,7 @@ void notify_sub_close(notify_sub_t *sub)
     for (size_t i = 0; i < sub->len; i++)
         notify_event_unref(sub->queue[(sub->head + i) % sub->cap]);
     pthread_mutex_destroy(&sub->mu);
+    free(sub->celebs);
     free(sub->queue);
     free(sub);
 }
@@ -448,4 +451,82 @@ void notify_record_lag(notify_hub_t *hub, double seconds)
     atomic_fetch_add(&hub->stats.lag_buckets[b], 1);
     atomic_fetch_add(&hub->stats.lag_sum_us, (unsigned long long)(seconds * 1e6));
     atomic_fetch_add(&hub->stats.events_sent, 1);
+}
+
+/* ---- celebrities followed ------------------------------------------------------------------ */
+
+static bool follows_celebrity(const notify_sub_t *s, uint64_t author)
+{
+    for (size_t i = 0; i < s->n_celebs; i++)
+        if (s->celebs[i] == author)
+            return true;
+    return false;
+}
+
+/* Adds author to s's celebrities, or removes it. Hub locked. */
+static bool set_follows(notify_sub_t *s, uint64_t author, bool follows)
+{
+    for (size_t i = 0; i < s->n_celebs; i++)
+        if (s->celebs[i] == author) {
+            if (!follows)
+                s->celebs[i] = s->celebs[--s->n_celebs];
+            return true;
+        }
+    if (!follows)
+        return true;
+    if (s->n_celebs == s->cap_celebs) {
+        size_t cap = s->cap_celebs ? s->cap_celebs * 2 : 4;
+        uint64_t *grown = realloc(s->celebs, cap * sizeof(*grown));
+        if (!grown)
+            return false;
+        s->celebs = grown;
+        s->cap_celebs = cap;
+    }
+    s->celebs[s->n_celebs++] = author;
+    return true;
+}
+
+bool notify_sub_add_celebrities(notify_sub_t *sub, const uint64_t *authors, size_t n)
+{
+    bool ok = true;
+    pthread_mutex_lock(&sub->hub->mu);
+    for (size_t i = 0; i < n && ok; i++)
+        ok = set_follows(sub, authors[i], true);
+    pthread_mutex_unlock(&sub->hub->mu);
+    return ok;
+}
+
+void notify_hub_celebrity_follow(notify_hub_t *hub, uint64_t user, uint64_t author, bool follows)
+{
+    pthread_mutex_lock(&hub->mu);
+    for (notify_sub_t *s = *bucket(hub, user); s; s = s->next)
+        if (s->user == user && !set_follows(s, author, follows)) {
+            pthread_mutex_lock(&s->mu); /* out of memory: it would miss events; it resumes */
+            s->ending = true;
+            kick(s);
+            pthread_mutex_unlock(&s->mu);
+        }
+    pthread_mutex_unlock(&hub->mu);
+}
+
+size_t notify_hub_celebrity_followers(notify_hub_t *hub, uint64_t author, uint64_t *users,
+                                      size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&hub->mu);
+    for (size_t b = 0; b < BUCKETS; b++)
+        for (notify_sub_t *s = hub->buckets[b]; s; s = s->next) {
+            if (!follows_celebrity(s, author))
+                continue;
+            bool seen = false; /* a user's streams share a bucket: look back within it */
+            for (notify_sub_t *t = hub->buckets[b]; t != s && !seen; t = t->next)
+                seen = t->user == s->user && follows_celebrity(t, author);
+            if (!seen) {
+                if (n < max)
+                    users[n] = s->user;
+                n++;
+            }
+        }
+    pthread_mutex_unlock(&hub->mu);
+    return n;
 }

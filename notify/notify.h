@@ -123,4 +123,16 @@ void notify_record_lag(notify_hub_t *hub, double seconds);
 size_t notify_hub_users(notify_hub_t *hub, unsigned slice, unsigned slices, uint64_t *users,
                         size_t max);
 
+/* Celebrities' posts are delivered by announcement (storage/celebrity_live.c): the hub
+ * keeps which celebrities each stream's user follows. Thread: any. */
+/* Adds celebrities sub's user follows; false when out of memory. A stream adds what Redis
+ * says once it is open, so an announcement that came between is kept either way. */
+bool notify_sub_add_celebrities(notify_sub_t *sub, const uint64_t *authors, size_t n);
+/* Every stream of user now follows author (follows true), or no longer. */
+void notify_hub_celebrity_follow(notify_hub_t *hub, uint64_t user, uint64_t author, bool follows);
+/* Writes up to max users with a stream here who follow author into users, each once;
+ * returns how many there are. */
+size_t notify_hub_celebrity_followers(notify_hub_t *hub, uint64_t author, uint64_t *users,
+                                      size_t max);
+
 #endif

@@ -190,20 +190,23 @@ static void arrange(storage_async_t *sa)
     for (int i = 0; i < s->fanout_shards; i++)
         reader_node[i] = s->slot_node[sa->shard_slot[i]];
     pthread_mutex_unlock(&s->mu);
-    aconn_t **conns = sa->subscriber ? sa->sub : sa->writer;
-    int role = sa->subscriber ? ROLE_SUB : ROLE_WRITER;
-    for (int i = 0; i < STORAGE__MAX_NODES; i++) {
-        char channel[32] = "";
-        if (master[i] && sa->subscriber)
-            storage__live_channel(s, i, channel, sizeof(channel));
-        if (conns[i] && (!master[i] || strcmp(conns[i]->channel, channel) != 0)) {
-            conn_retire(conns[i]);
-            conns[i] = NULL;
-        }
-        if (master[i] && !conns[i]) {
-            conns[i] = conn_open(sa, role, i, i);
-            if (conns[i])
-                snprintf(conns[i]->channel, sizeof(conns[i]->channel), "%s", channel);
+    /* Writers always (a subscriber's owner publishes celebrities' events for its users),
+     * subscriptions for a subscriber. */
+    for (int sub = 0; sub <= (sa->subscriber ? 1 : 0); sub++) {
+        aconn_t **conns = sub ? sa->sub : sa->writer;
+        for (int i = 0; i < STORAGE__MAX_NODES; i++) {
+            char channel[32] = "";
+            if (master[i] && sub)
+                storage__live_channel(s, i, channel, sizeof(channel));
+            if (conns[i] && (!master[i] || strcmp(conns[i]->channel, channel) != 0)) {
+                conn_retire(conns[i]);
+                conns[i] = NULL;
+            }
+            if (master[i] && !conns[i]) {
+                conns[i] = conn_open(sa, sub ? ROLE_SUB : ROLE_WRITER, i, i);
+                if (conns[i])
+                    snprintf(conns[i]->channel, sizeof(conns[i]->channel), "%s", channel);
+            }
         }
     }
     for (int i = 0; !sa->subscriber && i < s->fanout_shards; i++) {

@@ -21,7 +21,8 @@
 
 #define TRIM_EVERY_STR "8" /* one append in this many trims the log to EVENTS_MAXLEN */
 
-/* KEYS: ev:{user}…; ARGV: maxlen kind ref job since settled channel (see SCRIPT_NODE_KEYS). One
+/* KEYS: ev:{user}…; ARGV: maxlen kind ref job since settled muted channel (see
+ * SCRIPT_NODE_KEYS). One
  * call per node per chunk of followers, and one message for all of them ("<kind> <ref>
  * <user>:<id> …"), not one per follower: at ten thousand connected followers, per-command
  * and per-message costs (in Redis, and parsing ten thousand messages on the loop) were most
@@ -59,12 +60,16 @@ static const char publish_script[] =
     "  return false\n"
     "end\n"
     "local settle = ARGV[6] ~= ''\n"
+    "local function muted(key)\n"
+    "  return ARGV[7] ~= '' and redis.call('ZSCORE', 'mutes' .. string.sub(key, 3), ARGV[7])\n"
+    "end\n"
     "local rerun = ARGV[5] ~= ''\n"
     "local entry = ARGV[2] .. ' ' .. ARGV[3] .. tail\n"
     "local turn = tonumber(string.match(job, '/(%d+)')) or 0\n"
     "local parts, n = {ARGV[2], ARGV[3]}, 2\n"
     "for i, key in ipairs(KEYS) do\n"
-    "  if (not rerun or not logged(key)) and (not settle or not retracted(key)) then\n"
+    "  if (not rerun or not logged(key)) and (not settle or not retracted(key)) and\n"
+    "     not muted(key) then\n"
     "    local id\n"
     "    if (i + turn) % " TRIM_EVERY_STR " == 0 then\n"
     "      id = redis.call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', ARGV[1], '*', 'e', entry)\n"
@@ -77,22 +82,22 @@ static const char publish_script[] =
     "    end\n"
     "  end\n"
     "end\n"
-    "if n > 2 then redis.call('SPUBLISH', ARGV[7], table.concat(parts, ' ')) end\n"
+    "if n > 2 then redis.call('SPUBLISH', ARGV[8], table.concat(parts, ' ')) end\n"
     "return n - 2\n";
 
 /* Entries of the first run come after the job was queued; the margin covers clocks of
  * different nodes (the queue and the log may live on two). */
 #define RERUN_CLOCK_MARGIN_MS 10000
 
-int storage_events_publish(storage_async_t *sa, const storage_job_t *job, const uint64_t *users,
-                           size_t n, const char *kind, const char *ref, size_t *published,
-                           storage_status_cb cb, void *arg)
+static int publish(storage_async_t *sa, const storage_job_t *job, const uint64_t *users,
+                   size_t n, const char *kind, const char *ref, bool skip_muters,
+                   size_t *published, storage_status_cb cb, void *arg)
 {
     storage__group_t *g = storage__group_new(sa, cb, arg);
     if (!g)
         return -ENOMEM;
     g->sum = published; /* each call answers how many it published to */
-    char maxlen[16], name[64], since[32] = "", settled[32] = "";
+    char maxlen[16], name[64], since[32] = "", settled[32] = "", muted[24] = "";
     snprintf(maxlen, sizeof(maxlen), "%d", EVENTS_MAXLEN);
     snprintf(name, sizeof(name), "%d/%s", job->shard, job->entry_id);
     if (job->deliveries > 1) {
@@ -106,9 +111,27 @@ int storage_events_publish(storage_async_t *sa, const storage_job_t *job, const 
                  (unsigned long long)(after > RERUN_CLOCK_MARGIN_MS ? after - RERUN_CLOCK_MARGIN_MS
                                                                     : 0));
     }
-    const char *args[] = {maxlen, kind, ref, name, since, settled};
-    storage__group_eval_by_node(g, publish_script, K_EVENTS, users, n, 6, args);
+    if (skip_muters)
+        snprintf(muted, sizeof(muted), "%llu", (unsigned long long)job->author);
+    const char *args[] = {maxlen, kind, ref, name, since, settled, muted};
+    storage__group_eval_by_node(g, publish_script, K_EVENTS, users, n, 7, args);
     return storage__group_end(g);
+}
+
+int storage_events_publish(storage_async_t *sa, const storage_job_t *job, const uint64_t *users,
+                           size_t n, const char *kind, const char *ref, size_t *published,
+                           storage_status_cb cb, void *arg)
+{
+    return publish(sa, job, users, n, kind, ref, false, published, cb, arg);
+}
+
+int storage_events_publish_announced(storage_async_t *sa, const storage_job_t *job,
+                                     const uint64_t *users, size_t n, const char *kind,
+                                     const char *ref, storage_status_cb cb, void *arg)
+{
+    storage_job_t rerun = *job;
+    rerun.deliveries = 2; /* another process may have logged it for a user already */
+    return publish(sa, &rerun, users, n, kind, ref, true, NULL, cb, arg);
 }
 
 /* ---- the stream's side (sync) ------------------------------------------------------------- */

@@ -191,6 +191,18 @@ int storage_events_publish(storage_async_t *sa, const storage_job_t *job, const 
                            size_t n, const char *kind, const char *ref, size_t *published,
                            storage_status_cb cb, void *arg);
 
+/* Celebrities' posts reach connected followers by announcement (celebrity_live.c): each
+ * process logs and publishes kind/ref for its own connected followers of job's author,
+ * skipping those who muted the author and those who have it logged. */
+int storage_events_publish_announced(storage_async_t *sa, const storage_job_t *job,
+                                     const uint64_t *users, size_t n, const char *kind,
+                                     const char *ref, storage_status_cb cb, void *arg);
+int storage_announce_post(storage_async_t *sa, const storage_job_t *job, const char *kind,
+                          const char *ref, storage_status_cb cb, void *arg);
+/* author was just marked a celebrity: processes look up which of their users follow. */
+int storage_announce_celebrity(storage_async_t *sa, uint64_t author, storage_status_cb cb,
+                               void *arg);
+
 /* A subscriber: its own connection to the live channel, which carries every connected
  * user's events ("<kind> <ref> <user>:<id> …", one message per chunk of users); each
  * process keeps those of the users connected to it. */
@@ -203,6 +215,8 @@ typedef struct storage_sub_callbacks_s {
     void (*subscribed)(void *arg);
     /* Around the events of one live message (begin true, then false); may be NULL. */
     void (*batch)(void *arg, bool begin);
+    /* An announcement, without its '@' (see celebrity_live.c); may be NULL. */
+    void (*announce)(void *arg, const char *msg);
     void *arg;
 } storage_sub_callbacks_t;
 storage_async_t *storage_sub_create(uv_loop_t *loop, const storage_config_t *cfg,

@@ -209,6 +209,9 @@ void storage__group_unref(storage__group_t *g);
     "local ARGV = {unpack(ARGV, tonumber(ARGV[1]) + 2)}\n"
 void storage__group_eval_by_node(storage__group_t *g, const char *script, const char *key_fmt,
                                  const uint64_t *users, size_t n, int nargs, const char **args);
+/* Publishes msg ("@…", see celebrity_live.c) on the live channel of the node of user
+ * about, after the group's commands before it on that node. */
+void storage__group_announce(storage__group_t *g, uint64_t about, const char *msg);
 
 
 #endif

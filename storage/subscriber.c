@@ -16,6 +16,11 @@
 /* "<kind> <ref> <user>:<id> <user>:<id> …": one event for many users. */
 static void deliver(storage_async_t *sa, const char *msg)
 {
+    if (msg[0] == '@') { /* an announcement (celebrity_live.c) */
+        if (sa->sub_cb.announce)
+            sa->sub_cb.announce(sa->sub_cb.arg, msg + 1);
+        return;
+    }
     char kind[32], ref[128];
     int used = 0;
     if (sscanf(msg, "%31s %127s %n", kind, ref, &used) != 2)

@@ -283,10 +283,16 @@ static void edge_write(edge_op_t *op)
         return;
     }
     uint64_t tl = op->follower;
+    /* Announced after the write, for the processes holding the follower's streams. */
+    char msg[64];
+    snprintf(msg, sizeof(msg), "@%s %llu %llu", op->follow ? "follow" : "unfollow", (ull)tl,
+             (ull)op->followee);
     if (op->follow && op->celebrity) {
         storage__group_add(g, "SADD " K_CELEB_FOLLOWS " %llu", (ull)tl, (ull)op->followee);
+        storage__group_announce(g, tl, msg);
     } else if (!op->follow) {
         storage__group_add(g, "SREM " K_CELEB_FOLLOWS " %llu", (ull)tl, (ull)op->followee);
+        storage__group_announce(g, tl, msg);
     }
     if (op->n_posts && !(op->follow && op->celebrity)) {
         /* One command carries every post: ZADD key s m s m … or ZREM key m m … */

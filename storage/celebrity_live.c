@@ -1,0 +1,120 @@
+/* storage/celebrity_live.c -- live delivery of celebrities' posts, fanned out on read.
+ *
+ * A celebrity's post is not walked over their followers to find the few who are connected
+ * (with a million followers that walk cost Redis a second per post). The engine announces
+ * it once on the live channel instead ("@feed <post> <author> <shard>/<entry>"), and each
+ * process logs and publishes it for its own connected users who follow the author, with
+ * storage_events_publish as for a job run again: a user with streams on two processes is
+ * logged once. A process learns which celebrities a connected user follows from
+ * celebs:{user} when the stream opens, and keeps that current from the announcements
+ * "@follow <user> <author>", "@unfollow <user> <author>" (sent with the edge's write) and
+ * "@celebrity <author>" (an author just marked: it asks Redis which of its users follow).
+ * Announcements travel on the live channel of the node of the user they are about, so
+ * each is ordered after the writes it announces.
+ */
+#include "storage/storage_async.h"
+#include "storage/storage_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* KEYS: one key of the user the message is about; ARGV: message channel. */
+static const char announce_script[] =
+    SCRIPT_NODE_KEYS
+    "redis.call('SPUBLISH', ARGV[2], ARGV[1])\n"
+    "return 0\n";
+
+void storage__group_announce(storage__group_t *g, uint64_t about, const char *msg)
+{
+    const char *args[] = {msg};
+    storage__group_eval_by_node(g, announce_script, K_EVENTS, &about, 1, 1, args);
+}
+
+static int announce(storage_async_t *sa, uint64_t about, const char *msg, storage_status_cb cb,
+                    void *arg)
+{
+    storage__group_t *g = storage__group_new(sa, cb, arg);
+    if (!g)
+        return -ENOMEM;
+    storage__group_announce(g, about, msg);
+    return storage__group_end(g);
+}
+
+int storage_announce_post(storage_async_t *sa, const storage_job_t *job, const char *kind,
+                          const char *ref, storage_status_cb cb, void *arg)
+{
+    char msg[192];
+    snprintf(msg, sizeof(msg), "@%s %s %llu %d/%s", kind, ref, (ull)job->author, job->shard,
+             job->entry_id);
+    return announce(sa, job->author, msg, cb, arg);
+}
+
+int storage_announce_celebrity(storage_async_t *sa, uint64_t author, storage_status_cb cb,
+                               void *arg)
+{
+    char msg[48];
+    snprintf(msg, sizeof(msg), "@celebrity %llu", (ull)author);
+    return announce(sa, author, msg, cb, arg);
+}
+
+/* ---- a process's side (sync) -------------------------------------------------------------- */
+
+int storage_celebrities_followed(storage_t *s, uint64_t user, uint64_t *ids, size_t max,
+                                 size_t *n)
+{
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_add(&b, "SMEMBERS " K_CELEB_FOLLOWS, (ull)user);
+    int rc = storage__batch_run(&b);
+    *n = 0;
+    const redisReply *r = rc == 0 ? b.r[0] : NULL;
+    if (rc == 0 && r->type != REDIS_REPLY_ARRAY)
+        rc = -EIO;
+    for (size_t i = 0; rc == 0 && i < r->elements && *n < max; i++)
+        ids[(*n)++] = storage__uint_str(r->element[i]);
+    storage__batch_free(&b);
+    return rc;
+}
+
+#define AMONG_PER_CALL 1000
+
+int storage_followers_among(storage_t *s, uint64_t author, const uint64_t *users, size_t n,
+                            bool *follows)
+{
+    char key[40], (*nums)[24] = malloc((n ? n : 1) * sizeof(*nums));
+    const char **argv = malloc((AMONG_PER_CALL + 2) * sizeof(*argv));
+    if (!nums || !argv) {
+        free(nums);
+        free(argv);
+        return -ENOMEM;
+    }
+    snprintf(key, sizeof(key), K_FOLLOWERS, (ull)author);
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    for (size_t first = 0; first < n; first += AMONG_PER_CALL) {
+        int argc = 0;
+        argv[argc++] = "ZMSCORE";
+        argv[argc++] = key;
+        for (size_t i = first; i < n && i < first + AMONG_PER_CALL; i++) {
+            snprintf(nums[i], sizeof(nums[i]), "%llu", (ull)users[i]);
+            argv[argc++] = nums[i];
+        }
+        storage__batch_addargv(&b, argc, argv, NULL);
+    }
+    int rc = n ? storage__batch_run(&b) : 0;
+    for (size_t c = 0; rc == 0 && c * AMONG_PER_CALL < n; c++) {
+        const redisReply *r = b.r[c];
+        size_t base = c * AMONG_PER_CALL;
+        if (r->type != REDIS_REPLY_ARRAY) {
+            rc = -EIO;
+            break;
+        }
+        for (size_t i = 0; i < r->elements && base + i < n; i++)
+            follows[base + i] = r->element[i]->type != REDIS_REPLY_NIL;
+    }
+    storage__batch_free(&b);
+    free(nums);
+    free(argv);
+    return rc;
+}
