@@ -10,7 +10,10 @@
  * "@follow <user> <author>", "@unfollow <user> <author>" (sent with the edge's write) and
  * "@celebrity <author>" (an author just marked: it asks Redis which of its users follow).
  * Announcements travel on the live channel of the node of the user they are about, so
- * each is ordered after the writes it announces.
+ * each is ordered after the writes it announces. Pub/sub forgets what a disconnected
+ * subscriber missed, so each is also kept in that node's announce:{k} stream (the channel
+ * live:{k}'s tag) and carries its id there ("@<id> <announcement>"): a process that
+ * resubscribes, or failed to deliver one, reads on from the last id it handled.
  */
 #include "storage/storage_async.h"
 #include "storage/storage_internal.h"
@@ -19,16 +22,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* KEYS: one key of the user the message is about; ARGV: message channel. */
+#define ANNOUNCE_LOG_MAX "10000" /* announcements kept for processes that missed some */
+
+/* KEYS: one key of the user the message is about; ARGV: message maxlen channel. */
 static const char announce_script[] =
     SCRIPT_NODE_KEYS
-    "redis.call('SPUBLISH', ARGV[2], ARGV[1])\n"
+    "local log = 'announce' .. string.sub(ARGV[3], 5)\n"
+    "local id = redis.call('XADD', log, 'MAXLEN', '~', ARGV[2], '*', 'm', ARGV[1])\n"
+    "redis.call('SPUBLISH', ARGV[3], '@' .. id .. ' ' .. ARGV[1])\n"
     "return 0\n";
 
 void storage__group_announce(storage__group_t *g, uint64_t about, const char *msg)
 {
-    const char *args[] = {msg};
-    storage__group_eval_by_node(g, announce_script, K_EVENTS, &about, 1, 1, args);
+    const char *args[] = {msg, ANNOUNCE_LOG_MAX};
+    storage__group_eval_by_node(g, announce_script, K_EVENTS, &about, 1, 2, args);
 }
 
 static int announce(storage_async_t *sa, uint64_t about, const char *msg, storage_status_cb cb,
@@ -45,7 +52,7 @@ int storage_announce_post(storage_async_t *sa, const storage_job_t *job, const c
                           const char *ref, storage_status_cb cb, void *arg)
 {
     char msg[192];
-    snprintf(msg, sizeof(msg), "@%s %s %llu %d/%s", kind, ref, (ull)job->author, job->shard,
+    snprintf(msg, sizeof(msg), "%s %s %llu %d/%s", kind, ref, (ull)job->author, job->shard,
              job->entry_id);
     return announce(sa, job->author, msg, cb, arg);
 }
@@ -54,7 +61,7 @@ int storage_announce_celebrity(storage_async_t *sa, uint64_t author, storage_sta
                                void *arg)
 {
     char msg[48];
-    snprintf(msg, sizeof(msg), "@celebrity %llu", (ull)author);
+    snprintf(msg, sizeof(msg), "celebrity %llu", (ull)author);
     return announce(sa, author, msg, cb, arg);
 }
 
@@ -116,5 +123,56 @@ int storage_followers_among(storage_t *s, uint64_t author, const uint64_t *users
     storage__batch_free(&b);
     free(nums);
     free(argv);
+    return rc;
+}
+
+int storage_announcements_after(storage_t *s, const char *channel, const char *after, size_t max,
+                                storage_announcement_t *out, size_t *n)
+{
+    char key[48], from[STORAGE_EVENT_ID_MAX + 1], count[16];
+    snprintf(key, sizeof(key), "announce%s", channel + 4); /* live:{k} -> announce:{k} */
+    snprintf(from, sizeof(from), "(%s", after);
+    snprintf(count, sizeof(count), "%zu", max);
+    const char *argv[] = {"XRANGE", key, from, "+", "COUNT", count};
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_addargv(&b, 6, argv, NULL);
+    int rc = storage__batch_run(&b);
+    *n = 0;
+    const redisReply *r = rc == 0 ? b.r[0] : NULL;
+    if (rc == 0 && r->type != REDIS_REPLY_ARRAY)
+        rc = -EIO;
+    for (size_t i = 0; rc == 0 && i < r->elements && *n < max; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY ||
+            e->element[1]->elements < 2 || e->element[1]->element[1]->type != REDIS_REPLY_STRING)
+            continue;
+        snprintf(out[*n].id, sizeof(out[*n].id), "%s", e->element[0]->str);
+        snprintf(out[*n].msg, sizeof(out[*n].msg), "%s", e->element[1]->element[1]->str);
+        (*n)++;
+    }
+    storage__batch_free(&b);
+    return rc;
+}
+
+int storage_announcements_tail(storage_t *s, const char *channel, char id[STORAGE_EVENT_ID_MAX])
+{
+    char key[48];
+    snprintf(key, sizeof(key), "announce%s", channel + 4);
+    const char *argv[] = {"XREVRANGE", key, "+", "-", "COUNT", "1"};
+    storage__batch_t b;
+    storage__batch_init(&b, s);
+    storage__batch_addargv(&b, 6, argv, NULL);
+    int rc = storage__batch_run(&b);
+    const redisReply *r = rc == 0 ? b.r[0] : NULL;
+    if (rc == 0 && r->type != REDIS_REPLY_ARRAY)
+        rc = -EIO;
+    if (rc == 0)
+        snprintf(id, STORAGE_EVENT_ID_MAX, "%s",
+                 r->elements && r->element[0]->type == REDIS_REPLY_ARRAY &&
+                         r->element[0]->elements && r->element[0]->element[0]->type == REDIS_REPLY_STRING
+                     ? r->element[0]->element[0]->str
+                     : "0-0");
+    storage__batch_free(&b);
     return rc;
 }

@@ -260,6 +260,15 @@ int storage_celebrities_followed(storage_t *s, uint64_t user, uint64_t *ids, siz
 /* follows[i]: whether users[i] follows author. */
 int storage_followers_among(storage_t *s, uint64_t author, const uint64_t *users, size_t n,
                             bool *follows);
+typedef struct storage_announcement_s {
+    char id[STORAGE_EVENT_ID_MAX];
+    char msg[192];
+} storage_announcement_t;
+/* The id of the newest announcement made on live channel, "0-0" when none. */
+int storage_announcements_tail(storage_t *s, const char *channel, char id[STORAGE_EVENT_ID_MAX]);
+/* Up to max announcements made on live channel after the id after, oldest first. */
+int storage_announcements_after(storage_t *s, const char *channel, const char *after, size_t max,
+                                storage_announcement_t *out, size_t *n);
 
 /* ---- embedded Redis (embedded.c) -------------------------------------------------------
  * Starts a private redis-server (AOF on, data in data_dir, unix socket only) as a child

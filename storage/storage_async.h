@@ -210,13 +210,14 @@ typedef struct storage_sub_callbacks_s {
     /* A live event for user: id, kind and ref as logged. Borrowed for the call. */
     void (*message)(void *arg, uint64_t user, const char *id, const char *kind,
                     const char *ref);
-    /* The subscription is in place (again, after a reconnect): anything missed since
-     * must be read from the logs. */
-    void (*subscribed)(void *arg);
+    /* The subscription to channel is in place (again, after a reconnect): anything missed
+     * since must be read from the logs. */
+    void (*subscribed)(void *arg, const char *channel);
     /* Around the events of one live message (begin true, then false); may be NULL. */
     void (*batch)(void *arg, bool begin);
-    /* An announcement, without its '@' (see celebrity_live.c); may be NULL. */
-    void (*announce)(void *arg, const char *msg);
+    /* An announcement on channel, "<id> <announcement>" (see celebrity_live.c); may be
+     * NULL. */
+    void (*announce)(void *arg, const char *channel, const char *msg);
     void *arg;
 } storage_sub_callbacks_t;
 storage_async_t *storage_sub_create(uv_loop_t *loop, const storage_config_t *cfg,

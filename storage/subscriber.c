@@ -14,11 +14,11 @@
 #include <string.h>
 
 /* "<kind> <ref> <user>:<id> <user>:<id> …": one event for many users. */
-static void deliver(storage_async_t *sa, const char *msg)
+static void deliver(storage_async_t *sa, const char *channel, const char *msg)
 {
     if (msg[0] == '@') { /* an announcement (celebrity_live.c) */
         if (sa->sub_cb.announce)
-            sa->sub_cb.announce(sa->sub_cb.arg, msg + 1);
+            sa->sub_cb.announce(sa->sub_cb.arg, channel, msg + 1);
         return;
     }
     char kind[32], ref[128];
@@ -62,12 +62,12 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (strcmp(type, "subscribe") == 0)
         redisAsyncCommand(ac, on_sub_reply, c, "SSUBSCRIBE %s", c->channel);
     else if (strcmp(type, "ssubscribe") == 0 && sa->sub_cb.subscribed)
-        sa->sub_cb.subscribed(sa->sub_cb.arg);
+        sa->sub_cb.subscribed(sa->sub_cb.arg, c->channel);
     else if (strcmp(type, "smessage") == 0 && sa->sub_cb.message &&
              r->element[2]->type == REDIS_REPLY_STRING) {
         if (sa->sub_cb.batch)
             sa->sub_cb.batch(sa->sub_cb.arg, true);
-        deliver(sa, r->element[2]->str);
+        deliver(sa, c->channel, r->element[2]->str);
         if (sa->sub_cb.batch)
             sa->sub_cb.batch(sa->sub_cb.arg, false);
     }

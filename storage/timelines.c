@@ -285,7 +285,7 @@ static void edge_write(edge_op_t *op)
     uint64_t tl = op->follower;
     /* Announced after the write, for the processes holding the follower's streams. */
     char msg[64];
-    snprintf(msg, sizeof(msg), "@%s %llu %llu", op->follow ? "follow" : "unfollow", (ull)tl,
+    snprintf(msg, sizeof(msg), "%s %llu %llu", op->follow ? "follow" : "unfollow", (ull)tl,
              (ull)op->followee);
     if (op->follow && op->celebrity) {
         storage__group_add(g, "SADD " K_CELEB_FOLLOWS " %llu", (ull)tl, (ull)op->followee);

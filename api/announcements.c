@@ -1,0 +1,272 @@
+/* api/announcements.c -- celebrities' live events, on this process's side (see the header
+ * and storage/celebrity_live.c).
+ *
+ * Each live channel's announcements are handled in log order, and the id of the last one
+ * handled is kept per channel. A resubscribe (pub/sub drops what a disconnected subscriber
+ * missed) or a failed delivery reads the log on from there, after RETRY_MS for a failure.
+ * Handling one twice is harmless: a post is logged at most once per user (the publish
+ * runs as a re-run of its job), and follows replayed in order end where they ended.
+ */
+#include "api/announcements.h"
+
+#include "api/log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_CHANNELS 64 /* one per master */
+#define REPLAY_BATCH 256
+#define RETRY_MS 500
+
+typedef struct channel_s {
+    char name[32];
+    char last[STORAGE_EVENT_ID_MAX]; /* the last announcement handled; "": not subscribed yet */
+    char retry_from[STORAGE_EVENT_ID_MAX]; /* a delivery failed after this id */
+    bool retry;
+} channel_t;
+
+struct announcements_s {
+    storage_t *storage;
+    notify_hub_t *hub;
+    storage_async_t *sa;
+    uv_timer_t retry_timer;
+    bool closed;
+    channel_t channels[MAX_CHANNELS];
+    size_t n_channels;
+};
+
+typedef struct delivery_s {
+    announcements_t *a;
+    channel_t *ch;
+    char before[STORAGE_EVENT_ID_MAX]; /* the id handled before this one */
+} delivery_t;
+
+static channel_t *channel_of(announcements_t *a, const char *name)
+{
+    for (size_t i = 0; i < a->n_channels; i++)
+        if (strcmp(a->channels[i].name, name) == 0)
+            return &a->channels[i];
+    if (a->n_channels == MAX_CHANNELS)
+        return NULL;
+    channel_t *ch = &a->channels[a->n_channels++];
+    snprintf(ch->name, sizeof(ch->name), "%s", name);
+    return ch;
+}
+
+static void on_retry(uv_timer_t *t);
+
+/* Reads ch's log again after id, soon. */
+static void retry_after(announcements_t *a, channel_t *ch, const char *id)
+{
+    if (a->closed)
+        return;
+    if (!ch->retry || notify_id_cmp(id, ch->retry_from) < 0)
+        snprintf(ch->retry_from, sizeof(ch->retry_from), "%s", id);
+    ch->retry = true;
+    if (!uv_is_active((uv_handle_t *)&a->retry_timer))
+        uv_timer_start(&a->retry_timer, on_retry, RETRY_MS, 0);
+}
+
+/* Users with a stream here who follow author (*n of them), or NULL. */
+static uint64_t *followers_here(announcements_t *a, uint64_t author, size_t *n)
+{
+    size_t max = 256;
+    for (;;) {
+        uint64_t *users = malloc(max * sizeof(*users));
+        if (!users)
+            return NULL;
+        *n = notify_hub_celebrity_followers(a->hub, author, users, max);
+        if (*n <= max)
+            return users;
+        free(users);
+        max = *n + 256;
+    }
+}
+
+static void on_delivered(void *arg, int status)
+{
+    delivery_t *d = arg;
+    if (status) {
+        LOG_RATELIMITED(LOG_WARN, "live", 0,
+                        "a celebrity's event could not be logged for this server's streams (%d); "
+                        "retrying", status);
+        retry_after(d->a, d->ch, d->before);
+    }
+    free(d);
+}
+
+/* "<kind> <ref> <author> <shard>/<entry>": log and publish it for our users who follow. */
+static void deliver_post(announcements_t *a, channel_t *ch, const char *before, const char *msg)
+{
+    char kind[16], ref[64], job_id[64];
+    uint64_t author;
+    if (sscanf(msg, "%15s %63s %" SCNu64 " %63s", kind, ref, &author, job_id) != 4 ||
+        !strchr(job_id, '/'))
+        return;
+    storage_job_t job = {.author = author, .shard = atoi(job_id)};
+    snprintf(job.entry_id, sizeof(job.entry_id), "%s", strchr(job_id, '/') + 1);
+    size_t n = 0;
+    uint64_t *users = followers_here(a, author, &n);
+    delivery_t *d = users && n ? malloc(sizeof(*d)) : NULL;
+    int rc = !users || (n && !d) ? -ENOMEM : 0;
+    if (d) {
+        *d = (delivery_t){.a = a, .ch = ch};
+        snprintf(d->before, sizeof(d->before), "%s", before);
+        rc = a->sa ? storage_events_publish_announced(a->sa, &job, users, n, kind, ref,
+                                                      on_delivered, d)
+                   : -ENOTCONN;
+        if (rc)
+            free(d);
+    }
+    if (rc)
+        retry_after(a, ch, before);
+    free(users);
+}
+
+/* author was just marked: which of our users follow them, from Redis (a blocking read, as
+ * rare as an author passing the celebrity threshold). */
+static void learn_celebrity(announcements_t *a, channel_t *ch, const char *before,
+                            uint64_t author)
+{
+    size_t max = 0, n;
+    uint64_t *users = NULL;
+    while ((n = notify_hub_users(a->hub, 0, 1, users, max)) > max) {
+        free(users);
+        max = n + 256;
+        if (!(users = malloc(max * sizeof(*users)))) {
+            retry_after(a, ch, before);
+            return;
+        }
+    }
+    bool *follows = calloc(n ? n : 1, sizeof(*follows));
+    int rc = follows ? storage_followers_among(a->storage, author, users, n, follows) : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (follows[i])
+            notify_hub_celebrity_follow(a->hub, users[i], author, true);
+    if (rc)
+        retry_after(a, ch, before);
+    free(follows);
+    free(users);
+}
+
+/* One announcement, id being its place in ch's log. */
+static void handle(announcements_t *a, channel_t *ch, const char *id, const char *msg)
+{
+    char before[STORAGE_EVENT_ID_MAX];
+    snprintf(before, sizeof(before), "%s", ch->last);
+    snprintf(ch->last, sizeof(ch->last), "%s", id);
+    uint64_t user, author;
+    if (sscanf(msg, "follow %" SCNu64 " %" SCNu64, &user, &author) == 2)
+        notify_hub_celebrity_follow(a->hub, user, author, true);
+    else if (sscanf(msg, "unfollow %" SCNu64 " %" SCNu64, &user, &author) == 2)
+        notify_hub_celebrity_follow(a->hub, user, author, false);
+    else if (sscanf(msg, "celebrity %" SCNu64, &author) == 1)
+        learn_celebrity(a, ch, before, author);
+    else
+        deliver_post(a, ch, before, msg);
+}
+
+/* Handles what ch's log holds after id, in order. */
+static void replay(announcements_t *a, channel_t *ch, const char *after)
+{
+    storage_announcement_t *batch = malloc(REPLAY_BATCH * sizeof(*batch));
+    char from[STORAGE_EVENT_ID_MAX];
+    snprintf(from, sizeof(from), "%s", after);
+    size_t n = REPLAY_BATCH;
+    int rc = batch ? 0 : -ENOMEM;
+    while (rc == 0 && n == REPLAY_BATCH) {
+        rc = storage_announcements_after(a->storage, ch->name, from, REPLAY_BATCH, batch, &n);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            handle(a, ch, batch[i].id, batch[i].msg);
+            snprintf(from, sizeof(from), "%s", batch[i].id);
+        }
+    }
+    if (rc) {
+        LOG_RATELIMITED(LOG_WARN, "live", 0, "could not read the announcements on %s (%d); retrying",
+                        ch->name, rc);
+        retry_after(a, ch, from);
+    }
+    free(batch);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    announcements_t *a = t->data;
+    for (size_t i = 0; i < a->n_channels; i++) {
+        channel_t *ch = &a->channels[i];
+        if (ch->retry) {
+            ch->retry = false;
+            char from[STORAGE_EVENT_ID_MAX];
+            snprintf(from, sizeof(from), "%s", ch->retry_from);
+            replay(a, ch, from);
+        }
+    }
+}
+
+announcements_t *announcements_create(uv_loop_t *loop, storage_t *storage, notify_hub_t *hub)
+{
+    announcements_t *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->storage = storage;
+    a->hub = hub;
+    uv_timer_init(loop, &a->retry_timer);
+    a->retry_timer.data = a;
+    return a;
+}
+
+void announcements_attach(announcements_t *a, storage_async_t *sa)
+{
+    if (a)
+        a->sa = sa;
+}
+
+void announcements_on_message(announcements_t *a, const char *channel, const char *msg)
+{
+    channel_t *ch = channel_of(a, channel);
+    const char *space = strchr(msg, ' ');
+    char id[STORAGE_EVENT_ID_MAX];
+    if (!ch || !space || (size_t)(space - msg) >= sizeof(id))
+        return;
+    memcpy(id, msg, (size_t)(space - msg));
+    id[space - msg] = '\0';
+    if (notify_id_cmp(id, ch->last) > 0) /* else a replay handled it already */
+        handle(a, ch, id, space + 1);
+}
+
+void announcements_on_subscribed(announcements_t *a, const char *channel)
+{
+    channel_t *ch = channel_of(a, channel);
+    if (!ch)
+        return;
+    if (ch->last[0]) { /* a resubscribe: what came meanwhile is in the log */
+        char from[STORAGE_EVENT_ID_MAX];
+        snprintf(from, sizeof(from), "%s", ch->last);
+        replay(a, ch, from);
+        return;
+    }
+    /* The first: what is in the log is older than every stream here. The read races
+     * announcements that arrive next, which are handled anyway. */
+    int rc = storage_announcements_tail(a->storage, ch->name, ch->last);
+    if (rc) {
+        LOG_RATELIMITED(LOG_WARN, "live", 0, "could not read the announcements on %s (%d)",
+                        ch->name, rc);
+        snprintf(ch->last, sizeof(ch->last), "0-0");
+    }
+}
+
+void announcements_close(announcements_t *a)
+{
+    if (!a || a->closed)
+        return;
+    a->closed = true;
+    uv_close((uv_handle_t *)&a->retry_timer, NULL);
+}
+
+void announcements_free(announcements_t *a)
+{
+    free(a);
+}
