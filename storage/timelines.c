@@ -292,7 +292,8 @@ static void edge_write(edge_op_t *op)
         storage__group_announce(g, tl, msg);
     } else if (!op->follow) {
         storage__group_add(g, "SREM " K_CELEB_FOLLOWS " %llu", (ull)tl, (ull)op->followee);
-        storage__group_announce(g, tl, msg);
+        if (op->celebrity)
+            storage__group_announce(g, tl, msg);
     }
     if (op->n_posts && !(op->follow && op->celebrity)) {
         /* One command carries every post: ZADD key s m s m … or ZREM key m m … */
