@@ -37,6 +37,8 @@
 #              work directory with the logs)
 # shellcheck disable=SC2086,SC2317 # word lists; cleanup runs from the trap
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
@@ -76,13 +78,6 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tidings-celebrity.XXXXXX")
 REDIS_PID="" TIDINGS_PID="" CLIENT_PID=""
 
-stop_pid() { # SIGTERM, up to 10 s, then SIGKILL
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-}
 cleanup() {
   stop_pid "$CLIENT_PID"
   stop_pid "$TIDINGS_PID"
@@ -93,8 +88,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { printf '%s\n' "$*" >&2; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 R() { redis-cli -p "$REDIS_PORT" "$@"; }
 
 # ---- servers ---------------------------------------------------------------------------------

@@ -30,6 +30,8 @@
 #   STEP_TIMEOUT (900 s per sub-benchmark), KEEP (1: keep the work directory and its logs)
 # shellcheck disable=SC2086,SC2317 # size lists are word lists; cleanup runs from the trap
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
@@ -58,7 +60,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-log() { printf '%s\n' "$*" >&2; }
 
 log "== starting a Redis Cluster: $MASTERS masters, no replicas =="
 timeout 120 "$FIXTURE" start "$CLUSTER_DIR" "$MASTERS" 0 >&2

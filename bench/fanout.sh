@@ -19,6 +19,8 @@
 #   RESULTS (append one "fanout followers=N seconds=T writes_per_s=W baseline=B" line per
 #   fan-out to this file, for bench/cluster.sh)
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1000 10000 100000)
@@ -33,7 +35,6 @@ QUIET_WAIT=${QUIET_WAIT:-0}
 QUIET_CORES=${QUIET_CORES:-0.25}
 export PYTHONPATH=$PWD/bench${PYTHONPATH:+:$PYTHONPATH}
 WORK=$(mktemp -d /tmp/tidings-fanout-bench.XXXXXX)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 HPORT=$(free_port) OWN_REDIS=0
 if [ -z "$REDIS_URL" ]; then
   RPORT=$(free_port) OWN_REDIS=1

@@ -36,6 +36,8 @@
 # R_<phase>_<field> variables are set through printf -v; the table formats are ours.
 # shellcheck disable=SC2154,SC2059
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
@@ -71,13 +73,6 @@ done
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tidings-bench.XXXXXX")
 REDIS_PID="" TIDINGS_PID="" CEILING_PID=""
 
-stop_pid() { # stop_pid PID: SIGTERM, wait up to 10 s, then SIGKILL
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-}
 cleanup() {
   stop_pid "$TIDINGS_PID"
   stop_pid "$CEILING_PID"
@@ -88,10 +83,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-log() { printf '%s\n' "$*" >&2; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }             # all threads
 thread_ticks() { awk '{print $14 + $15}' "/proc/$1/task/$1/stat"; }  # the main thread only
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; } # machine

@@ -38,6 +38,8 @@
 #              this file instead of one in the work directory)
 # shellcheck disable=SC2086,SC2317 # word lists; cleanup runs from the trap
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
@@ -80,13 +82,6 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/tidings-sse.XXXXXX")
 TIDINGS_LOG=${TIDINGS_LOG:-$WORK/tidings.log}
 REDIS_PID="" REDIS_PIDS="" TIDINGS_PID="" CLIENT_PID=""
 
-stop_pid() { # SIGTERM, up to 10 s, then SIGKILL
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-}
 cleanup() {
   stop_pid "$CLIENT_PID"
   stop_pid "$TIDINGS_PID"
@@ -97,8 +92,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { printf '%s\n' "$*" >&2; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { local p t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; } # machine
