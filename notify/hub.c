@@ -422,23 +422,43 @@ void notify_hub_close_all(notify_hub_t *hub)
     pthread_mutex_unlock(&hub->mu);
 }
 
-size_t notify_hub_users(notify_hub_t *hub, unsigned slice, unsigned slices, uint64_t *users,
-                        size_t max)
+/* Writes up to max users of buckets first..end whose streams keep says yes of into users,
+ * each once; returns how many there are. Hub locked. */
+static size_t unique_users(notify_hub_t *hub, size_t first, size_t end,
+                           bool (*keep)(const notify_sub_t *s, uint64_t arg), uint64_t arg,
+                           uint64_t *users, size_t max)
 {
-    size_t n = 0, first = (size_t)slice % slices * BUCKETS / slices,
-           end = ((size_t)slice % slices + 1) * BUCKETS / slices;
-    pthread_mutex_lock(&hub->mu);
+    size_t n = 0;
     for (size_t b = first; b < end; b++)
         for (notify_sub_t *s = hub->buckets[b]; s; s = s->next) {
+            if (!keep(s, arg))
+                continue;
             bool seen = false; /* a user's streams share a bucket: look back within it */
             for (notify_sub_t *t = hub->buckets[b]; t != s && !seen; t = t->next)
-                seen = t->user == s->user;
+                seen = t->user == s->user && keep(t, arg);
             if (!seen) {
                 if (n < max)
                     users[n] = s->user;
                 n++;
             }
         }
+    return n;
+}
+
+static bool any_stream(const notify_sub_t *s, uint64_t arg)
+{
+    (void)s;
+    (void)arg;
+    return true;
+}
+
+size_t notify_hub_users(notify_hub_t *hub, unsigned slice, unsigned slices, uint64_t *users,
+                        size_t max)
+{
+    size_t first = (size_t)slice % slices * BUCKETS / slices,
+           end = ((size_t)slice % slices + 1) * BUCKETS / slices;
+    pthread_mutex_lock(&hub->mu);
+    size_t n = unique_users(hub, first, end, any_stream, 0, users, max);
     pthread_mutex_unlock(&hub->mu);
     return n;
 }
@@ -512,21 +532,8 @@ void notify_hub_celebrity_follow(notify_hub_t *hub, uint64_t user, uint64_t auth
 size_t notify_hub_celebrity_followers(notify_hub_t *hub, uint64_t author, uint64_t *users,
                                       size_t max)
 {
-    size_t n = 0;
     pthread_mutex_lock(&hub->mu);
-    for (size_t b = 0; b < BUCKETS; b++)
-        for (notify_sub_t *s = hub->buckets[b]; s; s = s->next) {
-            if (!follows_celebrity(s, author))
-                continue;
-            bool seen = false; /* a user's streams share a bucket: look back within it */
-            for (notify_sub_t *t = hub->buckets[b]; t != s && !seen; t = t->next)
-                seen = t->user == s->user && follows_celebrity(t, author);
-            if (!seen) {
-                if (n < max)
-                    users[n] = s->user;
-                n++;
-            }
-        }
+    size_t n = unique_users(hub, 0, BUCKETS, follows_celebrity, author, users, max);
     pthread_mutex_unlock(&hub->mu);
     return n;
 }

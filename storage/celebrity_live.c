@@ -126,14 +126,14 @@ int storage_followers_among(storage_t *s, uint64_t author, const uint64_t *users
     return rc;
 }
 
-int storage_announcements_after(storage_t *s, const char *channel, const char *after, size_t max,
-                                storage_announcement_t *out, size_t *n)
+/* XRANGE (or XREVRANGE) of channel's announcement log from..to, up to max entries. */
+static int read_log(storage_t *s, const char *channel, const char *cmd, const char *from,
+                    const char *to, size_t max, storage_announcement_t *out, size_t *n)
 {
-    char key[48], from[STORAGE_EVENT_ID_MAX + 1], count[16];
+    char key[48], count[16];
     snprintf(key, sizeof(key), "announce%s", channel + 4); /* live:{k} -> announce:{k} */
-    snprintf(from, sizeof(from), "(%s", after);
     snprintf(count, sizeof(count), "%zu", max);
-    const char *argv[] = {"XRANGE", key, from, "+", "COUNT", count};
+    const char *argv[] = {cmd, key, from, to, "COUNT", count};
     storage__batch_t b;
     storage__batch_init(&b, s);
     storage__batch_addargv(&b, 6, argv, NULL);
@@ -144,8 +144,9 @@ int storage_announcements_after(storage_t *s, const char *channel, const char *a
         rc = -EIO;
     for (size_t i = 0; rc == 0 && i < r->elements && *n < max; i++) {
         const redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY ||
-            e->element[1]->elements < 2 || e->element[1]->element[1]->type != REDIS_REPLY_STRING)
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+            e->element[1]->type != REDIS_REPLY_ARRAY || e->element[1]->elements < 2 ||
+            e->element[1]->element[1]->type != REDIS_REPLY_STRING)
             continue;
         snprintf(out[*n].id, sizeof(out[*n].id), "%s", e->element[0]->str);
         snprintf(out[*n].msg, sizeof(out[*n].msg), "%s", e->element[1]->element[1]->str);
@@ -155,24 +156,20 @@ int storage_announcements_after(storage_t *s, const char *channel, const char *a
     return rc;
 }
 
+int storage_announcements_after(storage_t *s, const char *channel, const char *after, size_t max,
+                                storage_announcement_t *out, size_t *n)
+{
+    char from[STORAGE_EVENT_ID_MAX + 1];
+    snprintf(from, sizeof(from), "(%s", after);
+    return read_log(s, channel, "XRANGE", from, "+", max, out, n);
+}
+
 int storage_announcements_tail(storage_t *s, const char *channel, char id[STORAGE_EVENT_ID_MAX])
 {
-    char key[48];
-    snprintf(key, sizeof(key), "announce%s", channel + 4);
-    const char *argv[] = {"XREVRANGE", key, "+", "-", "COUNT", "1"};
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_addargv(&b, 6, argv, NULL);
-    int rc = storage__batch_run(&b);
-    const redisReply *r = rc == 0 ? b.r[0] : NULL;
-    if (rc == 0 && r->type != REDIS_REPLY_ARRAY)
-        rc = -EIO;
+    storage_announcement_t last;
+    size_t n;
+    int rc = read_log(s, channel, "XREVRANGE", "+", "-", 1, &last, &n);
     if (rc == 0)
-        snprintf(id, STORAGE_EVENT_ID_MAX, "%s",
-                 r->elements && r->element[0]->type == REDIS_REPLY_ARRAY &&
-                         r->element[0]->elements && r->element[0]->element[0]->type == REDIS_REPLY_STRING
-                     ? r->element[0]->element[0]->str
-                     : "0-0");
-    storage__batch_free(&b);
+        snprintf(id, STORAGE_EVENT_ID_MAX, "%s", n ? last.id : "0-0");
     return rc;
 }
