@@ -158,46 +158,6 @@ start_tidings() {
   exit 1
 }
 
-# register PREFIX COUNT OUT: "id token" lines, in order, through POST /v1/users.
-register() {
-  timeout 300 python3 - "$HTTP_PORT" "$1" "$2" "$3" "$REG_THREADS" <<'PY'
-import http.client, json, sys, threading
-port, prefix, count, out, nthreads = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
-res = [None] * count
-local = threading.local()
-def conn():
-    if not hasattr(local, "c"):
-        local.c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    return local.c
-def work(lo, hi):
-    for i in range(lo, hi):
-        body = json.dumps({"handle": "%s%d" % (prefix, i)})
-        for attempt in range(3):
-            try:
-                c = conn()
-                c.request("POST", "/v1/users", body=body, headers={"Content-Type": "application/json"})
-                r = c.getresponse()
-                data = r.read()
-                if r.status != 201:
-                    raise RuntimeError("status %d: %s" % (r.status, data[:200]))
-                d = json.loads(data)
-                res[i] = "%s %s" % (d["user"]["id"], d["token"])
-                break
-            except (OSError, http.client.HTTPException):
-                if hasattr(local, "c"):
-                    local.c.close(); del local.c
-                if attempt == 2:
-                    raise
-step = (count + nthreads - 1) // nthreads
-ts = [threading.Thread(target=work, args=(k, min(count, k + step))) for k in range(0, count, step)]
-for t in ts: t.start()
-for t in ts: t.join()
-if any(r is None for r in res):
-    sys.exit("registration failed")
-with open(out, "w") as f:
-    f.write("\n".join(res) + "\n")
-PY
-}
 
 # follow_all AUTHOR-ID USERS-FILE: the edges graph.c writes, pipelined into Redis (each to
 # its key's master on a cluster).
