@@ -474,17 +474,13 @@ static bool valid_event_id(const char *id)
     return dash && u64_digits(id, (size_t)(dash - id)) && u64_digits(dash + 1, strlen(dash + 1));
 }
 
-#define MAX_CELEBRITIES_FOLLOWED 10000
-
 /* Tells the hub which celebrities the stream's user follows: their posts are announced,
  * and delivered to the streams of those who follow (storage/celebrity_live.c). */
 static int follow_celebrities(stream_t *st)
 {
-    uint64_t *ids = malloc(MAX_CELEBRITIES_FOLLOWED * sizeof(*ids));
-    size_t n = 0;
-    int rc = ids ? storage_celebrities_followed(st->api->storage, st->user, ids,
-                                                MAX_CELEBRITIES_FOLLOWED, &n)
-                 : -ENOMEM;
+    uint64_t *ids;
+    size_t n;
+    int rc = storage_celebrities_followed(st->api->storage, st->user, &ids, &n);
     if (rc == 0 && !notify_sub_add_celebrities(st->sub, ids, n))
         rc = -ENOMEM;
     free(ids);

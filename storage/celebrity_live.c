@@ -67,19 +67,21 @@ int storage_announce_celebrity(storage_async_t *sa, uint64_t author, storage_sta
 
 /* ---- a process's side (sync) -------------------------------------------------------------- */
 
-int storage_celebrities_followed(storage_t *s, uint64_t user, uint64_t *ids, size_t max,
-                                 size_t *n)
+int storage_celebrities_followed(storage_t *s, uint64_t user, uint64_t **ids, size_t *n)
 {
     storage__batch_t b;
     storage__batch_init(&b, s);
     storage__batch_add(&b, "SMEMBERS " K_CELEB_FOLLOWS, (ull)user);
     int rc = storage__batch_run(&b);
+    *ids = NULL;
     *n = 0;
     const redisReply *r = rc == 0 ? b.r[0] : NULL;
     if (rc == 0 && r->type != REDIS_REPLY_ARRAY)
         rc = -EIO;
-    for (size_t i = 0; rc == 0 && i < r->elements && *n < max; i++)
-        ids[(*n)++] = storage__uint_str(r->element[i]);
+    if (rc == 0 && r->elements && !(*ids = malloc(r->elements * sizeof(**ids))))
+        rc = -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < r->elements; i++)
+        (*ids)[(*n)++] = storage__uint_str(r->element[i]);
     storage__batch_free(&b);
     return rc;
 }

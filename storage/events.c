@@ -22,9 +22,9 @@
 #define TRIM_EVERY_STR "8" /* one append in this many trims the log to EVENTS_MAXLEN */
 
 /* KEYS: ev:{user}…; ARGV: maxlen kind ref job since settled muted channel (see
- * SCRIPT_NODE_KEYS). One
- * call per node per chunk of followers, and one message for all of them ("<kind> <ref>
- * <user>:<id> …"), not one per follower: at ten thousand connected followers, per-command
+ * SCRIPT_NODE_KEYS). One call per node per chunk of followers, and one message for all
+ * of them ("<kind> <ref> <user>:<id> …"), not one per follower: at ten thousand connected
+ * followers, per-command
  * and per-message costs (in Redis, and parsing ten thousand messages on the loop) were most
  * of the delivery latency. An entry is one field, e = "<kind> <ref> <job>", and one
  * append in TRIM_EVERY_STR trims the log (by the key's place and the job's millisecond, so

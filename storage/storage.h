@@ -254,9 +254,8 @@ int storage_events_since(storage_t *s, uint64_t user, const char *after, size_t 
                          storage_event_t *out, size_t *n, bool *trimmed);
 
 /* ---- celebrities' live events (celebrity_live.c) ---------------------------------------- */
-/* Up to max of the celebrities user follows. */
-int storage_celebrities_followed(storage_t *s, uint64_t user, uint64_t *ids, size_t max,
-                                 size_t *n);
+/* The celebrities user follows: *n of them in *ids (new: free it; NULL when none). */
+int storage_celebrities_followed(storage_t *s, uint64_t user, uint64_t **ids, size_t *n);
 /* follows[i]: whether users[i] follows author. */
 int storage_followers_among(storage_t *s, uint64_t author, const uint64_t *users, size_t n,
                             bool *follows);
