@@ -107,12 +107,6 @@ json_t *api_body_object(api_req_t *r, const char *const *allowed);
 const char *api_header(api_req_t *r, const char *name);
 /* Parses a decimal id of 1..16 digits (no sign, no leading zero); 0 when invalid. */
 uint64_t api_parse_id(const char *s);
-/* Replaces every byte that does not belong to a valid UTF-8 sequence with '?'. */
-void api_utf8_sanitize(char *s);
-/* Whether valid UTF-8 text holds C0 or C1 control characters or DEL. */
-bool api_has_control_chars(const char *s);
-/* Counts UTF-8 code points (the text is already valid UTF-8). */
-size_t api_utf8_length(const char *s);
 
 /* ---- auth (auth.c) --------------------------------------------------------------------- */
 #define API_TOKEN_MAX 96

@@ -5,6 +5,7 @@
  * before anything is written, so a retried request writes (or returns) that same post.
  */
 #include "api/api.h"
+#include "api/utf8.h"
 
 #include <errno.h>
 #include <stdint.h>

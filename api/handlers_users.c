@@ -1,5 +1,6 @@
 /* api/handlers_users.c -- the Users tag: registration, profiles, the follow graph. */
 #include "api/api.h"
+#include "api/utf8.h"
 
 #include <ctype.h>
 #include <errno.h>

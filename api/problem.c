@@ -1,6 +1,7 @@
 /* api/problem.c -- failures as RFC 9457 application/problem+json; the one place that maps
  * error kinds and storage codes to HTTP status codes (openapi.yaml lists the same). */
 #include "api/api.h"
+#include "api/utf8.h"
 #include "api/log.h"
 
 #include <ctype.h>

@@ -1,5 +1,6 @@
 /* tests/api/test_parse.c -- api_parse_id and api_utf8_length. */
 #include "api/api.h"
+#include "api/utf8.h"
 
 #include <criterion/criterion.h>
 
