@@ -59,12 +59,8 @@ export PYTHONPATH=$ROOT/bench${PYTHONPATH:+:$PYTHONPATH}
 
 TIDINGS=$BUILD/api/tidings
 CLIENT=$BUILD/bench/tidings-sse-load
-for bin in "$TIDINGS" "$CLIENT"; do
-  [ -x "$bin" ] || { echo "missing $bin: run cmake -S . -B build && cmake --build build -j2" >&2; exit 2; }
-done
-for tool in redis-server redis-cli curl python3; do
-  command -v "$tool" >/dev/null || { echo "celebrity.sh needs $tool" >&2; exit 2; }
-done
+need_built "$TIDINGS" "$CLIENT"
+need_tools redis-server redis-cli curl python3
 for v in FOLLOWERS CONNECTED POSTS BASE_FOLLOWERS THRESHOLD SETTLE_MS TIMEOUT MARK_TIMEOUT; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "$v must be a number, not '${!v}'" >&2; exit 2; }
 done
@@ -77,58 +73,20 @@ fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tidings-celebrity.XXXXXX")
 REDIS_PID="" TIDINGS_PID="" CLIENT_PID=""
-
-cleanup() {
-  stop_pid "$CLIENT_PID"
-  stop_pid "$TIDINGS_PID"
-  stop_pid "$REDIS_PID"
-  wait 2>/dev/null || true
-  if [ "$KEEP" = 1 ]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+trap cleanup_work EXIT
 trap 'exit 130' INT TERM
 
 R() { redis-cli -p "$REDIS_PORT" "$@"; }
 
 # ---- servers ---------------------------------------------------------------------------------
 
-start_redis() {
-  for _ in 1 2 3 4 5; do
-    REDIS_PORT=$(free_port)
-    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
-      --dir "$WORK" --logfile "$WORK/redis.log" &
-    REDIS_PID=$!
-    for _ in $(seq 100); do
-      R ping 2>/dev/null | grep -q PONG && return 0
-      kill -0 "$REDIS_PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    stop_pid "$REDIS_PID"
-  done
-  log "redis-server did not start; see $WORK/redis.log"
-  exit 1
-}
-
 start_tidings() {
-  for _ in 1 2 3 4 5; do
-    HTTP_PORT=$(free_port)
-    "$TIDINGS" --redis "redis://127.0.0.1:$REDIS_PORT" --listen "127.0.0.1:$HTTP_PORT" \
-      --threads "$THREADS" --log-level warn --celebrity-threshold "$THRESHOLD" \
-      --max-streams $((CONNECTED + 1000)) $TIDINGS_ARGS 2>>"$WORK/tidings.log" &
-    TIDINGS_PID=$!
-    for _ in $(seq 200); do
-      curl -fs "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1 && return 0
-      kill -0 "$TIDINGS_PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    stop_pid "$TIDINGS_PID"
-  done
-  log "tidings did not become ready; see $WORK/tidings.log"
-  exit 1
+  start_tidings_at "redis://127.0.0.1:$REDIS_PORT" "$WORK/tidings.log" --threads "$THREADS" \
+    --log-level warn --celebrity-threshold "$THRESHOLD" --max-streams $((CONNECTED + 1000)) \
+    $TIDINGS_ARGS
 }
 
 # ---- users and edges ---------------------------------------------------------------------------
-
 
 # edges AUTHOR N USERS-FILE REAL: followers:{AUTHOR} gets N members: the first REAL users of
 # USERS-FILE, spread evenly over the follow order (a walk meets them all along, not first),
@@ -261,12 +219,10 @@ print("%.2f" % ((b - a) * 1000 / 2))
 PY
 }
 
-field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"; } # field "k=v k2=v2" k2 -> v2
-
 # ---- the run ---------------------------------------------------------------------------------
 
 t_start=$SECONDS
-start_redis
+start_redis_server
 start_tidings
 log "redis on port $REDIS_PORT, tidings on port $HTTP_PORT (--celebrity-threshold $THRESHOLD)"
 register celeb 1 "$WORK/celebrity.txt"
@@ -289,12 +245,7 @@ if [ "$CONNECTED" -gt 0 ]; then
     --go-file "$WORK/go" --hold 3500 --ready-timeout 180 --max-time 3590 \
     >"$WORK/client.out" 2>"$WORK/client.err" &
   CLIENT_PID=$!
-  deadline=$((SECONDS + 200))
-  while [ ! -f "$WORK/ready" ]; do
-    kill -0 "$CLIENT_PID" 2>/dev/null || { log "the stream client died: $(cat "$WORK/client.err")"; exit 1; }
-    [ $SECONDS -lt $deadline ] || { log "the streams did not open in 200 s"; exit 1; }
-    sleep 0.1
-  done
+  wait_streams "$WORK/client.err"
   log "client: $(grep '^READY' "$WORK/client.out" || true)"
   # Online means an event log ev:{user} exists: only then does a post reach the stream live.
   deadline=$((SECONDS + 60))

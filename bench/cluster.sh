@@ -45,12 +45,8 @@ STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 KEEP=${KEEP:-0}
 FIXTURE=$ROOT/tests/support/redis_cluster_fixture.sh
 
-for bin in "$BUILD/api/tidings" "$BUILD/bench/tidings-sse-load"; do
-  [ -x "$bin" ] || { echo "missing $bin: run cmake -S . -B build && cmake --build build -j2" >&2; exit 2; }
-done
-for tool in redis-server redis-cli redis-benchmark curl python3 bc timeout; do
-  command -v "$tool" >/dev/null || { echo "cluster.sh needs $tool" >&2; exit 2; }
-done
+need_built "$BUILD/api/tidings" "$BUILD/bench/tidings-sse-load"
+need_tools redis-server redis-cli redis-benchmark curl python3 bc timeout
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tidings-cluster-bench.XXXXXX")
 CLUSTER_DIR=$WORK/cluster

@@ -133,14 +133,13 @@ PY
 
 printf '\n== end-to-end fan-out: POST, then every follower timeline holds the post ==\n'
 printf '%10s %12s %14s %8s\n' followers seconds writes/s ratio
-# The machine may be shared: wait (at most QUIET_WAIT s) for a second with few cores busy.
-busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
-wait_quiet() {
-  local t0=$SECONDS b0 b1 hz
-  hz=$(getconf CLK_TCK)
+# The machine may be shared: wait (at most QUIET_WAIT s, 0: not at all) for a second with few
+# cores busy, silently (lib.sh's wait_quiet samples at least once and reports a busy machine).
+wait_quiet_silent() {
+  local t0=$SECONDS b0 b1
   while [ $((SECONDS - t0)) -lt "$QUIET_WAIT" ]; do
     b0=$(busy_ticks); sleep 1; b1=$(busy_ticks)
-    python3 -c "import sys; sys.exit(0 if ($b1 - $b0) / $hz < $QUIET_CORES else 1)" && return 0
+    python3 -c "import sys; sys.exit(0 if ($b1 - $b0) / $CLK_TCK < $QUIET_CORES else 1)" && return 0
   done
 }
 first=1000000000000
@@ -148,7 +147,7 @@ for n in "${SIZES[@]}"; do
   for rep in $(seq "$REPEAT"); do
     read -r aid atok < <(register "bench_${n}_$rep")
     add_followers "$aid" "$n" "$first"
-    wait_quiet
+    wait_quiet_silent
     secs=$(measure "$atok" $((first + n - 1)))
     python3 -c "n=$n; t=$secs; b=float('${base:-0}' or 0); print('%10d %12.3f %14.0f %8s' % (n, t, n/t, ('%.2f' % (n/t/b)) if b else '-'))"
     [ -z "$RESULTS" ] || python3 -c "n=$n; t=$secs; print('fanout followers=%d seconds=%.4f writes_per_s=%.0f baseline=%s' % (n, t, n/t, '${base:--}'))" >>"$RESULTS"

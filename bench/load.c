@@ -19,15 +19,12 @@
  * so percentiles are exact to about 1.6%); the output is human-readable lines followed by
  * one "RESULT key=value ..." line for scripts.
  */
+#include "bench/bench_lib.h"
+
 #include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
 #include <math.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,8 +41,6 @@
 #define RBUF_MAX (1u << 20)
 #define GRACE_NS (3 * NS_PER_S)
 #define RECONNECT_DELAY_NS (100 * NS_PER_MS)
-#define NS_PER_S 1000000000ull
-#define NS_PER_MS 1000000ull
 
 /* ---- options and inputs --------------------------------------------------------------- */
 
@@ -78,52 +73,11 @@ static struct {
     .text = "benchmark post",
 };
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "load: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(2);
-}
-
-/* Reads non-empty lines of path into a new array. */
-static char **read_lines(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        die("cannot open %s", path);
-    char **v = NULL;
-    size_t cap = 0;
-    *n = 0;
-    char line[1024];
-    while (fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\r\n")] = '\0';
-        if (!line[0])
-            continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 64;
-            v = realloc(v, cap * sizeof(*v));
-            if (!v)
-                die("out of memory reading %s", path);
-        }
-        v[(*n)++] = strdup(line);
-    }
-    fclose(f);
-    if (*n == 0)
-        die("%s has no lines", path);
-    return v;
-}
-
 static char *json_escape(const char *s)
 {
     char *out = malloc(strlen(s) * 6 + 1), *o = out;
     if (!out)
-        die("out of memory");
+        bench_die("out of memory");
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
         if (ch == '"' || ch == '\\') {
@@ -140,13 +94,6 @@ static char *json_escape(const char *s)
 }
 
 /* ---- time and histogram --------------------------------------------------------------- */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
 
 #define SUB_BITS 6
 #define SUB (1u << SUB_BITS)
@@ -271,21 +218,15 @@ static void conn_close(worker_t *w, conn_t *c, uint64_t now)
 
 static void conn_open(worker_t *w, conn_t *c)
 {
-    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    c->fd = bench_tcp_socket(true);
     if (c->fd < 0) {
-        perror("load: socket");
+        fprintf(stderr, "load: socket: %s\n", strerror(-c->fd));
         exit(1);
     }
-    fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
-    int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)opt.port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     c->state = C_CONNECTING;
-    if (connect(c->fd, (struct sockaddr *)&a, sizeof(a)) != 0 && errno != EINPROGRESS) {
+    if (bench_connect_loopback(c->fd, opt.port) != 0) {
         w->conn_errors++;
-        conn_close(w, c, now_ns() + RECONNECT_DELAY_NS);
+        conn_close(w, c, bench_mono_ns() + RECONNECT_DELAY_NS);
         return;
     }
     struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
@@ -305,7 +246,7 @@ static void set_out(worker_t *w, conn_t *c, bool out)
 /* A connection failed; a request it carried counts as a connection error. */
 static void conn_fail(worker_t *w, conn_t *c, bool counted)
 {
-    uint64_t now = now_ns();
+    uint64_t now = bench_mono_ns();
     if (c->state == C_BUSY) {
         w->in_flight--;
         if (counted && c->t_due >= w->t_measure)
@@ -326,24 +267,17 @@ static size_t build_request(worker_t *w, char *buf)
                  (unsigned long long)n);
     int len;
     if (opt.mode == MODE_GET) {
-        len = snprintf(buf, REQ_MAX,
-                       "GET /v1/posts/%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                       "Authorization: Bearer %s\r\n%s\r\n",
-                       opt.ids[n % opt.n_ids], opt.port, token, idem);
+        char path[1100];
+        snprintf(path, sizeof(path), "/v1/posts/%s", opt.ids[n % opt.n_ids]);
+        len = bench_http_request(buf, REQ_MAX, "GET", path, opt.port, token, idem, NULL);
     } else {
         char body[2048];
-        int blen = snprintf(body, sizeof(body), "{\"text\":\"%s #%llu\"}", opt.text_json,
-                            (unsigned long long)n);
-        if (blen < 0 || (size_t)blen >= sizeof(body))
-            die("--text is too long");
-        len = snprintf(buf, REQ_MAX,
-                       "POST /v1/posts HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                       "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-                       "%sContent-Length: %d\r\n\r\n%s",
-                       opt.port, token, idem, blen, body);
+        if (bench_post_body(body, sizeof(body), opt.text_json, (unsigned long long)n) < 0)
+            bench_die("--text is too long");
+        len = bench_http_request(buf, REQ_MAX, "POST", "/v1/posts", opt.port, token, idem, body);
     }
-    if (len < 0 || len >= REQ_MAX)
-        die("request too long");
+    if (len < 0)
+        bench_die("request too long");
     return (size_t)len;
 }
 
@@ -386,29 +320,9 @@ static void make_idle(worker_t *w, conn_t *c)
     w->idle[w->n_idle++] = c;
 }
 
-/* Case-insensitive search for a header line's value within the header block. */
-static const char *header_value(const char *hdr, size_t len, const char *name)
-{
-    size_t nlen = strlen(name);
-    for (const char *p = hdr; p + nlen + 1 < hdr + len; p++) {
-        if ((p == hdr || p[-1] == '\n') && p[nlen] == ':') {
-            size_t i = 0;
-            while (i < nlen && (p[i] | 0x20) == (name[i] | 0x20))
-                i++;
-            if (i == nlen) {
-                p += nlen + 1;
-                while (*p == ' ' || *p == '\t')
-                    p++;
-                return p;
-            }
-        }
-    }
-    return NULL;
-}
-
 static void on_answer(worker_t *w, conn_t *c, int status, const char *body, size_t blen)
 {
-    uint64_t now = now_ns();
+    uint64_t now = bench_mono_ns();
     w->in_flight--;
     if (c->t_due < w->t_measure)
         return;
@@ -430,13 +344,11 @@ static void on_answer(worker_t *w, conn_t *c, int status, const char *body, size
 static int parse_response(conn_t *c, int *status, size_t *hlen, size_t *blen)
 {
     c->rbuf[c->rlen] = '\0';
-    char *end = strstr(c->rbuf, "\r\n\r\n");
-    if (!end)
+    if (!bench_http_head(c->rbuf, status, hlen))
         return 0;
-    *hlen = (size_t)(end - c->rbuf) + 4;
-    if (sscanf(c->rbuf, "HTTP/1.%*d %d", status) != 1 || *status < 100 || *status > 599)
+    if (!*status)
         return -1;
-    const char *cl = header_value(c->rbuf, *hlen, "Content-Length");
+    const char *cl = bench_http_header(c->rbuf, *hlen, "Content-Length");
     if (!cl) /* MHD answers buffers with a length; chunked is not expected */
         return -1;
     *blen = strtoul(cl, NULL, 10);
@@ -461,7 +373,7 @@ static void on_readable(worker_t *w, conn_t *c)
             }
             c->rbuf = realloc(c->rbuf, cap);
             if (!c->rbuf)
-                die("out of memory");
+                bench_die("out of memory");
             c->rcap = cap;
         }
         ssize_t n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen - 1);
@@ -492,13 +404,13 @@ static void on_readable(worker_t *w, conn_t *c)
         conn_fail(w, c, false);
         return;
     }
-    const char *conn_hdr = header_value(c->rbuf, hlen, "Connection");
+    const char *conn_hdr = bench_http_header(c->rbuf, hlen, "Connection");
     bool close_after = conn_hdr && (conn_hdr[0] | 0x20) == 'c';
     on_answer(w, c, status, c->rbuf + hlen, blen);
     c->rlen = 0;
     if (close_after) {
         w->reconnects++;
-        conn_close(w, c, now_ns());
+        conn_close(w, c, bench_mono_ns());
     } else {
         make_idle(w, c);
     }
@@ -539,7 +451,7 @@ static void *worker_run(void *arg)
     for (int i = 0; i < w->n_conns; i++)
         conn_open(w, &w->conns[i]);
     for (;;) {
-        uint64_t now = now_ns();
+        uint64_t now = bench_mono_ns();
         if (!stopping && (now >= w->t_end || w->k_sent >= w->limit ||
                           (w->interval_ns > 0 && w->k_due >= w->limit))) {
             stopping = true;
@@ -643,67 +555,59 @@ static double ms(uint64_t ns)
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"port", required_argument, NULL, 'p'},     {"mode", required_argument, NULL, 'm'},
-        {"ids", required_argument, NULL, 'i'},      {"tokens", required_argument, NULL, 't'},
-        {"connections", required_argument, NULL, 'c'},
-        {"threads", required_argument, NULL, 'T'},  {"rate", required_argument, NULL, 'r'},
-        {"duration", required_argument, NULL, 'd'}, {"warmup", required_argument, NULL, 'w'},
-        {"requests", required_argument, NULL, 'n'}, {"text", required_argument, NULL, 'x'},
-        {"idempotency", no_argument, NULL, 'I'},    {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
-    const char *tokens_path = NULL, *ids_path = NULL;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'p': opt.port = atoi(optarg); break;
-        case 'm':
-            if (strcmp(optarg, "post") == 0)
-                opt.mode = MODE_POST;
-            else if (strcmp(optarg, "get") == 0)
-                opt.mode = MODE_GET;
-            else
-                die("--mode must be post or get, not %s", optarg);
-            break;
-        case 'i': ids_path = optarg; break;
-        case 't': tokens_path = optarg; break;
-        case 'c': opt.connections = atoi(optarg); break;
-        case 'T': opt.threads = atoi(optarg); break;
-        case 'r': opt.rate = strtod(optarg, NULL); break;
-        case 'd': opt.duration_s = strtod(optarg, NULL); break;
-        case 'w': opt.warmup_s = strtod(optarg, NULL); break;
-        case 'n': opt.max_requests = strtoull(optarg, NULL, 10); break;
-        case 'x': opt.text = optarg; break;
-        case 'I': opt.idempotency = true; break;
-        case 'q': opt.quiet = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
+    const char *tokens_path = NULL, *ids_path = NULL, *mode_arg = "post";
+    const bench_opt_t opts[] = {
+        {"port", BENCH_OPT_INT, &opt.port},
+        {"mode", BENCH_OPT_STR, &mode_arg},
+        {"ids", BENCH_OPT_STR, &ids_path},
+        {"tokens", BENCH_OPT_STR, &tokens_path},
+        {"connections", BENCH_OPT_INT, &opt.connections},
+        {"threads", BENCH_OPT_INT, &opt.threads},
+        {"rate", BENCH_OPT_DOUBLE, &opt.rate},
+        {"duration", BENCH_OPT_DOUBLE, &opt.duration_s},
+        {"warmup", BENCH_OPT_DOUBLE, &opt.warmup_s},
+        {"requests", BENCH_OPT_U64, &opt.max_requests},
+        {"text", BENCH_OPT_STR, &opt.text},
+        {"idempotency", BENCH_OPT_TRUE, &opt.idempotency},
+        {"quiet", BENCH_OPT_TRUE, &opt.quiet},
+        {NULL, 0, NULL},
+    };
+    bench_prog = "load";
+    int rc = bench_parse_args(argc, argv, opts);
+    if (rc == 1) {
+        usage(stdout);
+        return 0;
     }
-    if (optind != argc || opt.port <= 0 || opt.port > 65535 || !tokens_path) {
+    if (rc < 0 || optind != argc || opt.port <= 0 || opt.port > 65535 || !tokens_path) {
         usage(stderr);
         return 2;
     }
+    if (strcmp(mode_arg, "post") == 0)
+        opt.mode = MODE_POST;
+    else if (strcmp(mode_arg, "get") == 0)
+        opt.mode = MODE_GET;
+    else
+        bench_die("--mode must be post or get, not %s", mode_arg);
     if (opt.threads < 1 || opt.threads > MAX_THREADS)
-        die("--threads must be 1 or 2");
+        bench_die("--threads must be 1 or 2");
     if (opt.connections < opt.threads || opt.connections > 20000)
-        die("--connections must be between --threads and 20000");
+        bench_die("--connections must be between --threads and 20000");
     if (opt.duration_s <= 0 || opt.warmup_s < 0 || opt.rate < 0 || opt.max_requests == 0)
-        die("--duration, --warmup, --rate and --requests must be positive");
+        bench_die("--duration, --warmup, --rate and --requests must be positive");
     if (opt.mode == MODE_GET && !ids_path)
-        die("--mode get needs --ids");
-    opt.tokens = read_lines(tokens_path, &opt.n_tokens);
+        bench_die("--mode get needs --ids");
+    opt.tokens = bench_read_lines(tokens_path, &opt.n_tokens);
     if (ids_path)
-        opt.ids = read_lines(ids_path, &opt.n_ids);
+        opt.ids = bench_read_lines(ids_path, &opt.n_ids);
     opt.text_json = json_escape(opt.text);
     signal(SIGPIPE, SIG_IGN);
 
     worker_t *ws = calloc((size_t)opt.threads, sizeof(*ws));
     if (!ws)
-        die("out of memory");
-    struct rusage ru0, ru1;
+        bench_die("out of memory");
+    struct rusage ru0;
     getrusage(RUSAGE_SELF, &ru0);
-    uint64_t t0 = now_ns() + 20 * NS_PER_MS; /* time to open the connections */
+    uint64_t t0 = bench_mono_ns() + 20 * NS_PER_MS; /* time to open the connections */
     uint64_t t_measure = t0 + (uint64_t)(opt.warmup_s * 1e9);
     uint64_t t_end = t_measure + (uint64_t)(opt.duration_s * 1e9);
     for (int i = 0; i < opt.threads; i++) {
@@ -713,7 +617,7 @@ int main(int argc, char **argv)
         w->conns = calloc((size_t)w->n_conns, sizeof(*w->conns));
         w->idle = calloc((size_t)w->n_conns, sizeof(*w->idle));
         if (!w->conns || !w->idle)
-            die("out of memory");
+            bench_die("out of memory");
         for (int j = 0; j < w->n_conns; j++)
             w->conns[j].fd = -1;
         w->limit = opt.max_requests / (uint64_t)opt.threads +
@@ -725,7 +629,7 @@ int main(int argc, char **argv)
         w->t_end = t_end;
         w->ep = epoll_create1(EPOLL_CLOEXEC);
         if (w->ep < 0)
-            die("epoll_create1 failed");
+            bench_die("epoll_create1 failed");
     }
     pthread_t tids[MAX_THREADS];
     for (int i = 1; i < opt.threads; i++)
@@ -733,7 +637,7 @@ int main(int argc, char **argv)
     worker_run(&ws[0]);
     for (int i = 1; i < opt.threads; i++)
         pthread_join(tids[i], NULL);
-    getrusage(RUSAGE_SELF, &ru1);
+    double cpu_s = bench_cpu_since(&ru0);
 
     static hist_t lat, wait;
     uint64_t ok = 0, non2xx = 0, conn_err = 0, proto = 0, timeouts = 0, reconnects = 0, sent = 0;
@@ -760,10 +664,6 @@ int main(int argc, char **argv)
     uint64_t answered = ok + non2xx;
     double window_s = (double)(last - t_measure) / 1e9;
     double rps = window_s > 0 ? (double)answered / window_s : 0;
-    double cpu_s = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
-                   (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
-                   (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
-                   (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
     uint64_t errors = non2xx + conn_err + proto + timeouts;
     const char *mode = opt.mode == MODE_GET ? "get" : "post";
 

@@ -63,50 +63,18 @@ KEEP=${KEEP:-0}
 TIDINGS=$BUILD/api/tidings
 CEILING=$BUILD/bench/tidings-ceiling
 LOAD=$BUILD/bench/tidings-load
-for bin in "$TIDINGS" "$CEILING" "$LOAD"; do
-  [ -x "$bin" ] || { echo "missing $bin: run cmake -S . -B build && cmake --build build -j2" >&2; exit 2; }
-done
-for tool in redis-server redis-cli curl jq python3; do
-  command -v "$tool" >/dev/null || { echo "publish.sh needs $tool" >&2; exit 2; }
-done
+need_built "$TIDINGS" "$CEILING" "$LOAD"
+need_tools redis-server redis-cli curl jq python3 bc
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tidings-bench.XXXXXX")
 REDIS_PID="" TIDINGS_PID="" CEILING_PID=""
-
-cleanup() {
-  stop_pid "$TIDINGS_PID"
-  stop_pid "$CEILING_PID"
-  stop_pid "$REDIS_PID"
-  wait 2>/dev/null || true
-  if [ "$KEEP" = 1 ]; then echo "work directory kept: $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+trap cleanup_work EXIT
 trap 'exit 130' INT TERM
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }             # all threads
 thread_ticks() { awk '{print $14 + $15}' "/proc/$1/task/$1/stat"; }  # the main thread only
-busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; } # machine
 redis_cmds() { redis-cli -p "$REDIS_PORT" info stats | awk -F: '/^total_commands_processed/ {print $2+0}'; }
-CLK_TCK=$(getconf CLK_TCK)
 
 # ---- processes -------------------------------------------------------------------------
-
-start_redis() {
-  for _ in 1 2 3 4 5; do
-    REDIS_PORT=$(free_port)
-    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
-      --dir "$WORK" --logfile "$WORK/redis.log" &
-    REDIS_PID=$!
-    for _ in $(seq 100); do
-      if redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then return 0; fi
-      kill -0 "$REDIS_PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    stop_pid "$REDIS_PID"
-  done
-  log "redis-server did not start; see $WORK/redis.log"
-  exit 1
-}
 
 ENGINE=on
 start_tidings() { # start_tidings THREADS [EXTRA-FLAGS...]
@@ -114,20 +82,8 @@ start_tidings() { # start_tidings THREADS [EXTRA-FLAGS...]
   shift
   ENGINE=on
   case " $* " in *" --engine off "*) ENGINE=off ;; esac
-  for _ in 1 2 3 4 5; do
-    HTTP_PORT=$(free_port)
-    "$TIDINGS" --redis "redis://127.0.0.1:$REDIS_PORT" --listen "127.0.0.1:$HTTP_PORT" \
-      --threads "$threads" --log-level warn "$@" 2>>"$WORK/tidings.log" &
-    TIDINGS_PID=$!
-    for _ in $(seq 200); do
-      if curl -fs "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1; then return 0; fi
-      kill -0 "$TIDINGS_PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    stop_pid "$TIDINGS_PID"
-  done
-  log "tidings did not become ready; see $WORK/tidings.log"
-  exit 1
+  start_tidings_at "redis://127.0.0.1:$REDIS_PORT" "$WORK/tidings.log" --threads "$threads" \
+    --log-level warn "$@"
 }
 stop_tidings() { stop_pid "$TIDINGS_PID"; wait "$TIDINGS_PID" 2>/dev/null || true; TIDINGS_PID=""; }
 
@@ -160,7 +116,6 @@ fanout_backlog() {
   done
   echo "$total"
 }
-now_s() { date +%s.%N; }
 # Waits until the fan-out backlog is empty (at most DRAIN_MAX s); prints the seconds taken.
 drain_fanout() {
   local t0 left
@@ -175,27 +130,12 @@ drain_fanout() {
   printf '%.1f' "$(echo "$(now_s) - $t0" | bc -l)"
 }
 
-# Other sessions may share the machine: before a phase, wait (at most QUIET_WAIT s) for a
-# second in which less than QUIET_CORES cores are busy (ours are idle between phases).
-wait_quiet() {
-  local t0 b0 b1
-  t0=$(now_s)
-  while :; do
-    b0=$(busy_ticks); sleep 1; b1=$(busy_ticks)
-    [ "$(echo "($b1 - $b0) / $CLK_TCK < $QUIET_CORES" | bc -l)" = 1 ] && return 0
-    if [ "$(echo "$(now_s) - $t0 > $QUIET_WAIT" | bc -l)" = 1 ]; then
-      log "  the machine is busy ($(echo "scale=2; ($b1 - $b0) / $CLK_TCK" | bc) cores) after ${QUIET_WAIT} s of waiting; measuring anyway"
-      return 0
-    fi
-  done
-}
-
 # measure NAME SERVER_PID PORT DURATION LOAD-ARGS... : runs the load generator and keeps its
 # RESULT fields in R_<NAME>_<field>, plus server and Redis CPU and Redis commands per request.
 measure() {
   local name=$1 pid=$2 port=$3 duration=$4
   shift 4
-  wait_quiet
+  wait_quiet "  "
   local s0 l0 r0 c0 b0 t0 s1 l1 r1 c1 b1 t1 out
   s0=$(cpu_ticks "$pid"); l0=$(thread_ticks "$pid"); r0=$(cpu_ticks "$REDIS_PID"); c0=$(redis_cmds)
   b0=$(busy_ticks); t0=$(now_s)
@@ -263,9 +203,8 @@ ratio() { echo "scale=2; $1 / $2" | bc -l | sed 's/^\./0./'; }
 
 # ---- setup -----------------------------------------------------------------------------
 
-command -v bc >/dev/null || { echo "publish.sh needs bc" >&2; exit 2; }
 log "work directory $WORK"
-start_redis
+start_redis_server
 log "redis-server $(redis-server --version | awk '{print $3}' | tr -d v=) on 127.0.0.1:$REDIS_PORT (no persistence)"
 start_tidings "$THREADS"
 log "tidings on 127.0.0.1:$HTTP_PORT, --threads $THREADS; registering $USERS users"

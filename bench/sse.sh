@@ -65,12 +65,8 @@ SIZES=("$@")
 
 TIDINGS=$BUILD/api/tidings
 CLIENT=$BUILD/bench/tidings-sse-load
-for bin in "$TIDINGS" "$CLIENT"; do
-  [ -x "$bin" ] || { echo "missing $bin: run cmake -S . -B build && cmake --build build -j2" >&2; exit 2; }
-done
-for tool in redis-server redis-cli curl python3 bc; do
-  command -v "$tool" >/dev/null || { echo "sse.sh needs $tool" >&2; exit 2; }
-done
+need_built "$TIDINGS" "$CLIENT"
+need_tools redis-server redis-cli curl python3 bc
 for n in "${SIZES[@]}"; do
   if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ] || [ "$n" -gt 18000 ]; then
     echo "sizes must be 1..18000 (the open-files limit), not '$n'" >&2
@@ -81,39 +77,12 @@ done
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tidings-sse.XXXXXX")
 TIDINGS_LOG=${TIDINGS_LOG:-$WORK/tidings.log}
 REDIS_PID="" REDIS_PIDS="" TIDINGS_PID="" CLIENT_PID=""
-
-cleanup() {
-  stop_pid "$CLIENT_PID"
-  stop_pid "$TIDINGS_PID"
-  stop_pid "$REDIS_PID"
-  wait 2>/dev/null || true
-  if [ "$KEEP" = 1 ]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+trap cleanup_work EXIT
 trap 'exit 130' INT TERM
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-cpu_ticks() { local p t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
-busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; } # machine
-CLK_TCK=$(getconf CLK_TCK)
-now_s() { date +%s.%N; }
 R() { redis-cli -p "$REDIS_PORT" "$@"; }
 RR() { python3 "$ROOT/bench/redis_route.py" "$REDIS_URL" "$@"; } # routed by key on a cluster
-
-# The machine may be shared: before the posts, wait (at most QUIET_WAIT s) for a second in
-# which less than QUIET_CORES cores are busy (heartbeats aside, our processes are idle then).
-wait_quiet() {
-  local t0 b0 b1
-  t0=$SECONDS
-  while :; do
-    b0=$(busy_ticks); sleep 1; b1=$(busy_ticks)
-    [ "$(echo "($b1 - $b0) / $CLK_TCK < $QUIET_CORES" | bc -l)" = 1 ] && return 0
-    if [ $((SECONDS - t0)) -ge "$QUIET_WAIT" ]; then
-      log "the machine is busy ($(echo "scale=2; ($b1 - $b0) / $CLK_TCK" | bc) cores) after $QUIET_WAIT s of waiting; measuring anyway"
-      return 0
-    fi
-  done
-}
 
 start_redis() {
   if [ "$OWN_REDIS" = 0 ]; then # somebody else's Redis (bench/cluster.sh's cluster): emptied
@@ -121,43 +90,14 @@ start_redis() {
     REDIS_PIDS=$(RR pids)
     return 0
   fi
-  for _ in 1 2 3 4 5; do
-    REDIS_PORT=$(free_port)
-    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
-      --dir "$WORK" --logfile "$WORK/redis.log" &
-    REDIS_PID=$!
-    for _ in $(seq 100); do
-      if R ping 2>/dev/null | grep -q PONG; then
-        REDIS_URL=redis://127.0.0.1:$REDIS_PORT REDIS_PIDS=$REDIS_PID
-        return 0
-      fi
-      kill -0 "$REDIS_PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    stop_pid "$REDIS_PID"
-  done
-  log "redis-server did not start; see $WORK/redis.log"
-  exit 1
+  start_redis_server
+  REDIS_URL=redis://127.0.0.1:$REDIS_PORT REDIS_PIDS=$REDIS_PID
 }
 
 start_tidings() {
-  for _ in 1 2 3 4 5; do
-    HTTP_PORT=$(free_port)
-    "$TIDINGS" --redis "$REDIS_URL" --listen "127.0.0.1:$HTTP_PORT" \
-      --threads "$THREADS" --log-level warn --celebrity-threshold 1000000 --max-streams 20000 \
-      --heartbeat "$HEARTBEAT" $TIDINGS_ARGS 2>>"$TIDINGS_LOG" &
-    TIDINGS_PID=$!
-    for _ in $(seq 200); do
-      if curl -fs "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1; then return 0; fi
-      kill -0 "$TIDINGS_PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    stop_pid "$TIDINGS_PID"
-  done
-  log "tidings did not become ready; see $TIDINGS_LOG"
-  exit 1
+  start_tidings_at "$REDIS_URL" "$TIDINGS_LOG" --threads "$THREADS" --log-level warn \
+    --celebrity-threshold 1000000 --max-streams 20000 --heartbeat "$HEARTBEAT" $TIDINGS_ARGS
 }
-
 
 # follow_all AUTHOR-ID USERS-FILE: the edges graph.c writes, pipelined into Redis (each to
 # its key's master on a cluster).
@@ -185,8 +125,6 @@ scrape() {
     grep -E '^tidings_(stream_delivery_seconds|stream_events_sent_total|streams_open|streams_dropped_total|stream_events_replayed_total)' |
     sed 's/ \([^ ]*\)$/\t\1/' || true
 }
-
-field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"; } # field "k=v k2=v2" k2 -> v2
 
 # Per-N results, for the summary.
 declare -A RES
@@ -217,12 +155,7 @@ run_size() {
     --posts "$POSTS" --gap "$GAP" --timeout "$TIMEOUT" --ready-timeout 180 \
     --max-time $((TIMEOUT * POSTS + 290)) >"$WORK/client.$n.out" 2>"$WORK/client.$n.err" &
   CLIENT_PID=$!
-  local deadline=$((SECONDS + 200))
-  while [ ! -f "$WORK/ready" ]; do
-    kill -0 "$CLIENT_PID" 2>/dev/null || { log "the client died: $(cat "$WORK/client.$n.err")"; exit 1; }
-    [ $SECONDS -lt $deadline ] || { log "the streams did not open in time"; exit 1; }
-    sleep 0.1
-  done
+  wait_streams "$WORK/client.$n.err"
   ready_line=$(grep '^READY' "$WORK/client.$n.out" || true)
   log "client: $ready_line"
   # every follower online (its event log ev:{user} exists, which publishing checks) and every
@@ -230,7 +163,7 @@ run_size() {
   # the streams live, not from the log
   local online=0 subs=0 masters
   masters=$(RR masters | wc -l)
-  deadline=$((SECONDS + 60))
+  local deadline=$((SECONDS + 60))
   while online=$(RR count 'ev:*') && subs=$(RR each pubsub shardchannels 'live:*' | grep -c . || true) &&
     { [ "$online" -lt "$n" ] || [ "$subs" -lt "$masters" ]; }; do
     [ $SECONDS -lt $deadline ] || { log "after 60 s only $online of $n users online, $subs of $masters live channels subscribed; going on"; break; }
@@ -254,7 +187,7 @@ run_size() {
     perf_pids+=($!)
     sleep 1
   fi
-  wait_quiet
+  wait_quiet ""
   scrape >"$WORK/metrics.before"
   local tk0 rk0 tw0 bk0 bk1
   tk0=$(cpu_ticks "$TIDINGS_PID") rk0=$(cpu_ticks $REDIS_PIDS) tw0=$(now_s) bk0=$(busy_ticks)

@@ -29,18 +29,15 @@
  * Without --publish-token the streams are only held: --hold seconds after READY (or until
  * --go-file appears), then a report of events received.
  */
+#include "bench/bench_lib.h"
+
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -49,8 +46,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NS_PER_S 1000000000ull
-#define NS_PER_MS 1000000ull
 #define LINE_KEEP 200      /* bytes of an SSE line kept (the rest is counted, not stored) */
 #define HDR_MAX 8192       /* response header block */
 #define RBUF (256 * 1024)  /* one shared read buffer */
@@ -88,63 +83,6 @@ static struct {
     .hold_s = 10,
     .kernel_ts = true,
 };
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "sse_load: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(2);
-}
-
-static char **read_lines(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        die("cannot open %s", path);
-    char **v = NULL;
-    size_t cap = 0;
-    *n = 0;
-    char line[1024];
-    while (fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\r\n")] = '\0';
-        if (!line[0])
-            continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 1024;
-            v = realloc(v, cap * sizeof(*v));
-            if (!v)
-                die("out of memory reading %s", path);
-        }
-        if (!(v[(*n)++] = strdup(line)))
-            die("out of memory reading %s", path);
-    }
-    fclose(f);
-    if (*n == 0)
-        die("%s has no lines", path);
-    return v;
-}
-
-/* ---- time ----------------------------------------------------------------------------- */
-
-/* Wall-clock ns: the kernel's receive timestamps (SO_TIMESTAMPNS) are CLOCK_REALTIME. */
-static uint64_t real_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- connections -------------------------------------------------------------------- */
 
@@ -209,7 +147,7 @@ static void record_feed(conn_t *c, uint64_t post)
         g.cap_recs = g.cap_recs ? g.cap_recs * 2 : 16384;
         g.recs = realloc(g.recs, g.cap_recs * sizeof(*g.recs));
         if (!g.recs)
-            die("out of memory");
+            bench_die("out of memory");
     }
     g.recs[g.n_recs++] = (rec_t){(uint32_t)(c - g.c), post, g.now_kernel, g.now_read, c->id_ms};
     if (g.want_post && post == g.want_post) {
@@ -243,7 +181,7 @@ static void conn_drop(conn_t *c, bool retry)
         c->retries++;
         g.retries_done++;
         c->state = S_WAIT;
-        c->retry_at = mono_ns() + RETRY_DELAY_NS;
+        c->retry_at = bench_mono_ns() + RETRY_DELAY_NS;
         g.waiting++;
     } else {
         c->state = S_DEAD;
@@ -254,40 +192,34 @@ static void conn_drop(conn_t *c, bool retry)
 
 static void conn_start(conn_t *c)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = bench_tcp_socket(true);
     if (fd < 0)
-        die("socket: %s (raise the open-files limit?)", strerror(errno));
+        bench_die("socket: %s (raise the open-files limit?)", strerror(-fd));
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (opt.kernel_ts && setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) != 0)
         opt.kernel_ts = false;
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)opt.port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     *c = (conn_t){.fd = fd, .state = S_CONNECTING, .retries = c->retries};
     g.waiting--;
     g.connecting++;
     g.connects++;
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 && errno != EINPROGRESS) {
+    if (bench_connect_loopback(fd, opt.port) != 0) {
         conn_drop(c, true);
         return;
     }
     struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN, .data.ptr = c};
     if (epoll_ctl(g.ep, EPOLL_CTL_ADD, fd, &ev) != 0)
-        die("epoll_ctl: %s", strerror(errno));
+        bench_die("epoll_ctl: %s", strerror(errno));
 }
 
 static void conn_send_request(conn_t *c)
 {
     char req[1024];
     const char *token = opt.tokens[(size_t)(c - g.c) % opt.n_tokens];
-    int len = snprintf(req, sizeof(req),
-                       "GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                       "Authorization: Bearer %s\r\nAccept: text/event-stream\r\n"
-                       "Cache-Control: no-cache\r\n\r\n",
-                       opt.port, token);
-    if (len < 0 || (size_t)len >= sizeof(req))
-        die("token too long");
+    int len = bench_http_request(req, sizeof(req), "GET", "/v1/stream", opt.port, token,
+                                 "Accept: text/event-stream\r\nCache-Control: no-cache\r\n",
+                                 NULL);
+    if (len < 0)
+        bench_die("token too long");
     ssize_t n = send(c->fd, req, (size_t)len, MSG_NOSIGNAL);
     if (n != len) { /* a fresh socket takes 200 bytes whole, or it has failed */
         conn_drop(c, true);
@@ -478,22 +410,21 @@ static bool has_token(const char *value_start, const char *line_end, const char 
 static bool headers_feed(conn_t *c, const char *p, size_t n)
 {
     if (!c->hdr && !(c->hdr = malloc(HDR_MAX + 1)))
-        die("out of memory");
+        bench_die("out of memory");
     size_t take = n < HDR_MAX - c->hdr_len ? n : HDR_MAX - c->hdr_len;
     memcpy(c->hdr + c->hdr_len, p, take);
     c->hdr_len += (uint32_t)take;
     c->hdr[c->hdr_len] = '\0';
-    char *end = strstr(c->hdr, "\r\n\r\n");
-    if (!end) {
+    size_t hlen;
+    int status;
+    if (!bench_http_head(c->hdr, &status, &hlen)) {
         if (c->hdr_len == HDR_MAX) {
             g.proto_errors++;
             return false;
         }
         return true;
     }
-    size_t hlen = (size_t)(end - c->hdr) + 4;
-    int status = 0;
-    if (sscanf(c->hdr, "HTTP/1.%*d %d", &status) != 1 || status < 100 || status > 599) {
+    if (!status) {
         g.proto_errors++;
         return false;
     }
@@ -507,14 +438,9 @@ static bool headers_feed(conn_t *c, const char *p, size_t n)
         }
         return false;
     }
-    /* Transfer-Encoding: chunked? */
-    for (char *line = strstr(c->hdr, "\r\n"); line && line < end; line = strstr(line + 2, "\r\n")) {
-        char *le = strstr(line + 2, "\r\n");
-        if (!le)
-            break;
-        if (strncasecmp(line + 2, "transfer-encoding:", 18) == 0 && has_token(line + 20, le, "chunked"))
-            c->chunked = true;
-    }
+    const char *te = bench_http_header(c->hdr, hlen, "Transfer-Encoding");
+    if (te && has_token(te, strstr(te, "\r\n"), "chunked"))
+        c->chunked = true;
     c->state = S_BODY;
     char *rest = c->hdr + hlen;
     size_t rest_len = c->hdr_len - hlen;
@@ -546,7 +472,7 @@ static ssize_t read_stamped(int fd, char *buf, size_t cap)
     ssize_t n = recvmsg(fd, &m, 0);
     if (n < 0)
         return errno == EAGAIN || errno == EINTR ? -2 : -1;
-    g.now_read = real_ns();
+    g.now_read = bench_real_ns();
     g.now_kernel = g.now_read;
     if (opt.kernel_ts)
         for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
@@ -609,16 +535,12 @@ static void pub_connect(void)
 {
     if (pub.fd >= 0)
         return;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = bench_tcp_socket(false);
     if (fd < 0)
-        die("socket: %s", strerror(errno));
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)opt.port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
-        die("publisher connect: %s", strerror(errno));
+        bench_die("socket: %s", strerror(-fd));
+    int rc = bench_connect_loopback(fd, opt.port);
+    if (rc != 0)
+        bench_die("publisher connect: %s", strerror(-rc));
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &pub};
     epoll_ctl(g.ep, EPOLL_CTL_ADD, fd, &ev);
@@ -629,49 +551,44 @@ static void pub_connect(void)
 static void pub_send(int k)
 {
     char body[1024], req[2048];
-    int bl = snprintf(body, sizeof(body), "{\"text\":\"%s #%d\"}", opt.text, k);
-    int len = snprintf(req, sizeof(req),
-                       "POST /v1/posts HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                       "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-                       "Content-Length: %d\r\n\r\n%s",
-                       opt.port, opt.publish_token, bl, body);
-    if (bl < 0 || len < 0 || (size_t)len >= sizeof(req))
-        die("--text too long");
+    if (bench_post_body(body, sizeof(body), opt.text, (unsigned long long)k) < 0)
+        bench_die("--text too long");
+    int len = bench_http_request(req, sizeof(req), "POST", "/v1/posts", opt.port,
+                                 opt.publish_token, "", body);
+    if (len < 0)
+        bench_die("--text too long");
     pub.len = 0;
     pub.busy = true;
     pub.status = 0;
     pub.post = 0;
-    pub.t0 = real_ns();
+    pub.t0 = bench_real_ns();
     if (send(pub.fd, req, (size_t)len, MSG_NOSIGNAL) != len)
-        die("publisher send: %s", strerror(errno));
+        bench_die("publisher send: %s", strerror(errno));
 }
 
 static void pub_readable(void)
 {
     for (;;) {
         if (pub.len == PUB_BUF - 1)
-            die("publisher: answer too large");
+            bench_die("publisher: answer too large");
         ssize_t n = recv(pub.fd, pub.buf + pub.len, PUB_BUF - 1 - pub.len, 0);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
         if (n <= 0)
-            die("publisher: the server closed the connection");
+            bench_die("publisher: the server closed the connection");
         pub.len += (size_t)n;
         pub.buf[pub.len] = '\0';
-        char *end = strstr(pub.buf, "\r\n\r\n");
-        if (!end)
+        int status;
+        size_t hlen, blen = 0;
+        if (!bench_http_head(pub.buf, &status, &hlen))
             continue;
-        size_t hlen = (size_t)(end - pub.buf) + 4, blen = 0;
-        const char *cl = NULL;
-        for (char *p = pub.buf; (p = strstr(p, "\r\n")) && p < end; p += 2)
-            if (strncasecmp(p + 2, "content-length:", 15) == 0)
-                cl = p + 17;
+        const char *cl = bench_http_header(pub.buf, hlen, "Content-Length");
         if (cl)
             blen = strtoul(cl, NULL, 10);
         if (pub.len < hlen + blen)
             continue;
-        pub.t_answer = real_ns();
-        sscanf(pub.buf, "HTTP/1.%*d %d", &pub.status);
+        pub.t_answer = bench_real_ns();
+        pub.status = status;
         snprintf(pub.body_sample, sizeof(pub.body_sample), "%.*s", (int)(blen < 200 ? blen : 200),
                  pub.buf + hlen);
         pub.post = pub.status / 100 == 2 ? post_id_in(pub.buf + hlen, blen) : 0;
@@ -687,9 +604,9 @@ static uint64_t deadline_all;
 /* Starts waiting connections (paced), then waits for events up to timeout_ms. */
 static void pump(int timeout_ms)
 {
-    uint64_t now = mono_ns();
+    uint64_t now = bench_mono_ns();
     if (now > deadline_all)
-        die("--max-time %.0f s exceeded", opt.max_time_s);
+        bench_die("--max-time %.0f s exceeded", opt.max_time_s);
     for (int i = 0; g.waiting && i < g.n && g.connecting < opt.concurrency; i++) {
         conn_t *c = &g.c[i];
         if (c->state == S_WAIT && c->retry_at <= now)
@@ -698,7 +615,7 @@ static void pump(int timeout_ms)
     struct epoll_event evs[1024];
     int n = epoll_wait(g.ep, evs, 1024, timeout_ms);
     if (n < 0 && errno != EINTR)
-        die("epoll_wait: %s", strerror(errno));
+        bench_die("epoll_wait: %s", strerror(errno));
     for (int i = 0; i < n; i++) {
         if (evs[i].data.ptr == &pub)
             pub_readable();
@@ -713,34 +630,32 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double pct_ms(const uint64_t *v, size_t n, double p)
-{
-    if (!n)
-        return 0;
-    size_t k = (size_t)((p / 100.0) * (double)n + 0.999999);
-    if (k < 1)
-        k = 1;
-    if (k > n)
-        k = n;
-    return (double)v[k - 1] / 1e6;
-}
-
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return x < y ? -1 : x > y;
 }
 
-static double pct_ms_i(const int64_t *v, size_t n, double p)
+/* The nearest rank of percentile p among n sorted values, 1-based; 0 when there are none. */
+static size_t rank(size_t n, double p)
 {
     if (!n)
         return 0;
     size_t k = (size_t)((p / 100.0) * (double)n + 0.999999);
     if (k < 1)
         k = 1;
-    if (k > n)
-        k = n;
-    return (double)v[k - 1] / 1e6;
+    return k > n ? n : k;
+}
+
+/* Percentile p of n sorted ns values, in ms. */
+static double pct_ms(const uint64_t *v, size_t n, double p)
+{
+    return n ? (double)v[rank(n, p) - 1] / 1e6 : 0;
+}
+
+static double pct_ms_i(const int64_t *v, size_t n, double p)
+{
+    return n ? (double)v[rank(n, p) - 1] / 1e6 : 0;
 }
 
 typedef struct {
@@ -763,7 +678,7 @@ static void summarise(uint64_t post, uint64_t t0, post_result_t *pr, uint64_t *a
     int64_t *lg = malloc((g.n + 1) * sizeof(*lg)), *ar = malloc((g.n + 1) * sizeof(*ar));
     uint8_t *seen = calloc((size_t)g.n, 1);
     if (!k || !r || !seen || !lg || !ar)
-        die("out of memory");
+        bench_die("out of memory");
     size_t m = 0;
     for (size_t i = 0; i < g.n_recs; i++) {
         const rec_t *e = &g.recs[i];
@@ -816,14 +731,14 @@ static void raise_nofile(int need)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        die("getrlimit: %s", strerror(errno));
+        bench_die("getrlimit: %s", strerror(errno));
     if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-            die("setrlimit: %s", strerror(errno));
+            bench_die("setrlimit: %s", strerror(errno));
     }
     if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)need > rl.rlim_cur)
-        die("%d connections need %d open files; the hard limit is %llu", opt.connections, need,
+        bench_die("%d connections need %d open files; the hard limit is %llu", opt.connections, need,
             (unsigned long long)rl.rlim_cur);
 }
 
@@ -859,81 +774,60 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    enum { O_PORT = 256, O_TOKENS, O_CONNS, O_CONC, O_READY, O_GO, O_SETTLE, O_PUBTOK, O_POSTS,
-           O_GAP, O_TEXT, O_TIMEOUT, O_RTIMEOUT, O_HOLD, O_MAXTIME, O_NOKTS, O_QUIET };
-    static const struct option lo[] = {
-        {"port", required_argument, NULL, O_PORT},
-        {"tokens", required_argument, NULL, O_TOKENS},
-        {"connections", required_argument, NULL, O_CONNS},
-        {"connect-concurrency", required_argument, NULL, O_CONC},
-        {"ready-file", required_argument, NULL, O_READY},
-        {"go-file", required_argument, NULL, O_GO},
-        {"settle", required_argument, NULL, O_SETTLE},
-        {"publish-token", required_argument, NULL, O_PUBTOK},
-        {"posts", required_argument, NULL, O_POSTS},
-        {"gap", required_argument, NULL, O_GAP},
-        {"text", required_argument, NULL, O_TEXT},
-        {"timeout", required_argument, NULL, O_TIMEOUT},
-        {"ready-timeout", required_argument, NULL, O_RTIMEOUT},
-        {"hold", required_argument, NULL, O_HOLD},
-        {"max-time", required_argument, NULL, O_MAXTIME},
-        {"no-kernel-ts", no_argument, NULL, O_NOKTS},
-        {"quiet", no_argument, NULL, O_QUIET},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const bench_opt_t opts[] = {
+        {"port", BENCH_OPT_INT, &opt.port},
+        {"tokens", BENCH_OPT_STR, &opt.tokens_path},
+        {"connections", BENCH_OPT_INT, &opt.connections},
+        {"connect-concurrency", BENCH_OPT_INT, &opt.concurrency},
+        {"ready-file", BENCH_OPT_STR, &opt.ready_file},
+        {"go-file", BENCH_OPT_STR, &opt.go_file},
+        {"settle", BENCH_OPT_DOUBLE, &opt.settle_s},
+        {"publish-token", BENCH_OPT_STR, &opt.publish_token},
+        {"posts", BENCH_OPT_INT, &opt.posts},
+        {"gap", BENCH_OPT_DOUBLE, &opt.gap_s},
+        {"text", BENCH_OPT_STR, &opt.text},
+        {"timeout", BENCH_OPT_DOUBLE, &opt.timeout_s},
+        {"ready-timeout", BENCH_OPT_DOUBLE, &opt.ready_timeout_s},
+        {"hold", BENCH_OPT_DOUBLE, &opt.hold_s},
+        {"max-time", BENCH_OPT_DOUBLE, &opt.max_time_s},
+        {"no-kernel-ts", BENCH_OPT_FALSE, &opt.kernel_ts},
+        {"quiet", BENCH_OPT_TRUE, &opt.quiet},
+        {NULL, 0, NULL},
     };
-    int o;
-    while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        switch (o) {
-        case O_PORT: opt.port = atoi(optarg); break;
-        case O_TOKENS: opt.tokens_path = optarg; break;
-        case O_CONNS: opt.connections = atoi(optarg); break;
-        case O_CONC: opt.concurrency = atoi(optarg); break;
-        case O_READY: opt.ready_file = optarg; break;
-        case O_GO: opt.go_file = optarg; break;
-        case O_SETTLE: opt.settle_s = atof(optarg); break;
-        case O_PUBTOK: opt.publish_token = optarg; break;
-        case O_POSTS: opt.posts = atoi(optarg); break;
-        case O_GAP: opt.gap_s = atof(optarg); break;
-        case O_TEXT: opt.text = optarg; break;
-        case O_TIMEOUT: opt.timeout_s = atof(optarg); break;
-        case O_RTIMEOUT: opt.ready_timeout_s = atof(optarg); break;
-        case O_HOLD: opt.hold_s = atof(optarg); break;
-        case O_MAXTIME: opt.max_time_s = atof(optarg); break;
-        case O_NOKTS: opt.kernel_ts = false; break;
-        case O_QUIET: opt.quiet = true; break;
-        case 'h': usage(); return 0;
-        default: usage(); return 2;
-        }
+    bench_prog = "sse_load";
+    int rc = bench_parse_args(argc, argv, opts);
+    if (rc != 0) {
+        usage();
+        return rc == 1 ? 0 : 2;
     }
     if (opt.port <= 0 || opt.port > 65535 || !opt.tokens_path)
-        die("--port and --tokens are required (--help)");
+        bench_die("--port and --tokens are required (--help)");
     if (opt.connections < 1 || opt.concurrency < 1 || opt.posts < 1 || opt.timeout_s <= 0 ||
         opt.max_time_s <= 0)
-        die("bad numeric option");
+        bench_die("bad numeric option");
     if (strpbrk(opt.text, "\"\\"))
-        die("--text must not contain quotes or backslashes");
-    opt.tokens = read_lines(opt.tokens_path, &opt.n_tokens);
+        bench_die("--text must not contain quotes or backslashes");
+    opt.tokens = bench_read_lines(opt.tokens_path, &opt.n_tokens);
     raise_nofile(opt.connections + 32);
 
     g.ep = epoll_create1(EPOLL_CLOEXEC);
     if (g.ep < 0)
-        die("epoll_create1: %s", strerror(errno));
+        bench_die("epoll_create1: %s", strerror(errno));
     g.n = opt.connections;
     g.c = calloc((size_t)g.n, sizeof(*g.c));
     if (!g.c)
-        die("out of memory");
+        bench_die("out of memory");
     for (int i = 0; i < g.n; i++)
         g.c[i] = (conn_t){.fd = -1, .state = S_WAIT};
     g.waiting = g.n;
-    uint64_t start = mono_ns();
+    uint64_t start = bench_mono_ns();
     deadline_all = start + (uint64_t)(opt.max_time_s * 1e9);
 
     /* 1. connect all N and wait for their "retry:" */
     uint64_t ready_deadline = start + (uint64_t)(opt.ready_timeout_s * 1e9);
-    while (g.ready + g.dead < g.n && mono_ns() < ready_deadline)
+    while (g.ready + g.dead < g.n && bench_mono_ns() < ready_deadline)
         pump(g.connecting >= opt.concurrency || !g.waiting ? 50 : 0);
-    double connect_s = (double)(mono_ns() - start) / 1e9;
+    double connect_s = (double)(bench_mono_ns() - start) / 1e9;
     printf("READY conns=%d ready=%d failed=%d connect_s=%.3f retries=%llu\n", g.n, g.ready, g.dead,
            connect_s, (unsigned long long)g.retries_done);
     fflush(stdout);
@@ -948,21 +842,21 @@ int main(int argc, char **argv)
         FILE *f = fopen(tmp, "w");
         if (!f || fprintf(f, "%d %d %.3f\n", g.ready, g.n, connect_s) < 0 || fclose(f) != 0 ||
             rename(tmp, opt.ready_file) != 0)
-            die("cannot write %s", opt.ready_file);
+            bench_die("cannot write %s", opt.ready_file);
     }
 
     /* 2. hold until the go signal (or --settle / --hold seconds) */
     double wait_s = opt.publish_token ? opt.settle_s : opt.hold_s;
-    uint64_t t_ready = mono_ns(), ev_before = g.events_total;
+    uint64_t t_ready = bench_mono_ns(), ev_before = g.events_total;
     for (;;) {
         if (opt.go_file ? file_exists(opt.go_file)
-                        : mono_ns() - t_ready >= (uint64_t)(wait_s * 1e9))
+                        : bench_mono_ns() - t_ready >= (uint64_t)(wait_s * 1e9))
             break;
         pump(20);
     }
     if (!opt.publish_token) {
         printf("held %d streams for %.1f s: %llu events (%llu heartbeats), %d closed by the server\n",
-               g.ready, (double)(mono_ns() - t_ready) / 1e9,
+               g.ready, (double)(bench_mono_ns() - t_ready) / 1e9,
                (unsigned long long)(g.events_total - ev_before),
                (unsigned long long)g.heartbeats, g.dead - g.failed);
         printf("RESULT conns=%d ready=%d failed=%d connect_s=%.3f closed=%llu heartbeats=%llu\n",
@@ -978,9 +872,9 @@ int main(int argc, char **argv)
     int64_t *all_l = malloc(cap_all * sizeof(*all_l)), *all_a = malloc(cap_all * sizeof(*all_a));
     post_result_t *res = calloc((size_t)opt.posts, sizeof(*res));
     if (!all_k || !all_r || !all_l || !all_a || !res)
-        die("out of memory");
+        bench_die("out of memory");
     int live_at_start = g.ready;
-    struct rusage ru0, ru1;
+    struct rusage ru0;
     getrusage(RUSAGE_SELF, &ru0);
     for (int k = 0; k < opt.posts; k++) {
         for (int i = 0; i < g.n; i++)
@@ -990,18 +884,18 @@ int main(int argc, char **argv)
         g.dups = 0;
         size_t recs_from = g.n_recs;
         pub_send(k + 1);
-        uint64_t t0 = pub.t0, post_deadline = mono_ns() + (uint64_t)(opt.timeout_s * 1e9);
-        while (pub.busy && mono_ns() < post_deadline)
+        uint64_t t0 = pub.t0, post_deadline = bench_mono_ns() + (uint64_t)(opt.timeout_s * 1e9);
+        while (pub.busy && bench_mono_ns() < post_deadline)
             pump(5);
         if (pub.busy || pub.status / 100 != 2 || !pub.post)
-            die("POST /v1/posts failed: status %d %s", pub.status, pub.body_sample);
+            bench_die("POST /v1/posts failed: status %d %s", pub.status, pub.body_sample);
         g.want_post = pub.post;
         for (size_t i = recs_from; i < g.n_recs; i++) /* events that beat the answer */
             if (g.recs[i].post == pub.post && g.c[g.recs[i].conn].last_post != pub.post) {
                 g.c[g.recs[i].conn].last_post = pub.post;
                 g.matched++;
             }
-        while (g.matched < g.ready && mono_ns() < post_deadline)
+        while (g.matched < g.ready && bench_mono_ns() < post_deadline)
             pump(5);
         summarise(pub.post, t0, &res[k], all_k, all_r, all_l, all_a, &n_all);
         res[k].post_ms = (double)(pub.t_answer - t0) / 1e6;
@@ -1018,16 +912,12 @@ int main(int argc, char **argv)
                    (unsigned long long)g.dups, r->l50, r->l99, r->lmax, r->a50, r->a99, r->amax);
         fflush(stdout);
         if (k + 1 < opt.posts) {
-            uint64_t until = mono_ns() + (uint64_t)(opt.gap_s * 1e9);
-            while (mono_ns() < until)
+            uint64_t until = bench_mono_ns() + (uint64_t)(opt.gap_s * 1e9);
+            while (bench_mono_ns() < until)
                 pump(10);
         }
     }
-    getrusage(RUSAGE_SELF, &ru1);
-    double cpu_s = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
-                   (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
-                   (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
-                   (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+    double cpu_s = bench_cpu_since(&ru0);
 
     /* 4. overall */
     qsort(all_k, n_all, sizeof(*all_k), cmp_u64);
@@ -1081,9 +971,7 @@ int main(int argc, char **argv)
         close(pub.fd);
     for (int i = 0; i < g.n; i++)
         free(g.c[i].hdr);
-    for (size_t i = 0; i < opt.n_tokens; i++)
-        free(opt.tokens[i]);
-    free(opt.tokens);
+    bench_free_lines(opt.tokens, opt.n_tokens);
     free(g.c);
     free(g.recs);
     free(all_k);
