@@ -3,7 +3,9 @@
 #ifndef TIDINGS_API_API_H
 #define TIDINGS_API_API_H
 
+#include "api/client_address.h"
 #include "api/config.h"
+#include "api/connections.h"
 #include "api/metrics.h"
 #include "fanout/fanout.h"
 #include "notify/notify.h"
@@ -23,6 +25,7 @@ typedef struct api_s {
     notify_hub_t *hub;            /* borrowed: live streams */
     struct api_render_cache_s *render_cache;
     struct stream_writers_s *stream_writers; /* the SSE fast path; NULL: resume only */
+    const api_connections_stats_t *connections; /* borrowed from the server while it runs */
 } api_t;
 
 #define API_MAX_PARAMS 2
@@ -40,6 +43,8 @@ typedef struct api_req_s {
     size_t body_len, body_cap;
     bool body_too_large;
     uint64_t start_ns;
+    api_address_t client;  /* the peer, or whom a trusted proxy forwarded for */
+    bool authenticated;    /* the token was checked (with the headers, before the body) */
     storage_user_t caller; /* set by auth; id 0 when anonymous */
 
     /* the response, filled by one reply helper */

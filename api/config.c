@@ -45,6 +45,10 @@ enum {
     OPT_STREAM_BUFFER,
     OPT_STREAM_GRACE_MS,
     OPT_STREAM_WRITERS,
+    OPT_MAX_CONNECTIONS,
+    OPT_MAX_CONNECTIONS_PER_ADDRESS,
+    OPT_REQUEST_DEADLINE,
+    OPT_TRUSTED_PROXIES,
 };
 
 static const struct option options[] = {
@@ -71,6 +75,10 @@ static const struct option options[] = {
     {"stream-buffer", required_argument, NULL, OPT_STREAM_BUFFER},
     {"stream-grace-ms", required_argument, NULL, OPT_STREAM_GRACE_MS},
     {"stream-writers", required_argument, NULL, OPT_STREAM_WRITERS},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"max-connections-per-address", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_ADDRESS},
+    {"request-deadline", required_argument, NULL, OPT_REQUEST_DEADLINE},
+    {"trusted-proxies", required_argument, NULL, OPT_TRUSTED_PROXIES},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -110,6 +118,15 @@ static const char usage[] =
     "  --stream-grace-ms MS         events kept for replay after a user's last stream (300000)\n"
     "  --stream-writers N           threads writing live events to idle streams; 0: only\n"
     "                               libmicrohttpd's resume path (one per CPU, at most 16)\n"
+    "  --max-connections N          HTTP connections at once; 0: what the open-files limit\n"
+    "                               leaves after a reserve for Redis and the rest (0)\n"
+    "  --max-connections-per-address N\n"
+    "                               connections one client address may hold; 0: no cap (128)\n"
+    "  --request-deadline SECONDS   a request's head and body must arrive within this from\n"
+    "                               the connection's start or its previous answer; 0: none (10)\n"
+    "  --trusted-proxies LIST       reverse proxies (addresses or CIDRs, comma-separated)\n"
+    "                               whose X-Forwarded-For names the client; exempt from the\n"
+    "                               per-address cap (none)\n"
     "  -h, --help                   this text\n"
     "  -V, --version                the version\n";
 
@@ -141,6 +158,9 @@ void api_config_defaults(api_config_t *cfg)
     cfg->stream_grace_ms = 300000;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN); /* the sends are CPU work: one writer a core */
     cfg->stream_writers = cpus < 1 ? 1 : cpus > 16 ? 16 : (int)cpus;
+    cfg->max_connections = 0;
+    cfg->max_connections_per_address = 128;
+    cfg->request_deadline_s = 10;
 }
 
 static int parse_int(const char *name, const char *value, long min, long max, long *out)
@@ -261,6 +281,27 @@ static int apply(api_config_t *cfg, int opt, const char *value)
     case OPT_STREAM_WRITERS:
         rc = parse_int(name, value, 0, 64, &v);
         cfg->stream_writers = (int)v;
+        break;
+    case OPT_MAX_CONNECTIONS:
+        rc = parse_int(name, value, 0, 1000000, &v);
+        cfg->max_connections = (int)v;
+        break;
+    case OPT_MAX_CONNECTIONS_PER_ADDRESS:
+        rc = parse_int(name, value, 0, 1000000, &v);
+        cfg->max_connections_per_address = (int)v;
+        break;
+    case OPT_REQUEST_DEADLINE:
+        rc = parse_int(name, value, 0, 3600, &v);
+        cfg->request_deadline_s = (int)v;
+        break;
+    case OPT_TRUSTED_PROXIES:
+        if (api_proxies_parse(value, &cfg->trusted_proxies) != 0) {
+            fprintf(stderr,
+                    "tidings: --trusted-proxies must be up to %d comma-separated addresses or "
+                    "CIDRs (10.0.0.0/8, ::1), not '%s'\n",
+                    API_PROXIES_MAX, value);
+            return -EINVAL;
+        }
         break;
     case OPT_LOG_LEVEL:
         cfg->log_level = log_level_parse(value);

@@ -2,6 +2,8 @@
 #ifndef TIDINGS_API_CONFIG_H
 #define TIDINGS_API_CONFIG_H
 
+#include "api/client_address.h"
+
 #include <stddef.h>
 
 typedef struct api_config_s {
@@ -28,6 +30,10 @@ typedef struct api_config_s {
     size_t stream_buffer;  /* --stream-buffer: bytes queued per stream before cutting it off */
     int stream_grace_ms;   /* --stream-grace-ms: events are kept this long after a stream ends */
     int stream_writers;    /* --stream-writers: threads of the SSE fast path, 0 for none */
+    int max_connections;   /* --max-connections: 0 for what the open-files limit allows */
+    int max_connections_per_address; /* --max-connections-per-address: 0 for no cap */
+    int request_deadline_s; /* --request-deadline: head and body within this, 0 for none */
+    api_proxies_t trusted_proxies; /* --trusted-proxies: whose X-Forwarded-For we believe */
 } api_config_t;
 
 void api_config_defaults(api_config_t *cfg);

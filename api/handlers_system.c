@@ -117,6 +117,26 @@ static void api_stream_metrics(const notify_stats_t *st, api_text_t *t)
                     (unsigned long long)atomic_load(&st->events_sent));
 }
 
+/* Connections: open, refused at the per-address cap, cut for a request that came too slowly. */
+static void api_connection_metrics(const api_connections_stats_t *st, api_text_t *t)
+{
+    api_text_printf(
+        t,
+        "# HELP tidings_http_connections_open HTTP connections open now (event streams too).\n"
+        "# TYPE tidings_http_connections_open gauge\n"
+        "tidings_http_connections_open %lld\n"
+        "# HELP tidings_http_connections_refused_total Connections refused: the client address "
+        "held its --max-connections-per-address.\n"
+        "# TYPE tidings_http_connections_refused_total counter\n"
+        "tidings_http_connections_refused_total{reason=\"per_address\"} %llu\n"
+        "# HELP tidings_http_connections_cut_total Connections cut: a request's head and body did "
+        "not arrive within --request-deadline.\n"
+        "# TYPE tidings_http_connections_cut_total counter\n"
+        "tidings_http_connections_cut_total{reason=\"request_deadline\"} %llu\n",
+        (long long)atomic_load(&st->open), (unsigned long long)atomic_load(&st->refused_per_address),
+        (unsigned long long)atomic_load(&st->cut_deadline));
+}
+
 void api_system_metrics(api_req_t *r)
 {
     const char *names[API_METRICS_ROUTES];
@@ -157,6 +177,8 @@ void api_system_metrics(api_req_t *r)
                     "tidings_redis_slot_map_refreshes_total %llu\n",
                     topo.cluster ? 1 : 0, topo.masters, (unsigned long long)topo.redirects,
                     (unsigned long long)topo.refreshes);
+    if (r->api->connections)
+        api_connection_metrics(r->api->connections, &t);
     if (r->api->fanout)
         api_fanout_metrics(r->api->fanout, &t);
     if (r->api->hub)

@@ -30,6 +30,7 @@
 #define ONLINE_SLICES 30 /* the online refresh is spread over this many ticks */
 #define HEARTBEAT_SLICES 16 /* so are the heartbeats: each stream still gets one per period */
 #define STREAM_EVENT_BYTES 512 /* what one queued event costs, to turn --stream-buffer into a count */
+#define STREAM_ROOM_SHARE 16 /* streams may take all connections but a sixteenth */
 
 typedef struct tidings_s {
     api_config_t cfg;
@@ -200,6 +201,14 @@ static int start(tidings_t *app)
         return -1;
     app->api->cfg = &app->cfg;
     app->api->storage = app->storage;
+    /* A stream is a connection: leave room beside them for requests. */
+    size_t connections = api_connection_limit((size_t)app->cfg.max_connections);
+    size_t stream_room = connections - connections / STREAM_ROOM_SHARE;
+    if ((size_t)app->cfg.max_streams > stream_room) {
+        LOG(LOG_INFO, "main", "at most %zu event streams: %zu connections are possible with the "
+            "open-files limit and --max-connections", stream_room, connections);
+        app->cfg.max_streams = (int)stream_room;
+    }
     notify_config_t ncfg = {.queue_max = app->cfg.stream_buffer / STREAM_EVENT_BYTES,
                             .max_streams = (size_t)app->cfg.max_streams};
     app->hub = notify_hub_create(&ncfg);

@@ -1,13 +1,16 @@
 /* api/server.c -- the libmicrohttpd daemon and the life of one request.
  *
  * MHD runs a small pool of threads with internal epoll. The access handler is called
- * first with the headers (we create the api_req_t and may refuse an oversize body at
- * once from Content-Length), then with each piece of the body (accumulated up to
- * --max-body), then once more to answer: routing, authentication, the handler, and the
- * response it filled. NOTIFY_COMPLETED writes the access-log line, records metrics and
- * frees the request.
+ * first with the headers: we create the api_req_t, route it and, before any body byte is
+ * buffered, refuse what needs no body to refuse (a missing or bad token, an oversize body
+ * declared by Content-Length). Then it is called with each piece of the body (accumulated
+ * up to --max-body, or ANONYMOUS_BODY_MAX where no token is needed), then once more to
+ * answer: the handler and the response it filled. NOTIFY_COMPLETED writes the access-log
+ * line, records metrics and frees the request. api/connections.c keeps each connection's
+ * books: the per-address cap and the deadline its request must arrive by.
  */
 #include "api/server.h"
+#include "api/connections.h"
 #include "api/log.h"
 
 #include <arpa/inet.h>
@@ -21,9 +24,13 @@
 
 #define CONNECTION_TIMEOUT_S 60
 #define CONNECTION_MEMORY 8192 /* per connection: headers only (bodies are ours); SSE idles here */
+/* Routes that need no token take small bodies (registration): a stranger's upload is buffered
+ * before anything is known of them. */
+#define ANONYMOUS_BODY_MAX 4096
 
 struct api_server_s {
     api_t *api;
+    api_connections_t *connections;
     struct MHD_Daemon *daemon;
     int port;
 };
@@ -75,10 +82,44 @@ static enum MHD_Result send_response(api_req_t *r)
     return ok;
 }
 
+static bool needs_token(const api_req_t *r)
+{
+    return r->route >= 0 && api_routes[r->route].auth;
+}
+
+static size_t body_max(const api_req_t *r)
+{
+    size_t max = r->api->cfg->max_body;
+    return needs_token(r) || max < ANONYMOUS_BODY_MAX ? max : ANONYMOUS_BODY_MAX;
+}
+
+/* The caller's token: Authorization, or for the stream alone ?access_token= (browsers'
+ * EventSource cannot set headers; query strings stay out of the access log). */
+static bool authenticate(api_req_t *r)
+{
+    const char *query_token =
+        api_routes[r->route].handler == api_stream_get
+            ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "access_token")
+            : NULL;
+    r->authenticated = query_token ? api_authenticate_token(r, query_token) : api_authenticate(r);
+    return r->authenticated;
+}
+
+/* With the headers alone: answers what can be answered before the body (false), so a
+ * stranger's upload is never buffered for a route that needs a token. */
+static bool admit(api_req_t *r)
+{
+    if (r->body_too_large) {
+        api_problem(r, API_TOO_LARGE, "the body is larger than %zu bytes", body_max(r));
+        return false;
+    }
+    return !needs_token(r) || authenticate(r);
+}
+
 static void dispatch(api_req_t *r)
 {
     if (r->body_too_large) {
-        api_problem(r, API_TOO_LARGE, "the body is larger than %zu bytes", r->api->cfg->max_body);
+        api_problem(r, API_TOO_LARGE, "the body is larger than %zu bytes", body_max(r));
         return;
     }
     if (r->route == -2) {
@@ -93,13 +134,7 @@ static void dispatch(api_req_t *r)
     }
     r->allow[0] = '\0';
     const api_route_t *route = &api_routes[r->route];
-    /* Browsers' EventSource cannot set headers, so the stream alone also takes the token
-     * from ?access_token= (query strings stay out of the access log). */
-    const char *query_token =
-        route->handler == api_stream_get
-            ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "access_token")
-            : NULL;
-    if (route->auth && !(query_token ? api_authenticate_token(r, query_token) : api_authenticate(r)))
+    if (route->auth && !r->authenticated && !authenticate(r))
         return;
     route->handler(r);
     if (!r->status)
@@ -134,6 +169,11 @@ static api_req_t *request_new(api_t *api, struct MHD_Connection *conn, const cha
     r->method = method;
     r->start_ns = now_ns();
     r->route = api_route_match(method, r->route_path, r->params, r->allow, sizeof(r->allow));
+    const api_address_t *peer = api_connections_peer(conn);
+    if (peer)
+        api_client_address(&api->cfg->trusted_proxies, peer,
+                           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For"),
+                           &r->client);
     atomic_fetch_add(&api->metrics.in_flight, 1);
     return r;
 }
@@ -185,23 +225,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!r)
             return MHD_NO;
         *req_cls = r;
-        if (declared_too_large(conn, api->cfg->max_body)) {
-            r->body_too_large = true;
-            dispatch(r);
-            return send_response(r);
-        }
-        return MHD_YES;
+        r->body_too_large = declared_too_large(conn, body_max(r));
+        /* An answer queued now makes libmicrohttpd refuse the body and close afterwards. */
+        return admit(r) ? MHD_YES : send_response(r);
     }
     if (*upload_data_size) {
         /* Past the limit the rest is read and dropped: answering before the client has
          * sent it all would make the kernel reset the connection and lose the answer. */
-        if (!append_body(r, upload_data, *upload_data_size, api->cfg->max_body))
+        if (!append_body(r, upload_data, *upload_data_size, body_max(r)))
             return MHD_NO;
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (r->status) /* already answered (413 before the body) */
+    if (r->status) /* already answered before the body */
         return MHD_YES;
+    api_connections_request_read(conn);
     dispatch(r);
     return send_response(r);
 }
@@ -218,7 +256,6 @@ static void printable_copy(char *dst, size_t size, const char *src)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     api_t *api = cls;
     api_req_t *r = *req_cls;
     if (!r)
@@ -234,6 +271,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                r->route >= 0 ? api_routes[r->route].pattern : "-");
     atomic_fetch_sub(&api->metrics.in_flight, 1);
     request_free(r);
+    api_connections_request_done(conn);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -285,19 +323,32 @@ api_server_t *api_server_start(api_t *api)
     if (!srv)
         return NULL;
     srv->api = api;
+    api_connections_config_t ccfg = {
+        .per_address_max = (size_t)api->cfg->max_connections_per_address,
+        .request_deadline_ms = api->cfg->request_deadline_s * 1000,
+        .trusted = &api->cfg->trusted_proxies};
+    srv->connections = api_connections_create(&ccfg);
+    if (!srv->connections) {
+        free(srv);
+        return NULL;
+    }
+    api->connections = api_connections_stats(srv->connections);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+    size_t limit = api_connection_limit((size_t)api->cfg->max_connections);
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)api->cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)(api->cfg->max_streams + 1024), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)CONNECTION_MEMORY,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, api, MHD_OPTION_END);
+        flags, 0, api_connections_admit, srv->connections, on_request, api,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)api->cfg->threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        api, MHD_OPTION_NOTIFY_CONNECTION, api_connections_notify, srv->connections,
+        MHD_OPTION_END);
     if (!srv->daemon) {
         LOG(LOG_ERROR, "http", "cannot listen on %s", api->cfg->listen);
+        api->connections = NULL;
+        api_connections_destroy(srv->connections);
         free(srv);
         return NULL;
     }
@@ -328,5 +379,7 @@ void api_server_stop(api_server_t *srv)
     if (!srv)
         return;
     MHD_stop_daemon(srv->daemon);
+    srv->api->connections = NULL;
+    api_connections_destroy(srv->connections);
     free(srv);
 }
