@@ -29,6 +29,7 @@ typedef struct api_s {
 } api_t;
 
 #define API_MAX_PARAMS 2
+#define API_EXTRA_HEADERS 4
 
 /* One HTTP request: everything it owns, freed when MHD reports it completed. */
 typedef struct api_req_s {
@@ -55,6 +56,10 @@ typedef struct api_req_s {
     char location[96];
     char allow[64];
     int retry_after; /* seconds; 0 for none */
+    struct {
+        const char *name, *value;
+    } extra[API_EXTRA_HEADERS]; /* borrowed, static: see api_reply_header */
+    size_t n_extra;
     struct MHD_Response *custom; /* owned: a streamed response instead of resp_body */
 } api_req_t;
 
@@ -81,6 +86,9 @@ void api_reply_json(api_req_t *r, int status, json_t *json);
 void api_reply_empty(api_req_t *r, int status);
 void api_reply_text(api_req_t *r, int status, const char *content_type, const char *text,
                     size_t len);
+/* Adds a header to the response (up to API_EXTRA_HEADERS); name and value are borrowed
+ * and must live as long as the program (string literals, static buffers). */
+void api_reply_header(api_req_t *r, const char *name, const char *value);
 
 /* ---- problems (problem.c): the only mapping of failures to HTTP status -------------- */
 typedef enum {

@@ -195,8 +195,3 @@ void api_system_openapi(api_req_t *r)
     api_reply_text(r, 200, "application/yaml", api_openapi_yaml, api_openapi_yaml_len);
 }
 
-/* The demo page (web/index.html): plain HTML and JS that talk to this same origin. */
-void api_system_demo(api_req_t *r)
-{
-    api_reply_text(r, 200, "text/html; charset=utf-8", api_demo_html, api_demo_html_len);
-}

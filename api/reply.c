@@ -1,6 +1,7 @@
 /* api/reply.c -- fills a request's response; server.c sends it after the handler. */
 #include "api/api.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,4 +49,12 @@ void api_reply_text(api_req_t *r, int status, const char *content_type, const ch
     memcpy(copy, text, len);
     copy[len] = '\0';
     set_body(r, status, content_type, copy, len);
+}
+
+void api_reply_header(api_req_t *r, const char *name, const char *value)
+{
+    assert(r->n_extra < API_EXTRA_HEADERS);
+    r->extra[r->n_extra].name = name;
+    r->extra[r->n_extra].value = value;
+    r->n_extra++;
 }

@@ -76,7 +76,12 @@ static enum MHD_Result send_response(api_req_t *r)
     }
     if (r->status == MHD_HTTP_UNAUTHORIZED) /* RFC 9110 §11.6.1 */
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"tidings\"");
+    for (size_t i = 0; i < r->n_extra; i++)
+        MHD_add_response_header(resp, r->extra[i].name, r->extra[i].value);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    /* Browsers must take every body as the Content-Type says (a problem document, JSON, the
+     * stream), never sniff one into HTML. */
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     return ok;
