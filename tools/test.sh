@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tools/test.sh -- installs what is missing, builds, and runs the whole test suite twice:
 # a normal build (warnings as errors) and an AddressSanitizer + UBSan build; then the SSE
-# suite once more against a ThreadSanitizer build of the server. The tests start their own
-# redis-server on a free loopback port and stop it afterwards.
+# suite once more against a ThreadSanitizer build of the server, and the hub's stress run
+# (tests/notify) under ThreadSanitizer. The tests start their own redis-server on a free
+# loopback port and stop it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh --with-node
@@ -20,4 +21,6 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
   run_suite build-asan Asan
 echo "== the SSE suite against a ThreadSanitizer build of the server =="
 tools/tsan_sse.sh build build-tsan
+echo "== the hub's two-thread stress run under ThreadSanitizer =="
+tools/tsan_notify.sh build-tsan
 echo "tools/test.sh: all suites passed"

@@ -1,0 +1,51 @@
+/* tests/notify/nx.h -- what the notify suites share: hooks that count, events by number.
+ *
+ * Every event a suite makes is numbered: its id is "<k>-0", so k orders the events of one
+ * stream as the log would. Hooks count parks and wakes and flag a wake that finds its
+ * stream not parked (a stray wake) or a park of a stream already parked. The helpers assert
+ * with Criterion and so run on the test's own thread only; the counters are atomic because
+ * a publisher on another thread may call the hooks.
+ */
+#ifndef TIDINGS_TESTS_NX_H
+#define TIDINGS_TESTS_NX_H
+
+#include "notify/notify.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+typedef struct nx_hooks_s {
+    atomic_int parks, wakes;
+    atomic_int strays; /* a wake of a stream not parked, or a park of one parked */
+    atomic_bool parked;
+} nx_hooks_t;
+
+/* Hooks counting into c (borrowed: it outlives the stream). */
+notify_sub_hooks_t nx_hooks(nx_hooks_t *c);
+
+/* A hub of that size; asserts it was made. Returns new. */
+notify_hub_t *nx_hub(size_t queue_max, size_t max_streams);
+
+/* Publishes event k (id "<k>-0", kind "feed") live to user, then drops the caller's
+ * reference: the hub keeps its own. */
+void nx_publish(notify_hub_t *hub, uint64_t user, unsigned k);
+
+/* Returns new: event k as read back from the log. */
+notify_event_t *nx_logged(unsigned k);
+
+/* Opens a stream for user after cursor and runs its first catch-up, handing over the log
+ * entries first..last (none when first > last), so it is live. Returns new. */
+notify_sub_t *nx_open_live(notify_hub_t *hub, uint64_t user, const char *cursor,
+                           nx_hooks_t *c, unsigned first, unsigned last);
+
+/* Asserts the next step is an event and returns its number (a heartbeat is 0), dropping
+ * the reference the hub handed over. */
+unsigned nx_next_k(notify_sub_t *sub);
+
+/* Asserts the next step is what (not an event); returns the cursor of a catch-up as k. */
+unsigned nx_expect(notify_sub_t *sub, notify_next_t what);
+
+/* The k of an id "<k>-<seq>" ("" is 0). */
+unsigned nx_k(const char *id);
+
+#endif
