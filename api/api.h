@@ -131,6 +131,9 @@ int api_token_new(uint64_t id, char token[API_TOKEN_MAX], uint8_t hash[32]);
 bool api_authenticate(api_req_t *r);
 /* The same for a token that came another way (the stream's access_token). */
 bool api_authenticate_token(api_req_t *r, const char *token);
+/* Whether the Bearer token is secret (the operators' token, e.g. --metrics-token); sets a
+ * 401 problem when not. */
+bool api_authenticate_operator(api_req_t *r, const char *secret);
 
 /* Hex SHA-256 of data: the fingerprint of a request body for Idempotency-Key. */
 void api_fingerprint(const char *data, size_t len, char out[65]);

@@ -21,6 +21,8 @@
 #define TIDINGS_VERSION "0.0.0"
 #endif
 
+#define METRICS_TOKEN_MIN 16 /* a guessable operators' token is no token */
+
 enum {
     OPT_LISTEN = 256,
     OPT_REDIS,
@@ -49,6 +51,7 @@ enum {
     OPT_MAX_CONNECTIONS_PER_ADDRESS,
     OPT_REQUEST_DEADLINE,
     OPT_TRUSTED_PROXIES,
+    OPT_METRICS_TOKEN,
 };
 
 static const struct option options[] = {
@@ -79,6 +82,7 @@ static const struct option options[] = {
     {"max-connections-per-address", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_ADDRESS},
     {"request-deadline", required_argument, NULL, OPT_REQUEST_DEADLINE},
     {"trusted-proxies", required_argument, NULL, OPT_TRUSTED_PROXIES},
+    {"metrics-token", required_argument, NULL, OPT_METRICS_TOKEN},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -127,6 +131,9 @@ static const char usage[] =
     "  --trusted-proxies LIST       reverse proxies (addresses or CIDRs, comma-separated)\n"
     "                               whose X-Forwarded-For names the client; exempt from the\n"
     "                               per-address cap (none)\n"
+    "  --metrics-token TOKEN        GET /metrics answers only with Authorization: Bearer\n"
+    "                               TOKEN (set it through TIDINGS_METRICS_TOKEN, which ps does\n"
+    "                               not show); unset: /metrics is open\n"
     "  -h, --help                   this text\n"
     "  -V, --version                the version\n";
 
@@ -204,8 +211,10 @@ static int apply(api_config_t *cfg, int opt, const char *value)
         return copy_value(name, cfg->listen, sizeof(cfg->listen), value);
     case OPT_REDIS:
         if (*value && strncmp(value, "redis://", 8) != 0 && strncmp(value, "unix:///", 8) != 0) {
+            char shown[sizeof(cfg->redis)];
+            log_redact_url(value, shown, sizeof(shown));
             fprintf(stderr, "tidings: --redis must start with redis:// or unix:///, not '%s'\n",
-                    value);
+                    shown);
             return -EINVAL;
         }
         return copy_value(name, cfg->redis, sizeof(cfg->redis), value);
@@ -303,6 +312,13 @@ static int apply(api_config_t *cfg, int opt, const char *value)
             return -EINVAL;
         }
         break;
+    case OPT_METRICS_TOKEN:
+        if (strlen(value) < METRICS_TOKEN_MIN) {
+            fprintf(stderr, "tidings: --metrics-token must be at least %d characters\n",
+                    METRICS_TOKEN_MIN);
+            return -EINVAL;
+        }
+        return copy_value(name, cfg->metrics_token, sizeof(cfg->metrics_token), value);
     case OPT_LOG_LEVEL:
         cfg->log_level = log_level_parse(value);
         if (cfg->log_level < 0) {

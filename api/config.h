@@ -34,6 +34,7 @@ typedef struct api_config_s {
     int max_connections_per_address; /* --max-connections-per-address: 0 for no cap */
     int request_deadline_s; /* --request-deadline: head and body within this, 0 for none */
     api_proxies_t trusted_proxies; /* --trusted-proxies: whose X-Forwarded-For we believe */
+    char metrics_token[256]; /* --metrics-token: GET /metrics needs it as a Bearer; "" open */
 } api_config_t;
 
 void api_config_defaults(api_config_t *cfg);

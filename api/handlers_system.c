@@ -139,6 +139,9 @@ static void api_connection_metrics(const api_connections_stats_t *st, api_text_t
 
 void api_system_metrics(api_req_t *r)
 {
+    const char *secret = r->api->cfg->metrics_token;
+    if (secret[0] && !api_authenticate_operator(r, secret))
+        return;
     const char *names[API_METRICS_ROUTES];
     for (size_t i = 0; i < api_routes_count && i < API_METRICS_ROUTES; i++)
         names[i] = api_routes[i].pattern;

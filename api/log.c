@@ -122,3 +122,23 @@ bool log_ratelimit_pass(atomic_llong *last, atomic_llong *dropped)
     atomic_fetch_add(dropped, 1);
     return false;
 }
+
+void log_redact_url(const char *url, char *out, size_t size)
+{
+    /* redis://[user][:password@]host:port[,host:port…]: every "://…@" span loses its secret. */
+    size_t o = 0;
+    for (const char *p = url; *p && o + 1 < size;) {
+        const char *scheme = strstr(p, "://");
+        const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+        const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+        const char *until = colon ? colon + 1 : url + strlen(url);
+        while (p < until && o + 1 < size)
+            out[o++] = *p++;
+        if (!colon)
+            break;
+        for (const char *stars = "***"; *stars && o + 1 < size; stars++)
+            out[o++] = *stars;
+        p = at;
+    }
+    out[o] = '\0';
+}

@@ -16,6 +16,9 @@ void log_write(int level, const char *module, int errnum, const char *fmt, ...)
 /* One access-log line per HTTP request. */
 void log_access(const char *method, const char *path, int status, double seconds, size_t bytes,
                 const char *route);
+/* Copies url into out (size bytes) with any password replaced by "***": secrets never reach
+ * a log line. */
+void log_redact_url(const char *url, char *out, size_t size);
 /* Parses "debug" … "error"; -1 when unknown. */
 int log_level_parse(const char *name);
 

@@ -193,7 +193,9 @@ static int start(tidings_t *app)
     scfg->fanout_shards = app->cfg.fanout_shards;
     app->storage = storage_create(scfg);
     if (!app->storage) {
-        LOG(LOG_ERROR, "storage", "bad redis url %s", url);
+        char shown[sizeof(app->cfg.redis)];
+        log_redact_url(url, shown, sizeof(shown));
+        LOG(LOG_ERROR, "storage", "bad redis url %s", shown);
         return -1;
     }
     app->api = calloc(1, sizeof(*app->api));
