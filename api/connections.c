@@ -2,8 +2,8 @@
  *
  * libmicrohttpd's idle timeout restarts with every byte, so a request fed one byte at a time
  * stays open for ever, and its own per-IP limit is kept per worker thread. So we keep our
- * own books: a count per client address (checked at accept, counted when the connection
- * starts, released when it closes) and, for each connection whose request is still
+ * own books: a count per client address (looked at on accept, counted exactly when the
+ * connection starts, where one over the cap is cut, released when it closes) and, for each connection whose request is still
  * arriving, the time it must have arrived by. Armed connections sit in one list in the order
  * they were armed, which is the order they expire in (one deadline for all), so the sweeper
  * thread only looks at the head. Cutting is shutdown(2), never close(2): the fd stays
@@ -230,17 +230,25 @@ static void started(api_connections_t *c, struct MHD_Connection *conn, void **so
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     k->fd = fd ? fd->connect_fd : -1;
     bool have_peer = peer && api_address_from_sockaddr(peer->client_addr, &k->peer);
+    bool refused = false;
     pthread_mutex_lock(&c->mu);
     if (have_peer && capped(c, &k->peer)) {
+        /* The accept policy's look may race another thread's accept from the same address;
+         * the count is exact here, so one over the cap is cut at once. */
         address_count_t *e = count_of(c, &k->peer, true);
-        if (e) {
+        refused = e && e->count >= c->cfg.per_address_max;
+        if (e && !refused) {
             e->count++;
             k->counted = true;
         }
     }
-    if (k->fd >= 0)
+    if (refused && k->fd >= 0)
+        shutdown(k->fd, SHUT_RDWR);
+    else if (k->fd >= 0)
         arm(c, k);
     pthread_mutex_unlock(&c->mu);
+    if (refused)
+        atomic_fetch_add_explicit(&c->stats.refused_per_address, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&c->stats.open, 1, memory_order_relaxed);
     *socket_context = k;
 }

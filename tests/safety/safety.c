@@ -1,0 +1,94 @@
+/* tests/safety/safety.c -- sockets from a chosen source address and a /metrics reader. */
+#include "tests/safety/safety.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+void sf_server_start(ts_server_t *s, const char *const *extra)
+{
+    char url[256];
+    ts_redis_fixture_url(url, sizeof(url));
+    ts_server_start(s, url, extra, true);
+}
+
+int sf_connect_from(const char *source, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in from = {.sin_family = AF_INET};
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, source, &from.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    if (bind(fd, (struct sockaddr *)&from, sizeof(from)) != 0 ||
+        connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+bool sf_closed_by_peer(int fd, int wait_ms)
+{
+    uint64_t until = ts_now_ms() + (uint64_t)wait_ms;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        uint64_t now = ts_now_ms();
+        int left = now < until ? (int)(until - now) : 0;
+        if (poll(&p, 1, left) > 0) {
+            char buf[4096];
+            ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+                return true;
+            continue; /* data (an answer): keep watching */
+        }
+        if (ts_now_ms() >= until)
+            return false;
+    }
+}
+
+ssize_t sf_read_response(int fd, char *buf, size_t size, int timeout_ms)
+{
+    size_t got = 0;
+    uint64_t until = ts_now_ms() + (uint64_t)timeout_ms;
+    buf[0] = '\0';
+    while (got + 1 < size && ts_now_ms() < until) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(until - ts_now_ms())) <= 0)
+            break;
+        ssize_t n = recv(fd, buf + got, size - 1 - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        buf[got] = '\0';
+        const char *end = strstr(buf, "\r\n\r\n");
+        const char *cl = strstr(buf, "Content-Length: ");
+        if (end && (!cl || got >= (size_t)(end + 4 - buf) + strtoul(cl + 16, NULL, 10)))
+            break;
+    }
+    return (ssize_t)got;
+}
+
+long long sf_metric(int port, const char *series)
+{
+    ts_resp_t r;
+    ts_http(port, "GET", "/metrics", NULL, NULL, NULL, &r);
+    long long value = -1;
+    size_t n = strlen(series);
+    for (const char *line = r.body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, series, n) == 0 && line[n] == ' ') {
+            value = strtoll(line + n + 1, NULL, 10);
+            break;
+        }
+    }
+    ts_resp_free(&r);
+    return value;
+}
