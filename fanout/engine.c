@@ -79,6 +79,7 @@ bool fanout__budget_ok(const fanout_t *f)
 
 void fanout__park(fanout__job_t *j)
 {
+    LOOP_ONLY(j->f);
     j->waiting = true;
 }
 
@@ -111,6 +112,7 @@ static void arm_yield_timer(fanout_t *f)
 
 void fanout__yield(fanout__job_t *j, uint64_t ms)
 {
+    LOOP_ONLY(j->f);
     j->waiting = true;
     j->not_before_ms = uv_now(j->f->loop) + ms;
     if (!j->not_before_ms)
@@ -185,6 +187,7 @@ static void start_held(fanout_t *f, uint64_t author)
 void fanout__job_finished(fanout__job_t *j, bool ok)
 {
     fanout_t *f = j->f;
+    LOOP_ONLY(f);
     bool ordered = in_author_order(&j->job) && !j->held;
     uint64_t author = j->job.author;
     if (j->prev)
@@ -428,6 +431,7 @@ fanout_t *fanout_create(uv_loop_t *loop, const storage_config_t *storage_cfg,
     if (!f)
         return NULL;
     f->loop = loop;
+    f->loop_thread = uv_thread_self();
     f->cfg = *cfg;
     name_consumer(f);
     f->sa = storage_async_create(loop, storage_cfg, on_redis_state, f);
@@ -454,6 +458,7 @@ static int timer_every(int ms)
 
 void fanout_start(fanout_t *f)
 {
+    LOOP_ONLY(f);
     f->started = true;
     read_own_pending(f);
     int claim_every = timer_every(f->cfg.claim_idle_ms / CLAIM_DIVISOR);
@@ -515,6 +520,7 @@ static void on_stop_poll(uv_timer_t *t)
 
 void fanout_stop(fanout_t *f, int grace_ms, void (*done_cb)(void *arg), void *arg)
 {
+    LOOP_ONLY(f);
     f->stopping = true;
     f->done_cb = done_cb;
     f->done_arg = arg;

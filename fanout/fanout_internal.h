@@ -1,7 +1,8 @@
 /* fanout/fanout_internal.h -- shared by the engine (engine.c) and the jobs (job.c).
  *
- * Everything here is the loop thread's: the engine owns the job list and the budget, a job
- * owns its walk and phase (both described in fanout/job.c).
+ * Everything here is the loop thread's (LOOP_ONLY checks it at the entry points): the engine
+ * owns the job list and the budget, a job owns its walk and phase (both described in
+ * fanout/job.c).
  */
 #ifndef TIDINGS_FANOUT_INTERNAL_H
 #define TIDINGS_FANOUT_INTERNAL_H
@@ -25,6 +26,7 @@ typedef struct fanout__shard_s {
 
 struct fanout_s {
     uv_loop_t *loop;
+    uv_thread_t loop_thread; /* the one that runs loop: fanout_create's caller */
     fanout_config_t cfg;
     char consumer[128];
     storage_async_t *sa;
@@ -91,7 +93,15 @@ struct fanout__job_s {
     int status;           /* first failure */
 };
 
-#define LOOP_ONLY(f) assert((f) != NULL)
+/* True on the thread that runs f's loop. */
+static inline bool fanout__on_loop(const fanout_t *f)
+{
+    uv_thread_t self = uv_thread_self();
+    return uv_thread_equal(&self, &f->loop_thread);
+}
+
+/* At the top of a loop-thread entry point (STYLE §3); our builds keep assertions. */
+#define LOOP_ONLY(f) assert(fanout__on_loop(f))
 
 /* engine.c: a job ended (acked, dead-lettered or failed); frees it. */
 void fanout__job_finished(fanout__job_t *j, bool ok);

@@ -618,12 +618,14 @@ static void advance(fanout__job_t *j)
 
 void fanout__job_start(fanout__job_t *j)
 {
+    LOOP_ONLY(j->f);
     j->phase = FANOUT_PHASE_CHECK;
     advance(j);
 }
 
 void fanout__job_pump(fanout__job_t *j)
 {
+    LOOP_ONLY(j->f);
     j->waiting = false;
     advance(j);
 }
@@ -636,6 +638,7 @@ static void settle_done(void *arg, int status)
 
 void fanout__job_settle(fanout__job_t *j, const char *dead_reason)
 {
+    LOOP_ONLY(j->f);
     fanout_t *f = j->f;
     j->phase = FANOUT_PHASE_DONE;
     if (dead_reason)
