@@ -19,6 +19,16 @@
 #define READ_RETRY_MS 200
 #define STOP_POLL_MS 20
 
+/* Claims run every half of --claim-idle-ms, and running jobs tell Redis they are alive every
+ * third of it (so no one claims them), neither more often than every TIMER_MIN_MS. */
+#define CLAIM_DIVISOR 2
+#define TOUCH_DIVISOR 3
+#define TIMER_MIN_MS 100
+
+#define MS_PER_S 1000
+#define NS_PER_MS 1000000
+#define US_PER_S 1e6
+
 const double fanout_duration_bounds[FANOUT_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                        0.1,   0.25,   0.5,   1,    2.5,   10};
 
@@ -44,7 +54,7 @@ static uint64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return (uint64_t)ts.tv_sec * MS_PER_S + (uint64_t)ts.tv_nsec / NS_PER_MS;
 }
 
 const fanout_stats_t *fanout_stats(const fanout_t *f)
@@ -69,6 +79,7 @@ bool fanout__budget_ok(const fanout_t *f)
 
 void fanout__park(fanout__job_t *j)
 {
+    LOOP_ONLY(j->f);
     j->waiting = true;
 }
 
@@ -101,6 +112,7 @@ static void arm_yield_timer(fanout_t *f)
 
 void fanout__yield(fanout__job_t *j, uint64_t ms)
 {
+    LOOP_ONLY(j->f);
     j->waiting = true;
     j->not_before_ms = uv_now(j->f->loop) + ms;
     if (!j->not_before_ms)
@@ -136,7 +148,7 @@ static void record_duration(fanout_t *f, double seconds)
     while (b < FANOUT_BUCKETS && seconds > fanout_duration_bounds[b])
         b++;
     atomic_fetch_add_explicit(&f->stats.duration_buckets[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&f->stats.duration_sum_us, (unsigned long long)(seconds * 1e6),
+    atomic_fetch_add_explicit(&f->stats.duration_sum_us, (unsigned long long)(seconds * US_PER_S),
                               memory_order_relaxed);
 }
 
@@ -175,6 +187,7 @@ static void start_held(fanout_t *f, uint64_t author)
 void fanout__job_finished(fanout__job_t *j, bool ok)
 {
     fanout_t *f = j->f;
+    LOOP_ONLY(f);
     bool ordered = in_author_order(&j->job) && !j->held;
     uint64_t author = j->job.author;
     if (j->prev)
@@ -187,7 +200,7 @@ void fanout__job_finished(fanout__job_t *j, bool ok)
     atomic_store_explicit(&f->stats.active_jobs, f->active, memory_order_relaxed);
     if (ok) {
         atomic_fetch_add_explicit(&f->stats.jobs_done, 1, memory_order_relaxed);
-        record_duration(f, (double)(now_ms() - j->started_ms) / 1000.0);
+        record_duration(f, (double)(now_ms() - j->started_ms) / MS_PER_S);
     } else {
         atomic_fetch_add_explicit(&f->stats.jobs_failed, 1, memory_order_relaxed);
     }
@@ -370,7 +383,7 @@ static void ignore_status(void *arg, int status)
 static void on_touch_timer(uv_timer_t *t)
 {
     fanout_t *f = t->data;
-    uint64_t old = now_ms() - (uint64_t)f->cfg.claim_idle_ms / 3;
+    uint64_t old = now_ms() - (uint64_t)f->cfg.claim_idle_ms / TOUCH_DIVISOR;
     for (fanout__job_t *j = f->jobs; j; j = j->next)
         if (j->started_ms < old)
             (void)storage_job_touch(f->sa, f->consumer, &j->job, ignore_status, NULL);
@@ -418,6 +431,7 @@ fanout_t *fanout_create(uv_loop_t *loop, const storage_config_t *storage_cfg,
     if (!f)
         return NULL;
     f->loop = loop;
+    f->loop_thread = uv_thread_self();
     f->cfg = *cfg;
     name_consumer(f);
     f->sa = storage_async_create(loop, storage_cfg, on_redis_state, f);
@@ -437,12 +451,18 @@ fanout_t *fanout_create(uv_loop_t *loop, const storage_config_t *storage_cfg,
     return f;
 }
 
+static int timer_every(int ms)
+{
+    return ms > TIMER_MIN_MS ? ms : TIMER_MIN_MS;
+}
+
 void fanout_start(fanout_t *f)
 {
+    LOOP_ONLY(f);
     f->started = true;
     read_own_pending(f);
-    int claim_every = f->cfg.claim_idle_ms / 2 > 100 ? f->cfg.claim_idle_ms / 2 : 100;
-    int touch_every = f->cfg.claim_idle_ms / 3 > 100 ? f->cfg.claim_idle_ms / 3 : 100;
+    int claim_every = timer_every(f->cfg.claim_idle_ms / CLAIM_DIVISOR);
+    int touch_every = timer_every(f->cfg.claim_idle_ms / TOUCH_DIVISOR);
     uv_timer_start(&f->claim_timer, on_claim_timer, (uint64_t)claim_every, (uint64_t)claim_every);
     uv_timer_start(&f->touch_timer, on_touch_timer, (uint64_t)touch_every, (uint64_t)touch_every);
     uv_timer_start(&f->stats_timer, on_stats_timer, 0, (uint64_t)f->cfg.stats_interval_ms);
@@ -500,6 +520,7 @@ static void on_stop_poll(uv_timer_t *t)
 
 void fanout_stop(fanout_t *f, int grace_ms, void (*done_cb)(void *arg), void *arg)
 {
+    LOOP_ONLY(f);
     f->stopping = true;
     f->done_cb = done_cb;
     f->done_arg = arg;

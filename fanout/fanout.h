@@ -45,7 +45,8 @@ typedef struct fanout_stats_s {
 } fanout_stats_t;
 extern const double fanout_duration_bounds[FANOUT_BUCKETS];
 
-/* Returns new or NULL. storage_cfg (borrowed during the call) says where Redis is. */
+/* Returns new or NULL. storage_cfg (borrowed during the call) says where Redis is. Thread:
+ * the one that runs loop; the loop-thread calls below assert that they are made on it. */
 fanout_t *fanout_create(uv_loop_t *loop, const storage_config_t *storage_cfg,
                         const fanout_config_t *cfg);
 /* Starts consuming; returns at once. */

@@ -1,4 +1,9 @@
-/* fanout/fanout_internal.h -- shared by the engine (engine.c) and the jobs (job.c). */
+/* fanout/fanout_internal.h -- shared by the engine (engine.c) and the jobs (job.c).
+ *
+ * Everything here is the loop thread's (LOOP_ONLY checks it at the entry points): the engine
+ * owns the job list and the budget, a job owns its walk and phase (both described in
+ * fanout/job.c).
+ */
 #ifndef TIDINGS_FANOUT_INTERNAL_H
 #define TIDINGS_FANOUT_INTERNAL_H
 
@@ -6,6 +11,7 @@
 #include "storage/storage_async.h"
 
 #include <assert.h>
+#include <stdbool.h>
 
 typedef struct fanout__job_s fanout__job_t;
 
@@ -20,6 +26,7 @@ typedef struct fanout__shard_s {
 
 struct fanout_s {
     uv_loop_t *loop;
+    uv_thread_t loop_thread; /* the one that runs loop: fanout_create's caller */
     fanout_config_t cfg;
     char consumer[128];
     storage_async_t *sa;
@@ -43,28 +50,58 @@ struct fanout_s {
     void *done_arg;
 };
 
+/* Where a job is in its life (fanout/job.c advance() runs them top to bottom). */
+typedef enum fanout__phase_e {
+    FANOUT_PHASE_CHECK,        /* well-formed, and the action still holds? */
+    FANOUT_PHASE_READ,         /* post, delete, repost: the post's state chooses the walk */
+    FANOUT_PHASE_WRITES,       /* the other kinds: a handful of writes */
+    FANOUT_PHASE_WALK,         /* over the followers (walk says which) */
+    FANOUT_PHASE_ANNOUNCE,     /* after a marking walk: the new celebrity and the post */
+    FANOUT_PHASE_RECHECK,      /* a post: deleted while we wrote it? */
+    FANOUT_PHASE_QUEUE_DELETE, /* it was: a delete job goes after our writes */
+    FANOUT_PHASE_SETTLE,       /* acknowledge */
+    FANOUT_PHASE_DONE,         /* acknowledged or dead-lettered: its reply frees the job */
+} fanout__phase_t;
+
+/* Which pass over the followers a walking job makes. */
+typedef enum fanout__walk_e {
+    FANOUT_WALK_NONE,
+    FANOUT_WALK_LIVE,      /* live events only, before the timeline walk of a post */
+    FANOUT_WALK_TIMELINES, /* timeline writes, with the live events unless published */
+    FANOUT_WALK_MARK,      /* a new celebrity: each follower records the merge */
+} fanout__walk_t;
+
 struct fanout__job_s {
     fanout_t *f;
     storage_job_t job;
     fanout__job_t *prev, *next;
     uint64_t started_ms;
+    fanout__phase_t phase;
+    fanout__walk_t walk;
     uint64_t walk_user;   /* whose followers the job walks */
     uint64_t cursor;      /* last follower edge read */
+    bool fetching;        /* a chunk read is in flight */
+    bool walk_ended;      /* the last chunk was read */
+    bool published;       /* a live walk sent the events: the timeline walk sends none */
+    size_t live_published; /* events the live walk published */
     uint64_t *muted_by;   /* followers who muted the author: skipped (sorted) */
     size_t n_muted_by;
-    int writes_pending;   /* chunk writes not yet confirmed */
-    bool fetching, all_fetched, waiting, celebrity_mark;
-    bool announced; /* a marking job told the processes (fanout/job.c announce_post) */
+    int writes_pending;   /* writes and publishes not yet confirmed */
+    bool waiting;         /* parked or yielding (engine.c) */
     bool held; /* not started: an earlier job of the same author runs (engine.c) */
-    bool live_only; /* this walk publishes live events and writes no timeline */
-    bool live_first; /* a first, live-only walk runs before the timeline walk */
-    bool published;  /* the live events are out: the timeline walk publishes none */
-    size_t live_published;  /* events the live-only walk published */
     uint64_t not_before_ms; /* yielding: parked until then (fanout__yield) */
     int status;           /* first failure */
 };
 
-#define LOOP_ONLY(f) assert((f) != NULL)
+/* True on the thread that runs f's loop. */
+static inline bool fanout__on_loop(const fanout_t *f)
+{
+    uv_thread_t self = uv_thread_self();
+    return uv_thread_equal(&self, &f->loop_thread);
+}
+
+/* At the top of a loop-thread entry point (STYLE §3); our builds keep assertions. */
+#define LOOP_ONLY(f) assert(fanout__on_loop(f))
 
 /* engine.c: a job ended (acked, dead-lettered or failed); frees it. */
 void fanout__job_finished(fanout__job_t *j, bool ok);
