@@ -24,7 +24,8 @@ void api_system_readyz(api_req_t *r)
 }
 
 /* The engine's counters, gauges and job-duration histogram. */
-static void api_fanout_metrics(const fanout_stats_t *st, api_text_t *t)
+static void api_fanout_metrics(const fanout_stats_t *st, const api_histogram_t *job_duration,
+                               api_text_t *t)
 {
     static const struct {
         const char *name, *type, *help;
@@ -64,22 +65,13 @@ static void api_fanout_metrics(const fanout_stats_t *st, api_text_t *t)
     api_text_printf(t, "# HELP tidings_fanout_job_duration_seconds Time from a job's start to "
                        "its acknowledgement.\n"
                        "# TYPE tidings_fanout_job_duration_seconds histogram\n");
-    unsigned long long cumulative = 0;
-    for (size_t b = 0; b < FANOUT_BUCKETS; b++) {
-        cumulative += atomic_load(&st->duration_buckets[b]);
-        api_text_printf(t, "tidings_fanout_job_duration_seconds_bucket{le=\"%g\"} %llu\n",
-                        fanout_duration_bounds[b], cumulative);
-    }
-    cumulative += atomic_load(&st->duration_buckets[FANOUT_BUCKETS]);
-    api_text_printf(t,
-                    "tidings_fanout_job_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
-                    "tidings_fanout_job_duration_seconds_sum %.6f\n"
-                    "tidings_fanout_job_duration_seconds_count %llu\n",
-                    cumulative, (double)atomic_load(&st->duration_sum_us) / 1e6, cumulative);
+    api_histogram_render(job_duration, &api_job_bounds, "tidings_fanout_job_duration_seconds", "",
+                         t);
 }
 
 /* Live streams: open, events sent and replayed, streams cut off, delivery lag. */
-static void api_stream_metrics(const notify_stats_t *st, api_text_t *t)
+static void api_stream_metrics(const notify_stats_t *st, const api_histogram_t *delivery,
+                               api_text_t *t)
 {
     api_text_printf(t,
                     "# HELP tidings_streams_open Event streams open now.\n"
@@ -99,22 +91,12 @@ static void api_stream_metrics(const notify_stats_t *st, api_text_t *t)
                     (long long)atomic_load(&st->open), (unsigned long long)atomic_load(&st->opened),
                     (unsigned long long)atomic_load(&st->replayed),
                     (unsigned long long)atomic_load(&st->dropped));
-    unsigned long long cumulative = 0;
-    for (size_t b = 0; b < 11; b++) {
-        cumulative += atomic_load(&st->lag_buckets[b]);
-        api_text_printf(t, "tidings_stream_delivery_seconds_bucket{le=\"%g\"} %llu\n",
-                        notify_lag_bounds[b], cumulative);
-    }
-    cumulative += atomic_load(&st->lag_buckets[11]);
+    api_histogram_render(delivery, &api_delivery_bounds, "tidings_stream_delivery_seconds", "", t);
     api_text_printf(t,
-                    "tidings_stream_delivery_seconds_bucket{le=\"+Inf\"} %llu\n"
-                    "tidings_stream_delivery_seconds_sum %.6f\n"
-                    "tidings_stream_delivery_seconds_count %llu\n"
                     "# HELP tidings_stream_events_sent_total Events sent on streams.\n"
                     "# TYPE tidings_stream_events_sent_total counter\n"
                     "tidings_stream_events_sent_total %llu\n",
-                    cumulative, (double)atomic_load(&st->lag_sum_us) / 1e6, cumulative,
-                    (unsigned long long)atomic_load(&st->events_sent));
+                    api_histogram_count(delivery));
 }
 
 /* Connections: open, refused at the per-address cap, cut for a request that came too slowly. */
@@ -183,9 +165,9 @@ void api_system_metrics(api_req_t *r)
     if (r->api->connections)
         api_connection_metrics(r->api->connections, &t);
     if (r->api->fanout)
-        api_fanout_metrics(r->api->fanout, &t);
+        api_fanout_metrics(r->api->fanout, &r->api->metrics.job_duration, &t);
     if (r->api->hub)
-        api_stream_metrics(notify_hub_stats(r->api->hub), &t);
+        api_stream_metrics(notify_hub_stats(r->api->hub), &r->api->metrics.stream_delivery, &t);
     if (t.failed)
         api_reply_json(r, 503, NULL);
     else

@@ -131,6 +131,13 @@ static void raise_fd_limit(void)
     }
 }
 
+/* The engine's report of a finished job: its duration goes to /metrics. */
+static void on_job_done(void *arg, double seconds)
+{
+    api_t *api = arg;
+    api_histogram_observe(&api->metrics.job_duration, &api_job_bounds, seconds);
+}
+
 static void on_fanout_stopped(void *arg)
 {
     tidings_t *app = arg;
@@ -251,6 +258,8 @@ static int start(tidings_t *app)
         fcfg.notifications_max = app->cfg.notifications_max;
         fcfg.celebrity_threshold = app->cfg.celebrity_threshold;
         fcfg.claim_idle_ms = app->cfg.claim_idle_ms;
+        fcfg.on_job_done = on_job_done;
+        fcfg.hook_arg = app->api;
         app->fanout = fanout_create(&app->loop, scfg, &fcfg);
         if (!app->fanout)
             return -1;

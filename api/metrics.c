@@ -6,8 +6,7 @@
 #include "api/metrics.h"
 #include "api/text.h"
 
-const double api_metrics_bounds[API_METRICS_BUCKETS] = {
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5};
+#include <stdio.h>
 
 static size_t slot(int route)
 {
@@ -17,14 +16,9 @@ static size_t slot(int route)
 void api_metrics_observe(api_metrics_t *m, int route, int status, double seconds)
 {
     size_t r = slot(route);
-    if (status >= 100 && status < 600)
+    if (status >= 100 && status < API_METRICS_STATUSES)
         atomic_fetch_add_explicit(&m->requests[r][status], 1, memory_order_relaxed);
-    size_t b = 0;
-    while (b < API_METRICS_BUCKETS && seconds > api_metrics_bounds[b])
-        b++;
-    atomic_fetch_add_explicit(&m->buckets[r][b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->sum_us[r], (unsigned long long)(seconds * 1e6),
-                              memory_order_relaxed);
+    api_histogram_observe(&m->latency[r], &api_request_bounds, seconds);
 }
 
 void api_metrics_render(const api_metrics_t *m, const char *const *route_names, size_t n_routes,
@@ -36,7 +30,7 @@ void api_metrics_render(const api_metrics_t *m, const char *const *route_names, 
         const char *name = r < n_routes ? route_names[r] : "unmatched";
         if (r >= n_routes && r != API_METRICS_ROUTES - 1)
             continue;
-        for (int s = 100; s < 600; s++) {
+        for (int s = 100; s < API_METRICS_STATUSES; s++) {
             unsigned long long v = atomic_load_explicit(&m->requests[r][s], memory_order_relaxed);
             if (v)
                 api_text_printf(out, "tidings_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
@@ -48,29 +42,11 @@ void api_metrics_render(const api_metrics_t *m, const char *const *route_names, 
                     "# TYPE tidings_http_request_duration_seconds histogram\n");
     for (size_t r = 0; r < API_METRICS_ROUTES; r++) {
         const char *name = r < n_routes ? route_names[r] : "unmatched";
-        if (r >= n_routes && r != API_METRICS_ROUTES - 1)
+        if ((r >= n_routes && r != API_METRICS_ROUTES - 1) || !api_histogram_count(&m->latency[r]))
             continue;
-        unsigned long long cumulative = 0;
-        for (size_t b = 0; b <= API_METRICS_BUCKETS; b++)
-            cumulative += atomic_load_explicit(&m->buckets[r][b], memory_order_relaxed);
-        if (!cumulative)
-            continue;
-        unsigned long long total = cumulative;
-        cumulative = 0;
-        for (size_t b = 0; b < API_METRICS_BUCKETS; b++) {
-            cumulative += atomic_load_explicit(&m->buckets[r][b], memory_order_relaxed);
-            api_text_printf(out,
-                            "tidings_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} "
-                            "%llu\n",
-                            name, api_metrics_bounds[b], cumulative);
-        }
-        api_text_printf(out,
-                        "tidings_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} "
-                        "%llu\n"
-                        "tidings_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
-                        "tidings_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
-                        name, total, name,
-                        (double)atomic_load_explicit(&m->sum_us[r], memory_order_relaxed) / 1e6,
-                        name, total);
+        char labels[160];
+        snprintf(labels, sizeof(labels), "route=\"%s\"", name);
+        api_histogram_render(&m->latency[r], &api_request_bounds,
+                             "tidings_http_request_duration_seconds", labels, out);
     }
 }

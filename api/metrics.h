@@ -3,20 +3,21 @@
 #ifndef TIDINGS_API_METRICS_H
 #define TIDINGS_API_METRICS_H
 
+#include "api/histogram.h"
+
 #include <stdatomic.h>
 #include <stddef.h>
 
 #define API_METRICS_ROUTES 40 /* routes plus one for "unmatched" */
-#define API_METRICS_BUCKETS 12
+#define API_METRICS_STATUSES 600 /* indexed by the status itself, 100..599 */
 
 typedef struct api_metrics_s {
-    atomic_ullong requests[API_METRICS_ROUTES][600]; /* by route and status */
-    atomic_ullong buckets[API_METRICS_ROUTES][API_METRICS_BUCKETS + 1];
-    atomic_ullong sum_us[API_METRICS_ROUTES];
+    atomic_ullong requests[API_METRICS_ROUTES][API_METRICS_STATUSES]; /* by route and status */
+    api_histogram_t latency[API_METRICS_ROUTES];                     /* api_request_bounds */
     atomic_llong in_flight;
+    api_histogram_t job_duration;    /* api_job_bounds: reported by the engine's hook */
+    api_histogram_t stream_delivery; /* api_delivery_bounds: event logged to event sent */
 } api_metrics_t;
-
-extern const double api_metrics_bounds[API_METRICS_BUCKETS];
 
 /* route is an index below API_METRICS_ROUTES - 1, or -1 for requests no route matched. */
 void api_metrics_observe(api_metrics_t *m, int route, int status, double seconds);

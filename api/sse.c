@@ -289,7 +289,7 @@ static bool render(stream_t *st, const notify_event_t *ev)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     double lag = ((double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6 - (double)ms) / 1000.0;
-    notify_record_lag(st->api->hub, lag > 0 ? lag : 0);
+    api_histogram_observe(&st->api->metrics.stream_delivery, &api_delivery_bounds, lag);
     /* Gone since (a deleted post, a notification undone): the id still moves on. */
     bool ok = json ? append_strs(st, (const char *const[]){"id: ", ev->id, "\nevent: ", ev->kind,
                                                             "\ndata: ", json, "\n\n", NULL})

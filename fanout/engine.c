@@ -27,10 +27,7 @@
 
 #define MS_PER_S 1000
 #define NS_PER_MS 1000000
-#define US_PER_S 1e6
 
-const double fanout_duration_bounds[FANOUT_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                       0.1,   0.25,   0.5,   1,    2.5,   10};
 
 static void read_more(fanout_t *f);
 static void on_read_retry(uv_timer_t *t);
@@ -142,16 +139,6 @@ static void resume_parked(fanout_t *f)
     f->resuming = false;
 }
 
-static void record_duration(fanout_t *f, double seconds)
-{
-    size_t b = 0;
-    while (b < FANOUT_BUCKETS && seconds > fanout_duration_bounds[b])
-        b++;
-    atomic_fetch_add_explicit(&f->stats.duration_buckets[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&f->stats.duration_sum_us, (unsigned long long)(seconds * US_PER_S),
-                              memory_order_relaxed);
-}
-
 /* Posts and deletes of one author run one at a time, in queue order, so that followers'
  * streams get them in the order they were made: on Redis Cluster the first steps of two jobs
  * go to different nodes and may come back in either order. (Across processes, jobs of one
@@ -200,7 +187,8 @@ void fanout__job_finished(fanout__job_t *j, bool ok)
     atomic_store_explicit(&f->stats.active_jobs, f->active, memory_order_relaxed);
     if (ok) {
         atomic_fetch_add_explicit(&f->stats.jobs_done, 1, memory_order_relaxed);
-        record_duration(f, (double)(now_ms() - j->started_ms) / MS_PER_S);
+        if (f->cfg.on_job_done)
+            f->cfg.on_job_done(f->cfg.hook_arg, (double)(now_ms() - j->started_ms) / MS_PER_S);
     } else {
         atomic_fetch_add_explicit(&f->stats.jobs_failed, 1, memory_order_relaxed);
     }

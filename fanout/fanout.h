@@ -28,11 +28,13 @@ typedef struct fanout_config_s {
     int max_attempts;         /* deliveries before a job is dead-lettered */
     int block_ms;             /* how long one stream read waits for new jobs */
     int stats_interval_ms;    /* how often queue length and age are sampled */
+    /* Hooks to the layer above (may be NULL; thread: loop): a job finished, after seconds. */
+    void (*on_job_done)(void *arg, double seconds);
+    void *hook_arg;
 } fanout_config_t;
 
 void fanout_config_defaults(fanout_config_t *cfg);
 
-#define FANOUT_BUCKETS 12
 /* Counters for /metrics. Thread: any (relaxed atomics, written by the loop). */
 typedef struct fanout_stats_s {
     atomic_ullong jobs_done, jobs_failed, jobs_dead, jobs_claimed;
@@ -40,10 +42,7 @@ typedef struct fanout_stats_s {
     atomic_llong queue_length, queue_pending, oldest_pending_ms, dead_letters;
     atomic_llong active_jobs;
     atomic_bool redis_up;
-    atomic_ullong duration_buckets[FANOUT_BUCKETS + 1];
-    atomic_ullong duration_sum_us;
 } fanout_stats_t;
-extern const double fanout_duration_bounds[FANOUT_BUCKETS];
 
 /* Returns new or NULL. storage_cfg (borrowed during the call) says where Redis is. Thread:
  * the one that runs loop; the loop-thread calls below assert that they are made on it. */

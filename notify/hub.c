@@ -20,9 +20,6 @@
 #define BUCKETS 16384 /* a publish walks one chain: short chains, fewer cache misses */
 #define QUEUE_INITIAL 8 /* idle streams stay small; busy ones grow to queue_max */
 
-const double notify_lag_bounds[11] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                      0.1,   0.25,   0.5,   1,    2.5};
-
 struct notify_sub_s {
     pthread_mutex_t mu;
     notify_hub_t *hub;
@@ -463,15 +460,6 @@ size_t notify_hub_users(notify_hub_t *hub, unsigned slice, unsigned slices, uint
     return n;
 }
 
-void notify_record_lag(notify_hub_t *hub, double seconds)
-{
-    size_t b = 0;
-    while (b < 11 && seconds > notify_lag_bounds[b])
-        b++;
-    atomic_fetch_add(&hub->stats.lag_buckets[b], 1);
-    atomic_fetch_add(&hub->stats.lag_sum_us, (unsigned long long)(seconds * 1e6));
-    atomic_fetch_add(&hub->stats.events_sent, 1);
-}
 
 /* ---- celebrities followed ------------------------------------------------------------------ */
 

@@ -50,11 +50,8 @@ typedef struct notify_config_s {
 
 typedef struct notify_stats_s {
     atomic_llong open;
-    atomic_ullong opened, events_sent, replayed, dropped;
-    atomic_ullong lag_buckets[12];
-    atomic_ullong lag_sum_us;
+    atomic_ullong opened, replayed, dropped;
 } notify_stats_t;
-extern const double notify_lag_bounds[11];
 
 notify_hub_t *notify_hub_create(const notify_config_t *cfg);
 void notify_hub_destroy(notify_hub_t *hub);
@@ -116,8 +113,6 @@ void notify_hub_subscribed(notify_hub_t *hub);
 void notify_hub_heartbeat(notify_hub_t *hub, unsigned slice, unsigned slices);
 /* Ends every stream (shutdown) and refuses new ones. */
 void notify_hub_close_all(notify_hub_t *hub);
-/* Thread: any. Counts an event sent, seconds after it was made. */
-void notify_record_lag(notify_hub_t *hub, double seconds);
 /* Writes up to max connected users of one slice (of slices) of the hub into users; returns
  * how many there are. Every user is in exactly one slice. */
 size_t notify_hub_users(notify_hub_t *hub, unsigned slice, unsigned slices, uint64_t *users,
