@@ -26,6 +26,7 @@ typedef struct api_s {
     struct api_render_cache_s *render_cache;
     struct stream_writers_s *stream_writers; /* the SSE fast path; NULL: resume only */
     const api_connections_stats_t *connections; /* borrowed from the server while it runs */
+    struct api_address_counts_s *stream_addresses; /* streams per client address (sse.c) */
 } api_t;
 
 #define API_MAX_PARAMS 2
@@ -101,6 +102,7 @@ typedef enum {
     API_TOO_LARGE,          /* 413 */
     API_UNSUPPORTED_MEDIA,  /* 415 */
     API_UNPROCESSABLE,      /* 422 */
+    API_TOO_MANY_REQUESTS,  /* 429 */
     API_INTERNAL,           /* 500 */
     API_UNAVAILABLE,        /* 503 */
 } api_problem_t;

@@ -52,6 +52,8 @@ enum {
     OPT_REQUEST_DEADLINE,
     OPT_TRUSTED_PROXIES,
     OPT_METRICS_TOKEN,
+    OPT_MAX_STREAMS_PER_USER,
+    OPT_MAX_STREAMS_PER_ADDRESS,
 };
 
 static const struct option options[] = {
@@ -83,6 +85,8 @@ static const struct option options[] = {
     {"request-deadline", required_argument, NULL, OPT_REQUEST_DEADLINE},
     {"trusted-proxies", required_argument, NULL, OPT_TRUSTED_PROXIES},
     {"metrics-token", required_argument, NULL, OPT_METRICS_TOKEN},
+    {"max-streams-per-user", required_argument, NULL, OPT_MAX_STREAMS_PER_USER},
+    {"max-streams-per-address", required_argument, NULL, OPT_MAX_STREAMS_PER_ADDRESS},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -118,6 +122,9 @@ static const char usage[] =
     "  --heartbeat SECONDS          comment sent on idle event streams (15)\n"
     "  --cors-origin ORIGIN         Access-Control-Allow-Origin for browsers on another origin\n"
     "  --max-streams N              event streams open at once, 503 beyond (20000)\n"
+    "  --max-streams-per-user N     event streams one user may hold, 429 beyond; 0: no cap (10)\n"
+    "  --max-streams-per-address N  event streams one client address may hold, 429 beyond;\n"
+    "                               0: no cap (64)\n"
     "  --stream-buffer BYTES        queued per stream before a slow reader is cut off (262144)\n"
     "  --stream-grace-ms MS         events kept for replay after a user's last stream (300000)\n"
     "  --stream-writers N           threads writing live events to idle streams; 0: only\n"
@@ -165,6 +172,8 @@ void api_config_defaults(api_config_t *cfg)
     cfg->stream_grace_ms = 300000;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN); /* the sends are CPU work: one writer a core */
     cfg->stream_writers = cpus < 1 ? 1 : cpus > 16 ? 16 : (int)cpus;
+    cfg->max_streams_per_user = 10;
+    cfg->max_streams_per_address = 64;
     cfg->max_connections = 0;
     cfg->max_connections_per_address = 128;
     cfg->request_deadline_s = 10;
@@ -311,6 +320,14 @@ static int apply(api_config_t *cfg, int opt, const char *value)
                     API_PROXIES_MAX, value);
             return -EINVAL;
         }
+        break;
+    case OPT_MAX_STREAMS_PER_USER:
+        rc = parse_int(name, value, 0, 1000000, &v);
+        cfg->max_streams_per_user = (int)v;
+        break;
+    case OPT_MAX_STREAMS_PER_ADDRESS:
+        rc = parse_int(name, value, 0, 1000000, &v);
+        cfg->max_streams_per_address = (int)v;
         break;
     case OPT_METRICS_TOKEN:
         if (strlen(value) < METRICS_TOKEN_MIN) {

@@ -27,6 +27,8 @@ typedef struct api_config_s {
     int heartbeat_s;       /* --heartbeat: seconds between stream heartbeats */
     char cors_origin[256]; /* --cors-origin: Access-Control-Allow-Origin, empty for none */
     int max_streams;       /* --max-streams: open event streams, 503 beyond */
+    int max_streams_per_user;    /* --max-streams-per-user: 429 beyond, 0 for no cap */
+    int max_streams_per_address; /* --max-streams-per-address: 429 beyond, 0 for no cap */
     size_t stream_buffer;  /* --stream-buffer: bytes queued per stream before cutting it off */
     int stream_grace_ms;   /* --stream-grace-ms: events are kept this long after a stream ends */
     int stream_writers;    /* --stream-writers: threads of the SSE fast path, 0 for none */

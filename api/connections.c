@@ -12,6 +12,7 @@
  * sweeper never shuts an fd that has been reused.
  */
 #include "api/connections.h"
+#include "api/address_counts.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -23,16 +24,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define ADDRESS_BUCKETS 4096
 #define SWEEP_MAX_MS 250 /* how late past its deadline a connection may be cut */
 #define FD_RESERVE_BASE 256
 #define FD_RESERVE_SHARE 32 /* plus 1/32 of the limit: pools grow with the cluster's size */
-
-typedef struct address_count_s {
-    struct address_count_s *next;
-    api_address_t addr;
-    size_t count;
-} address_count_t;
 
 typedef struct conn_s {
     struct conn_s *prev, *next; /* in the armed list while a request is arriving */
@@ -52,7 +46,7 @@ struct api_connections_s {
     pthread_t sweeper;
     bool stopping;
     conn_t armed; /* sentinel of the armed list, oldest deadline first */
-    address_count_t *counts[ADDRESS_BUCKETS];
+    api_address_counts_t *counts;
 };
 
 static uint64_t now_ms(void)
@@ -60,47 +54,6 @@ static uint64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static size_t bucket_of(const api_address_t *a)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < sizeof(a->bytes); i++)
-        h = (h ^ a->bytes[i]) * 1099511628211ull;
-    return (size_t)(h % ADDRESS_BUCKETS);
-}
-
-/* The count of addr, made when create is set. Lock held. */
-static address_count_t *count_of(api_connections_t *c, const api_address_t *addr, bool create)
-{
-    address_count_t **b = &c->counts[bucket_of(addr)];
-    for (address_count_t *e = *b; e; e = e->next)
-        if (memcmp(&e->addr, addr, sizeof(*addr)) == 0)
-            return e;
-    if (!create)
-        return NULL;
-    address_count_t *e = calloc(1, sizeof(*e));
-    if (e) {
-        e->addr = *addr;
-        e->next = *b;
-        *b = e;
-    }
-    return e;
-}
-
-static void count_release(api_connections_t *c, const api_address_t *addr)
-{
-    address_count_t **p = &c->counts[bucket_of(addr)];
-    for (; *p; p = &(*p)->next) {
-        if (memcmp(&(*p)->addr, addr, sizeof(*addr)) == 0) {
-            address_count_t *e = *p;
-            if (--e->count == 0) {
-                *p = e->next;
-                free(e);
-            }
-            return;
-        }
-    }
 }
 
 static bool capped(const api_connections_t *c, const api_address_t *addr)
@@ -165,9 +118,11 @@ api_connections_t *api_connections_create(const api_connections_config_t *cfg)
         return NULL;
     c->cfg = *cfg;
     c->armed.prev = c->armed.next = &c->armed;
+    c->counts = api_address_counts_create();
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->wake, NULL);
-    if (pthread_create(&c->sweeper, NULL, sweep, c) != 0) {
+    if (!c->counts || pthread_create(&c->sweeper, NULL, sweep, c) != 0) {
+        api_address_counts_destroy(c->counts);
         pthread_cond_destroy(&c->wake);
         pthread_mutex_destroy(&c->mu);
         free(c);
@@ -185,13 +140,7 @@ void api_connections_destroy(api_connections_t *c)
     pthread_cond_signal(&c->wake);
     pthread_mutex_unlock(&c->mu);
     pthread_join(c->sweeper, NULL);
-    for (size_t i = 0; i < ADDRESS_BUCKETS; i++) {
-        while (c->counts[i]) {
-            address_count_t *e = c->counts[i];
-            c->counts[i] = e->next;
-            free(e);
-        }
-    }
+    api_address_counts_destroy(c->counts);
     pthread_cond_destroy(&c->wake);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -209,10 +158,7 @@ enum MHD_Result api_connections_admit(void *cls, const struct sockaddr *addr, so
     api_address_t a;
     if (!api_address_from_sockaddr(addr, &a) || !capped(c, &a))
         return MHD_YES;
-    pthread_mutex_lock(&c->mu);
-    const address_count_t *e = count_of(c, &a, false);
-    bool full = e && e->count >= c->cfg.per_address_max;
-    pthread_mutex_unlock(&c->mu);
+    bool full = api_address_counts_get(c->counts, &a) >= c->cfg.per_address_max;
     if (full)
         atomic_fetch_add_explicit(&c->stats.refused_per_address, 1, memory_order_relaxed);
     return full ? MHD_NO : MHD_YES;
@@ -231,17 +177,13 @@ static void started(api_connections_t *c, struct MHD_Connection *conn, void **so
     k->fd = fd ? fd->connect_fd : -1;
     bool have_peer = peer && api_address_from_sockaddr(peer->client_addr, &k->peer);
     bool refused = false;
-    pthread_mutex_lock(&c->mu);
     if (have_peer && capped(c, &k->peer)) {
         /* The accept policy's look may race another thread's accept from the same address;
          * the count is exact here, so one over the cap is cut at once. */
-        address_count_t *e = count_of(c, &k->peer, true);
-        refused = e && e->count >= c->cfg.per_address_max;
-        if (e && !refused) {
-            e->count++;
-            k->counted = true;
-        }
+        k->counted = api_address_counts_take(c->counts, &k->peer, c->cfg.per_address_max);
+        refused = !k->counted;
     }
+    pthread_mutex_lock(&c->mu);
     if (refused && k->fd >= 0)
         shutdown(k->fd, SHUT_RDWR);
     else if (k->fd >= 0)
@@ -260,9 +202,9 @@ static void closed(api_connections_t *c, void **socket_context)
         return;
     pthread_mutex_lock(&c->mu);
     disarm(k);
-    if (k->counted)
-        count_release(c, &k->peer);
     pthread_mutex_unlock(&c->mu);
+    if (k->counted)
+        api_address_counts_release(c->counts, &k->peer);
     atomic_fetch_sub_explicit(&c->stats.open, 1, memory_order_relaxed);
     *socket_context = NULL;
     free(k);

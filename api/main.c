@@ -219,7 +219,8 @@ static int start(tidings_t *app)
         app->cfg.max_streams = (int)stream_room;
     }
     notify_config_t ncfg = {.queue_max = app->cfg.stream_buffer / STREAM_EVENT_BYTES,
-                            .max_streams = (size_t)app->cfg.max_streams};
+                            .max_streams = (size_t)app->cfg.max_streams,
+                            .max_streams_per_user = (size_t)app->cfg.max_streams_per_user};
     app->hub = notify_hub_create(&ncfg);
     if (!app->hub || api_sse_create(app->api) != 0)
         return -1;

@@ -24,6 +24,7 @@ static const struct {
     [API_TOO_LARGE] = {413, "payload-too-large", "Payload Too Large"},
     [API_UNSUPPORTED_MEDIA] = {415, "unsupported-media-type", "Unsupported Media Type"},
     [API_UNPROCESSABLE] = {422, "unprocessable", "Unprocessable Content"},
+    [API_TOO_MANY_REQUESTS] = {429, "too-many-requests", "Too Many Requests"},
     [API_INTERNAL] = {500, "internal", "Internal Server Error"},
     [API_UNAVAILABLE] = {503, "unavailable", "Service Unavailable"},
 };

@@ -25,6 +25,7 @@
  * thousand connected followers is hydrated once, not ten thousand times.
  */
 #include "api/api.h"
+#include "api/address_counts.h"
 #include "api/log.h"
 #include "api/stream_writers.h"
 
@@ -44,6 +45,7 @@
 #define CACHE_SLOTS 1024
 #define CACHE_TTL_MS 2000
 #define FLUSH_BYTES 16384 /* the fast path sends once this much is rendered */
+#define STREAM_CAP_RETRY_S 30 /* streams end when their tabs close: a while, not at once */
 
 /* ---- the render cache ------------------------------------------------------------------- */
 
@@ -70,7 +72,8 @@ static void serve(void *item);
 int api_sse_create(api_t *api)
 {
     api->render_cache = calloc(1, sizeof(*api->render_cache));
-    if (!api->render_cache)
+    api->stream_addresses = api_address_counts_create();
+    if (!api->render_cache || !api->stream_addresses)
         return -ENOMEM;
     pthread_mutex_init(&api->render_cache->mu, NULL);
     if (api->cfg->stream_writers > 0) {
@@ -90,6 +93,8 @@ void api_sse_destroy(api_t *api)
 {
     stream_writers_destroy(api->stream_writers);
     api->stream_writers = NULL;
+    api_address_counts_destroy(api->stream_addresses);
+    api->stream_addresses = NULL;
     struct api_render_cache_s *c = api->render_cache;
     if (!c)
         return;
@@ -164,6 +169,8 @@ typedef struct stream_s {
     bool failed;    /* the fast path could not render an event */
     bool peer_gone; /* the fast path's send failed: the client went away */
     char reset_id[NOTIFY_ID_MAX]; /* non-empty: start with a reset event at this id */
+    api_address_t client;
+    bool holds_address; /* counts towards its client address's --max-streams-per-address */
 } stream_t;
 
 static void park(void *arg)
@@ -449,7 +456,10 @@ static void serve(void *item)
 static void stream_free(void *cls)
 {
     stream_t *st = cls;
-    notify_sub_close(st->sub);
+    if (st->sub)
+        notify_sub_close(st->sub);
+    if (st->holds_address)
+        api_address_counts_release(st->api->stream_addresses, &st->client);
     free(st->out);
     free(st);
 }
@@ -499,20 +509,32 @@ void api_stream_get(api_req_t *r)
         return;
     }
     api_t *api = r->api;
-    bool was_online = false;
-    char tail[STORAGE_EVENT_ID_MAX];
-    int rc = storage_events_online(api->storage, r->caller.id, api->cfg->stream_grace_ms, last,
-                                   &was_online, tail);
-    if (rc) {
-        api_storage_problem(r, rc, "user");
-        return;
-    }
     stream_t *st = calloc(1, sizeof(*st));
     if (!st) {
         api_storage_problem(r, -ENOMEM, "user");
         return;
     }
     st->api = api;
+    st->client = r->client;
+    st->holds_address = api_address_counts_take(api->stream_addresses, &r->client,
+                                                (size_t)api->cfg->max_streams_per_address);
+    if (!st->holds_address) {
+        stream_free(st);
+        r->retry_after = STREAM_CAP_RETRY_S;
+        api_problem(r, API_TOO_MANY_REQUESTS,
+                    "this address has %d event streams open already; close one first",
+                    api->cfg->max_streams_per_address);
+        return;
+    }
+    bool was_online = false;
+    char tail[STORAGE_EVENT_ID_MAX];
+    int rc = storage_events_online(api->storage, r->caller.id, api->cfg->stream_grace_ms, last,
+                                   &was_online, tail);
+    if (rc) {
+        stream_free(st);
+        api_storage_problem(r, rc, "user");
+        return;
+    }
     st->conn = r->conn;
     st->user = r->caller.id;
     const union MHD_ConnectionInfo *ci =
@@ -529,10 +551,17 @@ void api_stream_get(api_req_t *r)
     st->sub = notify_sub_open(api->hub, st->user, resume ? last : tail, &hooks);
     if (!st->sub) {
         int err = errno;
-        free(st);
-        api_problem(r, API_UNAVAILABLE, "%s",
-                    err == EBUSY ? "too many open streams on this server; retry shortly"
-                                 : "the server is shutting down");
+        stream_free(st);
+        if (err == EDQUOT) {
+            r->retry_after = STREAM_CAP_RETRY_S;
+            api_problem(r, API_TOO_MANY_REQUESTS,
+                        "this user has %d event streams open already; close one first",
+                        api->cfg->max_streams_per_user);
+        } else {
+            api_problem(r, API_UNAVAILABLE, "%s",
+                        err == EBUSY ? "too many open streams on this server; retry shortly"
+                                     : "the server is shutting down");
+        }
         return;
     }
     /* After opening: a follow announced meanwhile is in Redis and here alike. */

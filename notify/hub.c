@@ -205,6 +205,16 @@ static void push(notify_sub_t *sub, notify_event_t *e)
     sub->queue[(sub->head + sub->len++) % sub->cap] = notify_event_ref(e);
 }
 
+/* Whether user holds max_streams_per_user streams already. Hub lock held; a user's streams
+ * share one bucket chain, so this walks only that. */
+static bool user_streams_full(notify_hub_t *hub, uint64_t user)
+{
+    size_t n = 0, max = hub->cfg.max_streams_per_user;
+    for (const notify_sub_t *s = *bucket(hub, user); max && s; s = s->next)
+        n += s->user == user;
+    return max && n >= max;
+}
+
 notify_sub_t *notify_sub_open(notify_hub_t *hub, uint64_t user, const char *cursor,
                               const notify_sub_hooks_t *hooks)
 {
@@ -227,7 +237,10 @@ notify_sub_t *notify_sub_open(notify_hub_t *hub, uint64_t user, const char *curs
     snprintf(sub->cursor, sizeof(sub->cursor), "%s", cursor ? cursor : "");
 
     pthread_mutex_lock(&hub->mu);
-    int err = hub->closing ? ECANCELED : hub->open >= hub->cfg.max_streams ? EBUSY : 0;
+    int err = hub->closing                           ? ECANCELED
+              : hub->open >= hub->cfg.max_streams    ? EBUSY
+              : user_streams_full(hub, user)         ? EDQUOT
+                                                     : 0;
     if (err) {
         pthread_mutex_unlock(&hub->mu);
         pthread_mutex_destroy(&sub->mu);

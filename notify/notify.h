@@ -46,6 +46,7 @@ int notify_id_cmp(const char *a, const char *b);
 typedef struct notify_config_s {
     size_t queue_max;   /* events queued per stream before it is cut off */
     size_t max_streams; /* streams open at once */
+    size_t max_streams_per_user; /* streams one user may hold; 0: no cap */
 } notify_config_t;
 
 typedef struct notify_stats_s {
@@ -66,7 +67,8 @@ typedef struct notify_sub_hooks_s {
 } notify_sub_hooks_t;
 
 /* Opens a stream for user resuming after cursor ("" for none). Returns new, or NULL when
- * the hub is full (errno EBUSY), shutting down (ECANCELED) or out of memory. */
+ * the hub is full (errno EBUSY), the user holds max_streams_per_user already (EDQUOT),
+ * the hub is shutting down (ECANCELED) or out of memory. */
 notify_sub_t *notify_sub_open(notify_hub_t *hub, uint64_t user, const char *cursor,
                               const notify_sub_hooks_t *hooks);
 /* Closes and frees it (the adapter's stream ended). */
