@@ -1,6 +1,6 @@
 /* tests/interactions/ix.h -- what the interaction tests share: a tidings server on a private
- * Redis, users, posts and the API calls of likes, reposts, blocks, mutes and notifications
- * over real HTTP, and bounded polls for what the fan-out engine writes asynchronously
+ * Redis, replies and the API calls of likes, reposts, blocks, mutes and notifications over
+ * real HTTP (users, posts and follows are tests/support's), and bounded polls for what the fan-out engine writes asynchronously
  * (timeline entries, notifications).
  *
  * Each test runs its own Redis (as tests/fanout does, for the same reasons) of the fixture's

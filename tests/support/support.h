@@ -1,6 +1,8 @@
-/* tests/support/support.h -- what the test binaries share: the fixture Redis, unique names,
- * a raw HTTP/1.1 client, the API's calls, and child processes (the tidings binary, a private Redis: one
- * redis-server, or in the cluster run a Redis Cluster of its own).
+/* tests/support/support.h -- the one fixture every test binary shares: the fixture Redis,
+ * unique names, a raw HTTP/1.1 client and the API's calls over it, a routed raw Redis client,
+ * and child processes (the tidings binary, a private Redis: one redis-server, or a Redis
+ * Cluster of its own). The SSE client is in sse.h. One prefix, ts_; a suite's own helper
+ * file holds only what that suite alone uses.
  *
  * Every test binary runs its tests in parallel against one shared Redis, so anything a test
  * creates carries a random suffix (ts_unique). Helpers that cannot go on fail the current
