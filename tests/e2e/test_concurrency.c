@@ -10,20 +10,7 @@
 
 #define THREADS 8
 
-static world_t w;
-#define PORT (w.srv.port)
-
-static void setup(void)
-{
-    world_start(&w);
-}
-
-static void teardown(void)
-{
-    world_stop(&w);
-}
-
-TestSuite(concurrency, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(concurrency, .init = world_setup, .fini = world_teardown, .timeout = 120);
 
 typedef struct {
     pthread_barrier_t *go;
@@ -122,7 +109,7 @@ Test(concurrency, one_idempotency_key_at_once_makes_one_post)
     memset(calls, 0, sizeof(calls));
     for (int i = 0; i < THREADS; i++) {
         calls[i].path = "/v1/posts";
-        calls[i].token = w.b.token;
+        calls[i].token = world.b.token;
         calls[i].headers = headers;
         calls[i].body = "{\"text\":\"only once, however often\"}";
     }
@@ -131,10 +118,10 @@ Test(concurrency, one_idempotency_key_at_once_makes_one_post)
         cr_expect_eq(calls[i].status, 202, "request %d: %d", i, calls[i].status);
         cr_expect_str_eq(calls[i].id, calls[0].id, "request %d got another post", i);
     }
-    json_t *list = e2e_call(PORT, "GET", &w.a, NULL, 200, "/v1/users/%s/posts", w.b.id);
+    json_t *list = ts_callf(PORT, "GET", &world.a, NULL, 200, "/v1/users/%s/posts", world.b.id);
     cr_expect_eq(json_array_size(json_object_get(list, "items")), 2,
                  "b has post_b and one raced post");
-    json_t *u = e2e_call(PORT, "GET", &w.a, NULL, 200, "/v1/users/%s", w.b.id);
+    json_t *u = ts_callf(PORT, "GET", &world.a, NULL, 200, "/v1/users/%s", world.b.id);
     cr_expect_eq(json_integer_value(json_object_get(u, "posts_count")), 2);
     json_decref(u);
     json_decref(list);
@@ -147,7 +134,7 @@ Test(concurrency, pipelined_requests_on_one_connection_all_get_answers)
                      "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
                      "GET /v1/users/%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
                      "GET /v1/nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                     w.a.id, w.a.token);
+                     world.a.id, world.a.token);
     ts_resp_t r[3];
     int rc = ts_http_pipeline(PORT, req, (size_t)n, 10000, r, 3);
     cr_expect_eq(rc, 0, "not every pipelined request was answered");

@@ -60,8 +60,8 @@ static long until_status(const char *path, const char *token, int want, int time
 
 Test(outage, answers_503_with_retry_after_then_recovers)
 {
-    e2e_user_t u;
-    e2e_register(srv.port, "out", &u);
+    ts_user_t u;
+    ts_register(srv.port, "out", &u);
     char path[64];
     snprintf(path, sizeof(path), "/v1/users/%s", u.id);
     cr_assert_eq(status_of("GET", path, u.token, NULL, NULL, 0), 200);
@@ -85,12 +85,12 @@ Test(outage, answers_503_with_retry_after_then_recovers)
     ts_redis_start(&own, own.port); /* an empty redis: the old user is gone */
     long took = until_status("/readyz", NULL, 200, 10000);
     cr_assert_geq(took, 0, "/readyz not 200 within 10 s of redis coming back");
-    e2e_user_t v;
-    e2e_register(srv.port, "back", &v);
+    ts_user_t v;
+    ts_register(srv.port, "back", &v);
     snprintf(path, sizeof(path), "/v1/users/%s", v.id);
     cr_expect_eq(status_of("GET", path, v.token, NULL, NULL, 0), 200);
     char post_id[24];
-    e2e_post(srv.port, &v, "after the outage", post_id);
+    ts_post(srv.port, &v, "after the outage", post_id);
 }
 
 Test(outage, shuts_down_cleanly_after_an_outage)

@@ -33,8 +33,8 @@ static int exit_after(int sig, uint64_t *took)
 Test(shutdown, sigterm_exits_zero_promptly)
 {
     ts_server_start_default(&srv);
-    e2e_user_t u;
-    e2e_register(srv.port, "bye", &u);
+    ts_user_t u;
+    ts_register(srv.port, "bye", &u);
     uint64_t took;
     int status = exit_after(SIGTERM, &took);
     cr_assert_neq(status, -1, "still running 10 s after SIGTERM");

@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-TestSuite(celebrity, .fini = fx_teardown, .timeout = 120);
+TestSuite(celebrity, .timeout = 120);
 
-static fx_redis_t redis;
+static ts_redis_t redis;
 static ts_server_t server;
 
 static int cmp_desc(const void *x, const void *y)
@@ -22,21 +22,22 @@ static int cmp_desc(const void *x, const void *y)
 
 Test(celebrity, posts_merge_at_read_time_in_id_order_and_page_exactly_once)
 {
-    fx_redis_start(&redis, false);
+    redis.aof = false;
+    ts_redis_start_like_fixture(&redis);
     const char *extra[] = {"--celebrity-threshold", "3", NULL};
-    fx_server_start(&server, &redis, extra);
+    ts_server_start(&server, redis.url, extra, true);
     int port = server.port;
-    redisContext *c = fx_connect(redis.port);
+    redisContext *c = ts_redis_connect(redis.port);
 
-    fx_user_t celeb, normal, f[5];
-    fx_user(port, "cel_c", &celeb);
-    fx_user(port, "cel_n", &normal);
+    ts_user_t celeb, normal, f[5];
+    ts_register(port, "cel_c", &celeb);
+    ts_register(port, "cel_n", &normal);
     for (int i = 0; i < 5; i++) {
-        fx_user(port, "cel_f", &f[i]);
-        fx_follow(port, &f[i], celeb.id);
+        ts_register(port, "cel_f", &f[i]);
+        ts_follow(port, &f[i], &celeb);
     }
-    fx_follow(port, &f[0], normal.id);
-    cr_assert(fx_wait_queue_empty(c, 30000));
+    ts_follow(port, &f[0], &normal);
+    cr_assert(ts_wait_queue_empty(c, 30000));
 
     /* Interleaved posts: celebrity, normal, celebrity, … */
     enum { EACH = 9, TOTAL = 2 * EACH };
@@ -44,70 +45,70 @@ Test(celebrity, posts_merge_at_read_time_in_id_order_and_page_exactly_once)
     for (int i = 0; i < EACH; i++) {
         char text[48];
         snprintf(text, sizeof(text), "celebrity %d", i);
-        all[2 * i] = celeb_posts[i] = fx_post(port, &celeb, text);
+        all[2 * i] = celeb_posts[i] = ts_post(port, &celeb, text, NULL);
         snprintf(text, sizeof(text), "normal %d", i);
-        all[2 * i + 1] = normal_posts[i] = fx_post(port, &normal, text);
+        all[2 * i + 1] = normal_posts[i] = ts_post(port, &normal, text, NULL);
     }
-    cr_assert(fx_wait_queue_empty(c, 30000), "the fan-out queue did not drain");
+    cr_assert(ts_wait_queue_empty(c, 30000), "the fan-out queue did not drain");
 
     /* Not written on fan-out: no follower's tl:{id} holds a celebrity post. */
     for (int k = 0; k < 5; k++)
         for (int i = 0; i < EACH; i++)
-            cr_assert(!fx_holds(c, f[k].id, celeb_posts[i]),
+            cr_assert(!ts_timeline_holds(c, f[k].num, celeb_posts[i]),
                       "celebrity post %d was written into follower %d's timeline", i, k);
     for (int i = 0; i < EACH; i++) {
-        cr_assert(fx_holds(c, f[0].id, normal_posts[i]), "normal post %d not fanned out", i);
-        cr_assert(fx_holds(c, celeb.id, celeb_posts[i]), "the celebrity's own timeline");
+        cr_assert(ts_timeline_holds(c, f[0].num, normal_posts[i]), "normal post %d not fanned out", i);
+        cr_assert(ts_timeline_holds(c, celeb.num, celeb_posts[i]), "the celebrity's own timeline");
     }
 
     /* f[0] reads both authors, merged newest first, on any page size. */
     qsort(all, TOTAL, sizeof(all[0]), cmp_desc);
     uint64_t ids[TOTAL + 4];
     for (int limit = 1; limit <= 4; limit++) {
-        size_t n = fx_timeline(port, &f[0], limit, ids, NULL, TOTAL + 4);
+        size_t n = ts_timeline(port, &f[0], limit, ids, NULL, TOTAL + 4);
         cr_assert_eq(n, (size_t)TOTAL, "limit %d: %zu entries, want %d", limit, n, TOTAL);
         for (int i = 0; i < TOTAL; i++)
             cr_assert_eq(ids[i], all[i], "limit %d: entry %d out of place", limit, i);
     }
-    size_t n = fx_timeline(port, &f[0], 100, ids, NULL, TOTAL + 4);
+    size_t n = ts_timeline(port, &f[0], 100, ids, NULL, TOTAL + 4);
     cr_assert_eq(n, (size_t)TOTAL);
 
     /* The other followers read the celebrity's posts only. */
     for (int k = 1; k < 5; k++) {
-        n = fx_timeline(port, &f[k], 2, ids, NULL, TOTAL + 4);
+        n = ts_timeline(port, &f[k], 2, ids, NULL, TOTAL + 4);
         cr_assert_eq(n, (size_t)EACH, "follower %d: %zu entries, want %d", k, n, EACH);
         for (int i = 0; i < EACH; i++)
             cr_assert_eq(ids[i], celeb_posts[EACH - 1 - i]);
     }
 
     /* Someone who follows the celebrity later reads the posts at once (merged, not copied). */
-    fx_user_t late;
-    fx_user(port, "cel_l", &late);
-    fx_follow(port, &late, celeb.id);
-    cr_assert_eq(fx_wait_timeline(port, &late, EACH, 20000), (size_t)EACH,
+    ts_user_t late;
+    ts_register(port, "cel_l", &late);
+    ts_follow(port, &late, &celeb);
+    cr_assert_eq(ts_wait_timeline(port, &late, EACH, NULL, 0, 20000), (size_t)EACH,
                  "a late follower of the celebrity does not read its posts");
-    cr_assert(fx_wait_queue_empty(c, 30000));
+    cr_assert(ts_wait_queue_empty(c, 30000));
     for (int i = 0; i < EACH; i++)
-        cr_assert(!fx_holds(c, late.id, celeb_posts[i]));
-    n = fx_timeline(port, &late, 3, ids, NULL, TOTAL + 4);
+        cr_assert(!ts_timeline_holds(c, late.num, celeb_posts[i]));
+    n = ts_timeline(port, &late, 3, ids, NULL, TOTAL + 4);
     cr_assert_eq(n, (size_t)EACH);
 
     /* A deleted celebrity post leaves the merged timelines too. */
     fx_delete(port, &celeb, celeb_posts[EACH - 1]);
-    n = fx_timeline(port, &f[1], 4, ids, NULL, TOTAL + 4);
+    n = ts_timeline(port, &f[1], 4, ids, NULL, TOTAL + 4);
     cr_assert_eq(n, (size_t)EACH - 1);
     cr_assert_eq(ids[0], celeb_posts[EACH - 2]);
 
     /* Unfollowing the celebrity stops the merge. */
-    fx_unfollow(port, &f[2], celeb.id);
+    ts_unfollow(port, &f[2], &celeb);
     uint64_t deadline = ts_now_ms() + 20000;
     do {
-        n = fx_timeline(port, &f[2], 100, ids, NULL, TOTAL + 4);
+        n = ts_timeline(port, &f[2], 100, ids, NULL, TOTAL + 4);
         if (n)
             ts_sleep_ms(20);
     } while (n && ts_now_ms() < deadline);
     cr_assert_eq(n, (size_t)0, "after unfollowing, %zu celebrity posts still merge in", n);
 
-    fx_close(c);
-    fx_server_stop(&server);
+    ts_redis_close(c);
+    ts_server_stop_clean(&server, 20000);
 }

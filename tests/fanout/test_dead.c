@@ -8,15 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-TestSuite(dead, .fini = fx_teardown, .timeout = 120);
+TestSuite(dead, .timeout = 120);
 
-static fx_redis_t redis;
+static ts_redis_t redis;
 static ts_server_t server;
 
 /* The dead letter for stream entry id, as "field=value " pairs into buf; false when none. */
 static bool dead_letter_for(redisContext *c, const char *entry, char *buf, size_t size)
 {
-    redisReply *r = fx_cmd(c, "XRANGE fanout:dead - +");
+    redisReply *r = ts_redis_cmd_ok(c, "XRANGE fanout:dead - +");
     bool found = false;
     for (size_t i = 0; !found && i < r->elements; i++) {
         const redisReply *fields = r->element[i]->element[1];
@@ -66,7 +66,7 @@ static const char *field(const char *pairs, const char *name, char *out, size_t 
 
 static void xadd(redisContext *c, char id[64], const char *fmt)
 {
-    redisReply *r = fx_cmd(c, fmt);
+    redisReply *r = ts_redis_cmd_ok(c, fmt);
     cr_assert(r->type == REDIS_REPLY_STRING);
     snprintf(id, 64, "%s", r->str);
     freeReplyObject(r);
@@ -74,10 +74,11 @@ static void xadd(redisContext *c, char id[64], const char *fmt)
 
 Test(dead, malformed_jobs_are_dead_lettered_at_once)
 {
-    fx_redis_start(&redis, false);
+    redis.aof = false;
+    ts_redis_start_like_fixture(&redis);
     const char *extra[] = {"--claim-idle-ms", "200", NULL};
-    fx_server_start(&server, &redis, extra);
-    redisContext *c = fx_connect(redis.port);
+    ts_server_start(&server, redis.url, extra, true);
+    redisContext *c = ts_redis_connect(redis.port);
     char bogus[64], no_author[64], no_followee[64], buf[512], v[128];
     xadd(c, bogus, "XADD fanout:{0} * kind bogus");
     xadd(c, no_author, "XADD fanout:{0} * kind post post 12345");
@@ -90,54 +91,55 @@ Test(dead, malformed_jobs_are_dead_lettered_at_once)
         cr_assert(strncmp(field(buf, "reason", v, sizeof(v)), "malformed", 9) == 0,
                   "dead letter reason: %s", buf);
     }
-    cr_assert(fx_wait_queue_empty(c, 10000), "malformed jobs still queued or pending");
-    cr_assert_eq(fx_int(c, "XLEN fanout:dead"), 3);
+    cr_assert(ts_wait_queue_empty(c, 10000), "malformed jobs still queued or pending");
+    cr_assert_eq(ts_redis_int(c, "XLEN fanout:dead"), 3);
 
     /* The counter and gauge (sampled every 2 s) agree. */
-    cr_assert_eq(fx_metric(server.port, "tidings_fanout_jobs_dead_lettered_total"), 3);
+    cr_assert_eq(ts_metric(server.port, "tidings_fanout_jobs_dead_lettered_total"), 3);
     uint64_t deadline = ts_now_ms() + 10000;
-    while (fx_metric(server.port, "tidings_fanout_dead_letters") != 3 && ts_now_ms() < deadline)
+    while (ts_metric(server.port, "tidings_fanout_dead_letters") != 3 && ts_now_ms() < deadline)
         ts_sleep_ms(100);
-    cr_assert_eq(fx_metric(server.port, "tidings_fanout_dead_letters"), 3);
-    fx_close(c);
-    fx_server_stop(&server);
+    cr_assert_eq(ts_metric(server.port, "tidings_fanout_dead_letters"), 3);
+    ts_redis_close(c);
+    ts_server_stop_clean(&server, 20000);
 }
 
 /* A post job whose author's followers key is a string: every attempt fails with WRONGTYPE. */
 Test(dead, a_job_that_keeps_failing_is_dead_lettered_after_its_attempts)
 {
-    fx_redis_start(&redis, false);
+    redis.aof = false;
+    ts_redis_start_like_fixture(&redis);
     const char *extra[] = {"--claim-idle-ms", "200", NULL};
-    fx_server_start(&server, &redis, extra);
-    redisContext *c = fx_connect(redis.port);
+    ts_server_start(&server, redis.url, extra, true);
+    redisContext *c = ts_redis_connect(redis.port);
     const unsigned long long author = 4242, post = 424242;
-    freeReplyObject(fx_cmd(c, "SET followers:{%llu} not-a-sorted-set", author));
-    freeReplyObject(fx_cmd(c, "HSET post:{%llu} author %llu text doomed", post, author));
+    freeReplyObject(ts_redis_cmd_ok(c, "SET followers:{%llu} not-a-sorted-set", author));
+    freeReplyObject(ts_redis_cmd_ok(c, "HSET post:{%llu} author %llu text doomed", post, author));
     char entry[64], buf[512], v[128];
-    redisReply *r = fx_cmd(c, "XADD fanout:{0} * kind post post %llu author %llu", post, author);
+    redisReply *r = ts_redis_cmd_ok(c, "XADD fanout:{0} * kind post post %llu author %llu", post, author);
     snprintf(entry, sizeof(entry), "%s", r->str);
     freeReplyObject(r);
 
     cr_assert(wait_dead_letter(c, entry, buf, sizeof(buf), 30000),
               "the failing job was never dead-lettered (failed attempts so far: %.0f)",
-              fx_metric(server.port, "tidings_fanout_jobs_failed_total"));
+              ts_metric(server.port, "tidings_fanout_jobs_failed_total"));
     cr_assert(strstr(buf, "reason=too many attempts"), "reason: %s", buf);
     cr_assert_str_eq(field(buf, "kind", v, sizeof(v)), "post");
     long long deliveries = strtoll(field(buf, "deliveries", v, sizeof(v)), NULL, 10);
     cr_assert_gt(deliveries, 1, "dead-lettered after %lld deliveries", deliveries);
 
-    cr_assert_geq(fx_metric(server.port, "tidings_fanout_jobs_dead_lettered_total"), 1);
-    double failed = fx_metric(server.port, "tidings_fanout_jobs_failed_total");
+    cr_assert_geq(ts_metric(server.port, "tidings_fanout_jobs_dead_lettered_total"), 1);
+    double failed = ts_metric(server.port, "tidings_fanout_jobs_failed_total");
     cr_assert(failed >= 1 && failed < (double)deliveries,
               "%.0f failed attempts for %lld deliveries", failed, deliveries);
 
     /* Not retried forever: nothing pending, and the failure count stays put over many claim
      * periods (the claim timer runs every 100 ms here). */
-    cr_assert(fx_wait_queue_empty(c, 10000), "the failing job is still queued or pending");
+    cr_assert(ts_wait_queue_empty(c, 10000), "the failing job is still queued or pending");
     ts_sleep_ms(1500);
-    cr_assert_eq(fx_metric(server.port, "tidings_fanout_jobs_failed_total"), failed,
+    cr_assert_eq(ts_metric(server.port, "tidings_fanout_jobs_failed_total"), failed,
                  "the job was attempted again after it was dead-lettered");
-    cr_assert_eq(fx_int(c, "XLEN fanout:dead"), 1);
-    fx_close(c);
-    fx_server_stop(&server);
+    cr_assert_eq(ts_redis_int(c, "XLEN fanout:dead"), 1);
+    ts_redis_close(c);
+    ts_server_stop_clean(&server, 20000);
 }

@@ -7,43 +7,44 @@
 #include <stdio.h>
 #include <string.h>
 
-TestSuite(delete, .fini = fx_teardown, .timeout = 180);
+TestSuite(delete, .timeout = 180);
 
-static fx_redis_t redis;
+static ts_redis_t redis;
 static ts_server_t server;
 
 Test(delete, retracts_from_every_followers_timeline)
 {
-    fx_redis_start(&redis, false);
-    fx_server_start(&server, &redis, NULL);
+    redis.aof = false;
+    ts_redis_start_like_fixture(&redis);
+    ts_server_start(&server, redis.url, NULL, true);
     int port = server.port;
-    fx_user_t a, f[4];
-    fx_user(port, "del_a", &a);
+    ts_user_t a, f[4];
+    ts_register(port, "del_a", &a);
     for (int i = 0; i < 4; i++) {
-        fx_user(port, "del_f", &f[i]);
-        fx_follow(port, &f[i], a.id);
+        ts_register(port, "del_f", &f[i]);
+        ts_follow(port, &f[i], &a);
     }
-    uint64_t kept = fx_post(port, &a, "this one stays");
-    uint64_t doomed = fx_post(port, &a, "this one goes");
-    redisContext *c = fx_connect(redis.port);
-    cr_assert(fx_wait_queue_empty(c, 30000));
+    uint64_t kept = ts_post(port, &a, "this one stays", NULL);
+    uint64_t doomed = ts_post(port, &a, "this one goes", NULL);
+    redisContext *c = ts_redis_connect(redis.port);
+    cr_assert(ts_wait_queue_empty(c, 30000));
     for (int i = 0; i < 4; i++)
-        cr_assert(fx_holds(c, f[i].id, doomed) && fx_holds(c, f[i].id, kept));
-    cr_assert(fx_holds(c, a.id, doomed));
+        cr_assert(ts_timeline_holds(c, f[i].num, doomed) && ts_timeline_holds(c, f[i].num, kept));
+    cr_assert(ts_timeline_holds(c, a.num, doomed));
 
     fx_delete(port, &a, doomed);
-    cr_assert(fx_wait_queue_empty(c, 30000), "the delete job never finished");
+    cr_assert(ts_wait_queue_empty(c, 30000), "the delete job never finished");
     for (int i = 0; i < 4; i++) {
-        cr_assert(!fx_holds(c, f[i].id, doomed), "follower %d still holds the deleted post", i);
-        cr_assert(fx_holds(c, f[i].id, kept), "follower %d lost the other post", i);
+        cr_assert(!ts_timeline_holds(c, f[i].num, doomed), "follower %d still holds the deleted post", i);
+        cr_assert(ts_timeline_holds(c, f[i].num, kept), "follower %d lost the other post", i);
         uint64_t ids[8];
-        size_t n = fx_timeline(port, &f[i], 20, ids, NULL, 8);
+        size_t n = ts_timeline(port, &f[i], 20, ids, NULL, 8);
         cr_assert_eq(n, (size_t)1);
         cr_assert_eq(ids[0], kept);
     }
-    cr_assert(!fx_holds(c, a.id, doomed), "the author's own timeline still holds it");
-    fx_close(c);
-    fx_server_stop(&server);
+    cr_assert(!ts_timeline_holds(c, a.num, doomed), "the author's own timeline still holds it");
+    ts_redis_close(c);
+    ts_server_stop_clean(&server, 20000);
 }
 
 /* The post job walks 20,000 followers in chunks (slowed by a small in-flight budget) while
@@ -51,25 +52,26 @@ Test(delete, retracts_from_every_followers_timeline)
  * may end up holding the post. */
 Test(delete, racing_an_in_flight_fanout_leaves_no_follower_holding_it)
 {
-    fx_redis_start(&redis, false);
+    redis.aof = false;
+    ts_redis_start_like_fixture(&redis);
     const char *extra[] = {"--fanout-in-flight", "2000", "--celebrity-threshold", "1000000", NULL};
-    fx_server_start(&server, &redis, extra);
+    ts_server_start(&server, redis.url, extra, true);
     int port = server.port;
-    fx_user_t a;
-    fx_user(port, "race_a", &a);
+    ts_user_t a;
+    ts_register(port, "race_a", &a);
     enum { FOLLOWERS = 20000 };
     const uint64_t base = 3000000;
-    redisContext *c = fx_connect(redis.port);
-    fx_add_followers(c, a.id, base, FOLLOWERS);
+    redisContext *c = ts_redis_connect(redis.port);
+    ts_add_followers(c, a.num, base, FOLLOWERS, 1);
 
     for (int round = 0; round < 2; round++) {
-        uint64_t post = fx_post(port, &a, "racing the delete");
+        uint64_t post = ts_post(port, &a, "racing the delete", NULL);
         if (round == 1) {
             /* Second round: delete once the fan-out is known to be under way. */
             uint64_t deadline = ts_now_ms() + 20000;
-            while (!fx_holds(c, base, post) && ts_now_ms() < deadline)
+            while (!ts_timeline_holds(c, base, post) && ts_now_ms() < deadline)
                 ;
-            cr_assert(fx_holds(c, base, post), "the fan-out never started");
+            cr_assert(ts_timeline_holds(c, base, post), "the fan-out never started");
         }
         fx_delete(port, &a, post);
         size_t at_delete = fx_count_holding(c, post, base, FOLLOWERS, NULL);
@@ -82,23 +84,23 @@ Test(delete, racing_an_in_flight_fanout_leaves_no_follower_holding_it)
         do {
             sample_left = 0;
             for (uint64_t i = 0; i < FOLLOWERS; i += 997)
-                sample_left += fx_holds(c, base + i, post);
+                sample_left += ts_timeline_holds(c, base + i, post);
             if (sample_left)
                 ts_sleep_ms(20);
         } while (sample_left && ts_now_ms() < deadline);
         cr_assert_eq(sample_left, (size_t)0, "sampled followers still hold the deleted post");
 
         /* Then everything: once the queue is empty, no job can write it back. */
-        cr_assert(fx_wait_queue_empty(c, 60000), "the fan-out queue did not drain");
+        cr_assert(ts_wait_queue_empty(c, 60000), "the fan-out queue did not drain");
         size_t holding = fx_count_holding(c, post, base, FOLLOWERS, NULL);
         cr_assert_eq(holding, (size_t)0,
                      "round %d: %zu of %d followers hold the deleted post after every job ended",
                      round, holding, FOLLOWERS);
-        cr_assert(!fx_holds(c, a.id, post), "the author's own timeline holds the deleted post");
+        cr_assert(!ts_timeline_holds(c, a.num, post), "the author's own timeline holds the deleted post");
     }
-    cr_assert_eq(fx_int(c, "XLEN fanout:dead"), 0);
-    fx_close(c);
-    fx_server_stop(&server);
+    cr_assert_eq(ts_redis_int(c, "XLEN fanout:dead"), 0);
+    ts_redis_close(c);
+    ts_server_stop_clean(&server, 20000);
 }
 
 /* How many entries of user's event log are "<kind> <post> …", and whether a feed one comes
@@ -107,7 +109,7 @@ static size_t count_logged(redisContext *c, uint64_t user, const char *kind, uin
 {
     char prefix[64];
     snprintf(prefix, sizeof(prefix), "%s %llu ", kind, (unsigned long long)post);
-    redisReply *r = fx_cmd(c, "XRANGE ev:{%llu} - +", (unsigned long long)user);
+    redisReply *r = ts_redis_cmd_ok(c, "XRANGE ev:{%llu} - +", (unsigned long long)user);
     cr_assert(r->type == REDIS_REPLY_ARRAY, "no event log for user %llu", (unsigned long long)user);
     size_t n = 0;
     for (size_t i = 0; i < r->elements; i++) {
@@ -123,31 +125,32 @@ static size_t count_logged(redisContext *c, uint64_t user, const char *kind, uin
  * delete after the feed event must not get it twice. */
 Test(delete, racing_its_fanout_retracts_once_per_connected_follower)
 {
-    fx_redis_start(&redis, false);
+    redis.aof = false;
+    ts_redis_start_like_fixture(&redis);
     const char *extra[] = {"--fanout-in-flight", "2000", "--celebrity-threshold", "1000000", NULL};
-    fx_server_start(&server, &redis, extra);
+    ts_server_start(&server, redis.url, extra, true);
     int port = server.port;
-    fx_user_t a;
-    fx_user(port, "once_a", &a);
+    ts_user_t a;
+    ts_register(port, "once_a", &a);
     enum { FOLLOWERS = 20000 };
     const uint64_t base = 5000000, connected[] = {base, base + 9999, base + FOLLOWERS - 1};
-    redisContext *c = fx_connect(redis.port);
-    fx_add_followers(c, a.id, base, FOLLOWERS);
+    redisContext *c = ts_redis_connect(redis.port);
+    ts_add_followers(c, a.num, base, FOLLOWERS, 1);
     for (size_t i = 0; i < 3; i++) /* a log that exists is a connected user (storage/events.c) */
-        freeReplyObject(fx_cmd(c, "XADD ev:{%llu} * e open", (unsigned long long)connected[i]));
+        freeReplyObject(ts_redis_cmd_ok(c, "XADD ev:{%llu} * e open", (unsigned long long)connected[i]));
 
     bool raced = false;
     for (int round = 0; round < 5 && !raced; round++) {
-        double done = fx_metric(port, "tidings_fanout_jobs_done_total");
-        uint64_t post = fx_post(port, &a, "retracted once");
+        double done = ts_metric(port, "tidings_fanout_jobs_done_total");
+        uint64_t post = ts_post(port, &a, "retracted once", NULL);
         uint64_t deadline = ts_now_ms() + 20000;
-        while (!fx_holds(c, base, post) && ts_now_ms() < deadline)
+        while (!ts_timeline_holds(c, base, post) && ts_now_ms() < deadline)
             ;
-        cr_assert(fx_holds(c, base, post), "the fan-out never started");
+        cr_assert(ts_timeline_holds(c, base, post), "the fan-out never started");
         fx_delete(port, &a, post);
-        cr_assert(fx_wait_queue_empty(c, 60000), "the fan-out queue did not drain");
+        cr_assert(ts_wait_queue_empty(c, 60000), "the fan-out queue did not drain");
         /* Post, delete, and the post job's own delete when it saw the deletion. */
-        raced = fx_metric(port, "tidings_fanout_jobs_done_total") - done == 3;
+        raced = ts_metric(port, "tidings_fanout_jobs_done_total") - done == 3;
         cr_log_info("round %d: %s", round, raced ? "raced" : "the fan-out finished first");
         for (size_t i = 0; i < 3; i++) {
             cr_assert_eq(count_logged(c, connected[i], "feed", post), 1);
@@ -158,6 +161,6 @@ Test(delete, racing_its_fanout_retracts_once_per_connected_follower)
         }
     }
     cr_assert(raced, "in five rounds the delete never landed during the fan-out");
-    fx_close(c);
-    fx_server_stop(&server);
+    ts_redis_close(c);
+    ts_server_stop_clean(&server, 20000);
 }

@@ -11,19 +11,20 @@
 #include <string.h>
 #include <uv.h>
 
-TestSuite(engine, .fini = fx_teardown, .timeout = 180);
+TestSuite(engine, .timeout = 180);
 
-static fx_redis_t redis;
+static ts_redis_t redis;
 static uv_loop_t loop;
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
 static void setup(bool aof)
 {
-    fx_redis_start(&redis, aof);
-    redisContext *c = fx_connect(redis.port);
-    freeReplyObject(fx_cmd(c, "XGROUP CREATE fanout:{0} engine 0 MKSTREAM"));
-    fx_close(c);
+    redis.aof = aof;
+    ts_redis_start_like_fixture(&redis);
+    redisContext *c = ts_redis_connect(redis.port);
+    freeReplyObject(ts_redis_cmd_ok(c, "XGROUP CREATE fanout:{0} engine 0 MKSTREAM"));
+    ts_redis_close(c);
     cr_assert_eq(uv_loop_init(&loop), 0);
 }
 
@@ -51,9 +52,9 @@ static fanout_t *engine(const char *url, int claim_idle_ms, int in_flight)
 /* A post job for author's followers, as the API would queue it. */
 static void queue_post(redisContext *c, unsigned long long post, unsigned long long author)
 {
-    freeReplyObject(fx_cmd(c, "HSET post:{%llu} author %llu text engine-test", post, author));
-    freeReplyObject(fx_cmd(c, "ZADD posts:{%llu} %llu %llu", author, post, post));
-    freeReplyObject(fx_cmd(c, "XADD fanout:{0} * kind post post %llu author %llu", post, author));
+    freeReplyObject(ts_redis_cmd_ok(c, "HSET post:{%llu} author %llu text engine-test", post, author));
+    freeReplyObject(ts_redis_cmd_ok(c, "ZADD posts:{%llu} %llu %llu", author, post, post));
+    freeReplyObject(ts_redis_cmd_ok(c, "XADD fanout:{0} * kind post post %llu author %llu", post, author));
 }
 
 typedef bool (*pred_fn)(void *arg);
@@ -226,24 +227,24 @@ Test(engine, stop_while_redis_is_down_closes_everything)
 Test(engine, a_job_runs_to_its_acknowledgement_then_stop_closes_everything)
 {
     setup(false);
-    redisContext *c = fx_connect(redis.port);
+    redisContext *c = ts_redis_connect(redis.port);
     enum { FOLLOWERS = 5000 };
     const unsigned long long author = 501, post = 5001, base = 20000000;
-    fx_add_followers(c, author, base, FOLLOWERS);
+    ts_add_followers(c, author, base, FOLLOWERS, 1);
     queue_post(c, post, author);
     fanout_t *f = engine(redis.url, 1000, 20000);
     fanout_start(f);
     count_t want = {f, 1};
     cr_assert(run_until(done_at_least, &want, 30000), "the job did not finish");
     cr_assert_eq(fx_count_holding(c, post, base, FOLLOWERS, NULL), (size_t)FOLLOWERS);
-    cr_assert(fx_holds(c, author, post));
-    cr_assert(fx_wait_queue_empty(c, 5000), "the finished job is still queued");
+    cr_assert(ts_timeline_holds(c, author, post));
+    cr_assert(ts_wait_queue_empty(c, 5000), "the finished job is still queued");
     const fanout_stats_t *st = fanout_stats(f);
     cr_assert_eq(atomic_load(&st->jobs_done), 1);
     cr_assert_eq(atomic_load(&st->jobs_failed), 0);
     cr_assert_geq(atomic_load(&st->timeline_writes), FOLLOWERS);
     cr_assert_eq(atomic_load(&st->active_jobs), 0);
-    fx_close(c);
+    ts_redis_close(c);
     stop_and_drain(f, 1000);
 }
 
@@ -252,10 +253,10 @@ Test(engine, a_job_runs_to_its_acknowledgement_then_stop_closes_everything)
 Test(engine, stop_with_a_job_running_leaves_it_pending_for_another_engine)
 {
     setup(false);
-    redisContext *c = fx_connect(redis.port);
+    redisContext *c = ts_redis_connect(redis.port);
     enum { FOLLOWERS = 100000 };
     const unsigned long long author = 502, post = 5002, base = 21000000;
-    fx_add_followers(c, author, base, FOLLOWERS);
+    ts_add_followers(c, author, base, FOLLOWERS, 1);
     queue_post(c, post, author);
 
     fanout_t *f = engine(redis.url, 500, 2000);
@@ -269,7 +270,7 @@ Test(engine, stop_with_a_job_running_leaves_it_pending_for_another_engine)
     cr_log_info("%zu of %d followers written before the stop", holding, FOLLOWERS);
     cr_assert_lt(holding, (size_t)FOLLOWERS, "the job finished before the stop: no test");
     long long length, pending;
-    fx_queue(c, &length, &pending);
+    ts_queue(c, &length, &pending, NULL);
     cr_assert_eq(length, 1, "the cancelled job left the stream");
     cr_assert_eq(pending, 1, "the cancelled job is not pending");
 
@@ -281,18 +282,18 @@ Test(engine, stop_with_a_job_running_leaves_it_pending_for_another_engine)
     cr_assert_geq(atomic_load(&fanout_stats(g)->jobs_claimed), 1);
     cr_assert_eq(fx_count_holding(c, post, base, FOLLOWERS, NULL), (size_t)FOLLOWERS);
     cr_assert_eq(fx_count_card(c, base, FOLLOWERS, 1), (size_t)FOLLOWERS);
-    cr_assert(fx_wait_queue_empty(c, 5000));
-    fx_close(c);
+    cr_assert(ts_wait_queue_empty(c, 5000));
+    ts_redis_close(c);
     stop_and_drain(g, 1000);
 }
 
 Test(engine, stop_with_grace_lets_the_running_job_finish)
 {
     setup(false);
-    redisContext *c = fx_connect(redis.port);
+    redisContext *c = ts_redis_connect(redis.port);
     enum { FOLLOWERS = 30000 };
     const unsigned long long author = 503, post = 5003, base = 22000000;
-    fx_add_followers(c, author, base, FOLLOWERS);
+    ts_add_followers(c, author, base, FOLLOWERS, 1);
     queue_post(c, post, author);
     fanout_t *f = engine(redis.url, 1000, 2000);
     fanout_start(f);
@@ -302,9 +303,9 @@ Test(engine, stop_with_grace_lets_the_running_job_finish)
     cr_assert_eq(fx_count_holding(c, post, base, FOLLOWERS, NULL), (size_t)FOLLOWERS,
                  "the grace period did not let the job finish");
     long long length, pending;
-    fx_queue(c, &length, &pending);
+    ts_queue(c, &length, &pending, NULL);
     cr_assert(length == 0 && pending == 0, "the finished job was not acknowledged");
-    fx_close(c);
+    ts_redis_close(c);
 }
 
 static bool active_jobs_are(void *arg)
@@ -319,11 +320,11 @@ static bool active_jobs_are(void *arg)
 Test(engine, stop_with_grace_lets_parked_jobs_finish_too)
 {
     setup(false);
-    redisContext *c = fx_connect(redis.port);
+    redisContext *c = ts_redis_connect(redis.port);
     enum { FOLLOWERS = 20000, JOBS = 3 };
     const unsigned long long base = 24000000;
     for (unsigned long long a = 0; a < JOBS; a++) {
-        fx_add_followers(c, 701 + a, base, FOLLOWERS);
+        ts_add_followers(c, 701 + a, base, FOLLOWERS, 1);
         queue_post(c, 7001 + a, 701 + a);
     }
     fanout_t *f = engine(redis.url, 1000, 2000);
@@ -343,10 +344,10 @@ Test(engine, stop_with_grace_lets_parked_jobs_finish_too)
                      a + 1, JOBS, holding, FOLLOWERS, (unsigned long long)took);
     }
     long long length, pending;
-    fx_queue(c, &length, &pending);
+    ts_queue(c, &length, &pending, NULL);
     cr_assert(length == 0 && pending == 0, "%lld jobs queued, %lld pending after the stop", length,
               pending);
-    fx_close(c);
+    ts_redis_close(c);
 }
 
 /* ---- redis restarted under several jobs ------------------------------------------------------ */
@@ -384,11 +385,11 @@ Test(engine, redis_restart_under_parked_jobs_finishes_them_all, .timeout = 240)
 {
     ts_redis_skip_on_cluster(FX_RESTARTS_REDIS);
     setup(true);
-    redisContext *c = fx_connect(redis.port);
+    redisContext *c = ts_redis_connect(redis.port);
     enum { FOLLOWERS = 30000, JOBS = 3 };
     const unsigned long long base = 23000000;
     for (unsigned long long a = 0; a < JOBS; a++)
-        fx_add_followers(c, 601 + a, base, FOLLOWERS);
+        ts_add_followers(c, 601 + a, base, FOLLOWERS, 1);
     for (unsigned long long a = 0; a < JOBS; a++)
         queue_post(c, 6001 + a, 601 + a);
     fanout_t *f = engine(redis.url, 1000, 2000);
@@ -396,12 +397,12 @@ Test(engine, redis_restart_under_parked_jobs_finishes_them_all, .timeout = 240)
     count_t started = {f, 3000};
     cr_assert(run_until(writes_at_least, &started, 30000), "the jobs never started writing");
     cr_assert_eq(atomic_load(&fanout_stats(f)->active_jobs), JOBS, "not all jobs running at once");
-    fx_close(c);
+    ts_redis_close(c);
 
     /* The loop does not run while redis restarts: the engine finds out afterwards. */
-    fx_redis_shutdown(&redis);
-    fx_redis_restart(&redis);
-    c = fx_connect(redis.port);
+    ts_redis_shutdown(&redis);
+    ts_redis_start(&redis, redis.port);
+    c = ts_redis_connect(redis.port);
     restart_watch_t w = {f, c, 0, JOBS};
     cr_assert(run_until_tick(all_jobs_done, &w, sample_deliveries, 90000),
               "only %llu of %d jobs finished after the restart",
@@ -410,8 +411,8 @@ Test(engine, redis_restart_under_parked_jobs_finishes_them_all, .timeout = 240)
         cr_assert_eq(fx_count_holding(c, 6001 + a, base, FOLLOWERS, NULL), (size_t)FOLLOWERS,
                      "post %llu did not reach every follower", 6001 + a);
     cr_assert_eq(fx_count_card(c, base, FOLLOWERS, JOBS), (size_t)FOLLOWERS);
-    cr_assert(fx_wait_queue_empty(c, 5000));
-    cr_assert_eq(fx_int(c, "XLEN fanout:dead"), 0);
+    cr_assert(ts_wait_queue_empty(c, 5000));
+    cr_assert_eq(ts_redis_int(c, "XLEN fanout:dead"), 0);
     /* Each job was handed out once before the restart and once after: re-reading one's own
      * pending jobs must not hand them out again and again (every hand-out counts towards
      * dead-lettering when another process has to claim the job). */
@@ -419,6 +420,6 @@ Test(engine, redis_restart_under_parked_jobs_finishes_them_all, .timeout = 240)
     cr_assert_leq(w.max_deliveries, 3,
                   "a pending job was delivered %lld times while one engine worked on it",
                   w.max_deliveries);
-    fx_close(c);
+    ts_redis_close(c);
     stop_and_drain(f, 1000);
 }

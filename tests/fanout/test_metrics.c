@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-TestSuite(metrics, .fini = fx_teardown, .timeout = 120);
+TestSuite(metrics, .timeout = 120);
 
-static fx_redis_t redis;
+static ts_redis_t redis;
 static ts_server_t server;
 
 static char *metrics_text(int port)
@@ -38,17 +38,18 @@ static void assert_typed(const char *text, const char *name, const char *type)
 
 Test(metrics, fanout_series_are_present_typed_and_consistent)
 {
-    fx_redis_start(&redis, false);
-    fx_server_start(&server, &redis, NULL);
+    redis.aof = false;
+    ts_redis_start_like_fixture(&redis);
+    ts_server_start(&server, redis.url, NULL, true);
     int port = server.port;
-    fx_user_t a;
-    fx_user(port, "met_a", &a);
+    ts_user_t a;
+    ts_register(port, "met_a", &a);
     enum { FOLLOWERS = 1000, POSTS = 10 };
-    redisContext *c = fx_connect(redis.port);
-    fx_add_followers(c, a.id, 13000000, FOLLOWERS);
+    redisContext *c = ts_redis_connect(redis.port);
+    ts_add_followers(c, a.num, 13000000, FOLLOWERS, 1);
     for (int i = 0; i < POSTS; i++)
-        fx_post(port, &a, "counted");
-    cr_assert(fx_wait_queue_empty(c, 30000));
+        ts_post(port, &a, "counted", NULL);
+    cr_assert(ts_wait_queue_empty(c, 30000));
 
     char *text = metrics_text(port);
     assert_typed(text, "tidings_fanout_jobs_done_total", "counter");
@@ -60,24 +61,24 @@ Test(metrics, fanout_series_are_present_typed_and_consistent)
     assert_typed(text, "tidings_fanout_job_duration_seconds", "histogram");
     free(text);
 
-    double done = fx_metric(port, "tidings_fanout_jobs_done_total");
+    double done = ts_metric(port, "tidings_fanout_jobs_done_total");
     cr_assert_geq(done, POSTS, "jobs_done_total %.0f after %d posts", done, POSTS);
-    double writes = fx_metric(port, "tidings_fanout_timeline_writes_total");
+    double writes = ts_metric(port, "tidings_fanout_timeline_writes_total");
     cr_assert_geq(writes, (double)POSTS * FOLLOWERS, "timeline_writes_total %.0f", writes);
     cr_assert_leq(writes, (double)POSTS * (FOLLOWERS + 1) * 2, "timeline_writes_total %.0f",
                   writes);
-    cr_assert_eq(fx_metric(port, "tidings_fanout_jobs_failed_total"), 0);
-    cr_assert_eq(fx_metric(port, "tidings_fanout_jobs_dead_lettered_total"), 0);
+    cr_assert_eq(ts_metric(port, "tidings_fanout_jobs_failed_total"), 0);
+    cr_assert_eq(ts_metric(port, "tidings_fanout_jobs_dead_lettered_total"), 0);
 
     /* The gauges are sampled every 2 s; once sampled after the drain they read zero. */
     uint64_t deadline = ts_now_ms() + 10000;
-    while ((fx_metric(port, "tidings_fanout_queue_length") != 0 ||
-            fx_metric(port, "tidings_fanout_oldest_pending_seconds") != 0) &&
+    while ((ts_metric(port, "tidings_fanout_queue_length") != 0 ||
+            ts_metric(port, "tidings_fanout_oldest_pending_seconds") != 0) &&
            ts_now_ms() < deadline)
         ts_sleep_ms(100);
-    cr_assert_eq(fx_metric(port, "tidings_fanout_queue_length"), 0);
-    cr_assert_eq(fx_metric(port, "tidings_fanout_queue_pending"), 0);
-    cr_assert_eq(fx_metric(port, "tidings_fanout_oldest_pending_seconds"), 0);
+    cr_assert_eq(ts_metric(port, "tidings_fanout_queue_length"), 0);
+    cr_assert_eq(ts_metric(port, "tidings_fanout_queue_pending"), 0);
+    cr_assert_eq(ts_metric(port, "tidings_fanout_oldest_pending_seconds"), 0);
 
     /* Histogram: cumulative buckets never fall, +Inf equals the count, which counts the
      * finished jobs; the sum is positive and below count times the largest bucket. */
@@ -88,38 +89,39 @@ Test(metrics, fanout_series_are_present_typed_and_consistent)
         char name[96];
         snprintf(name, sizeof(name), "tidings_fanout_job_duration_seconds_bucket{le=\"%s\"}",
                  les[i]);
-        double v = fx_metric(port, name);
+        double v = ts_metric(port, name);
         cr_assert_geq(v, prev, "bucket le=%s (%.0f) below the one before (%.0f)", les[i], v, prev);
         prev = v;
     }
-    double count = fx_metric(port, "tidings_fanout_job_duration_seconds_count");
-    double sum = fx_metric(port, "tidings_fanout_job_duration_seconds_sum");
+    double count = ts_metric(port, "tidings_fanout_job_duration_seconds_count");
+    double sum = ts_metric(port, "tidings_fanout_job_duration_seconds_sum");
     cr_assert_eq(prev, count, "+Inf bucket %.0f != count %.0f", prev, count);
-    cr_assert_eq(count, fx_metric(port, "tidings_fanout_jobs_done_total"));
+    cr_assert_eq(count, ts_metric(port, "tidings_fanout_jobs_done_total"));
     cr_assert_gt(sum, 0);
     cr_assert_lt(sum, count * 60, "job durations sum to %.3f s", sum);
-    fx_close(c);
-    fx_server_stop(&server);
+    ts_redis_close(c);
+    ts_server_stop_clean(&server, 20000);
 }
 
 /* A job that fails and is not retried for ten minutes stays pending: the gauges show it. */
 Test(metrics, queue_gauges_show_pending_work_and_its_age)
 {
-    fx_redis_start(&redis, false);
+    redis.aof = false;
+    ts_redis_start_like_fixture(&redis);
     const char *extra[] = {"--claim-idle-ms", "600000", NULL};
-    fx_server_start(&server, &redis, extra);
+    ts_server_start(&server, redis.url, extra, true);
     int port = server.port;
-    redisContext *c = fx_connect(redis.port);
-    freeReplyObject(fx_cmd(c, "SET followers:{777} not-a-sorted-set"));
-    freeReplyObject(fx_cmd(c, "HSET post:{7777} author 777 text stuck"));
-    freeReplyObject(fx_cmd(c, "XADD fanout:{0} * kind post post 7777 author 777"));
+    redisContext *c = ts_redis_connect(redis.port);
+    freeReplyObject(ts_redis_cmd_ok(c, "SET followers:{777} not-a-sorted-set"));
+    freeReplyObject(ts_redis_cmd_ok(c, "HSET post:{7777} author 777 text stuck"));
+    freeReplyObject(ts_redis_cmd_ok(c, "XADD fanout:{0} * kind post post 7777 author 777"));
 
     uint64_t deadline = ts_now_ms() + 15000;
     double length = 0, pending = 0, age = 0;
     while (ts_now_ms() < deadline) {
-        length = fx_metric(port, "tidings_fanout_queue_length");
-        pending = fx_metric(port, "tidings_fanout_queue_pending");
-        age = fx_metric(port, "tidings_fanout_oldest_pending_seconds");
+        length = ts_metric(port, "tidings_fanout_queue_length");
+        pending = ts_metric(port, "tidings_fanout_queue_pending");
+        age = ts_metric(port, "tidings_fanout_oldest_pending_seconds");
         if (length >= 1 && pending >= 1 && age > 0)
             break;
         ts_sleep_ms(100);
@@ -127,40 +129,41 @@ Test(metrics, queue_gauges_show_pending_work_and_its_age)
     cr_assert(length >= 1 && pending >= 1 && age > 0,
               "queue_length %.0f, queue_pending %.0f, oldest_pending_seconds %.3f", length, pending,
               age);
-    cr_assert_geq(fx_metric(port, "tidings_fanout_jobs_failed_total"), 1);
+    cr_assert_geq(ts_metric(port, "tidings_fanout_jobs_failed_total"), 1);
 
     /* The age grows with time (sampled every 2 s). */
     deadline = ts_now_ms() + 10000;
     double later = age;
     while (later < age + 2 && ts_now_ms() < deadline) {
         ts_sleep_ms(200);
-        later = fx_metric(port, "tidings_fanout_oldest_pending_seconds");
+        later = ts_metric(port, "tidings_fanout_oldest_pending_seconds");
     }
     cr_assert_geq(later, age + 2, "oldest_pending_seconds went from %.3f to only %.3f", age, later);
     cr_assert_lt(later, 60, "oldest_pending_seconds %.3f is far more than the job's age", later);
-    fx_close(c);
-    fx_server_stop(&server);
+    ts_redis_close(c);
+    ts_server_stop_clean(&server, 20000);
 }
 
 Test(metrics, readyz_stays_200_while_the_engine_works)
 {
-    fx_redis_start(&redis, false);
+    redis.aof = false;
+    ts_redis_start_like_fixture(&redis);
     const char *extra[] = {"--fanout-in-flight", "2000", "--celebrity-threshold", "1000000", NULL};
-    fx_server_start(&server, &redis, extra);
+    ts_server_start(&server, redis.url, extra, true);
     int port = server.port;
-    fx_user_t a;
-    fx_user(port, "rdy_a", &a);
+    ts_user_t a;
+    ts_register(port, "rdy_a", &a);
     enum { FOLLOWERS = 50000 };
-    redisContext *c = fx_connect(redis.port);
-    fx_add_followers(c, a.id, 15000000, FOLLOWERS);
+    redisContext *c = ts_redis_connect(redis.port);
+    ts_add_followers(c, a.num, 15000000, FOLLOWERS, 1);
     for (int i = 0; i < 3; i++)
-        fx_post(port, &a, "keeping the engine busy");
+        ts_post(port, &a, "keeping the engine busy", NULL);
 
     int polls = 0, busy_polls = 0;
     uint64_t deadline = ts_now_ms() + 60000;
     for (;;) {
         long long length, pending;
-        fx_queue(c, &length, &pending);
+        ts_queue(c, &length, &pending, NULL);
         if (length == 0 && pending == 0)
             break;
         cr_assert(ts_now_ms() < deadline, "the fan-out did not finish in 60 s");
@@ -169,12 +172,12 @@ Test(metrics, readyz_stays_200_while_the_engine_works)
         cr_assert_eq(r.status, 200, "/readyz answered %d during fan-out: %s", r.status, r.body);
         ts_resp_free(&r);
         polls++;
-        busy_polls += fx_metric(port, "tidings_fanout_active_jobs") > 0;
+        busy_polls += ts_metric(port, "tidings_fanout_active_jobs") > 0;
     }
     cr_log_info("%d readiness checks during the fan-out, %d saw active jobs", polls, busy_polls);
     cr_assert_gt(busy_polls, 0, "never caught the engine at work");
     cr_assert_eq(fx_count_card(c, 15000000, FOLLOWERS, 3), (size_t)FOLLOWERS,
                  "not every follower got the 3 posts");
-    fx_close(c);
-    fx_server_stop(&server);
+    ts_redis_close(c);
+    ts_server_stop_clean(&server, 20000);
 }

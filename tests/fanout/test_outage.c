@@ -12,16 +12,16 @@
 #include <stdio.h>
 #include <string.h>
 
-TestSuite(outage, .fini = fx_teardown, .timeout = 300);
+TestSuite(outage, .timeout = 300);
 
-static fx_redis_t redis;
+static ts_redis_t redis;
 static ts_server_t server, second;
 
 /* The reason and delivery count of the newest dead letter, for failure messages. */
 static void last_dead_letter(redisContext *c, char *buf, size_t size)
 {
     snprintf(buf, size, "none");
-    redisReply *r = fx_cmd(c, "XREVRANGE fanout:dead + - COUNT 1");
+    redisReply *r = ts_redis_cmd_ok(c, "XREVRANGE fanout:dead + - COUNT 1");
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
         const redisReply *fields = r->element[0]->element[1];
         size_t used = 0;
@@ -40,7 +40,7 @@ static size_t wait_all_hold(redisContext *c, uint64_t post, uint64_t base, size_
         size_t holding = fx_count_holding(c, post, base, n, NULL);
         if (holding == n || ts_now_ms() >= deadline)
             return holding;
-        if (fx_int(c, "XLEN fanout:dead") > 0) {
+        if (ts_redis_int(c, "XLEN fanout:dead") > 0) {
             /* Nothing will retry a dead letter; one more look and report. */
             ts_sleep_ms(500);
             return fx_count_holding(c, post, base, n, NULL);
@@ -53,7 +53,7 @@ static size_t wait_all_hold(redisContext *c, uint64_t post, uint64_t base, size_
 static bool wait_holds(redisContext *c, uint64_t user, uint64_t post, int timeout_ms)
 {
     uint64_t deadline = ts_now_ms() + (uint64_t)timeout_ms;
-    while (!fx_holds(c, user, post))
+    while (!ts_timeline_holds(c, user, post))
         if (ts_now_ms() >= deadline)
             return false;
     return true;
@@ -66,17 +66,17 @@ static void assert_delivered(redisContext *c, uint64_t author, uint64_t post, ui
     char dead[512];
     last_dead_letter(c, dead, sizeof(dead));
     long long length, pending;
-    fx_queue(c, &length, &pending);
+    ts_queue(c, &length, &pending, NULL);
     cr_assert_eq(holding, n,
                  "%zu of %zu followers hold the post (queue length %lld, pending %lld, dead "
                  "letters %lld, last: %s)",
-                 holding, n, length, pending, fx_int(c, "XLEN fanout:dead"), dead);
+                 holding, n, length, pending, ts_redis_int(c, "XLEN fanout:dead"), dead);
     /* Exactly once: each follower follows only this author, so one entry each. */
     size_t exact = fx_count_card(c, base, n, 1);
     cr_assert_eq(exact, n, "only %zu of %zu timelines hold exactly one entry", exact, n);
-    cr_assert(fx_holds(c, author, post), "the author's own timeline lacks the post");
-    cr_assert(fx_wait_queue_empty(c, 30000), "the queue did not drain after the fan-out");
-    cr_assert_eq(fx_int(c, "XLEN fanout:dead"), 0, "a job was dead-lettered: %s", dead);
+    cr_assert(ts_timeline_holds(c, author, post), "the author's own timeline lacks the post");
+    cr_assert(ts_wait_queue_empty(c, 30000), "the queue did not drain after the fan-out");
+    cr_assert_eq(ts_redis_int(c, "XLEN fanout:dead"), 0, "a job was dead-lettered: %s", dead);
 }
 
 /* 100,000 followers stay below the celebrity threshold: fanned out on write. */
@@ -88,31 +88,32 @@ static const char *const slow_flags[] = {"--claim-idle-ms", "1000", "--fanout-in
 Test(outage, redis_restart_in_the_middle_of_a_fanout_delivers_to_every_follower)
 {
     ts_redis_skip_on_cluster(FX_RESTARTS_REDIS);
-    fx_redis_start(&redis, true);
+    redis.aof = true;
+    ts_redis_start_like_fixture(&redis);
     /* clang-format off */
     const char *extra[] = {"--claim-idle-ms", "500", "--fanout-in-flight", "2000",
                            "--celebrity-threshold", "1000000", NULL};
     /* clang-format on */
-    fx_server_start(&server, &redis, extra);
-    fx_user_t a;
-    fx_user(server.port, "rr_a", &a);
+    ts_server_start(&server, redis.url, extra, true);
+    ts_user_t a;
+    ts_register(server.port, "rr_a", &a);
     enum { FOLLOWERS = 150000 }; /* enough that the restart lands mid fan-out */
     const uint64_t base = 7000000;
-    redisContext *c = fx_connect(redis.port);
-    fx_add_followers(c, a.id, base, FOLLOWERS);
+    redisContext *c = ts_redis_connect(redis.port);
+    ts_add_followers(c, a.num, base, FOLLOWERS, 1);
 
-    uint64_t post = fx_post(server.port, &a, "through a redis restart");
+    uint64_t post = ts_post(server.port, &a, "through a redis restart", NULL);
     cr_assert(wait_holds(c, base, post, 30000), "the fan-out never started");
-    fx_close(c);
-    fx_redis_shutdown(&redis);
+    ts_redis_close(c);
+    ts_redis_shutdown(&redis);
     ts_sleep_ms(300); /* down for a moment: the engine must notice and back off */
-    fx_redis_restart(&redis);
+    ts_redis_start(&redis, redis.port);
 
-    c = fx_connect(redis.port);
+    c = ts_redis_connect(redis.port);
     size_t survived = fx_count_holding(c, post, base, FOLLOWERS, NULL);
     cr_log_info("%zu of %d followers held the post when redis went down", survived, FOLLOWERS);
     cr_assert_lt(survived, (size_t)FOLLOWERS, "the fan-out ended before the restart: no test");
-    assert_delivered(c, a.id, post, base, FOLLOWERS);
+    assert_delivered(c, a.num, post, base, FOLLOWERS);
 
     /* The server is fully back: ready, and a new post fans out. */
     uint64_t deadline = ts_now_ms() + 20000;
@@ -127,41 +128,42 @@ Test(outage, redis_restart_in_the_middle_of_a_fanout_delivers_to_every_follower)
         ts_sleep_ms(50);
     }
     cr_assert_eq(ready, 200, "not ready after redis came back");
-    uint64_t next = fx_post(server.port, &a, "after the restart");
+    uint64_t next = ts_post(server.port, &a, "after the restart", NULL);
     cr_assert_eq(wait_all_hold(c, next, base, FOLLOWERS, 60000), (size_t)FOLLOWERS);
-    fx_close(c);
-    fx_server_stop(&server);
+    ts_redis_close(c);
+    ts_server_stop_clean(&server, 20000);
 }
 
 Test(outage, crash_in_the_middle_of_a_fanout_then_a_fresh_process_delivers_exactly_once)
 {
-    fx_redis_start(&redis, true);
-    fx_server_start(&server, &redis, slow_flags);
-    fx_user_t a;
-    fx_user(server.port, "crash_a", &a);
+    redis.aof = true;
+    ts_redis_start_like_fixture(&redis);
+    ts_server_start(&server, redis.url, slow_flags, true);
+    ts_user_t a;
+    ts_register(server.port, "crash_a", &a);
     enum { FOLLOWERS = 100000 };
     const uint64_t base = 9000000;
-    redisContext *c = fx_connect(redis.port);
-    fx_add_followers(c, a.id, base, FOLLOWERS);
+    redisContext *c = ts_redis_connect(redis.port);
+    ts_add_followers(c, a.num, base, FOLLOWERS, 1);
 
-    uint64_t post = fx_post(server.port, &a, "through a crash");
+    uint64_t post = ts_post(server.port, &a, "through a crash", NULL);
     cr_assert(wait_holds(c, base, post, 30000), "the fan-out never started");
-    fx_server_crash(&server);
+    ts_server_kill(&server);
     size_t at_crash = fx_count_holding(c, post, base, FOLLOWERS, NULL);
     cr_log_info("%zu of %d followers held the post at the crash", at_crash, FOLLOWERS);
     cr_assert(at_crash > 0 && at_crash < FOLLOWERS,
               "the crash did not land in the middle of the fan-out (%zu of %d)", at_crash,
               FOLLOWERS);
     long long length, pending;
-    fx_queue(c, &length, &pending);
+    ts_queue(c, &length, &pending, NULL);
     cr_assert_eq(pending, 1, "the dead process's job should still be pending");
 
-    fx_server_start(&second, &redis, slow_flags);
-    assert_delivered(c, a.id, post, base, FOLLOWERS);
-    cr_assert_geq(fx_metric(second.port, "tidings_fanout_jobs_claimed_total"), 1,
+    ts_server_start(&second, redis.url, slow_flags, true);
+    assert_delivered(c, a.num, post, base, FOLLOWERS);
+    cr_assert_geq(ts_metric(second.port, "tidings_fanout_jobs_claimed_total"), 1,
                   "the fresh process did not claim the abandoned job");
-    fx_close(c);
-    fx_server_stop(&second);
+    ts_redis_close(c);
+    ts_server_stop_clean(&second, 20000);
 }
 
 /* Redis restarts under the fan-out; the process picks its job up again; then the process is
@@ -169,21 +171,22 @@ Test(outage, crash_in_the_middle_of_a_fanout_then_a_fresh_process_delivers_exact
 Test(outage, redis_restart_then_crash_still_delivers_to_every_follower)
 {
     ts_redis_skip_on_cluster(FX_RESTARTS_REDIS);
-    fx_redis_start(&redis, true);
-    fx_server_start(&server, &redis, slow_flags);
-    fx_user_t a;
-    fx_user(server.port, "rrc_a", &a);
+    redis.aof = true;
+    ts_redis_start_like_fixture(&redis);
+    ts_server_start(&server, redis.url, slow_flags, true);
+    ts_user_t a;
+    ts_register(server.port, "rrc_a", &a);
     enum { FOLLOWERS = 200000 }; /* enough that the crash lands mid fan-out */
     const uint64_t base = 11000000;
-    redisContext *c = fx_connect(redis.port);
-    fx_add_followers(c, a.id, base, FOLLOWERS);
+    redisContext *c = ts_redis_connect(redis.port);
+    ts_add_followers(c, a.num, base, FOLLOWERS, 1);
 
-    uint64_t post = fx_post(server.port, &a, "through a restart and a crash");
+    uint64_t post = ts_post(server.port, &a, "through a restart and a crash", NULL);
     cr_assert(wait_holds(c, base, post, 30000), "the fan-out never started");
-    fx_close(c);
-    fx_redis_shutdown(&redis);
-    fx_redis_restart(&redis);
-    c = fx_connect(redis.port);
+    ts_redis_close(c);
+    ts_redis_shutdown(&redis);
+    ts_redis_start(&redis, redis.port);
+    c = ts_redis_connect(redis.port);
     size_t first_missing;
     size_t survived = fx_count_holding(c, post, base, FOLLOWERS, &first_missing);
     cr_assert_lt(survived, (size_t)FOLLOWERS, "the fan-out ended before the restart: no test");
@@ -191,14 +194,14 @@ Test(outage, redis_restart_then_crash_still_delivers_to_every_follower)
     /* The job resumes (from the start: writes are idempotent) and gets past where it was. */
     cr_assert(wait_holds(c, base + first_missing, post, 30000),
               "the fan-out did not resume after redis came back");
-    fx_server_crash(&server);
+    ts_server_kill(&server);
     size_t at_crash = fx_count_holding(c, post, base, FOLLOWERS, NULL);
     cr_log_info("%zu held it after the restart, %zu at the crash, of %d", survived, at_crash,
                 FOLLOWERS);
     cr_assert_lt(at_crash, (size_t)FOLLOWERS, "the fan-out ended before the crash: no test");
 
-    fx_server_start(&second, &redis, slow_flags);
-    assert_delivered(c, a.id, post, base, FOLLOWERS);
-    fx_close(c);
-    fx_server_stop(&second);
+    ts_server_start(&second, redis.url, slow_flags, true);
+    assert_delivered(c, a.num, post, base, FOLLOWERS);
+    ts_redis_close(c);
+    ts_server_stop_clean(&second, 20000);
 }

@@ -7,40 +7,41 @@
 #include <stdio.h>
 #include <string.h>
 
-TestSuite(shared, .fini = fx_teardown, .timeout = 180);
+TestSuite(shared, .timeout = 180);
 
-static fx_redis_t redis;
+static ts_redis_t redis;
 static ts_server_t servers[2];
 
 Test(shared, two_processes_share_the_queue_and_deliver_everything)
 {
-    fx_redis_start(&redis, false);
+    redis.aof = false;
+    ts_redis_start_like_fixture(&redis);
     for (int s = 0; s < 2; s++)
-        fx_server_start(&servers[s], &redis, NULL);
+        ts_server_start(&servers[s], redis.url, NULL, true);
 
     enum { AUTHORS = 4, FOLLOWERS = 50, POSTS = 240 };
-    fx_user_t authors[AUTHORS];
+    ts_user_t authors[AUTHORS];
     uint64_t base[AUTHORS];
-    redisContext *c = fx_connect(redis.port);
+    redisContext *c = ts_redis_connect(redis.port);
     for (int a = 0; a < AUTHORS; a++) {
-        fx_user(servers[a % 2].port, "shr_a", &authors[a]);
+        ts_register(servers[a % 2].port, "shr_a", &authors[a]);
         base[a] = 5000000 + (uint64_t)a * 1000;
-        fx_add_followers(c, authors[a].id, base[a], FOLLOWERS);
+        ts_add_followers(c, authors[a].num, base[a], FOLLOWERS, 1);
     }
 
     static uint64_t posts[POSTS];
     for (int i = 0; i < POSTS; i++) {
         char text[32];
         snprintf(text, sizeof(text), "shared %d", i);
-        posts[i] = fx_post(servers[i % 2].port, &authors[i % AUTHORS], text);
+        posts[i] = ts_post(servers[i % 2].port, &authors[i % AUTHORS], text, NULL);
     }
-    cr_assert(fx_wait_queue_empty(c, 60000), "the shared queue did not drain");
+    cr_assert(ts_wait_queue_empty(c, 60000), "the shared queue did not drain");
 
     double done[2];
     for (int s = 0; s < 2; s++) {
-        done[s] = fx_metric(servers[s].port, "tidings_fanout_jobs_done_total");
+        done[s] = ts_metric(servers[s].port, "tidings_fanout_jobs_done_total");
         cr_assert_gt(done[s], 0, "process %d did no fan-out work (jobs_done_total 0)", s);
-        cr_assert_eq(fx_metric(servers[s].port, "tidings_fanout_jobs_failed_total"), 0);
+        cr_assert_eq(ts_metric(servers[s].port, "tidings_fanout_jobs_failed_total"), 0);
     }
     cr_log_info("jobs done: %.0f and %.0f", done[0], done[1]);
     cr_assert_geq(done[0] + done[1], POSTS, "fewer jobs done than posts made");
@@ -55,7 +56,7 @@ Test(shared, two_processes_share_the_queue_and_deliver_everything)
                      "post %d reached %zu of %d followers (first "
                      "missing: %zu)",
                      i, holding, FOLLOWERS, missing);
-        cr_assert(fx_holds(c, authors[a].id, posts[i]));
+        cr_assert(ts_timeline_holds(c, authors[a].num, posts[i]));
     }
     for (int a = 0; a < AUTHORS; a++) {
         size_t exact = fx_count_card(c, base[a], FOLLOWERS, POSTS / AUTHORS);
@@ -66,11 +67,11 @@ Test(shared, two_processes_share_the_queue_and_deliver_everything)
     }
 
     /* The group saw two consumers, and neither holds unfinished work. */
-    redisReply *r = fx_cmd(c, "XINFO CONSUMERS fanout:{0} engine");
+    redisReply *r = ts_redis_cmd_ok(c, "XINFO CONSUMERS fanout:{0} engine");
     cr_assert(r->type == REDIS_REPLY_ARRAY);
     cr_assert_geq(r->elements, 2, "the group has %zu consumers", r->elements);
     freeReplyObject(r);
-    fx_close(c);
+    ts_redis_close(c);
     for (int s = 0; s < 2; s++)
-        fx_server_stop(&servers[s]);
+        ts_server_stop_clean(&servers[s], 20000);
 }

@@ -8,15 +8,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-TestSuite(timeline, .fini = fx_teardown, .timeout = 120);
+TestSuite(timeline, .timeout = 120);
 
-static fx_redis_t redis;
+static ts_redis_t redis;
 static ts_server_t server;
 
 static void start(const char *const *extra)
 {
-    fx_redis_start(&redis, false);
-    fx_server_start(&server, &redis, extra);
+    redis.aof = false;
+    ts_redis_start_like_fixture(&redis);
+    ts_server_start(&server, redis.url, extra, true);
 }
 
 static bool contains(const uint64_t *ids, size_t n, uint64_t id)
@@ -31,30 +32,30 @@ Test(timeline, newest_first_in_post_id_order_per_author_without_duplicates)
 {
     start(NULL);
     int port = server.port;
-    fx_user_t a, b, f;
-    fx_user(port, "ord_a", &a);
-    fx_user(port, "ord_b", &b);
-    fx_user(port, "ord_f", &f);
-    fx_follow(port, &f, a.id);
-    fx_follow(port, &f, b.id);
+    ts_user_t a, b, f;
+    ts_register(port, "ord_a", &a);
+    ts_register(port, "ord_b", &b);
+    ts_register(port, "ord_f", &f);
+    ts_follow(port, &f, &a);
+    ts_follow(port, &f, &b);
 
     enum { PER_AUTHOR = 40, TOTAL = 2 * PER_AUTHOR };
     uint64_t posted[TOTAL], by[TOTAL];
     for (int i = 0; i < TOTAL; i++) {
-        const fx_user_t *who = i % 2 ? &b : &a;
+        const ts_user_t *who = i % 2 ? &b : &a;
         char text[64];
         snprintf(text, sizeof(text), "post %d by %s", i, who->handle);
-        posted[i] = fx_post(port, who, text);
-        by[i] = who->id;
+        posted[i] = ts_post(port, who, text, NULL);
+        by[i] = who->num;
         if (i)
             cr_assert_gt(posted[i], posted[i - 1], "ids from one server must rise in time");
     }
-    cr_assert_eq(fx_wait_timeline(port, &f, TOTAL, 30000), (size_t)TOTAL,
+    cr_assert_eq(ts_wait_timeline(port, &f, TOTAL, NULL, 0, 30000), (size_t)TOTAL,
                  "the follower's timeline never got all %d posts", TOTAL);
 
     /* Small pages: the cursor must carry across pages exactly. */
     uint64_t ids[TOTAL + 8], authors[TOTAL + 8];
-    size_t n = fx_timeline(port, &f, 7, ids, authors, TOTAL + 8);
+    size_t n = ts_timeline(port, &f, 7, ids, authors, TOTAL + 8);
     cr_assert_eq(n, (size_t)TOTAL, "paged timeline has %zu entries, want %d", n, TOTAL);
     for (int i = 0; i < TOTAL; i++) {
         cr_assert_eq(ids[i], posted[TOTAL - 1 - i], "entry %d is not the %d-th newest post", i,
@@ -65,21 +66,21 @@ Test(timeline, newest_first_in_post_id_order_per_author_without_duplicates)
     uint64_t last_a = UINT64_MAX, last_b = UINT64_MAX;
     size_t seen_a = 0, seen_b = 0;
     for (size_t i = 0; i < n; i++) {
-        uint64_t *last = authors[i] == a.id ? &last_a : &last_b;
+        uint64_t *last = authors[i] == a.num ? &last_a : &last_b;
         cr_assert_lt(ids[i], *last);
         *last = ids[i];
-        authors[i] == a.id ? seen_a++ : seen_b++;
+        authors[i] == a.num ? seen_a++ : seen_b++;
     }
     cr_assert_eq(seen_a, (size_t)PER_AUTHOR);
     cr_assert_eq(seen_b, (size_t)PER_AUTHOR);
 
     /* Behind the API: one entry per post, nothing else. */
-    redisContext *c = fx_connect(redis.port);
-    cr_assert_eq(fx_int(c, "ZCARD tl:{%llu}", (unsigned long long)f.id), TOTAL);
+    redisContext *c = ts_redis_connect(redis.port);
+    cr_assert_eq(ts_redis_int(c, "ZCARD tl:{%llu}", (unsigned long long)f.num), TOTAL);
     /* Authors see their own posts at home too. */
-    cr_assert_eq(fx_int(c, "ZCARD tl:{%llu}", (unsigned long long)a.id), PER_AUTHOR);
-    fx_close(c);
-    fx_server_stop(&server);
+    cr_assert_eq(ts_redis_int(c, "ZCARD tl:{%llu}", (unsigned long long)a.num), PER_AUTHOR);
+    ts_redis_close(c);
+    ts_server_stop_clean(&server, 20000);
 }
 
 Test(timeline, trimming_keeps_the_newest_timeline_max)
@@ -87,25 +88,25 @@ Test(timeline, trimming_keeps_the_newest_timeline_max)
     const char *extra[] = {"--timeline-max", "5", NULL};
     start(extra);
     int port = server.port;
-    fx_user_t a, f;
-    fx_user(port, "trim_a", &a);
-    fx_user(port, "trim_f", &f);
-    fx_follow(port, &f, a.id);
+    ts_user_t a, f;
+    ts_register(port, "trim_a", &a);
+    ts_register(port, "trim_f", &f);
+    ts_follow(port, &f, &a);
     enum { POSTS = 12, MAX = 5 };
     uint64_t posted[POSTS];
     for (int i = 0; i < POSTS; i++) {
         char text[32];
         snprintf(text, sizeof(text), "trim %d", i);
-        posted[i] = fx_post(port, &a, text);
+        posted[i] = ts_post(port, &a, text, NULL);
     }
-    redisContext *c = fx_connect(redis.port);
-    cr_assert(fx_wait_queue_empty(c, 30000), "the fan-out queue did not drain");
+    redisContext *c = ts_redis_connect(redis.port);
+    cr_assert(ts_wait_queue_empty(c, 30000), "the fan-out queue did not drain");
 
-    const fx_user_t *readers[] = {&f, &a};
+    const ts_user_t *readers[] = {&f, &a};
     for (size_t r = 0; r < 2; r++) {
         uint64_t ids[POSTS + 1];
         for (int limit = 1; limit <= 3; limit++) {
-            size_t n = fx_timeline(port, readers[r], limit, ids, NULL, POSTS + 1);
+            size_t n = ts_timeline(port, readers[r], limit, ids, NULL, POSTS + 1);
             cr_assert_eq(n, (size_t)MAX, "%s reads %zu entries with limit %d, want exactly %d",
                          r ? "the author" : "the follower", n, limit, MAX);
             for (int i = 0; i < MAX; i++)
@@ -113,92 +114,92 @@ Test(timeline, trimming_keeps_the_newest_timeline_max)
                              i, i + 1);
         }
         /* The read trims exactly, so the stored timeline is at the cap now. */
-        cr_assert_eq(fx_int(c, "ZCARD tl:{%llu}", (unsigned long long)readers[r]->id), MAX);
+        cr_assert_eq(ts_redis_int(c, "ZCARD tl:{%llu}", (unsigned long long)readers[r]->num), MAX);
     }
-    fx_close(c);
-    fx_server_stop(&server);
+    ts_redis_close(c);
+    ts_server_stop_clean(&server, 20000);
 }
 
 Test(timeline, follow_backfills_posts_made_before_it)
 {
     start(NULL);
     int port = server.port;
-    fx_user_t a, other, f;
-    fx_user(port, "bf_a", &a);
-    fx_user(port, "bf_o", &other);
-    fx_user(port, "bf_f", &f);
+    ts_user_t a, other, f;
+    ts_register(port, "bf_a", &a);
+    ts_register(port, "bf_o", &other);
+    ts_register(port, "bf_f", &f);
     uint64_t before[3];
     for (int i = 0; i < 3; i++)
-        before[i] = fx_post(port, &a, "written before the follow");
-    uint64_t unrelated = fx_post(port, &other, "from someone f never follows");
-    redisContext *c = fx_connect(redis.port);
-    cr_assert(fx_wait_queue_empty(c, 30000));
-    cr_assert_eq(fx_int(c, "EXISTS tl:{%llu}", (unsigned long long)f.id), 0,
+        before[i] = ts_post(port, &a, "written before the follow", NULL);
+    uint64_t unrelated = ts_post(port, &other, "from someone f never follows", NULL);
+    redisContext *c = ts_redis_connect(redis.port);
+    cr_assert(ts_wait_queue_empty(c, 30000));
+    cr_assert_eq(ts_redis_int(c, "EXISTS tl:{%llu}", (unsigned long long)f.num), 0,
                  "f follows nobody yet, so has no timeline");
 
-    fx_follow(port, &f, a.id);
-    cr_assert_eq(fx_wait_timeline(port, &f, 3, 20000), (size_t)3,
+    ts_follow(port, &f, &a);
+    cr_assert_eq(ts_wait_timeline(port, &f, 3, NULL, 0, 20000), (size_t)3,
                  "the follow job never backfilled the 3 earlier posts");
-    cr_assert(fx_wait_queue_empty(c, 30000));
+    cr_assert(ts_wait_queue_empty(c, 30000));
     uint64_t ids[8];
-    size_t n = fx_timeline(port, &f, 2, ids, NULL, 8);
+    size_t n = ts_timeline(port, &f, 2, ids, NULL, 8);
     cr_assert_eq(n, (size_t)3);
     for (int i = 0; i < 3; i++)
         cr_assert_eq(ids[i], before[2 - i]);
     cr_assert(!contains(ids, n, unrelated));
 
     /* A post after the follow arrives on top. */
-    uint64_t after = fx_post(port, &a, "written after the follow");
-    cr_assert_eq(fx_wait_timeline(port, &f, 4, 20000), (size_t)4);
-    n = fx_timeline(port, &f, 100, ids, NULL, 8);
+    uint64_t after = ts_post(port, &a, "written after the follow", NULL);
+    cr_assert_eq(ts_wait_timeline(port, &f, 4, NULL, 0, 20000), (size_t)4);
+    n = ts_timeline(port, &f, 100, ids, NULL, 8);
     cr_assert_eq(n, (size_t)4);
     cr_assert_eq(ids[0], after);
-    fx_close(c);
-    fx_server_stop(&server);
+    ts_redis_close(c);
+    ts_server_stop_clean(&server, 20000);
 }
 
 Test(timeline, unfollow_purges_the_followees_posts_only)
 {
     start(NULL);
     int port = server.port;
-    fx_user_t a, b, f;
-    fx_user(port, "uf_a", &a);
-    fx_user(port, "uf_b", &b);
-    fx_user(port, "uf_f", &f);
-    fx_follow(port, &f, a.id);
-    fx_follow(port, &f, b.id);
+    ts_user_t a, b, f;
+    ts_register(port, "uf_a", &a);
+    ts_register(port, "uf_b", &b);
+    ts_register(port, "uf_f", &f);
+    ts_follow(port, &f, &a);
+    ts_follow(port, &f, &b);
     uint64_t pa[4], pb[3];
     for (int i = 0; i < 4; i++)
-        pa[i] = fx_post(port, &a, "from a");
+        pa[i] = ts_post(port, &a, "from a", NULL);
     for (int i = 0; i < 3; i++)
-        pb[i] = fx_post(port, &b, "from b");
-    cr_assert_eq(fx_wait_timeline(port, &f, 7, 20000), (size_t)7);
+        pb[i] = ts_post(port, &b, "from b", NULL);
+    cr_assert_eq(ts_wait_timeline(port, &f, 7, NULL, 0, 20000), (size_t)7);
 
-    fx_unfollow(port, &f, a.id);
-    redisContext *c = fx_connect(redis.port);
+    ts_unfollow(port, &f, &a);
+    redisContext *c = ts_redis_connect(redis.port);
     uint64_t deadline = ts_now_ms() + 20000;
     size_t left = 4;
     while (left && ts_now_ms() < deadline) {
         left = 0;
         for (int i = 0; i < 4; i++)
-            left += fx_holds(c, f.id, pa[i]);
+            left += ts_timeline_holds(c, f.num, pa[i]);
         if (left)
             ts_sleep_ms(20);
     }
     cr_assert_eq(left, (size_t)0, "%zu of a's posts are still in f's timeline after unfollow",
                  left);
-    cr_assert(fx_wait_queue_empty(c, 30000));
+    cr_assert(ts_wait_queue_empty(c, 30000));
     uint64_t ids[16];
-    size_t n = fx_timeline(port, &f, 2, ids, NULL, 16);
+    size_t n = ts_timeline(port, &f, 2, ids, NULL, 16);
     cr_assert_eq(n, (size_t)3, "f should keep exactly b's 3 posts, has %zu entries", n);
     for (int i = 0; i < 3; i++)
         cr_assert_eq(ids[i], pb[2 - i]);
 
     /* And a's later posts do not reach f any more. */
-    uint64_t later = fx_post(port, &a, "after the unfollow");
-    cr_assert(fx_wait_queue_empty(c, 30000));
-    cr_assert(!fx_holds(c, f.id, later));
-    cr_assert(fx_holds(c, a.id, later), "the author's own timeline still gets it");
-    fx_close(c);
-    fx_server_stop(&server);
+    uint64_t later = ts_post(port, &a, "after the unfollow", NULL);
+    cr_assert(ts_wait_queue_empty(c, 30000));
+    cr_assert(!ts_timeline_holds(c, f.num, later));
+    cr_assert(ts_timeline_holds(c, a.num, later), "the author's own timeline still gets it");
+    ts_redis_close(c);
+    ts_server_stop_clean(&server, 20000);
 }

@@ -1,6 +1,6 @@
 /* tests/interactions/ix.h -- what the interaction tests share: a tidings server on a private
- * Redis, users, posts and the API calls of likes, reposts, blocks, mutes and notifications
- * over real HTTP, and bounded polls for what the fan-out engine writes asynchronously
+ * Redis, replies and the API calls of likes, reposts, blocks, mutes and notifications over
+ * real HTTP (users, posts and follows are tests/support's), and bounded polls for what the fan-out engine writes asynchronously
  * (timeline entries, notifications).
  *
  * Each test runs its own Redis (as tests/fanout does, for the same reasons) of the fixture's
@@ -28,12 +28,6 @@
 /* A well-formed id (below 2^53) that no server hands out before the year 2100. */
 #define IX_UNKNOWN_ID "9007199254740000"
 
-typedef struct ix_user_s {
-    char id[24];
-    char token[128];
-    char handle[32];
-} ix_user_t;
-
 /* ---- the server ------------------------------------------------------------------------- */
 /* The private Redis (a redis-server or a cluster; ix_redis.url names it) and the tidings
  * server of the running test (each test runs in its own process). */
@@ -53,71 +47,55 @@ void ix_teardown(void);
  * every job queued so far has been done. Fails the test after IX_WAIT_MS. */
 void ix_wait_idle(void);
 
-/* ---- requests --------------------------------------------------------------------------- */
-/* The JSON of a request that must answer expect_status (see ts_call); path is formatted. */
-json_t *ix_call(int port, const char *method, const ix_user_t *as, const char *body,
-                int expect_status, const char *path_fmt, ...) __attribute__((format(printf, 6, 7)));
-/* The status of a request, whatever it is; the body is dropped. */
-int ix_status(int port, const char *method, const ix_user_t *as, const char *body,
-              const char *path_fmt, ...) __attribute__((format(printf, 5, 6)));
-/* A string member of obj, or "" when it is missing or not a string. */
-const char *ix_str(const json_t *obj, const char *key);
-/* An integer member of obj, or -1 when it is missing or not an integer. */
-long long ix_int(const json_t *obj, const char *key);
-
-/* ---- users and posts -------------------------------------------------------------------- */
-/* Registers a user whose handle is prefix plus a random suffix (201 asserted). */
-void ix_register(int port, const char *prefix, ix_user_t *u);
-/* Publishes text (a reply to reply_to unless NULL) as u, 202 asserted; writes the post's id
- * and returns the answer (new reference). */
-json_t *ix_post_json(int port, const ix_user_t *u, const char *text, const char *reply_to,
-                     char id[24]);
+/* ---- posts --------------------------------------------------------------------------- */
+/* Publishes text as u, a reply to reply_to unless NULL (202 asserted); writes the post's id
+ * and returns the answer (new reference). Plain posts are ts_post's. */
+json_t *ix_reply_json(int port, const ts_user_t *u, const char *text, const char *reply_to,
+                      char id[24]);
 /* The same, dropping the answer. */
-void ix_post(int port, const ix_user_t *u, const char *text, const char *reply_to, char id[24]);
-/* PUT /v1/users/{b}/follow as a, 204 asserted. */
-void ix_follow(int port, const ix_user_t *a, const ix_user_t *b);
+void ix_reply(int port, const ts_user_t *u, const char *text, const char *reply_to, char id[24]);
 /* GET /v1/posts/{id} as u (200 asserted); its like_count or repost_count. */
-long long ix_like_count(int port, const ix_user_t *u, const char *post);
-long long ix_repost_count(int port, const ix_user_t *u, const char *post);
+long long ix_like_count(int port, const ts_user_t *u, const char *post);
+long long ix_repost_count(int port, const ts_user_t *u, const char *post);
 /* Is user id among the items of a list answer? */
 bool ix_list_has(const json_t *list, const char *id);
 
 /* ---- timelines -------------------------------------------------------------------------- */
 /* u's whole home timeline, every page walked (new reference to an array of posts). */
-json_t *ix_timeline(int port, const ix_user_t *u);
+json_t *ix_timeline(int port, const ts_user_t *u);
 /* How many entries of a timeline array are post id; *entry (borrowed) is the first, if any. */
 int ix_count_post(const json_t *timeline, const char *id, const json_t **entry);
 /* Waits until u's timeline holds post id (exactly once, asserted) and returns the entry
  * (new reference); fails the test after IX_WAIT_MS. */
-json_t *ix_wait_timeline_has(int port, const ix_user_t *u, const char *id);
+json_t *ix_wait_timeline_has(int port, const ts_user_t *u, const char *id);
 /* Waits until u's timeline does not hold post id; fails the test after IX_WAIT_MS. */
-void ix_wait_timeline_lacks(int port, const ix_user_t *u, const char *id);
+void ix_wait_timeline_lacks(int port, const ts_user_t *u, const char *id);
 
 /* ---- notifications ------------------------------------------------------------------------ */
 /* u's notifications, every page walked with query (e.g. "types=like"; NULL for none), in
  * pages of limit (new reference to an array). */
-json_t *ix_notifications(int port, const ix_user_t *u, const char *query, int limit);
+json_t *ix_notifications(int port, const ts_user_t *u, const char *query, int limit);
 /* The first notification of type (about post id, unless NULL) in a list; borrowed, or NULL. */
 const json_t *ix_find(const json_t *list, const char *type, const char *post);
 /* How many notifications of type (about post id, unless NULL) a list holds. */
 int ix_count(const json_t *list, const char *type, const char *post);
 /* Waits until u has a notification of type (about post, unless NULL) with exactly
  * actor_count actors (any count when -1), and returns it (new reference). */
-json_t *ix_wait_notification(int port, const ix_user_t *u, const char *type, const char *post,
+json_t *ix_wait_notification(int port, const ts_user_t *u, const char *type, const char *post,
                              long long actor_count);
 /* The same within timeout_ms; NULL (no failure) when it did not come. */
-json_t *ix_poll_notification(int port, const ix_user_t *u, const char *type, const char *post,
+json_t *ix_poll_notification(int port, const ts_user_t *u, const char *type, const char *post,
                              long long actor_count, int timeout_ms);
 /* Waits until u has a notification of type (about post, unless NULL) whose actors include
  * user id actor, and returns it (new reference). */
-json_t *ix_wait_actor(int port, const ix_user_t *u, const char *type, const char *post,
+json_t *ix_wait_actor(int port, const ts_user_t *u, const char *type, const char *post,
                       const char *actor);
 /* Waits until u has no notification of type (about post, unless NULL). */
-void ix_wait_no_notification(int port, const ix_user_t *u, const char *type, const char *post);
+void ix_wait_no_notification(int port, const ts_user_t *u, const char *type, const char *post);
 /* GET /v1/notifications/unread_count as u. */
-long long ix_unread(int port, const ix_user_t *u);
+long long ix_unread(int port, const ts_user_t *u);
 /* Waits until u's unread count is want; fails the test after IX_WAIT_MS. */
-void ix_wait_unread(int port, const ix_user_t *u, long long want);
+void ix_wait_unread(int port, const ts_user_t *u, long long want);
 /* Are the actors of a notification exactly these user ids, in this order (n of them)? */
 bool ix_actors_are(const json_t *notification, const char *const *ids, size_t n);
 

@@ -11,7 +11,7 @@
 TestSuite(bad_input, .init = ix_setup, .fini = ix_teardown, .timeout = 120);
 
 /* Sends the request and expects status with a problem+json body repeating it. */
-static void expect_problem(const ix_user_t *as, const char *method, const char *path,
+static void expect_problem(const ts_user_t *as, const char *method, const char *path,
                            const char *body, int status)
 {
     ts_resp_t r;
@@ -23,19 +23,19 @@ static void expect_problem(const ix_user_t *as, const char *method, const char *
     cr_expect(got && strncmp(got, "application/problem+json", 24) == 0,
               "%s %s: Content-Type %s", method, path, got ? got : "(none)");
     json_t *j = ts_resp_json(&r);
-    cr_expect_eq(ix_int(j, "status"), status, "%s %s: the problem's status", method, path);
+    cr_expect_eq(ts_int(j, "status"), status, "%s %s: the problem's status", method, path);
     json_decref(j);
     ts_resp_free(&r);
 }
 
 Test(bad_input, likes_and_reposts_need_a_live_post)
 {
-    ix_user_t a, b;
-    ix_register(PORT, "bl_a", &a);
-    ix_register(PORT, "bl_b", &b);
+    ts_user_t a, b;
+    ts_register(PORT, "bl_a", &a);
+    ts_register(PORT, "bl_b", &b);
     char p[24], path[96];
-    ix_post(PORT, &a, "soon gone", NULL, p);
-    json_decref(ix_call(PORT, "PUT", &b, NULL, 204, "/v1/posts/%s/like", p));
+    ts_post(PORT, &a, "soon gone", p);
+    json_decref(ts_callf(PORT, "PUT", &b, NULL, 204, "/v1/posts/%s/like", p));
 
     static const char *const actions[][2] = {
         {"PUT", "like"}, {"DELETE", "like"}, {"POST", "repost"}, {"DELETE", "repost"}};
@@ -44,7 +44,7 @@ Test(bad_input, likes_and_reposts_need_a_live_post)
         expect_problem(&b, actions[i][0], path, NULL, 404);
     }
     json_decref(ix_wait_actor(PORT, &a, "like", p, b.id));
-    json_decref(ix_call(PORT, "DELETE", &a, NULL, 204, "/v1/posts/%s", p));
+    json_decref(ts_callf(PORT, "DELETE", &a, NULL, 204, "/v1/posts/%s", p));
     json_t *list = ix_notifications(PORT, &a, NULL, 100);
     cr_expect_eq(json_array_size(list), 0, "a deleted post's like group is skipped");
     json_decref(list);
@@ -71,14 +71,14 @@ Test(bad_input, likes_and_reposts_need_a_live_post)
 
 Test(bad_input, replies_need_a_live_parent)
 {
-    ix_user_t a, b;
-    ix_register(PORT, "br_a", &a);
-    ix_register(PORT, "br_b", &b);
+    ts_user_t a, b;
+    ts_register(PORT, "br_a", &a);
+    ts_register(PORT, "br_b", &b);
     char p[24], body[128];
-    ix_post(PORT, &a, "parent, soon gone", NULL, p);
+    ts_post(PORT, &a, "parent, soon gone", p);
     snprintf(body, sizeof(body), "{\"text\":\"orphan\",\"reply_to\":\"%s\"}", IX_UNKNOWN_ID);
     expect_problem(&b, "POST", "/v1/posts", body, 422);
-    json_decref(ix_call(PORT, "DELETE", &a, NULL, 204, "/v1/posts/%s", p));
+    json_decref(ts_callf(PORT, "DELETE", &a, NULL, 204, "/v1/posts/%s", p));
     snprintf(body, sizeof(body), "{\"text\":\"too late\",\"reply_to\":\"%s\"}", p);
     expect_problem(&b, "POST", "/v1/posts", body, 422);
     expect_problem(&a, "POST", "/v1/posts", body, 422);
@@ -86,15 +86,15 @@ Test(bad_input, replies_need_a_live_parent)
     snprintf(body, sizeof(body), "{\"text\":\"x\",\"reply_to\":%s}", IX_UNKNOWN_ID);
     expect_problem(&b, "POST", "/v1/posts", body, 400); /* a number, not an id string */
     /* None of them was published. */
-    json_t *posts = ix_call(PORT, "GET", &b, NULL, 200, "/v1/users/%s/posts", b.id);
+    json_t *posts = ts_callf(PORT, "GET", &b, NULL, 200, "/v1/users/%s/posts", b.id);
     cr_expect_eq(json_array_size(json_object_get(posts, "items")), 0);
     json_decref(posts);
 }
 
 Test(bad_input, blocks_and_mutes_refuse_yourself_unknown_users_and_bad_ids)
 {
-    ix_user_t a;
-    ix_register(PORT, "bb_a", &a);
+    ts_user_t a;
+    ts_register(PORT, "bb_a", &a);
     static const char *const rels[] = {"block", "mute"};
     static const char *const methods[] = {"PUT", "DELETE"};
     char path[96];
@@ -111,10 +111,10 @@ Test(bad_input, blocks_and_mutes_refuse_yourself_unknown_users_and_bad_ids)
             snprintf(path, sizeof(path), "/v1/users/%s/%s", a.id, rels[r]);
             expect_problem(NULL, methods[m], path, NULL, 401);
         }
-    json_t *j = ix_call(PORT, "GET", &a, NULL, 200, "/v1/blocks");
+    json_t *j = ts_callf(PORT, "GET", &a, NULL, 200, "/v1/blocks");
     cr_expect_eq(json_array_size(json_object_get(j, "items")), 0, "nothing was blocked");
     json_decref(j);
-    j = ix_call(PORT, "GET", &a, NULL, 200, "/v1/mutes");
+    j = ts_callf(PORT, "GET", &a, NULL, 200, "/v1/mutes");
     cr_expect_eq(json_array_size(json_object_get(j, "items")), 0, "nothing was muted");
     json_decref(j);
     static const char *const lists[] = {"/v1/blocks", "/v1/mutes", "/v1/notifications"};
@@ -132,8 +132,8 @@ Test(bad_input, blocks_and_mutes_refuse_yourself_unknown_users_and_bad_ids)
 
 Test(bad_input, mark_read_needs_an_id_string)
 {
-    ix_user_t a;
-    ix_register(PORT, "bm_a", &a);
+    ts_user_t a;
+    ts_register(PORT, "bm_a", &a);
     static const char *const bodies[] = {
         "{}",
         "{\"up_to\":5}",
@@ -149,6 +149,6 @@ Test(bad_input, mark_read_needs_an_id_string)
         expect_problem(&a, "POST", "/v1/notifications/read", bodies[i], 400);
     expect_problem(&a, "POST", "/v1/notifications/read", NULL, 415); /* no JSON body at all */
     expect_problem(NULL, "POST", "/v1/notifications/read", "{\"up_to\":\"1\"}", 401);
-    json_decref(ix_call(PORT, "POST", &a, "{\"up_to\":\"1\"}", 204, "/v1/notifications/read"));
+    json_decref(ts_callf(PORT, "POST", &a, "{\"up_to\":\"1\"}", 204, "/v1/notifications/read"));
     cr_expect_eq(ix_unread(PORT, &a), 0);
 }

@@ -16,34 +16,34 @@
 TestSuite(blocks, .init = ix_setup, .fini = ix_teardown, .timeout = 300);
 TestSuite(mutes, .init = ix_setup, .fini = ix_teardown, .timeout = 300);
 
-static long long user_count(const ix_user_t *as, const ix_user_t *u, const char *field)
+static long long user_count(const ts_user_t *as, const ts_user_t *u, const char *field)
 {
-    json_t *j = ix_call(PORT, "GET", as, NULL, 200, "/v1/users/%s", u->id);
-    long long v = ix_int(j, field);
+    json_t *j = ts_callf(PORT, "GET", as, NULL, 200, "/v1/users/%s", u->id);
+    long long v = ts_int(j, field);
     json_decref(j);
     return v;
 }
 
 /* Is other among u's followers (or following, when following is true)? */
-static bool edge(const ix_user_t *u, const char *which, const ix_user_t *other)
+static bool edge(const ts_user_t *u, const char *which, const ts_user_t *other)
 {
-    json_t *j = ix_call(PORT, "GET", u, NULL, 200, "/v1/users/%s/%s?limit=100", u->id, which);
+    json_t *j = ts_callf(PORT, "GET", u, NULL, 200, "/v1/users/%s/%s?limit=100", u->id, which);
     bool has = ix_list_has(j, other->id);
     json_decref(j);
     return has;
 }
 
 /* The ids of u's /v1/blocks or /v1/mutes, newest first, into a new JSON array of strings. */
-static json_t *relations(const ix_user_t *u, const char *which)
+static json_t *relations(const ts_user_t *u, const char *which)
 {
-    json_t *j = ix_call(PORT, "GET", u, NULL, 200, "/v1/%s", which);
+    json_t *j = ts_callf(PORT, "GET", u, NULL, 200, "/v1/%s", which);
     json_t *ids = json_array();
     size_t i;
     const json_t *v;
     json_array_foreach(json_object_get(j, "items"), i, v)
     {
-        json_array_append_new(ids, json_string(ix_str(v, "id")));
-        cr_expect(*ix_str(v, "handle"), "a listed user has a handle");
+        json_array_append_new(ids, json_string(ts_str(v, "id")));
+        cr_expect(*ts_str(v, "handle"), "a listed user has a handle");
     }
     cr_expect(json_is_null(json_object_get(j, "next_cursor")));
     json_decref(j);
@@ -60,37 +60,37 @@ static bool ids_are(const json_t *ids, const char *const *want, size_t n)
     return true;
 }
 
-static void like(const ix_user_t *u, const char *post)
+static void like(const ts_user_t *u, const char *post)
 {
-    json_decref(ix_call(PORT, "PUT", u, NULL, 204, "/v1/posts/%s/like", post));
+    json_decref(ts_callf(PORT, "PUT", u, NULL, 204, "/v1/posts/%s/like", post));
 }
 
-static void repost(const ix_user_t *u, const char *post)
+static void repost(const ts_user_t *u, const char *post)
 {
-    json_decref(ix_call(PORT, "POST", u, NULL, 202, "/v1/posts/%s/repost", post));
+    json_decref(ts_callf(PORT, "POST", u, NULL, 202, "/v1/posts/%s/repost", post));
 }
 
-static void mention(const ix_user_t *author, const ix_user_t *who, const char *reply_to,
+static void mention(const ts_user_t *author, const ts_user_t *who, const char *reply_to,
                     char id[24])
 {
     char text[80];
     snprintf(text, sizeof(text), "hello @%s", who->handle);
-    ix_post(PORT, author, text, reply_to, id);
+    ix_reply(PORT, author, text, reply_to, id);
 }
 
 /* ---- blocks -------------------------------------------------------------------------------- */
 
 Test(blocks, end_follows_both_ways_and_refuse_follows_until_lifted)
 {
-    ix_user_t a, b, c;
-    ix_register(PORT, "bf_a", &a);
-    ix_register(PORT, "bf_b", &b);
-    ix_register(PORT, "bf_c", &c);
-    ix_follow(PORT, &a, &b);
-    ix_follow(PORT, &b, &a);
-    ix_follow(PORT, &c, &a);
+    ts_user_t a, b, c;
+    ts_register(PORT, "bf_a", &a);
+    ts_register(PORT, "bf_b", &b);
+    ts_register(PORT, "bf_c", &c);
+    ts_follow(PORT, &a, &b);
+    ts_follow(PORT, &b, &a);
+    ts_follow(PORT, &c, &a);
 
-    json_decref(ix_call(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", b.id));
+    json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", b.id));
     cr_expect_eq(user_count(&a, &a, "followers_count"), 1, "only c still follows a");
     cr_expect_eq(user_count(&a, &a, "following_count"), 0);
     cr_expect_eq(user_count(&b, &b, "followers_count"), 0);
@@ -99,15 +99,15 @@ Test(blocks, end_follows_both_ways_and_refuse_follows_until_lifted)
     cr_expect(!edge(&b, "followers", &a) && !edge(&b, "following", &a));
     cr_expect(edge(&a, "followers", &c));
 
-    cr_expect_eq(ix_status(PORT, "PUT", &b, NULL, "/v1/users/%s/follow", a.id), 403,
+    cr_expect_eq(ts_status(PORT, "PUT", &b, NULL, "/v1/users/%s/follow", a.id), 403,
                  "the blocked user cannot follow the blocker");
-    cr_expect_eq(ix_status(PORT, "PUT", &a, NULL, "/v1/users/%s/follow", b.id), 403,
+    cr_expect_eq(ts_status(PORT, "PUT", &a, NULL, "/v1/users/%s/follow", b.id), 403,
                  "the blocker cannot follow the blocked user");
     cr_expect(!edge(&a, "followers", &b) && !edge(&b, "followers", &a));
 
     /* Listed most recent first; blocking again keeps the original place. */
-    json_decref(ix_call(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", c.id));
-    json_decref(ix_call(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", b.id));
+    json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", c.id));
+    json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", b.id));
     json_t *ids = relations(&a, "blocks");
     const char *both[] = {c.id, b.id};
     cr_expect(ids_are(ids, both, 2), "a's blocks are c then b");
@@ -115,45 +115,45 @@ Test(blocks, end_follows_both_ways_and_refuse_follows_until_lifted)
     ids = relations(&b, "blocks");
     cr_expect_eq(json_array_size(ids), 0, "being blocked is not blocking");
     json_decref(ids);
-    cr_expect_eq(ix_status(PORT, "PUT", &c, NULL, "/v1/users/%s/follow", a.id), 403,
+    cr_expect_eq(ts_status(PORT, "PUT", &c, NULL, "/v1/users/%s/follow", a.id), 403,
                  "the block of c ended c's follow and refuses a new one");
     cr_expect(!edge(&a, "followers", &c));
 
     /* Lifting it: idempotent; the follows it ended stay ended; following works again. */
-    json_decref(ix_call(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/block", b.id));
-    json_decref(ix_call(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/block", b.id));
+    json_decref(ts_callf(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/block", b.id));
+    json_decref(ts_callf(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/block", b.id));
     ids = relations(&a, "blocks");
     const char *only_c[] = {c.id};
     cr_expect(ids_are(ids, only_c, 1));
     json_decref(ids);
     cr_expect(!edge(&a, "following", &b) && !edge(&b, "following", &a));
-    ix_follow(PORT, &b, &a);
-    ix_follow(PORT, &a, &b);
+    ts_follow(PORT, &b, &a);
+    ts_follow(PORT, &a, &b);
     cr_expect(edge(&a, "followers", &b) && edge(&b, "followers", &a));
 }
 
 Test(blocks, hide_timeline_entries_written_before_both_ways)
 {
-    ix_user_t a, b, c, d;
-    ix_register(PORT, "bt_a", &a);
-    ix_register(PORT, "bt_b", &b);
-    ix_register(PORT, "bt_c", &c);
-    ix_register(PORT, "bt_d", &d);
-    ix_follow(PORT, &a, &c); /* a gets b's post through c's repost */
-    ix_follow(PORT, &b, &a);
-    ix_follow(PORT, &d, &c);
+    ts_user_t a, b, c, d;
+    ts_register(PORT, "bt_a", &a);
+    ts_register(PORT, "bt_b", &b);
+    ts_register(PORT, "bt_c", &c);
+    ts_register(PORT, "bt_d", &d);
+    ts_follow(PORT, &a, &c); /* a gets b's post through c's repost */
+    ts_follow(PORT, &b, &a);
+    ts_follow(PORT, &d, &c);
     char pb[24], pa[24], pc[24];
-    ix_post(PORT, &b, "by b", NULL, pb);
-    ix_post(PORT, &a, "by a", NULL, pa);
-    ix_post(PORT, &c, "by c", NULL, pc);
+    ts_post(PORT, &b, "by b", pb);
+    ts_post(PORT, &a, "by a", pa);
+    ts_post(PORT, &c, "by c", pc);
     repost(&c, pb);
     json_t *e = ix_wait_timeline_has(PORT, &a, pb);
-    cr_expect_str_eq(ix_str(json_object_get(e, "reposted_by"), "id"), c.id);
+    cr_expect_str_eq(ts_str(json_object_get(e, "reposted_by"), "id"), c.id);
     json_decref(e);
     json_decref(ix_wait_timeline_has(PORT, &a, pc));
     json_decref(ix_wait_timeline_has(PORT, &b, pa));
 
-    json_decref(ix_call(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", b.id));
+    json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", b.id));
     /* At once, before the engine has removed anything. */
     json_t *tl = ix_timeline(PORT, &a);
     cr_expect_eq(ix_count_post(tl, pb, NULL), 0, "b's post (via c's repost) is hidden from a");
@@ -166,10 +166,10 @@ Test(blocks, hide_timeline_entries_written_before_both_ways)
 
     /* Nothing new either: b's next post reposted by c, then c's own post as a sentinel. */
     char pb2[24], pc2[24], pa2[24];
-    ix_post(PORT, &b, "by b, after the block", NULL, pb2);
+    ts_post(PORT, &b, "by b, after the block", pb2);
     repost(&c, pb2);
-    ix_post(PORT, &c, "by c, after the block", NULL, pc2);
-    ix_post(PORT, &a, "by a, after the block", NULL, pa2);
+    ts_post(PORT, &c, "by c, after the block", pc2);
+    ts_post(PORT, &a, "by a, after the block", pa2);
     json_decref(ix_wait_timeline_has(PORT, &d, pb2));
     json_decref(ix_wait_timeline_has(PORT, &d, pc2));
     json_decref(ix_wait_timeline_has(PORT, &a, pc2));
@@ -184,25 +184,25 @@ Test(blocks, hide_timeline_entries_written_before_both_ways)
     cr_expect_eq(ix_count_post(tl, pa2, NULL), 0);
     json_decref(tl);
     /* Reading the post itself is not refused. */
-    json_decref(ix_call(PORT, "GET", &b, NULL, 200, "/v1/posts/%s", pa));
+    json_decref(ts_callf(PORT, "GET", &b, NULL, 200, "/v1/posts/%s", pa));
 }
 
 Test(blocks, hide_notifications_written_before_both_ways)
 {
-    ix_user_t a, b, c;
-    ix_register(PORT, "bn_a", &a);
-    ix_register(PORT, "bn_b", &b);
-    ix_register(PORT, "bn_c", &c);
+    ts_user_t a, b, c;
+    ts_register(PORT, "bn_a", &a);
+    ts_register(PORT, "bn_b", &b);
+    ts_register(PORT, "bn_c", &c);
     char pa[24], pb[24], rb[24], mb[24];
-    ix_post(PORT, &a, "a's post", NULL, pa);
-    ix_post(PORT, &b, "b's post", NULL, pb);
-    ix_follow(PORT, &b, &a);
+    ts_post(PORT, &a, "a's post", pa);
+    ts_post(PORT, &b, "b's post", pb);
+    ts_follow(PORT, &b, &a);
     like(&b, pa);
     like(&c, pa);
-    ix_post(PORT, &b, "b replies", pa, rb);
+    ix_reply(PORT, &b, "b replies", pa, rb);
     mention(&b, &a, NULL, mb);
     like(&a, pb);
-    ix_follow(PORT, &a, &b);
+    ts_follow(PORT, &a, &b);
     json_decref(ix_wait_notification(PORT, &a, "like", pa, 2));
     json_decref(ix_wait_actor(PORT, &a, "follow", NULL, b.id));
     json_decref(ix_wait_actor(PORT, &a, "reply", rb, b.id));
@@ -212,7 +212,7 @@ Test(blocks, hide_notifications_written_before_both_ways)
     cr_expect_eq(ix_unread(PORT, &a), 4);
     cr_expect_eq(ix_unread(PORT, &b), 2);
 
-    json_decref(ix_call(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", b.id));
+    json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", b.id));
     /* At once: b's actions are gone from a's notifications, and a's from b's. */
     json_t *list = ix_notifications(PORT, &a, NULL, 100);
     char *s = json_dumps(list, JSON_COMPACT);
@@ -220,7 +220,7 @@ Test(blocks, hide_notifications_written_before_both_ways)
     const json_t *n = ix_find(list, "like", pa);
     const char *only_c[] = {c.id};
     cr_expect(n && ix_actors_are(n, only_c, 1), "the like group lost b: %s", s);
-    cr_expect_eq(ix_int(n, "actor_count"), 1, "actor_count no longer counts b: %s", s);
+    cr_expect_eq(ts_int(n, "actor_count"), 1, "actor_count no longer counts b: %s", s);
     free(s);
     json_decref(list);
     list = ix_notifications(PORT, &b, NULL, 100);
@@ -234,11 +234,11 @@ Test(blocks, hide_notifications_written_before_both_ways)
     ix_wait_unread(PORT, &b, 0);
     list = ix_notifications(PORT, &a, NULL, 100);
     cr_expect_eq(json_array_size(list), 1);
-    cr_expect_eq(ix_int(ix_find(list, "like", pa), "actor_count"), 1);
+    cr_expect_eq(ts_int(ix_find(list, "like", pa), "actor_count"), 1);
     json_decref(list);
 
     /* Lifting the block brings none of them back. */
-    json_decref(ix_call(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/block", b.id));
+    json_decref(ts_callf(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/block", b.id));
     list = ix_notifications(PORT, &a, NULL, 100);
     cr_expect_eq(json_array_size(list), 1);
     json_decref(list);
@@ -249,14 +249,14 @@ Test(blocks, hide_notifications_written_before_both_ways)
 
 Test(blocks, nothing_new_crosses_a_block)
 {
-    ix_user_t a, b, c;
-    ix_register(PORT, "bx_a", &a);
-    ix_register(PORT, "bx_b", &b);
-    ix_register(PORT, "bx_c", &c);
+    ts_user_t a, b, c;
+    ts_register(PORT, "bx_a", &a);
+    ts_register(PORT, "bx_b", &b);
+    ts_register(PORT, "bx_c", &c);
     char pa[24], pb[24];
-    ix_post(PORT, &a, "a's post", NULL, pa);
-    ix_post(PORT, &b, "b's post", NULL, pb);
-    json_decref(ix_call(PORT, "PUT", &b, NULL, 204, "/v1/users/%s/block", a.id));
+    ts_post(PORT, &a, "a's post", pa);
+    ts_post(PORT, &b, "b's post", pb);
+    json_decref(ts_callf(PORT, "PUT", &b, NULL, 204, "/v1/users/%s/block", a.id));
 
     /* Each acts on the other: allowed (blocks do not stop likes, reposts, replies) … */
     char m_ba[24], r_ba[24], m_ab[24], r_ab[24];
@@ -268,8 +268,8 @@ Test(blocks, nothing_new_crosses_a_block)
     mention(&a, &b, pb, r_ab);
     like(&a, pb);
     repost(&a, pb);
-    cr_expect_eq(ix_status(PORT, "PUT", &a, NULL, "/v1/users/%s/follow", b.id), 403);
-    cr_expect_eq(ix_status(PORT, "PUT", &b, NULL, "/v1/users/%s/follow", a.id), 403);
+    cr_expect_eq(ts_status(PORT, "PUT", &a, NULL, "/v1/users/%s/follow", b.id), 403);
+    cr_expect_eq(ts_status(PORT, "PUT", &b, NULL, "/v1/users/%s/follow", a.id), 403);
     cr_expect_eq(ix_like_count(PORT, &c, pa), 1);
     cr_expect_eq(ix_repost_count(PORT, &c, pb), 1);
 
@@ -281,12 +281,12 @@ Test(blocks, nothing_new_crosses_a_block)
     like(&c, pb);
     repost(&c, pa);
     repost(&c, pb);
-    ix_follow(PORT, &c, &a);
-    ix_follow(PORT, &c, &b);
-    const ix_user_t *who[] = {&a, &b};
+    ts_follow(PORT, &c, &a);
+    ts_follow(PORT, &c, &b);
+    const ts_user_t *who[] = {&a, &b};
     const char *mine[] = {pa, pb}, *sentinel[] = {m_ca, m_cb};
     for (int k = 0; k < 2; k++) {
-        const ix_user_t *u = who[k];
+        const ts_user_t *u = who[k];
         json_decref(ix_wait_actor(PORT, u, "mention", sentinel[k], c.id));
         json_decref(ix_wait_actor(PORT, u, "like", mine[k], c.id));
         json_decref(ix_wait_actor(PORT, u, "repost", mine[k], c.id));
@@ -300,7 +300,7 @@ Test(blocks, nothing_new_crosses_a_block)
         const json_t *n;
         json_array_foreach(list, i, n)
         {
-            cr_expect_eq(ix_int(n, "actor_count"), 1, "%s: nobody but c: %s", u->handle, s);
+            cr_expect_eq(ts_int(n, "actor_count"), 1, "%s: nobody but c: %s", u->handle, s);
         }
         free(s);
         json_decref(list);
@@ -312,27 +312,27 @@ Test(blocks, nothing_new_crosses_a_block)
 
 Test(mutes, hide_the_muted_users_posts_and_reposts_from_the_muter_only)
 {
-    ix_user_t a, b, c, d, g;
-    ix_register(PORT, "mt_a", &a);
-    ix_register(PORT, "mt_b", &b);
-    ix_register(PORT, "mt_c", &c);
-    ix_register(PORT, "mt_d", &d);
-    ix_register(PORT, "mt_g", &g);
-    ix_follow(PORT, &a, &b);
-    ix_follow(PORT, &a, &c);
-    ix_follow(PORT, &b, &a);
-    ix_follow(PORT, &g, &b);
-    ix_follow(PORT, &g, &c);
-    ix_follow(PORT, &d, &c); /* d gets c's reposts of b's posts */
+    ts_user_t a, b, c, d, g;
+    ts_register(PORT, "mt_a", &a);
+    ts_register(PORT, "mt_b", &b);
+    ts_register(PORT, "mt_c", &c);
+    ts_register(PORT, "mt_d", &d);
+    ts_register(PORT, "mt_g", &g);
+    ts_follow(PORT, &a, &b);
+    ts_follow(PORT, &a, &c);
+    ts_follow(PORT, &b, &a);
+    ts_follow(PORT, &g, &b);
+    ts_follow(PORT, &g, &c);
+    ts_follow(PORT, &d, &c); /* d gets c's reposts of b's posts */
     char b1[24], d1[24];
-    ix_post(PORT, &b, "b1", NULL, b1);
-    ix_post(PORT, &d, "d1", NULL, d1);
+    ts_post(PORT, &b, "b1", b1);
+    ts_post(PORT, &d, "d1", d1);
     repost(&c, d1);
     json_decref(ix_wait_timeline_has(PORT, &a, b1));
     json_decref(ix_wait_timeline_has(PORT, &a, d1));
 
-    json_decref(ix_call(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/mute", b.id));
-    json_decref(ix_call(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/mute", b.id)); /* idempotent */
+    json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/mute", b.id));
+    json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/mute", b.id)); /* idempotent */
     json_t *tl = ix_timeline(PORT, &a);
     cr_expect_eq(ix_count_post(tl, b1, NULL), 0, "the muted user's post is hidden at once");
     cr_expect_eq(ix_count_post(tl, d1, NULL), 1);
@@ -348,10 +348,10 @@ Test(mutes, hide_the_muted_users_posts_and_reposts_from_the_muter_only)
 
     /* b's new post, reposted by c, stays out of a's timeline; c's own post comes in. */
     char b2[24], c1[24], a1[24];
-    ix_post(PORT, &b, "b2", NULL, b2);
+    ts_post(PORT, &b, "b2", b2);
     repost(&c, b2);
-    ix_post(PORT, &c, "c1", NULL, c1);
-    ix_post(PORT, &a, "a1", NULL, a1);
+    ts_post(PORT, &c, "c1", c1);
+    ts_post(PORT, &a, "a1", a1);
     json_decref(ix_wait_timeline_has(PORT, &g, b2));
     json_decref(ix_wait_timeline_has(PORT, &g, c1));
     json_decref(ix_wait_timeline_has(PORT, &a, c1));
@@ -364,7 +364,7 @@ Test(mutes, hide_the_muted_users_posts_and_reposts_from_the_muter_only)
     json_decref(tl);
 
     /* Muting the reposter hides what it reposted, and its own posts, at once. */
-    json_decref(ix_call(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/mute", c.id));
+    json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/mute", c.id));
     tl = ix_timeline(PORT, &a);
     cr_expect_eq(ix_count_post(tl, d1, NULL), 0, "the muted reposter's repost is hidden");
     cr_expect_eq(ix_count_post(tl, c1, NULL), 0);
@@ -375,10 +375,10 @@ Test(mutes, hide_the_muted_users_posts_and_reposts_from_the_muter_only)
     json_decref(ids);
 
     /* Unmuting: posts of a user still followed come back. */
-    json_decref(ix_call(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/mute", c.id));
+    json_decref(ts_callf(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/mute", c.id));
     json_decref(ix_wait_timeline_has(PORT, &a, c1));
-    json_decref(ix_call(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/mute", b.id));
-    json_decref(ix_call(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/mute", b.id));
+    json_decref(ts_callf(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/mute", b.id));
+    json_decref(ts_callf(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/mute", b.id));
     json_decref(ix_wait_timeline_has(PORT, &a, b2));
     json_decref(ix_wait_timeline_has(PORT, &a, b1));
     ids = relations(&a, "mutes");
@@ -388,14 +388,14 @@ Test(mutes, hide_the_muted_users_posts_and_reposts_from_the_muter_only)
 
 Test(mutes, hide_the_muted_users_actions_from_the_muters_notifications_only)
 {
-    ix_user_t a, b, c;
-    ix_register(PORT, "mn_a", &a);
-    ix_register(PORT, "mn_b", &b);
-    ix_register(PORT, "mn_c", &c);
+    ts_user_t a, b, c;
+    ts_register(PORT, "mn_a", &a);
+    ts_register(PORT, "mn_b", &b);
+    ts_register(PORT, "mn_c", &c);
     char a1[24], b1[24], m1[24];
-    ix_post(PORT, &a, "a1", NULL, a1);
-    ix_post(PORT, &b, "b1", NULL, b1);
-    ix_follow(PORT, &b, &a);
+    ts_post(PORT, &a, "a1", a1);
+    ts_post(PORT, &b, "b1", b1);
+    ts_follow(PORT, &b, &a);
     like(&b, a1);
     like(&c, a1);
     mention(&b, &a, NULL, m1);
@@ -405,13 +405,13 @@ Test(mutes, hide_the_muted_users_actions_from_the_muters_notifications_only)
     json_decref(ix_wait_actor(PORT, &a, "mention", m1, b.id));
     json_decref(ix_wait_actor(PORT, &b, "like", b1, a.id));
 
-    json_decref(ix_call(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/mute", b.id));
+    json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/mute", b.id));
     json_t *list = ix_notifications(PORT, &a, NULL, 100);
     char *s = json_dumps(list, JSON_COMPACT);
     cr_expect_eq(json_array_size(list), 1, "only c's like is left for a, at once: %s", s);
     const json_t *n = ix_find(list, "like", a1);
     const char *only_c[] = {c.id};
-    cr_expect(n && ix_actors_are(n, only_c, 1) && ix_int(n, "actor_count") == 1, "%s", s);
+    cr_expect(n && ix_actors_are(n, only_c, 1) && ts_int(n, "actor_count") == 1, "%s", s);
     free(s);
     json_decref(list);
     json_t *nb = ix_wait_actor(PORT, &b, "like", b1, a.id); /* one way: b's are untouched */
@@ -419,12 +419,12 @@ Test(mutes, hide_the_muted_users_actions_from_the_muters_notifications_only)
 
     /* New actions of b: none notified to a. a's, to b, still are. */
     char a2[24], r1[24], m2[24], m3[24];
-    ix_post(PORT, &a, "a2", NULL, a2);
-    ix_post(PORT, &b, "b replies", a1, r1);
+    ts_post(PORT, &a, "a2", a2);
+    ix_reply(PORT, &b, "b replies", a1, r1);
     repost(&b, a1);
     mention(&b, &a, NULL, m2);
     like(&b, a2);
-    ix_follow(PORT, &a, &b);
+    ts_follow(PORT, &a, &b);
     mention(&c, &a, NULL, m3); /* sentinels */
     like(&c, a2);
     json_decref(ix_wait_actor(PORT, &a, "mention", m3, c.id));
@@ -438,23 +438,23 @@ Test(mutes, hide_the_muted_users_actions_from_the_muters_notifications_only)
     cr_expect_eq(ix_count(list, "repost", a1), 0, "%s", s);
     cr_expect_eq(ix_count(list, "mention", m2), 0, "%s", s);
     n = ix_find(list, "like", a2);
-    cr_expect(n && ix_actors_are(n, only_c, 1) && ix_int(n, "actor_count") == 1, "%s", s);
+    cr_expect(n && ix_actors_are(n, only_c, 1) && ts_int(n, "actor_count") == 1, "%s", s);
     free(s);
     json_decref(list);
     ix_wait_unread(PORT, &a, 3);
 
     /* Unmuting brings none of the removed ones back; b's next action is notified. */
-    json_decref(ix_call(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/mute", b.id));
+    json_decref(ts_callf(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/mute", b.id));
     list = ix_notifications(PORT, &a, NULL, 100);
     cr_expect_eq(json_array_size(list), 3);
     cr_expect_eq(ix_count(list, "follow", NULL), 0);
     cr_expect_eq(ix_count(list, "mention", m1), 0);
     json_decref(list);
     char a3[24];
-    ix_post(PORT, &a, "a3", NULL, a3);
+    ts_post(PORT, &a, "a3", a3);
     like(&b, a3);
     json_t *got = ix_wait_actor(PORT, &a, "like", a3, b.id);
-    cr_expect_eq(ix_int(got, "actor_count"), 1);
+    cr_expect_eq(ts_int(got, "actor_count"), 1);
     json_decref(got);
 }
 
@@ -468,20 +468,20 @@ Test(blocks_alone, read_time_filter_hides_everything_written_before_with_no_engi
 {
     ix_start(NULL);
     enum { OTHERS = 13 };
-    ix_user_t a, b, c, l[OTHERS];
-    ix_register(PORT, "ro_a", &a);
-    ix_register(PORT, "ro_b", &b);
-    ix_register(PORT, "ro_c", &c);
+    ts_user_t a, b, c, l[OTHERS];
+    ts_register(PORT, "ro_a", &a);
+    ts_register(PORT, "ro_b", &b);
+    ts_register(PORT, "ro_c", &c);
     for (int i = 0; i < OTHERS; i++)
-        ix_register(PORT, "ro_l", &l[i]);
+        ts_register(PORT, "ro_l", &l[i]);
     char pa[24], pb[24], pc[24], mb[24], mc[24];
-    ix_post(PORT, &a, "a's post", NULL, pa);
-    ix_post(PORT, &b, "b's post", NULL, pb);
-    ix_post(PORT, &c, "c's post", NULL, pc);
-    ix_follow(PORT, &a, &b);
-    ix_follow(PORT, &a, &c);
-    ix_follow(PORT, &b, &a);
-    ix_follow(PORT, &c, &a);
+    ts_post(PORT, &a, "a's post", pa);
+    ts_post(PORT, &b, "b's post", pb);
+    ts_post(PORT, &c, "c's post", pc);
+    ts_follow(PORT, &a, &b);
+    ts_follow(PORT, &a, &c);
+    ts_follow(PORT, &b, &a);
+    ts_follow(PORT, &c, &a);
     /* b and c are the oldest of 15 likers of a's post. */
     like(&b, pa);
     like(&c, pa);
@@ -499,8 +499,8 @@ Test(blocks_alone, read_time_filter_hides_everything_written_before_with_no_engi
     ix_stop();
     const char *no_engine[] = {"--engine", "off", NULL};
     ix_start(no_engine);
-    json_decref(ix_call(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", b.id));
-    json_decref(ix_call(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/mute", c.id));
+    json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", b.id));
+    json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/mute", c.id));
 
     json_t *tl = ix_timeline(PORT, &a);
     cr_expect_eq(ix_count_post(tl, pb, NULL), 0, "the blocked user's post is hidden from a");
@@ -521,7 +521,7 @@ Test(blocks_alone, read_time_filter_hides_everything_written_before_with_no_engi
     cr_expect_eq(ix_count(list, "mention", mc), 0, "%s", s);
     n = (json_t *)ix_find(list, "like", pa);
     cr_assert(n, "the like group stays: %s", s);
-    cr_expect_eq(ix_int(n, "actor_count"), OTHERS,
+    cr_expect_eq(ts_int(n, "actor_count"), OTHERS,
                  "actor_count leaves out the blocked and the muted liker, however old: %s", s);
     const char *newest[] = {l[OTHERS - 1].id, l[OTHERS - 2].id, l[OTHERS - 3].id};
     cr_expect(ix_actors_are(n, newest, 3), "%s", s);
@@ -534,26 +534,26 @@ Test(blocks_alone, read_time_filter_hides_everything_written_before_with_no_engi
 Test(blocks_alone, unblocking_brings_back_nothing_the_block_hid)
 {
     ix_start(NULL);
-    ix_user_t a, b, c, x;
-    ix_register(PORT, "ub_a", &a);
-    ix_register(PORT, "ub_b", &b);
-    ix_register(PORT, "ub_c", &c);
-    ix_register(PORT, "ub_x", &x);
-    ix_follow(PORT, &a, &b);
-    ix_follow(PORT, &a, &c);
+    ts_user_t a, b, c, x;
+    ts_register(PORT, "ub_a", &a);
+    ts_register(PORT, "ub_b", &b);
+    ts_register(PORT, "ub_c", &c);
+    ts_register(PORT, "ub_x", &x);
+    ts_follow(PORT, &a, &b);
+    ts_follow(PORT, &a, &c);
     char px[24], pb[24];
-    ix_post(PORT, &x, "by x, reposted by b", NULL, px);
-    ix_post(PORT, &b, "by b", NULL, pb);
+    ts_post(PORT, &x, "by x, reposted by b", px);
+    ts_post(PORT, &b, "by b", pb);
     repost(&b, px);
     json_t *e = ix_wait_timeline_has(PORT, &a, px);
-    cr_expect_str_eq(ix_str(json_object_get(e, "reposted_by"), "id"), b.id);
+    cr_expect_str_eq(ts_str(json_object_get(e, "reposted_by"), "id"), b.id);
     json_decref(e);
     json_decref(ix_wait_timeline_has(PORT, &a, pb));
 
-    json_decref(ix_call(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", b.id));
+    json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", b.id));
     /* During the block, c (whom a follows) reposts a new post of b's. */
     char pb2[24];
-    ix_post(PORT, &b, "by b, during the block", NULL, pb2);
+    ts_post(PORT, &b, "by b, during the block", pb2);
     repost(&c, pb2);
     ix_wait_idle(); /* every job done: removals, and the repost's fan-out */
     json_t *tl = ix_timeline(PORT, &a);
@@ -563,7 +563,7 @@ Test(blocks_alone, unblocking_brings_back_nothing_the_block_hid)
     json_decref(tl);
 
     /* Lifted: the follow stays ended, and nothing the block hid comes back. */
-    json_decref(ix_call(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/block", b.id));
+    json_decref(ts_callf(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/block", b.id));
     ix_wait_idle();
     tl = ix_timeline(PORT, &a);
     char *s = json_dumps(tl, JSON_COMPACT);

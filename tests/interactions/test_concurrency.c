@@ -56,7 +56,7 @@ static void *fire(void *arg)
 typedef struct volley_s {
     const char *method;
     char (*paths)[64];
-    const ix_user_t *users;
+    const ts_user_t *users;
     int n, reps, started;
     shot_t *shots;
 } volley_t;
@@ -108,7 +108,7 @@ static void volley_check(volley_t *v, int want)
     v->shots = NULL;
 }
 
-static void volley(const char *method, char (*paths)[64], const ix_user_t *users, int n, int want)
+static void volley(const char *method, char (*paths)[64], const ts_user_t *users, int n, int want)
 {
     volley_t v = {.method = method, .paths = paths, .users = users, .n = n, .reps = 1};
     volley_fire(&v);
@@ -117,12 +117,12 @@ static void volley(const char *method, char (*paths)[64], const ix_user_t *users
 
 Test(concurrency, fifty_likes_at_once_count_exactly_and_group_into_one_notification)
 {
-    ix_user_t author, likers[USERS];
-    ix_register(PORT, "cl_a", &author);
+    ts_user_t author, likers[USERS];
+    ts_register(PORT, "cl_a", &author);
     for (int i = 0; i < USERS; i++)
-        ix_register(PORT, "cl_l", &likers[i]);
+        ts_register(PORT, "cl_l", &likers[i]);
     char post[24], paths[USERS][64];
-    ix_post(PORT, &author, "like me, all of you", NULL, post);
+    ts_post(PORT, &author, "like me, all of you", post);
     for (int i = 0; i < USERS; i++)
         snprintf(paths[i], sizeof(paths[i]), "/v1/posts/%s/like", post);
 
@@ -132,7 +132,7 @@ Test(concurrency, fifty_likes_at_once_count_exactly_and_group_into_one_notificat
     cr_expect_eq(json_array_size(json_object_get(n, "actors")), 3, "three actors shown");
     const char *seen[3] = {0};
     for (size_t k = 0; k < 3; k++) {
-        const char *id = ix_str(json_array_get(json_object_get(n, "actors"), k), "id");
+        const char *id = ts_str(json_array_get(json_object_get(n, "actors"), k), "id");
         bool liker = false;
         for (int i = 0; i < USERS; i++)
             liker = liker || strcmp(likers[i].id, id) == 0;
@@ -159,12 +159,12 @@ Test(concurrency, fifty_likes_at_once_count_exactly_and_group_into_one_notificat
 Test(concurrency, likes_of_many_posts_at_once_count_unread_exactly)
 {
     enum { POSTS = 25 };
-    ix_user_t author, likers[POSTS];
-    ix_register(PORT, "cu_a", &author);
+    ts_user_t author, likers[POSTS];
+    ts_register(PORT, "cu_a", &author);
     char posts[POSTS][24], paths[POSTS][64];
     for (int i = 0; i < POSTS; i++) {
-        ix_register(PORT, "cu_l", &likers[i]);
-        ix_post(PORT, &author, "one of many", NULL, posts[i]);
+        ts_register(PORT, "cu_l", &likers[i]);
+        ts_post(PORT, &author, "one of many", posts[i]);
         snprintf(paths[i], sizeof(paths[i]), "/v1/posts/%.23s/like", posts[i]);
     }
     volley("PUT", paths, likers, POSTS, 204);
@@ -178,17 +178,17 @@ Test(concurrency, likes_of_many_posts_at_once_count_unread_exactly)
     }
     /* Read up to the newest: nothing unread; likes of the same posts by the same users
      * again bump nothing. */
-    json_t *body = json_pack("{s:s}", "up_to", ix_str(json_array_get(list, 0), "id"));
+    json_t *body = json_pack("{s:s}", "up_to", ts_str(json_array_get(list, 0), "id"));
     char *s = json_dumps(body, JSON_COMPACT);
-    json_decref(ix_call(PORT, "POST", &author, s, 204, "/v1/notifications/read"));
+    json_decref(ts_callf(PORT, "POST", &author, s, 204, "/v1/notifications/read"));
     free(s);
     json_decref(body);
     json_decref(list);
     cr_expect_eq(ix_unread(PORT, &author), 0);
     volley("PUT", paths, likers, POSTS, 204);
-    ix_user_t late;
-    ix_register(PORT, "cu_z", &late);
-    json_decref(ix_call(PORT, "PUT", &late, NULL, 204, "/v1/posts/%s/like", posts[0]));
+    ts_user_t late;
+    ts_register(PORT, "cu_z", &late);
+    json_decref(ts_callf(PORT, "PUT", &late, NULL, 204, "/v1/posts/%s/like", posts[0]));
     json_decref(ix_wait_actor(PORT, &author, "like", posts[0], late.id));
     cr_expect_eq(ix_unread(PORT, &author), 1, "only the group a new actor joined is unread");
 }
@@ -230,17 +230,17 @@ Test(concurrency_handover, a_process_stopping_meanwhile_delays_no_notification)
     ix_start(NULL);
     const char *url = ix_redis.url;
 
-    ix_user_t author, likers[LIKERS];
-    ix_register(PORT, "ho_a", &author);
+    ts_user_t author, likers[LIKERS];
+    ts_register(PORT, "ho_a", &author);
     for (int i = 0; i < LIKERS; i++)
-        ix_register(PORT, "ho_l", &likers[i]);
+        ts_register(PORT, "ho_l", &likers[i]);
     /* Each round, every liker likes PER_ROUND posts one after the other, so that likes keep
      * coming in while the other process stops. */
     static char posts[ROUNDS * PER_ROUND][24];
     static char paths[ROUNDS][PER_ROUND * LIKERS][64];
     for (int r = 0; r < ROUNDS; r++)
         for (int k = 0; k < PER_ROUND; k++) {
-            ix_post(PORT, &author, "liked while a process stops", NULL, posts[r * PER_ROUND + k]);
+            ts_post(PORT, &author, "liked while a process stops", posts[r * PER_ROUND + k]);
             for (int i = 0; i < LIKERS; i++)
                 snprintf(paths[r][k * LIKERS + i], sizeof(paths[r][0]), "/v1/posts/%.23s/like",
                          posts[r * PER_ROUND + k]);
@@ -268,7 +268,7 @@ Test(concurrency_handover, a_process_stopping_meanwhile_delays_no_notification)
             const json_t *got = ix_find(list, "like", posts[p]);
             cr_assert_fail("post %d: %d likes were not all notified within %d ms (actor_count "
                            "%lld; like_count %lld); the job queue: %s",
-                           p, LIKERS, PROMPT_MS, got ? ix_int(got, "actor_count") : 0,
+                           p, LIKERS, PROMPT_MS, got ? ts_int(got, "actor_count") : 0,
                            ix_like_count(PORT, &author, posts[p]), pending);
         }
         json_decref(n);
@@ -297,10 +297,10 @@ Test(concurrency_handover, a_like_taken_back_while_its_job_was_held_up_leaves_no
     const char *claim_fast[] = {"--claim-idle-ms", "1000", NULL};
     ix_start(claim_fast);
     const char *url = ix_redis.url;
-    ix_user_t author, likers[LIKERS];
-    ix_register(PORT, "hu_a", &author);
+    ts_user_t author, likers[LIKERS];
+    ts_register(PORT, "hu_a", &author);
     for (int i = 0; i < LIKERS; i++)
-        ix_register(PORT, "hu_l", &likers[i]);
+        ts_register(PORT, "hu_l", &likers[i]);
     enum { MAX_ROUNDS = 8 };
     static char posts[MAX_ROUNDS * PER_ROUND][24];
     static char paths[PER_ROUND * LIKERS][64];
@@ -309,7 +309,7 @@ Test(concurrency_handover, a_like_taken_back_while_its_job_was_held_up_leaves_no
     for (; rounds < MAX_ROUNDS && claimed <= 0; rounds++) {
         for (int k = 0; k < PER_ROUND; k++) {
             char *post = posts[rounds * PER_ROUND + k];
-            ix_post(PORT, &author, "liked and unliked while a process stops", NULL, post);
+            ts_post(PORT, &author, "liked and unliked while a process stops", post);
             for (int i = 0; i < LIKERS; i++)
                 snprintf(paths[k * LIKERS + i], sizeof(paths[0]), "/v1/posts/%.23s/like", post);
         }

@@ -12,12 +12,12 @@ TestSuite(likes, .init = ix_setup, .fini = ix_teardown, .timeout = 300);
 
 Test(likes, like_and_unlike_are_idempotent_and_like_count_is_exact)
 {
-    ix_user_t a, b, c;
-    ix_register(PORT, "lk_a", &a);
-    ix_register(PORT, "lk_b", &b);
-    ix_register(PORT, "lk_c", &c);
+    ts_user_t a, b, c;
+    ts_register(PORT, "lk_a", &a);
+    ts_register(PORT, "lk_b", &b);
+    ts_register(PORT, "lk_c", &c);
     char p[24];
-    ix_post(PORT, &a, "like me", NULL, p);
+    ts_post(PORT, &a, "like me", p);
     cr_expect_eq(ix_like_count(PORT, &a, p), 0);
 
     ts_resp_t r;
@@ -29,107 +29,107 @@ Test(likes, like_and_unlike_are_idempotent_and_like_count_is_exact)
     ts_resp_free(&r);
     cr_expect_eq(ix_like_count(PORT, &a, p), 1, "like_count counts a like at once");
 
-    json_decref(ix_call(PORT, "PUT", &b, NULL, 204, "/v1/posts/%s/like", p));
+    json_decref(ts_callf(PORT, "PUT", &b, NULL, 204, "/v1/posts/%s/like", p));
     cr_expect_eq(ix_like_count(PORT, &a, p), 1, "liking twice counts once");
-    json_decref(ix_call(PORT, "PUT", &c, NULL, 204, "/v1/posts/%s/like", p));
+    json_decref(ts_callf(PORT, "PUT", &c, NULL, 204, "/v1/posts/%s/like", p));
     cr_expect_eq(ix_like_count(PORT, &c, p), 2);
-    json_decref(ix_call(PORT, "DELETE", &b, NULL, 204, "/v1/posts/%s/like", p));
+    json_decref(ts_callf(PORT, "DELETE", &b, NULL, 204, "/v1/posts/%s/like", p));
     cr_expect_eq(ix_like_count(PORT, &a, p), 1, "unlike drops like_count at once");
-    json_decref(ix_call(PORT, "DELETE", &b, NULL, 204, "/v1/posts/%s/like", p));
+    json_decref(ts_callf(PORT, "DELETE", &b, NULL, 204, "/v1/posts/%s/like", p));
     cr_expect_eq(ix_like_count(PORT, &a, p), 1, "unliking twice drops it once");
 
     /* The author's timeline entry carries the same count. */
     json_t *entry = ix_wait_timeline_has(PORT, &a, p);
-    cr_expect_eq(ix_int(entry, "like_count"), 1);
-    cr_expect_eq(ix_int(entry, "repost_count"), 0);
+    cr_expect_eq(ts_int(entry, "like_count"), 1);
+    cr_expect_eq(ts_int(entry, "repost_count"), 0);
     json_decref(entry);
 
     /* c's like is notified once, however often c likes. */
     json_t *n = ix_wait_notification(PORT, &a, "like", p, 1);
     const char *ids[] = {c.id};
     cr_expect(ix_actors_are(n, ids, 1), "the like's actor is c");
-    cr_expect_eq(ix_int(json_object_get(n, "post"), "like_count"), 1);
+    cr_expect_eq(ts_int(json_object_get(n, "post"), "like_count"), 1);
     json_decref(n);
 }
 
 Test(likes, likers_group_newest_first_and_a_new_liker_moves_the_group_to_the_top)
 {
-    ix_user_t a, l[4], f;
-    ix_register(PORT, "grp_a", &a);
+    ts_user_t a, l[4], f;
+    ts_register(PORT, "grp_a", &a);
     for (int i = 0; i < 4; i++)
-        ix_register(PORT, "grp_l", &l[i]);
-    ix_register(PORT, "grp_f", &f);
+        ts_register(PORT, "grp_l", &l[i]);
+    ts_register(PORT, "grp_f", &f);
     char p1[24], p2[24];
-    ix_post(PORT, &a, "first", NULL, p1);
-    ix_post(PORT, &a, "second", NULL, p2);
+    ts_post(PORT, &a, "first", p1);
+    ts_post(PORT, &a, "second", p2);
 
-    json_decref(ix_call(PORT, "PUT", &l[0], NULL, 204, "/v1/posts/%s/like", p1));
+    json_decref(ts_callf(PORT, "PUT", &l[0], NULL, 204, "/v1/posts/%s/like", p1));
     json_decref(ix_wait_notification(PORT, &a, "like", p1, 1));
-    json_decref(ix_call(PORT, "PUT", &l[1], NULL, 204, "/v1/posts/%s/like", p1));
+    json_decref(ts_callf(PORT, "PUT", &l[1], NULL, 204, "/v1/posts/%s/like", p1));
     json_t *n = ix_wait_notification(PORT, &a, "like", p1, 2);
     const char *two[] = {l[1].id, l[0].id};
     cr_expect(ix_actors_are(n, two, 2), "two likers, newest first");
     json_decref(n);
 
     /* A follow comes on top of the like group … */
-    ix_follow(PORT, &f, &a);
+    ts_follow(PORT, &f, &a);
     json_t *follow = ix_wait_notification(PORT, &a, "follow", NULL, 1);
     json_t *list = ix_notifications(PORT, &a, NULL, 100);
     cr_assert_eq(json_array_size(list), 2, "one like group and one follow");
-    cr_expect_str_eq(ix_str(json_array_get(list, 0), "type"), "follow");
+    cr_expect_str_eq(ts_str(json_array_get(list, 0), "type"), "follow");
     json_decref(list);
 
     /* … and a third liker moves the like group back to the top, with a newer id. */
-    json_decref(ix_call(PORT, "PUT", &l[2], NULL, 204, "/v1/posts/%s/like", p1));
+    json_decref(ts_callf(PORT, "PUT", &l[2], NULL, 204, "/v1/posts/%s/like", p1));
     json_t *three = ix_wait_notification(PORT, &a, "like", p1, 3);
     const char *ids3[] = {l[2].id, l[1].id, l[0].id};
     cr_expect(ix_actors_are(three, ids3, 3), "three likers, newest first");
     list = ix_notifications(PORT, &a, NULL, 100);
     cr_assert_eq(json_array_size(list), 2, "still one like group and one follow");
     const json_t *top = json_array_get(list, 0);
-    cr_expect_str_eq(ix_str(top, "type"), "like", "the group a new actor joined is on top");
-    cr_expect_str_eq(ix_str(json_object_get(top, "post"), "id"), p1);
-    cr_expect_gt(strtoull(ix_str(three, "id"), NULL, 10),
-                 strtoull(ix_str(follow, "id"), NULL, 10), "the group's id is its latest activity");
-    cr_expect_geq(strcmp(ix_str(three, "created_at"), ix_str(follow, "created_at")), 0);
+    cr_expect_str_eq(ts_str(top, "type"), "like", "the group a new actor joined is on top");
+    cr_expect_str_eq(ts_str(json_object_get(top, "post"), "id"), p1);
+    cr_expect_gt(strtoull(ts_str(three, "id"), NULL, 10),
+                 strtoull(ts_str(follow, "id"), NULL, 10), "the group's id is its latest activity");
+    cr_expect_geq(strcmp(ts_str(three, "created_at"), ts_str(follow, "created_at")), 0);
     json_decref(list);
     json_decref(follow);
 
     /* The same actor again changes nothing; a like of p2 afterwards shows the engine got
      * that far. */
-    json_decref(ix_call(PORT, "PUT", &l[0], NULL, 204, "/v1/posts/%s/like", p1));
-    json_decref(ix_call(PORT, "PUT", &l[3], NULL, 204, "/v1/posts/%s/like", p2));
+    json_decref(ts_callf(PORT, "PUT", &l[0], NULL, 204, "/v1/posts/%s/like", p1));
+    json_decref(ts_callf(PORT, "PUT", &l[3], NULL, 204, "/v1/posts/%s/like", p2));
     json_decref(ix_wait_notification(PORT, &a, "like", p2, 1));
     list = ix_notifications(PORT, &a, NULL, 100);
     const json_t *g1 = ix_find(list, "like", p1);
     cr_assert(g1);
-    cr_expect_str_eq(ix_str(g1, "id"), ix_str(three, "id"), "a repeated like moved the group");
-    cr_expect_eq(ix_int(g1, "actor_count"), 3);
-    cr_expect_str_eq(ix_str(json_array_get(list, 0), "type"), "like");
-    cr_expect_str_eq(ix_str(json_object_get(json_array_get(list, 0), "post"), "id"), p2);
+    cr_expect_str_eq(ts_str(g1, "id"), ts_str(three, "id"), "a repeated like moved the group");
+    cr_expect_eq(ts_int(g1, "actor_count"), 3);
+    cr_expect_str_eq(ts_str(json_array_get(list, 0), "type"), "like");
+    cr_expect_str_eq(ts_str(json_object_get(json_array_get(list, 0), "post"), "id"), p2);
     json_decref(list);
     json_decref(three);
 
     /* A fourth liker: the newest three are shown, all four counted. */
-    json_decref(ix_call(PORT, "PUT", &l[3], NULL, 204, "/v1/posts/%s/like", p1));
+    json_decref(ts_callf(PORT, "PUT", &l[3], NULL, 204, "/v1/posts/%s/like", p1));
     n = ix_wait_notification(PORT, &a, "like", p1, 4);
     const char *ids4[] = {l[3].id, l[2].id, l[1].id};
     cr_expect(ix_actors_are(n, ids4, 3), "at most three actors, newest first");
-    cr_expect_eq(ix_int(json_object_get(n, "post"), "like_count"), 4);
+    cr_expect_eq(ts_int(json_object_get(n, "post"), "like_count"), 4);
     json_decref(n);
 
     /* Unlikes take actors out, the last one the whole group; p2's group stays. */
-    json_decref(ix_call(PORT, "DELETE", &l[3], NULL, 204, "/v1/posts/%s/like", p1));
+    json_decref(ts_callf(PORT, "DELETE", &l[3], NULL, 204, "/v1/posts/%s/like", p1));
     n = ix_wait_notification(PORT, &a, "like", p1, 3);
     cr_expect(ix_actors_are(n, ids3, 3), "the unliker is gone from the actors");
     json_decref(n);
-    json_decref(ix_call(PORT, "DELETE", &l[2], NULL, 204, "/v1/posts/%s/like", p1));
-    json_decref(ix_call(PORT, "DELETE", &l[1], NULL, 204, "/v1/posts/%s/like", p1));
+    json_decref(ts_callf(PORT, "DELETE", &l[2], NULL, 204, "/v1/posts/%s/like", p1));
+    json_decref(ts_callf(PORT, "DELETE", &l[1], NULL, 204, "/v1/posts/%s/like", p1));
     n = ix_wait_notification(PORT, &a, "like", p1, 1);
     const char *one[] = {l[0].id};
     cr_expect(ix_actors_are(n, one, 1));
     json_decref(n);
-    json_decref(ix_call(PORT, "DELETE", &l[0], NULL, 204, "/v1/posts/%s/like", p1));
+    json_decref(ts_callf(PORT, "DELETE", &l[0], NULL, 204, "/v1/posts/%s/like", p1));
     ix_wait_no_notification(PORT, &a, "like", p1);
     cr_expect_eq(ix_like_count(PORT, &a, p1), 0);
     list = ix_notifications(PORT, &a, NULL, 100);
@@ -141,41 +141,41 @@ Test(likes, likers_group_newest_first_and_a_new_liker_moves_the_group_to_the_top
 
 Test(likes, like_then_unlike_at_once_leaves_no_notification)
 {
-    ix_user_t a, b, c;
-    ix_register(PORT, "lu_a", &a);
-    ix_register(PORT, "lu_b", &b);
-    ix_register(PORT, "lu_c", &c);
+    ts_user_t a, b, c;
+    ts_register(PORT, "lu_a", &a);
+    ts_register(PORT, "lu_b", &b);
+    ts_register(PORT, "lu_c", &c);
     char p[24];
-    ix_post(PORT, &a, "quick", NULL, p);
+    ts_post(PORT, &a, "quick", p);
     for (int i = 0; i < 5; i++) {
-        json_decref(ix_call(PORT, "PUT", &b, NULL, 204, "/v1/posts/%s/like", p));
-        json_decref(ix_call(PORT, "DELETE", &b, NULL, 204, "/v1/posts/%s/like", p));
+        json_decref(ts_callf(PORT, "PUT", &b, NULL, 204, "/v1/posts/%s/like", p));
+        json_decref(ts_callf(PORT, "DELETE", &b, NULL, 204, "/v1/posts/%s/like", p));
     }
-    json_decref(ix_call(PORT, "PUT", &c, NULL, 204, "/v1/posts/%s/like", p)); /* sentinel */
+    json_decref(ts_callf(PORT, "PUT", &c, NULL, 204, "/v1/posts/%s/like", p)); /* sentinel */
     json_t *n = ix_wait_actor(PORT, &a, "like", p, c.id);
     json_decref(n);
     ix_wait_idle(); /* every like and unlike done */
     n = ix_wait_actor(PORT, &a, "like", p, c.id);
     const char *ids[] = {c.id};
     cr_expect(ix_actors_are(n, ids, 1), "only c likes the post");
-    cr_expect_eq(ix_int(n, "actor_count"), 1);
+    cr_expect_eq(ts_int(n, "actor_count"), 1);
     cr_expect_eq(ix_like_count(PORT, &a, p), 1);
     json_decref(n);
 }
 
 Test(likes, acting_on_your_own_post_or_yourself_notifies_nobody)
 {
-    ix_user_t a, b;
-    ix_register(PORT, "self_a", &a);
-    ix_register(PORT, "self_b", &b);
+    ts_user_t a, b;
+    ts_register(PORT, "self_a", &a);
+    ts_register(PORT, "self_b", &b);
     char p[24], own_reply[24], own_mention[24];
-    ix_post(PORT, &a, "mine", NULL, p);
-    json_decref(ix_call(PORT, "PUT", &a, NULL, 204, "/v1/posts/%s/like", p));
-    json_decref(ix_call(PORT, "POST", &a, NULL, 202, "/v1/posts/%s/repost", p));
-    ix_post(PORT, &a, "replying to myself", p, own_reply);
+    ts_post(PORT, &a, "mine", p);
+    json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/posts/%s/like", p));
+    json_decref(ts_callf(PORT, "POST", &a, NULL, 202, "/v1/posts/%s/repost", p));
+    ix_reply(PORT, &a, "replying to myself", p, own_reply);
     char text[96];
     snprintf(text, sizeof(text), "note to self @%s", a.handle);
-    json_t *own = ix_post_json(PORT, &a, text, NULL, own_mention);
+    json_t *own = ix_reply_json(PORT, &a, text, NULL, own_mention);
     cr_expect_eq(json_array_size(json_object_get(own, "mentions")), 1,
                  "mentioning yourself is still a mention in the post");
     json_decref(own);
@@ -183,11 +183,11 @@ Test(likes, acting_on_your_own_post_or_yourself_notifies_nobody)
     /* The same actions by b, queued after a's, are notified: once they are there, a's would
      * have been too. b's reply also mentions a: it is only a reply. */
     char b_reply[24], b_mention[24];
-    json_decref(ix_call(PORT, "PUT", &b, NULL, 204, "/v1/posts/%s/like", p));
-    json_decref(ix_call(PORT, "POST", &b, NULL, 202, "/v1/posts/%s/repost", p));
+    json_decref(ts_callf(PORT, "PUT", &b, NULL, 204, "/v1/posts/%s/like", p));
+    json_decref(ts_callf(PORT, "POST", &b, NULL, 202, "/v1/posts/%s/repost", p));
     snprintf(text, sizeof(text), "@%s nice one", a.handle);
-    ix_post(PORT, &b, text, p, b_reply);
-    ix_post(PORT, &b, text, NULL, b_mention);
+    ix_reply(PORT, &b, text, p, b_reply);
+    ts_post(PORT, &b, text, b_mention);
     json_decref(ix_wait_actor(PORT, &a, "like", p, b.id));
     json_decref(ix_wait_actor(PORT, &a, "repost", p, b.id));
     json_decref(ix_wait_actor(PORT, &a, "reply", b_reply, b.id));
@@ -212,26 +212,26 @@ Test(likes, acting_on_your_own_post_or_yourself_notifies_nobody)
 
 Test(likes, replies_need_a_live_parent_and_mentions_name_existing_users_only)
 {
-    ix_user_t a, b;
-    ix_register(PORT, "rm_a", &a);
-    ix_register(PORT, "rm_b", &b);
+    ts_user_t a, b;
+    ts_register(PORT, "rm_a", &a);
+    ts_register(PORT, "rm_b", &b);
     char p[24], reply[24];
-    ix_post(PORT, &a, "parent", NULL, p);
-    json_t *r = ix_post_json(PORT, &b, "a reply", p, reply);
-    cr_expect_str_eq(ix_str(r, "reply_to"), p);
+    ts_post(PORT, &a, "parent", p);
+    json_t *r = ix_reply_json(PORT, &b, "a reply", p, reply);
+    cr_expect_str_eq(ts_str(r, "reply_to"), p);
     json_decref(r);
-    r = ix_call(PORT, "GET", &a, NULL, 200, "/v1/posts/%s", reply);
-    cr_expect_str_eq(ix_str(r, "reply_to"), p);
+    r = ts_callf(PORT, "GET", &a, NULL, 200, "/v1/posts/%s", reply);
+    cr_expect_str_eq(ts_str(r, "reply_to"), p);
     json_decref(r);
     json_t *n = ix_wait_notification(PORT, &a, "reply", reply, 1);
     const char *ids[] = {b.id};
     cr_expect(ix_actors_are(n, ids, 1));
-    cr_expect_str_eq(ix_str(json_object_get(n, "post"), "reply_to"), p,
+    cr_expect_str_eq(ts_str(json_object_get(n, "post"), "reply_to"), p,
                      "a reply notification's post is the reply");
     json_decref(n);
 
     /* Mentions: existing users only, handles matched case-insensitively. */
-    char upper[32], text[160], m[24];
+    char upper[40], text[160], m[24];
     snprintf(upper, sizeof(upper), "%s", a.handle);
     for (char *c = upper; *c; c++)
         if (*c >= 'a' && *c <= 'z')
@@ -239,7 +239,7 @@ Test(likes, replies_need_a_live_parent_and_mentions_name_existing_users_only)
     char ghost[32];
     ts_unique(ghost, sizeof(ghost), "ghost");
     snprintf(text, sizeof(text), "hi @%s and @%s", upper, ghost);
-    r = ix_post_json(PORT, &b, text, NULL, m);
+    r = ix_reply_json(PORT, &b, text, NULL, m);
     json_t *mentions = json_object_get(r, "mentions");
     cr_expect_eq(json_array_size(mentions), 1, "only the existing user is mentioned");
     cr_expect_str_eq(json_string_value(json_array_get(mentions, 0)), a.id);

@@ -13,17 +13,17 @@
 
 TestSuite(notifications, .init = ix_setup, .fini = ix_teardown, .timeout = 300);
 
-static void like(const ix_user_t *u, const char *post)
+static void like(const ts_user_t *u, const char *post)
 {
-    json_decref(ix_call(PORT, "PUT", u, NULL, 204, "/v1/posts/%s/like", post));
+    json_decref(ts_callf(PORT, "PUT", u, NULL, 204, "/v1/posts/%s/like", post));
 }
 
-static void mention(const ix_user_t *author, const ix_user_t *who, const char *reply_to,
+static void mention(const ts_user_t *author, const ts_user_t *who, const char *reply_to,
                     char id[24])
 {
     char text[80];
     snprintf(text, sizeof(text), "hey @%s", who->handle);
-    ix_post(PORT, author, text, reply_to, id);
+    ix_reply(PORT, author, text, reply_to, id);
 }
 
 static bool all_digits(const char *s)
@@ -38,7 +38,7 @@ static bool all_digits(const char *s)
 
 static unsigned long long id_of(const json_t *n)
 {
-    return strtoull(ix_str(n, "id"), NULL, 10);
+    return strtoull(ts_str(n, "id"), NULL, 10);
 }
 
 /* The UTC day now, as yyyymmdd. */
@@ -52,15 +52,15 @@ static int utc_day(void)
 
 Test(notifications, every_type_has_its_shape)
 {
-    ix_user_t a, b;
-    ix_register(PORT, "sh_a", &a);
-    ix_register(PORT, "sh_b", &b);
+    ts_user_t a, b;
+    ts_register(PORT, "sh_a", &a);
+    ts_register(PORT, "sh_b", &b);
     char pa[24], rb[24], mb[24];
-    ix_post(PORT, &a, "a's post", NULL, pa);
-    ix_follow(PORT, &b, &a);
+    ts_post(PORT, &a, "a's post", pa);
+    ts_follow(PORT, &b, &a);
     like(&b, pa);
-    json_decref(ix_call(PORT, "POST", &b, NULL, 202, "/v1/posts/%s/repost", pa));
-    ix_post(PORT, &b, "a plain reply", pa, rb);
+    json_decref(ts_callf(PORT, "POST", &b, NULL, 202, "/v1/posts/%s/repost", pa));
+    ix_reply(PORT, &b, "a plain reply", pa, rb);
     mention(&b, &a, NULL, mb);
     json_decref(ix_wait_actor(PORT, &a, "follow", NULL, b.id));
     json_decref(ix_wait_actor(PORT, &a, "like", pa, b.id));
@@ -76,36 +76,36 @@ Test(notifications, every_type_has_its_shape)
     unsigned long long prev = 0;
     json_array_foreach(list, i, n)
     {
-        const char *type = ix_str(n, "type");
-        cr_expect(all_digits(ix_str(n, "id")), "%s: id is a decimal string", type);
+        const char *type = ts_str(n, "type");
+        cr_expect(all_digits(ts_str(n, "id")), "%s: id is a decimal string", type);
         if (i > 0)
             cr_expect_lt(id_of(n), prev, "newest first (%s after %llu)", type, prev);
         prev = id_of(n);
         const json_t *actors = json_object_get(n, "actors");
         cr_assert_eq(json_array_size(actors), 1, "%s: %s", type, s);
         const json_t *actor = json_array_get(actors, 0);
-        cr_expect_str_eq(ix_str(actor, "id"), b.id);
-        cr_expect_str_eq(ix_str(actor, "handle"), b.handle);
+        cr_expect_str_eq(ts_str(actor, "id"), b.id);
+        cr_expect_str_eq(ts_str(actor, "handle"), b.handle);
         cr_expect(json_is_string(json_object_get(actor, "display_name")));
-        cr_expect_geq(ix_int(actor, "followers_count"), 0, "an actor is a full user");
-        cr_expect_eq(ix_int(n, "actor_count"), 1);
-        const char *at = ix_str(n, "created_at");
+        cr_expect_geq(ts_int(actor, "followers_count"), 0, "an actor is a full user");
+        cr_expect_eq(ts_int(n, "actor_count"), 1);
+        const char *at = ts_str(n, "created_at");
         cr_expect(strlen(at) >= 20 && at[strlen(at) - 1] == 'Z', "%s: created_at %s", type, at);
         cr_expect(json_is_false(json_object_get(n, "read")), "%s: unread", type);
         const json_t *post = json_object_get(n, "post");
         if (strcmp(type, "follow") == 0) {
             cr_expect_null(post, "a follow concerns no post");
         } else if (strcmp(type, "like") == 0 || strcmp(type, "repost") == 0) {
-            cr_expect_str_eq(ix_str(post, "id"), pa, "%s: the post acted on", type);
-            cr_expect_str_eq(ix_str(json_object_get(post, "author"), "id"), a.id);
-            cr_expect_eq(ix_int(post, "like_count"), 1);
-            cr_expect_eq(ix_int(post, "repost_count"), 1);
+            cr_expect_str_eq(ts_str(post, "id"), pa, "%s: the post acted on", type);
+            cr_expect_str_eq(ts_str(json_object_get(post, "author"), "id"), a.id);
+            cr_expect_eq(ts_int(post, "like_count"), 1);
+            cr_expect_eq(ts_int(post, "repost_count"), 1);
         } else if (strcmp(type, "reply") == 0) {
-            cr_expect_str_eq(ix_str(post, "id"), rb, "a reply's post is the reply");
-            cr_expect_str_eq(ix_str(post, "reply_to"), pa);
+            cr_expect_str_eq(ts_str(post, "id"), rb, "a reply's post is the reply");
+            cr_expect_str_eq(ts_str(post, "reply_to"), pa);
         } else {
             cr_expect_str_eq(type, "mention");
-            cr_expect_str_eq(ix_str(post, "id"), mb, "a mention's post is the mentioning post");
+            cr_expect_str_eq(ts_str(post, "id"), mb, "a mention's post is the mentioning post");
             cr_expect_str_eq(json_string_value(json_array_get(json_object_get(post, "mentions"),
                                                               0)),
                              a.id);
@@ -120,11 +120,11 @@ Test(notifications, every_type_has_its_shape)
 Test(notifications, follows_group_by_day_and_unfollow_takes_the_follower_out)
 {
     int day = utc_day();
-    ix_user_t a, f[3];
-    ix_register(PORT, "fd_a", &a);
+    ts_user_t a, f[3];
+    ts_register(PORT, "fd_a", &a);
     for (int i = 0; i < 3; i++) {
-        ix_register(PORT, "fd_f", &f[i]);
-        ix_follow(PORT, &f[i], &a);
+        ts_register(PORT, "fd_f", &f[i]);
+        ts_follow(PORT, &f[i], &a);
         json_decref(ix_wait_notification(PORT, &a, "follow", NULL, i + 1));
     }
     if (utc_day() != day)
@@ -134,20 +134,20 @@ Test(notifications, follows_group_by_day_and_unfollow_takes_the_follower_out)
     const char *three[] = {f[2].id, f[1].id, f[0].id};
     cr_expect(ix_actors_are(json_array_get(list, 0), three, 3), "followers, newest first");
     json_decref(list);
-    ix_follow(PORT, &f[0], &a); /* following again changes nothing */
+    ts_follow(PORT, &f[0], &a); /* following again changes nothing */
 
-    json_decref(ix_call(PORT, "DELETE", &f[1], NULL, 204, "/v1/users/%s/follow", a.id));
+    json_decref(ts_callf(PORT, "DELETE", &f[1], NULL, 204, "/v1/users/%s/follow", a.id));
     json_t *n = ix_wait_notification(PORT, &a, "follow", NULL, 2);
     const char *two[] = {f[2].id, f[0].id};
     cr_expect(ix_actors_are(n, two, 2), "the unfollower is taken out");
     json_decref(n);
-    json_decref(ix_call(PORT, "DELETE", &f[0], NULL, 204, "/v1/users/%s/follow", a.id));
-    json_decref(ix_call(PORT, "DELETE", &f[2], NULL, 204, "/v1/users/%s/follow", a.id));
+    json_decref(ts_callf(PORT, "DELETE", &f[0], NULL, 204, "/v1/users/%s/follow", a.id));
+    json_decref(ts_callf(PORT, "DELETE", &f[2], NULL, 204, "/v1/users/%s/follow", a.id));
     ix_wait_no_notification(PORT, &a, "follow", NULL);
     ix_wait_unread(PORT, &a, 0);
 
     /* Following again is a new follow. */
-    ix_follow(PORT, &f[1], &a);
+    ts_follow(PORT, &f[1], &a);
     n = ix_wait_notification(PORT, &a, "follow", NULL, 1);
     const char *one[] = {f[1].id};
     cr_expect(ix_actors_are(n, one, 1));
@@ -156,19 +156,19 @@ Test(notifications, follows_group_by_day_and_unfollow_takes_the_follower_out)
 
 Test(notifications, replies_and_mentions_are_never_grouped)
 {
-    ix_user_t a, b, c;
-    ix_register(PORT, "ng_a", &a);
-    ix_register(PORT, "ng_b", &b);
-    ix_register(PORT, "ng_c", &c);
+    ts_user_t a, b, c;
+    ts_register(PORT, "ng_a", &a);
+    ts_register(PORT, "ng_b", &b);
+    ts_register(PORT, "ng_c", &c);
     char pa[24], r1[24], r2[24], r3[24], m1[24], m2[24];
-    ix_post(PORT, &a, "reply to me", NULL, pa);
-    ix_post(PORT, &b, "first reply", pa, r1);
-    ix_post(PORT, &b, "second reply", pa, r2);
-    ix_post(PORT, &c, "third reply", pa, r3);
+    ts_post(PORT, &a, "reply to me", pa);
+    ix_reply(PORT, &b, "first reply", pa, r1);
+    ix_reply(PORT, &b, "second reply", pa, r2);
+    ix_reply(PORT, &c, "third reply", pa, r3);
     mention(&b, &a, NULL, m1);
     mention(&b, &a, NULL, m2);
     const char *replies[] = {r1, r2, r3}, *mentions[] = {m1, m2};
-    const ix_user_t *repliers[] = {&b, &b, &c};
+    const ts_user_t *repliers[] = {&b, &b, &c};
     for (int i = 0; i < 3; i++)
         json_decref(ix_wait_actor(PORT, &a, "reply", replies[i], repliers[i]->id));
     for (int i = 0; i < 2; i++)
@@ -182,7 +182,7 @@ Test(notifications, replies_and_mentions_are_never_grouped)
     const json_t *n;
     json_array_foreach(list, i, n)
     {
-        cr_expect_eq(ix_int(n, "actor_count"), 1, "never grouped: %s", s);
+        cr_expect_eq(ts_int(n, "actor_count"), 1, "never grouped: %s", s);
     }
     free(s);
     json_decref(list);
@@ -191,21 +191,21 @@ Test(notifications, replies_and_mentions_are_never_grouped)
 
 Test(notifications, pages_walk_every_group_once_in_order)
 {
-    ix_user_t a, u[3];
-    ix_register(PORT, "pg_a", &a);
+    ts_user_t a, u[3];
+    ts_register(PORT, "pg_a", &a);
     for (int i = 0; i < 3; i++)
-        ix_register(PORT, "pg_u", &u[i]);
+        ts_register(PORT, "pg_u", &u[i]);
     char p1[24], p2[24], p3[24], r[24], m[24];
-    ix_post(PORT, &a, "p1", NULL, p1);
-    ix_post(PORT, &a, "p2", NULL, p2);
-    ix_post(PORT, &a, "p3", NULL, p3);
+    ts_post(PORT, &a, "p1", p1);
+    ts_post(PORT, &a, "p2", p2);
+    ts_post(PORT, &a, "p3", p3);
     like(&u[0], p1);
     like(&u[1], p1);
     like(&u[0], p2);
-    json_decref(ix_call(PORT, "POST", &u[2], NULL, 202, "/v1/posts/%s/repost", p3));
-    ix_follow(PORT, &u[0], &a);
-    ix_follow(PORT, &u[1], &a);
-    ix_post(PORT, &u[2], "a reply", p1, r);
+    json_decref(ts_callf(PORT, "POST", &u[2], NULL, 202, "/v1/posts/%s/repost", p3));
+    ts_follow(PORT, &u[0], &a);
+    ts_follow(PORT, &u[1], &a);
+    ix_reply(PORT, &u[2], "a reply", p1, r);
     mention(&u[1], &a, NULL, m);
     json_decref(ix_wait_notification(PORT, &a, "like", p1, 2));
     json_decref(ix_wait_actor(PORT, &a, "like", p2, u[0].id));
@@ -222,8 +222,8 @@ Test(notifications, pages_walk_every_group_once_in_order)
         json_t *walked = ix_notifications(PORT, &a, NULL, sizes[k]);
         cr_expect_eq(json_array_size(walked), 6, "pages of %d: every group: %s", sizes[k], s);
         for (size_t i = 0; i < json_array_size(walked) && i < 6; i++) {
-            cr_expect_str_eq(ix_str(json_array_get(walked, i), "id"),
-                             ix_str(json_array_get(full, i), "id"),
+            cr_expect_str_eq(ts_str(json_array_get(walked, i), "id"),
+                             ts_str(json_array_get(full, i), "id"),
                              "pages of %d: item %zu, no duplicate or gap", sizes[k], i);
             cr_expect(json_equal(json_array_get(walked, i), json_array_get(full, i)),
                       "pages of %d: item %zu is the same group", sizes[k], i);
@@ -231,40 +231,40 @@ Test(notifications, pages_walk_every_group_once_in_order)
         json_decref(walked);
     }
     /* The first page of one names a cursor; the last page's is null. */
-    json_t *page = ix_call(PORT, "GET", &a, NULL, 200, "/v1/notifications?limit=1");
+    json_t *page = ts_callf(PORT, "GET", &a, NULL, 200, "/v1/notifications?limit=1");
     cr_expect(json_is_string(json_object_get(page, "next_cursor")));
-    cr_expect_str_eq(ix_str(json_array_get(json_object_get(page, "items"), 0), "id"),
-                     ix_str(json_array_get(full, 0), "id"));
+    cr_expect_str_eq(ts_str(json_array_get(json_object_get(page, "items"), 0), "id"),
+                     ts_str(json_array_get(full, 0), "id"));
     json_decref(page);
-    page = ix_call(PORT, "GET", &a, NULL, 200, "/v1/notifications?limit=6");
+    page = ts_callf(PORT, "GET", &a, NULL, 200, "/v1/notifications?limit=6");
     cr_expect(json_is_null(json_object_get(page, "next_cursor")), "six of six: the last page");
     json_decref(page);
     /* Paging a filtered list. */
     json_t *likes = ix_notifications(PORT, &a, "types=like", 1);
     cr_expect_eq(json_array_size(likes), 2);
-    cr_expect_str_eq(ix_str(json_object_get(json_array_get(likes, 0), "post"), "id"), p2);
-    cr_expect_str_eq(ix_str(json_object_get(json_array_get(likes, 1), "post"), "id"), p1);
+    cr_expect_str_eq(ts_str(json_object_get(json_array_get(likes, 0), "post"), "id"), p2);
+    cr_expect_str_eq(ts_str(json_object_get(json_array_get(likes, 1), "post"), "id"), p1);
     json_decref(likes);
     free(s);
     json_decref(full);
 }
 
-static void mark_read(const ix_user_t *u, const char *up_to)
+static void mark_read(const ts_user_t *u, const char *up_to)
 {
     char body[64];
     snprintf(body, sizeof(body), "{\"up_to\":\"%s\"}", up_to);
-    json_decref(ix_call(PORT, "POST", u, body, 204, "/v1/notifications/read"));
+    json_decref(ts_callf(PORT, "POST", u, body, 204, "/v1/notifications/read"));
 }
 
 Test(notifications, read_up_to_marks_older_groups_and_later_activity_is_unread_again)
 {
-    ix_user_t a, b, c;
-    ix_register(PORT, "rd_a", &a);
-    ix_register(PORT, "rd_b", &b);
-    ix_register(PORT, "rd_c", &c);
+    ts_user_t a, b, c;
+    ts_register(PORT, "rd_a", &a);
+    ts_register(PORT, "rd_b", &b);
+    ts_register(PORT, "rd_c", &c);
     char p[4][24];
     for (int i = 0; i < 4; i++) {
-        ix_post(PORT, &a, "to be liked", NULL, p[i]);
+        ts_post(PORT, &a, "to be liked", p[i]);
         like(&b, p[i]);
     }
     for (int i = 0; i < 4; i++)
@@ -273,12 +273,12 @@ Test(notifications, read_up_to_marks_older_groups_and_later_activity_is_unread_a
     json_t *list = ix_notifications(PORT, &a, NULL, 100);
     cr_assert_eq(json_array_size(list), 4);
     for (int i = 0; i < 4; i++)
-        cr_assert_str_eq(ix_str(json_object_get(json_array_get(list, (size_t)i), "post"), "id"),
+        cr_assert_str_eq(ts_str(json_object_get(json_array_get(list, (size_t)i), "post"), "id"),
                          p[3 - i], "likes in the order they were made, newest first");
     char newest[24], third[24], oldest[24];
-    snprintf(newest, sizeof(newest), "%s", ix_str(json_array_get(list, 0), "id"));
-    snprintf(third, sizeof(third), "%s", ix_str(json_array_get(list, 2), "id"));
-    snprintf(oldest, sizeof(oldest), "%s", ix_str(json_array_get(list, 3), "id"));
+    snprintf(newest, sizeof(newest), "%s", ts_str(json_array_get(list, 0), "id"));
+    snprintf(third, sizeof(third), "%s", ts_str(json_array_get(list, 2), "id"));
+    snprintf(oldest, sizeof(oldest), "%s", ts_str(json_array_get(list, 3), "id"));
     json_decref(list);
 
     mark_read(&a, third);
@@ -303,11 +303,11 @@ Test(notifications, read_up_to_marks_older_groups_and_later_activity_is_unread_a
 
     /* A later notification is unread, although up_to named an id above it … */
     char p5[24];
-    ix_post(PORT, &a, "later", NULL, p5);
+    ts_post(PORT, &a, "later", p5);
     like(&c, p5);
     ix_wait_unread(PORT, &a, 1);
     list = ix_notifications(PORT, &a, NULL, 100);
-    cr_expect_str_eq(ix_str(json_object_get(json_array_get(list, 0), "post"), "id"), p5);
+    cr_expect_str_eq(ts_str(json_object_get(json_array_get(list, 0), "post"), "id"), p5);
     cr_expect(json_is_false(json_object_get(json_array_get(list, 0), "read")));
     cr_expect(json_is_true(json_object_get(json_array_get(list, 1), "read")));
     json_decref(list);
@@ -317,9 +317,9 @@ Test(notifications, read_up_to_marks_older_groups_and_later_activity_is_unread_a
     ix_wait_unread(PORT, &a, 2);
     list = ix_notifications(PORT, &a, NULL, 100);
     const json_t *top = json_array_get(list, 0);
-    cr_expect_str_eq(ix_str(json_object_get(top, "post"), "id"), p[0]);
+    cr_expect_str_eq(ts_str(json_object_get(top, "post"), "id"), p[0]);
     cr_expect(json_is_false(json_object_get(top, "read")));
-    cr_expect_eq(ix_int(top, "actor_count"), 2);
+    cr_expect_eq(ts_int(top, "actor_count"), 2);
     cr_expect_gt(id_of(top), strtoull(newest, NULL, 10));
     json_decref(list);
 
@@ -331,14 +331,14 @@ Test(notifications, read_up_to_marks_older_groups_and_later_activity_is_unread_a
 
 Test(notifications, types_filter_selects_and_bad_types_are_400)
 {
-    ix_user_t a, b;
-    ix_register(PORT, "ty_a", &a);
-    ix_register(PORT, "ty_b", &b);
+    ts_user_t a, b;
+    ts_register(PORT, "ty_a", &a);
+    ts_register(PORT, "ty_b", &b);
     char pa[24], r[24], m[24];
-    ix_post(PORT, &a, "pa", NULL, pa);
-    ix_follow(PORT, &b, &a);
+    ts_post(PORT, &a, "pa", pa);
+    ts_follow(PORT, &b, &a);
     like(&b, pa);
-    ix_post(PORT, &b, "reply", pa, r);
+    ix_reply(PORT, &b, "reply", pa, r);
     mention(&b, &a, NULL, m);
     json_decref(ix_wait_actor(PORT, &a, "follow", NULL, b.id));
     json_decref(ix_wait_actor(PORT, &a, "like", pa, b.id));
@@ -400,8 +400,8 @@ static bool likes_are(const json_t *list, char (*want)[24], size_t n)
         return false;
     for (size_t i = 0; i < n; i++) {
         const json_t *it = json_array_get(list, i);
-        if (strcmp(ix_str(it, "type"), "like") != 0 ||
-            strcmp(ix_str(json_object_get(it, "post"), "id"), want[i]) != 0)
+        if (strcmp(ts_str(it, "type"), "like") != 0 ||
+            strcmp(ts_str(json_object_get(it, "post"), "id"), want[i]) != 0)
             return false;
     }
     return true;
@@ -412,14 +412,14 @@ Test(notifications_cap, keeps_the_newest_groups)
     const char *extra[] = {"--notifications-max", "5", NULL};
     ix_start(extra);
 
-    ix_user_t a, b, f;
-    ix_register(PORT, "cap_a", &a);
-    ix_register(PORT, "cap_b", &b);
-    ix_register(PORT, "cap_f", &f);
+    ts_user_t a, b, f;
+    ts_register(PORT, "cap_a", &a);
+    ts_register(PORT, "cap_b", &b);
+    ts_register(PORT, "cap_f", &f);
     enum { N = 8, CAP = 5 };
     char p[N][24];
     for (int i = 0; i < N; i++) {
-        ix_post(PORT, &a, "capped", NULL, p[i]);
+        ts_post(PORT, &a, "capped", p[i]);
         like(&b, p[i]);
     }
     char want[CAP][24];
@@ -446,12 +446,12 @@ Test(notifications_cap, keeps_the_newest_groups)
     json_decref(walked);
 
     /* One more group pushes the oldest kept one out. */
-    ix_follow(PORT, &f, &a);
+    ts_follow(PORT, &f, &a);
     json_decref(ix_wait_actor(PORT, &a, "follow", NULL, f.id));
     json_t *list = ix_notifications(PORT, &a, NULL, 100);
     char *s = json_dumps(list, JSON_COMPACT);
     cr_expect_eq(json_array_size(list), CAP, "%s", s);
-    cr_expect_str_eq(ix_str(json_array_get(list, 0), "type"), "follow", "%s", s);
+    cr_expect_str_eq(ts_str(json_array_get(list, 0), "type"), "follow", "%s", s);
     cr_expect_eq(ix_count(list, "like", p[N - CAP]), 0, "the oldest kept group is gone: %s", s);
     for (int i = N - CAP + 1; i < N; i++)
         cr_expect_eq(ix_count(list, "like", p[i]), 1, "%s", s);

@@ -12,24 +12,24 @@ TestSuite(reposts, .init = ix_setup, .fini = ix_teardown, .timeout = 300);
 
 Test(reposts, reach_the_reposters_followers_once_with_reposted_by)
 {
-    ix_user_t p, r, f1, f2;
-    ix_register(PORT, "rp_p", &p);
-    ix_register(PORT, "rp_r", &r);
-    ix_register(PORT, "rp_fa", &f1); /* follows the reposter only */
-    ix_register(PORT, "rp_fb", &f2); /* follows the reposter and the author */
-    ix_follow(PORT, &f1, &r);
-    ix_follow(PORT, &f2, &r);
-    ix_follow(PORT, &f2, &p);
+    ts_user_t p, r, f1, f2;
+    ts_register(PORT, "rp_p", &p);
+    ts_register(PORT, "rp_r", &r);
+    ts_register(PORT, "rp_fa", &f1); /* follows the reposter only */
+    ts_register(PORT, "rp_fb", &f2); /* follows the reposter and the author */
+    ts_follow(PORT, &f1, &r);
+    ts_follow(PORT, &f2, &r);
+    ts_follow(PORT, &f2, &p);
     char post[24], r_post[24];
-    ix_post(PORT, &p, "worth a repost", NULL, post);
-    ix_post(PORT, &r, "the reposter's own post, newer than the reposted one", NULL, r_post);
+    ts_post(PORT, &p, "worth a repost", post);
+    ts_post(PORT, &r, "the reposter's own post, newer than the reposted one", r_post);
     json_decref(ix_wait_timeline_has(PORT, &f2, post));
     json_decref(ix_wait_timeline_has(PORT, &f1, r_post));
     ts_sleep_ms(5); /* the repost happens in a later millisecond than r_post */
 
-    json_t *ans = ix_call(PORT, "POST", &r, NULL, 202, "/v1/posts/%s/repost", post);
-    cr_expect_str_eq(ix_str(ans, "id"), post, "the answer is the reposted post");
-    cr_expect_eq(ix_int(ans, "repost_count"), 1, "repost_count includes this repost");
+    json_t *ans = ts_callf(PORT, "POST", &r, NULL, 202, "/v1/posts/%s/repost", post);
+    cr_expect_str_eq(ts_str(ans, "id"), post, "the answer is the reposted post");
+    cr_expect_eq(ts_int(ans, "repost_count"), 1, "repost_count includes this repost");
     cr_expect_null(json_object_get(ans, "reposted_by"));
     json_decref(ans);
     cr_expect_eq(ix_repost_count(PORT, &f1, post), 1);
@@ -38,21 +38,21 @@ Test(reposts, reach_the_reposters_followers_once_with_reposted_by)
     json_t *e = ix_wait_timeline_has(PORT, &f1, post);
     const json_t *rb = json_object_get(e, "reposted_by");
     cr_assert(json_is_object(rb), "a repost entry carries reposted_by");
-    cr_expect_str_eq(ix_str(rb, "id"), r.id);
-    cr_expect_str_eq(ix_str(rb, "handle"), r.handle);
-    cr_expect_str_eq(ix_str(json_object_get(e, "author"), "id"), p.id);
+    cr_expect_str_eq(ts_str(rb, "id"), r.id);
+    cr_expect_str_eq(ts_str(rb, "handle"), r.handle);
+    cr_expect_str_eq(ts_str(json_object_get(e, "author"), "id"), p.id);
     json_decref(e);
     json_t *tl = ix_timeline(PORT, &f1);
     cr_assert_eq(json_array_size(tl), 2);
-    cr_expect_str_eq(ix_str(json_array_get(tl, 0), "id"), post, "the repost is the newest entry");
-    cr_expect_str_eq(ix_str(json_array_get(tl, 1), "id"), r_post);
+    cr_expect_str_eq(ts_str(json_array_get(tl, 0), "id"), post, "the repost is the newest entry");
+    cr_expect_str_eq(ts_str(json_array_get(tl, 1), "id"), r_post);
     json_decref(tl);
 
     /* The author hears of it; f2, who had the post, keeps one copy; r's own timeline has
      * only r's post. */
     json_t *n = ix_wait_actor(PORT, &p, "repost", post, r.id);
-    cr_expect_eq(ix_int(n, "actor_count"), 1);
-    cr_expect_eq(ix_int(json_object_get(n, "post"), "repost_count"), 1);
+    cr_expect_eq(ts_int(n, "actor_count"), 1);
+    cr_expect_eq(ts_int(json_object_get(n, "post"), "repost_count"), 1);
     json_decref(n);
     tl = ix_timeline(PORT, &f2);
     const json_t *entry;
@@ -64,12 +64,12 @@ Test(reposts, reach_the_reposters_followers_once_with_reposted_by)
     json_decref(tl);
 
     /* Idempotent. */
-    ans = ix_call(PORT, "POST", &r, NULL, 202, "/v1/posts/%s/repost", post);
-    cr_expect_eq(ix_int(ans, "repost_count"), 1);
+    ans = ts_callf(PORT, "POST", &r, NULL, 202, "/v1/posts/%s/repost", post);
+    cr_expect_eq(ts_int(ans, "repost_count"), 1);
     json_decref(ans);
 
     /* Undo: repost_count at once; f1's repost entry and the notice go, f2 keeps the post. */
-    json_decref(ix_call(PORT, "DELETE", &r, NULL, 204, "/v1/posts/%s/repost", post));
+    json_decref(ts_callf(PORT, "DELETE", &r, NULL, 204, "/v1/posts/%s/repost", post));
     cr_expect_eq(ix_repost_count(PORT, &f1, post), 0);
     ix_wait_timeline_lacks(PORT, &f1, post);
     ix_wait_no_notification(PORT, &p, "repost", post);
@@ -79,27 +79,27 @@ Test(reposts, reach_the_reposters_followers_once_with_reposted_by)
     tl = ix_timeline(PORT, &f1);
     cr_expect_eq(ix_count_post(tl, r_post, NULL), 1);
     json_decref(tl);
-    json_decref(ix_call(PORT, "DELETE", &r, NULL, 204, "/v1/posts/%s/repost", post));
+    json_decref(ts_callf(PORT, "DELETE", &r, NULL, 204, "/v1/posts/%s/repost", post));
     cr_expect_eq(ix_repost_count(PORT, &f1, post), 0);
 }
 
 Test(reposts, two_reposters_group_in_one_notification)
 {
-    ix_user_t p, r1, r2;
-    ix_register(PORT, "rg_p", &p);
-    ix_register(PORT, "rg_ra", &r1);
-    ix_register(PORT, "rg_rb", &r2);
+    ts_user_t p, r1, r2;
+    ts_register(PORT, "rg_p", &p);
+    ts_register(PORT, "rg_ra", &r1);
+    ts_register(PORT, "rg_rb", &r2);
     char post[24];
-    ix_post(PORT, &p, "repost me twice", NULL, post);
-    json_decref(ix_call(PORT, "POST", &r1, NULL, 202, "/v1/posts/%s/repost", post));
+    ts_post(PORT, &p, "repost me twice", post);
+    json_decref(ts_callf(PORT, "POST", &r1, NULL, 202, "/v1/posts/%s/repost", post));
     json_decref(ix_wait_actor(PORT, &p, "repost", post, r1.id));
-    json_decref(ix_call(PORT, "POST", &r2, NULL, 202, "/v1/posts/%s/repost", post));
+    json_decref(ts_callf(PORT, "POST", &r2, NULL, 202, "/v1/posts/%s/repost", post));
     json_t *n = ix_wait_notification(PORT, &p, "repost", post, 2);
     const char *ids[] = {r2.id, r1.id};
     cr_expect(ix_actors_are(n, ids, 2), "two reposters, newest first");
     json_decref(n);
     cr_expect_eq(ix_repost_count(PORT, &p, post), 2);
-    json_decref(ix_call(PORT, "DELETE", &r2, NULL, 204, "/v1/posts/%s/repost", post));
+    json_decref(ts_callf(PORT, "DELETE", &r2, NULL, 204, "/v1/posts/%s/repost", post));
     n = ix_wait_notification(PORT, &p, "repost", post, 1);
     const char *one[] = {r1.id};
     cr_expect(ix_actors_are(n, one, 1));
@@ -110,27 +110,27 @@ Test(reposts, two_reposters_group_in_one_notification)
  * author's post: undoing the repost must not take it away. */
 Test(reposts, undo_keeps_the_post_for_a_follower_who_followed_the_author_since)
 {
-    ix_user_t p, r, f, g;
-    ix_register(PORT, "ru_p", &p);
-    ix_register(PORT, "ru_r", &r);
-    ix_register(PORT, "ru_f", &f);
-    ix_register(PORT, "ru_g", &g);
-    ix_follow(PORT, &f, &r);
-    ix_follow(PORT, &g, &r);
+    ts_user_t p, r, f, g;
+    ts_register(PORT, "ru_p", &p);
+    ts_register(PORT, "ru_r", &r);
+    ts_register(PORT, "ru_f", &f);
+    ts_register(PORT, "ru_g", &g);
+    ts_follow(PORT, &f, &r);
+    ts_follow(PORT, &g, &r);
     char older[24], post[24];
-    ix_post(PORT, &p, "an older post by the author", NULL, older);
-    ix_post(PORT, &p, "the reposted one", NULL, post);
-    json_decref(ix_call(PORT, "POST", &r, NULL, 202, "/v1/posts/%s/repost", post));
+    ts_post(PORT, &p, "an older post by the author", older);
+    ts_post(PORT, &p, "the reposted one", post);
+    json_decref(ts_callf(PORT, "POST", &r, NULL, 202, "/v1/posts/%s/repost", post));
     json_t *e = ix_wait_timeline_has(PORT, &f, post);
     cr_expect(json_is_object(json_object_get(e, "reposted_by")));
     json_decref(e);
     json_decref(ix_wait_timeline_has(PORT, &g, post));
 
     /* f follows the author: the backfill brings the author's posts (one command for all). */
-    ix_follow(PORT, &f, &p);
+    ts_follow(PORT, &f, &p);
     json_decref(ix_wait_timeline_has(PORT, &f, older));
 
-    json_decref(ix_call(PORT, "DELETE", &r, NULL, 204, "/v1/posts/%s/repost", post));
+    json_decref(ts_callf(PORT, "DELETE", &r, NULL, 204, "/v1/posts/%s/repost", post));
     ix_wait_timeline_lacks(PORT, &g, post); /* the undo reached r's followers */
     json_t *tl = ix_timeline(PORT, &f);
     char *s = json_dumps(tl, JSON_COMPACT);

@@ -11,7 +11,7 @@
  * resumed with Last-Event-ID). The measured window of failed writes is printed.
  *
  * The cluster is private (tests/support/redis_cluster_fixture.sh in a unique /tmp
- * directory, so_cluster_start) and stopped by the suite's .fini and at exit.
+ * directory, ts_redis_start_cluster) and stopped by the suite's .fini and at exit.
  */
 #include "tests/scaleout/so.h"
 
@@ -25,17 +25,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static so_cluster_t cluster;
+static ts_redis_t cluster;
 static ts_server_t srv;
 
 static void teardown(void)
 {
-    if (srv.pid > 0) {
-        int status = ts_server_stop(&srv, 10000);
-        cr_expect(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "the server did not exit cleanly after SIGTERM (wait status 0x%x)", status);
-    }
-    so_cluster_stop(&cluster);
+    ts_server_stop_clean(&srv, 10000);
+    ts_redis_cleanup(&cluster);
 }
 
 /* ---- posting under failover ------------------------------------------------------------------ */
@@ -51,7 +47,7 @@ typedef struct attempt_s {
     char text[48];
 } attempt_t;
 
-static void post_once(int port, const sx_user_t *u, const char *text, uint64_t t_kill,
+static void post_once(int port, const ts_user_t *u, const char *text, uint64_t t_kill,
                       attempt_t *a)
 {
     memset(a, 0, sizeof(*a));
@@ -72,7 +68,7 @@ static void post_once(int port, const sx_user_t *u, const char *text, uint64_t t
                      strncasecmp(ct, "application/problem+json", 24) == 0;
         json_t *j = ts_resp_json(&r);
         if (r.status == 202)
-            snprintf(a->id, sizeof(a->id), "%s", sx_str(j, "id"));
+            snprintf(a->id, sizeof(a->id), "%s", ts_str(j, "id"));
         json_decref(j);
     }
     ts_resp_free(&r);
@@ -83,26 +79,26 @@ TestSuite(failover, .fini = teardown, .timeout = SO_TIMEOUT);
 
 Test(failover, a_dead_master_costs_seconds_of_503_and_no_accepted_post)
 {
-    so_cluster_start(&cluster, 3, 1);
+    ts_redis_start_cluster(&cluster, 3, 1);
     cr_log_info("cluster: %s (dir %s)", cluster.url, cluster.dir);
     ts_server_start(&srv, cluster.url, (const char *const[]){"--claim-idle-ms", "1000", NULL},
                     true);
 
     /* The author, and a follower on the same master. */
-    sx_user_t author, follower;
-    sx_register(srv.port, "sofauth", &author);
+    ts_user_t author, follower;
+    ts_register(srv.port, "sofauth", &author);
     int victim_port = so_cluster_master_of(&cluster, so_user_slot(author.id));
     cr_assert(victim_port, "no master serves the author's slot %d", so_user_slot(author.id));
     bool found = false;
     for (int i = 0; i < 40 && !found; i++) {
-        sx_register(srv.port, "soffol", &follower);
+        ts_register(srv.port, "soffol", &follower);
         found = so_cluster_master_of(&cluster, so_user_slot(follower.id)) == victim_port;
     }
     cr_assert(found, "none of 40 new users shares the author's master (port %d)", victim_port);
     cr_log_info("author %s (slot %d) and follower %s (slot %d) on the master at port %d",
                 author.id, so_user_slot(author.id), follower.id, so_user_slot(follower.id),
                 victim_port);
-    sx_follow(srv.port, &follower, &author);
+    ts_follow(srv.port, &follower, &author);
 
     static so_feed_t feed;
     so_feed_open(&feed, srv.port, &follower);
@@ -117,7 +113,7 @@ Test(failover, a_dead_master_costs_seconds_of_503_and_no_accepted_post)
                      tries[n_tries].status);
         n_tries++;
     }
-    cr_assert_eq(so_feed_until(&feed, BEFORE, SX_WAIT_MS), (size_t)BEFORE,
+    cr_assert_eq(so_feed_until(&feed, BEFORE, SO_WAIT_MS), (size_t)BEFORE,
                  "the follower's stream did not carry the posts made before the failover");
 
     /* The kill, then posts for 10 s and until they succeed again (20 s at most). */
@@ -223,11 +219,11 @@ Test(failover, a_dead_master_costs_seconds_of_503_and_no_accepted_post)
         fprintf(stderr, "failover: %zu post(s) answered 503 reached the follower anyway\n", extra);
 
     static uint64_t ids[MAX_ATTEMPTS + 16];
-    size_t n = so_wait_timeline(srv.port, follower.token, total, ids, MAX_ATTEMPTS + 16, 30000);
+    size_t n = ts_wait_timeline(srv.port, &follower, total, ids, MAX_ATTEMPTS + 16, 30000);
     for (size_t i = 0; i < n_tries; i++) {
         if (tries[i].status != 202)
             continue;
-        uint64_t want = so_id(tries[i].id);
+        uint64_t want = ts_id(tries[i].id);
         bool held = false;
         for (size_t k = 0; k < n && k < MAX_ATTEMPTS + 16 && !held; k++)
             held = ids[k] == want;

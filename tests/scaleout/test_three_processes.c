@@ -18,21 +18,17 @@
 #define PROCS 3
 
 static ts_server_t srv[PROCS];
-static so_cluster_t cluster;
+static ts_redis_t cluster;
+static ts_redis_t redis; /* the private redis-server, when not on the cluster */
 
 /* Stops the servers still running (a killed one has pid 0), expecting clean exits, then
  * the cluster or private redis-server. */
 static void teardown(void)
 {
-    for (int p = 0; p < PROCS; p++) {
-        if (srv[p].pid <= 0)
-            continue;
-        int status = ts_server_stop(&srv[p], 10000);
-        cr_expect(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "process %d did not exit cleanly after SIGTERM (wait status 0x%x)", p, status);
-    }
-    so_cluster_stop(&cluster);
-    sx_teardown();
+    for (int p = 0; p < PROCS; p++)
+        ts_server_stop_clean(&srv[p], 10000);
+    ts_redis_cleanup(&cluster);
+    ts_redis_cleanup(&redis);
 }
 
 TestSuite(three_processes, .fini = teardown, .timeout = SO_TIMEOUT);
@@ -41,8 +37,8 @@ TestSuite(three_processes, .fini = teardown, .timeout = SO_TIMEOUT);
 static void start_three(const char *url, const char *const *extra)
 {
     if (!url) {
-        sx_use_private_redis();
-        url = sx_redis_url;
+        ts_redis_start_like_fixture(&redis);
+        url = redis.url;
     }
     for (int p = 0; p < PROCS; p++)
         ts_server_start(&srv[p], url, extra, true);
@@ -81,14 +77,14 @@ static int cmp_desc(const void *a, const void *b)
 static void spread(const char *url)
 {
     start_three(url, (const char *const[]){"--claim-idle-ms", "1000", "--heartbeat", "1", NULL});
-    static sx_user_t users[USERS];
+    static ts_user_t users[USERS];
     for (int u = 0; u < USERS; u++)
-        sx_register(srv[home(u)].port, "so3", &users[u]);
+        ts_register(srv[home(u)].port, "so3", &users[u]);
     for (int u = 0; u < USERS; u++)
         for (int k = 0; k < FOLLOWS; k++) {
             int a = followee(u, k);
             cr_assert(a != u && home(a) != stream_proc(u) && home(a) != home(u));
-            sx_follow(srv[(u + k) % PROCS].port, &users[u], &users[a]); /* through any process */
+            ts_follow(srv[(u + k) % PROCS].port, &users[u], &users[a]); /* through any process */
         }
 
     static so_feed_t feeds[USERS];
@@ -100,13 +96,13 @@ static void spread(const char *url)
         for (int u = 0; u < USERS; u++) {
             char text[64];
             snprintf(text, sizeof(text), "round %d by user %d", r, u);
-            sx_post(srv[home(u)].port, &users[u], text, posts[u][r]);
+            ts_post(srv[home(u)].port, &users[u], text, posts[u][r]);
             so_feed_poll(&feeds[(u * 7) % USERS], 0); /* keep kernel buffers from filling */
         }
 
     /* Streams: the user's own posts and its followees', each exactly once. */
     for (int u = 0; u < USERS; u++) {
-        size_t got = so_feed_until(&feeds[u], EXPECTED, SX_WAIT_MS);
+        size_t got = so_feed_until(&feeds[u], EXPECTED, SO_WAIT_MS);
         cr_assert_eq(got, (size_t)EXPECTED,
                      "user %d (stream on process %d) received %zu of %d feed events", u,
                      stream_proc(u), got, EXPECTED);
@@ -138,13 +134,13 @@ static void spread(const char *url)
         uint64_t want[EXPECTED], got[EXPECTED + 8];
         size_t w = 0;
         for (int r = 0; r < ROUNDS; r++) {
-            want[w++] = so_id(posts[u][r]);
+            want[w++] = ts_id(posts[u][r]);
             for (int k = 0; k < FOLLOWS; k++)
-                want[w++] = so_id(posts[followee(u, k)][r]);
+                want[w++] = ts_id(posts[followee(u, k)][r]);
         }
         qsort(want, w, sizeof(want[0]), cmp_desc);
         int via = (u + 1) % PROCS;
-        size_t n = so_wait_timeline(srv[via].port, users[u].token, EXPECTED, got,
+        size_t n = ts_wait_timeline(srv[via].port, &users[u], EXPECTED, got,
                                     EXPECTED + 8, 10000);
         cr_assert_eq(n, (size_t)EXPECTED, "user %d's timeline (via process %d) holds %zu of %d",
                      u, via, n, EXPECTED);
@@ -157,14 +153,14 @@ static void spread(const char *url)
     /* Every process answers /metrics, holds its own streams, and has its own id node. */
     double node[PROCS], sent = 0;
     for (int p = 0; p < PROCS; p++) {
-        cr_assert_eq(sx_metric(srv[p].port, "tidings_redis_up"), 1, "process %d: redis down", p);
-        cr_assert_eq(sx_metric(srv[p].port, "tidings_streams_open"), USERS / PROCS,
+        cr_assert_eq(ts_metric(srv[p].port, "tidings_redis_up"), 1, "process %d: redis down", p);
+        cr_assert_eq(ts_metric(srv[p].port, "tidings_streams_open"), USERS / PROCS,
                      "process %d holds %g streams", p,
-                     sx_metric(srv[p].port, "tidings_streams_open"));
-        node[p] = sx_metric(srv[p].port, "tidings_id_node");
+                     ts_metric(srv[p].port, "tidings_streams_open"));
+        node[p] = ts_metric(srv[p].port, "tidings_id_node");
         for (int q = 0; q < p; q++)
             cr_assert_neq(node[p], node[q], "processes %d and %d share id node %g", q, p, node[p]);
-        sent += sx_metric(srv[p].port, "tidings_stream_events_sent_total");
+        sent += ts_metric(srv[p].port, "tidings_stream_events_sent_total");
     }
     cr_assert_geq(sent, USERS * EXPECTED, "the processes sent %g events in all", sent);
 
@@ -179,7 +175,7 @@ Test(three_processes, every_follower_gets_every_followed_post_once_on_its_stream
 
 Test(three_processes, the_same_on_a_redis_cluster_of_three_masters)
 {
-    so_cluster_start(&cluster, 3, 0);
+    ts_redis_start_cluster(&cluster, 3, 0);
     spread(cluster.url);
 }
 
@@ -205,14 +201,13 @@ static const char *const crash_flags[] = {"--claim-idle-ms", "500", "--fanout-in
 
 static int private_redis_port(void)
 {
-    const char *colon = strrchr(sx_redis_url, ':');
-    cr_assert(colon, "no private redis url");
-    return atoi(colon + 1);
+    cr_assert(redis.port, "no private redis");
+    return redis.port;
 }
 
 static bool timeline_holds(redisContext *c, uint64_t user, uint64_t post)
 {
-    redisReply *r = so_cmd(c, "ZSCORE tl:{%llu} %llu", (unsigned long long)user,
+    redisReply *r = ts_redis_cmd(c, "ZSCORE tl:{%llu} %llu", (unsigned long long)user,
                            (unsigned long long)post);
     bool held = r->type == REDIS_REPLY_STRING;
     freeReplyObject(r);
@@ -224,7 +219,7 @@ static bool queue_settled(redisContext *c, int timeout_ms)
     uint64_t deadline = ts_now_ms() + (uint64_t)timeout_ms;
     for (;;) {
         long long length, pending, dead;
-        so_queue(c, &length, &pending, &dead);
+        ts_queue(c, &length, &pending, &dead);
         if (length == 0 && pending == 0)
             return true;
         if (ts_now_ms() >= deadline)
@@ -236,29 +231,29 @@ static bool queue_settled(redisContext *c, int timeout_ms)
 Test(three_processes, a_process_killed_mid_fanout_leaves_the_job_to_the_other_two)
 {
     start_three(NULL, crash_flags);
-    redisContext *rc = so_redis(private_redis_port());
-    sx_user_t author;
-    sx_register(srv[0].port, "socauth", &author);
-    uint64_t author_id = so_id(author.id);
-    static sx_user_t real[REAL];
+    redisContext *rc = ts_redis_connect(private_redis_port());
+    ts_user_t author;
+    ts_register(srv[0].port, "socauth", &author);
+    uint64_t author_id = ts_id(author.id);
+    static ts_user_t real[REAL];
     static so_feed_t feeds[REAL];
     for (int i = 0; i < REAL; i++) {
-        sx_register(srv[i % PROCS].port, "socfol", &real[i]);
-        sx_follow(srv[(i + 1) % PROCS].port, &real[i], &author);
+        ts_register(srv[i % PROCS].port, "socfol", &real[i]);
+        ts_follow(srv[(i + 1) % PROCS].port, &real[i], &author);
         so_feed_open(&feeds[i], srv[(i + 2) % PROCS].port, &real[i]);
     }
     /* A first post gives every stream a Last-Event-ID to resume from. */
     char warm_s[24];
-    sx_post(srv[2].port, &author, "before the crash", warm_s);
+    ts_post(srv[2].port, &author, "before the crash", warm_s);
     for (int i = 0; i < REAL; i++)
-        cr_assert_eq(so_feed_until(&feeds[i], 1, SX_WAIT_MS), 1,
+        cr_assert_eq(so_feed_until(&feeds[i], 1, SO_WAIT_MS), 1,
                      "real follower %d did not receive the first post", i);
     cr_assert(queue_settled(rc, 30000), "the first jobs did not finish");
-    so_add_followers(rc, author_id, FAKE_BASE, FAKE, FAKE_SCORE);
+    ts_add_followers(rc, author_id, FAKE_BASE, FAKE, FAKE_SCORE);
 
     char post_s[24];
-    sx_post(srv[1].port, &author, "a large fan-out through a crash", post_s);
-    uint64_t post = so_id(post_s);
+    ts_post(srv[1].port, &author, "a large fan-out through a crash", post_s);
+    uint64_t post = ts_id(post_s);
     uint64_t t0 = ts_now_ms();
 
     /* The engine that took the job, once it has written the real followers and started on
@@ -282,7 +277,7 @@ Test(three_processes, a_process_killed_mid_fanout_leaves_the_job_to_the_other_tw
     uint64_t killed_at = ts_now_ms();
 
     size_t at_kill, one;
-    so_count_timelines(rc, post, FAKE_BASE, FAKE, &at_kill, &one);
+    ts_count_timelines(rc, post, FAKE_BASE, FAKE, 1, &at_kill, NULL, &one);
     cr_log_info("killed process %d (pid %d) %llu ms after the post, with %zu of %d made-up "
                 "followers written",
                 victim, (int)holder, (unsigned long long)(killed_at - t0), at_kill, FAKE);
@@ -303,13 +298,13 @@ Test(three_processes, a_process_killed_mid_fanout_leaves_the_job_to_the_other_tw
     size_t holding = at_kill;
     uint64_t deadline = ts_now_ms() + 120000;
     while (ts_now_ms() < deadline) {
-        so_count_timelines(rc, post, FAKE_BASE, FAKE, &holding, &one);
+        ts_count_timelines(rc, post, FAKE_BASE, FAKE, 1, &holding, NULL, &one);
         if (holding == (size_t)FAKE)
             break;
         ts_sleep_ms(500);
     }
     long long length, pending, dead;
-    so_queue(rc, &length, &pending, &dead);
+    ts_queue(rc, &length, &pending, &dead);
     cr_assert_eq(holding, (size_t)FAKE,
                  "%zu of %d made-up followers hold the post 120 s after the kill (queue length "
                  "%lld, pending %lld, dead letters %lld)",
@@ -319,11 +314,11 @@ Test(three_processes, a_process_killed_mid_fanout_leaves_the_job_to_the_other_tw
     cr_assert_eq(one, (size_t)FAKE, "%zu of %d made-up timelines hold exactly one entry", one,
                  FAKE);
     cr_assert(queue_settled(rc, 30000), "the queue did not drain after the fan-out");
-    so_queue(rc, &length, &pending, &dead);
+    ts_queue(rc, &length, &pending, &dead);
     cr_assert_eq(dead, 0, "a job was dead-lettered");
     double claimed = 0;
     for (int s = 0; s < 2; s++)
-        claimed += sx_metric(srv[survivor[s]].port, "tidings_fanout_jobs_claimed_total");
+        claimed += ts_metric(srv[survivor[s]].port, "tidings_fanout_jobs_claimed_total");
     cr_assert_geq(claimed, 1, "neither survivor claimed the dead process's job");
 
     /* The real followers, through both survivors: both posts in the timeline, each once;
@@ -331,14 +326,14 @@ Test(three_processes, a_process_killed_mid_fanout_leaves_the_job_to_the_other_tw
     for (int i = 0; i < REAL; i++) {
         for (int s = 0; s < 2; s++) {
             uint64_t ids[4];
-            size_t n = so_timeline(srv[survivor[s]].port, real[i].token, ids, 4);
-            cr_assert(n == 2 && ids[0] == post && ids[1] == so_id(warm_s),
+            size_t n = ts_timeline(srv[survivor[s]].port, &real[i], 100, ids, NULL, 4);
+            cr_assert(n == 2 && ids[0] == post && ids[1] == ts_id(warm_s),
                       "real follower %d's timeline via process %d holds %zu items (%llu, %llu), "
                       "not posts %s and %s",
                       i, survivor[s], n, n ? (unsigned long long)ids[0] : 0ULL,
                       n > 1 ? (unsigned long long)ids[1] : 0ULL, post_s, warm_s);
         }
-        so_feed_until(&feeds[i], 2, SX_WAIT_MS);
+        so_feed_until(&feeds[i], 2, SO_WAIT_MS);
     }
     ts_sleep_ms(1500);
     for (int i = 0; i < REAL; i++) {
@@ -355,7 +350,7 @@ Test(three_processes, a_process_killed_mid_fanout_leaves_the_job_to_the_other_tw
         so_feed_free(&feeds[i]);
     }
     uint64_t own[4];
-    size_t n = so_timeline(srv[survivor[0]].port, author.token, own, 4);
+    size_t n = ts_timeline(srv[survivor[0]].port, &author, 100, own, NULL, 4);
     cr_assert(n == 2 && own[0] == post, "the author's own timeline lacks the post");
-    redisFree(rc);
+    ts_redis_close(rc);
 }

@@ -1,6 +1,6 @@
 /* tests/sse/sx.h -- what the stream tests share: the Redis and tidings servers of the running
- * test, users and posts over HTTP, metrics, and streams opened and read with the raw SSE
- * client (client.h) under bounded waits.
+ * test, and what one user receives over any number of stream connections (the users, posts
+ * and the SSE client are tests/support's).
  *
  * Each Criterion test runs in its own process, so the servers are per test. A test picks
  * the fixture Redis (sx_use_fixture_redis) when sharing it cannot disturb what it checks,
@@ -13,8 +13,7 @@
 #ifndef TIDINGS_TEST_SSE_SX_H
 #define TIDINGS_TEST_SSE_SX_H
 
-#include "tests/sse/client.h"
-#include "tests/support/support.h"
+#include "tests/support/sse.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -24,16 +23,8 @@
 /* How long anything the engine does may take: a stranded job on the fixture waits 30 s
  * before another engine claims it, and sanitizer builds under ctest -j2 are slow. */
 #define SX_WAIT_MS 60000
-/* A stream's response head (the server answers it synchronously). */
-#define SX_OPEN_MS 15000
 /* Long post texts fill kernel buffers quickly (the limit is 5,000 characters). */
 #define SX_BIG_TEXT 4900
-
-typedef struct sx_user_s {
-    char id[24];
-    char token[128];
-    char handle[40];
-} sx_user_t;
 
 /* ---- servers ----------------------------------------------------------------------------- */
 extern char sx_redis_url[256];
@@ -54,43 +45,14 @@ uint64_t sx_server_reap(ts_server_t *s, int timeout_ms);
  * private Redis. */
 void sx_teardown(void);
 
-/* ---- users, posts, metrics --------------------------------------------------------------- */
-void sx_register(int port, const char *prefix, sx_user_t *u);
-/* PUT /v1/users/{b}/follow as a (204). */
-void sx_follow(int port, const sx_user_t *a, const sx_user_t *b);
-/* POST /v1/posts as u (202); id receives the post id. */
-void sx_post(int port, const sx_user_t *u, const char *text, char id[24]);
-/* The same without assertions, for helper threads: returns the status (0: no answer). */
+/* ---- posts ------------------------------------------------------------------------------- */
+/* POST /v1/posts without assertions, for helper threads: returns the status (0: no answer). */
 int sx_post_raw(int port, const char *token, const char *text, char id[24]);
 /* A text of len characters starting with tag (len 0: just tag), filled with a character that
  * takes four bytes in UTF-8, so a 4,900-character post is about 20 KB. Returns new. */
 char *sx_text(const char *tag, size_t len);
-/* DELETE /v1/posts/{id} as u (204). */
-void sx_delete_post(int port, const sx_user_t *u, const char *id);
-/* PUT /v1/posts/{id}/like as u (204). */
-void sx_like(int port, const sx_user_t *u, const char *post);
-/* A sample of GET /metrics (the first line "name value"); fails the test when absent. */
-double sx_metric(int port, const char *name);
 /* The first item of the caller's GET /v1/notifications (new reference, NULL when empty). */
-json_t *sx_newest_notification(int port, const sx_user_t *u);
-
-/* ---- streams ------------------------------------------------------------------------------ */
-/* Opens u's stream (Authorization header; Last-Event-ID header unless NULL) and checks it
- * is one: 200, text/event-stream, and retry: 3000 as its first item. */
-sse_t *sx_stream(int port, const sx_user_t *u, const char *last_event_id);
-/* The same with any options. */
-sse_t *sx_stream_opts(int port, const sse_opts_t *o);
-/* The next event (comments skipped) within timeout_ms; it must be of type (NULL: any). */
-void sx_expect_event(sse_t *c, const char *type, sse_item_t *it, int timeout_ms,
-                     const char *what);
-/* The event's data as JSON (new reference); fails the test when it is not JSON. */
-json_t *sx_data(const sse_item_t *it);
-/* The "id" member of the event's JSON data ("" when absent) into buf. */
-const char *sx_data_id(const sse_item_t *it, char *buf, size_t size);
-/* Compares two event ids numerically ("<ms>-<seq>"). */
-int sx_id_cmp(const char *a, const char *b);
-/* A string member of obj, "" when missing. */
-const char *sx_str(const json_t *obj, const char *key);
+json_t *sx_newest_notification(int port, const ts_user_t *u);
 
 /* ---- what one user received, over any number of connections ------------------------------ */
 typedef struct sx_got_s {
@@ -102,12 +64,12 @@ void sx_got_add(sx_got_t *g, const char *event, const char *post);
 void sx_got_free(sx_got_t *g);
 /* Reads one feed event into g within timeout_ms; its id must follow everything g holds
  * (no duplicate, log order). */
-void sx_read_feed(sse_t *c, sx_got_t *g, int timeout_ms, const char *what);
+void sx_read_feed(ts_sse_t *c, sx_got_t *g, int timeout_ms, const char *what);
 /* Resumes u's stream after g's last event until g holds total feed events, reconnecting
  * with Last-Event-ID whenever the server ends the stream (as EventSource does) -- but each
  * connection must deliver at least one event before it ends: a resume that delivers
  * nothing would repeat forever. Returns the stream, open (the caller closes it). */
-sse_t *sx_resume_until(int port, const sx_user_t *u, sx_got_t *g, size_t total,
+ts_sse_t *sx_resume_until(int port, const ts_user_t *u, sx_got_t *g, size_t total,
                        const char *what);
 
 #endif

@@ -31,7 +31,7 @@ static char marking[24];
 /* ---- helpers ------------------------------------------------------------------------------ */
 
 /* DELETE /v1/users/{b}/follow as a (204). */
-static void unfollow(int port, const sx_user_t *a, const sx_user_t *b)
+static void unfollow(int port, const ts_user_t *a, const ts_user_t *b)
 {
     char path[96];
     snprintf(path, sizeof(path), "/v1/users/%s/follow", b->id);
@@ -43,7 +43,7 @@ static double jobs_done(const int *ports, int n)
 {
     double sum = 0;
     for (int i = 0; i < n; i++)
-        sum += sx_metric(ports[i], "tidings_fanout_jobs_done_total");
+        sum += ts_metric(ports[i], "tidings_fanout_jobs_done_total");
     return sum;
 }
 
@@ -63,14 +63,14 @@ static void wait_jobs(const int *ports, int n, double target, const char *what)
 /* A celebrity with FOLLOWERS followers, marked by its first post (its id into marking);
  * returns the jobs that took (the follows and the marking post) after waiting for them, so
  * no stream opened later sees the marking post. */
-static int marked_celebrity(int port, sx_user_t *celeb, sx_user_t fans[FOLLOWERS])
+static int marked_celebrity(int port, ts_user_t *celeb, ts_user_t fans[FOLLOWERS])
 {
-    sx_register(port, "celeb", celeb);
+    ts_register(port, "celeb", celeb);
     for (int i = 0; i < FOLLOWERS; i++) {
-        sx_register(port, "fan", &fans[i]);
-        sx_follow(port, &fans[i], celeb);
+        ts_register(port, "fan", &fans[i]);
+        ts_follow(port, &fans[i], celeb);
     }
-    sx_post(port, celeb, "the post that makes a celebrity", marking);
+    ts_post(port, celeb, "the post that makes a celebrity", marking);
     int jobs = FOLLOWERS + 1;
     wait_jobs(&port, 1, jobs, "marking the celebrity");
     return jobs;
@@ -78,33 +78,33 @@ static int marked_celebrity(int port, sx_user_t *celeb, sx_user_t fans[FOLLOWERS
 
 /* ev (of kind k, just read from c) must be the feed event of post; its event id goes to
  * event_id (unless NULL). which names the post in the failure message. Clears ev. */
-static void check_post(const sse_t *c, sse_kind_t k, sse_item_t *ev, const char *post,
+static void check_post(const ts_sse_t *c, ts_sse_kind_t k, ts_sse_item_t *ev, const char *post,
                        const char *which, const char *who, char event_id[64])
 {
-    cr_assert(k != SSE_TIMEOUT, "%s: no feed event of %s (post %s) within %d ms", who, which,
+    cr_assert(k != TS_SSE_TIMEOUT, "%s: no feed event of %s (post %s) within %d ms", who, which,
               post, SX_WAIT_MS);
-    cr_assert(k != SSE_END, "%s: the stream ended (%s) before %s (post %s)", who,
+    cr_assert(k != TS_SSE_END, "%s: the stream ended (%s) before %s (post %s)", who,
               c->clean_end ? "clean end" : "connection closed", which, post);
     cr_assert_str_eq(ev->type, "feed", "%s: expected the feed event of %s, got a '%s' event "
                      "(id %s, data %.300s)", who, which, ev->type, ev->id,
                      ev->data ? ev->data : "(none)");
     cr_assert(ev->has_id && ev->id[0], "%s: the feed event of %s has no id", who, which);
     char got[24];
-    sx_data_id(ev, got, sizeof(got));
+    ts_sse_data_id(ev, got, sizeof(got));
     cr_assert_str_eq(got, post, "%s: expected %s (post %s) next, got post %s%s (event %s)", who,
                      which, post, got, strcmp(got, marking) == 0 ? " (the marking post)" : "",
                      ev->id);
     if (event_id)
         snprintf(event_id, 64, "%s", ev->id);
-    sse_item_clear(ev);
+    ts_sse_item_clear(ev);
 }
 
 /* The next event must be the feed event of post (see check_post). */
-static void expect_post(sse_t *c, const char *post, const char *which, const char *who,
+static void expect_post(ts_sse_t *c, const char *post, const char *which, const char *who,
                         char event_id[64])
 {
-    sse_item_t ev;
-    sse_kind_t k = sse_next_event(c, &ev, SX_WAIT_MS);
+    ts_sse_item_t ev;
+    ts_sse_kind_t k = ts_sse_next_event(c, &ev, SX_WAIT_MS);
     check_post(c, k, &ev, post, which, who, event_id);
 }
 
@@ -112,29 +112,29 @@ static void expect_post(sse_t *c, const char *post, const char *which, const cha
  * post may come first (logged and skipped): delivered from each process on the celebrity's
  * announcement, it may reach a stream opened after the marking job was done (now and then
  * under load). Test a pins the marking post's delivery; these tests pin what follows. */
-static void expect_first_post(sse_t *c, const char *post, const char *which, const char *who,
+static void expect_first_post(ts_sse_t *c, const char *post, const char *which, const char *who,
                               char event_id[64])
 {
-    sse_item_t ev;
-    sse_kind_t k = sse_next_event(c, &ev, SX_WAIT_MS);
+    ts_sse_item_t ev;
+    ts_sse_kind_t k = ts_sse_next_event(c, &ev, SX_WAIT_MS);
     char got[24] = "";
-    if (k == SSE_EVENT && strcmp(ev.type, "feed") == 0 && marking[0] &&
-        strcmp(sx_data_id(&ev, got, sizeof(got)), marking) == 0) {
+    if (k == TS_SSE_EVENT && strcmp(ev.type, "feed") == 0 && marking[0] &&
+        strcmp(ts_sse_data_id(&ev, got, sizeof(got)), marking) == 0) {
         cr_log_warn("%s: the marking post %s came (event %s) on a stream opened after its "
                     "fan-out job was done; skipped", who, marking, ev.id);
-        sse_item_clear(&ev);
-        k = sse_next_event(c, &ev, SX_WAIT_MS);
+        ts_sse_item_clear(&ev);
+        k = ts_sse_next_event(c, &ev, SX_WAIT_MS);
     }
     check_post(c, k, &ev, post, which, who, event_id);
 }
 
 /* No event at all within QUIET_MS (a duplicate or a post that should not come). */
-static void expect_quiet(sse_t *c, const char *who)
+static void expect_quiet(ts_sse_t *c, const char *who)
 {
-    sse_item_t ev;
-    sse_kind_t k = sse_next_event(c, &ev, QUIET_MS);
-    cr_assert(k != SSE_END, "%s: the stream ended", who);
-    cr_assert_eq(k, SSE_TIMEOUT,
+    ts_sse_item_t ev;
+    ts_sse_kind_t k = ts_sse_next_event(c, &ev, QUIET_MS);
+    cr_assert(k != TS_SSE_END, "%s: the stream ended", who);
+    cr_assert_eq(k, TS_SSE_TIMEOUT,
                  "%s: an event after the expected ones: id %s, type %s, data %.200s", who, ev.id,
                  ev.type, ev.data ? ev.data : "(none)");
 }
@@ -145,13 +145,13 @@ Test(sse_celebrity, connected_followers_get_every_post_live_once_in_order)
 {
     sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, celebrity_args);
-    sx_user_t celeb, fans[FOLLOWERS];
-    sx_register(srv.port, "celeb", &celeb);
-    sse_t *c[FOLLOWERS];
+    ts_user_t celeb, fans[FOLLOWERS];
+    ts_register(srv.port, "celeb", &celeb);
+    ts_sse_t *c[FOLLOWERS];
     for (int i = 0; i < FOLLOWERS; i++) {
-        sx_register(srv.port, "fan", &fans[i]);
-        sx_follow(srv.port, &fans[i], &celeb);
-        c[i] = sx_stream(srv.port, &fans[i], NULL);
+        ts_register(srv.port, "fan", &fans[i]);
+        ts_follow(srv.port, &fans[i], &celeb);
+        c[i] = ts_stream(srv.port, &fans[i], NULL);
     }
 
     static const char *const which[] = {"P1 (the post that marks the celebrity)", "P2", "P3"};
@@ -159,7 +159,7 @@ Test(sse_celebrity, connected_followers_get_every_post_live_once_in_order)
     for (int p = 0; p < 3; p++) {
         char text[32];
         snprintf(text, sizeof(text), "celebrity post %d", p + 1);
-        sx_post(srv.port, &celeb, text, posts[p]);
+        ts_post(srv.port, &celeb, text, posts[p]);
     }
     snprintf(marking, sizeof(marking), "%s", posts[0]);
     for (int i = 0; i < FOLLOWERS; i++) {
@@ -173,7 +173,7 @@ Test(sse_celebrity, connected_followers_get_every_post_live_once_in_order)
         snprintf(who, sizeof(who), "follower %d, after P1..P3", i + 1);
         expect_quiet(c[i], who);
         cr_assert_eq(c[i]->unknown_fields, 0, "unknown SSE line: %s", c[i]->unknown_line);
-        sse_close(c[i]);
+        ts_sse_close(c[i]);
     }
 }
 
@@ -183,20 +183,20 @@ Test(sse_celebrity, two_processes_log_one_event_per_user)
     sx_server(&srv, celebrity_args);
     sx_server(&srv2, celebrity_args);
     int ports[] = {srv.port, srv2.port};
-    sx_user_t celeb, fans[FOLLOWERS];
-    sx_register(srv.port, "celeb", &celeb);
+    ts_user_t celeb, fans[FOLLOWERS];
+    ts_register(srv.port, "celeb", &celeb);
     for (int i = 0; i < FOLLOWERS; i++) {
-        sx_register(srv.port, "fan", &fans[i]);
-        sx_follow(srv.port, &fans[i], &celeb);
+        ts_register(srv.port, "fan", &fans[i]);
+        ts_follow(srv.port, &fans[i], &celeb);
     }
-    sx_post(srv.port, &celeb, "the post that makes a celebrity", marking);
+    ts_post(srv.port, &celeb, "the post that makes a celebrity", marking);
     wait_jobs(ports, 2, FOLLOWERS + 1, "marking the celebrity");
 
     /* The same user, one stream on each process. */
-    sse_t *one = sx_stream(srv.port, &fans[0], NULL);
-    sse_t *two = sx_stream(srv2.port, &fans[0], NULL);
+    ts_sse_t *one = ts_stream(srv.port, &fans[0], NULL);
+    ts_sse_t *two = ts_stream(srv2.port, &fans[0], NULL);
     char post[24];
-    sx_post(srv.port, &celeb, "seen from two processes", post);
+    ts_post(srv.port, &celeb, "seen from two processes", post);
     char id_one[64], id_two[64];
     expect_first_post(one, post, "the post", "the stream on the first process", id_one);
     expect_first_post(two, post, "the post", "the stream on the second process", id_two);
@@ -206,26 +206,26 @@ Test(sse_celebrity, two_processes_log_one_event_per_user)
                      id_one, id_two);
     expect_quiet(one, "the stream on the first process, after the post");
     expect_quiet(two, "the stream on the second process, after the post");
-    sse_close(one);
-    sse_close(two);
+    ts_sse_close(one);
+    ts_sse_close(two);
 }
 
 Test(sse_celebrity, follow_and_unfollow_while_connected_take_effect)
 {
     sx_use_private_redis();
     sx_server(&srv, celebrity_args);
-    sx_user_t celeb, fans[FOLLOWERS], user, sentinel;
+    ts_user_t celeb, fans[FOLLOWERS], user, sentinel;
     int jobs = marked_celebrity(srv.port, &celeb, fans);
-    sx_register(srv.port, "user", &user);
-    sx_register(srv.port, "sentinel", &sentinel);
-    sx_follow(srv.port, &user, &sentinel);
-    sse_t *c = sx_stream(srv.port, &user, NULL);
+    ts_register(srv.port, "user", &user);
+    ts_register(srv.port, "sentinel", &sentinel);
+    ts_follow(srv.port, &user, &sentinel);
+    ts_sse_t *c = ts_stream(srv.port, &user, NULL);
 
-    sx_follow(srv.port, &user, &celeb);
+    ts_follow(srv.port, &user, &celeb);
     jobs += 2; /* both follows */
     wait_jobs(&srv.port, 1, jobs, "following the celebrity");
     char post[24];
-    sx_post(srv.port, &celeb, "for my new follower", post);
+    ts_post(srv.port, &celeb, "for my new follower", post);
     jobs++;
     expect_first_post(c, post, "the celebrity's post after the follow", "a new follower", NULL);
 
@@ -233,100 +233,100 @@ Test(sse_celebrity, follow_and_unfollow_while_connected_take_effect)
     jobs++;
     wait_jobs(&srv.port, 1, jobs, "unfollowing the celebrity");
     char after[24], mark[24];
-    sx_post(srv.port, &celeb, "not for my former follower", after);
+    ts_post(srv.port, &celeb, "not for my former follower", after);
     jobs++;
     wait_jobs(&srv.port, 1, jobs, "the celebrity's post after the unfollow");
-    sx_post(srv.port, &sentinel, "sentinel", mark);
-    sse_item_t ev;
-    sx_expect_event(c, "feed", &ev, SX_WAIT_MS, "the sentinel's post after the unfollow");
+    ts_post(srv.port, &sentinel, "sentinel", mark);
+    ts_sse_item_t ev;
+    ts_sse_expect(c, "feed", &ev, SX_WAIT_MS, "the sentinel's post after the unfollow");
     char got[24];
-    sx_data_id(&ev, got, sizeof(got));
+    ts_sse_data_id(&ev, got, sizeof(got));
     cr_assert_str_neq(got, after,
                       "a former follower got the celebrity's post %s (event %s) after unfollowing",
                       after, ev.id);
     cr_assert_str_eq(got, mark, "expected the sentinel's post %s, got post %s%s (event %s)", mark,
                      got, strcmp(got, marking) == 0 ? " (the marking post)" : "", ev.id);
-    sse_item_clear(&ev);
+    ts_sse_item_clear(&ev);
     expect_quiet(c, "a former follower, after the sentinel's post");
-    sse_close(c);
+    ts_sse_close(c);
 }
 
 Test(sse_celebrity, a_resume_replays_the_posts_missed)
 {
     sx_use_private_redis();
     sx_server(&srv, celebrity_args);
-    sx_user_t celeb, fans[FOLLOWERS];
+    ts_user_t celeb, fans[FOLLOWERS];
     int jobs = marked_celebrity(srv.port, &celeb, fans);
-    sse_t *c = sx_stream(srv.port, &fans[0], NULL);
+    ts_sse_t *c = ts_stream(srv.port, &fans[0], NULL);
     char first[24], last_event[64];
-    sx_post(srv.port, &celeb, "before the hang-up", first);
+    ts_post(srv.port, &celeb, "before the hang-up", first);
     jobs++;
     expect_first_post(c, first, "the post before the hang-up", "a follower", last_event);
-    sse_close(c);
+    ts_sse_close(c);
 
     char missed[2][24];
-    sx_post(srv.port, &celeb, "while away 1", missed[0]);
-    sx_post(srv.port, &celeb, "while away 2", missed[1]);
+    ts_post(srv.port, &celeb, "while away 1", missed[0]);
+    ts_post(srv.port, &celeb, "while away 2", missed[1]);
     jobs += 2;
     wait_jobs(&srv.port, 1, jobs, "the posts while away");
 
-    c = sx_stream(srv.port, &fans[0], last_event);
+    c = ts_stream(srv.port, &fans[0], last_event);
     expect_post(c, missed[0], "the first post missed", "a resumed follower", NULL);
     expect_post(c, missed[1], "the second post missed", "a resumed follower", NULL);
     expect_quiet(c, "a resumed follower, after the posts missed");
-    sse_close(c);
+    ts_sse_close(c);
 }
 
 Test(sse_celebrity, a_deleted_post_is_retracted_live)
 {
     sx_use_private_redis();
     sx_server(&srv, celebrity_args);
-    sx_user_t celeb, fans[FOLLOWERS];
+    ts_user_t celeb, fans[FOLLOWERS];
     marked_celebrity(srv.port, &celeb, fans);
-    sse_t *c = sx_stream(srv.port, &fans[0], NULL);
+    ts_sse_t *c = ts_stream(srv.port, &fans[0], NULL);
     char post[24], feed_id[64];
-    sx_post(srv.port, &celeb, "soon gone", post);
+    ts_post(srv.port, &celeb, "soon gone", post);
     expect_first_post(c, post, "the post before its deletion", "a follower", feed_id);
 
-    sx_delete_post(srv.port, &celeb, post);
-    sse_item_t ev;
-    sx_expect_event(c, "delete", &ev, SX_WAIT_MS, "a follower: the deletion of the post");
+    ts_delete_post(srv.port, &celeb, post);
+    ts_sse_item_t ev;
+    ts_sse_expect(c, "delete", &ev, SX_WAIT_MS, "a follower: the deletion of the post");
     char got[24];
-    sx_data_id(&ev, got, sizeof(got));
+    ts_sse_data_id(&ev, got, sizeof(got));
     cr_assert_str_eq(got, post, "the delete event names post %s, not %s", got, post);
-    cr_assert_gt(sx_id_cmp(ev.id, feed_id), 0, "the delete event's id %s is not after %s", ev.id,
+    cr_assert_gt(ts_sse_id_cmp(ev.id, feed_id), 0, "the delete event's id %s is not after %s", ev.id,
                  feed_id);
-    sse_item_clear(&ev);
+    ts_sse_item_clear(&ev);
     expect_quiet(c, "a follower, after the deletion");
-    sse_close(c);
+    ts_sse_close(c);
 }
 
 Test(sse_celebrity, a_follower_who_muted_the_celebrity_gets_nothing_live)
 {
     sx_use_private_redis();
     sx_server(&srv, celebrity_args);
-    sx_user_t celeb, fans[FOLLOWERS];
+    ts_user_t celeb, fans[FOLLOWERS];
     int jobs = marked_celebrity(srv.port, &celeb, fans);
     char path[96];
     snprintf(path, sizeof(path), "/v1/users/%s/mute", celeb.id);
     json_decref(ts_call(srv.port, "PUT", path, fans[0].token, NULL, 204));
     wait_jobs(&srv.port, 1, jobs + 1, "the mute");
-    sse_t *muting = sx_stream(srv.port, &fans[0], NULL);
-    sse_t *other = sx_stream(srv.port, &fans[1], NULL);
+    ts_sse_t *muting = ts_stream(srv.port, &fans[0], NULL);
+    ts_sse_t *other = ts_stream(srv.port, &fans[1], NULL);
     char post[24];
-    sx_post(srv.port, &celeb, "not for those who muted me", post);
+    ts_post(srv.port, &celeb, "not for those who muted me", post);
     expect_first_post(other, post, "the post", "a follower who did not mute", NULL);
     wait_jobs(&srv.port, 1, jobs + 2, "the post");
     /* The first event may be the marking post (see expect_first_post), never this one. */
-    sse_item_t ev;
+    ts_sse_item_t ev;
     char got[24] = "";
-    for (sse_kind_t k; (k = sse_next_event(muting, &ev, QUIET_MS)) == SSE_EVENT;) {
-        cr_assert(strcmp(sx_data_id(&ev, got, sizeof(got)), post) != 0,
+    for (ts_sse_kind_t k; (k = ts_sse_next_event(muting, &ev, QUIET_MS)) == TS_SSE_EVENT;) {
+        cr_assert(strcmp(ts_sse_data_id(&ev, got, sizeof(got)), post) != 0,
                   "the follower who muted the celebrity got its post live (event %s)", ev.id);
-        sse_item_clear(&ev);
+        ts_sse_item_clear(&ev);
     }
-    sse_close(muting);
-    sse_close(other);
+    ts_sse_close(muting);
+    ts_sse_close(other);
 }
 
 /* Pub/sub drops what a disconnected subscriber misses: a process reads the announcements
@@ -336,19 +336,19 @@ Test(sse_celebrity, a_post_announced_while_the_subscription_was_down_still_arriv
     ts_redis_skip_on_cluster("kills the pub/sub connections of one redis-server");
     sx_use_private_redis();
     sx_server(&srv, celebrity_args);
-    sx_user_t celeb, fans[FOLLOWERS];
+    ts_user_t celeb, fans[FOLLOWERS];
     marked_celebrity(srv.port, &celeb, fans);
-    sse_t *c = sx_stream(srv.port, &fans[0], NULL);
+    ts_sse_t *c = ts_stream(srv.port, &fans[0], NULL);
     char before[24], during[24];
-    sx_post(srv.port, &celeb, "before the cut", before);
+    ts_post(srv.port, &celeb, "before the cut", before);
     expect_first_post(c, before, "the post before the cut", "the follower", NULL);
     for (int round = 0; round < 3; round++) {
         freeReplyObject(ts_redis_command(sx_redis_url, "CLIENT KILL TYPE pubsub"));
-        sx_post(srv.port, &celeb, "while the subscriber reconnects", during);
+        ts_post(srv.port, &celeb, "while the subscriber reconnects", during);
         char which[48];
         snprintf(which, sizeof(which), "the post of cut %d", round + 1);
         expect_post(c, during, which, "the follower", NULL);
     }
     expect_quiet(c, "the follower, after the cuts");
-    sse_close(c);
+    ts_sse_close(c);
 }

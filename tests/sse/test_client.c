@@ -86,39 +86,39 @@ static const char stream_text[] = "retry: 3000\n\n"
                                   "data\n\n"
                                   ": last\n";
 
-static void expect_items(sse_t *s)
+static void expect_items(ts_sse_t *s)
 {
-    sse_item_t it;
-    cr_assert_eq(sse_next(s, &it, 5000), SSE_RETRY);
+    ts_sse_item_t it;
+    cr_assert_eq(ts_sse_next(s, &it, 5000), TS_SSE_RETRY);
     cr_assert_eq(it.retry_ms, 3000);
-    cr_assert_eq(sse_next(s, &it, 5000), SSE_COMMENT);
+    cr_assert_eq(ts_sse_next(s, &it, 5000), TS_SSE_COMMENT);
     cr_assert_str_eq(it.text, "heartbeat");
-    cr_assert_eq(sse_next(s, &it, 5000), SSE_EVENT);
+    cr_assert_eq(ts_sse_next(s, &it, 5000), TS_SSE_EVENT);
     cr_assert(it.has_id && it.has_data);
     cr_assert_str_eq(it.id, "1-0");
     cr_assert_str_eq(it.type, "feed");
     cr_assert_str_eq(it.data, "{\"a\":1}");
-    sse_item_clear(&it);
-    cr_assert_eq(sse_next(s, &it, 5000), SSE_EVENT);
+    ts_sse_item_clear(&it);
+    cr_assert_eq(ts_sse_next(s, &it, 5000), TS_SSE_EVENT);
     cr_assert_str_eq(it.id, "2-0");
     cr_assert_str_eq(it.type, "delete");
     cr_assert_str_eq(it.data, "line1\n line2"); /* only one leading space is dropped */
-    sse_item_clear(&it);
-    cr_assert_eq(sse_next(s, &it, 5000), SSE_EVENT);
+    ts_sse_item_clear(&it);
+    cr_assert_eq(ts_sse_next(s, &it, 5000), TS_SSE_EVENT);
     cr_assert_str_eq(it.id, "3-0");
     cr_assert_str_eq(it.type, "");
     cr_assert_str_eq(it.data, "nospace");
-    sse_item_clear(&it);
-    cr_assert_eq(sse_next(s, &it, 5000), SSE_EVENT);
+    ts_sse_item_clear(&it);
+    cr_assert_eq(ts_sse_next(s, &it, 5000), TS_SSE_EVENT);
     cr_assert_str_eq(it.id, "4-0");
     cr_assert(!it.has_data && !it.data);
-    cr_assert_eq(sse_next(s, &it, 5000), SSE_EVENT); /* "data" alone: an empty data line */
+    cr_assert_eq(ts_sse_next(s, &it, 5000), TS_SSE_EVENT); /* "data" alone: an empty data line */
     cr_assert(it.has_data && !it.has_id);
     cr_assert_str_eq(it.data, "");
-    sse_item_clear(&it);
-    cr_assert_eq(sse_next(s, &it, 5000), SSE_COMMENT);
+    ts_sse_item_clear(&it);
+    cr_assert_eq(ts_sse_next(s, &it, 5000), TS_SSE_COMMENT);
     cr_assert_str_eq(it.text, "last");
-    cr_assert_eq(sse_next(s, &it, 5000), SSE_END);
+    cr_assert_eq(ts_sse_next(s, &it, 5000), TS_SSE_END);
     cr_assert_eq(s->unknown_fields, 1);
     cr_assert_str_eq(s->unknown_line, "bogus: x");
     cr_assert_str_eq(s->last_id, "4-0");
@@ -153,12 +153,12 @@ Test(sse_client, parses_chunked_event_streams_split_anywhere)
     for (size_t piece = 1; piece <= 13; piece += 4) {
         canned_t c;
         int port = canned_start(&c, bytes, len, piece);
-        sse_t *s = sse_open(port, NULL, 5000);
+        ts_sse_t *s = ts_sse_open(port, NULL, 5000);
         cr_assert_eq(s->status, 200);
         cr_assert(s->chunked);
         expect_items(s);
         cr_assert(s->clean_end && !s->framing_error, "piece %zu: %s", piece, s->framing_what);
-        sse_close(s);
+        ts_sse_close(s);
         canned_stop(&c);
     }
     free(bytes);
@@ -171,27 +171,27 @@ Test(sse_client, parses_an_unchunked_stream_until_close)
                      "HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n%s", stream_text);
     canned_t c;
     int port = canned_start(&c, bytes, (size_t)n, 5);
-    sse_t *s = sse_open(port, NULL, 5000);
+    ts_sse_t *s = ts_sse_open(port, NULL, 5000);
     cr_assert_eq(s->status, 200);
     cr_assert(!s->chunked);
     expect_items(s);
     cr_assert(s->clean_end, "an orderly close after whole events ends a close-delimited body "
                             "cleanly");
-    sse_close(s);
+    ts_sse_close(s);
     canned_stop(&c);
 
     /* A close in the middle of an event cuts it: not clean, and the half is not an event. */
     n = snprintf(bytes, sizeof(bytes), "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                                        "Connection: close\r\n\r\nid: 1-0\ndata: a\n\nid: 2-0\ndata: ha");
     port = canned_start(&c, bytes, (size_t)n, 7);
-    s = sse_open(port, NULL, 5000);
-    sse_item_t it;
-    cr_assert_eq(sse_next(s, &it, 5000), SSE_EVENT);
+    s = ts_sse_open(port, NULL, 5000);
+    ts_sse_item_t it;
+    cr_assert_eq(ts_sse_next(s, &it, 5000), TS_SSE_EVENT);
     cr_assert_str_eq(it.id, "1-0");
-    sse_item_clear(&it);
-    cr_assert_eq(sse_next(s, &it, 5000), SSE_END);
+    ts_sse_item_clear(&it);
+    cr_assert_eq(ts_sse_next(s, &it, 5000), TS_SSE_END);
     cr_assert(!s->clean_end && !s->framing_error, "a cut event made a clean end");
-    sse_close(s);
+    ts_sse_close(s);
     canned_stop(&c);
 }
 
@@ -201,23 +201,23 @@ Test(sse_client, reads_an_error_body_and_reports_broken_chunks)
                               "WWW-Authenticate: Bearer\r\nContent-Length: 14\r\n\r\n{\"status\":401}";
     canned_t c;
     int port = canned_start(&c, err, sizeof(err) - 1, 3);
-    sse_t *s = sse_open(port, NULL, 5000);
+    ts_sse_t *s = ts_sse_open(port, NULL, 5000);
     cr_assert_eq(s->status, 401);
     cr_assert_str_eq(s->body, "{\"status\":401}");
     char v[64];
-    cr_assert_str_eq(sse_header(s, "www-authenticate", v, sizeof(v)), "Bearer");
-    sse_close(s);
+    cr_assert_str_eq(ts_sse_header(s, "www-authenticate", v, sizeof(v)), "Bearer");
+    ts_sse_close(s);
     canned_stop(&c);
 
     static const char broken[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                                  "Transfer-Encoding: chunked\r\n\r\n"
                                  "5\r\n: hi\n\r\n3\r\nid:XX\r\n";
     port = canned_start(&c, broken, sizeof(broken) - 1, 64);
-    s = sse_open(port, NULL, 5000);
-    sse_item_t it;
-    cr_assert_eq(sse_next(s, &it, 5000), SSE_COMMENT);
-    cr_assert_eq(sse_next(s, &it, 5000), SSE_END);
+    s = ts_sse_open(port, NULL, 5000);
+    ts_sse_item_t it;
+    cr_assert_eq(ts_sse_next(s, &it, 5000), TS_SSE_COMMENT);
+    cr_assert_eq(ts_sse_next(s, &it, 5000), TS_SSE_END);
     cr_assert(s->framing_error && !s->clean_end);
-    sse_close(s);
+    ts_sse_close(s);
     canned_stop(&c);
 }

@@ -17,7 +17,7 @@ static char *dump(const json_t *j)
 }
 
 /* The item of the caller's timeline whose id is post (new reference), waiting for it. */
-static json_t *timeline_entry(int port, const sx_user_t *u, const char *post)
+static json_t *timeline_entry(int port, const ts_user_t *u, const char *post)
 {
     uint64_t deadline = ts_now_ms() + SX_WAIT_MS;
     for (;;) {
@@ -26,7 +26,7 @@ static json_t *timeline_entry(int port, const sx_user_t *u, const char *post)
         json_t *v;
         json_array_foreach(json_object_get(tl, "items"), i, v)
         {
-            if (strcmp(sx_str(v, "id"), post) == 0) {
+            if (strcmp(ts_str(v, "id"), post) == 0) {
                 json_t *copy = json_deep_copy(v);
                 json_decref(tl);
                 return copy;
@@ -42,22 +42,22 @@ Test(sse_events, feed_event_is_the_post_as_the_timeline_shows_it)
 {
     sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, NULL);
-    sx_user_t reader, author;
-    sx_register(srv.port, "feedr", &reader);
-    sx_register(srv.port, "feeda", &author);
-    sx_follow(srv.port, &reader, &author);
-    sse_t *c = sx_stream(srv.port, &reader, NULL);
+    ts_user_t reader, author;
+    ts_register(srv.port, "feedr", &reader);
+    ts_register(srv.port, "feeda", &author);
+    ts_follow(srv.port, &reader, &author);
+    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
 
     char post[24];
-    sx_post(srv.port, &author, "hello from the author, @nobody_here", post);
-    sse_item_t ev;
-    sx_expect_event(c, "feed", &ev, SX_WAIT_MS, "a followed author's post");
-    json_t *data = sx_data(&ev);
-    cr_assert_str_eq(sx_str(data, "id"), post, "the feed event is about post %s, not %s",
-                     sx_str(data, "id"), post);
-    cr_assert_str_eq(sx_str(data, "text"), "hello from the author, @nobody_here");
-    cr_assert_str_eq(sx_str(json_object_get(data, "author"), "id"), author.id);
-    cr_assert_str_eq(sx_str(json_object_get(data, "author"), "handle"), author.handle);
+    ts_post(srv.port, &author, "hello from the author, @nobody_here", post);
+    ts_sse_item_t ev;
+    ts_sse_expect(c, "feed", &ev, SX_WAIT_MS, "a followed author's post");
+    json_t *data = ts_sse_data(&ev);
+    cr_assert_str_eq(ts_str(data, "id"), post, "the feed event is about post %s, not %s",
+                     ts_str(data, "id"), post);
+    cr_assert_str_eq(ts_str(data, "text"), "hello from the author, @nobody_here");
+    cr_assert_str_eq(ts_str(json_object_get(data, "author"), "id"), author.id);
+    cr_assert_str_eq(ts_str(json_object_get(data, "author"), "handle"), author.handle);
     json_t *entry = timeline_entry(srv.port, &reader, post);
     char *a = dump(data), *b = dump(entry);
     cr_assert(json_equal(data, entry), "the feed event's data differs from the timeline entry:\n"
@@ -66,118 +66,118 @@ Test(sse_events, feed_event_is_the_post_as_the_timeline_shows_it)
     free(b);
     json_decref(entry);
     json_decref(data);
-    sse_item_clear(&ev);
+    ts_sse_item_clear(&ev);
 
     /* The author sees their own posts at home too: the reader's own post is a feed event. */
-    sx_post(srv.port, &reader, "my own words", post);
-    sx_expect_event(c, "feed", &ev, SX_WAIT_MS, "the reader's own post");
+    ts_post(srv.port, &reader, "my own words", post);
+    ts_sse_expect(c, "feed", &ev, SX_WAIT_MS, "the reader's own post");
     char id[24];
-    cr_assert_str_eq(sx_data_id(&ev, id, sizeof(id)), post);
-    sse_item_clear(&ev);
+    cr_assert_str_eq(ts_sse_data_id(&ev, id, sizeof(id)), post);
+    ts_sse_item_clear(&ev);
     cr_assert_eq(c->unknown_fields, 0, "the stream sent a line naming no SSE field: %s",
                  c->unknown_line);
     cr_assert(!c->framing_error, "chunked framing error: %s", c->framing_what);
-    sse_close(c);
+    ts_sse_close(c);
 }
 
 Test(sse_events, notification_event_is_the_notification_as_the_api_shows_it)
 {
     sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, NULL);
-    sx_user_t owner, fan;
-    sx_register(srv.port, "ntfo", &owner);
-    sx_register(srv.port, "ntff", &fan);
-    sse_t *c = sx_stream(srv.port, &owner, NULL);
+    ts_user_t owner, fan;
+    ts_register(srv.port, "ntfo", &owner);
+    ts_register(srv.port, "ntff", &fan);
+    ts_sse_t *c = ts_stream(srv.port, &owner, NULL);
 
-    sx_follow(srv.port, &fan, &owner);
-    sse_item_t ev;
-    sx_expect_event(c, "notification", &ev, SX_WAIT_MS, "a new follower");
-    json_t *data = sx_data(&ev);
+    ts_follow(srv.port, &fan, &owner);
+    ts_sse_item_t ev;
+    ts_sse_expect(c, "notification", &ev, SX_WAIT_MS, "a new follower");
+    json_t *data = ts_sse_data(&ev);
     json_t *listed = sx_newest_notification(srv.port, &owner);
     char *a = dump(data), *b = dump(listed);
-    cr_assert_str_eq(sx_str(data, "type"), "follow", "%s", a);
+    cr_assert_str_eq(ts_str(data, "type"), "follow", "%s", a);
     cr_assert(json_equal(data, listed), "the notification event differs from "
                                         "GET /v1/notifications:\nevent: %s\nlist:  %s", a, b);
-    cr_assert_str_eq(sx_str(json_array_get(json_object_get(data, "actors"), 0), "id"), fan.id);
+    cr_assert_str_eq(ts_str(json_array_get(json_object_get(data, "actors"), 0), "id"), fan.id);
     free(a);
     free(b);
     json_decref(listed);
     json_decref(data);
-    sse_item_clear(&ev);
+    ts_sse_item_clear(&ev);
 
     char post[24];
-    sx_post(srv.port, &owner, "like this", post);
-    sx_expect_event(c, "feed", &ev, SX_WAIT_MS, "the owner's own post");
-    sse_item_clear(&ev);
-    sx_like(srv.port, &fan, post);
-    sx_expect_event(c, "notification", &ev, SX_WAIT_MS, "a like of the owner's post");
-    data = sx_data(&ev);
+    ts_post(srv.port, &owner, "like this", post);
+    ts_sse_expect(c, "feed", &ev, SX_WAIT_MS, "the owner's own post");
+    ts_sse_item_clear(&ev);
+    ts_like(srv.port, &fan, post);
+    ts_sse_expect(c, "notification", &ev, SX_WAIT_MS, "a like of the owner's post");
+    data = ts_sse_data(&ev);
     listed = sx_newest_notification(srv.port, &owner);
     a = dump(data);
     b = dump(listed);
-    cr_assert_str_eq(sx_str(data, "type"), "like", "%s", a);
-    cr_assert_str_eq(sx_str(json_object_get(data, "post"), "id"), post, "%s", a);
+    cr_assert_str_eq(ts_str(data, "type"), "like", "%s", a);
+    cr_assert_str_eq(ts_str(json_object_get(data, "post"), "id"), post, "%s", a);
     cr_assert(json_equal(data, listed), "the notification event differs from "
                                         "GET /v1/notifications:\nevent: %s\nlist:  %s", a, b);
     free(a);
     free(b);
     json_decref(listed);
     json_decref(data);
-    sse_item_clear(&ev);
+    ts_sse_item_clear(&ev);
     cr_assert_eq(c->unknown_fields, 0, "unknown SSE line: %s", c->unknown_line);
-    sse_close(c);
+    ts_sse_close(c);
 }
 
 Test(sse_events, delete_event_names_the_retracted_post)
 {
     sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, NULL);
-    sx_user_t reader, author;
-    sx_register(srv.port, "delr", &reader);
-    sx_register(srv.port, "dela", &author);
-    sx_follow(srv.port, &reader, &author);
-    sse_t *c = sx_stream(srv.port, &reader, NULL);
+    ts_user_t reader, author;
+    ts_register(srv.port, "delr", &reader);
+    ts_register(srv.port, "dela", &author);
+    ts_follow(srv.port, &reader, &author);
+    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
 
     char post[24], id[24];
-    sx_post(srv.port, &author, "soon gone", post);
-    sse_item_t ev;
-    sx_expect_event(c, "feed", &ev, SX_WAIT_MS, "the post before its deletion");
-    cr_assert_str_eq(sx_data_id(&ev, id, sizeof(id)), post);
+    ts_post(srv.port, &author, "soon gone", post);
+    ts_sse_item_t ev;
+    ts_sse_expect(c, "feed", &ev, SX_WAIT_MS, "the post before its deletion");
+    cr_assert_str_eq(ts_sse_data_id(&ev, id, sizeof(id)), post);
     char feed_id[64];
     snprintf(feed_id, sizeof(feed_id), "%s", ev.id);
-    sse_item_clear(&ev);
+    ts_sse_item_clear(&ev);
 
-    sx_delete_post(srv.port, &author, post);
-    sx_expect_event(c, "delete", &ev, SX_WAIT_MS, "the deletion");
-    json_t *data = sx_data(&ev);
+    ts_delete_post(srv.port, &author, post);
+    ts_sse_expect(c, "delete", &ev, SX_WAIT_MS, "the deletion");
+    json_t *data = ts_sse_data(&ev);
     json_t *want = json_pack("{s:s}", "id", post);
     char *a = dump(data);
     cr_assert(json_equal(data, want), "the delete event's data is %s, not {\"id\":\"%s\"}", a,
               post);
     free(a);
-    cr_assert_gt(sx_id_cmp(ev.id, feed_id), 0, "the delete event's id %s is not after %s", ev.id,
+    cr_assert_gt(ts_sse_id_cmp(ev.id, feed_id), 0, "the delete event's id %s is not after %s", ev.id,
                  feed_id);
     json_decref(want);
     json_decref(data);
-    sse_item_clear(&ev);
-    sse_close(c);
+    ts_sse_item_clear(&ev);
+    ts_sse_close(c);
 }
 
 /* One user's event sequence as (event id, type, subject id) lines. */
-static void read_n(sse_t *c, int n, char (*out)[160], const char *what)
+static void read_n(ts_sse_t *c, int n, char (*out)[160], const char *what)
 {
     for (int i = 0; i < n; i++) {
-        sse_item_t ev;
+        ts_sse_item_t ev;
         char label[96];
         snprintf(label, sizeof(label), "%s, event %d of %d", what, i + 1, n);
-        sx_expect_event(c, NULL, &ev, SX_WAIT_MS, label);
+        ts_sse_expect(c, NULL, &ev, SX_WAIT_MS, label);
         char subject[64];
         if (strcmp(ev.type, "notification") == 0)
             snprintf(subject, sizeof(subject), "%s", "notification");
         else
-            sx_data_id(&ev, subject, sizeof(subject));
+            ts_sse_data_id(&ev, subject, sizeof(subject));
         snprintf(out[i], sizeof(out[i]), "%s %s %s", ev.id, ev.type, subject);
-        sse_item_clear(&ev);
+        ts_sse_item_clear(&ev);
     }
 }
 
@@ -185,31 +185,31 @@ Test(sse_events, every_stream_of_a_user_receives_every_event)
 {
     sx_use_private_redis();
     sx_server(&srv, NULL);
-    sx_user_t user, author, fan;
-    sx_register(srv.port, "twou", &user);
-    sx_register(srv.port, "twoa", &author);
-    sx_register(srv.port, "twof", &fan);
-    sx_follow(srv.port, &user, &author);
-    sse_t *phone = sx_stream(srv.port, &user, NULL);
-    sse_t *laptop = sx_stream(srv.port, &user, NULL);
+    ts_user_t user, author, fan;
+    ts_register(srv.port, "twou", &user);
+    ts_register(srv.port, "twoa", &author);
+    ts_register(srv.port, "twof", &fan);
+    ts_follow(srv.port, &user, &author);
+    ts_sse_t *phone = ts_stream(srv.port, &user, NULL);
+    ts_sse_t *laptop = ts_stream(srv.port, &user, NULL);
     char query[256];
     snprintf(query, sizeof(query), "/v1/stream?access_token=%s", user.token);
-    sse_opts_t o = {.path = query};
-    sse_t *browser = sx_stream_opts(srv.port, &o);
+    ts_sse_opts_t o = {.path = query};
+    ts_sse_t *browser = ts_stream_opts(srv.port, &o);
 
     enum { POSTS = 10, EVENTS = POSTS + 2 };
     char posts[POSTS][24];
     for (int i = 0; i < POSTS; i++) {
         char text[32];
         snprintf(text, sizeof(text), "post %d", i);
-        sx_post(srv.port, &author, text, posts[i]);
+        ts_post(srv.port, &author, text, posts[i]);
     }
     static char seq[3][EVENTS][160];
     read_n(phone, POSTS, seq[0], "first stream");
     read_n(laptop, POSTS, seq[1], "second stream");
     read_n(browser, POSTS, seq[2], "third stream (access_token)");
-    sx_follow(srv.port, &fan, &user);
-    sx_delete_post(srv.port, &author, posts[3]);
+    ts_follow(srv.port, &fan, &user);
+    ts_delete_post(srv.port, &author, posts[3]);
     read_n(phone, 2, seq[0] + POSTS, "first stream");
     read_n(laptop, 2, seq[1] + POSTS, "second stream");
     read_n(browser, 2, seq[2] + POSTS, "third stream (access_token)");
@@ -220,7 +220,7 @@ Test(sse_events, every_stream_of_a_user_receives_every_event)
         cr_assert_str_eq(seq[2][i], seq[0][i], "event %d differs between streams: '%s' / '%s'", i,
                          seq[0][i], seq[2][i]);
         if (i > 0)
-            cr_assert_gt(sx_id_cmp(seq[0][i], seq[0][i - 1]), 0,
+            cr_assert_gt(ts_sse_id_cmp(seq[0][i], seq[0][i - 1]), 0,
                          "event ids do not increase: '%s' then '%s'", seq[0][i - 1], seq[0][i]);
     }
     for (int p = 0; p < POSTS; p++) {
@@ -241,9 +241,9 @@ Test(sse_events, every_stream_of_a_user_receives_every_event)
     }
     cr_assert(deletes == 1 && notes == 1, "expected one delete and one notification, got: %s | %s",
               seq[0][POSTS], seq[0][POSTS + 1]);
-    sse_close(phone);
-    sse_close(laptop);
-    sse_close(browser);
+    ts_sse_close(phone);
+    ts_sse_close(laptop);
+    ts_sse_close(browser);
 }
 
 Test(sse_events, a_feed_event_whose_post_is_gone_is_sent_as_a_bare_id)
@@ -253,43 +253,43 @@ Test(sse_events, a_feed_event_whose_post_is_gone_is_sent_as_a_bare_id)
      * rendered it a moment before (so a render cache would still hold it). */
     sx_use_private_redis();
     sx_server(&srv, NULL);
-    sx_user_t reader, other, author;
-    sx_register(srv.port, "goner", &reader);
-    sx_register(srv.port, "goneo", &other);
-    sx_register(srv.port, "gonea", &author);
-    sx_follow(srv.port, &reader, &author);
-    sx_follow(srv.port, &other, &author);
-    sse_t *c = sx_stream(srv.port, &reader, NULL);
-    sse_t *w = sx_stream(srv.port, &other, NULL);
+    ts_user_t reader, other, author;
+    ts_register(srv.port, "goner", &reader);
+    ts_register(srv.port, "goneo", &other);
+    ts_register(srv.port, "gonea", &author);
+    ts_follow(srv.port, &reader, &author);
+    ts_follow(srv.port, &other, &author);
+    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
+    ts_sse_t *w = ts_stream(srv.port, &other, NULL);
     char first[24], gone[24], id[24];
-    sx_post(srv.port, &author, "seen by both", first);
-    sse_item_t ev;
-    sx_expect_event(c, "feed", &ev, SX_WAIT_MS, "the first post");
+    ts_post(srv.port, &author, "seen by both", first);
+    ts_sse_item_t ev;
+    ts_sse_expect(c, "feed", &ev, SX_WAIT_MS, "the first post");
     char cursor[64];
     snprintf(cursor, sizeof(cursor), "%s", ev.id);
-    sse_item_clear(&ev);
-    sx_expect_event(w, "feed", &ev, SX_WAIT_MS, "the first post (other follower)");
-    sse_item_clear(&ev);
-    sse_close(c); /* the reader goes away (within the grace) */
+    ts_sse_item_clear(&ev);
+    ts_sse_expect(w, "feed", &ev, SX_WAIT_MS, "the first post (other follower)");
+    ts_sse_item_clear(&ev);
+    ts_sse_close(c); /* the reader goes away (within the grace) */
 
-    sx_post(srv.port, &author, "soon deleted", gone);
-    sx_expect_event(w, "feed", &ev, SX_WAIT_MS, "the doomed post (other follower)");
-    cr_assert_str_eq(sx_data_id(&ev, id, sizeof(id)), gone);
-    sse_item_clear(&ev);
-    sx_delete_post(srv.port, &author, gone);
-    sx_expect_event(w, "delete", &ev, SX_WAIT_MS, "the deletion (other follower)");
-    sse_item_clear(&ev);
+    ts_post(srv.port, &author, "soon deleted", gone);
+    ts_sse_expect(w, "feed", &ev, SX_WAIT_MS, "the doomed post (other follower)");
+    cr_assert_str_eq(ts_sse_data_id(&ev, id, sizeof(id)), gone);
+    ts_sse_item_clear(&ev);
+    ts_delete_post(srv.port, &author, gone);
+    ts_sse_expect(w, "delete", &ev, SX_WAIT_MS, "the deletion (other follower)");
+    ts_sse_item_clear(&ev);
 
-    c = sx_stream(srv.port, &reader, cursor);
-    sx_expect_event(c, NULL, &ev, SX_WAIT_MS, "the replayed feed event of the deleted post");
+    c = ts_stream(srv.port, &reader, cursor);
+    ts_sse_expect(c, NULL, &ev, SX_WAIT_MS, "the replayed feed event of the deleted post");
     cr_assert(!ev.has_data && ev.type[0] == '\0',
               "the feed event of deleted post %s was sent with its content (type '%s', data "
               "%.300s) instead of a bare id",
               gone, ev.type, ev.data ? ev.data : "");
-    sse_item_clear(&ev);
-    sx_expect_event(c, "delete", &ev, SX_WAIT_MS, "the replayed deletion");
-    cr_assert_str_eq(sx_data_id(&ev, id, sizeof(id)), gone);
-    sse_item_clear(&ev);
-    sse_close(c);
-    sse_close(w);
+    ts_sse_item_clear(&ev);
+    ts_sse_expect(c, "delete", &ev, SX_WAIT_MS, "the replayed deletion");
+    cr_assert_str_eq(ts_sse_data_id(&ev, id, sizeof(id)), gone);
+    ts_sse_item_clear(&ev);
+    ts_sse_close(c);
+    ts_sse_close(w);
 }

@@ -18,58 +18,58 @@ Test(sse_lifecycle, heartbeats_arrive_on_an_idle_stream)
 {
     sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, (const char *const[]){"--heartbeat", "1", NULL});
-    sx_user_t u;
-    sx_register(srv.port, "beat", &u);
-    sse_t *c = sx_stream(srv.port, &u, NULL);
+    ts_user_t u;
+    ts_register(srv.port, "beat", &u);
+    ts_sse_t *c = ts_stream(srv.port, &u, NULL);
     uint64_t t0 = ts_now_ms();
     int beats = 0;
     while (beats < 3) {
         int64_t left = (int64_t)(t0 + 5000) - (int64_t)ts_now_ms();
-        sse_item_t it;
-        sse_kind_t k = sse_next(c, &it, left > 0 ? (int)left : 0);
-        cr_assert(k != SSE_TIMEOUT, "%d heartbeats in 5 s with --heartbeat 1", beats);
-        cr_assert(k == SSE_COMMENT, "an idle stream sent item kind %d (type '%s', id %s)", k,
+        ts_sse_item_t it;
+        ts_sse_kind_t k = ts_sse_next(c, &it, left > 0 ? (int)left : 0);
+        cr_assert(k != TS_SSE_TIMEOUT, "%d heartbeats in 5 s with --heartbeat 1", beats);
+        cr_assert(k == TS_SSE_COMMENT, "an idle stream sent item kind %d (type '%s', id %s)", k,
                   it.type, it.id);
         cr_assert_str_eq(it.text, "heartbeat");
         beats++;
-        sse_item_clear(&it);
+        ts_sse_item_clear(&it);
     }
     /* And they go on after an event. */
     char post[24];
-    sx_post(srv.port, &u, "between heartbeats", post);
-    sse_item_t ev;
-    sx_expect_event(c, "feed", &ev, SX_WAIT_MS, "a post between heartbeats");
-    sse_item_clear(&ev);
-    sse_kind_t k = sse_next(c, &ev, 3000);
-    cr_assert(k == SSE_COMMENT && strcmp(ev.text, "heartbeat") == 0,
+    ts_post(srv.port, &u, "between heartbeats", post);
+    ts_sse_item_t ev;
+    ts_sse_expect(c, "feed", &ev, SX_WAIT_MS, "a post between heartbeats");
+    ts_sse_item_clear(&ev);
+    ts_sse_kind_t k = ts_sse_next(c, &ev, 3000);
+    cr_assert(k == TS_SSE_COMMENT && strcmp(ev.text, "heartbeat") == 0,
               "no heartbeat within 3 s after an event (item kind %d)", k);
-    sse_item_clear(&ev);
+    ts_sse_item_clear(&ev);
     cr_assert_eq(c->unknown_fields, 0, "unknown SSE line: %s", c->unknown_line);
-    sse_close(c);
+    ts_sse_close(c);
 }
 
 Test(sse_lifecycle, sigterm_ends_every_stream_cleanly_and_exits_promptly)
 {
     sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, NULL);
-    sx_user_t a, b;
-    sx_register(srv.port, "terma", &a);
-    sx_register(srv.port, "termb", &b);
-    sse_t *s[3] = {sx_stream(srv.port, &a, NULL), sx_stream(srv.port, &a, NULL),
-                   sx_stream(srv.port, &b, NULL)};
+    ts_user_t a, b;
+    ts_register(srv.port, "terma", &a);
+    ts_register(srv.port, "termb", &b);
+    ts_sse_t *s[3] = {ts_stream(srv.port, &a, NULL), ts_stream(srv.port, &a, NULL),
+                   ts_stream(srv.port, &b, NULL)};
     char post[24];
-    sx_post(srv.port, &a, "before the end", post);
+    ts_post(srv.port, &a, "before the end", post);
     for (int i = 0; i < 2; i++) {
-        sse_item_t ev;
-        sx_expect_event(s[i], "feed", &ev, SX_WAIT_MS, "a post before SIGTERM");
-        sse_item_clear(&ev);
+        ts_sse_item_t ev;
+        ts_sse_expect(s[i], "feed", &ev, SX_WAIT_MS, "a post before SIGTERM");
+        ts_sse_item_clear(&ev);
     }
     /* s[2] is idle (parked), s[0..1] have just sent. */
     uint64_t t0 = ts_now_ms();
     cr_assert(kill(srv.pid, SIGTERM) == 0);
     for (int i = 0; i < 3; i++) {
         int extra = 0;
-        cr_assert(sse_drain(s[i], 5000, &extra), "stream %d still open 5 s after SIGTERM", i);
+        cr_assert(ts_sse_drain(s[i], 5000, &extra), "stream %d still open 5 s after SIGTERM", i);
         cr_assert(s[i]->clean_end, "stream %d was cut (reset, or closed mid-event) rather "
                                    "than ended in order",
                   i);
@@ -82,7 +82,7 @@ Test(sse_lifecycle, sigterm_ends_every_stream_cleanly_and_exits_promptly)
     cr_assert_lt(took, 5000, "the server took %llu ms to exit after SIGTERM with 3 streams open",
                  (unsigned long long)took);
     for (int i = 0; i < 3; i++)
-        sse_close(s[i]);
+        ts_sse_close(s[i]);
 }
 
 #define ORIGIN "https://app.example.test"
@@ -91,79 +91,79 @@ Test(sse_lifecycle, cors_origin_marks_the_stream_and_answers_the_preflight)
 {
     sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, (const char *const[]){"--cors-origin", ORIGIN, NULL});
-    sx_user_t u;
-    sx_register(srv.port, "cors", &u);
+    ts_user_t u;
+    ts_register(srv.port, "cors", &u);
     const char *origin = "Origin: " ORIGIN "\r\n";
     char v[256];
 
-    sse_t *c = sx_stream_opts(srv.port, &(sse_opts_t){.token = u.token, .extra_headers = origin});
-    cr_assert(sse_header(c, "Access-Control-Allow-Origin", v, sizeof(v)),
+    ts_sse_t *c = ts_stream_opts(srv.port, &(ts_sse_opts_t){.token = u.token, .extra_headers = origin});
+    cr_assert(ts_sse_header(c, "Access-Control-Allow-Origin", v, sizeof(v)),
               "the stream has no Access-Control-Allow-Origin");
     cr_assert_str_eq(v, ORIGIN);
-    sse_close(c);
+    ts_sse_close(c);
 
     /* A browser reads errors only when they carry the header too. */
-    c = sse_open(srv.port, &(sse_opts_t){.extra_headers = origin}, SX_OPEN_MS);
+    c = ts_sse_open(srv.port, &(ts_sse_opts_t){.extra_headers = origin}, TS_SSE_OPEN_MS);
     cr_assert_eq(c->status, 401);
-    cr_assert(sse_header(c, "Access-Control-Allow-Origin", v, sizeof(v)) &&
+    cr_assert(ts_sse_header(c, "Access-Control-Allow-Origin", v, sizeof(v)) &&
                   strcmp(v, ORIGIN) == 0,
               "the stream's 401 has no Access-Control-Allow-Origin");
-    sse_close(c);
+    ts_sse_close(c);
 
-    c = sse_open(srv.port,
-                 &(sse_opts_t){.method = "OPTIONS",
+    c = ts_sse_open(srv.port,
+                 &(ts_sse_opts_t){.method = "OPTIONS",
                                .extra_headers =
                                    "Origin: " ORIGIN "\r\nAccess-Control-Request-Method: GET\r\n"
                                    "Access-Control-Request-Headers: authorization, last-event-id\r\n"},
-                 SX_OPEN_MS);
+                 TS_SSE_OPEN_MS);
     cr_assert_eq(c->status, 204, "the preflight answered %d: %s", c->status, c->body);
-    cr_assert(sse_header(c, "Access-Control-Allow-Origin", v, sizeof(v)) &&
+    cr_assert(ts_sse_header(c, "Access-Control-Allow-Origin", v, sizeof(v)) &&
                   strcmp(v, ORIGIN) == 0,
               "the preflight has no Access-Control-Allow-Origin: " ORIGIN);
-    cr_assert(sse_header(c, "Access-Control-Allow-Methods", v, sizeof(v)) && strstr(v, "GET"),
+    cr_assert(ts_sse_header(c, "Access-Control-Allow-Methods", v, sizeof(v)) && strstr(v, "GET"),
               "the preflight does not allow GET");
-    cr_assert(sse_header(c, "Access-Control-Allow-Headers", v, sizeof(v)),
+    cr_assert(ts_sse_header(c, "Access-Control-Allow-Headers", v, sizeof(v)),
               "the preflight has no Access-Control-Allow-Headers");
     cr_assert(strcasestr(v, "authorization") && strcasestr(v, "last-event-id"),
               "the preflight allows headers '%s', not Authorization and Last-Event-ID", v);
     cr_assert_eq(c->body_len, 0, "a 204 with a body");
-    sse_close(c);
+    ts_sse_close(c);
 }
 
 Test(sse_lifecycle, without_cors_origin_there_are_no_cors_headers)
 {
     sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, NULL);
-    sx_user_t u;
-    sx_register(srv.port, "nocors", &u);
+    ts_user_t u;
+    ts_register(srv.port, "nocors", &u);
     char v[256];
-    sse_t *c = sx_stream_opts(
-        srv.port, &(sse_opts_t){.token = u.token, .extra_headers = "Origin: " ORIGIN "\r\n"});
-    cr_assert(!sse_header(c, "Access-Control-Allow-Origin", v, sizeof(v)),
+    ts_sse_t *c = ts_stream_opts(
+        srv.port, &(ts_sse_opts_t){.token = u.token, .extra_headers = "Origin: " ORIGIN "\r\n"});
+    cr_assert(!ts_sse_header(c, "Access-Control-Allow-Origin", v, sizeof(v)),
               "Access-Control-Allow-Origin '%s' without --cors-origin", v);
-    sse_close(c);
-    c = sse_open(srv.port, &(sse_opts_t){.method = "OPTIONS",
+    ts_sse_close(c);
+    c = ts_sse_open(srv.port, &(ts_sse_opts_t){.method = "OPTIONS",
                                          .extra_headers = "Origin: " ORIGIN "\r\n"
                                                           "Access-Control-Request-Method: GET\r\n"},
-                 SX_OPEN_MS);
+                 TS_SSE_OPEN_MS);
     cr_assert_eq(c->status, 204, "OPTIONS /v1/stream answered %d", c->status);
-    cr_assert(!sse_header(c, "Access-Control-Allow-Origin", v, sizeof(v)),
+    cr_assert(!ts_sse_header(c, "Access-Control-Allow-Origin", v, sizeof(v)),
               "the preflight allows origin '%s' without --cors-origin", v);
-    sse_close(c);
+    ts_sse_close(c);
 }
 
 /* The next event on c must be type about subject (a post id; NULL: any); returns its id. */
-static void expect_on(sse_t *c, const char *type, const char *subject, char *id, const char *what)
+static void expect_on(ts_sse_t *c, const char *type, const char *subject, char *id, const char *what)
 {
-    sse_item_t ev;
-    sx_expect_event(c, type, &ev, SX_WAIT_MS, what);
+    ts_sse_item_t ev;
+    ts_sse_expect(c, type, &ev, SX_WAIT_MS, what);
     if (subject) {
         char got[24];
-        cr_assert_str_eq(sx_data_id(&ev, got, sizeof(got)), subject, "%s: about %s, not %s", what,
+        cr_assert_str_eq(ts_sse_data_id(&ev, got, sizeof(got)), subject, "%s: about %s, not %s", what,
                          got, subject);
     }
     snprintf(id, 64, "%s", ev.id);
-    sse_item_clear(&ev);
+    ts_sse_item_clear(&ev);
 }
 
 Test(sse_lifecycle, two_processes_on_one_redis_deliver_to_each_others_streams)
@@ -171,37 +171,37 @@ Test(sse_lifecycle, two_processes_on_one_redis_deliver_to_each_others_streams)
     sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, NULL);   /* A: holds the user's stream */
     sx_server(&other, NULL); /* B: takes the other user's requests */
-    sx_user_t user, author;
-    sx_register(srv.port, "twopu", &user);
-    sx_register(other.port, "twopa", &author);
-    sx_follow(other.port, &user, &author);
-    sse_t *on_a = sx_stream(srv.port, &user, NULL);
-    sse_t *on_b = sx_stream(other.port, &user, NULL);
+    ts_user_t user, author;
+    ts_register(srv.port, "twopu", &user);
+    ts_register(other.port, "twopa", &author);
+    ts_follow(other.port, &user, &author);
+    ts_sse_t *on_a = ts_stream(srv.port, &user, NULL);
+    ts_sse_t *on_b = ts_stream(other.port, &user, NULL);
 
     char post[24], mine[24], ida[64], idb[64];
-    sx_post(other.port, &author, "made through B", post);
+    ts_post(other.port, &author, "made through B", post);
     expect_on(on_a, "feed", post, ida, "a post made through B, stream on A");
     expect_on(on_b, "feed", post, idb, "a post made through B, stream on B");
     cr_assert_str_eq(ida, idb, "one event, two ids");
 
-    sx_post(srv.port, &user, "mine, through A", mine);
+    ts_post(srv.port, &user, "mine, through A", mine);
     expect_on(on_a, "feed", mine, ida, "the user's own post, stream on A");
     expect_on(on_b, "feed", mine, idb, "the user's own post, stream on B");
-    sx_like(other.port, &author, mine);
+    ts_like(other.port, &author, mine);
     expect_on(on_a, "notification", NULL, ida, "a like made through B, stream on A");
     expect_on(on_b, "notification", NULL, idb, "a like made through B, stream on B");
     cr_assert_str_eq(ida, idb);
 
-    sx_delete_post(other.port, &author, post);
+    ts_delete_post(other.port, &author, post);
     expect_on(on_a, "delete", post, ida, "a deletion made through B, stream on A");
     expect_on(on_b, "delete", post, idb, "a deletion made through B, stream on B");
     cr_assert_str_eq(ida, idb);
 
     /* B stops: A's stream is untouched and still gets what B's clients did before. */
-    sse_close(on_b);
+    ts_sse_close(on_b);
     sx_server_stop(&other, 10000);
     char late[24];
-    sx_post(srv.port, &author, "through A now", late);
+    ts_post(srv.port, &author, "through A now", late);
     expect_on(on_a, "feed", late, ida, "a post after B stopped");
-    sse_close(on_a);
+    ts_sse_close(on_a);
 }

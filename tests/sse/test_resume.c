@@ -59,27 +59,27 @@ static unsigned rnd(unsigned below)
 }
 
 /* Opens the reader's stream after last: by header, by ?last_event_id=, or by both. */
-static sse_t *reopen(const sx_user_t *u, const char *last, int how)
+static ts_sse_t *reopen(const ts_user_t *u, const char *last, int how)
 {
     char path[256];
     snprintf(path, sizeof(path), "/v1/stream?last_event_id=%s", last);
-    sse_opts_t o = {.token = u->token};
+    ts_sse_opts_t o = {.token = u->token};
     if (how % 3 != 1)
         o.last_event_id = last;
     if (how % 3 != 0)
         o.path = path;
-    return sx_stream_opts(srv.port, &o);
+    return ts_stream_opts(srv.port, &o);
 }
 
 Test(sse_resume, replay_while_posts_keep_arriving_has_no_gap_and_no_duplicate)
 {
     sx_use_private_redis();
     sx_server(&srv, (const char *const[]){"--heartbeat", "1", NULL});
-    sx_user_t reader, author;
-    sx_register(srv.port, "loadr", &reader);
-    sx_register(srv.port, "loada", &author);
-    sx_follow(srv.port, &reader, &author);
-    sse_t *c = sx_stream(srv.port, &reader, NULL);
+    ts_user_t reader, author;
+    ts_register(srv.port, "loadr", &reader);
+    ts_register(srv.port, "loada", &author);
+    ts_follow(srv.port, &reader, &author);
+    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
 
     static writer_t w;
     memset(&w, 0, sizeof(w));
@@ -95,7 +95,7 @@ Test(sse_resume, replay_while_posts_keep_arriving_has_no_gap_and_no_duplicate)
         for (unsigned i = 0; i < k; i++)
             sx_read_feed(c, &g, SX_WAIT_MS, "a post under load");
         cr_assert_eq(c->unknown_fields, 0, "unknown SSE line: %s", c->unknown_line);
-        sse_close(c); /* hang up mid-stream, events in flight */
+        ts_sse_close(c); /* hang up mid-stream, events in flight */
         ts_sleep_ms((int)rnd(40));
         c = reopen(&reader, g.event[g.n - 1], cycle);
     }
@@ -108,11 +108,11 @@ Test(sse_resume, replay_while_posts_keep_arriving_has_no_gap_and_no_duplicate)
     /* Everything posted arrives, and then nothing more. */
     while (g.n < posted)
         sx_read_feed(c, &g, SX_WAIT_MS, "the rest of the posts");
-    sse_item_t ev;
-    sse_kind_t extra = sse_next_event(c, &ev, 1500);
-    cr_assert_eq(extra, SSE_TIMEOUT, "an event beyond the %zu posted: id %s, type %s, data %.200s",
+    ts_sse_item_t ev;
+    ts_sse_kind_t extra = ts_sse_next_event(c, &ev, 1500);
+    cr_assert_eq(extra, TS_SSE_TIMEOUT, "an event beyond the %zu posted: id %s, type %s, data %.200s",
                  posted, ev.id, ev.type, ev.data ? ev.data : "");
-    sse_item_clear(&ev);
+    ts_sse_item_clear(&ev);
 
     for (size_t i = 0; i < posted; i++) {
         int times = 0;
@@ -122,7 +122,7 @@ Test(sse_resume, replay_while_posts_keep_arriving_has_no_gap_and_no_duplicate)
                      w.ids[i], times);
     }
     cr_assert_eq(g.n, posted, "received %zu events for %zu posts", g.n, posted);
-    sse_close(c);
+    ts_sse_close(c);
     sx_got_free(&g);
 }
 
@@ -130,32 +130,32 @@ Test(sse_resume, reconnecting_within_the_grace_replays_what_was_missed)
 {
     sx_use_private_redis();
     sx_server(&srv, NULL);
-    sx_user_t reader, author;
-    sx_register(srv.port, "gracer", &reader);
-    sx_register(srv.port, "gracea", &author);
-    sx_follow(srv.port, &reader, &author);
-    sse_t *c = sx_stream(srv.port, &reader, NULL);
-    sse_t *watch = sx_stream(srv.port, &reader, NULL); /* another device; tells when logged */
+    ts_user_t reader, author;
+    ts_register(srv.port, "gracer", &reader);
+    ts_register(srv.port, "gracea", &author);
+    ts_follow(srv.port, &reader, &author);
+    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
+    ts_sse_t *watch = ts_stream(srv.port, &reader, NULL); /* another device; tells when logged */
     sx_got_t g = {0}, wg = {0};
     char post[24];
-    sx_post(srv.port, &author, "before the hang-up", post);
+    ts_post(srv.port, &author, "before the hang-up", post);
     sx_read_feed(c, &g, SX_WAIT_MS, "the first post");
     sx_read_feed(watch, &wg, SX_WAIT_MS, "the first post (watcher)");
-    sse_close(c);
+    ts_sse_close(c);
 
     enum { MISSED = 5 };
     char missed[MISSED][24];
     for (int i = 0; i < MISSED; i++) {
         char text[32];
         snprintf(text, sizeof(text), "while away %d", i);
-        sx_post(srv.port, &author, text, missed[i]);
+        ts_post(srv.port, &author, text, missed[i]);
     }
     for (int i = 0; i < MISSED; i++)
         sx_read_feed(watch, &wg, SX_WAIT_MS, "a missed post (watcher)");
-    double replayed = sx_metric(srv.port, "tidings_stream_events_replayed_total");
+    double replayed = ts_metric(srv.port, "tidings_stream_events_replayed_total");
 
     /* Every missed event, once, in log order: the watcher saw the same log. */
-    c = sx_stream(srv.port, &reader, g.event[0]);
+    c = ts_stream(srv.port, &reader, g.event[0]);
     for (int i = 0; i < MISSED; i++)
         sx_read_feed(c, &g, SX_WAIT_MS, "a replayed post");
     for (int i = 0; i < MISSED; i++)
@@ -163,27 +163,27 @@ Test(sse_resume, reconnecting_within_the_grace_replays_what_was_missed)
                       strcmp(g.post[i + 1], wg.post[i + 1]) == 0,
                   "replayed event %d is %s (post %s); the log has %s (post %s)", i, g.event[i + 1],
                   g.post[i + 1], wg.event[i + 1], wg.post[i + 1]);
-    cr_assert_geq(sx_metric(srv.port, "tidings_stream_events_replayed_total") - replayed, MISSED,
+    cr_assert_geq(ts_metric(srv.port, "tidings_stream_events_replayed_total") - replayed, MISSED,
                   "tidings_stream_events_replayed_total did not count the replay");
 
     /* Then live again, with no seam. */
-    sx_post(srv.port, &author, "after the return", post);
+    ts_post(srv.port, &author, "after the return", post);
     sx_read_feed(c, &g, SX_WAIT_MS, "a live post after the replay");
     cr_assert_str_eq(g.post[g.n - 1], post);
-    sse_close(c);
-    sse_close(watch);
+    ts_sse_close(c);
+    ts_sse_close(watch);
     sx_got_free(&g);
     sx_got_free(&wg);
 }
 
 /* Posts n posts as author, and waits until the watcher stream has them all (so they are in
  * the log). */
-static void post_many(const sx_user_t *author, int n, sse_t *watch, sx_got_t *wg, char *last_post)
+static void post_many(const ts_user_t *author, int n, ts_sse_t *watch, sx_got_t *wg, char *last_post)
 {
     for (int i = 0; i < n; i++) {
         char text[32];
         snprintf(text, sizeof(text), "many %d", i);
-        sx_post(srv.port, author, text, last_post);
+        ts_post(srv.port, author, text, last_post);
     }
     for (int i = 0; i < n; i++)
         sx_read_feed(watch, wg, SX_WAIT_MS, "a post (watcher)");
@@ -197,27 +197,27 @@ Test(sse_resume, a_long_absence_within_the_log_replays_every_event)
     enum { MISSED = 700 };
     sx_use_private_redis();
     sx_server(&srv, NULL);
-    sx_user_t reader, author;
-    sx_register(srv.port, "longr", &reader);
-    sx_register(srv.port, "longa", &author);
-    sx_follow(srv.port, &reader, &author);
-    sse_t *c = sx_stream(srv.port, &reader, NULL);
-    sse_t *watch = sx_stream(srv.port, &reader, NULL);
+    ts_user_t reader, author;
+    ts_register(srv.port, "longr", &reader);
+    ts_register(srv.port, "longa", &author);
+    ts_follow(srv.port, &reader, &author);
+    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
+    ts_sse_t *watch = ts_stream(srv.port, &reader, NULL);
     sx_got_t g = {0}, wg = {0};
     char post[24];
-    sx_post(srv.port, &author, "before a long absence", post);
+    ts_post(srv.port, &author, "before a long absence", post);
     sx_read_feed(c, &g, SX_WAIT_MS, "the first post");
     sx_read_feed(watch, &wg, SX_WAIT_MS, "the first post (watcher)");
-    sse_close(c);
+    ts_sse_close(c);
     post_many(&author, MISSED, watch, &wg, post);
 
     c = sx_resume_until(srv.port, &reader, &g, 1 + MISSED, "a long absence");
     for (size_t i = 0; i < wg.n; i++)
         cr_assert_str_eq(g.event[i], wg.event[i], "replayed event %zu differs from the log", i);
-    sx_post(srv.port, &author, "back", post);
+    ts_post(srv.port, &author, "back", post);
     sx_read_feed(c, &g, SX_WAIT_MS, "a live post after the replay");
-    sse_close(c);
-    sse_close(watch);
+    ts_sse_close(c);
+    ts_sse_close(watch);
     sx_got_free(&g);
     sx_got_free(&wg);
 }
@@ -226,76 +226,76 @@ Test(sse_resume, a_long_absence_within_the_log_replays_every_event)
 static void wait_no_streams(int port)
 {
     uint64_t deadline = ts_now_ms() + 20000;
-    while (sx_metric(port, "tidings_streams_open") > 0) {
+    while (ts_metric(port, "tidings_streams_open") > 0) {
         cr_assert(ts_now_ms() < deadline, "streams still open 20 s after the last hang-up");
         ts_sleep_ms(100);
     }
 }
 
 /* The next event must be a reset; returns its id in id. */
-static void expect_reset(sse_t *c, char *id, size_t size)
+static void expect_reset(ts_sse_t *c, char *id, size_t size)
 {
-    sse_item_t ev;
-    sx_expect_event(c, "reset", &ev, SX_WAIT_MS, "a stale cursor");
-    json_t *data = sx_data(&ev);
+    ts_sse_item_t ev;
+    ts_sse_expect(c, "reset", &ev, SX_WAIT_MS, "a stale cursor");
+    json_t *data = ts_sse_data(&ev);
     cr_assert(json_is_object(data), "the reset event's data is not an object: %s", ev.data);
     json_decref(data);
     snprintf(id, size, "%s", ev.id);
-    sse_item_clear(&ev);
+    ts_sse_item_clear(&ev);
 }
 
 Test(sse_resume, a_cursor_older_than_the_grace_gets_reset)
 {
     sx_use_private_redis();
     sx_server(&srv, (const char *const[]){"--stream-grace-ms", "2000", "--heartbeat", "1", NULL});
-    sx_user_t reader, author;
-    sx_register(srv.port, "staler", &reader);
-    sx_register(srv.port, "stalea", &author);
-    sx_follow(srv.port, &reader, &author);
-    sse_t *c = sx_stream(srv.port, &reader, NULL);
+    ts_user_t reader, author;
+    ts_register(srv.port, "staler", &reader);
+    ts_register(srv.port, "stalea", &author);
+    ts_follow(srv.port, &reader, &author);
+    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
     sx_got_t g = {0};
     char post[24];
-    sx_post(srv.port, &author, "seen", post);
+    ts_post(srv.port, &author, "seen", post);
     sx_read_feed(c, &g, SX_WAIT_MS, "the post before leaving");
-    sse_close(c);
+    ts_sse_close(c);
     wait_no_streams(srv.port);
     ts_sleep_ms(2000 + 700); /* past the grace: the reader is offline */
 
     char unseen[24];
-    sx_post(srv.port, &author, "posted while the reader was offline", unseen);
+    ts_post(srv.port, &author, "posted while the reader was offline", unseen);
     /* Its fan-out is done once it is in the reader's timeline (the event is not logged). */
     uint64_t deadline = ts_now_ms() + SX_WAIT_MS;
     for (bool there = false; !there;) {
         json_t *tl = ts_call(srv.port, "GET", "/v1/timeline?limit=1", reader.token, NULL, 200);
-        there = strcmp(sx_str(json_array_get(json_object_get(tl, "items"), 0), "id"), unseen) == 0;
+        there = strcmp(ts_str(json_array_get(json_object_get(tl, "items"), 0), "id"), unseen) == 0;
         json_decref(tl);
         cr_assert(there || ts_now_ms() < deadline, "the offline post never reached the timeline");
         if (!there)
             ts_sleep_ms(25);
     }
 
-    c = sx_stream(srv.port, &reader, g.event[0]);
+    c = ts_stream(srv.port, &reader, g.event[0]);
     char reset[64];
     expect_reset(c, reset, sizeof(reset));
-    cr_assert_geq(sx_id_cmp(reset, g.event[0]), 0, "the reset id %s is before the cursor %s",
+    cr_assert_geq(ts_sse_id_cmp(reset, g.event[0]), 0, "the reset id %s is before the cursor %s",
                   reset, g.event[0]);
     /* The stream carries on live after the reset. */
-    sx_post(srv.port, &author, "after the reset", post);
-    sse_item_t ev;
-    sx_expect_event(c, "feed", &ev, 15000, "a live post after the reset");
+    ts_post(srv.port, &author, "after the reset", post);
+    ts_sse_item_t ev;
+    ts_sse_expect(c, "feed", &ev, 15000, "a live post after the reset");
     char id[24];
-    cr_assert_str_eq(sx_data_id(&ev, id, sizeof(id)), post,
+    cr_assert_str_eq(ts_sse_data_id(&ev, id, sizeof(id)), post,
                      "expected the post made after the reset, got %s", id);
-    cr_assert_gt(sx_id_cmp(ev.id, reset), 0);
-    sse_item_clear(&ev);
+    cr_assert_gt(ts_sse_id_cmp(ev.id, reset), 0);
+    ts_sse_item_clear(&ev);
 
     /* Resuming from the reset's id is a plain resume (no second reset). */
-    sse_close(c);
-    c = sx_stream(srv.port, &reader, reset);
-    sx_expect_event(c, "feed", &ev, 15000, "resuming from the reset id");
-    cr_assert_str_eq(sx_data_id(&ev, id, sizeof(id)), post);
-    sse_item_clear(&ev);
-    sse_close(c);
+    ts_sse_close(c);
+    c = ts_stream(srv.port, &reader, reset);
+    ts_sse_expect(c, "feed", &ev, 15000, "resuming from the reset id");
+    cr_assert_str_eq(ts_sse_data_id(&ev, id, sizeof(id)), post);
+    ts_sse_item_clear(&ev);
+    ts_sse_close(c);
     sx_got_free(&g);
 }
 
@@ -305,31 +305,31 @@ Test(sse_resume, a_connected_user_stays_online_longer_than_the_grace)
      * open longer than the grace must go on receiving. */
     sx_use_private_redis();
     sx_server(&srv, (const char *const[]){"--stream-grace-ms", "1000", "--heartbeat", "1", NULL});
-    sx_user_t reader, author;
-    sx_register(srv.port, "longonr", &reader);
-    sx_register(srv.port, "longona", &author);
-    sx_follow(srv.port, &reader, &author);
-    sse_t *c = sx_stream(srv.port, &reader, NULL);
+    ts_user_t reader, author;
+    ts_register(srv.port, "longonr", &reader);
+    ts_register(srv.port, "longona", &author);
+    ts_follow(srv.port, &reader, &author);
+    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
     sx_got_t g = {0};
     char post[24];
-    sx_post(srv.port, &author, "at once", post);
+    ts_post(srv.port, &author, "at once", post);
     sx_read_feed(c, &g, SX_WAIT_MS, "a post right after connecting");
     /* Three seconds connected (heartbeats keep coming), then another post. */
     uint64_t until = ts_now_ms() + 3000;
     int beats = 0;
     for (int64_t left; (left = (int64_t)until - (int64_t)ts_now_ms()) > 0;) {
-        sse_item_t it;
-        sse_kind_t k = sse_next(c, &it, (int)left);
-        cr_assert(k != SSE_END, "the stream ended");
-        cr_assert(k != SSE_EVENT, "an unexpected event: %s %s", it.id, it.type);
-        beats += k == SSE_COMMENT;
-        sse_item_clear(&it);
+        ts_sse_item_t it;
+        ts_sse_kind_t k = ts_sse_next(c, &it, (int)left);
+        cr_assert(k != TS_SSE_END, "the stream ended");
+        cr_assert(k != TS_SSE_EVENT, "an unexpected event: %s %s", it.id, it.type);
+        beats += k == TS_SSE_COMMENT;
+        ts_sse_item_clear(&it);
     }
     cr_assert_geq(beats, 1, "no heartbeat in 3 s with --heartbeat 1");
-    sx_post(srv.port, &author, "three seconds later", post);
+    ts_post(srv.port, &author, "three seconds later", post);
     sx_read_feed(c, &g, 15000, "a post 3 s after connecting (--stream-grace-ms 1000)");
     cr_assert_str_eq(g.post[1], post);
-    sse_close(c);
+    ts_sse_close(c);
     sx_got_free(&g);
 }
 
@@ -341,70 +341,70 @@ Test(sse_resume, a_cursor_before_the_trimmed_log_gets_reset)
     enum { MORE = 1150 };
     sx_use_private_redis();
     sx_server(&srv, (const char *const[]){"--stream-buffer", "1048576", NULL});
-    sx_user_t user;
-    sx_register(srv.port, "trim", &user);
-    sse_t *c = sx_stream(srv.port, &user, NULL);
-    sse_t *watch = sx_stream(srv.port, &user, NULL);
+    ts_user_t user;
+    ts_register(srv.port, "trim", &user);
+    ts_sse_t *c = ts_stream(srv.port, &user, NULL);
+    ts_sse_t *watch = ts_stream(srv.port, &user, NULL);
     sx_got_t g = {0}, wg = {0};
     char post[24];
-    sx_post(srv.port, &user, "the first", post);
+    ts_post(srv.port, &user, "the first", post);
     sx_read_feed(c, &g, SX_WAIT_MS, "the first post");
     sx_read_feed(watch, &wg, SX_WAIT_MS, "the first post (watcher)");
-    sse_close(c);
+    ts_sse_close(c);
     post_many(&user, MORE, watch, &wg, post);
 
-    c = sx_stream(srv.port, &user, g.event[0]);
+    c = ts_stream(srv.port, &user, g.event[0]);
     char reset[64];
     expect_reset(c, reset, sizeof(reset));
     cr_assert_str_eq(reset, wg.event[wg.n - 1], "the reset should point at the log's newest "
                                                 "event (%s), not %s",
                      wg.event[wg.n - 1], reset);
-    sx_post(srv.port, &user, "after the reset", post);
-    sse_item_t ev;
-    sx_expect_event(c, "feed", &ev, SX_WAIT_MS, "a live post after the reset");
+    ts_post(srv.port, &user, "after the reset", post);
+    ts_sse_item_t ev;
+    ts_sse_expect(c, "feed", &ev, SX_WAIT_MS, "a live post after the reset");
     char id[24];
-    cr_assert_str_eq(sx_data_id(&ev, id, sizeof(id)), post);
-    sse_item_clear(&ev);
+    cr_assert_str_eq(ts_sse_data_id(&ev, id, sizeof(id)), post);
+    ts_sse_item_clear(&ev);
 
     /* A cursor still inside the log resumes normally: the last 10 the watcher saw. */
-    sse_close(c);
-    c = sx_stream(srv.port, &user, wg.event[wg.n - 11]);
+    ts_sse_close(c);
+    c = ts_stream(srv.port, &user, wg.event[wg.n - 11]);
     for (size_t i = wg.n - 10; i < wg.n; i++) {
-        sx_expect_event(c, "feed", &ev, SX_WAIT_MS, "a replay from inside the log");
+        ts_sse_expect(c, "feed", &ev, SX_WAIT_MS, "a replay from inside the log");
         cr_assert_str_eq(ev.id, wg.event[i]);
-        sse_item_clear(&ev);
+        ts_sse_item_clear(&ev);
     }
-    sse_close(c);
-    sse_close(watch);
+    ts_sse_close(c);
+    ts_sse_close(watch);
     sx_got_free(&g);
     sx_got_free(&wg);
 }
 
 /* Opening u's stream with this Last-Event-ID (header, then query) answers 400. */
-static void expect_400(const sx_user_t *u, const char *bad, const char *query_bad)
+static void expect_400(const ts_user_t *u, const char *bad, const char *query_bad)
 {
-    sse_t *c = sse_open(srv.port, &(sse_opts_t){.token = u->token, .last_event_id = bad},
-                        SX_OPEN_MS);
+    ts_sse_t *c = ts_sse_open(srv.port, &(ts_sse_opts_t){.token = u->token, .last_event_id = bad},
+                        TS_SSE_OPEN_MS);
     cr_assert_eq(c->status, 400, "Last-Event-ID '%s': expected 400, got %d", bad, c->status);
     char v[128];
-    cr_assert(sse_header(c, "Content-Type", v, sizeof(v)) &&
+    cr_assert(ts_sse_header(c, "Content-Type", v, sizeof(v)) &&
                   strncmp(v, "application/problem+json", 24) == 0,
               "Last-Event-ID '%s': the 400 is not a problem", bad);
-    sse_close(c);
+    ts_sse_close(c);
     char path[256];
     snprintf(path, sizeof(path), "/v1/stream?last_event_id=%s", query_bad ? query_bad : bad);
-    c = sse_open(srv.port, &(sse_opts_t){.token = u->token, .path = path}, SX_OPEN_MS);
+    c = ts_sse_open(srv.port, &(ts_sse_opts_t){.token = u->token, .path = path}, TS_SSE_OPEN_MS);
     cr_assert_eq(c->status, 400, "?last_event_id=%s: expected 400, got %d", bad, c->status);
-    sse_close(c);
+    ts_sse_close(c);
 }
 
 Test(sse_resume, a_malformed_last_event_id_is_400)
 {
     sx_use_fixture_redis();
     sx_server(&srv, NULL);
-    sx_user_t u;
-    sx_register(srv.port, "badid", &u);
-    sse_close(sx_stream(srv.port, &u, NULL)); /* online now: a valid id would resume */
+    ts_user_t u;
+    ts_register(srv.port, "badid", &u);
+    ts_sse_close(ts_stream(srv.port, &u, NULL)); /* online now: a valid id would resume */
     expect_400(&u, "abc", NULL);
     expect_400(&u, "12", NULL);
     expect_400(&u, "-1", NULL);
@@ -419,7 +419,7 @@ Test(sse_resume, a_malformed_last_event_id_is_400)
     expect_400(&u, "123456789012345678901-0", NULL); /* 21 digits */
     expect_400(&u, "1-123456789012345678901234567890123456789012345678", NULL); /* 50 long */
     /* And a well-formed one still opens. */
-    sse_close(sx_stream(srv.port, &u, "1-0"));
+    ts_sse_close(ts_stream(srv.port, &u, "1-0"));
 }
 
 Test(sse_resume, a_last_event_id_beyond_64_bits_is_400)
@@ -427,9 +427,9 @@ Test(sse_resume, a_last_event_id_beyond_64_bits_is_400)
     /* Redis stream ids are two unsigned 64-bit numbers; the server never sends more. */
     sx_use_fixture_redis();
     sx_server(&srv, NULL);
-    sx_user_t u;
-    sx_register(srv.port, "bigid", &u);
-    sse_close(sx_stream(srv.port, &u, NULL)); /* online now: the id would be resumed from */
+    ts_user_t u;
+    ts_register(srv.port, "bigid", &u);
+    ts_sse_close(ts_stream(srv.port, &u, NULL)); /* online now: the id would be resumed from */
     expect_400(&u, "18446744073709551616-0", NULL);      /* 2^64 */
     expect_400(&u, "99999999999999999999-0", NULL);      /* 20 digits, beyond 2^64 */
     expect_400(&u, "1-18446744073709551616", NULL);      /* sequence 2^64 */
@@ -442,36 +442,36 @@ Test(sse_resume, entries_of_the_earlier_log_format_replay_too)
      * period, so an upgrade meets them) must replay like the current ones, in log order. */
     sx_use_private_redis();
     sx_server(&srv, NULL);
-    sx_user_t reader, author, stranger;
-    sx_register(srv.port, "oldfr", &reader);
-    sx_register(srv.port, "oldfa", &author);
-    sx_register(srv.port, "oldfs", &stranger);
-    sx_follow(srv.port, &reader, &author);
-    sse_t *c = sx_stream(srv.port, &reader, NULL);
+    ts_user_t reader, author, stranger;
+    ts_register(srv.port, "oldfr", &reader);
+    ts_register(srv.port, "oldfa", &author);
+    ts_register(srv.port, "oldfs", &stranger);
+    ts_follow(srv.port, &reader, &author);
+    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
     sx_got_t g = {0};
     char first[24], older[24], newer[24];
-    sx_post(srv.port, &author, "the cursor", first);
+    ts_post(srv.port, &author, "the cursor", first);
     sx_read_feed(c, &g, SX_WAIT_MS, "the first post");
-    sse_close(c);
+    ts_sse_close(c);
 
     /* An entry as the earlier format wrote it (about a post the reader would not get
      * otherwise), then a current one. */
-    sx_post(srv.port, &stranger, "written the old way", older);
+    ts_post(srv.port, &stranger, "written the old way", older);
     char key[48];
     snprintf(key, sizeof(key), "ev:{%s}", reader.id);
     struct redisReply *r =
         ts_redis_command(sx_redis_url, "XADD %s * k feed r %s j 0/1-0", key, older);
     cr_assert(r && r->type == REDIS_REPLY_STRING, "XADD of an old-format entry failed");
     freeReplyObject(r);
-    sx_post(srv.port, &author, "written the new way", newer);
+    ts_post(srv.port, &author, "written the new way", newer);
 
-    c = sx_stream(srv.port, &reader, g.event[0]);
+    c = ts_stream(srv.port, &reader, g.event[0]);
     sx_read_feed(c, &g, SX_WAIT_MS, "the old-format entry, replayed");
     sx_read_feed(c, &g, SX_WAIT_MS, "the post after it");
     cr_assert_str_eq(g.post[1], older, "the old-format entry came as post %s, not %s", g.post[1],
                      older);
     cr_assert_str_eq(g.post[2], newer);
     cr_assert_eq(c->unknown_fields, 0, "unknown SSE line: %s", c->unknown_line);
-    sse_close(c);
+    ts_sse_close(c);
     sx_got_free(&g);
 }

@@ -1,14 +1,12 @@
 /* tests/storage/fixture.c -- shared set-up for the storage tests (see fixture.h). */
 #include "tests/storage/fixture.h"
-#include "tests/support/support.h"
 
 #include <criterion/criterion.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-storage_t *fx_storage(void)
+storage_t *st_storage(void)
 {
     char url[64];
     ts_redis_url(url, sizeof(url), ts_redis_port());
@@ -16,7 +14,7 @@ storage_t *fx_storage(void)
     storage_config_defaults(&cfg);
     cfg.url = url;
     cfg.pool_size = 8;
-    cfg.fanout_shards = FX_SHARDS;
+    cfg.fanout_shards = ST_SHARDS;
     storage_t *s = storage_create(&cfg);
     cr_assert(s, "storage_create(%s) failed", url);
     int rc = storage_prepare(s);
@@ -26,7 +24,7 @@ storage_t *fx_storage(void)
     return s;
 }
 
-void fx_storage_free(storage_t *s)
+void st_storage_free(storage_t *s)
 {
     if (!s)
         return;
@@ -34,24 +32,7 @@ void fx_storage_free(storage_t *s)
     storage_destroy(s);
 }
 
-redisContext *fx_redis(void)
-{
-    redisContext *c = redisConnect("127.0.0.1", ts_redis_port());
-    cr_assert(c && !c->err, "cannot connect to the fixture redis");
-    return c;
-}
-
-redisReply *fx_cmd(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    cr_assert(r, "redis command '%s' failed: %s", fmt, c->errstr);
-    return r;
-}
-
-uint64_t fx_user(storage_t *s, const char *prefix, storage_user_t *out)
+uint64_t st_user(storage_t *s, const char *prefix, storage_user_t *out)
 {
     char handle[STORAGE_HANDLE_MAX + 1];
     ts_unique(handle, sizeof(handle), prefix);
@@ -60,7 +41,7 @@ uint64_t fx_user(storage_t *s, const char *prefix, storage_user_t *out)
     uint64_t id;
     do
         id = storage_id_next(s);
-    while (id && FX_SHARD(id) == 0);
+    while (id && ST_SHARD(id) == 0);
     cr_assert(id, "no id");
     storage_user_t user;
     int rc = storage_user_create(s, id, handle, handle, hash, out ? out : &user);
@@ -68,16 +49,16 @@ uint64_t fx_user(storage_t *s, const char *prefix, storage_user_t *out)
     return id;
 }
 
-uint64_t fx_unknown_id(storage_t *s)
+uint64_t st_unknown_id(storage_t *s)
 {
     uint64_t id = storage_id_next(s);
     cr_assert(id);
     return id;
 }
 
-void fx_stream_mark(redisContext *c, int shard, char mark[64])
+void st_stream_mark(redisContext *c, int shard, char mark[64])
 {
-    redisReply *r = fx_cmd(c, "XREVRANGE fanout:{%d} + - COUNT 1", shard);
+    redisReply *r = ts_redis_cmd(c, "XREVRANGE fanout:{%d} + - COUNT 1", shard);
     snprintf(mark, 64, "0-0");
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 1)
         snprintf(mark, 64, "%s", r->element[0]->element[0]->str);
@@ -98,12 +79,12 @@ static bool field_is(const redisReply *fields, const char *name, uint64_t value)
     return v && strtoull(v, NULL, 10) == value;
 }
 
-size_t fx_jobs_since(redisContext *c, int shard, const char *mark, const char *kind,
+size_t st_jobs_since(redisContext *c, int shard, const char *mark, const char *kind,
                      const char *k1, uint64_t v1, const char *k2, uint64_t v2)
 {
     char start[70];
     snprintf(start, sizeof(start), "(%s", mark);
-    redisReply *r = fx_cmd(c, "XRANGE fanout:{%d} %s +", shard, start);
+    redisReply *r = ts_redis_cmd(c, "XRANGE fanout:{%d} %s +", shard, start);
     cr_assert(r->type == REDIS_REPLY_ARRAY, "XRANGE failed: %s", r->str);
     size_t n = 0;
     for (size_t i = 0; i < r->elements; i++) {

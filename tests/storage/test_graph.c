@@ -11,21 +11,21 @@ static redisContext *c;
 
 static void setup(void)
 {
-    s = fx_storage();
-    c = fx_redis();
+    s = st_storage();
+    c = ts_redis_connect(ts_redis_port());
 }
 
 static void teardown(void)
 {
-    redisFree(c);
-    fx_storage_free(s);
+    ts_redis_close(c);
+    st_storage_free(s);
 }
 
 TestSuite(graph, .init = setup, .fini = teardown, .timeout = 60);
 
 Test(graph, follow_is_idempotent_and_reports_change_once)
 {
-    uint64_t a = fx_user(s, "fa", NULL), b = fx_user(s, "fb", NULL);
+    uint64_t a = st_user(s, "fa", NULL), b = st_user(s, "fb", NULL);
     bool changed = false;
     cr_expect_eq(storage_follow(s, a, b, &changed), 0);
     cr_expect(changed, "the first follow changed nothing");
@@ -38,7 +38,7 @@ Test(graph, follow_is_idempotent_and_reports_change_once)
 
 Test(graph, unfollow_is_idempotent_and_reports_change_once)
 {
-    uint64_t a = fx_user(s, "ua", NULL), b = fx_user(s, "ub", NULL);
+    uint64_t a = st_user(s, "ua", NULL), b = st_user(s, "ub", NULL);
     bool changed = true;
     cr_expect_eq(storage_unfollow(s, a, b, &changed), 0);
     cr_expect_not(changed, "unfollowing a stranger reported a change");
@@ -54,7 +54,7 @@ Test(graph, unfollow_is_idempotent_and_reports_change_once)
 
 Test(graph, following_an_unknown_user_is_enoent)
 {
-    uint64_t a = fx_user(s, "na", NULL), ghost = fx_unknown_id(s);
+    uint64_t a = st_user(s, "na", NULL), ghost = st_unknown_id(s);
     bool changed;
     cr_expect_eq(storage_follow(s, a, ghost, &changed), -ENOENT);
     cr_expect_eq(storage_unfollow(s, a, ghost, &changed), -ENOENT);
@@ -62,33 +62,33 @@ Test(graph, following_an_unknown_user_is_enoent)
 
 Test(graph, follow_and_unfollow_queue_one_job_each)
 {
-    uint64_t a = fx_user(s, "ja", NULL), b = fx_user(s, "jb", NULL);
+    uint64_t a = st_user(s, "ja", NULL), b = st_user(s, "jb", NULL);
     char mark[64];
-    fx_stream_mark(c, FX_SHARD(a), mark);
+    st_stream_mark(c, ST_SHARD(a), mark);
     bool changed;
     cr_assert_eq(storage_follow(s, a, b, &changed), 0);
-    cr_expect_eq(fx_jobs_since(c, FX_SHARD(a), mark, "follow", "follower", a, "followee", b), 1);
+    cr_expect_eq(st_jobs_since(c, ST_SHARD(a), mark, "follow", "follower", a, "followee", b), 1);
     cr_assert_eq(storage_unfollow(s, a, b, &changed), 0);
-    cr_expect_eq(fx_jobs_since(c, FX_SHARD(a), mark, "unfollow", "follower", a, "followee", b), 1);
+    cr_expect_eq(st_jobs_since(c, ST_SHARD(a), mark, "unfollow", "follower", a, "followee", b), 1);
 }
 
 /* storage.h: "*changed tells whether an edge was added or removed; the follow/unfollow job
  * is queued either way" (a retried request repairs what a crash left half done). */
 Test(graph, repeated_follow_and_unfollow_still_queue_their_jobs)
 {
-    uint64_t a = fx_user(s, "za", NULL), b = fx_user(s, "zb", NULL);
+    uint64_t a = st_user(s, "za", NULL), b = st_user(s, "zb", NULL);
     bool changed;
     cr_assert_eq(storage_follow(s, a, b, &changed), 0);
     char mark[64];
-    fx_stream_mark(c, FX_SHARD(a), mark);
+    st_stream_mark(c, ST_SHARD(a), mark);
     cr_assert_eq(storage_follow(s, a, b, &changed), 0);
     cr_expect_not(changed);
-    cr_expect_eq(fx_jobs_since(c, FX_SHARD(a), mark, "follow", "follower", a, "followee", b), 1);
+    cr_expect_eq(st_jobs_since(c, ST_SHARD(a), mark, "follow", "follower", a, "followee", b), 1);
     cr_assert_eq(storage_unfollow(s, a, b, &changed), 0);
-    fx_stream_mark(c, FX_SHARD(a), mark);
+    st_stream_mark(c, ST_SHARD(a), mark);
     cr_assert_eq(storage_unfollow(s, a, b, &changed), 0);
     cr_expect_not(changed);
-    cr_expect_eq(fx_jobs_since(c, FX_SHARD(a), mark, "unfollow", "follower", a, "followee", b),
+    cr_expect_eq(st_jobs_since(c, ST_SHARD(a), mark, "unfollow", "follower", a, "followee", b),
                  1);
 }
 
@@ -96,7 +96,7 @@ Test(graph, repeated_follow_and_unfollow_still_queue_their_jobs)
 static void followers(uint64_t user, uint64_t *ids, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        ids[i] = fx_user(s, "pf", NULL);
+        ids[i] = st_user(s, "pf", NULL);
         bool changed;
         cr_assert_eq(storage_follow(s, ids[i], user, &changed), 0);
     }
@@ -104,7 +104,7 @@ static void followers(uint64_t user, uint64_t *ids, size_t n)
 
 Test(graph, edges_page_newest_first_across_pages)
 {
-    uint64_t star = fx_user(s, "star", NULL);
+    uint64_t star = st_user(s, "star", NULL);
     uint64_t ids[7];
     followers(star, ids, 7);
     size_t seen = 0;
@@ -128,7 +128,7 @@ Test(graph, edges_page_newest_first_across_pages)
 
 Test(graph, last_full_page_has_no_next_cursor)
 {
-    uint64_t star = fx_user(s, "full", NULL);
+    uint64_t star = st_user(s, "full", NULL);
     uint64_t ids[4];
     followers(star, ids, 4);
     storage_page_t page;
@@ -144,8 +144,8 @@ Test(graph, last_full_page_has_no_next_cursor)
 
 Test(graph, following_page_lists_followees_newest_first)
 {
-    uint64_t fan = fx_user(s, "fan", NULL);
-    uint64_t a = fx_user(s, "ea", NULL), b = fx_user(s, "eb", NULL);
+    uint64_t fan = st_user(s, "fan", NULL);
+    uint64_t a = st_user(s, "ea", NULL), b = st_user(s, "eb", NULL);
     bool changed;
     cr_assert_eq(storage_follow(s, fan, a, &changed), 0);
     cr_assert_eq(storage_follow(s, fan, b, &changed), 0);
@@ -160,7 +160,7 @@ Test(graph, following_page_lists_followees_newest_first)
 
 Test(graph, empty_page_for_a_user_without_edges)
 {
-    uint64_t lone = fx_user(s, "lone", NULL);
+    uint64_t lone = st_user(s, "lone", NULL);
     storage_page_t page;
     cr_assert_eq(storage_edges_page(s, STORAGE_FOLLOWERS, lone, 0, 20, &page), 0);
     cr_expect_eq(page.n, 0);
@@ -172,7 +172,7 @@ Test(graph, edges_page_of_unknown_user_is_enoent)
 {
     storage_page_t page;
     memset(&page, 0, sizeof(page));
-    uint64_t ghost = fx_unknown_id(s);
+    uint64_t ghost = st_unknown_id(s);
     cr_expect_eq(storage_edges_page(s, STORAGE_FOLLOWERS, ghost, 0, 20, &page), -ENOENT);
     cr_expect_eq(storage_edges_page(s, STORAGE_FOLLOWING, ghost, 0, 20, &page), -ENOENT);
 }

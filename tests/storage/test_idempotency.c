@@ -9,19 +9,19 @@ static storage_t *s;
 
 static void setup(void)
 {
-    s = fx_storage();
+    s = st_storage();
 }
 
 static void teardown(void)
 {
-    fx_storage_free(s);
+    st_storage_free(s);
 }
 
 TestSuite(idempotency, .init = setup, .fini = teardown, .timeout = 60);
 
 Test(idempotency, first_claim_wins_and_replays_see_its_id)
 {
-    uint64_t user = fx_user(s, "ik", NULL);
+    uint64_t user = st_user(s, "ik", NULL);
     char key[40];
     ts_unique(key, sizeof(key), "key");
     uint64_t first = storage_id_next(s), second = storage_id_next(s), existing = 0;
@@ -35,7 +35,7 @@ Test(idempotency, first_claim_wins_and_replays_see_its_id)
 
 Test(idempotency, different_fingerprint_is_another_request)
 {
-    uint64_t user = fx_user(s, "ik", NULL);
+    uint64_t user = st_user(s, "ik", NULL);
     char key[40];
     ts_unique(key, sizeof(key), "key");
     uint64_t first = storage_id_next(s), existing = 0;
@@ -55,7 +55,7 @@ Test(idempotency, different_fingerprint_is_another_request)
 
 Test(idempotency, keys_belong_to_one_user)
 {
-    uint64_t a = fx_user(s, "ia", NULL), b = fx_user(s, "ib", NULL);
+    uint64_t a = st_user(s, "ia", NULL), b = st_user(s, "ib", NULL);
     char key[40];
     ts_unique(key, sizeof(key), "shared");
     uint64_t existing = 0;
@@ -66,16 +66,16 @@ Test(idempotency, keys_belong_to_one_user)
 
 Test(idempotency, claims_expire_after_a_day)
 {
-    uint64_t user = fx_user(s, "ttl", NULL);
+    uint64_t user = st_user(s, "ttl", NULL);
     char key[40];
     ts_unique(key, sizeof(key), "ttl");
     uint64_t existing;
     bool same;
     cr_assert_eq(storage_idempotency_claim(s, user, key, "fp", storage_id_next(s), &existing,
                                            &same), 0);
-    redisContext *c = fx_redis();
-    redisReply *r = fx_cmd(c, "TTL idem:{%llu}:%s", (unsigned long long)user, key);
+    redisContext *c = ts_redis_connect(ts_redis_port());
+    redisReply *r = ts_redis_cmd(c, "TTL idem:{%llu}:%s", (unsigned long long)user, key);
     cr_expect(r->integer > 86000 && r->integer <= 86400, "TTL %lld", r->integer);
     freeReplyObject(r);
-    redisFree(c);
+    ts_redis_close(c);
 }

@@ -36,7 +36,7 @@ Test(ids, none_without_a_leased_node)
 
 Test(ids, increase_within_one_thread_and_fit_53_bits)
 {
-    storage_t *s = fx_storage();
+    storage_t *s = st_storage();
     uint64_t prev = 0;
     for (int i = 0; i < 100000; i++) {
         uint64_t id = storage_id_next(s);
@@ -44,7 +44,7 @@ Test(ids, increase_within_one_thread_and_fit_53_bits)
         cr_assert_lt(id, 1ULL << 53);
         prev = id;
     }
-    fx_storage_free(s);
+    st_storage_free(s);
 }
 
 typedef struct {
@@ -73,7 +73,7 @@ static int cmp_u64(const void *a, const void *b)
 
 Test(ids, unique_across_threads)
 {
-    storage_t *s = fx_storage();
+    storage_t *s = st_storage();
     uint64_t *all = calloc(THREADS * PER_THREAD, sizeof(*all));
     cr_assert_not_null(all);
     pthread_t t[THREADS];
@@ -93,12 +93,12 @@ Test(ids, unique_across_threads)
         dups += all[i] == all[i - 1];
     cr_expect_eq(dups, 0, "%zu duplicate ids among %d", dups, THREADS * PER_THREAD);
     free(all);
-    fx_storage_free(s);
+    st_storage_free(s);
 }
 
 Test(ids, encode_their_creation_time)
 {
-    storage_t *s = fx_storage();
+    storage_t *s = st_storage();
     uint64_t before = wall_ms();
     uint64_t id = storage_id_next(s);
     uint64_t after = wall_ms();
@@ -106,63 +106,63 @@ Test(ids, encode_their_creation_time)
     cr_expect(t >= before && t <= after, "id time %llu not within [%llu, %llu]",
               (unsigned long long)t, (unsigned long long)before, (unsigned long long)after);
     cr_expect_eq(storage_id_time_ms(0), STORAGE_ID_EPOCH_MS);
-    fx_storage_free(s);
+    st_storage_free(s);
 }
 
 Test(ids, lease_is_a_redis_key_that_expires)
 {
-    storage_t *s = fx_storage();
+    storage_t *s = st_storage();
     int node = storage_node_id(s);
     cr_assert(node >= 0 && node < 64, "node %d", node);
-    redisContext *c = fx_redis();
-    redisReply *r = fx_cmd(c, "PTTL node:{%d}", node);
+    redisContext *c = ts_redis_connect(ts_redis_port());
+    redisReply *r = ts_redis_cmd(c, "PTTL node:{%d}", node);
     cr_expect(r->integer > 0 && r->integer <= 30000, "lease PTTL %lld", r->integer);
     freeReplyObject(r);
-    redisFree(c);
-    fx_storage_free(s);
+    ts_redis_close(c);
+    st_storage_free(s);
 }
 
 Test(ids, renew_keeps_the_node_and_extends_the_lease)
 {
-    storage_t *s = fx_storage();
+    storage_t *s = st_storage();
     int node = storage_node_id(s);
-    redisContext *c = fx_redis();
-    freeReplyObject(fx_cmd(c, "PEXPIRE node:{%d} 5000", node));
+    redisContext *c = ts_redis_connect(ts_redis_port());
+    freeReplyObject(ts_redis_cmd(c, "PEXPIRE node:{%d} 5000", node));
     cr_expect_eq(storage_node_renew(s), 0);
     cr_expect_eq(storage_node_id(s), node);
-    redisReply *r = fx_cmd(c, "PTTL node:{%d}", node);
+    redisReply *r = ts_redis_cmd(c, "PTTL node:{%d}", node);
     cr_expect_gt(r->integer, 5000, "the lease was not extended: PTTL %lld", r->integer);
     freeReplyObject(r);
-    redisFree(c);
-    fx_storage_free(s);
+    ts_redis_close(c);
+    st_storage_free(s);
 }
 
 Test(ids, renew_takes_a_node_again_after_losing_the_lease)
 {
-    storage_t *s = fx_storage();
+    storage_t *s = st_storage();
     int node = storage_node_id(s);
-    redisContext *c = fx_redis();
-    freeReplyObject(fx_cmd(c, "DEL node:{%d}", node));
+    redisContext *c = ts_redis_connect(ts_redis_port());
+    freeReplyObject(ts_redis_cmd(c, "DEL node:{%d}", node));
     cr_expect_eq(storage_node_renew(s), 0);
     int now = storage_node_id(s);
     cr_assert(now >= 0 && now < 64);
-    redisReply *r = fx_cmd(c, "EXISTS node:{%d}", now);
+    redisReply *r = ts_redis_cmd(c, "EXISTS node:{%d}", now);
     cr_expect_eq(r->integer, 1, "node %d is not leased after renew", now);
     freeReplyObject(r);
-    redisFree(c);
-    fx_storage_free(s);
+    ts_redis_close(c);
+    st_storage_free(s);
 }
 
 Test(ids, release_frees_the_node)
 {
-    storage_t *s = fx_storage();
+    storage_t *s = st_storage();
     int node = storage_node_id(s);
     storage_node_release(s);
-    redisContext *c = fx_redis();
-    redisReply *r = fx_cmd(c, "EXISTS node:{%d}", node);
+    redisContext *c = ts_redis_connect(ts_redis_port());
+    redisReply *r = ts_redis_cmd(c, "EXISTS node:{%d}", node);
     cr_expect_eq(r->integer, 0, "node %d still leased after release", node);
     freeReplyObject(r);
-    redisFree(c);
+    ts_redis_close(c);
     storage_destroy(s);
 }
 
@@ -170,7 +170,7 @@ Test(ids, release_frees_the_node)
  * another process may lease the same node, so ids from it could clash. */
 Test(ids, no_ids_after_release)
 {
-    storage_t *s = fx_storage();
+    storage_t *s = st_storage();
     storage_node_release(s);
     cr_expect_eq(storage_id_next(s), 0, "an id was handed out after the node was released");
     storage_destroy(s);
@@ -178,11 +178,11 @@ Test(ids, no_ids_after_release)
 
 Test(ids, two_instances_lease_different_nodes)
 {
-    storage_t *a = fx_storage();
-    storage_t *b = fx_storage();
+    storage_t *a = st_storage();
+    storage_t *b = st_storage();
     cr_expect_neq(storage_node_id(a), storage_node_id(b));
     uint64_t ia = storage_id_next(a), ib = storage_id_next(b);
     cr_expect_neq(ia, ib);
-    fx_storage_free(a);
-    fx_storage_free(b);
+    st_storage_free(a);
+    st_storage_free(b);
 }

@@ -9,12 +9,12 @@ static storage_t *s;
 
 static void setup(void)
 {
-    s = fx_storage();
+    s = st_storage();
 }
 
 static void teardown(void)
 {
-    fx_storage_free(s);
+    st_storage_free(s);
 }
 
 TestSuite(interactions, .init = setup, .fini = teardown, .timeout = 60);
@@ -37,7 +37,7 @@ static int64_t count(uint64_t id, bool likes)
 
 Test(interactions, likes_count_each_user_once)
 {
-    uint64_t a = fx_user(s, "la", NULL), b = fx_user(s, "lb", NULL), c = fx_user(s, "lc", NULL);
+    uint64_t a = st_user(s, "la", NULL), b = st_user(s, "lb", NULL), c = st_user(s, "lc", NULL);
     uint64_t id = post(a);
     cr_expect_eq(storage_like(s, b, id, true), 0);
     cr_expect_eq(storage_like(s, b, id, true), 0);
@@ -52,7 +52,7 @@ Test(interactions, likes_count_each_user_once)
 
 Test(interactions, reposts_count_each_user_once)
 {
-    uint64_t a = fx_user(s, "ra", NULL), b = fx_user(s, "rb", NULL);
+    uint64_t a = st_user(s, "ra", NULL), b = st_user(s, "rb", NULL);
     uint64_t id = post(a);
     cr_expect_eq(storage_repost(s, b, id, true), 0);
     cr_expect_eq(storage_repost(s, b, id, true), 0);
@@ -63,8 +63,8 @@ Test(interactions, reposts_count_each_user_once)
 
 Test(interactions, unknown_or_deleted_posts_are_enoent)
 {
-    uint64_t a = fx_user(s, "ua", NULL), b = fx_user(s, "ub", NULL);
-    uint64_t ghost = fx_unknown_id(s);
+    uint64_t a = st_user(s, "ua", NULL), b = st_user(s, "ub", NULL);
+    uint64_t ghost = st_unknown_id(s);
     cr_expect_eq(storage_like(s, b, ghost, true), -ENOENT);
     cr_expect_eq(storage_repost(s, b, ghost, true), -ENOENT);
     uint64_t id = post(a);
@@ -75,7 +75,7 @@ Test(interactions, unknown_or_deleted_posts_are_enoent)
 
 Test(interactions, block_ends_follows_both_ways_and_is_seen_from_both_sides)
 {
-    uint64_t a = fx_user(s, "ba", NULL), b = fx_user(s, "bb", NULL);
+    uint64_t a = st_user(s, "ba", NULL), b = st_user(s, "bb", NULL);
     bool changed, blocked = true;
     cr_assert_eq(storage_follow(s, a, b, &changed), 0);
     cr_assert_eq(storage_follow(s, b, a, &changed), 0);
@@ -113,7 +113,7 @@ Test(interactions, block_ends_follows_both_ways_and_is_seen_from_both_sides)
 
 Test(interactions, mute_is_listed_but_is_no_block)
 {
-    uint64_t a = fx_user(s, "ma", NULL), b = fx_user(s, "mb", NULL), c = fx_user(s, "mc", NULL);
+    uint64_t a = st_user(s, "ma", NULL), b = st_user(s, "mb", NULL), c = st_user(s, "mc", NULL);
     cr_assert_eq(storage_relation_set(s, STORAGE_MUTE, a, b, true), 0);
     cr_assert_eq(storage_relation_set(s, STORAGE_MUTE, a, c, true), 0);
     cr_assert_eq(storage_relation_set(s, STORAGE_MUTE, a, c, true), 0);
@@ -130,14 +130,14 @@ Test(interactions, mute_is_listed_but_is_no_block)
 
 Test(interactions, relation_with_an_unknown_user_is_enoent)
 {
-    uint64_t a = fx_user(s, "na", NULL), ghost = fx_unknown_id(s);
+    uint64_t a = st_user(s, "na", NULL), ghost = st_unknown_id(s);
     cr_expect_eq(storage_relation_set(s, STORAGE_BLOCK, a, ghost, true), -ENOENT);
     cr_expect_eq(storage_relation_set(s, STORAGE_MUTE, a, ghost, true), -ENOENT);
 }
 
 Test(interactions, new_user_has_no_notices_and_an_empty_timeline)
 {
-    uint64_t a = fx_user(s, "new", NULL);
+    uint64_t a = st_user(s, "new", NULL);
     int64_t unread = -1;
     cr_assert_eq(storage_notices_unread(s, a, &unread), 0);
     cr_expect_eq(unread, 0);

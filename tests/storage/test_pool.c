@@ -60,11 +60,11 @@ Test(pool, ping_answers_and_marks_up)
 
 Test(pool, prepare_creates_the_consumer_group_and_is_repeatable)
 {
-    storage_t *s = fx_storage();
+    storage_t *s = st_storage();
     cr_expect_eq(storage_prepare(s), 0);
     cr_expect_eq(storage_prepare(s), 0);
-    redisContext *c = fx_redis();
-    redisReply *r = fx_cmd(c, "XINFO GROUPS fanout:{0}");
+    redisContext *c = ts_redis_connect(ts_redis_port());
+    redisReply *r = ts_redis_cmd(c, "XINFO GROUPS fanout:{0}");
     bool found = false;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *g = r->element[i];
@@ -74,8 +74,8 @@ Test(pool, prepare_creates_the_consumer_group_and_is_repeatable)
     }
     cr_expect(found, "no consumer group 'engine' on fanout:{0}");
     freeReplyObject(r);
-    redisFree(c);
-    fx_storage_free(s);
+    ts_redis_close(c);
+    st_storage_free(s);
 }
 
 Test(pool, unreachable_redis_fails_fast_with_eagain)

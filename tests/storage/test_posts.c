@@ -11,14 +11,14 @@ static redisContext *c;
 
 static void setup(void)
 {
-    s = fx_storage();
-    c = fx_redis();
+    s = st_storage();
+    c = ts_redis_connect(ts_redis_port());
 }
 
 static void teardown(void)
 {
-    redisFree(c);
-    fx_storage_free(s);
+    ts_redis_close(c);
+    st_storage_free(s);
 }
 
 TestSuite(posts, .init = setup, .fini = teardown, .timeout = 60);
@@ -32,7 +32,7 @@ static uint64_t post(uint64_t author, const char *text)
 
 Test(posts, create_then_get_roundtrips_every_field)
 {
-    uint64_t a = fx_user(s, "pa", NULL), m1 = fx_user(s, "m1", NULL), m2 = fx_user(s, "m2", NULL);
+    uint64_t a = st_user(s, "pa", NULL), m1 = st_user(s, "m1", NULL), m2 = st_user(s, "m2", NULL);
     uint64_t parent = post(a, "parent");
     const char *text = "h\xc3\xa9llo @m1 \xf0\x9f\x98\x80 \"quoted\" \\ back, new\nline";
     storage_post_t p = {.id = storage_id_next(s), .author = a, .text = (char *)text,
@@ -55,7 +55,7 @@ Test(posts, create_then_get_roundtrips_every_field)
 
 Test(posts, max_mentions_roundtrip)
 {
-    uint64_t a = fx_user(s, "mx", NULL);
+    uint64_t a = st_user(s, "mx", NULL);
     storage_post_t p = {.id = storage_id_next(s), .author = a, .text = "many"};
     for (size_t i = 0; i < STORAGE_MENTIONS_MAX; i++)
         p.mentions[p.n_mentions++] = (1ULL << 52) + i;
@@ -70,14 +70,14 @@ Test(posts, max_mentions_roundtrip)
 Test(posts, unknown_post_is_enoent)
 {
     storage_post_t got;
-    cr_expect_eq(storage_post_get(s, fx_unknown_id(s), &got), -ENOENT);
+    cr_expect_eq(storage_post_get(s, st_unknown_id(s), &got), -ENOENT);
     storage_post_clear(&got);
 }
 
 Test(posts, get_many_keeps_order_and_marks_unknown_with_id_zero)
 {
-    uint64_t a = fx_user(s, "gm", NULL);
-    uint64_t ids[4] = {post(a, "one"), fx_unknown_id(s), post(a, "three"), post(a, "four")};
+    uint64_t a = st_user(s, "gm", NULL);
+    uint64_t ids[4] = {post(a, "one"), st_unknown_id(s), post(a, "three"), post(a, "four")};
     storage_post_t out[4];
     cr_assert_eq(storage_posts_get(s, ids, 4, out), 0);
     cr_expect_eq(out[0].id, ids[0]);
@@ -93,7 +93,7 @@ Test(posts, get_many_keeps_order_and_marks_unknown_with_id_zero)
 
 Test(posts, delete_leaves_a_tombstone)
 {
-    uint64_t a = fx_user(s, "del", NULL);
+    uint64_t a = st_user(s, "del", NULL);
     uint64_t id = post(a, "soon gone");
     cr_assert_eq(storage_post_delete(s, id, a), 0);
     storage_post_t got;
@@ -109,18 +109,18 @@ Test(posts, delete_leaves_a_tombstone)
 
 Test(posts, create_and_delete_queue_their_jobs)
 {
-    uint64_t a = fx_user(s, "job", NULL);
+    uint64_t a = st_user(s, "job", NULL);
     char mark[64];
-    fx_stream_mark(c, FX_SHARD(a), mark);
+    st_stream_mark(c, ST_SHARD(a), mark);
     uint64_t id = post(a, "fan me out");
-    cr_expect_eq(fx_jobs_since(c, FX_SHARD(a), mark, "post", "post", id, "author", a), 1);
+    cr_expect_eq(st_jobs_since(c, ST_SHARD(a), mark, "post", "post", id, "author", a), 1);
     cr_assert_eq(storage_post_delete(s, id, a), 0);
-    cr_expect_eq(fx_jobs_since(c, FX_SHARD(a), mark, "delete", "post", id, "author", a), 1);
+    cr_expect_eq(st_jobs_since(c, ST_SHARD(a), mark, "delete", "post", id, "author", a), 1);
 }
 
 Test(posts, author_posts_page_newest_first_without_deleted)
 {
-    uint64_t a = fx_user(s, "ap", NULL);
+    uint64_t a = st_user(s, "ap", NULL);
     uint64_t ids[5];
     for (int i = 0; i < 5; i++)
         ids[i] = post(a, "p");
@@ -147,5 +147,5 @@ Test(posts, author_posts_page_newest_first_without_deleted)
 Test(posts, author_posts_page_of_unknown_user_is_enoent)
 {
     storage_page_t page;
-    cr_expect_eq(storage_author_posts_page(s, fx_unknown_id(s), 0, 20, &page), -ENOENT);
+    cr_expect_eq(storage_author_posts_page(s, st_unknown_id(s), 0, 20, &page), -ENOENT);
 }

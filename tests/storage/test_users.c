@@ -11,12 +11,12 @@ static storage_t *s;
 
 static void setup(void)
 {
-    s = fx_storage();
+    s = st_storage();
 }
 
 static void teardown(void)
 {
-    fx_storage_free(s);
+    st_storage_free(s);
 }
 
 TestSuite(users, .init = setup, .fini = teardown, .timeout = 60);
@@ -48,7 +48,7 @@ Test(users, create_then_get_with_zero_counts)
 Test(users, handle_is_taken_case_insensitively)
 {
     storage_user_t u;
-    uint64_t first = fx_user(s, "Case", &u);
+    uint64_t first = st_user(s, "Case", &u);
     char upper[STORAGE_HANDLE_MAX + 1];
     for (size_t i = 0; i <= strlen(u.handle); i++)
         upper[i] = (char)toupper((unsigned char)u.handle[i]);
@@ -101,7 +101,7 @@ Test(users, credentials_return_the_token_hash)
 
 Test(users, unknown_user_is_enoent)
 {
-    uint64_t id = fx_unknown_id(s);
+    uint64_t id = st_unknown_id(s);
     storage_user_t u;
     uint8_t hash[32];
     cr_expect_eq(storage_user_get(s, id, &u), -ENOENT);
@@ -111,7 +111,7 @@ Test(users, unknown_user_is_enoent)
 Test(users, users_get_keeps_order_and_marks_missing_with_id_zero)
 {
     storage_user_t a, b;
-    uint64_t ids[3] = {fx_user(s, "ma", &a), fx_unknown_id(s), fx_user(s, "mb", &b)};
+    uint64_t ids[3] = {st_user(s, "ma", &a), st_unknown_id(s), st_user(s, "mb", &b)};
     storage_user_t out[3];
     memset(out, 0xff, sizeof(out));
     cr_assert_eq(storage_users_get(s, ids, 3, out), 0);
@@ -126,7 +126,7 @@ Test(users, users_get_keeps_order_and_marks_missing_with_id_zero)
 Test(users, users_by_handle_ignores_case_and_gives_zero_for_unknown)
 {
     storage_user_t a;
-    uint64_t id = fx_user(s, "Look", &a);
+    uint64_t id = st_user(s, "Look", &a);
     char upper[STORAGE_HANDLE_MAX + 1], unknown[STORAGE_HANDLE_MAX + 1];
     for (size_t i = 0; i <= strlen(a.handle); i++)
         upper[i] = (char)toupper((unsigned char)a.handle[i]);
@@ -141,7 +141,7 @@ Test(users, users_by_handle_ignores_case_and_gives_zero_for_unknown)
 
 Test(users, counts_follow_the_graph_and_the_posts)
 {
-    uint64_t a = fx_user(s, "ca", NULL), b = fx_user(s, "cb", NULL), c = fx_user(s, "cc", NULL);
+    uint64_t a = st_user(s, "ca", NULL), b = st_user(s, "cb", NULL), c = st_user(s, "cc", NULL);
     bool changed;
     cr_assert_eq(storage_follow(s, b, a, &changed), 0);
     cr_assert_eq(storage_follow(s, c, a, &changed), 0);

@@ -122,10 +122,10 @@ static const char *find_header(const char *head, const char *name, size_t *vlen)
     return NULL;
 }
 
-const char *ts_resp_header(const ts_resp_t *r, const char *name, char *buf, size_t size)
+const char *ts_head_value(const char *head, const char *name, char *buf, size_t size)
 {
     size_t n;
-    const char *v = r->head ? find_header(r->head, name, &n) : NULL;
+    const char *v = head ? find_header(head, name, &n) : NULL;
     if (!v)
         return NULL;
     if (n >= size)
@@ -133,6 +133,11 @@ const char *ts_resp_header(const ts_resp_t *r, const char *name, char *buf, size
     memcpy(buf, v, n);
     buf[n] = '\0';
     return buf;
+}
+
+const char *ts_resp_header(const ts_resp_t *r, const char *name, char *buf, size_t size)
+{
+    return ts_head_value(r->head, name, buf, size);
 }
 
 /* Decodes a complete chunked body from raw into out; returns the bytes it spans, 0 when

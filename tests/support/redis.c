@@ -1,11 +1,5 @@
-/* tests/support/redis.c -- one command on any Redis, and a private Redis for a test: a
- * redis-server the test may crash and restart, or one of the fixture's kind.
- *
- * A test that looks behind the server sends its commands through ts_redis_command (or
- * ts_redis_fixture_command), which works on a single redis-server and on a Redis Cluster
- * alike: it formats the command once and, when a node answers -MOVED, sends the same bytes to
- * the node named in the redirection. One connection per command keeps it simple; no test
- * sends enough of them for that to matter.
+/* tests/support/redis.c -- a private Redis for a test: a redis-server the test may crash,
+ * shut down and restart, or one of the fixture's kind.
  *
  * Outage tests must not touch the shared fixture, so they start their own server on a free
  * port, kill it with SIGKILL (as a crash would), and start it again on the same port.
@@ -28,7 +22,6 @@
 #include <ftw.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,120 +30,9 @@
 #include <unistd.h>
 
 #define MAX_DIRS 8
-#define MAX_REDIRECTS 5
-#define CLUSTER_MASTERS "3"
 #define CLUSTER_START_MS 60000
 #define CLUSTER_ATTEMPTS 3
 #define KEEPER_STOP_MS 15000
-#define SLOTS 16384
-
-/* ---- any Redis, one command at a time -------------------------------------------------------- */
-
-/* Sends the formatted command to host:port and returns the reply, or NULL with the reason in
- * err. */
-static redisReply *command_at(const char *host, int port, const char *cmd, size_t len, char *err,
-                              size_t err_size)
-{
-    struct timeval connect_tv = {.tv_sec = 5, .tv_usec = 0};
-    struct timeval command_tv = {.tv_sec = 30, .tv_usec = 0};
-    redisContext *c = redisConnectWithTimeout(host, port, connect_tv);
-    void *reply = NULL;
-    if (!c || c->err) {
-        snprintf(err, err_size, "connect to %s:%d failed: %s", host, port,
-                 c ? c->errstr : "out of memory");
-    } else if (redisSetTimeout(c, command_tv) != REDIS_OK ||
-               redisAppendFormattedCommand(c, cmd, len) != REDIS_OK ||
-               redisGetReply(c, &reply) != REDIS_OK || !reply) {
-        snprintf(err, err_size, "no reply from %s:%d: %s", host, port, c->errstr);
-        reply = NULL;
-    }
-    if (c)
-        redisFree(c);
-    return reply;
-}
-
-/* Is r "-MOVED <slot> <host>:<port>"? Then host (unchanged when the reply leaves it out, as
- * ":<port>" does) and port name the node to ask instead. */
-static bool moved_to(const redisReply *r, char *host, size_t host_size, int *port)
-{
-    if (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "MOVED ", 6) != 0)
-        return false;
-    const char *addr = strchr(r->str + 6, ' ');
-    const char *colon = addr ? strrchr(addr, ':') : NULL;
-    if (!colon)
-        return false;
-    addr++;
-    if (colon > addr)
-        snprintf(host, host_size, "%.*s", (int)(colon - addr), addr);
-    *port = atoi(colon + 1);
-    return *port > 0;
-}
-
-/* Formats the command and runs it on host:port, following -MOVED. */
-static redisReply *vcommand(const char *host0, int port, const char *fmt, va_list ap)
-{
-    char *cmd = NULL;
-    int len = redisvFormatCommand(&cmd, fmt, ap);
-    cr_assert(len > 0, "cannot format the redis command '%s'", fmt);
-    char host[64], err[256] = "";
-    snprintf(host, sizeof(host), "%s", host0);
-    int hops = 0;
-    redisReply *r = command_at(host, port, cmd, (size_t)len, err, sizeof(err));
-    while (r && hops < MAX_REDIRECTS && moved_to(r, host, sizeof(host), &port)) {
-        freeReplyObject(r);
-        hops++;
-        r = command_at(host, port, cmd, (size_t)len, err, sizeof(err));
-    }
-    redisFreeCommand(cmd);
-    cr_assert(r, "redis command '%s': %s", fmt, err);
-    return r;
-}
-
-redisReply *ts_redis_command(const char *url, const char *fmt, ...)
-{
-    /* "redis://<host>:<port>" up to the first ',' or '/': the first seed. */
-    char host[64] = "";
-    int port = 0;
-    cr_assert(strncmp(url, "redis://", 8) == 0 &&
-                  sscanf(url + 8, "%63[^:,/]:%d", host, &port) == 2 && port > 0,
-              "no redis://<host>:<port> at the start of '%s'", url);
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = vcommand(host, port, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-redisReply *ts_redis_fixture_command(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = vcommand("127.0.0.1", ts_redis_port(), fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-/* CRC16-CCITT (XModem), as Redis Cluster hashes keys. */
-static unsigned crc16(const char *buf, size_t len)
-{
-    unsigned crc = 0;
-    for (size_t i = 0; i < len; i++) {
-        crc ^= (unsigned)(unsigned char)buf[i] << 8;
-        for (int bit = 0; bit < 8; bit++)
-            crc = (crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1) & 0xffff;
-    }
-    return crc;
-}
-
-int ts_redis_key_slot(const char *key)
-{
-    size_t len = strlen(key);
-    const char *open = strchr(key, '{');
-    const char *close = open ? strchr(open + 1, '}') : NULL;
-    if (close && close > open + 1)
-        return (int)(crc16(open + 1, (size_t)(close - open - 1)) % SLOTS);
-    return (int)(crc16(key, len) % SLOTS);
-}
 
 /* ---- what a failed test leaves behind -------------------------------------------------------- */
 
@@ -214,9 +96,9 @@ static void remember(const char *dir, pid_t keeper, bool add)
 
 /* ---- a private redis-server ------------------------------------------------------------------ */
 
-static bool answers_ping(int port)
+bool ts_redis_pings(int port)
 {
-    struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+    struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
     bool ok = false;
     if (c && !c->err) {
@@ -245,12 +127,15 @@ static void single_start(ts_redis_t *r, int port)
     for (int attempt = 0; attempt < 5; attempt++) {
         r->port = port ? port : ts_free_port();
         snprintf(port_s, sizeof(port_s), "%d", r->port);
+        /* clang-format off */
         char *argv[] = {bin_copy, "--bind", "127.0.0.1", "--port", port_s, "--save", "",
-                        "--appendonly", "no", "--dir", r->dir, "--logfile", log, NULL};
+                        "--appendonly", r->aof ? "yes" : "no", "--appendfsync", "always",
+                        "--dir", r->dir, "--logfile", log, NULL};
+        /* clang-format on */
         r->pid = ts_proc_spawn(argv, NULL);
-        uint64_t deadline = ts_now_ms() + 5000;
+        uint64_t deadline = ts_now_ms() + 20000; /* PING answers -LOADING while an AOF loads */
         while (ts_now_ms() < deadline && ts_proc_alive(r->pid)) {
-            if (answers_ping(r->port) && ts_proc_listens(r->pid, r->port)) {
+            if (ts_redis_pings(r->port) && ts_proc_listens(r->pid, r->port)) {
                 ts_redis_url(r->url, sizeof(r->url), r->port);
                 return;
             }
@@ -276,20 +161,23 @@ void ts_redis_start(ts_redis_t *r, int port)
 /* ---- a private Redis Cluster ----------------------------------------------------------------- */
 
 /* The keeper: $0 is the fixture script, $1 the cluster's directory, $2 the directory to
- * remove once it is stopped. A trapped signal interrupts `wait` at once; during the script's
+ * remove once it is stopped, $3 and $4 the masters and replicas per master. A trapped signal interrupts `wait` at once; during the script's
  * start it is deferred until the start is over, so no node is left behind. The sleep gets
  * SIGKILL: a forked shell that has not yet exec'd sleep would catch SIGTERM with the
  * keeper's trap handler, lose it, and sleep on. */
 static const char keeper_sh[] =
     "trap 'kill -9 $! 2>/dev/null; \"$0\" stop \"$1\"; rm -rf \"$2\"; exit 0' TERM\n"
-    "\"$0\" start \"$1\" " CLUSTER_MASTERS " 0 || exit 1\n"
+    "\"$0\" start \"$1\" \"$3\" \"$4\" || exit 1\n"
     "while :; do sleep 600 & wait $!; done\n";
 
 static pid_t keeper_spawn(const char *script, const char *cluster_dir, const char *dir,
-                          const char *log)
+                          const char *log, int masters, int replicas)
 {
-    char *argv[] = {"/bin/sh", "-c", (char *)keeper_sh, (char *)script,
-                    (char *)cluster_dir, (char *)dir, NULL};
+    char m[8], rp[8];
+    snprintf(m, sizeof(m), "%d", masters);
+    snprintf(rp, sizeof(rp), "%d", replicas);
+    char *argv[] = {"/bin/sh", "-c", (char *)keeper_sh, (char *)script, (char *)cluster_dir,
+                    (char *)dir, m, rp, NULL};
     pid_t parent = getpid();
     pid_t pid = fork();
     cr_assert(pid >= 0, "fork failed");
@@ -378,16 +266,31 @@ static void log_tail(const char *path, char *buf, size_t size)
     fclose(f);
 }
 
+/* The nodes' ports from the script's ports file (masters first) into r->ports. */
+static void read_ports(ts_redis_t *r, const char *cluster_dir, int nodes)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/ports", cluster_dir);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "the cluster script wrote no %s", path);
+    for (r->nodes = 0; r->nodes < nodes && r->nodes < TS_CLUSTER_MAX &&
+                       fscanf(f, "%d", &r->ports[r->nodes]) == 1;)
+        r->nodes++;
+    fclose(f);
+    cr_assert_eq(r->nodes, nodes, "%s lists %d of %d ports", path, r->nodes, nodes);
+}
+
 /* Runs the keeper once; true when the cluster serves, with r filled in. On failure the
  * keeper has exited or been stopped, and why is in why. */
-static bool cluster_try(ts_redis_t *r, const char *script, char *why, size_t why_size)
+static bool cluster_try(ts_redis_t *r, const char *script, int masters, int replicas, char *why,
+                        size_t why_size)
 {
     char cluster_dir[96], log[96], port_file[128], url_file[128], port_s[16];
     snprintf(cluster_dir, sizeof(cluster_dir), "%s/c", r->dir);
     snprintf(log, sizeof(log), "%s/keeper.log", r->dir);
     snprintf(port_file, sizeof(port_file), "%s/port", cluster_dir);
     snprintf(url_file, sizeof(url_file), "%s/url", cluster_dir);
-    r->pid = keeper_spawn(script, cluster_dir, r->dir, log);
+    r->pid = keeper_spawn(script, cluster_dir, r->dir, log, masters, replicas);
     remember(r->dir, r->pid, true);
     uint64_t deadline = ts_now_ms() + CLUSTER_START_MS;
     while (ts_now_ms() < deadline && ts_proc_alive(r->pid)) {
@@ -397,6 +300,7 @@ static bool cluster_try(ts_redis_t *r, const char *script, char *why, size_t why
                       url_file);
             r->port = atoi(port_s);
             r->cluster = true;
+            read_ports(r, cluster_dir, masters * (1 + replicas));
             return true;
         }
         ts_sleep_ms(20);
@@ -414,12 +318,8 @@ static bool cluster_try(ts_redis_t *r, const char *script, char *why, size_t why
     return false;
 }
 
-void ts_redis_start_like_fixture(ts_redis_t *r)
+void ts_redis_start_cluster(ts_redis_t *r, int masters, int replicas)
 {
-    if (!ts_redis_fixture_is_cluster()) {
-        single_start(r, 0);
-        return;
-    }
     cr_assert(!r->pid, "this private cluster runs already");
     char script[1024], why[1200] = "";
     snprintf(script, sizeof(script), "%s/tests/support/redis_cluster_fixture.sh",
@@ -428,12 +328,35 @@ void ts_redis_start_like_fixture(ts_redis_t *r)
     for (int attempt = 0; attempt < CLUSTER_ATTEMPTS; attempt++) {
         snprintf(r->dir, sizeof(r->dir), "/tmp/tidings-test-cluster-XXXXXX");
         cr_assert(mkdtemp(r->dir), "mkdtemp failed");
-        if (cluster_try(r, script, why, sizeof(why)))
+        if (cluster_try(r, script, masters, replicas, why, sizeof(why)))
             return;
     }
     r->dir[0] = '\0';
     cr_assert_fail("a private redis cluster did not start (%d attempts); the last one, %s",
                    CLUSTER_ATTEMPTS, why);
+}
+
+void ts_redis_start_like_fixture(ts_redis_t *r)
+{
+    if (ts_redis_fixture_is_cluster())
+        ts_redis_start_cluster(r, 3, 0);
+    else
+        single_start(r, 0);
+}
+
+void ts_redis_shutdown(ts_redis_t *r)
+{
+    cr_assert(!r->cluster, "a private cluster is not shut down: skip the test in the cluster "
+                           "run (ts_redis_skip_on_cluster)");
+    redisContext *c = ts_redis_connect(r->port);
+    redisReply *rep = redisCommand(c, "SHUTDOWN");
+    /* A successful SHUTDOWN never answers: the connection just closes. */
+    cr_assert(!rep || rep->type != REDIS_REPLY_ERROR, "SHUTDOWN failed: %s", rep ? rep->str : "");
+    if (rep)
+        freeReplyObject(rep);
+    ts_redis_close(c);
+    cr_assert(ts_proc_wait(r->pid, 20000) != -1, "redis-server did not exit after SHUTDOWN");
+    r->pid = 0;
 }
 
 /* ---- either ---------------------------------------------------------------------------------- */

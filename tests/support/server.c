@@ -80,3 +80,21 @@ int ts_server_stop(ts_server_t *s, int timeout_ms)
     s->pid = 0;
     return status;
 }
+
+uint64_t ts_server_stop_clean(ts_server_t *s, int timeout_ms)
+{
+    if (s->pid <= 0)
+        return 0;
+    uint64_t t0 = ts_now_ms();
+    int status = ts_server_stop(s, timeout_ms);
+    cr_expect(status != -1, "the server did not exit within %d ms of SIGTERM", timeout_ms);
+    cr_expect(status == -1 || (WIFEXITED(status) && WEXITSTATUS(status) == 0),
+              "the server did not exit cleanly after SIGTERM (wait status 0x%x)", status);
+    return ts_now_ms() - t0;
+}
+
+void ts_server_kill(ts_server_t *s)
+{
+    ts_proc_kill(s->pid);
+    s->pid = 0;
+}

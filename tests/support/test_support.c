@@ -24,23 +24,6 @@
 
 TestSuite(fixture, .timeout = 60);
 
-/* Does 127.0.0.1:port answer PING with PONG? */
-static bool pong(int port)
-{
-    struct timeval tv = {.tv_sec = 5, .tv_usec = 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    bool ok = false;
-    if (c && !c->err) {
-        redisReply *r = redisCommand(c, "PING");
-        ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
-        if (r)
-            freeReplyObject(r);
-    }
-    if (c)
-        redisFree(c);
-    return ok;
-}
-
 Test(fixture, url_names_every_node_that_answers)
 {
     char url[256], first[64];
@@ -51,7 +34,7 @@ Test(fixture, url_names_every_node_that_answers)
               first);
     if (!ts_redis_fixture_is_cluster()) {
         cr_assert_str_eq(url, first);
-        cr_assert(pong(port), "the fixture on port %d does not answer PING", port);
+        cr_assert(ts_redis_pings(port), "the fixture on port %d does not answer PING", port);
         return;
     }
     /* 3 masters with a replica each: six seeds, each a live node. */
@@ -60,7 +43,7 @@ Test(fixture, url_names_every_node_that_answers)
         cr_assert(strncmp(p, "127.0.0.1:", 10) == 0, "seed %zu of %s is not on loopback", nodes,
                   url);
         int node = atoi(p + 10);
-        cr_assert(pong(node), "seed 127.0.0.1:%d of %s does not answer PING", node, url);
+        cr_assert(ts_redis_pings(node), "seed 127.0.0.1:%d of %s does not answer PING", node, url);
         p = strchr(p, ',');
         if (p)
             p++;
@@ -114,6 +97,55 @@ Test(fixture, command_reaches_the_node_of_every_key)
     }
 }
 
+/* A pipeline goes to each key's node (ts_redis_node_for); commands follow -MOVED. */
+Test(fixture, pipelines_and_commands_route_by_slot)
+{
+    redisContext *c = ts_redis_connect(ts_redis_port());
+    char base_s[32]; /* a random author: ids no parallel run of this test uses */
+    ts_unique(base_s, sizeof(base_s), "x");
+    uint64_t author = 9000000000ULL + (uint64_t)ts_redis_key_slot(base_s) * 1000;
+    uint64_t base = author + 1;
+    ts_add_followers(c, author, base, 40, 1);
+    cr_assert_eq(ts_redis_int(c, "ZCARD followers:{%llu}", (unsigned long long)author), 40);
+    for (uint64_t u = base; u < base + 40; u += 2)
+        cr_assert_eq(ts_redis_int(c, "ZADD tl:{%llu} 1 77", (unsigned long long)u), 1);
+    size_t holding, missing, card;
+    ts_count_timelines(c, 77, base, 40, 1, &holding, &missing, &card);
+    cr_expect_eq(holding, 20, "timelines holding the post");
+    cr_expect_eq(missing, 1, "the first timeline without it");
+    cr_expect_eq(card, 20, "timelines of exactly one entry");
+    cr_expect(ts_timeline_holds(c, base, 77) && !ts_timeline_holds(c, base + 1, 77));
+    redisReply *r = ts_redis_cmd(c, "NOSUCHCOMMAND");
+    cr_expect_eq(r->type, REDIS_REPLY_ERROR, "an error reply is returned, not asserted");
+    freeReplyObject(r);
+    for (uint64_t u = base; u < base + 40; u++)
+        freeReplyObject(ts_redis_cmd_ok(c, "DEL tl:{%llu}", (unsigned long long)u));
+    freeReplyObject(ts_redis_cmd_ok(c, "DEL followers:{%llu}", (unsigned long long)author));
+    ts_redis_close(c);
+}
+
+Test(fixture, json_and_header_helpers_read_what_the_api_sends)
+{
+    cr_expect_eq(ts_id("123"), 123);
+    cr_expect_eq(ts_id("12a"), 0);
+    cr_expect_eq(ts_id("-1"), 0);
+    cr_expect_eq(ts_id(""), 0);
+    cr_expect_eq(ts_id(NULL), 0);
+    json_t *j = json_pack("{s:s, s:I, s:s}", "id", "42", "n", (json_int_t)7, "s", "x");
+    cr_expect_eq(ts_json_id(j, "id"), 42);
+    cr_expect_eq(ts_json_id(j, "n"), 7, "an integer id");
+    cr_expect_str_eq(ts_str(j, "s"), "x");
+    cr_expect_str_eq(ts_str(j, "n"), "", "not a string");
+    cr_expect_eq(ts_int(j, "n"), 7);
+    cr_expect_eq(ts_int(j, "s"), -1, "not an integer");
+    json_decref(j);
+    char v[32];
+    const char *head = "HTTP/1.1 200 OK\r\nX-One: a b \r\ncontent-type:\ttext/plain";
+    cr_expect_str_eq(ts_head_value(head, "Content-Type", v, sizeof(v)), "text/plain");
+    cr_expect_str_eq(ts_head_value(head, "x-one", v, sizeof(v)), "a b", "trimmed");
+    cr_expect_null(ts_head_value(head, "X-Two", v, sizeof(v)));
+}
+
 Test(fixture, key_slot_is_the_clusters)
 {
     /* The CRC16 check value, and hash tags as the cluster specification spells them out. */
@@ -161,7 +193,7 @@ Test(fixture, private_redis_is_like_the_fixture_and_its_own)
     for (size_t i = 0; i < n; i++) {
         char node[32];
         snprintf(node, sizeof(node), ":%d", ports[i]);
-        cr_assert(pong(ports[i]), "node %d of %s does not answer PING", ports[i], r.url);
+        cr_assert(ts_redis_pings(ports[i]), "node %d of %s does not answer PING", ports[i], r.url);
         cr_assert(!strstr(fixture, node), "node %d is one of the fixture's (%s)", ports[i],
                   fixture);
     }
@@ -201,7 +233,7 @@ Test(fixture, private_redis_is_like_the_fixture_and_its_own)
     snprintf(dir, sizeof(dir), "%s", r.dir);
     ts_redis_cleanup(&r);
     for (size_t i = 0; i < n; i++)
-        cr_assert(!pong(ports[i]), "node %d still answers after ts_redis_cleanup", ports[i]);
+        cr_assert(!ts_redis_pings(ports[i]), "node %d still answers after ts_redis_cleanup", ports[i]);
     struct stat st;
     cr_assert(stat(dir, &st) != 0, "%s is still there after ts_redis_cleanup", dir);
 }
@@ -210,7 +242,7 @@ Test(fixture, private_redis_is_like_the_fixture_and_its_own)
 static bool gone_within(int port, int timeout_ms)
 {
     uint64_t deadline = ts_now_ms() + (uint64_t)timeout_ms;
-    while (pong(port)) {
+    while (ts_redis_pings(port)) {
         if (ts_now_ms() > deadline)
             return false;
         ts_sleep_ms(50);
@@ -275,6 +307,6 @@ Test(fixture, private_redis_is_left_to_the_first_run)
     ts_redis_t r = {0};
     ts_redis_start(&r, 0); /* skips the test in the cluster run */
     cr_assert(!ts_redis_fixture_is_cluster(), "ts_redis_start did not skip in the cluster run");
-    cr_assert(pong(r.port), "the private redis-server does not answer PING");
+    cr_assert(ts_redis_pings(r.port), "the private redis-server does not answer PING");
     ts_redis_cleanup(&r);
 }

@@ -1,4 +1,5 @@
-/* tests/sse/client.c -- a server-sent events client over a raw loopback socket.
+/* tests/support/sse.c -- a server-sent events client over a raw loopback socket, and streams
+ * checked as the API opens them.
  *
  * Three layers, each incremental: bytes from the socket go to _raw; the chunk decoder moves
  * the payload of complete chunk pieces from _raw to _text (or all of _raw when the body is
@@ -7,9 +8,7 @@
  * the LF that may follow is skipped when it comes (_skip_lf), so no line waits for a byte
  * that may never be sent.
  */
-#include "tests/sse/client.h"
-
-#include "tests/support/support.h"
+#include "tests/support/sse.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -40,7 +39,7 @@ static void grow(char **buf, size_t *cap, size_t need)
     *cap = cap2;
 }
 
-static void add_raw(sse_t *c, const char *p, size_t n)
+static void add_raw(ts_sse_t *c, const char *p, size_t n)
 {
     grow(&c->_raw, &c->_raw_cap, c->_raw_len + n + 1);
     memcpy(c->_raw + c->_raw_len, p, n);
@@ -48,7 +47,7 @@ static void add_raw(sse_t *c, const char *p, size_t n)
     c->_raw[c->_raw_len] = '\0';
 }
 
-static void add_text(sse_t *c, const char *p, size_t n)
+static void add_text(ts_sse_t *c, const char *p, size_t n)
 {
     if (c->_text_off > 0 && c->_text_off * 2 >= c->_text_len) {
         memmove(c->_text, c->_text + c->_text_off, c->_text_len - c->_text_off);
@@ -62,7 +61,7 @@ static void add_text(sse_t *c, const char *p, size_t n)
     c->bytes += n;
 }
 
-static void drop_raw(sse_t *c, size_t n)
+static void drop_raw(ts_sse_t *c, size_t n)
 {
     memmove(c->_raw, c->_raw + n, c->_raw_len - n);
     c->_raw_len -= n;
@@ -70,7 +69,7 @@ static void drop_raw(sse_t *c, size_t n)
         c->_raw[c->_raw_len] = '\0';
 }
 
-static void framing(sse_t *c, const char *what)
+static void framing(ts_sse_t *c, const char *what)
 {
     if (!c->framing_error)
         snprintf(c->framing_what, sizeof(c->framing_what), "%s", what);
@@ -79,7 +78,7 @@ static void framing(sse_t *c, const char *what)
 }
 
 /* Moves what it can from _raw to _text. */
-static void dechunk(sse_t *c)
+static void dechunk(ts_sse_t *c)
 {
     for (;;) {
         switch (c->_chunk_state) {
@@ -149,7 +148,7 @@ static void dechunk(sse_t *c)
 }
 
 /* Reads once more from the socket; false when nothing came before the deadline. */
-static bool read_more(sse_t *c, uint64_t deadline)
+static bool read_more(ts_sse_t *c, uint64_t deadline)
 {
     if (c->ended)
         return false;
@@ -169,7 +168,7 @@ static bool read_more(sse_t *c, uint64_t deadline)
             continue;
         if (n <= 0) {
             /* Closed or reset: not clean unless the last chunk came or, for a body the
-             * close delimits, the server closed in order (sse_next then checks that no
+             * close delimits, the server closed in order (ts_sse_next then checks that no
              * event was cut). */
             c->ended = true;
             c->_orderly_close = n == 0 && !c->chunked;
@@ -207,37 +206,17 @@ static void send_all(int fd, const char *p, size_t len)
     }
 }
 
-const char *sse_header(const sse_t *c, const char *name, char *buf, size_t size)
+const char *ts_sse_header(const ts_sse_t *c, const char *name, char *buf, size_t size)
 {
-    if (!c->head)
-        return NULL;
-    size_t nlen = strlen(name);
-    for (const char *line = strstr(c->head, "\r\n"); line; line = strstr(line, "\r\n")) {
-        line += 2;
-        if (strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
-            const char *v = line + nlen + 1;
-            while (*v == ' ' || *v == '\t')
-                v++;
-            const char *end = strstr(v, "\r\n");
-            size_t n = end ? (size_t)(end - v) : strlen(v);
-            while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-                n--;
-            if (n >= size)
-                n = size - 1;
-            memcpy(buf, v, n);
-            buf[n] = '\0';
-            return buf;
-        }
-    }
-    return NULL;
+    return ts_head_value(c->head, name, buf, size);
 }
 
-sse_t *sse_open(int port, const sse_opts_t *o, int timeout_ms)
+ts_sse_t *ts_sse_open(int port, const ts_sse_opts_t *o, int timeout_ms)
 {
-    static const sse_opts_t none = {0};
+    static const ts_sse_opts_t none = {0};
     if (!o)
         o = &none;
-    sse_t *c = calloc(1, sizeof(*c));
+    ts_sse_t *c = calloc(1, sizeof(*c));
     cr_assert(c);
     c->_chunk_state = CHUNK_NONE;
     c->fd = connect_port(port, o->rcvbuf);
@@ -268,14 +247,14 @@ sse_t *sse_open(int port, const sse_opts_t *o, int timeout_ms)
               c->head);
     drop_raw(c, head_len + 4);
     char v[64];
-    c->chunked = sse_header(c, "Transfer-Encoding", v, sizeof(v)) && strcasecmp(v, "chunked") == 0;
+    c->chunked = ts_sse_header(c, "Transfer-Encoding", v, sizeof(v)) && strcasecmp(v, "chunked") == 0;
     c->_chunk_state = c->chunked ? CHUNK_SIZE : CHUNK_NONE;
     bool is_head = o->method && strcmp(o->method, "HEAD") == 0;
     if (c->status == 200)
         return c;
 
     /* Not a stream: read the whole body. */
-    const char *cl = sse_header(c, "Content-Length", v, sizeof(v));
+    const char *cl = ts_sse_header(c, "Content-Length", v, sizeof(v));
     size_t want = cl ? strtoull(cl, NULL, 10) : 0;
     bool no_body = is_head || c->status == 204 || c->status == 304 || (cl && want == 0);
     for (;;) {
@@ -298,13 +277,13 @@ sse_t *sse_open(int port, const sse_opts_t *o, int timeout_ms)
     return c;
 }
 
-void sse_item_clear(sse_item_t *it)
+void ts_sse_item_clear(ts_sse_item_t *it)
 {
     free(it->data);
     memset(it, 0, sizeof(*it));
 }
 
-static void reset_block(sse_t *c)
+static void reset_block(ts_sse_t *c)
 {
     memset(&c->_cur, 0, sizeof(c->_cur));
     c->_data_len = 0;
@@ -312,13 +291,13 @@ static void reset_block(sse_t *c)
 }
 
 /* Handles one line; true when it completed an item (in *it). */
-static bool take_line(sse_t *c, const char *line, size_t len, sse_item_t *it)
+static bool take_line(ts_sse_t *c, const char *line, size_t len, ts_sse_item_t *it)
 {
     if (len == 0) {
         if (!c->_block)
             return false;
         *it = c->_cur;
-        it->kind = SSE_EVENT;
+        it->kind = TS_SSE_EVENT;
         if (it->has_data) {
             size_t n = c->_data_len ? c->_data_len - 1 : 0; /* the last LF goes */
             it->data = malloc(n + 1);
@@ -333,7 +312,7 @@ static bool take_line(sse_t *c, const char *line, size_t len, sse_item_t *it)
     }
     if (line[0] == ':') {
         memset(it, 0, sizeof(*it));
-        it->kind = SSE_COMMENT;
+        it->kind = TS_SSE_COMMENT;
         size_t skip = len > 1 && line[1] == ' ' ? 2 : 1;
         snprintf(it->text, sizeof(it->text), "%.*s", (int)(len - skip), line + skip);
         return true;
@@ -364,7 +343,7 @@ static bool take_line(sse_t *c, const char *line, size_t len, sse_item_t *it)
     } else if (flen == 5 && memcmp(line, "retry", 5) == 0 && vlen > 0 && vlen < 10 &&
                strspn(value, "0123456789") >= vlen) {
         memset(it, 0, sizeof(*it));
-        it->kind = SSE_RETRY;
+        it->kind = TS_SSE_RETRY;
         it->retry_ms = strtol(value, NULL, 10);
         return true;
     } else {
@@ -376,7 +355,7 @@ static bool take_line(sse_t *c, const char *line, size_t len, sse_item_t *it)
 }
 
 /* Takes whole lines from _text until one completes an item; false when more is needed. */
-static bool parse(sse_t *c, sse_item_t *it)
+static bool parse(ts_sse_t *c, ts_sse_item_t *it)
 {
     for (;;) {
         char *p = c->_text + c->_text_off, *end = c->_text + c->_text_len;
@@ -401,7 +380,7 @@ static bool parse(sse_t *c, sse_item_t *it)
     }
 }
 
-sse_kind_t sse_next(sse_t *c, sse_item_t *it, int timeout_ms)
+ts_sse_kind_t ts_sse_next(ts_sse_t *c, ts_sse_item_t *it, int timeout_ms)
 {
     memset(it, 0, sizeof(*it));
     uint64_t deadline = ts_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
@@ -412,46 +391,46 @@ sse_kind_t sse_next(sse_t *c, sse_item_t *it, int timeout_ms)
         if (c->ended) {
             if (c->_orderly_close && !c->framing_error)
                 c->clean_end = c->_text_off == c->_text_len && !c->_block;
-            it->kind = SSE_END;
-            return SSE_END;
+            it->kind = TS_SSE_END;
+            return TS_SSE_END;
         }
         if (!read_more(c, deadline)) {
-            it->kind = SSE_TIMEOUT;
-            return SSE_TIMEOUT;
+            it->kind = TS_SSE_TIMEOUT;
+            return TS_SSE_TIMEOUT;
         }
     }
 }
 
-sse_kind_t sse_next_event(sse_t *c, sse_item_t *it, int timeout_ms)
+ts_sse_kind_t ts_sse_next_event(ts_sse_t *c, ts_sse_item_t *it, int timeout_ms)
 {
     uint64_t deadline = ts_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {
         int64_t left = (int64_t)deadline - (int64_t)ts_now_ms();
-        sse_kind_t k = sse_next(c, it, left > 0 ? (int)left : 0);
-        if (k == SSE_EVENT || k == SSE_END || k == SSE_TIMEOUT)
+        ts_sse_kind_t k = ts_sse_next(c, it, left > 0 ? (int)left : 0);
+        if (k == TS_SSE_EVENT || k == TS_SSE_END || k == TS_SSE_TIMEOUT)
             return k;
-        sse_item_clear(it);
+        ts_sse_item_clear(it);
     }
 }
 
-bool sse_drain(sse_t *c, int timeout_ms, int *events)
+bool ts_sse_drain(ts_sse_t *c, int timeout_ms, int *events)
 {
     uint64_t deadline = ts_now_ms() + (uint64_t)timeout_ms;
     for (;;) {
         int64_t left = (int64_t)deadline - (int64_t)ts_now_ms();
-        sse_item_t it;
-        sse_kind_t k = sse_next(c, &it, left > 0 ? (int)left : 0);
-        if (k == SSE_EVENT && events)
+        ts_sse_item_t it;
+        ts_sse_kind_t k = ts_sse_next(c, &it, left > 0 ? (int)left : 0);
+        if (k == TS_SSE_EVENT && events)
             (*events)++;
-        sse_item_clear(&it);
-        if (k == SSE_END)
+        ts_sse_item_clear(&it);
+        if (k == TS_SSE_END)
             return true;
-        if (k == SSE_TIMEOUT)
+        if (k == TS_SSE_TIMEOUT)
             return false;
     }
 }
 
-void sse_close(sse_t *c)
+void ts_sse_close(ts_sse_t *c)
 {
     if (!c)
         return;
@@ -463,4 +442,71 @@ void sse_close(sse_t *c)
     free(c->_text);
     free(c->_data);
     free(c);
+}
+
+/* ---- streams as the API opens them ------------------------------------------------------ */
+
+ts_sse_t *ts_stream_opts(int port, const ts_sse_opts_t *o)
+{
+    ts_sse_t *c = ts_sse_open(port, o, TS_SSE_OPEN_MS);
+    cr_assert_eq(c->status, 200, "GET %s answered %d, not a stream: %s",
+                 o->path ? o->path : "/v1/stream", c->status, c->body);
+    char ct[128];
+    cr_assert(ts_sse_header(c, "Content-Type", ct, sizeof(ct)), "the stream has no Content-Type");
+    cr_assert(strncmp(ct, "text/event-stream", 17) == 0, "the stream's Content-Type is %s", ct);
+    ts_sse_item_t it;
+    ts_sse_kind_t k = ts_sse_next(c, &it, TS_SSE_OPEN_MS);
+    cr_assert(k == TS_SSE_RETRY && it.retry_ms == 3000,
+              "the stream did not start with retry: 3000 (item kind %d, retry %ld, type '%s', "
+              "comment '%s')",
+              k, it.retry_ms, it.type, it.text);
+    ts_sse_item_clear(&it);
+    return c;
+}
+
+ts_sse_t *ts_stream(int port, const ts_user_t *u, const char *last_event_id)
+{
+    ts_sse_opts_t o = {.token = u->token, .last_event_id = last_event_id};
+    return ts_stream_opts(port, &o);
+}
+
+void ts_sse_expect(ts_sse_t *c, const char *type, ts_sse_item_t *it, int timeout_ms,
+                     const char *what)
+{
+    ts_sse_kind_t k = ts_sse_next_event(c, it, timeout_ms);
+    cr_assert(k != TS_SSE_TIMEOUT, "%s: no event within %d ms", what, timeout_ms);
+    cr_assert(k != TS_SSE_END, "%s: the stream ended (%s%s)", what,
+              c->clean_end ? "clean end" : "connection closed",
+              c->framing_error ? ", framing error" : "");
+    cr_assert(it->has_id && it->id[0], "%s: an event without id (type '%s')", what, it->type);
+    if (type)
+        cr_assert_str_eq(it->type, type, "%s: expected a '%s' event, got '%s' (id %s, data %.300s)",
+                         what, type, it->type, it->id, it->data ? it->data : "(none)");
+}
+
+json_t *ts_sse_data(const ts_sse_item_t *it)
+{
+    json_error_t err;
+    json_t *j = it->data ? json_loads(it->data, 0, &err) : NULL;
+    cr_assert(j, "event %s (%s): data is not JSON: %.300s", it->id, it->type,
+              it->data ? it->data : "(none)");
+    return j;
+}
+
+const char *ts_sse_data_id(const ts_sse_item_t *it, char *buf, size_t size)
+{
+    json_t *j = ts_sse_data(it);
+    snprintf(buf, size, "%s", ts_str(j, "id"));
+    json_decref(j);
+    return buf;
+}
+
+int ts_sse_id_cmp(const char *a, const char *b)
+{
+    unsigned long long ams = 0, aseq = 0, bms = 0, bseq = 0;
+    sscanf(a, "%llu-%llu", &ams, &aseq);
+    sscanf(b, "%llu-%llu", &bms, &bseq);
+    if (ams != bms)
+        return ams < bms ? -1 : 1;
+    return aseq < bseq ? -1 : aseq > bseq;
 }

@@ -1,4 +1,4 @@
-/* tests/sse/client.h -- a server-sent events client over a raw loopback socket.
+/* tests/support/sse.h -- a server-sent events client over a raw loopback socket.
  *
  * It speaks HTTP/1.1 itself, so the test sees exactly what the server sends: the response
  * head, the chunked transfer coding (decoded incrementally; a malformed chunk is a framing
@@ -11,45 +11,51 @@
  * clean stream.
  *
  * Every wait takes a timeout; nothing here blocks without one. Assertion failures use
- * cr_assert, so call these from the test's own thread only (sse_next never asserts).
+ * cr_assert, so call these from the test's own thread only (ts_sse_next never asserts).
  */
-#ifndef TIDINGS_TEST_SSE_CLIENT_H
-#define TIDINGS_TEST_SSE_CLIENT_H
+#ifndef TIDINGS_TEST_SUPPORT_SSE_H
+#define TIDINGS_TEST_SUPPORT_SSE_H
 
+#include "tests/support/support.h"
+
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct sse_opts_s {
+/* How long a stream's response head may take (the server answers it synchronously). */
+#define TS_SSE_OPEN_MS 15000
+
+typedef struct ts_sse_opts_s {
     const char *path;          /* request target; NULL: "/v1/stream" */
     const char *token;         /* Authorization: Bearer <token> unless NULL */
     const char *last_event_id; /* Last-Event-ID header unless NULL */
     const char *extra_headers; /* "Name: value\r\n…" unless NULL */
     const char *method;        /* NULL: GET */
     int rcvbuf;                /* SO_RCVBUF set before connecting (a slow reader); 0: default */
-} sse_opts_t;
+} ts_sse_opts_t;
 
 typedef enum {
-    SSE_EVENT = 1, /* a block ended by a blank line: see the event fields */
-    SSE_COMMENT,   /* a ':' line: text holds what follows the colon (one space stripped) */
-    SSE_RETRY,     /* a retry field: retry_ms */
-    SSE_END = 0,   /* the stream ended (see sse_t.clean_end) */
-    SSE_TIMEOUT = -1,
-} sse_kind_t;
+    TS_SSE_EVENT = 1, /* a block ended by a blank line: see the event fields */
+    TS_SSE_COMMENT,   /* a ':' line: text holds what follows the colon (one space stripped) */
+    TS_SSE_RETRY,     /* a retry field: retry_ms */
+    TS_SSE_END = 0,   /* the stream ended (see ts_sse_t.clean_end) */
+    TS_SSE_TIMEOUT = -1,
+} ts_sse_kind_t;
 
-typedef struct sse_item_s {
-    sse_kind_t kind;
+typedef struct ts_sse_item_s {
+    ts_sse_kind_t kind;
     bool has_id;
-    char id[64];    /* the block's id field (SSE_EVENT) */
+    char id[64];    /* the block's id field (TS_SSE_EVENT) */
     char type[32];  /* the block's event field, "" when absent */
     bool has_data;
     char *data;     /* the data lines joined by LF (owned; NULL without a data field) */
     size_t data_len;
-    char text[128]; /* SSE_COMMENT */
-    long retry_ms;  /* SSE_RETRY */
-} sse_item_t;
+    char text[128]; /* TS_SSE_COMMENT */
+    long retry_ms;  /* TS_SSE_RETRY */
+} ts_sse_item_t;
 
-typedef struct sse_s {
+typedef struct ts_sse_s {
     int fd;
     int status;       /* of the response; 0 when none came */
     char *head;       /* status line and headers (owned) */
@@ -75,28 +81,44 @@ typedef struct sse_s {
     bool _skip_lf;
     bool _block; /* a field of the current block was seen */
     bool _orderly_close; /* the peer closed (FIN, not reset) */
-    sse_item_t _cur;
+    ts_sse_item_t _cur;
     char *_data;
     size_t _data_len, _data_cap;
-} sse_t;
+} ts_sse_t;
 
 /* Connects to 127.0.0.1:port, sends the request and reads the response head within
  * timeout_ms (the test fails otherwise). A non-200 response's body is read whole into
- * body. Returns new; free with sse_close. */
-sse_t *sse_open(int port, const sse_opts_t *o, int timeout_ms);
-/* The next item within timeout_ms. Never asserts: SSE_TIMEOUT when nothing complete came. */
-sse_kind_t sse_next(sse_t *c, sse_item_t *it, int timeout_ms);
-/* The next SSE_EVENT, skipping comments and retry, or SSE_END / SSE_TIMEOUT. */
-sse_kind_t sse_next_event(sse_t *c, sse_item_t *it, int timeout_ms);
+ * body. Returns new; free with ts_sse_close. */
+ts_sse_t *ts_sse_open(int port, const ts_sse_opts_t *o, int timeout_ms);
+/* The next item within timeout_ms. Never asserts: TS_SSE_TIMEOUT when nothing complete came. */
+ts_sse_kind_t ts_sse_next(ts_sse_t *c, ts_sse_item_t *it, int timeout_ms);
+/* The next TS_SSE_EVENT, skipping comments and retry, or TS_SSE_END / TS_SSE_TIMEOUT. */
+ts_sse_kind_t ts_sse_next_event(ts_sse_t *c, ts_sse_item_t *it, int timeout_ms);
 /* Frees what the item owns (safe on a zeroed or already cleared item). */
-void sse_item_clear(sse_item_t *it);
+void ts_sse_item_clear(ts_sse_item_t *it);
 /* A copy of the first response header's value (case-insensitive name) into buf; NULL when
  * absent. */
-const char *sse_header(const sse_t *c, const char *name, char *buf, size_t size);
+const char *ts_sse_header(const ts_sse_t *c, const char *name, char *buf, size_t size);
 /* Reads and drops everything until the stream ends or timeout_ms passes; true when it ended.
  * Counts what it dropped into *events when not NULL. */
-bool sse_drain(sse_t *c, int timeout_ms, int *events);
+bool ts_sse_drain(ts_sse_t *c, int timeout_ms, int *events);
 /* Closes the socket (an abrupt client hang-up) and frees c (NULL is fine). */
-void sse_close(sse_t *c);
+void ts_sse_close(ts_sse_t *c);
+
+/* ---- streams as the API opens them ------------------------------------------------------ */
+/* Opens u's stream (Authorization header; Last-Event-ID header unless NULL) and checks it
+ * is one: 200, text/event-stream, and retry: 3000 as its first item. */
+ts_sse_t *ts_stream(int port, const ts_user_t *u, const char *last_event_id);
+/* The same with any options. */
+ts_sse_t *ts_stream_opts(int port, const ts_sse_opts_t *o);
+/* The next event (comments skipped) within timeout_ms; it must be of type (NULL: any). */
+void ts_sse_expect(ts_sse_t *c, const char *type, ts_sse_item_t *it, int timeout_ms,
+                     const char *what);
+/* The event's data as JSON (new reference); fails the test when it is not JSON. */
+json_t *ts_sse_data(const ts_sse_item_t *it);
+/* The "id" member of the event's JSON data ("" when absent) into buf. */
+const char *ts_sse_data_id(const ts_sse_item_t *it, char *buf, size_t size);
+/* Compares two event ids numerically ("<ms>-<seq>"). */
+int ts_sse_id_cmp(const char *a, const char *b);
 
 #endif
