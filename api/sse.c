@@ -45,7 +45,6 @@
 #define CACHE_SLOTS 1024
 #define CACHE_TTL_MS 2000
 #define FLUSH_BYTES 16384 /* the fast path sends once this much is rendered */
-#define STREAM_CAP_RETRY_S 30 /* streams end when their tabs close: a while, not at once */
 
 /* ---- the render cache ------------------------------------------------------------------- */
 
@@ -520,7 +519,7 @@ void api_stream_get(api_req_t *r)
                                                 (size_t)api->cfg->max_streams_per_address);
     if (!st->holds_address) {
         stream_free(st);
-        r->retry_after = STREAM_CAP_RETRY_S;
+        r->retry_after = api->cfg->heartbeat_s; /* a dropped stream is noticed by then */
         api_problem(r, API_TOO_MANY_REQUESTS,
                     "this address has %d event streams open already; close one first",
                     api->cfg->max_streams_per_address);
@@ -553,7 +552,7 @@ void api_stream_get(api_req_t *r)
         int err = errno;
         stream_free(st);
         if (err == EDQUOT) {
-            r->retry_after = STREAM_CAP_RETRY_S;
+            r->retry_after = api->cfg->heartbeat_s;
             api_problem(r, API_TOO_MANY_REQUESTS,
                         "this user has %d event streams open already; close one first",
                         api->cfg->max_streams_per_user);

@@ -76,19 +76,3 @@ ssize_t sf_read_response(int fd, char *buf, size_t size, int timeout_ms)
     }
     return (ssize_t)got;
 }
-
-long long sf_metric(int port, const char *series)
-{
-    ts_resp_t r;
-    ts_http(port, "GET", "/metrics", NULL, NULL, NULL, &r);
-    long long value = -1;
-    size_t n = strlen(series);
-    for (const char *line = r.body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        if (strncmp(line, series, n) == 0 && line[n] == ' ') {
-            value = strtoll(line + n + 1, NULL, 10);
-            break;
-        }
-    }
-    ts_resp_free(&r);
-    return value;
-}

@@ -1,5 +1,5 @@
 /* tests/safety/safety.h -- what the abuse suites share beyond tests/support: sockets from a
- * chosen loopback source address, and a look at one /metrics series. */
+ * chosen loopback source address. */
 #ifndef TIDINGS_TEST_SAFETY_H
 #define TIDINGS_TEST_SAFETY_H
 
@@ -20,7 +20,5 @@ bool sf_closed_by_peer(int fd, int wait_ms);
 /* Reads until a whole response head (and a Content-Length body) is in buf or timeout_ms
  * passes; returns the bytes read (buf NUL-terminated), 0 when none came. */
 ssize_t sf_read_response(int fd, char *buf, size_t size, int timeout_ms);
-/* The value of one series of GET /metrics ("name{labels}" as printed); -1 when absent. */
-long long sf_metric(int port, const char *series);
 
 #endif

@@ -56,7 +56,7 @@ Test(connections, a_drip_fed_request_is_cut_at_the_deadline_while_others_are_ans
               (unsigned long long)cut);
     cr_expect(slowest < PROMPT_MS, "a readyz from another address took %llu ms",
               (unsigned long long)slowest);
-    cr_expect_geq(sf_metric(s.port, "tidings_http_connections_cut_total{reason=\"request_deadline\"}"),
+    cr_expect_geq(ts_metric(s.port, "tidings_http_connections_cut_total{reason=\"request_deadline\"}"),
                   1);
     ts_server_stop(&s, 5000);
 }
@@ -98,7 +98,7 @@ Test(connections, one_address_holds_at_most_its_cap_and_others_are_answered)
         open += fds[i] >= 0 && !sf_closed_by_peer(fds[i], 50);
     cr_expect_eq(open, 8, "%d connections from one address stayed open; the cap is 8", open);
     cr_expect(timed_readyz(s.port) < PROMPT_MS);
-    cr_expect_geq(sf_metric(s.port, "tidings_http_connections_refused_total{reason=\"per_address\"}"),
+    cr_expect_geq(ts_metric(s.port, "tidings_http_connections_refused_total{reason=\"per_address\"}"),
                   32);
     /* Closing them gives the address its places back. */
     for (int i = 0; i < 40; i++)
