@@ -14,13 +14,13 @@
 
 static int user_exists(storage_t *s, uint64_t id)
 {
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "EXISTS " K_USER, (ull)id);
-    int rc = storage__batch_run(&b);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "EXISTS " K_USER, (ull)id);
+    int rc = storage_redis_batch_run(&b);
     if (rc == 0)
-        rc = storage__is_error(b.r[0]) ? -EIO : storage__int(b.r[0]) == 1 ? 0 : -ENOENT;
-    storage__batch_free(&b);
+        rc = storage_redis_is_error(b.r[0]) ? -EIO : storage_redis_int(b.r[0]) == 1 ? 0 : -ENOENT;
+    storage_redis_batch_free(&b);
     return rc;
 }
 
@@ -38,26 +38,28 @@ static int change_edge(storage_t *s, uint64_t a, uint64_t b_id, bool add, bool *
     uint64_t edge = storage_id_next(s);
     if (!edge)
         return -EAGAIN;
-    storage__batch_t b;
-    storage__batch_init(&b, s);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
     if (add) {
-        storage__batch_add(&b, "ZADD " K_FOLLOWING " NX %llu %llu", (ull)a, (ull)edge, (ull)b_id);
-        storage__batch_add(&b, "ZADD " K_FOLLOWERS " NX %llu %llu", (ull)b_id, (ull)edge, (ull)a);
+        storage_redis_batch_add(&b, "ZADD " K_FOLLOWING " NX %llu %llu", (ull)a, (ull)edge,
+                                (ull)b_id);
+        storage_redis_batch_add(&b, "ZADD " K_FOLLOWERS " NX %llu %llu", (ull)b_id, (ull)edge,
+                                (ull)a);
     } else {
-        storage__batch_add(&b, "ZREM " K_FOLLOWING " %llu", (ull)a, (ull)b_id);
-        storage__batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)b_id, (ull)a);
+        storage_redis_batch_add(&b, "ZREM " K_FOLLOWING " %llu", (ull)a, (ull)b_id);
+        storage_redis_batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)b_id, (ull)a);
     }
-    storage__batch_barrier(&b);
-    storage__batch_add(&b, "XADD " K_FANOUT " * kind %s follower %llu followee %llu at %llu",
-                       storage__shard(s, a), add ? "follow" : "unfollow", (ull)a, (ull)b_id,
-                       (ull)edge);
-    rc = storage__batch_run(&b);
+    storage_redis_batch_barrier(&b);
+    storage_redis_batch_add(&b, "XADD " K_FANOUT " * kind %s follower %llu followee %llu at %llu",
+                            storage__shard(s, a), add ? "follow" : "unfollow", (ull)a, (ull)b_id,
+                            (ull)edge);
+    rc = storage_redis_batch_run(&b);
     for (size_t i = 0; rc == 0 && i < b.n; i++)
-        if (storage__is_error(b.r[i]))
+        if (storage_redis_is_error(b.r[i]))
             rc = -EIO;
     if (rc == 0)
-        *changed = storage__int(b.r[0]) > 0 || storage__int(b.r[1]) > 0;
-    storage__batch_free(&b);
+        *changed = storage_redis_int(b.r[0]) > 0 || storage_redis_int(b.r[1]) > 0;
+    storage_redis_batch_free(&b);
     return rc;
 }
 
@@ -90,8 +92,8 @@ static int read_page(const redisReply *r, size_t limit, storage_page_t *out)
         return -ENOMEM;
     uint64_t last_score = 0;
     for (size_t i = 0; i < n; i++) {
-        out->ids[i] = storage__uint_str(r->element[2 * i]);
-        last_score = storage__uint_str(r->element[2 * i + 1]);
+        out->ids[i] = storage_redis_uint_str(r->element[2 * i]);
+        last_score = storage_redis_uint_str(r->element[2 * i + 1]);
     }
     out->n = n;
     out->next_cursor = pairs > limit ? last_score : 0;
@@ -106,20 +108,20 @@ int storage__zpage(storage_t *s, const char *key_fmt, uint64_t owner, uint64_t c
         snprintf(max, sizeof(max), "(%llu", (ull)cursor);
     char cmd[96];
     snprintf(cmd, sizeof(cmd), "ZREVRANGEBYSCORE %s %%s -inf WITHSCORES LIMIT 0 %%llu", key_fmt);
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "EXISTS " K_USER, (ull)owner);
-    storage__batch_add(&b, cmd, (ull)owner, max, (ull)(limit + 1));
-    int rc = storage__batch_run(&b);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "EXISTS " K_USER, (ull)owner);
+    storage_redis_batch_add(&b, cmd, (ull)owner, max, (ull)(limit + 1));
+    int rc = storage_redis_batch_run(&b);
     if (rc == 0) {
-        if (storage__is_error(b.r[0]) || storage__is_error(b.r[1]))
+        if (storage_redis_is_error(b.r[0]) || storage_redis_is_error(b.r[1]))
             rc = -EIO;
-        else if (storage__int(b.r[0]) != 1)
+        else if (storage_redis_int(b.r[0]) != 1)
             rc = -ENOENT;
         else
             rc = read_page(b.r[1], limit, out);
     }
-    storage__batch_free(&b);
+    storage_redis_batch_free(&b);
     return rc;
 }
 

@@ -1,4 +1,4 @@
-/* storage/notices.c -- notifications and repost entries, as the engine writes them.
+/* storage/notification_write.c -- notifications and repost entries, as the engine writes them.
  *
  * A user's notifications are groups: nt:{user} ranks group keys ("like:<post>",
  * "repost:<post>", "follow:<yyyymmdd>", "reply:<post>", "mention:<post>") by their last
@@ -109,8 +109,9 @@ int storage_notify_add(storage_async_t *sa, uint64_t target, const char *group, 
     key(mutes, sizeof(mutes), K_MUTES, target);
     key(nfd, sizeof(nfd), K_NOTIF_FOLLOWS, target);
     key(ev, sizeof(ev), K_EVENTS, target);
-    storage__live_channel(storage__async_storage(sa), storage__async_user_node(sa, target), channel,
-                          sizeof(channel));
+    storage_redis_live_channel(storage_redis_async_client(sa->redis),
+                               storage_redis_async_user_node(sa->redis, target), channel,
+                               sizeof(channel));
     snprintf(a, sizeof(a), "%llu", (ull)actor);
     snprintf(sc, sizeof(sc), "%llu", (ull)score);
     snprintf(capbuf, sizeof(capbuf), "%d", cap);
@@ -121,11 +122,11 @@ int storage_notify_add(storage_async_t *sa, uint64_t target, const char *group, 
     const char *argv[] = {"EVAL", add_script, "7",  nt,     ng,      blocks, blockedby,
                           mutes,  ev,         nfd,  group,  a,       sc,
                           capbuf, prefix,     now,  maxlen, channel, follow, target_id};
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage__group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
-    return storage__group_end(g);
+    storage_redis_group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
+    return storage_redis_group_end(g);
 }
 
 int storage_notify_remove(storage_async_t *sa, uint64_t target, const char *group,
@@ -148,22 +149,22 @@ int storage_notify_remove(storage_async_t *sa, uint64_t target, const char *grou
     argv[argc++] = follow ? "" : group;
     argv[argc++] = a;
     argv[argc++] = prefix;
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage__group_add_argv(g, argc, argv);
-    return storage__group_end(g);
+    storage_redis_group_add_argv(g, argc, argv);
+    return storage_redis_group_end(g);
 }
 
 int storage_notify_drop(storage_async_t *sa, uint64_t user, const char *group,
                         storage_status_cb cb, void *arg)
 {
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage__group_add(g, "ZREM " K_NOTIFS " %s", (ull)user, group);
-    storage__group_add(g, "DEL " K_NOTIF_PREFIX "%s", (ull)user, group);
-    return storage__group_end(g);
+    storage_redis_group_add(g, "ZREM " K_NOTIFS " %s", (ull)user, group);
+    storage_redis_group_add(g, "DEL " K_NOTIF_PREFIX "%s", (ull)user, group);
+    return storage_redis_group_end(g);
 }
 
 int storage_notify_scrub(storage_async_t *sa, uint64_t user, uint64_t actor, storage_status_cb cb,
@@ -174,11 +175,11 @@ int storage_notify_scrub(storage_async_t *sa, uint64_t user, uint64_t actor, sto
     key(prefix, sizeof(prefix), K_NOTIF_PREFIX, user);
     snprintf(a, sizeof(a), "%llu", (ull)actor);
     const char *argv[] = {"EVAL", scrub_script, "1", nt, a, prefix};
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage__group_add_argv(g, 6, argv);
-    return storage__group_end(g);
+    storage_redis_group_add_argv(g, 6, argv);
+    return storage_redis_group_end(g);
 }
 
 int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, uint64_t reposter,
@@ -195,7 +196,7 @@ int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, 
      * the post's own millisecond could draw exactly that score. */
     snprintf(sc, sizeof(sc), "%llu", (ull)(score == post ? score + 1 : score));
     snprintf(maxbuf, sizeof(maxbuf), "%d", timeline_max);
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
@@ -206,18 +207,19 @@ int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, 
         key(tl, sizeof(tl), K_TIMELINE, users[i]);
         key(rb, sizeof(rb), K_REPOSTED_BY, users[i]);
         key(ev, sizeof(ev), K_EVENTS, users[i]);
-        storage__live_channel(storage__async_storage(sa), storage__async_user_node(sa, users[i]), channel,
-                              sizeof(channel));
+        storage_redis_live_channel(storage_redis_async_client(sa->redis),
+                                   storage_redis_async_user_node(sa->redis, users[i]), channel,
+                                   sizeof(channel));
         snprintf(user, sizeof(user), "%llu", (ull)users[i]);
         if (add) {
             const char *argv[] = {"EVAL", repost_add_script, "6", tl, rb, ev, blocks,
                                   blockedby, mutes, sc, p, r, maxbuf, now, evmax, channel,
                                   user, au};
-            storage__group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
+            storage_redis_group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
         } else {
             const char *argv[] = {"EVAL", repost_remove_script, "2", tl, rb, p, r};
-            storage__group_add_argv(g, 7, argv);
+            storage_redis_group_add_argv(g, 7, argv);
         }
     }
-    return storage__group_end(g);
+    return storage_redis_group_end(g);
 }

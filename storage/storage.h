@@ -11,6 +11,8 @@
 #ifndef TIDINGS_STORAGE_H
 #define TIDINGS_STORAGE_H
 
+#include "storage/redis/embedded.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -269,13 +271,6 @@ int storage_announcements_tail(storage_t *s, const char *channel, char id[STORAG
 int storage_announcements_after(storage_t *s, const char *channel, const char *after, size_t max,
                                 storage_announcement_t *out, size_t *n);
 
-/* ---- embedded Redis (embedded.c) -------------------------------------------------------
- * Starts a private redis-server (AOF on, data in data_dir, unix socket only) as a child
- * that dies with us. */
-typedef struct storage_embedded_s storage_embedded_t;
-/* Returns new or NULL (errno set); *url_out is borrowed from the handle. */
-storage_embedded_t *storage_embedded_start(const char *data_dir, const char *server_path,
-                                           const char **url_out);
-void storage_embedded_stop(storage_embedded_t *e);
+/* ---- embedded Redis: storage/redis/embedded.h (storage_embedded_start/stop) ---------------- */
 
 #endif

@@ -7,7 +7,7 @@
  */
 #include "tests/scaleout/so.h"
 
-#include "storage/slots.h"
+#include "storage/redis/slots.h"
 
 #include <criterion/criterion.h>
 #include <stdarg.h>
