@@ -53,10 +53,7 @@ static int change_edge(storage_t *s, uint64_t a, uint64_t b_id, bool add, bool *
     storage_redis_batch_add(&b, "XADD " K_FANOUT " * kind %s follower %llu followee %llu at %llu",
                             storage__shard(s, a), add ? "follow" : "unfollow", (ull)a, (ull)b_id,
                             (ull)edge);
-    rc = storage_redis_batch_run(&b);
-    for (size_t i = 0; rc == 0 && i < b.n; i++)
-        if (storage_redis_is_error(b.r[i]))
-            rc = -EIO;
+    rc = storage_redis_batch_run_checked(&b);
     if (rc == 0)
         *changed = storage_redis_int(b.r[0]) > 0 || storage_redis_int(b.r[1]) > 0;
     storage_redis_batch_free(&b);

@@ -34,10 +34,7 @@ static int post_author(storage_t *s, uint64_t post, uint64_t *author)
 
 static int run_all_ok(storage_redis_batch_t *b)
 {
-    int rc = storage_redis_batch_run(b);
-    for (size_t i = 0; rc == 0 && i < b->n; i++)
-        if (storage_redis_is_error(b->r[i]))
-            rc = -EIO;
+    int rc = storage_redis_batch_run_checked(b);
     storage_redis_batch_free(b);
     return rc;
 }
@@ -130,9 +127,7 @@ int storage_blocked_between(storage_t *s, uint64_t a, uint64_t b_id, bool *block
     storage_redis_batch_init(&b, s->redis);
     storage_redis_batch_add(&b, "ZSCORE " K_BLOCKS " %llu", (ull)a, (ull)b_id);
     storage_redis_batch_add(&b, "ZSCORE " K_BLOCKS " %llu", (ull)b_id, (ull)a);
-    int rc = storage_redis_batch_run(&b);
-    if (rc == 0 && (storage_redis_is_error(b.r[0]) || storage_redis_is_error(b.r[1])))
-        rc = -EIO;
+    int rc = storage_redis_batch_run_checked(&b);
     if (rc == 0)
         *blocked = b.r[0]->type == REDIS_REPLY_STRING || b.r[1]->type == REDIS_REPLY_STRING;
     storage_redis_batch_free(&b);

@@ -123,10 +123,7 @@ int storage_notices_page(storage_t *s, uint64_t user, uint64_t cursor, size_t li
                             (ull)user, max, (ull)scan_max);
     storage_redis_batch_add(&b, "GET " K_NOTIF_READ, (ull)user);
     storage__add_hidden_reads(&b, user);
-    int rc = storage_redis_batch_run(&b);
-    for (size_t i = 0; rc == 0 && i < b.n; i++)
-        if (storage_redis_is_error(b.r[i]))
-            rc = -EIO;
+    int rc = storage_redis_batch_run_checked(&b);
     if (rc) {
         storage_redis_batch_free(&b);
         return rc;
@@ -219,9 +216,7 @@ int storage_notices_mark_read(storage_t *s, uint64_t user, uint64_t up_to)
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
     storage_redis_batch_addargv(&b, 6, argv, NULL);
-    int rc = storage_redis_batch_run(&b);
-    if (rc == 0 && storage_redis_is_error(b.r[0]))
-        rc = -EIO;
+    int rc = storage_redis_batch_run_checked(&b);
     storage_redis_batch_free(&b);
     return rc;
 }
@@ -237,10 +232,7 @@ int storage_notice_get(storage_t *s, uint64_t user, const char *group, storage_n
     storage_redis_batch_add(&b, "ZSCORE " K_NOTIFS " %s", (ull)user, group);
     storage_redis_batch_add(&b, "GET " K_NOTIF_READ, (ull)user);
     storage__add_hidden_reads(&b, user);
-    int rc = storage_redis_batch_run(&b);
-    for (size_t i = 0; rc == 0 && i < b.n; i++)
-        if (storage_redis_is_error(b.r[i]))
-            rc = -EIO;
+    int rc = storage_redis_batch_run_checked(&b);
     if (rc == 0 && b.r[0]->type != REDIS_REPLY_STRING)
         rc = -ENOENT; /* gone since: trimmed, or its last actor left */
     size_t n_hidden = 0;

@@ -61,10 +61,7 @@ int storage_post_create(storage_t *s, const storage_post_t *p)
     storage_redis_batch_barrier(&b);
     storage_redis_batch_add(&b, "XADD " K_FANOUT " * kind post post %llu author %llu at %llu",
                             storage__shard(s, p->author), (ull)p->id, (ull)p->author, (ull)p->id);
-    int rc = storage_redis_batch_run(&b);
-    for (size_t i = 0; rc == 0 && i < b.n; i++)
-        if (storage_redis_is_error(b.r[i]))
-            rc = -EIO;
+    int rc = storage_redis_batch_run_checked(&b);
     storage_redis_batch_free(&b);
     return rc;
 }
@@ -138,10 +135,7 @@ int storage_post_delete(storage_t *s, uint64_t id, uint64_t author)
     storage_redis_batch_add(&b, "XADD " K_FANOUT " * kind delete post %llu author %llu at %llu",
                             storage__shard(s, author), (ull)id, (ull)author,
                             (ull)storage_id_next(s));
-    int rc = storage_redis_batch_run(&b);
-    for (size_t i = 0; rc == 0 && i < b.n; i++)
-        if (storage_redis_is_error(b.r[i]))
-            rc = -EIO;
+    int rc = storage_redis_batch_run_checked(&b);
     storage_redis_batch_free(&b);
     return rc;
 }
@@ -162,9 +156,7 @@ int storage_idempotency_claim(storage_t *s, uint64_t user, const char *key,
     storage_redis_batch_add(&b, "SET " K_IDEM " %llu:%s NX EX %d", (ull)user, key, klen,
                             (ull)new_id, fingerprint, IDEM_TTL_S);
     storage_redis_batch_add(&b, "GET " K_IDEM, (ull)user, key, klen);
-    int rc = storage_redis_batch_run(&b);
-    if (rc == 0 && (storage_redis_is_error(b.r[0]) || storage_redis_is_error(b.r[1])))
-        rc = -EIO;
+    int rc = storage_redis_batch_run_checked(&b);
     if (rc == 0 && b.r[0]->type != REDIS_REPLY_STATUS) {
         const redisReply *v = b.r[1];
         const char *colon = v->type == REDIS_REPLY_STRING ? memchr(v->str, ':', v->len) : NULL;

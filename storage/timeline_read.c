@@ -58,10 +58,7 @@ static int read_sources(storage_t *s, uint64_t user, const char *max, size_t lim
                             (ull)user, max, (ull)(limit + 1));
     storage_redis_batch_add(&b, "SMEMBERS " K_CELEB_FOLLOWS, (ull)user);
     storage__add_hidden_reads(&b, user);
-    int rc = storage_redis_batch_run(&b);
-    for (size_t i = 0; rc == 0 && i < b.n; i++)
-        if (storage_redis_is_error(b.r[i]))
-            rc = -EIO;
+    int rc = storage_redis_batch_run_checked(&b);
     if (rc)
         goto out;
     out->hidden = storage__collect_hidden(b.r + 3, &out->n_hidden);

@@ -70,9 +70,7 @@ int storage_user_create(storage_t *s, uint64_t id, const char *handle, const cha
     storage_redis_batch_add(&b, "SET " K_HANDLE " %llu NX", lower, (ull)id);
     storage_redis_batch_add(&b, "HSET " K_USER " handle %s display_name %s token %s created %llu",
                             (ull)id, handle, display_name, hex, (ull)created);
-    int rc = storage_redis_batch_run(&b);
-    if (rc == 0 && (storage_redis_is_error(b.r[0]) || storage_redis_is_error(b.r[1])))
-        rc = -EIO;
+    int rc = storage_redis_batch_run_checked(&b);
     bool claimed = rc == 0 && b.r[0]->type == REDIS_REPLY_STATUS;
     storage_redis_batch_free(&b);
     if (rc)
