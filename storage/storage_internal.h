@@ -76,7 +76,7 @@ struct storage_async_s {
 /* Milliseconds since the Unix epoch. */
 uint64_t storage__now_ms(void);
 
-/* A page of the sorted set key_fmt (a K_ format) of owner, newest first, scores below
+/* page.c: a page of the sorted set key_fmt (a K_ format) of owner, newest first, scores below
  * cursor (exclusive; 0 for the first page). -ENOENT when owner is no user. */
 int storage__zpage(storage_t *s, const char *key_fmt, uint64_t owner, uint64_t cursor,
                    size_t limit, storage_page_t *out);
