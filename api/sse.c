@@ -252,9 +252,9 @@ static char *render_feed(stream_t *st, const char *ref, bool fresh)
 
 static char *render_notification(stream_t *st, const char *group)
 {
-    storage_notices_t page = {0};
-    storage_notice_t one;
-    if (storage_notice_get(st->api->storage, st->user, group, &one) != 0)
+    storage_notifications_t page = {0};
+    storage_notification_t one;
+    if (storage_notification_get(st->api->storage, st->user, group, &one) != 0)
         return NULL;
     page.items = &one;
     page.n = 1;

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const storage_notice_types[STORAGE_NOTICE_TYPES] = {"follow", "like", "repost",
-                                                                "reply", "mention"};
+const char *const storage_notification_types[STORAGE_NOTIFICATION_TYPES] = {
+    "follow", "like", "repost", "reply", "mention"};
 
 static const char unread_script[] =
     "local r = redis.call('GET', KEYS[2]) or '0'\n"
@@ -31,9 +31,9 @@ static const char mark_script[] =
 
 static int parse_type(const char *group, size_t len)
 {
-    for (int t = 0; t < STORAGE_NOTICE_TYPES; t++) {
-        size_t n = strlen(storage_notice_types[t]);
-        if (len > n && memcmp(group, storage_notice_types[t], n) == 0 && group[n] == ':')
+    for (int t = 0; t < STORAGE_NOTIFICATION_TYPES; t++) {
+        size_t n = strlen(storage_notification_types[t]);
+        if (len > n && memcmp(group, storage_notification_types[t], n) == 0 && group[n] == ':')
             return t;
     }
     return -1;
@@ -47,14 +47,14 @@ static bool hidden(const uint64_t *h, size_t n, uint64_t id)
     return false;
 }
 
-/* Appends the reads of one group: its newest actors (enough to show STORAGE_NOTICE_ACTORS
+/* Appends the reads of one group: its newest actors (enough to show STORAGE_NOTIFICATION_ACTORS
  * even if the hidden ones are among them), its size, and which hidden users are in it.
  * Returns how many commands it added. */
 static size_t add_group_reads(storage_redis_batch_t *b, uint64_t user, const char *group,
                               const uint64_t *hide, size_t n_hidden)
 {
     storage_redis_batch_add(b, "ZREVRANGE " K_NOTIF_PREFIX "%s 0 %llu", (ull)user, group,
-                            (ull)(STORAGE_NOTICE_ACTORS + n_hidden - 1));
+                            (ull)(STORAGE_NOTIFICATION_ACTORS + n_hidden - 1));
     storage_redis_batch_add(b, "ZCARD " K_NOTIF_PREFIX "%s", (ull)user, group);
     /* The group's activity again: an actor who joined since the first read moved it, and
      * the id must be that of the newest actor shown. */
@@ -85,7 +85,7 @@ static size_t add_group_reads(storage_redis_batch_t *b, uint64_t user, const cha
 
 /* Fills actors and actor_count of it from the replies of add_group_reads: the count is
  * exact, hidden actors excluded wherever they are in the group. */
-static void read_group(storage_notice_t *it, redisReply **r, const uint64_t *hide,
+static void read_group(storage_notification_t *it, redisReply **r, const uint64_t *hide,
                        size_t n_hidden, uint64_t read_mark)
 {
     const redisReply *actors = r[0];
@@ -99,19 +99,19 @@ static void read_group(storage_notice_t *it, redisReply **r, const uint64_t *hid
             it->actor_count--;
     for (size_t k = 0; actors->type == REDIS_REPLY_ARRAY && k < actors->elements; k++) {
         uint64_t a = storage_redis_uint_str(actors->element[k]);
-        if (!hidden(hide, n_hidden, a) && it->n_actors < STORAGE_NOTICE_ACTORS)
+        if (!hidden(hide, n_hidden, a) && it->n_actors < STORAGE_NOTIFICATION_ACTORS)
             it->actors[it->n_actors++] = a;
     }
 }
 
-void storage_notices_free(storage_notices_t *n)
+void storage_notifications_free(storage_notifications_t *n)
 {
     free(n->items);
     memset(n, 0, sizeof(*n));
 }
 
-int storage_notices_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
-                         unsigned types, size_t scan_max, storage_notices_t *out)
+int storage_notifications_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
+                               unsigned types, size_t scan_max, storage_notifications_t *out)
 {
     memset(out, 0, sizeof(*out));
     char max[32] = "+inf";
@@ -136,7 +136,7 @@ int storage_notices_page(storage_t *s, uint64_t user, uint64_t cursor, size_t li
     if (!hide || !out->items) {
         free(hide);
         storage_redis_batch_free(&b);
-        storage_notices_free(out);
+        storage_notifications_free(out);
         return -ENOMEM;
     }
     /* Pick the groups of the wanted types, keeping their keys for the second trip. */
@@ -147,12 +147,12 @@ int storage_notices_page(storage_t *s, uint64_t user, uint64_t cursor, size_t li
         int type = parse_type(g->str, g->len);
         if (type < 0 || !(types & (1u << type)) || g->len >= sizeof(keys[0]))
             continue;
-        storage_notice_t *it = &out->items[picked];
+        storage_notification_t *it = &out->items[picked];
         it->id = storage_redis_uint_str(groups->element[i + 1]);
         it->type = type;
         it->read = it->id <= read_mark;
         const char *colon = memchr(g->str, ':', g->len);
-        if (type != STORAGE_NOTICE_FOLLOW)
+        if (type != STORAGE_NOTIFICATION_FOLLOW)
             it->subject = storage_redis_parse_u64(colon + 1, g->len - (size_t)(colon + 1 - g->str));
         memcpy(keys[picked], g->str, g->len);
         picked++;
@@ -160,7 +160,7 @@ int storage_notices_page(storage_t *s, uint64_t user, uint64_t cursor, size_t li
     storage_redis_batch_free(&b);
     if (!keys) {
         free(hide);
-        storage_notices_free(out);
+        storage_notifications_free(out);
         return -ENOMEM;
     }
     if (picked > limit) {
@@ -174,7 +174,7 @@ int storage_notices_page(storage_t *s, uint64_t user, uint64_t cursor, size_t li
     rc = picked ? storage_redis_batch_run(&b) : 0;
     size_t kept = 0;
     for (size_t i = 0; rc == 0 && i < picked; i++) {
-        storage_notice_t it = out->items[i];
+        storage_notification_t it = out->items[i];
         read_group(&it, b.r + stride * i, hide, n_hidden, read_mark);
         if (it.n_actors > 0)
             out->items[kept++] = it;
@@ -184,11 +184,11 @@ int storage_notices_page(storage_t *s, uint64_t user, uint64_t cursor, size_t li
     free(keys);
     free(hide);
     if (rc)
-        storage_notices_free(out);
+        storage_notifications_free(out);
     return rc;
 }
 
-int storage_notices_unread(storage_t *s, uint64_t user, int64_t *count)
+int storage_notifications_unread(storage_t *s, uint64_t user, int64_t *count)
 {
     char nt[40], nr[40];
     snprintf(nt, sizeof(nt), K_NOTIFS, (ull)user);
@@ -206,7 +206,7 @@ int storage_notices_unread(storage_t *s, uint64_t user, int64_t *count)
     return rc;
 }
 
-int storage_notices_mark_read(storage_t *s, uint64_t user, uint64_t up_to)
+int storage_notifications_mark_read(storage_t *s, uint64_t user, uint64_t up_to)
 {
     char nt[40], nr[40], upto[24];
     snprintf(nt, sizeof(nt), K_NOTIFS, (ull)user);
@@ -221,7 +221,8 @@ int storage_notices_mark_read(storage_t *s, uint64_t user, uint64_t up_to)
     return rc;
 }
 
-int storage_notice_get(storage_t *s, uint64_t user, const char *group, storage_notice_t *out)
+int storage_notification_get(storage_t *s, uint64_t user, const char *group,
+                             storage_notification_t *out)
 {
     memset(out, 0, sizeof(*out));
     int type = parse_type(group, strlen(group));
@@ -244,7 +245,7 @@ int storage_notice_get(storage_t *s, uint64_t user, const char *group, storage_n
         out->id = storage_redis_uint_str(b.r[0]);
         out->type = type;
         const char *colon = strchr(group, ':');
-        if (type != STORAGE_NOTICE_FOLLOW)
+        if (type != STORAGE_NOTIFICATION_FOLLOW)
             out->subject = storage_redis_parse_u64(colon + 1, strlen(colon + 1));
     }
     storage_redis_batch_free(&b);

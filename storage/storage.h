@@ -167,46 +167,47 @@ int storage_relations_page(storage_t *s, storage_relation_t rel, uint64_t user, 
 /* Whether either of a and b blocked the other. */
 int storage_blocked_between(storage_t *s, uint64_t a, uint64_t b, bool *blocked);
 
-/* ---- notifications (notifications.c) --------------------------------------------------- */
+/* ---- notifications (notification_read.c) --------------------------------------------------- */
 enum {
-    STORAGE_NOTICE_FOLLOW,
-    STORAGE_NOTICE_LIKE,
-    STORAGE_NOTICE_REPOST,
-    STORAGE_NOTICE_REPLY,
-    STORAGE_NOTICE_MENTION,
-    STORAGE_NOTICE_TYPES
+    STORAGE_NOTIFICATION_FOLLOW,
+    STORAGE_NOTIFICATION_LIKE,
+    STORAGE_NOTIFICATION_REPOST,
+    STORAGE_NOTIFICATION_REPLY,
+    STORAGE_NOTIFICATION_MENTION,
+    STORAGE_NOTIFICATION_TYPES
 };
-extern const char *const storage_notice_types[STORAGE_NOTICE_TYPES];
-#define STORAGE_NOTICE_ACTORS 3
+extern const char *const storage_notification_types[STORAGE_NOTIFICATION_TYPES];
+#define STORAGE_NOTIFICATION_ACTORS 3
 
-typedef struct storage_notice_s {
+typedef struct storage_notification_s {
     uint64_t id;      /* the group's last activity: also its cursor */
-    int type;         /* STORAGE_NOTICE_* */
+    int type;         /* STORAGE_NOTIFICATION_* */
     uint64_t subject; /* the post it concerns (the reply or mentioning post); 0 for follows */
-    uint64_t actors[STORAGE_NOTICE_ACTORS]; /* newest first */
+    uint64_t actors[STORAGE_NOTIFICATION_ACTORS]; /* newest first */
     size_t n_actors;
     int64_t actor_count;
     bool read;
-} storage_notice_t;
+} storage_notification_t;
 
-typedef struct storage_notices_s {
-    storage_notice_t *items; /* returns new: free with storage_notices_free */
+typedef struct storage_notifications_s {
+    storage_notification_t *items; /* returns new: free with storage_notifications_free */
     size_t n;
     uint64_t next_cursor;
-} storage_notices_t;
-void storage_notices_free(storage_notices_t *n);
+} storage_notifications_t;
+void storage_notifications_free(storage_notifications_t *n);
 
 /* A page of user's notification groups, newest activity first, of the types whose bits
- * (1 << STORAGE_NOTICE_*) are set; at most scan_max groups are looked at. */
-int storage_notices_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
-                         unsigned types, size_t scan_max, storage_notices_t *out);
-int storage_notices_unread(storage_t *s, uint64_t user, int64_t *count);
+ * (1 << STORAGE_NOTIFICATION_*) are set; at most scan_max groups are looked at. */
+int storage_notifications_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
+                               unsigned types, size_t scan_max, storage_notifications_t *out);
+int storage_notifications_unread(storage_t *s, uint64_t user, int64_t *count);
 /* One group by its key ("like:<post>", …); -ENOENT when gone or all its actors hidden. */
-int storage_notice_get(storage_t *s, uint64_t user, const char *group, storage_notice_t *out);
+int storage_notification_get(storage_t *s, uint64_t user, const char *group,
+                             storage_notification_t *out);
 /* Marks every group with activity up to up_to read (never beyond the newest). */
-int storage_notices_mark_read(storage_t *s, uint64_t user, uint64_t up_to);
+int storage_notifications_mark_read(storage_t *s, uint64_t user, uint64_t up_to);
 
-/* ---- home timelines (timeline.c) ------------------------------------------------------ */
+/* ---- home timelines (timeline_read.c) --------------------------------------------------- */
 typedef struct storage_timeline_s {
     storage_page_t page;   /* post ids, newest entry first; next_cursor is an entry score */
     uint64_t *reposted_by; /* per entry: who reposted it into this timeline, or 0 */

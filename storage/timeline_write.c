@@ -4,12 +4,14 @@
  * Timeline writes are idempotent (ZADD of a post id scored by itself), so a job that
  * runs twice leaves one entry. A chunk of followers is one script call that adds and
  * trims each timeline to --timeline-max (the read path trims too, for entries written
- * by backfills and reposts).
+ * by backfills and reposts). Repost entries are timeline entries too: a reposted post
+ * scored by the repost, with who reposted it in rb:{user}.
  */
 #include "storage/storage_async.h"
 #include "storage/storage_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -234,6 +236,79 @@ int storage_celebrity_followers_add(storage_async_t *sa, uint64_t author, const 
         return -ENOMEM;
     for (size_t i = 0; i < n; i++)
         storage_redis_group_add(g, "SADD " K_CELEB_FOLLOWS " %llu", (ull)users[i], (ull)author);
+    return storage_redis_group_end(g);
+}
+
+/* ---- repost entries ---------------------------------------------------------------------- */
+
+/* KEYS: tl rb ev blocks blockedby mutes; ARGV: score post reposter timeline-max now
+ * maxlen channel user author. A user who has the post already gets no second copy (no
+ * reposted_by, no live event); nor does one who blocked, was blocked by or muted the
+ * author or the reposter. */
+static const char repost_add_script[] =
+    "for _, who in ipairs({ARGV[9], ARGV[3]}) do\n"
+    "  if redis.call('ZSCORE', KEYS[4], who) or redis.call('ZSCORE', KEYS[5], who)\n"
+    "     or redis.call('ZSCORE', KEYS[6], who) then return 0 end\n"
+    "end\n"
+    "if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2]) == 1 then\n"
+    "  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])\n"
+    "  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[4]) - 1)\n"
+    "  local ref = ARGV[2] .. ':' .. ARGV[3]\n"
+    "  local id = redis.call('XADD', KEYS[3], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[6], '*',\n"
+    "                        'k', 'feed', 'r', ref)\n"
+    "  if id then\n"
+    "    redis.call('SPUBLISH', ARGV[7], 'feed ' .. ref .. ' ' .. ARGV[8] .. ':' .. id)\n"
+    "  end\n"
+    "end\n"
+    "return 1\n";
+
+/* KEYS: tl rb; ARGV: post reposter. Only the entry this repost wrote is removed. */
+static const char repost_remove_script[] =
+    "if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then\n"
+    "  redis.call('ZREM', KEYS[1], ARGV[1])\n"
+    "  redis.call('HDEL', KEYS[2], ARGV[1])\n"
+    "end\n"
+    "return 1\n";
+
+int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, uint64_t reposter,
+                           uint64_t score, const uint64_t *users, size_t n, bool add,
+                           int timeline_max, storage_status_cb cb, void *arg)
+{
+    char p[24], r[24], sc[24], maxbuf[16], now[24], evmax[16], au[24];
+    snprintf(au, sizeof(au), "%llu", (ull)author);
+    snprintf(now, sizeof(now), "%llu", (ull)storage__now_ms());
+    snprintf(evmax, sizeof(evmax), "%d", EVENTS_MAXLEN);
+    snprintf(p, sizeof(p), "%llu", (ull)post);
+    snprintf(r, sizeof(r), "%llu", (ull)reposter);
+    /* Readers tell a repost entry by its score differing from the post id; a repost within
+     * the post's own millisecond could draw exactly that score. */
+    snprintf(sc, sizeof(sc), "%llu", (ull)(score == post ? score + 1 : score));
+    snprintf(maxbuf, sizeof(maxbuf), "%d", timeline_max);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
+    if (!g)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        char tl[40], rb[40], ev[40], channel[40], user[24], blocks[40], blockedby[40], mutes[40];
+        snprintf(blocks, sizeof(blocks), K_BLOCKS, (ull)users[i]);
+        snprintf(blockedby, sizeof(blockedby), K_BLOCKED_BY, (ull)users[i]);
+        snprintf(mutes, sizeof(mutes), K_MUTES, (ull)users[i]);
+        snprintf(tl, sizeof(tl), K_TIMELINE, (ull)users[i]);
+        snprintf(rb, sizeof(rb), K_REPOSTED_BY, (ull)users[i]);
+        snprintf(ev, sizeof(ev), K_EVENTS, (ull)users[i]);
+        storage_redis_live_channel(storage_redis_async_client(sa->redis),
+                                   storage_redis_async_user_node(sa->redis, users[i]), channel,
+                                   sizeof(channel));
+        snprintf(user, sizeof(user), "%llu", (ull)users[i]);
+        if (add) {
+            const char *argv[] = {"EVAL", repost_add_script, "6", tl, rb, ev, blocks,
+                                  blockedby, mutes, sc, p, r, maxbuf, now, evmax, channel,
+                                  user, au};
+            storage_redis_group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
+        } else {
+            const char *argv[] = {"EVAL", repost_remove_script, "2", tl, rb, p, r};
+            storage_redis_group_add_argv(g, 7, argv);
+        }
+    }
     return storage_redis_group_end(g);
 }
 
