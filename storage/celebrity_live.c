@@ -19,8 +19,10 @@
 #include "storage/storage_internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define ANNOUNCE_LOG_MAX "10000" /* announcements kept for processes that missed some */
 
@@ -128,6 +130,33 @@ int storage_followers_among(storage_t *s, uint64_t author, const uint64_t *users
     return rc;
 }
 
+/* An announcement's text (see the top of this file) into a (all of it but the id).
+ * Unreadable text leaves kind UNKNOWN: its id still counts as handled. */
+static void parse_announcement(const char *msg, storage_announcement_t *a)
+{
+    char kind[16], ref[64], job_id[64];
+    uint64_t user, author;
+    *a = (storage_announcement_t){.kind = STORAGE_ANNOUNCE_UNKNOWN};
+    if (sscanf(msg, "follow %" SCNu64 " %" SCNu64, &user, &author) == 2) {
+        *a = (storage_announcement_t){
+            .kind = STORAGE_ANNOUNCE_FOLLOW, .user = user, .author = author};
+    } else if (sscanf(msg, "unfollow %" SCNu64 " %" SCNu64, &user, &author) == 2) {
+        *a = (storage_announcement_t){
+            .kind = STORAGE_ANNOUNCE_UNFOLLOW, .user = user, .author = author};
+    } else if (sscanf(msg, "celebrity %" SCNu64, &author) == 1) {
+        *a = (storage_announcement_t){.kind = STORAGE_ANNOUNCE_CELEBRITY, .author = author};
+    } else if (sscanf(msg, "%15s %63s %" SCNu64 " %63s", kind, ref, &author, job_id) == 4 &&
+               strchr(job_id, '/')) {
+        /* "<kind> <ref> <author> <shard>/<entry>" */
+        *a = (storage_announcement_t){.kind = STORAGE_ANNOUNCE_POST,
+                                      .author = author,
+                                      .event = storage_event_kind_parse(kind, strlen(kind)),
+                                      .job_shard = atoi(job_id)};
+        snprintf(a->ref, sizeof(a->ref), "%s", ref);
+        snprintf(a->job_entry, sizeof(a->job_entry), "%s", strchr(job_id, '/') + 1);
+    }
+}
+
 /* XRANGE (or XREVRANGE) of channel's announcement log from..to, up to max entries. */
 static int read_log(storage_t *s, const char *channel, const char *cmd, const char *from,
                     const char *to, size_t max, storage_announcement_t *out, size_t *n)
@@ -150,8 +179,8 @@ static int read_log(storage_t *s, const char *channel, const char *cmd, const ch
             e->element[1]->type != REDIS_REPLY_ARRAY || e->element[1]->elements < 2 ||
             e->element[1]->element[1]->type != REDIS_REPLY_STRING)
             continue;
+        parse_announcement(e->element[1]->element[1]->str, &out[*n]);
         snprintf(out[*n].id, sizeof(out[*n].id), "%s", e->element[0]->str);
-        snprintf(out[*n].msg, sizeof(out[*n].msg), "%s", e->element[1]->element[1]->str);
         (*n)++;
     }
     storage_redis_batch_free(&b);
@@ -178,9 +207,18 @@ int storage_announcements_tail(storage_t *s, const char *channel, char id[STORAG
 
 /* ---- announcements, read back (the subscriber) ----------------------------------------- */
 
+/* "<id> <announcement>" as published (the '@' gone). */
 void storage__announcement_deliver(const storage_sub_callbacks_t *cb, const char *channel,
                                    const char *msg)
 {
-    if (cb->announce)
-        cb->announce(cb->arg, channel, msg);
+    const char *space = strchr(msg, ' ');
+    if (!cb->announce || !space || (size_t)(space - msg) >= STORAGE_EVENT_ID_MAX)
+        return;
+    char id[STORAGE_EVENT_ID_MAX];
+    memcpy(id, msg, (size_t)(space - msg));
+    id[space - msg] = '\0';
+    storage_announcement_t a;
+    parse_announcement(space + 1, &a);
+    snprintf(a.id, sizeof(a.id), "%s", id);
+    cb->announce(cb->arg, channel, &a);
 }

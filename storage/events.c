@@ -150,12 +150,13 @@ static void add_keep_alive(storage_redis_batch_t *b, uint64_t user, int grace_ms
  * entry is an "open" marker (readers skip it): the first entry of a stream costs Redis
  * twice a later one (it lays out the node), and paid here, on connect, it is not paid by
  * the first fan-out to reach ten thousand freshly connected followers. */
+#define OPEN_NAME "open" /* STORAGE_EVENT_OPEN's name */
 static const char online_script[] =
     "local existed = redis.call('EXISTS', KEYS[1])\n"
     "if existed == 0 then\n"
     "  redis.call('XGROUP', 'CREATE', KEYS[1], 'live', '$', 'MKSTREAM')\n"
     "  if ARGV[2] ~= '' then redis.call('XSETID', KEYS[1], ARGV[2]) end\n"
-    "  redis.call('XADD', KEYS[1], '*', 'e', '" STORAGE_EVENT_OPEN "  ')\n"
+    "  redis.call('XADD', KEYS[1], '*', 'e', '" OPEN_NAME "  ')\n"
     "end\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"
     "local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"
@@ -267,7 +268,7 @@ static bool lost_after(const redisReply *info, const char *after)
 static void parse_entry(const char *v, storage_event_t *ev)
 {
     size_t kind = strcspn(v, " ");
-    snprintf(ev->kind, sizeof(ev->kind), "%.*s", (int)kind, v);
+    ev->kind = storage_event_kind_parse(v, kind);
     const char *ref = v[kind] ? v + kind + 1 : v + kind;
     snprintf(ev->ref, sizeof(ev->ref), "%.*s", (int)strcspn(ref, " "), ref);
 }
@@ -296,7 +297,7 @@ int storage_events_since(storage_t *s, uint64_t user, const char *after, size_t 
                 if (strcmp(name, "e") == 0)
                     parse_entry(v, ev);
                 else if (strcmp(name, "k") == 0)
-                    snprintf(ev->kind, sizeof(ev->kind), "%s", v);
+                    ev->kind = storage_event_kind_parse(v, strlen(v));
                 else if (strcmp(name, "r") == 0)
                     snprintf(ev->ref, sizeof(ev->ref), "%s", v);
             }
@@ -309,6 +310,27 @@ int storage_events_since(storage_t *s, uint64_t user, const char *after, size_t 
 
 /* ---- the live wire format, read back (the subscriber) ---------------------------------- */
 
+static const char *const kind_names[] = {
+    [STORAGE_EVENT_FEED] = "feed",
+    [STORAGE_EVENT_DELETE] = "delete",
+    [STORAGE_EVENT_NOTIFICATION] = "notification",
+    [STORAGE_EVENT_RESET] = "reset",
+    [STORAGE_EVENT_OPEN] = OPEN_NAME,
+};
+
+const char *storage_event_kind_name(storage_event_kind_t kind)
+{
+    return (size_t)kind < sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[kind] : NULL;
+}
+
+storage_event_kind_t storage_event_kind_parse(const char *name, size_t len)
+{
+    for (size_t k = 0; k < sizeof(kind_names) / sizeof(kind_names[0]); k++)
+        if (kind_names[k] && strlen(kind_names[k]) == len && memcmp(kind_names[k], name, len) == 0)
+            return (storage_event_kind_t)k;
+    return STORAGE_EVENT_UNKNOWN;
+}
+
 /* "<kind> <ref> <user>:<id> <user>:<id> …": one event for many users. */
 void storage__live_deliver(const storage_sub_callbacks_t *cb, const char *msg)
 {
@@ -316,6 +338,7 @@ void storage__live_deliver(const storage_sub_callbacks_t *cb, const char *msg)
     int used = 0;
     if (sscanf(msg, "%31s %127s %n", kind, ref, &used) != 2)
         return;
+    storage_event_kind_t ev = storage_event_kind_parse(kind, strlen(kind));
     for (const char *p = msg + used; *p;) {
         char *end;
         unsigned long long user = strtoull(p, &end, 10);
@@ -328,7 +351,7 @@ void storage__live_deliver(const storage_sub_callbacks_t *cb, const char *msg)
             return;
         memcpy(idbuf, id, len);
         idbuf[len] = '\0';
-        cb->message(cb->arg, (uint64_t)user, idbuf, kind, ref);
+        cb->message(cb->arg, (uint64_t)user, idbuf, ev, ref);
         p = id + len;
         while (*p == ' ')
             p++;

@@ -232,14 +232,26 @@ int storage_idempotency_claim(storage_t *s, uint64_t user, const char *key,
  * A user's events are logged (capped) and published while they have a stream open, or
  * closed within the grace period; the log lets a stream resume without gap or duplicate. */
 #define STORAGE_EVENT_ID_MAX 48
+/* What an event says, parsed where the wire text is read (the log reader, the subscriber):
+ * callers compare these, never the names. */
+typedef enum {
+    STORAGE_EVENT_UNKNOWN,      /* a name this version does not write: only its id counts */
+    STORAGE_EVENT_FEED,         /* ref: "<post>[:<reposter>]" */
+    STORAGE_EVENT_DELETE,       /* ref: "<post>" */
+    STORAGE_EVENT_NOTIFICATION, /* ref: the notification group key */
+    STORAGE_EVENT_RESET,        /* never logged: a reader's "start over" (ref empty) */
+    STORAGE_EVENT_OPEN,         /* a log's first entry, written when the log is made: skip it */
+} storage_event_kind_t;
+/* The kind's name in the log and on the live channel (events.c); NULL for UNKNOWN. */
+const char *storage_event_kind_name(storage_event_kind_t kind);
+/* The kind named by the len bytes at name; STORAGE_EVENT_UNKNOWN when none is. */
+storage_event_kind_t storage_event_kind_parse(const char *name, size_t len);
+
 typedef struct storage_event_s {
     char id[STORAGE_EVENT_ID_MAX]; /* "<ms>-<seq>", increasing per user */
-    char kind[16];                 /* feed, notification, delete */
-    char ref[96];                  /* feed: "<post>[:<reposter>]"; notification: group key;
-                                      delete: "<post>" */
+    storage_event_kind_t kind;
+    char ref[96]; /* see storage_event_kind_t */
 } storage_event_t;
-/* The kind of a log's first entry, written when the log is made: no event, skip it. */
-#define STORAGE_EVENT_OPEN "open"
 
 /* Marks user connected for grace_ms more (their event log exists until then);
  * *was_online tells whether they already were (so events since their last stream are all
@@ -262,9 +274,23 @@ int storage_celebrities_followed(storage_t *s, uint64_t user, uint64_t **ids, si
 /* follows[i]: whether users[i] follows author. */
 int storage_followers_among(storage_t *s, uint64_t author, const uint64_t *users, size_t n,
                             bool *follows);
+/* An announcement (celebrity_live.c), parsed where it is read: from the live channel or
+ * from its log. */
+typedef enum {
+    STORAGE_ANNOUNCE_UNKNOWN,   /* unreadable: only its id counts */
+    STORAGE_ANNOUNCE_POST,      /* a celebrity's post event: author, event, ref, job */
+    STORAGE_ANNOUNCE_FOLLOW,    /* user now follows celebrity author */
+    STORAGE_ANNOUNCE_UNFOLLOW,  /* user no longer follows celebrity author */
+    STORAGE_ANNOUNCE_CELEBRITY, /* author was just marked a celebrity */
+} storage_announce_kind_t;
 typedef struct storage_announcement_s {
-    char id[STORAGE_EVENT_ID_MAX];
-    char msg[192];
+    char id[STORAGE_EVENT_ID_MAX]; /* its place in the channel's log */
+    storage_announce_kind_t kind;
+    uint64_t user, author;
+    storage_event_kind_t event; /* post: the event's kind (feed, delete) */
+    char ref[64];               /* post: the event's ref */
+    int job_shard;              /* post: the job that announced it (its queue shard … */
+    char job_entry[48];         /* … and stream entry id), for storage_job_t */
 } storage_announcement_t;
 /* The id of the newest announcement made on live channel, "0-0" when none. */
 int storage_announcements_tail(storage_t *s, const char *channel, char id[STORAGE_EVENT_ID_MAX]);

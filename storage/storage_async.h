@@ -211,16 +211,16 @@ int storage_announce_celebrity(storage_async_t *sa, uint64_t author, storage_sta
  * process keeps those of the users connected to it. */
 typedef struct storage_sub_callbacks_s {
     /* A live event for user: id, kind and ref as logged. Borrowed for the call. */
-    void (*message)(void *arg, uint64_t user, const char *id, const char *kind,
+    void (*message)(void *arg, uint64_t user, const char *id, storage_event_kind_t kind,
                     const char *ref);
     /* The subscription to channel is in place (again, after a reconnect): anything missed
      * since must be read from the logs. */
     void (*subscribed)(void *arg, const char *channel);
     /* Around the events of one live message (begin true, then false); may be NULL. */
     void (*batch)(void *arg, bool begin);
-    /* An announcement on channel, "<id> <announcement>" (see celebrity_live.c); may be
+    /* An announcement on channel (see celebrity_live.c), borrowed for the call; may be
      * NULL. */
-    void (*announce)(void *arg, const char *channel, const char *msg);
+    void (*announce)(void *arg, const char *channel, const storage_announcement_t *a);
     void *arg;
 } storage_sub_callbacks_t;
 storage_async_t *storage_sub_create(uv_loop_t *loop, const storage_config_t *cfg,
