@@ -1,4 +1,4 @@
-/* storage/embedded.c -- a private redis-server for the zero-configuration default.
+/* storage/redis/embedded.c -- a private redis-server for the zero-configuration default.
  *
  * Started when no --redis is given: AOF on (fsync every second), data in data_dir, no TCP
  * port, a unix socket that only we may use. The child asks the kernel for SIGTERM when

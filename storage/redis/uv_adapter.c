@@ -1,4 +1,4 @@
-/* storage/uv_adapter.c -- hiredis async contexts on a libuv loop.
+/* storage/redis/uv_adapter.c -- hiredis async contexts on a libuv loop.
  *
  * hiredis's own adapters/libuv.h (0.14) drops poll errors on the floor: a refused
  * connect never reaches the connect callback and the loop waits forever. This adapter
