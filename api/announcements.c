@@ -98,16 +98,16 @@ static void on_delivered(void *arg, int status)
     free(d);
 }
 
-/* "<kind> <ref> <author> <shard>/<entry>": log and publish it for our users who follow. */
-static void deliver_post(announcements_t *a, channel_t *ch, const char *before, const char *msg)
+/* A celebrity's post event: log and publish it for our users who follow. */
+static void deliver_post(announcements_t *a, channel_t *ch, const char *before,
+                         const storage_announcement_t *msg)
 {
-    char kind[16], ref[64], job_id[64];
-    uint64_t author;
-    if (sscanf(msg, "%15s %63s %" SCNu64 " %63s", kind, ref, &author, job_id) != 4 ||
-        !strchr(job_id, '/'))
+    const char *kind = storage_event_kind_name(msg->event);
+    if (!kind)
         return;
-    storage_job_t job = {.author = author, .shard = atoi(job_id)};
-    snprintf(job.entry_id, sizeof(job.entry_id), "%s", strchr(job_id, '/') + 1);
+    uint64_t author = msg->author;
+    storage_job_t job = {.author = author, .shard = msg->job_shard};
+    snprintf(job.entry_id, sizeof(job.entry_id), "%s", msg->job_entry);
     size_t n = 0;
     uint64_t *users = followers_here(a, author, &n);
     delivery_t *d = users && n ? malloc(sizeof(*d)) : NULL;
@@ -115,7 +115,7 @@ static void deliver_post(announcements_t *a, channel_t *ch, const char *before, 
     if (d) {
         *d = (delivery_t){.a = a, .ch = ch};
         snprintf(d->before, sizeof(d->before), "%s", before);
-        rc = a->sa ? storage_events_publish_announced(a->sa, &job, users, n, kind, ref,
+        rc = a->sa ? storage_events_publish_announced(a->sa, &job, users, n, kind, msg->ref,
                                                       on_delivered, d)
                    : -ENOTCONN;
         if (rc)
@@ -152,21 +152,28 @@ static void learn_celebrity(announcements_t *a, channel_t *ch, const char *befor
     free(users);
 }
 
-/* One announcement, id being its place in ch's log. */
-static void handle(announcements_t *a, channel_t *ch, const char *id, const char *msg)
+/* One announcement, its id being its place in ch's log. */
+static void handle(announcements_t *a, channel_t *ch, const storage_announcement_t *msg)
 {
     char before[STORAGE_EVENT_ID_MAX];
     snprintf(before, sizeof(before), "%s", ch->last);
-    snprintf(ch->last, sizeof(ch->last), "%s", id);
-    uint64_t user, author;
-    if (sscanf(msg, "follow %" SCNu64 " %" SCNu64, &user, &author) == 2)
-        notify_hub_celebrity_follow(a->hub, user, author, true);
-    else if (sscanf(msg, "unfollow %" SCNu64 " %" SCNu64, &user, &author) == 2)
-        notify_hub_celebrity_follow(a->hub, user, author, false);
-    else if (sscanf(msg, "celebrity %" SCNu64, &author) == 1)
-        learn_celebrity(a, ch, before, author);
-    else
+    snprintf(ch->last, sizeof(ch->last), "%s", msg->id);
+    switch (msg->kind) {
+    case STORAGE_ANNOUNCE_FOLLOW:
+        notify_hub_celebrity_follow(a->hub, msg->user, msg->author, true);
+        break;
+    case STORAGE_ANNOUNCE_UNFOLLOW:
+        notify_hub_celebrity_follow(a->hub, msg->user, msg->author, false);
+        break;
+    case STORAGE_ANNOUNCE_CELEBRITY:
+        learn_celebrity(a, ch, before, msg->author);
+        break;
+    case STORAGE_ANNOUNCE_POST:
         deliver_post(a, ch, before, msg);
+        break;
+    case STORAGE_ANNOUNCE_UNKNOWN:
+        break;
+    }
 }
 
 /* Handles what ch's log holds after id, in order. */
@@ -180,7 +187,7 @@ static void replay(announcements_t *a, channel_t *ch, const char *after)
     while (rc == 0 && n == REPLAY_BATCH) {
         rc = storage_announcements_after(a->storage, ch->name, from, REPLAY_BATCH, batch, &n);
         for (size_t i = 0; rc == 0 && i < n; i++) {
-            handle(a, ch, batch[i].id, batch[i].msg);
+            handle(a, ch, &batch[i]);
             snprintf(from, sizeof(from), "%s", batch[i].id);
         }
     }
@@ -224,17 +231,12 @@ void announcements_attach(announcements_t *a, storage_async_t *sa)
         a->sa = sa;
 }
 
-void announcements_on_message(announcements_t *a, const char *channel, const char *msg)
+void announcements_on_message(announcements_t *a, const char *channel,
+                              const storage_announcement_t *msg)
 {
     channel_t *ch = channel_of(a, channel);
-    const char *space = strchr(msg, ' ');
-    char id[STORAGE_EVENT_ID_MAX];
-    if (!ch || !space || (size_t)(space - msg) >= sizeof(id))
-        return;
-    memcpy(id, msg, (size_t)(space - msg));
-    id[space - msg] = '\0';
-    if (notify_id_cmp(id, ch->last) > 0) /* else a replay handled it already */
-        handle(a, ch, id, space + 1);
+    if (ch && notify_id_cmp(msg->id, ch->last) > 0) /* else a replay handled it already */
+        handle(a, ch, msg);
 }
 
 void announcements_on_subscribed(announcements_t *a, const char *channel)

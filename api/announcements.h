@@ -17,8 +17,9 @@ typedef struct announcements_s announcements_t;
 announcements_t *announcements_create(uv_loop_t *loop, storage_t *storage, notify_hub_t *hub);
 /* The connection events are logged and published with (may be NULL: nothing is sent). */
 void announcements_attach(announcements_t *a, storage_async_t *sa);
-/* "<id> <announcement>", as received on channel. */
-void announcements_on_message(announcements_t *a, const char *channel, const char *msg);
+/* An announcement as received on channel (borrowed for the call). */
+void announcements_on_message(announcements_t *a, const char *channel,
+                              const storage_announcement_t *msg);
 /* channel's subscription is (again) in place: read what was missed since the last one. */
 void announcements_on_subscribed(announcements_t *a, const char *channel);
 /* Closes the retry timer (on the loop's thread, before the loop's last run); NULL: no-op. */

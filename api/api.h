@@ -169,7 +169,7 @@ void api_reply_posts(api_req_t *r, const uint64_t *ids, size_t n, const api_hydr
 
 /* Appends the notifications of page as JSON to items (actors and posts hydrated in one
  * round trip each), leaving out those whose post is gone. */
-int api_notices_json(api_t *api, const storage_notices_t *page, json_t *items);
+int api_notices_json(api_t *api, const storage_notifications_t *page, json_t *items);
 /* Hydrates user ids into user JSON (skipping unknown ones) and replies 200 with a list. */
 void api_reply_users(api_req_t *r, const uint64_t *ids, size_t n, uint64_t next_cursor);
 

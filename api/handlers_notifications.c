@@ -10,16 +10,16 @@
 static bool parse_types(api_req_t *r, unsigned *types)
 {
     const char *q = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "types");
-    *types = (1u << STORAGE_NOTICE_TYPES) - 1;
+    *types = (1u << STORAGE_NOTIFICATION_TYPES) - 1;
     if (!q)
         return true;
     *types = 0;
     for (const char *p = q;;) {
         size_t len = strcspn(p, ",");
         int found = -1;
-        for (int t = 0; t < STORAGE_NOTICE_TYPES; t++)
-            if (strlen(storage_notice_types[t]) == len &&
-                memcmp(storage_notice_types[t], p, len) == 0)
+        for (int t = 0; t < STORAGE_NOTIFICATION_TYPES; t++)
+            if (strlen(storage_notification_types[t]) == len &&
+                memcmp(storage_notification_types[t], p, len) == 0)
                 found = t;
         if (found < 0) {
             api_problem(r, API_BAD_REQUEST,
@@ -49,12 +49,12 @@ static const json_t *find_by_id(const json_t *list, uint64_t id)
     return hit;
 }
 
-int api_notices_json(api_t *api, const storage_notices_t *page, json_t *items)
+int api_notices_json(api_t *api, const storage_notifications_t *page, json_t *items)
 {
     size_t n = page->n;
-    uint64_t *actor_ids = calloc(n * STORAGE_NOTICE_ACTORS + 1, sizeof(*actor_ids));
+    uint64_t *actor_ids = calloc(n * STORAGE_NOTIFICATION_ACTORS + 1, sizeof(*actor_ids));
     uint64_t *post_ids = calloc(n + 1, sizeof(*post_ids));
-    storage_user_t *actors = calloc(n * STORAGE_NOTICE_ACTORS + 1, sizeof(*actors));
+    storage_user_t *actors = calloc(n * STORAGE_NOTIFICATION_ACTORS + 1, sizeof(*actors));
     json_t *posts = json_array();
     size_t na = 0, np = 0;
     int rc = actor_ids && post_ids && actors && posts ? 0 : -ENOMEM;
@@ -69,7 +69,7 @@ int api_notices_json(api_t *api, const storage_notices_t *page, json_t *items)
     if (rc == 0)
         rc = api_posts_hydrate(api, post_ids, np, NULL, posts);
     for (size_t i = 0, a = 0; rc == 0 && i < n; i++) {
-        const storage_notice_t *it = &page->items[i];
+        const storage_notification_t *it = &page->items[i];
         json_t *list = json_array();
         for (size_t k = 0; k < it->n_actors; k++, a++)
             if (actors[a].id)
@@ -80,7 +80,7 @@ int api_notices_json(api_t *api, const storage_notices_t *page, json_t *items)
             continue;
         }
         json_t *obj = json_pack("{s:o, s:s, s:o, s:I, s:o, s:b}", "id", api_id_json(it->id),
-                                "type", storage_notice_types[it->type], "actors", list,
+                                "type", storage_notification_types[it->type], "actors", list,
                                 "actor_count", (json_int_t)it->actor_count, "created_at",
                                 api_time_json(storage_id_time_ms(it->id)), "read", it->read);
         if (obj && post)
@@ -101,8 +101,8 @@ void api_notifications_list(api_req_t *r)
     unsigned types;
     if (!api_query_page(r, &limit, &cursor) || !parse_types(r, &types))
         return;
-    storage_notices_t page;
-    int rc = storage_notices_page(r->api->storage, r->caller.id, cursor, limit, types,
+    storage_notifications_t page;
+    int rc = storage_notifications_page(r->api->storage, r->caller.id, cursor, limit, types,
                                   (size_t)r->api->cfg->notifications_max, &page);
     if (rc) {
         api_storage_problem(r, rc, "notification");
@@ -116,13 +116,13 @@ void api_notifications_list(api_req_t *r)
     } else {
         api_reply_json(r, 200, api_list_json(items, page.next_cursor));
     }
-    storage_notices_free(&page);
+    storage_notifications_free(&page);
 }
 
 void api_notifications_unread(api_req_t *r)
 {
     int64_t count;
-    int rc = storage_notices_unread(r->api->storage, r->caller.id, &count);
+    int rc = storage_notifications_unread(r->api->storage, r->caller.id, &count);
     if (rc)
         api_storage_problem(r, rc, "notification");
     else
@@ -142,7 +142,7 @@ void api_notifications_read(api_req_t *r)
     else if (!up_to)
         api_problem(r, API_BAD_REQUEST, "up_to must be a notification id string");
     else {
-        int rc = storage_notices_mark_read(r->api->storage, r->caller.id, up_to);
+        int rc = storage_notifications_mark_read(r->api->storage, r->caller.id, up_to);
         if (rc)
             api_storage_problem(r, rc, "notification");
         else

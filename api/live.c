@@ -28,11 +28,11 @@ struct live_s {
     int status;
 };
 
-static void on_event(void *arg, uint64_t user, const char *id, const char *kind,
+static void on_event(void *arg, uint64_t user, const char *id, storage_event_kind_t kind,
                      const char *ref)
 {
     live_t *l = arg;
-    notify_event_t *e = notify_event_new(id, kind, ref);
+    notify_event_t *e = notify_event_new(id, (int)kind, ref);
     if (e) {
         notify_hub_publish(l->hub, user, e);
         notify_event_unref(e);
@@ -51,7 +51,7 @@ static void on_subscribed(void *arg, const char *channel)
     announcements_on_subscribed(l->announcements, channel);
 }
 
-static void on_announce(void *arg, const char *channel, const char *msg)
+static void on_announce(void *arg, const char *channel, const storage_announcement_t *msg)
 {
     announcements_on_message(((live_t *)arg)->announcements, channel, msg);
 }

@@ -258,9 +258,9 @@ static char *render_feed(stream_t *st, const char *ref, bool fresh)
 
 static char *render_notification(stream_t *st, const char *group)
 {
-    storage_notices_t page = {0};
-    storage_notice_t one;
-    if (storage_notice_get(st->api->storage, st->user, group, &one) != 0)
+    storage_notifications_t page = {0};
+    storage_notification_t one;
+    if (storage_notification_get(st->api->storage, st->user, group, &one) != 0)
         return NULL;
     page.items = &one;
     page.n = 1;
@@ -272,24 +272,41 @@ static char *render_notification(stream_t *st, const char *group)
     return json;
 }
 
+/* The SSE "event:" name of each kind a stream shows (the one table of them). */
+static const char *const event_names[] = {
+    [STORAGE_EVENT_FEED] = "feed",
+    [STORAGE_EVENT_DELETE] = "delete",
+    [STORAGE_EVENT_NOTIFICATION] = "notification",
+    [STORAGE_EVENT_RESET] = "reset",
+};
+
 /* Frames one event; false when the stream must end. */
 static bool render(stream_t *st, const notify_event_t *ev)
 {
-    if (!ev->kind[0])
+    if (ev->kind == NOTIFY_KIND_HEARTBEAT)
         return append_strs(st, (const char *const[]){": heartbeat\n\n", NULL});
-    if (strcmp(ev->kind, "reset") == 0)
-        return append(st, "id: %s\nevent: reset\ndata: {\"reason\":\"events were missed; "
-                          "refetch the timeline and notifications\"}\n\n", ev->id);
     char *json = NULL;
-    if (strcmp(ev->kind, "feed") == 0) {
+    switch ((storage_event_kind_t)ev->kind) {
+    case STORAGE_EVENT_RESET:
+        return append(st,
+                      "id: %s\nevent: %s\ndata: {\"reason\":\"events were missed; "
+                      "refetch the timeline and notifications\"}\n\n",
+                      ev->id, event_names[STORAGE_EVENT_RESET]);
+    case STORAGE_EVENT_FEED:
         json = render_feed(st, ev->ref, ev->from_log);
-    } else if (strcmp(ev->kind, "notification") == 0) {
+        break;
+    case STORAGE_EVENT_NOTIFICATION:
         json = render_notification(st, ev->ref);
-    } else if (strcmp(ev->kind, "delete") == 0) {
+        break;
+    case STORAGE_EVENT_DELETE:
         cache_forget_post(st->api->render_cache, ev->ref);
         json = malloc(64);
         if (json)
             snprintf(json, 64, "{\"id\":\"%.40s\"}", ev->ref);
+        break;
+    case STORAGE_EVENT_UNKNOWN:
+    case STORAGE_EVENT_OPEN:
+        break; /* no data: the id alone moves on */
     }
     unsigned long long ms = strtoull(ev->id, NULL, 10);
     struct timespec now;
@@ -297,8 +314,9 @@ static bool render(stream_t *st, const notify_event_t *ev)
     double lag = ((double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6 - (double)ms) / 1000.0;
     api_histogram_observe(&st->api->metrics.stream_delivery, &api_delivery_bounds, lag);
     /* Gone since (a deleted post, a notification undone): the id still moves on. */
-    bool ok = json ? append_strs(st, (const char *const[]){"id: ", ev->id, "\nevent: ", ev->kind,
-                                                            "\ndata: ", json, "\n\n", NULL})
+    bool ok = json ? append_strs(st, (const char *const[]){"id: ", ev->id,
+                                                           "\nevent: ", event_names[ev->kind],
+                                                           "\ndata: ", json, "\n\n", NULL})
                    : append_strs(st, (const char *const[]){"id: ", ev->id, "\n\n", NULL});
     free(json);
     return ok;
@@ -322,14 +340,14 @@ static bool catch_up(stream_t *st, const char *cursor)
         /* The log dropped events after the cursor: reset to its newest entry. */
         char tail[STORAGE_EVENT_ID_MAX];
         rc = storage_events_tail(st->api->storage, st->user, tail);
-        if (rc == 0 && (made[0] = notify_event_new(tail, "reset", "")) != NULL)
+        if (rc == 0 && (made[0] = notify_event_new(tail, STORAGE_EVENT_RESET, "")) != NULL)
             m = 1;
         n = 0;
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (strcmp(events[i].kind, STORAGE_EVENT_OPEN) == 0)
+        if (events[i].kind == STORAGE_EVENT_OPEN)
             continue; /* the log's first entry, no event */
-        if ((made[m] = notify_event_new(events[i].id, events[i].kind, events[i].ref)) != NULL)
+        if ((made[m] = notify_event_new(events[i].id, (int)events[i].kind, events[i].ref)) != NULL)
             made[m++]->from_log = true;
     }
     if (rc == 0)
@@ -364,7 +382,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
             if (!append(st, "retry: %d\n\n", RETRY_MS))
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             if (st->reset_id[0]) {
-                notify_event_t reset = {.kind = "reset"};
+                notify_event_t reset = {.kind = STORAGE_EVENT_RESET};
                 snprintf(reset.id, sizeof(reset.id), "%s", st->reset_id);
                 if (!render(st, &reset))
                     return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -401,8 +419,8 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
 static bool fast_event(void *arg, const notify_event_t *e)
 {
     (void)arg;
-    return !e->kind[0] ||
-           (!e->from_log && (strcmp(e->kind, "feed") == 0 || strcmp(e->kind, "delete") == 0));
+    return e->kind == NOTIFY_KIND_HEARTBEAT ||
+           (!e->from_log && (e->kind == STORAGE_EVENT_FEED || e->kind == STORAGE_EVENT_DELETE));
 }
 
 /* Sends what is rendered. False when some is left (the socket is full) or the peer is

@@ -132,9 +132,9 @@ static void notify_interaction(fanout__job_t *j, const char *kind, bool add)
         return;
     char group[GROUP_SIZE];
     group_of(group, sizeof(group), kind, job->post);
-    sent(j, add ? storage_notify_add(f->sa, job->author, group, job->actor, job->event_id,
+    sent(j, add ? storage_group_add(f->sa, job->author, group, job->actor, job->event_id,
                                      f->cfg.notifications_max, on_written, j)
-                : storage_notify_remove(f->sa, job->author, group, job->actor, on_written, j));
+                : storage_group_remove(f->sa, job->author, group, job->actor, on_written, j));
 }
 
 /* A deleted post's notifications go too: the likes and reposts of it, and the reply and
@@ -147,15 +147,15 @@ static void withdraw_notices(fanout__job_t *j, const storage_post_state_t *st)
     static const char *const own[] = {"like", "repost"};
     for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
         group_of(group, sizeof(group), own[i], job->post);
-        sent(j, storage_notify_drop(f->sa, job->author, group, on_written, j));
+        sent(j, storage_group_drop(f->sa, job->author, group, on_written, j));
     }
     if (st->reply_author) {
         group_of(group, sizeof(group), "reply", job->post);
-        sent(j, storage_notify_drop(f->sa, st->reply_author, group, on_written, j));
+        sent(j, storage_group_drop(f->sa, st->reply_author, group, on_written, j));
     }
     group_of(group, sizeof(group), "mention", job->post);
     for (size_t i = 0; i < st->n_mentions; i++)
-        sent(j, storage_notify_drop(f->sa, st->mentions[i], group, on_written, j));
+        sent(j, storage_group_drop(f->sa, st->mentions[i], group, on_written, j));
 }
 
 /* Reply and mention notices of a new post. */
@@ -166,13 +166,13 @@ static void notify_post(fanout__job_t *j, const storage_post_state_t *st)
     char group[GROUP_SIZE];
     if (st->reply_author && st->reply_author != job->author) {
         group_of(group, sizeof(group), "reply", job->post);
-        sent(j, storage_notify_add(f->sa, st->reply_author, group, job->author, job->event_id,
+        sent(j, storage_group_add(f->sa, st->reply_author, group, job->author, job->event_id,
                                    f->cfg.notifications_max, on_written, j));
     }
     group_of(group, sizeof(group), "mention", job->post);
     for (size_t i = 0; i < st->n_mentions; i++)
         if (st->mentions[i] != job->author && st->mentions[i] != st->reply_author)
-            sent(j, storage_notify_add(f->sa, st->mentions[i], group, job->author,
+            sent(j, storage_group_add(f->sa, st->mentions[i], group, job->author,
                                        job->event_id, f->cfg.notifications_max, on_written, j));
 }
 
@@ -484,12 +484,12 @@ static void send_writes(fanout__job_t *j)
     case STORAGE_JOB_FOLLOW:
         follow_group(group, sizeof(group), job->event_id);
         sent(j, storage_timeline_backfill(f->sa, job->follower, job->followee, max, on_written, j));
-        sent(j, storage_notify_add(f->sa, job->followee, group, job->follower, job->event_id,
+        sent(j, storage_group_add(f->sa, job->followee, group, job->follower, job->event_id,
                                    f->cfg.notifications_max, on_written, j));
         break;
     case STORAGE_JOB_UNFOLLOW:
         sent(j, storage_timeline_purge(f->sa, job->follower, job->followee, max, on_written, j));
-        sent(j, storage_notify_remove(f->sa, job->followee, NULL, job->follower, on_written, j));
+        sent(j, storage_group_remove(f->sa, job->followee, NULL, job->follower, on_written, j));
         break;
     case STORAGE_JOB_LIKE:
     case STORAGE_JOB_UNLIKE:
@@ -498,12 +498,12 @@ static void send_writes(fanout__job_t *j)
     case STORAGE_JOB_BLOCK: /* nothing between the two, either way */
         sent(j, storage_timeline_hide(f->sa, job->user, job->target, max, on_written, j));
         sent(j, storage_timeline_hide(f->sa, job->target, job->user, max, on_written, j));
-        sent(j, storage_notify_scrub(f->sa, job->user, job->target, on_written, j));
-        sent(j, storage_notify_scrub(f->sa, job->target, job->user, on_written, j));
+        sent(j, storage_group_scrub(f->sa, job->user, job->target, on_written, j));
+        sent(j, storage_group_scrub(f->sa, job->target, job->user, on_written, j));
         break;
     case STORAGE_JOB_MUTE:
         sent(j, storage_timeline_hide(f->sa, job->user, job->target, max, on_written, j));
-        sent(j, storage_notify_scrub(f->sa, job->user, job->target, on_written, j));
+        sent(j, storage_group_scrub(f->sa, job->user, job->target, on_written, j));
         break;
     case STORAGE_JOB_UNMUTE: /* posts missed while muted come back if still followed */
         sent(j, storage_timeline_backfill(f->sa, job->user, job->target, max, on_written, j));

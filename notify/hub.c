@@ -58,7 +58,7 @@ static void copy_str(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
-notify_event_t *notify_event_new(const char *id, const char *kind, const char *ref)
+notify_event_t *notify_event_new(const char *id, int kind, const char *ref)
 {
     notify_event_t *e = malloc(sizeof(*e));
     if (!e)
@@ -66,7 +66,7 @@ notify_event_t *notify_event_new(const char *id, const char *kind, const char *r
     atomic_init(&e->refs, 1);
     e->from_log = false;
     copy_str(e->id, sizeof(e->id), id);
-    copy_str(e->kind, sizeof(e->kind), kind);
+    e->kind = kind;
     copy_str(e->ref, sizeof(e->ref), ref);
     return e;
 }
@@ -399,7 +399,7 @@ void notify_hub_subscribed(notify_hub_t *hub)
 
 void notify_hub_heartbeat(notify_hub_t *hub, unsigned slice, unsigned slices)
 {
-    notify_event_t *beat = notify_event_new("", "", "");
+    notify_event_t *beat = notify_event_new("", NOTIFY_KIND_HEARTBEAT, "");
     if (!beat)
         return;
     size_t first = (size_t)slice % slices * BUCKETS / slices,

@@ -23,20 +23,23 @@ typedef struct notify_hub_s notify_hub_t;
 typedef struct notify_sub_s notify_sub_t;
 
 #define NOTIFY_ID_MAX 48
-#define NOTIFY_KIND_MAX 16
 #define NOTIFY_REF_MAX 96
 
 /* An event as it travels: immutable once published, shared by refcount. */
 typedef struct notify_event_s {
     atomic_int refs;
     char id[NOTIFY_ID_MAX];     /* the event log's entry id: "<ms>-<seq>", ordered */
-    char kind[NOTIFY_KIND_MAX]; /* feed, notification, delete; "" for a heartbeat */
+    int kind;                   /* the adapter's (opaque here), or NOTIFY_KIND_HEARTBEAT */
     char ref[NOTIFY_REF_MAX];   /* what the event is about, for the adapter to render */
     bool from_log;              /* read back from the log (a replay), not live */
 } notify_event_t;
 
-/* Returns new with one reference, or NULL. */
-notify_event_t *notify_event_new(const char *id, const char *kind, const char *ref);
+/* The kind of the hub's own heartbeat events; every other kind is a small non-negative
+ * integer the hub passes through untouched (the adapter's, e.g. storage_event_kind_t). */
+#define NOTIFY_KIND_HEARTBEAT (-1)
+
+/* Returns new with one reference, or NULL. id and ref are copied (cut short if need be). */
+notify_event_t *notify_event_new(const char *id, int kind, const char *ref);
 notify_event_t *notify_event_ref(notify_event_t *e);
 void notify_event_unref(notify_event_t *e);
 /* Compares two log ids numerically; "" sorts first. */

@@ -19,8 +19,10 @@
 #include "storage/storage_internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define ANNOUNCE_LOG_MAX "10000" /* announcements kept for processes that missed some */
 
@@ -32,20 +34,20 @@ static const char announce_script[] =
     "redis.call('SPUBLISH', ARGV[3], '@' .. id .. ' ' .. ARGV[1])\n"
     "return 0\n";
 
-void storage__group_announce(storage__group_t *g, uint64_t about, const char *msg)
+void storage__announce_in_group(storage_redis_group_t *g, uint64_t about, const char *msg)
 {
     const char *args[] = {msg, ANNOUNCE_LOG_MAX};
-    storage__group_eval_by_node(g, announce_script, K_EVENTS, &about, 1, 2, args);
+    storage_redis_group_eval_by_node(g, announce_script, K_EVENTS, &about, 1, 2, args);
 }
 
 static int announce(storage_async_t *sa, uint64_t about, const char *msg, storage_status_cb cb,
                     void *arg)
 {
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage__group_announce(g, about, msg);
-    return storage__group_end(g);
+    storage__announce_in_group(g, about, msg);
+    return storage_redis_group_end(g);
 }
 
 int storage_announce_post(storage_async_t *sa, const storage_job_t *job, const char *kind,
@@ -69,10 +71,10 @@ int storage_announce_celebrity(storage_async_t *sa, uint64_t author, storage_sta
 
 int storage_celebrities_followed(storage_t *s, uint64_t user, uint64_t **ids, size_t *n)
 {
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "SMEMBERS " K_CELEB_FOLLOWS, (ull)user);
-    int rc = storage__batch_run(&b);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "SMEMBERS " K_CELEB_FOLLOWS, (ull)user);
+    int rc = storage_redis_batch_run(&b);
     *ids = NULL;
     *n = 0;
     const redisReply *r = rc == 0 ? b.r[0] : NULL;
@@ -81,8 +83,8 @@ int storage_celebrities_followed(storage_t *s, uint64_t user, uint64_t **ids, si
     if (rc == 0 && r->elements && !(*ids = malloc(r->elements * sizeof(**ids))))
         rc = -ENOMEM;
     for (size_t i = 0; rc == 0 && i < r->elements; i++)
-        (*ids)[(*n)++] = storage__uint_str(r->element[i]);
-    storage__batch_free(&b);
+        (*ids)[(*n)++] = storage_redis_uint_str(r->element[i]);
+    storage_redis_batch_free(&b);
     return rc;
 }
 
@@ -99,8 +101,8 @@ int storage_followers_among(storage_t *s, uint64_t author, const uint64_t *users
         return -ENOMEM;
     }
     snprintf(key, sizeof(key), K_FOLLOWERS, (ull)author);
-    storage__batch_t b;
-    storage__batch_init(&b, s);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
     for (size_t first = 0; first < n; first += AMONG_PER_CALL) {
         int argc = 0;
         argv[argc++] = "ZMSCORE";
@@ -109,9 +111,9 @@ int storage_followers_among(storage_t *s, uint64_t author, const uint64_t *users
             snprintf(nums[i], sizeof(nums[i]), "%llu", (ull)users[i]);
             argv[argc++] = nums[i];
         }
-        storage__batch_addargv(&b, argc, argv, NULL);
+        storage_redis_batch_addargv(&b, argc, argv, NULL);
     }
-    int rc = n ? storage__batch_run(&b) : 0;
+    int rc = n ? storage_redis_batch_run(&b) : 0;
     for (size_t c = 0; rc == 0 && c * AMONG_PER_CALL < n; c++) {
         const redisReply *r = b.r[c];
         size_t base = c * AMONG_PER_CALL;
@@ -122,10 +124,37 @@ int storage_followers_among(storage_t *s, uint64_t author, const uint64_t *users
         for (size_t i = 0; i < r->elements && base + i < n; i++)
             follows[base + i] = r->element[i]->type != REDIS_REPLY_NIL;
     }
-    storage__batch_free(&b);
+    storage_redis_batch_free(&b);
     free(nums);
     free(argv);
     return rc;
+}
+
+/* An announcement's text (see the top of this file) into a (all of it but the id).
+ * Unreadable text leaves kind UNKNOWN: its id still counts as handled. */
+static void parse_announcement(const char *msg, storage_announcement_t *a)
+{
+    char kind[16], ref[64], job_id[64];
+    uint64_t user, author;
+    *a = (storage_announcement_t){.kind = STORAGE_ANNOUNCE_UNKNOWN};
+    if (sscanf(msg, "follow %" SCNu64 " %" SCNu64, &user, &author) == 2) {
+        *a = (storage_announcement_t){
+            .kind = STORAGE_ANNOUNCE_FOLLOW, .user = user, .author = author};
+    } else if (sscanf(msg, "unfollow %" SCNu64 " %" SCNu64, &user, &author) == 2) {
+        *a = (storage_announcement_t){
+            .kind = STORAGE_ANNOUNCE_UNFOLLOW, .user = user, .author = author};
+    } else if (sscanf(msg, "celebrity %" SCNu64, &author) == 1) {
+        *a = (storage_announcement_t){.kind = STORAGE_ANNOUNCE_CELEBRITY, .author = author};
+    } else if (sscanf(msg, "%15s %63s %" SCNu64 " %63s", kind, ref, &author, job_id) == 4 &&
+               strchr(job_id, '/')) {
+        /* "<kind> <ref> <author> <shard>/<entry>" */
+        *a = (storage_announcement_t){.kind = STORAGE_ANNOUNCE_POST,
+                                      .author = author,
+                                      .event = storage_event_kind_parse(kind, strlen(kind)),
+                                      .job_shard = atoi(job_id)};
+        snprintf(a->ref, sizeof(a->ref), "%s", ref);
+        snprintf(a->job_entry, sizeof(a->job_entry), "%s", strchr(job_id, '/') + 1);
+    }
 }
 
 /* XRANGE (or XREVRANGE) of channel's announcement log from..to, up to max entries. */
@@ -136,10 +165,10 @@ static int read_log(storage_t *s, const char *channel, const char *cmd, const ch
     snprintf(key, sizeof(key), "announce%s", channel + 4); /* live:{k} -> announce:{k} */
     snprintf(count, sizeof(count), "%zu", max);
     const char *argv[] = {cmd, key, from, to, "COUNT", count};
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_addargv(&b, 6, argv, NULL);
-    int rc = storage__batch_run(&b);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_addargv(&b, 6, argv, NULL);
+    int rc = storage_redis_batch_run(&b);
     *n = 0;
     const redisReply *r = rc == 0 ? b.r[0] : NULL;
     if (rc == 0 && r->type != REDIS_REPLY_ARRAY)
@@ -150,11 +179,11 @@ static int read_log(storage_t *s, const char *channel, const char *cmd, const ch
             e->element[1]->type != REDIS_REPLY_ARRAY || e->element[1]->elements < 2 ||
             e->element[1]->element[1]->type != REDIS_REPLY_STRING)
             continue;
+        parse_announcement(e->element[1]->element[1]->str, &out[*n]);
         snprintf(out[*n].id, sizeof(out[*n].id), "%s", e->element[0]->str);
-        snprintf(out[*n].msg, sizeof(out[*n].msg), "%s", e->element[1]->element[1]->str);
         (*n)++;
     }
-    storage__batch_free(&b);
+    storage_redis_batch_free(&b);
     return rc;
 }
 
@@ -174,4 +203,22 @@ int storage_announcements_tail(storage_t *s, const char *channel, char id[STORAG
     if (rc == 0)
         snprintf(id, STORAGE_EVENT_ID_MAX, "%s", n ? last.id : "0-0");
     return rc;
+}
+
+/* ---- announcements, read back (the subscriber) ----------------------------------------- */
+
+/* "<id> <announcement>" as published (the '@' gone). */
+void storage__announcement_deliver(const storage_sub_callbacks_t *cb, const char *channel,
+                                   const char *msg)
+{
+    const char *space = strchr(msg, ' ');
+    if (!cb->announce || !space || (size_t)(space - msg) >= STORAGE_EVENT_ID_MAX)
+        return;
+    char id[STORAGE_EVENT_ID_MAX];
+    memcpy(id, msg, (size_t)(space - msg));
+    id[space - msg] = '\0';
+    storage_announcement_t a;
+    parse_announcement(space + 1, &a);
+    snprintf(a.id, sizeof(a.id), "%s", id);
+    cb->announce(cb->arg, channel, &a);
 }

@@ -93,7 +93,7 @@ static int publish(storage_async_t *sa, const storage_job_t *job, const uint64_t
                    size_t n, const char *kind, const char *ref, bool skip_muters,
                    size_t *published, storage_status_cb cb, void *arg)
 {
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
     g->sum = published; /* each call answers how many it published to */
@@ -114,8 +114,8 @@ static int publish(storage_async_t *sa, const storage_job_t *job, const uint64_t
     if (skip_muters)
         snprintf(muted, sizeof(muted), "%llu", (unsigned long long)job->author);
     const char *args[] = {maxlen, kind, ref, name, since, settled, muted};
-    storage__group_eval_by_node(g, publish_script, K_EVENTS, users, n, 7, args);
-    return storage__group_end(g);
+    storage_redis_group_eval_by_node(g, publish_script, K_EVENTS, users, n, 7, args);
+    return storage_redis_group_end(g);
 }
 
 int storage_events_publish(storage_async_t *sa, const storage_job_t *job, const uint64_t *users,
@@ -138,10 +138,10 @@ int storage_events_publish_announced(storage_async_t *sa, const storage_job_t *j
 
 /* Makes user's log exist (an empty stream, made by creating an unused consumer group) and
  * sets it to expire after grace_ms. */
-static void add_keep_alive(storage__batch_t *b, uint64_t user, int grace_ms)
+static void add_keep_alive(storage_redis_batch_t *b, uint64_t user, int grace_ms)
 {
-    storage__batch_add(b, "XGROUP CREATE " K_EVENTS " live $ MKSTREAM", (ull)user);
-    storage__batch_add(b, "PEXPIRE " K_EVENTS " %d", (ull)user, grace_ms);
+    storage_redis_batch_add(b, "XGROUP CREATE " K_EVENTS " live $ MKSTREAM", (ull)user);
+    storage_redis_batch_add(b, "PEXPIRE " K_EVENTS " %d", (ull)user, grace_ms);
 }
 
 /* KEYS: ev; ARGV: grace floor. Returns {existed, last id handed out}. A log made anew (the
@@ -150,12 +150,13 @@ static void add_keep_alive(storage__batch_t *b, uint64_t user, int grace_ms)
  * entry is an "open" marker (readers skip it): the first entry of a stream costs Redis
  * twice a later one (it lays out the node), and paid here, on connect, it is not paid by
  * the first fan-out to reach ten thousand freshly connected followers. */
+#define OPEN_NAME "open" /* STORAGE_EVENT_OPEN's name */
 static const char online_script[] =
     "local existed = redis.call('EXISTS', KEYS[1])\n"
     "if existed == 0 then\n"
     "  redis.call('XGROUP', 'CREATE', KEYS[1], 'live', '$', 'MKSTREAM')\n"
     "  if ARGV[2] ~= '' then redis.call('XSETID', KEYS[1], ARGV[2]) end\n"
-    "  redis.call('XADD', KEYS[1], '*', 'e', '" STORAGE_EVENT_OPEN "  ')\n"
+    "  redis.call('XADD', KEYS[1], '*', 'e', '" OPEN_NAME "  ')\n"
     "end\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"
     "local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"
@@ -179,51 +180,51 @@ int storage_events_online(storage_t *s, uint64_t user, int grace_ms, const char 
     snprintf(grace, sizeof(grace), "%d", grace_ms);
     const char *argv[] = {"EVAL", online_script, "1", key, grace,
                           floor && plausible_floor(floor) ? floor : ""};
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_addargv(&b, 6, argv, NULL);
-    int rc = storage__batch_run(&b);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_addargv(&b, 6, argv, NULL);
+    int rc = storage_redis_batch_run(&b);
     const redisReply *r = rc == 0 ? b.r[0] : NULL;
-    if (rc == 0 && (storage__is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+    if (rc == 0 && (storage_redis_is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
                     r->element[1]->type != REDIS_REPLY_STRING))
         rc = -EIO;
     if (rc == 0) {
-        *was_online = storage__int(r->element[0]) == 1;
+        *was_online = storage_redis_int(r->element[0]) == 1;
         snprintf(tail, STORAGE_EVENT_ID_MAX, "%s", r->element[1]->str);
     }
-    storage__batch_free(&b);
+    storage_redis_batch_free(&b);
     return rc;
 }
 
 int storage_events_refresh(storage_t *s, const uint64_t *users, size_t n, int grace_ms)
 {
     /* PEXPIRE alone first: a log that lapsed (0) is made again after, in a second batch. */
-    storage__batch_t b;
-    storage__batch_init(&b, s);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
     for (size_t i = 0; i < n; i++)
-        storage__batch_add(&b, "PEXPIRE " K_EVENTS " %d", (ull)users[i], grace_ms);
-    int rc = storage__batch_run(&b);
-    storage__batch_t again;
-    storage__batch_init(&again, s);
+        storage_redis_batch_add(&b, "PEXPIRE " K_EVENTS " %d", (ull)users[i], grace_ms);
+    int rc = storage_redis_batch_run(&b);
+    storage_redis_batch_t again;
+    storage_redis_batch_init(&again, s->redis);
     bool lapsed = false;
     for (size_t i = 0; rc == 0 && i < n; i++)
-        if (storage__int(b.r[i]) == 0) {
+        if (storage_redis_int(b.r[i]) == 0) {
             add_keep_alive(&again, users[i], grace_ms);
             lapsed = true;
         }
-    storage__batch_free(&b);
+    storage_redis_batch_free(&b);
     if (rc == 0 && lapsed)
-        rc = storage__batch_run(&again);
-    storage__batch_free(&again);
+        rc = storage_redis_batch_run(&again);
+    storage_redis_batch_free(&again);
     return rc;
 }
 
 int storage_events_tail(storage_t *s, uint64_t user, char id[STORAGE_EVENT_ID_MAX])
 {
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "XINFO STREAM " K_EVENTS, (ull)user);
-    int rc = storage__batch_run(&b);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "XINFO STREAM " K_EVENTS, (ull)user);
+    int rc = storage_redis_batch_run(&b);
     if (rc == 0) {
         const redisReply *r = b.r[0];
         snprintf(id, STORAGE_EVENT_ID_MAX, "0-0"); /* no log: nothing handed out */
@@ -233,7 +234,7 @@ int storage_events_tail(storage_t *s, uint64_t user, char id[STORAGE_EVENT_ID_MA
                 r->element[i + 1]->type == REDIS_REPLY_STRING)
                 snprintf(id, STORAGE_EVENT_ID_MAX, "%s", r->element[i + 1]->str);
     }
-    storage__batch_free(&b);
+    storage_redis_batch_free(&b);
     return rc;
 }
 
@@ -267,7 +268,7 @@ static bool lost_after(const redisReply *info, const char *after)
 static void parse_entry(const char *v, storage_event_t *ev)
 {
     size_t kind = strcspn(v, " ");
-    snprintf(ev->kind, sizeof(ev->kind), "%.*s", (int)kind, v);
+    ev->kind = storage_event_kind_parse(v, kind);
     const char *ref = v[kind] ? v + kind + 1 : v + kind;
     snprintf(ev->ref, sizeof(ev->ref), "%.*s", (int)strcspn(ref, " "), ref);
 }
@@ -276,15 +277,15 @@ int storage_events_since(storage_t *s, uint64_t user, const char *after, size_t 
                          storage_event_t *out, size_t *n, bool *trimmed)
 {
     *n = 0;
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "XRANGE " K_EVENTS " (%s + COUNT %llu", (ull)user, after, (ull)max);
-    storage__batch_add(&b, "XINFO STREAM " K_EVENTS, (ull)user);
-    int rc = storage__batch_run(&b);
-    if (rc == 0 && storage__is_error(b.r[0]))
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "XRANGE " K_EVENTS " (%s + COUNT %llu", (ull)user, after, (ull)max);
+    storage_redis_batch_add(&b, "XINFO STREAM " K_EVENTS, (ull)user);
+    int rc = storage_redis_batch_run(&b);
+    if (rc == 0 && storage_redis_is_error(b.r[0]))
         rc = -EIO;
     if (rc == 0) {
-        *trimmed = lost_after(storage__is_error(b.r[1]) ? NULL : b.r[1], after);
+        *trimmed = lost_after(storage_redis_is_error(b.r[1]) ? NULL : b.r[1], after);
         const redisReply *r = b.r[0];
         for (size_t i = 0; i < r->elements && *n < max; i++) {
             const redisReply *e = r->element[i], *f = e->element[1];
@@ -296,13 +297,63 @@ int storage_events_since(storage_t *s, uint64_t user, const char *after, size_t 
                 if (strcmp(name, "e") == 0)
                     parse_entry(v, ev);
                 else if (strcmp(name, "k") == 0)
-                    snprintf(ev->kind, sizeof(ev->kind), "%s", v);
+                    ev->kind = storage_event_kind_parse(v, strlen(v));
                 else if (strcmp(name, "r") == 0)
                     snprintf(ev->ref, sizeof(ev->ref), "%s", v);
             }
             (*n)++;
         }
     }
-    storage__batch_free(&b);
+    storage_redis_batch_free(&b);
     return rc;
+}
+
+/* ---- the live wire format, read back (the subscriber) ---------------------------------- */
+
+static const char *const kind_names[] = {
+    [STORAGE_EVENT_FEED] = "feed",
+    [STORAGE_EVENT_DELETE] = "delete",
+    [STORAGE_EVENT_NOTIFICATION] = "notification",
+    [STORAGE_EVENT_RESET] = "reset",
+    [STORAGE_EVENT_OPEN] = OPEN_NAME,
+};
+
+const char *storage_event_kind_name(storage_event_kind_t kind)
+{
+    return (size_t)kind < sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[kind] : NULL;
+}
+
+storage_event_kind_t storage_event_kind_parse(const char *name, size_t len)
+{
+    for (size_t k = 0; k < sizeof(kind_names) / sizeof(kind_names[0]); k++)
+        if (kind_names[k] && strlen(kind_names[k]) == len && memcmp(kind_names[k], name, len) == 0)
+            return (storage_event_kind_t)k;
+    return STORAGE_EVENT_UNKNOWN;
+}
+
+/* "<kind> <ref> <user>:<id> <user>:<id> …": one event for many users. */
+void storage__live_deliver(const storage_sub_callbacks_t *cb, const char *msg)
+{
+    char kind[32], ref[128];
+    int used = 0;
+    if (sscanf(msg, "%31s %127s %n", kind, ref, &used) != 2)
+        return;
+    storage_event_kind_t ev = storage_event_kind_parse(kind, strlen(kind));
+    for (const char *p = msg + used; *p;) {
+        char *end;
+        unsigned long long user = strtoull(p, &end, 10);
+        if (*end != ':')
+            return;
+        const char *id = end + 1;
+        size_t len = strcspn(id, " ");
+        char idbuf[64];
+        if (len == 0 || len >= sizeof(idbuf))
+            return;
+        memcpy(idbuf, id, len);
+        idbuf[len] = '\0';
+        cb->message(cb->arg, (uint64_t)user, idbuf, ev, ref);
+        p = id + len;
+        while (*p == ' ')
+            p++;
+    }
 }

@@ -14,13 +14,13 @@
 
 static int user_exists(storage_t *s, uint64_t id)
 {
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "EXISTS " K_USER, (ull)id);
-    int rc = storage__batch_run(&b);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "EXISTS " K_USER, (ull)id);
+    int rc = storage_redis_batch_run(&b);
     if (rc == 0)
-        rc = storage__is_error(b.r[0]) ? -EIO : storage__int(b.r[0]) == 1 ? 0 : -ENOENT;
-    storage__batch_free(&b);
+        rc = storage_redis_is_error(b.r[0]) ? -EIO : storage_redis_int(b.r[0]) == 1 ? 0 : -ENOENT;
+    storage_redis_batch_free(&b);
     return rc;
 }
 
@@ -38,26 +38,25 @@ static int change_edge(storage_t *s, uint64_t a, uint64_t b_id, bool add, bool *
     uint64_t edge = storage_id_next(s);
     if (!edge)
         return -EAGAIN;
-    storage__batch_t b;
-    storage__batch_init(&b, s);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
     if (add) {
-        storage__batch_add(&b, "ZADD " K_FOLLOWING " NX %llu %llu", (ull)a, (ull)edge, (ull)b_id);
-        storage__batch_add(&b, "ZADD " K_FOLLOWERS " NX %llu %llu", (ull)b_id, (ull)edge, (ull)a);
+        storage_redis_batch_add(&b, "ZADD " K_FOLLOWING " NX %llu %llu", (ull)a, (ull)edge,
+                                (ull)b_id);
+        storage_redis_batch_add(&b, "ZADD " K_FOLLOWERS " NX %llu %llu", (ull)b_id, (ull)edge,
+                                (ull)a);
     } else {
-        storage__batch_add(&b, "ZREM " K_FOLLOWING " %llu", (ull)a, (ull)b_id);
-        storage__batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)b_id, (ull)a);
+        storage_redis_batch_add(&b, "ZREM " K_FOLLOWING " %llu", (ull)a, (ull)b_id);
+        storage_redis_batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)b_id, (ull)a);
     }
-    storage__batch_barrier(&b);
-    storage__batch_add(&b, "XADD " K_FANOUT " * kind %s follower %llu followee %llu at %llu",
-                       storage__shard(s, a), add ? "follow" : "unfollow", (ull)a, (ull)b_id,
-                       (ull)edge);
-    rc = storage__batch_run(&b);
-    for (size_t i = 0; rc == 0 && i < b.n; i++)
-        if (storage__is_error(b.r[i]))
-            rc = -EIO;
+    storage_redis_batch_barrier(&b);
+    storage_redis_batch_add(&b, "XADD " K_FANOUT " * kind %s follower %llu followee %llu at %llu",
+                            storage__shard(s, a), add ? "follow" : "unfollow", (ull)a, (ull)b_id,
+                            (ull)edge);
+    rc = storage_redis_batch_run_checked(&b);
     if (rc == 0)
-        *changed = storage__int(b.r[0]) > 0 || storage__int(b.r[1]) > 0;
-    storage__batch_free(&b);
+        *changed = storage_redis_int(b.r[0]) > 0 || storage_redis_int(b.r[1]) > 0;
+    storage_redis_batch_free(&b);
     return rc;
 }
 
@@ -69,58 +68,6 @@ int storage_follow(storage_t *s, uint64_t follower, uint64_t followee, bool *cha
 int storage_unfollow(storage_t *s, uint64_t follower, uint64_t followee, bool *changed)
 {
     return change_edge(s, follower, followee, false, changed);
-}
-
-void storage_page_free(storage_page_t *p)
-{
-    free(p->ids);
-    memset(p, 0, sizeof(*p));
-}
-
-/* Reads a ZREVRANGEBYSCORE … WITHSCORES reply of up to limit+1 pairs into a page. */
-static int read_page(const redisReply *r, size_t limit, storage_page_t *out)
-{
-    memset(out, 0, sizeof(*out));
-    if (!r || r->type != REDIS_REPLY_ARRAY)
-        return -EIO;
-    size_t pairs = r->elements / 2;
-    size_t n = pairs > limit ? limit : pairs;
-    out->ids = calloc(n ? n : 1, sizeof(*out->ids));
-    if (!out->ids)
-        return -ENOMEM;
-    uint64_t last_score = 0;
-    for (size_t i = 0; i < n; i++) {
-        out->ids[i] = storage__uint_str(r->element[2 * i]);
-        last_score = storage__uint_str(r->element[2 * i + 1]);
-    }
-    out->n = n;
-    out->next_cursor = pairs > limit ? last_score : 0;
-    return 0;
-}
-
-int storage__zpage(storage_t *s, const char *key_fmt, uint64_t owner, uint64_t cursor,
-                   size_t limit, storage_page_t *out)
-{
-    char max[32] = "+inf";
-    if (cursor)
-        snprintf(max, sizeof(max), "(%llu", (ull)cursor);
-    char cmd[96];
-    snprintf(cmd, sizeof(cmd), "ZREVRANGEBYSCORE %s %%s -inf WITHSCORES LIMIT 0 %%llu", key_fmt);
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "EXISTS " K_USER, (ull)owner);
-    storage__batch_add(&b, cmd, (ull)owner, max, (ull)(limit + 1));
-    int rc = storage__batch_run(&b);
-    if (rc == 0) {
-        if (storage__is_error(b.r[0]) || storage__is_error(b.r[1]))
-            rc = -EIO;
-        else if (storage__int(b.r[0]) != 1)
-            rc = -ENOENT;
-        else
-            rc = read_page(b.r[1], limit, out);
-    }
-    storage__batch_free(&b);
-    return rc;
 }
 
 int storage_edges_page(storage_t *s, storage_edge_t which, uint64_t user, uint64_t cursor,

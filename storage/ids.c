@@ -53,12 +53,12 @@ int storage_node_acquire(storage_t *s)
     if (!s->node_token[0])
         snprintf(s->node_token, sizeof(s->node_token), "%ld:%llu", (long)getpid(),
                  (ull)storage__now_ms());
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "INCR " K_NODE_SEQ);
-    int rc = storage__batch_run(&b);
-    int64_t start = rc == 0 ? storage__int(b.r[0]) : -1;
-    storage__batch_free(&b);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "INCR " K_NODE_SEQ);
+    int rc = storage_redis_batch_run(&b);
+    int64_t start = rc == 0 ? storage_redis_int(b.r[0]) : -1;
+    storage_redis_batch_free(&b);
     if (rc)
         return rc;
     if (start < 0)
@@ -67,11 +67,12 @@ int storage_node_acquire(storage_t *s)
     /* Try every slot once, starting where the counter points; the first is usually free. */
     for (int i = 0; i < NODES; i++) {
         int slot = (int)((start + i) % NODES);
-        storage__batch_init(&b, s);
-        storage__batch_add(&b, "SET " K_NODE " %s NX PX %d", slot, s->node_token, NODE_LEASE_MS);
-        rc = storage__batch_run(&b);
+        storage_redis_batch_init(&b, s->redis);
+        storage_redis_batch_add(&b, "SET " K_NODE " %s NX PX %d", slot, s->node_token,
+                                NODE_LEASE_MS);
+        rc = storage_redis_batch_run(&b);
         bool taken = rc == 0 && b.r[0]->type == REDIS_REPLY_STATUS;
-        storage__batch_free(&b);
+        storage_redis_batch_free(&b);
         if (rc)
             return rc;
         if (taken) {
@@ -87,21 +88,21 @@ int storage_node_renew(storage_t *s)
     int node = atomic_load(&s->node);
     if (node < 0)
         return storage_node_acquire(s);
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "GET " K_NODE, node);
-    int rc = storage__batch_run(&b);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "GET " K_NODE, node);
+    int rc = storage_redis_batch_run(&b);
     bool ours = rc == 0 && b.r[0]->type == REDIS_REPLY_STRING &&
                 strcmp(b.r[0]->str, s->node_token) == 0;
-    storage__batch_free(&b);
+    storage_redis_batch_free(&b);
     if (rc)
         return rc;
     if (!ours) /* the lease expired while Redis was away: take a free node id again */
         return storage_node_acquire(s);
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "PEXPIRE " K_NODE " %d", node, NODE_LEASE_MS);
-    rc = storage__batch_run(&b);
-    storage__batch_free(&b);
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "PEXPIRE " K_NODE " %d", node, NODE_LEASE_MS);
+    rc = storage_redis_batch_run(&b);
+    storage_redis_batch_free(&b);
     return rc;
 }
 
@@ -110,15 +111,15 @@ void storage_node_release(storage_t *s)
     int node = atomic_exchange(&s->node, -1); /* no ids from a node we no longer hold */
     if (node < 0)
         return;
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "GET " K_NODE, node);
-    if (storage__batch_run(&b) == 0 && b.r[0]->type == REDIS_REPLY_STRING &&
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "GET " K_NODE, node);
+    if (storage_redis_batch_run(&b) == 0 && b.r[0]->type == REDIS_REPLY_STRING &&
         strcmp(b.r[0]->str, s->node_token) == 0) {
-        storage__batch_free(&b);
-        storage__batch_init(&b, s);
-        storage__batch_add(&b, "DEL " K_NODE, node);
-        (void)storage__batch_run(&b);
+        storage_redis_batch_free(&b);
+        storage_redis_batch_init(&b, s->redis);
+        storage_redis_batch_add(&b, "DEL " K_NODE, node);
+        (void)storage_redis_batch_run(&b);
     }
-    storage__batch_free(&b);
+    storage_redis_batch_free(&b);
 }

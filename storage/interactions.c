@@ -16,29 +16,26 @@
 /* The author of a live post, or -ENOENT when it is unknown or deleted. */
 static int post_author(storage_t *s, uint64_t post, uint64_t *author)
 {
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "HMGET " K_POST " author deleted", (ull)post);
-    int rc = storage__batch_run(&b);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "HMGET " K_POST " author deleted", (ull)post);
+    int rc = storage_redis_batch_run(&b);
     if (rc == 0) {
         const redisReply *r = b.r[0];
-        if (storage__is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        if (storage_redis_is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
             rc = -EIO;
-        else if (!(*author = storage__uint_str(r->element[0])) ||
-                 storage__uint_str(r->element[1]) == 1)
+        else if (!(*author = storage_redis_uint_str(r->element[0])) ||
+                 storage_redis_uint_str(r->element[1]) == 1)
             rc = -ENOENT;
     }
-    storage__batch_free(&b);
+    storage_redis_batch_free(&b);
     return rc;
 }
 
-static int run_all_ok(storage__batch_t *b)
+static int run_all_ok(storage_redis_batch_t *b)
 {
-    int rc = storage__batch_run(b);
-    for (size_t i = 0; rc == 0 && i < b->n; i++)
-        if (storage__is_error(b->r[i]))
-            rc = -EIO;
-    storage__batch_free(b);
+    int rc = storage_redis_batch_run_checked(b);
+    storage_redis_batch_free(b);
     return rc;
 }
 
@@ -51,13 +48,14 @@ static int interact(storage_t *s, const char *set_fmt, const char *kind, uint64_
         return rc;
     char cmd[64];
     snprintf(cmd, sizeof(cmd), "%s %s %%llu", on ? "SADD" : "SREM", set_fmt);
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, cmd, (ull)post, (ull)user);
-    storage__batch_barrier(&b);
-    storage__batch_add(&b, "XADD " K_FANOUT " * kind %s%s post %llu actor %llu author %llu at %llu",
-                       storage__shard(s, user), on ? "" : "un", kind, (ull)post, (ull)user,
-                       (ull)author, (ull)storage_id_next(s));
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, cmd, (ull)post, (ull)user);
+    storage_redis_batch_barrier(&b);
+    storage_redis_batch_add(
+        &b, "XADD " K_FANOUT " * kind %s%s post %llu actor %llu author %llu at %llu",
+        storage__shard(s, user), on ? "" : "un", kind, (ull)post, (ull)user, (ull)author,
+        (ull)storage_id_next(s));
     return run_all_ok(&b);
 }
 
@@ -74,13 +72,13 @@ int storage_repost(storage_t *s, uint64_t user, uint64_t post, bool on)
 int storage_relation_set(storage_t *s, storage_relation_t rel, uint64_t user, uint64_t target,
                          bool on)
 {
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "EXISTS " K_USER, (ull)target);
-    int rc = storage__batch_run(&b);
-    if (rc == 0 && storage__int(b.r[0]) != 1)
-        rc = storage__is_error(b.r[0]) ? -EIO : -ENOENT;
-    storage__batch_free(&b);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "EXISTS " K_USER, (ull)target);
+    int rc = storage_redis_batch_run(&b);
+    if (rc == 0 && storage_redis_int(b.r[0]) != 1)
+        rc = storage_redis_is_error(b.r[0]) ? -EIO : -ENOENT;
+    storage_redis_batch_free(&b);
     if (rc)
         return rc;
     uint64_t edge = storage_id_next(s);
@@ -96,24 +94,24 @@ int storage_relation_set(storage_t *s, storage_relation_t rel, uint64_t user, ui
         snprintf(add_mine, sizeof(add_mine), "ZREM %s %%llu", mine);
         snprintf(add_theirs, sizeof(add_theirs), "ZREM %s %%llu", theirs);
     }
-    storage__batch_init(&b, s);
+    storage_redis_batch_init(&b, s->redis);
     if (on) {
-        storage__batch_add(&b, add_mine, (ull)user, (ull)edge, (ull)target);
-        storage__batch_add(&b, add_theirs, (ull)target, (ull)edge, (ull)user);
+        storage_redis_batch_add(&b, add_mine, (ull)user, (ull)edge, (ull)target);
+        storage_redis_batch_add(&b, add_theirs, (ull)target, (ull)edge, (ull)user);
     } else {
-        storage__batch_add(&b, add_mine, (ull)user, (ull)target);
-        storage__batch_add(&b, add_theirs, (ull)target, (ull)user);
+        storage_redis_batch_add(&b, add_mine, (ull)user, (ull)target);
+        storage_redis_batch_add(&b, add_theirs, (ull)target, (ull)user);
     }
     if (block && on) { /* a block ends the follows both ways */
-        storage__batch_add(&b, "ZREM " K_FOLLOWING " %llu", (ull)user, (ull)target);
-        storage__batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)target, (ull)user);
-        storage__batch_add(&b, "ZREM " K_FOLLOWING " %llu", (ull)target, (ull)user);
-        storage__batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)user, (ull)target);
+        storage_redis_batch_add(&b, "ZREM " K_FOLLOWING " %llu", (ull)user, (ull)target);
+        storage_redis_batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)target, (ull)user);
+        storage_redis_batch_add(&b, "ZREM " K_FOLLOWING " %llu", (ull)target, (ull)user);
+        storage_redis_batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)user, (ull)target);
     }
-    storage__batch_barrier(&b);
-    storage__batch_add(&b, "XADD " K_FANOUT " * kind %s%s user %llu target %llu at %llu",
-                       storage__shard(s, user), on ? "" : "un", block ? "block" : "mute",
-                       (ull)user, (ull)target, (ull)edge);
+    storage_redis_batch_barrier(&b);
+    storage_redis_batch_add(&b, "XADD " K_FANOUT " * kind %s%s user %llu target %llu at %llu",
+                            storage__shard(s, user), on ? "" : "un", block ? "block" : "mute",
+                            (ull)user, (ull)target, (ull)edge);
     return run_all_ok(&b);
 }
 
@@ -125,24 +123,22 @@ int storage_relations_page(storage_t *s, storage_relation_t rel, uint64_t user, 
 
 int storage_blocked_between(storage_t *s, uint64_t a, uint64_t b_id, bool *blocked)
 {
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "ZSCORE " K_BLOCKS " %llu", (ull)a, (ull)b_id);
-    storage__batch_add(&b, "ZSCORE " K_BLOCKS " %llu", (ull)b_id, (ull)a);
-    int rc = storage__batch_run(&b);
-    if (rc == 0 && (storage__is_error(b.r[0]) || storage__is_error(b.r[1])))
-        rc = -EIO;
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "ZSCORE " K_BLOCKS " %llu", (ull)a, (ull)b_id);
+    storage_redis_batch_add(&b, "ZSCORE " K_BLOCKS " %llu", (ull)b_id, (ull)a);
+    int rc = storage_redis_batch_run_checked(&b);
     if (rc == 0)
         *blocked = b.r[0]->type == REDIS_REPLY_STRING || b.r[1]->type == REDIS_REPLY_STRING;
-    storage__batch_free(&b);
+    storage_redis_batch_free(&b);
     return rc;
 }
 
-void storage__add_hidden_reads(storage__batch_t *b, uint64_t user)
+void storage__add_hidden_reads(storage_redis_batch_t *b, uint64_t user)
 {
-    storage__batch_add(b, "ZRANGE " K_BLOCKS " 0 -1", (ull)user);
-    storage__batch_add(b, "ZRANGE " K_BLOCKED_BY " 0 -1", (ull)user);
-    storage__batch_add(b, "ZRANGE " K_MUTES " 0 -1", (ull)user);
+    storage_redis_batch_add(b, "ZRANGE " K_BLOCKS " 0 -1", (ull)user);
+    storage_redis_batch_add(b, "ZRANGE " K_BLOCKED_BY " 0 -1", (ull)user);
+    storage_redis_batch_add(b, "ZRANGE " K_MUTES " 0 -1", (ull)user);
 }
 
 uint64_t *storage__collect_hidden(redisReply **r, size_t *n)
@@ -154,7 +150,7 @@ uint64_t *storage__collect_hidden(redisReply **r, size_t *n)
     *n = 0;
     for (size_t i = 0; hidden && i < 3; i++)
         for (size_t k = 0; r[i]->type == REDIS_REPLY_ARRAY && k < r[i]->elements; k++)
-            hidden[(*n)++] = storage__uint_str(r[i]->element[k]);
+            hidden[(*n)++] = storage_redis_uint_str(r[i]->element[k]);
     return hidden;
 }
 
@@ -186,18 +182,19 @@ int storage_action_holds(storage_async_t *sa, const storage_job_t *job, storage_
     switch (job->kind) {
     case STORAGE_JOB_LIKE:
     case STORAGE_JOB_UNLIKE:
-        rc = storage__asend(sa, STORAGE__WRITER, on_current, op, "SISMEMBER " K_LIKES " %llu",
-                            (ull)job->post, (ull)job->actor);
+        rc = storage_redis_send(sa->redis, STORAGE_REDIS_WRITER, on_current, op,
+                                "SISMEMBER " K_LIKES " %llu", (ull)job->post, (ull)job->actor);
         break;
     case STORAGE_JOB_REPOST:
     case STORAGE_JOB_UNREPOST:
-        rc = storage__asend(sa, STORAGE__WRITER, on_current, op, "SISMEMBER " K_REPOSTS " %llu",
-                            (ull)job->post, (ull)job->actor);
+        rc = storage_redis_send(sa->redis, STORAGE_REDIS_WRITER, on_current, op,
+                                "SISMEMBER " K_REPOSTS " %llu", (ull)job->post, (ull)job->actor);
         break;
     case STORAGE_JOB_FOLLOW:
     case STORAGE_JOB_UNFOLLOW:
-        rc = storage__asend(sa, STORAGE__WRITER, on_current, op, "ZSCORE " K_FOLLOWING " %llu",
-                            (ull)job->follower, (ull)job->followee);
+        rc = storage_redis_send(sa->redis, STORAGE_REDIS_WRITER, on_current, op,
+                                "ZSCORE " K_FOLLOWING " %llu", (ull)job->follower,
+                                (ull)job->followee);
         break;
     default:
         rc = -EINVAL;

@@ -87,23 +87,23 @@ static void parse_entry(const redisReply *e, int shard, storage_job_t *job)
         if (strcmp(name, "kind") == 0)
             job->kind = parse_kind(v);
         else if (strcmp(name, "post") == 0)
-            job->post = storage__uint_str(v);
+            job->post = storage_redis_uint_str(v);
         else if (strcmp(name, "author") == 0)
-            job->author = storage__uint_str(v);
+            job->author = storage_redis_uint_str(v);
         else if (strcmp(name, "follower") == 0)
-            job->follower = storage__uint_str(v);
+            job->follower = storage_redis_uint_str(v);
         else if (strcmp(name, "followee") == 0)
-            job->followee = storage__uint_str(v);
+            job->followee = storage_redis_uint_str(v);
         else if (strcmp(name, "actor") == 0)
-            job->actor = storage__uint_str(v);
+            job->actor = storage_redis_uint_str(v);
         else if (strcmp(name, "user") == 0)
-            job->user = storage__uint_str(v);
+            job->user = storage_redis_uint_str(v);
         else if (strcmp(name, "target") == 0)
-            job->target = storage__uint_str(v);
-        else if (strcmp(name, "at") == 0 && storage__uint_str(v))
-            job->event_id = storage__uint_str(v);
+            job->target = storage_redis_uint_str(v);
+        else if (strcmp(name, "at") == 0 && storage_redis_uint_str(v))
+            job->event_id = storage_redis_uint_str(v);
         else if (strcmp(name, "after") == 0)
-            job->retract_after_ms = storage__uint_str(v);
+            job->retract_after_ms = storage_redis_uint_str(v);
     }
 }
 
@@ -182,8 +182,9 @@ int storage_jobs_read(storage_async_t *sa, int shard, const char *consumer, size
     op->own_pending = own_pending;
     /* One shard per read: on Redis Cluster the shards live in different slots, and a
      * blocking read gets a connection of its own (the shard's reader). */
-    int rc = storage__asend_argv(sa, own_pending ? STORAGE__WRITER : STORAGE__READER, on_read, op,
-                                 argc, argv, NULL);
+    int rc = storage_redis_send_argv(sa->redis,
+                                     own_pending ? STORAGE_REDIS_WRITER : STORAGE_REDIS_READER,
+                                     on_read, op, argc, argv, NULL);
     if (rc)
         free(op);
     return rc;
@@ -238,7 +239,8 @@ static void on_pending(void *priv, int status, redisReply *r)
             op->deliveries[op->n_ids] = e->element[3]->integer;
             argv[argc++] = op->ids[op->n_ids++];
         }
-        status = storage__asend_argv(op->sa, STORAGE__WRITER, on_claimed, op, argc, argv, NULL);
+        status = storage_redis_send_argv(op->sa->redis, STORAGE_REDIS_WRITER, on_claimed, op, argc,
+                                         argv, NULL);
         if (status == 0)
             return;
     }
@@ -258,9 +260,9 @@ int storage_jobs_claim(storage_async_t *sa, const char *consumer, int idle_ms, s
     snprintf(op->consumer, sizeof(op->consumer), "%s", consumer);
     if (count > CLAIM_MAX)
         count = CLAIM_MAX;
-    int rc = storage__asend(sa, STORAGE__WRITER, on_pending, op,
-                            "XPENDING " K_FANOUT " " FANOUT_GROUP " IDLE %d - + %llu", op->shard,
-                            idle_ms, (ull)count);
+    int rc = storage_redis_send(sa->redis, STORAGE_REDIS_WRITER, on_pending, op,
+                                "XPENDING " K_FANOUT " " FANOUT_GROUP " IDLE %d - + %llu",
+                                op->shard, idle_ms, (ull)count);
     if (rc)
         free(op);
     return rc;
@@ -268,66 +270,66 @@ int storage_jobs_claim(storage_async_t *sa, const char *consumer, int idle_ms, s
 
 int storage_jobs_prepare(storage_async_t *sa, storage_status_cb cb, void *arg)
 {
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
     /* BUSYGROUP errors (the group exists) make the status -EIO; callers ignore it. */
     for (int i = 0; i < storage__async_shards(sa); i++)
-        storage__group_add(g, "XGROUP CREATE " K_FANOUT " " FANOUT_GROUP " 0 MKSTREAM", i);
-    return storage__group_end(g);
+        storage_redis_group_add(g, "XGROUP CREATE " K_FANOUT " " FANOUT_GROUP " 0 MKSTREAM", i);
+    return storage_redis_group_end(g);
 }
 
 int storage_job_touch(storage_async_t *sa, const char *consumer, const storage_job_t *job,
                       storage_status_cb cb, void *arg)
 {
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage__group_add(g, "XCLAIM " K_FANOUT " " FANOUT_GROUP " %s 0 %s JUSTID", job->shard,
-                       consumer, job->entry_id);
-    return storage__group_end(g);
+    storage_redis_group_add(g, "XCLAIM " K_FANOUT " " FANOUT_GROUP " %s 0 %s JUSTID", job->shard,
+                            consumer, job->entry_id);
+    return storage_redis_group_end(g);
 }
 
 int storage_job_ack(storage_async_t *sa, const storage_job_t *job, storage_status_cb cb,
                     void *arg)
 {
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage__group_add(g, "XACK " K_FANOUT " " FANOUT_GROUP " %s", job->shard, job->entry_id);
-    storage__group_add(g, "XDEL " K_FANOUT " %s", job->shard, job->entry_id);
-    return storage__group_end(g);
+    storage_redis_group_add(g, "XACK " K_FANOUT " " FANOUT_GROUP " %s", job->shard, job->entry_id);
+    storage_redis_group_add(g, "XDEL " K_FANOUT " %s", job->shard, job->entry_id);
+    return storage_redis_group_end(g);
 }
 
 int storage_job_dead_letter(storage_async_t *sa, const storage_job_t *job, const char *reason,
                             storage_status_cb cb, void *arg)
 {
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage__group_add(g,
-                       "XADD " K_DEAD " * shard %d entry %s kind %s post %llu author %llu "
-                       "follower %llu followee %llu actor %llu user %llu target %llu "
-                       "after %llu deliveries %lld reason %s",
-                       job->shard, job->entry_id, kind_names[job->kind], (ull)job->post,
-                       (ull)job->author, (ull)job->follower, (ull)job->followee,
-                       (ull)job->actor, (ull)job->user, (ull)job->target,
-                       (ull)job->retract_after_ms, (long long)job->deliveries, reason);
-    storage__group_add(g, "XACK " K_FANOUT " " FANOUT_GROUP " %s", job->shard, job->entry_id);
-    storage__group_add(g, "XDEL " K_FANOUT " %s", job->shard, job->entry_id);
-    return storage__group_end(g);
+    storage_redis_group_add(g,
+                            "XADD " K_DEAD " * shard %d entry %s kind %s post %llu author %llu "
+                            "follower %llu followee %llu actor %llu user %llu target %llu "
+                            "after %llu deliveries %lld reason %s",
+                            job->shard, job->entry_id, kind_names[job->kind], (ull)job->post,
+                            (ull)job->author, (ull)job->follower, (ull)job->followee,
+                            (ull)job->actor, (ull)job->user, (ull)job->target,
+                            (ull)job->retract_after_ms, (long long)job->deliveries, reason);
+    storage_redis_group_add(g, "XACK " K_FANOUT " " FANOUT_GROUP " %s", job->shard, job->entry_id);
+    storage_redis_group_add(g, "XDEL " K_FANOUT " %s", job->shard, job->entry_id);
+    return storage_redis_group_end(g);
 }
 
 int storage_job_queue_delete(storage_async_t *sa, uint64_t post, uint64_t author,
                              uint64_t after_ms, storage_status_cb cb, void *arg)
 {
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage__group_add(g, "XADD " K_FANOUT " * kind delete post %llu author %llu after %llu",
-                       (int)(author % (uint64_t)storage__async_shards(sa)), (ull)post,
-                       (ull)author, (ull)after_ms);
-    return storage__group_end(g);
+    storage_redis_group_add(g, "XADD " K_FANOUT " * kind delete post %llu author %llu after %llu",
+                            (int)(author % (uint64_t)storage__async_shards(sa)), (ull)post,
+                            (ull)author, (ull)after_ms);
+    return storage_redis_group_end(g);
 }
 
 /* ---- queue statistics ------------------------------------------------------------------- */
@@ -396,16 +398,16 @@ int storage_queue_stats(storage_async_t *sa, storage_queue_stats_cb cb, void *ar
     op->pending = 1;
     int rc = 0;
     for (int i = 0; rc == 0 && i < storage__async_shards(sa); i++) {
-        rc = storage__asend(sa, STORAGE__WRITER, on_xlen, op, "XLEN " K_FANOUT, i);
+        rc = storage_redis_send(sa->redis, STORAGE_REDIS_WRITER, on_xlen, op, "XLEN " K_FANOUT, i);
         op->pending += rc == 0;
         if (rc == 0) {
-            rc = storage__asend(sa, STORAGE__WRITER, on_summary, op,
-                                "XPENDING " K_FANOUT " " FANOUT_GROUP, i);
+            rc = storage_redis_send(sa->redis, STORAGE_REDIS_WRITER, on_summary, op,
+                                    "XPENDING " K_FANOUT " " FANOUT_GROUP, i);
             op->pending += rc == 0;
         }
     }
     if (rc == 0) {
-        rc = storage__asend(sa, STORAGE__WRITER, on_dead_len, op, "XLEN " K_DEAD);
+        rc = storage_redis_send(sa->redis, STORAGE_REDIS_WRITER, on_dead_len, op, "XLEN " K_DEAD);
         op->pending += rc == 0;
     }
     if (rc && op->pending == 1) {
@@ -415,4 +417,9 @@ int storage_queue_stats(storage_async_t *sa, storage_queue_stats_cb cb, void *ar
     op->status = rc;
     stats_unref(op);
     return 0;
+}
+
+void storage_jobs_unblock(storage_async_t *sa)
+{
+    storage_redis_async_unblock_readers(sa->redis);
 }

@@ -38,7 +38,7 @@ static void parse_mentions(storage_post_t *p, const redisReply *r)
     while (c < end && p->n_mentions < STORAGE_MENTIONS_MAX) {
         const char *comma = memchr(c, ',', (size_t)(end - c));
         const char *stop = comma ? comma : end;
-        uint64_t id = storage__parse_u64(c, (size_t)(stop - c));
+        uint64_t id = storage_redis_parse_u64(c, (size_t)(stop - c));
         if (id)
             p->mentions[p->n_mentions++] = id;
         c = stop + 1;
@@ -49,22 +49,20 @@ int storage_post_create(storage_t *s, const storage_post_t *p)
 {
     char mentions[STORAGE_MENTIONS_MAX * 21 + 1];
     format_mentions(mentions, sizeof(mentions), p);
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b,
-                       "HSET " K_POST " author %llu text %b reply_to %llu reply_author %llu "
-                       "mentions %s",
-                       (ull)p->id, (ull)p->author, p->text, strlen(p->text), (ull)p->reply_to,
-                       (ull)p->reply_author, mentions);
-    storage__batch_add(&b, "ZADD " K_POSTS " %llu %llu", (ull)p->author, (ull)p->id, (ull)p->id);
-    storage__batch_barrier(&b);
-    storage__batch_add(&b, "XADD " K_FANOUT " * kind post post %llu author %llu at %llu",
-                       storage__shard(s, p->author), (ull)p->id, (ull)p->author, (ull)p->id);
-    int rc = storage__batch_run(&b);
-    for (size_t i = 0; rc == 0 && i < b.n; i++)
-        if (storage__is_error(b.r[i]))
-            rc = -EIO;
-    storage__batch_free(&b);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b,
+                            "HSET " K_POST " author %llu text %b reply_to %llu reply_author %llu "
+                            "mentions %s",
+                            (ull)p->id, (ull)p->author, p->text, strlen(p->text), (ull)p->reply_to,
+                            (ull)p->reply_author, mentions);
+    storage_redis_batch_add(&b, "ZADD " K_POSTS " %llu %llu", (ull)p->author, (ull)p->id,
+                            (ull)p->id);
+    storage_redis_batch_barrier(&b);
+    storage_redis_batch_add(&b, "XADD " K_FANOUT " * kind post post %llu author %llu at %llu",
+                            storage__shard(s, p->author), (ull)p->id, (ull)p->author, (ull)p->id);
+    int rc = storage_redis_batch_run_checked(&b);
+    storage_redis_batch_free(&b);
     return rc;
 }
 
@@ -75,9 +73,9 @@ static int read_post(redisReply **rs, uint64_t id, storage_post_t *out)
 {
     const redisReply *r = rs[0];
     memset(out, 0, sizeof(*out));
-    if (storage__is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 5)
+    if (storage_redis_is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 5)
         return -EIO;
-    uint64_t author = storage__uint_str(r->element[0]);
+    uint64_t author = storage_redis_uint_str(r->element[0]);
     if (!author)
         return 0;
     const redisReply *text = r->element[1];
@@ -86,11 +84,11 @@ static int read_post(redisReply **rs, uint64_t id, storage_post_t *out)
         return -ENOMEM;
     out->id = id;
     out->author = author;
-    out->reply_to = storage__uint_str(r->element[2]);
+    out->reply_to = storage_redis_uint_str(r->element[2]);
     parse_mentions(out, r->element[3]);
-    out->deleted = storage__uint_str(r->element[4]) == 1;
-    out->like_count = storage__int(rs[1]);
-    out->repost_count = storage__int(rs[2]);
+    out->deleted = storage_redis_uint_str(r->element[4]) == 1;
+    out->like_count = storage_redis_int(rs[1]);
+    out->repost_count = storage_redis_int(rs[2]);
     return 0;
 }
 
@@ -99,17 +97,17 @@ int storage_posts_get(storage_t *s, const uint64_t *ids, size_t n, storage_post_
     memset(out, 0, n * sizeof(*out));
     if (n == 0)
         return 0;
-    storage__batch_t b;
-    storage__batch_init(&b, s);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
     for (size_t i = 0; i < n; i++) {
-        storage__batch_add(&b, "HMGET " K_POST " " POST_FIELDS, (ull)ids[i]);
-        storage__batch_add(&b, "SCARD " K_LIKES, (ull)ids[i]);
-        storage__batch_add(&b, "SCARD " K_REPOSTS, (ull)ids[i]);
+        storage_redis_batch_add(&b, "HMGET " K_POST " " POST_FIELDS, (ull)ids[i]);
+        storage_redis_batch_add(&b, "SCARD " K_LIKES, (ull)ids[i]);
+        storage_redis_batch_add(&b, "SCARD " K_REPOSTS, (ull)ids[i]);
     }
-    int rc = storage__batch_run(&b);
+    int rc = storage_redis_batch_run(&b);
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = read_post(b.r + 3 * i, ids[i], &out[i]);
-    storage__batch_free(&b);
+    storage_redis_batch_free(&b);
     if (rc)
         for (size_t i = 0; i < n; i++)
             storage_post_clear(&out[i]);
@@ -126,21 +124,19 @@ int storage_post_get(storage_t *s, uint64_t id, storage_post_t *out)
 
 int storage_post_delete(storage_t *s, uint64_t id, uint64_t author)
 {
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "HSET " K_POST " deleted 1", (ull)id);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "HSET " K_POST " deleted 1", (ull)id);
     /* The text goes; mentions and the parent stay, so the engine can withdraw the
      * notifications this post caused. */
-    storage__batch_add(&b, "HDEL " K_POST " text", (ull)id);
-    storage__batch_add(&b, "ZREM " K_POSTS " %llu", (ull)author, (ull)id);
-    storage__batch_barrier(&b);
-    storage__batch_add(&b, "XADD " K_FANOUT " * kind delete post %llu author %llu at %llu",
-                       storage__shard(s, author), (ull)id, (ull)author, (ull)storage_id_next(s));
-    int rc = storage__batch_run(&b);
-    for (size_t i = 0; rc == 0 && i < b.n; i++)
-        if (storage__is_error(b.r[i]))
-            rc = -EIO;
-    storage__batch_free(&b);
+    storage_redis_batch_add(&b, "HDEL " K_POST " text", (ull)id);
+    storage_redis_batch_add(&b, "ZREM " K_POSTS " %llu", (ull)author, (ull)id);
+    storage_redis_batch_barrier(&b);
+    storage_redis_batch_add(&b, "XADD " K_FANOUT " * kind delete post %llu author %llu at %llu",
+                            storage__shard(s, author), (ull)id, (ull)author,
+                            (ull)storage_id_next(s));
+    int rc = storage_redis_batch_run_checked(&b);
+    storage_redis_batch_free(&b);
     return rc;
 }
 
@@ -155,26 +151,24 @@ int storage_idempotency_claim(storage_t *s, uint64_t user, const char *key,
                               bool *same_request)
 {
     size_t klen = strlen(key);
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "SET " K_IDEM " %llu:%s NX EX %d", (ull)user, key, klen, (ull)new_id,
-                       fingerprint, IDEM_TTL_S);
-    storage__batch_add(&b, "GET " K_IDEM, (ull)user, key, klen);
-    int rc = storage__batch_run(&b);
-    if (rc == 0 && (storage__is_error(b.r[0]) || storage__is_error(b.r[1])))
-        rc = -EIO;
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "SET " K_IDEM " %llu:%s NX EX %d", (ull)user, key, klen,
+                            (ull)new_id, fingerprint, IDEM_TTL_S);
+    storage_redis_batch_add(&b, "GET " K_IDEM, (ull)user, key, klen);
+    int rc = storage_redis_batch_run_checked(&b);
     if (rc == 0 && b.r[0]->type != REDIS_REPLY_STATUS) {
         const redisReply *v = b.r[1];
         const char *colon = v->type == REDIS_REPLY_STRING ? memchr(v->str, ':', v->len) : NULL;
         if (!colon) {
             rc = -EIO;
         } else {
-            *existing_id = storage__parse_u64(v->str, (size_t)(colon - v->str));
+            *existing_id = storage_redis_parse_u64(v->str, (size_t)(colon - v->str));
             size_t flen = v->len - (size_t)(colon + 1 - v->str);
             *same_request = flen == strlen(fingerprint) && memcmp(colon + 1, fingerprint, flen) == 0;
             rc = -EEXIST;
         }
     }
-    storage__batch_free(&b);
+    storage_redis_batch_free(&b);
     return rc;
 }

@@ -11,6 +11,8 @@
 #ifndef TIDINGS_STORAGE_H
 #define TIDINGS_STORAGE_H
 
+#include "storage/redis/embedded.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -165,46 +167,47 @@ int storage_relations_page(storage_t *s, storage_relation_t rel, uint64_t user, 
 /* Whether either of a and b blocked the other. */
 int storage_blocked_between(storage_t *s, uint64_t a, uint64_t b, bool *blocked);
 
-/* ---- notifications (notifications.c) --------------------------------------------------- */
+/* ---- notifications (notification_read.c) --------------------------------------------------- */
 enum {
-    STORAGE_NOTICE_FOLLOW,
-    STORAGE_NOTICE_LIKE,
-    STORAGE_NOTICE_REPOST,
-    STORAGE_NOTICE_REPLY,
-    STORAGE_NOTICE_MENTION,
-    STORAGE_NOTICE_TYPES
+    STORAGE_NOTIFICATION_FOLLOW,
+    STORAGE_NOTIFICATION_LIKE,
+    STORAGE_NOTIFICATION_REPOST,
+    STORAGE_NOTIFICATION_REPLY,
+    STORAGE_NOTIFICATION_MENTION,
+    STORAGE_NOTIFICATION_TYPES
 };
-extern const char *const storage_notice_types[STORAGE_NOTICE_TYPES];
-#define STORAGE_NOTICE_ACTORS 3
+extern const char *const storage_notification_types[STORAGE_NOTIFICATION_TYPES];
+#define STORAGE_NOTIFICATION_ACTORS 3
 
-typedef struct storage_notice_s {
+typedef struct storage_notification_s {
     uint64_t id;      /* the group's last activity: also its cursor */
-    int type;         /* STORAGE_NOTICE_* */
+    int type;         /* STORAGE_NOTIFICATION_* */
     uint64_t subject; /* the post it concerns (the reply or mentioning post); 0 for follows */
-    uint64_t actors[STORAGE_NOTICE_ACTORS]; /* newest first */
+    uint64_t actors[STORAGE_NOTIFICATION_ACTORS]; /* newest first */
     size_t n_actors;
     int64_t actor_count;
     bool read;
-} storage_notice_t;
+} storage_notification_t;
 
-typedef struct storage_notices_s {
-    storage_notice_t *items; /* returns new: free with storage_notices_free */
+typedef struct storage_notifications_s {
+    storage_notification_t *items; /* returns new: free with storage_notifications_free */
     size_t n;
     uint64_t next_cursor;
-} storage_notices_t;
-void storage_notices_free(storage_notices_t *n);
+} storage_notifications_t;
+void storage_notifications_free(storage_notifications_t *n);
 
 /* A page of user's notification groups, newest activity first, of the types whose bits
- * (1 << STORAGE_NOTICE_*) are set; at most scan_max groups are looked at. */
-int storage_notices_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
-                         unsigned types, size_t scan_max, storage_notices_t *out);
-int storage_notices_unread(storage_t *s, uint64_t user, int64_t *count);
+ * (1 << STORAGE_NOTIFICATION_*) are set; at most scan_max groups are looked at. */
+int storage_notifications_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
+                               unsigned types, size_t scan_max, storage_notifications_t *out);
+int storage_notifications_unread(storage_t *s, uint64_t user, int64_t *count);
 /* One group by its key ("like:<post>", …); -ENOENT when gone or all its actors hidden. */
-int storage_notice_get(storage_t *s, uint64_t user, const char *group, storage_notice_t *out);
+int storage_notification_get(storage_t *s, uint64_t user, const char *group,
+                             storage_notification_t *out);
 /* Marks every group with activity up to up_to read (never beyond the newest). */
-int storage_notices_mark_read(storage_t *s, uint64_t user, uint64_t up_to);
+int storage_notifications_mark_read(storage_t *s, uint64_t user, uint64_t up_to);
 
-/* ---- home timelines (timeline.c) ------------------------------------------------------ */
+/* ---- home timelines (timeline_read.c) --------------------------------------------------- */
 typedef struct storage_timeline_s {
     storage_page_t page;   /* post ids, newest entry first; next_cursor is an entry score */
     uint64_t *reposted_by; /* per entry: who reposted it into this timeline, or 0 */
@@ -229,14 +232,26 @@ int storage_idempotency_claim(storage_t *s, uint64_t user, const char *key,
  * A user's events are logged (capped) and published while they have a stream open, or
  * closed within the grace period; the log lets a stream resume without gap or duplicate. */
 #define STORAGE_EVENT_ID_MAX 48
+/* What an event says, parsed where the wire text is read (the log reader, the subscriber):
+ * callers compare these, never the names. */
+typedef enum {
+    STORAGE_EVENT_UNKNOWN,      /* a name this version does not write: only its id counts */
+    STORAGE_EVENT_FEED,         /* ref: "<post>[:<reposter>]" */
+    STORAGE_EVENT_DELETE,       /* ref: "<post>" */
+    STORAGE_EVENT_NOTIFICATION, /* ref: the notification group key */
+    STORAGE_EVENT_RESET,        /* never logged: a reader's "start over" (ref empty) */
+    STORAGE_EVENT_OPEN,         /* a log's first entry, written when the log is made: skip it */
+} storage_event_kind_t;
+/* The kind's name in the log and on the live channel (events.c); NULL for UNKNOWN. */
+const char *storage_event_kind_name(storage_event_kind_t kind);
+/* The kind named by the len bytes at name; STORAGE_EVENT_UNKNOWN when none is. */
+storage_event_kind_t storage_event_kind_parse(const char *name, size_t len);
+
 typedef struct storage_event_s {
     char id[STORAGE_EVENT_ID_MAX]; /* "<ms>-<seq>", increasing per user */
-    char kind[16];                 /* feed, notification, delete */
-    char ref[96];                  /* feed: "<post>[:<reposter>]"; notification: group key;
-                                      delete: "<post>" */
+    storage_event_kind_t kind;
+    char ref[96]; /* see storage_event_kind_t */
 } storage_event_t;
-/* The kind of a log's first entry, written when the log is made: no event, skip it. */
-#define STORAGE_EVENT_OPEN "open"
 
 /* Marks user connected for grace_ms more (their event log exists until then);
  * *was_online tells whether they already were (so events since their last stream are all
@@ -259,9 +274,23 @@ int storage_celebrities_followed(storage_t *s, uint64_t user, uint64_t **ids, si
 /* follows[i]: whether users[i] follows author. */
 int storage_followers_among(storage_t *s, uint64_t author, const uint64_t *users, size_t n,
                             bool *follows);
+/* An announcement (celebrity_live.c), parsed where it is read: from the live channel or
+ * from its log. */
+typedef enum {
+    STORAGE_ANNOUNCE_UNKNOWN,   /* unreadable: only its id counts */
+    STORAGE_ANNOUNCE_POST,      /* a celebrity's post event: author, event, ref, job */
+    STORAGE_ANNOUNCE_FOLLOW,    /* user now follows celebrity author */
+    STORAGE_ANNOUNCE_UNFOLLOW,  /* user no longer follows celebrity author */
+    STORAGE_ANNOUNCE_CELEBRITY, /* author was just marked a celebrity */
+} storage_announce_kind_t;
 typedef struct storage_announcement_s {
-    char id[STORAGE_EVENT_ID_MAX];
-    char msg[192];
+    char id[STORAGE_EVENT_ID_MAX]; /* its place in the channel's log */
+    storage_announce_kind_t kind;
+    uint64_t user, author;
+    storage_event_kind_t event; /* post: the event's kind (feed, delete) */
+    char ref[64];               /* post: the event's ref */
+    int job_shard;              /* post: the job that announced it (its queue shard … */
+    char job_entry[48];         /* … and stream entry id), for storage_job_t */
 } storage_announcement_t;
 /* The id of the newest announcement made on live channel, "0-0" when none. */
 int storage_announcements_tail(storage_t *s, const char *channel, char id[STORAGE_EVENT_ID_MAX]);
@@ -269,13 +298,6 @@ int storage_announcements_tail(storage_t *s, const char *channel, char id[STORAG
 int storage_announcements_after(storage_t *s, const char *channel, const char *after, size_t max,
                                 storage_announcement_t *out, size_t *n);
 
-/* ---- embedded Redis (embedded.c) -------------------------------------------------------
- * Starts a private redis-server (AOF on, data in data_dir, unix socket only) as a child
- * that dies with us. */
-typedef struct storage_embedded_s storage_embedded_t;
-/* Returns new or NULL (errno set); *url_out is borrowed from the handle. */
-storage_embedded_t *storage_embedded_start(const char *data_dir, const char *server_path,
-                                           const char **url_out);
-void storage_embedded_stop(storage_embedded_t *e);
+/* ---- embedded Redis: storage/redis/embedded.h (storage_embedded_start/stop) ---------------- */
 
 #endif

@@ -100,7 +100,7 @@ typedef struct storage_queue_stats_s {
 typedef void (*storage_queue_stats_cb)(void *arg, int status, const storage_queue_stats_t *st);
 int storage_queue_stats(storage_async_t *sa, storage_queue_stats_cb cb, void *arg);
 
-/* ---- timelines, written by the engine (timelines.c) ------------------------------------ */
+/* ---- timelines, written by the engine (timeline_write.c) ------------------------------- */
 #define STORAGE_MUTED_BY_MAX 4096
 typedef struct storage_post_state_s {
     bool exists, deleted;
@@ -143,35 +143,38 @@ int storage_timeline_purge(storage_async_t *sa, uint64_t follower, uint64_t foll
 int storage_timeline_hide(storage_async_t *sa, uint64_t user, uint64_t author, int timeline_max,
                           storage_status_cb cb, void *arg);
 
-/* ---- notifications and repost entries (notices.c) ------------------------------------
- * group is "like:<post>", "repost:<post>", "follow:<yyyymmdd>", "reply:<post>" or
- * "mention:<post>". Adding skips actors target blocked, was blocked by or muted, and an
- * actor already in the group (no bump); a new actor moves the group to the top (score).
- * The user's groups are capped at cap, oldest dropped. */
-int storage_notify_add(storage_async_t *sa, uint64_t target, const char *group, uint64_t actor,
-                       uint64_t score, int cap, storage_status_cb cb, void *arg);
-/* Removes actor from group (NULL: from the follow group their follow went to); a group
- * left without actors disappears. */
-int storage_notify_remove(storage_async_t *sa, uint64_t target, const char *group,
-                          uint64_t actor, storage_status_cb cb, void *arg);
-/* Removes the whole group from user's notifications (its post was deleted). */
-int storage_notify_drop(storage_async_t *sa, uint64_t user, const char *group,
-                        storage_status_cb cb, void *arg);
-/* Removes actor from every notification group of user. */
-int storage_notify_scrub(storage_async_t *sa, uint64_t user, uint64_t actor, storage_status_cb cb,
-                         void *arg);
-/* Adds (or removes) post of author as reposted by reposter to users' timelines at score; a
- * user who already has the post, or blocked, was blocked by or muted author or reposter,
- * gets nothing, and removal only takes this repost's entries. */
-int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, uint64_t reposter,
-                           uint64_t score, const uint64_t *users, size_t n, bool add,
-                           int timeline_max, storage_status_cb cb, void *arg);
 /* Marks author a celebrity: from now on, posts are merged at read time. */
 int storage_celebrity_mark(storage_async_t *sa, uint64_t author, storage_status_cb cb, void *arg);
 /* Records, for each user, that they follow celebrity author (read-time merge). */
 int storage_celebrity_followers_add(storage_async_t *sa, uint64_t author, const uint64_t *users,
                                     size_t n, storage_status_cb cb, void *arg);
 
+/* Adds (or removes) post of author as reposted by reposter to users' timelines at score; a
+ * user who already has the post, or blocked, was blocked by or muted author or reposter,
+ * gets nothing, and removal only takes this repost's entries. */
+int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, uint64_t reposter,
+                           uint64_t score, const uint64_t *users, size_t n, bool add,
+                           int timeline_max, storage_status_cb cb, void *arg);
+
+/* ---- notification groups, written by the engine (notification_write.c) -----------------
+ * group is "like:<post>", "repost:<post>", "follow:<yyyymmdd>", "reply:<post>" or
+ * "mention:<post>". Adding skips actors target blocked, was blocked by or muted, and an
+ * actor already in the group (no bump); a new actor moves the group to the top (score).
+ * The user's groups are capped at cap, oldest dropped. */
+int storage_group_add(storage_async_t *sa, uint64_t target, const char *group, uint64_t actor,
+                      uint64_t score, int cap, storage_status_cb cb, void *arg);
+/* Removes actor from group (NULL: from the follow group their follow went to); a group
+ * left without actors disappears. */
+int storage_group_remove(storage_async_t *sa, uint64_t target, const char *group, uint64_t actor,
+                         storage_status_cb cb, void *arg);
+/* Removes the whole group from user's notifications (its post was deleted). */
+int storage_group_drop(storage_async_t *sa, uint64_t user, const char *group, storage_status_cb cb,
+                       void *arg);
+/* Removes actor from every notification group of user. */
+int storage_group_scrub(storage_async_t *sa, uint64_t user, uint64_t actor, storage_status_cb cb,
+                        void *arg);
+
+/* ---- whether a job's action still holds (interactions.c) -------------------------------- */
 /* Whether the action behind a like, repost or follow job (or its undoing) still holds:
  * the like, repost or follow exists now. A job that arrives after a later change of mind
  * must not apply its stale effect. */
@@ -179,7 +182,7 @@ typedef void (*storage_bool_cb)(void *arg, int status, bool yes);
 int storage_action_holds(storage_async_t *sa, const storage_job_t *job, storage_bool_cb cb,
                          void *arg);
 
-/* ---- live events (events.c, subscriber.c) ------------------------------------------------------ */
+/* ---- live events (events.c; announcements: celebrity_live.c) ----------------------------- */
 /* Logs and publishes an event of kind about ref to each of users that is connected, on
  * behalf of job. A job handed out again (its first run died or stalled) publishes to no
  * user whose log already holds the event from an earlier run, so streams see it once.
@@ -208,16 +211,16 @@ int storage_announce_celebrity(storage_async_t *sa, uint64_t author, storage_sta
  * process keeps those of the users connected to it. */
 typedef struct storage_sub_callbacks_s {
     /* A live event for user: id, kind and ref as logged. Borrowed for the call. */
-    void (*message)(void *arg, uint64_t user, const char *id, const char *kind,
+    void (*message)(void *arg, uint64_t user, const char *id, storage_event_kind_t kind,
                     const char *ref);
     /* The subscription to channel is in place (again, after a reconnect): anything missed
      * since must be read from the logs. */
     void (*subscribed)(void *arg, const char *channel);
     /* Around the events of one live message (begin true, then false); may be NULL. */
     void (*batch)(void *arg, bool begin);
-    /* An announcement on channel, "<id> <announcement>" (see celebrity_live.c); may be
+    /* An announcement on channel (see celebrity_live.c), borrowed for the call; may be
      * NULL. */
-    void (*announce)(void *arg, const char *channel, const char *msg);
+    void (*announce)(void *arg, const char *channel, const storage_announcement_t *a);
     void *arg;
 } storage_sub_callbacks_t;
 storage_async_t *storage_sub_create(uv_loop_t *loop, const storage_config_t *cfg,

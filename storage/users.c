@@ -65,32 +65,30 @@ int storage_user_create(storage_t *s, uint64_t id, const char *handle, const cha
     hex32(hex, token_hash);
     uint64_t created = storage_id_time_ms(id);
 
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "SET " K_HANDLE " %llu NX", lower, (ull)id);
-    storage__batch_add(&b, "HSET " K_USER " handle %s display_name %s token %s created %llu",
-                       (ull)id, handle, display_name, hex, (ull)created);
-    int rc = storage__batch_run(&b);
-    if (rc == 0 && (storage__is_error(b.r[0]) || storage__is_error(b.r[1])))
-        rc = -EIO;
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "SET " K_HANDLE " %llu NX", lower, (ull)id);
+    storage_redis_batch_add(&b, "HSET " K_USER " handle %s display_name %s token %s created %llu",
+                            (ull)id, handle, display_name, hex, (ull)created);
+    int rc = storage_redis_batch_run_checked(&b);
     bool claimed = rc == 0 && b.r[0]->type == REDIS_REPLY_STATUS;
-    storage__batch_free(&b);
+    storage_redis_batch_free(&b);
     if (rc)
         return rc;
     if (!claimed) {
         /* Taken, unless a replayed batch of ours took it: compare the owner. */
-        storage__batch_init(&b, s);
-        storage__batch_add(&b, "GET " K_HANDLE, lower);
-        rc = storage__batch_run(&b);
-        bool ours = rc == 0 && storage__uint_str(b.r[0]) == id;
-        storage__batch_free(&b);
+        storage_redis_batch_init(&b, s->redis);
+        storage_redis_batch_add(&b, "GET " K_HANDLE, lower);
+        rc = storage_redis_batch_run(&b);
+        bool ours = rc == 0 && storage_redis_uint_str(b.r[0]) == id;
+        storage_redis_batch_free(&b);
         if (rc)
             return rc;
         if (!ours) {
-            storage__batch_init(&b, s);
-            storage__batch_add(&b, "DEL " K_USER, (ull)id);
-            (void)storage__batch_run(&b);
-            storage__batch_free(&b);
+            storage_redis_batch_init(&b, s->redis);
+            storage_redis_batch_add(&b, "DEL " K_USER, (ull)id);
+            (void)storage_redis_batch_run(&b);
+            storage_redis_batch_free(&b);
             return -EEXIST;
         }
     }
@@ -103,12 +101,12 @@ int storage_user_create(storage_t *s, uint64_t id, const char *handle, const cha
 }
 
 /* Appends the 4 commands that read one profile with its counts. */
-static void add_profile(storage__batch_t *b, uint64_t id)
+static void add_profile(storage_redis_batch_t *b, uint64_t id)
 {
-    storage__batch_add(b, "HMGET " K_USER " handle display_name created", (ull)id);
-    storage__batch_add(b, "ZCARD " K_FOLLOWERS, (ull)id);
-    storage__batch_add(b, "ZCARD " K_FOLLOWING, (ull)id);
-    storage__batch_add(b, "ZCARD " K_POSTS, (ull)id);
+    storage_redis_batch_add(b, "HMGET " K_USER " handle display_name created", (ull)id);
+    storage_redis_batch_add(b, "ZCARD " K_FOLLOWERS, (ull)id);
+    storage_redis_batch_add(b, "ZCARD " K_FOLLOWING, (ull)id);
+    storage_redis_batch_add(b, "ZCARD " K_POSTS, (ull)id);
 }
 
 /* Reads one HMGET handle display_name created reply; false when the user is unknown. */
@@ -121,7 +119,7 @@ static bool read_profile(const redisReply *r, uint64_t id, storage_user_t *out)
     out->id = id;
     copy_str(out->handle, sizeof(out->handle), r->element[0]);
     copy_str(out->display_name, sizeof(out->display_name), r->element[1]);
-    out->created_ms = storage__uint_str(r->element[2]);
+    out->created_ms = storage_redis_uint_str(r->element[2]);
     return true;
 }
 
@@ -132,26 +130,27 @@ static int users_get(storage_t *s, const uint64_t *ids, size_t n, storage_user_t
     if (n == 0)
         return 0;
     size_t stride = counts ? 4 : 1;
-    storage__batch_t b;
-    storage__batch_init(&b, s);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
     for (size_t i = 0; i < n; i++) {
         if (counts)
             add_profile(&b, ids[i]);
         else
-            storage__batch_add(&b, "HMGET " K_USER " handle display_name created", (ull)ids[i]);
+            storage_redis_batch_add(&b, "HMGET " K_USER " handle display_name created",
+                                    (ull)ids[i]);
     }
-    int rc = storage__batch_run(&b);
+    int rc = storage_redis_batch_run(&b);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         redisReply **r = b.r + stride * i;
-        if (storage__is_error(r[0])) {
+        if (storage_redis_is_error(r[0])) {
             rc = -EIO;
         } else if (read_profile(r[0], ids[i], &out[i]) && counts) {
-            out[i].followers_count = storage__int(r[1]);
-            out[i].following_count = storage__int(r[2]);
-            out[i].posts_count = storage__int(r[3]);
+            out[i].followers_count = storage_redis_int(r[1]);
+            out[i].following_count = storage_redis_int(r[2]);
+            out[i].posts_count = storage_redis_int(r[3]);
         }
     }
-    storage__batch_free(&b);
+    storage_redis_batch_free(&b);
     return rc;
 }
 
@@ -176,13 +175,13 @@ int storage_user_get(storage_t *s, uint64_t id, storage_user_t *out)
 int storage_user_credentials(storage_t *s, uint64_t id, uint8_t token_hash[32],
                              storage_user_t *out)
 {
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "HMGET " K_USER " handle display_name created token", (ull)id);
-    int rc = storage__batch_run(&b);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "HMGET " K_USER " handle display_name created token", (ull)id);
+    int rc = storage_redis_batch_run(&b);
     if (rc == 0) {
         const redisReply *r = b.r[0];
-        if (storage__is_error(r))
+        if (storage_redis_is_error(r))
             rc = -EIO;
         else if (!read_profile(r, id, out) || r->elements < 4 ||
                  r->element[3]->type != REDIS_REPLY_STRING)
@@ -190,7 +189,7 @@ int storage_user_credentials(storage_t *s, uint64_t id, uint8_t token_hash[32],
         else
             rc = unhex32(token_hash, r->element[3]->str, r->element[3]->len);
     }
-    storage__batch_free(&b);
+    storage_redis_batch_free(&b);
     return rc;
 }
 
@@ -198,16 +197,16 @@ int storage_users_by_handle(storage_t *s, const char *const *handles, size_t n, 
 {
     if (n == 0)
         return 0;
-    storage__batch_t b;
-    storage__batch_init(&b, s);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
     for (size_t i = 0; i < n; i++) {
         char lower[STORAGE_HANDLE_MAX + 1];
         lowercase(lower, handles[i]);
-        storage__batch_add(&b, "GET " K_HANDLE, lower);
+        storage_redis_batch_add(&b, "GET " K_HANDLE, lower);
     }
-    int rc = storage__batch_run(&b);
+    int rc = storage_redis_batch_run(&b);
     for (size_t i = 0; rc == 0 && i < n; i++)
-        ids[i] = storage__uint_str(b.r[i]);
-    storage__batch_free(&b);
+        ids[i] = storage_redis_uint_str(b.r[i]);
+    storage_redis_batch_free(&b);
     return rc;
 }

@@ -42,7 +42,7 @@ static notify_event_t *numbered(unsigned k)
 {
     char id[NOTIFY_ID_MAX];
     snprintf(id, sizeof(id), "%u-0", k);
-    notify_event_t *e = notify_event_new(id, "feed", "post");
+    notify_event_t *e = notify_event_new(id, NX_KIND_FEED, "post");
     cr_assert_not_null(e);
     return e;
 }

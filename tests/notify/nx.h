@@ -11,6 +11,9 @@
 
 #include "notify/notify.h"
 
+/* Any non-negative kind: the hub passes kinds through untouched. */
+#define NX_KIND_FEED 1
+
 #include <stdatomic.h>
 #include <stdbool.h>
 

@@ -96,7 +96,7 @@ static bool publish(run_t *run, uint64_t u, bool twice)
     unsigned k = atomic_load(&run->logged[u]) + 1;
     char id[NOTIFY_ID_MAX];
     snprintf(id, sizeof(id), "%u-%llu", k, (unsigned long long)u);
-    notify_event_t *e = notify_event_new(id, "feed", "post");
+    notify_event_t *e = notify_event_new(id, 1 /* any kind: the hub passes it on */, "post");
     if (!e) {
         fail(run, "out of memory");
         return false;
@@ -189,7 +189,7 @@ static void catch_up(run_t *run, client_t *c, const char *cursor)
     for (size_t i = 0; i < n; i++) {
         char id[NOTIFY_ID_MAX];
         snprintf(id, sizeof(id), "%u-%llu", from + 1 + (unsigned)i, (unsigned long long)c->user);
-        if (!(events[made] = notify_event_new(id, "feed", "post")))
+        if (!(events[made] = notify_event_new(id, 1 /* any kind: the hub passes it on */, "post")))
             break;
         events[made++]->from_log = true;
     }
@@ -209,7 +209,7 @@ static unsigned step(run_t *run, client_t *c, unsigned budget)
         char cursor[NOTIFY_ID_MAX];
         switch (notify_sub_next(c->sub, &e, cursor)) {
         case NOTIFY_NEXT_EVENT:
-            if (!e->kind[0]) {
+            if (e->kind == NOTIFY_KIND_HEARTBEAT) {
                 run->res->heartbeats++;
             } else {
                 unsigned k = (unsigned)strtoul(e->id, NULL, 10);

@@ -135,7 +135,7 @@ Test(wake, resubscribing_wakes_a_parked_sub_into_a_catchup)
 static bool feed_only(void *arg, const notify_event_t *e)
 {
     (void)arg;
-    return e->kind[0] == 'f';
+    return e->kind == NX_KIND_FEED;
 }
 
 Test(wake, park_idle_parks_without_the_hook_and_a_publish_wakes_once)

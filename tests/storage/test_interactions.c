@@ -139,14 +139,14 @@ Test(interactions, new_user_has_no_notices_and_an_empty_timeline)
 {
     uint64_t a = st_user(s, "new", NULL);
     int64_t unread = -1;
-    cr_assert_eq(storage_notices_unread(s, a, &unread), 0);
+    cr_assert_eq(storage_notifications_unread(s, a, &unread), 0);
     cr_expect_eq(unread, 0);
-    storage_notices_t notices;
-    cr_assert_eq(storage_notices_page(s, a, 0, 20, ~0u, 100, &notices), 0);
+    storage_notifications_t notices;
+    cr_assert_eq(storage_notifications_page(s, a, 0, 20, ~0u, 100, &notices), 0);
     cr_expect_eq(notices.n, 0);
     cr_expect_eq(notices.next_cursor, 0);
-    storage_notices_free(&notices);
-    cr_expect_eq(storage_notices_mark_read(s, a, storage_id_next(s)), 0);
+    storage_notifications_free(&notices);
+    cr_expect_eq(storage_notifications_mark_read(s, a, storage_id_next(s)), 0);
     storage_timeline_t tl;
     cr_assert_eq(storage_timeline_page(s, a, 0, 20, 800, &tl), 0);
     cr_expect_eq(tl.page.n, 0);

@@ -6,7 +6,7 @@
  * the way redis-cli --cluster reshard does it: IMPORTING on the target, MIGRATING on the
  * source, MIGRATE of the keys, then SETSLOT … NODE on every master.
  */
-#include "storage/slots.h"
+#include "storage/redis/slots.h"
 #include "storage/storage.h"
 #include "tests/support/support.h"
 

@@ -1,11 +1,11 @@
-/* tests/storage/test_slots.c -- storage/slots.h against the Redis Cluster specification's
+/* tests/storage/test_slots.c -- storage/redis/slots.h against the Redis Cluster specification's
  * vectors and rules (CRC16, hash tags, MOVED/ASK), against commands formatted by hiredis
  * itself, and against a real cluster-enabled redis-server's CLUSTER KEYSLOT.
  *
  * The server is a private node started with --cluster-enabled yes: it answers CLUSTER
  * KEYSLOT (a pure computation) without any slot assigned, so no cluster needs creating.
  */
-#include "storage/slots.h"
+#include "storage/redis/slots.h"
 #include "tests/support/support.h"
 
 #include <arpa/inet.h>

@@ -1,8 +1,8 @@
-/* storage/slots.h -- Redis Cluster addressing: which slot a key or a command belongs to,
+/* storage/redis/slots.h -- Redis Cluster addressing: which slot a key or a command belongs to,
  * and what a redirect error says. Pure functions, no I/O; public so tests can check them
  * against Redis's own vectors. */
-#ifndef TIDINGS_STORAGE_SLOTS_H
-#define TIDINGS_STORAGE_SLOTS_H
+#ifndef TIDINGS_STORAGE_REDIS_SLOTS_H
+#define TIDINGS_STORAGE_REDIS_SLOTS_H
 
 #include <stddef.h>
 #include <stdint.h>

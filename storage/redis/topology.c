@@ -1,11 +1,11 @@
-/* storage/topology.c -- where each slot lives: the seed list from the URL, the node table
+/* storage/redis/topology.c -- where each slot lives: the seed list from the URL, the node table
  * and the slot map learnt from CLUSTER SLOTS.
  *
  * A Redis without cluster support answers CLUSTER SLOTS with an error; the node that said
  * so then owns all 16384 slots. So one Redis and a cluster share every code path above
  * this file: a command's slot picks a node, and only the map differs.
  */
-#include "storage/storage_internal.h"
+#include "storage/redis/redis_internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -16,13 +16,13 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 
-int storage__backoff_next(int prev_ms)
+int storage_redis__backoff_next(int prev_ms)
 {
     int next = prev_ms ? prev_ms * 2 : BACKOFF_MIN_MS;
     return next > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : next;
 }
 
-uint64_t storage__monotonic_ms(void)
+uint64_t storage_redis__monotonic_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -35,14 +35,14 @@ static struct timeval ms_to_tv(int ms)
     return tv;
 }
 
-int storage__node_find_or_add(storage_t *s, const char *host, int port)
+int storage_redis__node_find_or_add(storage_redis_t *s, const char *host, int port)
 {
     for (int i = 0; i < s->n_nodes; i++)
         if (s->nodes[i].port == port && strcmp(s->nodes[i].host, host) == 0)
             return i;
-    if (s->n_nodes == STORAGE__MAX_NODES || strlen(host) >= sizeof(s->nodes[0].host))
+    if (s->n_nodes == STORAGE_REDIS_MAX_NODES || strlen(host) >= sizeof(s->nodes[0].host))
         return -1;
-    storage__node_t *n = &s->nodes[s->n_nodes];
+    storage_redis__node_t *n = &s->nodes[s->n_nodes];
     n->idle = calloc((size_t)s->pool_size, sizeof(*n->idle));
     if (!n->idle)
         return -1;
@@ -52,7 +52,7 @@ int storage__node_find_or_add(storage_t *s, const char *host, int port)
 }
 
 /* "host[:port]" (6379 by default) as a seed. */
-static int add_seed(storage_t *s, const char *p, size_t len)
+static int add_seed(storage_redis_t *s, const char *p, size_t len)
 {
     char host[108];
     int port = 6379;
@@ -75,14 +75,14 @@ static int add_seed(storage_t *s, const char *p, size_t len)
             return -EINVAL;
         port = (int)v;
     }
-    return storage__node_find_or_add(s, host, port) < 0 ? -EINVAL : 0;
+    return storage_redis__node_find_or_add(s, host, port) < 0 ? -EINVAL : 0;
 }
 
 /* Accepts redis://[[user]:password@]host[:port][,host[:port]…][/db] and unix:///path. */
-int storage__parse_url(storage_t *s, const char *url)
+int storage_redis__parse_url(storage_redis_t *s, const char *url)
 {
     if (strncmp(url, "unix://", 7) == 0) {
-        if (url[7] != '/' || storage__node_find_or_add(s, url + 7, 0) < 0)
+        if (url[7] != '/' || storage_redis__node_find_or_add(s, url + 7, 0) < 0)
             return -EINVAL;
         s->n_seeds = s->n_nodes;
         return 0;
@@ -135,9 +135,9 @@ static bool command_ok(redisContext *c, const char *fmt, ...)
     return ok;
 }
 
-redisContext *storage__connect_node(storage_t *s, int i, int connect_timeout_ms)
+redisContext *storage_redis__connect_node(storage_redis_t *s, int i, int connect_timeout_ms)
 {
-    const storage__node_t *n = &s->nodes[i];
+    const storage_redis__node_t *n = &s->nodes[i];
     struct timeval tv = ms_to_tv(connect_timeout_ms);
     redisContext *c = n->port == 0 ? redisConnectUnixWithTimeout(n->host, tv)
                                    : redisConnectWithTimeout(n->host, n->port, tv);
@@ -160,7 +160,7 @@ fail:
 
 /* Installs the map of one CLUSTER SLOTS reply: [[start, end, [host, port, id], replicas…]…].
  * asked is the node that answered; an empty host means its own. Caller holds mu. */
-static bool install_slots(storage_t *s, const redisReply *r, int asked)
+static bool install_slots(storage_redis_t *s, const redisReply *r, int asked)
 {
     uint8_t map[STORAGE_SLOTS];
     memset(map, 0xff, sizeof(map));
@@ -177,7 +177,7 @@ static bool install_slots(storage_t *s, const redisReply *r, int asked)
             return false;
         const char *host = master->element[0]->len ? master->element[0]->str
                                                    : s->nodes[asked].host;
-        int node = storage__node_find_or_add(s, host, (int)master->element[1]->integer);
+        int node = storage_redis__node_find_or_add(s, host, (int)master->element[1]->integer);
         long long lo = range->element[0]->integer, hi = range->element[1]->integer;
         if (node < 0 || lo < 0 || hi >= STORAGE_SLOTS || lo > hi)
             return false;
@@ -196,9 +196,9 @@ static bool install_slots(storage_t *s, const redisReply *r, int asked)
 }
 
 /* Asks node i; true when the map was installed. */
-static bool ask_node(storage_t *s, int i)
+static bool ask_node(storage_redis_t *s, int i)
 {
-    redisContext *c = storage__connect_node(s, i, s->connect_timeout_ms);
+    redisContext *c = storage_redis__connect_node(s, i, s->connect_timeout_ms);
     if (!c)
         return false;
     redisReply *r = redisCommand(c, "CLUSTER SLOTS");
@@ -215,7 +215,7 @@ static bool ask_node(storage_t *s, int i)
     }
     if (ok) {
         s->topology_known = true;
-        s->topology_refreshed_ms = storage__monotonic_ms();
+        s->topology_refreshed_ms = storage_redis__monotonic_ms();
         atomic_fetch_add(&s->refreshes, 1);
     }
     pthread_mutex_unlock(&s->mu);
@@ -225,9 +225,9 @@ static bool ask_node(storage_t *s, int i)
     return ok;
 }
 
-int storage__topology_refresh(storage_t *s, int min_interval_ms)
+int storage_redis__topology_refresh(storage_redis_t *s, int min_interval_ms)
 {
-    uint64_t started = storage__monotonic_ms();
+    uint64_t started = storage_redis__monotonic_ms();
     pthread_mutex_lock(&s->refresh_mu);
     pthread_mutex_lock(&s->mu);
     bool fresh = s->topology_known &&
@@ -244,20 +244,20 @@ int storage__topology_refresh(storage_t *s, int min_interval_ms)
             rc = 0;
     if (!fresh && !backing_off) {
         pthread_mutex_lock(&s->mu);
-        s->refresh_backoff_ms = rc == 0 ? 0 : storage__backoff_next(s->refresh_backoff_ms);
-        s->refresh_retry_ms = storage__monotonic_ms() + (uint64_t)s->refresh_backoff_ms;
+        s->refresh_backoff_ms = rc == 0 ? 0 : storage_redis__backoff_next(s->refresh_backoff_ms);
+        s->refresh_retry_ms = storage_redis__monotonic_ms() + (uint64_t)s->refresh_backoff_ms;
         pthread_mutex_unlock(&s->mu);
     }
     pthread_mutex_unlock(&s->refresh_mu);
     return rc;
 }
 
-int storage__topology_node(storage_t *s, int slot)
+int storage_redis__topology_node(storage_redis_t *s, int slot)
 {
     pthread_mutex_lock(&s->mu);
     bool known = s->topology_known;
     pthread_mutex_unlock(&s->mu);
-    if (!known && storage__topology_refresh(s, 0) != 0)
+    if (!known && storage_redis__topology_refresh(s, 0) != 0)
         return -EAGAIN;
     pthread_mutex_lock(&s->mu);
     int node = s->slot_node[slot < 0 ? 0 : slot];
@@ -265,10 +265,10 @@ int storage__topology_node(storage_t *s, int slot)
     return node;
 }
 
-int storage__topology_moved(storage_t *s, int slot, const char *host, int port)
+int storage_redis__topology_moved(storage_redis_t *s, int slot, const char *host, int port)
 {
     pthread_mutex_lock(&s->mu);
-    int node = storage__node_find_or_add(s, host, port);
+    int node = storage_redis__node_find_or_add(s, host, port);
     if (node >= 0 && s->slot_node[slot] != node) {
         s->slot_node[slot] = (uint8_t)node;
         s->topology_version++;
@@ -277,7 +277,7 @@ int storage__topology_moved(storage_t *s, int slot, const char *host, int port)
     return node;
 }
 
-void storage__live_channel(storage_t *s, int node, char *buf, size_t size)
+void storage_redis_live_channel(storage_redis_t *s, int node, char *buf, size_t size)
 {
     /* The first "live:{k}" whose slot node owns: publishers and subscribers both derive it
      * from the slot map, so they agree whenever their maps do. */
@@ -293,18 +293,19 @@ void storage__live_channel(storage_t *s, int node, char *buf, size_t size)
     pthread_mutex_unlock(&s->mu);
 }
 
-void storage_topology_stats(storage_t *s, storage_topology_stats_t *out)
+void storage_redis_topology_stats(storage_redis_t *s, bool *cluster, int *masters,
+                                  uint64_t *redirects, uint64_t *refreshes)
 {
-    bool owns[STORAGE__MAX_NODES] = {0};
+    bool owns[STORAGE_REDIS_MAX_NODES] = {0};
     pthread_mutex_lock(&s->mu);
-    out->cluster = s->cluster;
-    out->masters = 0;
+    *cluster = s->cluster;
+    *masters = 0;
     for (int i = 0; s->topology_known && i < STORAGE_SLOTS; i++)
         if (!owns[s->slot_node[i]]) {
             owns[s->slot_node[i]] = true;
-            out->masters++;
+            (*masters)++;
         }
     pthread_mutex_unlock(&s->mu);
-    out->redirects = atomic_load(&s->redirects);
-    out->refreshes = atomic_load(&s->refreshes);
+    *redirects = atomic_load(&s->redirects);
+    *refreshes = atomic_load(&s->refreshes);
 }

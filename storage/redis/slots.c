@@ -1,6 +1,6 @@
-/* storage/slots.c -- key slots (CRC16 mod 16384 with hash tags), the key a formatted
+/* storage/redis/slots.c -- key slots (CRC16 mod 16384 with hash tags), the key a formatted
  * command addresses, and MOVED/ASK parsing. */
-#include "storage/slots.h"
+#include "storage/redis/slots.h"
 
 #include <limits.h>
 #include <stdbool.h>

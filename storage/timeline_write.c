@@ -1,15 +1,17 @@
-/* storage/timelines.c -- what the fan-out engine writes: home timelines and the marks
+/* storage/timeline_write.c -- what the fan-out engine writes: home timelines and the marks
  * that make celebrity authors merge at read time.
  *
  * Timeline writes are idempotent (ZADD of a post id scored by itself), so a job that
  * runs twice leaves one entry. A chunk of followers is one script call that adds and
  * trims each timeline to --timeline-max (the read path trims too, for entries written
- * by backfills and reposts).
+ * by backfills and reposts). Repost entries are timeline entries too: a reposted post
+ * scored by the repost, with who reposted it in rb:{user}.
  */
 #include "storage/storage_async.h"
 #include "storage/storage_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,8 +48,8 @@ static void on_post_fields(void *priv, int status, redisReply *r)
     state_op_t *op = priv;
     if (status == 0 && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
         op->st.exists = r->element[0]->type == REDIS_REPLY_STRING;
-        op->st.deleted = storage__uint_str(r->element[1]) == 1;
-        op->st.reply_author = storage__uint_str(r->element[2]);
+        op->st.deleted = storage_redis_uint_str(r->element[1]) == 1;
+        op->st.reply_author = storage_redis_uint_str(r->element[2]);
         const redisReply *m = r->element[3];
         for (const char *c = m->type == REDIS_REPLY_STRING ? m->str : NULL;
              c && *c && op->st.n_mentions < STORAGE_MENTIONS_MAX;) {
@@ -69,7 +71,7 @@ static void on_muted_by(void *priv, int status, redisReply *r)
         if (!op->st.muted_by)
             status = -ENOMEM;
         for (size_t i = 0; op->st.muted_by && i < r->elements; i++)
-            op->st.muted_by[op->st.n_muted_by++] = storage__uint_str(r->element[i]);
+            op->st.muted_by[op->st.n_muted_by++] = storage_redis_uint_str(r->element[i]);
     }
     state_unref(op, status);
 }
@@ -99,21 +101,23 @@ int storage_post_state(storage_async_t *sa, uint64_t post, uint64_t author,
     op->cb = cb;
     op->arg = arg;
     op->pending = 1;
-    int rc = storage__asend(sa, STORAGE__WRITER, on_post_fields, op,
-                            "HMGET " K_POST " author deleted reply_author mentions", (ull)post);
+    int rc = storage_redis_send(sa->redis, STORAGE_REDIS_WRITER, on_post_fields, op,
+                                "HMGET " K_POST " author deleted reply_author mentions", (ull)post);
     op->pending += rc == 0;
     if (rc == 0) {
-        rc = storage__asend(sa, STORAGE__WRITER, on_muted_by, op, "ZRANGE " K_MUTED_BY " 0 %d",
-                            (ull)author, STORAGE_MUTED_BY_MAX - 1);
+        rc =
+            storage_redis_send(sa->redis, STORAGE_REDIS_WRITER, on_muted_by, op,
+                               "ZRANGE " K_MUTED_BY " 0 %d", (ull)author, STORAGE_MUTED_BY_MAX - 1);
         op->pending += rc == 0;
     }
     if (rc == 0) {
-        rc = storage__asend(sa, STORAGE__WRITER, on_follower_count, op, "ZCARD " K_FOLLOWERS,
-                            (ull)author);
+        rc = storage_redis_send(sa->redis, STORAGE_REDIS_WRITER, on_follower_count, op,
+                                "ZCARD " K_FOLLOWERS, (ull)author);
         op->pending += rc == 0;
     }
     if (rc == 0) {
-        rc = storage__asend(sa, STORAGE__WRITER, on_celebrity, op, "EXISTS " K_CELEB, (ull)author);
+        rc = storage_redis_send(sa->redis, STORAGE_REDIS_WRITER, on_celebrity, op,
+                                "EXISTS " K_CELEB, (ull)author);
         op->pending += rc == 0;
     }
     if (rc && op->pending == 1) {
@@ -141,8 +145,8 @@ static void on_chunk(void *priv, int status, redisReply *r)
         if (!ids)
             status = -ENOMEM;
         for (size_t i = 0; ids && i + 1 < r->elements; i += 2) {
-            ids[n++] = storage__uint_str(r->element[i]);
-            last = storage__uint_str(r->element[i + 1]);
+            ids[n++] = storage_redis_uint_str(r->element[i]);
+            last = storage_redis_uint_str(r->element[i + 1]);
         }
     }
     op->cb(op->arg, status, ids, n, last);
@@ -160,9 +164,9 @@ int storage_followers_chunk(storage_async_t *sa, uint64_t author, uint64_t curso
     char min[32] = "-inf";
     if (cursor)
         snprintf(min, sizeof(min), "(%llu", (ull)cursor);
-    int rc = storage__asend(sa, STORAGE__WRITER, on_chunk, op,
-                            "ZRANGEBYSCORE " K_FOLLOWERS " %s +inf WITHSCORES LIMIT 0 %llu",
-                            (ull)author, min, (ull)n);
+    int rc = storage_redis_send(sa->redis, STORAGE_REDIS_WRITER, on_chunk, op,
+                                "ZRANGEBYSCORE " K_FOLLOWERS " %s +inf WITHSCORES LIMIT 0 %llu",
+                                (ull)author, min, (ull)n);
     if (rc)
         free(op);
     return rc;
@@ -177,7 +181,7 @@ int storage_followers_chunk(storage_async_t *sa, uint64_t author, uint64_t curso
  * over time): a call per follower per post for it cost a third of the script. A timeline
  * thus holds a few entries over --timeline-max between trims; the read path trims exactly
  * before it reads. On Redis Cluster the chunk becomes one call per node
- * (storage__group_eval_by_node). */
+ * (storage_redis_group_eval_by_node). */
 static const char add_script[] =
     SCRIPT_NODE_KEYS
     "local cut = -tonumber(ARGV[2]) - 1\n"
@@ -192,7 +196,7 @@ static const char add_script[] =
 int storage_timelines_add(storage_async_t *sa, uint64_t post, const uint64_t *users, size_t n,
                           int timeline_max, storage_status_cb cb, void *arg)
 {
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
     char p[24], max[16];
@@ -200,39 +204,112 @@ int storage_timelines_add(storage_async_t *sa, uint64_t post, const uint64_t *us
     snprintf(max, sizeof(max), "%d", timeline_max);
     bool trim = storage_id_time_ms(post) % TRIM_EVERY == 0;
     const char *args[] = {p, max, trim ? "1" : "0"};
-    storage__group_eval_by_node(g, add_script, K_TIMELINE, users, n, 3, args);
-    return storage__group_end(g);
+    storage_redis_group_eval_by_node(g, add_script, K_TIMELINE, users, n, 3, args);
+    return storage_redis_group_end(g);
 }
 
 int storage_timelines_remove(storage_async_t *sa, uint64_t post, const uint64_t *users,
                              size_t n, storage_status_cb cb, void *arg)
 {
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++)
-        storage__group_add(g, "ZREM " K_TIMELINE " %llu", (ull)users[i], (ull)post);
-    return storage__group_end(g);
+        storage_redis_group_add(g, "ZREM " K_TIMELINE " %llu", (ull)users[i], (ull)post);
+    return storage_redis_group_end(g);
 }
 
 int storage_celebrity_mark(storage_async_t *sa, uint64_t author, storage_status_cb cb, void *arg)
 {
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage__group_add(g, "SET " K_CELEB " 1", (ull)author);
-    return storage__group_end(g);
+    storage_redis_group_add(g, "SET " K_CELEB " 1", (ull)author);
+    return storage_redis_group_end(g);
 }
 
 int storage_celebrity_followers_add(storage_async_t *sa, uint64_t author, const uint64_t *users,
                                     size_t n, storage_status_cb cb, void *arg)
 {
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++)
-        storage__group_add(g, "SADD " K_CELEB_FOLLOWS " %llu", (ull)users[i], (ull)author);
-    return storage__group_end(g);
+        storage_redis_group_add(g, "SADD " K_CELEB_FOLLOWS " %llu", (ull)users[i], (ull)author);
+    return storage_redis_group_end(g);
+}
+
+/* ---- repost entries ---------------------------------------------------------------------- */
+
+/* KEYS: tl rb ev blocks blockedby mutes; ARGV: score post reposter timeline-max now
+ * maxlen channel user author. A user who has the post already gets no second copy (no
+ * reposted_by, no live event); nor does one who blocked, was blocked by or muted the
+ * author or the reposter. */
+static const char repost_add_script[] =
+    "for _, who in ipairs({ARGV[9], ARGV[3]}) do\n"
+    "  if redis.call('ZSCORE', KEYS[4], who) or redis.call('ZSCORE', KEYS[5], who)\n"
+    "     or redis.call('ZSCORE', KEYS[6], who) then return 0 end\n"
+    "end\n"
+    "if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2]) == 1 then\n"
+    "  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])\n"
+    "  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[4]) - 1)\n"
+    "  local ref = ARGV[2] .. ':' .. ARGV[3]\n"
+    "  local id = redis.call('XADD', KEYS[3], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[6], '*',\n"
+    "                        'k', 'feed', 'r', ref)\n"
+    "  if id then\n"
+    "    redis.call('SPUBLISH', ARGV[7], 'feed ' .. ref .. ' ' .. ARGV[8] .. ':' .. id)\n"
+    "  end\n"
+    "end\n"
+    "return 1\n";
+
+/* KEYS: tl rb; ARGV: post reposter. Only the entry this repost wrote is removed. */
+static const char repost_remove_script[] =
+    "if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then\n"
+    "  redis.call('ZREM', KEYS[1], ARGV[1])\n"
+    "  redis.call('HDEL', KEYS[2], ARGV[1])\n"
+    "end\n"
+    "return 1\n";
+
+int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, uint64_t reposter,
+                           uint64_t score, const uint64_t *users, size_t n, bool add,
+                           int timeline_max, storage_status_cb cb, void *arg)
+{
+    char p[24], r[24], sc[24], maxbuf[16], now[24], evmax[16], au[24];
+    snprintf(au, sizeof(au), "%llu", (ull)author);
+    snprintf(now, sizeof(now), "%llu", (ull)storage__now_ms());
+    snprintf(evmax, sizeof(evmax), "%d", EVENTS_MAXLEN);
+    snprintf(p, sizeof(p), "%llu", (ull)post);
+    snprintf(r, sizeof(r), "%llu", (ull)reposter);
+    /* Readers tell a repost entry by its score differing from the post id; a repost within
+     * the post's own millisecond could draw exactly that score. */
+    snprintf(sc, sizeof(sc), "%llu", (ull)(score == post ? score + 1 : score));
+    snprintf(maxbuf, sizeof(maxbuf), "%d", timeline_max);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
+    if (!g)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        char tl[40], rb[40], ev[40], channel[40], user[24], blocks[40], blockedby[40], mutes[40];
+        snprintf(blocks, sizeof(blocks), K_BLOCKS, (ull)users[i]);
+        snprintf(blockedby, sizeof(blockedby), K_BLOCKED_BY, (ull)users[i]);
+        snprintf(mutes, sizeof(mutes), K_MUTES, (ull)users[i]);
+        snprintf(tl, sizeof(tl), K_TIMELINE, (ull)users[i]);
+        snprintf(rb, sizeof(rb), K_REPOSTED_BY, (ull)users[i]);
+        snprintf(ev, sizeof(ev), K_EVENTS, (ull)users[i]);
+        storage_redis_live_channel(storage_redis_async_client(sa->redis),
+                                   storage_redis_async_user_node(sa->redis, users[i]), channel,
+                                   sizeof(channel));
+        snprintf(user, sizeof(user), "%llu", (ull)users[i]);
+        if (add) {
+            const char *argv[] = {"EVAL", repost_add_script, "6", tl, rb, ev, blocks,
+                                  blockedby, mutes, sc, p, r, maxbuf, now, evmax, channel,
+                                  user, au};
+            storage_redis_group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
+        } else {
+            const char *argv[] = {"EVAL", repost_remove_script, "2", tl, rb, p, r};
+            storage_redis_group_add_argv(g, 7, argv);
+        }
+    }
+    return storage_redis_group_end(g);
 }
 
 /* ---- follow backfill and unfollow purge ---------------------------------------------------- */
@@ -277,7 +354,7 @@ static void edge_write(edge_op_t *op)
         edge_done(op, op->status);
         return;
     }
-    storage__group_t *g = storage__group_new(op->sa, edge_done, op);
+    storage_redis_group_t *g = storage_redis_group_new(op->sa->redis, edge_done, op);
     if (!g) {
         edge_done(op, -ENOMEM);
         return;
@@ -288,12 +365,12 @@ static void edge_write(edge_op_t *op)
     snprintf(msg, sizeof(msg), "%s %llu %llu", op->follow ? "follow" : "unfollow", (ull)tl,
              (ull)op->followee);
     if (op->follow && op->celebrity) {
-        storage__group_add(g, "SADD " K_CELEB_FOLLOWS " %llu", (ull)tl, (ull)op->followee);
-        storage__group_announce(g, tl, msg);
+        storage_redis_group_add(g, "SADD " K_CELEB_FOLLOWS " %llu", (ull)tl, (ull)op->followee);
+        storage__announce_in_group(g, tl, msg);
     } else if (!op->follow) {
-        storage__group_add(g, "SREM " K_CELEB_FOLLOWS " %llu", (ull)tl, (ull)op->followee);
+        storage_redis_group_add(g, "SREM " K_CELEB_FOLLOWS " %llu", (ull)tl, (ull)op->followee);
         if (op->celebrity)
-            storage__group_announce(g, tl, msg);
+            storage__announce_in_group(g, tl, msg);
     }
     if (op->n_posts && !(op->follow && op->celebrity)) {
         /* One command carries every post: ZADD key s m s m … or ZREM key m m … */
@@ -316,7 +393,7 @@ static void edge_write(edge_op_t *op)
                     argv[a++] = nums[i];
                 argv[a++] = nums[i];
             }
-            storage__group_add_argv(g, (int)a, argv);
+            storage_redis_group_add_argv(g, (int)a, argv);
             if (op->follow) { /* now the followee's own entries, no longer anyone's repost */
                 char rb[40];
                 snprintf(rb, sizeof(rb), K_REPOSTED_BY, (ull)tl);
@@ -325,14 +402,14 @@ static void edge_write(edge_op_t *op)
                 argv[a++] = rb;
                 for (size_t i = 0; i < op->n_posts; i++)
                     argv[a++] = nums[i];
-                storage__group_add_argv(g, (int)a, argv);
+                storage_redis_group_add_argv(g, (int)a, argv);
             }
             free(argv);
             free(nums);
         }
         if (op->follow)
-            storage__group_add(g, "ZREMRANGEBYRANK " K_TIMELINE " 0 %d", (ull)tl,
-                               -(op->timeline_max + 1));
+            storage_redis_group_add(g, "ZREMRANGEBYRANK " K_TIMELINE " 0 %d", (ull)tl,
+                                    -(op->timeline_max + 1));
     }
     if (op->unconditional) { /* a block or mute also takes the target's reposts away */
         char tlkey[40], rb[40], target[24];
@@ -340,9 +417,9 @@ static void edge_write(edge_op_t *op)
         snprintf(rb, sizeof(rb), K_REPOSTED_BY, (ull)tl);
         snprintf(target, sizeof(target), "%llu", (ull)op->followee);
         const char *argv[] = {"EVAL", drop_reposts_script, "2", tlkey, rb, target};
-        storage__group_add_argv(g, 6, argv);
+        storage_redis_group_add_argv(g, 6, argv);
     }
-    int rc = storage__group_end(g);
+    int rc = storage_redis_group_end(g);
     if (rc)
         edge_done(op, rc);
 }
@@ -379,7 +456,7 @@ static void on_edge_posts(void *priv, int status, redisReply *r)
         if (!op->posts)
             status = -ENOMEM;
         for (size_t i = 0; op->posts && i < r->elements; i++)
-            op->posts[op->n_posts++] = storage__uint_str(r->element[i]);
+            op->posts[op->n_posts++] = storage_redis_uint_str(r->element[i]);
     }
     edge_unref(op, status);
 }
@@ -394,17 +471,17 @@ static int edge_start(storage_async_t *sa, bool follow, bool unconditional, uint
                       .followee = followee, .follow = follow,
                       .unconditional = unconditional, .timeline_max = timeline_max,
                       .pending = 1};
-    int rc = storage__asend(sa, STORAGE__WRITER, on_edge_score, op,
-                            "ZSCORE " K_FOLLOWING " %llu", (ull)follower, (ull)followee);
+    int rc = storage_redis_send(sa->redis, STORAGE_REDIS_WRITER, on_edge_score, op,
+                                "ZSCORE " K_FOLLOWING " %llu", (ull)follower, (ull)followee);
     op->pending += rc == 0;
     if (rc == 0) {
-        rc = storage__asend(sa, STORAGE__WRITER, on_edge_celebrity, op, "EXISTS " K_CELEB,
-                            (ull)followee);
+        rc = storage_redis_send(sa->redis, STORAGE_REDIS_WRITER, on_edge_celebrity, op,
+                                "EXISTS " K_CELEB, (ull)followee);
         op->pending += rc == 0;
     }
     if (rc == 0) {
-        rc = storage__asend(sa, STORAGE__WRITER, on_edge_posts, op,
-                            "ZREVRANGE " K_POSTS " 0 %d", (ull)followee, timeline_max - 1);
+        rc = storage_redis_send(sa->redis, STORAGE_REDIS_WRITER, on_edge_posts, op,
+                                "ZREVRANGE " K_POSTS " 0 %d", (ull)followee, timeline_max - 1);
         op->pending += rc == 0;
     }
     if (rc && op->pending == 1) {

@@ -1,11 +1,11 @@
-/* storage/uv_adapter.c -- hiredis async contexts on a libuv loop.
+/* storage/redis/uv_adapter.c -- hiredis async contexts on a libuv loop.
  *
  * hiredis's own adapters/libuv.h (0.14) drops poll errors on the floor: a refused
  * connect never reaches the connect callback and the loop waits forever. This adapter
  * hands an error status to hiredis (a write attempt while connecting, a read once
  * connected), so hiredis reports it.
  */
-#include "storage/async_internal.h"
+#include "storage/redis/redis_internal.h"
 
 #include <errno.h>
 #include <hiredis/async.h>
@@ -90,7 +90,7 @@ static void uvio_cleanup(void *p)
     uv_close((uv_handle_t *)&io->poll, uvio_on_close);
 }
 
-int storage__uv_attach(redisAsyncContext *ac, uv_loop_t *loop)
+int storage_redis__uv_attach(redisAsyncContext *ac, uv_loop_t *loop)
 {
     uvio_t *io = calloc(1, sizeof(*io));
     if (!io)

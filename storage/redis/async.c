@@ -1,16 +1,16 @@
-/* storage/async.c -- self-healing hiredis async connections on a libuv loop, arranged
+/* storage/redis/async.c -- self-healing hiredis async connections on a libuv loop, arranged
  * after the slot map (commands on them: async_send.c).
  *
- * One writer connection per master node carries every command; one reader per queue
- * shard carries the blocking job reads. The slot map comes from storage/topology.c, learnt
- * here on the loop thread at start, after a connection is lost (a failover moves a node's
- * slots to its replica) and after a MOVED redirect; connections are then re-arranged to the
- * current masters. A MOVED or ASK reply resends the command to the node named, so a
- * resharding costs a round trip, not an error. A lost connection is retried with backoff
- * (100 ms doubling to 2 s); hiredis answers every pending callback with a NULL reply when a
- * context goes away, which the trampoline turns into -EAGAIN (or -ECANCELED on close).
+ * One writer connection per master node carries every command; one reader per reader key
+ * (the caller names them) carries the blocking reads of its slot. The slot map comes from
+ * topology.c, learnt here on the loop thread at start, after a connection is lost (a failover moves
+ * a node's slots to its replica) and after a MOVED redirect; connections are then re-arranged to
+ * the current masters. A MOVED or ASK reply resends the command to the node named, so a resharding
+ * costs a round trip, not an error. A lost connection is retried with backoff (100 ms doubling to 2
+ * s); hiredis answers every pending callback with a NULL reply when a context goes away, which the
+ * trampoline turns into -EAGAIN (or -ECANCELED on close).
  */
-#include "storage/async_internal.h"
+#include "storage/redis/redis_internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -23,7 +23,7 @@
 /* ---- connections ------------------------------------------------------------------------ */
 
 static void connect_now(aconn_t *c);
-static void update_up(storage_async_t *sa);
+static void update_up(storage_redis_async_t *sa);
 
 static void on_retry(uv_timer_t *t)
 {
@@ -34,18 +34,18 @@ static void schedule_retry(aconn_t *c)
 {
     if (c->sa->closing || c->retired)
         return;
-    c->backoff_ms = storage__backoff_next(c->backoff_ms);
+    c->backoff_ms = storage_redis__backoff_next(c->backoff_ms);
     uv_timer_start(&c->timer, on_retry, (uint64_t)c->backoff_ms, 0);
     /* The node may be gone for good (failed over): ask where its slots went. */
-    storage__async_refresh_soon(c->sa, REFRESH_AFTER_LOSS_MS);
+    storage_redis__async_refresh_soon(c->sa, REFRESH_AFTER_LOSS_MS);
 }
 
 static void set_state(aconn_t *c, bool up)
 {
     bool was = c->connected;
     c->connected = up;
-    if (c->role == ROLE_SUB && up && !was && !c->retired)
-        storage__sub_connected(c);
+    if (c->role == STORAGE_REDIS_SUB && up && !was && !c->retired)
+        storage_redis__sub_connected(c);
     update_up(c->sa);
 }
 
@@ -68,7 +68,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         return;
     }
     c->backoff_ms = 0;
-    if (c->role == ROLE_READER)
+    if (c->role == STORAGE_REDIS_READER)
         redisAsyncCommand(c->ac, on_client_id, c, "CLIENT ID");
     set_state(c, true);
 }
@@ -96,11 +96,11 @@ static void on_connect_timeout(uv_timer_t *t)
 
 static void connect_now(aconn_t *c)
 {
-    storage_t *s = c->sa->cfg;
-    const storage__node_t *n = &s->nodes[c->node];
+    storage_redis_t *s = c->sa->cfg;
+    const storage_redis__node_t *n = &s->nodes[c->node];
     redisAsyncContext *ac = n->port == 0 ? redisAsyncConnectUnix(n->host)
                                          : redisAsyncConnect(n->host, n->port);
-    if (!ac || ac->err || storage__uv_attach(ac, c->sa->loop) != 0) {
+    if (!ac || ac->err || storage_redis__uv_attach(ac, c->sa->loop) != 0) {
         if (ac)
             redisAsyncFree(ac);
         schedule_retry(c);
@@ -120,7 +120,7 @@ static void connect_now(aconn_t *c)
 
 static void on_handle_closed(uv_handle_t *h)
 {
-    storage_async_t *sa = h->data;
+    storage_redis_async_t *sa = h->data;
     if (h != (uv_handle_t *)&sa->topology_timer) {
         aconn_t *c = (aconn_t *)((char *)h - offsetof(aconn_t, timer));
         sa = c->sa;
@@ -130,11 +130,11 @@ static void on_handle_closed(uv_handle_t *h)
         return;
     if (sa->closed_cb)
         sa->closed_cb(sa->closed_arg);
-    storage_destroy(sa->cfg);
+    storage_redis_destroy(sa->cfg);
     free(sa);
 }
 
-static aconn_t *conn_open(storage_async_t *sa, int role, int index, int node)
+static aconn_t *conn_open(storage_redis_async_t *sa, int role, int index, int node)
 {
     aconn_t *c = calloc(1, sizeof(*c));
     if (!c)
@@ -165,77 +165,77 @@ static void conn_retire(aconn_t *c)
 
 /* ---- the slot map and the connections it calls for ---------------------------------------- */
 
-static void update_up(storage_async_t *sa)
+static void update_up(storage_redis_async_t *sa)
 {
     bool up = !sa->closing && sa->cfg->topology_known;
-    for (int i = 0; up && i < STORAGE__MAX_NODES; i++)
+    for (int i = 0; up && i < STORAGE_REDIS_MAX_NODES; i++)
         if (sa->writer[i] && !sa->writer[i]->connected)
             up = false;
     if (up == sa->up)
         return;
     sa->up = up;
-    if (sa->on_state && !sa->closing)
-        sa->on_state(sa->state_arg, up);
+    if (sa->cb.state && !sa->closing)
+        sa->cb.state(sa->cb.arg, up);
 }
 
 /* Opens what the current masters call for and retires what they no longer do. */
-static void arrange(storage_async_t *sa)
+static void arrange(storage_redis_async_t *sa)
 {
-    storage_t *s = sa->cfg;
-    bool master[STORAGE__MAX_NODES] = {0};
-    int reader_node[STORAGE__MAX_SHARDS];
+    storage_redis_t *s = sa->cfg;
+    bool master[STORAGE_REDIS_MAX_NODES] = {0};
+    int reader_node[STORAGE_REDIS_MAX_READERS];
     pthread_mutex_lock(&s->mu);
     for (int i = 0; i < STORAGE_SLOTS; i++)
         master[s->slot_node[i]] = true;
-    for (int i = 0; i < s->fanout_shards; i++)
-        reader_node[i] = s->slot_node[sa->shard_slot[i]];
+    for (int i = 0; i < sa->n_readers; i++)
+        reader_node[i] = s->slot_node[sa->reader_slot[i]];
     pthread_mutex_unlock(&s->mu);
     /* Writers always (a subscriber's owner publishes celebrities' events for its users),
      * subscriptions for a subscriber. */
     for (int sub = 0; sub <= (sa->subscriber ? 1 : 0); sub++) {
         aconn_t **conns = sub ? sa->sub : sa->writer;
-        for (int i = 0; i < STORAGE__MAX_NODES; i++) {
+        for (int i = 0; i < STORAGE_REDIS_MAX_NODES; i++) {
             char channel[32] = "";
             if (master[i] && sub)
-                storage__live_channel(s, i, channel, sizeof(channel));
+                storage_redis_live_channel(s, i, channel, sizeof(channel));
             if (conns[i] && (!master[i] || strcmp(conns[i]->channel, channel) != 0)) {
                 conn_retire(conns[i]);
                 conns[i] = NULL;
             }
             if (master[i] && !conns[i]) {
-                conns[i] = conn_open(sa, sub ? ROLE_SUB : ROLE_WRITER, i, i);
+                conns[i] = conn_open(sa, sub ? STORAGE_REDIS_SUB : STORAGE_REDIS_WRITER, i, i);
                 if (conns[i])
                     snprintf(conns[i]->channel, sizeof(conns[i]->channel), "%s", channel);
             }
         }
     }
-    for (int i = 0; !sa->subscriber && i < s->fanout_shards; i++) {
+    for (int i = 0; !sa->subscriber && i < sa->n_readers; i++) {
         if (sa->reader[i] && sa->reader[i]->node != reader_node[i]) {
             conn_retire(sa->reader[i]);
             sa->reader[i] = NULL;
         }
         if (!sa->reader[i])
-            sa->reader[i] = conn_open(sa, ROLE_READER, i, reader_node[i]);
+            sa->reader[i] = conn_open(sa, STORAGE_REDIS_READER, i, reader_node[i]);
     }
     update_up(sa);
 }
 
 static void on_topology_timer(uv_timer_t *t)
 {
-    storage_async_t *sa = t->data;
+    storage_redis_async_t *sa = t->data;
     if (sa->closing)
         return;
     /* A blocking round trip on the loop: rare (start, failover, resharding) and short. */
-    if (storage__topology_refresh(sa->cfg, 0) == 0) {
+    if (storage_redis__topology_refresh(sa->cfg, 0) == 0) {
         sa->topology_backoff_ms = 0;
         arrange(sa);
         return;
     }
-    sa->topology_backoff_ms = storage__backoff_next(sa->topology_backoff_ms);
+    sa->topology_backoff_ms = storage_redis__backoff_next(sa->topology_backoff_ms);
     uv_timer_start(&sa->topology_timer, on_topology_timer, (uint64_t)sa->topology_backoff_ms, 0);
 }
 
-void storage__async_refresh_soon(storage_async_t *sa, int delay_ms)
+void storage_redis__async_refresh_soon(storage_redis_async_t *sa, int delay_ms)
 {
     if (sa->closing)
         return;
@@ -245,65 +245,49 @@ void storage__async_refresh_soon(storage_async_t *sa, int delay_ms)
     uv_timer_start(&sa->topology_timer, on_topology_timer, (uint64_t)delay_ms, 0);
 }
 
-static storage_async_t *create(uv_loop_t *loop, const storage_config_t *cfg, bool subscriber)
+storage_redis_async_t *storage_redis_async_create(uv_loop_t *loop,
+                                                  const storage_redis_config_t *cfg,
+                                                  const char *const *reader_keys, int n_readers,
+                                                  bool subscriber,
+                                                  const storage_redis_async_callbacks_t *cb)
 {
-    storage_async_t *sa = calloc(1, sizeof(*sa));
+    if (n_readers < 0 || n_readers > STORAGE_REDIS_MAX_READERS)
+        return NULL;
+    storage_redis_async_t *sa = calloc(1, sizeof(*sa));
     if (!sa)
         return NULL;
-    sa->cfg = storage_create(cfg);
-    if (!sa->cfg || sa->cfg->fanout_shards > STORAGE__MAX_SHARDS) {
-        storage_destroy(sa->cfg);
+    sa->cfg = storage_redis_create(cfg);
+    if (!sa->cfg) {
         free(sa);
         return NULL;
     }
     sa->loop = loop;
     sa->subscriber = subscriber;
-    for (int i = 0; i < sa->cfg->fanout_shards; i++) {
-        char key[24];
-        int len = snprintf(key, sizeof(key), K_FANOUT, i);
-        sa->shard_slot[i] = storage_key_slot(key, (size_t)len);
-    }
+    sa->cb = *cb;
+    sa->n_readers = n_readers;
+    for (int i = 0; i < n_readers; i++)
+        sa->reader_slot[i] = storage_key_slot(reader_keys[i], strlen(reader_keys[i]));
     uv_timer_init(loop, &sa->topology_timer);
     sa->topology_timer.data = sa;
     sa->open_handles = 1;
-    storage__async_refresh_soon(sa, 0);
+    storage_redis__async_refresh_soon(sa, 0);
     return sa;
 }
 
-storage_async_t *storage_async_create(uv_loop_t *loop, const storage_config_t *cfg,
-                                      storage_async_state_cb on_state, void *arg)
-{
-    storage_async_t *sa = create(loop, cfg, false);
-    if (sa) {
-        sa->on_state = on_state;
-        sa->state_arg = arg;
-    }
-    return sa;
-}
-
-storage_async_t *storage_sub_create(uv_loop_t *loop, const storage_config_t *cfg,
-                                    const storage_sub_callbacks_t *cb)
-{
-    storage_async_t *sa = create(loop, cfg, true);
-    if (sa)
-        sa->sub_cb = *cb;
-    return sa;
-}
-
-void storage_async_close(storage_async_t *sa, void (*closed_cb)(void *arg), void *arg)
+void storage_redis_async_close(storage_redis_async_t *sa, void (*closed_cb)(void *arg), void *arg)
 {
     sa->closing = true;
     sa->up = false;
     sa->closed_cb = closed_cb;
     sa->closed_arg = arg;
-    for (int i = 0; i < STORAGE__MAX_NODES; i++) {
+    for (int i = 0; i < STORAGE_REDIS_MAX_NODES; i++) {
         if (sa->writer[i])
             conn_retire(sa->writer[i]);
         if (sa->sub[i])
             conn_retire(sa->sub[i]);
         sa->writer[i] = sa->sub[i] = NULL;
     }
-    for (int i = 0; i < STORAGE__MAX_SHARDS; i++) {
+    for (int i = 0; i < STORAGE_REDIS_MAX_READERS; i++) {
         if (sa->reader[i])
             conn_retire(sa->reader[i]);
         sa->reader[i] = NULL;
@@ -312,9 +296,9 @@ void storage_async_close(storage_async_t *sa, void (*closed_cb)(void *arg), void
     uv_close((uv_handle_t *)&sa->topology_timer, on_handle_closed);
 }
 
-void storage_jobs_unblock(storage_async_t *sa)
+void storage_redis_async_unblock_readers(storage_redis_async_t *sa)
 {
-    for (int i = 0; i < STORAGE__MAX_SHARDS; i++) {
+    for (int i = 0; i < STORAGE_REDIS_MAX_READERS; i++) {
         const aconn_t *r = sa->reader[i];
         const aconn_t *w = r ? sa->writer[r->node] : NULL;
         if (r && r->client_id && w && w->ac && w->connected)
@@ -322,29 +306,24 @@ void storage_jobs_unblock(storage_async_t *sa)
     }
 }
 
-bool storage_async_up(const storage_async_t *sa)
+bool storage_redis_async_up(const storage_redis_async_t *sa)
 {
     return sa->up;
 }
 
-size_t storage_async_in_flight(const storage_async_t *sa)
+size_t storage_redis_async_in_flight(const storage_redis_async_t *sa)
 {
     return sa->in_flight;
 }
 
-int storage__async_shards(const storage_async_t *sa)
-{
-    return sa->cfg->fanout_shards;
-}
-
-storage_t *storage__async_storage(storage_async_t *sa)
+storage_redis_t *storage_redis_async_client(storage_redis_async_t *sa)
 {
     return sa->cfg;
 }
 
-aconn_t *storage__writer_for(storage_async_t *sa, int node)
+aconn_t *storage_redis__writer_for(storage_redis_async_t *sa, int node)
 {
     if (!sa->writer[node] && !sa->closing)
-        sa->writer[node] = conn_open(sa, ROLE_WRITER, node, node);
+        sa->writer[node] = conn_open(sa, STORAGE_REDIS_WRITER, node, node);
     return sa->writer[node];
 }

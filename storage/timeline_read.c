@@ -1,4 +1,4 @@
-/* storage/timeline.c -- reading a home timeline, with celebrities merged at read time.
+/* storage/timeline_read.c -- reading a home timeline, with celebrities merged at read time.
  *
  * tl:{user} holds post ids scored by entry id: the post id for fanned-out posts, the
  * repost's own id for repost entries (so a repost shows when it happened), with rb:{user}
@@ -31,7 +31,8 @@ static void append(const redisReply *r, entry_t *e, size_t *n, size_t cap)
 {
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements && *n < cap;
          i += 2) {
-        entry_t it = {storage__uint_str(r->element[i + 1]), storage__uint_str(r->element[i])};
+        entry_t it = {storage_redis_uint_str(r->element[i + 1]),
+                      storage_redis_uint_str(r->element[i])};
         if (it.post && it.score)
             e[(*n)++] = it;
     }
@@ -49,17 +50,15 @@ void storage_timeline_free(storage_timeline_t *t)
 static int read_sources(storage_t *s, uint64_t user, const char *max, size_t limit,
                         int timeline_max, entry_t **entries, size_t *n, storage_timeline_t *out)
 {
-    storage__batch_t b;
-    storage__batch_init(&b, s);
-    storage__batch_add(&b, "ZREMRANGEBYRANK " K_TIMELINE " 0 %d", (ull)user, -(timeline_max + 1));
-    storage__batch_add(&b, "ZREVRANGEBYSCORE " K_TIMELINE " %s -inf WITHSCORES LIMIT 0 %llu",
-                       (ull)user, max, (ull)(limit + 1));
-    storage__batch_add(&b, "SMEMBERS " K_CELEB_FOLLOWS, (ull)user);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "ZREMRANGEBYRANK " K_TIMELINE " 0 %d", (ull)user,
+                            -(timeline_max + 1));
+    storage_redis_batch_add(&b, "ZREVRANGEBYSCORE " K_TIMELINE " %s -inf WITHSCORES LIMIT 0 %llu",
+                            (ull)user, max, (ull)(limit + 1));
+    storage_redis_batch_add(&b, "SMEMBERS " K_CELEB_FOLLOWS, (ull)user);
     storage__add_hidden_reads(&b, user);
-    int rc = storage__batch_run(&b);
-    for (size_t i = 0; rc == 0 && i < b.n; i++)
-        if (storage__is_error(b.r[i]))
-            rc = -EIO;
+    int rc = storage_redis_batch_run_checked(&b);
     if (rc)
         goto out;
     out->hidden = storage__collect_hidden(b.r + 3, &out->n_hidden);
@@ -71,19 +70,20 @@ static int read_sources(storage_t *s, uint64_t user, const char *max, size_t lim
         goto out;
     }
     append(b.r[1], *entries, n, cap);
-    storage__batch_t m;
-    storage__batch_init(&m, s);
+    storage_redis_batch_t m;
+    storage_redis_batch_init(&m, s->redis);
     for (size_t i = 0; i < celebs->elements; i++)
-        storage__batch_add(&m, "ZREVRANGEBYSCORE " K_POSTS " %s -inf WITHSCORES LIMIT 0 %llu",
-                           (ull)storage__uint_str(celebs->element[i]), max, (ull)(limit + 1));
+        storage_redis_batch_add(&m, "ZREVRANGEBYSCORE " K_POSTS " %s -inf WITHSCORES LIMIT 0 %llu",
+                                (ull)storage_redis_uint_str(celebs->element[i]), max,
+                                (ull)(limit + 1));
     if (m.n) {
-        rc = storage__batch_run(&m);
+        rc = storage_redis_batch_run(&m);
         for (size_t i = 0; rc == 0 && i < m.n; i++)
             append(m.r[i], *entries, n, cap);
     }
-    storage__batch_free(&m);
+    storage_redis_batch_free(&m);
 out:
-    storage__batch_free(&b);
+    storage_redis_batch_free(&b);
     return rc;
 }
 
@@ -121,16 +121,16 @@ int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t l
     out->page.n = keep;
     out->page.next_cursor = unique > limit ? e[limit - 1].score : 0;
     /* Who reposted the entries that came through a repost. */
-    storage__batch_t b;
-    storage__batch_init(&b, s);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
     for (size_t i = 0; i < keep; i++)
         if (e[i].score != e[i].post)
-            storage__batch_add(&b, "HGET " K_REPOSTED_BY " %llu", (ull)user, (ull)e[i].post);
+            storage_redis_batch_add(&b, "HGET " K_REPOSTED_BY " %llu", (ull)user, (ull)e[i].post);
     if (b.n) {
-        rc = storage__batch_run(&b);
+        rc = storage_redis_batch_run(&b);
         size_t kept = 0;
         for (size_t i = 0, k = 0; rc == 0 && i < keep; i++) {
-            uint64_t reposter = e[i].score != e[i].post ? storage__uint_str(b.r[k++]) : 0;
+            uint64_t reposter = e[i].score != e[i].post ? storage_redis_uint_str(b.r[k++]) : 0;
             /* A repost entry whose reposter is gone by now was taken back (an undone
              * repost, a block or mute) between the two reads: leave it out. */
             if (e[i].score != e[i].post && !reposter)
@@ -141,7 +141,7 @@ int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t l
         if (rc == 0)
             out->page.n = kept;
     }
-    storage__batch_free(&b);
+    storage_redis_batch_free(&b);
     if (rc)
         goto fail;
     free(e);

@@ -1,4 +1,4 @@
-/* storage/embedded.c -- a private redis-server for the zero-configuration default.
+/* storage/redis/embedded.c -- a private redis-server for the zero-configuration default.
  *
  * Started when no --redis is given: AOF on (fsync every second), data in data_dir, no TCP
  * port, a unix socket that only we may use. The child asks the kernel for SIGTERM when
@@ -6,16 +6,19 @@
  * redis-server flush its AOF before it exits.
  */
 #define _XOPEN_SOURCE 700 /* realpath */
-#include "storage/storage_internal.h"
+#include "storage/redis/embedded.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <hiredis/hiredis.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>

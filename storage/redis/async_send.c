@@ -1,8 +1,8 @@
-/* storage/async_send.c -- commands on the async connections: each to its slot's node,
+/* storage/redis/async_send.c -- commands on the async connections: each to its slot's node,
  * redirects followed, one completion per command or per group of commands, and the
  * per-node split of scripts over many users' keys. Loop thread only.
  */
-#include "storage/async_internal.h"
+#include "storage/redis/redis_internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -15,10 +15,11 @@
 /* ---- commands --------------------------------------------------------------------------- */
 
 typedef struct acmd_s {
-    storage_async_t *sa;
-    storage__reply_fn fn;
+    storage_redis_async_t *sa;
+    storage_redis_reply_cb fn;
     void *priv;
-    int which, redirects;
+    storage_redis_role_t which;
+    int redirects;
     size_t len;
     char cmd[]; /* the formatted command, kept to follow a redirect */
 } acmd_t;
@@ -26,11 +27,11 @@ typedef struct acmd_s {
 static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
 
 /* The connection a command for slot goes out on, or NULL. */
-static aconn_t *route(storage_async_t *sa, int which, int slot)
+static aconn_t *route(storage_redis_async_t *sa, storage_redis_role_t which, int slot)
 {
-    if (which == STORAGE__READER) {
-        for (int i = 0; i < sa->cfg->fanout_shards; i++)
-            if (sa->shard_slot[i] == slot)
+    if (which == STORAGE_REDIS_READER) {
+        for (int i = 0; i < sa->n_readers; i++)
+            if (sa->reader_slot[i] == slot)
                 return sa->reader[i];
         return NULL;
     }
@@ -45,7 +46,7 @@ static void trampoline(redisAsyncContext *ac, void *reply, void *privdata);
 /* Follows a MOVED or ASK reply; true when the command went out again. */
 static bool redirect(acmd_t *cmd, const aconn_t *from, const redisReply *r)
 {
-    storage_async_t *sa = cmd->sa;
+    storage_redis_async_t *sa = cmd->sa;
     int slot, port;
     char host[108];
     storage_redirect_t kind = storage_redirect_parse(r->str, r->len, &slot, host, sizeof(host),
@@ -56,17 +57,17 @@ static bool redirect(acmd_t *cmd, const aconn_t *from, const redisReply *r)
         snprintf(host, sizeof(host), "%s", sa->cfg->nodes[from->node].host);
     int node;
     if (kind == STORAGE_REDIRECT_MOVED) {
-        node = storage__topology_moved(sa->cfg, slot, host, port);
-        storage__async_refresh_soon(sa, 0);
+        node = storage_redis__topology_moved(sa->cfg, slot, host, port);
+        storage_redis__async_refresh_soon(sa, 0);
     } else {
         pthread_mutex_lock(&sa->cfg->mu);
-        node = storage__node_find_or_add(sa->cfg, host, port);
+        node = storage_redis__node_find_or_add(sa->cfg, host, port);
         pthread_mutex_unlock(&sa->cfg->mu);
     }
     /* Readers follow the map on the next arrangement; only writers are resent. */
-    if (node < 0 || cmd->which != STORAGE__WRITER)
+    if (node < 0 || cmd->which != STORAGE_REDIS_WRITER)
         return false;
-    aconn_t *c = storage__writer_for(sa, node);
+    aconn_t *c = storage_redis__writer_for(sa, node);
     if (!c || !c->ac)
         return false;
     if (kind == STORAGE_REDIRECT_ASK &&
@@ -80,7 +81,7 @@ static bool redirect(acmd_t *cmd, const aconn_t *from, const redisReply *r)
 static void trampoline(redisAsyncContext *ac, void *reply, void *privdata)
 {
     acmd_t *cmd = privdata;
-    storage_async_t *sa = cmd->sa;
+    storage_redis_async_t *sa = cmd->sa;
     redisReply *r = reply;
     int status = !r ? (sa->closing ? -ECANCELED : -EAGAIN)
                     : r->type == REDIS_REPLY_ERROR ? -EIO : 0;
@@ -91,7 +92,7 @@ static void trampoline(redisAsyncContext *ac, void *reply, void *privdata)
         if (strncmp(r->str, "CLUSTERDOWN", 11) == 0 || strncmp(r->str, "TRYAGAIN", 8) == 0 ||
             strncmp(r->str, "MOVED", 5) == 0) {
             status = -EAGAIN;
-            storage__async_refresh_soon(sa, RETRY_REFRESH_MS);
+            storage_redis__async_refresh_soon(sa, RETRY_REFRESH_MS);
         }
     }
     sa->in_flight--;
@@ -100,8 +101,8 @@ static void trampoline(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 /* Sends a formatted command; fn fires exactly once unless this returns non-zero. */
-static int send_formatted(storage_async_t *sa, int which, storage__reply_fn fn, void *priv,
-                          const char *formatted, size_t len)
+static int send_formatted(storage_redis_async_t *sa, storage_redis_role_t which,
+                          storage_redis_reply_cb fn, void *priv, const char *formatted, size_t len)
 {
     if (sa->closing)
         return -ECANCELED;
@@ -121,8 +122,8 @@ static int send_formatted(storage_async_t *sa, int which, storage__reply_fn fn, 
     return 0;
 }
 
-int storage__asend(storage_async_t *sa, int which, storage__reply_fn fn, void *priv,
-                   const char *fmt, ...)
+int storage_redis_send(storage_redis_async_t *sa, storage_redis_role_t which,
+                       storage_redis_reply_cb fn, void *priv, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -136,8 +137,9 @@ int storage__asend(storage_async_t *sa, int which, storage__reply_fn fn, void *p
     return rc;
 }
 
-int storage__asend_argv(storage_async_t *sa, int which, storage__reply_fn fn, void *priv, int argc,
-                        const char **argv, const size_t *lens)
+int storage_redis_send_argv(storage_redis_async_t *sa, storage_redis_role_t which,
+                            storage_redis_reply_cb fn, void *priv, int argc, const char **argv,
+                            const size_t *lens)
 {
     char *cmd = NULL;
     int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
@@ -150,19 +152,20 @@ int storage__asend_argv(storage_async_t *sa, int which, storage__reply_fn fn, vo
 
 /* ---- groups: many commands, one completion ---------------------------------------------- */
 
-storage__group_t *storage__group_new(storage_async_t *sa, storage_status_cb cb, void *arg)
+storage_redis_group_t *storage_redis_group_new(storage_redis_async_t *sa, void (*cb)(void *, int),
+                                               void *arg)
 {
-    storage__group_t *g = calloc(1, sizeof(*g));
+    storage_redis_group_t *g = calloc(1, sizeof(*g));
     if (g) {
-        g->sa = sa;
+        g->client = sa;
         g->cb = cb;
         g->arg = arg;
-        g->pending = 1; /* the submitter's own reference, dropped by storage__group_end */
+        g->pending = 1; /* the submitter's own reference, dropped by storage_redis_group_end */
     }
     return g;
 }
 
-void storage__group_unref(storage__group_t *g)
+void storage_redis_group_unref(storage_redis_group_t *g)
 {
     if (--g->pending > 0)
         return;
@@ -172,21 +175,21 @@ void storage__group_unref(storage__group_t *g)
 
 static void group_reply(void *priv, int status, redisReply *r)
 {
-    storage__group_t *g = priv;
+    storage_redis_group_t *g = priv;
     if (status && !g->status)
         g->status = status;
     if (!status && g->sum && r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
         *g->sum += (size_t)r->integer;
-    storage__group_unref(g);
+    storage_redis_group_unref(g);
 }
 
-static void group_send(storage__group_t *g, char *cmd, int len)
+static void group_send(storage_redis_group_t *g, char *cmd, int len)
 {
     if (len < 0) {
         g->status = -ENOMEM;
         return;
     }
-    int rc = send_formatted(g->sa, STORAGE__WRITER, group_reply, g, cmd, (size_t)len);
+    int rc = send_formatted(g->client, STORAGE_REDIS_WRITER, group_reply, g, cmd, (size_t)len);
     redisFreeCommand(cmd);
     if (rc)
         g->status = rc;
@@ -194,7 +197,7 @@ static void group_send(storage__group_t *g, char *cmd, int len)
         g->pending++;
 }
 
-void storage__group_add(storage__group_t *g, const char *fmt, ...)
+void storage_redis_group_add(storage_redis_group_t *g, const char *fmt, ...)
 {
     if (g->status)
         return;
@@ -206,7 +209,7 @@ void storage__group_add(storage__group_t *g, const char *fmt, ...)
     group_send(g, cmd, len);
 }
 
-void storage__group_add_argv(storage__group_t *g, int argc, const char **argv)
+void storage_redis_group_add_argv(storage_redis_group_t *g, int argc, const char **argv)
 {
     if (g->status)
         return;
@@ -215,7 +218,7 @@ void storage__group_add_argv(storage__group_t *g, int argc, const char **argv)
     group_send(g, cmd, len);
 }
 
-int storage__group_end(storage__group_t *g)
+int storage_redis_group_end(storage_redis_group_t *g)
 {
     /* A group that failed before sending anything reports to its caller, not its callback. */
     if (g->status && g->pending == 1) {
@@ -223,7 +226,7 @@ int storage__group_end(storage__group_t *g)
         free(g);
         return rc;
     }
-    storage__group_unref(g);
+    storage_redis_group_unref(g);
     return 0;
 }
 
@@ -245,12 +248,12 @@ static size_t u64_digits(uint64_t v, char *buf)
 
 /* The node of a user whose id's digits are given: their hash tag is the id. Caller holds
  * the storage's lock. */
-static int user_node_locked(const storage_t *s, const char *digits, size_t len)
+static int user_node_locked(const storage_redis_t *s, const char *digits, size_t len)
 {
     return s->slot_node[storage_crc16(digits, len) & (STORAGE_SLOTS - 1)];
 }
 
-int storage__async_user_node(storage_async_t *sa, uint64_t user)
+int storage_redis_async_user_node(storage_redis_async_t *sa, uint64_t user)
 {
     char digits[20];
     size_t len = u64_digits(user, digits);
@@ -266,10 +269,11 @@ int storage__async_user_node(storage_async_t *sa, uint64_t user)
 #define EVAL_KEYS_PER_CALL 1000
 #endif
 
-void storage__group_eval_by_node(storage__group_t *g, const char *script, const char *key_fmt,
-                                 const uint64_t *users, size_t n, int nargs, const char **args)
+void storage_redis_group_eval_by_node(storage_redis_group_t *g, const char *script,
+                                      const char *key_fmt, const uint64_t *users, size_t n,
+                                      int nargs, const char **args)
 {
-    storage_async_t *sa = g->sa;
+    storage_redis_async_t *sa = g->client;
     /* key_fmt is "<prefix>{%llu}": keys are built by hand, since this runs per follower. */
     size_t prefix = strcspn(key_fmt, "{");
     int *node = malloc((n ? n : 1) * sizeof(*node));
@@ -310,9 +314,9 @@ void storage__group_eval_by_node(storage__group_t *g, const char *script, const 
         snprintf(count, sizeof(count), "%zu", k);
         for (int i = 0; i < nargs; i++)
             argv[a++] = args[i];
-        storage__live_channel(sa->cfg, node[first], channel, sizeof(channel));
+        storage_redis_live_channel(sa->cfg, node[first], channel, sizeof(channel));
         argv[a++] = channel;
-        storage__group_add_argv(g, (int)a, argv);
+        storage_redis_group_add_argv(g, (int)a, argv);
     }
     free(node);
     free(sent);

@@ -1,4 +1,4 @@
-/* storage/notices.c -- notifications and repost entries, as the engine writes them.
+/* storage/notification_write.c -- notification groups, as the engine writes them.
  *
  * A user's notifications are groups: nt:{user} ranks group keys ("like:<post>",
  * "repost:<post>", "follow:<yyyymmdd>", "reply:<post>", "mention:<post>") by their last
@@ -6,7 +6,8 @@
  * one Lua script on keys of one user (one hash tag, so one Cluster slot), which keeps
  * "add the actor, bump the group, trim to the cap, drop trimmed groups' actors" atomic:
  * the unread count (groups above the read mark) is exact under concurrency. Blocked and
- * muted actors are filtered inside the script, so no notice is written between them.
+ * muted actors are filtered inside the script, so no notification is written between them.
+ * (Repost entries, which also go by a repost job, are timeline writes: timeline_write.c.)
  */
 #include "storage/storage_async.h"
 #include "storage/storage_internal.h"
@@ -62,42 +63,13 @@ static const char scrub_script[] =
     "end\n"
     "return 1\n";
 
-/* KEYS: tl rb ev blocks blockedby mutes; ARGV: score post reposter timeline-max now
- * maxlen channel user author. A user who has the post already gets no second copy (no
- * reposted_by, no live event); nor does one who blocked, was blocked by or muted the
- * author or the reposter. */
-static const char repost_add_script[] =
-    "for _, who in ipairs({ARGV[9], ARGV[3]}) do\n"
-    "  if redis.call('ZSCORE', KEYS[4], who) or redis.call('ZSCORE', KEYS[5], who)\n"
-    "     or redis.call('ZSCORE', KEYS[6], who) then return 0 end\n"
-    "end\n"
-    "if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2]) == 1 then\n"
-    "  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])\n"
-    "  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[4]) - 1)\n"
-    "  local ref = ARGV[2] .. ':' .. ARGV[3]\n"
-    "  local id = redis.call('XADD', KEYS[3], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[6], '*',\n"
-    "                        'k', 'feed', 'r', ref)\n"
-    "  if id then\n"
-    "    redis.call('SPUBLISH', ARGV[7], 'feed ' .. ref .. ' ' .. ARGV[8] .. ':' .. id)\n"
-    "  end\n"
-    "end\n"
-    "return 1\n";
-
-/* KEYS: tl rb; ARGV: post reposter. Only the entry this repost wrote is removed. */
-static const char repost_remove_script[] =
-    "if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then\n"
-    "  redis.call('ZREM', KEYS[1], ARGV[1])\n"
-    "  redis.call('HDEL', KEYS[2], ARGV[1])\n"
-    "end\n"
-    "return 1\n";
-
 static void key(char *buf, size_t size, const char *fmt, uint64_t id)
 {
     snprintf(buf, size, fmt, (ull)id);
 }
 
-int storage_notify_add(storage_async_t *sa, uint64_t target, const char *group, uint64_t actor,
-                       uint64_t score, int cap, storage_status_cb cb, void *arg)
+int storage_group_add(storage_async_t *sa, uint64_t target, const char *group, uint64_t actor,
+                      uint64_t score, int cap, storage_status_cb cb, void *arg)
 {
     char nt[40], ng[160], blocks[40], blockedby[40], mutes[40], nfd[40], prefix[40], ev[40];
     char channel[40], a[24], sc[24], capbuf[16], now[24], maxlen[16], target_id[24];
@@ -109,8 +81,9 @@ int storage_notify_add(storage_async_t *sa, uint64_t target, const char *group, 
     key(mutes, sizeof(mutes), K_MUTES, target);
     key(nfd, sizeof(nfd), K_NOTIF_FOLLOWS, target);
     key(ev, sizeof(ev), K_EVENTS, target);
-    storage__live_channel(storage__async_storage(sa), storage__async_user_node(sa, target), channel,
-                          sizeof(channel));
+    storage_redis_live_channel(storage_redis_async_client(sa->redis),
+                               storage_redis_async_user_node(sa->redis, target), channel,
+                               sizeof(channel));
     snprintf(a, sizeof(a), "%llu", (ull)actor);
     snprintf(sc, sizeof(sc), "%llu", (ull)score);
     snprintf(capbuf, sizeof(capbuf), "%d", cap);
@@ -121,15 +94,15 @@ int storage_notify_add(storage_async_t *sa, uint64_t target, const char *group, 
     const char *argv[] = {"EVAL", add_script, "7",  nt,     ng,      blocks, blockedby,
                           mutes,  ev,         nfd,  group,  a,       sc,
                           capbuf, prefix,     now,  maxlen, channel, follow, target_id};
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage__group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
-    return storage__group_end(g);
+    storage_redis_group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
+    return storage_redis_group_end(g);
 }
 
-int storage_notify_remove(storage_async_t *sa, uint64_t target, const char *group,
-                          uint64_t actor, storage_status_cb cb, void *arg)
+int storage_group_remove(storage_async_t *sa, uint64_t target, const char *group, uint64_t actor,
+                         storage_status_cb cb, void *arg)
 {
     char nt[40], nfd[40], prefix[40], a[24];
     key(nt, sizeof(nt), K_NOTIFS, target);
@@ -148,76 +121,35 @@ int storage_notify_remove(storage_async_t *sa, uint64_t target, const char *grou
     argv[argc++] = follow ? "" : group;
     argv[argc++] = a;
     argv[argc++] = prefix;
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage__group_add_argv(g, argc, argv);
-    return storage__group_end(g);
+    storage_redis_group_add_argv(g, argc, argv);
+    return storage_redis_group_end(g);
 }
 
-int storage_notify_drop(storage_async_t *sa, uint64_t user, const char *group,
-                        storage_status_cb cb, void *arg)
+int storage_group_drop(storage_async_t *sa, uint64_t user, const char *group, storage_status_cb cb,
+                       void *arg)
 {
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage__group_add(g, "ZREM " K_NOTIFS " %s", (ull)user, group);
-    storage__group_add(g, "DEL " K_NOTIF_PREFIX "%s", (ull)user, group);
-    return storage__group_end(g);
+    storage_redis_group_add(g, "ZREM " K_NOTIFS " %s", (ull)user, group);
+    storage_redis_group_add(g, "DEL " K_NOTIF_PREFIX "%s", (ull)user, group);
+    return storage_redis_group_end(g);
 }
 
-int storage_notify_scrub(storage_async_t *sa, uint64_t user, uint64_t actor, storage_status_cb cb,
-                         void *arg)
+int storage_group_scrub(storage_async_t *sa, uint64_t user, uint64_t actor, storage_status_cb cb,
+                        void *arg)
 {
     char nt[40], prefix[40], a[24];
     key(nt, sizeof(nt), K_NOTIFS, user);
     key(prefix, sizeof(prefix), K_NOTIF_PREFIX, user);
     snprintf(a, sizeof(a), "%llu", (ull)actor);
     const char *argv[] = {"EVAL", scrub_script, "1", nt, a, prefix};
-    storage__group_t *g = storage__group_new(sa, cb, arg);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage__group_add_argv(g, 6, argv);
-    return storage__group_end(g);
-}
-
-int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, uint64_t reposter,
-                           uint64_t score, const uint64_t *users, size_t n, bool add,
-                           int timeline_max, storage_status_cb cb, void *arg)
-{
-    char p[24], r[24], sc[24], maxbuf[16], now[24], evmax[16], au[24];
-    snprintf(au, sizeof(au), "%llu", (ull)author);
-    snprintf(now, sizeof(now), "%llu", (ull)storage__now_ms());
-    snprintf(evmax, sizeof(evmax), "%d", EVENTS_MAXLEN);
-    snprintf(p, sizeof(p), "%llu", (ull)post);
-    snprintf(r, sizeof(r), "%llu", (ull)reposter);
-    /* Readers tell a repost entry by its score differing from the post id; a repost within
-     * the post's own millisecond could draw exactly that score. */
-    snprintf(sc, sizeof(sc), "%llu", (ull)(score == post ? score + 1 : score));
-    snprintf(maxbuf, sizeof(maxbuf), "%d", timeline_max);
-    storage__group_t *g = storage__group_new(sa, cb, arg);
-    if (!g)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        char tl[40], rb[40], ev[40], channel[40], user[24], blocks[40], blockedby[40], mutes[40];
-        key(blocks, sizeof(blocks), K_BLOCKS, users[i]);
-        key(blockedby, sizeof(blockedby), K_BLOCKED_BY, users[i]);
-        key(mutes, sizeof(mutes), K_MUTES, users[i]);
-        key(tl, sizeof(tl), K_TIMELINE, users[i]);
-        key(rb, sizeof(rb), K_REPOSTED_BY, users[i]);
-        key(ev, sizeof(ev), K_EVENTS, users[i]);
-        storage__live_channel(storage__async_storage(sa), storage__async_user_node(sa, users[i]), channel,
-                              sizeof(channel));
-        snprintf(user, sizeof(user), "%llu", (ull)users[i]);
-        if (add) {
-            const char *argv[] = {"EVAL", repost_add_script, "6", tl, rb, ev, blocks,
-                                  blockedby, mutes, sc, p, r, maxbuf, now, evmax, channel,
-                                  user, au};
-            storage__group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
-        } else {
-            const char *argv[] = {"EVAL", repost_remove_script, "2", tl, rb, p, r};
-            storage__group_add_argv(g, 7, argv);
-        }
-    }
-    return storage__group_end(g);
+    storage_redis_group_add_argv(g, 6, argv);
+    return storage_redis_group_end(g);
 }

@@ -1,0 +1,14 @@
+/* storage/redis/embedded.h -- a private redis-server, started as a child that dies with us.
+ *
+ * For the zero-configuration default: AOF on, data in data_dir, a unix socket only. Thread:
+ * main, at start and at exit. */
+#ifndef TIDINGS_STORAGE_REDIS_EMBEDDED_H
+#define TIDINGS_STORAGE_REDIS_EMBEDDED_H
+
+typedef struct storage_embedded_s storage_embedded_t;
+/* Returns new or NULL (errno set); *url_out is borrowed from the handle. */
+storage_embedded_t *storage_embedded_start(const char *data_dir, const char *server_path,
+                                           const char **url_out);
+void storage_embedded_stop(storage_embedded_t *e);
+
+#endif

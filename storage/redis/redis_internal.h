@@ -1,0 +1,130 @@
+/* storage/redis/redis_internal.h -- shared by the files of storage/redis/ only: the node
+ * table and slot map, the pools of synchronous connections, and the asynchronous
+ * connections' shape (async.c owns them, uv_adapter.c puts them on the loop, async_send.c
+ * routes commands over them, subscriber.c speaks pub/sub on some of them). */
+#ifndef TIDINGS_STORAGE_REDIS_INTERNAL_H
+#define TIDINGS_STORAGE_REDIS_INTERNAL_H
+
+#include "storage/redis/redis.h"
+
+#include <hiredis/async.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* ---- nodes and slots (topology.c) ----------------------------------------------------------
+ * Every command takes the same path: slot -> node -> that node's pool. Nodes are only ever
+ * appended, so an index stays valid (and keys per-node state) for the life of the client. */
+#define STORAGE_REDIS_MAX_NODES 64
+
+typedef struct storage_redis__conn_s {
+    redisContext *c;
+    unsigned gen; /* its node pool's generation when opened; older ones are dropped */
+} storage_redis__conn_t;
+
+typedef struct storage_redis__node_s {
+    char host[108]; /* a host name, or a unix socket path when port is 0 */
+    int port;
+    /* the node's pool of idle synchronous connections (pool.c), under storage_redis_s.mu */
+    storage_redis__conn_t **idle;
+    size_t n_idle;
+    unsigned gen;
+    uint64_t next_attempt_ms;
+    int backoff_ms;
+} storage_redis__node_t;
+
+struct storage_redis_s {
+    /* parsed configuration */
+    char *password;
+    int db;
+    int pool_size, connect_timeout_ms, command_timeout_ms;
+
+    pthread_mutex_t mu; /* guards the node table, the slot map and every node's pool */
+    storage_redis__node_t nodes[STORAGE_REDIS_MAX_NODES];
+    int n_nodes, n_seeds;             /* the seeds from the URL come first */
+    uint8_t slot_node[STORAGE_SLOTS]; /* node index of each slot */
+    bool topology_known, cluster;
+    unsigned topology_version; /* moves on whenever the slot map changes */
+    uint64_t topology_refreshed_ms;
+    uint64_t refresh_retry_ms; /* after a failed refresh, none before this */
+    int refresh_backoff_ms;
+    pthread_mutex_t refresh_mu; /* one refresh at a time */
+    atomic_bool up;
+    atomic_ullong reconnects, redirects, refreshes;
+};
+
+/* Node index of host:port, added when new; -1 when the table is full. Caller holds mu. */
+int storage_redis__node_find_or_add(storage_redis_t *s, const char *host, int port);
+/* Asks the nodes (seeds first) for the slot map: CLUSTER SLOTS, or "not a cluster", which
+ * makes the answering node the owner of every slot. A refresh that finished within the
+ * last min_interval_ms counts. 0, or -EAGAIN when no node answered. */
+int storage_redis__topology_refresh(storage_redis_t *s, int min_interval_ms);
+/* The node for slot (-1: any node), learning the map first when it is unknown; -EAGAIN
+ * when it cannot be learnt. */
+int storage_redis__topology_node(storage_redis_t *s, int slot);
+/* A MOVED redirect: slot now lives at host:port. Returns that node's index or -1. */
+int storage_redis__topology_moved(storage_redis_t *s, int slot, const char *host, int port);
+/* Opens a synchronous connection to node i (AUTH, SELECT and timeouts applied); NULL on
+ * failure. Needs no lock: a node's address never changes. */
+redisContext *storage_redis__connect_node(storage_redis_t *s, int i, int connect_timeout_ms);
+uint64_t storage_redis__monotonic_ms(void);
+/* The next retry delay after one that failed (0: none yet): 100 ms doubling to 2 s. */
+int storage_redis__backoff_next(int prev_ms);
+/* Reads the URL into the seed nodes, password and db (topology.c). */
+int storage_redis__parse_url(storage_redis_t *s, const char *url);
+
+/* ---- the connection pools (pool.c) --------------------------------------------------------- */
+/* A connection to node i (*fresh tells whether it was just opened), or NULL when the node
+ * is unreachable or we are still backing off from it. */
+storage_redis__conn_t *storage_redis__acquire(storage_redis_t *s, int i, bool *fresh);
+/* Gives c back to node i's pool; broken drops it and every idle one opened before it. */
+void storage_redis__release(storage_redis_t *s, int i, storage_redis__conn_t *c, bool broken);
+void storage_redis__conn_free(storage_redis__conn_t *c);
+
+/* ---- asynchronous connections (async.c) ---------------------------------------------------- */
+/* Puts a hiredis async context on loop (uv_adapter.c). */
+int storage_redis__uv_attach(redisAsyncContext *ac, uv_loop_t *loop);
+
+/* One connection: a writer or a subscriber per master node, a reader per reader key (its
+ * blocking reads must not wait behind another key's). */
+typedef struct aconn_s {
+    storage_redis_async_t *sa;
+    storage_redis_role_t role;
+    int index;       /* node (writer, subscriber) or reader key */
+    int node;        /* the node it talks to */
+    redisAsyncContext *ac;
+    bool connected, retired;
+    int backoff_ms;
+    uv_timer_t timer;  /* connect timeout while connecting, retry delay while down */
+    char channel[32];  /* subscriber: the node's live channel */
+    long long client_id; /* reader: its CLIENT ID, to unblock it (0: not known yet) */
+} aconn_t;
+
+struct storage_redis_async_s {
+    uv_loop_t *loop;
+    storage_redis_t *cfg; /* parsed URL and the slot map (refreshed on this loop) */
+    bool subscriber;
+    aconn_t *writer[STORAGE_REDIS_MAX_NODES];
+    aconn_t *reader[STORAGE_REDIS_MAX_READERS];
+    aconn_t *sub[STORAGE_REDIS_MAX_NODES];
+    int n_readers;
+    int reader_slot[STORAGE_REDIS_MAX_READERS];
+    uv_timer_t topology_timer; /* learns the slot map again, then re-arranges connections */
+    int topology_backoff_ms;
+    storage_redis_async_callbacks_t cb;
+    size_t in_flight;
+    bool closing, up;
+    int open_handles;
+    void (*closed_cb)(void *arg);
+    void *closed_arg;
+};
+
+/* Asks for the slot map to be learnt again after delay_ms (sooner wins). */
+void storage_redis__async_refresh_soon(storage_redis_async_t *sa, int delay_ms);
+
+/* The writer connection to node, opened now if there is none (a redirect's target). */
+aconn_t *storage_redis__writer_for(storage_redis_async_t *sa, int node);
+
+/* subscriber.c: a subscriber connection came up; it subscribes its node's live channel. */
+void storage_redis__sub_connected(aconn_t *c);
+
+#endif

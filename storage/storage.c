@@ -1,0 +1,217 @@
+/* storage/storage.c -- the data model's two handles over the Redis client: the synchronous
+ * storage_t (HTTP threads) and the asynchronous storage_async_t (the loop), their life and
+ * what they report.
+ *
+ * Each wraps a client of storage/redis/ and adds what only the data model knows: how many
+ * fan-out queue shards there are (the async client gets one blocking reader per shard's
+ * stream) and, for a subscriber, the parsing of live messages into typed callbacks.
+ */
+#include "storage/storage_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+uint64_t storage__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static storage_redis_config_t redis_config(const storage_config_t *cfg)
+{
+    return (storage_redis_config_t){.url = cfg->url,
+                                    .pool_size = cfg->pool_size,
+                                    .connect_timeout_ms = cfg->connect_timeout_ms,
+                                    .command_timeout_ms = cfg->command_timeout_ms};
+}
+
+/* ---- the synchronous handle ------------------------------------------------------------ */
+
+void storage_config_defaults(storage_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->url = "redis://127.0.0.1:6379";
+    cfg->pool_size = 64;
+    cfg->connect_timeout_ms = 1000;
+    cfg->command_timeout_ms = 2000;
+    cfg->fanout_shards = 1;
+}
+
+storage_t *storage_create(const storage_config_t *cfg)
+{
+    storage_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    storage_redis_config_t rcfg = redis_config(cfg);
+    s->redis = storage_redis_create(&rcfg);
+    if (!s->redis) {
+        free(s);
+        return NULL;
+    }
+    s->fanout_shards = cfg->fanout_shards > 0 ? cfg->fanout_shards : 1;
+    pthread_mutex_init(&s->id_mu, NULL);
+    atomic_init(&s->node, -1);
+    return s;
+}
+
+void storage_destroy(storage_t *s)
+{
+    if (!s)
+        return;
+    storage_redis_destroy(s->redis);
+    pthread_mutex_destroy(&s->id_mu);
+    free(s);
+}
+
+bool storage_is_up(const storage_t *s)
+{
+    return storage_redis_is_up(s->redis);
+}
+
+uint64_t storage_reconnects(const storage_t *s)
+{
+    return storage_redis_reconnects(s->redis);
+}
+
+void storage_topology_stats(storage_t *s, storage_topology_stats_t *out)
+{
+    storage_redis_topology_stats(s->redis, &out->cluster, &out->masters, &out->redirects,
+                                 &out->refreshes);
+}
+
+int storage__shard(const storage_t *s, uint64_t user)
+{
+    return (int)(user % (uint64_t)s->fanout_shards);
+}
+
+int storage_ping(storage_t *s)
+{
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "PING");
+    int rc = storage_redis_batch_run_checked(&b);
+    storage_redis_batch_free(&b);
+    return rc;
+}
+
+int storage_prepare(storage_t *s)
+{
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    for (int i = 0; i < s->fanout_shards; i++)
+        storage_redis_batch_add(&b, "XGROUP CREATE " K_FANOUT " " FANOUT_GROUP " 0 MKSTREAM", i);
+    int rc = storage_redis_batch_run(&b);
+    for (size_t i = 0; rc == 0 && i < b.n; i++)
+        if (storage_redis_is_error(b.r[i]) && strncmp(b.r[i]->str, "BUSYGROUP", 9) != 0)
+            rc = -EIO;
+    storage_redis_batch_free(&b);
+    return rc;
+}
+
+/* ---- the asynchronous handle ----------------------------------------------------------- */
+
+/* The subscriber's messages: announcements ("@…", celebrity_live.c) or live events
+ * ("<kind> <ref> <user>:<id> …", events.c), each parsed where its format is written. */
+static void on_message(void *arg, const char *channel, const char *payload)
+{
+    storage_async_t *sa = arg;
+    const storage_sub_callbacks_t *cb = &sa->sub_cb;
+    if (!cb->message)
+        return;
+    if (cb->batch)
+        cb->batch(cb->arg, true);
+    if (payload[0] == '@')
+        storage__announcement_deliver(cb, channel, payload + 1);
+    else
+        storage__live_deliver(cb, payload);
+    if (cb->batch)
+        cb->batch(cb->arg, false);
+}
+
+static void on_subscribed(void *arg, const char *channel)
+{
+    storage_async_t *sa = arg;
+    if (sa->sub_cb.subscribed)
+        sa->sub_cb.subscribed(sa->sub_cb.arg, channel);
+}
+
+static storage_async_t *create(uv_loop_t *loop, const storage_config_t *cfg,
+                               storage_async_state_cb on_state, void *state_arg,
+                               const storage_sub_callbacks_t *sub_cb)
+{
+    storage_async_t *sa = calloc(1, sizeof(*sa));
+    int shards = cfg->fanout_shards > 0 ? cfg->fanout_shards : 1;
+    if (!sa || shards > STORAGE_REDIS_MAX_READERS) {
+        free(sa);
+        return NULL;
+    }
+    sa->fanout_shards = shards;
+    /* One blocking reader per queue shard, so one shard's read never waits behind
+     * another's; a subscriber reads no queue. */
+    char keys[STORAGE_REDIS_MAX_READERS][24];
+    const char *key_ptrs[STORAGE_REDIS_MAX_READERS];
+    for (int i = 0; i < shards; i++) {
+        snprintf(keys[i], sizeof(keys[i]), K_FANOUT, i);
+        key_ptrs[i] = keys[i];
+    }
+    storage_redis_async_callbacks_t cb = {.state = on_state, .arg = state_arg};
+    if (sub_cb) {
+        sa->sub_cb = *sub_cb;
+        cb = (storage_redis_async_callbacks_t){
+            .message = on_message, .subscribed = on_subscribed, .arg = sa};
+    }
+    storage_redis_config_t rcfg = redis_config(cfg);
+    sa->redis =
+        storage_redis_async_create(loop, &rcfg, key_ptrs, sub_cb ? 0 : shards, sub_cb != NULL, &cb);
+    if (!sa->redis) {
+        free(sa);
+        return NULL;
+    }
+    return sa;
+}
+
+storage_async_t *storage_async_create(uv_loop_t *loop, const storage_config_t *cfg,
+                                      storage_async_state_cb on_state, void *arg)
+{
+    return create(loop, cfg, on_state, arg, NULL);
+}
+
+storage_async_t *storage_sub_create(uv_loop_t *loop, const storage_config_t *cfg,
+                                    const storage_sub_callbacks_t *cb)
+{
+    return create(loop, cfg, NULL, NULL, cb);
+}
+
+static void on_closed(void *arg)
+{
+    storage_async_t *sa = arg;
+    if (sa->closed_cb)
+        sa->closed_cb(sa->closed_arg);
+    free(sa);
+}
+
+void storage_async_close(storage_async_t *sa, void (*closed_cb)(void *arg), void *arg)
+{
+    sa->closed_cb = closed_cb;
+    sa->closed_arg = arg;
+    storage_redis_async_close(sa->redis, on_closed, sa);
+}
+
+bool storage_async_up(const storage_async_t *sa)
+{
+    return storage_redis_async_up(sa->redis);
+}
+
+size_t storage_async_in_flight(const storage_async_t *sa)
+{
+    return storage_redis_async_in_flight(sa->redis);
+}
+
+int storage__async_shards(const storage_async_t *sa)
+{
+    return sa->fanout_shards;
+}
