@@ -8,10 +8,10 @@
  */
 #include "api/api.h"
 #include "api/config.h"
-#include "api/live.h"
 #include "api/log.h"
 #include "api/server.h"
 #include "fanout/fanout.h"
+#include "fanout/live.h"
 #include "notify/notify.h"
 #include "storage/storage.h"
 
@@ -26,9 +26,6 @@
 #define LEASE_RETRY_MS 500
 #define LEASE_RENEW_MS 5000
 #define DRAIN_POLL_MS 20
-#define ONLINE_REFRESH_MS 30000
-#define ONLINE_SLICES 30 /* the online refresh is spread over this many ticks */
-#define HEARTBEAT_SLICES 16 /* so are the heartbeats: each stream still gets one per period */
 #define STREAM_EVENT_BYTES 512 /* what one queued event costs, to turn --stream-buffer into a count */
 #define STREAM_ROOM_SHARE 16 /* streams may take all connections but a sixteenth */
 
@@ -39,14 +36,12 @@ typedef struct tidings_s {
     storage_config_t storage_cfg;
     fanout_t *fanout;
     notify_hub_t *hub;
-    live_t *live;
+    fanout_live_t *live;
     api_t *api;
     api_server_t *server;
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
-    uv_timer_t lease_timer, drain_timer, heartbeat_timer, online_timer;
-    unsigned online_tick;    /* which slice of the users the next refresh takes */
-    unsigned heartbeat_tick; /* which slice of the streams the next heartbeat takes */
+    uv_timer_t lease_timer, drain_timer;
     uint64_t drain_deadline;
     bool loop_ready, prepared, stopping;
 } tidings_t;
@@ -88,36 +83,15 @@ static void close_all(tidings_t *app)
     uv_close((uv_handle_t *)&app->sigterm, NULL);
     uv_close((uv_handle_t *)&app->lease_timer, NULL);
     uv_close((uv_handle_t *)&app->drain_timer, NULL);
-    uv_close((uv_handle_t *)&app->heartbeat_timer, NULL);
-    uv_close((uv_handle_t *)&app->online_timer, NULL);
-    live_stop(app->live);
+    fanout_live_stop(app->live);
     app->live = NULL;
 }
 
-/* ---- live streams: heartbeats and online marks (the subscriber: live.c) ------------- */
-
-static void on_heartbeat(uv_timer_t *t)
+/* The live path's reports (it writes no log lines itself). */
+static void on_live_error(void *arg, int err, const char *what)
 {
-    tidings_t *app = t->data;
-    notify_hub_heartbeat(app->hub, app->heartbeat_tick++, HEARTBEAT_SLICES);
-}
-
-/* Keeps connected users marked online, so the engine logs and publishes their events. Each
- * tick refreshes one slice of them: this runs on the loop thread, and ten thousand users at
- * once held the fan-out engine up for tens of milliseconds every half minute. */
-static void on_online_timer(uv_timer_t *t)
-{
-    tidings_t *app = t->data;
-    unsigned slice = app->online_tick++ % ONLINE_SLICES;
-    size_t n = notify_hub_users(app->hub, slice, ONLINE_SLICES, NULL, 0);
-    uint64_t *users = malloc((n ? n : 1) * sizeof(*users));
-    if (!users)
-        return;
-    n = notify_hub_users(app->hub, slice, ONLINE_SLICES, users, n);
-    int rc = n ? storage_events_refresh(app->storage, users, n, app->cfg.stream_grace_ms) : 0;
-    if (rc)
-        LOG_RATELIMITED(LOG_WARN, "sse", 0, "refreshing %zu online users failed (%d)", n, rc);
-    free(users);
+    (void)arg;
+    LOG_RATELIMITED(LOG_WARN, "live", 0, "%s (%s)", what, strerror(err < 0 ? -err : err));
 }
 
 /* Streams are file descriptors: take the hard limit rather than the usual 1024. */
@@ -229,9 +203,6 @@ static int start(tidings_t *app)
     uv_loop_init(&app->loop);
     uv_timer_init(&app->loop, &app->lease_timer);
     uv_timer_init(&app->loop, &app->drain_timer);
-    uv_timer_init(&app->loop, &app->heartbeat_timer);
-    uv_timer_init(&app->loop, &app->online_timer);
-    app->heartbeat_timer.data = app->online_timer.data = app;
     uv_signal_init(&app->loop, &app->sigint);
     uv_signal_init(&app->loop, &app->sigterm);
     app->lease_timer.data = app->drain_timer.data = app;
@@ -239,17 +210,14 @@ static int start(tidings_t *app)
     uv_signal_start(&app->sigint, on_signal, SIGINT);
     uv_signal_start(&app->sigterm, on_signal, SIGTERM);
     app->loop_ready = true;
-    app->live = live_start(scfg, app->storage, app->hub);
+    fanout_live_config_t lcfg;
+    fanout_live_config_defaults(&lcfg);
+    lcfg.heartbeat_ms = app->cfg.heartbeat_s * 1000;
+    lcfg.stream_grace_ms = app->cfg.stream_grace_ms;
+    lcfg.on_error = on_live_error;
+    app->live = fanout_live_start(&lcfg, scfg, app->storage, app->hub);
     if (!app->live)
         return -1;
-    uint64_t beat = (uint64_t)app->cfg.heartbeat_s * 1000 / HEARTBEAT_SLICES;
-    uv_timer_start(&app->heartbeat_timer, on_heartbeat, beat, beat);
-    /* Refresh well within the grace, so a connected user never lapses offline. */
-    uint64_t refresh = (uint64_t)app->cfg.stream_grace_ms / 3 < ONLINE_REFRESH_MS
-                           ? (uint64_t)app->cfg.stream_grace_ms / 3
-                           : ONLINE_REFRESH_MS;
-    uv_timer_start(&app->online_timer, on_online_timer, refresh / ONLINE_SLICES,
-                   refresh / ONLINE_SLICES);
     if (app->cfg.engine) {
         fanout_config_t fcfg;
         fanout_config_defaults(&fcfg);

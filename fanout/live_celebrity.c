@@ -1,5 +1,7 @@
-/* api/announcements.c -- celebrities' live events, on this process's side (see the header
- * and storage/celebrity_live.c).
+/* fanout/live_celebrity.c -- celebrities' live events, on this process's side: it delivers
+ * each announced post to its own connected followers of the author (storage/celebrity_live.c),
+ * keeps the hub's record of who follows which celebrity current, and reads back from the
+ * announcement log whatever it missed. Runs on the live thread (fanout/live.c).
  *
  * Each live channel's announcements are handled in log order, and the id of the last one
  * handled is kept per channel. A resubscribe (pub/sub drops what a disconnected subscriber
@@ -7,9 +9,7 @@
  * Handling one twice is harmless: a post is logged at most once per user (the publish
  * runs as a re-run of its job), and follows replayed in order end where they ended.
  */
-#include "api/announcements.h"
-
-#include "api/log.h"
+#include "fanout/live_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -28,7 +28,8 @@ typedef struct channel_s {
     bool retry;
 } channel_t;
 
-struct announcements_s {
+struct fanout__celebrity_s {
+    const fanout_live_config_t *live; /* its error hook */
     storage_t *storage;
     notify_hub_t *hub;
     storage_async_t *sa;
@@ -39,12 +40,12 @@ struct announcements_s {
 };
 
 typedef struct delivery_s {
-    announcements_t *a;
+    fanout__celebrity_t *a;
     channel_t *ch;
     char before[STORAGE_EVENT_ID_MAX]; /* the id handled before this one */
 } delivery_t;
 
-static channel_t *channel_of(announcements_t *a, const char *name)
+static channel_t *channel_of(fanout__celebrity_t *a, const char *name)
 {
     for (size_t i = 0; i < a->n_channels; i++)
         if (strcmp(a->channels[i].name, name) == 0)
@@ -59,7 +60,7 @@ static channel_t *channel_of(announcements_t *a, const char *name)
 static void on_retry(uv_timer_t *t);
 
 /* Reads ch's log again after id, soon. */
-static void retry_after(announcements_t *a, channel_t *ch, const char *id)
+static void retry_after(fanout__celebrity_t *a, channel_t *ch, const char *id)
 {
     if (a->closed)
         return;
@@ -71,7 +72,7 @@ static void retry_after(announcements_t *a, channel_t *ch, const char *id)
 }
 
 /* Users with a stream here who follow author (*n of them), or NULL. */
-static uint64_t *followers_here(announcements_t *a, uint64_t author, size_t *n)
+static uint64_t *followers_here(fanout__celebrity_t *a, uint64_t author, size_t *n)
 {
     size_t max = 256;
     for (;;) {
@@ -90,16 +91,16 @@ static void on_delivered(void *arg, int status)
 {
     delivery_t *d = arg;
     if (status) {
-        LOG_RATELIMITED(LOG_WARN, "live", 0,
-                        "a celebrity's event could not be logged for this server's streams (%d); "
-                        "retrying", status);
+        fanout__live_report(d->a->live, status,
+                            "a celebrity's event could not be logged for this server's streams; "
+                            "retrying");
         retry_after(d->a, d->ch, d->before);
     }
     free(d);
 }
 
 /* A celebrity's post event: log and publish it for our users who follow. */
-static void deliver_post(announcements_t *a, channel_t *ch, const char *before,
+static void deliver_post(fanout__celebrity_t *a, channel_t *ch, const char *before,
                          const storage_announcement_t *msg)
 {
     const char *kind = storage_event_kind_name(msg->event);
@@ -128,7 +129,7 @@ static void deliver_post(announcements_t *a, channel_t *ch, const char *before,
 
 /* author was just marked: which of our users follow them, from Redis (a blocking read, as
  * rare as an author passing the celebrity threshold). */
-static void learn_celebrity(announcements_t *a, channel_t *ch, const char *before,
+static void learn_celebrity(fanout__celebrity_t *a, channel_t *ch, const char *before,
                             uint64_t author)
 {
     size_t max = 0, n;
@@ -153,7 +154,7 @@ static void learn_celebrity(announcements_t *a, channel_t *ch, const char *befor
 }
 
 /* One announcement, its id being its place in ch's log. */
-static void handle(announcements_t *a, channel_t *ch, const storage_announcement_t *msg)
+static void handle(fanout__celebrity_t *a, channel_t *ch, const storage_announcement_t *msg)
 {
     char before[STORAGE_EVENT_ID_MAX];
     snprintf(before, sizeof(before), "%s", ch->last);
@@ -177,7 +178,7 @@ static void handle(announcements_t *a, channel_t *ch, const storage_announcement
 }
 
 /* Handles what ch's log holds after id, in order. */
-static void replay(announcements_t *a, channel_t *ch, const char *after)
+static void replay(fanout__celebrity_t *a, channel_t *ch, const char *after)
 {
     storage_announcement_t *batch = malloc(REPLAY_BATCH * sizeof(*batch));
     char from[STORAGE_EVENT_ID_MAX];
@@ -192,8 +193,8 @@ static void replay(announcements_t *a, channel_t *ch, const char *after)
         }
     }
     if (rc) {
-        LOG_RATELIMITED(LOG_WARN, "live", 0, "could not read the announcements on %s (%d); retrying",
-                        ch->name, rc);
+        fanout__live_report(a->live, rc, "could not read the announcements on %s; retrying",
+                            ch->name);
         retry_after(a, ch, from);
     }
     free(batch);
@@ -201,7 +202,7 @@ static void replay(announcements_t *a, channel_t *ch, const char *after)
 
 static void on_retry(uv_timer_t *t)
 {
-    announcements_t *a = t->data;
+    fanout__celebrity_t *a = t->data;
     for (size_t i = 0; i < a->n_channels; i++) {
         channel_t *ch = &a->channels[i];
         if (ch->retry) {
@@ -213,11 +214,13 @@ static void on_retry(uv_timer_t *t)
     }
 }
 
-announcements_t *announcements_create(uv_loop_t *loop, storage_t *storage, notify_hub_t *hub)
+fanout__celebrity_t *fanout__celebrity_create(uv_loop_t *loop, const fanout_live_config_t *live,
+                                              storage_t *storage, notify_hub_t *hub)
 {
-    announcements_t *a = calloc(1, sizeof(*a));
+    fanout__celebrity_t *a = calloc(1, sizeof(*a));
     if (!a)
         return NULL;
+    a->live = live;
     a->storage = storage;
     a->hub = hub;
     uv_timer_init(loop, &a->retry_timer);
@@ -225,13 +228,13 @@ announcements_t *announcements_create(uv_loop_t *loop, storage_t *storage, notif
     return a;
 }
 
-void announcements_attach(announcements_t *a, storage_async_t *sa)
+void fanout__celebrity_attach(fanout__celebrity_t *a, storage_async_t *sa)
 {
     if (a)
         a->sa = sa;
 }
 
-void announcements_on_message(announcements_t *a, const char *channel,
+void fanout__celebrity_on_message(fanout__celebrity_t *a, const char *channel,
                               const storage_announcement_t *msg)
 {
     channel_t *ch = channel_of(a, channel);
@@ -239,7 +242,7 @@ void announcements_on_message(announcements_t *a, const char *channel,
         handle(a, ch, msg);
 }
 
-void announcements_on_subscribed(announcements_t *a, const char *channel)
+void fanout__celebrity_on_subscribed(fanout__celebrity_t *a, const char *channel)
 {
     channel_t *ch = channel_of(a, channel);
     if (!ch)
@@ -254,13 +257,12 @@ void announcements_on_subscribed(announcements_t *a, const char *channel)
      * announcements that arrive next, which are handled anyway. */
     int rc = storage_announcements_tail(a->storage, ch->name, ch->last);
     if (rc) {
-        LOG_RATELIMITED(LOG_WARN, "live", 0, "could not read the announcements on %s (%d)",
-                        ch->name, rc);
+        fanout__live_report(a->live, rc, "could not read the announcements on %s", ch->name);
         snprintf(ch->last, sizeof(ch->last), "0-0");
     }
 }
 
-void announcements_close(announcements_t *a)
+void fanout__celebrity_close(fanout__celebrity_t *a)
 {
     if (!a || a->closed)
         return;
@@ -268,7 +270,7 @@ void announcements_close(announcements_t *a)
     uv_close((uv_handle_t *)&a->retry_timer, NULL);
 }
 
-void announcements_free(announcements_t *a)
+void fanout__celebrity_free(fanout__celebrity_t *a)
 {
     free(a);
 }

@@ -1,0 +1,213 @@
+/* fanout/live.c -- the live path's receiving end on a thread of its own.
+ *
+ * A post to ten thousand connected followers arrives as ten messages of a thousand users
+ * each; handing them to the hub means a thousand queue pushes and stream resumes per message.
+ * On the engine's loop that work delayed the engine's next chunk (a step of the very fan-out
+ * being delivered), so the subscriber gets its own loop and thread. The hub is thread-safe.
+ *
+ * Background work for the streams runs here too, spread so that it never lands at once:
+ * heartbeats go to one slice of the streams per tick (HEARTBEAT_SLICES per period), and the
+ * online marks of one slice of the users are renewed per tick (ONLINE_SLICES per refresh
+ * period, itself well within the grace). Ten thousand streams woken at once, or ten thousand
+ * users renewed in one synchronous batch, had been tens of milliseconds of CPU landing on
+ * whatever post was being delivered.
+ *
+ * Celebrities' announcements are handled by fanout/live_celebrity.c.
+ */
+#include "fanout/live_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define HEARTBEAT_SLICES 16  /* heartbeats are spread over this many ticks per period */
+#define ONLINE_SLICES 30     /* so is the online refresh */
+#define ONLINE_REFRESH_MS 30000 /* at most; a third of the grace when that is shorter */
+#define DEFAULT_HEARTBEAT_MS 15000
+#define DEFAULT_GRACE_MS 300000
+#define REPORT_MAX 256
+
+struct fanout_live_s {
+    fanout_live_config_t cfg;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t stop;
+    uv_sem_t started;
+    uv_timer_t heartbeat_timer, online_timer;
+    unsigned heartbeat_tick; /* which slice of the streams the next heartbeat takes */
+    unsigned online_tick;    /* which slice of the users the next refresh takes */
+    const storage_config_t *storage_cfg; /* until started is posted */
+    storage_t *storage;
+    notify_hub_t *hub;
+    storage_async_t *sub;
+    fanout__celebrity_t *celebrity;
+    int status;
+};
+
+void fanout_live_config_defaults(fanout_live_config_t *cfg)
+{
+    *cfg = (fanout_live_config_t){.heartbeat_ms = DEFAULT_HEARTBEAT_MS,
+                                  .stream_grace_ms = DEFAULT_GRACE_MS};
+}
+
+void fanout__live_report(const fanout_live_config_t *cfg, int err, const char *fmt, ...)
+{
+    if (!cfg->on_error)
+        return;
+    char what[REPORT_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    cfg->on_error(cfg->hook_arg, err, what);
+}
+
+/* ---- the subscriber's callbacks ------------------------------------------------------ */
+
+static void on_event(void *arg, uint64_t user, const char *id, storage_event_kind_t kind,
+                     const char *ref)
+{
+    fanout_live_t *l = arg;
+    notify_event_t *e = notify_event_new(id, (int)kind, ref);
+    if (e) {
+        notify_hub_publish(l->hub, user, e);
+        notify_event_unref(e);
+    }
+}
+
+static void on_batch(void *arg, bool begin)
+{
+    notify_hub_batch(((fanout_live_t *)arg)->hub, begin);
+}
+
+static void on_subscribed(void *arg, const char *channel)
+{
+    fanout_live_t *l = arg;
+    notify_hub_subscribed(l->hub);
+    fanout__celebrity_on_subscribed(l->celebrity, channel);
+}
+
+static void on_announce(void *arg, const char *channel, const storage_announcement_t *msg)
+{
+    fanout__celebrity_on_message(((fanout_live_t *)arg)->celebrity, channel, msg);
+}
+
+/* ---- heartbeats and online marks ---------------------------------------------------- */
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    fanout_live_t *l = t->data;
+    notify_hub_heartbeat(l->hub, l->heartbeat_tick++, HEARTBEAT_SLICES);
+}
+
+/* Keeps connected users marked online, so the engine logs and publishes their events. */
+static void on_online_timer(uv_timer_t *t)
+{
+    fanout_live_t *l = t->data;
+    unsigned slice = l->online_tick++ % ONLINE_SLICES;
+    size_t n = notify_hub_users(l->hub, slice, ONLINE_SLICES, NULL, 0);
+    uint64_t *users = malloc((n ? n : 1) * sizeof(*users));
+    if (!users)
+        return;
+    n = notify_hub_users(l->hub, slice, ONLINE_SLICES, users, n);
+    int rc = n ? storage_events_refresh(l->storage, users, n, l->cfg.stream_grace_ms) : 0;
+    if (rc)
+        fanout__live_report(&l->cfg, rc, "refreshing %zu online users failed", n);
+    free(users);
+}
+
+static void start_timers(fanout_live_t *l)
+{
+    uint64_t beat = (uint64_t)l->cfg.heartbeat_ms / HEARTBEAT_SLICES;
+    uv_timer_start(&l->heartbeat_timer, on_heartbeat, beat ? beat : 1, beat ? beat : 1);
+    /* Refresh well within the grace, so a connected user never lapses offline. */
+    uint64_t refresh = (uint64_t)l->cfg.stream_grace_ms / 3 < ONLINE_REFRESH_MS
+                           ? (uint64_t)l->cfg.stream_grace_ms / 3
+                           : ONLINE_REFRESH_MS;
+    uint64_t tick = refresh / ONLINE_SLICES ? refresh / ONLINE_SLICES : 1;
+    uv_timer_start(&l->online_timer, on_online_timer, tick, tick);
+}
+
+/* ---- the thread ---------------------------------------------------------------------- */
+
+static void close_handles(fanout_live_t *l)
+{
+    fanout__celebrity_close(l->celebrity);
+    uv_close((uv_handle_t *)&l->heartbeat_timer, NULL);
+    uv_close((uv_handle_t *)&l->online_timer, NULL);
+    uv_close((uv_handle_t *)&l->stop, NULL);
+}
+
+static void on_stop(uv_async_t *a)
+{
+    fanout_live_t *l = a->data;
+    if (l->sub)
+        storage_async_close(l->sub, NULL, NULL);
+    l->sub = NULL;
+    close_handles(l);
+}
+
+static void run(void *arg)
+{
+    fanout_live_t *l = arg;
+    storage_sub_callbacks_t cb = {.message = on_event, .subscribed = on_subscribed,
+                                  .batch = on_batch, .announce = on_announce, .arg = l};
+    l->celebrity = fanout__celebrity_create(&l->loop, &l->cfg, l->storage, l->hub);
+    l->sub = l->celebrity ? storage_sub_create(&l->loop, l->storage_cfg, &cb) : NULL;
+    fanout__celebrity_attach(l->celebrity, l->sub);
+    l->status = l->sub ? 0 : -1;
+    uv_sem_post(&l->started);
+    if (l->status == 0) {
+        start_timers(l);
+        uv_run(&l->loop, UV_RUN_DEFAULT);
+    }
+}
+
+fanout_live_t *fanout_live_start(const fanout_live_config_t *cfg,
+                                 const storage_config_t *storage_cfg, storage_t *storage,
+                                 notify_hub_t *hub)
+{
+    fanout_live_t *l = calloc(1, sizeof(*l));
+    if (!l || uv_loop_init(&l->loop) != 0) {
+        free(l);
+        return NULL;
+    }
+    l->cfg = *cfg;
+    l->storage_cfg = storage_cfg;
+    l->storage = storage;
+    l->hub = hub;
+    uv_async_init(&l->loop, &l->stop, on_stop);
+    l->stop.data = l;
+    uv_timer_init(&l->loop, &l->heartbeat_timer);
+    uv_timer_init(&l->loop, &l->online_timer);
+    l->heartbeat_timer.data = l->online_timer.data = l;
+    uv_sem_init(&l->started, 0);
+    if (uv_thread_create(&l->thread, run, l) != 0) {
+        l->status = -1;
+    } else {
+        uv_sem_wait(&l->started);
+        if (l->status != 0)
+            uv_thread_join(&l->thread);
+    }
+    uv_sem_destroy(&l->started);
+    if (l->status != 0) {
+        close_handles(l);
+        uv_run(&l->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&l->loop);
+        fanout__celebrity_free(l->celebrity);
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void fanout_live_stop(fanout_live_t *l)
+{
+    if (!l)
+        return;
+    uv_async_send(&l->stop);
+    uv_thread_join(&l->thread);
+    uv_loop_close(&l->loop);
+    fanout__celebrity_free(l->celebrity);
+    free(l);
+}

@@ -1,0 +1,34 @@
+/* fanout/live_internal.h -- what fanout/live.c and fanout/live_celebrity.c share. Thread:
+ * the live thread, throughout. */
+#ifndef TIDINGS_FANOUT_LIVE_INTERNAL_H
+#define TIDINGS_FANOUT_LIVE_INTERNAL_H
+
+#include "fanout/live.h"
+#include "storage/storage_async.h"
+
+#include <uv.h>
+
+/* Formats a report and hands it to cfg's on_error hook (if any). */
+void fanout__live_report(const fanout_live_config_t *cfg, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- celebrities' live events (live_celebrity.c) --------------------------------------- */
+typedef struct fanout__celebrity_s fanout__celebrity_t;
+
+/* NULL when out of memory. storage is read synchronously on the loop's thread; live (its
+ * error hook) is borrowed. */
+fanout__celebrity_t *fanout__celebrity_create(uv_loop_t *loop, const fanout_live_config_t *live,
+                                              storage_t *storage, notify_hub_t *hub);
+/* The connection events are logged and published with (may be NULL: nothing is sent). */
+void fanout__celebrity_attach(fanout__celebrity_t *a, storage_async_t *sa);
+/* An announcement as received on channel (borrowed for the call). */
+void fanout__celebrity_on_message(fanout__celebrity_t *a, const char *channel,
+                                  const storage_announcement_t *msg);
+/* channel's subscription is (again) in place: read what was missed since the last one. */
+void fanout__celebrity_on_subscribed(fanout__celebrity_t *a, const char *channel);
+/* Closes the retry timer (on the loop's thread, before the loop's last run); NULL: no-op. */
+void fanout__celebrity_close(fanout__celebrity_t *a);
+/* After the loop ended; NULL: no-op. */
+void fanout__celebrity_free(fanout__celebrity_t *a);
+
+#endif
