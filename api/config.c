@@ -150,29 +150,18 @@ void api_config_defaults(api_config_t *cfg)
     snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:8080");
     snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./tidings-data");
     snprintf(cfg->redis_server, sizeof(cfg->redis_server), "redis-server");
-    /* The engine's defaults are the engine's: one place to change them. */
-    fanout_config_t engine;
-    fanout_config_defaults(&engine);
+    storage_config_defaults(&cfg->storage);
+    fanout_config_defaults(&cfg->fanout);
+    fanout_live_config_defaults(&cfg->live);
+    notify_config_defaults(&cfg->notify);
     cfg->threads = 4;
-    cfg->timeline_max = engine.timeline_max;
-    cfg->notifications_max = engine.notifications_max;
-    cfg->celebrity_threshold = engine.celebrity_threshold;
     cfg->max_body = 64 * 1024;
     cfg->log_level = LOG_INFO;
     cfg->log_json = 0;
     cfg->shutdown_grace_ms = 10000;
     cfg->engine = 1;
-    cfg->fanout_jobs = engine.max_jobs;
-    cfg->fanout_shards = 4;
-    cfg->fanout_in_flight = engine.max_in_flight;
-    cfg->claim_idle_ms = engine.claim_idle_ms;
-    cfg->heartbeat_s = 15;
-    cfg->max_streams = 20000;
-    cfg->stream_buffer = 256 * 1024;
-    cfg->stream_grace_ms = 300000;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN); /* the sends are CPU work: one writer a core */
     cfg->stream_writers = cpus < 1 ? 1 : cpus > 16 ? 16 : (int)cpus;
-    cfg->max_streams_per_user = 10;
     cfg->max_streams_per_address = 64;
     cfg->max_connections = 0;
     cfg->max_connections_per_address = 128;
@@ -237,15 +226,15 @@ static int apply(api_config_t *cfg, int opt, const char *value)
         break;
     case OPT_TIMELINE_MAX:
         rc = parse_int(name, value, 1, 100000, &v);
-        cfg->timeline_max = (int)v;
+        cfg->fanout.timeline_max = (int)v;
         break;
     case OPT_NOTIFICATIONS_MAX:
         rc = parse_int(name, value, 1, 100000, &v);
-        cfg->notifications_max = (int)v;
+        cfg->fanout.notifications_max = (int)v;
         break;
     case OPT_CELEBRITY_THRESHOLD:
         rc = parse_int(name, value, 1, INT_MAX, &v);
-        cfg->celebrity_threshold = (int)v;
+        cfg->fanout.celebrity_threshold = (int)v;
         break;
     case OPT_MAX_BODY:
         rc = parse_int(name, value, 256, 64L * 1024 * 1024, &v);
@@ -264,37 +253,37 @@ static int apply(api_config_t *cfg, int opt, const char *value)
         break;
     case OPT_FANOUT_JOBS:
         rc = parse_int(name, value, 1, 4096, &v);
-        cfg->fanout_jobs = (int)v;
+        cfg->fanout.max_jobs = (int)v;
         break;
     case OPT_FANOUT_SHARDS:
-        rc = parse_int(name, value, 1, 64, &v);
-        cfg->fanout_shards = (int)v;
+        rc = parse_int(name, value, 1, STORAGE_MAX_SHARDS, &v);
+        cfg->storage.fanout_shards = (int)v;
         break;
     case OPT_FANOUT_IN_FLIGHT:
         rc = parse_int(name, value, 2000, 1000000, &v);
-        cfg->fanout_in_flight = (int)v;
+        cfg->fanout.max_in_flight = (int)v;
         break;
     case OPT_CLAIM_IDLE_MS:
         rc = parse_int(name, value, 100, 3600000, &v);
-        cfg->claim_idle_ms = (int)v;
+        cfg->fanout.claim_idle_ms = (int)v;
         break;
     case OPT_HEARTBEAT:
         rc = parse_int(name, value, 1, 3600, &v);
-        cfg->heartbeat_s = (int)v;
+        cfg->live.heartbeat_ms = (int)v * 1000;
         break;
     case OPT_CORS_ORIGIN:
         return copy_value(name, cfg->cors_origin, sizeof(cfg->cors_origin), value);
     case OPT_MAX_STREAMS:
         rc = parse_int(name, value, 1, 1000000, &v);
-        cfg->max_streams = (int)v;
+        cfg->notify.max_streams = (size_t)v;
         break;
     case OPT_STREAM_BUFFER:
         rc = parse_int(name, value, 4096, 64L * 1024 * 1024, &v);
-        cfg->stream_buffer = (size_t)v;
+        cfg->notify.queue_max = (size_t)v / API_STREAM_EVENT_BYTES;
         break;
     case OPT_STREAM_GRACE_MS:
         rc = parse_int(name, value, 1000, 86400000, &v);
-        cfg->stream_grace_ms = (int)v;
+        cfg->live.stream_grace_ms = (int)v;
         break;
     case OPT_STREAM_WRITERS:
         rc = parse_int(name, value, 0, 64, &v);
@@ -323,7 +312,7 @@ static int apply(api_config_t *cfg, int opt, const char *value)
         break;
     case OPT_MAX_STREAMS_PER_USER:
         rc = parse_int(name, value, 0, 1000000, &v);
-        cfg->max_streams_per_user = (int)v;
+        cfg->notify.max_streams_per_user = (size_t)v;
         break;
     case OPT_MAX_STREAMS_PER_ADDRESS:
         rc = parse_int(name, value, 0, 1000000, &v);

@@ -3,8 +3,15 @@
 #define TIDINGS_API_CONFIG_H
 
 #include "api/client_address.h"
+#include "fanout/fanout.h"
+#include "fanout/live.h"
+#include "notify/notify.h"
+#include "storage/storage.h"
 
 #include <stddef.h>
+
+/* What one queued event is taken to cost, to turn --stream-buffer (bytes) into a count. */
+#define API_STREAM_EVENT_BYTES 512
 
 typedef struct api_config_s {
     char listen[256];      /* --listen / TIDINGS_LISTEN: host:port */
@@ -12,31 +19,27 @@ typedef struct api_config_s {
     char data_dir[1024];   /* --data-dir / TIDINGS_DATA_DIR */
     char redis_server[1024]; /* --redis-server / TIDINGS_REDIS_SERVER: embedded binary */
     int threads;           /* --threads: HTTP worker threads */
-    int timeline_max;      /* --timeline-max */
-    int notifications_max; /* --notifications-max */
-    int celebrity_threshold; /* --celebrity-threshold */
     size_t max_body;       /* --max-body: bytes */
     int log_level;         /* --log-level: LOG_DEBUG .. LOG_ERROR */
     int log_json;          /* --log-format json */
     int shutdown_grace_ms; /* --shutdown-grace: wait for in-flight requests */
     int engine;            /* --engine on|off: run the fan-out engine in this process */
-    int fanout_jobs;       /* --fanout-jobs: jobs worked on at once */
-    int fanout_shards;     /* --fanout-shards: job queue streams */
-    int fanout_in_flight;  /* --fanout-in-flight: Redis commands outstanding */
-    int claim_idle_ms;     /* --claim-idle-ms: take over jobs idle this long */
-    int heartbeat_s;       /* --heartbeat: seconds between stream heartbeats */
     char cors_origin[256]; /* --cors-origin: Access-Control-Allow-Origin, empty for none */
-    int max_streams;       /* --max-streams: open event streams, 503 beyond */
-    int max_streams_per_user;    /* --max-streams-per-user: 429 beyond, 0 for no cap */
     int max_streams_per_address; /* --max-streams-per-address: 429 beyond, 0 for no cap */
-    size_t stream_buffer;  /* --stream-buffer: bytes queued per stream before cutting it off */
-    int stream_grace_ms;   /* --stream-grace-ms: events are kept this long after a stream ends */
     int stream_writers;    /* --stream-writers: threads of the SSE fast path, 0 for none */
     int max_connections;   /* --max-connections: 0 for what the open-files limit allows */
     int max_connections_per_address; /* --max-connections-per-address: 0 for no cap */
     int request_deadline_s; /* --request-deadline: head and body within this, 0 for none */
     api_proxies_t trusted_proxies; /* --trusted-proxies: whose X-Forwarded-For we believe */
     char metrics_token[256]; /* --metrics-token: GET /metrics needs it as a Bearer; "" open */
+
+    /* Each module's own configuration, filled by its _defaults() (one default per setting)
+     * and then by the flags that belong to it. */
+    storage_config_t storage; /* --fanout-shards; url and pool_size are set by main.c */
+    fanout_config_t fanout;   /* --fanout-jobs, --fanout-in-flight, --timeline-max,
+                                 --notifications-max, --celebrity-threshold, --claim-idle-ms */
+    fanout_live_config_t live; /* --heartbeat, --stream-grace-ms */
+    notify_config_t notify;    /* --max-streams, --max-streams-per-user, --stream-buffer */
 } api_config_t;
 
 void api_config_defaults(api_config_t *cfg);

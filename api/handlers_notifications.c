@@ -103,7 +103,7 @@ void api_notifications_list(api_req_t *r)
         return;
     storage_notifications_t page;
     int rc = storage_notifications_page(r->api->storage, r->caller.id, cursor, limit, types,
-                                  (size_t)r->api->cfg->notifications_max, &page);
+                                  (size_t)r->api->cfg->fanout.notifications_max, &page);
     if (rc) {
         api_storage_problem(r, rc, "notification");
         return;

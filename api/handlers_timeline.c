@@ -9,7 +9,7 @@ void api_timeline_get(api_req_t *r)
         return;
     storage_timeline_t tl;
     int rc = storage_timeline_page(r->api->storage, r->caller.id, cursor, limit,
-                                   r->api->cfg->timeline_max, &tl);
+                                   r->api->cfg->fanout.timeline_max, &tl);
     if (rc) {
         api_storage_problem(r, rc, "timeline");
         return;

@@ -26,14 +26,12 @@
 #define LEASE_RETRY_MS 500
 #define LEASE_RENEW_MS 5000
 #define DRAIN_POLL_MS 20
-#define STREAM_EVENT_BYTES 512 /* what one queued event costs, to turn --stream-buffer into a count */
 #define STREAM_ROOM_SHARE 16 /* streams may take all connections but a sixteenth */
 
 typedef struct tidings_s {
     api_config_t cfg;
     storage_embedded_t *embedded;
     storage_t *storage;
-    storage_config_t storage_cfg;
     fanout_t *fanout;
     notify_hub_t *hub;
     fanout_live_t *live;
@@ -167,11 +165,9 @@ static int start(tidings_t *app)
         LOG(LOG_INFO, "storage", "embedded redis at %s (AOF on, data in %s)", url,
             app->cfg.data_dir);
     }
-    storage_config_t *scfg = &app->storage_cfg;
-    storage_config_defaults(scfg);
+    storage_config_t *scfg = &app->cfg.storage;
     scfg->url = url;
-    scfg->pool_size = app->cfg.threads * 2 + 4;
-    scfg->fanout_shards = app->cfg.fanout_shards;
+    scfg->pool_size = app->cfg.threads * 2 + 4; /* every HTTP thread may hold two at once */
     app->storage = storage_create(scfg);
     if (!app->storage) {
         char shown[sizeof(app->cfg.redis)];
@@ -187,15 +183,12 @@ static int start(tidings_t *app)
     /* A stream is a connection: leave room beside them for requests. */
     size_t connections = api_connection_limit((size_t)app->cfg.max_connections);
     size_t stream_room = connections - connections / STREAM_ROOM_SHARE;
-    if ((size_t)app->cfg.max_streams > stream_room) {
+    if (app->cfg.notify.max_streams > stream_room) {
         LOG(LOG_INFO, "main", "at most %zu event streams: %zu connections are possible with the "
             "open-files limit and --max-connections", stream_room, connections);
-        app->cfg.max_streams = (int)stream_room;
+        app->cfg.notify.max_streams = stream_room;
     }
-    notify_config_t ncfg = {.queue_max = app->cfg.stream_buffer / STREAM_EVENT_BYTES,
-                            .max_streams = (size_t)app->cfg.max_streams,
-                            .max_streams_per_user = (size_t)app->cfg.max_streams_per_user};
-    app->hub = notify_hub_create(&ncfg);
+    app->hub = notify_hub_create(&app->cfg.notify);
     if (!app->hub || api_sse_create(app->api) != 0)
         return -1;
     app->api->hub = app->hub;
@@ -210,26 +203,14 @@ static int start(tidings_t *app)
     uv_signal_start(&app->sigint, on_signal, SIGINT);
     uv_signal_start(&app->sigterm, on_signal, SIGTERM);
     app->loop_ready = true;
-    fanout_live_config_t lcfg;
-    fanout_live_config_defaults(&lcfg);
-    lcfg.heartbeat_ms = app->cfg.heartbeat_s * 1000;
-    lcfg.stream_grace_ms = app->cfg.stream_grace_ms;
-    lcfg.on_error = on_live_error;
-    app->live = fanout_live_start(&lcfg, scfg, app->storage, app->hub);
+    app->cfg.live.on_error = on_live_error;
+    app->live = fanout_live_start(&app->cfg.live, scfg, app->storage, app->hub);
     if (!app->live)
         return -1;
     if (app->cfg.engine) {
-        fanout_config_t fcfg;
-        fanout_config_defaults(&fcfg);
-        fcfg.max_jobs = app->cfg.fanout_jobs;
-        fcfg.max_in_flight = app->cfg.fanout_in_flight;
-        fcfg.timeline_max = app->cfg.timeline_max;
-        fcfg.notifications_max = app->cfg.notifications_max;
-        fcfg.celebrity_threshold = app->cfg.celebrity_threshold;
-        fcfg.claim_idle_ms = app->cfg.claim_idle_ms;
-        fcfg.on_job_done = on_job_done;
-        fcfg.hook_arg = app->api;
-        app->fanout = fanout_create(&app->loop, scfg, &fcfg);
+        app->cfg.fanout.on_job_done = on_job_done;
+        app->cfg.fanout.hook_arg = app->api;
+        app->fanout = fanout_create(&app->loop, scfg, &app->cfg.fanout);
         if (!app->fanout)
             return -1;
         app->api->fanout = fanout_stats(app->fanout);

@@ -537,7 +537,7 @@ void api_stream_get(api_req_t *r)
                                                 (size_t)api->cfg->max_streams_per_address);
     if (!st->holds_address) {
         stream_free(st);
-        r->retry_after = api->cfg->heartbeat_s; /* a dropped stream is noticed by then */
+        r->retry_after = api->cfg->live.heartbeat_ms / 1000; /* a dropped stream is noticed by then */
         api_problem(r, API_TOO_MANY_REQUESTS,
                     "this address has %d event streams open already; close one first",
                     api->cfg->max_streams_per_address);
@@ -545,7 +545,7 @@ void api_stream_get(api_req_t *r)
     }
     bool was_online = false;
     char tail[STORAGE_EVENT_ID_MAX];
-    int rc = storage_events_online(api->storage, r->caller.id, api->cfg->stream_grace_ms, last,
+    int rc = storage_events_online(api->storage, r->caller.id, api->cfg->live.stream_grace_ms, last,
                                    &was_online, tail);
     if (rc) {
         stream_free(st);
@@ -570,10 +570,10 @@ void api_stream_get(api_req_t *r)
         int err = errno;
         stream_free(st);
         if (err == EDQUOT) {
-            r->retry_after = api->cfg->heartbeat_s;
+            r->retry_after = api->cfg->live.heartbeat_ms / 1000;
             api_problem(r, API_TOO_MANY_REQUESTS,
                         "this user has %d event streams open already; close one first",
-                        api->cfg->max_streams_per_user);
+                        (int)api->cfg->notify.max_streams_per_user);
         } else {
             api_problem(r, API_UNAVAILABLE, "%s",
                         err == EBUSY ? "too many open streams on this server; retry shortly"

@@ -428,7 +428,7 @@ fanout_t *fanout_create(uv_loop_t *loop, const storage_config_t *storage_cfg,
         return NULL;
     }
     f->n_shards = storage_jobs_shards(f->sa);
-    for (int i = 0; i < f->n_shards && i < FANOUT__MAX_SHARDS; i++)
+    for (int i = 0; i < f->n_shards && i < STORAGE_MAX_SHARDS; i++)
         f->shards[i] = (fanout__shard_t){.f = f, .index = i};
     uv_timer_t *timers[] = {&f->read_retry, &f->claim_timer, &f->stats_timer, &f->touch_timer,
                             &f->stop_timer, &f->yield_timer};

@@ -15,7 +15,6 @@
 
 typedef struct fanout__job_s fanout__job_t;
 
-#define FANOUT__MAX_SHARDS 64
 
 /* The reading of one queue shard: each has its own blocking read in flight. */
 typedef struct fanout__shard_s {
@@ -36,7 +35,7 @@ struct fanout_s {
     uv_timer_t yield_timer; /* wakes jobs that yield (fanout__yield) */
     int open_handles;
     bool started, stopping, closed, claiming, stats_running;
-    fanout__shard_t shards[FANOUT__MAX_SHARDS];
+    fanout__shard_t shards[STORAGE_MAX_SHARDS];
     int n_shards, reading; /* reading: shards with a read in flight */
     int claims_left;       /* shards still to claim from in this round */
     bool resuming, resume_again; /* resume_parked is running / must scan again */

@@ -19,6 +19,9 @@
 
 #define BUCKETS 16384 /* a publish walks one chain: short chains, fewer cache misses */
 #define QUEUE_INITIAL 8 /* idle streams stay small; busy ones grow to queue_max */
+#define DEFAULT_QUEUE_MAX 512
+#define DEFAULT_MAX_STREAMS 20000
+#define DEFAULT_STREAMS_PER_USER 10
 
 struct notify_sub_s {
     pthread_mutex_t mu;
@@ -110,6 +113,13 @@ int notify_id_cmp(const char *a, const char *b)
 }
 
 /* ---- the hub ----------------------------------------------------------------------------- */
+
+void notify_config_defaults(notify_config_t *cfg)
+{
+    *cfg = (notify_config_t){.queue_max = DEFAULT_QUEUE_MAX,
+                             .max_streams = DEFAULT_MAX_STREAMS,
+                             .max_streams_per_user = DEFAULT_STREAMS_PER_USER};
+}
 
 notify_hub_t *notify_hub_create(const notify_config_t *cfg)
 {

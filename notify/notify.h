@@ -52,6 +52,8 @@ typedef struct notify_config_s {
     size_t max_streams_per_user; /* streams one user may hold; 0: no cap */
 } notify_config_t;
 
+void notify_config_defaults(notify_config_t *cfg);
+
 typedef struct notify_stats_s {
     atomic_llong open;
     atomic_ullong opened, replayed, dropped;

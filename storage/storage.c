@@ -38,7 +38,7 @@ void storage_config_defaults(storage_config_t *cfg)
     cfg->pool_size = 64;
     cfg->connect_timeout_ms = 1000;
     cfg->command_timeout_ms = 2000;
-    cfg->fanout_shards = 1;
+    cfg->fanout_shards = 4;
 }
 
 storage_t *storage_create(const storage_config_t *cfg)

@@ -24,8 +24,11 @@ typedef struct storage_config_s {
     int pool_size;          /* connections kept open */
     int connect_timeout_ms; /* per connect attempt */
     int command_timeout_ms; /* per round trip */
-    int fanout_shards;      /* streams fanout:{0..n-1} */
+    int fanout_shards;      /* streams fanout:{0..n-1}, 1..STORAGE_MAX_SHARDS */
 } storage_config_t;
+
+/* The most job queue streams (--fanout-shards): the engine keeps a reader for each. */
+#define STORAGE_MAX_SHARDS 64
 
 /* Fills in the defaults. */
 void storage_config_defaults(storage_config_t *cfg);

@@ -61,9 +61,9 @@ Test(config, defaults_without_flags_or_environment)
     cr_expect_str_eq(cfg.data_dir, "./tidings-data");
     cr_expect_str_eq(cfg.redis_server, "redis-server");
     cr_expect_eq(cfg.threads, 4);
-    cr_expect_eq(cfg.timeline_max, 800);
-    cr_expect_eq(cfg.notifications_max, 1000);
-    cr_expect_eq(cfg.celebrity_threshold, 10000);
+    cr_expect_eq(cfg.fanout.timeline_max, 800);
+    cr_expect_eq(cfg.fanout.notifications_max, 1000);
+    cr_expect_eq(cfg.fanout.celebrity_threshold, 10000);
     cr_expect_eq(cfg.max_body, 65536);
     cr_expect_eq(cfg.log_level, LOG_INFO);
     cr_expect_eq(cfg.log_json, 0);
@@ -100,9 +100,9 @@ Test(config, flags_set_their_fields)
     cr_expect_str_eq(cfg.data_dir, "/var/lib/t");
     cr_expect_str_eq(cfg.redis_server, "/opt/redis-server");
     cr_expect_eq(cfg.threads, 8);
-    cr_expect_eq(cfg.timeline_max, 50);
-    cr_expect_eq(cfg.notifications_max, 60);
-    cr_expect_eq(cfg.celebrity_threshold, 70);
+    cr_expect_eq(cfg.fanout.timeline_max, 50);
+    cr_expect_eq(cfg.fanout.notifications_max, 60);
+    cr_expect_eq(cfg.fanout.celebrity_threshold, 70);
     cr_expect_eq(cfg.max_body, 1024);
     cr_expect_eq(cfg.log_level, LOG_DEBUG);
     cr_expect_eq(cfg.log_json, 1);
@@ -139,7 +139,7 @@ Test(config, environment_twins_set_the_same_fields)
     cr_expect_eq(cfg.max_body, 4096);
     cr_expect_eq(cfg.log_level, LOG_WARN);
     cr_expect_eq(cfg.log_json, 1);
-    cr_expect_eq(cfg.celebrity_threshold, 5);
+    cr_expect_eq(cfg.fanout.celebrity_threshold, 5);
     cr_expect_eq(cfg.shutdown_grace_ms, 250);
 }
 
