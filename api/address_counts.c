@@ -11,6 +11,8 @@
 #include <string.h>
 
 #define BUCKETS 4096
+#define FNV_OFFSET 1469598103934665603ull /* FNV-1a, 64-bit */
+#define FNV_PRIME 1099511628211ull
 
 typedef struct entry_s {
     struct entry_s *next;
@@ -25,9 +27,9 @@ struct api_address_counts_s {
 
 static entry_t **bucket_of(api_address_counts_t *t, const api_address_t *a)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    uint64_t h = FNV_OFFSET;
     for (size_t i = 0; i < sizeof(a->bytes); i++)
-        h = (h ^ a->bytes[i]) * 1099511628211ull;
+        h = (h ^ a->bytes[i]) * FNV_PRIME;
     return &t->buckets[h % BUCKETS];
 }
 

@@ -102,7 +102,7 @@ static void announce_post(fanout__job_t *j)
 {
     char ref[REF_SIZE];
     post_ref(ref, j->job.post);
-    sent(j, storage_announce_post(j->f->sa, &j->job, "feed", ref, on_written, j));
+    sent(j, storage_announce_post(j->f->sa, &j->job, STORAGE_EVENT_FEED, ref, on_written, j));
 }
 
 /* ---- notifications ------------------------------------------------------------------------- */
@@ -226,7 +226,7 @@ static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
         return storage_celebrity_followers_add(f->sa, job->author, users, n, on_written, j);
     switch (job->kind) {
     case STORAGE_JOB_DELETE:
-        sent_event(j, storage_events_publish(f->sa, job, users, n, "delete", ref, NULL,
+        sent_event(j, storage_events_publish(f->sa, job, users, n, STORAGE_EVENT_DELETE, ref, NULL,
                                              on_published, j));
         return storage_timelines_remove(f->sa, job->post, users, n, on_written, j);
     case STORAGE_JOB_REPOST:
@@ -244,11 +244,11 @@ static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
         return -ENOMEM;
     int rc = -ENODATA;
     if (n && j->walk == FANOUT_WALK_LIVE)
-        rc = storage_events_publish(f->sa, job, to, n, "feed", ref, &j->live_published, on_written,
+        rc = storage_events_publish(f->sa, job, to, n, STORAGE_EVENT_FEED, ref, &j->live_published, on_written,
                                     j); /* the chunk's work */
     else if (n) {
         if (!j->published)
-            sent_event(j, storage_events_publish(f->sa, job, to, n, "feed", ref, NULL, on_published,
+            sent_event(j, storage_events_publish(f->sa, job, to, n, STORAGE_EVENT_FEED, ref, NULL, on_published,
                                                  j));
         rc = storage_timelines_add(f->sa, job->post, to, n, f->cfg.timeline_max, on_written, j);
     }
@@ -395,7 +395,7 @@ static void on_post_state(void *arg, int status, const storage_post_state_t *st)
     char ref[REF_SIZE];
     post_ref(ref, job->post);
     sent_event(j, storage_events_publish(f->sa, job, &author, 1,
-                                         job->kind == STORAGE_JOB_DELETE ? "delete" : "feed", ref,
+                                         job->kind == STORAGE_JOB_DELETE ? STORAGE_EVENT_DELETE : STORAGE_EVENT_FEED, ref,
                                          NULL, on_published, j));
     sent(j, job->kind == STORAGE_JOB_DELETE
                 ? storage_timelines_remove(f->sa, job->post, &author, 1, on_written, j)

@@ -103,8 +103,7 @@ static void on_delivered(void *arg, int status)
 static void deliver_post(fanout__celebrity_t *a, channel_t *ch, const char *before,
                          const storage_announcement_t *msg)
 {
-    const char *kind = storage_event_kind_name(msg->event);
-    if (!kind)
+    if (msg->event != STORAGE_EVENT_FEED && msg->event != STORAGE_EVENT_DELETE)
         return;
     uint64_t author = msg->author;
     storage_job_t job = {.author = author, .shard = msg->job_shard};
@@ -116,7 +115,7 @@ static void deliver_post(fanout__celebrity_t *a, channel_t *ch, const char *befo
     if (d) {
         *d = (delivery_t){.a = a, .ch = ch};
         snprintf(d->before, sizeof(d->before), "%s", before);
-        rc = a->sa ? storage_events_publish_announced(a->sa, &job, users, n, kind, msg->ref,
+        rc = a->sa ? storage_events_publish_announced(a->sa, &job, users, n, msg->event, msg->ref,
                                                       on_delivered, d)
                    : -ENOTCONN;
         if (rc)

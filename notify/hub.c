@@ -17,7 +17,9 @@
 #include <string.h>
 #include <time.h>
 
-#define BUCKETS 16384 /* a publish walks one chain: short chains, fewer cache misses */
+#define BUCKET_BITS 14 /* 16,384 chains: a publish walks one, so short chains, fewer misses */
+#define BUCKETS (1u << BUCKET_BITS)
+#define FIBONACCI_HASH 0x9E3779B97F4A7C15ull /* 2^64 / golden ratio: spreads sequential ids */
 #define QUEUE_INITIAL 8 /* idle streams stay small; busy ones grow to queue_max */
 #define DEFAULT_QUEUE_MAX 512
 #define DEFAULT_MAX_STREAMS 20000
@@ -154,7 +156,7 @@ notify_stats_t *notify_hub_stats_mut(notify_hub_t *hub)
 
 static notify_sub_t **bucket(notify_hub_t *hub, uint64_t user)
 {
-    return &hub->buckets[(user * 0x9E3779B97F4A7C15ull) >> 50];
+    return &hub->buckets[(user * FIBONACCI_HASH) >> (64 - BUCKET_BITS)];
 }
 
 /* Resumes a parked stream, at the end of the batch when one is open. Hub and subscriber

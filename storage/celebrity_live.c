@@ -50,11 +50,14 @@ static int announce(storage_async_t *sa, uint64_t about, const char *msg, storag
     return storage_redis_group_end(g);
 }
 
-int storage_announce_post(storage_async_t *sa, const storage_job_t *job, const char *kind,
+int storage_announce_post(storage_async_t *sa, const storage_job_t *job, storage_event_kind_t kind,
                           const char *ref, storage_status_cb cb, void *arg)
 {
+    const char *name = storage_event_kind_name(kind);
+    if (kind != STORAGE_EVENT_FEED && kind != STORAGE_EVENT_DELETE)
+        return -EINVAL; /* only posts and their retractions are announced */
     char msg[192];
-    snprintf(msg, sizeof(msg), "%s %s %llu %d/%s", kind, ref, (ull)job->author, job->shard,
+    snprintf(msg, sizeof(msg), "%s %s %llu %d/%s", name, ref, (ull)job->author, job->shard,
              job->entry_id);
     return announce(sa, job->author, msg, cb, arg);
 }

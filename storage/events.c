@@ -90,9 +90,12 @@ static const char publish_script[] =
 #define RERUN_CLOCK_MARGIN_MS 10000
 
 static int publish(storage_async_t *sa, const storage_job_t *job, const uint64_t *users,
-                   size_t n, const char *kind, const char *ref, bool skip_muters,
+                   size_t n, storage_event_kind_t event, const char *ref, bool skip_muters,
                    size_t *published, storage_status_cb cb, void *arg)
 {
+    const char *kind = storage_event_kind_name(event);
+    if (!kind || event == STORAGE_EVENT_OPEN || event == STORAGE_EVENT_RESET)
+        return -EINVAL; /* open markers and resets are written by the reader, not published */
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
@@ -105,7 +108,7 @@ static int publish(storage_async_t *sa, const storage_job_t *job, const uint64_t
         snprintf(since, sizeof(since), "%llu-0",
                  queued > RERUN_CLOCK_MARGIN_MS ? queued - RERUN_CLOCK_MARGIN_MS : 0);
     }
-    if (job->retract_after_ms && strcmp(kind, "delete") == 0) {
+    if (job->retract_after_ms && event == STORAGE_EVENT_DELETE) {
         uint64_t after = job->retract_after_ms;
         snprintf(settled, sizeof(settled), "%llu-0",
                  (unsigned long long)(after > RERUN_CLOCK_MARGIN_MS ? after - RERUN_CLOCK_MARGIN_MS
@@ -119,14 +122,14 @@ static int publish(storage_async_t *sa, const storage_job_t *job, const uint64_t
 }
 
 int storage_events_publish(storage_async_t *sa, const storage_job_t *job, const uint64_t *users,
-                           size_t n, const char *kind, const char *ref, size_t *published,
+                           size_t n, storage_event_kind_t kind, const char *ref, size_t *published,
                            storage_status_cb cb, void *arg)
 {
     return publish(sa, job, users, n, kind, ref, false, published, cb, arg);
 }
 
 int storage_events_publish_announced(storage_async_t *sa, const storage_job_t *job,
-                                     const uint64_t *users, size_t n, const char *kind,
+                                     const uint64_t *users, size_t n, storage_event_kind_t kind,
                                      const char *ref, storage_status_cb cb, void *arg)
 {
     storage_job_t rerun = *job;

@@ -183,7 +183,8 @@ int storage_action_holds(storage_async_t *sa, const storage_job_t *job, storage_
                          void *arg);
 
 /* ---- live events (events.c; announcements: celebrity_live.c) ----------------------------- */
-/* Logs and publishes an event of kind about ref to each of users that is connected, on
+/* Logs and publishes an event of kind (feed, delete or notification) about ref to each of
+ * users that is connected, on
  * behalf of job. A job handed out again (its first run died or stalled) publishes to no
  * user whose log already holds the event from an earlier run, so streams see it once.
  * A delete job with retract_after_ms set skips a user whose latest event about ref since
@@ -191,16 +192,16 @@ int storage_action_holds(storage_async_t *sa, const storage_job_t *job, storage_
  * When published is not NULL, the number of users it went to is added to *published
  * before cb runs. */
 int storage_events_publish(storage_async_t *sa, const storage_job_t *job, const uint64_t *users,
-                           size_t n, const char *kind, const char *ref, size_t *published,
+                           size_t n, storage_event_kind_t kind, const char *ref, size_t *published,
                            storage_status_cb cb, void *arg);
 
 /* Celebrities' posts reach connected followers by announcement (celebrity_live.c): each
  * process logs and publishes kind/ref for its own connected followers of job's author,
  * skipping those who muted the author and those who have it logged. */
 int storage_events_publish_announced(storage_async_t *sa, const storage_job_t *job,
-                                     const uint64_t *users, size_t n, const char *kind,
+                                     const uint64_t *users, size_t n, storage_event_kind_t kind,
                                      const char *ref, storage_status_cb cb, void *arg);
-int storage_announce_post(storage_async_t *sa, const storage_job_t *job, const char *kind,
+int storage_announce_post(storage_async_t *sa, const storage_job_t *job, storage_event_kind_t kind,
                           const char *ref, storage_status_cb cb, void *arg);
 /* author was just marked a celebrity: processes look up which of their users follow. */
 int storage_announce_celebrity(storage_async_t *sa, uint64_t author, storage_status_cb cb,
