@@ -7,6 +7,7 @@
 #include "api/config.h"
 #include "api/connections.h"
 #include "api/metrics.h"
+#include "api/rate_limit.h"
 #include "fanout/fanout.h"
 #include "notify/notify.h"
 #include "storage/storage.h"
@@ -57,6 +58,8 @@ typedef struct api_req_s {
     char location[96];
     char allow[64];
     int retry_after; /* seconds; 0 for none */
+    char rate_policy[64]; /* RateLimit-Policy and RateLimit values; "" for none */
+    char rate_state[64];
     struct {
         const char *name, *value;
     } extra[API_EXTRA_HEADERS]; /* borrowed, static: see api_reply_header */
@@ -71,6 +74,7 @@ typedef struct api_route_s {
     const char *pattern; /* "/v1/users/{id}/follow"; also the metrics label */
     api_handler_fn handler;
     bool auth;
+    api_rate_class_t rate; /* whose bucket it spends: see api/rate_limit.h */
 } api_route_t;
 
 extern const api_route_t api_routes[];

@@ -54,6 +54,9 @@ enum {
     OPT_METRICS_TOKEN,
     OPT_MAX_STREAMS_PER_USER,
     OPT_MAX_STREAMS_PER_ADDRESS,
+    OPT_RATE_LIMITS,
+    OPT_RATE_CLASS, /* OPT_RATE_CLASS + api_rate_class_t: --rate-publish … */
+    OPT_RATE_CLASS_END = OPT_RATE_CLASS + API_RATE_CLASSES,
 };
 
 static const struct option options[] = {
@@ -87,6 +90,13 @@ static const struct option options[] = {
     {"metrics-token", required_argument, NULL, OPT_METRICS_TOKEN},
     {"max-streams-per-user", required_argument, NULL, OPT_MAX_STREAMS_PER_USER},
     {"max-streams-per-address", required_argument, NULL, OPT_MAX_STREAMS_PER_ADDRESS},
+    {"rate-limits", required_argument, NULL, OPT_RATE_LIMITS},
+    {"rate-publish", required_argument, NULL, OPT_RATE_CLASS + API_RATE_PUBLISH},
+    {"rate-interact", required_argument, NULL, OPT_RATE_CLASS + API_RATE_INTERACT},
+    {"rate-follow", required_argument, NULL, OPT_RATE_CLASS + API_RATE_FOLLOW},
+    {"rate-register", required_argument, NULL, OPT_RATE_CLASS + API_RATE_REGISTER},
+    {"rate-read", required_argument, NULL, OPT_RATE_CLASS + API_RATE_READ},
+    {"rate-stream", required_argument, NULL, OPT_RATE_CLASS + API_RATE_STREAM},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -138,6 +148,16 @@ static const char usage[] =
     "  --trusted-proxies LIST       reverse proxies (addresses or CIDRs, comma-separated)\n"
     "                               whose X-Forwarded-For names the client; exempt from the\n"
     "                               per-address cap (none)\n"
+    "  --rate-limits on|off         rate limits per user (per client address for\n"
+    "                               registration), shared through Redis; off: none (on)\n"
+    "  --rate-publish COUNT/UNIT[:BURST]  posts, replies, deletes (300/h:30); UNIT is s, m\n"
+    "                               or h; BURST (at most ten times COUNT) defaults to COUNT;\n"
+    "                               off: no limit for the class\n"
+    "  --rate-interact SPEC         likes, reposts and their undoing (1200/h:120)\n"
+    "  --rate-follow SPEC           follows, blocks, mutes and their undoing (400/h:60)\n"
+    "  --rate-register SPEC         new accounts per client address (60/h:20)\n"
+    "  --rate-read SPEC             reads and marking notifications read (3600/m:600)\n"
+    "  --rate-stream SPEC           event streams opened (60/m:20)\n"
     "  --metrics-token TOKEN        GET /metrics answers only with Authorization: Bearer\n"
     "                               TOKEN (set it through TIDINGS_METRICS_TOKEN, which ps does\n"
     "                               not show); unset: /metrics is open\n"
@@ -163,6 +183,8 @@ void api_config_defaults(api_config_t *cfg)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN); /* the sends are CPU work: one writer a core */
     cfg->stream_writers = cpus < 1 ? 1 : cpus > 16 ? 16 : (int)cpus;
     cfg->max_streams_per_address = 64;
+    cfg->rate_limits = 1;
+    api_rate_policy_defaults(cfg->rate);
     cfg->max_connections = 0;
     cfg->max_connections_per_address = 128;
     cfg->request_deadline_s = 10;
@@ -200,6 +222,16 @@ static int apply(api_config_t *cfg, int opt, const char *value)
             name = o->name;
     long v = 0;
     int rc = 0;
+    if (opt >= OPT_RATE_CLASS && opt < OPT_RATE_CLASS_END) {
+        if (api_rate_policy_parse(value, &cfg->rate[opt - OPT_RATE_CLASS]) != 0) {
+            fprintf(stderr,
+                    "tidings: --%s must be COUNT/UNIT[:BURST] (UNIT s, m or h; BURST up to ten "
+                    "times COUNT) or off, not '%s'\n",
+                    name, value);
+            return -EINVAL;
+        }
+        return 0;
+    }
     switch (opt) {
     case OPT_LISTEN:
         if (!strchr(value, ':')) {
@@ -317,6 +349,13 @@ static int apply(api_config_t *cfg, int opt, const char *value)
     case OPT_MAX_STREAMS_PER_ADDRESS:
         rc = parse_int(name, value, 0, 1000000, &v);
         cfg->max_streams_per_address = (int)v;
+        break;
+    case OPT_RATE_LIMITS:
+        if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
+            fprintf(stderr, "tidings: --rate-limits must be on or off\n");
+            return -EINVAL;
+        }
+        cfg->rate_limits = strcmp(value, "on") == 0;
         break;
     case OPT_METRICS_TOKEN:
         if (strlen(value) < METRICS_TOKEN_MIN) {

@@ -3,6 +3,7 @@
 #define TIDINGS_API_CONFIG_H
 
 #include "api/client_address.h"
+#include "api/rate_limit.h"
 #include "fanout/fanout.h"
 #include "fanout/live.h"
 #include "notify/notify.h"
@@ -32,6 +33,8 @@ typedef struct api_config_s {
     int request_deadline_s; /* --request-deadline: head and body within this, 0 for none */
     api_proxies_t trusted_proxies; /* --trusted-proxies: whose X-Forwarded-For we believe */
     char metrics_token[256]; /* --metrics-token: GET /metrics needs it as a Bearer; "" open */
+    int rate_limits;         /* --rate-limits on|off: off lifts every class's limit */
+    api_rate_policy_t rate[API_RATE_CLASSES]; /* --rate-publish, --rate-interact, … */
 
     /* Each module's own configuration, filled by its _defaults() (one default per setting)
      * and then by the flags that belong to it. */

@@ -164,6 +164,13 @@ void api_system_metrics(api_req_t *r)
                     (unsigned long long)topo.refreshes);
     if (r->api->connections)
         api_connection_metrics(r->api->connections, &t);
+    api_text_printf(&t, "# HELP tidings_http_rate_limited_total Requests answered 429: their "
+                        "class's rate limit was spent.\n"
+                        "# TYPE tidings_http_rate_limited_total counter\n");
+    for (int c = 0; c < API_RATE_CLASSES; c++)
+        api_text_printf(&t, "tidings_http_rate_limited_total{class=\"%s\"} %llu\n",
+                        api_rate_class_names[c],
+                        (unsigned long long)atomic_load(&r->api->metrics.rate_limited[c]));
     if (r->api->fanout)
         api_fanout_metrics(r->api->fanout, &r->api->metrics.job_duration, &t);
     if (r->api->hub)

@@ -58,6 +58,10 @@ static enum MHD_Result send_response(api_req_t *r)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
     if (r->allow[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (r->rate_policy[0]) {
+        MHD_add_response_header(resp, "RateLimit-Policy", r->rate_policy);
+        MHD_add_response_header(resp, "RateLimit", r->rate_state);
+    }
     if (r->retry_after) {
         char v[16];
         snprintf(v, sizeof(v), "%d", r->retry_after);
@@ -111,14 +115,15 @@ static bool authenticate(api_req_t *r)
 }
 
 /* With the headers alone: answers what can be answered before the body (false), so a
- * stranger's upload is never buffered for a route that needs a token. */
+ * stranger's upload is never buffered for a route that needs a token, and a request over
+ * its rate limit costs no upload either. */
 static bool admit(api_req_t *r)
 {
     if (r->body_too_large) {
         api_problem(r, API_TOO_LARGE, "the body is larger than %zu bytes", body_max(r));
         return false;
     }
-    return !needs_token(r) || authenticate(r);
+    return (!needs_token(r) || authenticate(r)) && api_rate_check(r);
 }
 
 static void dispatch(api_req_t *r)

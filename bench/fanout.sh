@@ -74,7 +74,7 @@ if [ "$BASELINE" = 1 ]; then
   RR each flushall >/dev/null
 fi
 
-"$BIN" --redis "$REDIS_URL" --listen "127.0.0.1:$HPORT" --log-level warn \
+"$BIN" --redis "$REDIS_URL" --listen "127.0.0.1:$HPORT" --log-level warn --rate-limits off \
   --celebrity-threshold 2000000 --timeline-max 800 2>>"$TIDINGS_LOG" &
 TPID=$!
 for _ in $(seq 200); do curl -sf "$H/readyz" >/dev/null && break; sleep 0.05; done

@@ -92,14 +92,15 @@ start_redis_server() {
 # start_tidings_at REDIS-URL LOG-FILE [FLAG...]: $TIDINGS against REDIS-URL on a free
 # loopback port with the flags, its stderr appended to LOG-FILE, once /readyz answers; sets
 # HTTP_PORT and TIDINGS_PID. Tries five ports, then exits 1. Every simulated client
-# connects from 127.0.0.1, so the per-address caps are off (flags may set them again).
+# connects from 127.0.0.1 and far faster than a person, so the per-address caps and the rate
+# limits are off (flags may set them again).
 start_tidings_at() {
   local url=$1 logf=$2
   shift 2
   for _ in 1 2 3 4 5; do
     HTTP_PORT=$(free_port)
     "$TIDINGS" --redis "$url" --listen "127.0.0.1:$HTTP_PORT" --max-connections-per-address 0 \
-      --max-streams-per-address 0 "$@" 2>>"$logf" &
+      --max-streams-per-address 0 --rate-limits off "$@" 2>>"$logf" &
     TIDINGS_PID=$!
     for _ in $(seq 200); do
       curl -fs "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1 && return 0

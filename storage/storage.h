@@ -303,4 +303,19 @@ int storage_announcements_after(storage_t *s, const char *channel, const char *a
 
 /* ---- embedded Redis: storage/redis/embedded.h (storage_embedded_start/stop) ---------------- */
 
+
+/* ---- rate limits (rate_limit.c) ----------------------------------------------------------- */
+typedef struct storage_rate_s {
+    bool allowed;
+    uint32_t remaining; /* requests the bucket allows right now (after this one) */
+    uint64_t retry_ms;  /* when refused: until one is allowed */
+    uint64_t full_ms;   /* until the bucket is full again */
+} storage_rate_t;
+
+/* Takes one token from the bucket of subject (a user id, or "a:<address>"; no braces) for
+ * class_name, which refills one token every interval_ms up to burst, shared by every process
+ * on this Redis. One round trip. 0 (see out->allowed), -EINVAL, or a Redis failure. */
+int storage_rate_take(storage_t *s, const char *subject, const char *class_name,
+                      uint32_t interval_ms, uint32_t burst, storage_rate_t *out);
+
 #endif

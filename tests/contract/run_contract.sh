@@ -52,6 +52,13 @@ answers_200() { # url
   node -e 'fetch(process.argv[1]).then(r => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))' "$1"
 }
 
+# Rate limits stay on, so every answer carries the RateLimit headers the spec describes, but
+# so high that a test client far faster than a person never meets them.
+rate_limits=(--rate-limits on)
+for class in publish interact follow register read stream; do
+  rate_limits+=("--rate-$class" 100000/m)
+done
+
 # start NAME REDIS_URL PROBE_PATH: starts a server, waits until PROBE_PATH answers 200, and
 # sets $url (and appends to pids). Three attempts, in case another process takes the port.
 start() {
@@ -59,7 +66,8 @@ start() {
   url=
   for attempt in 1 2 3; do
     port=$(free_port)
-    "$bin" --listen "127.0.0.1:$port" --redis "$redis" --data-dir "$work/data-$name" >"$log" 2>&1 &
+    "$bin" --listen "127.0.0.1:$port" --redis "$redis" --data-dir "$work/data-$name" \
+      "${rate_limits[@]}" >"$log" 2>&1 &
     pid=$!
     pids+=("$pid")
     for _ in $(seq 200); do

@@ -76,3 +76,45 @@ ssize_t sf_read_response(int fd, char *buf, size_t size, int timeout_ms)
     }
     return (ssize_t)got;
 }
+
+int sf_request_from(const char *source, int port, const char *method, const char *path,
+                    const char *token, const char *extra, const char *body, char *buf,
+                    size_t size)
+{
+    int fd = sf_connect_from(source, port);
+    cr_assert(fd >= 0, "connect from %s", source);
+    char req[4096];
+    int n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n",
+                     method, path);
+    if (token)
+        n += snprintf(req + n, sizeof(req) - (size_t)n, "Authorization: Bearer %s\r\n", token);
+    if (extra)
+        n += snprintf(req + n, sizeof(req) - (size_t)n, "%s", extra);
+    if (body)
+        n += snprintf(req + n, sizeof(req) - (size_t)n,
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n", strlen(body));
+    n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\n%s", body ? body : "");
+    cr_assert(n > 0 && (size_t)n < sizeof(req));
+    cr_assert_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    ssize_t got = sf_read_response(fd, buf, size, 5000);
+    close(fd);
+    int status = 0;
+    if (got > 12 && strncmp(buf, "HTTP/1.1 ", 9) == 0)
+        status = atoi(buf + 9);
+    return status;
+}
+
+const char *sf_header(const char *answer, const char *name, char *out, size_t size)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "\r\n%s: ", name);
+    const char *at = strstr(answer, key);
+    const char *end = at ? strstr(at + 2, "\r\n") : NULL;
+    if (!at || !end)
+        return NULL;
+    at += strlen(key);
+    size_t n = (size_t)(end - at) < size - 1 ? (size_t)(end - at) : size - 1;
+    memcpy(out, at, n);
+    out[n] = '\0';
+    return out;
+}

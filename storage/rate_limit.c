@@ -1,0 +1,63 @@
+/* storage/rate_limit.c -- token buckets that every process on the same Redis shares.
+ *
+ * A bucket is one string key holding its "theoretical arrival time" (GCRA, the generic cell
+ * rate algorithm): the moment the bucket would be full again. A request is allowed when that
+ * moment is at most burst intervals away after adding its own interval. One script call per
+ * check, on the key's own slot (rl:{<subject>}:<class>, where a user's subject is their id,
+ * so the bucket sits beside the user's keys); the script reads Redis' clock, so processes
+ * on different machines agree. The key expires when the bucket is full again.
+ */
+#include "storage/storage_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define K_RATE "rl:{%s}:%s" /* string: the bucket's full-again time, ms (GCRA) */
+
+/* KEYS[1] the bucket; ARGV: interval ms, burst. Returns {allowed, remaining, retry_ms,
+ * full_ms}: remaining requests now, how long until one is allowed (0 when allowed), and how
+ * long until the bucket is full again. */
+static const char take_script[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local interval, burst = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local tat = tonumber(redis.call('GET', KEYS[1])) or now\n"
+    "if tat < now then tat = now end\n"
+    "local new_tat = tat + interval\n"
+    "local allow_at = new_tat - burst * interval\n"
+    "if allow_at > now then return {0, 0, allow_at - now, tat - now} end\n"
+    "redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)\n"
+    "return {1, math.floor((now - allow_at) / interval), 0, new_tat - now}\n";
+
+int storage_rate_take(storage_t *s, const char *subject, const char *class_name,
+                      uint32_t interval_ms, uint32_t burst, storage_rate_t *out)
+{
+    if (!interval_ms || !burst || strchr(subject, '}') || strchr(subject, '{'))
+        return -EINVAL;
+    char key[160], interval[16], size[16];
+    int n = snprintf(key, sizeof(key), K_RATE, subject, class_name);
+    if (n < 0 || (size_t)n >= sizeof(key))
+        return -EINVAL;
+    snprintf(interval, sizeof(interval), "%u", interval_ms);
+    snprintf(size, sizeof(size), "%u", burst);
+    const char *argv[] = {"EVAL", take_script, "1", key, interval, size};
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_addargv(&b, 6, argv, NULL);
+    int rc = storage_redis_batch_run_checked(&b);
+    redisReply *r = rc == 0 ? b.r[0] : NULL;
+    if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 4))
+        rc = -EIO;
+    for (size_t i = 0; rc == 0 && i < 4; i++)
+        if (r->element[i]->type != REDIS_REPLY_INTEGER)
+            rc = -EIO;
+    if (rc == 0) {
+        out->allowed = r->element[0]->integer == 1;
+        out->remaining = (uint32_t)r->element[1]->integer;
+        out->retry_ms = (uint64_t)r->element[2]->integer;
+        out->full_ms = (uint64_t)r->element[3]->integer;
+    }
+    storage_redis_batch_free(&b);
+    return rc;
+}
