@@ -44,6 +44,13 @@ uint64_t ts_now_ms(void); /* monotonic */
 void ts_sleep_ms(int ms);
 
 /* ---- HTTP client (http.c) ----------------------------------------------------------------- */
+/* A growing byte string, NUL-terminated after the first add; the caller frees p. */
+typedef struct ts_buf_s {
+    char *p;
+    size_t len, cap;
+} ts_buf_t;
+void ts_buf_add(ts_buf_t *b, const void *data, size_t n);
+void ts_buf_puts(ts_buf_t *b, const char *text);
 typedef struct ts_resp_s {
     int status;      /* 0 when no status line arrived */
     char *head;      /* status line and header lines, CRLF-separated (owned) */
