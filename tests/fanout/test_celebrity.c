@@ -30,8 +30,7 @@ Test(celebrity, posts_merge_at_read_time_in_id_order_and_page_exactly_once)
     redisContext *c = ts_redis_connect(redis.port);
 
     ts_user_t celeb, normal, f[5];
-    ts_register(port, "cel_c", &celeb);
-    ts_register(port, "cel_n", &normal);
+    ts_register_all(port, "cel", &celeb, &normal, NULL);
     for (int i = 0; i < 5; i++) {
         ts_register(port, "cel_f", &f[i]);
         ts_follow(port, &f[i], &celeb);

@@ -33,9 +33,7 @@ Test(timeline, newest_first_in_post_id_order_per_author_without_duplicates)
     start(NULL);
     int port = server.port;
     ts_user_t a, b, f;
-    ts_register(port, "ord_a", &a);
-    ts_register(port, "ord_b", &b);
-    ts_register(port, "ord_f", &f);
+    ts_register_all(port, "ord", &a, &b, &f, NULL);
     ts_follow(port, &f, &a);
     ts_follow(port, &f, &b);
 
@@ -89,8 +87,7 @@ Test(timeline, trimming_keeps_the_newest_timeline_max)
     start(extra);
     int port = server.port;
     ts_user_t a, f;
-    ts_register(port, "trim_a", &a);
-    ts_register(port, "trim_f", &f);
+    ts_register_all(port, "trim", &a, &f, NULL);
     ts_follow(port, &f, &a);
     enum { POSTS = 12, MAX = 5 };
     uint64_t posted[POSTS];
@@ -125,9 +122,7 @@ Test(timeline, follow_backfills_posts_made_before_it)
     start(NULL);
     int port = server.port;
     ts_user_t a, other, f;
-    ts_register(port, "bf_a", &a);
-    ts_register(port, "bf_o", &other);
-    ts_register(port, "bf_f", &f);
+    ts_register_all(port, "bf", &a, &other, &f, NULL);
     uint64_t before[3];
     for (int i = 0; i < 3; i++)
         before[i] = ts_post(port, &a, "written before the follow", NULL);
@@ -163,9 +158,7 @@ Test(timeline, unfollow_purges_the_followees_posts_only)
     start(NULL);
     int port = server.port;
     ts_user_t a, b, f;
-    ts_register(port, "uf_a", &a);
-    ts_register(port, "uf_b", &b);
-    ts_register(port, "uf_f", &f);
+    ts_register_all(port, "uf", &a, &b, &f, NULL);
     ts_follow(port, &f, &a);
     ts_follow(port, &f, &b);
     uint64_t pa[4], pb[3];

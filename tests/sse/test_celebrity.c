@@ -216,8 +216,7 @@ Test(sse_celebrity, follow_and_unfollow_while_connected_take_effect)
     sx_server(&srv, celebrity_args);
     ts_user_t celeb, fans[FOLLOWERS], user, sentinel;
     int jobs = marked_celebrity(srv.port, &celeb, fans);
-    ts_register(srv.port, "user", &user);
-    ts_register(srv.port, "sentinel", &sentinel);
+    ts_register_all(srv.port, "user", &user, &sentinel, NULL);
     ts_follow(srv.port, &user, &sentinel);
     ts_sse_t *c = ts_stream(srv.port, &user, NULL);
 

@@ -43,8 +43,7 @@ Test(sse_events, feed_event_is_the_post_as_the_timeline_shows_it)
     sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, NULL);
     ts_user_t reader, author;
-    ts_register(srv.port, "feedr", &reader);
-    ts_register(srv.port, "feeda", &author);
+    ts_register_all(srv.port, "feed", &reader, &author, NULL);
     ts_follow(srv.port, &reader, &author);
     ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
 
@@ -85,8 +84,7 @@ Test(sse_events, notification_event_is_the_notification_as_the_api_shows_it)
     sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, NULL);
     ts_user_t owner, fan;
-    ts_register(srv.port, "ntfo", &owner);
-    ts_register(srv.port, "ntff", &fan);
+    ts_register_all(srv.port, "ntf", &owner, &fan, NULL);
     ts_sse_t *c = ts_stream(srv.port, &owner, NULL);
 
     ts_follow(srv.port, &fan, &owner);
@@ -133,8 +131,7 @@ Test(sse_events, delete_event_names_the_retracted_post)
     sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, NULL);
     ts_user_t reader, author;
-    ts_register(srv.port, "delr", &reader);
-    ts_register(srv.port, "dela", &author);
+    ts_register_all(srv.port, "del", &reader, &author, NULL);
     ts_follow(srv.port, &reader, &author);
     ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
 
@@ -186,9 +183,7 @@ Test(sse_events, every_stream_of_a_user_receives_every_event)
     sx_use_private_redis();
     sx_server(&srv, NULL);
     ts_user_t user, author, fan;
-    ts_register(srv.port, "twou", &user);
-    ts_register(srv.port, "twoa", &author);
-    ts_register(srv.port, "twof", &fan);
+    ts_register_all(srv.port, "two", &user, &author, &fan, NULL);
     ts_follow(srv.port, &user, &author);
     ts_sse_t *phone = ts_stream(srv.port, &user, NULL);
     ts_sse_t *laptop = ts_stream(srv.port, &user, NULL);
@@ -254,9 +249,7 @@ Test(sse_events, a_feed_event_whose_post_is_gone_is_sent_as_a_bare_id)
     sx_use_private_redis();
     sx_server(&srv, NULL);
     ts_user_t reader, other, author;
-    ts_register(srv.port, "goner", &reader);
-    ts_register(srv.port, "goneo", &other);
-    ts_register(srv.port, "gonea", &author);
+    ts_register_all(srv.port, "gone", &reader, &other, &author, NULL);
     ts_follow(srv.port, &reader, &author);
     ts_follow(srv.port, &other, &author);
     ts_sse_t *c = ts_stream(srv.port, &reader, NULL);

@@ -53,9 +53,7 @@ Test(sse_limits, a_reader_that_never_reads_is_cut_off_while_others_keep_receivin
     sx_use_private_redis();
     sx_server(&srv, (const char *const[]){"--stream-buffer", "4096", NULL});
     ts_user_t author, slow, fast;
-    ts_register(srv.port, "cuta", &author);
-    ts_register(srv.port, "cuts", &slow);
-    ts_register(srv.port, "cutf", &fast);
+    ts_register_all(srv.port, "cut", &author, &slow, &fast, NULL);
     ts_follow(srv.port, &slow, &author);
     ts_follow(srv.port, &fast, &author);
     ts_sse_t *s = ts_stream_opts(srv.port, &(ts_sse_opts_t){.token = slow.token, .rcvbuf = 4096});
@@ -100,8 +98,7 @@ Test(sse_limits, a_cut_off_reader_resumes_with_last_event_id)
     sx_use_private_redis();
     sx_server(&srv, (const char *const[]){"--stream-buffer", "4096", NULL});
     ts_user_t author, slow;
-    ts_register(srv.port, "resa", &author);
-    ts_register(srv.port, "ress", &slow);
+    ts_register_all(srv.port, "res", &author, &slow, NULL);
     ts_follow(srv.port, &slow, &author);
     ts_sse_t *s = ts_stream_opts(srv.port, &(ts_sse_opts_t){.token = slow.token, .rcvbuf = 4096});
     static char ids[MAX_BIG_POSTS][24];
@@ -139,8 +136,7 @@ Test(sse_limits, max_streams_answers_503_beyond_the_limit)
     sx_use_fixture_redis();
     sx_server(&srv, (const char *const[]){"--max-streams", "3", "--heartbeat", "1", NULL});
     ts_user_t a, b;
-    ts_register(srv.port, "maxa", &a);
-    ts_register(srv.port, "maxb", &b);
+    ts_register_all(srv.port, "max", &a, &b, NULL);
     ts_sse_t *s1 = ts_stream(srv.port, &a, NULL);
     ts_sse_t *s2 = ts_stream(srv.port, &a, NULL);
     ts_sse_t *s3 = ts_stream(srv.port, &b, NULL);

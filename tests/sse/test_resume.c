@@ -76,8 +76,7 @@ Test(sse_resume, replay_while_posts_keep_arriving_has_no_gap_and_no_duplicate)
     sx_use_private_redis();
     sx_server(&srv, (const char *const[]){"--heartbeat", "1", NULL});
     ts_user_t reader, author;
-    ts_register(srv.port, "loadr", &reader);
-    ts_register(srv.port, "loada", &author);
+    ts_register_all(srv.port, "load", &reader, &author, NULL);
     ts_follow(srv.port, &reader, &author);
     ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
 
@@ -131,8 +130,7 @@ Test(sse_resume, reconnecting_within_the_grace_replays_what_was_missed)
     sx_use_private_redis();
     sx_server(&srv, NULL);
     ts_user_t reader, author;
-    ts_register(srv.port, "gracer", &reader);
-    ts_register(srv.port, "gracea", &author);
+    ts_register_all(srv.port, "grace", &reader, &author, NULL);
     ts_follow(srv.port, &reader, &author);
     ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
     ts_sse_t *watch = ts_stream(srv.port, &reader, NULL); /* another device; tells when logged */
@@ -198,8 +196,7 @@ Test(sse_resume, a_long_absence_within_the_log_replays_every_event)
     sx_use_private_redis();
     sx_server(&srv, NULL);
     ts_user_t reader, author;
-    ts_register(srv.port, "longr", &reader);
-    ts_register(srv.port, "longa", &author);
+    ts_register_all(srv.port, "long", &reader, &author, NULL);
     ts_follow(srv.port, &reader, &author);
     ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
     ts_sse_t *watch = ts_stream(srv.port, &reader, NULL);
@@ -249,8 +246,7 @@ Test(sse_resume, a_cursor_older_than_the_grace_gets_reset)
     sx_use_private_redis();
     sx_server(&srv, (const char *const[]){"--stream-grace-ms", "2000", "--heartbeat", "1", NULL});
     ts_user_t reader, author;
-    ts_register(srv.port, "staler", &reader);
-    ts_register(srv.port, "stalea", &author);
+    ts_register_all(srv.port, "stale", &reader, &author, NULL);
     ts_follow(srv.port, &reader, &author);
     ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
     sx_got_t g = {0};
@@ -306,8 +302,7 @@ Test(sse_resume, a_connected_user_stays_online_longer_than_the_grace)
     sx_use_private_redis();
     sx_server(&srv, (const char *const[]){"--stream-grace-ms", "1000", "--heartbeat", "1", NULL});
     ts_user_t reader, author;
-    ts_register(srv.port, "longonr", &reader);
-    ts_register(srv.port, "longona", &author);
+    ts_register_all(srv.port, "longon", &reader, &author, NULL);
     ts_follow(srv.port, &reader, &author);
     ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
     sx_got_t g = {0};
@@ -443,9 +438,7 @@ Test(sse_resume, entries_of_the_earlier_log_format_replay_too)
     sx_use_private_redis();
     sx_server(&srv, NULL);
     ts_user_t reader, author, stranger;
-    ts_register(srv.port, "oldfr", &reader);
-    ts_register(srv.port, "oldfa", &author);
-    ts_register(srv.port, "oldfs", &stranger);
+    ts_register_all(srv.port, "oldf", &reader, &author, &stranger, NULL);
     ts_follow(srv.port, &reader, &author);
     ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
     sx_got_t g = {0};
