@@ -193,8 +193,10 @@ static ts_buf_t build_request(const world_t *w, const char *name)
     ts_buf_t head = substitute(w, name, file.p, head_len);
     ts_buf_t body = substitute(w, name, file.p + body_start, body_len);
     ts_buf_t req = {0};
-    char length[24];
+    char length[24], host[48] = "";
     snprintf(length, sizeof(length), "%zu", body.len);
+    if (!strcasestr(head.p, "\nHost:"))
+        snprintf(host, sizeof(host), "Host: 127.0.0.1:%d\r\n", w->srv.port);
     for (char *line = head.p; line && *line;) {
         char *nl = strchr(line, '\n');
         size_t n = nl ? (size_t)(nl - line) : strlen(line);
@@ -210,6 +212,8 @@ static ts_buf_t build_request(const world_t *w, const char *name)
             }
         }
         ts_buf_puts(&req, "\r\n");
+        if (line == head.p)
+            ts_buf_puts(&req, host);
         line = nl ? nl + 1 : NULL;
     }
     ts_buf_puts(&req, "\r\n");
@@ -239,6 +243,24 @@ static bool json_contains(const json_t *actual, const json_t *expected)
     return true;
 }
 
+/* The problem type of each status (api/problem.c), so a case need not repeat it. */
+static const char *problem_type(int status)
+{
+    static const struct {
+        int status;
+        const char *type;
+    } types[] = {
+        {400, "bad-request"},   {401, "unauthorized"},       {403, "forbidden"},
+        {404, "not-found"},     {405, "method-not-allowed"}, {409, "conflict"},
+        {413, "payload-too-large"}, {415, "unsupported-media-type"}, {422, "unprocessable"},
+        {429, "too-many-requests"}, {500, "internal"},       {503, "unavailable"},
+    };
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (types[i].status == status)
+            return types[i].type;
+    return "";
+}
+
 static void check_problem(const char *name, const ts_resp_t *r, bool head)
 {
     char ct[128];
@@ -257,6 +279,11 @@ static void check_problem(const char *name, const ts_resp_t *r, bool head)
     cr_expect(json_integer_value(json_object_get(j, "status")) == r->status,
               "case %s: the problem's status is not the HTTP status %d: %s", name, r->status,
               r->body);
+    char type[64];
+    snprintf(type, sizeof(type), "urn:tidings:problem:%s", problem_type(r->status));
+    const char *got = json_string_value(json_object_get(j, "type"));
+    cr_expect_str_eq(got ? got : "", type, "case %s: a %d problem's type: %s", name, r->status,
+                     r->body);
     json_decref(j);
 }
 

@@ -40,12 +40,8 @@ static json_t *timeline_entry(int port, const ts_user_t *u, const char *post)
 
 Test(sse_events, feed_event_is_the_post_as_the_timeline_shows_it)
 {
-    sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
-    sx_server(&srv, NULL);
     ts_user_t reader, author;
-    ts_register_all(srv.port, "feed", &reader, &author, NULL);
-    ts_follow(srv.port, &reader, &author);
-    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
+    ts_sse_t *c = sx_reader_of(&srv, NULL, "feed", &reader, &author);
 
     char post[24];
     ts_post(srv.port, &author, "hello from the author, @nobody_here", post);
@@ -128,12 +124,8 @@ Test(sse_events, notification_event_is_the_notification_as_the_api_shows_it)
 
 Test(sse_events, delete_event_names_the_retracted_post)
 {
-    sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
-    sx_server(&srv, NULL);
     ts_user_t reader, author;
-    ts_register_all(srv.port, "del", &reader, &author, NULL);
-    ts_follow(srv.port, &reader, &author);
-    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
+    ts_sse_t *c = sx_reader_of(&srv, NULL, "del", &reader, &author);
 
     char post[24], id[24];
     ts_post(srv.port, &author, "soon gone", post);
