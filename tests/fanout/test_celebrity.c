@@ -22,11 +22,8 @@ static int cmp_desc(const void *x, const void *y)
 
 Test(celebrity, posts_merge_at_read_time_in_id_order_and_page_exactly_once)
 {
-    redis.aof = false;
-    ts_redis_start_like_fixture(&redis);
     const char *extra[] = {"--celebrity-threshold", "3", NULL};
-    ts_server_start(&server, redis.url, extra, true);
-    int port = server.port;
+    int port = fx_start(&redis, &server, extra);
     redisContext *c = ts_redis_connect(redis.port);
 
     ts_user_t celeb, normal, f[5];
