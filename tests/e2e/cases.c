@@ -197,6 +197,8 @@ static ts_buf_t build_request(const world_t *w, const char *name)
     snprintf(length, sizeof(length), "%zu", body.len);
     if (!strcasestr(head.p, "\nHost:"))
         snprintf(host, sizeof(host), "Host: 127.0.0.1:%d\r\n", w->srv.port);
+    bool framed =
+        strcasestr(head.p, "\nContent-Length:") || strcasestr(head.p, "\nTransfer-Encoding:");
     for (char *line = head.p; line && *line;) {
         char *nl = strchr(line, '\n');
         size_t n = nl ? (size_t)(nl - line) : strlen(line);
@@ -215,6 +217,11 @@ static ts_buf_t build_request(const world_t *w, const char *name)
         if (line == head.p)
             ts_buf_puts(&req, host);
         line = nl ? nl + 1 : NULL;
+    }
+    if (split && !framed) {
+        ts_buf_puts(&req, "Content-Length: ");
+        ts_buf_puts(&req, length);
+        ts_buf_puts(&req, "\r\n");
     }
     ts_buf_puts(&req, "\r\n");
     ts_buf_add(&req, body.p, body.len);
