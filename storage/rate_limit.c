@@ -5,7 +5,9 @@
  * moment is at most burst intervals away after adding its own interval. One script call per
  * check, on the key's own slot (rl:{<subject>}:<class>, where a user's subject is their id,
  * so the bucket sits beside the user's keys); the script reads Redis' clock, so processes
- * on different machines agree. The key expires when the bucket is full again.
+ * on different machines agree. The key expires when the bucket is full again. A bucket
+ * spent under an older, stricter policy counts as at most empty under the current one, so
+ * raising a limit takes effect at once.
  */
 #include "storage/storage_internal.h"
 
@@ -24,6 +26,7 @@ static const char take_script[] =
     "local interval, burst = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
     "local tat = tonumber(redis.call('GET', KEYS[1])) or now\n"
     "if tat < now then tat = now end\n"
+    "if tat > now + burst * interval then tat = now + burst * interval end\n"
     "local new_tat = tat + interval\n"
     "local allow_at = new_tat - burst * interval\n"
     "if allow_at > now then return {0, 0, allow_at - now, tat - now} end\n"

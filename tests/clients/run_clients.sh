@@ -26,57 +26,13 @@ for pkg in openapi-typescript openapi-fetch typescript eventsource playwright-co
     exit 1
   fi
 done
-port_file=${TIDINGS_TEST_REDIS_PORT_FILE:?TIDINGS_TEST_REDIS_PORT_FILE is not set (the redis fixture writes it)}
-[ -s "$port_file" ] || { echo "clients: no redis port in $port_file (did redis_start run?)" >&2; exit 1; }
-redis_port=$(cat "$port_file")
-
 rm -rf "$work"
 mkdir -p "$work"
-log=$work/server.log
-pid=
-
-stop_server() {
-  [ -n "$pid" ] || return 0
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "clients: server $pid ignored SIGTERM for 15 s; killing it" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  wait "$pid" 2>/dev/null || true
-  pid=
-}
-trap stop_server EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-answers_200() { # url
-  node -e 'fetch(process.argv[1]).then(r => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))' "$1"
-}
-
-# Starts the server and waits (10 s at most) for /readyz; three attempts, in case another
-# process takes the port in between.
-url=
-for attempt in 1 2 3; do
-  port=$(free_port)
-  "$bin" --listen "127.0.0.1:$port" --redis "redis://127.0.0.1:$redis_port" --data-dir "$work/data" >"$log" 2>&1 &
-  pid=$!
-  for _ in $(seq 200); do
-    kill -0 "$pid" 2>/dev/null || break
-    if answers_200 "http://127.0.0.1:$port/readyz"; then url=http://127.0.0.1:$port; break; fi
-    sleep 0.05
-  done
-  [ -n "$url" ] && break
-  echo "clients: the server did not answer /readyz (attempt $attempt); its log:" >&2
-  cat "$log" >&2
-  stop_server
-done
-[ -n "$url" ] || { echo "clients: giving up: the server never came up" >&2; exit 1; }
-echo "clients: server (pid $pid) at $url"
+log=$work/main.log
+tag=clients
+# shellcheck source=../support/serve.sh
+. "$src/tests/support/serve.sh"
+serve_start main "redis://127.0.0.1:$redis_port" /readyz
 
 status=0
 case "$mode" in
@@ -108,11 +64,4 @@ if [ "$status" -ne 0 ]; then
   echo "clients: FAILED ($mode, status $status); the server's log (last 80 lines):" >&2
   tail -n 80 "$log" >&2
 fi
-stop_server
-# A sanitizer build's server reports at exit; such a report fails the test.
-if grep -Eq 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$log"; then
-  echo "clients: the server's log has a sanitizer report:" >&2
-  grep -E -A30 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$log" | head -n 120 >&2
-  [ "$status" -ne 0 ] || status=1
-fi
-exit "$status"
+serve_finish "$status"

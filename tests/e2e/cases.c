@@ -15,31 +15,6 @@
 
 #define BIG_SIZE 70000 /* over the default --max-body of 65536 */
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-} str_t;
-
-static void put(str_t *s, const void *data, size_t n)
-{
-    if (s->len + n + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 1024;
-        while (cap < s->len + n + 1)
-            cap *= 2;
-        s->p = realloc(s->p, cap);
-        cr_assert(s->p);
-        s->cap = cap;
-    }
-    memcpy(s->p + s->len, data, n);
-    s->len += n;
-    s->p[s->len] = '\0';
-}
-
-static void puts_(str_t *s, const char *text)
-{
-    put(s, text, strlen(text));
-}
-
 static int cmp_names(const void *a, const void *b)
 {
     return strcmp(a, b);
@@ -67,50 +42,50 @@ size_t cases_list(char (*names)[CASE_NAME_MAX], size_t max)
     return n;
 }
 
-static str_t load(const char *name, const char *file)
+static ts_buf_t load(const char *name, const char *file)
 {
     char path[1200];
     snprintf(path, sizeof(path), "%s/tests/e2e/cases/%s/%s", ts_env("TIDINGS_SOURCE_DIR"), name,
              file);
     FILE *f = fopen(path, "rb");
     cr_assert(f, "case %s: cannot open %s", name, path);
-    str_t s = {0};
-    put(&s, "", 0);
+    ts_buf_t s = {0};
+    ts_buf_add(&s, "", 0);
     char buf[4096];
     size_t n;
     while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-        put(&s, buf, n);
+        ts_buf_add(&s, buf, n);
     fclose(f);
     return s;
 }
 
 /* ---- placeholders ------------------------------------------------------------------------ */
 
-static void big_body(str_t *out)
+static void big_body(ts_buf_t *out)
 {
-    puts_(out, "{\"text\":\"");
+    ts_buf_puts(out, "{\"text\":\"");
     for (int i = 0; i < BIG_SIZE; i++)
-        put(out, "a", 1);
-    puts_(out, "\"}");
+        ts_buf_add(out, "a", 1);
+    ts_buf_puts(out, "\"}");
 }
 
-static void big_chunked(str_t *out)
+static void big_chunked(ts_buf_t *out)
 {
-    str_t body = {0};
+    ts_buf_t body = {0};
     big_body(&body);
     for (size_t pos = 0; pos < body.len; pos += 4096) {
         size_t n = body.len - pos < 4096 ? body.len - pos : 4096;
         char size[32];
         snprintf(size, sizeof(size), "%zx\r\n", n);
-        puts_(out, size);
-        put(out, body.p + pos, n);
-        puts_(out, "\r\n");
+        ts_buf_puts(out, size);
+        ts_buf_add(out, body.p + pos, n);
+        ts_buf_puts(out, "\r\n");
     }
-    puts_(out, "0\r\n\r\n");
+    ts_buf_puts(out, "0\r\n\r\n");
     free(body.p);
 }
 
-static void hex_bytes(const char *name, const char *hex, size_t len, str_t *out)
+static void hex_bytes(const char *name, const char *hex, size_t len, ts_buf_t *out)
 {
     cr_assert(len % 2 == 0, "case %s: odd HEX placeholder", name);
     for (size_t i = 0; i < len; i += 2) {
@@ -118,12 +93,12 @@ static void hex_bytes(const char *name, const char *hex, size_t len, str_t *out)
         char *end;
         unsigned char b = (unsigned char)strtoul(byte, &end, 16);
         cr_assert(*end == '\0', "case %s: bad HEX placeholder", name);
-        put(out, &b, 1);
+        ts_buf_add(out, &b, 1);
     }
 }
 
 /* Appends the value of placeholder key (len bytes, between the braces). */
-static void expand(const world_t *w, const char *name, const char *key, size_t len, str_t *out)
+static void expand(const world_t *w, const char *name, const char *key, size_t len, ts_buf_t *out)
 {
     char k[64];
     snprintf(k, sizeof(k), "%.*s", (int)(len < 63 ? len : 63), key);
@@ -133,7 +108,7 @@ static void expand(const world_t *w, const char *name, const char *key, size_t l
         cr_assert(*colon == ':' && times >= 0, "case %s: bad REPEAT placeholder", name);
         size_t tlen = len - (size_t)(colon + 1 - key);
         for (long i = 0; i < times; i++)
-            put(out, colon + 1, tlen);
+            ts_buf_add(out, colon + 1, tlen);
     } else if (strncmp(key, "HEX:", 4) == 0) {
         hex_bytes(name, key + 4, len - 4, out);
     } else if (strcmp(k, "BIG_BODY") == 0) {
@@ -141,60 +116,60 @@ static void expand(const world_t *w, const char *name, const char *key, size_t l
     } else if (strcmp(k, "BIG_CHUNKED") == 0) {
         big_chunked(out);
     } else if (strcmp(k, "TOKEN_A") == 0) {
-        puts_(out, w->a.token);
+        ts_buf_puts(out, w->a.token);
     } else if (strcmp(k, "TOKEN_B") == 0) {
-        puts_(out, w->b.token);
+        ts_buf_puts(out, w->b.token);
     } else if (strcmp(k, "ID_A") == 0) {
-        puts_(out, w->a.id);
+        ts_buf_puts(out, w->a.id);
     } else if (strcmp(k, "ID_B") == 0) {
-        puts_(out, w->b.id);
+        ts_buf_puts(out, w->b.id);
     } else if (strcmp(k, "HANDLE_A") == 0) {
-        puts_(out, w->a.handle);
+        ts_buf_puts(out, w->a.handle);
     } else if (strcmp(k, "HANDLE_A_UPPER") == 0) {
         for (const char *c = w->a.handle; *c; c++) {
             char u = (char)toupper((unsigned char)*c);
-            put(out, &u, 1);
+            ts_buf_add(out, &u, 1);
         }
     } else if (strcmp(k, "POST_A") == 0) {
-        puts_(out, w->post_a);
+        ts_buf_puts(out, w->post_a);
     } else if (strcmp(k, "POST_B") == 0) {
-        puts_(out, w->post_b);
+        ts_buf_puts(out, w->post_b);
     } else if (strcmp(k, "WRONG_TOKEN_A") == 0) {
-        puts_(out, "tdg_");
-        puts_(out, w->a.id);
-        puts_(out, "_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+        ts_buf_puts(out, "tdg_");
+        ts_buf_puts(out, w->a.id);
+        ts_buf_puts(out, "_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     } else if (strcmp(k, "UNKNOWN_ID") == 0) {
-        puts_(out, "9007199254740991"); /* 2^53 - 1: an id of the year 2093 */
+        ts_buf_puts(out, "9007199254740991"); /* 2^53 - 1: an id of the year 2093 */
     } else if (strcmp(k, "UNIQUE") == 0) {
         char handle[32];
         ts_unique(handle, sizeof(handle), "u");
-        puts_(out, handle);
+        ts_buf_puts(out, handle);
     } else if (strcmp(k, "HOST") == 0) {
         char host[32];
         snprintf(host, sizeof(host), "127.0.0.1:%d", w->srv.port);
-        puts_(out, host);
+        ts_buf_puts(out, host);
     } else {
         cr_assert_fail("case %s: unknown placeholder {{%s}}", name, k);
     }
 }
 
 /* Replaces every {{…}} in in[0..len) except {{LENGTH}}, which is kept for later. */
-static str_t substitute(const world_t *w, const char *name, const char *in, size_t len)
+static ts_buf_t substitute(const world_t *w, const char *name, const char *in, size_t len)
 {
-    str_t out = {0};
-    put(&out, "", 0);
+    ts_buf_t out = {0};
+    ts_buf_add(&out, "", 0);
     size_t i = 0;
     while (i < len) {
         const char *open = memmem(in + i, len - i, "{{", 2);
         const char *close = open ? memmem(open + 2, len - (size_t)(open + 2 - in), "}}", 2) : NULL;
         if (!open || !close) {
-            put(&out, in + i, len - i);
+            ts_buf_add(&out, in + i, len - i);
             break;
         }
-        put(&out, in + i, (size_t)(open - (in + i)));
+        ts_buf_add(&out, in + i, (size_t)(open - (in + i)));
         size_t klen = (size_t)(close - (open + 2));
         if (klen == 6 && memcmp(open + 2, "LENGTH", 6) == 0)
-            put(&out, open, klen + 4);
+            ts_buf_add(&out, open, klen + 4);
         else
             expand(w, name, open + 2, klen, &out);
         i = (size_t)(close + 2 - in);
@@ -203,9 +178,9 @@ static str_t substitute(const world_t *w, const char *name, const char *in, size
 }
 
 /* The request of case name, ready to send. */
-static str_t build_request(const world_t *w, const char *name)
+static ts_buf_t build_request(const world_t *w, const char *name)
 {
-    str_t file = load(name, "request");
+    ts_buf_t file = load(name, "request");
     const char *split = strstr(file.p, "\n\n");
     size_t head_len = split ? (size_t)(split - file.p) : file.len;
     while (head_len && file.p[head_len - 1] == '\n')
@@ -215,11 +190,15 @@ static str_t build_request(const world_t *w, const char *name)
     if (body_len && file.p[file.len - 1] == '\n')
         body_len--;
 
-    str_t head = substitute(w, name, file.p, head_len);
-    str_t body = substitute(w, name, file.p + body_start, body_len);
-    str_t req = {0};
-    char length[24];
+    ts_buf_t head = substitute(w, name, file.p, head_len);
+    ts_buf_t body = substitute(w, name, file.p + body_start, body_len);
+    ts_buf_t req = {0};
+    char length[24], host[48] = "";
     snprintf(length, sizeof(length), "%zu", body.len);
+    if (!strcasestr(head.p, "\nHost:"))
+        snprintf(host, sizeof(host), "Host: 127.0.0.1:%d\r\n", w->srv.port);
+    bool framed =
+        strcasestr(head.p, "\nContent-Length:") || strcasestr(head.p, "\nTransfer-Encoding:");
     for (char *line = head.p; line && *line;) {
         char *nl = strchr(line, '\n');
         size_t n = nl ? (size_t)(nl - line) : strlen(line);
@@ -227,18 +206,25 @@ static str_t build_request(const world_t *w, const char *name)
             n--;
         for (size_t j = 0; j < n;) {
             if (n - j >= 10 && memcmp(line + j, "{{LENGTH}}", 10) == 0) {
-                puts_(&req, length);
+                ts_buf_puts(&req, length);
                 j += 10;
             } else {
-                put(&req, line + j, 1);
+                ts_buf_add(&req, line + j, 1);
                 j++;
             }
         }
-        puts_(&req, "\r\n");
+        ts_buf_puts(&req, "\r\n");
+        if (line == head.p)
+            ts_buf_puts(&req, host);
         line = nl ? nl + 1 : NULL;
     }
-    puts_(&req, "\r\n");
-    put(&req, body.p, body.len);
+    if (split && !framed) {
+        ts_buf_puts(&req, "Content-Length: ");
+        ts_buf_puts(&req, length);
+        ts_buf_puts(&req, "\r\n");
+    }
+    ts_buf_puts(&req, "\r\n");
+    ts_buf_add(&req, body.p, body.len);
     free(file.p);
     free(head.p);
     free(body.p);
@@ -264,6 +250,24 @@ static bool json_contains(const json_t *actual, const json_t *expected)
     return true;
 }
 
+/* The problem type of each status (api/problem.c), so a case need not repeat it. */
+static const char *problem_type(int status)
+{
+    static const struct {
+        int status;
+        const char *type;
+    } types[] = {
+        {400, "bad-request"},   {401, "unauthorized"},       {403, "forbidden"},
+        {404, "not-found"},     {405, "method-not-allowed"}, {409, "conflict"},
+        {413, "payload-too-large"}, {415, "unsupported-media-type"}, {422, "unprocessable"},
+        {429, "too-many-requests"}, {500, "internal"},       {503, "unavailable"},
+    };
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (types[i].status == status)
+            return types[i].type;
+    return "";
+}
+
 static void check_problem(const char *name, const ts_resp_t *r, bool head)
 {
     char ct[128];
@@ -282,12 +286,17 @@ static void check_problem(const char *name, const ts_resp_t *r, bool head)
     cr_expect(json_integer_value(json_object_get(j, "status")) == r->status,
               "case %s: the problem's status is not the HTTP status %d: %s", name, r->status,
               r->body);
+    char type[64];
+    snprintf(type, sizeof(type), "urn:tidings:problem:%s", problem_type(r->status));
+    const char *got = json_string_value(json_object_get(j, "type"));
+    cr_expect_str_eq(got ? got : "", type, "case %s: a %d problem's type: %s", name, r->status,
+                     r->body);
     json_decref(j);
 }
 
 static void check(const char *name, const char *first_line, const ts_resp_t *r)
 {
-    str_t exp = load(name, "expected");
+    ts_buf_t exp = load(name, "expected");
     char *line = exp.p;
     char *nl = strchr(line, '\n');
     if (nl)
@@ -345,7 +354,7 @@ static void check(const char *name, const char *first_line, const ts_resp_t *r)
 
 void cases_run(const world_t *w, const char *name, bool check_answer)
 {
-    str_t req = build_request(w, name);
+    ts_buf_t req = build_request(w, name);
     char first_line[160];
     snprintf(first_line, sizeof(first_line), "%.*s", (int)strcspn(req.p, "\r\n"), req.p);
     ts_resp_t r;

@@ -1,8 +1,10 @@
 /* tests/e2e/cases.h -- the bad-input table as data: tests/e2e/cases/<name>/{request,expected}.
  *
  * request: the raw HTTP request. Up to the first empty line is the head, written one header
- * per line (LF; the runner sends CRLF); the rest is the body, sent byte for byte except one
- * final newline. Placeholders, replaced before sending:
+ * per line (LF; the runner sends CRLF, and Host: {{HOST}} after the request line unless the
+ * head has a Host line); the rest is the body, sent byte for byte except one final newline.
+ * A head followed by a body and naming neither Content-Length nor Transfer-Encoding gets
+ * Content-Length: {{LENGTH}} as its last header. Placeholders, replaced before sending:
  *   {{TOKEN_A}} {{TOKEN_B}} {{ID_A}} {{ID_B}} {{HANDLE_A}} {{HANDLE_A_UPPER}} {{POST_A}}
  *   {{POST_B}}   the world's users and posts (a posted POST_A, b posted POST_B)
  *   {{WRONG_TOKEN_A}}  a well-formed token with a's id and a secret that is not a's
@@ -16,8 +18,10 @@
  * expected: the status ("400" or "HTTP/1.1 400"), then headers that must be present with
  * exactly that value ("Name:" alone: present with any value), an empty line, and a JSON
  * value that the body must contain (objects: those members, recursively; others: equal).
- * Every answer of 400 or more must also be a problem document whose status is the HTTP
- * status, and every answer carries Cache-Control: no-store.
+ * Every answer of 400 or more (but libmicrohttpd's own 414 and 431) must also be an
+ * application/problem+json document whose status is the HTTP status and whose type is the
+ * one api/problem.c gives that status, so expected need not repeat these; every answer
+ * carries Cache-Control: no-store.
  */
 #ifndef TIDINGS_TEST_E2E_CASES_H
 #define TIDINGS_TEST_E2E_CASES_H

@@ -14,6 +14,14 @@ static void publish(const ts_user_t *u, const char *headers, const char *body, t
     ts_http(PORT, "POST", "/v1/posts", u->token, headers, body, r);
 }
 
+/* An Idempotency-Key header line with a fresh key. */
+static void fresh_key(char headers[128])
+{
+    char key[64];
+    ts_unique(key, sizeof(key), "key");
+    snprintf(headers, 128, "Idempotency-Key: %s\r\n", key);
+}
+
 Test(posts_e2e, publishes_with_202_and_location_then_reads_it)
 {
     ts_resp_t r;
@@ -106,9 +114,8 @@ Test(posts_e2e, someone_elses_post_cannot_be_deleted)
 
 Test(posts_e2e, idempotency_key_replay_returns_the_same_post_once)
 {
-    char key[64], headers[128];
-    ts_unique(key, sizeof(key), "key");
-    snprintf(headers, sizeof(headers), "Idempotency-Key: %s\r\n", key);
+    char headers[128];
+    fresh_key(headers);
     const char *body = "{\"text\":\"exactly once\"}";
     ts_resp_t r1, r2;
     publish(&world.a, headers, body, &r1);
@@ -136,9 +143,8 @@ Test(posts_e2e, idempotency_key_replay_returns_the_same_post_once)
 
 Test(posts_e2e, idempotency_key_with_another_body_is_422)
 {
-    char key[64], headers[128];
-    ts_unique(key, sizeof(key), "key");
-    snprintf(headers, sizeof(headers), "Idempotency-Key: %s\r\n", key);
+    char headers[128];
+    fresh_key(headers);
     ts_resp_t r;
     publish(&world.a, headers, "{\"text\":\"first\"}", &r);
     cr_assert_eq(r.status, 202, "%s", r.body);
@@ -150,9 +156,8 @@ Test(posts_e2e, idempotency_key_with_another_body_is_422)
 
 Test(posts_e2e, idempotency_keys_belong_to_their_user)
 {
-    char key[64], headers[128];
-    ts_unique(key, sizeof(key), "key");
-    snprintf(headers, sizeof(headers), "Idempotency-Key: %s\r\n", key);
+    char headers[128];
+    fresh_key(headers);
     ts_resp_t ra, rb;
     publish(&world.a, headers, "{\"text\":\"same\"}", &ra);
     publish(&world.b, headers, "{\"text\":\"same\"}", &rb);
@@ -168,9 +173,8 @@ Test(posts_e2e, idempotency_keys_belong_to_their_user)
 
 Test(posts_e2e, idempotency_replay_of_a_deleted_post_is_409)
 {
-    char key[64], headers[128];
-    ts_unique(key, sizeof(key), "key");
-    snprintf(headers, sizeof(headers), "Idempotency-Key: %s\r\n", key);
+    char headers[128];
+    fresh_key(headers);
     ts_resp_t r;
     publish(&world.a, headers, "{\"text\":\"short lived\"}", &r);
     cr_assert_eq(r.status, 202);

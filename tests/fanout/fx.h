@@ -40,6 +40,16 @@ static inline size_t fx_count_card(redisContext *c, uint64_t base, size_t n, lon
     return with_card;
 }
 
+/* Starts redis (a private one, no AOF) and server on it with extra flags (NULL-terminated, may
+ * be NULL); returns the server's port. */
+static inline int fx_start(ts_redis_t *redis, ts_server_t *server, const char *const *extra)
+{
+    redis->aof = false;
+    ts_redis_start_like_fixture(redis);
+    ts_server_start(server, redis->url, extra, true);
+    return server->port;
+}
+
 /* DELETE /v1/posts/{post} as author (204). */
 static inline void fx_delete(int port, const ts_user_t *author, uint64_t post)
 {

@@ -22,16 +22,12 @@ static int cmp_desc(const void *x, const void *y)
 
 Test(celebrity, posts_merge_at_read_time_in_id_order_and_page_exactly_once)
 {
-    redis.aof = false;
-    ts_redis_start_like_fixture(&redis);
     const char *extra[] = {"--celebrity-threshold", "3", NULL};
-    ts_server_start(&server, redis.url, extra, true);
-    int port = server.port;
+    int port = fx_start(&redis, &server, extra);
     redisContext *c = ts_redis_connect(redis.port);
 
     ts_user_t celeb, normal, f[5];
-    ts_register(port, "cel_c", &celeb);
-    ts_register(port, "cel_n", &normal);
+    ts_register_all(port, "cel", &celeb, &normal, NULL);
     for (int i = 0; i < 5; i++) {
         ts_register(port, "cel_f", &f[i]);
         ts_follow(port, &f[i], &celeb);

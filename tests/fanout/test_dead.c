@@ -74,10 +74,8 @@ static void xadd(redisContext *c, char id[64], const char *fmt)
 
 Test(dead, malformed_jobs_are_dead_lettered_at_once)
 {
-    redis.aof = false;
-    ts_redis_start_like_fixture(&redis);
     const char *extra[] = {"--claim-idle-ms", "200", NULL};
-    ts_server_start(&server, redis.url, extra, true);
+    fx_start(&redis, &server, extra);
     redisContext *c = ts_redis_connect(redis.port);
     char bogus[64], no_author[64], no_followee[64], buf[512], v[128];
     xadd(c, bogus, "XADD fanout:{0} * kind bogus");
@@ -107,10 +105,8 @@ Test(dead, malformed_jobs_are_dead_lettered_at_once)
 /* A post job whose author's followers key is a string: every attempt fails with WRONGTYPE. */
 Test(dead, a_job_that_keeps_failing_is_dead_lettered_after_its_attempts)
 {
-    redis.aof = false;
-    ts_redis_start_like_fixture(&redis);
     const char *extra[] = {"--claim-idle-ms", "200", NULL};
-    ts_server_start(&server, redis.url, extra, true);
+    fx_start(&redis, &server, extra);
     redisContext *c = ts_redis_connect(redis.port);
     const unsigned long long author = 4242, post = 424242;
     freeReplyObject(ts_redis_cmd_ok(c, "SET followers:{%llu} not-a-sorted-set", author));

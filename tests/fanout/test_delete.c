@@ -14,10 +14,7 @@ static ts_server_t server;
 
 Test(delete, retracts_from_every_followers_timeline)
 {
-    redis.aof = false;
-    ts_redis_start_like_fixture(&redis);
-    ts_server_start(&server, redis.url, NULL, true);
-    int port = server.port;
+    int port = fx_start(&redis, &server, NULL);
     ts_user_t a, f[4];
     ts_register(port, "del_a", &a);
     for (int i = 0; i < 4; i++) {
@@ -52,11 +49,8 @@ Test(delete, retracts_from_every_followers_timeline)
  * may end up holding the post. */
 Test(delete, racing_an_in_flight_fanout_leaves_no_follower_holding_it)
 {
-    redis.aof = false;
-    ts_redis_start_like_fixture(&redis);
     const char *extra[] = {"--fanout-in-flight", "2000", "--celebrity-threshold", "1000000", NULL};
-    ts_server_start(&server, redis.url, extra, true);
-    int port = server.port;
+    int port = fx_start(&redis, &server, extra);
     ts_user_t a;
     ts_register(port, "race_a", &a);
     enum { FOLLOWERS = 20000 };
@@ -125,11 +119,8 @@ static size_t count_logged(redisContext *c, uint64_t user, const char *kind, uin
  * delete after the feed event must not get it twice. */
 Test(delete, racing_its_fanout_retracts_once_per_connected_follower)
 {
-    redis.aof = false;
-    ts_redis_start_like_fixture(&redis);
     const char *extra[] = {"--fanout-in-flight", "2000", "--celebrity-threshold", "1000000", NULL};
-    ts_server_start(&server, redis.url, extra, true);
-    int port = server.port;
+    int port = fx_start(&redis, &server, extra);
     ts_user_t a;
     ts_register(port, "once_a", &a);
     enum { FOLLOWERS = 20000 };

@@ -38,10 +38,7 @@ static void assert_typed(const char *text, const char *name, const char *type)
 
 Test(metrics, fanout_series_are_present_typed_and_consistent)
 {
-    redis.aof = false;
-    ts_redis_start_like_fixture(&redis);
-    ts_server_start(&server, redis.url, NULL, true);
-    int port = server.port;
+    int port = fx_start(&redis, &server, NULL);
     ts_user_t a;
     ts_register(port, "met_a", &a);
     enum { FOLLOWERS = 1000, POSTS = 10 };
@@ -106,11 +103,8 @@ Test(metrics, fanout_series_are_present_typed_and_consistent)
 /* A job that fails and is not retried for ten minutes stays pending: the gauges show it. */
 Test(metrics, queue_gauges_show_pending_work_and_its_age)
 {
-    redis.aof = false;
-    ts_redis_start_like_fixture(&redis);
     const char *extra[] = {"--claim-idle-ms", "600000", NULL};
-    ts_server_start(&server, redis.url, extra, true);
-    int port = server.port;
+    int port = fx_start(&redis, &server, extra);
     redisContext *c = ts_redis_connect(redis.port);
     freeReplyObject(ts_redis_cmd_ok(c, "SET followers:{777} not-a-sorted-set"));
     freeReplyObject(ts_redis_cmd_ok(c, "HSET post:{7777} author 777 text stuck"));
@@ -146,11 +140,8 @@ Test(metrics, queue_gauges_show_pending_work_and_its_age)
 
 Test(metrics, readyz_stays_200_while_the_engine_works)
 {
-    redis.aof = false;
-    ts_redis_start_like_fixture(&redis);
     const char *extra[] = {"--fanout-in-flight", "2000", "--celebrity-threshold", "1000000", NULL};
-    ts_server_start(&server, redis.url, extra, true);
-    int port = server.port;
+    int port = fx_start(&redis, &server, extra);
     ts_user_t a;
     ts_register(port, "rdy_a", &a);
     enum { FOLLOWERS = 50000 };

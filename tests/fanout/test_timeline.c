@@ -13,13 +13,6 @@ TestSuite(timeline, .timeout = 120);
 static ts_redis_t redis;
 static ts_server_t server;
 
-static void start(const char *const *extra)
-{
-    redis.aof = false;
-    ts_redis_start_like_fixture(&redis);
-    ts_server_start(&server, redis.url, extra, true);
-}
-
 static bool contains(const uint64_t *ids, size_t n, uint64_t id)
 {
     for (size_t i = 0; i < n; i++)
@@ -30,12 +23,9 @@ static bool contains(const uint64_t *ids, size_t n, uint64_t id)
 
 Test(timeline, newest_first_in_post_id_order_per_author_without_duplicates)
 {
-    start(NULL);
-    int port = server.port;
+    int port = fx_start(&redis, &server, NULL);
     ts_user_t a, b, f;
-    ts_register(port, "ord_a", &a);
-    ts_register(port, "ord_b", &b);
-    ts_register(port, "ord_f", &f);
+    ts_register_all(port, "ord", &a, &b, &f, NULL);
     ts_follow(port, &f, &a);
     ts_follow(port, &f, &b);
 
@@ -86,11 +76,9 @@ Test(timeline, newest_first_in_post_id_order_per_author_without_duplicates)
 Test(timeline, trimming_keeps_the_newest_timeline_max)
 {
     const char *extra[] = {"--timeline-max", "5", NULL};
-    start(extra);
-    int port = server.port;
+    int port = fx_start(&redis, &server, extra);
     ts_user_t a, f;
-    ts_register(port, "trim_a", &a);
-    ts_register(port, "trim_f", &f);
+    ts_register_all(port, "trim", &a, &f, NULL);
     ts_follow(port, &f, &a);
     enum { POSTS = 12, MAX = 5 };
     uint64_t posted[POSTS];
@@ -122,12 +110,9 @@ Test(timeline, trimming_keeps_the_newest_timeline_max)
 
 Test(timeline, follow_backfills_posts_made_before_it)
 {
-    start(NULL);
-    int port = server.port;
+    int port = fx_start(&redis, &server, NULL);
     ts_user_t a, other, f;
-    ts_register(port, "bf_a", &a);
-    ts_register(port, "bf_o", &other);
-    ts_register(port, "bf_f", &f);
+    ts_register_all(port, "bf", &a, &other, &f, NULL);
     uint64_t before[3];
     for (int i = 0; i < 3; i++)
         before[i] = ts_post(port, &a, "written before the follow", NULL);
@@ -160,12 +145,9 @@ Test(timeline, follow_backfills_posts_made_before_it)
 
 Test(timeline, unfollow_purges_the_followees_posts_only)
 {
-    start(NULL);
-    int port = server.port;
+    int port = fx_start(&redis, &server, NULL);
     ts_user_t a, b, f;
-    ts_register(port, "uf_a", &a);
-    ts_register(port, "uf_b", &b);
-    ts_register(port, "uf_f", &f);
+    ts_register_all(port, "uf", &a, &b, &f, NULL);
     ts_follow(port, &f, &a);
     ts_follow(port, &f, &b);
     uint64_t pa[4], pb[3];

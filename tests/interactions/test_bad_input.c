@@ -31,8 +31,7 @@ static void expect_problem(const ts_user_t *as, const char *method, const char *
 Test(bad_input, likes_and_reposts_need_a_live_post)
 {
     ts_user_t a, b;
-    ts_register(PORT, "bl_a", &a);
-    ts_register(PORT, "bl_b", &b);
+    ts_register_all(PORT, "bl", &a, &b, NULL);
     char p[24], path[96];
     ts_post(PORT, &a, "soon gone", p);
     json_decref(ts_callf(PORT, "PUT", &b, NULL, 204, "/v1/posts/%s/like", p));
@@ -72,8 +71,7 @@ Test(bad_input, likes_and_reposts_need_a_live_post)
 Test(bad_input, replies_need_a_live_parent)
 {
     ts_user_t a, b;
-    ts_register(PORT, "br_a", &a);
-    ts_register(PORT, "br_b", &b);
+    ts_register_all(PORT, "br", &a, &b, NULL);
     char p[24], body[128];
     ts_post(PORT, &a, "parent, soon gone", p);
     snprintf(body, sizeof(body), "{\"text\":\"orphan\",\"reply_to\":\"%s\"}", IX_UNKNOWN_ID);

@@ -83,9 +83,7 @@ static void mention(const ts_user_t *author, const ts_user_t *who, const char *r
 Test(blocks, end_follows_both_ways_and_refuse_follows_until_lifted)
 {
     ts_user_t a, b, c;
-    ts_register(PORT, "bf_a", &a);
-    ts_register(PORT, "bf_b", &b);
-    ts_register(PORT, "bf_c", &c);
+    ts_register_all(PORT, "bf", &a, &b, &c, NULL);
     ts_follow(PORT, &a, &b);
     ts_follow(PORT, &b, &a);
     ts_follow(PORT, &c, &a);
@@ -135,10 +133,7 @@ Test(blocks, end_follows_both_ways_and_refuse_follows_until_lifted)
 Test(blocks, hide_timeline_entries_written_before_both_ways)
 {
     ts_user_t a, b, c, d;
-    ts_register(PORT, "bt_a", &a);
-    ts_register(PORT, "bt_b", &b);
-    ts_register(PORT, "bt_c", &c);
-    ts_register(PORT, "bt_d", &d);
+    ts_register_all(PORT, "bt", &a, &b, &c, &d, NULL);
     ts_follow(PORT, &a, &c); /* a gets b's post through c's repost */
     ts_follow(PORT, &b, &a);
     ts_follow(PORT, &d, &c);
@@ -190,9 +185,7 @@ Test(blocks, hide_timeline_entries_written_before_both_ways)
 Test(blocks, hide_notifications_written_before_both_ways)
 {
     ts_user_t a, b, c;
-    ts_register(PORT, "bn_a", &a);
-    ts_register(PORT, "bn_b", &b);
-    ts_register(PORT, "bn_c", &c);
+    ts_register_all(PORT, "bn", &a, &b, &c, NULL);
     char pa[24], pb[24], rb[24], mb[24];
     ts_post(PORT, &a, "a's post", pa);
     ts_post(PORT, &b, "b's post", pb);
@@ -250,9 +243,7 @@ Test(blocks, hide_notifications_written_before_both_ways)
 Test(blocks, nothing_new_crosses_a_block)
 {
     ts_user_t a, b, c;
-    ts_register(PORT, "bx_a", &a);
-    ts_register(PORT, "bx_b", &b);
-    ts_register(PORT, "bx_c", &c);
+    ts_register_all(PORT, "bx", &a, &b, &c, NULL);
     char pa[24], pb[24];
     ts_post(PORT, &a, "a's post", pa);
     ts_post(PORT, &b, "b's post", pb);
@@ -313,11 +304,7 @@ Test(blocks, nothing_new_crosses_a_block)
 Test(mutes, hide_the_muted_users_posts_and_reposts_from_the_muter_only)
 {
     ts_user_t a, b, c, d, g;
-    ts_register(PORT, "mt_a", &a);
-    ts_register(PORT, "mt_b", &b);
-    ts_register(PORT, "mt_c", &c);
-    ts_register(PORT, "mt_d", &d);
-    ts_register(PORT, "mt_g", &g);
+    ts_register_all(PORT, "mt", &a, &b, &c, &d, &g, NULL);
     ts_follow(PORT, &a, &b);
     ts_follow(PORT, &a, &c);
     ts_follow(PORT, &b, &a);
@@ -389,9 +376,7 @@ Test(mutes, hide_the_muted_users_posts_and_reposts_from_the_muter_only)
 Test(mutes, hide_the_muted_users_actions_from_the_muters_notifications_only)
 {
     ts_user_t a, b, c;
-    ts_register(PORT, "mn_a", &a);
-    ts_register(PORT, "mn_b", &b);
-    ts_register(PORT, "mn_c", &c);
+    ts_register_all(PORT, "mn", &a, &b, &c, NULL);
     char a1[24], b1[24], m1[24];
     ts_post(PORT, &a, "a1", a1);
     ts_post(PORT, &b, "b1", b1);
@@ -469,9 +454,7 @@ Test(blocks_alone, read_time_filter_hides_everything_written_before_with_no_engi
     ix_start(NULL);
     enum { OTHERS = 13 };
     ts_user_t a, b, c, l[OTHERS];
-    ts_register(PORT, "ro_a", &a);
-    ts_register(PORT, "ro_b", &b);
-    ts_register(PORT, "ro_c", &c);
+    ts_register_all(PORT, "ro", &a, &b, &c, NULL);
     for (int i = 0; i < OTHERS; i++)
         ts_register(PORT, "ro_l", &l[i]);
     char pa[24], pb[24], pc[24], mb[24], mc[24];
@@ -535,10 +518,7 @@ Test(blocks_alone, unblocking_brings_back_nothing_the_block_hid)
 {
     ix_start(NULL);
     ts_user_t a, b, c, x;
-    ts_register(PORT, "ub_a", &a);
-    ts_register(PORT, "ub_b", &b);
-    ts_register(PORT, "ub_c", &c);
-    ts_register(PORT, "ub_x", &x);
+    ts_register_all(PORT, "ub", &a, &b, &c, &x, NULL);
     ts_follow(PORT, &a, &b);
     ts_follow(PORT, &a, &c);
     char px[24], pb[24];

@@ -13,9 +13,7 @@ TestSuite(likes, .init = ix_setup, .fini = ix_teardown, .timeout = 300);
 Test(likes, like_and_unlike_are_idempotent_and_like_count_is_exact)
 {
     ts_user_t a, b, c;
-    ts_register(PORT, "lk_a", &a);
-    ts_register(PORT, "lk_b", &b);
-    ts_register(PORT, "lk_c", &c);
+    ts_register_all(PORT, "lk", &a, &b, &c, NULL);
     char p[24];
     ts_post(PORT, &a, "like me", p);
     cr_expect_eq(ix_like_count(PORT, &a, p), 0);
@@ -142,9 +140,7 @@ Test(likes, likers_group_newest_first_and_a_new_liker_moves_the_group_to_the_top
 Test(likes, like_then_unlike_at_once_leaves_no_notification)
 {
     ts_user_t a, b, c;
-    ts_register(PORT, "lu_a", &a);
-    ts_register(PORT, "lu_b", &b);
-    ts_register(PORT, "lu_c", &c);
+    ts_register_all(PORT, "lu", &a, &b, &c, NULL);
     char p[24];
     ts_post(PORT, &a, "quick", p);
     for (int i = 0; i < 5; i++) {
@@ -166,8 +162,7 @@ Test(likes, like_then_unlike_at_once_leaves_no_notification)
 Test(likes, acting_on_your_own_post_or_yourself_notifies_nobody)
 {
     ts_user_t a, b;
-    ts_register(PORT, "self_a", &a);
-    ts_register(PORT, "self_b", &b);
+    ts_register_all(PORT, "self", &a, &b, NULL);
     char p[24], own_reply[24], own_mention[24];
     ts_post(PORT, &a, "mine", p);
     json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/posts/%s/like", p));
@@ -213,8 +208,7 @@ Test(likes, acting_on_your_own_post_or_yourself_notifies_nobody)
 Test(likes, replies_need_a_live_parent_and_mentions_name_existing_users_only)
 {
     ts_user_t a, b;
-    ts_register(PORT, "rm_a", &a);
-    ts_register(PORT, "rm_b", &b);
+    ts_register_all(PORT, "rm", &a, &b, NULL);
     char p[24], reply[24];
     ts_post(PORT, &a, "parent", p);
     json_t *r = ix_reply_json(PORT, &b, "a reply", p, reply);

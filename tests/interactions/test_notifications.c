@@ -53,8 +53,7 @@ static int utc_day(void)
 Test(notifications, every_type_has_its_shape)
 {
     ts_user_t a, b;
-    ts_register(PORT, "sh_a", &a);
-    ts_register(PORT, "sh_b", &b);
+    ts_register_all(PORT, "sh", &a, &b, NULL);
     char pa[24], rb[24], mb[24];
     ts_post(PORT, &a, "a's post", pa);
     ts_follow(PORT, &b, &a);
@@ -157,9 +156,7 @@ Test(notifications, follows_group_by_day_and_unfollow_takes_the_follower_out)
 Test(notifications, replies_and_mentions_are_never_grouped)
 {
     ts_user_t a, b, c;
-    ts_register(PORT, "ng_a", &a);
-    ts_register(PORT, "ng_b", &b);
-    ts_register(PORT, "ng_c", &c);
+    ts_register_all(PORT, "ng", &a, &b, &c, NULL);
     char pa[24], r1[24], r2[24], r3[24], m1[24], m2[24];
     ts_post(PORT, &a, "reply to me", pa);
     ix_reply(PORT, &b, "first reply", pa, r1);
@@ -259,9 +256,7 @@ static void mark_read(const ts_user_t *u, const char *up_to)
 Test(notifications, read_up_to_marks_older_groups_and_later_activity_is_unread_again)
 {
     ts_user_t a, b, c;
-    ts_register(PORT, "rd_a", &a);
-    ts_register(PORT, "rd_b", &b);
-    ts_register(PORT, "rd_c", &c);
+    ts_register_all(PORT, "rd", &a, &b, &c, NULL);
     char p[4][24];
     for (int i = 0; i < 4; i++) {
         ts_post(PORT, &a, "to be liked", p[i]);
@@ -332,8 +327,7 @@ Test(notifications, read_up_to_marks_older_groups_and_later_activity_is_unread_a
 Test(notifications, types_filter_selects_and_bad_types_are_400)
 {
     ts_user_t a, b;
-    ts_register(PORT, "ty_a", &a);
-    ts_register(PORT, "ty_b", &b);
+    ts_register_all(PORT, "ty", &a, &b, NULL);
     char pa[24], r[24], m[24];
     ts_post(PORT, &a, "pa", pa);
     ts_follow(PORT, &b, &a);
@@ -413,9 +407,7 @@ Test(notifications_cap, keeps_the_newest_groups)
     ix_start(extra);
 
     ts_user_t a, b, f;
-    ts_register(PORT, "cap_a", &a);
-    ts_register(PORT, "cap_b", &b);
-    ts_register(PORT, "cap_f", &f);
+    ts_register_all(PORT, "cap", &a, &b, &f, NULL);
     enum { N = 8, CAP = 5 };
     char p[N][24];
     for (int i = 0; i < N; i++) {

@@ -13,8 +13,7 @@ TestSuite(reposts, .init = ix_setup, .fini = ix_teardown, .timeout = 300);
 Test(reposts, reach_the_reposters_followers_once_with_reposted_by)
 {
     ts_user_t p, r, f1, f2;
-    ts_register(PORT, "rp_p", &p);
-    ts_register(PORT, "rp_r", &r);
+    ts_register_all(PORT, "rp", &p, &r, NULL);
     ts_register(PORT, "rp_fa", &f1); /* follows the reposter only */
     ts_register(PORT, "rp_fb", &f2); /* follows the reposter and the author */
     ts_follow(PORT, &f1, &r);
@@ -86,9 +85,7 @@ Test(reposts, reach_the_reposters_followers_once_with_reposted_by)
 Test(reposts, two_reposters_group_in_one_notification)
 {
     ts_user_t p, r1, r2;
-    ts_register(PORT, "rg_p", &p);
-    ts_register(PORT, "rg_ra", &r1);
-    ts_register(PORT, "rg_rb", &r2);
+    ts_register_all(PORT, "rg", &p, &r1, &r2, NULL);
     char post[24];
     ts_post(PORT, &p, "repost me twice", post);
     json_decref(ts_callf(PORT, "POST", &r1, NULL, 202, "/v1/posts/%s/repost", post));
@@ -111,10 +108,7 @@ Test(reposts, two_reposters_group_in_one_notification)
 Test(reposts, undo_keeps_the_post_for_a_follower_who_followed_the_author_since)
 {
     ts_user_t p, r, f, g;
-    ts_register(PORT, "ru_p", &p);
-    ts_register(PORT, "ru_r", &r);
-    ts_register(PORT, "ru_f", &f);
-    ts_register(PORT, "ru_g", &g);
+    ts_register_all(PORT, "ru", &p, &r, &f, &g, NULL);
     ts_follow(PORT, &f, &r);
     ts_follow(PORT, &g, &r);
     char older[24], post[24];

@@ -61,22 +61,33 @@ notify_event_t *nx_logged(unsigned k)
     return e;
 }
 
-notify_sub_t *nx_open_live(notify_hub_t *hub, uint64_t user, const char *cursor,
-                           nx_hooks_t *c, unsigned first, unsigned last)
+void nx_catch_up(notify_sub_t *sub, unsigned first, unsigned last, bool more)
 {
-    notify_sub_hooks_t hooks = nx_hooks(c);
-    notify_sub_t *sub = notify_sub_open(hub, user, cursor, &hooks);
-    cr_assert_not_null(sub);
-    nx_expect(sub, NOTIFY_NEXT_CATCHUP);
     notify_event_t *log[64] = {NULL};
     size_t n = 0;
     for (unsigned k = first; k <= last; k++) {
         cr_assert_lt(n, sizeof(log) / sizeof(log[0]));
         log[n++] = nx_logged(k);
     }
-    notify_sub_catchup_done(sub, log, n, false);
+    notify_sub_catchup_done(sub, log, n, more);
     for (size_t i = 0; i < n; i++)
         notify_event_unref(log[i]);
+}
+
+notify_sub_t *nx_open(notify_hub_t *hub, uint64_t user, const char *cursor, nx_hooks_t *c)
+{
+    notify_sub_hooks_t hooks = nx_hooks(c);
+    notify_sub_t *sub = notify_sub_open(hub, user, cursor, &hooks);
+    cr_assert_not_null(sub);
+    return sub;
+}
+
+notify_sub_t *nx_open_live(notify_hub_t *hub, uint64_t user, const char *cursor,
+                           nx_hooks_t *c, unsigned first, unsigned last)
+{
+    notify_sub_t *sub = nx_open(hub, user, cursor, c);
+    nx_expect(sub, NOTIFY_NEXT_CATCHUP);
+    nx_catch_up(sub, first, last, false);
     return sub;
 }
 
@@ -105,4 +116,30 @@ unsigned nx_expect(notify_sub_t *sub, notify_next_t what)
         notify_event_unref(e);
     cr_assert_eq(next, what, "expected step %d, got %d", (int)what, (int)next);
     return next == NOTIFY_NEXT_CATCHUP ? nx_k(cursor) : 0;
+}
+
+nx_fixture_t nx;
+
+void nx_setup(void)
+{
+    nx.hub = nx_hub(64, 10);
+    nx.sub = NULL;
+}
+
+void nx_teardown(void)
+{
+    if (nx.sub)
+        notify_sub_close(nx.sub);
+    notify_hub_destroy(nx.hub);
+}
+
+void nx_resize(size_t queue_max, size_t max_streams)
+{
+    notify_hub_destroy(nx.hub);
+    nx.hub = nx_hub(queue_max, max_streams);
+}
+
+notify_sub_t *nx_live(void)
+{
+    return nx.sub = nx_open_live(nx.hub, 7, "", &nx.c, 1, 0);
 }

@@ -36,8 +36,14 @@ void nx_publish(notify_hub_t *hub, uint64_t user, unsigned k);
 /* Returns new: event k as read back from the log. */
 notify_event_t *nx_logged(unsigned k);
 
+/* Opens user's stream after cursor (asserted made), its first catch-up pending. Returns new. */
+notify_sub_t *nx_open(notify_hub_t *hub, uint64_t user, const char *cursor, nx_hooks_t *c);
+
+/* Hands log entries first..last (none when first > last) to sub's pending catch-up. */
+void nx_catch_up(notify_sub_t *sub, unsigned first, unsigned last, bool more);
+
 /* Opens a stream for user after cursor and runs its first catch-up, handing over the log
- * entries first..last (none when first > last), so it is live. Returns new. */
+ * entries first..last, so it is live. Returns new. */
 notify_sub_t *nx_open_live(notify_hub_t *hub, uint64_t user, const char *cursor,
                            nx_hooks_t *c, unsigned first, unsigned last);
 
@@ -50,5 +56,20 @@ unsigned nx_expect(notify_sub_t *sub, notify_next_t what);
 
 /* The k of an id "<k>-<seq>" ("" is 0). */
 unsigned nx_k(const char *id);
+
+/* ---- the fixture: suites with .init = nx_setup, .fini = nx_teardown ---------------------- */
+typedef struct nx_fixture_s {
+    notify_hub_t *hub; /* 64 entries, 10 streams, unless nx_resize */
+    notify_sub_t *sub; /* user 7's stream once nx_live opened it; closed by nx_teardown */
+    nx_hooks_t c;      /* its hooks */
+} nx_fixture_t;
+extern nx_fixture_t nx;
+void nx_setup(void);
+/* Closes nx.sub unless NULL (a test that closes it itself sets it NULL), destroys nx.hub. */
+void nx_teardown(void);
+/* Replaces nx.hub, before any stream is opened, with one of that size. */
+void nx_resize(size_t queue_max, size_t max_streams);
+/* Opens nx.sub: user 7's stream after "", live after an empty catch-up. Returns it. */
+notify_sub_t *nx_live(void);
 
 #endif

@@ -9,7 +9,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 
-TestSuite(heartbeat, .timeout = 20);
+TestSuite(heartbeat, .init = nx_setup, .fini = nx_teardown, .timeout = 20);
 
 #define USERS 600
 #define SLICES 16
@@ -40,7 +40,7 @@ static int by_user(const void *a, const void *b)
 
 Test(heartbeat, every_stream_gets_exactly_one_per_period)
 {
-    notify_hub_t *hub = nx_hub(64, 2 * USERS);
+    nx_resize(64, 2 * USERS);
     static nx_hooks_t c[USERS + USERS / 3];
     static notify_sub_t *sub[USERS + USERS / 3];
     static uint64_t user_of[USERS + USERS / 3];
@@ -49,12 +49,12 @@ Test(heartbeat, every_stream_gets_exactly_one_per_period)
     for (uint64_t u = 1; u <= USERS; u++) /* a third of the users have two streams */
         for (int twice = 0; twice < (u % 3 == 0 ? 2 : 1); twice++) {
             user_of[n] = u;
-            sub[n] = nx_open_live(hub, u, "", &c[n], 1, 0);
+            sub[n] = nx_open_live(nx.hub, u, "", &c[n], 1, 0);
             nx_expect(sub[n], NOTIFY_NEXT_PARKED);
             n++;
         }
     for (unsigned tick = 0; tick < 2 * SLICES; tick++) {
-        notify_hub_heartbeat(hub, tick, SLICES);
+        notify_hub_heartbeat(nx.hub, tick, SLICES);
         uint64_t beaten[USERS], listed[USERS];
         size_t n_beaten = 0;
         int now[USERS + USERS / 3];
@@ -70,7 +70,7 @@ Test(heartbeat, every_stream_gets_exactly_one_per_period)
                 beaten[n_beaten++] = user_of[i];
         }
         /* The slice a tick beats is the one notify_hub_users lists. */
-        size_t n_listed = notify_hub_users(hub, tick, SLICES, listed, USERS);
+        size_t n_listed = notify_hub_users(nx.hub, tick, SLICES, listed, USERS);
         cr_assert_eq(n_listed, n_beaten, "tick %u: %zu users listed, %zu beaten", tick,
                      n_listed, n_beaten);
         qsort(listed, n_listed, sizeof(*listed), by_user);
@@ -88,52 +88,41 @@ Test(heartbeat, every_stream_gets_exactly_one_per_period)
         cr_assert_eq(atomic_load(&c[i].strays), 0);
         notify_sub_close(sub[i]);
     }
-    notify_hub_destroy(hub);
 }
 
 Test(heartbeat, one_slice_is_the_whole_hub)
 {
-    notify_hub_t *hub = nx_hub(64, 10);
     nx_hooks_t c[3];
     notify_sub_t *sub[3];
     for (int i = 0; i < 3; i++)
-        sub[i] = nx_open_live(hub, (uint64_t)(i * 1000 + 1), "", &c[i], 1, 0);
-    notify_hub_heartbeat(hub, 5, 1);
+        sub[i] = nx_open_live(nx.hub, (uint64_t)(i * 1000 + 1), "", &c[i], 1, 0);
+    notify_hub_heartbeat(nx.hub, 5, 1);
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(drain_beats(sub[i]), 1);
         notify_sub_close(sub[i]);
     }
-    notify_hub_destroy(hub);
 }
 
 Test(heartbeat, a_stream_with_events_queued_or_catching_up_gets_none)
 {
-    notify_hub_t *hub = nx_hub(64, 10);
-    nx_hooks_t cq, cc;
-    notify_sub_t *queued = nx_open_live(hub, 7, "", &cq, 1, 0);
-    nx_publish(hub, 7, 1);
-    notify_sub_hooks_t hooks = nx_hooks(&cc);
-    notify_sub_t *catching = notify_sub_open(hub, 8, "", &hooks);
+    nx_hooks_t cc;
+    notify_sub_t *queued = nx_live();
+    nx_publish(nx.hub, 7, 1);
+    notify_sub_t *catching = nx_open(nx.hub, 8, "", &cc);
     nx_expect(catching, NOTIFY_NEXT_CATCHUP);
-    notify_hub_heartbeat(hub, 0, 1);
-    notify_hub_heartbeat(hub, 0, 1); /* nor a second one on the first */
+    notify_hub_heartbeat(nx.hub, 0, 1);
+    notify_hub_heartbeat(nx.hub, 0, 1); /* nor a second one on the first */
     cr_assert_eq(nx_next_k(queued), 1);
     nx_expect(queued, NOTIFY_NEXT_PARKED);
     notify_sub_catchup_done(catching, NULL, 0, false);
     nx_expect(catching, NOTIFY_NEXT_PARKED);
-    notify_sub_close(queued);
     notify_sub_close(catching);
-    notify_hub_destroy(hub);
 }
 
 Test(heartbeat, an_unread_heartbeat_is_not_doubled)
 {
-    notify_hub_t *hub = nx_hub(64, 10);
-    nx_hooks_t c;
-    notify_sub_t *sub = nx_open_live(hub, 7, "", &c, 1, 0);
+    notify_sub_t *sub = nx_live();
     for (unsigned tick = 0; tick < 3 * SLICES; tick++)
-        notify_hub_heartbeat(hub, tick, SLICES); /* a reader that is slow to look */
+        notify_hub_heartbeat(nx.hub, tick, SLICES); /* a reader that is slow to look */
     cr_assert_eq(drain_beats(sub), 1);
-    notify_sub_close(sub);
-    notify_hub_destroy(hub);
 }

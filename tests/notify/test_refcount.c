@@ -9,7 +9,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-TestSuite(refcount, .timeout = 10);
+TestSuite(refcount, .init = nx_setup, .fini = nx_teardown, .timeout = 10);
 
 static notify_event_t *event(const char *id)
 {
@@ -20,13 +20,12 @@ static notify_event_t *event(const char *id)
 
 Test(refcount, each_queue_holds_one_reference_and_drops_it_once)
 {
-    notify_hub_t *hub = nx_hub(64, 10);
     nx_hooks_t c[3];
     notify_sub_t *sub[3];
     for (int i = 0; i < 3; i++)
-        sub[i] = nx_open_live(hub, 7, "", &c[i], 1, 0);
+        sub[i] = nx_open_live(nx.hub, 7, "", &c[i], 1, 0);
     notify_event_t *e = event("1-0");
-    notify_hub_publish(hub, 7, e);
+    notify_hub_publish(nx.hub, 7, e);
     cr_assert_eq(atomic_load(&e->refs), 4, "ours and one per queue");
     notify_event_t *got = NULL;
     char cursor[NOTIFY_ID_MAX];
@@ -37,29 +36,27 @@ Test(refcount, each_queue_holds_one_reference_and_drops_it_once)
     cr_assert_eq(atomic_load(&e->refs), 3);
     notify_sub_close(sub[1]); /* still queued there */
     cr_assert_eq(atomic_load(&e->refs), 2);
-    notify_hub_close_all(hub);
+    notify_hub_close_all(nx.hub);
     notify_sub_close(sub[2]);
     cr_assert_eq(atomic_load(&e->refs), 1);
     notify_sub_close(sub[0]);
     notify_event_unref(e);
-    notify_hub_destroy(hub);
 }
 
 Test(refcount, what_is_not_queued_takes_no_reference)
 {
-    notify_hub_t *hub = nx_hub(2, 10);
-    nx_hooks_t c;
-    notify_sub_t *sub = nx_open_live(hub, 7, "5-0", &c, 1, 0);
+    nx_resize(2, 10);
+    notify_sub_t *sub = nx_open_live(nx.hub, 7, "5-0", &nx.c, 1, 0);
     notify_event_t *old = event("5-0"), *a = event("6-0"), *b = event("7-0"),
                    *over = event("8-0");
-    notify_hub_publish(hub, 7, old); /* at the cursor: dropped */
-    notify_hub_publish(hub, 7, a);
-    notify_hub_publish(hub, 7, b);
-    notify_hub_publish(hub, 7, over); /* past queue_max: cut off */
+    notify_hub_publish(nx.hub, 7, old); /* at the cursor: dropped */
+    notify_hub_publish(nx.hub, 7, a);
+    notify_hub_publish(nx.hub, 7, b);
+    notify_hub_publish(nx.hub, 7, over); /* past queue_max: cut off */
     cr_assert_eq(atomic_load(&old->refs), 1);
     cr_assert_eq(atomic_load(&a->refs), 2);
     cr_assert_eq(atomic_load(&over->refs), 1);
-    notify_hub_publish(hub, 8, a); /* nobody's */
+    notify_hub_publish(nx.hub, 8, a); /* nobody's */
     cr_assert_eq(atomic_load(&a->refs), 2);
     notify_sub_close(sub);
     cr_assert_eq(atomic_load(&a->refs), 1);
@@ -68,15 +65,11 @@ Test(refcount, what_is_not_queued_takes_no_reference)
     notify_event_unref(a);
     notify_event_unref(b);
     notify_event_unref(over);
-    notify_hub_destroy(hub);
 }
 
 Test(refcount, a_catchup_borrows_the_log_events_it_is_handed)
 {
-    notify_hub_t *hub = nx_hub(64, 10);
-    nx_hooks_t c;
-    notify_sub_hooks_t hooks = nx_hooks(&c);
-    notify_sub_t *sub = notify_sub_open(hub, 7, "1-0", &hooks);
+    notify_sub_t *sub = nx.sub = nx_open(nx.hub, 7, "1-0", &nx.c);
     nx_expect(sub, NOTIFY_NEXT_CATCHUP);
     notify_event_t *log[2] = {nx_logged(1), nx_logged(2)};
     notify_sub_catchup_done(sub, log, 2, false);
@@ -89,17 +82,14 @@ Test(refcount, a_catchup_borrows_the_log_events_it_is_handed)
     notify_event_unref(got);
     notify_event_unref(log[0]);
     notify_event_unref(log[1]);
-    notify_sub_close(sub);
-    notify_hub_destroy(hub);
 }
 
 Test(refcount, a_heartbeat_is_shared_and_freed_with_its_last_stream)
 {
-    notify_hub_t *hub = nx_hub(64, 10);
-    nx_hooks_t c[2];
-    notify_sub_t *a = nx_open_live(hub, 7, "", &c[0], 1, 0);
-    notify_sub_t *b = nx_open_live(hub, 8, "", &c[1], 1, 0);
-    notify_hub_heartbeat(hub, 0, 1);
+    nx_hooks_t cb;
+    notify_sub_t *a = nx_live();
+    notify_sub_t *b = nx_open_live(nx.hub, 8, "", &cb, 1, 0);
+    notify_hub_heartbeat(nx.hub, 0, 1);
     notify_event_t *beat = NULL;
     char cursor[NOTIFY_ID_MAX];
     cr_assert_eq(notify_sub_next(a, &beat, cursor), NOTIFY_NEXT_EVENT);
@@ -107,8 +97,6 @@ Test(refcount, a_heartbeat_is_shared_and_freed_with_its_last_stream)
     notify_sub_close(b);
     cr_assert_eq(atomic_load(&beat->refs), 1);
     notify_event_unref(beat); /* freed here; Asan reports it if anything touches it again */
-    notify_sub_close(a);
-    notify_hub_destroy(hub);
 }
 
 Test(refcount, an_event_copies_and_cuts_its_strings)

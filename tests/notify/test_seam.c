@@ -8,148 +8,103 @@
 #include "tests/notify/nx.h"
 
 #include <criterion/criterion.h>
-#include <string.h>
 
-TestSuite(seam, .timeout = 10);
-
-/* Hands over log entries first..last to a catch-up. */
-static void catch_up(notify_sub_t *sub, unsigned first, unsigned last, bool more)
-{
-    notify_event_t *log[32] = {NULL};
-    size_t n = 0;
-    for (unsigned k = first; k <= last; k++)
-        log[n++] = nx_logged(k);
-    notify_sub_catchup_done(sub, log, n, more);
-    for (size_t i = 0; i < n; i++)
-        notify_event_unref(log[i]);
-}
+TestSuite(seam, .init = nx_setup, .fini = nx_teardown, .timeout = 10);
 
 Test(seam, a_new_stream_catches_up_from_its_cursor_first)
 {
-    notify_hub_t *hub = nx_hub(64, 10);
-    nx_hooks_t c;
-    notify_sub_hooks_t hooks = nx_hooks(&c);
-    notify_sub_t *sub = notify_sub_open(hub, 7, "5-0", &hooks);
+    notify_sub_t *sub = nx.sub = nx_open(nx.hub, 7, "5-0", &nx.c);
     cr_assert_eq(nx_expect(sub, NOTIFY_NEXT_CATCHUP), 5);
-    catch_up(sub, 6, 8, false);
+    nx_catch_up(sub, 6, 8, false);
     cr_assert_eq(nx_next_k(sub), 6);
     cr_assert_eq(nx_next_k(sub), 7);
     cr_assert_eq(nx_next_k(sub), 8);
     nx_expect(sub, NOTIFY_NEXT_PARKED);
-    cr_assert_eq(notify_hub_stats(hub)->replayed, 3);
-    notify_sub_close(sub);
-    notify_hub_destroy(hub);
+    cr_assert_eq(notify_hub_stats(nx.hub)->replayed, 3);
 }
 
 Test(seam, log_entries_at_or_below_the_cursor_are_not_replayed)
 {
-    notify_hub_t *hub = nx_hub(64, 10);
-    nx_hooks_t c;
-    notify_sub_hooks_t hooks = nx_hooks(&c);
-    notify_sub_t *sub = notify_sub_open(hub, 7, "5-0", &hooks);
+    notify_sub_t *sub = nx.sub = nx_open(nx.hub, 7, "5-0", &nx.c);
     nx_expect(sub, NOTIFY_NEXT_CATCHUP);
-    catch_up(sub, 3, 7, false); /* a log read that starts early */
+    nx_catch_up(sub, 3, 7, false); /* a log read that starts early */
     cr_assert_eq(nx_next_k(sub), 6);
     cr_assert_eq(nx_next_k(sub), 7);
     nx_expect(sub, NOTIFY_NEXT_PARKED);
-    notify_sub_close(sub);
-    notify_hub_destroy(hub);
 }
 
 Test(seam, live_events_at_or_below_the_cursor_are_dropped_above_delivered)
 {
-    notify_hub_t *hub = nx_hub(64, 10);
-    nx_hooks_t c;
-    notify_sub_t *sub = nx_open_live(hub, 7, "", &c, 1, 4);
-    nx_publish(hub, 7, 3); /* live messages of what the catch-up read */
-    nx_publish(hub, 7, 4);
-    nx_publish(hub, 7, 5);
-    nx_publish(hub, 7, 5); /* and a repeat */
-    nx_publish(hub, 7, 6);
+    notify_sub_t *sub = nx.sub = nx_open_live(nx.hub, 7, "", &nx.c, 1, 4);
+    nx_publish(nx.hub, 7, 3); /* live messages of what the catch-up read */
+    nx_publish(nx.hub, 7, 4);
+    nx_publish(nx.hub, 7, 5);
+    nx_publish(nx.hub, 7, 5); /* and a repeat */
+    nx_publish(nx.hub, 7, 6);
     for (unsigned k = 1; k <= 6; k++)
         cr_assert_eq(nx_next_k(sub), k);
     nx_expect(sub, NOTIFY_NEXT_PARKED);
-    notify_sub_close(sub);
-    notify_hub_destroy(hub);
 }
 
 Test(seam, a_live_event_during_catchup_asks_for_another_pass)
 {
-    notify_hub_t *hub = nx_hub(64, 10);
-    nx_hooks_t c;
-    notify_sub_hooks_t hooks = nx_hooks(&c);
-    notify_sub_t *sub = notify_sub_open(hub, 7, "", &hooks);
+    notify_sub_t *sub = nx.sub = nx_open(nx.hub, 7, "", &nx.c);
     cr_assert_eq(nx_expect(sub, NOTIFY_NEXT_CATCHUP), 0);
     /* The reader reads entries 1..3 from the log; 4 and 5 are written and published
      * meanwhile: not queued (the log has them), but another pass is owed. */
-    nx_publish(hub, 7, 4);
-    nx_publish(hub, 7, 5);
-    catch_up(sub, 1, 3, false);
+    nx_publish(nx.hub, 7, 4);
+    nx_publish(nx.hub, 7, 5);
+    nx_catch_up(sub, 1, 3, false);
     for (unsigned k = 1; k <= 3; k++)
         cr_assert_eq(nx_next_k(sub), k);
     cr_assert_eq(nx_expect(sub, NOTIFY_NEXT_CATCHUP), 3, "the second pass starts after 3");
-    catch_up(sub, 4, 5, false);
-    nx_publish(hub, 7, 5); /* late live copy of what the second pass read */
-    nx_publish(hub, 7, 6);
+    nx_catch_up(sub, 4, 5, false);
+    nx_publish(nx.hub, 7, 5); /* late live copy of what the second pass read */
+    nx_publish(nx.hub, 7, 6);
     for (unsigned k = 4; k <= 6; k++)
         cr_assert_eq(nx_next_k(sub), k);
     nx_expect(sub, NOTIFY_NEXT_PARKED);
-    cr_assert_eq(atomic_load(&c.wakes), 0);
-    notify_sub_close(sub);
-    notify_hub_destroy(hub);
+    cr_assert_eq(atomic_load(&nx.c.wakes), 0);
 }
 
 Test(seam, a_live_event_before_the_first_catchup_is_left_to_it)
 {
-    notify_hub_t *hub = nx_hub(64, 10);
-    nx_hooks_t c;
-    notify_sub_hooks_t hooks = nx_hooks(&c);
-    notify_sub_t *sub = notify_sub_open(hub, 7, "", &hooks);
-    nx_publish(hub, 7, 1); /* opened, the reader has not started: the log has it */
+    notify_sub_t *sub = nx.sub = nx_open(nx.hub, 7, "", &nx.c);
+    nx_publish(nx.hub, 7, 1); /* opened, the reader has not started: the log has it */
     cr_assert_eq(nx_expect(sub, NOTIFY_NEXT_CATCHUP), 0);
-    catch_up(sub, 1, 1, false);
+    nx_catch_up(sub, 1, 1, false);
     cr_assert_eq(nx_next_k(sub), 1);
     nx_expect(sub, NOTIFY_NEXT_PARKED);
-    notify_sub_close(sub);
-    notify_hub_destroy(hub);
 }
 
 Test(seam, a_catchup_cut_short_continues_after_the_queue_is_drained)
 {
-    notify_hub_t *hub = nx_hub(4, 10);
-    nx_hooks_t c;
-    notify_sub_hooks_t hooks = nx_hooks(&c);
-    notify_sub_t *sub = notify_sub_open(hub, 7, "", &hooks);
-    cr_assert_eq(notify_hub_queue_max(hub), 4);
+    nx_resize(4, 10);
+    notify_sub_t *sub = nx.sub = nx_open(nx.hub, 7, "", &nx.c);
+    cr_assert_eq(notify_hub_queue_max(nx.hub), 4);
     nx_expect(sub, NOTIFY_NEXT_CATCHUP);
-    catch_up(sub, 1, 4, true); /* a queue's worth, and the log has more */
+    nx_catch_up(sub, 1, 4, true); /* a queue's worth, and the log has more */
     for (unsigned k = 1; k <= 4; k++)
         cr_assert_eq(nx_next_k(sub), k);
     cr_assert_eq(nx_expect(sub, NOTIFY_NEXT_CATCHUP), 4);
-    catch_up(sub, 5, 6, false);
+    nx_catch_up(sub, 5, 6, false);
     cr_assert_eq(nx_next_k(sub), 5);
     cr_assert_eq(nx_next_k(sub), 6);
     nx_expect(sub, NOTIFY_NEXT_PARKED);
-    notify_sub_close(sub);
-    notify_hub_destroy(hub);
 }
 
 Test(seam, queued_events_go_before_a_catchup)
 {
-    notify_hub_t *hub = nx_hub(64, 10);
-    nx_hooks_t c;
-    notify_sub_t *sub = nx_open_live(hub, 7, "", &c, 1, 0);
-    nx_publish(hub, 7, 1);
-    nx_publish(hub, 7, 2);
-    notify_hub_subscribed(hub); /* a gap in the subscription: read the log again */
+    notify_sub_t *sub = nx_live();
+    nx_publish(nx.hub, 7, 1);
+    nx_publish(nx.hub, 7, 2);
+    notify_hub_subscribed(nx.hub); /* a gap in the subscription: read the log again */
     cr_assert_eq(nx_next_k(sub), 1);
     cr_assert_eq(nx_next_k(sub), 2);
     cr_assert_eq(nx_expect(sub, NOTIFY_NEXT_CATCHUP), 2);
-    catch_up(sub, 1, 3, false);
+    nx_catch_up(sub, 1, 3, false);
     cr_assert_eq(nx_next_k(sub), 3);
     nx_expect(sub, NOTIFY_NEXT_PARKED);
-    notify_sub_close(sub);
-    notify_hub_destroy(hub);
 }
 
 Test(seam, ids_compare_as_numbers_and_empty_sorts_first)
@@ -166,21 +121,18 @@ Test(seam, ids_compare_as_numbers_and_empty_sorts_first)
 
 Test(seam, two_streams_of_one_user_each_keep_their_own_cursor)
 {
-    notify_hub_t *hub = nx_hub(64, 10);
-    nx_hooks_t ca, cb;
-    notify_sub_t *a = nx_open_live(hub, 7, "", &ca, 1, 2);
-    nx_publish(hub, 7, 3);
-    nx_publish(hub, 7, 4);
-    notify_sub_t *b = nx_open_live(hub, 7, "1-0", &cb, 2, 4); /* resumes after 1 */
-    nx_publish(hub, 7, 4);                                    /* a late copy: b has it */
-    nx_publish(hub, 7, 5);
+    nx_hooks_t cb;
+    notify_sub_t *a = nx.sub = nx_open_live(nx.hub, 7, "", &nx.c, 1, 2);
+    nx_publish(nx.hub, 7, 3);
+    nx_publish(nx.hub, 7, 4);
+    notify_sub_t *b = nx_open_live(nx.hub, 7, "1-0", &cb, 2, 4); /* resumes after 1 */
+    nx_publish(nx.hub, 7, 4);                                    /* a late copy: b has it */
+    nx_publish(nx.hub, 7, 5);
     for (unsigned k = 1; k <= 5; k++)
         cr_assert_eq(nx_next_k(a), k);
     for (unsigned k = 2; k <= 5; k++)
         cr_assert_eq(nx_next_k(b), k);
     nx_expect(a, NOTIFY_NEXT_PARKED);
     nx_expect(b, NOTIFY_NEXT_PARKED);
-    notify_sub_close(a);
     notify_sub_close(b);
-    notify_hub_destroy(hub);
 }

@@ -100,8 +100,8 @@ Test(failover, a_dead_master_costs_seconds_of_503_and_no_accepted_post)
                 victim_port);
     ts_follow(srv.port, &follower, &author);
 
-    static so_feed_t feed;
-    so_feed_open(&feed, srv.port, &follower);
+    static ts_feed_t feed;
+    ts_feed_open(&feed, srv.port, &follower);
     static attempt_t tries[MAX_ATTEMPTS];
     size_t n_tries = 0;
     enum { BEFORE = 5 };
@@ -113,7 +113,7 @@ Test(failover, a_dead_master_costs_seconds_of_503_and_no_accepted_post)
                      tries[n_tries].status);
         n_tries++;
     }
-    cr_assert_eq(so_feed_until(&feed, BEFORE, SO_WAIT_MS), (size_t)BEFORE,
+    cr_assert_eq(ts_feed_until(&feed, BEFORE, SO_WAIT_MS), (size_t)BEFORE,
                  "the follower's stream did not carry the posts made before the failover");
 
     /* The kill, then posts for 10 s and until they succeed again (20 s at most). */
@@ -129,7 +129,7 @@ Test(failover, a_dead_master_costs_seconds_of_503_and_no_accepted_post)
         char text[48];
         snprintf(text, sizeof(text), "during the failover %d", i);
         post_once(srv.port, &author, text, t_kill, &tries[n_tries++]);
-        so_feed_poll(&feed, 0); /* keep the stream's buffers drained */
+        ts_feed_poll(&feed, 0); /* keep the stream's buffers drained */
         ts_sleep_ms(50);
     }
 
@@ -179,14 +179,14 @@ Test(failover, a_dead_master_costs_seconds_of_503_and_no_accepted_post)
     for (int round = 0; round < 100000 && ts_now_ms() < deadline; round++) {
         missing = 0;
         for (size_t i = 0; i < n_tries; i++)
-            missing += tries[i].status == 202 && so_feed_count(&feed, tries[i].id) == 0;
+            missing += tries[i].status == 202 && ts_feed_count(&feed, tries[i].id) == 0;
         if (!missing)
             break;
         int64_t left = (int64_t)deadline - (int64_t)ts_now_ms();
-        so_feed_until(&feed, feed.n + 1, left > 0 ? (int)left : 0);
+        ts_feed_until(&feed, feed.n + 1, left > 0 ? (int)left : 0);
     }
     ts_sleep_ms(1500);
-    so_feed_poll(&feed, 50);
+    ts_feed_poll(&feed, 50);
     fprintf(stderr,
             "failover: the stream carried %zu feed events over %d connection(s) (%d ended, %d "
             "reopens refused)\n",
@@ -194,16 +194,16 @@ Test(failover, a_dead_master_costs_seconds_of_503_and_no_accepted_post)
     for (size_t i = 0; i < n_tries; i++) {
         if (tries[i].status != 202)
             continue;
-        cr_assert_eq(so_feed_count(&feed, tries[i].id), 1,
+        cr_assert_eq(ts_feed_count(&feed, tries[i].id), 1,
                      "accepted post %s ('%s', at +%lld ms) came %zu times on the stream",
                      tries[i].id, tries[i].text, (long long)tries[i].start,
-                     so_feed_count(&feed, tries[i].id));
+                     ts_feed_count(&feed, tries[i].id));
     }
     /* A post answered 503 may still have been written (the answer was lost, not the write):
      * it may show up, but once. */
     size_t extra = 0;
     for (size_t k = 0; k < feed.n; k++) {
-        cr_assert_eq(so_feed_count(&feed, feed.post[k]), 1, "post %s came twice on the stream",
+        cr_assert_eq(ts_feed_count(&feed, feed.post[k]), 1, "post %s came twice on the stream",
                      feed.post[k]);
         bool known = false;
         for (size_t i = 0; i < n_tries && !known; i++)
@@ -233,5 +233,5 @@ Test(failover, a_dead_master_costs_seconds_of_503_and_no_accepted_post)
     }
     cr_assert_leq(n, total + extra, "the timeline holds %zu items, more than the %zu posts made",
                   n, total + extra);
-    so_feed_free(&feed);
+    ts_feed_free(&feed);
 }

@@ -87,9 +87,9 @@ static void spread(const char *url)
             ts_follow(srv[(u + k) % PROCS].port, &users[u], &users[a]); /* through any process */
         }
 
-    static so_feed_t feeds[USERS];
+    static ts_feed_t feeds[USERS];
     for (int u = 0; u < USERS; u++)
-        so_feed_open(&feeds[u], srv[stream_proc(u)].port, &users[u]);
+        ts_feed_open(&feeds[u], srv[stream_proc(u)].port, &users[u]);
 
     static char posts[USERS][ROUNDS][24];
     for (int r = 0; r < ROUNDS; r++)
@@ -97,12 +97,12 @@ static void spread(const char *url)
             char text[64];
             snprintf(text, sizeof(text), "round %d by user %d", r, u);
             ts_post(srv[home(u)].port, &users[u], text, posts[u][r]);
-            so_feed_poll(&feeds[(u * 7) % USERS], 0); /* keep kernel buffers from filling */
+            ts_feed_poll(&feeds[(u * 7) % USERS], 0); /* keep kernel buffers from filling */
         }
 
     /* Streams: the user's own posts and its followees', each exactly once. */
     for (int u = 0; u < USERS; u++) {
-        size_t got = so_feed_until(&feeds[u], EXPECTED, SO_WAIT_MS);
+        size_t got = ts_feed_until(&feeds[u], EXPECTED, SO_WAIT_MS);
         cr_assert_eq(got, (size_t)EXPECTED,
                      "user %d (stream on process %d) received %zu of %d feed events", u,
                      stream_proc(u), got, EXPECTED);
@@ -110,20 +110,20 @@ static void spread(const char *url)
     }
     ts_sleep_ms(1500); /* anything extra would have arrived by now */
     for (int u = 0; u < USERS; u++) {
-        so_feed_poll(&feeds[u], 50);
+        ts_feed_poll(&feeds[u], 50);
         cr_assert_eq(feeds[u].n, (size_t)EXPECTED, "user %d received %zu feed events, not %d", u,
                      feeds[u].n, EXPECTED);
         for (int r = 0; r < ROUNDS; r++) {
-            cr_assert_eq(so_feed_count(&feeds[u], posts[u][r]), 1,
+            cr_assert_eq(ts_feed_count(&feeds[u], posts[u][r]), 1,
                          "user %d's own post %s (round %d) came %zu times", u, posts[u][r], r,
-                         so_feed_count(&feeds[u], posts[u][r]));
+                         ts_feed_count(&feeds[u], posts[u][r]));
             for (int k = 0; k < FOLLOWS; k++) {
                 int a = followee(u, k);
-                cr_assert_eq(so_feed_count(&feeds[u], posts[a][r]), 1,
+                cr_assert_eq(ts_feed_count(&feeds[u], posts[a][r]), 1,
                              "user %d: post %s by user %d (posted through process %d, stream "
                              "on %d) came %zu times",
                              u, posts[a][r], a, home(a), stream_proc(u),
-                             so_feed_count(&feeds[u], posts[a][r]));
+                             ts_feed_count(&feeds[u], posts[a][r]));
             }
         }
     }
@@ -165,7 +165,7 @@ static void spread(const char *url)
     cr_assert_geq(sent, USERS * EXPECTED, "the processes sent %g events in all", sent);
 
     for (int u = 0; u < USERS; u++)
-        so_feed_free(&feeds[u]);
+        ts_feed_free(&feeds[u]);
 }
 
 Test(three_processes, every_follower_gets_every_followed_post_once_on_its_stream_and_timeline)
@@ -236,17 +236,17 @@ Test(three_processes, a_process_killed_mid_fanout_leaves_the_job_to_the_other_tw
     ts_register(srv[0].port, "socauth", &author);
     uint64_t author_id = ts_id(author.id);
     static ts_user_t real[REAL];
-    static so_feed_t feeds[REAL];
+    static ts_feed_t feeds[REAL];
     for (int i = 0; i < REAL; i++) {
         ts_register(srv[i % PROCS].port, "socfol", &real[i]);
         ts_follow(srv[(i + 1) % PROCS].port, &real[i], &author);
-        so_feed_open(&feeds[i], srv[(i + 2) % PROCS].port, &real[i]);
+        ts_feed_open(&feeds[i], srv[(i + 2) % PROCS].port, &real[i]);
     }
     /* A first post gives every stream a Last-Event-ID to resume from. */
     char warm_s[24];
     ts_post(srv[2].port, &author, "before the crash", warm_s);
     for (int i = 0; i < REAL; i++)
-        cr_assert_eq(so_feed_until(&feeds[i], 1, SO_WAIT_MS), 1,
+        cr_assert_eq(ts_feed_until(&feeds[i], 1, SO_WAIT_MS), 1,
                      "real follower %d did not receive the first post", i);
     cr_assert(queue_settled(rc, 30000), "the first jobs did not finish");
     ts_add_followers(rc, author_id, FAKE_BASE, FAKE, FAKE_SCORE);
@@ -289,9 +289,9 @@ Test(three_processes, a_process_killed_mid_fanout_leaves_the_job_to_the_other_tw
         if ((i + 2) % PROCS != victim)
             continue;
         feeds[i].port = srv[survivor[i % 2]].port;
-        so_feed_poll(&feeds[i], 1000); /* takes what came before the kill, then sees the end */
+        ts_feed_poll(&feeds[i], 1000); /* takes what came before the kill, then sees the end */
         cr_assert_null(feeds[i].c, "a stream on the killed process is still open");
-        so_feed_until(&feeds[i], 0, 1000); /* reopens it after its last event */
+        ts_feed_until(&feeds[i], 0, 1000); /* reopens it after its last event */
     }
 
     /* The other two take the job over and finish it: every timeline holds the post once. */
@@ -333,21 +333,21 @@ Test(three_processes, a_process_killed_mid_fanout_leaves_the_job_to_the_other_tw
                       i, survivor[s], n, n ? (unsigned long long)ids[0] : 0ULL,
                       n > 1 ? (unsigned long long)ids[1] : 0ULL, post_s, warm_s);
         }
-        so_feed_until(&feeds[i], 2, SO_WAIT_MS);
+        ts_feed_until(&feeds[i], 2, SO_WAIT_MS);
     }
     ts_sleep_ms(1500);
     for (int i = 0; i < REAL; i++) {
-        so_feed_poll(&feeds[i], 50);
-        size_t times = so_feed_count(&feeds[i], post_s);
+        ts_feed_poll(&feeds[i], 50);
+        size_t times = ts_feed_count(&feeds[i], post_s);
         /* Exactly once, though the job ran twice: the claimer skips followers whose log
          * already has the event from the killed process's run (storage/events.c). */
         cr_assert_eq(times, 1,
                      "real follower %d (stream on process %d%s) received the post %zu times", i,
                      (i + 2) % PROCS, (i + 2) % PROCS == victim ? ", the killed one" : "",
                      times);
-        cr_assert_eq(so_feed_count(&feeds[i], warm_s), 1);
+        cr_assert_eq(ts_feed_count(&feeds[i], warm_s), 1);
         cr_assert_eq(feeds[i].n, 1 + times, "real follower %d received other posts", i);
-        so_feed_free(&feeds[i]);
+        ts_feed_free(&feeds[i]);
     }
     uint64_t own[4];
     size_t n = ts_timeline(srv[survivor[0]].port, &author, 100, own, NULL, 4);

@@ -47,6 +47,16 @@ void sx_server(ts_server_t *s, const char *const *extra)
     cr_assert_fail("too many servers");
 }
 
+ts_sse_t *sx_reader_of(ts_server_t *s, const char *const *extra, const char *prefix,
+                       ts_user_t *reader, ts_user_t *author)
+{
+    sx_use_private_redis();
+    sx_server(s, extra);
+    ts_register_all(s->port, prefix, reader, author, NULL);
+    ts_follow(s->port, reader, author);
+    return ts_stream(s->port, reader, NULL);
+}
+
 static void forget(ts_server_t *s)
 {
     for (int i = 0; i < MAX_SERVERS; i++)
@@ -147,79 +157,4 @@ json_t *sx_newest_notification(int port, const ts_user_t *u)
     json_t *copy = first ? json_deep_copy(first) : NULL;
     json_decref(list);
     return copy;
-}
-
-/* ---- what one user received ----------------------------------------------------------------- */
-
-void sx_got_add(sx_got_t *g, const char *event, const char *post)
-{
-    if (g->n == g->cap) {
-        g->cap = g->cap ? g->cap * 2 : 256;
-        g->event = realloc(g->event, g->cap * sizeof(*g->event));
-        g->post = realloc(g->post, g->cap * sizeof(*g->post));
-        cr_assert(g->event && g->post);
-    }
-    snprintf(g->event[g->n], sizeof(g->event[g->n]), "%s", event);
-    snprintf(g->post[g->n], sizeof(g->post[g->n]), "%s", post);
-    g->n++;
-}
-
-void sx_got_free(sx_got_t *g)
-{
-    free(g->event);
-    free(g->post);
-    memset(g, 0, sizeof(*g));
-}
-
-void sx_read_feed(ts_sse_t *c, sx_got_t *g, int timeout_ms, const char *what)
-{
-    ts_sse_item_t ev;
-    ts_sse_expect(c, "feed", &ev, timeout_ms, what);
-    char post[24];
-    ts_sse_data_id(&ev, post, sizeof(post));
-    if (g->n)
-        cr_assert_gt(ts_sse_id_cmp(ev.id, g->event[g->n - 1]), 0,
-                     "%s: event %s (post %s) came after %s (post %s): a duplicate or out of "
-                     "order",
-                     what, ev.id, post, g->event[g->n - 1], g->post[g->n - 1]);
-    sx_got_add(g, ev.id, post);
-    ts_sse_item_clear(&ev);
-}
-
-ts_sse_t *sx_resume_until(int port, const ts_user_t *u, sx_got_t *g, size_t total,
-                       const char *what)
-{
-    cr_assert(g->n > 0, "nothing to resume from");
-    for (int attempt = 1;; attempt++) {
-        char last[64];
-        snprintf(last, sizeof(last), "%s", g->event[g->n - 1]);
-        ts_sse_t *c = ts_stream(port, u, last);
-        size_t before = g->n;
-        while (g->n < total) {
-            ts_sse_item_t ev;
-            ts_sse_kind_t k = ts_sse_next_event(c, &ev, SX_WAIT_MS);
-            cr_assert(k != TS_SSE_TIMEOUT, "%s: resuming after %s (connection %d): nothing for %d ms "
-                                        "with %zu of %zu events received",
-                      what, last, attempt, SX_WAIT_MS, g->n, total);
-            if (k == TS_SSE_END)
-                break;
-            cr_assert_str_eq(ev.type, "feed", "%s: resuming after %s: a '%s' event (id %s)", what,
-                             last, ev.type, ev.id);
-            char post[24];
-            ts_sse_data_id(&ev, post, sizeof(post));
-            cr_assert_gt(ts_sse_id_cmp(ev.id, g->event[g->n - 1]), 0,
-                         "%s: event %s came after %s: a duplicate or out of order", what, ev.id,
-                         g->event[g->n - 1]);
-            sx_got_add(g, ev.id, post);
-            ts_sse_item_clear(&ev);
-        }
-        if (g->n >= total)
-            return c;
-        cr_assert_gt(g->n, before,
-                     "%s: the server ended the stream resumed after %s (connection %d) without "
-                     "sending any of the %zu events still missing; a client resuming from there "
-                     "would repeat this forever",
-                     what, last, attempt, total - g->n);
-        ts_sse_close(c);
-    }
 }

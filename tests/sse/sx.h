@@ -36,6 +36,10 @@ void sx_use_fixture_redis(void);
 /* Starts a tidings server on the chosen Redis with the extra flags (NULL-terminated, may be
  * NULL) and waits until it is ready. */
 void sx_server(ts_server_t *s, const char *const *extra);
+/* The usual start: a private Redis, s on it with extra flags, reader and author registered
+ * as "<prefix>_a" and "<prefix>_b", reader following author. Returns reader's stream, open. */
+ts_sse_t *sx_reader_of(ts_server_t *s, const char *const *extra, const char *prefix,
+                       ts_user_t *reader, ts_user_t *author);
 /* SIGTERM; expects exit status 0 within timeout_ms. Returns how long it took (ms). */
 uint64_t sx_server_stop(ts_server_t *s, int timeout_ms);
 /* Waits (sending nothing) up to timeout_ms for s to exit, expects status 0 and forgets it.
@@ -53,23 +57,5 @@ int sx_post_raw(int port, const char *token, const char *text, char id[24]);
 char *sx_text(const char *tag, size_t len);
 /* The first item of the caller's GET /v1/notifications (new reference, NULL when empty). */
 json_t *sx_newest_notification(int port, const ts_user_t *u);
-
-/* ---- what one user received, over any number of connections ------------------------------ */
-typedef struct sx_got_s {
-    size_t n, cap;
-    char (*event)[64]; /* event ids, in arrival order */
-    char (*post)[24];  /* the feed events' post ids */
-} sx_got_t;
-void sx_got_add(sx_got_t *g, const char *event, const char *post);
-void sx_got_free(sx_got_t *g);
-/* Reads one feed event into g within timeout_ms; its id must follow everything g holds
- * (no duplicate, log order). */
-void sx_read_feed(ts_sse_t *c, sx_got_t *g, int timeout_ms, const char *what);
-/* Resumes u's stream after g's last event until g holds total feed events, reconnecting
- * with Last-Event-ID whenever the server ends the stream (as EventSource does) -- but each
- * connection must deliver at least one event before it ends: a resume that delivers
- * nothing would repeat forever. Returns the stream, open (the caller closes it). */
-ts_sse_t *sx_resume_until(int port, const ts_user_t *u, sx_got_t *g, size_t total,
-                       const char *what);
 
 #endif

@@ -106,9 +106,7 @@ Test(sse_auth, a_stream_never_carries_another_users_events)
     sx_use_private_redis();
     sx_server(&srv, NULL);
     ts_user_t alice, bob, carol;
-    ts_register(srv.port, "isoa", &alice);
-    ts_register(srv.port, "isob", &bob);
-    ts_register(srv.port, "isoc", &carol);
+    ts_register_all(srv.port, "iso", &alice, &bob, &carol, NULL);
     ts_follow(srv.port, &bob, &carol);
     ts_sse_t *a = ts_stream(srv.port, &alice, NULL);
     char path[512];

@@ -30,14 +30,6 @@ static char marking[24];
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-/* DELETE /v1/users/{b}/follow as a (204). */
-static void unfollow(int port, const ts_user_t *a, const ts_user_t *b)
-{
-    char path[96];
-    snprintf(path, sizeof(path), "/v1/users/%s/follow", b->id);
-    json_decref(ts_call(port, "DELETE", path, a->token, NULL, 204));
-}
-
 /* Fan-out jobs finished by the servers on ports[0..n). */
 static double jobs_done(const int *ports, int n)
 {
@@ -60,11 +52,14 @@ static void wait_jobs(const int *ports, int n, double target, const char *what)
     }
 }
 
-/* A celebrity with FOLLOWERS followers, marked by its first post (its id into marking);
- * returns the jobs that took (the follows and the marking post) after waiting for them, so
- * no stream opened later sees the marking post. */
-static int marked_celebrity(int port, ts_user_t *celeb, ts_user_t fans[FOLLOWERS])
+/* A private Redis and srv on it, and a celebrity with FOLLOWERS followers, marked by its
+ * first post (its id into marking); returns the jobs that took (the follows and the marking
+ * post) after waiting for them, so no stream opened later sees the marking post. */
+static int marked_celebrity(ts_user_t *celeb, ts_user_t fans[FOLLOWERS])
 {
+    sx_use_private_redis();
+    sx_server(&srv, celebrity_args);
+    int port = srv.port;
     ts_register(port, "celeb", celeb);
     for (int i = 0; i < FOLLOWERS; i++) {
         ts_register(port, "fan", &fans[i]);
@@ -212,12 +207,9 @@ Test(sse_celebrity, two_processes_log_one_event_per_user)
 
 Test(sse_celebrity, follow_and_unfollow_while_connected_take_effect)
 {
-    sx_use_private_redis();
-    sx_server(&srv, celebrity_args);
     ts_user_t celeb, fans[FOLLOWERS], user, sentinel;
-    int jobs = marked_celebrity(srv.port, &celeb, fans);
-    ts_register(srv.port, "user", &user);
-    ts_register(srv.port, "sentinel", &sentinel);
+    int jobs = marked_celebrity(&celeb, fans);
+    ts_register_all(srv.port, "user", &user, &sentinel, NULL);
     ts_follow(srv.port, &user, &sentinel);
     ts_sse_t *c = ts_stream(srv.port, &user, NULL);
 
@@ -229,7 +221,7 @@ Test(sse_celebrity, follow_and_unfollow_while_connected_take_effect)
     jobs++;
     expect_first_post(c, post, "the celebrity's post after the follow", "a new follower", NULL);
 
-    unfollow(srv.port, &user, &celeb);
+    ts_unfollow(srv.port, &user, &celeb);
     jobs++;
     wait_jobs(&srv.port, 1, jobs, "unfollowing the celebrity");
     char after[24], mark[24];
@@ -253,10 +245,8 @@ Test(sse_celebrity, follow_and_unfollow_while_connected_take_effect)
 
 Test(sse_celebrity, a_resume_replays_the_posts_missed)
 {
-    sx_use_private_redis();
-    sx_server(&srv, celebrity_args);
     ts_user_t celeb, fans[FOLLOWERS];
-    int jobs = marked_celebrity(srv.port, &celeb, fans);
+    int jobs = marked_celebrity(&celeb, fans);
     ts_sse_t *c = ts_stream(srv.port, &fans[0], NULL);
     char first[24], last_event[64];
     ts_post(srv.port, &celeb, "before the hang-up", first);
@@ -279,10 +269,8 @@ Test(sse_celebrity, a_resume_replays_the_posts_missed)
 
 Test(sse_celebrity, a_deleted_post_is_retracted_live)
 {
-    sx_use_private_redis();
-    sx_server(&srv, celebrity_args);
     ts_user_t celeb, fans[FOLLOWERS];
-    marked_celebrity(srv.port, &celeb, fans);
+    marked_celebrity(&celeb, fans);
     ts_sse_t *c = ts_stream(srv.port, &fans[0], NULL);
     char post[24], feed_id[64];
     ts_post(srv.port, &celeb, "soon gone", post);
@@ -303,10 +291,8 @@ Test(sse_celebrity, a_deleted_post_is_retracted_live)
 
 Test(sse_celebrity, a_follower_who_muted_the_celebrity_gets_nothing_live)
 {
-    sx_use_private_redis();
-    sx_server(&srv, celebrity_args);
     ts_user_t celeb, fans[FOLLOWERS];
-    int jobs = marked_celebrity(srv.port, &celeb, fans);
+    int jobs = marked_celebrity(&celeb, fans);
     char path[96];
     snprintf(path, sizeof(path), "/v1/users/%s/mute", celeb.id);
     json_decref(ts_call(srv.port, "PUT", path, fans[0].token, NULL, 204));
@@ -334,10 +320,8 @@ Test(sse_celebrity, a_follower_who_muted_the_celebrity_gets_nothing_live)
 Test(sse_celebrity, a_post_announced_while_the_subscription_was_down_still_arrives)
 {
     ts_redis_skip_on_cluster("kills the pub/sub connections of one redis-server");
-    sx_use_private_redis();
-    sx_server(&srv, celebrity_args);
     ts_user_t celeb, fans[FOLLOWERS];
-    marked_celebrity(srv.port, &celeb, fans);
+    marked_celebrity(&celeb, fans);
     ts_sse_t *c = ts_stream(srv.port, &fans[0], NULL);
     char before[24], during[24];
     ts_post(srv.port, &celeb, "before the cut", before);

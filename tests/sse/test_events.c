@@ -40,13 +40,8 @@ static json_t *timeline_entry(int port, const ts_user_t *u, const char *post)
 
 Test(sse_events, feed_event_is_the_post_as_the_timeline_shows_it)
 {
-    sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
-    sx_server(&srv, NULL);
     ts_user_t reader, author;
-    ts_register(srv.port, "feedr", &reader);
-    ts_register(srv.port, "feeda", &author);
-    ts_follow(srv.port, &reader, &author);
-    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
+    ts_sse_t *c = sx_reader_of(&srv, NULL, "feed", &reader, &author);
 
     char post[24];
     ts_post(srv.port, &author, "hello from the author, @nobody_here", post);
@@ -85,8 +80,7 @@ Test(sse_events, notification_event_is_the_notification_as_the_api_shows_it)
     sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, NULL);
     ts_user_t owner, fan;
-    ts_register(srv.port, "ntfo", &owner);
-    ts_register(srv.port, "ntff", &fan);
+    ts_register_all(srv.port, "ntf", &owner, &fan, NULL);
     ts_sse_t *c = ts_stream(srv.port, &owner, NULL);
 
     ts_follow(srv.port, &fan, &owner);
@@ -130,13 +124,8 @@ Test(sse_events, notification_event_is_the_notification_as_the_api_shows_it)
 
 Test(sse_events, delete_event_names_the_retracted_post)
 {
-    sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
-    sx_server(&srv, NULL);
     ts_user_t reader, author;
-    ts_register(srv.port, "delr", &reader);
-    ts_register(srv.port, "dela", &author);
-    ts_follow(srv.port, &reader, &author);
-    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
+    ts_sse_t *c = sx_reader_of(&srv, NULL, "del", &reader, &author);
 
     char post[24], id[24];
     ts_post(srv.port, &author, "soon gone", post);
@@ -186,9 +175,7 @@ Test(sse_events, every_stream_of_a_user_receives_every_event)
     sx_use_private_redis();
     sx_server(&srv, NULL);
     ts_user_t user, author, fan;
-    ts_register(srv.port, "twou", &user);
-    ts_register(srv.port, "twoa", &author);
-    ts_register(srv.port, "twof", &fan);
+    ts_register_all(srv.port, "two", &user, &author, &fan, NULL);
     ts_follow(srv.port, &user, &author);
     ts_sse_t *phone = ts_stream(srv.port, &user, NULL);
     ts_sse_t *laptop = ts_stream(srv.port, &user, NULL);
@@ -254,9 +241,7 @@ Test(sse_events, a_feed_event_whose_post_is_gone_is_sent_as_a_bare_id)
     sx_use_private_redis();
     sx_server(&srv, NULL);
     ts_user_t reader, other, author;
-    ts_register(srv.port, "goner", &reader);
-    ts_register(srv.port, "goneo", &other);
-    ts_register(srv.port, "gonea", &author);
+    ts_register_all(srv.port, "gone", &reader, &other, &author, NULL);
     ts_follow(srv.port, &reader, &author);
     ts_follow(srv.port, &other, &author);
     ts_sse_t *c = ts_stream(srv.port, &reader, NULL);

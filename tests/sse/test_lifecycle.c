@@ -53,8 +53,7 @@ Test(sse_lifecycle, sigterm_ends_every_stream_cleanly_and_exits_promptly)
     sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, NULL);
     ts_user_t a, b;
-    ts_register(srv.port, "terma", &a);
-    ts_register(srv.port, "termb", &b);
+    ts_register_all(srv.port, "term", &a, &b, NULL);
     ts_sse_t *s[3] = {ts_stream(srv.port, &a, NULL), ts_stream(srv.port, &a, NULL),
                    ts_stream(srv.port, &b, NULL)};
     char post[24];

@@ -20,7 +20,7 @@ static ts_server_t srv;
  * fast (may be NULL) must receive each post before the next is made (so it never falls
  * behind), in order, on its one connection; its record goes to fg. Returns how many posts
  * were made; ids receives them. */
-static int post_until_dropped(const ts_user_t *author, ts_sse_t *fast, sx_got_t *fg, int after,
+static int post_until_dropped(const ts_user_t *author, ts_sse_t *fast, ts_feed_t *fg, int after,
                               char (*ids)[24])
 {
     double dropped0 = ts_metric(srv.port, "tidings_streams_dropped_total");
@@ -34,7 +34,7 @@ static int post_until_dropped(const ts_user_t *author, ts_sse_t *fast, sx_got_t 
         if (fast) {
             char what[64];
             snprintf(what, sizeof(what), "the fast reader, post %d", n + 1);
-            sx_read_feed(fast, fg, SX_WAIT_MS, what);
+            ts_feed_read(fast, fg, SX_WAIT_MS, what);
             cr_assert_str_eq(fg->post[fg->n - 1], ids[n], "the fast reader got post %s, not %s",
                              fg->post[fg->n - 1], ids[n]);
         }
@@ -53,9 +53,7 @@ Test(sse_limits, a_reader_that_never_reads_is_cut_off_while_others_keep_receivin
     sx_use_private_redis();
     sx_server(&srv, (const char *const[]){"--stream-buffer", "4096", NULL});
     ts_user_t author, slow, fast;
-    ts_register(srv.port, "cuta", &author);
-    ts_register(srv.port, "cuts", &slow);
-    ts_register(srv.port, "cutf", &fast);
+    ts_register_all(srv.port, "cut", &author, &slow, &fast, NULL);
     ts_follow(srv.port, &slow, &author);
     ts_follow(srv.port, &fast, &author);
     ts_sse_t *s = ts_stream_opts(srv.port, &(ts_sse_opts_t){.token = slow.token, .rcvbuf = 4096});
@@ -63,7 +61,7 @@ Test(sse_limits, a_reader_that_never_reads_is_cut_off_while_others_keep_receivin
     cr_assert_eq(ts_metric(srv.port, "tidings_streams_dropped_total"), 0);
 
     static char ids[MAX_BIG_POSTS][24];
-    sx_got_t fg = {0};
+    ts_feed_t fg = {0};
     int n = post_until_dropped(&author, f, &fg, 20, ids);
     cr_assert_eq(ts_metric(srv.port, "tidings_streams_dropped_total"), 1,
                  "exactly one stream (the one never read) should have been cut off");
@@ -88,11 +86,11 @@ Test(sse_limits, a_reader_that_never_reads_is_cut_off_while_others_keep_receivin
     /* The fast reader is still live. */
     char post[24];
     ts_post(srv.port, &author, "still here", post);
-    sx_read_feed(f, &fg, SX_WAIT_MS, "the fast reader after the cut");
+    ts_feed_read(f, &fg, SX_WAIT_MS, "the fast reader after the cut");
     cr_assert_str_eq(fg.post[fg.n - 1], post);
     ts_sse_close(s);
     ts_sse_close(f);
-    sx_got_free(&fg);
+    ts_feed_free(&fg);
 }
 
 Test(sse_limits, a_cut_off_reader_resumes_with_last_event_id)
@@ -100,15 +98,14 @@ Test(sse_limits, a_cut_off_reader_resumes_with_last_event_id)
     sx_use_private_redis();
     sx_server(&srv, (const char *const[]){"--stream-buffer", "4096", NULL});
     ts_user_t author, slow;
-    ts_register(srv.port, "resa", &author);
-    ts_register(srv.port, "ress", &slow);
+    ts_register_all(srv.port, "res", &author, &slow, NULL);
     ts_follow(srv.port, &slow, &author);
     ts_sse_t *s = ts_stream_opts(srv.port, &(ts_sse_opts_t){.token = slow.token, .rcvbuf = 4096});
     static char ids[MAX_BIG_POSTS][24];
-    sx_got_t g = {0};
+    ts_feed_t g = {0};
     char first[24];
     ts_post(srv.port, &author, "read this one", first);
-    sx_read_feed(s, &g, SX_WAIT_MS, "the first post");
+    ts_feed_read(s, &g, SX_WAIT_MS, "the first post");
     int n = post_until_dropped(&author, NULL, NULL, 5, ids);
 
     /* Read what got through, then resume after it as EventSource would. */
@@ -121,17 +118,18 @@ Test(sse_limits, a_cut_off_reader_resumes_with_last_event_id)
         if (strcmp(ev.type, "feed") == 0) {
             char post[24];
             ts_sse_data_id(&ev, post, sizeof(post));
-            sx_got_add(&g, ev.id, post);
+            ts_feed_add(&g, ev.id, post, "");
         }
         ts_sse_item_clear(&ev);
     }
     ts_sse_close(s);
-    s = sx_resume_until(srv.port, &slow, &g, 1 + (size_t)n, "resuming after the cut");
+    s = ts_feed_resume_until(&g, srv.port, &slow, 1 + (size_t)n, SX_WAIT_MS,
+                             "resuming after the cut");
     for (int i = 0; i < n; i++)
         cr_assert_str_eq(g.post[1 + i], ids[i], "post %d of %d: got %s, posted %s", i + 1, n,
                          g.post[1 + i], ids[i]);
     ts_sse_close(s);
-    sx_got_free(&g);
+    ts_feed_free(&g);
 }
 
 Test(sse_limits, max_streams_answers_503_beyond_the_limit)
@@ -139,8 +137,7 @@ Test(sse_limits, max_streams_answers_503_beyond_the_limit)
     sx_use_fixture_redis();
     sx_server(&srv, (const char *const[]){"--max-streams", "3", "--heartbeat", "1", NULL});
     ts_user_t a, b;
-    ts_register(srv.port, "maxa", &a);
-    ts_register(srv.port, "maxb", &b);
+    ts_register_all(srv.port, "max", &a, &b, NULL);
     ts_sse_t *s1 = ts_stream(srv.port, &a, NULL);
     ts_sse_t *s2 = ts_stream(srv.port, &a, NULL);
     ts_sse_t *s3 = ts_stream(srv.port, &b, NULL);

@@ -102,7 +102,7 @@ static void hang_up_is_noticed(const char *const *args, const char *tag)
     ts_sse_t *s = ts_stream(srv.port, &stays, NULL);
     cr_assert_eq(ts_metric(srv.port, "tidings_streams_open"), 2);
     ts_sse_close(g);
-    sx_got_t got = {0};
+    ts_feed_t got = {0};
     char post[24];
     /* The first write after a hang-up may still be taken by the kernel; the peer's reset
      * makes a later one fail. */
@@ -111,11 +111,11 @@ static void hang_up_is_noticed(const char *const *args, const char *tag)
         cr_assert(ts_now_ms() < deadline, "the hung-up stream is still counted open after %d posts",
                   i);
         ts_post(srv.port, &author, "anyone there?", post);
-        sx_read_feed(s, &got, SX_WAIT_MS, "the stream that stays");
+        ts_feed_read(s, &got, SX_WAIT_MS, "the stream that stays");
         cr_assert_str_eq(got.post[got.n - 1], post);
     }
     ts_sse_close(s);
-    sx_got_free(&got);
+    ts_feed_free(&got);
 }
 
 Test(sse_paths, a_hang_up_is_noticed_by_the_writer_threads)

@@ -73,13 +73,9 @@ static ts_sse_t *reopen(const ts_user_t *u, const char *last, int how)
 
 Test(sse_resume, replay_while_posts_keep_arriving_has_no_gap_and_no_duplicate)
 {
-    sx_use_private_redis();
-    sx_server(&srv, (const char *const[]){"--heartbeat", "1", NULL});
     ts_user_t reader, author;
-    ts_register(srv.port, "loadr", &reader);
-    ts_register(srv.port, "loada", &author);
-    ts_follow(srv.port, &reader, &author);
-    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
+    const char *const flags[] = {"--heartbeat", "1", NULL};
+    ts_sse_t *c = sx_reader_of(&srv, flags, "load", &reader, &author);
 
     static writer_t w;
     memset(&w, 0, sizeof(w));
@@ -88,12 +84,12 @@ Test(sse_resume, replay_while_posts_keep_arriving_has_no_gap_and_no_duplicate)
     pthread_t th;
     cr_assert(pthread_create(&th, NULL, write_loop, &w) == 0);
 
-    sx_got_t g = {0};
+    ts_feed_t g = {0};
     enum { CYCLES = 30 };
     for (int cycle = 0; cycle < CYCLES; cycle++) {
         unsigned k = 1 + rnd(8);
         for (unsigned i = 0; i < k; i++)
-            sx_read_feed(c, &g, SX_WAIT_MS, "a post under load");
+            ts_feed_read(c, &g, SX_WAIT_MS, "a post under load");
         cr_assert_eq(c->unknown_fields, 0, "unknown SSE line: %s", c->unknown_line);
         ts_sse_close(c); /* hang up mid-stream, events in flight */
         ts_sleep_ms((int)rnd(40));
@@ -107,7 +103,7 @@ Test(sse_resume, replay_while_posts_keep_arriving_has_no_gap_and_no_duplicate)
 
     /* Everything posted arrives, and then nothing more. */
     while (g.n < posted)
-        sx_read_feed(c, &g, SX_WAIT_MS, "the rest of the posts");
+        ts_feed_read(c, &g, SX_WAIT_MS, "the rest of the posts");
     ts_sse_item_t ev;
     ts_sse_kind_t extra = ts_sse_next_event(c, &ev, 1500);
     cr_assert_eq(extra, TS_SSE_TIMEOUT, "an event beyond the %zu posted: id %s, type %s, data %.200s",
@@ -115,32 +111,25 @@ Test(sse_resume, replay_while_posts_keep_arriving_has_no_gap_and_no_duplicate)
     ts_sse_item_clear(&ev);
 
     for (size_t i = 0; i < posted; i++) {
-        int times = 0;
-        for (size_t j = 0; j < g.n; j++)
-            times += strcmp(g.post[j], w.ids[i]) == 0;
-        cr_assert_eq(times, 1, "post %zu of %zu (%s) was received %d times", i + 1, posted,
+        size_t times = ts_feed_count(&g, w.ids[i]);
+        cr_assert_eq(times, 1, "post %zu of %zu (%s) was received %zu times", i + 1, posted,
                      w.ids[i], times);
     }
     cr_assert_eq(g.n, posted, "received %zu events for %zu posts", g.n, posted);
     ts_sse_close(c);
-    sx_got_free(&g);
+    ts_feed_free(&g);
 }
 
 Test(sse_resume, reconnecting_within_the_grace_replays_what_was_missed)
 {
-    sx_use_private_redis();
-    sx_server(&srv, NULL);
     ts_user_t reader, author;
-    ts_register(srv.port, "gracer", &reader);
-    ts_register(srv.port, "gracea", &author);
-    ts_follow(srv.port, &reader, &author);
-    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
+    ts_sse_t *c = sx_reader_of(&srv, NULL, "grace", &reader, &author);
     ts_sse_t *watch = ts_stream(srv.port, &reader, NULL); /* another device; tells when logged */
-    sx_got_t g = {0}, wg = {0};
+    ts_feed_t g = {0}, wg = {0};
     char post[24];
     ts_post(srv.port, &author, "before the hang-up", post);
-    sx_read_feed(c, &g, SX_WAIT_MS, "the first post");
-    sx_read_feed(watch, &wg, SX_WAIT_MS, "the first post (watcher)");
+    ts_feed_read(c, &g, SX_WAIT_MS, "the first post");
+    ts_feed_read(watch, &wg, SX_WAIT_MS, "the first post (watcher)");
     ts_sse_close(c);
 
     enum { MISSED = 5 };
@@ -151,13 +140,13 @@ Test(sse_resume, reconnecting_within_the_grace_replays_what_was_missed)
         ts_post(srv.port, &author, text, missed[i]);
     }
     for (int i = 0; i < MISSED; i++)
-        sx_read_feed(watch, &wg, SX_WAIT_MS, "a missed post (watcher)");
+        ts_feed_read(watch, &wg, SX_WAIT_MS, "a missed post (watcher)");
     double replayed = ts_metric(srv.port, "tidings_stream_events_replayed_total");
 
     /* Every missed event, once, in log order: the watcher saw the same log. */
     c = ts_stream(srv.port, &reader, g.event[0]);
     for (int i = 0; i < MISSED; i++)
-        sx_read_feed(c, &g, SX_WAIT_MS, "a replayed post");
+        ts_feed_read(c, &g, SX_WAIT_MS, "a replayed post");
     for (int i = 0; i < MISSED; i++)
         cr_assert(strcmp(g.event[i + 1], wg.event[i + 1]) == 0 &&
                       strcmp(g.post[i + 1], wg.post[i + 1]) == 0,
@@ -168,17 +157,17 @@ Test(sse_resume, reconnecting_within_the_grace_replays_what_was_missed)
 
     /* Then live again, with no seam. */
     ts_post(srv.port, &author, "after the return", post);
-    sx_read_feed(c, &g, SX_WAIT_MS, "a live post after the replay");
+    ts_feed_read(c, &g, SX_WAIT_MS, "a live post after the replay");
     cr_assert_str_eq(g.post[g.n - 1], post);
     ts_sse_close(c);
     ts_sse_close(watch);
-    sx_got_free(&g);
-    sx_got_free(&wg);
+    ts_feed_free(&g);
+    ts_feed_free(&wg);
 }
 
 /* Posts n posts as author, and waits until the watcher stream has them all (so they are in
  * the log). */
-static void post_many(const ts_user_t *author, int n, ts_sse_t *watch, sx_got_t *wg, char *last_post)
+static void post_many(const ts_user_t *author, int n, ts_sse_t *watch, ts_feed_t *wg, char *last_post)
 {
     for (int i = 0; i < n; i++) {
         char text[32];
@@ -186,7 +175,7 @@ static void post_many(const ts_user_t *author, int n, ts_sse_t *watch, sx_got_t 
         ts_post(srv.port, author, text, last_post);
     }
     for (int i = 0; i < n; i++)
-        sx_read_feed(watch, wg, SX_WAIT_MS, "a post (watcher)");
+        ts_feed_read(watch, wg, SX_WAIT_MS, "a post (watcher)");
 }
 
 Test(sse_resume, a_long_absence_within_the_log_replays_every_event)
@@ -195,31 +184,26 @@ Test(sse_resume, a_long_absence_within_the_log_replays_every_event)
      * retention window holds them all; more than one catch-up batch, and more than a
      * default --stream-buffer (256 KiB / 512 = 512 events) holds at once. */
     enum { MISSED = 700 };
-    sx_use_private_redis();
-    sx_server(&srv, NULL);
     ts_user_t reader, author;
-    ts_register(srv.port, "longr", &reader);
-    ts_register(srv.port, "longa", &author);
-    ts_follow(srv.port, &reader, &author);
-    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
+    ts_sse_t *c = sx_reader_of(&srv, NULL, "long", &reader, &author);
     ts_sse_t *watch = ts_stream(srv.port, &reader, NULL);
-    sx_got_t g = {0}, wg = {0};
+    ts_feed_t g = {0}, wg = {0};
     char post[24];
     ts_post(srv.port, &author, "before a long absence", post);
-    sx_read_feed(c, &g, SX_WAIT_MS, "the first post");
-    sx_read_feed(watch, &wg, SX_WAIT_MS, "the first post (watcher)");
+    ts_feed_read(c, &g, SX_WAIT_MS, "the first post");
+    ts_feed_read(watch, &wg, SX_WAIT_MS, "the first post (watcher)");
     ts_sse_close(c);
     post_many(&author, MISSED, watch, &wg, post);
 
-    c = sx_resume_until(srv.port, &reader, &g, 1 + MISSED, "a long absence");
+    c = ts_feed_resume_until(&g, srv.port, &reader, 1 + MISSED, SX_WAIT_MS, "a long absence");
     for (size_t i = 0; i < wg.n; i++)
         cr_assert_str_eq(g.event[i], wg.event[i], "replayed event %zu differs from the log", i);
     ts_post(srv.port, &author, "back", post);
-    sx_read_feed(c, &g, SX_WAIT_MS, "a live post after the replay");
+    ts_feed_read(c, &g, SX_WAIT_MS, "a live post after the replay");
     ts_sse_close(c);
     ts_sse_close(watch);
-    sx_got_free(&g);
-    sx_got_free(&wg);
+    ts_feed_free(&g);
+    ts_feed_free(&wg);
 }
 
 /* Waits until the server holds no stream (it notices a hang-up at the next heartbeat). */
@@ -246,17 +230,13 @@ static void expect_reset(ts_sse_t *c, char *id, size_t size)
 
 Test(sse_resume, a_cursor_older_than_the_grace_gets_reset)
 {
-    sx_use_private_redis();
-    sx_server(&srv, (const char *const[]){"--stream-grace-ms", "2000", "--heartbeat", "1", NULL});
     ts_user_t reader, author;
-    ts_register(srv.port, "staler", &reader);
-    ts_register(srv.port, "stalea", &author);
-    ts_follow(srv.port, &reader, &author);
-    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
-    sx_got_t g = {0};
+    const char *const flags[] = {"--stream-grace-ms", "2000", "--heartbeat", "1", NULL};
+    ts_sse_t *c = sx_reader_of(&srv, flags, "stale", &reader, &author);
+    ts_feed_t g = {0};
     char post[24];
     ts_post(srv.port, &author, "seen", post);
-    sx_read_feed(c, &g, SX_WAIT_MS, "the post before leaving");
+    ts_feed_read(c, &g, SX_WAIT_MS, "the post before leaving");
     ts_sse_close(c);
     wait_no_streams(srv.port);
     ts_sleep_ms(2000 + 700); /* past the grace: the reader is offline */
@@ -296,24 +276,20 @@ Test(sse_resume, a_cursor_older_than_the_grace_gets_reset)
     cr_assert_str_eq(ts_sse_data_id(&ev, id, sizeof(id)), post);
     ts_sse_item_clear(&ev);
     ts_sse_close(c);
-    sx_got_free(&g);
+    ts_feed_free(&g);
 }
 
 Test(sse_resume, a_connected_user_stays_online_longer_than_the_grace)
 {
     /* "Online" means a stream open, or closed within --stream-grace-ms: a stream that stays
      * open longer than the grace must go on receiving. */
-    sx_use_private_redis();
-    sx_server(&srv, (const char *const[]){"--stream-grace-ms", "1000", "--heartbeat", "1", NULL});
     ts_user_t reader, author;
-    ts_register(srv.port, "longonr", &reader);
-    ts_register(srv.port, "longona", &author);
-    ts_follow(srv.port, &reader, &author);
-    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
-    sx_got_t g = {0};
+    const char *const flags[] = {"--stream-grace-ms", "1000", "--heartbeat", "1", NULL};
+    ts_sse_t *c = sx_reader_of(&srv, flags, "longon", &reader, &author);
+    ts_feed_t g = {0};
     char post[24];
     ts_post(srv.port, &author, "at once", post);
-    sx_read_feed(c, &g, SX_WAIT_MS, "a post right after connecting");
+    ts_feed_read(c, &g, SX_WAIT_MS, "a post right after connecting");
     /* Three seconds connected (heartbeats keep coming), then another post. */
     uint64_t until = ts_now_ms() + 3000;
     int beats = 0;
@@ -327,10 +303,10 @@ Test(sse_resume, a_connected_user_stays_online_longer_than_the_grace)
     }
     cr_assert_geq(beats, 1, "no heartbeat in 3 s with --heartbeat 1");
     ts_post(srv.port, &author, "three seconds later", post);
-    sx_read_feed(c, &g, 15000, "a post 3 s after connecting (--stream-grace-ms 1000)");
+    ts_feed_read(c, &g, 15000, "a post 3 s after connecting (--stream-grace-ms 1000)");
     cr_assert_str_eq(g.post[1], post);
     ts_sse_close(c);
-    sx_got_free(&g);
+    ts_feed_free(&g);
 }
 
 Test(sse_resume, a_cursor_before_the_trimmed_log_gets_reset)
@@ -345,11 +321,11 @@ Test(sse_resume, a_cursor_before_the_trimmed_log_gets_reset)
     ts_register(srv.port, "trim", &user);
     ts_sse_t *c = ts_stream(srv.port, &user, NULL);
     ts_sse_t *watch = ts_stream(srv.port, &user, NULL);
-    sx_got_t g = {0}, wg = {0};
+    ts_feed_t g = {0}, wg = {0};
     char post[24];
     ts_post(srv.port, &user, "the first", post);
-    sx_read_feed(c, &g, SX_WAIT_MS, "the first post");
-    sx_read_feed(watch, &wg, SX_WAIT_MS, "the first post (watcher)");
+    ts_feed_read(c, &g, SX_WAIT_MS, "the first post");
+    ts_feed_read(watch, &wg, SX_WAIT_MS, "the first post (watcher)");
     ts_sse_close(c);
     post_many(&user, MORE, watch, &wg, post);
 
@@ -376,8 +352,8 @@ Test(sse_resume, a_cursor_before_the_trimmed_log_gets_reset)
     }
     ts_sse_close(c);
     ts_sse_close(watch);
-    sx_got_free(&g);
-    sx_got_free(&wg);
+    ts_feed_free(&g);
+    ts_feed_free(&wg);
 }
 
 /* Opening u's stream with this Last-Event-ID (header, then query) answers 400. */
@@ -443,15 +419,13 @@ Test(sse_resume, entries_of_the_earlier_log_format_replay_too)
     sx_use_private_redis();
     sx_server(&srv, NULL);
     ts_user_t reader, author, stranger;
-    ts_register(srv.port, "oldfr", &reader);
-    ts_register(srv.port, "oldfa", &author);
-    ts_register(srv.port, "oldfs", &stranger);
+    ts_register_all(srv.port, "oldf", &reader, &author, &stranger, NULL);
     ts_follow(srv.port, &reader, &author);
     ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
-    sx_got_t g = {0};
+    ts_feed_t g = {0};
     char first[24], older[24], newer[24];
     ts_post(srv.port, &author, "the cursor", first);
-    sx_read_feed(c, &g, SX_WAIT_MS, "the first post");
+    ts_feed_read(c, &g, SX_WAIT_MS, "the first post");
     ts_sse_close(c);
 
     /* An entry as the earlier format wrote it (about a post the reader would not get
@@ -466,12 +440,12 @@ Test(sse_resume, entries_of_the_earlier_log_format_replay_too)
     ts_post(srv.port, &author, "written the new way", newer);
 
     c = ts_stream(srv.port, &reader, g.event[0]);
-    sx_read_feed(c, &g, SX_WAIT_MS, "the old-format entry, replayed");
-    sx_read_feed(c, &g, SX_WAIT_MS, "the post after it");
+    ts_feed_read(c, &g, SX_WAIT_MS, "the old-format entry, replayed");
+    ts_feed_read(c, &g, SX_WAIT_MS, "the post after it");
     cr_assert_str_eq(g.post[1], older, "the old-format entry came as post %s, not %s", g.post[1],
                      older);
     cr_assert_str_eq(g.post[2], newer);
     cr_assert_eq(c->unknown_fields, 0, "unknown SSE line: %s", c->unknown_line);
     ts_sse_close(c);
-    sx_got_free(&g);
+    ts_feed_free(&g);
 }

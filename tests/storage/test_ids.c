@@ -115,9 +115,8 @@ Test(ids, lease_is_a_redis_key_that_expires)
     int node = storage_node_id(s);
     cr_assert(node >= 0 && node < 64, "node %d", node);
     redisContext *c = ts_redis_connect(ts_redis_port());
-    redisReply *r = ts_redis_cmd(c, "PTTL node:{%d}", node);
-    cr_expect(r->integer > 0 && r->integer <= 30000, "lease PTTL %lld", r->integer);
-    freeReplyObject(r);
+    long long pttl = ts_redis_int(c, "PTTL node:{%d}", node);
+    cr_expect(pttl > 0 && pttl <= 30000, "lease PTTL %lld", pttl);
     ts_redis_close(c);
     st_storage_free(s);
 }
@@ -127,12 +126,11 @@ Test(ids, renew_keeps_the_node_and_extends_the_lease)
     storage_t *s = st_storage();
     int node = storage_node_id(s);
     redisContext *c = ts_redis_connect(ts_redis_port());
-    freeReplyObject(ts_redis_cmd(c, "PEXPIRE node:{%d} 5000", node));
+    cr_assert_eq(ts_redis_int(c, "PEXPIRE node:{%d} 5000", node), 1);
     cr_expect_eq(storage_node_renew(s), 0);
     cr_expect_eq(storage_node_id(s), node);
-    redisReply *r = ts_redis_cmd(c, "PTTL node:{%d}", node);
-    cr_expect_gt(r->integer, 5000, "the lease was not extended: PTTL %lld", r->integer);
-    freeReplyObject(r);
+    long long pttl = ts_redis_int(c, "PTTL node:{%d}", node);
+    cr_expect_gt(pttl, 5000, "the lease was not extended: PTTL %lld", pttl);
     ts_redis_close(c);
     st_storage_free(s);
 }
@@ -142,13 +140,12 @@ Test(ids, renew_takes_a_node_again_after_losing_the_lease)
     storage_t *s = st_storage();
     int node = storage_node_id(s);
     redisContext *c = ts_redis_connect(ts_redis_port());
-    freeReplyObject(ts_redis_cmd(c, "DEL node:{%d}", node));
+    cr_assert_eq(ts_redis_int(c, "DEL node:{%d}", node), 1);
     cr_expect_eq(storage_node_renew(s), 0);
     int now = storage_node_id(s);
     cr_assert(now >= 0 && now < 64);
-    redisReply *r = ts_redis_cmd(c, "EXISTS node:{%d}", now);
-    cr_expect_eq(r->integer, 1, "node %d is not leased after renew", now);
-    freeReplyObject(r);
+    cr_expect_eq(ts_redis_int(c, "EXISTS node:{%d}", now), 1, "node %d is not leased after renew",
+                 now);
     ts_redis_close(c);
     st_storage_free(s);
 }
@@ -159,9 +156,8 @@ Test(ids, release_frees_the_node)
     int node = storage_node_id(s);
     storage_node_release(s);
     redisContext *c = ts_redis_connect(ts_redis_port());
-    redisReply *r = ts_redis_cmd(c, "EXISTS node:{%d}", node);
-    cr_expect_eq(r->integer, 0, "node %d still leased after release", node);
-    freeReplyObject(r);
+    cr_expect_eq(ts_redis_int(c, "EXISTS node:{%d}", node), 0,
+                 "node %d still leased after release", node);
     ts_redis_close(c);
     storage_destroy(s);
 }

@@ -90,6 +90,18 @@ void ts_register(int port, const char *prefix, ts_user_t *u)
     cr_assert(same, "the registration answer is not about handle %s", u->handle);
 }
 
+void ts_register_all(int port, const char *prefix, ts_user_t *u, ...)
+{
+    va_list ap;
+    va_start(ap, u);
+    for (char letter = 'a'; u; u = va_arg(ap, ts_user_t *), letter++) {
+        char name[24];
+        snprintf(name, sizeof(name), "%s_%c", prefix, letter);
+        ts_register(port, name, u);
+    }
+    va_end(ap);
+}
+
 void ts_follow(int port, const ts_user_t *a, const ts_user_t *b)
 {
     json_decref(ts_callf(port, "PUT", a, NULL, 204, "/v1/users/%s/follow", b->id));

@@ -21,24 +21,24 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} buf_t;
-
-static void buf_add(buf_t *b, const char *data, size_t n)
+void ts_buf_add(ts_buf_t *b, const void *data, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n + 1)
             cap *= 2;
-        b->buf = realloc(b->buf, cap);
-        cr_assert(b->buf);
+        b->p = realloc(b->p, cap);
+        cr_assert(b->p);
         b->cap = cap;
     }
-    memcpy(b->buf + b->len, data, n);
+    memcpy(b->p + b->len, data, n);
     b->len += n;
-    b->buf[b->len] = '\0';
+    b->p[b->len] = '\0';
+}
+
+void ts_buf_puts(ts_buf_t *b, const char *text)
+{
+    ts_buf_add(b, text, strlen(text));
 }
 
 static int connect_loopback(int port)
@@ -77,7 +77,7 @@ static void send_all(int fd, const char *p, size_t len, uint64_t deadline)
 }
 
 /* Reads more into b; 1 when data came, 0 on close, -errno on error or timeout. */
-static int read_more(int fd, buf_t *b, uint64_t deadline)
+static int read_more(int fd, ts_buf_t *b, uint64_t deadline)
 {
     for (;;) {
         int left = (int)(deadline - ts_now_ms());
@@ -97,7 +97,7 @@ static int read_more(int fd, buf_t *b, uint64_t deadline)
             return errno == ECONNRESET ? 0 : -errno;
         if (n == 0)
             return 0;
-        buf_add(b, chunk, (size_t)n);
+        ts_buf_add(b, chunk, (size_t)n);
         return 1;
     }
 }
@@ -142,7 +142,7 @@ const char *ts_resp_header(const ts_resp_t *r, const char *name, char *buf, size
 
 /* Decodes a complete chunked body from raw into out; returns the bytes it spans, 0 when
  * more are needed, -1 when malformed. */
-static long dechunk(const char *raw, size_t len, buf_t *out)
+static long dechunk(const char *raw, size_t len, ts_buf_t *out)
 {
     size_t pos = 0;
     out->len = 0;
@@ -162,17 +162,17 @@ static long dechunk(const char *raw, size_t len, buf_t *out)
         }
         if (len - pos < size + 2)
             return 0;
-        buf_add(out, raw + pos, size);
+        ts_buf_add(out, raw + pos, size);
         pos += size + 2;
     }
 }
 
-/* Reads the body of the response whose head is b->buf[0..head_len) into out; returns the
+/* Reads the body of the response whose head is b->p[0..head_len) into out; returns the
  * bytes of b it spans, head included. */
-static size_t read_body(int fd, buf_t *b, size_t head_len, bool head_only, uint64_t deadline,
+static size_t read_body(int fd, ts_buf_t *b, size_t head_len, bool head_only, uint64_t deadline,
                         ts_resp_t *out)
 {
-    out->head = strndup(b->buf, head_len - 4);
+    out->head = strndup(b->p, head_len - 4);
     cr_assert(out->head);
     char vbuf[64];
     const char *cl = ts_resp_header(out, "Content-Length", vbuf, sizeof(vbuf));
@@ -180,8 +180,8 @@ static size_t read_body(int fd, buf_t *b, size_t head_len, bool head_only, uint6
     bool chunked = ts_resp_header(out, "Transfer-Encoding", te, sizeof(te)) &&
                    strcasecmp(te, "chunked") == 0;
     bool no_body = head_only || out->status == 204 || out->status == 304;
-    buf_t body = {0};
-    buf_add(&body, "", 0);
+    ts_buf_t body = {0};
+    ts_buf_add(&body, "", 0);
     int rc = 1;
     size_t used = head_len;
     if (no_body) {
@@ -191,21 +191,21 @@ static size_t read_body(int fd, buf_t *b, size_t head_len, bool head_only, uint6
         while (b->len - head_len < want && (rc = read_more(fd, b, deadline)) > 0)
             ;
         size_t have = b->len - head_len;
-        buf_add(&body, b->buf + head_len, have < want ? have : want);
+        ts_buf_add(&body, b->p + head_len, have < want ? have : want);
         used += have < want ? have : want;
     } else if (chunked) {
         long spans;
-        while ((spans = dechunk(b->buf + head_len, b->len - head_len, &body)) == 0 &&
+        while ((spans = dechunk(b->p + head_len, b->len - head_len, &body)) == 0 &&
                (rc = read_more(fd, b, deadline)) > 0)
             ;
         used += spans > 0 ? (size_t)spans : b->len - head_len;
     } else {
         while ((rc = read_more(fd, b, deadline)) > 0)
             ;
-        buf_add(&body, b->buf + head_len, b->len - head_len);
+        ts_buf_add(&body, b->p + head_len, b->len - head_len);
         used = b->len;
     }
-    out->body = body.buf;
+    out->body = body.p;
     out->body_len = body.len;
     out->closed = rc == 0;
     return used;
@@ -213,24 +213,24 @@ static size_t read_body(int fd, buf_t *b, size_t head_len, bool head_only, uint6
 
 /* Reads one response from fd (b holds bytes already read; what follows the response stays
  * in b for the next). Returns 0 or -errno. */
-static int read_one(int fd, buf_t *b, bool head_only, uint64_t deadline, ts_resp_t *out)
+static int read_one(int fd, ts_buf_t *b, bool head_only, uint64_t deadline, ts_resp_t *out)
 {
     memset(out, 0, sizeof(*out));
     for (;;) {
-        char *end = b->buf ? memmem(b->buf, b->len, "\r\n\r\n", 4) : NULL;
+        char *end = b->p ? memmem(b->p, b->len, "\r\n\r\n", 4) : NULL;
         if (end) {
-            size_t head_len = (size_t)(end - b->buf) + 4;
+            size_t head_len = (size_t)(end - b->p) + 4;
             int status = 0;
-            if (sscanf(b->buf, "HTTP/1.%*d %d", &status) != 1)
+            if (sscanf(b->p, "HTTP/1.%*d %d", &status) != 1)
                 return -EPROTO;
             if (status >= 100 && status < 200) { /* interim: drop it and read on */
-                memmove(b->buf, b->buf + head_len, b->len - head_len + 1);
+                memmove(b->p, b->p + head_len, b->len - head_len + 1);
                 b->len -= head_len;
                 continue;
             }
             out->status = status;
             size_t used = read_body(fd, b, head_len, head_only, deadline, out);
-            memmove(b->buf, b->buf + used, b->len - used + 1);
+            memmove(b->p, b->p + used, b->len - used + 1);
             b->len -= used;
             return 0;
         }
@@ -251,11 +251,11 @@ int ts_http_pipeline(int port, const void *req, size_t len, int timeout_ms, ts_r
         return fd;
     send_all(fd, req, len, deadline);
     bool head_only = len >= 5 && memcmp(req, "HEAD ", 5) == 0;
-    buf_t b = {0};
+    ts_buf_t b = {0};
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = read_one(fd, &b, head_only && i == 0, deadline, &out[i]);
-    free(b.buf);
+    free(b.p);
     close(fd);
     return rc;
 }
@@ -268,28 +268,28 @@ int ts_http_raw(int port, const void *req, size_t len, int timeout_ms, ts_resp_t
 void ts_http(int port, const char *method, const char *path, const char *token,
              const char *extra_headers, const char *body, ts_resp_t *out)
 {
-    buf_t req = {0};
+    ts_buf_t req = {0};
     char line[512];
     snprintf(line, sizeof(line), "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n",
              method, path, port);
-    buf_add(&req, line, strlen(line));
+    ts_buf_puts(&req, line);
     if (token) {
-        buf_add(&req, "Authorization: Bearer ", 22);
-        buf_add(&req, token, strlen(token));
-        buf_add(&req, "\r\n", 2);
+        ts_buf_puts(&req, "Authorization: Bearer ");
+        ts_buf_puts(&req, token);
+        ts_buf_puts(&req, "\r\n");
     }
     if (extra_headers)
-        buf_add(&req, extra_headers, strlen(extra_headers));
+        ts_buf_puts(&req, extra_headers);
     if (body) {
         snprintf(line, sizeof(line),
                  "Content-Type: application/json\r\nContent-Length: %zu\r\n", strlen(body));
-        buf_add(&req, line, strlen(line));
+        ts_buf_puts(&req, line);
     }
-    buf_add(&req, "\r\n", 2);
+    ts_buf_puts(&req, "\r\n");
     if (body)
-        buf_add(&req, body, strlen(body));
-    int rc = ts_http_raw(port, req.buf, req.len, 15000, out);
-    free(req.buf);
+        ts_buf_puts(&req, body);
+    int rc = ts_http_raw(port, req.p, req.len, 15000, out);
+    free(req.p);
     cr_assert(rc == 0, "%s %s: no response (%s)", method, path, strerror(-rc));
 }
 

@@ -121,4 +121,44 @@ const char *ts_sse_data_id(const ts_sse_item_t *it, char *buf, size_t size);
 /* Compares two event ids numerically ("<ms>-<seq>"). */
 int ts_sse_id_cmp(const char *a, const char *b);
 
+/* ---- what one user received over any number of connections (feed.c) --------------------- */
+/* Zero it, or ts_feed_open it; every event taken must come after last_id (asserted). */
+typedef struct ts_feed_s {
+    int port;           /* where ts_feed_until (re)opens the stream; a test may move it */
+    char token[128];
+    ts_sse_t *c;        /* ts_feed_open's connection, NULL between connections */
+    char last_id[64];   /* the last event id taken, of any type ("" before any) */
+    size_t n, cap;
+    char (*event)[64];  /* the feed events' ids, in arrival order */
+    char (*post)[24];   /* their post ids */
+    char (*text)[64];   /* their texts (truncated) */
+    int connections;    /* connections opened, the first included */
+    int refused;        /* reopens answered with something other than 200 */
+    int ends;           /* times the server ended (or dropped) the stream */
+    int other_events;   /* notification and bare-id events skipped */
+} ts_feed_t;
+void ts_feed_add(ts_feed_t *f, const char *event, const char *post, const char *text);
+/* Reads one feed event from c (any connection) into f within timeout_ms. */
+void ts_feed_read(ts_sse_t *c, ts_feed_t *f, int timeout_ms, const char *what);
+/* Resumes u's stream after f's last event until f holds total feed events, reconnecting
+ * with Last-Event-ID whenever the server ends the stream (as EventSource does) -- but each
+ * connection must deliver at least one event before it ends: a resume that delivers
+ * nothing would repeat forever. Returns the stream, open (the caller closes it). */
+ts_sse_t *ts_feed_resume_until(ts_feed_t *f, int port, const ts_user_t *u, size_t total,
+                               int wait_ms, const char *what);
+/* Opens u's stream on port into f->c (200 with retry: 3000 first). */
+void ts_feed_open(ts_feed_t *f, int port, const ts_user_t *u);
+/* Takes every event that has arrived on f->c, waiting at most wait_ms for the first. Never
+ * reconnects; returns false when the stream has ended (closing it). Fails the test on an
+ * event that is neither feed nor notification. */
+bool ts_feed_poll(ts_feed_t *f, int wait_ms);
+/* Reads until f holds want feed events or timeout_ms passes, reopening the stream on
+ * f->port with Last-Event-ID whenever it ends or is not open (a refused reopen is retried
+ * every 200 ms). Returns the count held. */
+size_t ts_feed_until(ts_feed_t *f, size_t want, int timeout_ms);
+/* How many of the feed events carry post id. */
+size_t ts_feed_count(const ts_feed_t *f, const char *post);
+/* Closes f->c (if open) and frees what f holds. */
+void ts_feed_free(ts_feed_t *f);
+
 #endif

@@ -44,6 +44,13 @@ uint64_t ts_now_ms(void); /* monotonic */
 void ts_sleep_ms(int ms);
 
 /* ---- HTTP client (http.c) ----------------------------------------------------------------- */
+/* A growing byte string, NUL-terminated after the first add; the caller frees p. */
+typedef struct ts_buf_s {
+    char *p;
+    size_t len, cap;
+} ts_buf_t;
+void ts_buf_add(ts_buf_t *b, const void *data, size_t n);
+void ts_buf_puts(ts_buf_t *b, const char *text);
 typedef struct ts_resp_s {
     int status;      /* 0 when no status line arrived */
     char *head;      /* status line and header lines, CRLF-separated (owned) */
@@ -106,6 +113,9 @@ uint64_t ts_json_id(const json_t *obj, const char *key);
 
 /* Registers a user whose handle is prefix (up to 19 characters) plus a random suffix (201). */
 void ts_register(int port, const char *prefix, ts_user_t *u);
+/* Registers each user of a NULL-terminated list, the first as prefix "<prefix>_a", the next
+ * "<prefix>_b" and so on (prefix up to 17 characters). */
+void ts_register_all(int port, const char *prefix, ts_user_t *u, ...);
 /* PUT / DELETE /v1/users/{b}/follow as a (204). */
 void ts_follow(int port, const ts_user_t *a, const ts_user_t *b);
 void ts_unfollow(int port, const ts_user_t *a, const ts_user_t *b);
