@@ -160,8 +160,8 @@ json_t *api_list_json(json_t *items, uint64_t next_cursor);
 /* Options for hydrating a page of posts; every field may be NULL/0. */
 typedef struct api_hydrate_s {
     const uint64_t *reposted_by; /* per post: the reposter to show, or 0 */
-    const uint64_t *hidden;      /* users whose posts and reposts are left out */
-    size_t n_hidden;
+    uint64_t viewer; /* who reads: posts and reposts of users with whom viewer has one of */
+    unsigned hide;   /* the relations hide (STORAGE_REL_* bits) are left out */
 } api_hydrate_t;
 /* Appends the posts ids (with their authors) to items, skipping unknown and deleted
  * posts, in two round trips whatever n is. opt is borrowed. Returns a storage code. */
@@ -174,8 +174,10 @@ void api_reply_posts(api_req_t *r, const uint64_t *ids, size_t n, const api_hydr
 /* Appends the notifications of page as JSON to items (actors and posts hydrated in one
  * round trip each), leaving out those whose post is gone. */
 int api_notices_json(api_t *api, const storage_notifications_t *page, json_t *items);
-/* Hydrates user ids into user JSON (skipping unknown ones) and replies 200 with a list. */
-void api_reply_users(api_req_t *r, const uint64_t *ids, size_t n, uint64_t next_cursor);
+/* Hydrates user ids into user JSON (skipping unknown ones, and those with whom the caller has
+ * one of the relations hide, STORAGE_REL_* bits) and replies 200 with a list. */
+void api_reply_users(api_req_t *r, const uint64_t *ids, size_t n, unsigned hide,
+                     uint64_t next_cursor);
 
 /* ---- handlers ------------------------------------------------------------------------- */
 void api_users_create(api_req_t *r);

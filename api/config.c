@@ -55,6 +55,8 @@ enum {
     OPT_MAX_STREAMS_PER_USER,
     OPT_MAX_STREAMS_PER_ADDRESS,
     OPT_RATE_LIMITS,
+    OPT_MAX_FOLLOWING,
+    OPT_MAX_MENTIONS,
     OPT_RATE_CLASS, /* OPT_RATE_CLASS + api_rate_class_t: --rate-publish … */
     OPT_RATE_CLASS_END = OPT_RATE_CLASS + API_RATE_CLASSES,
 };
@@ -91,6 +93,8 @@ static const struct option options[] = {
     {"max-streams-per-user", required_argument, NULL, OPT_MAX_STREAMS_PER_USER},
     {"max-streams-per-address", required_argument, NULL, OPT_MAX_STREAMS_PER_ADDRESS},
     {"rate-limits", required_argument, NULL, OPT_RATE_LIMITS},
+    {"max-following", required_argument, NULL, OPT_MAX_FOLLOWING},
+    {"max-mentions", required_argument, NULL, OPT_MAX_MENTIONS},
     {"rate-publish", required_argument, NULL, OPT_RATE_CLASS + API_RATE_PUBLISH},
     {"rate-interact", required_argument, NULL, OPT_RATE_CLASS + API_RATE_INTERACT},
     {"rate-follow", required_argument, NULL, OPT_RATE_CLASS + API_RATE_FOLLOW},
@@ -158,6 +162,9 @@ static const char usage[] =
     "  --rate-register SPEC         new accounts per client address (60/h:20)\n"
     "  --rate-read SPEC             reads and marking notifications read (3600/m:600)\n"
     "  --rate-stream SPEC           event streams opened (60/m:20)\n"
+    "  --max-following N            accounts one user may follow, 409 beyond; 0: no cap (5000)\n"
+    "  --max-mentions N             mentioned users one post notifies, the first N; the text\n"
+    "                               keeps the others, unnotified; 0..20 (10)\n"
     "  --metrics-token TOKEN        GET /metrics answers only with Authorization: Bearer\n"
     "                               TOKEN (set it through TIDINGS_METRICS_TOKEN, which ps does\n"
     "                               not show); unset: /metrics is open\n"
@@ -188,6 +195,8 @@ void api_config_defaults(api_config_t *cfg)
     cfg->max_connections = 0;
     cfg->max_connections_per_address = 128;
     cfg->request_deadline_s = 10;
+    cfg->max_following = 5000;
+    cfg->max_mentions = 10;
 }
 
 static int parse_int(const char *name, const char *value, long min, long max, long *out)
@@ -345,6 +354,14 @@ static int apply(api_config_t *cfg, int opt, const char *value)
     case OPT_MAX_STREAMS_PER_USER:
         rc = parse_int(name, value, 0, 1000000, &v);
         cfg->notify.max_streams_per_user = (size_t)v;
+        break;
+    case OPT_MAX_FOLLOWING:
+        rc = parse_int(name, value, 0, 10000000, &v);
+        cfg->max_following = (int)v;
+        break;
+    case OPT_MAX_MENTIONS:
+        rc = parse_int(name, value, 0, STORAGE_MENTIONS_MAX, &v);
+        cfg->max_mentions = (int)v;
         break;
     case OPT_MAX_STREAMS_PER_ADDRESS:
         rc = parse_int(name, value, 0, 1000000, &v);

@@ -35,6 +35,8 @@ typedef struct api_config_s {
     char metrics_token[256]; /* --metrics-token: GET /metrics needs it as a Bearer; "" open */
     int rate_limits;         /* --rate-limits on|off: off lifts every class's limit */
     api_rate_policy_t rate[API_RATE_CLASSES]; /* --rate-publish, --rate-interact, … */
+    int max_following;       /* --max-following: accounts one user may follow, 409 beyond; 0 no cap */
+    int max_mentions;        /* --max-mentions: mentioned users a post notifies, 0..STORAGE_MENTIONS_MAX */
 
     /* Each module's own configuration, filled by its _defaults() (one default per setting)
      * and then by the flags that belong to it. */

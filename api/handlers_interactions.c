@@ -100,7 +100,7 @@ static void list_relations(api_req_t *r, storage_relation_t rel)
         api_storage_problem(r, rc, "user");
         return;
     }
-    api_reply_users(r, page.ids, page.n, page.next_cursor);
+    api_reply_users(r, page.ids, page.n, 0, page.next_cursor); /* whom you blocked, listed */
     storage_page_free(&page);
 }
 

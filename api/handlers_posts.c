@@ -83,33 +83,58 @@ static bool read_post_body(api_req_t *r, json_t *body, storage_post_t *post)
     return true;
 }
 
-/* Resolves mentions and checks the parent in one round trip each. */
+/* Resolves mentions and checks the parent in one round trip each (and one more for the
+ * blocks between the author and those). Mentions of users who blocked the author, or whom
+ * the author blocked, are dropped (the post stands, the mention is not delivered); then at
+ * most --max-mentions are kept, the first ones, and the text keeps them all. A parent whose
+ * author blocked the replier, or whom the replier blocked, does not exist for the reply. */
 static bool resolve_references(api_req_t *r, storage_post_t *post)
 {
     char handles[STORAGE_MENTIONS_MAX][STORAGE_HANDLE_MAX + 1];
     size_t n = api_mentions_parse(post->text, handles, STORAGE_MENTIONS_MAX);
+    uint64_t ids[STORAGE_MENTIONS_MAX + 1];
+    size_t n_ids = 0;
     int rc = 0;
     if (n) {
         const char *names[STORAGE_MENTIONS_MAX];
-        uint64_t ids[STORAGE_MENTIONS_MAX];
         for (size_t i = 0; i < n; i++)
             names[i] = handles[i];
         rc = storage_users_by_handle(r->api->storage, names, n, ids);
         for (size_t i = 0; rc == 0 && i < n; i++)
             if (ids[i])
-                post->mentions[post->n_mentions++] = ids[i];
+                ids[n_ids++] = ids[i];
     }
+    storage_post_t parent = {0};
     if (rc == 0 && post->reply_to) {
-        storage_post_t parent;
         rc = storage_post_get(r->api->storage, post->reply_to, &parent);
-        bool gone = rc == -ENOENT || (rc == 0 && parent.deleted);
+        if (rc == -ENOENT) {
+            rc = 0;
+            parent.deleted = true;
+        }
+    }
+    /* The parent's author goes last in the one relations check. */
+    bool blocked[STORAGE_MENTIONS_MAX + 1] = {false};
+    size_t check = n_ids;
+    if (rc == 0 && post->reply_to && !parent.deleted && parent.author != post->author)
+        ids[check++] = parent.author;
+    if (rc == 0 && check)
+        rc = storage_relations_among(r->api->storage, post->author, STORAGE_REL_BLOCK, ids, check,
+                                     blocked);
+    size_t cap = (size_t)r->api->cfg->max_mentions;
+    for (size_t i = 0; rc == 0 && i < n_ids; i++)
+        if (!blocked[i] && post->n_mentions < cap)
+            post->mentions[post->n_mentions++] = ids[i];
+    if (rc == 0 && post->reply_to) {
+        bool gone = parent.deleted || (check > n_ids && blocked[n_ids]);
         post->reply_author = parent.author;
         storage_post_clear(&parent);
         if (gone) {
+            /* The same answer as for a missing parent: a block is not to be told apart. */
             api_problem(r, API_UNPROCESSABLE, "reply_to names no post (it may have been deleted)");
             return false;
         }
     }
+    storage_post_clear(&parent);
     if (rc)
         api_storage_problem(r, rc, "post");
     return rc == 0;
@@ -194,8 +219,10 @@ void api_posts_get(api_req_t *r)
     uint64_t id;
     if (!api_param_id(r, 0, &id))
         return;
+    /* A post of someone who blocked you, or whom you blocked, answers as a missing one. */
+    api_hydrate_t opt = {.viewer = r->caller.id, .hide = STORAGE_REL_BLOCK};
     json_t *items = json_array();
-    int rc = items ? api_posts_hydrate(r->api, &id, 1, NULL, items) : -ENOMEM;
+    int rc = items ? api_posts_hydrate(r->api, &id, 1, &opt, items) : -ENOMEM;
     if (rc)
         api_storage_problem(r, rc, "post");
     else if (json_array_size(items) == 0)
@@ -232,7 +259,7 @@ void api_posts_by_author(api_req_t *r)
     if (!api_param_id(r, 0, &id) || !api_query_page(r, &limit, &cursor))
         return;
     storage_page_t page;
-    int rc = storage_author_posts_page(r->api->storage, id, cursor, limit, &page);
+    int rc = storage_author_posts_page_as(r->api->storage, id, r->caller.id, cursor, limit, &page);
     if (rc) {
         api_storage_problem(r, rc, "user");
         return;

@@ -14,8 +14,11 @@ void api_timeline_get(api_req_t *r)
         api_storage_problem(r, rc, "timeline");
         return;
     }
-    /* Entries written before a block or mute are left out here. */
-    api_hydrate_t opt = {tl.reposted_by, tl.hidden, tl.n_hidden};
+    /* Entries of users the caller blocked, was blocked by or muted (those written before the
+     * block or mute, until the engine's scrub) are left out here. */
+    api_hydrate_t opt = {.reposted_by = tl.reposted_by,
+                         .viewer = r->caller.id,
+                         .hide = STORAGE_REL_BLOCK | STORAGE_REL_MUTES};
     api_reply_posts(r, tl.page.ids, tl.page.n, &opt, tl.page.next_cursor);
     storage_timeline_free(&tl);
 }

@@ -73,7 +73,10 @@ void api_users_get(api_req_t *r)
     if (!api_param_id(r, 0, &id))
         return;
     storage_user_t user;
-    int rc = storage_user_get(r->api->storage, id, &user);
+    /* Someone who blocked you, or whom you blocked, does not exist for you. */
+    int rc = storage_users_get_as(r->api->storage, r->caller.id, STORAGE_REL_BLOCK, &id, 1, &user);
+    if (rc == 0 && user.id == 0)
+        rc = -ENOENT;
     if (rc)
         api_storage_problem(r, rc, "user");
     else
@@ -90,10 +93,14 @@ static void change_follow(api_req_t *r, bool follow)
         return;
     }
     bool changed;
-    int rc = follow ? storage_follow(r->api->storage, r->caller.id, id, &changed)
+    int max = r->api->cfg->max_following;
+    int rc = follow ? storage_follow_at_most(r->api->storage, r->caller.id, id, max, &changed)
                     : storage_unfollow(r->api->storage, r->caller.id, id, &changed);
     if (rc == -EPERM)
         api_problem(r, API_FORBIDDEN, "you cannot follow a user you blocked or who blocked you");
+    else if (rc == -ENOSPC)
+        api_problem(r, API_CONFLICT, "you follow %d accounts, the most allowed: unfollow one first",
+                    max);
     else if (rc)
         api_storage_problem(r, rc, "user");
     else
@@ -117,12 +124,14 @@ static void list_edges(api_req_t *r, storage_edge_t which)
     if (!api_param_id(r, 0, &id) || !api_query_page(r, &limit, &cursor))
         return;
     storage_page_t page;
-    int rc = storage_edges_page(r->api->storage, which, id, cursor, limit, &page);
+    /* The lists of someone who blocked you (or whom you blocked) do not exist for you, and
+     * whom you blocked or who blocked you is left out of anyone's. */
+    int rc = storage_edges_page_as(r->api->storage, which, id, r->caller.id, cursor, limit, &page);
     if (rc) {
         api_storage_problem(r, rc, "user");
         return;
     }
-    api_reply_users(r, page.ids, page.n, page.next_cursor);
+    api_reply_users(r, page.ids, page.n, STORAGE_REL_BLOCK, page.next_cursor);
     storage_page_free(&page);
 }
 

@@ -93,15 +93,14 @@ int api_posts_hydrate(api_t *api, const uint64_t *ids, size_t n, const api_hydra
                 people[n_people++] = who[k];
     }
     /* One round trip for every author and reposter of the page, not one per post; a post
-     * shows no follower counts, so they are not read. */
-    rc = storage_profiles_get(api->storage, people, n_people, users);
+     * shows no follower counts, so they are not read. Whom the viewer must not see comes
+     * back unknown, tested for exactly these people in the same round trip. */
+    rc = storage_profiles_get_as(api->storage, opt->viewer, opt->hide, people, n_people, users);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const storage_user_t *author = find_user(users, n_people, posts[i].author);
         uint64_t rb = opt->reposted_by ? opt->reposted_by[i] : 0;
         const storage_user_t *reposter = rb ? find_user(users, n_people, rb) : NULL;
-        if (!posts[i].id || posts[i].deleted || !author ||
-            listed(opt->hidden, opt->n_hidden, posts[i].author) ||
-            (rb && (!reposter || listed(opt->hidden, opt->n_hidden, rb))))
+        if (!posts[i].id || posts[i].deleted || !author || (rb && !reposter))
             continue;
         json_t *post = api_post_json(&posts[i], author);
         if (post && reposter)
@@ -132,11 +131,14 @@ void api_reply_posts(api_req_t *r, const uint64_t *ids, size_t n, const api_hydr
     api_reply_json(r, 200, api_list_json(items, next_cursor));
 }
 
-void api_reply_users(api_req_t *r, const uint64_t *ids, size_t n, uint64_t next_cursor)
+void api_reply_users(api_req_t *r, const uint64_t *ids, size_t n, unsigned hide,
+                     uint64_t next_cursor)
 {
     storage_user_t *users = calloc(n ? n : 1, sizeof(*users));
     json_t *items = json_array();
-    int rc = users && items ? storage_users_get(r->api->storage, ids, n, users) : -ENOMEM;
+    int rc = users && items
+                 ? storage_users_get_as(r->api->storage, r->caller.id, hide, ids, n, users)
+                 : -ENOMEM;
     if (rc) {
         api_storage_problem(r, rc, "user");
         json_decref(items);

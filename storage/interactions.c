@@ -4,6 +4,12 @@
  * the engine write its consequences (notifications, repost timeline entries, purges).
  * The job is queued even when the membership did not change: the engine's writes are
  * idempotent, and a retried request after a crash must not lose the consequences.
+ *
+ * A block is kept on both users' slots (blocks:{blocker}, blockedby:{blocked}), so whether
+ * two users blocked one another is two ZSCOREs on either one's slot, and a list of ids is
+ * checked against one user's relations with one ZMSCORE per relation: the sets themselves,
+ * which strangers can grow (200,000 accounts blocking one), are never read whole on a
+ * request. rpa:{reposter}:author indexes reposts so that a block can take them back.
  */
 #include "storage/storage_async.h"
 #include "storage/storage_internal.h"
@@ -39,18 +45,96 @@ static int run_all_ok(storage_redis_batch_t *b)
     return rc;
 }
 
-static int interact(storage_t *s, const char *set_fmt, const char *kind, uint64_t user,
-                    uint64_t post, bool on)
+/* ---- relations of the ids at hand -------------------------------------------------------- */
+
+size_t storage__add_relation_reads(storage_redis_batch_t *b, uint64_t viewer, unsigned which,
+                                   const uint64_t *ids, size_t n)
 {
-    uint64_t author;
-    int rc = post_author(s, post, &author);
-    if (rc)
-        return rc;
+    static const struct {
+        unsigned bit;
+        const char *fmt;
+    } rels[] = {{STORAGE_REL_BLOCKS, K_BLOCKS},
+                {STORAGE_REL_BLOCKED_BY, K_BLOCKED_BY},
+                {STORAGE_REL_MUTES, K_MUTES}};
+    if (!n || !viewer)
+        return 0;
+    const char **argv = malloc((n + 2) * sizeof(*argv));
+    char(*num)[24] = malloc(n * sizeof(*num));
+    if (!argv || !num) {
+        free(argv);
+        free(num);
+        b->err = -ENOMEM;
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(num[i], sizeof(num[i]), "%llu", (ull)ids[i]);
+        argv[i + 2] = num[i];
+    }
+    argv[0] = "ZMSCORE";
+    size_t added = 0;
+    for (size_t k = 0; k < sizeof(rels) / sizeof(*rels); k++) {
+        if (!(which & rels[k].bit))
+            continue;
+        char key[48];
+        snprintf(key, sizeof(key), rels[k].fmt, (ull)viewer);
+        argv[1] = key;
+        storage_redis_batch_addargv(b, (int)n + 2, argv, NULL);
+        added++;
+    }
+    free(argv);
+    free(num);
+    return added;
+}
+
+int storage__relation_hits(redisReply **r, size_t count, size_t n, bool *hit)
+{
+    for (size_t k = 0; k < count; k++) {
+        if (!r[k] || r[k]->type != REDIS_REPLY_ARRAY || r[k]->elements != n)
+            return -EIO;
+        for (size_t i = 0; i < n; i++)
+            if (r[k]->element[i]->type != REDIS_REPLY_NIL)
+                hit[i] = true;
+    }
+    return 0;
+}
+
+int storage_relations_among(storage_t *s, uint64_t viewer, unsigned which, const uint64_t *ids,
+                            size_t n, bool *hit)
+{
+    memset(hit, 0, n * sizeof(*hit));
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    size_t count = storage__add_relation_reads(&b, viewer, which, ids, n);
+    int rc = count || b.err ? storage_redis_batch_run(&b) : 0;
+    if (rc == 0)
+        rc = storage__relation_hits(b.r, count, n, hit);
+    storage_redis_batch_free(&b);
+    return rc;
+}
+
+int storage_blocked_between(storage_t *s, uint64_t a, uint64_t b_id, bool *blocked)
+{
+    /* Both sides of a block are kept on each user's slot (blocks:{a}, blockedby:{a}). */
+    *blocked = false;
+    return storage_relations_among(s, a, STORAGE_REL_BLOCK, &b_id, 1, blocked);
+}
+
+/* ---- likes and reposts ---------------------------------------------------------------------- */
+
+/* Adds the membership change of user in the likes or reposts of post, the repost index
+ * (reposts only) and the job, in one round trip. */
+static int write_interaction(storage_t *s, bool repost, uint64_t user, uint64_t post,
+                             uint64_t author, bool on)
+{
     char cmd[64];
-    snprintf(cmd, sizeof(cmd), "%s %s %%llu", on ? "SADD" : "SREM", set_fmt);
+    const char *kind = repost ? "repost" : "like";
+    snprintf(cmd, sizeof(cmd), "%s %s %%llu", on ? "SADD" : "SREM", repost ? K_REPOSTS : K_LIKES);
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
     storage_redis_batch_add(&b, cmd, (ull)post, (ull)user);
+    if (repost)
+        storage_redis_batch_add(&b, on ? "SADD " K_REPOSTS_OF " %llu" : "SREM " K_REPOSTS_OF " %llu",
+                                (ull)user, (ull)author, (ull)post);
     storage_redis_batch_barrier(&b);
     storage_redis_batch_add(
         &b, "XADD " K_FANOUT " * kind %s%s post %llu actor %llu author %llu at %llu",
@@ -59,14 +143,72 @@ static int interact(storage_t *s, const char *set_fmt, const char *kind, uint64_
     return run_all_ok(&b);
 }
 
+static int interact(storage_t *s, bool repost, uint64_t user, uint64_t post, bool on)
+{
+    uint64_t author;
+    int rc = post_author(s, post, &author);
+    if (rc)
+        return rc;
+    bool blocked = false;
+    /* Undoing stays possible; doing is refused as for a post that does not exist. */
+    if (on && author != user && (rc = storage_blocked_between(s, user, author, &blocked)) != 0)
+        return rc;
+    if (blocked)
+        return -ENOENT;
+    if ((rc = write_interaction(s, repost, user, post, author, on)) != 0)
+        return rc;
+    if (!on || !repost || author == user)
+        return 0;
+    /* A block may have come between the check and the write, and read the repost index
+     * before this repost was in it: look again, now that it is written, and take it back.
+     * (Either the block's read of the index came after the index write and the block takes
+     * it back, or it came before, and so did the block's mark on user's slot, seen here.) */
+    if ((rc = storage_blocked_between(s, user, author, &blocked)) != 0)
+        return rc;
+    if (!blocked)
+        return 0;
+    rc = write_interaction(s, true, user, post, author, false);
+    return rc ? rc : -ENOENT;
+}
+
 int storage_like(storage_t *s, uint64_t user, uint64_t post, bool on)
 {
-    return interact(s, K_LIKES, "like", user, post, on);
+    return interact(s, false, user, post, on);
 }
 
 int storage_repost(storage_t *s, uint64_t user, uint64_t post, bool on)
 {
-    return interact(s, K_REPOSTS, "repost", user, post, on);
+    return interact(s, true, user, post, on);
+}
+
+/* ---- blocks and mutes ------------------------------------------------------------------------ */
+
+/* Takes back the reposts reposter made of author's posts (the index rpa:{reposter}:author):
+ * each one's membership and its unrepost job, so the engine removes the entries it wrote
+ * from the reposter's followers' timelines. */
+static int undo_reposts(storage_t *s, uint64_t reposter, uint64_t author)
+{
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "SMEMBERS " K_REPOSTS_OF, (ull)reposter, (ull)author);
+    int rc = storage_redis_batch_run_checked(&b);
+    if (rc || b.r[0]->type != REDIS_REPLY_ARRAY || b.r[0]->elements == 0) {
+        rc = rc ? rc : b.r[0]->type == REDIS_REPLY_ARRAY ? 0 : -EIO;
+        storage_redis_batch_free(&b);
+        return rc;
+    }
+    size_t n = b.r[0]->elements;
+    uint64_t *posts = malloc(n * sizeof(*posts));
+    for (size_t i = 0; posts && i < n; i++)
+        posts[i] = storage_redis_uint_str(b.r[0]->element[i]);
+    storage_redis_batch_free(&b);
+    if (!posts)
+        return -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (posts[i])
+            rc = write_interaction(s, true, reposter, posts[i], author, false);
+    free(posts);
+    return rc;
 }
 
 int storage_relation_set(storage_t *s, storage_relation_t rel, uint64_t user, uint64_t target,
@@ -95,6 +237,9 @@ int storage_relation_set(storage_t *s, storage_relation_t rel, uint64_t user, ui
         snprintf(add_theirs, sizeof(add_theirs), "ZREM %s %%llu", theirs);
     }
     storage_redis_batch_init(&b, s->redis);
+    /* Each side's mark comes before that side's edge removals, on the same connection: a
+     * follow script on that slot runs either before the mark (and its edge half is removed
+     * here) or after it (and refuses). */
     if (on) {
         storage_redis_batch_add(&b, add_mine, (ull)user, (ull)edge, (ull)target);
         storage_redis_batch_add(&b, add_theirs, (ull)target, (ull)edge, (ull)user);
@@ -112,46 +257,21 @@ int storage_relation_set(storage_t *s, storage_relation_t rel, uint64_t user, ui
     storage_redis_batch_add(&b, "XADD " K_FANOUT " * kind %s%s user %llu target %llu at %llu",
                             storage__shard(s, user), on ? "" : "un", block ? "block" : "mute",
                             (ull)user, (ull)target, (ull)edge);
-    return run_all_ok(&b);
+    rc = run_all_ok(&b);
+    /* Reposts either made of the other's posts go, after the marks: a repost racing this
+     * either is in the index by now or sees the mark and takes itself back (interact). */
+    if (rc == 0 && block && on)
+        rc = undo_reposts(s, target, user);
+    if (rc == 0 && block && on)
+        rc = undo_reposts(s, user, target);
+    return rc;
 }
 
 int storage_relations_page(storage_t *s, storage_relation_t rel, uint64_t user, uint64_t cursor,
                            size_t limit, storage_page_t *out)
 {
-    return storage__zpage(s, rel == STORAGE_BLOCK ? K_BLOCKS : K_MUTES, user, cursor, limit, out);
-}
-
-int storage_blocked_between(storage_t *s, uint64_t a, uint64_t b_id, bool *blocked)
-{
-    storage_redis_batch_t b;
-    storage_redis_batch_init(&b, s->redis);
-    storage_redis_batch_add(&b, "ZSCORE " K_BLOCKS " %llu", (ull)a, (ull)b_id);
-    storage_redis_batch_add(&b, "ZSCORE " K_BLOCKS " %llu", (ull)b_id, (ull)a);
-    int rc = storage_redis_batch_run_checked(&b);
-    if (rc == 0)
-        *blocked = b.r[0]->type == REDIS_REPLY_STRING || b.r[1]->type == REDIS_REPLY_STRING;
-    storage_redis_batch_free(&b);
-    return rc;
-}
-
-void storage__add_hidden_reads(storage_redis_batch_t *b, uint64_t user)
-{
-    storage_redis_batch_add(b, "ZRANGE " K_BLOCKS " 0 -1", (ull)user);
-    storage_redis_batch_add(b, "ZRANGE " K_BLOCKED_BY " 0 -1", (ull)user);
-    storage_redis_batch_add(b, "ZRANGE " K_MUTES " 0 -1", (ull)user);
-}
-
-uint64_t *storage__collect_hidden(redisReply **r, size_t *n)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < 3; i++)
-        total += r[i]->type == REDIS_REPLY_ARRAY ? r[i]->elements : 0;
-    uint64_t *hidden = malloc((total ? total : 1) * sizeof(*hidden));
-    *n = 0;
-    for (size_t i = 0; hidden && i < 3; i++)
-        for (size_t k = 0; r[i]->type == REDIS_REPLY_ARRAY && k < r[i]->elements; k++)
-            hidden[(*n)++] = storage_redis_uint_str(r[i]->element[k]);
-    return hidden;
+    return storage__zpage(s, rel == STORAGE_BLOCK ? K_BLOCKS : K_MUTES, user, 0, cursor, limit,
+                          out);
 }
 
 /* ---- the engine's check (async) ------------------------------------------------------------ */

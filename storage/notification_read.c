@@ -2,7 +2,10 @@
  *
  * Groups are read newest activity first; a page shows each group's newest few actors
  * and its actor count. Actors the reader has blocked, been blocked by or muted are left
- * out here too (the engine scrubs them, but a read may come first). The read mark is an
+ * out here too (the engine scrubs them, but a read may come first): one script on the
+ * reader's slot reads each group's newest actors and tests exactly those against the
+ * reader's three relation sets (ZMSCORE), never reading a set strangers can grow (200,000
+ * blockers of one user) whole. The read mark is an
  * activity id: groups whose last activity is above it are unread, so the unread count is
  * one ZCOUNT and "mark read up to" is one atomic max.
  */
@@ -39,69 +42,102 @@ static int parse_type(const char *group, size_t len)
     return -1;
 }
 
-static bool hidden(const uint64_t *h, size_t n, uint64_t id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (h[i] == id)
-            return true;
-    return false;
-}
+/* How many of a group's newest actors the group script tests. Hidden actors deeper than this
+ * (a block's scrub not yet done on a group of more than this many) still count in
+ * actor_count; if all of them are hidden the group is left out. */
+#define GROUP_SCAN 64
 
-/* Appends the reads of one group: its newest actors (enough to show STORAGE_NOTIFICATION_ACTORS
- * even if the hidden ones are among them), its size, and which hidden users are in it.
- * Returns how many commands it added. */
-static size_t add_group_reads(storage_redis_batch_t *b, uint64_t user, const char *group,
-                              const uint64_t *hide, size_t n_hidden)
+/* KEYS: blocks blockedby mutes nt, then one actor set per group; ARGV: want scan, then the
+ * groups' keys. Per group: {shown actors (up to want, newest first), actors not hidden
+ * among the scanned (the count is ZCARD minus the hidden scanned), its activity or false}. */
+static const char groups_script[] =
+    "local want, scan = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local out = {}\n"
+    "for i = 5, #KEYS do\n"
+    "  local actors = redis.call('ZREVRANGE', KEYS[i], 0, scan - 1)\n"
+    "  local shown, hidden = {}, 0\n"
+    "  if #actors > 0 then\n"
+    "    local b = redis.call('ZMSCORE', KEYS[1], unpack(actors))\n"
+    "    local bb = redis.call('ZMSCORE', KEYS[2], unpack(actors))\n"
+    "    local m = redis.call('ZMSCORE', KEYS[3], unpack(actors))\n"
+    "    for k = 1, #actors do\n"
+    "      if b[k] or bb[k] or m[k] then hidden = hidden + 1\n"
+    "      elseif #shown < want then shown[#shown + 1] = actors[k] end\n"
+    "    end\n"
+    "  end\n"
+    "  out[#out + 1] = {shown, redis.call('ZCARD', KEYS[i]) - hidden,\n"
+    "                   redis.call('ZSCORE', KEYS[4], ARGV[i - 2]) or false}\n"
+    "end\n"
+    "return out\n";
+
+/* Reads n groups (keys) of user with the group script in one round trip and fills
+ * actors, actor_count, id and read of items[i] from it (id from the group's activity now: an
+ * actor who joined since the first read moved it, and the id must be that of the newest
+ * actor shown). A group gone since is left without actors, so that the caller drops it. */
+static int read_groups(storage_t *s, uint64_t user, char (*keys)[96], size_t n,
+                       storage_notification_t *items, uint64_t read_mark)
 {
-    storage_redis_batch_add(b, "ZREVRANGE " K_NOTIF_PREFIX "%s 0 %llu", (ull)user, group,
-                            (ull)(STORAGE_NOTIFICATION_ACTORS + n_hidden - 1));
-    storage_redis_batch_add(b, "ZCARD " K_NOTIF_PREFIX "%s", (ull)user, group);
-    /* The group's activity again: an actor who joined since the first read moved it, and
-     * the id must be that of the newest actor shown. */
-    storage_redis_batch_add(b, "ZSCORE " K_NOTIFS " %s", (ull)user, group);
-    if (!n_hidden)
-        return 3;
-    char key[160];
-    snprintf(key, sizeof(key), K_NOTIF_PREFIX "%s", (ull)user, group);
-    const char **argv = malloc((n_hidden + 2) * sizeof(*argv));
-    char (*ids)[24] = malloc(n_hidden * sizeof(*ids));
-    if (!argv || !ids) {
+    if (n == 0)
+        return 0;
+    size_t argc = 3 + 4 + 2 * n + 2;
+    const char **argv = calloc(argc, sizeof(*argv));
+    char(*names)[160] = calloc(n + 4, sizeof(*names));
+    if (!argv || !names) {
         free(argv);
-        free(ids);
-        b->err = -ENOMEM;
-        return 2;
+        free(names);
+        return -ENOMEM;
     }
-    argv[0] = "ZMSCORE";
-    argv[1] = key;
-    for (size_t i = 0; i < n_hidden; i++) {
-        snprintf(ids[i], sizeof(ids[i]), "%llu", (ull)hide[i]);
-        argv[i + 2] = ids[i];
+    char numkeys[24], want[24], scan[24];
+    snprintf(numkeys, sizeof(numkeys), "%zu", 4 + n);
+    snprintf(want, sizeof(want), "%d", STORAGE_NOTIFICATION_ACTORS);
+    snprintf(scan, sizeof(scan), "%d", GROUP_SCAN);
+    snprintf(names[0], sizeof(names[0]), K_BLOCKS, (ull)user);
+    snprintf(names[1], sizeof(names[1]), K_BLOCKED_BY, (ull)user);
+    snprintf(names[2], sizeof(names[2]), K_MUTES, (ull)user);
+    snprintf(names[3], sizeof(names[3]), K_NOTIFS, (ull)user);
+    size_t a = 0;
+    argv[a++] = "EVAL";
+    argv[a++] = groups_script;
+    argv[a++] = numkeys;
+    for (size_t i = 0; i < 4; i++)
+        argv[a++] = names[i];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(names[4 + i], sizeof(names[0]), K_NOTIF_PREFIX "%s", (ull)user, keys[i]);
+        argv[a++] = names[4 + i];
     }
-    storage_redis_batch_addargv(b, (int)n_hidden + 2, argv, NULL);
+    argv[a++] = want;
+    argv[a++] = scan;
+    for (size_t i = 0; i < n; i++)
+        argv[a++] = keys[i];
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_addargv(&b, (int)a, argv, NULL);
+    int rc = storage_redis_batch_run_checked(&b);
+    const redisReply *r = rc == 0 ? b.r[0] : NULL;
+    if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != n))
+        rc = -EIO;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const redisReply *g = r->element[i];
+        storage_notification_t *it = &items[i];
+        it->n_actors = 0;
+        if (g->type != REDIS_REPLY_ARRAY || g->elements != 3 ||
+            g->element[0]->type != REDIS_REPLY_ARRAY) {
+            rc = -EIO;
+            break;
+        }
+        if (g->element[2]->type != REDIS_REPLY_STRING)
+            continue; /* gone since the first read */
+        it->actor_count = storage_redis_int(g->element[1]);
+        it->id = storage_redis_uint_str(g->element[2]);
+        it->read = it->id <= read_mark;
+        const redisReply *actors = g->element[0];
+        for (size_t k = 0; k < actors->elements && k < STORAGE_NOTIFICATION_ACTORS; k++)
+            it->actors[it->n_actors++] = storage_redis_uint_str(actors->element[k]);
+    }
+    storage_redis_batch_free(&b);
     free(argv);
-    free(ids);
-    return 4;
-}
-
-/* Fills actors and actor_count of it from the replies of add_group_reads: the count is
- * exact, hidden actors excluded wherever they are in the group. */
-static void read_group(storage_notification_t *it, redisReply **r, const uint64_t *hide,
-                       size_t n_hidden, uint64_t read_mark)
-{
-    const redisReply *actors = r[0];
-    it->actor_count = storage_redis_int(r[1]);
-    if (r[2]->type != REDIS_REPLY_STRING)
-        return; /* gone since the first read: left without actors, so it is dropped */
-    it->id = storage_redis_uint_str(r[2]);
-    it->read = it->id <= read_mark;
-    for (size_t k = 0; n_hidden && r[3]->type == REDIS_REPLY_ARRAY && k < r[3]->elements; k++)
-        if (r[3]->element[k]->type != REDIS_REPLY_NIL)
-            it->actor_count--;
-    for (size_t k = 0; actors->type == REDIS_REPLY_ARRAY && k < actors->elements; k++) {
-        uint64_t a = storage_redis_uint_str(actors->element[k]);
-        if (!hidden(hide, n_hidden, a) && it->n_actors < STORAGE_NOTIFICATION_ACTORS)
-            it->actors[it->n_actors++] = a;
-    }
+    free(names);
+    return rc;
 }
 
 void storage_notifications_free(storage_notifications_t *n)
@@ -122,19 +158,15 @@ int storage_notifications_page(storage_t *s, uint64_t user, uint64_t cursor, siz
     storage_redis_batch_add(&b, "ZREVRANGEBYSCORE " K_NOTIFS " %s -inf WITHSCORES LIMIT 0 %llu",
                             (ull)user, max, (ull)scan_max);
     storage_redis_batch_add(&b, "GET " K_NOTIF_READ, (ull)user);
-    storage__add_hidden_reads(&b, user);
     int rc = storage_redis_batch_run_checked(&b);
     if (rc) {
         storage_redis_batch_free(&b);
         return rc;
     }
     uint64_t read_mark = storage_redis_uint_str(b.r[1]);
-    size_t n_hidden;
-    uint64_t *hide = storage__collect_hidden(b.r + 2, &n_hidden);
     const redisReply *groups = b.r[0];
     out->items = calloc(limit + 1, sizeof(*out->items));
-    if (!hide || !out->items) {
-        free(hide);
+    if (!out->items) {
         storage_redis_batch_free(&b);
         storage_notifications_free(out);
         return -ENOMEM;
@@ -159,7 +191,6 @@ int storage_notifications_page(storage_t *s, uint64_t user, uint64_t cursor, siz
     }
     storage_redis_batch_free(&b);
     if (!keys) {
-        free(hide);
         storage_notifications_free(out);
         return -ENOMEM;
     }
@@ -167,22 +198,13 @@ int storage_notifications_page(storage_t *s, uint64_t user, uint64_t cursor, siz
         out->next_cursor = out->items[limit - 1].id;
         picked = limit;
     }
-    storage_redis_batch_init(&b, s->redis);
-    size_t stride = 0;
-    for (size_t i = 0; i < picked; i++)
-        stride = add_group_reads(&b, user, keys[i], hide, n_hidden);
-    rc = picked ? storage_redis_batch_run(&b) : 0;
+    rc = read_groups(s, user, keys, picked, out->items, read_mark);
     size_t kept = 0;
-    for (size_t i = 0; rc == 0 && i < picked; i++) {
-        storage_notification_t it = out->items[i];
-        read_group(&it, b.r + stride * i, hide, n_hidden, read_mark);
-        if (it.n_actors > 0)
-            out->items[kept++] = it;
-    }
+    for (size_t i = 0; rc == 0 && i < picked; i++)
+        if (out->items[i].n_actors > 0)
+            out->items[kept++] = out->items[i];
     out->n = kept;
-    storage_redis_batch_free(&b);
     free(keys);
-    free(hide);
     if (rc)
         storage_notifications_free(out);
     return rc;
@@ -232,15 +254,13 @@ int storage_notification_get(storage_t *s, uint64_t user, const char *group,
     storage_redis_batch_init(&b, s->redis);
     storage_redis_batch_add(&b, "ZSCORE " K_NOTIFS " %s", (ull)user, group);
     storage_redis_batch_add(&b, "GET " K_NOTIF_READ, (ull)user);
-    storage__add_hidden_reads(&b, user);
     int rc = storage_redis_batch_run_checked(&b);
     if (rc == 0 && b.r[0]->type != REDIS_REPLY_STRING)
         rc = -ENOENT; /* gone since: trimmed, or its last actor left */
-    size_t n_hidden = 0;
     uint64_t read_mark = rc == 0 ? storage_redis_uint_str(b.r[1]) : 0;
-    uint64_t *hide = rc == 0 ? storage__collect_hidden(b.r + 2, &n_hidden) : NULL;
-    if (rc == 0 && !hide)
-        rc = -ENOMEM;
+    char key[1][96];
+    if (rc == 0 && strlen(group) >= sizeof(key[0]))
+        rc = -ENOENT;
     if (rc == 0) {
         out->id = storage_redis_uint_str(b.r[0]);
         out->type = type;
@@ -250,15 +270,10 @@ int storage_notification_get(storage_t *s, uint64_t user, const char *group,
     }
     storage_redis_batch_free(&b);
     if (rc == 0) {
-        storage_redis_batch_init(&b, s->redis);
-        add_group_reads(&b, user, group, hide, n_hidden);
-        rc = storage_redis_batch_run(&b);
-        if (rc == 0)
-            read_group(out, b.r, hide, n_hidden, read_mark);
+        snprintf(key[0], sizeof(key[0]), "%s", group);
+        rc = read_groups(s, user, key, 1, out, read_mark);
         if (rc == 0 && out->n_actors == 0)
             rc = -ENOENT;
-        storage_redis_batch_free(&b);
     }
-    free(hide);
     return rc;
 }

@@ -2,7 +2,9 @@
  * graph, the relations and an author's posts share.
  *
  * A page reads limit + 1 entries below the cursor's score, so whether a next page exists
- * is known without another round trip; the owner's existence is read in the same batch.
+ * is known without another round trip; the owner's existence is read in the same batch, and
+ * so, for a viewer, whether viewer and owner blocked one another (two ZSCOREs on the viewer's
+ * slot): a page of someone who blocked you answers as if they did not exist.
  * It lives apart so that graph.c and interactions.c (which uses it for relations) call
  * each other one way only: graph.c asks interactions.c whether a block stands.
  */
@@ -40,8 +42,8 @@ static int read_page(const redisReply *r, size_t limit, storage_page_t *out)
     return 0;
 }
 
-int storage__zpage(storage_t *s, const char *key_fmt, uint64_t owner, uint64_t cursor,
-                   size_t limit, storage_page_t *out)
+int storage__zpage(storage_t *s, const char *key_fmt, uint64_t owner, uint64_t viewer,
+                   uint64_t cursor, size_t limit, storage_page_t *out)
 {
     char max[32] = "+inf";
     if (cursor)
@@ -52,11 +54,16 @@ int storage__zpage(storage_t *s, const char *key_fmt, uint64_t owner, uint64_t c
     storage_redis_batch_init(&b, s->redis);
     storage_redis_batch_add(&b, "EXISTS " K_USER, (ull)owner);
     storage_redis_batch_add(&b, cmd, (ull)owner, max, (ull)(limit + 1));
+    size_t rels = viewer && viewer != owner
+                      ? storage__add_relation_reads(&b, viewer, STORAGE_REL_BLOCK, &owner, 1)
+                      : 0;
     int rc = storage_redis_batch_run(&b);
+    bool blocked = false;
     if (rc == 0) {
-        if (storage_redis_is_error(b.r[0]) || storage_redis_is_error(b.r[1]))
+        if (storage_redis_is_error(b.r[0]) || storage_redis_is_error(b.r[1]) ||
+            storage__relation_hits(b.r + 2, rels, 1, &blocked) != 0)
             rc = -EIO;
-        else if (storage_redis_int(b.r[0]) != 1)
+        else if (storage_redis_int(b.r[0]) != 1 || blocked)
             rc = -ENOENT;
         else
             rc = read_page(b.r[1], limit, out);

@@ -143,7 +143,13 @@ int storage_post_delete(storage_t *s, uint64_t id, uint64_t author)
 int storage_author_posts_page(storage_t *s, uint64_t author, uint64_t cursor, size_t limit,
                               storage_page_t *out)
 {
-    return storage__zpage(s, K_POSTS, author, cursor, limit, out);
+    return storage__zpage(s, K_POSTS, author, 0, cursor, limit, out);
+}
+
+int storage_author_posts_page_as(storage_t *s, uint64_t author, uint64_t viewer,
+                                 uint64_t cursor, size_t limit, storage_page_t *out)
+{
+    return storage__zpage(s, K_POSTS, author, viewer, cursor, limit, out);
 }
 
 int storage_idempotency_claim(storage_t *s, uint64_t user, const char *key,

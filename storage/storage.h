@@ -97,6 +97,14 @@ int storage_user_get(storage_t *s, uint64_t id, storage_user_t *out);
 int storage_users_get(storage_t *s, const uint64_t *ids, size_t n, storage_user_t *out);
 /* The same without the counts (zero): for showing authors, one command per user. */
 int storage_profiles_get(storage_t *s, const uint64_t *ids, size_t n, storage_user_t *out);
+/* storage_users_get / storage_profiles_get as viewer sees them: a user with whom viewer has
+ * one of the relations hide (STORAGE_REL_* bits) comes back with id 0, as an unknown one
+ * does. The relations are tested for exactly these ids in the same round trip (viewer 0 or
+ * hide 0: none is). */
+int storage_users_get_as(storage_t *s, uint64_t viewer, unsigned hide, const uint64_t *ids,
+                         size_t n, storage_user_t *out);
+int storage_profiles_get_as(storage_t *s, uint64_t viewer, unsigned hide, const uint64_t *ids,
+                            size_t n, storage_user_t *out);
 /* The stored token hash and the profile (without counts) of a user; -ENOENT. */
 int storage_user_credentials(storage_t *s, uint64_t id, uint8_t token_hash[32],
                              storage_user_t *out);
@@ -106,8 +114,13 @@ int storage_users_by_handle(storage_t *s, const char *const *handles, size_t n, 
 /* ---- follow graph (graph.c) ------------------------------------------------------------ */
 /* Idempotent. *changed tells whether an edge was added or removed; the follow/unfollow
  * job is queued either way. -ENOENT when followee is unknown, -EPERM (follow only) when
- * either blocked the other. */
+ * either blocked the other. The block check and the write of each half of the edge are one
+ * script on that half's slot, so a block racing the follow wins (docs/architecture.md). */
 int storage_follow(storage_t *s, uint64_t follower, uint64_t followee, bool *changed);
+/* The same, and -ENOSPC when follower already follows max_following users (0: no cap),
+ * checked in the script that writes the edge. */
+int storage_follow_at_most(storage_t *s, uint64_t follower, uint64_t followee,
+                           int max_following, bool *changed);
 int storage_unfollow(storage_t *s, uint64_t follower, uint64_t followee, bool *changed);
 
 typedef enum { STORAGE_FOLLOWERS, STORAGE_FOLLOWING } storage_edge_t;
@@ -123,6 +136,10 @@ void storage_page_free(storage_page_t *p);
 /* Followers or followees of user, newest edge first. -ENOENT when the user is unknown. */
 int storage_edges_page(storage_t *s, storage_edge_t which, uint64_t user, uint64_t cursor,
                        size_t limit, storage_page_t *out);
+/* The same as viewer sees it: -ENOENT too when viewer and user blocked one another (tested
+ * in the same round trip). */
+int storage_edges_page_as(storage_t *s, storage_edge_t which, uint64_t user, uint64_t viewer,
+                          uint64_t cursor, size_t limit, storage_page_t *out);
 
 /* ---- posts (posts.c) ------------------------------------------------------------------- */
 #define STORAGE_MENTIONS_MAX 20
@@ -152,15 +169,21 @@ int storage_post_delete(storage_t *s, uint64_t id, uint64_t author);
 /* A page of an author's post ids, newest first. -ENOENT when the user is unknown. */
 int storage_author_posts_page(storage_t *s, uint64_t author, uint64_t cursor, size_t limit,
                               storage_page_t *out);
+/* The same as viewer sees it: -ENOENT too when viewer and author blocked one another. */
+int storage_author_posts_page_as(storage_t *s, uint64_t author, uint64_t viewer,
+                                 uint64_t cursor, size_t limit, storage_page_t *out);
 
 /* ---- interactions (interactions.c) ------------------------------------------------------
  * Idempotent. Each also queues the job whose consequences the engine writes
- * (notifications, repost entries, purges). -ENOENT for an unknown or deleted post. */
+ * (notifications, repost entries, purges). -ENOENT for an unknown or deleted post, and
+ * (like, repost) for a post whose author and user blocked one another. A repost that a
+ * block overtook is taken back before -ENOENT is answered. */
 int storage_like(storage_t *s, uint64_t user, uint64_t post, bool on);
 int storage_repost(storage_t *s, uint64_t user, uint64_t post, bool on);
 
 typedef enum { STORAGE_BLOCK, STORAGE_MUTE } storage_relation_t;
-/* user blocks (or mutes) target, or stops. A block also ends the follows both ways.
+/* user blocks (or mutes) target, or stops. A block also ends the follows both ways and takes
+ * back the reposts either made of the other's posts (queueing their unrepost jobs).
  * -ENOENT when target is no user. */
 int storage_relation_set(storage_t *s, storage_relation_t rel, uint64_t user, uint64_t target,
                          bool on);
@@ -169,6 +192,20 @@ int storage_relations_page(storage_t *s, storage_relation_t rel, uint64_t user, 
                            size_t limit, storage_page_t *out);
 /* Whether either of a and b blocked the other. */
 int storage_blocked_between(storage_t *s, uint64_t a, uint64_t b, bool *blocked);
+
+/* The relations of a viewer to others, as bits: whom viewer blocked, who blocked viewer,
+ * whom viewer muted. STORAGE_REL_BLOCK is either way of a block. */
+enum {
+    STORAGE_REL_BLOCKS = 1,
+    STORAGE_REL_BLOCKED_BY = 2,
+    STORAGE_REL_MUTES = 4,
+    STORAGE_REL_BLOCK = STORAGE_REL_BLOCKS | STORAGE_REL_BLOCKED_BY,
+};
+/* hit[i]: whether viewer has one of the relations which with ids[i]. Tests exactly these
+ * ids (one ZMSCORE per relation, all on viewer's slot, one round trip), never reading a set
+ * others can grow whole. n may be 0. */
+int storage_relations_among(storage_t *s, uint64_t viewer, unsigned which, const uint64_t *ids,
+                            size_t n, bool *hit);
 
 /* ---- notifications (notification_read.c) --------------------------------------------------- */
 enum {
@@ -214,13 +251,13 @@ int storage_notifications_mark_read(storage_t *s, uint64_t user, uint64_t up_to)
 typedef struct storage_timeline_s {
     storage_page_t page;   /* post ids, newest entry first; next_cursor is an entry score */
     uint64_t *reposted_by; /* per entry: who reposted it into this timeline, or 0 */
-    uint64_t *hidden;      /* users the reader blocked, was blocked by or muted */
-    size_t n_hidden;
 } storage_timeline_t;
 void storage_timeline_free(storage_timeline_t *t);
 
 /* A page of user's home timeline, newest first: the fanned-out entries (trimmed to
- * timeline_max first) merged with the posts of the celebrities user follows. */
+ * timeline_max first) merged with the posts of the celebrities user follows. Entries of
+ * users the reader blocked, was blocked by or muted are left for the caller to drop, by
+ * their authors and reposters (storage_profiles_get_as). */
 int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
                           int timeline_max, storage_timeline_t *out);
 

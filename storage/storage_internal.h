@@ -28,6 +28,8 @@
 #define K_LIKES "likes:{%llu}"         /* set: users who like the post */
 #define K_REPOSTS "reposts:{%llu}"     /* set: users who reposted the post */
 #define K_REPOSTED_BY "rb:{%llu}"      /* hash: post id -> reposter, for repost timeline entries */
+#define K_REPOSTS_OF "rpa:{%llu}:%llu" /* set: posts of the second user the first reposted,
+                                        * so a block finds the reposts it takes back */
 #define K_BLOCKS "blocks:{%llu}"       /* zset: users this user blocked, scored by edge id */
 #define K_BLOCKED_BY "blockedby:{%llu}" /* zset: users who blocked this user */
 #define K_MUTES "mutes:{%llu}"         /* zset: users this user muted */
@@ -77,14 +79,18 @@ struct storage_async_s {
 uint64_t storage__now_ms(void);
 
 /* page.c: a page of the sorted set key_fmt (a K_ format) of owner, newest first, scores below
- * cursor (exclusive; 0 for the first page). -ENOENT when owner is no user. */
-int storage__zpage(storage_t *s, const char *key_fmt, uint64_t owner, uint64_t cursor,
-                   size_t limit, storage_page_t *out);
+ * cursor (exclusive; 0 for the first page). -ENOENT when owner is no user, or when viewer
+ * (0: nobody) and owner blocked one another (read in the same round trip). */
+int storage__zpage(storage_t *s, const char *key_fmt, uint64_t owner, uint64_t viewer,
+                   uint64_t cursor, size_t limit, storage_page_t *out);
 
-/* Appends the three reads of whom user blocked, was blocked by and muted (interactions.c);
- * storage__collect_hidden turns their replies into one new array. */
-void storage__add_hidden_reads(storage_redis_batch_t *b, uint64_t user);
-uint64_t *storage__collect_hidden(redisReply **r, size_t *n);
+/* interactions.c: appends to b one ZMSCORE per relation in which (STORAGE_REL_* bits) of
+ * viewer over the n ids (n > 0; all on viewer's slot) and returns how many it added;
+ * storage__relation_hits ORs those count replies into hit[0..n). Membership of exactly the
+ * ids at hand: a set strangers grow (blockedby) is never read whole. */
+size_t storage__add_relation_reads(storage_redis_batch_t *b, uint64_t viewer, unsigned which,
+                                   const uint64_t *ids, size_t n);
+int storage__relation_hits(redisReply **r, size_t count, size_t n, bool *hit);
 
 /* The shard of a fan-out job about user. */
 int storage__shard(const storage_t *s, uint64_t user);

@@ -6,8 +6,9 @@
  * names the celebrities followed. A page takes limit+1 entries below the cursor from each
  * source, merges them by score without repeating a post, and keeps limit; every source is
  * ordered by score, so the cursor (the last score served) stays exact across the merge.
- * The same round trip returns whom the reader blocked, was blocked by or muted, so that
- * the caller can leave their posts out.
+ * Posts and reposts of users the reader blocked, was blocked by or muted are left out by
+ * the caller, which tests exactly the page's authors and reposters (storage_profiles_get_as):
+ * the reader's relation sets are never read whole here.
  */
 #include "storage/storage_internal.h"
 
@@ -42,13 +43,12 @@ void storage_timeline_free(storage_timeline_t *t)
 {
     storage_page_free(&t->page);
     free(t->reposted_by);
-    free(t->hidden);
     memset(t, 0, sizeof(*t));
 }
 
 /* Reads the sources of one page into entries; returns how many. */
 static int read_sources(storage_t *s, uint64_t user, const char *max, size_t limit,
-                        int timeline_max, entry_t **entries, size_t *n, storage_timeline_t *out)
+                        int timeline_max, entry_t **entries, size_t *n)
 {
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
@@ -57,15 +57,13 @@ static int read_sources(storage_t *s, uint64_t user, const char *max, size_t lim
     storage_redis_batch_add(&b, "ZREVRANGEBYSCORE " K_TIMELINE " %s -inf WITHSCORES LIMIT 0 %llu",
                             (ull)user, max, (ull)(limit + 1));
     storage_redis_batch_add(&b, "SMEMBERS " K_CELEB_FOLLOWS, (ull)user);
-    storage__add_hidden_reads(&b, user);
     int rc = storage_redis_batch_run_checked(&b);
     if (rc)
         goto out;
-    out->hidden = storage__collect_hidden(b.r + 3, &out->n_hidden);
     const redisReply *celebs = b.r[2];
     size_t cap = (limit + 1) * (1 + celebs->elements);
     *entries = malloc(cap * sizeof(**entries));
-    if (!out->hidden || !*entries) {
+    if (!*entries) {
         rc = -ENOMEM;
         goto out;
     }
@@ -96,7 +94,7 @@ int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t l
         snprintf(max, sizeof(max), "(%llu", (ull)cursor);
     entry_t *e = NULL;
     size_t n = 0;
-    int rc = read_sources(s, user, max, limit, timeline_max, &e, &n, out);
+    int rc = read_sources(s, user, max, limit, timeline_max, &e, &n);
     if (rc)
         goto fail;
     qsort(e, n, sizeof(*e), by_score_desc);

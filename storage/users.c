@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void lowercase(char *dst, const char *src)
@@ -123,12 +124,17 @@ static bool read_profile(const redisReply *r, uint64_t id, storage_user_t *out)
     return true;
 }
 
-/* Profiles of n users in one round trip, with their counts (3 more commands each) or not. */
+/* Profiles of n users in one round trip, with their counts (3 more commands each) or not;
+ * as viewer sees them: those with whom viewer has a relation in hide are left unknown (id 0),
+ * tested with one ZMSCORE per relation over exactly these ids, in the same round trip. */
 static int users_get(storage_t *s, const uint64_t *ids, size_t n, storage_user_t *out,
-                     bool counts)
+                     bool counts, uint64_t viewer, unsigned hide)
 {
     if (n == 0)
         return 0;
+    bool *hidden = calloc(n, sizeof(*hidden));
+    if (!hidden)
+        return -ENOMEM;
     size_t stride = counts ? 4 : 1;
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
@@ -139,11 +145,16 @@ static int users_get(storage_t *s, const uint64_t *ids, size_t n, storage_user_t
             storage_redis_batch_add(&b, "HMGET " K_USER " handle display_name created",
                                     (ull)ids[i]);
     }
+    size_t rels = storage__add_relation_reads(&b, viewer, hide, ids, n);
     int rc = storage_redis_batch_run(&b);
+    if (rc == 0)
+        rc = storage__relation_hits(b.r + stride * n, rels, n, hidden);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         redisReply **r = b.r + stride * i;
         if (storage_redis_is_error(r[0])) {
             rc = -EIO;
+        } else if (hidden[i]) {
+            memset(&out[i], 0, sizeof(out[i]));
         } else if (read_profile(r[0], ids[i], &out[i]) && counts) {
             out[i].followers_count = storage_redis_int(r[1]);
             out[i].following_count = storage_redis_int(r[2]);
@@ -151,17 +162,30 @@ static int users_get(storage_t *s, const uint64_t *ids, size_t n, storage_user_t
         }
     }
     storage_redis_batch_free(&b);
+    free(hidden);
     return rc;
 }
 
 int storage_users_get(storage_t *s, const uint64_t *ids, size_t n, storage_user_t *out)
 {
-    return users_get(s, ids, n, out, true);
+    return users_get(s, ids, n, out, true, 0, 0);
 }
 
 int storage_profiles_get(storage_t *s, const uint64_t *ids, size_t n, storage_user_t *out)
 {
-    return users_get(s, ids, n, out, false);
+    return users_get(s, ids, n, out, false, 0, 0);
+}
+
+int storage_users_get_as(storage_t *s, uint64_t viewer, unsigned hide, const uint64_t *ids,
+                         size_t n, storage_user_t *out)
+{
+    return users_get(s, ids, n, out, true, viewer, hide);
+}
+
+int storage_profiles_get_as(storage_t *s, uint64_t viewer, unsigned hide, const uint64_t *ids,
+                            size_t n, storage_user_t *out)
+{
+    return users_get(s, ids, n, out, false, viewer, hide);
 }
 
 int storage_user_get(storage_t *s, uint64_t id, storage_user_t *out)
