@@ -17,6 +17,8 @@
 #include <string.h>
 
 #define MS_PER_S 1000
+#define US_PER_MS 1000
+#define US_PER_S 1000000
 #define BURST_MAX_FACTOR 10 /* a burst beyond ten windows' worth is no limit */
 
 const char *const api_rate_class_names[API_RATE_CLASSES] = {
@@ -86,15 +88,15 @@ bool api_rate_check(api_req_t *r)
         api_address_format(&r->client, addr);
         snprintf(subject, sizeof(subject), "a:%s", addr);
     }
-    uint32_t interval = (uint32_t)((uint64_t)p->window_s * MS_PER_S / p->count);
+    uint64_t interval = (uint64_t)p->window_s * US_PER_S / p->count; /* count ≤ 10^6: ≥ 1 */
     storage_rate_t got;
-    int rc = storage_rate_take(r->api->storage, subject, api_rate_class_names[cls],
-                               interval ? interval : 1, p->burst, &got);
+    int rc = storage_rate_take(r->api->storage, subject, api_rate_class_names[cls], interval,
+                               p->burst, &got);
     if (rc)
         return true;
     const char *name = api_rate_class_names[cls];
     snprintf(r->rate_policy, sizeof(r->rate_policy), "\"%s\";q=%u;w=%llu", name, p->burst,
-             (unsigned long long)ceil_seconds((uint64_t)interval * p->burst));
+             (unsigned long long)ceil_seconds(interval * p->burst / US_PER_MS));
     uint64_t t = got.allowed ? ceil_seconds(got.full_ms) : ceil_seconds(got.retry_ms);
     snprintf(r->rate_state, sizeof(r->rate_state), "\"%s\";r=%u;t=%llu", name, got.remaining,
              (unsigned long long)t);

@@ -15,34 +15,41 @@
 #include <stdio.h>
 #include <string.h>
 
-#define K_RATE "rl:{%s}:%s" /* string: the bucket's full-again time, ms (GCRA) */
+#define K_RATE "rl:{%s}:%s" /* string: the bucket's full-again time, µs (GCRA) */
+#define US_PER_MS 1000
 
-/* KEYS[1] the bucket; ARGV: interval ms, burst. Returns {allowed, remaining, retry_ms,
- * full_ms}: remaining requests now, how long until one is allowed (0 when allowed), and how
- * long until the bucket is full again. */
+/* KEYS[1] the bucket; ARGV: interval and burst. Times in microseconds. Returns {allowed,
+ * remaining, retry, full}: requests left now, how long until one is allowed (0 when allowed)
+ * and how long until the bucket is full again. A full-again time beyond the current policy's
+ * span (left by an older, stricter policy) is cut back to it and stored: the bucket is
+ * empty, not spent for longer than the policy allows. */
 static const char take_script[] =
     "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
     "local interval, burst = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local span = burst * interval\n"
     "local tat = tonumber(redis.call('GET', KEYS[1])) or now\n"
     "if tat < now then tat = now end\n"
-    "if tat > now + burst * interval then tat = now + burst * interval end\n"
+    "if tat > now + span then\n"
+    "  tat = now + span\n"
+    "  redis.call('SET', KEYS[1], tat, 'PX', math.ceil(span / 1000))\n"
+    "end\n"
     "local new_tat = tat + interval\n"
-    "local allow_at = new_tat - burst * interval\n"
+    "local allow_at = new_tat - span\n"
     "if allow_at > now then return {0, 0, allow_at - now, tat - now} end\n"
-    "redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)\n"
+    "redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000))\n"
     "return {1, math.floor((now - allow_at) / interval), 0, new_tat - now}\n";
 
 int storage_rate_take(storage_t *s, const char *subject, const char *class_name,
-                      uint32_t interval_ms, uint32_t burst, storage_rate_t *out)
+                      uint64_t interval_us, uint32_t burst, storage_rate_t *out)
 {
-    if (!interval_ms || !burst || strchr(subject, '}') || strchr(subject, '{'))
+    if (!interval_us || !burst || strchr(subject, '}') || strchr(subject, '{'))
         return -EINVAL;
-    char key[160], interval[16], size[16];
+    char key[160], interval[24], size[16];
     int n = snprintf(key, sizeof(key), K_RATE, subject, class_name);
     if (n < 0 || (size_t)n >= sizeof(key))
         return -EINVAL;
-    snprintf(interval, sizeof(interval), "%u", interval_ms);
+    snprintf(interval, sizeof(interval), "%llu", (unsigned long long)interval_us);
     snprintf(size, sizeof(size), "%u", burst);
     const char *argv[] = {"EVAL", take_script, "1", key, interval, size};
     storage_redis_batch_t b;
@@ -58,8 +65,8 @@ int storage_rate_take(storage_t *s, const char *subject, const char *class_name,
     if (rc == 0) {
         out->allowed = r->element[0]->integer == 1;
         out->remaining = (uint32_t)r->element[1]->integer;
-        out->retry_ms = (uint64_t)r->element[2]->integer;
-        out->full_ms = (uint64_t)r->element[3]->integer;
+        out->retry_ms = ((uint64_t)r->element[2]->integer + US_PER_MS - 1) / US_PER_MS;
+        out->full_ms = ((uint64_t)r->element[3]->integer + US_PER_MS - 1) / US_PER_MS;
     }
     storage_redis_batch_free(&b);
     return rc;

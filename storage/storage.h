@@ -350,9 +350,9 @@ typedef struct storage_rate_s {
 } storage_rate_t;
 
 /* Takes one token from the bucket of subject (a user id, or "a:<address>"; no braces) for
- * class_name, which refills one token every interval_ms up to burst, shared by every process
+ * class_name, which refills one token every interval_us up to burst, shared by every process
  * on this Redis. One round trip. 0 (see out->allowed), -EINVAL, or a Redis failure. */
 int storage_rate_take(storage_t *s, const char *subject, const char *class_name,
-                      uint32_t interval_ms, uint32_t burst, storage_rate_t *out);
+                      uint64_t interval_us, uint32_t burst, storage_rate_t *out);
 
 #endif

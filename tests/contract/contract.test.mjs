@@ -956,8 +956,9 @@ describe('the server', () => {
     const { ann, ben, dan, eve } = social;
     const block = (who, whom, method = 'PUT') => api(method, '/v1/users/{id}/block', { params: { id: whom.id }, token: who.token });
     const blocks = async (who, query = {}) => expectStatus(await api('GET', '/v1/blocks', { query, token: who.token }), 200);
+    // Each reads their own list: across a block, the other's lists do not exist (404).
     const followingOf = async (who) =>
-      expectStatus(await api('GET', '/v1/users/{id}/following', { params: { id: who.id }, token: ann.token }), 200).items.map((u) => u.id);
+      expectStatus(await api('GET', '/v1/users/{id}/following', { params: { id: who.id }, token: who.token }), 200).items.map((u) => u.id);
     assert.equal(await follow(dan, ann), 204);
     assert.equal(await follow(ann, dan), 204);
     assert.deepEqual((await followingOf(dan)).sort(), [ann.id, ben.id].sort());
@@ -973,6 +974,10 @@ describe('the server', () => {
     // The follows ended both ways, at once; neither may follow the other now.
     assert.deepEqual(await followingOf(dan), [ben.id]);
     assert.deepEqual(await followingOf(ann), []);
+    for (const [who, whom] of [[ann, dan], [dan, ann]]) {
+      const res = await api('GET', '/v1/users/{id}/following', { params: { id: whom.id }, token: who.token });
+      assert.equal(expectStatus(res, 404).detail, 'user not found', 'a blocked user\'s list is absent');
+    }
     const profile = expectStatus(await api('GET', '/v1/users/{id}', { params: { id: dan.id }, token: dan.token }), 200);
     assert.deepEqual([profile.following_count, profile.followers_count], [1, 0]);
     for (const [who, whom] of [[dan, ann], [ann, dan]]) {
