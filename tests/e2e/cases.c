@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define BIG_SIZE 70000 /* over the default --max-body of 65536 */
 

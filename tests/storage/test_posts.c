@@ -4,7 +4,6 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <string.h>
 
 TestSuite(posts, .init = st_setup, .fini = st_teardown, .timeout = 60);
 
