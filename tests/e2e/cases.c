@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define BIG_SIZE 70000 /* over the default --max-body of 65536 */
 
@@ -197,6 +196,10 @@ static ts_buf_t build_request(const world_t *w, const char *name)
     snprintf(length, sizeof(length), "%zu", body.len);
     if (!strcasestr(head.p, "\nHost:"))
         snprintf(host, sizeof(host), "Host: 127.0.0.1:%d\r\n", w->srv.port);
+    bool auth = !strcasestr(head.p, "\nAuthorization:") &&
+                !strcasestr(head.p, "\n-Authorization") && strncmp(head.p, "POST /v1/users ", 15);
+    bool json =
+        split && !strcasestr(head.p, "\nContent-Type:") && !strcasestr(head.p, "\n-Content-Type");
     bool framed =
         strcasestr(head.p, "\nContent-Length:") || strcasestr(head.p, "\nTransfer-Encoding:");
     for (char *line = head.p; line && *line;) {
@@ -204,6 +207,10 @@ static ts_buf_t build_request(const world_t *w, const char *name)
         size_t n = nl ? (size_t)(nl - line) : strlen(line);
         if (n && line[n - 1] == '\r')
             n--;
+        if (*line == '-') { /* an opt-out, not sent */
+            line = nl ? nl + 1 : NULL;
+            continue;
+        }
         for (size_t j = 0; j < n;) {
             if (n - j >= 10 && memcmp(line + j, "{{LENGTH}}", 10) == 0) {
                 ts_buf_puts(&req, length);
@@ -214,8 +221,16 @@ static ts_buf_t build_request(const world_t *w, const char *name)
             }
         }
         ts_buf_puts(&req, "\r\n");
-        if (line == head.p)
+        if (line == head.p) {
             ts_buf_puts(&req, host);
+            if (auth) {
+                ts_buf_puts(&req, "Authorization: Bearer ");
+                ts_buf_puts(&req, w->a.token);
+                ts_buf_puts(&req, "\r\n");
+            }
+            if (json)
+                ts_buf_puts(&req, "Content-Type: application/json\r\n");
+        }
         line = nl ? nl + 1 : NULL;
     }
     if (split && !framed) {

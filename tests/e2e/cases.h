@@ -3,8 +3,13 @@
  * request: the raw HTTP request. Up to the first empty line is the head, written one header
  * per line (LF; the runner sends CRLF, and Host: {{HOST}} after the request line unless the
  * head has a Host line); the rest is the body, sent byte for byte except one final newline.
- * A head followed by a body and naming neither Content-Length nor Transfer-Encoding gets
- * Content-Length: {{LENGTH}} as its last header. Placeholders, replaced before sending:
+ * Defaults, so a case writes only what it is about: a head followed by a body (an empty line)
+ * and naming neither Content-Length nor Transfer-Encoding gets Content-Length: {{LENGTH}} as
+ * its last header; one without a Content-Type line gets Content-Type: application/json, and
+ * every request but a registration (POST /v1/users) without an Authorization line gets
+ * Authorization: Bearer {{TOKEN_A}}, both after Host. A head line "-Content-Type" or
+ * "-Authorization" opts out of that default (the 415 and 401 cases) and is not sent.
+ * Placeholders, replaced before sending:
  *   {{TOKEN_A}} {{TOKEN_B}} {{ID_A}} {{ID_B}} {{HANDLE_A}} {{HANDLE_A_UPPER}} {{POST_A}}
  *   {{POST_B}}   the world's users and posts (a posted POST_A, b posted POST_B)
  *   {{WRONG_TOKEN_A}}  a well-formed token with a's id and a secret that is not a's

@@ -3,7 +3,6 @@
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
-#include <stdio.h>
 #include <string.h>
 
 #define MAX_CASES 512

@@ -10,7 +10,6 @@
 
 #include <criterion/criterion.h>
 #include <stdio.h>
-#include <string.h>
 
 TestSuite(outage, .timeout = 300);
 

@@ -61,6 +61,19 @@ void ix_reply(int port, const ts_user_t *u, const char *text, const char *reply_
     json_decref(ix_reply_json(port, u, text, reply_to, id));
 }
 
+void ix_mention(int port, const ts_user_t *author, const ts_user_t *who, const char *reply_to,
+                char id[24])
+{
+    char text[80];
+    snprintf(text, sizeof(text), "hey @%s", who->handle);
+    ix_reply(port, author, text, reply_to, id);
+}
+
+void ix_repost(int port, const ts_user_t *u, const char *post)
+{
+    json_decref(ts_callf(port, "POST", u, NULL, 202, "/v1/posts/%s/repost", post));
+}
+
 static long long post_field(int port, const ts_user_t *u, const char *post, const char *field)
 {
     json_t *p = ts_callf(port, "GET", u, NULL, 200, "/v1/posts/%s", post);

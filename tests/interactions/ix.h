@@ -54,6 +54,11 @@ json_t *ix_reply_json(int port, const ts_user_t *u, const char *text, const char
                       char id[24]);
 /* The same, dropping the answer. */
 void ix_reply(int port, const ts_user_t *u, const char *text, const char *reply_to, char id[24]);
+/* ix_reply of "hey @<who's handle>" as author: a post mentioning who. */
+void ix_mention(int port, const ts_user_t *author, const ts_user_t *who, const char *reply_to,
+                char id[24]);
+/* POST /v1/posts/{post}/repost as u (202). */
+void ix_repost(int port, const ts_user_t *u, const char *post);
 /* GET /v1/posts/{id} as u (200 asserted); its like_count or repost_count. */
 long long ix_like_count(int port, const ts_user_t *u, const char *post);
 long long ix_repost_count(int port, const ts_user_t *u, const char *post);

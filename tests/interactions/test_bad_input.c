@@ -5,7 +5,6 @@
 
 #include <criterion/criterion.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 TestSuite(bad_input, .init = ix_setup, .fini = ix_teardown, .timeout = 120);

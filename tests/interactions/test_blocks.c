@@ -60,24 +60,6 @@ static bool ids_are(const json_t *ids, const char *const *want, size_t n)
     return true;
 }
 
-static void like(const ts_user_t *u, const char *post)
-{
-    json_decref(ts_callf(PORT, "PUT", u, NULL, 204, "/v1/posts/%s/like", post));
-}
-
-static void repost(const ts_user_t *u, const char *post)
-{
-    json_decref(ts_callf(PORT, "POST", u, NULL, 202, "/v1/posts/%s/repost", post));
-}
-
-static void mention(const ts_user_t *author, const ts_user_t *who, const char *reply_to,
-                    char id[24])
-{
-    char text[80];
-    snprintf(text, sizeof(text), "hello @%s", who->handle);
-    ix_reply(PORT, author, text, reply_to, id);
-}
-
 /* ---- blocks -------------------------------------------------------------------------------- */
 
 Test(blocks, end_follows_both_ways_and_refuse_follows_until_lifted)
@@ -141,7 +123,7 @@ Test(blocks, hide_timeline_entries_written_before_both_ways)
     ts_post(PORT, &b, "by b", pb);
     ts_post(PORT, &a, "by a", pa);
     ts_post(PORT, &c, "by c", pc);
-    repost(&c, pb);
+    ix_repost(PORT, &c, pb);
     json_t *e = ix_wait_timeline_has(PORT, &a, pb);
     cr_expect_str_eq(ts_str(json_object_get(e, "reposted_by"), "id"), c.id);
     json_decref(e);
@@ -162,7 +144,7 @@ Test(blocks, hide_timeline_entries_written_before_both_ways)
     /* Nothing new either: b's next post reposted by c, then c's own post as a sentinel. */
     char pb2[24], pc2[24], pa2[24];
     ts_post(PORT, &b, "by b, after the block", pb2);
-    repost(&c, pb2);
+    ix_repost(PORT, &c, pb2);
     ts_post(PORT, &c, "by c, after the block", pc2);
     ts_post(PORT, &a, "by a, after the block", pa2);
     json_decref(ix_wait_timeline_has(PORT, &d, pb2));
@@ -190,11 +172,11 @@ Test(blocks, hide_notifications_written_before_both_ways)
     ts_post(PORT, &a, "a's post", pa);
     ts_post(PORT, &b, "b's post", pb);
     ts_follow(PORT, &b, &a);
-    like(&b, pa);
-    like(&c, pa);
+    ts_like(PORT, &b, pa);
+    ts_like(PORT, &c, pa);
     ix_reply(PORT, &b, "b replies", pa, rb);
-    mention(&b, &a, NULL, mb);
-    like(&a, pb);
+    ix_mention(PORT, &b, &a, NULL, mb);
+    ts_like(PORT, &a, pb);
     ts_follow(PORT, &a, &b);
     json_decref(ix_wait_notification(PORT, &a, "like", pa, 2));
     json_decref(ix_wait_actor(PORT, &a, "follow", NULL, b.id));
@@ -252,8 +234,8 @@ Test(blocks, nothing_new_crosses_a_block)
     /* Each acts on the other: a mention is published without it, a like, a repost or a reply
      * answers as for a post that does not exist (tests/safety/test_blocks.c checks the bodies) … */
     char m_ba[24], m_ab[24], text[80];
-    mention(&b, &a, NULL, m_ba);
-    mention(&a, &b, NULL, m_ab);
+    ix_mention(PORT, &b, &a, NULL, m_ba);
+    ix_mention(PORT, &a, &b, NULL, m_ab);
     const ts_user_t *actor[] = {&b, &a};
     const char *target[] = {pa, pb};
     for (int k = 0; k < 2; k++) {
@@ -270,12 +252,12 @@ Test(blocks, nothing_new_crosses_a_block)
 
     /* … but notify nothing. c does the same afterwards, as the sentinel. */
     char m_ca[24], m_cb[24];
-    mention(&c, &a, NULL, m_ca);
-    mention(&c, &b, NULL, m_cb);
-    like(&c, pa);
-    like(&c, pb);
-    repost(&c, pa);
-    repost(&c, pb);
+    ix_mention(PORT, &c, &a, NULL, m_ca);
+    ix_mention(PORT, &c, &b, NULL, m_cb);
+    ts_like(PORT, &c, pa);
+    ts_like(PORT, &c, pb);
+    ix_repost(PORT, &c, pa);
+    ix_repost(PORT, &c, pb);
     ts_follow(PORT, &c, &a);
     ts_follow(PORT, &c, &b);
     const ts_user_t *who[] = {&a, &b};
@@ -318,7 +300,7 @@ Test(mutes, hide_the_muted_users_posts_and_reposts_from_the_muter_only)
     char b1[24], d1[24];
     ts_post(PORT, &b, "b1", b1);
     ts_post(PORT, &d, "d1", d1);
-    repost(&c, d1);
+    ix_repost(PORT, &c, d1);
     json_decref(ix_wait_timeline_has(PORT, &a, b1));
     json_decref(ix_wait_timeline_has(PORT, &a, d1));
 
@@ -340,7 +322,7 @@ Test(mutes, hide_the_muted_users_posts_and_reposts_from_the_muter_only)
     /* b's new post, reposted by c, stays out of a's timeline; c's own post comes in. */
     char b2[24], c1[24], a1[24];
     ts_post(PORT, &b, "b2", b2);
-    repost(&c, b2);
+    ix_repost(PORT, &c, b2);
     ts_post(PORT, &c, "c1", c1);
     ts_post(PORT, &a, "a1", a1);
     json_decref(ix_wait_timeline_has(PORT, &g, b2));
@@ -385,10 +367,10 @@ Test(mutes, hide_the_muted_users_actions_from_the_muters_notifications_only)
     ts_post(PORT, &a, "a1", a1);
     ts_post(PORT, &b, "b1", b1);
     ts_follow(PORT, &b, &a);
-    like(&b, a1);
-    like(&c, a1);
-    mention(&b, &a, NULL, m1);
-    like(&a, b1);
+    ts_like(PORT, &b, a1);
+    ts_like(PORT, &c, a1);
+    ix_mention(PORT, &b, &a, NULL, m1);
+    ts_like(PORT, &a, b1);
     json_decref(ix_wait_notification(PORT, &a, "like", a1, 2));
     json_decref(ix_wait_actor(PORT, &a, "follow", NULL, b.id));
     json_decref(ix_wait_actor(PORT, &a, "mention", m1, b.id));
@@ -410,12 +392,12 @@ Test(mutes, hide_the_muted_users_actions_from_the_muters_notifications_only)
     char a2[24], r1[24], m2[24], m3[24];
     ts_post(PORT, &a, "a2", a2);
     ix_reply(PORT, &b, "b replies", a1, r1);
-    repost(&b, a1);
-    mention(&b, &a, NULL, m2);
-    like(&b, a2);
+    ix_repost(PORT, &b, a1);
+    ix_mention(PORT, &b, &a, NULL, m2);
+    ts_like(PORT, &b, a2);
     ts_follow(PORT, &a, &b);
-    mention(&c, &a, NULL, m3); /* sentinels */
-    like(&c, a2);
+    ix_mention(PORT, &c, &a, NULL, m3); /* sentinels */
+    ts_like(PORT, &c, a2);
     json_decref(ix_wait_actor(PORT, &a, "mention", m3, c.id));
     json_decref(ix_wait_actor(PORT, &a, "like", a2, c.id));
     json_decref(ix_wait_actor(PORT, &b, "follow", NULL, a.id));
@@ -441,7 +423,7 @@ Test(mutes, hide_the_muted_users_actions_from_the_muters_notifications_only)
     json_decref(list);
     char a3[24];
     ts_post(PORT, &a, "a3", a3);
-    like(&b, a3);
+    ts_like(PORT, &b, a3);
     json_t *got = ix_wait_actor(PORT, &a, "like", a3, b.id);
     cr_expect_eq(ts_int(got, "actor_count"), 1);
     json_decref(got);
@@ -470,12 +452,12 @@ Test(blocks_alone, read_time_filter_hides_everything_written_before_with_no_engi
     ts_follow(PORT, &b, &a);
     ts_follow(PORT, &c, &a);
     /* b and c are the oldest of 15 likers of a's post. */
-    like(&b, pa);
-    like(&c, pa);
+    ts_like(PORT, &b, pa);
+    ts_like(PORT, &c, pa);
     for (int i = 0; i < OTHERS; i++)
-        like(&l[i], pa);
-    mention(&b, &a, NULL, mb);
-    mention(&c, &a, NULL, mc);
+        ts_like(PORT, &l[i], pa);
+    ix_mention(PORT, &b, &a, NULL, mb);
+    ix_mention(PORT, &c, &a, NULL, mc);
     ix_wait_idle();
     json_t *n = ix_wait_notification(PORT, &a, "like", pa, OTHERS + 2);
     json_decref(n);
@@ -528,7 +510,7 @@ Test(blocks_alone, unblocking_brings_back_nothing_the_block_hid)
     char px[24], pb[24];
     ts_post(PORT, &x, "by x, reposted by b", px);
     ts_post(PORT, &b, "by b", pb);
-    repost(&b, px);
+    ix_repost(PORT, &b, px);
     json_t *e = ix_wait_timeline_has(PORT, &a, px);
     cr_expect_str_eq(ts_str(json_object_get(e, "reposted_by"), "id"), b.id);
     json_decref(e);
@@ -538,7 +520,7 @@ Test(blocks_alone, unblocking_brings_back_nothing_the_block_hid)
     /* During the block, c (whom a follows) reposts a new post of b's. */
     char pb2[24];
     ts_post(PORT, &b, "by b, during the block", pb2);
-    repost(&c, pb2);
+    ix_repost(PORT, &c, pb2);
     ix_wait_idle(); /* every job done: removals, and the repost's fan-out */
     json_t *tl = ix_timeline(PORT, &a);
     cr_expect_eq(ix_count_post(tl, px, NULL), 0);

@@ -27,9 +27,9 @@ Test(likes, like_and_unlike_are_idempotent_and_like_count_is_exact)
     ts_resp_free(&r);
     cr_expect_eq(ix_like_count(PORT, &a, p), 1, "like_count counts a like at once");
 
-    json_decref(ts_callf(PORT, "PUT", &b, NULL, 204, "/v1/posts/%s/like", p));
+    ts_like(PORT, &b, p);
     cr_expect_eq(ix_like_count(PORT, &a, p), 1, "liking twice counts once");
-    json_decref(ts_callf(PORT, "PUT", &c, NULL, 204, "/v1/posts/%s/like", p));
+    ts_like(PORT, &c, p);
     cr_expect_eq(ix_like_count(PORT, &c, p), 2);
     json_decref(ts_callf(PORT, "DELETE", &b, NULL, 204, "/v1/posts/%s/like", p));
     cr_expect_eq(ix_like_count(PORT, &a, p), 1, "unlike drops like_count at once");
@@ -61,9 +61,9 @@ Test(likes, likers_group_newest_first_and_a_new_liker_moves_the_group_to_the_top
     ts_post(PORT, &a, "first", p1);
     ts_post(PORT, &a, "second", p2);
 
-    json_decref(ts_callf(PORT, "PUT", &l[0], NULL, 204, "/v1/posts/%s/like", p1));
+    ts_like(PORT, &l[0], p1);
     json_decref(ix_wait_notification(PORT, &a, "like", p1, 1));
-    json_decref(ts_callf(PORT, "PUT", &l[1], NULL, 204, "/v1/posts/%s/like", p1));
+    ts_like(PORT, &l[1], p1);
     json_t *n = ix_wait_notification(PORT, &a, "like", p1, 2);
     const char *two[] = {l[1].id, l[0].id};
     cr_expect(ix_actors_are(n, two, 2), "two likers, newest first");
@@ -78,7 +78,7 @@ Test(likes, likers_group_newest_first_and_a_new_liker_moves_the_group_to_the_top
     json_decref(list);
 
     /* … and a third liker moves the like group back to the top, with a newer id. */
-    json_decref(ts_callf(PORT, "PUT", &l[2], NULL, 204, "/v1/posts/%s/like", p1));
+    ts_like(PORT, &l[2], p1);
     json_t *three = ix_wait_notification(PORT, &a, "like", p1, 3);
     const char *ids3[] = {l[2].id, l[1].id, l[0].id};
     cr_expect(ix_actors_are(three, ids3, 3), "three likers, newest first");
@@ -95,8 +95,8 @@ Test(likes, likers_group_newest_first_and_a_new_liker_moves_the_group_to_the_top
 
     /* The same actor again changes nothing; a like of p2 afterwards shows the engine got
      * that far. */
-    json_decref(ts_callf(PORT, "PUT", &l[0], NULL, 204, "/v1/posts/%s/like", p1));
-    json_decref(ts_callf(PORT, "PUT", &l[3], NULL, 204, "/v1/posts/%s/like", p2));
+    ts_like(PORT, &l[0], p1);
+    ts_like(PORT, &l[3], p2);
     json_decref(ix_wait_notification(PORT, &a, "like", p2, 1));
     list = ix_notifications(PORT, &a, NULL, 100);
     const json_t *g1 = ix_find(list, "like", p1);
@@ -109,7 +109,7 @@ Test(likes, likers_group_newest_first_and_a_new_liker_moves_the_group_to_the_top
     json_decref(three);
 
     /* A fourth liker: the newest three are shown, all four counted. */
-    json_decref(ts_callf(PORT, "PUT", &l[3], NULL, 204, "/v1/posts/%s/like", p1));
+    ts_like(PORT, &l[3], p1);
     n = ix_wait_notification(PORT, &a, "like", p1, 4);
     const char *ids4[] = {l[3].id, l[2].id, l[1].id};
     cr_expect(ix_actors_are(n, ids4, 3), "at most three actors, newest first");
@@ -144,10 +144,10 @@ Test(likes, like_then_unlike_at_once_leaves_no_notification)
     char p[24];
     ts_post(PORT, &a, "quick", p);
     for (int i = 0; i < 5; i++) {
-        json_decref(ts_callf(PORT, "PUT", &b, NULL, 204, "/v1/posts/%s/like", p));
+        ts_like(PORT, &b, p);
         json_decref(ts_callf(PORT, "DELETE", &b, NULL, 204, "/v1/posts/%s/like", p));
     }
-    json_decref(ts_callf(PORT, "PUT", &c, NULL, 204, "/v1/posts/%s/like", p)); /* sentinel */
+    ts_like(PORT, &c, p); /* sentinel */
     json_t *n = ix_wait_actor(PORT, &a, "like", p, c.id);
     json_decref(n);
     ix_wait_idle(); /* every like and unlike done */
@@ -165,8 +165,8 @@ Test(likes, acting_on_your_own_post_or_yourself_notifies_nobody)
     ts_register_all(PORT, "self", &a, &b, NULL);
     char p[24], own_reply[24], own_mention[24];
     ts_post(PORT, &a, "mine", p);
-    json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/posts/%s/like", p));
-    json_decref(ts_callf(PORT, "POST", &a, NULL, 202, "/v1/posts/%s/repost", p));
+    ts_like(PORT, &a, p);
+    ix_repost(PORT, &a, p);
     ix_reply(PORT, &a, "replying to myself", p, own_reply);
     char text[96];
     snprintf(text, sizeof(text), "note to self @%s", a.handle);
@@ -178,8 +178,8 @@ Test(likes, acting_on_your_own_post_or_yourself_notifies_nobody)
     /* The same actions by b, queued after a's, are notified: once they are there, a's would
      * have been too. b's reply also mentions a: it is only a reply. */
     char b_reply[24], b_mention[24];
-    json_decref(ts_callf(PORT, "PUT", &b, NULL, 204, "/v1/posts/%s/like", p));
-    json_decref(ts_callf(PORT, "POST", &b, NULL, 202, "/v1/posts/%s/repost", p));
+    ts_like(PORT, &b, p);
+    ix_repost(PORT, &b, p);
     snprintf(text, sizeof(text), "@%s nice one", a.handle);
     ix_reply(PORT, &b, text, p, b_reply);
     ts_post(PORT, &b, text, b_mention);

@@ -13,19 +13,6 @@
 
 TestSuite(notifications, .init = ix_setup, .fini = ix_teardown, .timeout = 300);
 
-static void like(const ts_user_t *u, const char *post)
-{
-    json_decref(ts_callf(PORT, "PUT", u, NULL, 204, "/v1/posts/%s/like", post));
-}
-
-static void mention(const ts_user_t *author, const ts_user_t *who, const char *reply_to,
-                    char id[24])
-{
-    char text[80];
-    snprintf(text, sizeof(text), "hey @%s", who->handle);
-    ix_reply(PORT, author, text, reply_to, id);
-}
-
 static bool all_digits(const char *s)
 {
     if (!*s)
@@ -57,10 +44,10 @@ Test(notifications, every_type_has_its_shape)
     char pa[24], rb[24], mb[24];
     ts_post(PORT, &a, "a's post", pa);
     ts_follow(PORT, &b, &a);
-    like(&b, pa);
-    json_decref(ts_callf(PORT, "POST", &b, NULL, 202, "/v1/posts/%s/repost", pa));
+    ts_like(PORT, &b, pa);
+    ix_repost(PORT, &b, pa);
     ix_reply(PORT, &b, "a plain reply", pa, rb);
-    mention(&b, &a, NULL, mb);
+    ix_mention(PORT, &b, &a, NULL, mb);
     json_decref(ix_wait_actor(PORT, &a, "follow", NULL, b.id));
     json_decref(ix_wait_actor(PORT, &a, "like", pa, b.id));
     json_decref(ix_wait_actor(PORT, &a, "repost", pa, b.id));
@@ -162,8 +149,8 @@ Test(notifications, replies_and_mentions_are_never_grouped)
     ix_reply(PORT, &b, "first reply", pa, r1);
     ix_reply(PORT, &b, "second reply", pa, r2);
     ix_reply(PORT, &c, "third reply", pa, r3);
-    mention(&b, &a, NULL, m1);
-    mention(&b, &a, NULL, m2);
+    ix_mention(PORT, &b, &a, NULL, m1);
+    ix_mention(PORT, &b, &a, NULL, m2);
     const char *replies[] = {r1, r2, r3}, *mentions[] = {m1, m2};
     const ts_user_t *repliers[] = {&b, &b, &c};
     for (int i = 0; i < 3; i++)
@@ -196,14 +183,14 @@ Test(notifications, pages_walk_every_group_once_in_order)
     ts_post(PORT, &a, "p1", p1);
     ts_post(PORT, &a, "p2", p2);
     ts_post(PORT, &a, "p3", p3);
-    like(&u[0], p1);
-    like(&u[1], p1);
-    like(&u[0], p2);
-    json_decref(ts_callf(PORT, "POST", &u[2], NULL, 202, "/v1/posts/%s/repost", p3));
+    ts_like(PORT, &u[0], p1);
+    ts_like(PORT, &u[1], p1);
+    ts_like(PORT, &u[0], p2);
+    ix_repost(PORT, &u[2], p3);
     ts_follow(PORT, &u[0], &a);
     ts_follow(PORT, &u[1], &a);
     ix_reply(PORT, &u[2], "a reply", p1, r);
-    mention(&u[1], &a, NULL, m);
+    ix_mention(PORT, &u[1], &a, NULL, m);
     json_decref(ix_wait_notification(PORT, &a, "like", p1, 2));
     json_decref(ix_wait_actor(PORT, &a, "like", p2, u[0].id));
     json_decref(ix_wait_actor(PORT, &a, "repost", p3, u[2].id));
@@ -260,7 +247,7 @@ Test(notifications, read_up_to_marks_older_groups_and_later_activity_is_unread_a
     char p[4][24];
     for (int i = 0; i < 4; i++) {
         ts_post(PORT, &a, "to be liked", p[i]);
-        like(&b, p[i]);
+        ts_like(PORT, &b, p[i]);
     }
     for (int i = 0; i < 4; i++)
         json_decref(ix_wait_actor(PORT, &a, "like", p[i], b.id));
@@ -299,7 +286,7 @@ Test(notifications, read_up_to_marks_older_groups_and_later_activity_is_unread_a
     /* A later notification is unread, although up_to named an id above it … */
     char p5[24];
     ts_post(PORT, &a, "later", p5);
-    like(&c, p5);
+    ts_like(PORT, &c, p5);
     ix_wait_unread(PORT, &a, 1);
     list = ix_notifications(PORT, &a, NULL, 100);
     cr_expect_str_eq(ts_str(json_object_get(json_array_get(list, 0), "post"), "id"), p5);
@@ -308,7 +295,7 @@ Test(notifications, read_up_to_marks_older_groups_and_later_activity_is_unread_a
     json_decref(list);
 
     /* … and so is a read group a new actor joins, now on top with a new id. */
-    like(&c, p[0]);
+    ts_like(PORT, &c, p[0]);
     ix_wait_unread(PORT, &a, 2);
     list = ix_notifications(PORT, &a, NULL, 100);
     const json_t *top = json_array_get(list, 0);
@@ -331,9 +318,9 @@ Test(notifications, types_filter_selects_and_bad_types_are_400)
     char pa[24], r[24], m[24];
     ts_post(PORT, &a, "pa", pa);
     ts_follow(PORT, &b, &a);
-    like(&b, pa);
+    ts_like(PORT, &b, pa);
     ix_reply(PORT, &b, "reply", pa, r);
-    mention(&b, &a, NULL, m);
+    ix_mention(PORT, &b, &a, NULL, m);
     json_decref(ix_wait_actor(PORT, &a, "follow", NULL, b.id));
     json_decref(ix_wait_actor(PORT, &a, "like", pa, b.id));
     json_decref(ix_wait_actor(PORT, &a, "reply", r, b.id));
@@ -412,7 +399,7 @@ Test(notifications_cap, keeps_the_newest_groups)
     char p[N][24];
     for (int i = 0; i < N; i++) {
         ts_post(PORT, &a, "capped", p[i]);
-        like(&b, p[i]);
+        ts_like(PORT, &b, p[i]);
     }
     char want[CAP][24];
     for (int i = 0; i < CAP; i++)

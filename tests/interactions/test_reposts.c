@@ -4,9 +4,7 @@
 #include "tests/interactions/ix.h"
 
 #include <criterion/criterion.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 TestSuite(reposts, .init = ix_setup, .fini = ix_teardown, .timeout = 300);
 

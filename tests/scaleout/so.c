@@ -3,11 +3,9 @@
 #include "tests/scaleout/so.h"
 
 #include <criterion/criterion.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 /* ---- behind the server ----------------------------------------------------------------------- */
 

@@ -9,11 +9,9 @@
 #include "tests/scaleout/so.h"
 
 #include <criterion/criterion.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #define PROCS 3
 

@@ -4,7 +4,6 @@
 
 #include <criterion/criterion.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 TestSuite(sse_auth, .fini = sx_teardown, .timeout = SX_TIMEOUT);

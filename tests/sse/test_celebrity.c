@@ -13,7 +13,6 @@
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 TestSuite(sse_celebrity, .fini = sx_teardown, .timeout = SX_TIMEOUT);

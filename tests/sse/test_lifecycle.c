@@ -6,9 +6,7 @@
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 TestSuite(sse_lifecycle, .fini = sx_teardown, .timeout = SX_TIMEOUT);
 

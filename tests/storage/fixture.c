@@ -32,6 +32,21 @@ void st_storage_free(storage_t *s)
     storage_destroy(s);
 }
 
+storage_t *st;
+redisContext *st_redis;
+
+void st_setup(void)
+{
+    st = st_storage();
+    st_redis = ts_redis_connect(ts_redis_port());
+}
+
+void st_teardown(void)
+{
+    ts_redis_close(st_redis);
+    st_storage_free(st);
+}
+
 uint64_t st_user(storage_t *s, const char *prefix, storage_user_t *out)
 {
     char handle[STORAGE_HANDLE_MAX + 1];

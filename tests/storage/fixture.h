@@ -22,6 +22,12 @@
 storage_t *st_storage(void);
 /* Releases the lease and destroys s. */
 void st_storage_free(storage_t *s);
+/* The running test's st_storage() and raw connection to the fixture Redis: st_setup, the
+ * storage suites' .init, makes them; st_teardown, their .fini, frees them. */
+extern storage_t *st;
+extern redisContext *st_redis;
+void st_setup(void);
+void st_teardown(void);
 
 /* Creates a user whose handle is prefix plus a random suffix and whose fan-out shard is not
  * 0; returns its id. */

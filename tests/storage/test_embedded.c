@@ -35,9 +35,9 @@ static storage_t *connect_to(const char *url)
     storage_config_t cfg;
     storage_config_defaults(&cfg);
     cfg.url = url;
-    storage_t *st = storage_create(&cfg);
-    cr_assert_not_null(st, "storage_create(%s)", url);
-    return st;
+    storage_t *s = storage_create(&cfg);
+    cr_assert_not_null(s, "storage_create(%s)", url);
+    return s;
 }
 
 Test(embedded, serves_on_a_unix_socket_and_keeps_data_across_restarts)
@@ -46,23 +46,23 @@ Test(embedded, serves_on_a_unix_socket_and_keeps_data_across_restarts)
     storage_embedded_t *e = storage_embedded_start(dir, server(), &url);
     cr_assert_not_null(e, "embedded redis did not start: %s", strerror(errno));
     cr_expect_eq(strncmp(url, "unix://", 7), 0, "url %s", url);
-    storage_t *st = connect_to(url);
-    cr_assert_eq(storage_ping(st), 0);
-    cr_assert_eq(storage_node_acquire(st), 0);
-    uint64_t id = storage_id_next(st);
+    storage_t *s = connect_to(url);
+    cr_assert_eq(storage_ping(s), 0);
+    cr_assert_eq(storage_node_acquire(s), 0);
+    uint64_t id = storage_id_next(s);
     uint8_t hash[32] = {3};
     storage_user_t u;
-    cr_assert_eq(storage_user_create(st, id, "kept", "Kept", hash, &u), 0);
-    storage_node_release(st);
-    storage_destroy(st);
+    cr_assert_eq(storage_user_create(s, id, "kept", "Kept", hash, &u), 0);
+    storage_node_release(s);
+    storage_destroy(s);
     storage_embedded_stop(e);
 
     e = storage_embedded_start(dir, server(), &url);
     cr_assert_not_null(e, "embedded redis did not restart: %s", strerror(errno));
-    st = connect_to(url);
-    cr_expect_eq(storage_user_get(st, id, &u), 0, "the user did not survive a restart");
+    s = connect_to(url);
+    cr_expect_eq(storage_user_get(s, id, &u), 0, "the user did not survive a restart");
     cr_expect_str_eq(u.handle, "kept");
-    storage_destroy(st);
+    storage_destroy(s);
     storage_embedded_stop(e);
 }
 

@@ -7,19 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
-static storage_t *s;
-
-static void setup(void)
-{
-    s = st_storage();
-}
-
-static void teardown(void)
-{
-    st_storage_free(s);
-}
-
-TestSuite(users, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(users, .init = st_setup, .fini = st_teardown, .timeout = 60);
 
 Test(users, create_then_get_with_zero_counts)
 {
@@ -27,15 +15,15 @@ Test(users, create_then_get_with_zero_counts)
     ts_unique(handle, sizeof(handle), "Ann");
     uint8_t hash[32];
     memset(hash, 7, sizeof(hash));
-    uint64_t id = storage_id_next(s);
+    uint64_t id = storage_id_next(st);
     storage_user_t made, got;
-    cr_assert_eq(storage_user_create(s, id, handle, "Ann Example \xc3\xa9", hash, &made), 0);
+    cr_assert_eq(storage_user_create(st, id, handle, "Ann Example \xc3\xa9", hash, &made), 0);
     cr_expect_eq(made.id, id);
     cr_expect_str_eq(made.handle, handle);
     cr_expect_str_eq(made.display_name, "Ann Example \xc3\xa9");
     cr_expect_eq(made.created_ms, storage_id_time_ms(id));
 
-    cr_assert_eq(storage_user_get(s, id, &got), 0);
+    cr_assert_eq(storage_user_get(st, id, &got), 0);
     cr_expect_eq(got.id, id);
     cr_expect_str_eq(got.handle, handle, "the handle keeps its case");
     cr_expect_str_eq(got.display_name, "Ann Example \xc3\xa9");
@@ -48,19 +36,19 @@ Test(users, create_then_get_with_zero_counts)
 Test(users, handle_is_taken_case_insensitively)
 {
     storage_user_t u;
-    uint64_t first = st_user(s, "Case", &u);
+    uint64_t first = st_user(st, "Case", &u);
     char upper[STORAGE_HANDLE_MAX + 1];
     for (size_t i = 0; i <= strlen(u.handle); i++)
         upper[i] = (char)toupper((unsigned char)u.handle[i]);
     uint8_t hash[32] = {1};
-    uint64_t second = storage_id_next(s);
+    uint64_t second = storage_id_next(st);
     storage_user_t dup;
-    cr_expect_eq(storage_user_create(s, second, upper, "x", hash, &dup), -EEXIST);
-    cr_expect_eq(storage_user_create(s, second, u.handle, "x", hash, &dup), -EEXIST);
+    cr_expect_eq(storage_user_create(st, second, upper, "x", hash, &dup), -EEXIST);
+    cr_expect_eq(storage_user_create(st, second, u.handle, "x", hash, &dup), -EEXIST);
     /* The loser leaves nothing behind, and the owner is untouched. */
-    cr_expect_eq(storage_user_get(s, second, &dup), -ENOENT);
+    cr_expect_eq(storage_user_get(st, second, &dup), -ENOENT);
     storage_user_t owner;
-    cr_assert_eq(storage_user_get(s, first, &owner), 0);
+    cr_assert_eq(storage_user_get(st, first, &owner), 0);
     cr_expect_str_eq(owner.handle, u.handle);
 }
 
@@ -73,10 +61,10 @@ Test(users, full_length_handle_and_name_roundtrip)
     for (int i = 0; i < 50; i++)
         strcat(name, "\xf0\x9f\x98\x80"); /* 50 four-byte characters: 200 bytes */
     uint8_t hash[32] = {2};
-    uint64_t id = storage_id_next(s);
+    uint64_t id = storage_id_next(st);
     storage_user_t u;
-    cr_assert_eq(storage_user_create(s, id, handle, name, hash, &u), 0);
-    cr_assert_eq(storage_user_get(s, id, &u), 0);
+    cr_assert_eq(storage_user_create(st, id, handle, name, hash, &u), 0);
+    cr_assert_eq(storage_user_get(st, id, &u), 0);
     cr_expect_str_eq(u.handle, handle);
     cr_expect_str_eq(u.display_name, name);
 }
@@ -88,11 +76,11 @@ Test(users, credentials_return_the_token_hash)
     uint8_t hash[32], stored[32];
     for (int i = 0; i < 32; i++)
         hash[i] = (uint8_t)(i * 37 + 5);
-    uint64_t id = storage_id_next(s);
+    uint64_t id = storage_id_next(st);
     storage_user_t u;
-    cr_assert_eq(storage_user_create(s, id, handle, "Cred", hash, &u), 0);
+    cr_assert_eq(storage_user_create(st, id, handle, "Cred", hash, &u), 0);
     memset(&u, 0, sizeof(u));
-    cr_assert_eq(storage_user_credentials(s, id, stored, &u), 0);
+    cr_assert_eq(storage_user_credentials(st, id, stored, &u), 0);
     cr_expect_arr_eq(stored, hash, 32);
     cr_expect_eq(u.id, id);
     cr_expect_str_eq(u.handle, handle);
@@ -101,39 +89,39 @@ Test(users, credentials_return_the_token_hash)
 
 Test(users, unknown_user_is_enoent)
 {
-    uint64_t id = st_unknown_id(s);
+    uint64_t id = st_unknown_id(st);
     storage_user_t u;
     uint8_t hash[32];
-    cr_expect_eq(storage_user_get(s, id, &u), -ENOENT);
-    cr_expect_eq(storage_user_credentials(s, id, hash, &u), -ENOENT);
+    cr_expect_eq(storage_user_get(st, id, &u), -ENOENT);
+    cr_expect_eq(storage_user_credentials(st, id, hash, &u), -ENOENT);
 }
 
 Test(users, users_get_keeps_order_and_marks_missing_with_id_zero)
 {
     storage_user_t a, b;
-    uint64_t ids[3] = {st_user(s, "ma", &a), st_unknown_id(s), st_user(s, "mb", &b)};
+    uint64_t ids[3] = {st_user(st, "ma", &a), st_unknown_id(st), st_user(st, "mb", &b)};
     storage_user_t out[3];
     memset(out, 0xff, sizeof(out));
-    cr_assert_eq(storage_users_get(s, ids, 3, out), 0);
+    cr_assert_eq(storage_users_get(st, ids, 3, out), 0);
     cr_expect_eq(out[0].id, ids[0]);
     cr_expect_str_eq(out[0].handle, a.handle);
     cr_expect_eq(out[1].id, 0);
     cr_expect_eq(out[2].id, ids[2]);
     cr_expect_str_eq(out[2].handle, b.handle);
-    cr_expect_eq(storage_users_get(s, ids, 0, out), 0);
+    cr_expect_eq(storage_users_get(st, ids, 0, out), 0);
 }
 
 Test(users, users_by_handle_ignores_case_and_gives_zero_for_unknown)
 {
     storage_user_t a;
-    uint64_t id = st_user(s, "Look", &a);
+    uint64_t id = st_user(st, "Look", &a);
     char upper[STORAGE_HANDLE_MAX + 1], unknown[STORAGE_HANDLE_MAX + 1];
     for (size_t i = 0; i <= strlen(a.handle); i++)
         upper[i] = (char)toupper((unsigned char)a.handle[i]);
     ts_unique(unknown, sizeof(unknown), "nobody");
     const char *handles[3] = {upper, unknown, a.handle};
     uint64_t ids[3] = {9, 9, 9};
-    cr_assert_eq(storage_users_by_handle(s, handles, 3, ids), 0);
+    cr_assert_eq(storage_users_by_handle(st, handles, 3, ids), 0);
     cr_expect_eq(ids[0], id);
     cr_expect_eq(ids[1], 0);
     cr_expect_eq(ids[2], id);
@@ -141,19 +129,19 @@ Test(users, users_by_handle_ignores_case_and_gives_zero_for_unknown)
 
 Test(users, counts_follow_the_graph_and_the_posts)
 {
-    uint64_t a = st_user(s, "ca", NULL), b = st_user(s, "cb", NULL), c = st_user(s, "cc", NULL);
+    uint64_t a = st_user(st, "ca", NULL), b = st_user(st, "cb", NULL), c = st_user(st, "cc", NULL);
     bool changed;
-    cr_assert_eq(storage_follow(s, b, a, &changed), 0);
-    cr_assert_eq(storage_follow(s, c, a, &changed), 0);
-    cr_assert_eq(storage_follow(s, a, c, &changed), 0);
-    storage_post_t p = {.id = storage_id_next(s), .author = a, .text = "counted"};
-    cr_assert_eq(storage_post_create(s, &p), 0);
+    cr_assert_eq(storage_follow(st, b, a, &changed), 0);
+    cr_assert_eq(storage_follow(st, c, a, &changed), 0);
+    cr_assert_eq(storage_follow(st, a, c, &changed), 0);
+    storage_post_t p = {.id = storage_id_next(st), .author = a, .text = "counted"};
+    cr_assert_eq(storage_post_create(st, &p), 0);
     storage_user_t u;
-    cr_assert_eq(storage_user_get(s, a, &u), 0);
+    cr_assert_eq(storage_user_get(st, a, &u), 0);
     cr_expect_eq(u.followers_count, 2);
     cr_expect_eq(u.following_count, 1);
     cr_expect_eq(u.posts_count, 1);
-    cr_assert_eq(storage_post_delete(s, p.id, a), 0);
-    cr_assert_eq(storage_user_get(s, a, &u), 0);
+    cr_assert_eq(storage_post_delete(st, p.id, a), 0);
+    cr_assert_eq(storage_user_get(st, a, &u), 0);
     cr_expect_eq(u.posts_count, 0, "a deleted post is still counted");
 }
