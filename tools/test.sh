@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# tools/test.sh -- installs what is missing, builds, and runs the whole test suite twice:
+# tools/test.sh -- installs what is missing, checks that every C file is formatted
+# (tools/format.sh --check), builds, and runs the whole test suite twice:
 # a normal build (warnings as errors) and an AddressSanitizer + UBSan build; then the SSE
 # suite once more against a ThreadSanitizer build of the server, and the hub's stress run
 # (tests/notify) under ThreadSanitizer. The tests start their own redis-server on a free
@@ -7,6 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh --with-node
+echo "== formatting (clang-format, .clang-format) =="
+tools/format.sh --check
 
 run_suite() { # build-dir build-type
   cmake -S . -B "$1" -DCMAKE_BUILD_TYPE="$2" -DTIDINGS_WERROR=ON >/dev/null
