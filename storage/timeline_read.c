@@ -143,8 +143,7 @@ static int reread(storage_t *s, source_t *src, size_t n_src, uint64_t floor, siz
             continue;
         which[m.n] = i;
         storage_redis_batch_add(&m, "ZREVRANGEBYSCORE " K_POSTS " (%llu %s WITHSCORES LIMIT 0 %llu",
-                                (ull)c->author, (ull)c->e[c->n - 1].score, min,
-                                (ull)(want - c->n));
+                                (ull)c->author, (ull)c->e[c->n - 1].score, min, (ull)(want - c->n));
     }
     int rc = m.n ? storage_redis_batch_run(&m) : 0;
     for (size_t j = 0; rc == 0 && j < m.n; j++) {
@@ -169,8 +168,8 @@ static int reread(storage_t *s, source_t *src, size_t n_src, uint64_t floor, siz
  * with *got set, or a negative errno. The timeline (trimmed first), the celebrities followed
  * and the hidden users come in one round trip; the celebrities' posts sit on their own
  * slots, so they take a second, one pipeline per node (and rarely a third: reread). */
-static int read_page(storage_t *s, uint64_t user, const char *max, size_t limit,
-                     int timeline_max, entry_t *page, size_t *got, storage_timeline_t *out)
+static int read_page(storage_t *s, uint64_t user, const char *max, size_t limit, int timeline_max,
+                     entry_t *page, size_t *got, storage_timeline_t *out)
 {
     static const char trim_script[] = SCRIPT_TRIM_TIMELINE "return trim_timeline(KEYS[1], "
                                                            "KEYS[2], ARGV[1])\n";
