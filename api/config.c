@@ -32,6 +32,7 @@ enum {
     OPT_TIMELINE_MAX,
     OPT_NOTIFICATIONS_MAX,
     OPT_CELEBRITY_THRESHOLD,
+    OPT_REFOLLOW_WINDOW,
     OPT_MAX_BODY,
     OPT_LOG_LEVEL,
     OPT_LOG_FORMAT,
@@ -70,6 +71,7 @@ static const struct option options[] = {
     {"timeline-max", required_argument, NULL, OPT_TIMELINE_MAX},
     {"notifications-max", required_argument, NULL, OPT_NOTIFICATIONS_MAX},
     {"celebrity-threshold", required_argument, NULL, OPT_CELEBRITY_THRESHOLD},
+    {"refollow-window", required_argument, NULL, OPT_REFOLLOW_WINDOW},
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
@@ -123,6 +125,7 @@ static const char usage[] =
     "  --timeline-max N             entries kept per home timeline (800)\n"
     "  --notifications-max N        notifications kept per user (1000)\n"
     "  --celebrity-threshold N      followers above which posts merge at read time (10000)\n"
+    "  --refollow-window S          a re-follow within S seconds notifies no more (86400; 0: off)\n"
     "  --max-body BYTES             largest request body accepted, 413 beyond (65536)\n"
     "  --log-level LEVEL            debug, info, warn or error (info)\n"
     "  --log-format FORMAT          text or json (text)\n"
@@ -276,6 +279,10 @@ static int apply(api_config_t *cfg, int opt, const char *value)
     case OPT_CELEBRITY_THRESHOLD:
         rc = parse_int(name, value, 1, INT_MAX, &v);
         cfg->fanout.celebrity_threshold = (int)v;
+        break;
+    case OPT_REFOLLOW_WINDOW:
+        rc = parse_int(name, value, 0, 366L * 86400, &v);
+        cfg->fanout.refollow_window_s = (int)v;
         break;
     case OPT_MAX_BODY:
         rc = parse_int(name, value, 256, 64L * 1024 * 1024, &v);

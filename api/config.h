@@ -42,7 +42,8 @@ typedef struct api_config_s {
      * and then by the flags that belong to it. */
     storage_config_t storage; /* --fanout-shards; url and pool_size are set by main.c */
     fanout_config_t fanout;   /* --fanout-jobs, --fanout-in-flight, --timeline-max,
-                                 --notifications-max, --celebrity-threshold, --claim-idle-ms */
+                                 --notifications-max, --celebrity-threshold, --claim-idle-ms,
+                                 --refollow-window */
     fanout_live_config_t live; /* --heartbeat, --stream-grace-ms */
     notify_config_t notify;    /* --max-streams, --max-streams-per-user, --stream-buffer */
 } api_config_t;

@@ -41,6 +41,7 @@ void fanout_config_defaults(fanout_config_t *cfg)
     cfg->timeline_max = 800;
     cfg->notifications_max = 1000;
     cfg->celebrity_threshold = 10000;
+    cfg->refollow_window_s = 86400;
     cfg->claim_idle_ms = 30000;
     cfg->max_attempts = 5;
     cfg->block_ms = 1000;

@@ -24,6 +24,7 @@ typedef struct fanout_config_s {
     int timeline_max;         /* --timeline-max */
     int notifications_max;    /* --notifications-max */
     int celebrity_threshold;  /* --celebrity-threshold */
+    int refollow_window_s;    /* --refollow-window: a re-follow within it notifies no more */
     int claim_idle_ms;        /* a job idle this long in another consumer is taken over */
     int max_attempts;         /* deliveries before a job is dead-lettered */
     int block_ms;             /* how long one stream read waits for new jobs */

@@ -484,8 +484,10 @@ static void send_writes(fanout__job_t *j)
     case STORAGE_JOB_FOLLOW:
         follow_group(group, sizeof(group), job->event_id);
         sent(j, storage_timeline_backfill(f->sa, job->follower, job->followee, max, on_written, j));
-        sent(j, storage_group_add(f->sa, job->followee, group, job->follower, job->event_id,
-                                   f->cfg.notifications_max, on_written, j));
+        sent(j, storage_follow_notice_add(f->sa, job->followee, group, job->follower,
+                                           job->event_id, f->cfg.notifications_max,
+                                           (uint64_t)f->cfg.refollow_window_s * 1000, on_written,
+                                           j));
         break;
     case STORAGE_JOB_UNFOLLOW:
         sent(j, storage_timeline_purge(f->sa, job->follower, job->followee, max, on_written, j));

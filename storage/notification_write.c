@@ -16,23 +16,72 @@
 #include <stdio.h>
 #include <string.h>
 
-/* KEYS: nt ng blocks blockedby mutes ev nfd; ARGV: group actor score cap ng-prefix
- * now maxlen channel follow. For follows (ARGV[9] = 1), a follower already in some day's
- * group is not added again. A new notice is also a live event when the target is
- * connected (its log ev:{target} exists), published on the target's node's channel. */
-static const char add_script[] =
+/* Lua: day_group(id) is "follow:<yyyymmdd>" of the UTC day of the id's millisecond (ids are
+ * ms << 12), as fanout/job.c names follow groups: days to civil date, after H. Hinnant's
+ * days_from_civil inverse, in whole-number arithmetic (Redis' Lua has no os.date). */
+#define SCRIPT_DAY_GROUP                                                                           \
+    "local function day_group(id)\n"                                                               \
+    "  local z = math.floor(math.floor(id / 4096) / 86400000) + 719468\n"                          \
+    "  local era = math.floor(z / 146097)\n"                                                       \
+    "  local doe = z - era * 146097\n"                                                             \
+    "  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)\n"           \
+    "                          - math.floor(doe / 146096)) / 365)\n"                               \
+    "  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))\n"              \
+    "  local mp = math.floor((5 * doy + 2) / 153)\n"                                               \
+    "  local d = doy - math.floor((153 * mp + 2) / 5) + 1\n"                                       \
+    "  local m = mp < 10 and mp + 3 or mp - 9\n"                                                   \
+    "  local y = yoe + era * 400 + (m <= 2 and 1 or 0)\n"                                          \
+    "  return string.format('follow:%04d%02d%02d', y, m, d)\n"                                     \
+    "end\n"
+
+/* Most followers remembered per user for the re-follow window (the newest kept). */
+#define REFOLLOW_MAX 100000
+
+/* KEYS: nt ng blocks blockedby mutes ev nfd nfw; ARGV: group actor score cap ng-prefix
+ * now maxlen channel follow target cutoff refollow-max. For follows (ARGV[9] = 1), a
+ * follower already in some day's group is not added again; and one whose last notified
+ * follow (nfw) is not older than cutoff (an event id; 0: no window) is not notified again:
+ * their old notice comes back where it was (its day's group, its score: the group is not
+ * bumped, nothing unread is added, no live event), so that a follower who toggles follow
+ * and unfollow notifies once per window and is still listed. nfw forgets follows before the
+ * cutoff. A new notice is also a live event when the target is connected (its log
+ * ev:{target} exists), published on the target's node's channel. */
+static const char add_script[] = SCRIPT_DAY_GROUP
     "local a = ARGV[2]\n"
     "if redis.call('ZSCORE', KEYS[3], a) or redis.call('ZSCORE', KEYS[4], a)\n"
     "   or redis.call('ZSCORE', KEYS[5], a) then return 0 end\n"
-    "if ARGV[9] == '1' and redis.call('HEXISTS', KEYS[7], a) == 1 then return 0 end\n"
+    "local function cap()\n"
+    "  local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])\n"
+    "  if over > 0 then\n"
+    "    local gone = redis.call('ZPOPMIN', KEYS[1], over)\n"
+    "    for i = 1, #gone, 2 do redis.call('DEL', ARGV[5] .. gone[i]) end\n"
+    "  end\n"
+    "end\n"
+    "if ARGV[9] == '1' then\n"
+    "  if redis.call('HEXISTS', KEYS[7], a) == 1 then return 0 end\n"
+    "  if ARGV[11] ~= '0' then\n"
+    "    redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', '(' .. ARGV[11])\n"
+    "    local last = redis.call('ZSCORE', KEYS[8], a)\n"
+    "    if last then\n"
+    "      local g = day_group(tonumber(last))\n"
+    "      redis.call('ZADD', ARGV[5] .. g, 'NX', last, a)\n"
+    "      redis.call('ZADD', KEYS[1], 'GT', last, g)\n"
+    "      redis.call('HSET', KEYS[7], a, g)\n"
+    "      cap()\n"
+    "      return 0\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
     "if redis.call('ZADD', KEYS[2], 'NX', ARGV[3], a) == 0 then return 0 end\n"
     "redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])\n"
-    "if ARGV[9] == '1' then redis.call('HSET', KEYS[7], a, ARGV[1]) end\n"
-    "local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])\n"
-    "if over > 0 then\n"
-    "  local gone = redis.call('ZPOPMIN', KEYS[1], over)\n"
-    "  for i = 1, #gone, 2 do redis.call('DEL', ARGV[5] .. gone[i]) end\n"
+    "if ARGV[9] == '1' then\n"
+    "  redis.call('HSET', KEYS[7], a, ARGV[1])\n"
+    "  if ARGV[11] ~= '0' then\n"
+    "    redis.call('ZADD', KEYS[8], ARGV[3], a)\n"
+    "    redis.call('ZREMRANGEBYRANK', KEYS[8], 0, -tonumber(ARGV[12]) - 1)\n"
+    "  end\n"
     "end\n"
+    "cap()\n"
     "local id = redis.call('XADD', KEYS[6], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[7], '*',\n"
     "                      'k', 'notification', 'r', ARGV[1])\n"
     "if id then\n"
@@ -68,11 +117,13 @@ static void key(char *buf, size_t size, const char *fmt, uint64_t id)
     snprintf(buf, size, fmt, (ull)id);
 }
 
-int storage_group_add(storage_async_t *sa, uint64_t target, const char *group, uint64_t actor,
-                      uint64_t score, int cap, storage_status_cb cb, void *arg)
+/* window_ms: the re-follow window of a follow notice (0: none, and for other groups). */
+static int group_add(storage_async_t *sa, uint64_t target, const char *group, uint64_t actor,
+                     uint64_t score, int cap, uint64_t window_ms, storage_status_cb cb, void *arg)
 {
-    char nt[40], ng[160], blocks[40], blockedby[40], mutes[40], nfd[40], prefix[40], ev[40];
-    char channel[40], a[24], sc[24], capbuf[16], now[24], maxlen[16], target_id[24];
+    char nt[40], ng[160], blocks[40], blockedby[40], mutes[40], nfd[40], nfw[40], prefix[40];
+    char ev[40], channel[40], a[24], sc[24], capbuf[16], now[24], maxlen[16], target_id[24];
+    char cutoff[24], refollow_max[16];
     key(nt, sizeof(nt), K_NOTIFS, target);
     key(prefix, sizeof(prefix), K_NOTIF_PREFIX, target);
     snprintf(ng, sizeof(ng), "%s%s", prefix, group);
@@ -80,6 +131,7 @@ int storage_group_add(storage_async_t *sa, uint64_t target, const char *group, u
     key(blockedby, sizeof(blockedby), K_BLOCKED_BY, target);
     key(mutes, sizeof(mutes), K_MUTES, target);
     key(nfd, sizeof(nfd), K_NOTIF_FOLLOWS, target);
+    key(nfw, sizeof(nfw), K_NOTIF_REFOLLOW, target);
     key(ev, sizeof(ev), K_EVENTS, target);
     storage_redis_live_channel(storage_redis_async_client(sa->redis),
                                storage_redis_async_user_node(sa->redis, target), channel,
@@ -90,15 +142,35 @@ int storage_group_add(storage_async_t *sa, uint64_t target, const char *group, u
     snprintf(now, sizeof(now), "%llu", (ull)storage__now_ms());
     snprintf(maxlen, sizeof(maxlen), "%d", EVENTS_MAXLEN);
     snprintf(target_id, sizeof(target_id), "%llu", (ull)target);
+    /* The cutoff is an event id, from the follow's own id rather than the clock, so that a
+     * retried job decides as its first run did. (Ids are ms << 12, storage/ids.c.) */
+    uint64_t span = window_ms << (NODE_BITS + SEQ_BITS);
+    snprintf(cutoff, sizeof(cutoff), "%llu",
+             (ull)(window_ms == 0 ? 0 : score > span ? score - span : 1));
+    snprintf(refollow_max, sizeof(refollow_max), "%d", REFOLLOW_MAX);
     const char *follow = strncmp(group, "follow:", 7) == 0 ? "1" : "0"; /* remembered in nfd */
-    const char *argv[] = {"EVAL", add_script, "7",  nt,     ng,      blocks, blockedby,
-                          mutes,  ev,         nfd,  group,  a,       sc,
-                          capbuf, prefix,     now,  maxlen, channel, follow, target_id};
+    const char *argv[] = {"EVAL",    add_script, "8",       nt,     ng,          blocks,
+                          blockedby, mutes,      ev,        nfd,    nfw,         group,
+                          a,         sc,         capbuf,    prefix, now,         maxlen,
+                          channel,   follow,     target_id, cutoff, refollow_max};
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
     storage_redis_group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
     return storage_redis_group_end(g);
+}
+
+int storage_group_add(storage_async_t *sa, uint64_t target, const char *group, uint64_t actor,
+                      uint64_t score, int cap, storage_status_cb cb, void *arg)
+{
+    return group_add(sa, target, group, actor, score, cap, 0, cb, arg);
+}
+
+int storage_follow_notice_add(storage_async_t *sa, uint64_t target, const char *group,
+                              uint64_t follower, uint64_t score, int cap, uint64_t window_ms,
+                              storage_status_cb cb, void *arg)
+{
+    return group_add(sa, target, group, follower, score, cap, window_ms, cb, arg);
 }
 
 int storage_group_remove(storage_async_t *sa, uint64_t target, const char *group, uint64_t actor,

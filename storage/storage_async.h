@@ -163,6 +163,13 @@ int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, 
  * The user's groups are capped at cap, oldest dropped. */
 int storage_group_add(storage_async_t *sa, uint64_t target, const char *group, uint64_t actor,
                       uint64_t score, int cap, storage_status_cb cb, void *arg);
+/* storage_group_add for a follow notice (group "follow:<yyyymmdd>"): a follower whose last
+ * notified follow is less than window_ms older than this one (score, its event id) is not
+ * notified again; their earlier notice is listed again as it was, without a live event.
+ * window_ms 0: no window (every follow after an unfollow notifies). Thread: loop. */
+int storage_follow_notice_add(storage_async_t *sa, uint64_t target, const char *group,
+                              uint64_t follower, uint64_t score, int cap, uint64_t window_ms,
+                              storage_status_cb cb, void *arg);
 /* Removes actor from group (NULL: from the follow group their follow went to); a group
  * left without actors disappears. */
 int storage_group_remove(storage_async_t *sa, uint64_t target, const char *group, uint64_t actor,

@@ -37,6 +37,8 @@
 #define K_NOTIFS "nt:{%llu}"           /* zset: notification group keys scored by last activity */
 #define K_NOTIF_PREFIX "ng:{%llu}:"    /* + group key: zset of actors scored by action id */
 #define K_NOTIF_FOLLOWS "nfd:{%llu}"   /* hash: follower -> group key of their follow notice */
+#define K_NOTIF_REFOLLOW "nfw:{%llu}"  /* zset: follower scored by the event id of the last
+                                        * follow that notified (kept --refollow-window) */
 #define K_NOTIF_READ "nr:{%llu}"       /* string: notifications up to this id are read */
 #define K_EVENTS "ev:{%llu}"           /* stream: the user's live events (log for replay); it
                                         * exists while the user has a stream, plus a grace */
@@ -91,6 +93,21 @@ int storage__zpage(storage_t *s, const char *key_fmt, uint64_t owner, uint64_t v
 size_t storage__add_relation_reads(storage_redis_batch_t *b, uint64_t viewer, unsigned which,
                                    const uint64_t *ids, size_t n);
 int storage__relation_hits(redisReply **r, size_t count, size_t n, bool *hit);
+
+/* Lua, for scripts that trim a home timeline: trim_timeline(tl, rb, max) keeps tl's newest
+ * max entries and deletes the rb:{user} fields (reposted-by) of the entries it drops, so the
+ * index never outgrows the timeline. Every trim of tl goes through it (timeline_write.c's
+ * scripts, the read path). HDEL takes the dropped ids 1,000 at a time (Lua's unpack limit). */
+#define SCRIPT_TRIM_TIMELINE                                                                       \
+    "local function trim_timeline(tl, rb, max)\n"                                                  \
+    "  local gone = redis.call('ZRANGE', tl, 0, -tonumber(max) - 1)\n"                             \
+    "  if #gone == 0 then return 0 end\n"                                                          \
+    "  redis.call('ZREMRANGEBYRANK', tl, 0, -tonumber(max) - 1)\n"                                 \
+    "  for i = 1, #gone, 1000 do\n"                                                                \
+    "    redis.call('HDEL', rb, unpack(gone, i, math.min(i + 999, #gone)))\n"                      \
+    "  end\n"                                                                                      \
+    "  return #gone\n"                                                                             \
+    "end\n"
 
 /* The shard of a fan-out job about user. */
 int storage__shard(const storage_t *s, uint64_t user);

@@ -3,9 +3,14 @@
  * tl:{user} holds post ids scored by entry id: the post id for fanned-out posts, the
  * repost's own id for repost entries (so a repost shows when it happened), with rb:{user}
  * naming the reposter. Celebrities' posts stay in their posts:{author} index; celebs:{user}
- * names the celebrities followed. A page takes limit+1 entries below the cursor from each
- * source, merges them by score without repeating a post, and keeps limit; every source is
- * ordered by score, so the cursor (the last score served) stays exact across the merge.
+ * names the celebrities followed. A page merges the sources below the cursor by score with a
+ * heap, without repeating a post, and stops once it has limit+1 posts; every source is ordered
+ * by score, so the cursor (the last score served) stays exact across the merge. A reader who
+ * follows many celebrities reads only a few posts of each (first_read), and again only from
+ * those that reach into the page (reread): one page costs Redis about one short range read
+ * per celebrity plus the page, not limit+1 posts per celebrity, and the process a heap merge,
+ * not a sort and a quadratic de-duplication of all of them. Trimming the timeline to
+ * --timeline-max also trims rb:{user} (SCRIPT_TRIM_TIMELINE).
  * Posts and reposts of users the reader blocked, was blocked by or muted are left out by
  * the caller, which tests exactly the page's authors and reposters (storage_profiles_get_as):
  * the reader's relation sets are never read whole here.
@@ -21,11 +26,15 @@ typedef struct entry_s {
     uint64_t score, post;
 } entry_t;
 
-static int by_score_desc(const void *a, const void *b)
-{
-    uint64_t x = ((const entry_t *)a)->score, y = ((const entry_t *)b)->score;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
+/* One ordered source of a page: the timeline, or one celebrity's posts. e holds what was read
+ * of it below the cursor, newest first; more: the read stopped at its count, so the source
+ * may hold further entries below e[n - 1]. */
+typedef struct source_s {
+    entry_t *e;
+    size_t n, next;
+    bool more, own; /* own: e is this source's allocation (after a second read) */
+    uint64_t author;
+} source_t;
 
 /* Appends the pairs of a ZREVRANGEBYSCORE … WITHSCORES reply. */
 static void append(const redisReply *r, entry_t *e, size_t *n, size_t cap)
@@ -46,41 +55,189 @@ void storage_timeline_free(storage_timeline_t *t)
     memset(t, 0, sizeof(*t));
 }
 
-/* Reads the sources of one page into entries; returns how many. */
-static int read_sources(storage_t *s, uint64_t user, const char *max, size_t limit,
-                        int timeline_max, entry_t **entries, size_t *n)
+/* ---- the k-way merge ----------------------------------------------------------------------- */
+
+static uint64_t head(const source_t *src, size_t i)
 {
-    storage_redis_batch_t b;
+    return src[i].e[src[i].next].score;
+}
+
+/* Restores the max-heap (by head score) of source indexes h[0..n) below position at. */
+static void sift_down(const source_t *src, size_t *h, size_t n, size_t at)
+{
+    for (;;) {
+        size_t top = at, l = 2 * at + 1, r = l + 1;
+        if (l < n && head(src, h[l]) > head(src, h[top]))
+            top = l;
+        if (r < n && head(src, h[r]) > head(src, h[top]))
+            top = r;
+        if (top == at)
+            return;
+        size_t t = h[at];
+        h[at] = h[top];
+        h[top] = t;
+        at = top;
+    }
+}
+
+/* Merges the sources newest first into page (room for want entries), each post once at its
+ * newest entry, and stops as soon as want posts are in: O(n_src + want log n_src) for
+ * entries, plus the duplicate check within the page (want is at most the API's page limit
+ * plus one). h: scratch of n_src indexes. Returns how many posts page holds. */
+static size_t merge(source_t *src, size_t n_src, size_t *h, entry_t *page, size_t want)
+{
+    size_t nh = 0, got = 0;
+    for (size_t i = 0; i < n_src; i++) {
+        src[i].next = 0;
+        if (src[i].n)
+            h[nh++] = i;
+    }
+    for (size_t i = nh / 2; i-- > 0;)
+        sift_down(src, h, nh, i);
+    while (nh && got < want) {
+        source_t *top = &src[h[0]];
+        entry_t it = top->e[top->next++];
+        bool seen = false;
+        for (size_t k = 0; k < got && !seen; k++)
+            seen = page[k].post == it.post;
+        if (!seen)
+            page[got++] = it;
+        if (top->next == top->n)
+            h[0] = h[--nh];
+        sift_down(src, h, nh, 0);
+    }
+    return got;
+}
+
+/* ---- reading the sources ------------------------------------------------------------------- */
+
+/* How many posts to read first from each of n celebrities for a page of want: all of want
+ * when they are few; else about twice a fair share, at least 2. A celebrity whose first read
+ * reaches into the page is read again for the rest (reread), so the first read only has to
+ * be long enough to make that rare. */
+static size_t first_read(size_t n, size_t want)
+{
+    size_t k = (2 * want + n - 1) / (n ? n : 1);
+    return k < 2 ? 2 : k > want ? want : k;
+}
+
+/* The second read: after a merge of the first reads whose want-th post scores floor (0:
+ * fewer posts than want), every entry of the true page scores at least floor (the first
+ * reads are a subset of the sources), so a source is complete for the page once it is read
+ * down to floor. Those whose first read stopped above floor with more to come are read again,
+ * below their last entry and down to floor: at most 2 * want / k of them, since each holds k
+ * entries at or above floor. One pipelined round trip; the merge is then exact. */
+static int reread(storage_t *s, source_t *src, size_t n_src, uint64_t floor, size_t want)
+{
+    char min[32] = "-inf";
+    if (floor)
+        snprintf(min, sizeof(min), "%llu", (ull)floor);
+    size_t *which = malloc(n_src * sizeof(*which));
+    if (!which)
+        return -ENOMEM;
+    storage_redis_batch_t m;
+    storage_redis_batch_init(&m, s->redis);
+    for (size_t i = 0; i < n_src; i++) {
+        source_t *c = &src[i];
+        if (!c->more || c->e[c->n - 1].score < floor)
+            continue;
+        which[m.n] = i;
+        storage_redis_batch_add(&m, "ZREVRANGEBYSCORE " K_POSTS " (%llu %s WITHSCORES LIMIT 0 %llu",
+                                (ull)c->author, (ull)c->e[c->n - 1].score, min, (ull)(want - c->n));
+    }
+    int rc = m.n ? storage_redis_batch_run(&m) : 0;
+    for (size_t j = 0; rc == 0 && j < m.n; j++) {
+        source_t *c = &src[which[j]];
+        entry_t *e = malloc(want * sizeof(*e));
+        if (!e) {
+            rc = -ENOMEM;
+            break;
+        }
+        memcpy(e, c->e, c->n * sizeof(*e));
+        c->e = e;
+        c->own = true;
+        append(m.r[j], e, &c->n, want);
+        c->more = false;
+    }
+    free(which);
+    storage_redis_batch_free(&m);
+    return rc;
+}
+
+/* Reads the sources of one page and merges them into page (room for limit + 1); returns 0
+ * with *got set, or a negative errno. The timeline (trimmed first) and the celebrities
+ * followed come in one round trip; the celebrities' posts sit on their own
+ * slots, so they take a second, one pipeline per node (and rarely a third: reread). */
+static int read_page(storage_t *s, uint64_t user, const char *max, size_t limit, int timeline_max,
+                     entry_t *page, size_t *got)
+{
+    static const char trim_script[] = SCRIPT_TRIM_TIMELINE "return trim_timeline(KEYS[1], "
+                                                           "KEYS[2], ARGV[1])\n";
+    size_t want = limit + 1;
+    source_t *src = NULL;
+    size_t *h = NULL, n_src = 0;
+    entry_t *first = NULL;
+    char tl[40], rb[40], maxbuf[16];
+    snprintf(tl, sizeof(tl), K_TIMELINE, (ull)user);
+    snprintf(rb, sizeof(rb), K_REPOSTED_BY, (ull)user);
+    snprintf(maxbuf, sizeof(maxbuf), "%d", timeline_max);
+    const char *trim[] = {"EVAL", trim_script, "2", tl, rb, maxbuf};
+    storage_redis_batch_t b, m;
     storage_redis_batch_init(&b, s->redis);
-    storage_redis_batch_add(&b, "ZREMRANGEBYRANK " K_TIMELINE " 0 %d", (ull)user,
-                            -(timeline_max + 1));
+    storage_redis_batch_init(&m, s->redis);
+    storage_redis_batch_addargv(&b, 6, trim, NULL);
     storage_redis_batch_add(&b, "ZREVRANGEBYSCORE " K_TIMELINE " %s -inf WITHSCORES LIMIT 0 %llu",
-                            (ull)user, max, (ull)(limit + 1));
+                            (ull)user, max, (ull)want);
     storage_redis_batch_add(&b, "SMEMBERS " K_CELEB_FOLLOWS, (ull)user);
     int rc = storage_redis_batch_run_checked(&b);
     if (rc)
         goto out;
     const redisReply *celebs = b.r[2];
-    size_t cap = (limit + 1) * (1 + celebs->elements);
-    *entries = malloc(cap * sizeof(**entries));
-    if (!*entries) {
+    size_t k = first_read(celebs->elements, want);
+    src = calloc(1 + celebs->elements, sizeof(*src));
+    h = malloc((1 + celebs->elements) * sizeof(*h));
+    first = malloc((want + k * celebs->elements) * sizeof(*first));
+    if (!src || !h || !first) {
         rc = -ENOMEM;
         goto out;
     }
-    append(b.r[1], *entries, n, cap);
-    storage_redis_batch_t m;
-    storage_redis_batch_init(&m, s->redis);
-    for (size_t i = 0; i < celebs->elements; i++)
+    /* Source 0, the timeline, is read to the full want; then the celebrities, k each. */
+    src[0].e = first;
+    append(b.r[1], first, &src[0].n, want);
+    n_src = 1;
+    entry_t *at = first + src[0].n;
+    for (size_t i = 0; i < celebs->elements; i++) {
+        uint64_t author = storage_redis_uint_str(celebs->element[i]);
+        if (!author)
+            continue;
+        src[n_src++].author = author;
         storage_redis_batch_add(&m, "ZREVRANGEBYSCORE " K_POSTS " %s -inf WITHSCORES LIMIT 0 %llu",
-                                (ull)storage_redis_uint_str(celebs->element[i]), max,
-                                (ull)(limit + 1));
+                                (ull)author, max, (ull)k);
+    }
     if (m.n) {
         rc = storage_redis_batch_run(&m);
-        for (size_t i = 0; rc == 0 && i < m.n; i++)
-            append(m.r[i], *entries, n, cap);
+        if (rc)
+            goto out;
+        for (size_t i = 1; i < n_src; i++) {
+            source_t *c = &src[i];
+            c->e = at;
+            append(m.r[i - 1], at, &c->n, k);
+            c->more = c->n == k && k < want;
+            at += c->n;
+        }
     }
-    storage_redis_batch_free(&m);
+    *got = merge(src, n_src, h, page, want);
+    rc = reread(s, src, n_src, *got == want ? page[want - 1].score : 0, want);
+    if (rc == 0)
+        *got = merge(src, n_src, h, page, want);
 out:
+    for (size_t i = 0; src && i < n_src; i++)
+        if (src[i].own)
+            free(src[i].e);
+    free(src);
+    free(h);
+    free(first);
+    storage_redis_batch_free(&m);
     storage_redis_batch_free(&b);
     return rc;
 }
@@ -92,21 +249,11 @@ int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t l
     char max[32] = "+inf";
     if (cursor)
         snprintf(max, sizeof(max), "(%llu", (ull)cursor);
-    entry_t *e = NULL;
-    size_t n = 0;
-    int rc = read_sources(s, user, max, limit, timeline_max, &e, &n);
+    size_t unique = 0;
+    entry_t *e = malloc((limit + 1) * sizeof(*e));
+    int rc = e ? read_page(s, user, max, limit, timeline_max, e, &unique) : -ENOMEM;
     if (rc)
         goto fail;
-    qsort(e, n, sizeof(*e), by_score_desc);
-    /* Keep each post once, at its newest entry. */
-    size_t unique = 0;
-    for (size_t i = 0; i < n; i++) {
-        bool seen = false;
-        for (size_t k = 0; k < unique && !seen; k++)
-            seen = e[k].post == e[i].post;
-        if (!seen)
-            e[unique++] = e[i];
-    }
     size_t keep = unique > limit ? limit : unique;
     out->page.ids = malloc((keep ? keep : 1) * sizeof(uint64_t));
     out->reposted_by = calloc(keep ? keep : 1, sizeof(uint64_t));

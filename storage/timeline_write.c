@@ -5,7 +5,9 @@
  * runs twice leaves one entry. A chunk of followers is one script call that adds and
  * trims each timeline to --timeline-max (the read path trims too, for entries written
  * by backfills and reposts). Repost entries are timeline entries too: a reposted post
- * scored by the repost, with who reposted it in rb:{user}.
+ * scored by the repost, with who reposted it in rb:{user}; whatever takes an entry out of a
+ * timeline (a trim, a delete, an unfollow) takes its rb:{user} field too, so the index stays
+ * the size of the timeline.
  */
 #include "storage/storage_async.h"
 #include "storage/storage_internal.h"
@@ -180,14 +182,14 @@ int storage_followers_chunk(storage_async_t *sa, uint64_t author, uint64_t curso
  * microsecond. Trimming is left to one post in TRIM_EVERY (by its millisecond, so spread
  * over time): a call per follower per post for it cost a third of the script. A timeline
  * thus holds a few entries over --timeline-max between trims; the read path trims exactly
- * before it reads. On Redis Cluster the chunk becomes one call per node
- * (storage_redis_group_eval_by_node). */
+ * before it reads. A trim also drops the reposted-by fields of the entries it drops: rb:{user}
+ * is named from tl:{user} ("tl:" + the tag), the same slot. On Redis Cluster the chunk becomes
+ * one call per node (storage_redis_group_eval_by_node). */
 static const char add_script[] =
-    SCRIPT_NODE_KEYS
-    "local cut = -tonumber(ARGV[2]) - 1\n"
+    SCRIPT_NODE_KEYS SCRIPT_TRIM_TIMELINE
     "for _, key in ipairs(KEYS) do\n"
     "  redis.call('ZADD', key, ARGV[1], ARGV[1])\n"
-    "  if ARGV[3] == '1' then redis.call('ZREMRANGEBYRANK', key, 0, cut) end\n"
+    "  if ARGV[3] == '1' then trim_timeline(key, 'rb:' .. string.sub(key, 4), ARGV[2]) end\n"
     "end\n"
     "return #KEYS\n";
 
@@ -214,8 +216,11 @@ int storage_timelines_remove(storage_async_t *sa, uint64_t post, const uint64_t 
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    for (size_t i = 0; i < n; i++)
+    /* A deleted post's entry may have come through a repost: its reposted-by field goes too. */
+    for (size_t i = 0; i < n; i++) {
         storage_redis_group_add(g, "ZREM " K_TIMELINE " %llu", (ull)users[i], (ull)post);
+        storage_redis_group_add(g, "HDEL " K_REPOSTED_BY " %llu", (ull)users[i], (ull)post);
+    }
     return storage_redis_group_end(g);
 }
 
@@ -246,13 +251,14 @@ int storage_celebrity_followers_add(storage_async_t *sa, uint64_t author, const 
  * reposted_by, no live event); nor does one who blocked, was blocked by or muted the
  * author or the reposter. */
 static const char repost_add_script[] =
+    SCRIPT_TRIM_TIMELINE
     "for _, who in ipairs({ARGV[9], ARGV[3]}) do\n"
     "  if redis.call('ZSCORE', KEYS[4], who) or redis.call('ZSCORE', KEYS[5], who)\n"
     "     or redis.call('ZSCORE', KEYS[6], who) then return 0 end\n"
     "end\n"
     "if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2]) == 1 then\n"
     "  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])\n"
-    "  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[4]) - 1)\n"
+    "  trim_timeline(KEYS[1], KEYS[2], ARGV[4])\n"
     "  local ref = ARGV[2] .. ':' .. ARGV[3]\n"
     "  local id = redis.call('XADD', KEYS[3], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[6], '*',\n"
     "                        'k', 'feed', 'r', ref)\n"
@@ -394,22 +400,29 @@ static void edge_write(edge_op_t *op)
                 argv[a++] = nums[i];
             }
             storage_redis_group_add_argv(g, (int)a, argv);
-            if (op->follow) { /* now the followee's own entries, no longer anyone's repost */
-                char rb[40];
-                snprintf(rb, sizeof(rb), K_REPOSTED_BY, (ull)tl);
-                a = 0;
-                argv[a++] = "HDEL";
-                argv[a++] = rb;
-                for (size_t i = 0; i < op->n_posts; i++)
-                    argv[a++] = nums[i];
-                storage_redis_group_add_argv(g, (int)a, argv);
-            }
+            /* Following: the followee's own entries, no longer anyone's repost; unfollowing:
+             * entries gone, and their reposted-by fields with them. */
+            char rb[40];
+            snprintf(rb, sizeof(rb), K_REPOSTED_BY, (ull)tl);
+            a = 0;
+            argv[a++] = "HDEL";
+            argv[a++] = rb;
+            for (size_t i = 0; i < op->n_posts; i++)
+                argv[a++] = nums[i];
+            storage_redis_group_add_argv(g, (int)a, argv);
             free(argv);
             free(nums);
         }
-        if (op->follow)
-            storage_redis_group_add(g, "ZREMRANGEBYRANK " K_TIMELINE " 0 %d", (ull)tl,
-                                    -(op->timeline_max + 1));
+        if (op->follow) {
+            static const char trim_script[] =
+                SCRIPT_TRIM_TIMELINE "return trim_timeline(KEYS[1], KEYS[2], ARGV[1])\n";
+            char tlkey[40], rbkey[40], max[16];
+            snprintf(tlkey, sizeof(tlkey), K_TIMELINE, (ull)tl);
+            snprintf(rbkey, sizeof(rbkey), K_REPOSTED_BY, (ull)tl);
+            snprintf(max, sizeof(max), "%d", op->timeline_max);
+            const char *trim[] = {"EVAL", trim_script, "2", tlkey, rbkey, max};
+            storage_redis_group_add_argv(g, 6, trim);
+        }
     }
     if (op->unconditional) { /* a block or mute also takes the target's reposts away */
         char tlkey[40], rb[40], target[24];
