@@ -212,7 +212,7 @@ static void conn_close(worker_t *w, conn_t *c, uint64_t now)
     if (c->state == C_IDLE)
         for (int i = 0; i < w->n_idle; i++)
             if (w->idle[i] == c) {
-                w->idle[i] = w->idle[--w->n_idle];
+                memmove(w->idle + i, w->idle + i + 1, (size_t)(--w->n_idle - i) * sizeof(*w->idle));
                 break;
             }
     c->fd = -1;
@@ -310,7 +310,10 @@ static void try_write(worker_t *w, conn_t *c)
 
 static void send_one(worker_t *w, uint64_t t_due, uint64_t now)
 {
-    conn_t *c = w->idle[--w->n_idle];
+    /* The longest idle first: at a low rate every connection stays in use, so none idles past
+     * the server's request deadline and races its close (a connection error nobody caused). */
+    conn_t *c = w->idle[0];
+    memmove(w->idle, w->idle + 1, (size_t)--w->n_idle * sizeof(*w->idle));
     c->state = C_BUSY;
     c->t_due = t_due;
     c->t_sent = now;
