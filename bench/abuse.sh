@@ -259,7 +259,8 @@ for n in $ABUSE_NICE; do
     printf 'round %s, abuser at nice %2s: p99 with abuse / p99 alone = %s / %s ms = %s%s\n' \
       "$round" "$n" "$b" "$a" "$ratio" "$( [ "$errs" = 0 ] || echo ", well-behaved errors $errs")"
   done
-  median=$(tr ' ' '\n' <<<"$ratios" | grep . | sort -g | awk '{v[NR] = $1} END {printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
+  median=$(tr ' ' '\n' <<<"$ratios" | grep . | sort -g |
+    awk '{v[NR] = $1} END {printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
   this=PASS
   if [ "$(echo "$median > $LIMIT" | bc -l)" = 1 ] || [ "$errs_all" != 0 ]; then this=FAIL verdict=FAIL; fi
   printf 'abuser at nice %2s: median ratio over %s round(s) %s (limit %s), well-behaved errors %s: %s\n' \

@@ -13,8 +13,9 @@
  * They are opened in that order, so the floods hold their connections before the idle ones
  * fill the cap. A flood connection the server closes (after a 429, or refused at the cap) is
  * reopened at once (--flood-reconnect-ms), an idle or drip one after --reconnect-ms, so the
- * pressure lasts the whole run: a connection closed with a request unanswered counts as *refused* when it lived less
- * than REFUSED_NS (the cap shuts it at accept), else as *cut* (the request deadline).
+ * pressure lasts the whole run: a connection closed with a request unanswered counts as
+ * *refused* when it lived less than REFUSED_NS (the cap shuts it at accept), else as *cut*
+ * (the request deadline).
  * Everything is bounded by --duration (SIGTERM ends it early, with the report) and, for the
  * floods, --requests; the output is a table per kind and one "RESULT key=value ..." line.
  */
@@ -180,8 +181,8 @@ static size_t build_request(conn_t *c)
     } else {
         if (bench_post_body(body, sizeof(body), "abuse", n) < 0)
             bench_die("post body too long");
-        len = bench_http_request(c->req, sizeof(c->req), "POST", "/v1/posts", opt.port,
-                                 opt.token, "", body);
+        len = bench_http_request(c->req, sizeof(c->req), "POST", "/v1/posts", opt.port, opt.token,
+                                 "", body);
     }
     if (len < 0)
         bench_die("request too long (token of %zu bytes?)", strlen(opt.token));
@@ -321,21 +322,20 @@ static void on_event(conn_t *c, uint32_t events, uint64_t now)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: tidings-abuse --port PORT --token FILE [options]\n"
-            "  --source ADDR          local address to connect from, in 127/8 (127.0.0.2)\n"
-            "  --token FILE           the abuser's bearer token (first line)\n"
-            "  --post N               connections flooding POST /v1/posts (8)\n"
-            "  --register N           connections flooding POST /v1/users (4)\n"
-            "  --drip N               connections writing a request one byte at a time (16)\n"
-            "  --idle N               connections opened and left silent (160)\n"
-            "  --drip-interval-ms MS  between two bytes of a drip connection (1000)\n"
-            "  --reconnect-ms MS      before reopening an idle or drip connection (100)\n"
-            "  --flood-reconnect-ms MS  before reopening a flood connection (0: at once)\n"
-            "  --duration S           seconds to run (20)\n"
-            "  --requests N           flood requests at most, both floods (10000000)\n"
-            "  --quiet                print only the RESULT line\n"
-            "Loopback only: it connects to 127.0.0.1:PORT.\n");
+    fprintf(f, "usage: tidings-abuse --port PORT --token FILE [options]\n"
+               "  --source ADDR          local address to connect from, in 127/8 (127.0.0.2)\n"
+               "  --token FILE           the abuser's bearer token (first line)\n"
+               "  --post N               connections flooding POST /v1/posts (8)\n"
+               "  --register N           connections flooding POST /v1/users (4)\n"
+               "  --drip N               connections writing a request one byte at a time (16)\n"
+               "  --idle N               connections opened and left silent (160)\n"
+               "  --drip-interval-ms MS  between two bytes of a drip connection (1000)\n"
+               "  --reconnect-ms MS      before reopening an idle or drip connection (100)\n"
+               "  --flood-reconnect-ms MS  before reopening a flood connection (0: at once)\n"
+               "  --duration S           seconds to run (20)\n"
+               "  --requests N           flood requests at most, both floods (10000000)\n"
+               "  --quiet                print only the RESULT line\n"
+               "Loopback only: it connects to 127.0.0.1:PORT.\n");
 }
 
 static volatile sig_atomic_t stop_asked;

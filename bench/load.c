@@ -212,7 +212,8 @@ static void conn_close(worker_t *w, conn_t *c, uint64_t now)
     if (c->state == C_IDLE)
         for (int i = 0; i < w->n_idle; i++)
             if (w->idle[i] == c) {
-                memmove(w->idle + i, w->idle + i + 1, (size_t)(--w->n_idle - i) * sizeof(*w->idle));
+                w->n_idle--;
+                memmove(w->idle + i, w->idle + i + 1, (size_t)(w->n_idle - i) * sizeof(*w->idle));
                 break;
             }
     c->fd = -1;
@@ -271,7 +272,8 @@ static size_t build_request(worker_t *w, char *buf)
         snprintf(idem, sizeof(idem), "Idempotency-Key: load-%ld-%llu\r\n", (long)getpid(),
                  (unsigned long long)n);
     int len;
-    bool post = opt.mode == MODE_POST || (opt.post_every > 0 && n % (uint64_t)opt.post_every == 0);
+    bool post = opt.mode == MODE_POST ||
+                (opt.post_every > 0 && n % (uint64_t)opt.post_every == 0);
     if (!post && opt.mode == MODE_TIMELINE) {
         len = bench_http_request(buf, REQ_MAX, "GET", "/v1/timeline", opt.port, token, idem, NULL);
     } else if (!post) {
@@ -683,7 +685,9 @@ int main(int argc, char **argv)
     double window_s = (double)(last - t_measure) / 1e9;
     double rps = window_s > 0 ? (double)answered / window_s : 0;
     uint64_t errors = non2xx + conn_err + proto + timeouts;
-    const char *mode = opt.mode == MODE_GET ? "get" : opt.mode == MODE_TIMELINE ? "timeline" : "post";
+    const char *mode = opt.mode == MODE_GET        ? "get"
+                       : opt.mode == MODE_TIMELINE ? "timeline"
+                                                   : "post";
 
     if (!opt.quiet) {
         if (opt.rate > 0)
