@@ -1,4 +1,4 @@
-/* bench/bench_lib.h -- what the two C load generators (load.c, sse_load.c) share.
+/* bench/bench_lib.h -- what the C load generators (load.c, sse_load.c, abuse_load.c) share.
  *
  * Both are single-process clients of a tidings on 127.0.0.1: they read bearer tokens from a
  * file, open TCP connections to loopback, write HTTP/1.1 requests by hand and parse the

@@ -14,6 +14,10 @@
  * delayed (no coordinated omission). Requests still unanswered when the grace period ends
  * are counted as timeouts and recorded with their latency so far, a lower bound.
  *
+ * --mode timeline reads GET /v1/timeline; --post-every N makes every Nth request a POST
+ * /v1/posts in any mode, so one histogram holds a user's mix of reads and writes (the abuse
+ * benchmark's well-behaved client).
+ *
  * Every run is bounded by --duration and --requests. The first --warmup seconds are run
  * but not recorded. Latencies go into a log-linear histogram (64 buckets per power of two,
  * so percentiles are exact to about 1.6%); the output is human-readable lines followed by
@@ -44,7 +48,7 @@
 
 /* ---- options and inputs --------------------------------------------------------------- */
 
-typedef enum { MODE_POST, MODE_GET } load_mode_t;
+typedef enum { MODE_POST, MODE_GET, MODE_TIMELINE } load_mode_t;
 
 static struct {
     int port;
@@ -58,6 +62,7 @@ static struct {
     const char *text;
     bool idempotency;
     bool quiet;
+    int post_every; /* every Nth request is a POST /v1/posts whatever the mode; 0: none */
     char **tokens;
     size_t n_tokens;
     char **ids;
@@ -207,7 +212,8 @@ static void conn_close(worker_t *w, conn_t *c, uint64_t now)
     if (c->state == C_IDLE)
         for (int i = 0; i < w->n_idle; i++)
             if (w->idle[i] == c) {
-                w->idle[i] = w->idle[--w->n_idle];
+                w->n_idle--;
+                memmove(w->idle + i, w->idle + i + 1, (size_t)(w->n_idle - i) * sizeof(*w->idle));
                 break;
             }
     c->fd = -1;
@@ -266,7 +272,11 @@ static size_t build_request(worker_t *w, char *buf)
         snprintf(idem, sizeof(idem), "Idempotency-Key: load-%ld-%llu\r\n", (long)getpid(),
                  (unsigned long long)n);
     int len;
-    if (opt.mode == MODE_GET) {
+    bool post = opt.mode == MODE_POST ||
+                (opt.post_every > 0 && n % (uint64_t)opt.post_every == 0);
+    if (!post && opt.mode == MODE_TIMELINE) {
+        len = bench_http_request(buf, REQ_MAX, "GET", "/v1/timeline", opt.port, token, idem, NULL);
+    } else if (!post) {
         char path[1100];
         snprintf(path, sizeof(path), "/v1/posts/%s", opt.ids[n % opt.n_ids]);
         len = bench_http_request(buf, REQ_MAX, "GET", path, opt.port, token, idem, NULL);
@@ -302,7 +312,10 @@ static void try_write(worker_t *w, conn_t *c)
 
 static void send_one(worker_t *w, uint64_t t_due, uint64_t now)
 {
-    conn_t *c = w->idle[--w->n_idle];
+    /* The longest idle first: at a low rate every connection stays in use, so none idles past
+     * the server's request deadline and races its close (a connection error nobody caused). */
+    conn_t *c = w->idle[0];
+    memmove(w->idle, w->idle + 1, (size_t)--w->n_idle * sizeof(*w->idle));
     c->state = C_BUSY;
     c->t_due = t_due;
     c->t_sent = now;
@@ -533,7 +546,9 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: tidings-load --port PORT --tokens FILE [options]\n"
-            "  --mode post|get      POST /v1/posts (default) or GET /v1/posts/{id}\n"
+            "  --mode post|get|timeline  POST /v1/posts (default), GET /v1/posts/{id} or\n"
+            "                       GET /v1/timeline\n"
+            "  --post-every N       every Nth request is a POST /v1/posts instead (0: none)\n"
             "  --ids FILE           post ids for --mode get, one a line (rotated)\n"
             "  --tokens FILE        bearer tokens, one a line (rotated)\n"
             "  --connections N      keep-alive connections (64)\n"
@@ -570,6 +585,7 @@ int main(int argc, char **argv)
         {"text", BENCH_OPT_STR, &opt.text},
         {"idempotency", BENCH_OPT_TRUE, &opt.idempotency},
         {"quiet", BENCH_OPT_TRUE, &opt.quiet},
+        {"post-every", BENCH_OPT_INT, &opt.post_every},
         {NULL, 0, NULL},
     };
     bench_prog = "load";
@@ -586,8 +602,12 @@ int main(int argc, char **argv)
         opt.mode = MODE_POST;
     else if (strcmp(mode_arg, "get") == 0)
         opt.mode = MODE_GET;
+    else if (strcmp(mode_arg, "timeline") == 0)
+        opt.mode = MODE_TIMELINE;
     else
-        bench_die("--mode must be post or get, not %s", mode_arg);
+        bench_die("--mode must be post, get or timeline, not %s", mode_arg);
+    if (opt.post_every < 0)
+        bench_die("--post-every must be 0 or more");
     if (opt.threads < 1 || opt.threads > MAX_THREADS)
         bench_die("--threads must be 1 or 2");
     if (opt.connections < opt.threads || opt.connections > 20000)
@@ -665,7 +685,9 @@ int main(int argc, char **argv)
     double window_s = (double)(last - t_measure) / 1e9;
     double rps = window_s > 0 ? (double)answered / window_s : 0;
     uint64_t errors = non2xx + conn_err + proto + timeouts;
-    const char *mode = opt.mode == MODE_GET ? "get" : "post";
+    const char *mode = opt.mode == MODE_GET        ? "get"
+                       : opt.mode == MODE_TIMELINE ? "timeline"
+                                                   : "post";
 
     if (!opt.quiet) {
         if (opt.rate > 0)
