@@ -25,8 +25,8 @@ typedef struct api_s {
     const fanout_stats_t *fanout; /* borrowed; NULL when this process runs no engine */
     notify_hub_t *hub;            /* borrowed: live streams */
     struct api_render_cache_s *render_cache;
-    struct stream_writers_s *stream_writers; /* the SSE fast path; NULL: resume only */
-    const api_connections_stats_t *connections; /* borrowed from the server while it runs */
+    struct stream_writers_s *stream_writers;       /* the SSE fast path; NULL: resume only */
+    const api_connections_stats_t *connections;    /* borrowed from the server while it runs */
     struct api_address_counts_s *stream_addresses; /* streams per client address (sse.c) */
 } api_t;
 
@@ -57,7 +57,7 @@ typedef struct api_req_s {
     const char *content_type;
     char location[96];
     char allow[64];
-    int retry_after; /* seconds; 0 for none */
+    int retry_after;      /* seconds; 0 for none */
     char rate_policy[64]; /* RateLimit-Policy and RateLimit values; "" for none */
     char rate_state[64];
     struct {

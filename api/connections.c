@@ -170,8 +170,8 @@ static void started(api_connections_t *c, struct MHD_Connection *conn, void **so
     if (!k)
         return; /* the connection runs without our books: no deadline, not counted */
     k->owner = c;
-    const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn,
-                                                                 MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     const union MHD_ConnectionInfo *peer =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     k->fd = fd ? fd->connect_fd : -1;

@@ -79,9 +79,9 @@ int api_notices_json(api_t *api, const storage_notifications_t *page, json_t *it
             json_decref(list); /* its post was deleted, or its actors are gone */
             continue;
         }
-        json_t *obj = json_pack("{s:o, s:s, s:o, s:I, s:o, s:b}", "id", api_id_json(it->id),
-                                "type", storage_notification_types[it->type], "actors", list,
-                                "actor_count", (json_int_t)it->actor_count, "created_at",
+        json_t *obj = json_pack("{s:o, s:s, s:o, s:I, s:o, s:b}", "id", api_id_json(it->id), "type",
+                                storage_notification_types[it->type], "actors", list, "actor_count",
+                                (json_int_t)it->actor_count, "created_at",
                                 api_time_json(storage_id_time_ms(it->id)), "read", it->read);
         if (obj && post)
             json_object_set(obj, "post", (json_t *)post);
@@ -103,7 +103,7 @@ void api_notifications_list(api_req_t *r)
         return;
     storage_notifications_t page;
     int rc = storage_notifications_page(r->api->storage, r->caller.id, cursor, limit, types,
-                                  (size_t)r->api->cfg->fanout.notifications_max, &page);
+                                        (size_t)r->api->cfg->fanout.notifications_max, &page);
     if (rc) {
         api_storage_problem(r, rc, "notification");
         return;

@@ -150,8 +150,7 @@ static void reply_post(api_req_t *r, int status, const storage_post_t *post)
 static bool replay(api_req_t *r, uint64_t id, bool same_request, storage_post_t *post)
 {
     if (!same_request) {
-        api_problem(r, API_UNPROCESSABLE,
-                    "this Idempotency-Key was used for a different request");
+        api_problem(r, API_UNPROCESSABLE, "this Idempotency-Key was used for a different request");
         return true;
     }
     storage_post_t existing;
@@ -196,8 +195,8 @@ void api_posts_create(api_req_t *r)
         uint64_t existing = 0;
         bool same = false;
         api_fingerprint(r->body, r->body_len, fingerprint);
-        int rc = storage_idempotency_claim(r->api->storage, r->caller.id, key, fingerprint,
-                                           post.id, &existing, &same);
+        int rc = storage_idempotency_claim(r->api->storage, r->caller.id, key, fingerprint, post.id,
+                                           &existing, &same);
         if (rc == -EEXIST && replay(r, existing, same, &post))
             goto out;
         if (rc && rc != -EEXIST) {

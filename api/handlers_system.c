@@ -33,7 +33,10 @@ static void api_fanout_metrics(const fanout_stats_t *st, const api_histogram_t *
         bool is_signed;
     } series[] = {
 #define U(field, name, type, help) {name, type, help, offsetof(fanout_stats_t, field), false}
-#define S(field, name, type, help) {name, type, help, offsetof(fanout_stats_t, field), true}
+#define S(field, name, type, help)                                                                 \
+    {                                                                                              \
+        name, type, help, offsetof(fanout_stats_t, field), true                                    \
+    }
         U(jobs_done, "tidings_fanout_jobs_done_total", "counter", "Fan-out jobs finished."),
         U(jobs_failed, "tidings_fanout_jobs_failed_total", "counter",
           "Fan-out job attempts that failed (retried later)."),
@@ -59,8 +62,8 @@ static void api_fanout_metrics(const fanout_stats_t *st, const api_histogram_t *
                                        : (double)atomic_load((const atomic_ullong *)p);
         if (series[i].offset == offsetof(fanout_stats_t, oldest_pending_ms))
             v /= 1000.0;
-        api_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n%s %.15g\n", series[i].name,
-                        series[i].help, series[i].name, series[i].type, series[i].name, v);
+        api_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n%s %.15g\n", series[i].name, series[i].help,
+                        series[i].name, series[i].type, series[i].name, v);
     }
     api_text_printf(t, "# HELP tidings_fanout_job_duration_seconds Time from a job's start to "
                        "its acknowledgement.\n"
@@ -73,24 +76,25 @@ static void api_fanout_metrics(const fanout_stats_t *st, const api_histogram_t *
 static void api_stream_metrics(const notify_stats_t *st, const api_histogram_t *delivery,
                                api_text_t *t)
 {
-    api_text_printf(t,
-                    "# HELP tidings_streams_open Event streams open now.\n"
-                    "# TYPE tidings_streams_open gauge\n"
-                    "tidings_streams_open %lld\n"
-                    "# HELP tidings_streams_opened_total Event streams opened.\n"
-                    "# TYPE tidings_streams_opened_total counter\n"
-                    "tidings_streams_opened_total %llu\n"
-                    "# HELP tidings_stream_events_replayed_total Events sent from the log on resume.\n"
-                    "# TYPE tidings_stream_events_replayed_total counter\n"
-                    "tidings_stream_events_replayed_total %llu\n"
-                    "# HELP tidings_streams_dropped_total Streams cut off for reading too slowly.\n"
-                    "# TYPE tidings_streams_dropped_total counter\n"
-                    "tidings_streams_dropped_total %llu\n"
-                    "# HELP tidings_stream_delivery_seconds From an event's logging to its sending.\n"
-                    "# TYPE tidings_stream_delivery_seconds histogram\n",
-                    (long long)atomic_load(&st->open), (unsigned long long)atomic_load(&st->opened),
-                    (unsigned long long)atomic_load(&st->replayed),
-                    (unsigned long long)atomic_load(&st->dropped));
+    api_text_printf(
+        t,
+        "# HELP tidings_streams_open Event streams open now.\n"
+        "# TYPE tidings_streams_open gauge\n"
+        "tidings_streams_open %lld\n"
+        "# HELP tidings_streams_opened_total Event streams opened.\n"
+        "# TYPE tidings_streams_opened_total counter\n"
+        "tidings_streams_opened_total %llu\n"
+        "# HELP tidings_stream_events_replayed_total Events sent from the log on resume.\n"
+        "# TYPE tidings_stream_events_replayed_total counter\n"
+        "tidings_stream_events_replayed_total %llu\n"
+        "# HELP tidings_streams_dropped_total Streams cut off for reading too slowly.\n"
+        "# TYPE tidings_streams_dropped_total counter\n"
+        "tidings_streams_dropped_total %llu\n"
+        "# HELP tidings_stream_delivery_seconds From an event's logging to its sending.\n"
+        "# TYPE tidings_stream_delivery_seconds histogram\n",
+        (long long)atomic_load(&st->open), (unsigned long long)atomic_load(&st->opened),
+        (unsigned long long)atomic_load(&st->replayed),
+        (unsigned long long)atomic_load(&st->dropped));
     api_histogram_render(delivery, &api_delivery_bounds, "tidings_stream_delivery_seconds", "", t);
     api_text_printf(t,
                     "# HELP tidings_stream_events_sent_total Events sent on streams.\n"
@@ -115,7 +119,8 @@ static void api_connection_metrics(const api_connections_stats_t *st, api_text_t
         "not arrive within --request-deadline.\n"
         "# TYPE tidings_http_connections_cut_total counter\n"
         "tidings_http_connections_cut_total{reason=\"request_deadline\"} %llu\n",
-        (long long)atomic_load(&st->open), (unsigned long long)atomic_load(&st->refused_per_address),
+        (long long)atomic_load(&st->open),
+        (unsigned long long)atomic_load(&st->refused_per_address),
         (unsigned long long)atomic_load(&st->cut_deadline));
 }
 
@@ -130,38 +135,40 @@ void api_system_metrics(api_req_t *r)
     api_text_t t = {0};
     api_metrics_render(&r->api->metrics, names, api_routes_count, &t);
     storage_t *s = r->api->storage;
-    api_text_printf(&t,
-                    "# HELP tidings_http_requests_in_flight Requests being handled now.\n"
-                    "# TYPE tidings_http_requests_in_flight gauge\n"
-                    "tidings_http_requests_in_flight %lld\n"
-                    "# HELP tidings_redis_up Whether the last Redis command got through.\n"
-                    "# TYPE tidings_redis_up gauge\n"
-                    "tidings_redis_up %d\n"
-                    "# HELP tidings_redis_reconnects_total Connections opened after Redis was down.\n"
-                    "# TYPE tidings_redis_reconnects_total counter\n"
-                    "tidings_redis_reconnects_total %llu\n"
-                    "# HELP tidings_id_node The leased id-generator node id (-1: none).\n"
-                    "# TYPE tidings_id_node gauge\n"
-                    "tidings_id_node %d\n",
-                    (long long)atomic_load(&r->api->metrics.in_flight), storage_is_up(s) ? 1 : 0,
-                    (unsigned long long)storage_reconnects(s), storage_node_id(s));
+    api_text_printf(
+        &t,
+        "# HELP tidings_http_requests_in_flight Requests being handled now.\n"
+        "# TYPE tidings_http_requests_in_flight gauge\n"
+        "tidings_http_requests_in_flight %lld\n"
+        "# HELP tidings_redis_up Whether the last Redis command got through.\n"
+        "# TYPE tidings_redis_up gauge\n"
+        "tidings_redis_up %d\n"
+        "# HELP tidings_redis_reconnects_total Connections opened after Redis was down.\n"
+        "# TYPE tidings_redis_reconnects_total counter\n"
+        "tidings_redis_reconnects_total %llu\n"
+        "# HELP tidings_id_node The leased id-generator node id (-1: none).\n"
+        "# TYPE tidings_id_node gauge\n"
+        "tidings_id_node %d\n",
+        (long long)atomic_load(&r->api->metrics.in_flight), storage_is_up(s) ? 1 : 0,
+        (unsigned long long)storage_reconnects(s), storage_node_id(s));
     storage_topology_stats_t topo;
     storage_topology_stats(s, &topo);
-    api_text_printf(&t,
-                    "# HELP tidings_redis_cluster Whether Redis is a Redis Cluster (0: one Redis).\n"
-                    "# TYPE tidings_redis_cluster gauge\n"
-                    "tidings_redis_cluster %d\n"
-                    "# HELP tidings_redis_masters Redis nodes that own slots, as last learnt.\n"
-                    "# TYPE tidings_redis_masters gauge\n"
-                    "tidings_redis_masters %d\n"
-                    "# HELP tidings_redis_redirects_total MOVED and ASK replies followed.\n"
-                    "# TYPE tidings_redis_redirects_total counter\n"
-                    "tidings_redis_redirects_total %llu\n"
-                    "# HELP tidings_redis_slot_map_refreshes_total Times the slot map was learnt.\n"
-                    "# TYPE tidings_redis_slot_map_refreshes_total counter\n"
-                    "tidings_redis_slot_map_refreshes_total %llu\n",
-                    topo.cluster ? 1 : 0, topo.masters, (unsigned long long)topo.redirects,
-                    (unsigned long long)topo.refreshes);
+    api_text_printf(
+        &t,
+        "# HELP tidings_redis_cluster Whether Redis is a Redis Cluster (0: one Redis).\n"
+        "# TYPE tidings_redis_cluster gauge\n"
+        "tidings_redis_cluster %d\n"
+        "# HELP tidings_redis_masters Redis nodes that own slots, as last learnt.\n"
+        "# TYPE tidings_redis_masters gauge\n"
+        "tidings_redis_masters %d\n"
+        "# HELP tidings_redis_redirects_total MOVED and ASK replies followed.\n"
+        "# TYPE tidings_redis_redirects_total counter\n"
+        "tidings_redis_redirects_total %llu\n"
+        "# HELP tidings_redis_slot_map_refreshes_total Times the slot map was learnt.\n"
+        "# TYPE tidings_redis_slot_map_refreshes_total counter\n"
+        "tidings_redis_slot_map_refreshes_total %llu\n",
+        topo.cluster ? 1 : 0, topo.masters, (unsigned long long)topo.redirects,
+        (unsigned long long)topo.refreshes);
     if (r->api->connections)
         api_connection_metrics(r->api->connections, &t);
     api_text_printf(&t, "# HELP tidings_http_rate_limited_total Requests answered 429: their "
@@ -186,4 +193,3 @@ void api_system_openapi(api_req_t *r)
 {
     api_reply_text(r, 200, "application/yaml", api_openapi_yaml, api_openapi_yaml_len);
 }
-

@@ -40,8 +40,9 @@ void api_users_create(api_req_t *r)
         api_problem(r, API_BAD_REQUEST, "handle must be 1 to 30 letters, digits or underscores");
     } else if (jn && !json_is_null(jn) && !name) {
         api_problem(r, API_BAD_REQUEST, "display_name must be a string");
-    } else if (name && (api_utf8_length(name) < 1 ||
-                        api_utf8_length(name) > DISPLAY_NAME_MAX_CHARS || api_has_control_chars(name))) {
+    } else if (name &&
+               (api_utf8_length(name) < 1 || api_utf8_length(name) > DISPLAY_NAME_MAX_CHARS ||
+                api_has_control_chars(name))) {
         api_problem(r, API_BAD_REQUEST,
                     "display_name must be 1 to %d characters without control characters",
                     DISPLAY_NAME_MAX_CHARS);
@@ -52,8 +53,8 @@ void api_users_create(api_req_t *r)
         uint64_t id = storage_id_next(r->api->storage);
         int rc = id ? api_token_new(id, token, hash) : -EAGAIN;
         if (rc == 0)
-            rc = storage_user_create(r->api->storage, id, handle, name ? name : handle, hash,
-                                     &user);
+            rc =
+                storage_user_create(r->api->storage, id, handle, name ? name : handle, hash, &user);
         if (rc == -EEXIST)
             api_problem(r, API_CONFLICT, "the handle '%s' is taken", handle);
         else if (rc)
@@ -61,7 +62,8 @@ void api_users_create(api_req_t *r)
         else {
             json_t *out = json_pack("{s:o, s:s}", "user", api_user_json(&user), "token", token);
             api_reply_json(r, 201, out);
-            snprintf(r->location, sizeof(r->location), "/v1/users/%llu", (unsigned long long)user.id);
+            snprintf(r->location, sizeof(r->location), "/v1/users/%llu",
+                     (unsigned long long)user.id);
         }
     }
     json_decref(body);

@@ -52,6 +52,6 @@ void api_histogram_render(const api_histogram_t *h, const api_histogram_bounds_t
     api_text_printf(out,
                     "%s_bucket{%s%sle=\"+Inf\"} %llu\n%s_sum%s%s%s %.6f\n%s_count%s%s%s %llu\n",
                     name, labels, sep, cumulative, name, open, labels, close,
-                    (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / US_PER_S,
-                    name, open, labels, close, cumulative);
+                    (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / US_PER_S, name,
+                    open, labels, close, cumulative);
 }

@@ -82,8 +82,8 @@ void log_write(int level, const char *module, int errnum, const char *fmt, ...)
         return;
     }
     char line[4400];
-    int len = snprintf(line, sizeof(line) - 1, "%s %-5s %s: %s", ts, level_names[level], module,
-                       msg);
+    int len =
+        snprintf(line, sizeof(line) - 1, "%s %-5s %s: %s", ts, level_names[level], module, msg);
     if (len > 0)
         emit(line, (size_t)len < sizeof(line) - 1 ? (size_t)len : sizeof(line) - 2);
 }
@@ -97,9 +97,9 @@ void log_access(const char *method, const char *path, int status, double seconds
     timestamp(ts, sizeof(ts));
     if (log_json) {
         emit_json(json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:f, s:I, s:s}", "time", ts, "level",
-                            "info", "module", "access", "method", method, "path", path,
-                            "status", status, "duration_ms", seconds * 1000.0, "bytes",
-                            (json_int_t)bytes, "route", route));
+                            "info", "module", "access", "method", method, "path", path, "status",
+                            status, "duration_ms", seconds * 1000.0, "bytes", (json_int_t)bytes,
+                            "route", route));
         return;
     }
     char line[2300];

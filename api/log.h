@@ -23,25 +23,25 @@ void log_redact_url(const char *url, char *out, size_t size);
 int log_level_parse(const char *name);
 
 /* The level is tested before the arguments are evaluated. */
-#define LOG(level, module, ...)                                                                \
-    do {                                                                                       \
-        if ((level) >= log_level)                                                              \
-            log_write((level), (module), 0, __VA_ARGS__);                                      \
+#define LOG(level, module, ...)                                                                    \
+    do {                                                                                           \
+        if ((level) >= log_level)                                                                  \
+            log_write((level), (module), 0, __VA_ARGS__);                                          \
     } while (0)
-#define LOG_ERRNO(level, module, errnum, ...)                                                  \
-    do {                                                                                       \
-        if ((level) >= log_level)                                                              \
-            log_write((level), (module), (errnum), __VA_ARGS__);                               \
+#define LOG_ERRNO(level, module, errnum, ...)                                                      \
+    do {                                                                                           \
+        if ((level) >= log_level)                                                                  \
+            log_write((level), (module), (errnum), __VA_ARGS__);                                   \
     } while (0)
 /* At most one line per second from this call site; the rest are counted, not written. */
-#define LOG_RATELIMITED(level, module, errnum, ...)                                            \
-    do {                                                                                       \
-        static atomic_llong log_rl_last_;                                                      \
-        static atomic_llong log_rl_dropped_;                                                   \
-        if ((level) >= log_level) {                                                            \
-            if (log_ratelimit_pass(&log_rl_last_, &log_rl_dropped_))                           \
-                log_write((level), (module), (errnum), __VA_ARGS__);                           \
-        }                                                                                      \
+#define LOG_RATELIMITED(level, module, errnum, ...)                                                \
+    do {                                                                                           \
+        static atomic_llong log_rl_last_;                                                          \
+        static atomic_llong log_rl_dropped_;                                                       \
+        if ((level) >= log_level) {                                                                \
+            if (log_ratelimit_pass(&log_rl_last_, &log_rl_dropped_))                               \
+                log_write((level), (module), (errnum), __VA_ARGS__);                               \
+        }                                                                                          \
     } while (0)
 bool log_ratelimit_pass(atomic_llong *last, atomic_llong *dropped);
 

@@ -184,8 +184,10 @@ static int start(tidings_t *app)
     size_t connections = api_connection_limit((size_t)app->cfg.max_connections);
     size_t stream_room = connections - connections / STREAM_ROOM_SHARE;
     if (app->cfg.notify.max_streams > stream_room) {
-        LOG(LOG_INFO, "main", "at most %zu event streams: %zu connections are possible with the "
-            "open-files limit and --max-connections", stream_room, connections);
+        LOG(LOG_INFO, "main",
+            "at most %zu event streams: %zu connections are possible with the "
+            "open-files limit and --max-connections",
+            stream_room, connections);
         app->cfg.notify.max_streams = stream_room;
     }
     app->hub = notify_hub_create(&app->cfg.notify);

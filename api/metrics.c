@@ -33,7 +33,8 @@ void api_metrics_render(const api_metrics_t *m, const char *const *route_names, 
         for (int s = 100; s < API_METRICS_STATUSES; s++) {
             unsigned long long v = atomic_load_explicit(&m->requests[r][s], memory_order_relaxed);
             if (v)
-                api_text_printf(out, "tidings_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+                api_text_printf(out,
+                                "tidings_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
                                 name, s, v);
         }
     }

@@ -9,12 +9,12 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-#define API_METRICS_ROUTES 40 /* routes plus one for "unmatched" */
+#define API_METRICS_ROUTES 40    /* routes plus one for "unmatched" */
 #define API_METRICS_STATUSES 600 /* indexed by the status itself, 100..599 */
 
 typedef struct api_metrics_s {
     atomic_ullong requests[API_METRICS_ROUTES][API_METRICS_STATUSES]; /* by route and status */
-    api_histogram_t latency[API_METRICS_ROUTES];                     /* api_request_bounds */
+    api_histogram_t latency[API_METRICS_ROUTES];                      /* api_request_bounds */
     atomic_llong in_flight;
     api_histogram_t job_duration;    /* api_job_bounds: reported by the engine's hook */
     api_histogram_t stream_delivery; /* api_delivery_bounds: event logged to event sent */

@@ -57,9 +57,9 @@ void api_problem(api_req_t *r, api_problem_t kind, const char *fmt, ...)
     api_utf8_sanitize(detail); /* a quoted input may be cut inside a character, or invalid */
     instance_of(instance, sizeof(instance), r->path);
     snprintf(type, sizeof(type), "urn:tidings:problem:%s", problems[kind].slug);
-    json_t *body = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title",
-                             problems[kind].title, "status", problems[kind].status, "detail",
-                             detail, "instance", instance);
+    json_t *body =
+        json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", problems[kind].title,
+                  "status", problems[kind].status, "detail", detail, "instance", instance);
     api_reply_json(r, problems[kind].status, body);
     r->content_type = "application/problem+json";
     if (kind == API_UNAVAILABLE)

@@ -30,12 +30,12 @@ const char *const api_rate_class_names[API_RATE_CLASSES] = {
 void api_rate_policy_defaults(api_rate_policy_t p[API_RATE_CLASSES])
 {
     /* What an active person on a busy day does, with room for a client that batches. */
-    p[API_RATE_PUBLISH] = (api_rate_policy_t){300, 3600, 30};   /* 5 a minute, 30 at once */
+    p[API_RATE_PUBLISH] = (api_rate_policy_t){300, 3600, 30};    /* 5 a minute, 30 at once */
     p[API_RATE_INTERACT] = (api_rate_policy_t){1200, 3600, 120}; /* 20 a minute */
     p[API_RATE_FOLLOW] = (api_rate_policy_t){400, 3600, 60};
-    p[API_RATE_REGISTER] = (api_rate_policy_t){60, 3600, 20};   /* per address: NATs share */
-    p[API_RATE_READ] = (api_rate_policy_t){3600, 60, 600};      /* 60 a second */
-    p[API_RATE_STREAM] = (api_rate_policy_t){60, 60, 20};       /* reconnect loops */
+    p[API_RATE_REGISTER] = (api_rate_policy_t){60, 3600, 20}; /* per address: NATs share */
+    p[API_RATE_READ] = (api_rate_policy_t){3600, 60, 600};    /* 60 a second */
+    p[API_RATE_STREAM] = (api_rate_policy_t){60, 60, 20};     /* reconnect loops */
 }
 
 int api_rate_policy_parse(const char *text, api_rate_policy_t *out)
@@ -104,8 +104,9 @@ bool api_rate_check(api_req_t *r)
         return true;
     atomic_fetch_add_explicit(&r->api->metrics.rate_limited[cls], 1, memory_order_relaxed);
     r->retry_after = (int)(t ? t : 1);
-    api_problem(r, API_TOO_MANY_REQUESTS, "the %s rate limit (%u per %u s, %u at once) is spent; "
-                "retry in %llu s", name, p->count, p->window_s, p->burst,
-                (unsigned long long)(t ? t : 1));
+    api_problem(r, API_TOO_MANY_REQUESTS,
+                "the %s rate limit (%u per %u s, %u at once) is spent; "
+                "retry in %llu s",
+                name, p->count, p->window_s, p->burst, (unsigned long long)(t ? t : 1));
     return false;
 }

@@ -105,8 +105,7 @@ int api_route_match(const char *method, char *path, const char **params, char *a
         if (strcmp(api_routes[i].method, wanted) == 0)
             return (int)i;
         size_t used = strlen(allow);
-        snprintf(allow + used, allow_size - used, "%s%s", used ? ", " : "",
-                 api_routes[i].method);
+        snprintf(allow + used, allow_size - used, "%s%s", used ? ", " : "", api_routes[i].method);
         if (strcmp(api_routes[i].method, "GET") == 0) {
             used = strlen(allow);
             snprintf(allow + used, allow_size - used, ", HEAD");

@@ -191,8 +191,8 @@ static api_req_t *request_new(api_t *api, struct MHD_Connection *conn, const cha
 /* Does a declared Content-Length exceed the limit? */
 static bool declared_too_large(struct MHD_Connection *conn, size_t max)
 {
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (!cl)
         return false;
     char *end;
@@ -223,9 +223,8 @@ static bool append_body(api_req_t *r, const char *data, size_t len, size_t max)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     (void)version;
     api_t *api = cls;
@@ -310,7 +309,8 @@ static bool resolve_listen(const char *listen, struct sockaddr_storage *addr, bo
     }
     memcpy(host, h, hlen);
     host[hlen] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     if (getaddrinfo(hlen ? host : NULL, colon + 1, &hints, &res) != 0 || !res)
@@ -333,10 +333,10 @@ api_server_t *api_server_start(api_t *api)
     if (!srv)
         return NULL;
     srv->api = api;
-    api_connections_config_t ccfg = {
-        .per_address_max = (size_t)api->cfg->max_connections_per_address,
-        .request_deadline_ms = api->cfg->request_deadline_s * 1000,
-        .trusted = &api->cfg->trusted_proxies};
+    api_connections_config_t ccfg = {.per_address_max =
+                                         (size_t)api->cfg->max_connections_per_address,
+                                     .request_deadline_ms = api->cfg->request_deadline_s * 1000,
+                                     .trusted = &api->cfg->trusted_proxies};
     srv->connections = api_connections_create(&ccfg);
     if (!srv->connections) {
         free(srv);

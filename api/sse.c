@@ -165,8 +165,8 @@ typedef struct stream_s {
     char *out; /* bytes rendered and not yet sent */
     size_t out_len, out_off, out_cap;
     bool started;
-    bool failed;    /* the fast path could not render an event */
-    bool peer_gone; /* the fast path's send failed: the client went away */
+    bool failed;                  /* the fast path could not render an event */
+    bool peer_gone;               /* the fast path's send failed: the client went away */
     char reset_id[NOTIFY_ID_MAX]; /* non-empty: start with a reset event at this id */
     api_address_t client;
     bool holds_address; /* counts towards its client address's --max-streams-per-address */
@@ -243,7 +243,8 @@ static char *render_feed(stream_t *st, const char *ref, bool fresh)
     if (json)
         return json;
     char *colon;
-    uint64_t post = strtoull(ref, &colon, 10), reposter = *colon == ':' ? strtoull(colon + 1, NULL, 10) : 0;
+    uint64_t post = strtoull(ref, &colon, 10),
+             reposter = *colon == ':' ? strtoull(colon + 1, NULL, 10) : 0;
     api_hydrate_t opt = {.reposted_by = &reposter};
     json_t *items = json_array();
     if (items && api_posts_hydrate(st->api, &post, 1, &opt, items) == 0 &&
@@ -537,7 +538,8 @@ void api_stream_get(api_req_t *r)
                                                 (size_t)api->cfg->max_streams_per_address);
     if (!st->holds_address) {
         stream_free(st);
-        r->retry_after = api->cfg->live.heartbeat_ms / 1000; /* a dropped stream is noticed by then */
+        r->retry_after =
+            api->cfg->live.heartbeat_ms / 1000; /* a dropped stream is noticed by then */
         api_problem(r, API_TOO_MANY_REQUESTS,
                     "this address has %d event streams open already; close one first",
                     api->cfg->max_streams_per_address);
@@ -588,7 +590,8 @@ void api_stream_get(api_req_t *r)
         api_storage_problem(r, rc, "user");
         return;
     }
-    r->custom = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, reader, st, stream_free);
+    r->custom =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, reader, st, stream_free);
     if (!r->custom) {
         stream_free(st);
         api_storage_problem(r, -ENOMEM, "user");

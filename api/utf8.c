@@ -21,8 +21,11 @@ size_t api_utf8_length(const char *s)
 static size_t utf8_sequence(const unsigned char *s)
 {
     unsigned char c = s[0];
-    size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                                                       : (c & 0xF8) == 0xF0 ? 4 : 0;
+    size_t n = c < 0x80             ? 1
+               : (c & 0xE0) == 0xC0 ? 2
+               : (c & 0xF0) == 0xE0 ? 3
+               : (c & 0xF8) == 0xF0 ? 4
+                                    : 0;
     if (n == 0 || (n == 2 && c < 0xC2) || (n == 4 && c > 0xF4))
         return 0;
     for (size_t i = 1; i < n; i++)

@@ -43,10 +43,9 @@ json_t *api_post_json(const storage_post_t *p, const storage_user_t *author)
     return json_pack("{s:o, s:{s:o, s:s, s:s}, s:s, s:o, s:o, s:o, s:I, s:I}", "id",
                      api_id_json(p->id), "author", "id", api_id_json(author->id), "handle",
                      author->handle, "display_name", author->display_name, "text", p->text,
-                     "reply_to", p->reply_to ? api_id_json(p->reply_to) : json_null(),
-                     "mentions", mentions, "created_at", api_time_json(storage_id_time_ms(p->id)),
-                     "like_count", (json_int_t)p->like_count, "repost_count",
-                     (json_int_t)p->repost_count);
+                     "reply_to", p->reply_to ? api_id_json(p->reply_to) : json_null(), "mentions",
+                     mentions, "created_at", api_time_json(storage_id_time_ms(p->id)), "like_count",
+                     (json_int_t)p->like_count, "repost_count", (json_int_t)p->repost_count);
 }
 
 json_t *api_list_json(json_t *items, uint64_t next_cursor)
@@ -105,8 +104,8 @@ int api_posts_hydrate(api_t *api, const uint64_t *ids, size_t n, const api_hydra
         json_t *post = api_post_json(&posts[i], author);
         if (post && reposter)
             json_object_set_new(post, "reposted_by",
-                                json_pack("{s:o, s:s}", "id", api_id_json(reposter->id),
-                                          "handle", reposter->handle));
+                                json_pack("{s:o, s:s}", "id", api_id_json(reposter->id), "handle",
+                                          reposter->handle));
         json_array_append_new(items, post);
     }
 out:

@@ -97,12 +97,24 @@ int bench_parse_args(int argc, char **argv, const bench_opt_t *opts)
         }
         const bench_opt_t *o = &opts[ch - 256];
         switch (o->kind) {
-        case BENCH_OPT_INT: *(int *)o->dst = atoi(optarg); break;
-        case BENCH_OPT_DOUBLE: *(double *)o->dst = strtod(optarg, NULL); break;
-        case BENCH_OPT_U64: *(uint64_t *)o->dst = strtoull(optarg, NULL, 10); break;
-        case BENCH_OPT_STR: *(const char **)o->dst = optarg; break;
-        case BENCH_OPT_TRUE: *(bool *)o->dst = true; break;
-        case BENCH_OPT_FALSE: *(bool *)o->dst = false; break;
+        case BENCH_OPT_INT:
+            *(int *)o->dst = atoi(optarg);
+            break;
+        case BENCH_OPT_DOUBLE:
+            *(double *)o->dst = strtod(optarg, NULL);
+            break;
+        case BENCH_OPT_U64:
+            *(uint64_t *)o->dst = strtoull(optarg, NULL, 10);
+            break;
+        case BENCH_OPT_STR:
+            *(const char **)o->dst = optarg;
+            break;
+        case BENCH_OPT_TRUE:
+            *(bool *)o->dst = true;
+            break;
+        case BENCH_OPT_FALSE:
+            *(bool *)o->dst = false;
+            break;
         }
     }
     free(lo);

@@ -272,8 +272,7 @@ static size_t build_request(worker_t *w, char *buf)
         snprintf(idem, sizeof(idem), "Idempotency-Key: load-%ld-%llu\r\n", (long)getpid(),
                  (unsigned long long)n);
     int len;
-    bool post = opt.mode == MODE_POST ||
-                (opt.post_every > 0 && n % (uint64_t)opt.post_every == 0);
+    bool post = opt.mode == MODE_POST || (opt.post_every > 0 && n % (uint64_t)opt.post_every == 0);
     if (!post && opt.mode == MODE_TIMELINE) {
         len = bench_http_request(buf, REQ_MAX, "GET", "/v1/timeline", opt.port, token, idem, NULL);
     } else if (!post) {
@@ -513,8 +512,7 @@ static void *worker_run(void *arg)
         }
         /* Sleep until the next due time at most, with nanosecond precision. */
         uint64_t wake = stopping ? t_stop + GRACE_NS : now < w->t0 ? w->t0 : w->t_end;
-        if (w->interval_ns > 0 && !stopping && w->k_due < w->limit &&
-            due_time(w, w->k_due) < wake)
+        if (w->interval_ns > 0 && !stopping && w->k_due < w->limit && due_time(w, w->k_due) < wake)
             wake = due_time(w, w->k_due);
         if (wake > now + 50 * NS_PER_MS)
             wake = now + 50 * NS_PER_MS;
@@ -544,23 +542,22 @@ static void *worker_run(void *arg)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: tidings-load --port PORT --tokens FILE [options]\n"
-            "  --mode post|get|timeline  POST /v1/posts (default), GET /v1/posts/{id} or\n"
-            "                       GET /v1/timeline\n"
-            "  --post-every N       every Nth request is a POST /v1/posts instead (0: none)\n"
-            "  --ids FILE           post ids for --mode get, one a line (rotated)\n"
-            "  --tokens FILE        bearer tokens, one a line (rotated)\n"
-            "  --connections N      keep-alive connections (64)\n"
-            "  --threads 1|2        worker threads (1)\n"
-            "  --rate R             open loop at R requests/s; absent: closed loop\n"
-            "  --duration S         seconds of measurement (10)\n"
-            "  --warmup S           seconds run first and not recorded (1)\n"
-            "  --requests N         at most N requests in all, warmup included (1000000)\n"
-            "  --text TEXT          post text; a request number is appended (benchmark post)\n"
-            "  --idempotency        send a unique Idempotency-Key with each POST\n"
-            "  --quiet              print only the RESULT line\n"
-            "Loopback only: it connects to 127.0.0.1:PORT.\n");
+    fprintf(f, "usage: tidings-load --port PORT --tokens FILE [options]\n"
+               "  --mode post|get|timeline  POST /v1/posts (default), GET /v1/posts/{id} or\n"
+               "                       GET /v1/timeline\n"
+               "  --post-every N       every Nth request is a POST /v1/posts instead (0: none)\n"
+               "  --ids FILE           post ids for --mode get, one a line (rotated)\n"
+               "  --tokens FILE        bearer tokens, one a line (rotated)\n"
+               "  --connections N      keep-alive connections (64)\n"
+               "  --threads 1|2        worker threads (1)\n"
+               "  --rate R             open loop at R requests/s; absent: closed loop\n"
+               "  --duration S         seconds of measurement (10)\n"
+               "  --warmup S           seconds run first and not recorded (1)\n"
+               "  --requests N         at most N requests in all, warmup included (1000000)\n"
+               "  --text TEXT          post text; a request number is appended (benchmark post)\n"
+               "  --idempotency        send a unique Idempotency-Key with each POST\n"
+               "  --quiet              print only the RESULT line\n"
+               "Loopback only: it connects to 127.0.0.1:PORT.\n");
 }
 
 static double ms(uint64_t ns)
@@ -707,9 +704,9 @@ int main(int argc, char **argv)
                    ms(wait.max));
         printf("  errors     %llu: non-2xx %llu, connection %llu, protocol %llu, timeouts %llu"
                " (server closes %llu)\n",
-               (unsigned long long)errors, (unsigned long long)non2xx,
-               (unsigned long long)conn_err, (unsigned long long)proto,
-               (unsigned long long)timeouts, (unsigned long long)reconnects);
+               (unsigned long long)errors, (unsigned long long)non2xx, (unsigned long long)conn_err,
+               (unsigned long long)proto, (unsigned long long)timeouts,
+               (unsigned long long)reconnects);
         printf("  statuses  ");
         for (int s = 100; s < 600; s++)
             if (status[s])
@@ -725,7 +722,6 @@ int main(int argc, char **argv)
            (unsigned long long)answered, ms(hist_pct(&lat, 50)), ms(hist_pct(&lat, 90)),
            ms(hist_pct(&lat, 99)), ms(hist_pct(&lat, 99.9)), ms(lat.max),
            (unsigned long long)errors, (unsigned long long)non2xx, (unsigned long long)conn_err,
-           (unsigned long long)proto, (unsigned long long)timeouts, ms(hist_pct(&wait, 99)),
-           cpu_s);
+           (unsigned long long)proto, (unsigned long long)timeouts, ms(hist_pct(&wait, 99)), cpu_s);
     return 0;
 }

@@ -46,9 +46,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LINE_KEEP 200      /* bytes of an SSE line kept (the rest is counted, not stored) */
-#define HDR_MAX 8192       /* response header block */
-#define RBUF (256 * 1024)  /* one shared read buffer */
+#define LINE_KEEP 200     /* bytes of an SSE line kept (the rest is counted, not stored) */
+#define HDR_MAX 8192      /* response header block */
+#define RBUF (256 * 1024) /* one shared read buffer */
 #define MAX_RETRIES 3
 #define RETRY_DELAY_NS (200 * NS_PER_MS)
 #define PUB_BUF 65536
@@ -95,8 +95,8 @@ typedef struct conn_s {
     uint8_t retries;
     uint8_t chunk_state;
     bool chunked;
-    bool ready;    /* "retry:" seen */
-    bool prev_cr;  /* the last byte ended a line with CR: skip a following LF */
+    bool ready;   /* "retry:" seen */
+    bool prev_cr; /* the last byte ended a line with CR: skip a following LF */
     bool sent_req;
     bool refused; /* answered with a status other than 200 or 503: do not retry */
     uint16_t line_len;
@@ -216,8 +216,7 @@ static void conn_send_request(conn_t *c)
     char req[1024];
     const char *token = opt.tokens[(size_t)(c - g.c) % opt.n_tokens];
     int len = bench_http_request(req, sizeof(req), "GET", "/v1/stream", opt.port, token,
-                                 "Accept: text/event-stream\r\nCache-Control: no-cache\r\n",
-                                 NULL);
+                                 "Accept: text/event-stream\r\nCache-Control: no-cache\r\n", NULL);
     if (len < 0)
         bench_die("token too long");
     ssize_t n = send(c->fd, req, (size_t)len, MSG_NOSIGNAL);
@@ -466,7 +465,8 @@ static ssize_t read_stamped(int fd, char *buf, size_t cap)
 {
     char cbuf[CMSG_SPACE(sizeof(struct timespec))];
     struct iovec iov = {buf, cap};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1,
+    struct msghdr m = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
                        .msg_control = opt.kernel_ts ? cbuf : NULL,
                        .msg_controllen = opt.kernel_ts ? sizeof(cbuf) : 0};
     ssize_t n = recvmsg(fd, &m, 0);
@@ -553,8 +553,8 @@ static void pub_send(int k)
     char body[1024], req[2048];
     if (bench_post_body(body, sizeof(body), opt.text, (unsigned long long)k) < 0)
         bench_die("--text too long");
-    int len = bench_http_request(req, sizeof(req), "POST", "/v1/posts", opt.port,
-                                 opt.publish_token, "", body);
+    int len = bench_http_request(req, sizeof(req), "POST", "/v1/posts", opt.port, opt.publish_token,
+                                 "", body);
     if (len < 0)
         bench_die("--text too long");
     pub.len = 0;
@@ -738,8 +738,8 @@ static void raise_nofile(int need)
             bench_die("setrlimit: %s", strerror(errno));
     }
     if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)need > rl.rlim_cur)
-        bench_die("%d connections need %d open files; the hard limit is %llu", opt.connections, need,
-            (unsigned long long)rl.rlim_cur);
+        bench_die("%d connections need %d open files; the hard limit is %llu", opt.connections,
+                  need, (unsigned long long)rl.rlim_cur);
 }
 
 static bool file_exists(const char *path)
@@ -750,26 +750,27 @@ static bool file_exists(const char *path)
 
 static void usage(void)
 {
-    fputs("usage: tidings-sse-load --port P --tokens FILE [options]\n"
-          "  --port P                 tidings on 127.0.0.1:P\n"
-          "  --tokens FILE            bearer tokens, one a line; stream i uses line i mod count\n"
-          "  --connections N          streams to open (1000)\n"
-          "  --connect-concurrency K  streams being set up at once (256)\n"
-          "  --ready-file PATH        written when all N streams got \"retry:\"\n"
-          "  --go-file PATH           publish (or, without --publish-token, stop holding) once\n"
-          "                           this file exists; without it, after --settle seconds\n"
-          "  --settle S               seconds between READY and the first post (2)\n"
-          "  --publish-token TOKEN    POST /v1/posts as this user and measure the delivery\n"
-          "  --posts M                posts to publish, one after the other (1)\n"
-          "  --gap S                  seconds between one post's completion and the next (1)\n"
-          "  --text TEXT              post text (\"sse benchmark post\"), no quotes or backslashes\n"
-          "  --timeout S              wait at most S seconds for one post's deliveries (30)\n"
-          "  --ready-timeout S        wait at most S seconds for the N streams (120)\n"
-          "  --hold S                 without --publish-token: hold the streams S seconds (10)\n"
-          "  --max-time S             hard bound on the whole run (600)\n"
-          "  --no-kernel-ts           time events when read(), not by SO_TIMESTAMPNS\n"
-          "  --quiet                  print only READY and RESULT lines\n",
-          stderr);
+    fputs(
+        "usage: tidings-sse-load --port P --tokens FILE [options]\n"
+        "  --port P                 tidings on 127.0.0.1:P\n"
+        "  --tokens FILE            bearer tokens, one a line; stream i uses line i mod count\n"
+        "  --connections N          streams to open (1000)\n"
+        "  --connect-concurrency K  streams being set up at once (256)\n"
+        "  --ready-file PATH        written when all N streams got \"retry:\"\n"
+        "  --go-file PATH           publish (or, without --publish-token, stop holding) once\n"
+        "                           this file exists; without it, after --settle seconds\n"
+        "  --settle S               seconds between READY and the first post (2)\n"
+        "  --publish-token TOKEN    POST /v1/posts as this user and measure the delivery\n"
+        "  --posts M                posts to publish, one after the other (1)\n"
+        "  --gap S                  seconds between one post's completion and the next (1)\n"
+        "  --text TEXT              post text (\"sse benchmark post\"), no quotes or backslashes\n"
+        "  --timeout S              wait at most S seconds for one post's deliveries (30)\n"
+        "  --ready-timeout S        wait at most S seconds for the N streams (120)\n"
+        "  --hold S                 without --publish-token: hold the streams S seconds (10)\n"
+        "  --max-time S             hard bound on the whole run (600)\n"
+        "  --no-kernel-ts           time events when read(), not by SO_TIMESTAMPNS\n"
+        "  --quiet                  print only READY and RESULT lines\n",
+        stderr);
 }
 
 int main(int argc, char **argv)
@@ -833,8 +834,8 @@ int main(int argc, char **argv)
     fflush(stdout);
     if (g.ready < g.n) {
         fprintf(stderr, "sse_load: only %d of %d streams started (%d failed, %d pending)%s%s\n",
-                g.ready, g.n, g.failed, g.n - g.ready - g.dead, g.refusal[0] ? "; first refusal: " : "",
-                g.refusal);
+                g.ready, g.n, g.failed, g.n - g.ready - g.dead,
+                g.refusal[0] ? "; first refusal: " : "", g.refusal);
     }
     if (opt.ready_file) {
         char tmp[4096];
@@ -855,10 +856,11 @@ int main(int argc, char **argv)
         pump(20);
     }
     if (!opt.publish_token) {
-        printf("held %d streams for %.1f s: %llu events (%llu heartbeats), %d closed by the server\n",
-               g.ready, (double)(bench_mono_ns() - t_ready) / 1e9,
-               (unsigned long long)(g.events_total - ev_before),
-               (unsigned long long)g.heartbeats, g.dead - g.failed);
+        printf(
+            "held %d streams for %.1f s: %llu events (%llu heartbeats), %d closed by the server\n",
+            g.ready, (double)(bench_mono_ns() - t_ready) / 1e9,
+            (unsigned long long)(g.events_total - ev_before), (unsigned long long)g.heartbeats,
+            g.dead - g.failed);
         printf("RESULT conns=%d ready=%d failed=%d connect_s=%.3f closed=%llu heartbeats=%llu\n",
                g.n, g.ready, g.failed, connect_s, (unsigned long long)g.closed_after_ready,
                (unsigned long long)g.heartbeats);
@@ -901,15 +903,16 @@ int main(int argc, char **argv)
         res[k].post_ms = (double)(pub.t_answer - t0) / 1e6;
         post_result_t *r = &res[k];
         if (!opt.quiet)
-            printf("post %d (id %llu): POST answered in %.2f ms; received by %d of %d streams "
-                   "(%d live); latency ms p50 %.2f p90 %.2f p99 %.2f max %.2f min %.2f "
-                   "(read by the client: p50 %.2f p99 %.2f max %.2f); %.0f events/s; "
-                   "duplicates %llu\n"
-                   "  split by the event id (ms Redis logged it, +-0.5 ms): POST -> logged p50 %.1f "
-                   "p99 %.1f max %.1f; logged -> arrival p50 %.1f p99 %.1f max %.1f\n",
-                   k + 1, (unsigned long long)r->post, r->post_ms, r->received, g.n, g.ready,
-                   r->k50, r->k90, r->k99, r->kmax, r->kmin, r->r50, r->r99, r->rmax, r->rate,
-                   (unsigned long long)g.dups, r->l50, r->l99, r->lmax, r->a50, r->a99, r->amax);
+            printf(
+                "post %d (id %llu): POST answered in %.2f ms; received by %d of %d streams "
+                "(%d live); latency ms p50 %.2f p90 %.2f p99 %.2f max %.2f min %.2f "
+                "(read by the client: p50 %.2f p99 %.2f max %.2f); %.0f events/s; "
+                "duplicates %llu\n"
+                "  split by the event id (ms Redis logged it, +-0.5 ms): POST -> logged p50 %.1f "
+                "p99 %.1f max %.1f; logged -> arrival p50 %.1f p99 %.1f max %.1f\n",
+                k + 1, (unsigned long long)r->post, r->post_ms, r->received, g.n, g.ready, r->k50,
+                r->k90, r->k99, r->kmax, r->kmin, r->r50, r->r99, r->rmax, r->rate,
+                (unsigned long long)g.dups, r->l50, r->l99, r->lmax, r->a50, r->a99, r->amax);
         fflush(stdout);
         if (k + 1 < opt.posts) {
             uint64_t until = bench_mono_ns() + (uint64_t)(opt.gap_s * 1e9);
@@ -957,11 +960,11 @@ int main(int argc, char **argv)
            "read_max_ms=%.3f events_per_s=%.0f first_events_per_s=%.0f post_ms=%.3f "
            "closed=%llu client_cpu_s=%.3f kernel_ts=%d logged_p50_ms=%.1f logged_p99_ms=%.1f "
            "arrival_p50_ms=%.1f arrival_p99_ms=%.1f\n",
-           g.n, live_at_start, g.failed, connect_s, opt.posts, opt.posts * g.n, n_all,
-           min_received, res[0].k50, res[0].k99, res[0].kmax, all50, all90, all99, allmax, rd50,
-           rd99, rdmax, rate_sum / opt.posts, res[0].rate, res[0].post_ms,
-           (unsigned long long)g.closed_after_ready, cpu_s, opt.kernel_ts ? 1 : 0, lg50, lg99,
-           ar50, ar99);
+           g.n, live_at_start, g.failed, connect_s, opt.posts, opt.posts * g.n, n_all, min_received,
+           res[0].k50, res[0].k99, res[0].kmax, all50, all90, all99, allmax, rd50, rd99, rdmax,
+           rate_sum / opt.posts, res[0].rate, res[0].post_ms,
+           (unsigned long long)g.closed_after_ready, cpu_s, opt.kernel_ts ? 1 : 0, lg50, lg99, ar50,
+           ar99);
     fflush(stdout);
     /* closing 10,000 sockets is quick; the server sees them end */
     for (int i = 0; i < g.n; i++)

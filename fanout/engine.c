@@ -28,7 +28,6 @@
 #define MS_PER_S 1000
 #define NS_PER_MS 1000000
 
-
 static void read_more(fanout_t *f);
 static void on_read_retry(uv_timer_t *t);
 
@@ -431,8 +430,8 @@ fanout_t *fanout_create(uv_loop_t *loop, const storage_config_t *storage_cfg,
     f->n_shards = storage_jobs_shards(f->sa);
     for (int i = 0; i < f->n_shards && i < STORAGE_MAX_SHARDS; i++)
         f->shards[i] = (fanout__shard_t){.f = f, .index = i};
-    uv_timer_t *timers[] = {&f->read_retry, &f->claim_timer, &f->stats_timer, &f->touch_timer,
-                            &f->stop_timer, &f->yield_timer};
+    uv_timer_t *timers[] = {&f->read_retry,  &f->claim_timer, &f->stats_timer,
+                            &f->touch_timer, &f->stop_timer,  &f->yield_timer};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
         uv_timer_init(loop, timers[i]);
         timers[i]->data = f;
@@ -488,8 +487,8 @@ static void close_everything(fanout_t *f)
         if ((j->waiting && !j->fetching && j->writes_pending == 0) || j->held)
             fanout__job_finished(j, false);
     }
-    uv_timer_t *timers[] = {&f->read_retry, &f->claim_timer, &f->stats_timer, &f->touch_timer,
-                            &f->stop_timer, &f->yield_timer};
+    uv_timer_t *timers[] = {&f->read_retry,  &f->claim_timer, &f->stats_timer,
+                            &f->touch_timer, &f->stop_timer,  &f->yield_timer};
     f->open_handles = 1 + (int)(sizeof(timers) / sizeof(timers[0]));
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++)
         uv_close((uv_handle_t *)timers[i], on_handle_closed);

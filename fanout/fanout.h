@@ -17,18 +17,18 @@
 typedef struct fanout_s fanout_t;
 
 typedef struct fanout_config_s {
-    const char *consumer;     /* unique consumer name (borrowed); NULL: host:pid:random */
-    int max_jobs;             /* jobs worked on at once */
-    int chunk;                /* followers read and written per step */
-    int max_in_flight;        /* timeline writes sent and unconfirmed, across all jobs */
-    int timeline_max;         /* --timeline-max */
-    int notifications_max;    /* --notifications-max */
-    int celebrity_threshold;  /* --celebrity-threshold */
-    int refollow_window_s;    /* --refollow-window: a re-follow within it notifies no more */
-    int claim_idle_ms;        /* a job idle this long in another consumer is taken over */
-    int max_attempts;         /* deliveries before a job is dead-lettered */
-    int block_ms;             /* how long one stream read waits for new jobs */
-    int stats_interval_ms;    /* how often queue length and age are sampled */
+    const char *consumer;    /* unique consumer name (borrowed); NULL: host:pid:random */
+    int max_jobs;            /* jobs worked on at once */
+    int chunk;               /* followers read and written per step */
+    int max_in_flight;       /* timeline writes sent and unconfirmed, across all jobs */
+    int timeline_max;        /* --timeline-max */
+    int notifications_max;   /* --notifications-max */
+    int celebrity_threshold; /* --celebrity-threshold */
+    int refollow_window_s;   /* --refollow-window: a re-follow within it notifies no more */
+    int claim_idle_ms;       /* a job idle this long in another consumer is taken over */
+    int max_attempts;        /* deliveries before a job is dead-lettered */
+    int block_ms;            /* how long one stream read waits for new jobs */
+    int stats_interval_ms;   /* how often queue length and age are sampled */
     /* Hooks to the layer above (may be NULL; thread: loop): a job finished, after seconds. */
     void (*on_job_done)(void *arg, double seconds);
     void *hook_arg;

@@ -15,7 +15,6 @@
 
 typedef struct fanout__job_s fanout__job_t;
 
-
 /* The reading of one queue shard: each has its own blocking read in flight. */
 typedef struct fanout__shard_s {
     struct fanout_s *f;
@@ -36,8 +35,8 @@ struct fanout_s {
     int open_handles;
     bool started, stopping, closed, claiming, stats_running;
     fanout__shard_t shards[STORAGE_MAX_SHARDS];
-    int n_shards, reading; /* reading: shards with a read in flight */
-    int claims_left;       /* shards still to claim from in this round */
+    int n_shards, reading;       /* reading: shards with a read in flight */
+    int claims_left;             /* shards still to claim from in this round */
     bool resuming, resume_again; /* resume_parked is running / must scan again */
 
     fanout__job_t *jobs; /* active jobs (doubly linked); parked ones have waiting set */
@@ -77,19 +76,19 @@ struct fanout__job_s {
     uint64_t started_ms;
     fanout__phase_t phase;
     fanout__walk_t walk;
-    uint64_t walk_user;   /* whose followers the job walks */
-    uint64_t cursor;      /* last follower edge read */
-    bool fetching;        /* a chunk read is in flight */
-    bool walk_ended;      /* the last chunk was read */
-    bool published;       /* a live walk sent the events: the timeline walk sends none */
+    uint64_t walk_user;    /* whose followers the job walks */
+    uint64_t cursor;       /* last follower edge read */
+    bool fetching;         /* a chunk read is in flight */
+    bool walk_ended;       /* the last chunk was read */
+    bool published;        /* a live walk sent the events: the timeline walk sends none */
     size_t live_published; /* events the live walk published */
-    uint64_t *muted_by;   /* followers who muted the author: skipped (sorted) */
+    uint64_t *muted_by;    /* followers who muted the author: skipped (sorted) */
     size_t n_muted_by;
-    int writes_pending;   /* writes and publishes not yet confirmed */
-    bool waiting;         /* parked or yielding (engine.c) */
-    bool held; /* not started: an earlier job of the same author runs (engine.c) */
+    int writes_pending;     /* writes and publishes not yet confirmed */
+    bool waiting;           /* parked or yielding (engine.c) */
+    bool held;              /* not started: an earlier job of the same author runs (engine.c) */
     uint64_t not_before_ms; /* yielding: parked until then (fanout__yield) */
-    int status;           /* first failure */
+    int status;             /* first failure */
 };
 
 /* True on the thread that runs f's loop. */

@@ -133,7 +133,7 @@ static void notify_interaction(fanout__job_t *j, const char *kind, bool add)
     char group[GROUP_SIZE];
     group_of(group, sizeof(group), kind, job->post);
     sent(j, add ? storage_group_add(f->sa, job->author, group, job->actor, job->event_id,
-                                     f->cfg.notifications_max, on_written, j)
+                                    f->cfg.notifications_max, on_written, j)
                 : storage_group_remove(f->sa, job->author, group, job->actor, on_written, j));
 }
 
@@ -167,13 +167,13 @@ static void notify_post(fanout__job_t *j, const storage_post_state_t *st)
     if (st->reply_author && st->reply_author != job->author) {
         group_of(group, sizeof(group), "reply", job->post);
         sent(j, storage_group_add(f->sa, st->reply_author, group, job->author, job->event_id,
-                                   f->cfg.notifications_max, on_written, j));
+                                  f->cfg.notifications_max, on_written, j));
     }
     group_of(group, sizeof(group), "mention", job->post);
     for (size_t i = 0; i < st->n_mentions; i++)
         if (st->mentions[i] != job->author && st->mentions[i] != st->reply_author)
-            sent(j, storage_group_add(f->sa, st->mentions[i], group, job->author,
-                                       job->event_id, f->cfg.notifications_max, on_written, j));
+            sent(j, storage_group_add(f->sa, st->mentions[i], group, job->author, job->event_id,
+                                      f->cfg.notifications_max, on_written, j));
 }
 
 /* ---- the walk over the followers ----------------------------------------------------------- */
@@ -232,9 +232,8 @@ static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
     case STORAGE_JOB_REPOST:
     case STORAGE_JOB_UNREPOST:
         return storage_repost_entries(f->sa, job->post, job->author, job->actor, job->event_id,
-                                      users, n,
-                                      job->kind == STORAGE_JOB_REPOST, f->cfg.timeline_max,
-                                      on_written, j);
+                                      users, n, job->kind == STORAGE_JOB_REPOST,
+                                      f->cfg.timeline_max, on_written, j);
     default:
         break;
     }
@@ -244,12 +243,12 @@ static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
         return -ENOMEM;
     int rc = -ENODATA;
     if (n && j->walk == FANOUT_WALK_LIVE)
-        rc = storage_events_publish(f->sa, job, to, n, STORAGE_EVENT_FEED, ref, &j->live_published, on_written,
-                                    j); /* the chunk's work */
+        rc = storage_events_publish(f->sa, job, to, n, STORAGE_EVENT_FEED, ref, &j->live_published,
+                                    on_written, j); /* the chunk's work */
     else if (n) {
         if (!j->published)
-            sent_event(j, storage_events_publish(f->sa, job, to, n, STORAGE_EVENT_FEED, ref, NULL, on_published,
-                                                 j));
+            sent_event(j, storage_events_publish(f->sa, job, to, n, STORAGE_EVENT_FEED, ref, NULL,
+                                                 on_published, j));
         rc = storage_timelines_add(f->sa, job->post, to, n, f->cfg.timeline_max, on_written, j);
     }
     free(owned);
@@ -395,8 +394,9 @@ static void on_post_state(void *arg, int status, const storage_post_state_t *st)
     char ref[REF_SIZE];
     post_ref(ref, job->post);
     sent_event(j, storage_events_publish(f->sa, job, &author, 1,
-                                         job->kind == STORAGE_JOB_DELETE ? STORAGE_EVENT_DELETE : STORAGE_EVENT_FEED, ref,
-                                         NULL, on_published, j));
+                                         job->kind == STORAGE_JOB_DELETE ? STORAGE_EVENT_DELETE
+                                                                         : STORAGE_EVENT_FEED,
+                                         ref, NULL, on_published, j));
     sent(j, job->kind == STORAGE_JOB_DELETE
                 ? storage_timelines_remove(f->sa, job->post, &author, 1, on_written, j)
                 : storage_timelines_add(f->sa, job->post, &author, 1, f->cfg.timeline_max,
@@ -469,8 +469,8 @@ static bool checks_action(storage_job_kind_t kind)
 /* The kinds that read the post and walk the followers. */
 static bool reads_post(storage_job_kind_t kind)
 {
-    return kind == STORAGE_JOB_POST || kind == STORAGE_JOB_DELETE ||
-           kind == STORAGE_JOB_REPOST || kind == STORAGE_JOB_UNREPOST;
+    return kind == STORAGE_JOB_POST || kind == STORAGE_JOB_DELETE || kind == STORAGE_JOB_REPOST ||
+           kind == STORAGE_JOB_UNREPOST;
 }
 
 /* The writes of the jobs that are a handful of independent writes. */
@@ -484,10 +484,10 @@ static void send_writes(fanout__job_t *j)
     case STORAGE_JOB_FOLLOW:
         follow_group(group, sizeof(group), job->event_id);
         sent(j, storage_timeline_backfill(f->sa, job->follower, job->followee, max, on_written, j));
-        sent(j, storage_follow_notice_add(f->sa, job->followee, group, job->follower,
-                                           job->event_id, f->cfg.notifications_max,
-                                           (uint64_t)f->cfg.refollow_window_s * 1000, on_written,
-                                           j));
+        sent(j,
+             storage_follow_notice_add(f->sa, job->followee, group, job->follower, job->event_id,
+                                       f->cfg.notifications_max,
+                                       (uint64_t)f->cfg.refollow_window_s * 1000, on_written, j));
         break;
     case STORAGE_JOB_UNFOLLOW:
         sent(j, storage_timeline_purge(f->sa, job->follower, job->followee, max, on_written, j));
@@ -583,8 +583,8 @@ static void advance(fanout__job_t *j)
             } else if (j->walk == FANOUT_WALK_MARK) {
                 j->phase = FANOUT_PHASE_ANNOUNCE;
             } else {
-                j->phase = job->kind == STORAGE_JOB_POST ? FANOUT_PHASE_RECHECK
-                                                         : FANOUT_PHASE_SETTLE;
+                j->phase =
+                    job->kind == STORAGE_JOB_POST ? FANOUT_PHASE_RECHECK : FANOUT_PHASE_SETTLE;
             }
             continue;
         case FANOUT_PHASE_ANNOUNCE:

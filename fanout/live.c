@@ -20,8 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define HEARTBEAT_SLICES 16  /* heartbeats are spread over this many ticks per period */
-#define ONLINE_SLICES 30     /* so is the online refresh */
+#define HEARTBEAT_SLICES 16     /* heartbeats are spread over this many ticks per period */
+#define ONLINE_SLICES 30        /* so is the online refresh */
 #define ONLINE_REFRESH_MS 30000 /* at most; a third of the grace when that is shorter */
 #define DEFAULT_HEARTBEAT_MS 15000
 #define DEFAULT_GRACE_MS 300000
@@ -34,8 +34,8 @@ struct fanout_live_s {
     uv_async_t stop;
     uv_sem_t started;
     uv_timer_t heartbeat_timer, online_timer;
-    unsigned heartbeat_tick; /* which slice of the streams the next heartbeat takes */
-    unsigned online_tick;    /* which slice of the users the next refresh takes */
+    unsigned heartbeat_tick;             /* which slice of the streams the next heartbeat takes */
+    unsigned online_tick;                /* which slice of the users the next refresh takes */
     const storage_config_t *storage_cfg; /* until started is posted */
     storage_t *storage;
     notify_hub_t *hub;
@@ -150,8 +150,11 @@ static void on_stop(uv_async_t *a)
 static void run(void *arg)
 {
     fanout_live_t *l = arg;
-    storage_sub_callbacks_t cb = {.message = on_event, .subscribed = on_subscribed,
-                                  .batch = on_batch, .announce = on_announce, .arg = l};
+    storage_sub_callbacks_t cb = {.message = on_event,
+                                  .subscribed = on_subscribed,
+                                  .batch = on_batch,
+                                  .announce = on_announce,
+                                  .arg = l};
     l->celebrity = fanout__celebrity_create(&l->loop, &l->cfg, l->storage, l->hub);
     l->sub = l->celebrity ? storage_sub_create(&l->loop, l->storage_cfg, &cb) : NULL;
     fanout__celebrity_attach(l->celebrity, l->sub);

@@ -234,7 +234,7 @@ void fanout__celebrity_attach(fanout__celebrity_t *a, storage_async_t *sa)
 }
 
 void fanout__celebrity_on_message(fanout__celebrity_t *a, const char *channel,
-                              const storage_announcement_t *msg)
+                                  const storage_announcement_t *msg)
 {
     channel_t *ch = channel_of(a, channel);
     if (ch && notify_id_cmp(msg->id, ch->last) > 0) /* else a replay handled it already */

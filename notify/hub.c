@@ -30,7 +30,7 @@ struct notify_sub_s {
     notify_hub_t *hub;
     uint64_t user;
     notify_sub_hooks_t hooks;
-    notify_sub_t *next; /* in the hub's bucket */
+    notify_sub_t *next;     /* in the hub's bucket */
     notify_event_t **queue; /* a ring that grows from QUEUE_INITIAL up to queue_max */
     size_t head, len, cap;
     char cursor[NOTIFY_ID_MAX];
@@ -200,7 +200,8 @@ static void push(notify_sub_t *sub, notify_event_t *e)
     if (sub->ending)
         return;
     if (sub->len == sub->cap) {
-        size_t cap = sub->cap * 2 < sub->hub->cfg.queue_max ? sub->cap * 2 : sub->hub->cfg.queue_max;
+        size_t cap =
+            sub->cap * 2 < sub->hub->cfg.queue_max ? sub->cap * 2 : sub->hub->cfg.queue_max;
         notify_event_t **grown = cap > sub->cap ? malloc(cap * sizeof(*grown)) : NULL;
         if (!grown) { /* full (or no memory): cut the stream off, it resumes from the log */
             sub->ending = true;
@@ -249,10 +250,10 @@ notify_sub_t *notify_sub_open(notify_hub_t *hub, uint64_t user, const char *curs
     snprintf(sub->cursor, sizeof(sub->cursor), "%s", cursor ? cursor : "");
 
     pthread_mutex_lock(&hub->mu);
-    int err = hub->closing                           ? ECANCELED
-              : hub->open >= hub->cfg.max_streams    ? EBUSY
-              : user_streams_full(hub, user)         ? EDQUOT
-                                                     : 0;
+    int err = hub->closing                        ? ECANCELED
+              : hub->open >= hub->cfg.max_streams ? EBUSY
+              : user_streams_full(hub, user)      ? EDQUOT
+                                                  : 0;
     if (err) {
         pthread_mutex_unlock(&hub->mu);
         pthread_mutex_destroy(&sub->mu);
@@ -358,8 +359,7 @@ bool notify_sub_park_idle(notify_sub_t *sub)
     return idle;
 }
 
-void notify_sub_catchup_done(notify_sub_t *sub, notify_event_t *const *events, size_t n,
-                             bool more)
+void notify_sub_catchup_done(notify_sub_t *sub, notify_event_t *const *events, size_t n, bool more)
 {
     pthread_mutex_lock(&sub->mu);
     for (size_t i = 0; i < n; i++) {
@@ -484,7 +484,6 @@ size_t notify_hub_users(notify_hub_t *hub, unsigned slice, unsigned slices, uint
     pthread_mutex_unlock(&hub->mu);
     return n;
 }
-
 
 /* ---- celebrities followed ------------------------------------------------------------------ */
 

@@ -28,10 +28,10 @@ typedef struct notify_sub_s notify_sub_t;
 /* An event as it travels: immutable once published, shared by refcount. */
 typedef struct notify_event_s {
     atomic_int refs;
-    char id[NOTIFY_ID_MAX];     /* the event log's entry id: "<ms>-<seq>", ordered */
-    int kind;                   /* the adapter's (opaque here), or NOTIFY_KIND_HEARTBEAT */
-    char ref[NOTIFY_REF_MAX];   /* what the event is about, for the adapter to render */
-    bool from_log;              /* read back from the log (a replay), not live */
+    char id[NOTIFY_ID_MAX];   /* the event log's entry id: "<ms>-<seq>", ordered */
+    int kind;                 /* the adapter's (opaque here), or NOTIFY_KIND_HEARTBEAT */
+    char ref[NOTIFY_REF_MAX]; /* what the event is about, for the adapter to render */
+    bool from_log;            /* read back from the log (a replay), not live */
 } notify_event_t;
 
 /* The kind of the hub's own heartbeat events; every other kind is a small non-negative
@@ -45,10 +45,9 @@ void notify_event_unref(notify_event_t *e);
 /* Compares two log ids numerically; "" sorts first. */
 int notify_id_cmp(const char *a, const char *b);
 
-
 typedef struct notify_config_s {
-    size_t queue_max;   /* events queued per stream before it is cut off */
-    size_t max_streams; /* streams open at once */
+    size_t queue_max;            /* events queued per stream before it is cut off */
+    size_t max_streams;          /* streams open at once */
     size_t max_streams_per_user; /* streams one user may hold; 0: no cap */
 } notify_config_t;
 
@@ -104,8 +103,7 @@ notify_next_t notify_sub_take(notify_sub_t *sub, notify_event_t **out,
 bool notify_sub_park_idle(notify_sub_t *sub);
 /* Hands over the events read from the log after the cursor, in order (borrowed). more
  * says the read was cut short. */
-void notify_sub_catchup_done(notify_sub_t *sub, notify_event_t *const *events, size_t n,
-                             bool more);
+void notify_sub_catchup_done(notify_sub_t *sub, notify_event_t *const *events, size_t n, bool more);
 
 /* ---- from the loop ----------------------------------------------------------------------- */
 /* A live event for user (takes no reference of e's caller: the hub adds its own). */

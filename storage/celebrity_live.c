@@ -27,8 +27,7 @@
 #define ANNOUNCE_LOG_MAX "10000" /* announcements kept for processes that missed some */
 
 /* KEYS: one key of the user the message is about; ARGV: message maxlen channel. */
-static const char announce_script[] =
-    SCRIPT_NODE_KEYS
+static const char announce_script[] = SCRIPT_NODE_KEYS
     "local log = 'announce' .. string.sub(ARGV[3], 5)\n"
     "local id = redis.call('XADD', log, 'MAXLEN', '~', ARGV[2], '*', 'm', ARGV[1])\n"
     "redis.call('SPUBLISH', ARGV[3], '@' .. id .. ' ' .. ARGV[1])\n"

@@ -34,8 +34,7 @@
  * skips a user whose latest entry about the post since then is a delete: the first delete
  * job already followed the feed event there, and a second would repeat it. Entries written
  * before this format (fields k, r, j) are read as well. */
-static const char publish_script[] =
-    SCRIPT_NODE_KEYS
+static const char publish_script[] = SCRIPT_NODE_KEYS
     "local job = ARGV[4]\n"
     "local tail = ' ' .. job\n"
     "local function logged(key)\n"
@@ -89,9 +88,9 @@ static const char publish_script[] =
  * different nodes (the queue and the log may live on two). */
 #define RERUN_CLOCK_MARGIN_MS 10000
 
-static int publish(storage_async_t *sa, const storage_job_t *job, const uint64_t *users,
-                   size_t n, storage_event_kind_t event, const char *ref, bool skip_muters,
-                   size_t *published, storage_status_cb cb, void *arg)
+static int publish(storage_async_t *sa, const storage_job_t *job, const uint64_t *users, size_t n,
+                   storage_event_kind_t event, const char *ref, bool skip_muters, size_t *published,
+                   storage_status_cb cb, void *arg)
 {
     const char *kind = storage_event_kind_name(event);
     if (!kind || event == STORAGE_EVENT_OPEN || event == STORAGE_EVENT_RESET)
@@ -181,8 +180,8 @@ int storage_events_online(storage_t *s, uint64_t user, int grace_ms, const char 
     char key[40], grace[16];
     snprintf(key, sizeof(key), K_EVENTS, (ull)user);
     snprintf(grace, sizeof(grace), "%d", grace_ms);
-    const char *argv[] = {"EVAL", online_script, "1", key, grace,
-                          floor && plausible_floor(floor) ? floor : ""};
+    const char *argv[] = {"EVAL", online_script, "1",
+                          key,    grace,         floor && plausible_floor(floor) ? floor : ""};
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
     storage_redis_batch_addargv(&b, 6, argv, NULL);
@@ -249,7 +248,8 @@ static bool lost_after(const redisReply *info, const char *after)
     long long added = -1, length = -1;
     const char *first = NULL;
     for (size_t i = 0; info && info->type == REDIS_REPLY_ARRAY && i + 1 < info->elements; i += 2) {
-        const char *name = info->element[i]->type == REDIS_REPLY_STRING ? info->element[i]->str : "";
+        const char *name =
+            info->element[i]->type == REDIS_REPLY_STRING ? info->element[i]->str : "";
         const redisReply *v = info->element[i + 1];
         if (strcmp(name, "entries-added") == 0)
             added = v->integer;

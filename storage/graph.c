@@ -97,8 +97,7 @@ static int queue_edge_job(storage_t *s, uint64_t a, uint64_t b_id, bool add, uin
     return rc;
 }
 
-static int change_edge(storage_t *s, uint64_t a, uint64_t b_id, bool add, int max,
-                       bool *changed)
+static int change_edge(storage_t *s, uint64_t a, uint64_t b_id, bool add, int max, bool *changed)
 {
     int rc = user_exists(s, b_id);
     if (rc)
@@ -139,8 +138,8 @@ int storage_follow(storage_t *s, uint64_t follower, uint64_t followee, bool *cha
     return change_edge(s, follower, followee, true, 0, changed);
 }
 
-int storage_follow_at_most(storage_t *s, uint64_t follower, uint64_t followee,
-                           int max_following, bool *changed)
+int storage_follow_at_most(storage_t *s, uint64_t follower, uint64_t followee, int max_following,
+                           bool *changed)
 {
     return change_edge(s, follower, followee, true, max_following, changed);
 }
@@ -159,6 +158,6 @@ int storage_edges_page(storage_t *s, storage_edge_t which, uint64_t user, uint64
 int storage_edges_page_as(storage_t *s, storage_edge_t which, uint64_t user, uint64_t viewer,
                           uint64_t cursor, size_t limit, storage_page_t *out)
 {
-    return storage__zpage(s, which == STORAGE_FOLLOWERS ? K_FOLLOWERS : K_FOLLOWING, user,
-                          viewer, cursor, limit, out);
+    return storage__zpage(s, which == STORAGE_FOLLOWERS ? K_FOLLOWERS : K_FOLLOWING, user, viewer,
+                          cursor, limit, out);
 }

@@ -92,8 +92,8 @@ int storage_node_renew(storage_t *s)
     storage_redis_batch_init(&b, s->redis);
     storage_redis_batch_add(&b, "GET " K_NODE, node);
     int rc = storage_redis_batch_run(&b);
-    bool ours = rc == 0 && b.r[0]->type == REDIS_REPLY_STRING &&
-                strcmp(b.r[0]->str, s->node_token) == 0;
+    bool ours =
+        rc == 0 && b.r[0]->type == REDIS_REPLY_STRING && strcmp(b.r[0]->str, s->node_token) == 0;
     storage_redis_batch_free(&b);
     if (rc)
         return rc;

@@ -133,7 +133,8 @@ static int write_interaction(storage_t *s, bool repost, uint64_t user, uint64_t 
     storage_redis_batch_init(&b, s->redis);
     storage_redis_batch_add(&b, cmd, (ull)post, (ull)user);
     if (repost)
-        storage_redis_batch_add(&b, on ? "SADD " K_REPOSTS_OF " %llu" : "SREM " K_REPOSTS_OF " %llu",
+        storage_redis_batch_add(&b,
+                                on ? "SADD " K_REPOSTS_OF " %llu" : "SREM " K_REPOSTS_OF " %llu",
                                 (ull)user, (ull)author, (ull)post);
     storage_redis_batch_barrier(&b);
     storage_redis_batch_add(

@@ -38,9 +38,9 @@ static void op_free(jobs_op_t *op)
     free(op);
 }
 
-static const char *kind_names[] = {"",     "post",     "delete", "follow",  "unfollow",
-                                   "like", "unlike",   "repost", "unrepost", "block",
-                                   "unblock", "mute",  "unmute"};
+static const char *kind_names[] = {"",        "post",   "delete", "follow",   "unfollow",
+                                   "like",    "unlike", "repost", "unrepost", "block",
+                                   "unblock", "mute",   "unmute"};
 
 static storage_job_kind_t parse_kind(const redisReply *v)
 {
@@ -58,8 +58,8 @@ static uint64_t event_id(const char *entry, int shard)
     char *dash;
     uint64_t ms = strtoull(entry, &dash, 10);
     uint64_t seq = *dash == '-' ? strtoull(dash + 1, NULL, 10) : 0;
-    uint64_t low = (seq & ((1u << SEQ_BITS) - 1)) << NODE_BITS |
-                   ((uint64_t)shard & ((1u << NODE_BITS) - 1));
+    uint64_t low =
+        (seq & ((1u << SEQ_BITS) - 1)) << NODE_BITS | ((uint64_t)shard & ((1u << NODE_BITS) - 1));
     if (ms < STORAGE_ID_EPOCH_MS)
         return low + 1;
     return (ms - STORAGE_ID_EPOCH_MS) << (NODE_BITS + SEQ_BITS) | low;
@@ -106,7 +106,6 @@ static void parse_entry(const redisReply *e, int shard, storage_job_t *job)
             job->retract_after_ms = storage_redis_uint_str(v);
     }
 }
-
 
 /* Which shard a stream name "fanout:{7}" is. */
 static int shard_of(const char *name)
@@ -290,8 +289,7 @@ int storage_job_touch(storage_async_t *sa, const char *consumer, const storage_j
     return storage_redis_group_end(g);
 }
 
-int storage_job_ack(storage_async_t *sa, const storage_job_t *job, storage_status_cb cb,
-                    void *arg)
+int storage_job_ack(storage_async_t *sa, const storage_job_t *job, storage_status_cb cb, void *arg)
 {
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
@@ -320,8 +318,8 @@ int storage_job_dead_letter(storage_async_t *sa, const storage_job_t *job, const
     return storage_redis_group_end(g);
 }
 
-int storage_job_queue_delete(storage_async_t *sa, uint64_t post, uint64_t author,
-                             uint64_t after_ms, storage_status_cb cb, void *arg)
+int storage_job_queue_delete(storage_async_t *sa, uint64_t post, uint64_t author, uint64_t after_ms,
+                             storage_status_cb cb, void *arg)
 {
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)

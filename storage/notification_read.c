@@ -19,9 +19,8 @@
 const char *const storage_notification_types[STORAGE_NOTIFICATION_TYPES] = {
     "follow", "like", "repost", "reply", "mention"};
 
-static const char unread_script[] =
-    "local r = redis.call('GET', KEYS[2]) or '0'\n"
-    "return redis.call('ZCOUNT', KEYS[1], '(' .. r, '+inf')\n";
+static const char unread_script[] = "local r = redis.call('GET', KEYS[2]) or '0'\n"
+                                    "return redis.call('ZCOUNT', KEYS[1], '(' .. r, '+inf')\n";
 
 /* Never marks beyond the newest notification, so later ones stay unread. */
 static const char mark_script[] =
@@ -172,7 +171,7 @@ int storage_notifications_page(storage_t *s, uint64_t user, uint64_t cursor, siz
         return -ENOMEM;
     }
     /* Pick the groups of the wanted types, keeping their keys for the second trip. */
-    char (*keys)[96] = calloc(limit + 1, sizeof(*keys));
+    char(*keys)[96] = calloc(limit + 1, sizeof(*keys));
     size_t picked = 0;
     for (size_t i = 0; keys && i + 1 < groups->elements && picked <= limit; i += 2) {
         const redisReply *g = groups->element[i];

@@ -85,7 +85,8 @@ static const char add_script[] = SCRIPT_DAY_GROUP
     "local id = redis.call('XADD', KEYS[6], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[7], '*',\n"
     "                      'k', 'notification', 'r', ARGV[1])\n"
     "if id then\n"
-    "  redis.call('SPUBLISH', ARGV[8], 'notification ' .. ARGV[1] .. ' ' .. ARGV[10] .. ':' .. id)\n"
+    "  redis.call('SPUBLISH', ARGV[8], 'notification ' .. ARGV[1] .. ' ' .. ARGV[10] .. ':' .. "
+    "id)\n"
     "end\n"
     "return 1\n";
 
@@ -146,7 +147,9 @@ static int group_add(storage_async_t *sa, uint64_t target, const char *group, ui
      * retried job decides as its first run did. (Ids are ms << 12, storage/ids.c.) */
     uint64_t span = window_ms << (NODE_BITS + SEQ_BITS);
     snprintf(cutoff, sizeof(cutoff), "%llu",
-             (ull)(window_ms == 0 ? 0 : score > span ? score - span : 1));
+             (ull)(window_ms == 0 ? 0
+                   : score > span ? score - span
+                                  : 1));
     snprintf(refollow_max, sizeof(refollow_max), "%d", REFOLLOW_MAX);
     const char *follow = strncmp(group, "follow:", 7) == 0 ? "1" : "0"; /* remembered in nfd */
     const char *argv[] = {"EVAL",    add_script, "8",       nt,     ng,          blocks,

@@ -26,8 +26,8 @@ static void format_mentions(char *buf, size_t size, const storage_post_t *p)
     size_t used = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < p->n_mentions && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%llu", i ? "," : "",
-                                 (ull)p->mentions[i]);
+        used +=
+            (size_t)snprintf(buf + used, size - used, "%s%llu", i ? "," : "", (ull)p->mentions[i]);
 }
 
 static void parse_mentions(storage_post_t *p, const redisReply *r)
@@ -146,15 +146,14 @@ int storage_author_posts_page(storage_t *s, uint64_t author, uint64_t cursor, si
     return storage__zpage(s, K_POSTS, author, 0, cursor, limit, out);
 }
 
-int storage_author_posts_page_as(storage_t *s, uint64_t author, uint64_t viewer,
-                                 uint64_t cursor, size_t limit, storage_page_t *out)
+int storage_author_posts_page_as(storage_t *s, uint64_t author, uint64_t viewer, uint64_t cursor,
+                                 size_t limit, storage_page_t *out)
 {
     return storage__zpage(s, K_POSTS, author, viewer, cursor, limit, out);
 }
 
-int storage_idempotency_claim(storage_t *s, uint64_t user, const char *key,
-                              const char *fingerprint, uint64_t new_id, uint64_t *existing_id,
-                              bool *same_request)
+int storage_idempotency_claim(storage_t *s, uint64_t user, const char *key, const char *fingerprint,
+                              uint64_t new_id, uint64_t *existing_id, bool *same_request)
 {
     size_t klen = strlen(key);
     storage_redis_batch_t b;
@@ -171,7 +170,8 @@ int storage_idempotency_claim(storage_t *s, uint64_t user, const char *key,
         } else {
             *existing_id = storage_redis_parse_u64(v->str, (size_t)(colon - v->str));
             size_t flen = v->len - (size_t)(colon + 1 - v->str);
-            *same_request = flen == strlen(fingerprint) && memcmp(colon + 1, fingerprint, flen) == 0;
+            *same_request =
+                flen == strlen(fingerprint) && memcmp(colon + 1, fingerprint, flen) == 0;
             rc = -EEXIST;
         }
     }

@@ -119,8 +119,8 @@ int storage_users_by_handle(storage_t *s, const char *const *handles, size_t n, 
 int storage_follow(storage_t *s, uint64_t follower, uint64_t followee, bool *changed);
 /* The same, and -ENOSPC when follower already follows max_following users (0: no cap),
  * checked in the script that writes the edge. */
-int storage_follow_at_most(storage_t *s, uint64_t follower, uint64_t followee,
-                           int max_following, bool *changed);
+int storage_follow_at_most(storage_t *s, uint64_t follower, uint64_t followee, int max_following,
+                           bool *changed);
 int storage_unfollow(storage_t *s, uint64_t follower, uint64_t followee, bool *changed);
 
 typedef enum { STORAGE_FOLLOWERS, STORAGE_FOLLOWING } storage_edge_t;
@@ -170,8 +170,8 @@ int storage_post_delete(storage_t *s, uint64_t id, uint64_t author);
 int storage_author_posts_page(storage_t *s, uint64_t author, uint64_t cursor, size_t limit,
                               storage_page_t *out);
 /* The same as viewer sees it: -ENOENT too when viewer and author blocked one another. */
-int storage_author_posts_page_as(storage_t *s, uint64_t author, uint64_t viewer,
-                                 uint64_t cursor, size_t limit, storage_page_t *out);
+int storage_author_posts_page_as(storage_t *s, uint64_t author, uint64_t viewer, uint64_t cursor,
+                                 size_t limit, storage_page_t *out);
 
 /* ---- interactions (interactions.c) ------------------------------------------------------
  * Idempotent. Each also queues the job whose consequences the engine writes
@@ -264,9 +264,8 @@ int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t l
 /* Idempotency-Key: claims key for user with a request fingerprint and a new post id.
  * Returns 0 when claimed (proceed with new_id), -EEXIST with *existing_id set and
  * *same_request telling whether the fingerprints match. Claims last 24 hours. */
-int storage_idempotency_claim(storage_t *s, uint64_t user, const char *key,
-                              const char *fingerprint, uint64_t new_id, uint64_t *existing_id,
-                              bool *same_request);
+int storage_idempotency_claim(storage_t *s, uint64_t user, const char *key, const char *fingerprint,
+                              uint64_t new_id, uint64_t *existing_id, bool *same_request);
 
 /* ---- live events (events.c) -------------------------------------------------------------
  * A user's events are logged (capped) and published while they have a stream open, or
@@ -339,7 +338,6 @@ int storage_announcements_after(storage_t *s, const char *channel, const char *a
                                 storage_announcement_t *out, size_t *n);
 
 /* ---- embedded Redis: storage/redis/embedded.h (storage_embedded_start/stop) ---------------- */
-
 
 /* ---- rate limits (rate_limit.c) ----------------------------------------------------------- */
 typedef struct storage_rate_s {

@@ -39,11 +39,11 @@ typedef enum {
     STORAGE_JOB_UNFOLLOW, /* follower, followee */
     STORAGE_JOB_LIKE,     /* post, author, actor */
     STORAGE_JOB_UNLIKE,
-    STORAGE_JOB_REPOST,   /* post, author, actor */
+    STORAGE_JOB_REPOST, /* post, author, actor */
     STORAGE_JOB_UNREPOST,
-    STORAGE_JOB_BLOCK,    /* user, target */
+    STORAGE_JOB_BLOCK, /* user, target */
     STORAGE_JOB_UNBLOCK,
-    STORAGE_JOB_MUTE,     /* user, target */
+    STORAGE_JOB_MUTE, /* user, target */
     STORAGE_JOB_UNMUTE,
 } storage_job_kind_t;
 
@@ -52,9 +52,9 @@ typedef struct storage_job_s {
     char entry_id[48]; /* the stream entry id */
     storage_job_kind_t kind;
     uint64_t post, author, follower, followee, actor, user, target;
-    uint64_t event_id;  /* a unique, time-ordered score for its effects: the id the request
+    uint64_t event_id;         /* a unique, time-ordered score for its effects: the id the request
                          * minted ("at"), which orders jobs of all shards alike */
-    int64_t deliveries; /* how many times it was handed out; 1 for a fresh read */
+    int64_t deliveries;        /* how many times it was handed out; 1 for a fresh read */
     uint64_t retract_after_ms; /* a delete queued by a post job that found its post deleted
                                 * as it finished: when that job was queued (else 0) */
 } storage_job_t;
@@ -81,15 +81,14 @@ int storage_jobs_claim(storage_async_t *sa, const char *consumer, int idle_ms, s
 int storage_job_touch(storage_async_t *sa, const char *consumer, const storage_job_t *job,
                       storage_status_cb cb, void *arg);
 /* Acknowledges and deletes a finished job. */
-int storage_job_ack(storage_async_t *sa, const storage_job_t *job, storage_status_cb cb,
-                    void *arg);
+int storage_job_ack(storage_async_t *sa, const storage_job_t *job, storage_status_cb cb, void *arg);
 /* Moves a job to the dead-letter stream fanout:dead with reason, then acks it. */
 int storage_job_dead_letter(storage_async_t *sa, const storage_job_t *job, const char *reason,
                             storage_status_cb cb, void *arg);
 /* Queues a job to retract post from every timeline (used when a fan-out finds its post
  * deleted under it; after_ms is when that fan-out's job was queued). */
-int storage_job_queue_delete(storage_async_t *sa, uint64_t post, uint64_t author,
-                             uint64_t after_ms, storage_status_cb cb, void *arg);
+int storage_job_queue_delete(storage_async_t *sa, uint64_t post, uint64_t author, uint64_t after_ms,
+                             storage_status_cb cb, void *arg);
 
 typedef struct storage_queue_stats_s {
     int64_t length;            /* entries in every shard */
@@ -104,9 +103,9 @@ int storage_queue_stats(storage_async_t *sa, storage_queue_stats_cb cb, void *ar
 #define STORAGE_MUTED_BY_MAX 4096
 typedef struct storage_post_state_s {
     bool exists, deleted;
-    int64_t followers; /* the author's follower count */
-    bool celebrity;    /* the author is read-time merged */
-    uint64_t reply_author;                  /* author of the parent post, or 0 */
+    int64_t followers;                       /* the author's follower count */
+    bool celebrity;                          /* the author is read-time merged */
+    uint64_t reply_author;                   /* author of the parent post, or 0 */
     uint64_t mentions[STORAGE_MENTIONS_MAX]; /* mentioned users */
     size_t n_mentions;
     uint64_t *muted_by; /* users who muted the author (sorted; borrowed for the callback) */
@@ -118,8 +117,7 @@ int storage_post_state(storage_async_t *sa, uint64_t post, uint64_t author,
                        storage_post_state_cb cb, void *arg);
 
 /* ids borrowed for the callback; last is the cursor for the next chunk (0: none). */
-typedef void (*storage_ids_cb)(void *arg, int status, const uint64_t *ids, size_t n,
-                               uint64_t last);
+typedef void (*storage_ids_cb)(void *arg, int status, const uint64_t *ids, size_t n, uint64_t last);
 /* Up to n followers of author after cursor (0 = from the start), oldest edge first. */
 int storage_followers_chunk(storage_async_t *sa, uint64_t author, uint64_t cursor, size_t n,
                             storage_ids_cb cb, void *arg);
@@ -130,8 +128,8 @@ int storage_followers_chunk(storage_async_t *sa, uint64_t author, uint64_t curso
 int storage_timelines_add(storage_async_t *sa, uint64_t post, const uint64_t *users, size_t n,
                           int timeline_max, storage_status_cb cb, void *arg);
 /* Removes post from each user's timeline. */
-int storage_timelines_remove(storage_async_t *sa, uint64_t post, const uint64_t *users,
-                             size_t n, storage_status_cb cb, void *arg);
+int storage_timelines_remove(storage_async_t *sa, uint64_t post, const uint64_t *users, size_t n,
+                             storage_status_cb cb, void *arg);
 /* Follow: copies followee's newest posts into follower's timeline, unless the edge is
  * gone by now; for a celebrity followee, records it for read-time merging instead. */
 int storage_timeline_backfill(storage_async_t *sa, uint64_t follower, uint64_t followee,

@@ -18,33 +18,36 @@
 #define K_HANDLE "handle:{%s}"         /* string: user id; the handle lowercased */
 #define K_FOLLOWERS "followers:{%llu}" /* zset: follower id scored by edge id */
 #define K_FOLLOWING "following:{%llu}" /* zset: followee id scored by edge id */
-#define K_POST "post:{%llu}"           /* hash: author text reply_to mentions likes reposts deleted */
-#define K_POSTS "posts:{%llu}"         /* zset: author's post ids scored by id */
-#define K_IDEM "idem:{%llu}:%b"        /* string: "<post id> <fingerprint>" */
-#define K_FANOUT "fanout:{%d}"         /* stream: fan-out jobs, consumer group FANOUT_GROUP */
-#define K_TIMELINE "tl:{%llu}"         /* zset: home timeline post ids scored by id */
-#define K_CELEB "celeb:{%llu}"         /* string: set when the author is merged at read time */
+#define K_POST "post:{%llu}"    /* hash: author text reply_to mentions likes reposts deleted */
+#define K_POSTS "posts:{%llu}"  /* zset: author's post ids scored by id */
+#define K_IDEM "idem:{%llu}:%b" /* string: "<post id> <fingerprint>" */
+#define K_FANOUT "fanout:{%d}"  /* stream: fan-out jobs, consumer group FANOUT_GROUP */
+#define K_TIMELINE "tl:{%llu}"  /* zset: home timeline post ids scored by id */
+#define K_CELEB "celeb:{%llu}"  /* string: set when the author is merged at read time */
 #define K_CELEB_FOLLOWS "celebs:{%llu}" /* set: celebrities the user follows */
-#define K_LIKES "likes:{%llu}"         /* set: users who like the post */
-#define K_REPOSTS "reposts:{%llu}"     /* set: users who reposted the post */
-#define K_REPOSTED_BY "rb:{%llu}"      /* hash: post id -> reposter, for repost timeline entries */
-#define K_REPOSTS_OF "rpa:{%llu}:%llu" /* set: posts of the second user the first reposted,
+#define K_LIKES "likes:{%llu}"          /* set: users who like the post */
+#define K_REPOSTS "reposts:{%llu}"      /* set: users who reposted the post */
+#define K_REPOSTED_BY "rb:{%llu}"       /* hash: post id -> reposter, for repost timeline entries */
+#define K_REPOSTS_OF                                                                               \
+    "rpa:{%llu}:%llu"                   /* set: posts of the second user the first reposted,
                                         * so a block finds the reposts it takes back */
-#define K_BLOCKS "blocks:{%llu}"       /* zset: users this user blocked, scored by edge id */
+#define K_BLOCKS "blocks:{%llu}"        /* zset: users this user blocked, scored by edge id */
 #define K_BLOCKED_BY "blockedby:{%llu}" /* zset: users who blocked this user */
-#define K_MUTES "mutes:{%llu}"         /* zset: users this user muted */
-#define K_MUTED_BY "mutedby:{%llu}"    /* zset: users who muted this user */
-#define K_NOTIFS "nt:{%llu}"           /* zset: notification group keys scored by last activity */
-#define K_NOTIF_PREFIX "ng:{%llu}:"    /* + group key: zset of actors scored by action id */
-#define K_NOTIF_FOLLOWS "nfd:{%llu}"   /* hash: follower -> group key of their follow notice */
-#define K_NOTIF_REFOLLOW "nfw:{%llu}"  /* zset: follower scored by the event id of the last
+#define K_MUTES "mutes:{%llu}"          /* zset: users this user muted */
+#define K_MUTED_BY "mutedby:{%llu}"     /* zset: users who muted this user */
+#define K_NOTIFS "nt:{%llu}"            /* zset: notification group keys scored by last activity */
+#define K_NOTIF_PREFIX "ng:{%llu}:"     /* + group key: zset of actors scored by action id */
+#define K_NOTIF_FOLLOWS "nfd:{%llu}"    /* hash: follower -> group key of their follow notice */
+#define K_NOTIF_REFOLLOW                                                                           \
+    "nfw:{%llu}"                 /* zset: follower scored by the event id of the last
                                         * follow that notified (kept --refollow-window) */
-#define K_NOTIF_READ "nr:{%llu}"       /* string: notifications up to this id are read */
-#define K_EVENTS "ev:{%llu}"           /* stream: the user's live events (log for replay); it
+#define K_NOTIF_READ "nr:{%llu}" /* string: notifications up to this id are read */
+#define K_EVENTS                                                                                   \
+    "ev:{%llu}"               /* stream: the user's live events (log for replay); it
                                         * exists while the user has a stream, plus a grace */
-#define EVENTS_MAXLEN 1000             /* events kept per user for replay */
-#define K_NODE "node:{%d}"             /* string: lease on an id-generator node id */
-#define K_NODE_SEQ "node:seq"          /* counter spreading nodes over the 64 slots */
+#define EVENTS_MAXLEN 1000    /* events kept per user for replay */
+#define K_NODE "node:{%d}"    /* string: lease on an id-generator node id */
+#define K_NODE_SEQ "node:seq" /* counter spreading nodes over the 64 slots */
 #define FANOUT_GROUP "engine"
 
 #define IDEM_TTL_S 86400

@@ -185,8 +185,7 @@ int storage_followers_chunk(storage_async_t *sa, uint64_t author, uint64_t curso
  * before it reads. A trim also drops the reposted-by fields of the entries it drops: rb:{user}
  * is named from tl:{user} ("tl:" + the tag), the same slot. On Redis Cluster the chunk becomes
  * one call per node (storage_redis_group_eval_by_node). */
-static const char add_script[] =
-    SCRIPT_NODE_KEYS SCRIPT_TRIM_TIMELINE
+static const char add_script[] = SCRIPT_NODE_KEYS SCRIPT_TRIM_TIMELINE
     "for _, key in ipairs(KEYS) do\n"
     "  redis.call('ZADD', key, ARGV[1], ARGV[1])\n"
     "  if ARGV[3] == '1' then trim_timeline(key, 'rb:' .. string.sub(key, 4), ARGV[2]) end\n"
@@ -210,8 +209,8 @@ int storage_timelines_add(storage_async_t *sa, uint64_t post, const uint64_t *us
     return storage_redis_group_end(g);
 }
 
-int storage_timelines_remove(storage_async_t *sa, uint64_t post, const uint64_t *users,
-                             size_t n, storage_status_cb cb, void *arg)
+int storage_timelines_remove(storage_async_t *sa, uint64_t post, const uint64_t *users, size_t n,
+                             storage_status_cb cb, void *arg)
 {
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
@@ -250,8 +249,7 @@ int storage_celebrity_followers_add(storage_async_t *sa, uint64_t author, const 
  * maxlen channel user author. A user who has the post already gets no second copy (no
  * reposted_by, no live event); nor does one who blocked, was blocked by or muted the
  * author or the reposter. */
-static const char repost_add_script[] =
-    SCRIPT_TRIM_TIMELINE
+static const char repost_add_script[] = SCRIPT_TRIM_TIMELINE
     "for _, who in ipairs({ARGV[9], ARGV[3]}) do\n"
     "  if redis.call('ZSCORE', KEYS[4], who) or redis.call('ZSCORE', KEYS[5], who)\n"
     "     or redis.call('ZSCORE', KEYS[6], who) then return 0 end\n"
@@ -306,9 +304,15 @@ int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, 
                                    sizeof(channel));
         snprintf(user, sizeof(user), "%llu", (ull)users[i]);
         if (add) {
-            const char *argv[] = {"EVAL", repost_add_script, "6", tl, rb, ev, blocks,
-                                  blockedby, mutes, sc, p, r, maxbuf, now, evmax, channel,
-                                  user, au};
+            const char *argv[] = {"EVAL", repost_add_script,
+                                  "6",    tl,
+                                  rb,     ev,
+                                  blocks, blockedby,
+                                  mutes,  sc,
+                                  p,      r,
+                                  maxbuf, now,
+                                  evmax,  channel,
+                                  user,   au};
             storage_redis_group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
         } else {
             const char *argv[] = {"EVAL", repost_remove_script, "2", tl, rb, p, r};
@@ -321,15 +325,14 @@ int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, 
 /* ---- follow backfill and unfollow purge ---------------------------------------------------- */
 
 /* KEYS: tl rb; ARGV: reposter. Removes the entries that reposter's reposts put there. */
-static const char drop_reposts_script[] =
-    "local all = redis.call('HGETALL', KEYS[2])\n"
-    "for i = 1, #all, 2 do\n"
-    "  if all[i + 1] == ARGV[1] then\n"
-    "    redis.call('ZREM', KEYS[1], all[i])\n"
-    "    redis.call('HDEL', KEYS[2], all[i])\n"
-    "  end\n"
-    "end\n"
-    "return 1\n";
+static const char drop_reposts_script[] = "local all = redis.call('HGETALL', KEYS[2])\n"
+                                          "for i = 1, #all, 2 do\n"
+                                          "  if all[i + 1] == ARGV[1] then\n"
+                                          "    redis.call('ZREM', KEYS[1], all[i])\n"
+                                          "    redis.call('HDEL', KEYS[2], all[i])\n"
+                                          "  end\n"
+                                          "end\n"
+                                          "return 1\n";
 
 typedef struct edge_op_s {
     storage_async_t *sa;
@@ -382,7 +385,7 @@ static void edge_write(edge_op_t *op)
         /* One command carries every post: ZADD key s m s m … or ZREM key m m … */
         size_t argc = 2 + op->n_posts * (op->follow ? 2 : 1);
         const char **argv = malloc(argc * sizeof(*argv));
-        char (*nums)[24] = malloc(op->n_posts * sizeof(*nums));
+        char(*nums)[24] = malloc(op->n_posts * sizeof(*nums));
         char key[40];
         if (!argv || !nums) {
             free(argv);
@@ -480,9 +483,14 @@ static int edge_start(storage_async_t *sa, bool follow, bool unconditional, uint
     edge_op_t *op = calloc(1, sizeof(*op));
     if (!op)
         return -ENOMEM;
-    *op = (edge_op_t){.sa = sa, .cb = cb, .arg = arg, .follower = follower,
-                      .followee = followee, .follow = follow,
-                      .unconditional = unconditional, .timeline_max = timeline_max,
+    *op = (edge_op_t){.sa = sa,
+                      .cb = cb,
+                      .arg = arg,
+                      .follower = follower,
+                      .followee = followee,
+                      .follow = follow,
+                      .unconditional = unconditional,
+                      .timeline_max = timeline_max,
                       .pending = 1};
     int rc = storage_redis_send(sa->redis, STORAGE_REDIS_WRITER, on_edge_score, op,
                                 "ZSCORE " K_FOLLOWING " %llu", (ull)follower, (ull)followee);

@@ -127,8 +127,8 @@ static bool read_profile(const redisReply *r, uint64_t id, storage_user_t *out)
 /* Profiles of n users in one round trip, with their counts (3 more commands each) or not;
  * as viewer sees them: those with whom viewer has a relation in hide are left unknown (id 0),
  * tested with one ZMSCORE per relation over exactly these ids, in the same round trip. */
-static int users_get(storage_t *s, const uint64_t *ids, size_t n, storage_user_t *out,
-                     bool counts, uint64_t viewer, unsigned hide)
+static int users_get(storage_t *s, const uint64_t *ids, size_t n, storage_user_t *out, bool counts,
+                     uint64_t viewer, unsigned hide)
 {
     if (n == 0)
         return 0;
@@ -196,8 +196,7 @@ int storage_user_get(storage_t *s, uint64_t id, storage_user_t *out)
     return rc;
 }
 
-int storage_user_credentials(storage_t *s, uint64_t id, uint8_t token_hash[32],
-                             storage_user_t *out)
+int storage_user_credentials(storage_t *s, uint64_t id, uint8_t token_hash[32], storage_user_t *out)
 {
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);

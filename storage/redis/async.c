@@ -98,8 +98,8 @@ static void connect_now(aconn_t *c)
 {
     storage_redis_t *s = c->sa->cfg;
     const storage_redis__node_t *n = &s->nodes[c->node];
-    redisAsyncContext *ac = n->port == 0 ? redisAsyncConnectUnix(n->host)
-                                         : redisAsyncConnect(n->host, n->port);
+    redisAsyncContext *ac =
+        n->port == 0 ? redisAsyncConnectUnix(n->host) : redisAsyncConnect(n->host, n->port);
     if (!ac || ac->err || storage_redis__uv_attach(ac, c->sa->loop) != 0) {
         if (ac)
             redisAsyncFree(ac);

@@ -49,8 +49,8 @@ static bool redirect(acmd_t *cmd, const aconn_t *from, const redisReply *r)
     storage_redis_async_t *sa = cmd->sa;
     int slot, port;
     char host[108];
-    storage_redirect_t kind = storage_redirect_parse(r->str, r->len, &slot, host, sizeof(host),
-                                                     &port);
+    storage_redirect_t kind =
+        storage_redirect_parse(r->str, r->len, &slot, host, sizeof(host), &port);
     if (kind == STORAGE_REDIRECT_NONE || sa->closing || cmd->redirects >= REDIRECTS_MAX)
         return false;
     if (!host[0]) /* a node without an endpoint: the one that replied */
@@ -83,8 +83,9 @@ static void trampoline(redisAsyncContext *ac, void *reply, void *privdata)
     acmd_t *cmd = privdata;
     storage_redis_async_t *sa = cmd->sa;
     redisReply *r = reply;
-    int status = !r ? (sa->closing ? -ECANCELED : -EAGAIN)
-                    : r->type == REDIS_REPLY_ERROR ? -EIO : 0;
+    int status = !r                             ? (sa->closing ? -ECANCELED : -EAGAIN)
+                 : r->type == REDIS_REPLY_ERROR ? -EIO
+                                                : 0;
     if (status == -EIO) {
         if (redirect(cmd, ac->data, r))
             return;
@@ -279,7 +280,7 @@ void storage_redis_group_eval_by_node(storage_redis_group_t *g, const char *scri
     int *node = malloc((n ? n : 1) * sizeof(*node));
     bool *sent = calloc(n ? n : 1, sizeof(*sent));
     const char **argv = malloc((n + (size_t)nargs + 6) * sizeof(*argv));
-    char (*keys)[48] = malloc((n ? n : 1) * sizeof(*keys));
+    char(*keys)[48] = malloc((n ? n : 1) * sizeof(*keys));
     if (!node || !sent || !argv || !keys || prefix > 16) {
         if (!g->status)
             g->status = -ENOMEM;

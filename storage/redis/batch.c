@@ -98,7 +98,7 @@ typedef struct route_s {
     int sent;  /* the round it was last sent in */
 } route_t;
 
-#define ROUNDS_MAX 6       /* first try plus redirects and retries */
+#define ROUNDS_MAX 6        /* first try plus redirects and retries */
 #define CLUSTER_PAUSE_MS 50 /* between rounds while the cluster says TRYAGAIN/CLUSTERDOWN */
 
 static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";

@@ -110,8 +110,8 @@ storage_embedded_t *storage_embedded_start(const char *data_dir, const char *ser
             dup2(devnull, STDOUT_FILENO);
         }
         execlp(server_path, server_path, "--port", "0", "--unixsocket", sock, "--unixsocketperm",
-               "700", "--dir", dir, "--appendonly", "yes", "--appendfsync", "everysec",
-               "--save", "", "--daemonize", "no", "--logfile", log, (char *)NULL);
+               "700", "--dir", dir, "--appendonly", "yes", "--appendfsync", "everysec", "--save",
+               "", "--daemonize", "no", "--logfile", log, (char *)NULL);
         _exit(127);
     }
     for (int waited = 0; waited < START_TIMEOUT_MS; waited += 20) {

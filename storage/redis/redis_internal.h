@@ -89,13 +89,13 @@ int storage_redis__uv_attach(redisAsyncContext *ac, uv_loop_t *loop);
 typedef struct aconn_s {
     storage_redis_async_t *sa;
     storage_redis_role_t role;
-    int index;       /* node (writer, subscriber) or reader key */
-    int node;        /* the node it talks to */
+    int index; /* node (writer, subscriber) or reader key */
+    int node;  /* the node it talks to */
     redisAsyncContext *ac;
     bool connected, retired;
     int backoff_ms;
-    uv_timer_t timer;  /* connect timeout while connecting, retry delay while down */
-    char channel[32];  /* subscriber: the node's live channel */
+    uv_timer_t timer;    /* connect timeout while connecting, retry delay while down */
+    char channel[32];    /* subscriber: the node's live channel */
     long long client_id; /* reader: its CLIENT ID, to unblock it (0: not known yet) */
 } aconn_t;
 

@@ -20,7 +20,11 @@ int storage_key_slot(const char *key, size_t len);
  * -1 when it names none (PING, SCRIPT LOAD, EVAL with no keys…): any node will do. */
 int storage_command_slot(const char *cmd, size_t len);
 
-typedef enum { STORAGE_REDIRECT_NONE, STORAGE_REDIRECT_MOVED, STORAGE_REDIRECT_ASK } storage_redirect_t;
+typedef enum {
+    STORAGE_REDIRECT_NONE,
+    STORAGE_REDIRECT_MOVED,
+    STORAGE_REDIRECT_ASK
+} storage_redirect_t;
 
 /* Parses "MOVED <slot> <host>:<port>" or "ASK <slot> <host>:<port>" (an error reply's
  * text). host may come back empty (":<port>", sent when the node knows no endpoint for

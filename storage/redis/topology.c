@@ -175,8 +175,7 @@ static bool install_slots(storage_redis_t *s, const redisReply *r, int asked)
         if (master->element[0]->type != REDIS_REPLY_STRING ||
             master->element[1]->type != REDIS_REPLY_INTEGER)
             return false;
-        const char *host = master->element[0]->len ? master->element[0]->str
-                                                   : s->nodes[asked].host;
+        const char *host = master->element[0]->len ? master->element[0]->str : s->nodes[asked].host;
         int node = storage_redis__node_find_or_add(s, host, (int)master->element[1]->integer);
         long long lo = range->element[0]->integer, hi = range->element[1]->integer;
         if (node < 0 || lo < 0 || hi >= STORAGE_SLOTS || lo > hi)
@@ -230,8 +229,8 @@ int storage_redis__topology_refresh(storage_redis_t *s, int min_interval_ms)
     uint64_t started = storage_redis__monotonic_ms();
     pthread_mutex_lock(&s->refresh_mu);
     pthread_mutex_lock(&s->mu);
-    bool fresh = s->topology_known &&
-                 s->topology_refreshed_ms + (uint64_t)min_interval_ms > started;
+    bool fresh =
+        s->topology_known && s->topology_refreshed_ms + (uint64_t)min_interval_ms > started;
     /* After a failed attempt, callers fail fast until the backoff has passed, rather than
      * each waiting out connect timeouts to nodes that do not answer. */
     bool backing_off = !fresh && started < s->refresh_retry_ms;

@@ -109,4 +109,3 @@ int storage_redis__uv_attach(redisAsyncContext *ac, uv_loop_t *loop)
     ac->ev.cleanup = uvio_cleanup;
     return 0;
 }
-

@@ -69,7 +69,10 @@ Test(config, defaults_without_flags_or_environment)
     cr_expect_eq(cfg.log_json, 0);
     cr_expect_eq(cfg.shutdown_grace_ms, 10000);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    cr_expect_eq(cfg.stream_writers, cpus < 1 ? 1 : cpus > 16 ? 16 : cpus,
+    cr_expect_eq(cfg.stream_writers,
+                 cpus < 1    ? 1
+                 : cpus > 16 ? 16
+                             : cpus,
                  "--stream-writers is one per CPU (%ld) by default, not %d", cpus,
                  cfg.stream_writers);
 }
@@ -92,8 +95,8 @@ Test(config, flags_set_their_fields)
     char **argv = ARGV("--listen", "0.0.0.0:9000", "--redis", "redis://10.0.0.1:6380/2",
                        "--data-dir", "/var/lib/t", "--redis-server", "/opt/redis-server",
                        "--threads", "8", "--timeline-max", "50", "--notifications-max", "60",
-                       "--celebrity-threshold", "70", "--max-body", "1024", "--log-level",
-                       "debug", "--log-format", "json", "--shutdown-grace", "0");
+                       "--celebrity-threshold", "70", "--max-body", "1024", "--log-level", "debug",
+                       "--log-format", "json", "--shutdown-grace", "0");
     cr_assert_eq(parse(&cfg, argv), 0);
     cr_expect_str_eq(cfg.listen, "0.0.0.0:9000");
     cr_expect_str_eq(cfg.redis, "redis://10.0.0.1:6380/2");
@@ -166,14 +169,27 @@ Test(config_errors, help_and_version_ask_to_exit)
 Test(config_errors, bad_flag_values_are_einval)
 {
     static const char *const bad[][2] = {
-        {"--threads", "0"},          {"--threads", "257"},        {"--threads", "abc"},
-        {"--threads", ""},           {"--threads", "4x"},         {"--threads", "-1"},
+        {"--threads", "0"},
+        {"--threads", "257"},
+        {"--threads", "abc"},
+        {"--threads", ""},
+        {"--threads", "4x"},
+        {"--threads", "-1"},
         {"--threads", "99999999999999999999"},
-        {"--listen", "nocolon"},     {"--redis", "http://x:1"},   {"--redis", "localhost:6379"},
-        {"--log-level", "loud"},     {"--log-level", "DEBUGGING"}, {"--log-format", "xml"},
-        {"--max-body", "10"},        {"--max-body", "1e6"},       {"--timeline-max", "0"},
-        {"--notifications-max", "-5"}, {"--celebrity-threshold", "0"},
-        {"--shutdown-grace", "-1"},  {"--stream-writers", "-1"},   {"--stream-writers", "65"},
+        {"--listen", "nocolon"},
+        {"--redis", "http://x:1"},
+        {"--redis", "localhost:6379"},
+        {"--log-level", "loud"},
+        {"--log-level", "DEBUGGING"},
+        {"--log-format", "xml"},
+        {"--max-body", "10"},
+        {"--max-body", "1e6"},
+        {"--timeline-max", "0"},
+        {"--notifications-max", "-5"},
+        {"--celebrity-threshold", "0"},
+        {"--shutdown-grace", "-1"},
+        {"--stream-writers", "-1"},
+        {"--stream-writers", "65"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         api_config_t cfg;
@@ -194,9 +210,8 @@ Test(config_errors, unknown_flags_and_arguments_are_einval)
 Test(config_errors, bad_environment_values_are_einval)
 {
     static const char *const bad[][2] = {
-        {"TIDINGS_THREADS", "abc"},   {"TIDINGS_LISTEN", "nocolon"},
-        {"TIDINGS_REDIS", "http://x"}, {"TIDINGS_LOG_LEVEL", "loud"},
-        {"TIDINGS_MAX_BODY", "1"},
+        {"TIDINGS_THREADS", "abc"},    {"TIDINGS_LISTEN", "nocolon"}, {"TIDINGS_REDIS", "http://x"},
+        {"TIDINGS_LOG_LEVEL", "loud"}, {"TIDINGS_MAX_BODY", "1"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         clean_env();

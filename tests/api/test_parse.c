@@ -39,7 +39,7 @@ Test(parse, rejects_more_than_16_digits)
 Test(parse, rejects_empty_null_signs_spaces_and_letters)
 {
     static const char *const bad[] = {
-        "",  "+1", "-1", " 1", "1 ", "1a", "a1", "0x1f", "1e3", "1.0", "1,000", "\xef\xbc\x91",
+        "", "+1", "-1", " 1", "1 ", "1a", "a1", "0x1f", "1e3", "1.0", "1,000", "\xef\xbc\x91",
     };
     cr_expect_eq(api_parse_id(NULL), 0);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -50,9 +50,9 @@ Test(parse, utf8_length_counts_code_points)
 {
     cr_expect_eq(api_utf8_length(""), 0);
     cr_expect_eq(api_utf8_length("abc"), 3);
-    cr_expect_eq(api_utf8_length("\xc3\xa9"), 1);          /* é: 2 bytes */
-    cr_expect_eq(api_utf8_length("\xe2\x82\xac"), 1);      /* €: 3 bytes */
-    cr_expect_eq(api_utf8_length("\xf0\x9f\x98\x80"), 1);  /* 😀: 4 bytes */
+    cr_expect_eq(api_utf8_length("\xc3\xa9"), 1);         /* é: 2 bytes */
+    cr_expect_eq(api_utf8_length("\xe2\x82\xac"), 1);     /* €: 3 bytes */
+    cr_expect_eq(api_utf8_length("\xf0\x9f\x98\x80"), 1); /* 😀: 4 bytes */
     cr_expect_eq(api_utf8_length("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z"), 5);
     cr_expect_eq(api_utf8_length("e\xcc\x81"), 2); /* e + combining acute: two code points */
 }

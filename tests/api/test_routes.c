@@ -48,8 +48,8 @@ Test(routes, every_route_matches_its_own_method_and_path)
         char path[256];
         concrete(api_routes[i].pattern, "374267957444672", path, sizeof(path));
         match_t m = match(api_routes[i].method, path);
-        cr_expect_eq(m.route, (int)i, "%s %s matched route %d, not %zu", api_routes[i].method,
-                     path, m.route, i);
+        cr_expect_eq(m.route, (int)i, "%s %s matched route %d, not %zu", api_routes[i].method, path,
+                     m.route, i);
     }
 }
 
@@ -78,13 +78,20 @@ Test(routes, head_is_served_by_get_routes)
 Test(routes, known_core_routes_exist)
 {
     static const char *const want[][2] = {
-        {"POST", "/v1/users"},          {"GET", "/v1/users/1"},
-        {"PUT", "/v1/users/1/follow"},  {"DELETE", "/v1/users/1/follow"},
-        {"GET", "/v1/users/1/followers"}, {"GET", "/v1/users/1/following"},
-        {"GET", "/v1/users/1/posts"},   {"POST", "/v1/posts"},
-        {"GET", "/v1/posts/1"},         {"DELETE", "/v1/posts/1"},
-        {"GET", "/healthz"},            {"GET", "/readyz"},
-        {"GET", "/metrics"},            {"GET", "/openapi.yaml"},
+        {"POST", "/v1/users"},
+        {"GET", "/v1/users/1"},
+        {"PUT", "/v1/users/1/follow"},
+        {"DELETE", "/v1/users/1/follow"},
+        {"GET", "/v1/users/1/followers"},
+        {"GET", "/v1/users/1/following"},
+        {"GET", "/v1/users/1/posts"},
+        {"POST", "/v1/posts"},
+        {"GET", "/v1/posts/1"},
+        {"DELETE", "/v1/posts/1"},
+        {"GET", "/healthz"},
+        {"GET", "/readyz"},
+        {"GET", "/metrics"},
+        {"GET", "/openapi.yaml"},
         {"GET", "/"},
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
@@ -119,8 +126,10 @@ Test(routes, wrong_method_gives_405_with_the_allow_list)
 Test(routes, unknown_paths_give_minus_one)
 {
     static const char *const paths[] = {
-        "",   "//", "v1/users", "/v1", "/v1/", "/v2/users", "/v1/user", "/v1/users/1/friends",
-        "/healthz/x", "/HEALTHZ", "/v1/posts/1/2", "/v1//users", "//v1/users",
+        "",           "//",        "v1/users",      "/v1",
+        "/v1/",       "/v2/users", "/v1/user",      "/v1/users/1/friends",
+        "/healthz/x", "/HEALTHZ",  "/v1/posts/1/2", "/v1//users",
+        "//v1/users",
     };
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         match_t m = match("GET", paths[i]);
@@ -133,8 +142,8 @@ Test(routes, unknown_paths_give_minus_one)
 Test(routes, trailing_slash_and_empty_segments_do_not_match)
 {
     static const char *const paths[] = {
-        "/v1/users/", "/v1/posts/", "/healthz/", "/v1/users/1/", "/v1/users/1/follow/",
-        "/v1/users//follow", "/v1/posts//",
+        "/v1/users/",          "/v1/posts/",        "/healthz/",   "/v1/users/1/",
+        "/v1/users/1/follow/", "/v1/users//follow", "/v1/posts//",
     };
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         cr_expect_eq(match("GET", paths[i]).route, -1, "GET '%s'", paths[i]);

@@ -272,10 +272,12 @@ static const char *problem_type(int status)
         int status;
         const char *type;
     } types[] = {
-        {400, "bad-request"},   {401, "unauthorized"},       {403, "forbidden"},
-        {404, "not-found"},     {405, "method-not-allowed"}, {409, "conflict"},
-        {413, "payload-too-large"}, {415, "unsupported-media-type"}, {422, "unprocessable"},
-        {429, "too-many-requests"}, {500, "internal"},       {503, "unavailable"},
+        {400, "bad-request"},        {401, "unauthorized"},
+        {403, "forbidden"},          {404, "not-found"},
+        {405, "method-not-allowed"}, {409, "conflict"},
+        {413, "payload-too-large"},  {415, "unsupported-media-type"},
+        {422, "unprocessable"},      {429, "too-many-requests"},
+        {500, "internal"},           {503, "unavailable"},
     };
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
         if (types[i].status == status)

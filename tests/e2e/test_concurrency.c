@@ -23,19 +23,19 @@ static void *call(void *arg)
 {
     call_t *c = arg;
     char req[1024];
-    int n = snprintf(req, sizeof(req),
-                     "POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s%s%s%s"
-                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                     c->path, c->token ? "Authorization: Bearer " : "", c->token ? c->token : "",
-                     c->token ? "\r\n" : "", c->headers ? c->headers : "", strlen(c->body),
-                     c->body);
+    int n =
+        snprintf(req, sizeof(req),
+                 "POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s%s%s%s"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                 c->path, c->token ? "Authorization: Bearer " : "", c->token ? c->token : "",
+                 c->token ? "\r\n" : "", c->headers ? c->headers : "", strlen(c->body), c->body);
     pthread_barrier_wait(c->go);
     ts_resp_t r;
     if (ts_http_raw(PORT, req, (size_t)n, 15000, &r) == 0) {
         c->status = r.status;
         json_t *j = ts_resp_json(&r);
-        json_t *id = json_object_get(json_object_get(j, "user") ? json_object_get(j, "user") : j,
-                                     "id");
+        json_t *id =
+            json_object_get(json_object_get(j, "user") ? json_object_get(j, "user") : j, "id");
         snprintf(c->id, sizeof(c->id), "%s", json_is_string(id) ? json_string_value(id) : "");
         json_decref(j);
     }

@@ -66,10 +66,11 @@ Test(posts_e2e, author_posts_paginate_newest_first_without_gaps_or_duplicates)
     char cursor[32] = "";
     int pages = 0;
     do {
-        json_t *page = cursor[0] ? ts_callf(PORT, "GET", &world.a, NULL, 200,
-                                            "/v1/users/%s/posts?limit=5&cursor=%s", world.b.id, cursor)
-                                 : ts_callf(PORT, "GET", &world.a, NULL, 200,
-                                            "/v1/users/%s/posts?limit=5", world.b.id);
+        json_t *page = cursor[0]
+                           ? ts_callf(PORT, "GET", &world.a, NULL, 200,
+                                      "/v1/users/%s/posts?limit=5&cursor=%s", world.b.id, cursor)
+                           : ts_callf(PORT, "GET", &world.a, NULL, 200,
+                                      "/v1/users/%s/posts?limit=5", world.b.id);
         json_t *items = json_object_get(page, "items");
         for (size_t i = 0; i < json_array_size(items); i++) {
             cr_assert_lt(n, N + 8);
@@ -193,8 +194,9 @@ Test(posts_e2e, mentions_resolve_to_ids_and_drop_unknown_handles)
     ts_unique(ghost, sizeof(ghost), "ghost");
     char upper_a[32];
     for (size_t i = 0; i <= strlen(world.a.handle); i++)
-        upper_a[i] = (char)(world.a.handle[i] >= 'a' && world.a.handle[i] <= 'z' ? world.a.handle[i] - 32
-                                                                         : world.a.handle[i]);
+        upper_a[i] =
+            (char)(world.a.handle[i] >= 'a' && world.a.handle[i] <= 'z' ? world.a.handle[i] - 32
+                                                                        : world.a.handle[i]);
     snprintf(body, sizeof(body), "{\"text\":\"hi @%s and @%s and @%s, again @%s\"}", world.b.handle,
              ghost, upper_a, world.b.handle);
     ts_resp_t r;

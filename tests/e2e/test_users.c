@@ -62,7 +62,8 @@ Test(users_e2e, head_answers_like_get_without_a_body)
     char req[512];
     int n = snprintf(req, sizeof(req),
                      "HEAD /v1/users/%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-                     "Connection: close\r\n\r\n", world.a.id, world.a.token);
+                     "Connection: close\r\n\r\n",
+                     world.a.id, world.a.token);
     ts_resp_t r;
     cr_assert_eq(ts_http_raw(PORT, req, (size_t)n, 10000, &r), 0);
     cr_expect_eq(r.status, 200);
@@ -103,17 +104,16 @@ Test(users_e2e, follow_and_unfollow_are_idempotent)
 }
 
 /* Walks every page of path with limit; fills ids (newest first) and returns how many. */
-static size_t walk(const ts_user_t *as, const char *path, int limit, char (*ids)[24],
-                   size_t max, int *pages)
+static size_t walk(const ts_user_t *as, const char *path, int limit, char (*ids)[24], size_t max,
+                   int *pages)
 {
     size_t n = 0;
     char cursor[32] = "";
     *pages = 0;
     do {
-        json_t *page = cursor[0]
-                           ? ts_callf(PORT, "GET", as, NULL, 200, "%s?limit=%d&cursor=%s", path,
-                                      limit, cursor)
-                           : ts_callf(PORT, "GET", as, NULL, 200, "%s?limit=%d", path, limit);
+        json_t *page = cursor[0] ? ts_callf(PORT, "GET", as, NULL, 200, "%s?limit=%d&cursor=%s",
+                                            path, limit, cursor)
+                                 : ts_callf(PORT, "GET", as, NULL, 200, "%s?limit=%d", path, limit);
         json_t *items = json_object_get(page, "items");
         cr_assert(json_is_array(items));
         cr_assert_leq(json_array_size(items), (size_t)limit);
@@ -169,8 +169,8 @@ Test(users_e2e, following_paginates_and_exact_multiple_ends_with_null_cursor)
 Test(users_e2e, list_items_are_full_user_objects)
 {
     json_decref(ts_callf(PORT, "PUT", &world.b, NULL, 204, "/v1/users/%s/follow", world.a.id));
-    json_t *list = ts_callf(PORT, "GET", &world.a, NULL, 200, "/v1/users/%s/followers?limit=1",
-                            world.a.id);
+    json_t *list =
+        ts_callf(PORT, "GET", &world.a, NULL, 200, "/v1/users/%s/followers?limit=1", world.a.id);
     json_t *u = json_array_get(json_object_get(list, "items"), 0);
     cr_assert(json_is_object(u));
     cr_expect_str_eq(ts_str(u, "handle"), world.b.handle);

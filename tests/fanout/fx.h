@@ -18,8 +18,8 @@
 #include <stdint.h>
 
 /* Why a test that crashes or restarts its Redis skips the cluster run. */
-#define FX_RESTARTS_REDIS                                                                         \
-    "this test crashes or restarts its Redis, which the tests do to a redis-server only (a "     \
+#define FX_RESTARTS_REDIS                                                                          \
+    "this test crashes or restarts its Redis, which the tests do to a redis-server only (a "       \
     "private cluster's nodes would come back with their slots): test_fanout runs it"
 
 /* How many of the timelines tl:{base+i}, i < n, hold post; the first index without it goes to
@@ -53,8 +53,8 @@ static inline int fx_start(ts_redis_t *redis, ts_server_t *server, const char *c
 /* DELETE /v1/posts/{post} as author (204). */
 static inline void fx_delete(int port, const ts_user_t *author, uint64_t post)
 {
-    json_decref(ts_callf(port, "DELETE", author, NULL, 204, "/v1/posts/%llu",
-                         (unsigned long long)post));
+    json_decref(
+        ts_callf(port, "DELETE", author, NULL, 204, "/v1/posts/%llu", (unsigned long long)post));
 }
 
 #endif

@@ -53,7 +53,8 @@ Test(celebrity, posts_merge_at_read_time_in_id_order_and_page_exactly_once)
             cr_assert(!ts_timeline_holds(c, f[k].num, celeb_posts[i]),
                       "celebrity post %d was written into follower %d's timeline", i, k);
     for (int i = 0; i < EACH; i++) {
-        cr_assert(ts_timeline_holds(c, f[0].num, normal_posts[i]), "normal post %d not fanned out", i);
+        cr_assert(ts_timeline_holds(c, f[0].num, normal_posts[i]), "normal post %d not fanned out",
+                  i);
         cr_assert(ts_timeline_holds(c, celeb.num, celeb_posts[i]), "the celebrity's own timeline");
     }
 

@@ -112,7 +112,8 @@ Test(dead, a_job_that_keeps_failing_is_dead_lettered_after_its_attempts)
     freeReplyObject(ts_redis_cmd_ok(c, "SET followers:{%llu} not-a-sorted-set", author));
     freeReplyObject(ts_redis_cmd_ok(c, "HSET post:{%llu} author %llu text doomed", post, author));
     char entry[64], buf[512], v[128];
-    redisReply *r = ts_redis_cmd_ok(c, "XADD fanout:{0} * kind post post %llu author %llu", post, author);
+    redisReply *r =
+        ts_redis_cmd_ok(c, "XADD fanout:{0} * kind post post %llu author %llu", post, author);
     snprintf(entry, sizeof(entry), "%s", r->str);
     freeReplyObject(r);
 

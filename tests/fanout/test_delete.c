@@ -32,7 +32,8 @@ Test(delete, retracts_from_every_followers_timeline)
     fx_delete(port, &a, doomed);
     cr_assert(ts_wait_queue_empty(c, 30000), "the delete job never finished");
     for (int i = 0; i < 4; i++) {
-        cr_assert(!ts_timeline_holds(c, f[i].num, doomed), "follower %d still holds the deleted post", i);
+        cr_assert(!ts_timeline_holds(c, f[i].num, doomed),
+                  "follower %d still holds the deleted post", i);
         cr_assert(ts_timeline_holds(c, f[i].num, kept), "follower %d lost the other post", i);
         uint64_t ids[8];
         size_t n = ts_timeline(port, &f[i], 20, ids, NULL, 8);
@@ -90,7 +91,8 @@ Test(delete, racing_an_in_flight_fanout_leaves_no_follower_holding_it)
         cr_assert_eq(holding, (size_t)0,
                      "round %d: %zu of %d followers hold the deleted post after every job ended",
                      round, holding, FOLLOWERS);
-        cr_assert(!ts_timeline_holds(c, a.num, post), "the author's own timeline holds the deleted post");
+        cr_assert(!ts_timeline_holds(c, a.num, post),
+                  "the author's own timeline holds the deleted post");
     }
     cr_assert_eq(ts_redis_int(c, "XLEN fanout:dead"), 0);
     ts_redis_close(c);
@@ -128,7 +130,8 @@ Test(delete, racing_its_fanout_retracts_once_per_connected_follower)
     redisContext *c = ts_redis_connect(redis.port);
     ts_add_followers(c, a.num, base, FOLLOWERS, 1);
     for (size_t i = 0; i < 3; i++) /* a log that exists is a connected user (storage/events.c) */
-        freeReplyObject(ts_redis_cmd_ok(c, "XADD ev:{%llu} * e open", (unsigned long long)connected[i]));
+        freeReplyObject(
+            ts_redis_cmd_ok(c, "XADD ev:{%llu} * e open", (unsigned long long)connected[i]));
 
     bool raced = false;
     for (int round = 0; round < 5 && !raced; round++) {

@@ -52,9 +52,11 @@ static fanout_t *engine(const char *url, int claim_idle_ms, int in_flight)
 /* A post job for author's followers, as the API would queue it. */
 static void queue_post(redisContext *c, unsigned long long post, unsigned long long author)
 {
-    freeReplyObject(ts_redis_cmd_ok(c, "HSET post:{%llu} author %llu text engine-test", post, author));
+    freeReplyObject(
+        ts_redis_cmd_ok(c, "HSET post:{%llu} author %llu text engine-test", post, author));
     freeReplyObject(ts_redis_cmd_ok(c, "ZADD posts:{%llu} %llu %llu", author, post, post));
-    freeReplyObject(ts_redis_cmd_ok(c, "XADD fanout:{0} * kind post post %llu author %llu", post, author));
+    freeReplyObject(
+        ts_redis_cmd_ok(c, "XADD fanout:{0} * kind post post %llu author %llu", post, author));
 }
 
 typedef bool (*pred_fn)(void *arg);

@@ -19,8 +19,8 @@ static void expect_problem(const ts_user_t *as, const char *method, const char *
                  body ? body : "", status, r.status, r.body);
     char ct[96];
     const char *got = ts_resp_header(&r, "Content-Type", ct, sizeof(ct));
-    cr_expect(got && strncmp(got, "application/problem+json", 24) == 0,
-              "%s %s: Content-Type %s", method, path, got ? got : "(none)");
+    cr_expect(got && strncmp(got, "application/problem+json", 24) == 0, "%s %s: Content-Type %s",
+              method, path, got ? got : "(none)");
     json_t *j = ts_resp_json(&r);
     cr_expect_eq(ts_int(j, "status"), status, "%s %s: the problem's status", method, path);
     json_decref(j);
@@ -54,8 +54,8 @@ Test(bad_input, likes_and_reposts_need_a_live_post)
     expect_problem(&b, "GET", path, NULL, 404);
 
     /* Bad ids are 400, before the post is looked up. */
-    static const char *const ids[] = {"abc", "0", "-1", "12x", "007", "99999999999999999999",
-                                      "9007199254740993"};
+    static const char *const ids[] = {
+        "abc", "0", "-1", "12x", "007", "99999999999999999999", "9007199254740993"};
     for (size_t k = 0; k < sizeof(ids) / sizeof(ids[0]); k++)
         for (size_t i = 0; i < 4; i++) {
             snprintf(path, sizeof(path), "/v1/posts/%s/%s", ids[k], actions[i][1]);

@@ -271,8 +271,8 @@ Test(blocks, nothing_new_crosses_a_block)
         ix_wait_idle();
         json_t *list = ix_notifications(PORT, u, NULL, 100);
         char *s = json_dumps(list, JSON_COMPACT);
-        cr_expect_eq(json_array_size(list), 4, "%s has c's four notifications only: %s",
-                     u->handle, s);
+        cr_expect_eq(json_array_size(list), 4, "%s has c's four notifications only: %s", u->handle,
+                     s);
         size_t i;
         const json_t *n;
         json_array_foreach(list, i, n)

@@ -212,8 +212,9 @@ static void pending_summary(char *buf, size_t size)
     for (int shard = 0; shard < TS_FANOUT_SHARDS && used < size; shard++) {
         redisReply *r = ts_redis_command(ix_redis.url, "XPENDING fanout:{%d} engine", shard);
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
-            used += (size_t)snprintf(buf + used, size - used, "%sshard %d, %lld pending:",
-                                     shard ? "; " : "", shard, r->element[0]->integer);
+            used += (size_t)snprintf(buf + used, size - used,
+                                     "%sshard %d, %lld pending:", shard ? "; " : "", shard,
+                                     r->element[0]->integer);
             const redisReply *per = r->element[3];
             for (size_t i = 0; per->type == REDIS_REPLY_ARRAY && i < per->elements && used < size;
                  i++)
@@ -248,8 +249,8 @@ Test(concurrency_handover, a_process_stopping_meanwhile_delays_no_notification)
     for (int r = 0; r < ROUNDS; r++) {
         ts_server_t other;
         ts_server_start(&other, url, NULL, true);
-        volley_t v = {.method = "PUT", .paths = paths[r], .users = likers, .n = LIKERS,
-                      .reps = PER_ROUND};
+        volley_t v = {
+            .method = "PUT", .paths = paths[r], .users = likers, .n = LIKERS, .reps = PER_ROUND};
         pthread_t bg;
         cr_assert_eq(pthread_create(&bg, NULL, volley_fire, &v), 0);
         ts_sleep_ms(5);
@@ -315,8 +316,8 @@ Test(concurrency_handover, a_like_taken_back_while_its_job_was_held_up_leaves_no
         }
         ts_server_t other;
         ts_server_start(&other, url, NULL, true);
-        volley_t v = {.method = "PUT", .paths = paths, .users = likers, .n = LIKERS,
-                      .reps = PER_ROUND};
+        volley_t v = {
+            .method = "PUT", .paths = paths, .users = likers, .n = LIKERS, .reps = PER_ROUND};
         pthread_t bg;
         cr_assert_eq(pthread_create(&bg, NULL, volley_fire, &v), 0);
         ts_sleep_ms(5);

@@ -87,8 +87,8 @@ Test(likes, likers_group_newest_first_and_a_new_liker_moves_the_group_to_the_top
     const json_t *top = json_array_get(list, 0);
     cr_expect_str_eq(ts_str(top, "type"), "like", "the group a new actor joined is on top");
     cr_expect_str_eq(ts_str(json_object_get(top, "post"), "id"), p1);
-    cr_expect_gt(strtoull(ts_str(three, "id"), NULL, 10),
-                 strtoull(ts_str(follow, "id"), NULL, 10), "the group's id is its latest activity");
+    cr_expect_gt(strtoull(ts_str(three, "id"), NULL, 10), strtoull(ts_str(follow, "id"), NULL, 10),
+                 "the group's id is its latest activity");
     cr_expect_geq(strcmp(ts_str(three, "created_at"), ts_str(follow, "created_at")), 0);
     json_decref(list);
     json_decref(follow);
@@ -197,8 +197,9 @@ Test(likes, acting_on_your_own_post_or_yourself_notifies_nobody)
     cr_expect(ix_actors_are(ix_find(list, "repost", p), ids, 1), "a's own repost is not notified");
     cr_expect_eq(ix_count(list, "reply", own_reply), 0, "a's reply to itself is not notified");
     cr_expect_eq(ix_count(list, "mention", own_mention), 0, "a's self-mention is not notified");
-    cr_expect_eq(ix_count(list, "mention", b_reply), 0, "a reply mentioning its parent's author "
-                                                        "is only a reply");
+    cr_expect_eq(ix_count(list, "mention", b_reply), 0,
+                 "a reply mentioning its parent's author "
+                 "is only a reply");
     free(s);
     json_decref(list);
     cr_expect_eq(ix_like_count(PORT, &b, p), 2, "a's own like still counts");

@@ -92,9 +92,8 @@ Test(notifications, every_type_has_its_shape)
         } else {
             cr_expect_str_eq(type, "mention");
             cr_expect_str_eq(ts_str(post, "id"), mb, "a mention's post is the mentioning post");
-            cr_expect_str_eq(json_string_value(json_array_get(json_object_get(post, "mentions"),
-                                                              0)),
-                             a.id);
+            cr_expect_str_eq(
+                json_string_value(json_array_get(json_object_get(post, "mentions"), 0)), a.id);
         }
     }
     free(s);
@@ -354,9 +353,9 @@ Test(notifications, types_filter_selects_and_bad_types_are_400)
         free(s);
         json_decref(list);
     }
-    static const char *const bad[] = {"types=likes", "types=", "types=like,", "types=,like",
-                                      "types=like,,reply", "types=LIKE", "types=like%20",
-                                      "types=unknown"};
+    static const char *const bad[] = {
+        "types=likes",       "types=",     "types=like,",   "types=,like",
+        "types=like,,reply", "types=LIKE", "types=like%20", "types=unknown"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ts_resp_t resp;
         char path[96], ct[96];

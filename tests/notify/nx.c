@@ -82,8 +82,8 @@ notify_sub_t *nx_open(notify_hub_t *hub, uint64_t user, const char *cursor, nx_h
     return sub;
 }
 
-notify_sub_t *nx_open_live(notify_hub_t *hub, uint64_t user, const char *cursor,
-                           nx_hooks_t *c, unsigned first, unsigned last)
+notify_sub_t *nx_open_live(notify_hub_t *hub, uint64_t user, const char *cursor, nx_hooks_t *c,
+                           unsigned first, unsigned last)
 {
     notify_sub_t *sub = nx_open(hub, user, cursor, c);
     nx_expect(sub, NOTIFY_NEXT_CATCHUP);

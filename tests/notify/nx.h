@@ -44,8 +44,8 @@ void nx_catch_up(notify_sub_t *sub, unsigned first, unsigned last, bool more);
 
 /* Opens a stream for user after cursor and runs its first catch-up, handing over the log
  * entries first..last, so it is live. Returns new. */
-notify_sub_t *nx_open_live(notify_hub_t *hub, uint64_t user, const char *cursor,
-                           nx_hooks_t *c, unsigned first, unsigned last);
+notify_sub_t *nx_open_live(notify_hub_t *hub, uint64_t user, const char *cursor, nx_hooks_t *c,
+                           unsigned first, unsigned last);
 
 /* Asserts the next step is an event and returns its number (a heartbeat is 0), dropping
  * the reference the hub handed over. */

@@ -214,8 +214,8 @@ static unsigned step(run_t *run, client_t *c, unsigned budget)
             } else {
                 unsigned k = (unsigned)strtoul(e->id, NULL, 10);
                 if (k != c->last + 1)
-                    fail(run, "user %llu: event %u after %u (%s)", (unsigned long long)c->user,
-                         k, c->last, k <= c->last ? "a duplicate or out of order" : "a gap");
+                    fail(run, "user %llu: event %u after %u (%s)", (unsigned long long)c->user, k,
+                         c->last, k <= c->last ? "a duplicate or out of order" : "a gap");
                 c->last = k;
                 run->res->delivered++;
             }
@@ -288,8 +288,8 @@ static void settle(run_t *run)
 
 void nx_stress_defaults(nx_stress_t *cfg)
 {
-    *cfg = (nx_stress_t){
-        .users = 48, .clients = 96, .events = 200000, .seconds = 3, .queue_max = 16};
+    *cfg =
+        (nx_stress_t){.users = 48, .clients = 96, .events = 200000, .seconds = 3, .queue_max = 16};
 }
 
 int nx_stress_run(const nx_stress_t *cfg, nx_stress_result_t *res)

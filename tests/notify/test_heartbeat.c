@@ -71,16 +71,15 @@ Test(heartbeat, every_stream_gets_exactly_one_per_period)
         }
         /* The slice a tick beats is the one notify_hub_users lists. */
         size_t n_listed = notify_hub_users(nx.hub, tick, SLICES, listed, USERS);
-        cr_assert_eq(n_listed, n_beaten, "tick %u: %zu users listed, %zu beaten", tick,
-                     n_listed, n_beaten);
+        cr_assert_eq(n_listed, n_beaten, "tick %u: %zu users listed, %zu beaten", tick, n_listed,
+                     n_beaten);
         qsort(listed, n_listed, sizeof(*listed), by_user);
         qsort(beaten, n_beaten, sizeof(*beaten), by_user);
         for (size_t i = 0; i < n_listed; i++)
             cr_assert_eq(listed[i], beaten[i]);
         if (tick == SLICES - 1)
             for (size_t i = 0; i < n; i++)
-                cr_assert_eq(beats[i], 1, "stream %zu had %d heartbeats in a period", i,
-                             beats[i]);
+                cr_assert_eq(beats[i], 1, "stream %zu had %d heartbeats in a period", i, beats[i]);
     }
     for (size_t i = 0; i < n; i++) {
         cr_assert_eq(beats[i], 2, "stream %zu had %d heartbeats in two periods", i, beats[i]);

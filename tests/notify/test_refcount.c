@@ -47,8 +47,7 @@ Test(refcount, what_is_not_queued_takes_no_reference)
 {
     nx_resize(2, 10);
     notify_sub_t *sub = nx_open_live(nx.hub, 7, "5-0", &nx.c, 1, 0);
-    notify_event_t *old = event("5-0"), *a = event("6-0"), *b = event("7-0"),
-                   *over = event("8-0");
+    notify_event_t *old = event("5-0"), *a = event("6-0"), *b = event("7-0"), *over = event("8-0");
     notify_hub_publish(nx.hub, 7, old); /* at the cursor: dropped */
     notify_hub_publish(nx.hub, 7, a);
     notify_hub_publish(nx.hub, 7, b);

@@ -15,10 +15,8 @@ Test(stress, concurrent_publish_and_close_deliver_every_stream_in_order_once)
     cr_assert_eq(nx_stress_run(&cfg, &res), 0, "the threads did not start");
     cr_log_info("published %llu, delivered %llu, opened %llu, cut off %llu, hung up %llu, "
                 "heartbeats %llu",
-                res.published, res.delivered, res.opened, res.cut_off, res.hung_up,
-                res.heartbeats);
-    cr_assert_eq(res.failures, 0, "%llu failures, the first: %s", res.failures,
-                 res.first_failure);
+                res.published, res.delivered, res.opened, res.cut_off, res.hung_up, res.heartbeats);
+    cr_assert_eq(res.failures, 0, "%llu failures, the first: %s", res.failures, res.first_failure);
     cr_assert_gt(res.published, 0);
     cr_assert_gt(res.delivered, 0);
 }

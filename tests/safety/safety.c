@@ -78,14 +78,13 @@ ssize_t sf_read_response(int fd, char *buf, size_t size, int timeout_ms)
 }
 
 int sf_request_from(const char *source, int port, const char *method, const char *path,
-                    const char *token, const char *extra, const char *body, char *buf,
-                    size_t size)
+                    const char *token, const char *extra, const char *body, char *buf, size_t size)
 {
     int fd = sf_connect_from(source, port);
     cr_assert(fd >= 0, "connect from %s", source);
     char req[4096];
-    int n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n",
-                     method, path);
+    int n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n", method,
+                     path);
     if (token)
         n += snprintf(req + n, sizeof(req) - (size_t)n, "Authorization: Bearer %s\r\n", token);
     if (extra)

@@ -20,8 +20,7 @@ bool sf_closed_by_peer(int fd, int wait_ms);
 /* One request from source (Connection: close; token, extra "Name: value\r\n" lines and a
  * JSON body each optional) and its answer into buf; returns the status (0: none). */
 int sf_request_from(const char *source, int port, const char *method, const char *path,
-                    const char *token, const char *extra, const char *body, char *buf,
-                    size_t size);
+                    const char *token, const char *extra, const char *body, char *buf, size_t size);
 /* A header's value in a raw answer (case-sensitive name) into out; NULL when absent. */
 const char *sf_header(const char *answer, const char *name, char *out, size_t size);
 /* Reads until a whole response head (and a Content-Length body) is in buf or timeout_ms

@@ -40,8 +40,8 @@ static void expect_same_as_absent(int port, const ts_user_t *u, const char *meth
     ts_resp_t got, want;
     ts_http(port, method, path, u->token, NULL, body, &got);
     ts_http(port, method, absent_path, u->token, NULL, body, &want);
-    cr_expect_eq(got.status, want.status, "%s %s answered %d, a real absence %d: %s", method,
-                 path, got.status, want.status, got.body);
+    cr_expect_eq(got.status, want.status, "%s %s answered %d, a real absence %d: %s", method, path,
+                 got.status, want.status, got.body);
     cr_expect(want.status == 404 || want.status == 422, "%s %s: %d", method, absent_path,
               want.status);
     char *a = problem_sans_instance(&got), *b = problem_sans_instance(&want);
@@ -175,8 +175,7 @@ static size_t mention_notices(int port, const ts_user_t *u)
 Test(blocks_everywhere, mentions_between_blocked_users_are_dropped_and_capped)
 {
     ts_server_t s;
-    sf_server_start(&s, (const char *const[]){"--rate-limits", "off", "--max-mentions", "3",
-                                              NULL});
+    sf_server_start(&s, (const char *const[]){"--rate-limits", "off", "--max-mentions", "3", NULL});
     ts_user_t a, b, c, many[5];
     ts_register(s.port, "mn_a", &a);
     ts_register(s.port, "mn_b", &b);
@@ -247,8 +246,8 @@ Test(blocks_everywhere, a_repost_by_the_blocked_user_is_refused_and_undone)
 Test(blocks_everywhere, following_is_capped)
 {
     ts_server_t s;
-    sf_server_start(&s, (const char *const[]){"--rate-limits", "off", "--max-following", "3",
-                                              NULL});
+    sf_server_start(&s,
+                    (const char *const[]){"--rate-limits", "off", "--max-following", "3", NULL});
     ts_user_t f, t[5];
     ts_register(s.port, "cap_f", &f);
     for (int i = 0; i < 5; i++)
@@ -381,7 +380,8 @@ static uint64_t median_us(int port, const ts_user_t *u, const char *path, size_t
         cr_expect_eq(json_array_size(json_object_get(j, "items")), want_items, "%s", path);
         json_decref(j);
         ts_resp_free(&r);
-        t[i] = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000u + (uint64_t)(b.tv_nsec - a.tv_nsec) / 1000;
+        t[i] =
+            (uint64_t)(b.tv_sec - a.tv_sec) * 1000000u + (uint64_t)(b.tv_nsec - a.tv_nsec) / 1000;
     }
     qsort(t, SAMPLES, sizeof(*t), by_value);
     return t[SAMPLES / 2];

@@ -56,8 +56,8 @@ Test(connections, a_drip_fed_request_is_cut_at_the_deadline_while_others_are_ans
               (unsigned long long)cut);
     cr_expect(slowest < PROMPT_MS, "a readyz from another address took %llu ms",
               (unsigned long long)slowest);
-    cr_expect_geq(ts_metric(s.port, "tidings_http_connections_cut_total{reason=\"request_deadline\"}"),
-                  1);
+    cr_expect_geq(
+        ts_metric(s.port, "tidings_http_connections_cut_total{reason=\"request_deadline\"}"), 1);
     ts_server_stop(&s, 5000);
 }
 
@@ -87,8 +87,7 @@ Test(connections, an_idle_connection_is_cut_at_the_deadline_and_a_busy_one_is_no
 Test(connections, one_address_holds_at_most_its_cap_and_others_are_answered)
 {
     ts_server_t s;
-    sf_server_start(&s,
-                                 (const char *const[]){"--max-connections-per-address", "8", NULL});
+    sf_server_start(&s, (const char *const[]){"--max-connections-per-address", "8", NULL});
     int fds[40];
     for (int i = 0; i < 40; i++)
         fds[i] = sf_connect_from(ABUSER, s.port);
@@ -98,8 +97,8 @@ Test(connections, one_address_holds_at_most_its_cap_and_others_are_answered)
         open += fds[i] >= 0 && !sf_closed_by_peer(fds[i], 50);
     cr_expect_eq(open, 8, "%d connections from one address stayed open; the cap is 8", open);
     cr_expect(timed_readyz(s.port) < PROMPT_MS);
-    cr_expect_geq(ts_metric(s.port, "tidings_http_connections_refused_total{reason=\"per_address\"}"),
-                  32);
+    cr_expect_geq(
+        ts_metric(s.port, "tidings_http_connections_refused_total{reason=\"per_address\"}"), 32);
     /* Closing them gives the address its places back. */
     for (int i = 0; i < 40; i++)
         if (fds[i] >= 0)
@@ -117,9 +116,8 @@ Test(connections, one_address_holds_at_most_its_cap_and_others_are_answered)
 Test(connections, a_trusted_proxy_is_not_capped)
 {
     ts_server_t s;
-    sf_server_start(
-        &s, (const char *const[]){"--max-connections-per-address", "2", "--trusted-proxies",
-                                  "127.0.0.3, 10.0.0.0/8", NULL});
+    sf_server_start(&s, (const char *const[]){"--max-connections-per-address", "2",
+                                              "--trusted-proxies", "127.0.0.3, 10.0.0.0/8", NULL});
     int fds[6];
     for (int i = 0; i < 6; i++)
         fds[i] = sf_connect_from("127.0.0.3", s.port);

@@ -89,8 +89,12 @@ Test(operators, a_redis_password_never_reaches_the_log)
     snprintf(port, sizeof(port), "%d", ts_free_port());
     char listen[32];
     snprintf(listen, sizeof(listen), "127.0.0.1:%s", port);
-    char *argv[] = {(char *)ts_env("TIDINGS_BIN"), "--redis",
-                    "redis://:" SECRET "@127.0.0.1:1", "--listen", listen, NULL};
+    char *argv[] = {(char *)ts_env("TIDINGS_BIN"),
+                    "--redis",
+                    "redis://:" SECRET "@127.0.0.1:1",
+                    "--listen",
+                    listen,
+                    NULL};
     pid_t pid = ts_proc_spawn(argv, log);
     ts_sleep_ms(1500);
     ts_proc_kill(pid);

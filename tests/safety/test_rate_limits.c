@@ -50,7 +50,8 @@ Test(rate_limits, publishing_spends_the_authors_bucket_and_says_what_is_left)
                          "\"publish\";q=3;w=60");
         char want[64];
         snprintf(want, sizeof(want), "\"publish\";r=%d;t=", 2 - i);
-        cr_expect(sf_header(answer, "RateLimit", v, sizeof(v)) && strncmp(v, want, strlen(want)) == 0,
+        cr_expect(sf_header(answer, "RateLimit", v, sizeof(v)) &&
+                      strncmp(v, want, strlen(want)) == 0,
                   "post %d: RateLimit %s", i, v);
     }
     int st = sf_request_from("127.0.0.1", s.port, "POST", "/v1/posts", ana.token, NULL,
@@ -73,10 +74,10 @@ Test(rate_limits, publishing_spends_the_authors_bucket_and_says_what_is_left)
 Test(rate_limits, every_class_has_its_own_limit)
 {
     ts_server_t s;
-    sf_server_start(&s, (const char *const[]){"--rate-limits", "on", "--rate-interact", "1/m",
-                                              "--rate-follow", "1/m", "--rate-read", "1/m",
-                                              "--rate-stream", "1/m", "--rate-register", "off",
-                                              NULL});
+    sf_server_start(&s,
+                    (const char *const[]){"--rate-limits", "on", "--rate-interact", "1/m",
+                                          "--rate-follow", "1/m", "--rate-read", "1/m",
+                                          "--rate-stream", "1/m", "--rate-register", "off", NULL});
     ts_user_t ana, bob;
     ts_register(s.port, "cls", &ana);
     ts_register(s.port, "cls", &bob);
@@ -100,8 +101,8 @@ Test(rate_limits, every_class_has_its_own_limit)
                                     answer, sizeof(answer));
         cr_expect(first >= 200 && first < 300, "%s: the first answered %d: %.200s", cases[i].cls,
                   first, answer);
-        int second = sf_request_from("127.0.0.1", s.port, cases[i].method, path, token, NULL,
-                                     NULL, answer, sizeof(answer));
+        int second = sf_request_from("127.0.0.1", s.port, cases[i].method, path, token, NULL, NULL,
+                                     answer, sizeof(answer));
         expect_limited(answer, second, cases[i].cls, cases[i].cls);
     }
     ts_server_stop(&s, 5000);
@@ -109,8 +110,8 @@ Test(rate_limits, every_class_has_its_own_limit)
 
 Test(rate_limits, a_users_bucket_holds_across_two_processes)
 {
-    const char *const flags[] = {"--rate-limits", "on", "--rate-interact", "4/m",
-                                 "--rate-register", "off", NULL};
+    const char *const flags[] = {"--rate-limits", "on", "--rate-interact", "4/m", "--rate-register",
+                                 "off",           NULL};
     ts_server_t a, b;
     sf_server_start(&a, flags);
     sf_server_start(&b, flags);
@@ -122,8 +123,8 @@ Test(rate_limits, a_users_bucket_holds_across_two_processes)
         ts_post(a.port, &bob, "likeable", posts[i]);
     for (int i = 0; i < 4; i++) {
         snprintf(path, sizeof(path), "/v1/posts/%s/like", posts[i]);
-        int st = sf_request_from("127.0.0.1", i % 2 ? b.port : a.port, "PUT", path, ana.token,
-                                 NULL, NULL, answer, sizeof(answer));
+        int st = sf_request_from("127.0.0.1", i % 2 ? b.port : a.port, "PUT", path, ana.token, NULL,
+                                 NULL, answer, sizeof(answer));
         cr_expect_eq(st, 204, "like %d: %.200s", i, answer);
     }
     snprintf(path, sizeof(path), "/v1/posts/%s/like", posts[4]);
@@ -138,8 +139,7 @@ Test(rate_limits, a_users_bucket_holds_across_two_processes)
 }
 
 /* Registers a fresh handle from source with extra headers; returns the status. */
-static int register_from(int port, const char *source, const char *extra, char *answer,
-                         size_t size)
+static int register_from(int port, const char *source, const char *extra, char *answer, size_t size)
 {
     char handle[32], body[96];
     ts_unique(handle, sizeof(handle), "reg");
@@ -153,8 +153,8 @@ Test(rate_limits, registration_is_limited_per_address_and_forwarded_for_only_fro
     sf_server_start(&s, (const char *const[]){"--rate-limits", "on", "--rate-register", "2/h",
                                               "--trusted-proxies", "127.0.0.4", NULL});
     /* Address buckets outlive a run (an hour here): start every address used here full. */
-    const char *addresses[] = {"127.0.0.2", "127.0.0.3", "198.51.100.7", "198.51.100.8",
-                               "127.0.0.5", "192.0.2.77"};
+    const char *addresses[] = {"127.0.0.2",    "127.0.0.3", "198.51.100.7",
+                               "198.51.100.8", "127.0.0.5", "192.0.2.77"};
     for (size_t i = 0; i < sizeof(addresses) / sizeof(addresses[0]); i++)
         freeReplyObject(ts_redis_fixture_command("DEL rl:{a:%s}:register", addresses[i]));
     char answer[8192];

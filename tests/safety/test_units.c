@@ -46,7 +46,8 @@ Test(client_address, forwarded_for_is_believed_only_from_trusted_proxies)
 Test(client_address, bad_proxy_lists_are_refused)
 {
     api_proxies_t p;
-    const char *bad[] = {"10.0.0.0/33", "::1/129", "10.0.0.0/", "10.0.0.0/x", "1.2.3", ",",
+    const char *bad[] = {"10.0.0.0/33",          "::1/129",  "10.0.0.0/",
+                         "10.0.0.0/x",           "1.2.3",    ",",
                          "127.0.0.1,,127.0.0.2", "localhost"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_expect_eq(api_proxies_parse(bad[i], &p), -EINVAL, "'%s'", bad[i]);
@@ -63,8 +64,8 @@ Test(rate_policy, parses_count_unit_and_burst)
     cr_expect(p.count == 5 && p.window_s == 1 && p.burst == 5);
     cr_assert_eq(api_rate_policy_parse("off", &p), 0);
     cr_expect_eq(p.count, 0);
-    const char *bad[] = {"", "5", "5/", "5/d", "0/s", "5/s:", "5/s:0", "5/s:51", "5/s:2x", "/s",
-                         "5/sx"};
+    const char *bad[] = {
+        "", "5", "5/", "5/d", "0/s", "5/s:", "5/s:0", "5/s:51", "5/s:2x", "/s", "5/sx"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_expect_eq(api_rate_policy_parse(bad[i], &p), -EINVAL, "'%s'", bad[i]);
 }

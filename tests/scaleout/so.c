@@ -42,7 +42,7 @@ pid_t so_job_holder(redisContext *c, uint64_t post)
             if (!is_post || !is_ours)
                 continue;
             redisReply *p = ts_redis_cmd(c, "XPENDING %s engine %s %s 1", names[s],
-                                   e->element[0]->str, e->element[0]->str);
+                                         e->element[0]->str, e->element[0]->str);
             if (p->type == REDIS_REPLY_ARRAY && p->elements == 1) {
                 const char *consumer = p->element[0]->element[1]->str;
                 const char *colon = consumer ? strchr(consumer, ':') : NULL;

@@ -45,8 +45,7 @@ typedef struct attempt_s {
     char text[48];
 } attempt_t;
 
-static void post_once(int port, const ts_user_t *u, const char *text, uint64_t t_kill,
-                      attempt_t *a)
+static void post_once(int port, const ts_user_t *u, const char *text, uint64_t t_kill, attempt_t *a)
 {
     memset(a, 0, sizeof(*a));
     snprintf(a->text, sizeof(a->text), "%s", text);
@@ -93,9 +92,8 @@ Test(failover, a_dead_master_costs_seconds_of_503_and_no_accepted_post)
         found = so_cluster_master_of(&cluster, so_user_slot(follower.id)) == victim_port;
     }
     cr_assert(found, "none of 40 new users shares the author's master (port %d)", victim_port);
-    cr_log_info("author %s (slot %d) and follower %s (slot %d) on the master at port %d",
-                author.id, so_user_slot(author.id), follower.id, so_user_slot(follower.id),
-                victim_port);
+    cr_log_info("author %s (slot %d) and follower %s (slot %d) on the master at port %d", author.id,
+                so_user_slot(author.id), follower.id, so_user_slot(follower.id), victim_port);
     ts_follow(srv.port, &follower, &author);
 
     static ts_feed_t feed;
@@ -144,8 +142,8 @@ Test(failover, a_dead_master_costs_seconds_of_503_and_no_accepted_post)
         }
         failed++;
         cr_assert(a->status == 503 && a->problem,
-                  "post %zu at +%lld ms answered %d%s (only 503 problem+json may fail)",
-                  i, (long long)a->start, a->status,
+                  "post %zu at +%lld ms answered %d%s (only 503 problem+json may fail)", i,
+                  (long long)a->start, a->status,
                   a->status && !a->problem ? " without problem+json" : "");
         if (first_fail < 0)
             first_fail = a->start;
@@ -209,8 +207,7 @@ Test(failover, a_dead_master_costs_seconds_of_503_and_no_accepted_post)
         if (!known) {
             extra++;
             cr_assert(strncmp(feed.text[k], "during the failover", 19) == 0,
-                      "the stream carried a post nobody made: %s '%s'", feed.post[k],
-                      feed.text[k]);
+                      "the stream carried a post nobody made: %s '%s'", feed.post[k], feed.text[k]);
         }
     }
     if (extra)
@@ -225,11 +222,12 @@ Test(failover, a_dead_master_costs_seconds_of_503_and_no_accepted_post)
         bool held = false;
         for (size_t k = 0; k < n && k < MAX_ATTEMPTS + 16 && !held; k++)
             held = ids[k] == want;
-        cr_assert(held, "accepted post %s ('%s', at +%lld ms) is not in the follower's timeline "
-                        "(%zu items)",
+        cr_assert(held,
+                  "accepted post %s ('%s', at +%lld ms) is not in the follower's timeline "
+                  "(%zu items)",
                   tries[i].id, tries[i].text, (long long)tries[i].start, n);
     }
-    cr_assert_leq(n, total + extra, "the timeline holds %zu items, more than the %zu posts made",
-                  n, total + extra);
+    cr_assert_leq(n, total + extra, "the timeline holds %zu items, more than the %zu posts made", n,
+                  total + extra);
     ts_feed_free(&feed);
 }

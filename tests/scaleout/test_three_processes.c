@@ -138,14 +138,13 @@ static void spread(const char *url)
         }
         qsort(want, w, sizeof(want[0]), cmp_desc);
         int via = (u + 1) % PROCS;
-        size_t n = ts_wait_timeline(srv[via].port, &users[u], EXPECTED, got,
-                                    EXPECTED + 8, 10000);
-        cr_assert_eq(n, (size_t)EXPECTED, "user %d's timeline (via process %d) holds %zu of %d",
-                     u, via, n, EXPECTED);
+        size_t n = ts_wait_timeline(srv[via].port, &users[u], EXPECTED, got, EXPECTED + 8, 10000);
+        cr_assert_eq(n, (size_t)EXPECTED, "user %d's timeline (via process %d) holds %zu of %d", u,
+                     via, n, EXPECTED);
         for (size_t i = 0; i < w; i++)
             cr_assert_eq(got[i], want[i],
-                         "user %d's timeline item %zu is %llu, expected %llu (newest first)", u,
-                         i, (unsigned long long)got[i], (unsigned long long)want[i]);
+                         "user %d's timeline item %zu is %llu, expected %llu (newest first)", u, i,
+                         (unsigned long long)got[i], (unsigned long long)want[i]);
     }
 
     /* Every process answers /metrics, holds its own streams, and has its own id node. */
@@ -206,7 +205,7 @@ static int private_redis_port(void)
 static bool timeline_holds(redisContext *c, uint64_t user, uint64_t post)
 {
     redisReply *r = ts_redis_cmd(c, "ZSCORE tl:{%llu} %llu", (unsigned long long)user,
-                           (unsigned long long)post);
+                                 (unsigned long long)post);
     bool held = r->type == REDIS_REPLY_STRING;
     freeReplyObject(r);
     return held;
@@ -341,8 +340,7 @@ Test(three_processes, a_process_killed_mid_fanout_leaves_the_job_to_the_other_tw
          * already has the event from the killed process's run (storage/events.c). */
         cr_assert_eq(times, 1,
                      "real follower %d (stream on process %d%s) received the post %zu times", i,
-                     (i + 2) % PROCS, (i + 2) % PROCS == victim ? ", the killed one" : "",
-                     times);
+                     (i + 2) % PROCS, (i + 2) % PROCS == victim ? ", the killed one" : "", times);
         cr_assert_eq(ts_feed_count(&feeds[i], warm_s), 1);
         cr_assert_eq(feeds[i].n, 1 + times, "real follower %d received other posts", i);
         ts_feed_free(&feeds[i]);

@@ -91,7 +91,8 @@ static int read_until(ts_sse_t *c, const char *marker, const char *const *allowe
         bool ok = mine;
         for (size_t i = 0; allowed && allowed[i] && !ok; i++)
             ok = strcmp(subject, allowed[i]) == 0;
-        cr_assert(ok, "%s's stream carried an event that is not theirs: id %s, type %s, data %.300s",
+        cr_assert(ok,
+                  "%s's stream carried an event that is not theirs: id %s, type %s, data %.300s",
                   who, ev.id, ev.type, ev.data ? ev.data : "(none)");
         ts_sse_item_clear(&ev);
         seen++;
@@ -126,9 +127,10 @@ Test(sse_auth, a_stream_never_carries_another_users_events)
             ts_delete_post(srv.port, &carol, p2);
         ts_sse_item_t ev;
         ts_sse_expect(b, NULL, &ev, SX_WAIT_MS, "bob's events");
-        kinds[strcmp(ev.type, "feed") == 0 ? 0 : strcmp(ev.type, "notification") == 0 ? 1
-                                             : strcmp(ev.type, "delete") == 0         ? 2
-                                                                                      : 3]++;
+        kinds[strcmp(ev.type, "feed") == 0           ? 0
+              : strcmp(ev.type, "notification") == 0 ? 1
+              : strcmp(ev.type, "delete") == 0       ? 2
+                                                     : 3]++;
         ts_sse_item_clear(&ev);
     }
     cr_assert(kinds[0] == 3 && kinds[1] == 2 && kinds[2] == 1,

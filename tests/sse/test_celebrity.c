@@ -79,9 +79,10 @@ static void check_post(const ts_sse_t *c, ts_sse_kind_t k, ts_sse_item_t *ev, co
               post, SX_WAIT_MS);
     cr_assert(k != TS_SSE_END, "%s: the stream ended (%s) before %s (post %s)", who,
               c->clean_end ? "clean end" : "connection closed", which, post);
-    cr_assert_str_eq(ev->type, "feed", "%s: expected the feed event of %s, got a '%s' event "
-                     "(id %s, data %.300s)", who, which, ev->type, ev->id,
-                     ev->data ? ev->data : "(none)");
+    cr_assert_str_eq(ev->type, "feed",
+                     "%s: expected the feed event of %s, got a '%s' event "
+                     "(id %s, data %.300s)",
+                     who, which, ev->type, ev->id, ev->data ? ev->data : "(none)");
     cr_assert(ev->has_id && ev->id[0], "%s: the feed event of %s has no id", who, which);
     char got[24];
     ts_sse_data_id(ev, got, sizeof(got));
@@ -115,7 +116,8 @@ static void expect_first_post(ts_sse_t *c, const char *post, const char *which, 
     if (k == TS_SSE_EVENT && strcmp(ev.type, "feed") == 0 && marking[0] &&
         strcmp(ts_sse_data_id(&ev, got, sizeof(got)), marking) == 0) {
         cr_log_warn("%s: the marking post %s came (event %s) on a stream opened after its "
-                    "fan-out job was done; skipped", who, marking, ev.id);
+                    "fan-out job was done; skipped",
+                    who, marking, ev.id);
         ts_sse_item_clear(&ev);
         k = ts_sse_next_event(c, &ev, SX_WAIT_MS);
     }
@@ -281,8 +283,8 @@ Test(sse_celebrity, a_deleted_post_is_retracted_live)
     char got[24];
     ts_sse_data_id(&ev, got, sizeof(got));
     cr_assert_str_eq(got, post, "the delete event names post %s, not %s", got, post);
-    cr_assert_gt(ts_sse_id_cmp(ev.id, feed_id), 0, "the delete event's id %s is not after %s", ev.id,
-                 feed_id);
+    cr_assert_gt(ts_sse_id_cmp(ev.id, feed_id), 0, "the delete event's id %s is not after %s",
+                 ev.id, feed_id);
     ts_sse_item_clear(&ev);
     expect_quiet(c, "a follower, after the deletion");
     ts_sse_close(c);

@@ -181,8 +181,9 @@ Test(sse_client, parses_an_unchunked_stream_until_close)
     canned_stop(&c);
 
     /* A close in the middle of an event cuts it: not clean, and the half is not an event. */
-    n = snprintf(bytes, sizeof(bytes), "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                                       "Connection: close\r\n\r\nid: 1-0\ndata: a\n\nid: 2-0\ndata: ha");
+    n = snprintf(bytes, sizeof(bytes),
+                 "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                 "Connection: close\r\n\r\nid: 1-0\ndata: a\n\nid: 2-0\ndata: ha");
     port = canned_start(&c, bytes, (size_t)n, 7);
     s = ts_sse_open(port, NULL, 5000);
     ts_sse_item_t it;
@@ -197,8 +198,9 @@ Test(sse_client, parses_an_unchunked_stream_until_close)
 
 Test(sse_client, reads_an_error_body_and_reports_broken_chunks)
 {
-    static const char err[] = "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/problem+json\r\n"
-                              "WWW-Authenticate: Bearer\r\nContent-Length: 14\r\n\r\n{\"status\":401}";
+    static const char err[] =
+        "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/problem+json\r\n"
+        "WWW-Authenticate: Bearer\r\nContent-Length: 14\r\n\r\n{\"status\":401}";
     canned_t c;
     int port = canned_start(&c, err, sizeof(err) - 1, 3);
     ts_sse_t *s = ts_sse_open(port, NULL, 5000);

@@ -55,8 +55,10 @@ Test(sse_events, feed_event_is_the_post_as_the_timeline_shows_it)
     cr_assert_str_eq(ts_str(json_object_get(data, "author"), "handle"), author.handle);
     json_t *entry = timeline_entry(srv.port, &reader, post);
     char *a = dump(data), *b = dump(entry);
-    cr_assert(json_equal(data, entry), "the feed event's data differs from the timeline entry:\n"
-                                       "event:    %s\ntimeline: %s", a, b);
+    cr_assert(json_equal(data, entry),
+              "the feed event's data differs from the timeline entry:\n"
+              "event:    %s\ntimeline: %s",
+              a, b);
     free(a);
     free(b);
     json_decref(entry);
@@ -90,8 +92,10 @@ Test(sse_events, notification_event_is_the_notification_as_the_api_shows_it)
     json_t *listed = sx_newest_notification(srv.port, &owner);
     char *a = dump(data), *b = dump(listed);
     cr_assert_str_eq(ts_str(data, "type"), "follow", "%s", a);
-    cr_assert(json_equal(data, listed), "the notification event differs from "
-                                        "GET /v1/notifications:\nevent: %s\nlist:  %s", a, b);
+    cr_assert(json_equal(data, listed),
+              "the notification event differs from "
+              "GET /v1/notifications:\nevent: %s\nlist:  %s",
+              a, b);
     cr_assert_str_eq(ts_str(json_array_get(json_object_get(data, "actors"), 0), "id"), fan.id);
     free(a);
     free(b);
@@ -111,8 +115,10 @@ Test(sse_events, notification_event_is_the_notification_as_the_api_shows_it)
     b = dump(listed);
     cr_assert_str_eq(ts_str(data, "type"), "like", "%s", a);
     cr_assert_str_eq(ts_str(json_object_get(data, "post"), "id"), post, "%s", a);
-    cr_assert(json_equal(data, listed), "the notification event differs from "
-                                        "GET /v1/notifications:\nevent: %s\nlist:  %s", a, b);
+    cr_assert(json_equal(data, listed),
+              "the notification event differs from "
+              "GET /v1/notifications:\nevent: %s\nlist:  %s",
+              a, b);
     free(a);
     free(b);
     json_decref(listed);
@@ -144,8 +150,8 @@ Test(sse_events, delete_event_names_the_retracted_post)
     cr_assert(json_equal(data, want), "the delete event's data is %s, not {\"id\":\"%s\"}", a,
               post);
     free(a);
-    cr_assert_gt(ts_sse_id_cmp(ev.id, feed_id), 0, "the delete event's id %s is not after %s", ev.id,
-                 feed_id);
+    cr_assert_gt(ts_sse_id_cmp(ev.id, feed_id), 0, "the delete event's id %s is not after %s",
+                 ev.id, feed_id);
     json_decref(want);
     json_decref(data);
     ts_sse_item_clear(&ev);

@@ -53,7 +53,7 @@ Test(sse_lifecycle, sigterm_ends_every_stream_cleanly_and_exits_promptly)
     ts_user_t a, b;
     ts_register_all(srv.port, "term", &a, &b, NULL);
     ts_sse_t *s[3] = {ts_stream(srv.port, &a, NULL), ts_stream(srv.port, &a, NULL),
-                   ts_stream(srv.port, &b, NULL)};
+                      ts_stream(srv.port, &b, NULL)};
     char post[24];
     ts_post(srv.port, &a, "before the end", post);
     for (int i = 0; i < 2; i++) {
@@ -67,8 +67,9 @@ Test(sse_lifecycle, sigterm_ends_every_stream_cleanly_and_exits_promptly)
     for (int i = 0; i < 3; i++) {
         int extra = 0;
         cr_assert(ts_sse_drain(s[i], 5000, &extra), "stream %d still open 5 s after SIGTERM", i);
-        cr_assert(s[i]->clean_end, "stream %d was cut (reset, or closed mid-event) rather "
-                                   "than ended in order",
+        cr_assert(s[i]->clean_end,
+                  "stream %d was cut (reset, or closed mid-event) rather "
+                  "than ended in order",
                   i);
         cr_assert(!s[i]->framing_error, "stream %d: %s", i, s[i]->framing_what);
         cr_assert_eq(extra, 0, "stream %d got %d events after SIGTERM", i, extra);
@@ -93,7 +94,8 @@ Test(sse_lifecycle, cors_origin_marks_the_stream_and_answers_the_preflight)
     const char *origin = "Origin: " ORIGIN "\r\n";
     char v[256];
 
-    ts_sse_t *c = ts_stream_opts(srv.port, &(ts_sse_opts_t){.token = u.token, .extra_headers = origin});
+    ts_sse_t *c =
+        ts_stream_opts(srv.port, &(ts_sse_opts_t){.token = u.token, .extra_headers = origin});
     cr_assert(ts_sse_header(c, "Access-Control-Allow-Origin", v, sizeof(v)),
               "the stream has no Access-Control-Allow-Origin");
     cr_assert_str_eq(v, ORIGIN);
@@ -107,12 +109,13 @@ Test(sse_lifecycle, cors_origin_marks_the_stream_and_answers_the_preflight)
               "the stream's 401 has no Access-Control-Allow-Origin");
     ts_sse_close(c);
 
-    c = ts_sse_open(srv.port,
-                 &(ts_sse_opts_t){.method = "OPTIONS",
-                               .extra_headers =
-                                   "Origin: " ORIGIN "\r\nAccess-Control-Request-Method: GET\r\n"
-                                   "Access-Control-Request-Headers: authorization, last-event-id\r\n"},
-                 TS_SSE_OPEN_MS);
+    c = ts_sse_open(
+        srv.port,
+        &(ts_sse_opts_t){.method = "OPTIONS",
+                         .extra_headers =
+                             "Origin: " ORIGIN "\r\nAccess-Control-Request-Method: GET\r\n"
+                             "Access-Control-Request-Headers: authorization, last-event-id\r\n"},
+        TS_SSE_OPEN_MS);
     cr_assert_eq(c->status, 204, "the preflight answered %d: %s", c->status, c->body);
     cr_assert(ts_sse_header(c, "Access-Control-Allow-Origin", v, sizeof(v)) &&
                   strcmp(v, ORIGIN) == 0,
@@ -139,10 +142,11 @@ Test(sse_lifecycle, without_cors_origin_there_are_no_cors_headers)
     cr_assert(!ts_sse_header(c, "Access-Control-Allow-Origin", v, sizeof(v)),
               "Access-Control-Allow-Origin '%s' without --cors-origin", v);
     ts_sse_close(c);
-    c = ts_sse_open(srv.port, &(ts_sse_opts_t){.method = "OPTIONS",
-                                         .extra_headers = "Origin: " ORIGIN "\r\n"
-                                                          "Access-Control-Request-Method: GET\r\n"},
-                 TS_SSE_OPEN_MS);
+    c = ts_sse_open(srv.port,
+                    &(ts_sse_opts_t){.method = "OPTIONS",
+                                     .extra_headers = "Origin: " ORIGIN "\r\n"
+                                                      "Access-Control-Request-Method: GET\r\n"},
+                    TS_SSE_OPEN_MS);
     cr_assert_eq(c->status, 204, "OPTIONS /v1/stream answered %d", c->status);
     cr_assert(!ts_sse_header(c, "Access-Control-Allow-Origin", v, sizeof(v)),
               "the preflight allows origin '%s' without --cors-origin", v);
@@ -150,14 +154,15 @@ Test(sse_lifecycle, without_cors_origin_there_are_no_cors_headers)
 }
 
 /* The next event on c must be type about subject (a post id; NULL: any); returns its id. */
-static void expect_on(ts_sse_t *c, const char *type, const char *subject, char *id, const char *what)
+static void expect_on(ts_sse_t *c, const char *type, const char *subject, char *id,
+                      const char *what)
 {
     ts_sse_item_t ev;
     ts_sse_expect(c, type, &ev, SX_WAIT_MS, what);
     if (subject) {
         char got[24];
-        cr_assert_str_eq(ts_sse_data_id(&ev, got, sizeof(got)), subject, "%s: about %s, not %s", what,
-                         got, subject);
+        cr_assert_str_eq(ts_sse_data_id(&ev, got, sizeof(got)), subject, "%s: about %s, not %s",
+                         what, got, subject);
     }
     snprintf(id, 64, "%s", ev.id);
     ts_sse_item_clear(&ev);
@@ -165,7 +170,7 @@ static void expect_on(ts_sse_t *c, const char *type, const char *subject, char *
 
 Test(sse_lifecycle, two_processes_on_one_redis_deliver_to_each_others_streams)
 {
-    sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
+    sx_use_private_redis();  /* events are ordered: no other binary's engine may touch its jobs */
     sx_server(&srv, NULL);   /* A: holds the user's stream */
     sx_server(&other, NULL); /* B: takes the other user's requests */
     ts_user_t user, author;

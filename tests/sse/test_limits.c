@@ -42,8 +42,9 @@ static int post_until_dropped(const ts_user_t *author, ts_sse_t *fast, ts_feed_t
         if (cut_at < 0 && ts_metric(srv.port, "tidings_streams_dropped_total") > dropped0)
             cut_at = n;
     }
-    cr_assert(cut_at >= 0, "no stream was cut off after %d posts of %d characters with "
-                           "--stream-buffer 4096 and a reader that never reads",
+    cr_assert(cut_at >= 0,
+              "no stream was cut off after %d posts of %d characters with "
+              "--stream-buffer 4096 and a reader that never reads",
               n, SX_BIG_TEXT);
     return n;
 }

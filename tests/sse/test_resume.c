@@ -105,8 +105,9 @@ Test(sse_resume, replay_while_posts_keep_arriving_has_no_gap_and_no_duplicate)
         ts_feed_read(c, &g, SX_WAIT_MS, "the rest of the posts");
     ts_sse_item_t ev;
     ts_sse_kind_t extra = ts_sse_next_event(c, &ev, 1500);
-    cr_assert_eq(extra, TS_SSE_TIMEOUT, "an event beyond the %zu posted: id %s, type %s, data %.200s",
-                 posted, ev.id, ev.type, ev.data ? ev.data : "");
+    cr_assert_eq(extra, TS_SSE_TIMEOUT,
+                 "an event beyond the %zu posted: id %s, type %s, data %.200s", posted, ev.id,
+                 ev.type, ev.data ? ev.data : "");
     ts_sse_item_clear(&ev);
 
     for (size_t i = 0; i < posted; i++) {
@@ -166,7 +167,8 @@ Test(sse_resume, reconnecting_within_the_grace_replays_what_was_missed)
 
 /* Posts n posts as author, and waits until the watcher stream has them all (so they are in
  * the log). */
-static void post_many(const ts_user_t *author, int n, ts_sse_t *watch, ts_feed_t *wg, char *last_post)
+static void post_many(const ts_user_t *author, int n, ts_sse_t *watch, ts_feed_t *wg,
+                      char *last_post)
 {
     for (int i = 0; i < n; i++) {
         char text[32];
@@ -331,8 +333,9 @@ Test(sse_resume, a_cursor_before_the_trimmed_log_gets_reset)
     c = ts_stream(srv.port, &user, g.event[0]);
     char reset[64];
     expect_reset(c, reset, sizeof(reset));
-    cr_assert_str_eq(reset, wg.event[wg.n - 1], "the reset should point at the log's newest "
-                                                "event (%s), not %s",
+    cr_assert_str_eq(reset, wg.event[wg.n - 1],
+                     "the reset should point at the log's newest "
+                     "event (%s), not %s",
                      wg.event[wg.n - 1], reset);
     ts_post(srv.port, &user, "after the reset", post);
     ts_sse_item_t ev;
@@ -359,7 +362,7 @@ Test(sse_resume, a_cursor_before_the_trimmed_log_gets_reset)
 static void expect_400(const ts_user_t *u, const char *bad, const char *query_bad)
 {
     ts_sse_t *c = ts_sse_open(srv.port, &(ts_sse_opts_t){.token = u->token, .last_event_id = bad},
-                        TS_SSE_OPEN_MS);
+                              TS_SSE_OPEN_MS);
     cr_assert_eq(c->status, 400, "Last-Event-ID '%s': expected 400, got %d", bad, c->status);
     char v[128];
     cr_assert(ts_sse_header(c, "Content-Type", v, sizeof(v)) &&
@@ -391,7 +394,7 @@ Test(sse_resume, a_malformed_last_event_id_is_400)
     expect_400(&u, "x1-2", NULL);
     expect_400(&u, "1.5-2", NULL);
     expect_400(&u, "+1-2", "%2B1-2");
-    expect_400(&u, "123456789012345678901-0", NULL); /* 21 digits */
+    expect_400(&u, "123456789012345678901-0", NULL);                            /* 21 digits */
     expect_400(&u, "1-123456789012345678901234567890123456789012345678", NULL); /* 50 long */
     /* And a well-formed one still opens. */
     ts_sse_close(ts_stream(srv.port, &u, "1-0"));
@@ -404,11 +407,11 @@ Test(sse_resume, a_last_event_id_beyond_64_bits_is_400)
     sx_server(&srv, NULL);
     ts_user_t u;
     ts_register(srv.port, "bigid", &u);
-    ts_sse_close(ts_stream(srv.port, &u, NULL)); /* online now: the id would be resumed from */
-    expect_400(&u, "18446744073709551616-0", NULL);      /* 2^64 */
-    expect_400(&u, "99999999999999999999-0", NULL);      /* 20 digits, beyond 2^64 */
-    expect_400(&u, "1-18446744073709551616", NULL);      /* sequence 2^64 */
-    expect_400(&u, "1-999999999999999999999999", NULL);  /* 24-digit sequence */
+    ts_sse_close(ts_stream(srv.port, &u, NULL));    /* online now: the id would be resumed from */
+    expect_400(&u, "18446744073709551616-0", NULL); /* 2^64 */
+    expect_400(&u, "99999999999999999999-0", NULL); /* 20 digits, beyond 2^64 */
+    expect_400(&u, "1-18446744073709551616", NULL); /* sequence 2^64 */
+    expect_400(&u, "1-999999999999999999999999", NULL); /* 24-digit sequence */
 }
 
 Test(sse_resume, entries_of_the_earlier_log_format_replay_too)

@@ -94,8 +94,8 @@ static bool field_is(const redisReply *fields, const char *name, uint64_t value)
     return v && strtoull(v, NULL, 10) == value;
 }
 
-size_t st_jobs_since(redisContext *c, int shard, const char *mark, const char *kind,
-                     const char *k1, uint64_t v1, const char *k2, uint64_t v2)
+size_t st_jobs_since(redisContext *c, int shard, const char *mark, const char *kind, const char *k1,
+                     uint64_t v1, const char *k2, uint64_t v2)
 {
     char start[70];
     snprintf(start, sizeof(start), "(%s", mark);

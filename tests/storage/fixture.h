@@ -39,7 +39,7 @@ uint64_t st_unknown_id(storage_t *s);
  * jobs queued after it. */
 void st_stream_mark(redisContext *c, int shard, char mark[64]);
 /* How many jobs in fanout:{shard} after mark have kind, field k1 = v1 and field k2 = v2. */
-size_t st_jobs_since(redisContext *c, int shard, const char *mark, const char *kind,
-                     const char *k1, uint64_t v1, const char *k2, uint64_t v2);
+size_t st_jobs_since(redisContext *c, int shard, const char *mark, const char *kind, const char *k1,
+                     uint64_t v1, const char *k2, uint64_t v2);
 
 #endif

@@ -156,8 +156,8 @@ Test(ids, release_frees_the_node)
     int node = storage_node_id(s);
     storage_node_release(s);
     redisContext *c = ts_redis_connect(ts_redis_port());
-    cr_expect_eq(ts_redis_int(c, "EXISTS node:{%d}", node), 0,
-                 "node %d still leased after release", node);
+    cr_expect_eq(ts_redis_int(c, "EXISTS node:{%d}", node), 0, "node %d still leased after release",
+                 node);
     ts_redis_close(c);
     storage_destroy(s);
 }

@@ -19,9 +19,18 @@ static storage_t *create(const char *url)
 Test(pool, rejects_bad_urls)
 {
     static const char *const bad[] = {
-        "",          "http://127.0.0.1:6379", "redis://",          "redis://:6379",
-        "redis://h:0", "redis://h:65536",     "redis://h:port",    "redis://h/db",
-        "redis://h:1/-1", "unix://relative",  "127.0.0.1:6379",    "redis://h:1x",
+        "",
+        "http://127.0.0.1:6379",
+        "redis://",
+        "redis://:6379",
+        "redis://h:0",
+        "redis://h:65536",
+        "redis://h:port",
+        "redis://h/db",
+        "redis://h:1/-1",
+        "unix://relative",
+        "127.0.0.1:6379",
+        "redis://h:1x",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         storage_t *s = create(bad[i]);
@@ -33,8 +42,8 @@ Test(pool, rejects_bad_urls)
 Test(pool, accepts_good_urls_without_connecting)
 {
     static const char *const good[] = {
-        "redis://127.0.0.1:1",     "redis://localhost",     "redis://h:6379/2",
-        "redis://:secret@h:6379",  "redis://user:pw@h:1/0", "unix:///tmp/no-such.sock",
+        "redis://127.0.0.1:1",    "redis://localhost",     "redis://h:6379/2",
+        "redis://:secret@h:6379", "redis://user:pw@h:1/0", "unix:///tmp/no-such.sock",
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         storage_t *s = create(good[i]);
@@ -68,7 +77,8 @@ Test(pool, prepare_creates_the_consumer_group_and_is_repeatable)
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *g = r->element[i];
         for (size_t j = 0; j + 1 < g->elements; j += 2)
-            if (strcmp(g->element[j]->str, "name") == 0 && strcmp(g->element[j + 1]->str, "engine") == 0)
+            if (strcmp(g->element[j]->str, "name") == 0 &&
+                strcmp(g->element[j + 1]->str, "engine") == 0)
                 found = true;
     }
     cr_expect(found, "no consumer group 'engine' on fanout:{0}");

@@ -118,12 +118,12 @@ Test(slots, scripts_address_the_first_key_after_numkeys)
                  "an argument is not a key");
     cr_assert_eq(command_slot("EVAL %s 2 %s %s a1", "return 1", "tl:{3}", "followers:{3}"),
                  slot_of("3"));
-    cr_assert_eq(command_slot("EVALSHA %s 1 %s", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db",
-                              "user:{11}"),
-                 slot_of("11"));
-    cr_assert_eq(command_slot("evalsha %s 1 %s", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db",
-                              "user:{11}"),
-                 slot_of("11"));
+    cr_assert_eq(
+        command_slot("EVALSHA %s 1 %s", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "user:{11}"),
+        slot_of("11"));
+    cr_assert_eq(
+        command_slot("evalsha %s 1 %s", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "user:{11}"),
+        slot_of("11"));
     cr_assert_eq(command_slot("EVAL %s 1", "return 1"), -1, "numkeys 1 but no key: malformed");
     cr_assert_eq(command_slot("EVAL %s", "return 1"), -1, "no numkeys");
 }
@@ -170,16 +170,16 @@ Test(slots, malformed_commands_name_no_key)
         "*1",
         "*1\r\n",
         "GET foo\r\n",                       /* inline, not RESP */
-        "*2\r\n$3\r\nGET\r\n$10\r\nfoo\r\n",  /* bulk longer than what is there */
-        "*2\r\n$3\r\nGET\r\n$3\r\nfoo",       /* bulk without its CRLF */
-        "*2\r\n$3\r\nGET\r\n",                /* one argument short */
-        "*2\r\n$3\r\nGET\r\n:3\r\nfoo\r\n",   /* an integer where a bulk belongs */
-        "*2\r\n$3\r\nGET\r\n$-1\r\n",         /* a null bulk */
-        "*2\r\n$3\r\nGET\r\n$x\r\nfoo\r\n",   /* no length */
+        "*2\r\n$3\r\nGET\r\n$10\r\nfoo\r\n", /* bulk longer than what is there */
+        "*2\r\n$3\r\nGET\r\n$3\r\nfoo",      /* bulk without its CRLF */
+        "*2\r\n$3\r\nGET\r\n",               /* one argument short */
+        "*2\r\n$3\r\nGET\r\n:3\r\nfoo\r\n",  /* an integer where a bulk belongs */
+        "*2\r\n$3\r\nGET\r\n$-1\r\n",        /* a null bulk */
+        "*2\r\n$3\r\nGET\r\n$x\r\nfoo\r\n",  /* no length */
         "*-1\r\n",
         "*x\r\n$3\r\nGET\r\n$3\r\nfoo\r\n",
         "$3\r\nGET\r\n",
-        "*2\n$3\nGET\n$3\nfoo\n",              /* LF only */
+        "*2\n$3\nGET\n$3\nfoo\n", /* LF only */
         "*1\r\n$3\r\nGE",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -205,9 +205,8 @@ Test(slots, malformed_commands_name_no_key)
  * heap-buffer-overflow under ASan (the Asan build), while other builds see only -1. */
 Test(slots, a_command_is_read_no_further_than_its_length)
 {
-    static const char *const prefixes[] = {"*", "*2", "*2\r\n$", "*2\r\n$3",
-                                           "*2\r\n$3\r\nGET\r\n$1",
-                                           "*2\r\n$3\r\nGET\r\n$12"};
+    static const char *const prefixes[] = {
+        "*", "*2", "*2\r\n$", "*2\r\n$3", "*2\r\n$3\r\nGET\r\n$1", "*2\r\n$3\r\nGET\r\n$12"};
     for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
         size_t n = strlen(prefixes[i]);
         char *exact = malloc(n);
@@ -393,9 +392,15 @@ static redisContext *node_start(void)
     for (int attempt = 0; attempt < 5; attempt++) {
         node.port = free_cluster_port();
         snprintf(port_s, sizeof(port_s), "%d", node.port);
-        char *argv[] = {bin_copy, "--bind", "127.0.0.1", "--port", port_s, "--cluster-enabled",
-                        "yes", "--cluster-config-file", "nodes.conf", "--save", "",
-                        "--appendonly", "no", "--dir", node.dir, "--logfile", log, NULL};
+        char *argv[] = {bin_copy,     "--bind",
+                        "127.0.0.1",  "--port",
+                        port_s,       "--cluster-enabled",
+                        "yes",        "--cluster-config-file",
+                        "nodes.conf", "--save",
+                        "",           "--appendonly",
+                        "no",         "--dir",
+                        node.dir,     "--logfile",
+                        log,          NULL};
         node.pid = ts_proc_spawn(argv, NULL);
         uint64_t deadline = ts_now_ms() + 5000;
         while (ts_now_ms() < deadline && ts_proc_alive(node.pid)) {
@@ -433,8 +438,8 @@ Test(slots, key_slots_agree_with_cluster_keyslot, .fini = node_stop)
         cr_assert(getrandom(rnd, sizeof(rnd), 0) == (ssize_t)sizeof(rnd));
         lens[i] = rnd[0] % MAX_LEN; /* 0 … MAX_LEN - 1: the empty key too */
         for (size_t k = 0; k < lens[i]; k++)
-            keys[i][k] = i % 4 == 3 ? (char)rnd[k + 1]
-                                    : alphabet[rnd[k + 1] % (sizeof(alphabet) - 1)];
+            keys[i][k] =
+                i % 4 == 3 ? (char)rnd[k + 1] : alphabet[rnd[k + 1] % (sizeof(alphabet) - 1)];
     }
     /* Tidings's key shapes. */
     snprintf(keys[0], MAX_LEN, "user:{%d}", 1234567);

@@ -148,9 +148,9 @@ json_t *ts_list(int port, const ts_user_t *u, const char *path, const char *quer
     char cursor[64] = "";
     for (int pages = 0;; pages++) {
         cr_assert_lt(pages, MAX_PAGES, "%s: more than %d pages (a cursor loop?)", path, MAX_PAGES);
-        json_t *page = ts_callf(port, "GET", u, NULL, 200, "%s?limit=%d%s%s%s%s", path, limit,
-                                query ? "&" : "", query ? query : "", cursor[0] ? "&cursor=" : "",
-                                cursor);
+        json_t *page =
+            ts_callf(port, "GET", u, NULL, 200, "%s?limit=%d%s%s%s%s", path, limit,
+                     query ? "&" : "", query ? query : "", cursor[0] ? "&cursor=" : "", cursor);
         json_t *items = json_object_get(page, "items");
         cr_assert(json_is_array(items), "%s: no items array", path);
         cr_assert_leq(json_array_size(items), (size_t)limit, "%s: a page of %zu items for limit %d",

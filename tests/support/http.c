@@ -177,8 +177,8 @@ static size_t read_body(int fd, ts_buf_t *b, size_t head_len, bool head_only, ui
     char vbuf[64];
     const char *cl = ts_resp_header(out, "Content-Length", vbuf, sizeof(vbuf));
     char te[64];
-    bool chunked = ts_resp_header(out, "Transfer-Encoding", te, sizeof(te)) &&
-                   strcasecmp(te, "chunked") == 0;
+    bool chunked =
+        ts_resp_header(out, "Transfer-Encoding", te, sizeof(te)) && strcasecmp(te, "chunked") == 0;
     bool no_body = head_only || out->status == 204 || out->status == 304;
     ts_buf_t body = {0};
     ts_buf_add(&body, "", 0);
@@ -281,8 +281,8 @@ void ts_http(int port, const char *method, const char *path, const char *token,
     if (extra_headers)
         ts_buf_puts(&req, extra_headers);
     if (body) {
-        snprintf(line, sizeof(line),
-                 "Content-Type: application/json\r\nContent-Length: %zu\r\n", strlen(body));
+        snprintf(line, sizeof(line), "Content-Type: application/json\r\nContent-Length: %zu\r\n",
+                 strlen(body));
         ts_buf_puts(&req, line);
     }
     ts_buf_puts(&req, "\r\n");
@@ -307,8 +307,8 @@ void ts_resp_free(ts_resp_t *r)
     memset(r, 0, sizeof(*r));
 }
 
-json_t *ts_call(int port, const char *method, const char *path, const char *token,
-                const char *body, int expect_status)
+json_t *ts_call(int port, const char *method, const char *path, const char *token, const char *body,
+                int expect_status)
 {
     ts_resp_t r;
     ts_http(port, method, path, token, NULL, body, &r);

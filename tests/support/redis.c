@@ -176,8 +176,9 @@ static pid_t keeper_spawn(const char *script, const char *cluster_dir, const cha
     char m[8], rp[8];
     snprintf(m, sizeof(m), "%d", masters);
     snprintf(rp, sizeof(rp), "%d", replicas);
-    char *argv[] = {"/bin/sh", "-c", (char *)keeper_sh, (char *)script, (char *)cluster_dir,
-                    (char *)dir, m, rp, NULL};
+    char *argv[] = {
+        "/bin/sh", "-c", (char *)keeper_sh, (char *)script, (char *)cluster_dir, (char *)dir, m,
+        rp,        NULL};
     pid_t parent = getpid();
     pid_t pid = fork();
     cr_assert(pid >= 0, "fork failed");
@@ -296,8 +297,7 @@ static bool cluster_try(ts_redis_t *r, const char *script, int masters, int repl
     while (ts_now_ms() < deadline && ts_proc_alive(r->pid)) {
         /* The script writes the port file last. */
         if (read_line(port_file, port_s, sizeof(port_s)) && atoi(port_s) > 0) {
-            cr_assert(read_line(url_file, r->url, sizeof(r->url)), "no seed list in %s",
-                      url_file);
+            cr_assert(read_line(url_file, r->url, sizeof(r->url)), "no seed list in %s", url_file);
             r->port = atoi(port_s);
             r->cluster = true;
             read_ports(r, cluster_dir, masters * (1 + replicas));

@@ -27,7 +27,7 @@
 /* A connection a test holds (c, what ts_redis_connect returned) and the nodes reached from it. */
 typedef struct conn_s {
     redisContext *c;
-    int n;                    /* nodes in use; nodes[0] is c */
+    int n; /* nodes in use; nodes[0] is c */
     int ports[MAX_NODES];
     redisContext *nodes[MAX_NODES];
     unsigned char *slot_node; /* SLOTS node indexes, once loaded */
@@ -109,8 +109,7 @@ static void load_slots(conn_t *k)
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *range = r->element[i];
         cr_assert(range->type == REDIS_REPLY_ARRAY && range->elements >= 3 &&
-                  range->element[2]->type == REDIS_REPLY_ARRAY &&
-                  range->element[2]->elements >= 2);
+                  range->element[2]->type == REDIS_REPLY_ARRAY && range->element[2]->elements >= 2);
         int node = node_index(k, (int)range->element[2]->element[1]->integer);
         for (long long s = range->element[0]->integer; s <= range->element[1]->integer; s++)
             if (s >= 0 && s < SLOTS)

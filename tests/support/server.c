@@ -19,8 +19,8 @@
 static bool answers(int port, const char *path, int status)
 {
     char req[256];
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-                     path);
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
     ts_resp_t r;
     bool ok = ts_http_raw(port, req, (size_t)n, 1000, &r) == 0 && r.status == status;
     ts_resp_free(&r);

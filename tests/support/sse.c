@@ -247,7 +247,8 @@ ts_sse_t *ts_sse_open(int port, const ts_sse_opts_t *o, int timeout_ms)
               c->head);
     drop_raw(c, head_len + 4);
     char v[64];
-    c->chunked = ts_sse_header(c, "Transfer-Encoding", v, sizeof(v)) && strcasecmp(v, "chunked") == 0;
+    c->chunked =
+        ts_sse_header(c, "Transfer-Encoding", v, sizeof(v)) && strcasecmp(v, "chunked") == 0;
     c->_chunk_state = c->chunked ? CHUNK_SIZE : CHUNK_NONE;
     bool is_head = o->method && strcmp(o->method, "HEAD") == 0;
     if (c->status == 200)
@@ -259,11 +260,10 @@ ts_sse_t *ts_sse_open(int port, const ts_sse_opts_t *o, int timeout_ms)
     bool no_body = is_head || c->status == 204 || c->status == 304 || (cl && want == 0);
     for (;;) {
         dechunk(c);
-        if (no_body || c->ended || (cl && c->_text_len >= want) ||
-            c->_chunk_state == CHUNK_DONE)
+        if (no_body || c->ended || (cl && c->_text_len >= want) || c->_chunk_state == CHUNK_DONE)
             break;
-        cr_assert(read_more(c, deadline), "status %d: body not complete within %d ms",
-                  c->status, timeout_ms);
+        cr_assert(read_more(c, deadline), "status %d: body not complete within %d ms", c->status,
+                  timeout_ms);
     }
     size_t len = cl && c->_text_len > want ? want : c->_text_len;
     if (no_body)
@@ -471,7 +471,7 @@ ts_sse_t *ts_stream(int port, const ts_user_t *u, const char *last_event_id)
 }
 
 void ts_sse_expect(ts_sse_t *c, const char *type, ts_sse_item_t *it, int timeout_ms,
-                     const char *what)
+                   const char *what)
 {
     ts_sse_kind_t k = ts_sse_next_event(c, it, timeout_ms);
     cr_assert(k != TS_SSE_TIMEOUT, "%s: no event within %d ms", what, timeout_ms);

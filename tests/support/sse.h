@@ -46,10 +46,10 @@ typedef enum {
 typedef struct ts_sse_item_s {
     ts_sse_kind_t kind;
     bool has_id;
-    char id[64];    /* the block's id field (TS_SSE_EVENT) */
-    char type[32];  /* the block's event field, "" when absent */
+    char id[64];   /* the block's id field (TS_SSE_EVENT) */
+    char type[32]; /* the block's event field, "" when absent */
     bool has_data;
-    char *data;     /* the data lines joined by LF (owned; NULL without a data field) */
+    char *data; /* the data lines joined by LF (owned; NULL without a data field) */
     size_t data_len;
     char text[128]; /* TS_SSE_COMMENT */
     long retry_ms;  /* TS_SSE_RETRY */
@@ -57,13 +57,13 @@ typedef struct ts_sse_item_s {
 
 typedef struct ts_sse_s {
     int fd;
-    int status;       /* of the response; 0 when none came */
-    char *head;       /* status line and headers (owned) */
-    char *body;       /* the whole body when status is not 200 (owned, NUL-terminated) */
+    int status; /* of the response; 0 when none came */
+    char *head; /* status line and headers (owned) */
+    char *body; /* the whole body when status is not 200 (owned, NUL-terminated) */
     size_t body_len;
-    bool chunked;     /* Transfer-Encoding: chunked */
-    bool ended;       /* no more bytes will come */
-    bool clean_end;   /* the terminating zero-length chunk arrived, or (not chunked) the
+    bool chunked;   /* Transfer-Encoding: chunked */
+    bool ended;     /* no more bytes will come */
+    bool clean_end; /* the terminating zero-length chunk arrived, or (not chunked) the
                          server closed in order after a whole event */
     bool framing_error;
     char framing_what[96];
@@ -79,7 +79,7 @@ typedef struct ts_sse_s {
     int _chunk_state;
     size_t _chunk_left;
     bool _skip_lf;
-    bool _block; /* a field of the current block was seen */
+    bool _block;         /* a field of the current block was seen */
     bool _orderly_close; /* the peer closed (FIN, not reset) */
     ts_sse_item_t _cur;
     char *_data;
@@ -113,7 +113,7 @@ ts_sse_t *ts_stream(int port, const ts_user_t *u, const char *last_event_id);
 ts_sse_t *ts_stream_opts(int port, const ts_sse_opts_t *o);
 /* The next event (comments skipped) within timeout_ms; it must be of type (NULL: any). */
 void ts_sse_expect(ts_sse_t *c, const char *type, ts_sse_item_t *it, int timeout_ms,
-                     const char *what);
+                   const char *what);
 /* The event's data as JSON (new reference); fails the test when it is not JSON. */
 json_t *ts_sse_data(const ts_sse_item_t *it);
 /* The "id" member of the event's JSON data ("" when absent) into buf. */
@@ -124,18 +124,18 @@ int ts_sse_id_cmp(const char *a, const char *b);
 /* ---- what one user received over any number of connections (feed.c) --------------------- */
 /* Zero it, or ts_feed_open it; every event taken must come after last_id (asserted). */
 typedef struct ts_feed_s {
-    int port;           /* where ts_feed_until (re)opens the stream; a test may move it */
+    int port; /* where ts_feed_until (re)opens the stream; a test may move it */
     char token[128];
-    ts_sse_t *c;        /* ts_feed_open's connection, NULL between connections */
-    char last_id[64];   /* the last event id taken, of any type ("" before any) */
+    ts_sse_t *c;      /* ts_feed_open's connection, NULL between connections */
+    char last_id[64]; /* the last event id taken, of any type ("" before any) */
     size_t n, cap;
-    char (*event)[64];  /* the feed events' ids, in arrival order */
-    char (*post)[24];   /* their post ids */
-    char (*text)[64];   /* their texts (truncated) */
-    int connections;    /* connections opened, the first included */
-    int refused;        /* reopens answered with something other than 200 */
-    int ends;           /* times the server ended (or dropped) the stream */
-    int other_events;   /* notification and bare-id events skipped */
+    char (*event)[64]; /* the feed events' ids, in arrival order */
+    char (*post)[24];  /* their post ids */
+    char (*text)[64];  /* their texts (truncated) */
+    int connections;   /* connections opened, the first included */
+    int refused;       /* reopens answered with something other than 200 */
+    int ends;          /* times the server ended (or dropped) the stream */
+    int other_events;  /* notification and bare-id events skipped */
 } ts_feed_t;
 void ts_feed_add(ts_feed_t *f, const char *event, const char *post, const char *text);
 /* Reads one feed event from c (any connection) into f within timeout_ms. */

@@ -52,11 +52,11 @@ typedef struct ts_buf_s {
 void ts_buf_add(ts_buf_t *b, const void *data, size_t n);
 void ts_buf_puts(ts_buf_t *b, const char *text);
 typedef struct ts_resp_s {
-    int status;      /* 0 when no status line arrived */
-    char *head;      /* status line and header lines, CRLF-separated (owned) */
-    char *body;      /* NUL-terminated (owned) */
+    int status; /* 0 when no status line arrived */
+    char *head; /* status line and header lines, CRLF-separated (owned) */
+    char *body; /* NUL-terminated (owned) */
     size_t body_len;
-    bool closed;     /* the server closed the connection before we stopped reading */
+    bool closed; /* the server closed the connection before we stopped reading */
 } ts_resp_t;
 
 /* Sends exactly len bytes to 127.0.0.1:port and reads one response: up to Content-Length,
@@ -83,8 +83,8 @@ void ts_resp_free(ts_resp_t *r);
 
 /* Sends a request, asserts the status and returns the JSON body (new reference; NULL for an
  * empty body). A failed assertion shows the body. */
-json_t *ts_call(int port, const char *method, const char *path, const char *token,
-                const char *body, int expect_status);
+json_t *ts_call(int port, const char *method, const char *path, const char *token, const char *body,
+                int expect_status);
 
 /* ---- the API (api.c) ------------------------------------------------------------------------ */
 /* A registered user. id is the decimal string the API uses, num the same as a number. */
@@ -197,8 +197,7 @@ void ts_add_followers(struct redisContext *c, uint64_t author, uint64_t base, si
 /* Pipelined over the timelines tl:{base+i}, i < n: how many hold post, the first index without
  * it (n when none), and how many hold exactly card entries (each out-pointer may be NULL). */
 void ts_count_timelines(struct redisContext *c, uint64_t post, uint64_t base, size_t n,
-                        long long card, size_t *holding, size_t *first_missing,
-                        size_t *with_card);
+                        long long card, size_t *holding, size_t *first_missing, size_t *with_card);
 /* Does tl:{user} hold post? */
 bool ts_timeline_holds(struct redisContext *c, uint64_t user, uint64_t post);
 /* The job queue: its entries and how many its group holds pending, summed over the streams

@@ -66,8 +66,8 @@ Test(fixture, command_reaches_the_node_of_every_key)
         snprintf(want, sizeof(want), "v%d", i);
         redisReply *r = ts_redis_fixture_command("GET %s", keys[i]);
         cr_assert(r->type == REDIS_REPLY_STRING && strcmp(r->str, want) == 0,
-                  "GET %s answered type %d '%s', not '%s'", keys[i], r->type,
-                  r->str ? r->str : "", want);
+                  "GET %s answered type %d '%s', not '%s'", keys[i], r->type, r->str ? r->str : "",
+                  want);
         freeReplyObject(r);
     }
     /* Asked directly, the first node redirects the keys it does not serve. */
@@ -233,7 +233,8 @@ Test(fixture, private_redis_is_like_the_fixture_and_its_own)
     snprintf(dir, sizeof(dir), "%s", r.dir);
     ts_redis_cleanup(&r);
     for (size_t i = 0; i < n; i++)
-        cr_assert(!ts_redis_pings(ports[i]), "node %d still answers after ts_redis_cleanup", ports[i]);
+        cr_assert(!ts_redis_pings(ports[i]), "node %d still answers after ts_redis_cleanup",
+                  ports[i]);
     struct stat st;
     cr_assert(stat(dir, &st) != 0, "%s is still there after ts_redis_cleanup", dir);
 }
@@ -292,8 +293,7 @@ Test(fixture, private_redis_dies_with_a_killed_test_process)
         uint64_t deadline = ts_now_ms() + 10000;
         while (stat(dir, &st) == 0 && ts_now_ms() < deadline)
             ts_sleep_ms(50);
-        cr_assert(stat(dir, &st) != 0, "%s is still there after its test process was killed",
-                  dir);
+        cr_assert(stat(dir, &st) != 0, "%s is still there after its test process was killed", dir);
     } else {
         char log[128];
         snprintf(log, sizeof(log), "%s/redis.log", dir);
