@@ -45,10 +45,12 @@ typedef struct api_req_s {
     char *body;
     size_t body_len, body_cap;
     bool body_too_large;
+    bool answered_early; /* refused with the headers, before an announced body */
     uint64_t start_ns;
-    api_address_t client;  /* the peer, or whom a trusted proxy forwarded for */
-    bool authenticated;    /* the token was checked (with the headers, before the body) */
-    storage_user_t caller; /* set by auth; id 0 when anonymous */
+    api_address_t client;           /* the peer, or whom a trusted proxy forwarded for */
+    bool authenticated;             /* the token was checked (with the headers, before the body) */
+    storage_user_t caller;          /* set by auth; id 0 when anonymous */
+    storage_rate_gate_t *rate_gate; /* owned: the rate check the handler's batch takes */
 
     /* the response, filled by one reply helper */
     int status;
@@ -89,6 +91,8 @@ int api_route_match(const char *method, char *path, const char **params, char *a
 /* Takes json (a reference) and serialises it. */
 void api_reply_json(api_req_t *r, int status, json_t *json);
 void api_reply_empty(api_req_t *r, int status);
+/* Forgets whatever answer was set, headers included, for another one. */
+void api_reply_reset(api_req_t *r);
 void api_reply_text(api_req_t *r, int status, const char *content_type, const char *text,
                     size_t len);
 /* Adds a header to the response (up to API_EXTRA_HEADERS); name and value are borrowed

@@ -166,9 +166,13 @@ void api_system_metrics(api_req_t *r)
         "tidings_redis_redirects_total %llu\n"
         "# HELP tidings_redis_slot_map_refreshes_total Times the slot map was learnt.\n"
         "# TYPE tidings_redis_slot_map_refreshes_total counter\n"
-        "tidings_redis_slot_map_refreshes_total %llu\n",
+        "tidings_redis_slot_map_refreshes_total %llu\n"
+        "# HELP tidings_redis_pipelines_total Round trips of the request path to Redis: "
+        "pipelines sent, one per node a batch touches.\n"
+        "# TYPE tidings_redis_pipelines_total counter\n"
+        "tidings_redis_pipelines_total %llu\n",
         topo.cluster ? 1 : 0, topo.masters, (unsigned long long)topo.redirects,
-        (unsigned long long)topo.refreshes);
+        (unsigned long long)topo.refreshes, (unsigned long long)topo.pipelines);
     if (r->api->connections)
         api_connection_metrics(r->api->connections, &t);
     api_text_printf(&t, "# HELP tidings_http_rate_limited_total Requests answered 429: their "

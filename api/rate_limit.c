@@ -70,16 +70,22 @@ static uint64_t ceil_seconds(uint64_t ms)
     return (ms + MS_PER_S - 1) / MS_PER_S;
 }
 
-bool api_rate_check(api_req_t *r)
+/* The class r's route spends, and its policy; NULL when r is not limited. */
+static const api_rate_policy_t *policy_of(const api_req_t *r, api_rate_class_t *cls)
 {
     if (r->route < 0 || !r->api->cfg->rate_limits)
-        return true;
-    api_rate_class_t cls = api_routes[r->route].rate;
-    if (cls == API_RATE_NONE)
-        return true;
-    const api_rate_policy_t *p = &r->api->cfg->rate[cls];
-    if (!p->count)
-        return true;
+        return NULL;
+    *cls = api_routes[r->route].rate;
+    if (*cls == API_RATE_NONE)
+        return NULL;
+    const api_rate_policy_t *p = &r->api->cfg->rate[*cls];
+    return p->count ? p : NULL;
+}
+
+/* The bucket's check for r, not yet run. */
+static storage_rate_gate_t *gate_for(const api_req_t *r, api_rate_class_t cls,
+                                     const api_rate_policy_t *p)
+{
     char subject[64];
     if (r->caller.id) {
         snprintf(subject, sizeof(subject), "%llu", (unsigned long long)r->caller.id);
@@ -89,12 +95,20 @@ bool api_rate_check(api_req_t *r)
         snprintf(subject, sizeof(subject), "a:%s", addr);
     }
     uint64_t interval = (uint64_t)p->window_s * US_PER_S / p->count; /* count ≤ 10^6: ≥ 1 */
+    return storage_rate_gate_new(r->api->storage, subject, api_rate_class_names[cls], interval,
+                                 p->burst);
+}
+
+/* Runs (or collects) the check and answers it: the headers, and false after a 429. */
+static bool settle(api_req_t *r, storage_rate_gate_t *g, api_rate_class_t cls,
+                   const api_rate_policy_t *p)
+{
     storage_rate_t got;
-    int rc = storage_rate_take(r->api->storage, subject, api_rate_class_names[cls], interval,
-                               p->burst, &got);
+    int rc = storage_rate_gate_settle(g, &got);
     if (rc)
-        return true;
+        return true; /* a failing Redis lets the request through: it meets the outage itself */
     const char *name = api_rate_class_names[cls];
+    uint64_t interval = (uint64_t)p->window_s * US_PER_S / p->count;
     snprintf(r->rate_policy, sizeof(r->rate_policy), "\"%s\";q=%u;w=%llu", name, p->burst,
              (unsigned long long)ceil_seconds(interval * p->burst / US_PER_MS));
     uint64_t t = got.allowed ? ceil_seconds(got.full_ms) : ceil_seconds(got.retry_ms);
@@ -103,10 +117,46 @@ bool api_rate_check(api_req_t *r)
     if (got.allowed)
         return true;
     atomic_fetch_add_explicit(&r->api->metrics.rate_limited[cls], 1, memory_order_relaxed);
+    api_reply_reset(r); /* whatever the handler began to answer (it wrote nothing) */
     r->retry_after = (int)(t ? t : 1);
     api_problem(r, API_TOO_MANY_REQUESTS,
                 "the %s rate limit (%u per %u s, %u at once) is spent; "
                 "retry in %llu s",
                 name, p->count, p->window_s, p->burst, (unsigned long long)(t ? t : 1));
     return false;
+}
+
+bool api_rate_check(api_req_t *r, bool now)
+{
+    api_rate_class_t cls;
+    const api_rate_policy_t *p = policy_of(r, &cls);
+    if (!p)
+        return true;
+    storage_rate_gate_t *g = gate_for(r, cls, p);
+    if (!g)
+        return true;
+    if (!now && cls != API_RATE_STREAM) {
+        r->rate_gate = g; /* rides on the handler's first batch (api_rate_handle) */
+        return true;
+    }
+    bool ok = settle(r, g, cls, p);
+    storage_rate_gate_free(g);
+    return ok;
+}
+
+void api_rate_handle(api_req_t *r, void (*handler)(api_req_t *))
+{
+    storage_rate_gate_t *g = r->rate_gate;
+    if (!g) {
+        handler(r);
+        return;
+    }
+    r->rate_gate = NULL;
+    storage_rate_gate_arm(g);
+    handler(r);
+    api_rate_class_t cls = API_RATE_NONE;
+    const api_rate_policy_t *p = policy_of(r, &cls); /* the one the gate was made with */
+    if (p)
+        settle(r, g, cls, p);
+    storage_rate_gate_free(g);
 }

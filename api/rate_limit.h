@@ -33,9 +33,17 @@ void api_rate_policy_defaults(api_rate_policy_t policies[API_RATE_CLASSES]);
 int api_rate_policy_parse(const char *text, api_rate_policy_t *out);
 
 struct api_req_s;
-/* Thread: MHD. Takes a token for r's route from r's bucket (the caller's, else the client
- * address's) and sets the RateLimit headers; false after setting a 429 problem with
- * Retry-After. A Redis failure lets the request through (it will meet the outage itself). */
-bool api_rate_check(struct api_req_s *r);
+/* Thread: MHD; with the headers. Takes a token for r's route from r's bucket (the caller's,
+ * else the client address's) and sets the RateLimit headers; false after setting a 429
+ * problem with Retry-After. With now false (a request without a body), the check is only
+ * prepared: api_rate_handle runs it with the handler's own first batch. Stream opens are
+ * checked now always. A Redis failure lets the request through (it meets the outage
+ * itself). */
+bool api_rate_check(struct api_req_s *r, bool now);
+/* Thread: MHD. Runs handler with r's prepared check armed: the check rides on the handler's
+ * first batch that only reads, or runs alone before its first that writes (so a refused
+ * request writes nothing), or after the handler when it used no Redis; refused, the
+ * handler's answer is replaced by the 429. */
+void api_rate_handle(struct api_req_s *r, void (*handler)(struct api_req_s *));
 
 #endif

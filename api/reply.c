@@ -51,6 +51,17 @@ void api_reply_text(api_req_t *r, int status, const char *content_type, const ch
     set_body(r, status, content_type, copy, len);
 }
 
+void api_reply_reset(api_req_t *r)
+{
+    set_body(r, 0, NULL, NULL, 0);
+    if (r->custom)
+        MHD_destroy_response(r->custom);
+    r->custom = NULL;
+    r->location[0] = '\0';
+    r->retry_after = 0;
+    r->n_extra = 0;
+}
+
 void api_reply_header(api_req_t *r, const char *name, const char *value)
 {
     assert(r->n_extra < API_EXTRA_HEADERS);

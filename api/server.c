@@ -114,16 +114,27 @@ static bool authenticate(api_req_t *r)
     return r->authenticated;
 }
 
+/* Is a body on its way (a Content-Length above 0, or chunks)? */
+static bool announces_body(struct MHD_Connection *conn)
+{
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return (cl && strcmp(cl, "0") != 0) ||
+           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+}
+
 /* With the headers alone: answers what can be answered before the body (false), so a
  * stranger's upload is never buffered for a route that needs a token, and a request over
- * its rate limit costs no upload either. */
+ * its rate limit costs no upload either. A request without a body has its rate check
+ * merged into its handler's first batch instead (api_rate_handle): no round trip of its
+ * own. */
 static bool admit(api_req_t *r)
 {
     if (r->body_too_large) {
         api_problem(r, API_TOO_LARGE, "the body is larger than %zu bytes", body_max(r));
         return false;
     }
-    return (!needs_token(r) || authenticate(r)) && api_rate_check(r);
+    return (!needs_token(r) || authenticate(r)) && api_rate_check(r, announces_body(r->conn));
 }
 
 static void dispatch(api_req_t *r)
@@ -146,7 +157,7 @@ static void dispatch(api_req_t *r)
     const api_route_t *route = &api_routes[r->route];
     if (route->auth && !r->authenticated && !authenticate(r))
         return;
-    route->handler(r);
+    api_rate_handle(r, route->handler);
     if (!r->status)
         api_problem(r, API_INTERNAL, "the handler gave no answer");
 }
@@ -157,6 +168,7 @@ static void request_free(api_req_t *r)
     free(r->route_path);
     free(r->body);
     free(r->resp_body);
+    storage_rate_gate_free(r->rate_gate);
     if (r->custom)
         MHD_destroy_response(r->custom);
     free(r);
@@ -235,8 +247,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         *req_cls = r;
         r->body_too_large = declared_too_large(conn, body_max(r));
+        if (admit(r) || !announces_body(conn))
+            return MHD_YES; /* a refusal without a body is sent at the final call: the
+                             * connection stays open for the next request */
         /* An answer queued now makes libmicrohttpd refuse the body and close afterwards. */
-        return admit(r) ? MHD_YES : send_response(r);
+        r->answered_early = true;
+        return send_response(r);
     }
     if (*upload_data_size) {
         /* Past the limit the rest is read and dropped: answering before the client has
@@ -246,10 +262,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (r->status) /* already answered before the body */
+    if (r->answered_early)
         return MHD_YES;
     api_connections_request_read(conn);
-    dispatch(r);
+    if (!r->status) /* else refused with the headers */
+        dispatch(r);
     return send_response(r);
 }
 

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define K_RATE "rl:{%s}:%s" /* string: the bucket's full-again time, µs (GCRA) */
@@ -40,34 +41,79 @@ static const char take_script[] =
     "redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000))\n"
     "return {1, math.floor((now - allow_at) / interval), 0, new_tat - now}\n";
 
-int storage_rate_take(storage_t *s, const char *subject, const char *class_name,
-                      uint64_t interval_us, uint32_t burst, storage_rate_t *out)
+struct storage_rate_gate_s {
+    storage_redis_gate_t gate;
+    storage_rate_t result;
+    int rc; /* the check's outcome: 0, or a Redis failure (the request goes on) */
+};
+
+/* The gate's judge: the script's {allowed, remaining, retry, full}. */
+static bool read_reply(void *priv, const redisReply *r)
+{
+    storage_rate_gate_t *g = priv;
+    g->rc = r ? 0 : -EAGAIN;
+    if (r && (r->type != REDIS_REPLY_ARRAY || r->elements != 4))
+        g->rc = -EIO;
+    for (size_t i = 0; g->rc == 0 && i < 4; i++)
+        if (r->element[i]->type != REDIS_REPLY_INTEGER)
+            g->rc = -EIO;
+    if (g->rc)
+        return true; /* a failing Redis is not a reason to refuse: the request meets it */
+    g->result.allowed = r->element[0]->integer == 1;
+    g->result.remaining = (uint32_t)r->element[1]->integer;
+    g->result.retry_ms = ((uint64_t)r->element[2]->integer + US_PER_MS - 1) / US_PER_MS;
+    g->result.full_ms = ((uint64_t)r->element[3]->integer + US_PER_MS - 1) / US_PER_MS;
+    return g->result.allowed;
+}
+
+storage_rate_gate_t *storage_rate_gate_new(storage_t *s, const char *subject,
+                                           const char *class_name, uint64_t interval_us,
+                                           uint32_t burst)
 {
     if (!interval_us || !burst || strchr(subject, '}') || strchr(subject, '{'))
-        return -EINVAL;
+        return NULL;
     char key[160], interval[24], size[16];
     int n = snprintf(key, sizeof(key), K_RATE, subject, class_name);
     if (n < 0 || (size_t)n >= sizeof(key))
-        return -EINVAL;
+        return NULL;
     snprintf(interval, sizeof(interval), "%llu", (unsigned long long)interval_us);
     snprintf(size, sizeof(size), "%u", burst);
     const char *argv[] = {"EVAL", take_script, "1", key, interval, size};
-    storage_redis_batch_t b;
-    storage_redis_batch_init(&b, s->redis);
-    storage_redis_batch_addargv(&b, 6, argv, NULL);
-    int rc = storage_redis_batch_run_checked(&b);
-    redisReply *r = rc == 0 ? b.r[0] : NULL;
-    if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 4))
-        rc = -EIO;
-    for (size_t i = 0; rc == 0 && i < 4; i++)
-        if (r->element[i]->type != REDIS_REPLY_INTEGER)
-            rc = -EIO;
-    if (rc == 0) {
-        out->allowed = r->element[0]->integer == 1;
-        out->remaining = (uint32_t)r->element[1]->integer;
-        out->retry_ms = ((uint64_t)r->element[2]->integer + US_PER_MS - 1) / US_PER_MS;
-        out->full_ms = ((uint64_t)r->element[3]->integer + US_PER_MS - 1) / US_PER_MS;
+    storage_rate_gate_t *g = calloc(1, sizeof(*g));
+    if (g && storage_redis_gate_init(&g->gate, s->redis, 6, argv, read_reply, g)) {
+        free(g);
+        g = NULL;
     }
-    storage_redis_batch_free(&b);
+    return g;
+}
+
+void storage_rate_gate_arm(storage_rate_gate_t *g)
+{
+    storage_redis_gate_arm(&g->gate);
+}
+
+int storage_rate_gate_settle(storage_rate_gate_t *g, storage_rate_t *out)
+{
+    storage_redis_gate_settle(&g->gate);
+    *out = g->result;
+    return g->rc;
+}
+
+void storage_rate_gate_free(storage_rate_gate_t *g)
+{
+    if (!g)
+        return;
+    storage_redis_gate_free(&g->gate);
+    free(g);
+}
+
+int storage_rate_take(storage_t *s, const char *subject, const char *class_name,
+                      uint64_t interval_us, uint32_t burst, storage_rate_t *out)
+{
+    storage_rate_gate_t *g = storage_rate_gate_new(s, subject, class_name, interval_us, burst);
+    if (!g)
+        return -EINVAL;
+    int rc = storage_rate_gate_settle(g, out);
+    storage_rate_gate_free(g);
     return rc;
 }

@@ -80,7 +80,7 @@ uint64_t storage_reconnects(const storage_t *s)
 void storage_topology_stats(storage_t *s, storage_topology_stats_t *out)
 {
     storage_redis_topology_stats(s->redis, &out->cluster, &out->masters, &out->redirects,
-                                 &out->refreshes);
+                                 &out->refreshes, &out->pipelines);
 }
 
 int storage__shard(const storage_t *s, uint64_t user)

@@ -49,6 +49,7 @@ typedef struct storage_topology_stats_s {
     int masters;        /* nodes that own slots */
     uint64_t redirects; /* MOVED and ASK replies followed */
     uint64_t refreshes; /* times the slot map was learnt */
+    uint64_t pipelines; /* pipelines the synchronous client sent: round trips, per node */
 } storage_topology_stats_t;
 void storage_topology_stats(storage_t *s, storage_topology_stats_t *out);
 
@@ -352,5 +353,18 @@ typedef struct storage_rate_s {
  * on this Redis. One round trip. 0 (see out->allowed), -EINVAL, or a Redis failure. */
 int storage_rate_take(storage_t *s, const char *subject, const char *class_name,
                       uint64_t interval_us, uint32_t burst, storage_rate_t *out);
+
+/* The same check as a gate (storage/redis/gate.c): armed on the request's thread, it rides on
+ * the request's first batch that only reads, or runs alone before its first batch that
+ * writes; refused, every later batch of the thread fails with -ECANCELED, unsent. NULL on
+ * -EINVAL or out of memory. */
+typedef struct storage_rate_gate_s storage_rate_gate_t;
+storage_rate_gate_t *storage_rate_gate_new(storage_t *s, const char *subject,
+                                           const char *class_name, uint64_t interval_us,
+                                           uint32_t burst);
+void storage_rate_gate_arm(storage_rate_gate_t *g);
+/* Runs the check now if no batch took it, disarms it: 0 with *out, or a Redis failure. */
+int storage_rate_gate_settle(storage_rate_gate_t *g, storage_rate_t *out);
+void storage_rate_gate_free(storage_rate_gate_t *g);
 
 #endif

@@ -67,6 +67,16 @@ void storage_redis_batch_add(storage_redis_batch_t *b, const char *fmt, ...)
     batch_push(b, cmd, len);
 }
 
+void storage_redis__batch_push_copy(storage_redis_batch_t *b, const char *cmd, size_t len)
+{
+    char *copy = malloc(len + 1); /* freed by redisFreeCommand, which is free() */
+    if (copy) {
+        memcpy(copy, cmd, len);
+        copy[len] = '\0';
+    }
+    batch_push(b, copy, (int)len);
+}
+
 void storage_redis_batch_addargv(storage_redis_batch_t *b, int argc, const char **argv,
                                  const size_t *lens)
 {
@@ -112,6 +122,7 @@ static bool pending_on(const route_t *rt, int node, int round)
  * I/O error. */
 static bool run_on(storage_redis_batch_t *b, route_t *rt, int node, int round, redisContext *c)
 {
+    atomic_fetch_add_explicit(&b->client->pipelines, 1, memory_order_relaxed);
     for (size_t i = 0; i < b->n; i++) {
         if (!pending_on(&rt[i], node, round))
             continue;
@@ -240,7 +251,25 @@ void storage_redis_batch_barrier(storage_redis_batch_t *b)
     b->barrier = b->n;
 }
 
+static int run_batch(storage_redis_batch_t *b);
+
+/* The thread's gate, if one is armed, rides on a reading batch or runs before a writing one
+ * (gate.c). */
 int storage_redis_batch_run(storage_redis_batch_t *b)
+{
+    bool rides;
+    int rc = storage_redis__gate_before(b, &rides);
+    if (rc)
+        return rc;
+    rc = run_batch(b);
+    if (rides)
+        rc = storage_redis__gate_after(b, rc);
+    if (rc)
+        free_replies(b);
+    return rc;
+}
+
+static int run_batch(storage_redis_batch_t *b)
 {
     if (b->err)
         return b->err;

@@ -43,7 +43,7 @@ uint64_t storage_redis_reconnects(const storage_redis_t *r);
 /* Whether it is a cluster, how many nodes own slots, the MOVED and ASK replies followed and
  * the times the slot map was learnt. */
 void storage_redis_topology_stats(storage_redis_t *r, bool *cluster, int *masters,
-                                  uint64_t *redirects, uint64_t *refreshes);
+                                  uint64_t *redirects, uint64_t *refreshes, uint64_t *pipelines);
 /* The sharded pub/sub channel that node (an index of the slot map) serves: "live:{k}" for
  * the first k whose slot it owns, so publishers and subscribers agree whenever their maps
  * do. */
@@ -77,6 +77,39 @@ int storage_redis_batch_run(storage_redis_batch_t *b);
 int storage_redis_batch_run_checked(storage_redis_batch_t *b);
 /* Frees commands and replies; the batch may be reused after init. */
 void storage_redis_batch_free(storage_redis_batch_t *b);
+
+/* ---- gates (gate.c): a check that rides on the calling thread's next reading batch --------
+ * A request's rate check is one command whose answer decides whether the request goes on.
+ * Armed on a thread, it is appended to the next batch that thread runs when that batch only
+ * reads (one round trip for both; the reads are dropped when the gate shuts), and it runs
+ * alone just before a batch that writes, so that a refused request writes nothing. Once
+ * shut, every batch the thread runs fails with -ECANCELED, unsent, until it is disarmed. */
+typedef enum {
+    STORAGE_REDIS_GATE_PENDING,
+    STORAGE_REDIS_GATE_OPEN,
+    STORAGE_REDIS_GATE_SHUT
+} storage_redis_gate_state_t;
+
+typedef struct storage_redis_gate_s {
+    storage_redis_t *client;
+    char *cmd; /* formatted; owned */
+    size_t len;
+    storage_redis_gate_state_t state;
+    /* Reads the gate's reply (NULL when Redis could not answer) and says whether the
+     * request may go on; called once. */
+    bool (*judge)(void *priv, const redisReply *r);
+    void *priv;
+} storage_redis_gate_t;
+
+/* Formats the command into g (PENDING). 0 or -ENOMEM. */
+int storage_redis_gate_init(storage_redis_gate_t *g, storage_redis_t *client, int argc,
+                            const char **argv, bool (*judge)(void *, const redisReply *),
+                            void *priv);
+/* Makes g the calling thread's gate (NULL: none) until disarmed. */
+void storage_redis_gate_arm(storage_redis_gate_t *g);
+/* Runs g alone if no batch has taken it yet, disarms it, and tells its state. */
+storage_redis_gate_state_t storage_redis_gate_settle(storage_redis_gate_t *g);
+void storage_redis_gate_free(storage_redis_gate_t *g);
 
 /* ---- replies (reply.c): NULL-safe, never keep the reply ------------------------------------ */
 bool storage_redis_is_error(const redisReply *r);

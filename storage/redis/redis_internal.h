@@ -49,7 +49,7 @@ struct storage_redis_s {
     int refresh_backoff_ms;
     pthread_mutex_t refresh_mu; /* one refresh at a time */
     atomic_bool up;
-    atomic_ullong reconnects, redirects, refreshes;
+    atomic_ullong reconnects, redirects, refreshes, pipelines;
 };
 
 /* Node index of host:port, added when new; -1 when the table is full. Caller holds mu. */
@@ -126,5 +126,15 @@ aconn_t *storage_redis__writer_for(storage_redis_async_t *sa, int node);
 
 /* subscriber.c: a subscriber connection came up; it subscribes its node's live channel. */
 void storage_redis__sub_connected(aconn_t *c);
+
+/* ---- batches and gates (batch.c, gate.c) -------------------------------------------------- */
+/* Appends a copy of an already formatted command (b->err on failure). */
+void storage_redis__batch_push_copy(storage_redis_batch_t *b, const char *cmd, size_t len);
+/* Before a batch runs: -ECANCELED when the thread's gate is shut (or shuts now, run alone
+ * ahead of a batch that writes); *rides when the gate was appended to this reading batch. */
+int storage_redis__gate_before(storage_redis_batch_t *b, bool *rides);
+/* After a batch the gate rode on (rc its result): judges and removes the gate's command and
+ * reply; -ECANCELED when the gate shut, else rc. */
+int storage_redis__gate_after(storage_redis_batch_t *b, int rc);
 
 #endif

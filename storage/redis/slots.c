@@ -153,6 +153,28 @@ int storage_command_slot(const char *cmd, size_t len)
     return storage_key_slot(arg, arg_len);
 }
 
+/* Commands that read and never write (XINFO and PING included: a batch of them is a read). */
+static const char *const reads[] = {"GET",        "MGET",          "HGET",
+                                    "HMGET",      "HGETALL",       "HEXISTS",
+                                    "EXISTS",     "TYPE",          "TTL",
+                                    "PTTL",       "SCARD",         "SISMEMBER",
+                                    "SMEMBERS",   "SMISMEMBER",    "ZCARD",
+                                    "ZCOUNT",     "ZSCORE",        "ZMSCORE",
+                                    "ZRANGE",     "ZRANGEBYSCORE", "ZREVRANGEBYSCORE",
+                                    "ZREVRANGE",  "ZRANK",         "ZREVRANK",
+                                    "XLEN",       "XRANGE",        "XREVRANGE",
+                                    "XINFO",      "PING",          "EVAL_RO",
+                                    "EVALSHA_RO", "FCALL_RO",      NULL};
+
+bool storage_command_reads_only(const char *cmd, size_t len)
+{
+    resp_args_t it;
+    const char *name;
+    size_t name_len;
+    return args_open(&it, cmd, len) && args_next(&it, &name, &name_len) &&
+           is_any(name, name_len, reads);
+}
+
 storage_redirect_t storage_redirect_parse(const char *err, size_t len, int *slot, char *host,
                                           size_t host_size, int *port)
 {

@@ -4,6 +4,7 @@
 #ifndef TIDINGS_STORAGE_REDIS_SLOTS_H
 #define TIDINGS_STORAGE_REDIS_SLOTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,11 @@ int storage_key_slot(const char *key, size_t len);
 /* The slot of the first key a RESP-formatted command (as hiredis formats it) names, or
  * -1 when it names none (PING, SCRIPT LOAD, EVAL with no keys…): any node will do. */
 int storage_command_slot(const char *cmd, size_t len);
+
+/* Does a RESP-formatted command only read? True for the reads Tidings sends (GET, HMGET,
+ * ZREVRANGEBYSCORE, ZMSCORE, EVAL_RO…), false for anything else, scripts included: a caller
+ * that must not write before a check (storage/redis/gate.c) errs on the safe side. */
+bool storage_command_reads_only(const char *cmd, size_t len);
 
 typedef enum {
     STORAGE_REDIRECT_NONE,

@@ -293,7 +293,7 @@ void storage_redis_live_channel(storage_redis_t *s, int node, char *buf, size_t 
 }
 
 void storage_redis_topology_stats(storage_redis_t *s, bool *cluster, int *masters,
-                                  uint64_t *redirects, uint64_t *refreshes)
+                                  uint64_t *redirects, uint64_t *refreshes, uint64_t *pipelines)
 {
     bool owns[STORAGE_REDIS_MAX_NODES] = {0};
     pthread_mutex_lock(&s->mu);
@@ -307,4 +307,5 @@ void storage_redis_topology_stats(storage_redis_t *s, bool *cluster, int *master
     pthread_mutex_unlock(&s->mu);
     *redirects = atomic_load(&s->redirects);
     *refreshes = atomic_load(&s->refreshes);
+    *pipelines = atomic_load(&s->pipelines);
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <hiredis/hiredis.h>
 
 TestSuite(rate_limits, .timeout = 120);
@@ -195,4 +196,113 @@ Test(rate_limits, bad_policies_are_refused_at_startup)
         cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 2, "--rate-publish %s: status %d",
                   bad[i], status);
     }
+}
+
+/* Round trips the server's request path made (tidings_redis_pipelines_total) during n
+ * requests by u: method path, with a JSON body when body is not NULL. */
+static double pipelines_during(int port, const ts_user_t *u, int n, const char *method,
+                               const char *path, const char *body)
+{
+    char answer[8192];
+    double before = ts_metric(port, "tidings_redis_pipelines_total");
+    for (int i = 0; i < n; i++) {
+        int st = sf_request_from("127.0.0.1", port, method, path, u->token, NULL, body, answer,
+                                 sizeof(answer));
+        cr_expect(st >= 200 && st < 300, "%s %s answered %d: %.200s", method, path, st, answer);
+    }
+    return ts_metric(port, "tidings_redis_pipelines_total") - before;
+}
+
+/* The check rides on a bodiless request's own first batch: as many round trips as with no
+ * limits at all. A request with a body is checked with the headers, before the body: one
+ * round trip more. (The id-node lease renewal may add a round trip or two meanwhile.) */
+Test(rate_limits, a_request_without_a_body_pays_no_round_trip_for_its_check)
+{
+    ts_server_t on, off;
+    sf_server_start(&on,
+                    (const char *const[]){"--rate-limits", "on", "--rate-register", "off", NULL});
+    sf_server_start(&off, NULL);
+    ts_user_t ana;
+    ts_register(on.port, "rt", &ana);
+    char post[24], path[64];
+    ts_post(on.port, &ana, "read me", post);
+    snprintf(path, sizeof(path), "/v1/posts/%s", post);
+    enum { READS = 30, POSTS = 10 };
+    double reads_on = pipelines_during(on.port, &ana, READS, "GET", path, NULL);
+    double reads_off = pipelines_during(off.port, &ana, READS, "GET", path, NULL);
+    cr_expect_geq(reads_off, READS, "every read goes to Redis at least once");
+    cr_expect_leq(reads_on - reads_off, 2, "reads with limits: %.0f round trips, without: %.0f",
+                  reads_on, reads_off);
+    const char *body = "{\"text\":\"counted\"}";
+    double posts_on = pipelines_during(on.port, &ana, POSTS, "POST", "/v1/posts", body);
+    double posts_off = pipelines_during(off.port, &ana, POSTS, "POST", "/v1/posts", body);
+    cr_expect(posts_on - posts_off >= POSTS && posts_on - posts_off <= POSTS + 2,
+              "posts with limits: %.0f round trips, without: %.0f", posts_on, posts_off);
+    ts_server_stop(&on, 5000);
+    ts_server_stop(&off, 5000);
+}
+
+/* A refused like writes nothing, though its check rode on (or ran just before) its batch. */
+Test(rate_limits, a_refused_request_writes_nothing)
+{
+    ts_server_t s;
+    sf_server_start(&s,
+                    (const char *const[]){"--rate-limits", "on", "--rate-interact", "1/m",
+                                          "--rate-follow", "1/m", "--rate-register", "off", NULL});
+    ts_user_t ana, bob, cy;
+    ts_register_all(s.port, "rw", &ana, &bob, &cy, NULL);
+    char first[24], second[24], path[96], answer[8192];
+    ts_post(s.port, &bob, "one", first);
+    ts_post(s.port, &bob, "two", second);
+    snprintf(path, sizeof(path), "/v1/posts/%s/like", first);
+    cr_expect_eq(sf_request_from("127.0.0.1", s.port, "PUT", path, ana.token, NULL, NULL, answer,
+                                 sizeof(answer)),
+                 204, "%.200s", answer);
+    snprintf(path, sizeof(path), "/v1/posts/%s/like", second);
+    int st = sf_request_from("127.0.0.1", s.port, "PUT", path, ana.token, NULL, NULL, answer,
+                             sizeof(answer));
+    expect_limited(answer, st, "interact", "a second like within the minute");
+    snprintf(path, sizeof(path), "/v1/users/%s/follow", bob.id);
+    cr_expect_eq(sf_request_from("127.0.0.1", s.port, "PUT", path, ana.token, NULL, NULL, answer,
+                                 sizeof(answer)),
+                 204, "%.200s", answer);
+    snprintf(path, sizeof(path), "/v1/users/%s/follow", cy.id);
+    st = sf_request_from("127.0.0.1", s.port, "PUT", path, ana.token, NULL, NULL, answer,
+                         sizeof(answer));
+    expect_limited(answer, st, "follow", "a second follow within the minute");
+    redisReply *likes = ts_redis_fixture_command("SCARD likes:{%s}", second);
+    cr_expect_eq(likes->integer, 0, "the refused like was not written");
+    freeReplyObject(likes);
+    redisReply *follows = ts_redis_fixture_command("ZSCORE followers:{%s} %s", cy.id, ana.id);
+    cr_expect_eq(follows->type, REDIS_REPLY_NIL, "the refused follow was not written");
+    freeReplyObject(follows);
+    ts_server_stop(&s, 5000);
+}
+
+/* Refused without a body (401, 429), the connection stays open for the next request. */
+Test(rate_limits, a_refused_bodiless_request_keeps_its_connection)
+{
+    ts_server_t s;
+    sf_server_start(&s, (const char *const[]){"--rate-limits", "on", "--rate-read", "1/m",
+                                              "--rate-register", "off", NULL});
+    ts_user_t ana;
+    ts_register(s.port, "ka", &ana);
+    int fd = sf_connect_from("127.0.0.1", s.port);
+    cr_assert_geq(fd, 0);
+    char req[512], answer[8192];
+    const char *const expected[] = {"200", "429", "401", "429"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(req, sizeof(req),
+                 "GET /v1/timeline HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n\r\n",
+                 i == 2 ? "tdg_1_nottoken" : ana.token);
+        cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+        cr_assert_gt(sf_read_response(fd, answer, sizeof(answer), 5000), 0,
+                     "request %d on the same connection got no answer", i);
+        char status[4] = {0};
+        memcpy(status, answer + 9, 3);
+        cr_expect_str_eq(status, expected[i], "request %d: %.200s", i, answer);
+    }
+    cr_expect_not(sf_closed_by_peer(fd, 100), "the connection is still open");
+    close(fd);
+    ts_server_stop(&s, 5000);
 }
