@@ -28,6 +28,7 @@ enum {
     OPT_REDIS,
     OPT_DATA_DIR,
     OPT_REDIS_SERVER,
+    OPT_EMBEDDED_MAXMEMORY,
     OPT_THREADS,
     OPT_TIMELINE_MAX,
     OPT_NOTIFICATIONS_MAX,
@@ -67,6 +68,7 @@ static const struct option options[] = {
     {"redis", required_argument, NULL, OPT_REDIS},
     {"data-dir", required_argument, NULL, OPT_DATA_DIR},
     {"redis-server", required_argument, NULL, OPT_REDIS_SERVER},
+    {"embedded-maxmemory", required_argument, NULL, OPT_EMBEDDED_MAXMEMORY},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"timeline-max", required_argument, NULL, OPT_TIMELINE_MAX},
     {"notifications-max", required_argument, NULL, OPT_NOTIFICATIONS_MAX},
@@ -121,6 +123,8 @@ static const char usage[] =
     "                               unset: start an embedded redis-server (AOF on)\n"
     "  --data-dir DIR               embedded Redis data directory (./tidings-data)\n"
     "  --redis-server PATH          embedded Redis binary (redis-server)\n"
+    "  --embedded-maxmemory MB      embedded Redis memory cap; writes are refused (503), never\n"
+    "                               evicted, beyond it (half the machine's memory)\n"
     "  --threads N                  HTTP worker threads, 1..256 (4)\n"
     "  --timeline-max N             entries kept per home timeline (800)\n"
     "  --notifications-max N        notifications kept per user (1000)\n"
@@ -264,6 +268,10 @@ static int apply(api_config_t *cfg, int opt, const char *value)
         return copy_value(name, cfg->data_dir, sizeof(cfg->data_dir), value);
     case OPT_REDIS_SERVER:
         return copy_value(name, cfg->redis_server, sizeof(cfg->redis_server), value);
+    case OPT_EMBEDDED_MAXMEMORY:
+        rc = parse_int(name, value, 16, 64L * 1024 * 1024, &v);
+        cfg->embedded_maxmemory_mb = v;
+        break;
     case OPT_THREADS:
         rc = parse_int(name, value, 1, 256, &v);
         cfg->threads = (int)v;

@@ -19,6 +19,7 @@ typedef struct api_config_s {
     char redis[1024];            /* --redis / TIDINGS_REDIS: empty means embedded */
     char data_dir[1024];         /* --data-dir / TIDINGS_DATA_DIR */
     char redis_server[1024];     /* --redis-server / TIDINGS_REDIS_SERVER: embedded binary */
+    long embedded_maxmemory_mb;  /* --embedded-maxmemory: 0 for half the machine's memory */
     int threads;                 /* --threads: HTTP worker threads */
     size_t max_body;             /* --max-body: bytes */
     int log_level;               /* --log-level: LOG_DEBUG .. LOG_ERROR */

@@ -2,6 +2,7 @@
 #include "api/api.h"
 #include "api/text.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 
@@ -14,11 +15,13 @@ void api_system_readyz(api_req_t *r)
 {
     bool redis = storage_ping(r->api->storage) == 0;
     bool ids = storage_node_id(r->api->storage) >= 0;
-    bool ready = redis && ids;
+    int write = redis ? storage_write_probe(r->api->storage) : -EAGAIN;
+    bool ready = redis && ids && write == 0;
+    const char *writes = write == 0 ? "ok" : write == -ENOSPC ? "refused" : "failing";
     api_reply_json(r, ready ? 200 : 503,
-                   json_pack("{s:s, s:{s:s, s:s}}", "status", ready ? "ready" : "unavailable",
+                   json_pack("{s:s, s:{s:s, s:s, s:s}}", "status", ready ? "ready" : "unavailable",
                              "checks", "redis", redis ? "up" : "down", "id_node",
-                             ids ? "leased" : "pending"));
+                             ids ? "leased" : "pending", "writes", writes));
     if (!ready)
         r->retry_after = 1;
 }

@@ -156,7 +156,8 @@ static int start(tidings_t *app)
 {
     const char *url = app->cfg.redis;
     if (!url[0]) {
-        app->embedded = storage_embedded_start(app->cfg.data_dir, app->cfg.redis_server, &url);
+        app->embedded = storage_embedded_start(app->cfg.data_dir, app->cfg.redis_server,
+                                               app->cfg.embedded_maxmemory_mb, &url);
         if (!app->embedded) {
             LOG_ERRNO(LOG_ERROR, "storage", errno, "embedded %s in %s failed to start",
                       app->cfg.redis_server, app->cfg.data_dir);

@@ -98,6 +98,29 @@ int storage_ping(storage_t *s)
     return rc;
 }
 
+#define WRITE_REFUSED_MEMORY_MS 3000 /* an OOM a request met keeps readiness down this long */
+#define PROBE_TTL_MS 10000
+/* Redis refuses a write when its memory plus the write's would pass maxmemory: the probe is
+ * as large as a large post, so it fails when posts would. */
+#define PROBE_BYTES 8192
+
+int storage_write_probe(storage_t *s)
+{
+    if (storage_redis_writes_refused_within(s->redis, WRITE_REFUSED_MEMORY_MS))
+        return -ENOSPC;
+    int node = storage_node_id(s);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    static const char probe[PROBE_BYTES];
+    storage_redis_batch_add(&b, "SET " K_READY " %b PX %d", node < 0 ? 0 : node, probe,
+                            sizeof(probe), PROBE_TTL_MS);
+    int rc = storage_redis_batch_run(&b);
+    if (rc == 0 && storage_redis_is_error(b.r[0]))
+        rc = storage_redis_error_status(b.r[0]);
+    storage_redis_batch_free(&b);
+    return rc;
+}
+
 int storage_prepare(storage_t *s)
 {
     storage_redis_batch_t b;

@@ -39,6 +39,9 @@ void storage_destroy(storage_t *s);
 
 /* Round trip to Redis: 0 when it answers. Updates the readiness flag. */
 int storage_ping(storage_t *s);
+/* Can Redis take a write? One expiring post-sized write: 0, -ENOSPC when Redis refuses writes for
+ * memory (now, or any request met that within the last few seconds), -EAGAIN, -EIO. */
+int storage_write_probe(storage_t *s);
 /* Readiness as last observed by any command (cheap). */
 bool storage_is_up(const storage_t *s);
 /* Counters for /metrics. */

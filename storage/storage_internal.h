@@ -22,6 +22,7 @@
 #define K_POSTS "posts:{%llu}"  /* zset: author's post ids scored by id */
 #define K_IDEM "idem:{%llu}:%b" /* string: "<post id> <fingerprint>" */
 #define K_FANOUT "fanout:{%d}"  /* stream: fan-out jobs, consumer group FANOUT_GROUP */
+#define K_READY "ready:{%d}"    /* string: readiness' write probe, per id node; expires */
 #define K_TIMELINE "tl:{%llu}"  /* zset: home timeline post ids scored by id */
 #define K_CELEB "celeb:{%llu}"  /* string: set when the author is merged at read time */
 #define K_CELEB_FOLLOWS "celebs:{%llu}" /* set: celebrities the user follows */

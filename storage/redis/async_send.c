@@ -94,6 +94,8 @@ static void trampoline(redisAsyncContext *ac, void *reply, void *privdata)
             strncmp(r->str, "MOVED", 5) == 0) {
             status = -EAGAIN;
             storage_redis__async_refresh_soon(sa, RETRY_REFRESH_MS);
+        } else if (storage_redis_error_is_transient(r)) {
+            status = storage_redis_error_status(r);
         }
     }
     sa->in_flight--;

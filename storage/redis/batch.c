@@ -310,6 +310,9 @@ static int run_batch(storage_redis_batch_t *b)
     free(rt);
     if (rc)
         free_replies(b);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (storage_redis_error_status(b->r[i]) == -ENOSPC)
+            atomic_store(&b->client->oom_at_ms, storage_redis__now_ms());
     return rc;
 }
 

@@ -26,6 +26,7 @@ storage_redis_t *storage_redis_create(const storage_redis_config_t *cfg)
     atomic_init(&s->redirects, 0);
     atomic_init(&s->refreshes, 0);
     atomic_init(&s->pipelines, 0);
+    atomic_init(&s->oom_at_ms, 0);
     if (storage_redis__parse_url(s, cfg->url ? cfg->url : "") != 0) {
         storage_redis_destroy(s);
         return NULL;

@@ -13,6 +13,7 @@
 #include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 
 #define START_TIMEOUT_MS 10000
 #define STOP_TIMEOUT_MS 10000
+#define MIB (1024 * 1024)
 
 struct storage_embedded_s {
     pid_t pid;
@@ -72,10 +74,19 @@ static bool answers_ping(const char *sock)
     return ok;
 }
 
-storage_embedded_t *storage_embedded_start(const char *data_dir, const char *server_path,
-                                           const char **url_out)
+/* Half of the machine's memory, in MiB: Redis' copy-on-write AOF rewrite needs headroom. */
+static long half_of_memory_mb(void)
 {
-    char dir[4096], sock[sizeof(((struct sockaddr_un *)0)->sun_path)], log[4200];
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (long)((uint64_t)pages * (uint64_t)size / 2 / MIB) : 1024;
+}
+
+storage_embedded_t *storage_embedded_start(const char *data_dir, const char *server_path,
+                                           long maxmemory_mb, const char **url_out)
+{
+    char dir[4096], sock[sizeof(((struct sockaddr_un *)0)->sun_path)], log[4200], maxmemory[32];
+    snprintf(maxmemory, sizeof(maxmemory), "%ldmb",
+             maxmemory_mb > 0 ? maxmemory_mb : half_of_memory_mb());
     int rc = mkdir_p(data_dir);
     if (rc) {
         errno = -rc;
@@ -111,7 +122,8 @@ storage_embedded_t *storage_embedded_start(const char *data_dir, const char *ser
         }
         execlp(server_path, server_path, "--port", "0", "--unixsocket", sock, "--unixsocketperm",
                "700", "--dir", dir, "--appendonly", "yes", "--appendfsync", "everysec", "--save",
-               "", "--daemonize", "no", "--logfile", log, (char *)NULL);
+               "", "--maxmemory", maxmemory, "--maxmemory-policy", "noeviction", "--daemonize",
+               "no", "--logfile", log, (char *)NULL);
         _exit(127);
     }
     for (int waited = 0; waited < START_TIMEOUT_MS; waited += 20) {

@@ -113,6 +113,13 @@ void storage_redis_gate_free(storage_redis_gate_t *g);
 
 /* ---- replies (reply.c): NULL-safe, never keep the reply ------------------------------------ */
 bool storage_redis_is_error(const redisReply *r);
+/* An error reply that says "not now" rather than "never": OOM (a full Redis refusing writes),
+ * LOADING, BUSY, MASTERDOWN, READONLY (a failover), NOREPLICAS, TRYAGAIN, CLUSTERDOWN. */
+bool storage_redis_error_is_transient(const redisReply *r);
+/* An error reply's status: -ENOSPC for OOM, -EAGAIN for the other transient ones, else -EIO. */
+int storage_redis_error_status(const redisReply *r);
+/* Whether a write was refused for memory (OOM) within the last ms milliseconds. */
+bool storage_redis_writes_refused_within(storage_redis_t *client, uint64_t ms);
 int64_t storage_redis_int(const redisReply *r);            /* integer reply, or -1 */
 uint64_t storage_redis_uint_str(const redisReply *r);      /* decimal string reply, or 0 */
 uint64_t storage_redis_parse_u64(const char *p, size_t n); /* 0 on anything but digits */

@@ -50,6 +50,7 @@ struct storage_redis_s {
     pthread_mutex_t refresh_mu; /* one refresh at a time */
     atomic_bool up;
     atomic_ullong reconnects, redirects, refreshes, pipelines;
+    atomic_ullong oom_at_ms; /* monotonic ms of the last write refused for memory (0: none) */
 };
 
 /* Node index of host:port, added when new; -1 when the table is full. Caller holds mu. */
@@ -136,5 +137,7 @@ int storage_redis__gate_before(storage_redis_batch_t *b, bool *rides);
 /* After a batch the gate rode on (rc its result): judges and removes the gate's command and
  * reply; -ECANCELED when the gate shut, else rc. */
 int storage_redis__gate_after(storage_redis_batch_t *b, int rc);
+/* Monotonic milliseconds (never 0). */
+uint64_t storage_redis__now_ms(void);
 
 #endif

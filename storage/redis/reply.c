@@ -1,6 +1,10 @@
 /* storage/redis/reply.c -- reading hiredis replies: NULL-safe helpers that never keep the
  * reply (it belongs to its batch or callback). */
-#include "storage/redis/redis.h"
+#include "storage/redis/redis_internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
 
 bool storage_redis_is_error(const redisReply *r)
 {
@@ -33,4 +37,42 @@ uint64_t storage_redis_uint_str(const redisReply *r)
     if (!r || r->type != REDIS_REPLY_STRING)
         return 0;
     return storage_redis_parse_u64(r->str, r->len);
+}
+
+static bool starts(const redisReply *r, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return r->len >= n && strncmp(r->str, prefix, n) == 0 && (r->len == n || r->str[n] == ' ');
+}
+
+bool storage_redis_error_is_transient(const redisReply *r)
+{
+    static const char *const transient[] = {"OOM",      "LOADING",    "BUSY",     "MASTERDOWN",
+                                            "READONLY", "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN"};
+    if (!r || r->type != REDIS_REPLY_ERROR)
+        return false;
+    for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
+        if (starts(r, transient[i]))
+            return true;
+    return false;
+}
+
+int storage_redis_error_status(const redisReply *r)
+{
+    if (!storage_redis_error_is_transient(r))
+        return -EIO;
+    return starts(r, "OOM") ? -ENOSPC : -EAGAIN;
+}
+
+uint64_t storage_redis__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 1;
+}
+
+bool storage_redis_writes_refused_within(storage_redis_t *client, uint64_t ms)
+{
+    uint64_t at = atomic_load(&client->oom_at_ms);
+    return at && storage_redis__now_ms() - at < ms;
 }

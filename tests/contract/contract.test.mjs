@@ -386,7 +386,7 @@ describe('the server', () => {
   test('System: healthz, readyz, metrics, openapi.yaml, the demo page', async () => {
     assert.deepEqual(expectStatus(await api('GET', '/healthz'), 200), { status: 'ok' });
     const ready = expectStatus(await api('GET', '/readyz'), 200);
-    assert.deepEqual(ready, { status: 'ready', checks: { redis: 'up', id_node: 'leased' } });
+    assert.deepEqual(ready, { status: 'ready', checks: { redis: 'up', id_node: 'leased', writes: 'ok' } });
     const metrics = expectStatus(await api('GET', '/metrics'), 200);
     assert.match(metrics, /^# TYPE tidings_http_requests_total counter$/m);
     assert.match(metrics, /^tidings_redis_up 1$/m);

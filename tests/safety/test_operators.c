@@ -4,6 +4,7 @@
 #include "tests/safety/safety.h"
 
 #include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,4 +113,47 @@ Test(operators, a_redis_password_never_reaches_the_log)
     cr_expect(strstr(text, SECRET) == NULL, "the password is in the error:\n%s", text);
     free(text);
     unlink(log);
+}
+
+/* GET /readyz's status and its checks.writes. */
+static int readiness(int port, char *writes, size_t size)
+{
+    ts_resp_t resp;
+    ts_http(port, "GET", "/readyz", NULL, NULL, NULL, &resp);
+    json_t *body = ts_resp_json(&resp);
+    snprintf(writes, size, "%s", ts_str(json_object_get(body, "checks"), "writes"));
+    json_decref(body);
+    int status = resp.status;
+    ts_resp_free(&resp);
+    return status;
+}
+
+/* A Redis at maxmemory refuses writes: posts get 503, and readiness says so until it has room
+ * again, so a load balancer stops sending writes there. */
+Test(operators, readiness_is_down_while_redis_refuses_writes)
+{
+    ts_redis_t redis = {0};
+    ts_redis_start(&redis, 0);
+    ts_server_t s;
+    ts_server_start(&s, redis.url, NULL, true);
+    ts_user_t ana;
+    ts_register(s.port, "oom", &ana);
+    char writes[32];
+    cr_expect_eq(readiness(s.port, writes, sizeof(writes)), 200);
+    cr_expect_str_eq(writes, "ok");
+    freeReplyObject(ts_redis_command(redis.url, "CONFIG SET maxmemory 1"));
+    cr_expect_eq(ts_status(s.port, "POST", &ana, "{\"text\":\"no room\"}", "/v1/posts"), 503);
+    cr_expect_eq(readiness(s.port, writes, sizeof(writes)), 503, "a full Redis is not ready");
+    cr_expect_str_eq(writes, "refused");
+    freeReplyObject(ts_redis_command(redis.url, "CONFIG SET maxmemory 0"));
+    int status = 0;
+    for (int waited = 0; waited < 8000 && status != 200; waited += 200) {
+        status = readiness(s.port, writes, sizeof(writes));
+        if (status != 200)
+            ts_sleep_ms(200);
+    }
+    cr_expect_eq(status, 200, "ready again once Redis has room (writes: %s)", writes);
+    cr_expect_eq(ts_status(s.port, "POST", &ana, "{\"text\":\"room again\"}", "/v1/posts"), 202);
+    ts_server_stop(&s, 5000);
+    ts_redis_cleanup(&redis);
 }
