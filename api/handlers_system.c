@@ -45,6 +45,9 @@ static void api_fanout_metrics(const fanout_stats_t *st, const api_histogram_t *
           "Fan-out job attempts that failed (retried later)."),
         U(jobs_dead, "tidings_fanout_jobs_dead_lettered_total", "counter",
           "Fan-out jobs moved to the dead-letter stream."),
+        U(jobs_retried, "tidings_fanout_jobs_retried_total", "counter",
+          "Fan-out job attempts that met a transient Redis failure (unreachable, OOM, a "
+          "failover) and were retried by the same process, uncounted towards dead-lettering."),
         U(jobs_claimed, "tidings_fanout_jobs_claimed_total", "counter",
           "Jobs taken over from consumers that went idle."),
         U(timeline_writes, "tidings_fanout_timeline_writes_total", "counter",

@@ -6,6 +6,7 @@
  * let in-flight requests finish (up to --shutdown-grace), stop the HTTP threads, release
  * the lease, stop the embedded Redis, which flushes its AOF.
  */
+#include "api/admin.h"
 #include "api/api.h"
 #include "api/config.h"
 #include "api/log.h"
@@ -248,6 +249,8 @@ static void stop(tidings_t *app)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "admin") == 0)
+        return api_admin_main(argc - 1, argv + 1);
     tidings_t app;
     memset(&app, 0, sizeof(app));
     signal(SIGPIPE, SIG_IGN); /* a peer that hangs up is an error code, not a death */

@@ -202,6 +202,40 @@ void fanout__job_finished(fanout__job_t *j, bool ok)
         read_more(f);
 }
 
+#define RETRY_FIRST_MS 100
+#define RETRY_MAX_MS 5000
+
+static bool transient(int status)
+{
+    return status == -EAGAIN || status == -ENOSPC || status == -ENOMEM || status == -ETIMEDOUT;
+}
+
+bool fanout__job_retry(fanout__job_t *j)
+{
+    fanout_t *f = j->f;
+    LOOP_ONLY(f);
+    if (f->stopping || !transient(j->status))
+        return false;
+    /* Every step is safe to repeat (claims retry jobs the same way); a live walk that had
+     * finished is not repeated, so connected followers get no second copy. */
+    fanout__job_t keep = *j;
+    memset(j, 0, sizeof(*j));
+    j->f = f;
+    j->job = keep.job;
+    j->prev = keep.prev;
+    j->next = keep.next;
+    j->started_ms = keep.started_ms;
+    j->published = keep.published;
+    j->retries = keep.retries + 1;
+    free(keep.muted_by);
+    j->phase = FANOUT_PHASE_CHECK;
+    atomic_fetch_add_explicit(&f->stats.jobs_retried, 1, memory_order_relaxed);
+    int shift = j->retries < 7 ? j->retries - 1 : 6;
+    uint64_t backoff = (uint64_t)RETRY_FIRST_MS << shift;
+    fanout__yield(j, backoff < RETRY_MAX_MS ? backoff : RETRY_MAX_MS);
+    return true;
+}
+
 static bool is_active(const fanout_t *f, const char *entry_id, int shard)
 {
     for (const fanout__job_t *j = f->jobs; j; j = j->next)

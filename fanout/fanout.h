@@ -39,6 +39,7 @@ void fanout_config_defaults(fanout_config_t *cfg);
 /* Counters for /metrics. Thread: any (relaxed atomics, written by the loop). */
 typedef struct fanout_stats_s {
     atomic_ullong jobs_done, jobs_failed, jobs_dead, jobs_claimed;
+    atomic_ullong jobs_retried; /* attempts that met a transient Redis failure, retried here */
     atomic_ullong timeline_writes;
     atomic_llong queue_length, queue_pending, oldest_pending_ms, dead_letters;
     atomic_llong active_jobs;

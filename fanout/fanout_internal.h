@@ -89,6 +89,7 @@ struct fanout__job_s {
     bool held;              /* not started: an earlier job of the same author runs (engine.c) */
     uint64_t not_before_ms; /* yielding: parked until then (fanout__yield) */
     int status;             /* first failure */
+    int retries;            /* attempts that met a transient failure (fanout__job_retry) */
 };
 
 /* True on the thread that runs f's loop. */
@@ -101,6 +102,11 @@ static inline bool fanout__on_loop(const fanout_t *f)
 /* At the top of a loop-thread entry point (STYLE §3); our builds keep assertions. */
 #define LOOP_ONLY(f) assert(fanout__on_loop(f))
 
+/* engine.c: a job whose attempt failed with a transient Redis failure (j->status: Redis
+ * unreachable, out of memory, a failover) starts over after a backoff, keeping its slot and
+ * its claim (touched like any running job), so that an outage never counts towards
+ * dead-lettering. false when it cannot (a hard failure, or the engine is stopping). */
+bool fanout__job_retry(fanout__job_t *j);
 /* engine.c: a job ended (acked, dead-lettered or failed); frees it. */
 void fanout__job_finished(fanout__job_t *j, bool ok);
 /* engine.c: can another chunk be sent without passing the in-flight budget? */

@@ -380,12 +380,13 @@ static void on_post_state(void *arg, int status, const storage_post_state_t *st)
         } else if (st->followers > f->cfg.celebrity_threshold) {
             j->walk = FANOUT_WALK_MARK; /* walk the followers once, recording the merge */
             sent(j, storage_celebrity_mark(f->sa, job->author, on_written, j));
-        } else if (st->followers > f->cfg.chunk) {
+        } else if (st->followers > f->cfg.chunk && !j->published) {
             /* More than one step: connected followers first. Publishing each chunk after
              * the timeline writes of the ones before it put the last follower's event behind
              * all of them (a third of the Redis time of a fan-out is the live events). The
              * timeline walk follows at once; a feed event can thus come a few tens of ms
-             * before GET /v1/timeline shows the entry. */
+             * before GET /v1/timeline shows the entry. (An attempt retried after a live walk
+             * that ended goes straight to the timelines, without events.) */
             j->walk = FANOUT_WALK_LIVE;
         }
     }
@@ -536,7 +537,8 @@ static void advance(fanout__job_t *j)
         if (busy(j))
             return;
         if (j->status) {
-            fanout__job_finished(j, false);
+            if (!fanout__job_retry(j))
+                fanout__job_finished(j, false);
             return;
         }
         int rc = 0;

@@ -87,9 +87,9 @@ static int queue_edge_job(storage_t *s, uint64_t a, uint64_t b_id, bool add, uin
         storage_redis_batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)b_id, (ull)a);
         storage_redis_batch_barrier(&b);
     }
-    storage_redis_batch_add(&b, "XADD " K_FANOUT " * kind %s follower %llu followee %llu at %llu",
-                            storage__shard(s, a), add ? "follow" : "unfollow", (ull)a, (ull)b_id,
-                            (ull)edge);
+    storage__job_enqueue(&b, storage__shard(s, a), edge,
+                         "kind %s follower %llu followee %llu at %llu", add ? "follow" : "unfollow",
+                         (ull)a, (ull)b_id, (ull)edge);
     int rc = storage_redis_batch_run_checked(&b);
     if (rc == 0 && !add)
         *removed = storage_redis_int(b.r[0]) + storage_redis_int(b.r[1]);

@@ -137,10 +137,10 @@ static int write_interaction(storage_t *s, bool repost, uint64_t user, uint64_t 
                                 on ? "SADD " K_REPOSTS_OF " %llu" : "SREM " K_REPOSTS_OF " %llu",
                                 (ull)user, (ull)author, (ull)post);
     storage_redis_batch_barrier(&b);
-    storage_redis_batch_add(
-        &b, "XADD " K_FANOUT " * kind %s%s post %llu actor %llu author %llu at %llu",
-        storage__shard(s, user), on ? "" : "un", kind, (ull)post, (ull)user, (ull)author,
-        (ull)storage_id_next(s));
+    uint64_t at = storage_id_next(s);
+    storage__job_enqueue(&b, storage__shard(s, user), at,
+                         "kind %s%s post %llu actor %llu author %llu at %llu", on ? "" : "un", kind,
+                         (ull)post, (ull)user, (ull)author, (ull)at);
     return run_all_ok(&b);
 }
 
@@ -255,9 +255,9 @@ int storage_relation_set(storage_t *s, storage_relation_t rel, uint64_t user, ui
         storage_redis_batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)user, (ull)target);
     }
     storage_redis_batch_barrier(&b);
-    storage_redis_batch_add(&b, "XADD " K_FANOUT " * kind %s%s user %llu target %llu at %llu",
-                            storage__shard(s, user), on ? "" : "un", block ? "block" : "mute",
-                            (ull)user, (ull)target, (ull)edge);
+    storage__job_enqueue(&b, storage__shard(s, user), edge,
+                         "kind %s%s user %llu target %llu at %llu", on ? "" : "un",
+                         block ? "block" : "mute", (ull)user, (ull)target, (ull)edge);
     rc = run_all_ok(&b);
     /* Reposts either made of the other's posts go, after the marks: a repost racing this
      * either is in the index by now or sees the mark and takes itself back (interact). */

@@ -308,10 +308,10 @@ int storage_job_dead_letter(storage_async_t *sa, const storage_job_t *job, const
     storage_redis_group_add(g,
                             "XADD " K_DEAD " * shard %d entry %s kind %s post %llu author %llu "
                             "follower %llu followee %llu actor %llu user %llu target %llu "
-                            "after %llu deliveries %lld reason %s",
+                            "at %llu after %llu deliveries %lld reason %s",
                             job->shard, job->entry_id, kind_names[job->kind], (ull)job->post,
                             (ull)job->author, (ull)job->follower, (ull)job->followee,
-                            (ull)job->actor, (ull)job->user, (ull)job->target,
+                            (ull)job->actor, (ull)job->user, (ull)job->target, (ull)job->event_id,
                             (ull)job->retract_after_ms, (long long)job->deliveries, reason);
     storage_redis_group_add(g, "XACK " K_FANOUT " " FANOUT_GROUP " %s", job->shard, job->entry_id);
     storage_redis_group_add(g, "XDEL " K_FANOUT " %s", job->shard, job->entry_id);

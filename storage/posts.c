@@ -59,8 +59,9 @@ int storage_post_create(storage_t *s, const storage_post_t *p)
     storage_redis_batch_add(&b, "ZADD " K_POSTS " %llu %llu", (ull)p->author, (ull)p->id,
                             (ull)p->id);
     storage_redis_batch_barrier(&b);
-    storage_redis_batch_add(&b, "XADD " K_FANOUT " * kind post post %llu author %llu at %llu",
-                            storage__shard(s, p->author), (ull)p->id, (ull)p->author, (ull)p->id);
+    storage__job_enqueue(&b, storage__shard(s, p->author), p->id,
+                         "kind post post %llu author %llu at %llu", (ull)p->id, (ull)p->author,
+                         (ull)p->id);
     int rc = storage_redis_batch_run_checked(&b);
     storage_redis_batch_free(&b);
     return rc;
@@ -132,9 +133,10 @@ int storage_post_delete(storage_t *s, uint64_t id, uint64_t author)
     storage_redis_batch_add(&b, "HDEL " K_POST " text", (ull)id);
     storage_redis_batch_add(&b, "ZREM " K_POSTS " %llu", (ull)author, (ull)id);
     storage_redis_batch_barrier(&b);
-    storage_redis_batch_add(&b, "XADD " K_FANOUT " * kind delete post %llu author %llu at %llu",
-                            storage__shard(s, author), (ull)id, (ull)author,
-                            (ull)storage_id_next(s));
+    uint64_t at = storage_id_next(s);
+    storage__job_enqueue(&b, storage__shard(s, author), at,
+                         "kind delete post %llu author %llu at %llu", (ull)id, (ull)author,
+                         (ull)at);
     int rc = storage_redis_batch_run_checked(&b);
     storage_redis_batch_free(&b);
     return rc;

@@ -370,4 +370,25 @@ void storage_rate_gate_arm(storage_rate_gate_t *g);
 int storage_rate_gate_settle(storage_rate_gate_t *g, storage_rate_t *out);
 void storage_rate_gate_free(storage_rate_gate_t *g);
 
+/* ---- dead letters (dead_letters.c): tidings admin dead-letters -------------------------- */
+#define STORAGE_DEAD_FIELDS_MAX 24
+typedef struct storage_dead_field_s {
+    char name[32], value[256];
+} storage_dead_field_t;
+/* One entry of the dead-letter stream: the job's fields, its shard and stream entry, how
+ * often it was delivered and why it died, as the engine wrote them. */
+typedef struct storage_dead_letter_s {
+    char id[STORAGE_EVENT_ID_MAX];
+    storage_dead_field_t fields[STORAGE_DEAD_FIELDS_MAX];
+    size_t n_fields;
+} storage_dead_letter_t;
+/* Up to max dead letters after the id after (NULL or "": from the first), oldest first. */
+int storage_dead_letters_list(storage_t *s, const char *after, size_t max,
+                              storage_dead_letter_t *out, size_t *n);
+/* A field's value, or NULL. */
+const char *storage_dead_letter_field(const storage_dead_letter_t *d, const char *name);
+/* Queues the job again on its shard, then removes the letter. -ENOENT when there is no such
+ * letter, -EINVAL when it names no kind or no shard this deployment has. */
+int storage_dead_letter_redrive(storage_t *s, const char *id);
+
 #endif

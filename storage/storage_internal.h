@@ -115,6 +115,11 @@ int storage__relation_hits(redisReply **r, size_t count, size_t n, bool *hit);
 
 /* The shard of a fan-out job about user. */
 int storage__shard(const storage_t *s, uint64_t user);
+/* Adds to b the queueing of a fan-out job on shard, once however often b is sent: fields is a
+ * printf format of "name value" pairs separated by single spaces (no value holds a space),
+ * at the request's unique id, which the job's "at" field carries too. (job_queue.c) */
+void storage__job_enqueue(storage_redis_batch_t *b, int shard, uint64_t at, const char *fields, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* ---- asynchronous helpers, loop thread only ----------------------------------------------- */
 int storage__async_shards(const storage_async_t *sa);

@@ -1,0 +1,41 @@
+/* storage/job_queue.c -- queueing a fan-out job exactly once.
+ *
+ * The request path's batches may be sent twice: a pooled connection that dies mid-batch is
+ * replaced and the batch replayed, and a command that timed out may have run. A plain
+ * `XADD fanout:{n} *` replayed queues a second job (a post delivered twice). Each job carries
+ * its request's unique id ("at"), so the queueing is a script that adds the entry only when
+ * a marker for that id is new; the marker shares the stream's slot and outlives any replay.
+ */
+#include "storage/storage_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define K_QUEUED "fanout:{%d}:q:%llu" /* string: job "at" was queued on the shard; expires */
+#define QUEUED_TTL_S 300
+#define FIELDS_MAX 16
+
+/* KEYS[1] the stream, KEYS[2] the marker; ARGV[1] the marker's lifetime, then field, value… */
+static const char enqueue_script[] =
+    "if not redis.call('SET', KEYS[2], 1, 'NX', 'EX', ARGV[1]) then return false end\n"
+    "return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))\n";
+
+void storage__job_enqueue(storage_redis_batch_t *b, int shard, uint64_t at, const char *fields, ...)
+{
+    char text[512], stream[32], marker[64], ttl[16];
+    va_list ap;
+    va_start(ap, fields);
+    int len = vsnprintf(text, sizeof(text), fields, ap);
+    va_end(ap);
+    snprintf(stream, sizeof(stream), K_FANOUT, shard);
+    snprintf(marker, sizeof(marker), K_QUEUED, shard, (unsigned long long)at);
+    snprintf(ttl, sizeof(ttl), "%d", QUEUED_TTL_S);
+    const char *argv[5 + FIELDS_MAX] = {"EVAL", enqueue_script, "2", stream, marker, ttl};
+    int argc = 6;
+    for (char *save = NULL,
+              *f = len > 0 && (size_t)len < sizeof(text) ? strtok_r(text, " ", &save) : NULL;
+         f && argc < (int)(sizeof(argv) / sizeof(argv[0])); f = strtok_r(NULL, " ", &save))
+        argv[argc++] = f;
+    storage_redis_batch_addargv(b, argc, argv, NULL);
+}
