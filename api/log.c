@@ -5,6 +5,7 @@
  * main turns those into lines here.
  */
 #include "api/log.h"
+#include "api/utf8.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -76,6 +77,7 @@ void log_write(int level, const char *module, int errnum, const char *fmt, ...)
         return;
     if (errnum)
         snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), ": %s", strerror(errnum));
+    api_utf8_sanitize(msg); /* a quoted input, or a cut: JSON takes valid UTF-8 only */
     if (log_json) {
         emit_json(json_pack("{s:s, s:s, s:s, s:s}", "time", ts, "level", level_names[level],
                             "module", module, "msg", msg));

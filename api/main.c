@@ -1,8 +1,8 @@
 /* api/main.c -- the composition root: reads the configuration, creates the modules in
  * dependency order, runs the libuv loop until a signal, and shuts down in reverse.
  *
- * The loop thread owns housekeeping: the id-node lease (acquired, then renewed every few
- * seconds; retried while Redis is away) and the signal handlers. Shutdown: stop accepting,
+ * The loop thread owns housekeeping: the id-node lease (acquired, then renewed every
+ * second; retried while Redis is away) and the signal handlers. Shutdown: stop accepting,
  * let in-flight requests finish (up to --shutdown-grace), stop the HTTP threads, release
  * the lease, stop the embedded Redis, which flushes its AOF.
  */
@@ -25,7 +25,9 @@
 #include <uv.h>
 
 #define LEASE_RETRY_MS 500
-#define LEASE_RENEW_MS 5000
+/* Every second: after a reconnect (Redis may have lost its data) ids wait for the next
+ * renewal, so this is how long id-minting requests may answer 503 after one. */
+#define LEASE_RENEW_MS 1000
 #define DRAIN_POLL_MS 20
 #define STREAM_ROOM_SHARE 16 /* streams may take all connections but a sixteenth */
 
@@ -65,7 +67,7 @@ static void on_lease_timer(uv_timer_t *t)
     } else {
         int before = storage_node_id(app->storage);
         rc = storage_node_renew(app->storage);
-        if (rc == 0 && storage_node_id(app->storage) != before)
+        if (rc == 0 && before >= 0 && storage_node_id(app->storage) != before)
             LOG(LOG_WARN, "storage", "id node lease lost; now node %d",
                 storage_node_id(app->storage));
     }

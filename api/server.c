@@ -12,6 +12,7 @@
 #include "api/server.h"
 #include "api/connections.h"
 #include "api/log.h"
+#include "api/utf8.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -293,6 +294,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         api_metrics_observe(&api->metrics, r->route, status, seconds);
     char path[512];
     printable_copy(path, sizeof(path), r->path);
+    api_utf8_sanitize(path); /* a percent-decoded path may be any bytes, or cut mid-character */
     log_access(r->method, path, status, seconds, r->resp_len,
                r->route >= 0 ? api_routes[r->route].pattern : "-");
     atomic_fetch_sub(&api->metrics.in_flight, 1);

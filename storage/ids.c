@@ -14,23 +14,54 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NODES (1 << NODE_BITS)
+/* Ids stop this long before the lease would expire unconfirmed: another process may take
+ * the node the moment it does, and our clock may run slow. */
+#define LEASE_MARGIN_MS 5000
+
+/* KEYS[1] the lease; ARGV: our token, the lease's lifetime. 1: still ours, extended. */
+static const char renew_script[] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+                                   "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+                                   "return 1\n";
 
 uint64_t storage_id_time_ms(uint64_t id)
 {
     return (id >> (NODE_BITS + SEQ_BITS)) + STORAGE_ID_EPOCH_MS;
 }
 
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The lease was confirmed at asked_ms (when the confirming round trip began). */
+static void lease_confirmed(storage_t *s, int node, uint64_t asked_ms, uint64_t reconnects)
+{
+    atomic_store(&s->lease_reconnects, reconnects);
+    atomic_store(&s->lease_until_ms, asked_ms + NODE_LEASE_MS - LEASE_MARGIN_MS);
+    atomic_store(&s->node, node);
+}
+
+static bool lease_known(const storage_t *s)
+{
+    return monotonic_ms() < atomic_load(&s->lease_until_ms) &&
+           storage_redis_reconnects(s->redis) == atomic_load(&s->lease_reconnects);
+}
+
 int storage_node_id(const storage_t *s)
 {
-    return atomic_load(&s->node);
+    int node = atomic_load(&s->node);
+    return node >= 0 && lease_known(s) ? node : -1;
 }
 
 uint64_t storage_id_next(storage_t *s)
 {
-    int leased = atomic_load(&s->node);
+    int leased = storage_node_id(s);
     if (leased < 0)
         return 0;
     uint64_t now = storage__now_ms() - STORAGE_ID_EPOCH_MS;
@@ -67,6 +98,7 @@ int storage_node_acquire(storage_t *s)
     /* Try every slot once, starting where the counter points; the first is usually free. */
     for (int i = 0; i < NODES; i++) {
         int slot = (int)((start + i) % NODES);
+        uint64_t asked = monotonic_ms(), reconnects = storage_redis_reconnects(s->redis);
         storage_redis_batch_init(&b, s->redis);
         storage_redis_batch_add(&b, "SET " K_NODE " %s NX PX %d", slot, s->node_token,
                                 NODE_LEASE_MS);
@@ -76,7 +108,7 @@ int storage_node_acquire(storage_t *s)
         if (rc)
             return rc;
         if (taken) {
-            atomic_store(&s->node, slot);
+            lease_confirmed(s, slot, asked, reconnects);
             return 0;
         }
     }
@@ -88,22 +120,28 @@ int storage_node_renew(storage_t *s)
     int node = atomic_load(&s->node);
     if (node < 0)
         return storage_node_acquire(s);
+    char key[32], lease[16];
+    snprintf(key, sizeof(key), K_NODE, node);
+    snprintf(lease, sizeof(lease), "%d", NODE_LEASE_MS);
+    const char *argv[] = {"EVAL", renew_script, "1", key, s->node_token, lease};
+    uint64_t asked = monotonic_ms(), reconnects = storage_redis_reconnects(s->redis);
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
-    storage_redis_batch_add(&b, "GET " K_NODE, node);
-    int rc = storage_redis_batch_run(&b);
-    bool ours =
-        rc == 0 && b.r[0]->type == REDIS_REPLY_STRING && strcmp(b.r[0]->str, s->node_token) == 0;
+    storage_redis_batch_addargv(&b, 6, argv, NULL);
+    int rc = storage_redis_batch_run_checked(&b);
+    int64_t ours = rc == 0 ? storage_redis_int(b.r[0]) : -1;
     storage_redis_batch_free(&b);
     if (rc)
         return rc;
-    if (!ours) /* the lease expired while Redis was away: take a free node id again */
-        return storage_node_acquire(s);
-    storage_redis_batch_init(&b, s->redis);
-    storage_redis_batch_add(&b, "PEXPIRE " K_NODE " %d", node, NODE_LEASE_MS);
-    rc = storage_redis_batch_run(&b);
-    storage_redis_batch_free(&b);
-    return rc;
+    if (ours == 1) {
+        lease_confirmed(s, node, asked, reconnects);
+        return 0;
+    }
+    /* Lost (expired while Redis was away, or Redis lost its data and another process took
+     * it): no more ids from it, then a free node id again. */
+    atomic_store(&s->node, -1);
+    atomic_store(&s->lease_until_ms, 0);
+    return storage_node_acquire(s);
 }
 
 void storage_node_release(storage_t *s)

@@ -55,6 +55,8 @@ storage_t *storage_create(const storage_config_t *cfg)
     s->fanout_shards = cfg->fanout_shards > 0 ? cfg->fanout_shards : 1;
     pthread_mutex_init(&s->id_mu, NULL);
     atomic_init(&s->node, -1);
+    atomic_init(&s->lease_until_ms, 0);
+    atomic_init(&s->lease_reconnects, 0);
     return s;
 }
 

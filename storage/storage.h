@@ -66,14 +66,19 @@ int storage_prepare(storage_t *s);
 #define STORAGE_ID_EPOCH_MS 1704067200000ULL
 #define STORAGE_ID_MAX_DIGITS 16
 
-/* Leases a node id; call once at start, then storage_node_renew every few seconds. */
+/* Leases a node id; call once at start, then storage_node_renew every second or so. */
 int storage_node_acquire(storage_t *s);
+/* Confirms and extends the lease in one script; a lease found lost is dropped at once and
+ * another node taken. */
 int storage_node_renew(storage_t *s);
 void storage_node_release(storage_t *s);
+/* The node id while the lease is known to be ours, else -1. */
 int storage_node_id(const storage_t *s);
 /* Thread: any. Never returns the same id twice in this process; never goes backwards.
- * Returns 0 while no node id is leased (Redis unreachable since start): callers answer
- * -EAGAIN then, since an id without a lease could clash with another process's. */
+ * Returns 0 while the lease is not known to be ours: none yet, lost, not confirmed within
+ * its lifetime less a margin, or not confirmed since the client reconnected to Redis (which
+ * may have lost its data, and the lease with it). Callers answer -EAGAIN then, since an id
+ * without a lease could clash with another process's. */
 uint64_t storage_id_next(storage_t *s);
 /* Milliseconds since the Unix epoch encoded in an id. */
 uint64_t storage_id_time_ms(uint64_t id);

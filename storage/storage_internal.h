@@ -69,6 +69,11 @@ struct storage_s {
     unsigned id_seq;
     atomic_int node;
     char node_token[64];
+    /* The lease is known to be ours until lease_until_ms (monotonic; 0: not known), and only
+     * while the client has not reconnected since it was last confirmed (lease_reconnects):
+     * a reconnect may mean a Redis that lost its data, where another process can take the
+     * node at once. */
+    atomic_ullong lease_until_ms, lease_reconnects;
 };
 
 /* The asynchronous handle: the Redis client's async side, and the live-path callbacks a
