@@ -143,6 +143,21 @@ static void resume_parked(fanout_t *f)
  * streams get them in the order they were made: on Redis Cluster the first steps of two jobs
  * go to different nodes and may come back in either order. (Across processes, jobs of one
  * author may still overlap.) */
+/* A held job waits for its author's turn and takes no job slot: a burst of one author's posts
+ * would otherwise fill every slot with waiting jobs, and another author's post on the same
+ * shard would wait for the whole burst. Held jobs are bounded on their own. */
+#define HELD_PER_SLOT 16
+
+static int running(const fanout_t *f)
+{
+    return f->active - f->held;
+}
+
+static bool has_room(const fanout_t *f)
+{
+    return running(f) < f->cfg.max_jobs && f->held < f->cfg.max_jobs * HELD_PER_SLOT;
+}
+
 static bool in_author_order(const storage_job_t *job)
 {
     return job->kind == STORAGE_JOB_POST || job->kind == STORAGE_JOB_DELETE;
@@ -166,6 +181,7 @@ static void start_held(fanout_t *f, uint64_t author)
             next = o;
     if (next) {
         next->held = false;
+        f->held--;
         next->started_ms = now_ms();
         fanout__job_start(next);
     }
@@ -177,6 +193,8 @@ void fanout__job_finished(fanout__job_t *j, bool ok)
     LOOP_ONLY(f);
     bool ordered = in_author_order(&j->job) && !j->held;
     uint64_t author = j->job.author;
+    if (j->held)
+        f->held--;
     if (j->prev)
         j->prev->next = j->next;
     else
@@ -270,6 +288,7 @@ static size_t start_jobs(fanout_t *f, const storage_job_t *jobs, size_t n, bool 
             fanout__job_settle(j, "too many attempts");
         } else if (in_author_order(&j->job) && author_busy(f, j)) {
             j->held = true; /* started when the author's job before it ends */
+            f->held++;
         } else {
             fanout__job_start(j);
         }
@@ -319,9 +338,9 @@ static void on_read(void *arg, int status, const storage_job_t *jobs, size_t n)
  * out so that all of them together stay near --fanout-jobs. */
 static void read_more(fanout_t *f)
 {
-    if (f->stopping || !storage_async_up(f->sa) || f->active >= f->cfg.max_jobs)
+    if (f->stopping || !storage_async_up(f->sa) || !has_room(f))
         return;
-    size_t free_slots = (size_t)(f->cfg.max_jobs - f->active);
+    size_t free_slots = (size_t)(f->cfg.max_jobs - running(f));
     size_t count = free_slots / (size_t)f->n_shards;
     bool failed = false;
     for (int i = 0; i < f->n_shards; i++) {
@@ -378,11 +397,11 @@ static void on_claimed(void *arg, int status, const storage_job_t *jobs, size_t 
 /* One claim per shard (each call takes the next shard), a round per tick. */
 static void claim_next(fanout_t *f)
 {
-    if (f->claims_left <= 0 || f->stopping || f->active >= f->cfg.max_jobs)
+    if (f->claims_left <= 0 || f->stopping || !has_room(f))
         return;
     f->claims_left--;
     if (storage_jobs_claim(f->sa, f->consumer, f->cfg.claim_idle_ms,
-                           (size_t)(f->cfg.max_jobs - f->active), on_claimed, f) == 0)
+                           (size_t)(f->cfg.max_jobs - running(f)), on_claimed, f) == 0)
         f->claiming = true;
 }
 

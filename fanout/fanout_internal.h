@@ -41,6 +41,7 @@ struct fanout_s {
 
     fanout__job_t *jobs; /* active jobs (doubly linked); parked ones have waiting set */
     int active;
+    int held; /* of the active ones, those held behind their author's job (no slot of their own) */
     size_t writes_in_flight; /* write operations sent by all jobs, each up to a chunk */
 
     uint64_t stop_deadline;
