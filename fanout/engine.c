@@ -193,7 +193,7 @@ void fanout__job_finished(fanout__job_t *j, bool ok)
     LOOP_ONLY(f);
     bool ordered = in_author_order(&j->job) && !j->held;
     uint64_t author = j->job.author;
-    if (j->held)
+    if (j->held || j->awaiting_turn)
         f->held--;
     if (j->prev)
         j->prev->next = j->next;
@@ -228,6 +228,13 @@ static bool transient(int status)
     return status == -EAGAIN || status == -ENOSPC || status == -ENOMEM || status == -ETIMEDOUT;
 }
 
+void fanout__job_await_turn(fanout__job_t *j, bool awaiting)
+{
+    if (j->awaiting_turn != awaiting)
+        j->f->held += awaiting ? 1 : -1;
+    j->awaiting_turn = awaiting;
+}
+
 bool fanout__job_retry(fanout__job_t *j)
 {
     fanout_t *f = j->f;
@@ -245,6 +252,8 @@ bool fanout__job_retry(fanout__job_t *j)
     j->started_ms = keep.started_ms;
     j->published = keep.published;
     j->retries = keep.retries + 1;
+    if (keep.awaiting_turn)
+        f->held--;
     free(keep.muted_by);
     j->phase = FANOUT_PHASE_CHECK;
     atomic_fetch_add_explicit(&f->stats.jobs_retried, 1, memory_order_relaxed);

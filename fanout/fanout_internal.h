@@ -52,6 +52,7 @@ struct fanout_s {
 /* Where a job is in its life (fanout/job.c advance() runs them top to bottom). */
 typedef enum fanout__phase_e {
     FANOUT_PHASE_CHECK,        /* well-formed, and the action still holds? */
+    FANOUT_PHASE_TURN,         /* a post or delete: its author's earlier ones done, anywhere? */
     FANOUT_PHASE_READ,         /* post, delete, repost: the post's state chooses the walk */
     FANOUT_PHASE_WRITES,       /* the other kinds: a handful of writes */
     FANOUT_PHASE_WALK,         /* over the followers (walk says which) */
@@ -91,6 +92,8 @@ struct fanout__job_s {
     uint64_t not_before_ms; /* yielding: parked until then (fanout__yield) */
     int status;             /* first failure */
     int retries;            /* attempts that met a transient failure (fanout__job_retry) */
+    bool awaiting_turn;     /* an earlier job of its author runs elsewhere (engine.c) */
+    int turn_asks;          /* times it asked for its turn */
 };
 
 /* True on the thread that runs f's loop. */
@@ -108,6 +111,9 @@ static inline bool fanout__on_loop(const fanout_t *f)
  * its claim (touched like any running job), so that an outage never counts towards
  * dead-lettering. false when it cannot (a hard failure, or the engine is stopping). */
 bool fanout__job_retry(fanout__job_t *j);
+/* engine.c: j waits (awaiting) for an earlier job of its author, which another process holds,
+ * or stops waiting; a waiting job, like a held one, takes no job slot. */
+void fanout__job_await_turn(fanout__job_t *j, bool awaiting);
 /* engine.c: a job ended (acked, dead-lettered or failed); frees it. */
 void fanout__job_finished(fanout__job_t *j, bool ok);
 /* engine.c: can another chunk be sent without passing the in-flight budget? */

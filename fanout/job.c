@@ -5,6 +5,8 @@
  *
  * CHECK       a malformed job is dead-lettered. A like, repost or follow (or its undoing)
  *             applies only if the user has not changed their mind since.
+ * TURN        a post or delete waits until its author's earlier ones are done, in whatever
+ *             process: followers' streams get an author's posts in the order they were made.
  * READ        post, delete, repost and unrepost read the post's state; from it they send
  *             the notices and the author's own entry, and choose the walk.
  * WRITES      the other kinds: a handful of independent writes.
@@ -335,6 +337,30 @@ static void on_action_checked(void *arg, int status, bool holds)
     advance(j);
 }
 
+/* How long a job waits before it asks for its turn again: soon at first (the earlier job is
+ * usually about to end), then less often. */
+#define TURN_FIRST_MS 2
+#define TURN_MAX_MS 200
+
+static void on_turn(void *arg, int status, bool mine)
+{
+    fanout__job_t *j = arg;
+    if (status) {
+        fail(j, status);
+    } else if (mine) {
+        fanout__job_await_turn(j, false);
+        j->phase = FANOUT_PHASE_READ;
+    } else {
+        fanout__job_await_turn(j, true);
+        int shift = j->turn_asks < 7 ? j->turn_asks : 7;
+        j->turn_asks++;
+        uint64_t wait = (uint64_t)TURN_FIRST_MS << shift;
+        fanout__yield(j, wait < TURN_MAX_MS ? wait : TURN_MAX_MS);
+        return; /* the yield pumps it again, still at TURN */
+    }
+    advance(j);
+}
+
 /* Sends what the post's state calls for before the walk, and chooses the walk. */
 static void on_post_state(void *arg, int status, const storage_post_state_t *st)
 {
@@ -549,13 +575,19 @@ static void advance(fanout__job_t *j)
                 fanout__job_settle(j, reason); /* no retry can mend it */
                 return;
             }
-            j->phase = reads_post(job->kind) ? FANOUT_PHASE_READ : FANOUT_PHASE_WRITES;
+            j->phase = job->kind == STORAGE_JOB_POST || job->kind == STORAGE_JOB_DELETE
+                           ? FANOUT_PHASE_TURN
+                       : reads_post(job->kind) ? FANOUT_PHASE_READ
+                                               : FANOUT_PHASE_WRITES;
             if (checks_action(job->kind))
                 rc = storage_action_holds(f->sa, job, on_action_checked, j);
             else
                 continue;
             break;
         }
+        case FANOUT_PHASE_TURN:
+            rc = storage_job_turn(f->sa, job, on_turn, j);
+            break;
         case FANOUT_PHASE_READ: {
             bool repost = job->kind == STORAGE_JOB_REPOST || job->kind == STORAGE_JOB_UNREPOST;
             j->walk_user = repost ? job->actor : job->author;

@@ -87,7 +87,7 @@ static int queue_edge_job(storage_t *s, uint64_t a, uint64_t b_id, bool add, uin
         storage_redis_batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)b_id, (ull)a);
         storage_redis_batch_barrier(&b);
     }
-    storage__job_enqueue(&b, storage__shard(s, a), edge,
+    storage__job_enqueue(&b, storage__shard(s, a), edge, 0,
                          "kind %s follower %llu followee %llu at %llu", add ? "follow" : "unfollow",
                          (ull)a, (ull)b_id, (ull)edge);
     int rc = storage_redis_batch_run_checked(&b);

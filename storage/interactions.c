@@ -138,7 +138,7 @@ static int write_interaction(storage_t *s, bool repost, uint64_t user, uint64_t 
                                 (ull)user, (ull)author, (ull)post);
     storage_redis_batch_barrier(&b);
     uint64_t at = storage_id_next(s);
-    storage__job_enqueue(&b, storage__shard(s, user), at,
+    storage__job_enqueue(&b, storage__shard(s, user), at, 0,
                          "kind %s%s post %llu actor %llu author %llu at %llu", on ? "" : "un", kind,
                          (ull)post, (ull)user, (ull)author, (ull)at);
     return run_all_ok(&b);
@@ -255,7 +255,7 @@ int storage_relation_set(storage_t *s, storage_relation_t rel, uint64_t user, ui
         storage_redis_batch_add(&b, "ZREM " K_FOLLOWERS " %llu", (ull)user, (ull)target);
     }
     storage_redis_batch_barrier(&b);
-    storage__job_enqueue(&b, storage__shard(s, user), edge,
+    storage__job_enqueue(&b, storage__shard(s, user), edge, 0,
                          "kind %s%s user %llu target %llu at %llu", on ? "" : "un",
                          block ? "block" : "mute", (ull)user, (ull)target, (ull)edge);
     rc = run_all_ok(&b);

@@ -5,6 +5,9 @@
  * `XADD fanout:{n} *` replayed queues a second job (a post delivered twice). Each job carries
  * its request's unique id ("at"), so the queueing is a script that adds the entry only when
  * a marker for that id is new; the marker shares the stream's slot and outlives any replay.
+ *
+ * Posts and deletes also join their author's order list (K_JOB_ORDER): the engine runs an
+ * author's jobs one at a time in that order, across processes (storage_job_turn).
  */
 #include "storage/storage_internal.h"
 
@@ -16,23 +19,33 @@
 #define QUEUED_TTL_S 300
 #define FIELDS_MAX 16
 
-/* KEYS[1] the stream, KEYS[2] the marker; ARGV[1] the marker's lifetime, then field, value… */
+/* KEYS[1] the stream, KEYS[2] the marker, KEYS[3] (optional) the author's order list; ARGV[1]
+ * the marker's lifetime, then field, value… The order list gets the entry in the stream's
+ * order: one script on one slot, so no other entry comes between. */
 static const char enqueue_script[] =
     "if not redis.call('SET', KEYS[2], 1, 'NX', 'EX', ARGV[1]) then return false end\n"
-    "return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))\n";
+    "local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))\n"
+    "if KEYS[3] then redis.call('RPUSH', KEYS[3], id) end\n"
+    "return id\n";
 
-void storage__job_enqueue(storage_redis_batch_t *b, int shard, uint64_t at, const char *fields, ...)
+void storage__job_enqueue(storage_redis_batch_t *b, int shard, uint64_t at, uint64_t in_order_of,
+                          const char *fields, ...)
 {
-    char text[512], stream[32], marker[64], ttl[16];
+    char text[512], stream[32], marker[64], order[64], ttl[16];
     va_list ap;
     va_start(ap, fields);
     int len = vsnprintf(text, sizeof(text), fields, ap);
     va_end(ap);
     snprintf(stream, sizeof(stream), K_FANOUT, shard);
     snprintf(marker, sizeof(marker), K_QUEUED, shard, (unsigned long long)at);
+    snprintf(order, sizeof(order), K_JOB_ORDER, shard, (unsigned long long)in_order_of);
     snprintf(ttl, sizeof(ttl), "%d", QUEUED_TTL_S);
-    const char *argv[5 + FIELDS_MAX] = {"EVAL", enqueue_script, "2", stream, marker, ttl};
-    int argc = 6;
+    const char *argv[7 + FIELDS_MAX] = {"EVAL", enqueue_script, in_order_of ? "3" : "2", stream,
+                                        marker};
+    int argc = 5;
+    if (in_order_of)
+        argv[argc++] = order;
+    argv[argc++] = ttl;
     for (char *save = NULL,
               *f = len > 0 && (size_t)len < sizeof(text) ? strtok_r(text, " ", &save) : NULL;
          f && argc < (int)(sizeof(argv) / sizeof(argv[0])); f = strtok_r(NULL, " ", &save))

@@ -289,6 +289,65 @@ int storage_job_touch(storage_async_t *sa, const char *consumer, const storage_j
     return storage_redis_group_end(g);
 }
 
+/* ---- an author's turn ------------------------------------------------------------------------ */
+
+static bool in_author_order(const storage_job_t *job)
+{
+    return job->kind == STORAGE_JOB_POST || job->kind == STORAGE_JOB_DELETE;
+}
+
+/* Ends job's place in its author's order list (a job queued without one has none). */
+static void leave_order(storage_redis_group_t *g, const storage_job_t *job)
+{
+    if (in_author_order(job))
+        storage_redis_group_add(g, "LREM " K_JOB_ORDER " 1 %s", job->shard, (ull)job->author,
+                                job->entry_id);
+}
+
+/* KEYS[1] the author's order list, KEYS[2] the stream; ARGV[1] the job's entry. 1 when the
+ * job is first, or not in the list (queued before lists, or redriven); 0 while an earlier one
+ * is. A first entry no longer in the stream (its job finished, and its removal from the list
+ * was lost) is dropped. */
+static const char turn_script[] = "while true do\n"
+                                  "  local first = redis.call('LINDEX', KEYS[1], 0)\n"
+                                  "  if not first or first == ARGV[1] then return 1 end\n"
+                                  "  if #redis.call('XRANGE', KEYS[2], first, first) > 0 then\n"
+                                  "    if redis.call('LPOS', KEYS[1], ARGV[1]) then return 0 end\n"
+                                  "    return 1\n"
+                                  "  end\n"
+                                  "  redis.call('LPOP', KEYS[1])\n"
+                                  "end\n";
+
+typedef struct turn_op_s {
+    storage_bool_cb cb;
+    void *arg;
+} turn_op_t;
+
+static void on_turn(void *priv, int status, redisReply *r)
+{
+    turn_op_t *op = priv;
+    op->cb(op->arg, status, status == 0 && r->type == REDIS_REPLY_INTEGER && r->integer == 1);
+    free(op);
+}
+
+int storage_job_turn(storage_async_t *sa, const storage_job_t *job, storage_bool_cb cb, void *arg)
+{
+    if (!in_author_order(job))
+        return -EINVAL;
+    turn_op_t *op = malloc(sizeof(*op));
+    if (!op)
+        return -ENOMEM;
+    *op = (turn_op_t){cb, arg};
+    char order[64], stream[32];
+    snprintf(order, sizeof(order), K_JOB_ORDER, job->shard, (ull)job->author);
+    snprintf(stream, sizeof(stream), K_FANOUT, job->shard);
+    const char *argv[] = {"EVAL", turn_script, "2", order, stream, job->entry_id};
+    int rc = storage_redis_send_argv(sa->redis, STORAGE_REDIS_WRITER, on_turn, op, 6, argv, NULL);
+    if (rc)
+        free(op);
+    return rc;
+}
+
 int storage_job_ack(storage_async_t *sa, const storage_job_t *job, storage_status_cb cb, void *arg)
 {
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
@@ -296,6 +355,7 @@ int storage_job_ack(storage_async_t *sa, const storage_job_t *job, storage_statu
         return -ENOMEM;
     storage_redis_group_add(g, "XACK " K_FANOUT " " FANOUT_GROUP " %s", job->shard, job->entry_id);
     storage_redis_group_add(g, "XDEL " K_FANOUT " %s", job->shard, job->entry_id);
+    leave_order(g, job);
     return storage_redis_group_end(g);
 }
 
@@ -315,6 +375,7 @@ int storage_job_dead_letter(storage_async_t *sa, const storage_job_t *job, const
                             (ull)job->retract_after_ms, (long long)job->deliveries, reason);
     storage_redis_group_add(g, "XACK " K_FANOUT " " FANOUT_GROUP " %s", job->shard, job->entry_id);
     storage_redis_group_add(g, "XDEL " K_FANOUT " %s", job->shard, job->entry_id);
+    leave_order(g, job);
     return storage_redis_group_end(g);
 }
 

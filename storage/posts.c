@@ -59,7 +59,7 @@ int storage_post_create(storage_t *s, const storage_post_t *p)
     storage_redis_batch_add(&b, "ZADD " K_POSTS " %llu %llu", (ull)p->author, (ull)p->id,
                             (ull)p->id);
     storage_redis_batch_barrier(&b);
-    storage__job_enqueue(&b, storage__shard(s, p->author), p->id,
+    storage__job_enqueue(&b, storage__shard(s, p->author), p->id, p->author,
                          "kind post post %llu author %llu at %llu", (ull)p->id, (ull)p->author,
                          (ull)p->id);
     int rc = storage_redis_batch_run_checked(&b);
@@ -134,7 +134,7 @@ int storage_post_delete(storage_t *s, uint64_t id, uint64_t author)
     storage_redis_batch_add(&b, "ZREM " K_POSTS " %llu", (ull)author, (ull)id);
     storage_redis_batch_barrier(&b);
     uint64_t at = storage_id_next(s);
-    storage__job_enqueue(&b, storage__shard(s, author), at,
+    storage__job_enqueue(&b, storage__shard(s, author), at, author,
                          "kind delete post %llu author %llu at %llu", (ull)id, (ull)author,
                          (ull)at);
     int rc = storage_redis_batch_run_checked(&b);

@@ -184,6 +184,9 @@ int storage_group_scrub(storage_async_t *sa, uint64_t user, uint64_t actor, stor
  * the like, repost or follow exists now. A job that arrives after a later change of mind
  * must not apply its stale effect. */
 typedef void (*storage_bool_cb)(void *arg, int status, bool yes);
+/* Is it job's turn among its author's posts and deletes (queue order, across processes)? A
+ * job whose turn it is not yet asks again later. -EINVAL for other kinds. */
+int storage_job_turn(storage_async_t *sa, const storage_job_t *job, storage_bool_cb cb, void *arg);
 int storage_action_holds(storage_async_t *sa, const storage_job_t *job, storage_bool_cb cb,
                          void *arg);
 

@@ -23,8 +23,11 @@
 #define K_IDEM "idem:{%llu}:%b" /* string: "<post id> <fingerprint>" */
 #define K_FANOUT "fanout:{%d}"  /* stream: fan-out jobs, consumer group FANOUT_GROUP */
 #define K_READY "ready:{%d}"    /* string: readiness' write probe, per id node; expires */
-#define K_TIMELINE "tl:{%llu}"  /* zset: home timeline post ids scored by id */
-#define K_CELEB "celeb:{%llu}"  /* string: set when the author is merged at read time */
+/* list: entry ids of an author's post and delete jobs on a shard, in queue order (the stream's
+ * slot): the engine runs them one at a time in this order, whichever process holds them */
+#define K_JOB_ORDER "fanout:{%d}:order:%llu"
+#define K_TIMELINE "tl:{%llu}"          /* zset: home timeline post ids scored by id */
+#define K_CELEB "celeb:{%llu}"          /* string: set when the author is merged at read time */
 #define K_CELEB_FOLLOWS "celebs:{%llu}" /* set: celebrities the user follows */
 #define K_LIKES "likes:{%llu}"          /* set: users who like the post */
 #define K_REPOSTS "reposts:{%llu}"      /* set: users who reposted the post */
@@ -122,9 +125,10 @@ int storage__relation_hits(redisReply **r, size_t count, size_t n, bool *hit);
 int storage__shard(const storage_t *s, uint64_t user);
 /* Adds to b the queueing of a fan-out job on shard, once however often b is sent: fields is a
  * printf format of "name value" pairs separated by single spaces (no value holds a space),
- * at the request's unique id, which the job's "at" field carries too. (job_queue.c) */
-void storage__job_enqueue(storage_redis_batch_t *b, int shard, uint64_t at, const char *fields, ...)
-    __attribute__((format(printf, 4, 5)));
+ * at the request's unique id, which the job's "at" field carries too. A job in_order_of an
+ * author (posts and deletes; 0 for others) joins that author's order list. (job_queue.c) */
+void storage__job_enqueue(storage_redis_batch_t *b, int shard, uint64_t at, uint64_t in_order_of,
+                          const char *fields, ...) __attribute__((format(printf, 5, 6)));
 
 /* ---- asynchronous helpers, loop thread only ----------------------------------------------- */
 int storage__async_shards(const storage_async_t *sa);
