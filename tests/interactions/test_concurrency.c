@@ -330,14 +330,12 @@ Test(concurrency_handover, a_like_taken_back_while_its_job_was_held_up_leaves_no
         ix_wait_idle(); /* held-up jobs claimed and done */
         claimed = jobs_claimed();
     }
-    json_t *list = ix_notifications(PORT, &author, "types=like", 100);
-    char *s = json_dumps(list, JSON_COMPACT);
+    ix_inbox_t in = ix_inbox(PORT, &author, "types=like");
     for (int p = 0; p < rounds * PER_ROUND; p++)
         cr_expect_eq(ix_like_count(PORT, &author, posts[p]), 0);
-    cr_expect_eq(json_array_size(list), 0,
+    cr_expect_eq(json_array_size(in.list), 0,
                  "every like was taken back, yet %zu like notifications remain after %d rounds "
                  "(%lld jobs claimed from stopped processes): %s",
-                 json_array_size(list), rounds, claimed, s);
-    free(s);
-    json_decref(list);
+                 json_array_size(in.list), rounds, claimed, in.text);
+    ix_inbox_free(&in);
 }
