@@ -222,6 +222,7 @@ ix_inbox_t ix_inbox(int port, const ts_user_t *u, const char *query)
 {
     ix_inbox_t in = {.list = ix_notifications(port, u, query, 100)};
     in.text = json_dumps(in.list, JSON_COMPACT);
+    cr_assert_not_null(in.text, "%s's notifications could not be written as JSON", u->handle);
     return in;
 }
 
