@@ -173,17 +173,12 @@ class Stream {
     });
     this.es.addEventListener('open', () => { this.opens++; });
     this.es.addEventListener('error', (e) => { this.errors.push(String(e.message ?? 'error')); });
-    this.es.addEventListener('feed', (e) => {
-      this.events.push({ type: 'feed', id: e.lastEventId, post: JSON.parse(e.data) as Post });
-    });
-    this.es.addEventListener('notification', (e) => {
-      this.events.push({ type: 'notification', id: e.lastEventId, notification: JSON.parse(e.data) as Notification });
-    });
-    this.es.addEventListener('delete', (e) => {
-      const data = JSON.parse(e.data) as { id: string };
-      this.events.push({ type: 'delete', id: e.lastEventId, postId: data.id });
-    });
-    this.es.addEventListener('reset', (e) => { this.events.push({ type: 'reset', id: e.lastEventId }); });
+    const on = (type: string, event: (id: string, data: string) => StreamEvent) =>
+      this.es.addEventListener(type, (e) => { this.events.push(event(e.lastEventId, e.data)); });
+    on('feed', (id, data) => ({ type: 'feed', id, post: JSON.parse(data) as Post }));
+    on('notification', (id, data) => ({ type: 'notification', id, notification: JSON.parse(data) as Notification }));
+    on('delete', (id, data) => ({ type: 'delete', id, postId: (JSON.parse(data) as { id: string }).id }));
+    on('reset', (id) => ({ type: 'reset', id }));
   }
 
   opened(ms = 10000): Promise<true> {

@@ -276,6 +276,34 @@ async function unroutedCall(method, p, opts = {}) {
 
 const rand = () => randomBytes(5).toString('hex');
 const newHandle = (prefix) => `${prefix}_${rand()}`;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Polls probe() (bounded) until it returns [true, value]; fails with the last state seen. Fan-out
+// is asynchronous: the bound exceeds the default --claim-idle-ms (30 s), in case another server
+// sharing this Redis took a job and stopped before finishing it.
+async function waitFor(what, probe, ms = 45000) {
+  let last;
+  for (const deadline = Date.now() + ms; ;) {
+    const [done, value] = await probe();
+    if (done) return value;
+    last = value;
+    if (Date.now() > deadline) assert.fail(`${what}: not seen within ${ms / 1000} s; last: ${JSON.stringify(last).slice(0, 1500)}`);
+    await sleep(100);
+  }
+}
+
+// The ids of a list read one item a page, following next_cursor (at most pages pages);
+// page(query) answers one page.
+async function oneByOne(page, pages) {
+  const ids = [];
+  for (let i = 0, cursor; i < pages; i++) {
+    const list = await page({ limit: '1', ...(cursor ? { cursor } : {}) });
+    ids.push(...list.items.map((x) => x.id));
+    cursor = list.next_cursor;
+    if (!cursor) break;
+  }
+  return ids;
+}
 
 // ---- the spec itself -----------------------------------------------------------------------
 
@@ -461,9 +489,9 @@ describe('the server', () => {
       expectStatus(await api('POST', '/v1/users', { body, contentType: 'application/json' }), 400);
     }
     const json = { handle: newHandle('g') };
-    expectStatus(await api('POST', '/v1/users', { json, contentType: null }), 415);
-    expectStatus(await api('POST', '/v1/users', { json, contentType: 'text/plain' }), 415);
-    expectStatus(await api('POST', '/v1/users', { json, contentType: 'application/jsonp' }), 415);
+    for (const contentType of [null, 'text/plain', 'application/jsonp']) {
+      expectStatus(await api('POST', '/v1/users', { json, contentType }), 415);
+    }
     expectStatus(await api('POST', '/v1/users', { json, contentType: 'application/json; charset=utf-8' }), 201);
   });
 
@@ -550,15 +578,8 @@ describe('the server', () => {
     assert.equal(profile.following_count, 1);
 
     // Paginate bob's followers one at a time: carol (most recent) then alice.
-    const seen = [];
-    let cursor;
-    for (let page = 0; page < 5; page++) {
-      const query = { limit: '1', ...(cursor ? { cursor } : {}) };
-      const list = expectStatus(await api('GET', '/v1/users/{id}/followers', { params: { id: bob.id }, query, token: alice.token }), 200);
-      seen.push(...list.items.map((u) => u.id));
-      cursor = list.next_cursor;
-      if (!cursor) break;
-    }
+    const seen = await oneByOne(async (query) =>
+      expectStatus(await api('GET', '/v1/users/{id}/followers', { params: { id: bob.id }, query, token: alice.token }), 200), 5);
     assert.deepEqual(seen, [carol.id, alice.id]);
     const all = expectStatus(await api('GET', '/v1/users/{id}/followers', { params: { id: bob.id }, token: alice.token }), 200);
     assert.deepEqual(all.items.map((u) => u.id), [carol.id, alice.id]);
@@ -641,38 +662,27 @@ describe('the server', () => {
     for (const key of ['has space', 'k'.repeat(256), 'tab\tkey']) {
       expectStatus(await api('POST', '/v1/posts', { json: { text: 'ok' }, token: users.alice.token, headers: { 'Idempotency-Key': key } }), 400);
     }
-    expectStatus(await api('POST', '/v1/posts', { json: { text: 'ok' }, token: users.alice.token, contentType: null }), 415);
-    expectStatus(await api('POST', '/v1/posts', { json: { text: 'ok' }, token: users.alice.token, contentType: 'text/plain' }), 415);
+    for (const contentType of [null, 'text/plain']) {
+      expectStatus(await api('POST', '/v1/posts', { json: { text: 'ok' }, token: users.alice.token, contentType }), 415);
+    }
   });
 
   test('Timeline: followed authors\' posts arrive, newest first, and page', async () => {
     const { alice } = users;
     const timeline = async (query = {}) =>
       expectStatus(await api('GET', '/v1/timeline', { query, token: alice.token }), 200);
-    // Fan-out is asynchronous: wait (bounded) for bob's post and alice's own reply. The bound
-    // exceeds the default --claim-idle-ms (30 s), in case another server sharing this Redis
-    // took the job and stopped before finishing it.
-    let items = [];
-    for (const deadline = Date.now() + 45000; Date.now() < deadline;) {
-      items = (await timeline({ limit: '100' })).items;
-      const ids = items.map((p) => p.id);
-      if (ids.includes(bobPost.id) && ids.includes(aliceReply.id)) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    // Fan-out is asynchronous: wait (bounded) for bob's post and alice's own reply.
+    const items = await waitFor("bob's post and alice's reply in alice's timeline", async () => {
+      const { items: got } = await timeline({ limit: '100' });
+      return [[bobPost.id, aliceReply.id].every((id) => got.some((p) => p.id === id)), got];
+    });
     const ids = items.map((p) => p.id);
     assert.ok(ids.includes(bobPost.id), "bob's post never reached alice's timeline");
     assert.ok(ids.includes(aliceReply.id), "alice's own post never reached her timeline");
     assert.deepEqual(ids, [...ids].sort((a, b) => (BigInt(b) > BigInt(a) ? 1 : -1)), 'newest first');
     assert.deepEqual(items.find((p) => p.id === bobPost.id), bobPost);
     // One at a time, the pages add up to the same list.
-    const paged = [];
-    let cursor;
-    for (let page = 0; page < ids.length + 1; page++) {
-      const list = await timeline({ limit: '1', ...(cursor ? { cursor } : {}) });
-      paged.push(...list.items.map((p) => p.id));
-      cursor = list.next_cursor;
-      if (!cursor) break;
-    }
+    const paged = await oneByOne(timeline, ids.length + 1);
     // A post fanned out meanwhile may come first; the pages hold the list, in its order.
     assert.deepEqual(paged.filter((id) => ids.includes(id)), ids);
     for (const query of [{ limit: '0' }, { limit: '101' }, { limit: 'x' }, { cursor: 'nope' }, { cursor: '0' }]) {
@@ -729,25 +739,18 @@ describe('the server', () => {
   // ann writes; ben, cat and dan act on her posts; dan follows ben, so ben's reposts reach dan.
   const social = {};
   let annPost, catReply, benMention;
-  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-  // Polls probe() (bounded) until it returns [true, value]; fails with the last state seen. The
-  // bound exceeds the default --claim-idle-ms (30 s), as for the timeline above.
-  async function waitFor(what, probe, ms = 45000) {
-    let last;
-    for (const deadline = Date.now() + ms; ;) {
-      const [done, value] = await probe();
-      if (done) return value;
-      last = value;
-      if (Date.now() > deadline) assert.fail(`${what}: not seen within ${ms / 1000} s; last: ${JSON.stringify(last).slice(0, 1500)}`);
-      await sleep(100);
-    }
-  }
   const notifications = async (who, query = {}) =>
     expectStatus(await api('GET', '/v1/notifications', { query: { limit: '100', ...query }, token: who.token }), 200);
   const unread = async (who) =>
     expectStatus(await api('GET', '/v1/notifications/unread_count', { token: who.token }), 200).count;
   const timelineOf = async (who) =>
     expectStatus(await api('GET', '/v1/timeline', { query: { limit: '100' }, token: who.token }), 200).items;
+  // Waits for post id in who's timeline; returns its entry.
+  const timelineEntry = (who, id, what) => waitFor(what, async () => {
+    const items = await timelineOf(who);
+    const hit = items.find((p) => p.id === id);
+    return hit ? [true, hit] : [false, items];
+  });
   const getPost = async (id, who = social.ann) =>
     expectStatus(await api('GET', '/v1/posts/{id}', { params: { id }, token: who.token }), 200);
   const newestFirst = (ids) => ids.every((id, i) => i === 0 || BigInt(ids[i - 1]) >= BigInt(id));
@@ -805,20 +808,12 @@ describe('the server', () => {
     assert.ok(!('reposted_by' in read), 'reposted_by is for timelines only');
 
     // dan follows ben, not ann: ann's post reaches dan only through ben's repost.
-    const entry = await waitFor("ben's repost in dan's timeline", async () => {
-      const items = await timelineOf(dan);
-      const hit = items.find((p) => p.id === annPost.id);
-      return hit ? [true, hit] : [false, items];
-    });
+    const entry = await timelineEntry(dan, annPost.id, "ben's repost in dan's timeline");
     assert.deepEqual(entry.reposted_by, { id: ben.id, handle: ben.handle });
     const { reposted_by: _, ...plain } = entry;
     assert.deepEqual(plain, await getPost(annPost.id, dan));
     // ann's own timeline has her post as her own, not as a repost.
-    const own = await waitFor("ann's post in her timeline", async () => {
-      const items = await timelineOf(ann);
-      const hit = items.find((p) => p.id === annPost.id);
-      return hit ? [true, hit] : [false, items];
-    });
+    const own = await timelineEntry(ann, annPost.id, "ann's post in her timeline");
     assert.ok(!('reposted_by' in own));
   });
 
@@ -861,14 +856,7 @@ describe('the server', () => {
     assert.equal(await unread(ann), items.length);
 
     // One at a time, the pages add up to the same list.
-    const paged = [];
-    let cursor;
-    for (let page = 0; page <= items.length; page++) {
-      const list = await notifications(ann, { limit: '1', ...(cursor ? { cursor } : {}) });
-      paged.push(...list.items.map((n) => n.id));
-      cursor = list.next_cursor;
-      if (!cursor) break;
-    }
+    const paged = await oneByOne((query) => notifications(ann, query), items.length + 1);
     assert.deepEqual(paged, items.map((n) => n.id));
 
     // types filters.
@@ -930,8 +918,9 @@ describe('the server', () => {
     for (const body of ['{"up_to":', '', '{"up_to":"1","up_to":"2"}']) {
       expectStatus(await api('POST', '/v1/notifications/read', { body, contentType: 'application/json', token: ann.token }), 400);
     }
-    expectStatus(await api('POST', '/v1/notifications/read', { json: { up_to: '1' }, contentType: null, token: ann.token }), 415);
-    expectStatus(await api('POST', '/v1/notifications/read', { json: { up_to: '1' }, contentType: 'text/plain', token: ann.token }), 415);
+    for (const contentType of [null, 'text/plain']) {
+      expectStatus(await api('POST', '/v1/notifications/read', { json: { up_to: '1' }, contentType, token: ann.token }), 415);
+    }
   });
 
   test('Posts: undoing a repost and a like takes back their entries and notifications', async () => {

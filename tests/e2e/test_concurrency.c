@@ -63,11 +63,8 @@ Test(concurrency, one_handle_registered_at_once_has_one_winner)
     ts_unique(handle, sizeof(handle), "Race");
     snprintf(body, sizeof(body), "{\"handle\":\"%s\"}", handle);
     call_t calls[THREADS];
-    memset(calls, 0, sizeof(calls));
-    for (int i = 0; i < THREADS; i++) {
-        calls[i].path = "/v1/users";
-        calls[i].body = body;
-    }
+    for (int i = 0; i < THREADS; i++)
+        calls[i] = (call_t){.path = "/v1/users", .body = body};
     race(calls, THREADS);
     int created = 0, conflicts = 0;
     for (int i = 0; i < THREADS; i++) {
@@ -82,13 +79,11 @@ Test(concurrency, parallel_registrations_get_distinct_ids)
 {
     char bodies[THREADS * 4][96];
     call_t calls[THREADS * 4];
-    memset(calls, 0, sizeof(calls));
     for (int i = 0; i < THREADS * 4; i++) {
         char handle[32];
         ts_unique(handle, sizeof(handle), "par");
         snprintf(bodies[i], sizeof(bodies[i]), "{\"handle\":\"%s\"}", handle);
-        calls[i].path = "/v1/users";
-        calls[i].body = bodies[i];
+        calls[i] = (call_t){.path = "/v1/users", .body = bodies[i]};
     }
     race(calls, THREADS * 4);
     for (int i = 0; i < THREADS * 4; i++) {
@@ -105,13 +100,11 @@ Test(concurrency, one_idempotency_key_at_once_makes_one_post)
     ts_unique(key, sizeof(key), "racekey");
     snprintf(headers, sizeof(headers), "Idempotency-Key: %s\r\n", key);
     call_t calls[THREADS];
-    memset(calls, 0, sizeof(calls));
-    for (int i = 0; i < THREADS; i++) {
-        calls[i].path = "/v1/posts";
-        calls[i].token = world.b.token;
-        calls[i].headers = headers;
-        calls[i].body = "{\"text\":\"only once, however often\"}";
-    }
+    for (int i = 0; i < THREADS; i++)
+        calls[i] = (call_t){.path = "/v1/posts",
+                            .token = world.b.token,
+                            .headers = headers,
+                            .body = "{\"text\":\"only once, however often\"}"};
     race(calls, THREADS);
     for (int i = 0; i < THREADS; i++) {
         cr_expect_eq(calls[i].status, 202, "request %d: %d", i, calls[i].status);

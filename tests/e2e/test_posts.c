@@ -61,26 +61,10 @@ Test(posts_e2e, author_posts_paginate_newest_first_without_gaps_or_duplicates)
         ts_post(PORT, &world.b, text, ids[i]);
     }
     /* b also has the world's post_b, the oldest: N + 1 posts in pages of 5. */
-    char seen[N + 8][24];
-    size_t n = 0;
-    char cursor[32] = "";
-    int pages = 0;
-    do {
-        json_t *page = cursor[0]
-                           ? ts_callf(PORT, "GET", &world.a, NULL, 200,
-                                      "/v1/users/%s/posts?limit=5&cursor=%s", world.b.id, cursor)
-                           : ts_callf(PORT, "GET", &world.a, NULL, 200,
-                                      "/v1/users/%s/posts?limit=5", world.b.id);
-        json_t *items = json_object_get(page, "items");
-        for (size_t i = 0; i < json_array_size(items); i++) {
-            cr_assert_lt(n, N + 8);
-            snprintf(seen[n++], 24, "%s", ts_str(json_array_get(items, i), "id"));
-        }
-        json_t *next = json_object_get(page, "next_cursor");
-        snprintf(cursor, sizeof(cursor), "%s", json_is_string(next) ? json_string_value(next) : "");
-        json_decref(page);
-        pages++;
-    } while (cursor[0] && pages < 50);
+    char seen[N + 8][24], path[64];
+    snprintf(path, sizeof(path), "/v1/users/%s/posts", world.b.id);
+    int pages;
+    size_t n = world_walk(&world.a, path, 5, seen, N + 8, &pages);
     cr_expect_eq(n, N + 1);
     cr_expect_eq(pages, 5);
     for (size_t i = 0; i < N && i < n; i++)

@@ -103,33 +103,6 @@ Test(users_e2e, follow_and_unfollow_are_idempotent)
     json_decref(list);
 }
 
-/* Walks every page of path with limit; fills ids (newest first) and returns how many. */
-static size_t walk(const ts_user_t *as, const char *path, int limit, char (*ids)[24], size_t max,
-                   int *pages)
-{
-    size_t n = 0;
-    char cursor[32] = "";
-    *pages = 0;
-    do {
-        json_t *page = cursor[0] ? ts_callf(PORT, "GET", as, NULL, 200, "%s?limit=%d&cursor=%s",
-                                            path, limit, cursor)
-                                 : ts_callf(PORT, "GET", as, NULL, 200, "%s?limit=%d", path, limit);
-        json_t *items = json_object_get(page, "items");
-        cr_assert(json_is_array(items));
-        cr_assert_leq(json_array_size(items), (size_t)limit);
-        for (size_t i = 0; i < json_array_size(items); i++) {
-            cr_assert_lt(n, max, "more items than exist");
-            snprintf(ids[n++], 24, "%s", ts_str(json_array_get(items, i), "id"));
-        }
-        json_t *next = json_object_get(page, "next_cursor");
-        cr_assert(json_is_null(next) || json_is_string(next), "next_cursor is neither");
-        snprintf(cursor, sizeof(cursor), "%s", json_is_string(next) ? json_string_value(next) : "");
-        json_decref(page);
-        (*pages)++;
-    } while (cursor[0] && *pages < 100);
-    return n;
-}
-
 Test(users_e2e, followers_paginate_newest_first_without_gaps_or_duplicates)
 {
     enum { N = 17 };
@@ -141,7 +114,7 @@ Test(users_e2e, followers_paginate_newest_first_without_gaps_or_duplicates)
     char path[64], ids[N + 5][24];
     snprintf(path, sizeof(path), "/v1/users/%s/followers", world.a.id);
     int pages;
-    size_t n = walk(&world.b, path, 5, ids, N + 5, &pages);
+    size_t n = world_walk(&world.b, path, 5, ids, N + 5, &pages);
     cr_expect_eq(n, N);
     cr_expect_eq(pages, 4, "17 in pages of 5 took %d pages", pages);
     for (size_t i = 0; i < n && i < N; i++)
@@ -159,7 +132,7 @@ Test(users_e2e, following_paginates_and_exact_multiple_ends_with_null_cursor)
     char path[64], ids[N + 5][24];
     snprintf(path, sizeof(path), "/v1/users/%s/following", world.b.id);
     int pages;
-    size_t n = walk(&world.a, path, 3, ids, N + 5, &pages);
+    size_t n = world_walk(&world.a, path, 3, ids, N + 5, &pages);
     cr_expect_eq(n, N);
     cr_expect_eq(pages, 2, "6 in pages of 3 took %d pages", pages);
     for (size_t i = 0; i < n && i < N; i++)

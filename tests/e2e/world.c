@@ -3,6 +3,7 @@
 #include "tests/e2e/world.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 void world_start(world_t *w)
@@ -20,6 +21,32 @@ void world_start(world_t *w)
 void world_stop(world_t *w)
 {
     ts_server_stop_clean(&w->srv, 10000);
+}
+
+size_t world_walk(const ts_user_t *as, const char *path, int limit, char (*ids)[24], size_t max,
+                  int *pages)
+{
+    size_t n = 0;
+    char cursor[32] = "";
+    *pages = 0;
+    do {
+        json_t *page = cursor[0] ? ts_callf(PORT, "GET", as, NULL, 200, "%s?limit=%d&cursor=%s",
+                                            path, limit, cursor)
+                                 : ts_callf(PORT, "GET", as, NULL, 200, "%s?limit=%d", path, limit);
+        json_t *items = json_object_get(page, "items");
+        cr_assert(json_is_array(items));
+        cr_assert_leq(json_array_size(items), (size_t)limit);
+        for (size_t i = 0; i < json_array_size(items); i++) {
+            cr_assert_lt(n, max, "more items than exist");
+            snprintf(ids[n++], 24, "%s", ts_str(json_array_get(items, i), "id"));
+        }
+        json_t *next = json_object_get(page, "next_cursor");
+        cr_assert(json_is_null(next) || json_is_string(next), "next_cursor is neither");
+        snprintf(cursor, sizeof(cursor), "%s", json_is_string(next) ? json_string_value(next) : "");
+        json_decref(page);
+        (*pages)++;
+    } while (cursor[0] && *pages < 100);
+    return n;
 }
 
 world_t world;

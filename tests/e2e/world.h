@@ -17,6 +17,11 @@ void world_start(world_t *w);
 /* Stops the server and expects that it exited with status 0 (clean shutdown, no leak). */
 void world_stop(world_t *w);
 
+/* Walks every page of path as as in pages of limit (each page's shape asserted): the item ids,
+ * newest first, into ids[0..max), and the pages read into *pages; returns how many items. */
+size_t world_walk(const ts_user_t *as, const char *path, int limit, char (*ids)[24], size_t max,
+                  int *pages);
+
 /* The world of a suite's tests (each test runs in its own process), and the .init / .fini
  * that start and stop it. */
 extern world_t world;

@@ -6,6 +6,7 @@
 
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,14 @@ int ix_count_post(const json_t *timeline, const char *id, const json_t **entry)
     return n;
 }
 
+int ix_timeline_count(int port, const ts_user_t *u, const char *id)
+{
+    json_t *tl = ix_timeline(port, u);
+    int n = ix_count_post(tl, id, NULL);
+    json_decref(tl);
+    return n;
+}
+
 static const json_t *pick_post(const json_t *tl, const want_t *w)
 {
     const json_t *entry;
@@ -180,6 +189,15 @@ json_t *ix_wait_timeline_has(int port, const ts_user_t *u, const char *id)
 {
     want_t w = {.id = id, .post = id, .actor_count = -1};
     return poll_list(ix_timeline, port, u, pick_post, &w, true, IX_WAIT_MS, "post in the timeline");
+}
+
+void ix_wait_timeline_holds(int port, const ts_user_t *u, ...)
+{
+    va_list ap;
+    va_start(ap, u);
+    for (const char *id; (id = va_arg(ap, const char *)) != NULL;)
+        json_decref(ix_wait_timeline_has(port, u, id));
+    va_end(ap);
 }
 
 void ix_wait_timeline_lacks(int port, const ts_user_t *u, const char *id)
@@ -198,6 +216,28 @@ json_t *ix_notifications(int port, const ts_user_t *u, const char *query, int li
 static json_t *all_notifications(int port, const ts_user_t *u)
 {
     return ix_notifications(port, u, NULL, 100);
+}
+
+ix_inbox_t ix_inbox(int port, const ts_user_t *u, const char *query)
+{
+    ix_inbox_t in = {.list = ix_notifications(port, u, query, 100)};
+    in.text = json_dumps(in.list, JSON_COMPACT);
+    cr_assert_not_null(in.text, "%s's notifications could not be written as JSON", u->handle);
+    return in;
+}
+
+void ix_inbox_free(ix_inbox_t *in)
+{
+    free(in->text);
+    json_decref(in->list);
+}
+
+size_t ix_inbox_size(int port, const ts_user_t *u)
+{
+    json_t *list = all_notifications(port, u);
+    size_t n = json_array_size(list);
+    json_decref(list);
+    return n;
 }
 
 static bool matches(const json_t *n, const char *type, const char *post)
@@ -271,6 +311,17 @@ json_t *ix_wait_actor(int port, const ts_user_t *u, const char *type, const char
 {
     want_t w = {.type = type, .post = post, .actor = actor, .actor_count = -1};
     return poll_list(all_notifications, port, u, pick_notification, &w, true, IX_WAIT_MS, type);
+}
+
+void ix_wait_actions(int port, const ts_user_t *u, const char *actor, ...)
+{
+    va_list ap;
+    va_start(ap, actor);
+    for (const char *type; (type = va_arg(ap, const char *)) != NULL;) {
+        const char *post = va_arg(ap, const char *);
+        json_decref(ix_wait_actor(port, u, type, post, actor));
+    }
+    va_end(ap);
 }
 
 void ix_wait_no_notification(int port, const ts_user_t *u, const char *type, const char *post)

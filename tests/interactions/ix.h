@@ -64,15 +64,23 @@ long long ix_like_count(int port, const ts_user_t *u, const char *post);
 long long ix_repost_count(int port, const ts_user_t *u, const char *post);
 /* Is user id among the items of a list answer? */
 bool ix_list_has(const json_t *list, const char *id);
+/* A list of ids and its length, as two arguments: ix_actors_are(n, IX_IDS(b.id, c.id)). */
+#define IX_IDS(...)                                                                                \
+    (const char *const[]){__VA_ARGS__},                                                            \
+        sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *)
 
 /* ---- timelines -------------------------------------------------------------------------- */
 /* u's whole home timeline, every page walked (new reference to an array of posts). */
 json_t *ix_timeline(int port, const ts_user_t *u);
 /* How many entries of a timeline array are post id; *entry (borrowed) is the first, if any. */
 int ix_count_post(const json_t *timeline, const char *id, const json_t **entry);
+/* ix_count_post of post id in u's whole timeline, read now. */
+int ix_timeline_count(int port, const ts_user_t *u, const char *id);
 /* Waits until u's timeline holds post id (exactly once, asserted) and returns the entry
  * (new reference); fails the test after IX_WAIT_MS. */
 json_t *ix_wait_timeline_has(int port, const ts_user_t *u, const char *id);
+/* ix_wait_timeline_has for each post id of a NULL-terminated list, the entries dropped. */
+void ix_wait_timeline_holds(int port, const ts_user_t *u, ...);
 /* Waits until u's timeline does not hold post id; fails the test after IX_WAIT_MS. */
 void ix_wait_timeline_lacks(int port, const ts_user_t *u, const char *id);
 
@@ -80,6 +88,16 @@ void ix_wait_timeline_lacks(int port, const ts_user_t *u, const char *id);
 /* u's notifications, every page walked with query (e.g. "types=like"; NULL for none), in
  * pages of limit (new reference to an array). */
 json_t *ix_notifications(int port, const ts_user_t *u, const char *query, int limit);
+/* u's notifications, every page read now with query (NULL for none), and their JSON text for
+ * failure messages; ix_inbox_free releases both. */
+typedef struct ix_inbox_s {
+    json_t *list;
+    char *text;
+} ix_inbox_t;
+ix_inbox_t ix_inbox(int port, const ts_user_t *u, const char *query);
+void ix_inbox_free(ix_inbox_t *in);
+/* How many notifications (groups) u has, every page read now. */
+size_t ix_inbox_size(int port, const ts_user_t *u);
 /* The first notification of type (about post id, unless NULL) in a list; borrowed, or NULL. */
 const json_t *ix_find(const json_t *list, const char *type, const char *post);
 /* How many notifications of type (about post id, unless NULL) a list holds. */
@@ -95,6 +113,8 @@ json_t *ix_poll_notification(int port, const ts_user_t *u, const char *type, con
  * user id actor, and returns it (new reference). */
 json_t *ix_wait_actor(int port, const ts_user_t *u, const char *type, const char *post,
                       const char *actor);
+/* ix_wait_actor for each (type, post) pair of a list ended by a NULL type. */
+void ix_wait_actions(int port, const ts_user_t *u, const char *actor, ...);
 /* Waits until u has no notification of type (about post, unless NULL). */
 void ix_wait_no_notification(int port, const ts_user_t *u, const char *type, const char *post);
 /* GET /v1/notifications/unread_count as u. */

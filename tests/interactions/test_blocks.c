@@ -33,31 +33,21 @@ static bool edge(const ts_user_t *u, const char *which, const ts_user_t *other)
     return has;
 }
 
-/* The ids of u's /v1/blocks or /v1/mutes, newest first, into a new JSON array of strings. */
-static json_t *relations(const ts_user_t *u, const char *which)
+/* Are u's /v1/blocks or /v1/mutes exactly the users want[0..n), newest first, one page? */
+static bool relations_are(const ts_user_t *u, const char *which, const char *const *want, size_t n)
 {
     json_t *j = ts_callf(PORT, "GET", u, NULL, 200, "/v1/%s", which);
-    json_t *ids = json_array();
+    const json_t *items = json_object_get(j, "items"), *v;
+    bool same = json_array_size(items) == n;
     size_t i;
-    const json_t *v;
-    json_array_foreach(json_object_get(j, "items"), i, v)
+    json_array_foreach(items, i, v)
     {
-        json_array_append_new(ids, json_string(ts_str(v, "id")));
+        same = same && strcmp(ts_str(v, "id"), want[i]) == 0;
         cr_expect(*ts_str(v, "handle"), "a listed user has a handle");
     }
     cr_expect(json_is_null(json_object_get(j, "next_cursor")));
     json_decref(j);
-    return ids;
-}
-
-static bool ids_are(const json_t *ids, const char *const *want, size_t n)
-{
-    if (json_array_size(ids) != n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(json_string_value(json_array_get(ids, i)), want[i]) != 0)
-            return false;
-    return true;
+    return same;
 }
 
 /* ---- blocks -------------------------------------------------------------------------------- */
@@ -88,13 +78,8 @@ Test(blocks, end_follows_both_ways_and_refuse_follows_until_lifted)
     /* Listed most recent first; blocking again keeps the original place. */
     json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", c.id));
     json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", b.id));
-    json_t *ids = relations(&a, "blocks");
-    const char *both[] = {c.id, b.id};
-    cr_expect(ids_are(ids, both, 2), "a's blocks are c then b");
-    json_decref(ids);
-    ids = relations(&b, "blocks");
-    cr_expect_eq(json_array_size(ids), 0, "being blocked is not blocking");
-    json_decref(ids);
+    cr_expect(relations_are(&a, "blocks", IX_IDS(c.id, b.id)), "a's blocks are c then b");
+    cr_expect(relations_are(&b, "blocks", NULL, 0), "being blocked is not blocking");
     cr_expect_eq(ts_status(PORT, "PUT", &c, NULL, "/v1/users/%s/follow", a.id), 403,
                  "the block of c ended c's follow and refuses a new one");
     cr_expect(!edge(&a, "followers", &c));
@@ -102,10 +87,7 @@ Test(blocks, end_follows_both_ways_and_refuse_follows_until_lifted)
     /* Lifting it: idempotent; the follows it ended stay ended; following works again. */
     json_decref(ts_callf(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/block", b.id));
     json_decref(ts_callf(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/block", b.id));
-    ids = relations(&a, "blocks");
-    const char *only_c[] = {c.id};
-    cr_expect(ids_are(ids, only_c, 1));
-    json_decref(ids);
+    cr_expect(relations_are(&a, "blocks", IX_IDS(c.id)));
     cr_expect(!edge(&a, "following", &b) && !edge(&b, "following", &a));
     ts_follow(PORT, &b, &a);
     ts_follow(PORT, &a, &b);
@@ -132,14 +114,10 @@ Test(blocks, hide_timeline_entries_written_before_both_ways)
 
     json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", b.id));
     /* At once, before the engine has removed anything. */
-    json_t *tl = ix_timeline(PORT, &a);
-    cr_expect_eq(ix_count_post(tl, pb, NULL), 0, "b's post (via c's repost) is hidden from a");
-    cr_expect_eq(ix_count_post(tl, pc, NULL), 1);
-    json_decref(tl);
-    tl = ix_timeline(PORT, &b);
-    cr_expect_eq(ix_count_post(tl, pa, NULL), 0, "a's post is hidden from b");
-    cr_expect_eq(ix_count_post(tl, pb, NULL), 1, "b keeps its own post");
-    json_decref(tl);
+    cr_expect_eq(ix_timeline_count(PORT, &a, pb), 0, "b's post (via c's repost) is hidden from a");
+    cr_expect_eq(ix_timeline_count(PORT, &a, pc), 1);
+    cr_expect_eq(ix_timeline_count(PORT, &b, pa), 0, "a's post is hidden from b");
+    cr_expect_eq(ix_timeline_count(PORT, &b, pb), 1, "b keeps its own post");
 
     /* Nothing new either: b's next post reposted by c, then c's own post as a sentinel. */
     char pb2[24], pc2[24], pa2[24];
@@ -147,19 +125,13 @@ Test(blocks, hide_timeline_entries_written_before_both_ways)
     ix_repost(PORT, &c, pb2);
     ts_post(PORT, &c, "by c, after the block", pc2);
     ts_post(PORT, &a, "by a, after the block", pa2);
-    json_decref(ix_wait_timeline_has(PORT, &d, pb2));
-    json_decref(ix_wait_timeline_has(PORT, &d, pc2));
-    json_decref(ix_wait_timeline_has(PORT, &a, pc2));
-    json_decref(ix_wait_timeline_has(PORT, &a, pa2));
+    ix_wait_timeline_holds(PORT, &d, pb2, pc2, NULL);
+    ix_wait_timeline_holds(PORT, &a, pc2, pa2, NULL);
     ix_wait_idle();
-    tl = ix_timeline(PORT, &a);
-    cr_expect_eq(ix_count_post(tl, pb, NULL), 0);
-    cr_expect_eq(ix_count_post(tl, pb2, NULL), 0, "b's post after the block is hidden from a");
-    json_decref(tl);
-    tl = ix_timeline(PORT, &b);
-    cr_expect_eq(ix_count_post(tl, pa, NULL), 0);
-    cr_expect_eq(ix_count_post(tl, pa2, NULL), 0);
-    json_decref(tl);
+    cr_expect_eq(ix_timeline_count(PORT, &a, pb), 0);
+    cr_expect_eq(ix_timeline_count(PORT, &a, pb2), 0, "b's post after the block is hidden from a");
+    cr_expect_eq(ix_timeline_count(PORT, &b, pa), 0);
+    cr_expect_eq(ix_timeline_count(PORT, &b, pa2), 0);
     /* Nor does either read the other's post: it does not exist for them (tests/safety). */
     json_decref(ts_callf(PORT, "GET", &b, NULL, 404, "/v1/posts/%s", pa));
 }
@@ -179,47 +151,33 @@ Test(blocks, hide_notifications_written_before_both_ways)
     ts_like(PORT, &a, pb);
     ts_follow(PORT, &a, &b);
     json_decref(ix_wait_notification(PORT, &a, "like", pa, 2));
-    json_decref(ix_wait_actor(PORT, &a, "follow", NULL, b.id));
-    json_decref(ix_wait_actor(PORT, &a, "reply", rb, b.id));
-    json_decref(ix_wait_actor(PORT, &a, "mention", mb, b.id));
-    json_decref(ix_wait_actor(PORT, &b, "like", pb, a.id));
-    json_decref(ix_wait_actor(PORT, &b, "follow", NULL, a.id));
+    ix_wait_actions(PORT, &a, b.id, "follow", NULL, "reply", rb, "mention", mb, NULL);
+    ix_wait_actions(PORT, &b, a.id, "like", pb, "follow", NULL, NULL);
     cr_expect_eq(ix_unread(PORT, &a), 4);
     cr_expect_eq(ix_unread(PORT, &b), 2);
 
     json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", b.id));
     /* At once: b's actions are gone from a's notifications, and a's from b's. */
-    json_t *list = ix_notifications(PORT, &a, NULL, 100);
-    char *s = json_dumps(list, JSON_COMPACT);
-    cr_expect_eq(json_array_size(list), 1, "only c's like is left for a: %s", s);
-    const json_t *n = ix_find(list, "like", pa);
-    const char *only_c[] = {c.id};
-    cr_expect(n && ix_actors_are(n, only_c, 1), "the like group lost b: %s", s);
-    cr_expect_eq(ts_int(n, "actor_count"), 1, "actor_count no longer counts b: %s", s);
-    free(s);
-    json_decref(list);
-    list = ix_notifications(PORT, &b, NULL, 100);
-    s = json_dumps(list, JSON_COMPACT);
-    cr_expect_eq(json_array_size(list), 0, "a's actions are gone from b's: %s", s);
-    free(s);
-    json_decref(list);
+    ix_inbox_t in = ix_inbox(PORT, &a, NULL);
+    cr_expect_eq(json_array_size(in.list), 1, "only c's like is left for a: %s", in.text);
+    const json_t *n = ix_find(in.list, "like", pa);
+    cr_expect(n && ix_actors_are(n, IX_IDS(c.id)), "the like group lost b: %s", in.text);
+    cr_expect_eq(ts_int(n, "actor_count"), 1, "actor_count no longer counts b: %s", in.text);
+    ix_inbox_free(&in);
+    cr_expect_eq(ix_inbox_size(PORT, &b), 0, "a's actions are gone from b's");
 
     /* Then the engine removes them: the unread counts follow. */
     ix_wait_unread(PORT, &a, 1);
     ix_wait_unread(PORT, &b, 0);
-    list = ix_notifications(PORT, &a, NULL, 100);
-    cr_expect_eq(json_array_size(list), 1);
-    cr_expect_eq(ts_int(ix_find(list, "like", pa), "actor_count"), 1);
-    json_decref(list);
+    in = ix_inbox(PORT, &a, NULL);
+    cr_expect_eq(json_array_size(in.list), 1, "%s", in.text);
+    cr_expect_eq(ts_int(ix_find(in.list, "like", pa), "actor_count"), 1, "%s", in.text);
+    ix_inbox_free(&in);
 
     /* Lifting the block brings none of them back. */
     json_decref(ts_callf(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/block", b.id));
-    list = ix_notifications(PORT, &a, NULL, 100);
-    cr_expect_eq(json_array_size(list), 1);
-    json_decref(list);
-    list = ix_notifications(PORT, &b, NULL, 100);
-    cr_expect_eq(json_array_size(list), 0);
-    json_decref(list);
+    cr_expect_eq(ix_inbox_size(PORT, &a), 1);
+    cr_expect_eq(ix_inbox_size(PORT, &b), 0);
 }
 
 Test(blocks, nothing_new_crosses_a_block)
@@ -264,23 +222,19 @@ Test(blocks, nothing_new_crosses_a_block)
     const char *mine[] = {pa, pb}, *sentinel[] = {m_ca, m_cb};
     for (int k = 0; k < 2; k++) {
         const ts_user_t *u = who[k];
-        json_decref(ix_wait_actor(PORT, u, "mention", sentinel[k], c.id));
-        json_decref(ix_wait_actor(PORT, u, "like", mine[k], c.id));
-        json_decref(ix_wait_actor(PORT, u, "repost", mine[k], c.id));
-        json_decref(ix_wait_actor(PORT, u, "follow", NULL, c.id));
+        ix_wait_actions(PORT, u, c.id, "mention", sentinel[k], "like", mine[k], "repost", mine[k],
+                        "follow", NULL, NULL);
         ix_wait_idle();
-        json_t *list = ix_notifications(PORT, u, NULL, 100);
-        char *s = json_dumps(list, JSON_COMPACT);
-        cr_expect_eq(json_array_size(list), 4, "%s has c's four notifications only: %s", u->handle,
-                     s);
+        ix_inbox_t in = ix_inbox(PORT, u, NULL);
+        cr_expect_eq(json_array_size(in.list), 4, "%s has c's four notifications only: %s",
+                     u->handle, in.text);
         size_t i;
         const json_t *n;
-        json_array_foreach(list, i, n)
+        json_array_foreach(in.list, i, n)
         {
-            cr_expect_eq(ts_int(n, "actor_count"), 1, "%s: nobody but c: %s", u->handle, s);
+            cr_expect_eq(ts_int(n, "actor_count"), 1, "%s: nobody but c: %s", u->handle, in.text);
         }
-        free(s);
-        json_decref(list);
+        ix_inbox_free(&in);
         cr_expect_eq(ix_unread(PORT, u), 4);
     }
 }
@@ -301,22 +255,14 @@ Test(mutes, hide_the_muted_users_posts_and_reposts_from_the_muter_only)
     ts_post(PORT, &b, "b1", b1);
     ts_post(PORT, &d, "d1", d1);
     ix_repost(PORT, &c, d1);
-    json_decref(ix_wait_timeline_has(PORT, &a, b1));
-    json_decref(ix_wait_timeline_has(PORT, &a, d1));
+    ix_wait_timeline_holds(PORT, &a, b1, d1, NULL);
 
     json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/mute", b.id));
     json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/mute", b.id)); /* idempotent */
-    json_t *tl = ix_timeline(PORT, &a);
-    cr_expect_eq(ix_count_post(tl, b1, NULL), 0, "the muted user's post is hidden at once");
-    cr_expect_eq(ix_count_post(tl, d1, NULL), 1);
-    json_decref(tl);
-    json_t *ids = relations(&a, "mutes");
-    const char *only_b[] = {b.id};
-    cr_expect(ids_are(ids, only_b, 1), "a mutes b");
-    json_decref(ids);
-    ids = relations(&b, "mutes");
-    cr_expect_eq(json_array_size(ids), 0);
-    json_decref(ids);
+    cr_expect_eq(ix_timeline_count(PORT, &a, b1), 0, "the muted user's post is hidden at once");
+    cr_expect_eq(ix_timeline_count(PORT, &a, d1), 1);
+    cr_expect(relations_are(&a, "mutes", IX_IDS(b.id)), "a mutes b");
+    cr_expect(relations_are(&b, "mutes", NULL, 0));
     cr_expect(edge(&a, "following", &b) && edge(&b, "following", &a), "follows are untouched");
 
     /* b's new post, reposted by c, stays out of a's timeline; c's own post comes in. */
@@ -325,38 +271,28 @@ Test(mutes, hide_the_muted_users_posts_and_reposts_from_the_muter_only)
     ix_repost(PORT, &c, b2);
     ts_post(PORT, &c, "c1", c1);
     ts_post(PORT, &a, "a1", a1);
-    json_decref(ix_wait_timeline_has(PORT, &g, b2));
-    json_decref(ix_wait_timeline_has(PORT, &g, c1));
+    ix_wait_timeline_holds(PORT, &g, b2, c1, NULL);
     json_decref(ix_wait_timeline_has(PORT, &a, c1));
     json_decref(ix_wait_timeline_has(PORT, &d, b2)); /* c's repost reached c's followers */
     json_decref(ix_wait_timeline_has(PORT, &b, a1)); /* one way: b still reads a */
     ix_wait_idle();
-    tl = ix_timeline(PORT, &a);
-    cr_expect_eq(ix_count_post(tl, b1, NULL), 0);
-    cr_expect_eq(ix_count_post(tl, b2, NULL), 0, "nor the muted user's posts reposted by others");
-    json_decref(tl);
+    cr_expect_eq(ix_timeline_count(PORT, &a, b1), 0);
+    cr_expect_eq(ix_timeline_count(PORT, &a, b2), 0,
+                 "nor the muted user's posts reposted by others");
 
     /* Muting the reposter hides what it reposted, and its own posts, at once. */
     json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/mute", c.id));
-    tl = ix_timeline(PORT, &a);
-    cr_expect_eq(ix_count_post(tl, d1, NULL), 0, "the muted reposter's repost is hidden");
-    cr_expect_eq(ix_count_post(tl, c1, NULL), 0);
-    json_decref(tl);
-    ids = relations(&a, "mutes");
-    const char *c_then_b[] = {c.id, b.id};
-    cr_expect(ids_are(ids, c_then_b, 2), "most recent mute first");
-    json_decref(ids);
+    cr_expect_eq(ix_timeline_count(PORT, &a, d1), 0, "the muted reposter's repost is hidden");
+    cr_expect_eq(ix_timeline_count(PORT, &a, c1), 0);
+    cr_expect(relations_are(&a, "mutes", IX_IDS(c.id, b.id)), "most recent mute first");
 
     /* Unmuting: posts of a user still followed come back. */
     json_decref(ts_callf(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/mute", c.id));
     json_decref(ix_wait_timeline_has(PORT, &a, c1));
     json_decref(ts_callf(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/mute", b.id));
     json_decref(ts_callf(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/mute", b.id));
-    json_decref(ix_wait_timeline_has(PORT, &a, b2));
-    json_decref(ix_wait_timeline_has(PORT, &a, b1));
-    ids = relations(&a, "mutes");
-    cr_expect_eq(json_array_size(ids), 0);
-    json_decref(ids);
+    ix_wait_timeline_holds(PORT, &a, b2, b1, NULL);
+    cr_expect(relations_are(&a, "mutes", NULL, 0));
 }
 
 Test(mutes, hide_the_muted_users_actions_from_the_muters_notifications_only)
@@ -372,21 +308,16 @@ Test(mutes, hide_the_muted_users_actions_from_the_muters_notifications_only)
     ix_mention(PORT, &b, &a, NULL, m1);
     ts_like(PORT, &a, b1);
     json_decref(ix_wait_notification(PORT, &a, "like", a1, 2));
-    json_decref(ix_wait_actor(PORT, &a, "follow", NULL, b.id));
-    json_decref(ix_wait_actor(PORT, &a, "mention", m1, b.id));
+    ix_wait_actions(PORT, &a, b.id, "follow", NULL, "mention", m1, NULL);
     json_decref(ix_wait_actor(PORT, &b, "like", b1, a.id));
 
     json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/mute", b.id));
-    json_t *list = ix_notifications(PORT, &a, NULL, 100);
-    char *s = json_dumps(list, JSON_COMPACT);
-    cr_expect_eq(json_array_size(list), 1, "only c's like is left for a, at once: %s", s);
-    const json_t *n = ix_find(list, "like", a1);
-    const char *only_c[] = {c.id};
-    cr_expect(n && ix_actors_are(n, only_c, 1) && ts_int(n, "actor_count") == 1, "%s", s);
-    free(s);
-    json_decref(list);
-    json_t *nb = ix_wait_actor(PORT, &b, "like", b1, a.id); /* one way: b's are untouched */
-    json_decref(nb);
+    ix_inbox_t in = ix_inbox(PORT, &a, NULL);
+    cr_expect_eq(json_array_size(in.list), 1, "only c's like is left for a, at once: %s", in.text);
+    const json_t *n = ix_find(in.list, "like", a1);
+    cr_expect(n && ix_actors_are(n, IX_IDS(c.id)) && ts_int(n, "actor_count") == 1, "%s", in.text);
+    ix_inbox_free(&in);
+    json_decref(ix_wait_actor(PORT, &b, "like", b1, a.id)); /* one way: b's are untouched */
 
     /* New actions of b: none notified to a. a's, to b, still are. */
     char a2[24], r1[24], m2[24], m3[24];
@@ -398,29 +329,27 @@ Test(mutes, hide_the_muted_users_actions_from_the_muters_notifications_only)
     ts_follow(PORT, &a, &b);
     ix_mention(PORT, &c, &a, NULL, m3); /* sentinels */
     ts_like(PORT, &c, a2);
-    json_decref(ix_wait_actor(PORT, &a, "mention", m3, c.id));
-    json_decref(ix_wait_actor(PORT, &a, "like", a2, c.id));
+    ix_wait_actions(PORT, &a, c.id, "mention", m3, "like", a2, NULL);
     json_decref(ix_wait_actor(PORT, &b, "follow", NULL, a.id));
     ix_wait_idle();
-    list = ix_notifications(PORT, &a, NULL, 100);
-    s = json_dumps(list, JSON_COMPACT);
-    cr_expect_eq(json_array_size(list), 3, "like a1, like a2 and mention m3, all by c: %s", s);
-    cr_expect_eq(ix_count(list, "reply", r1), 0, "%s", s);
-    cr_expect_eq(ix_count(list, "repost", a1), 0, "%s", s);
-    cr_expect_eq(ix_count(list, "mention", m2), 0, "%s", s);
-    n = ix_find(list, "like", a2);
-    cr_expect(n && ix_actors_are(n, only_c, 1) && ts_int(n, "actor_count") == 1, "%s", s);
-    free(s);
-    json_decref(list);
+    in = ix_inbox(PORT, &a, NULL);
+    cr_expect_eq(json_array_size(in.list), 3, "like a1, like a2 and mention m3, all by c: %s",
+                 in.text);
+    cr_expect_eq(ix_count(in.list, "reply", r1), 0, "%s", in.text);
+    cr_expect_eq(ix_count(in.list, "repost", a1), 0, "%s", in.text);
+    cr_expect_eq(ix_count(in.list, "mention", m2), 0, "%s", in.text);
+    n = ix_find(in.list, "like", a2);
+    cr_expect(n && ix_actors_are(n, IX_IDS(c.id)) && ts_int(n, "actor_count") == 1, "%s", in.text);
+    ix_inbox_free(&in);
     ix_wait_unread(PORT, &a, 3);
 
     /* Unmuting brings none of the removed ones back; b's next action is notified. */
     json_decref(ts_callf(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/mute", b.id));
-    list = ix_notifications(PORT, &a, NULL, 100);
-    cr_expect_eq(json_array_size(list), 3);
-    cr_expect_eq(ix_count(list, "follow", NULL), 0);
-    cr_expect_eq(ix_count(list, "mention", m1), 0);
-    json_decref(list);
+    in = ix_inbox(PORT, &a, NULL);
+    cr_expect_eq(json_array_size(in.list), 3, "%s", in.text);
+    cr_expect_eq(ix_count(in.list, "follow", NULL), 0, "%s", in.text);
+    cr_expect_eq(ix_count(in.list, "mention", m1), 0, "%s", in.text);
+    ix_inbox_free(&in);
     char a3[24];
     ts_post(PORT, &a, "a3", a3);
     ts_like(PORT, &b, a3);
@@ -459,10 +388,8 @@ Test(blocks_alone, read_time_filter_hides_everything_written_before_with_no_engi
     ix_mention(PORT, &b, &a, NULL, mb);
     ix_mention(PORT, &c, &a, NULL, mc);
     ix_wait_idle();
-    json_t *n = ix_wait_notification(PORT, &a, "like", pa, OTHERS + 2);
-    json_decref(n);
-    json_t *follow = ix_wait_notification(PORT, &a, "follow", NULL, 2);
-    json_decref(follow);
+    json_decref(ix_wait_notification(PORT, &a, "like", pa, OTHERS + 2));
+    json_decref(ix_wait_notification(PORT, &a, "follow", NULL, 2));
 
     /* From here on no engine runs: only reading can hide anything. */
     ix_stop();
@@ -471,31 +398,24 @@ Test(blocks_alone, read_time_filter_hides_everything_written_before_with_no_engi
     json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/block", b.id));
     json_decref(ts_callf(PORT, "PUT", &a, NULL, 204, "/v1/users/%s/mute", c.id));
 
-    json_t *tl = ix_timeline(PORT, &a);
-    cr_expect_eq(ix_count_post(tl, pb, NULL), 0, "the blocked user's post is hidden from a");
-    cr_expect_eq(ix_count_post(tl, pc, NULL), 0, "the muted user's post is hidden from a");
-    cr_expect_eq(ix_count_post(tl, pa, NULL), 1);
-    json_decref(tl);
-    tl = ix_timeline(PORT, &b);
-    cr_expect_eq(ix_count_post(tl, pa, NULL), 0, "the blocker's post is hidden from b");
-    json_decref(tl);
-    tl = ix_timeline(PORT, &c);
-    cr_expect_eq(ix_count_post(tl, pa, NULL), 1, "a mute is one-way");
-    json_decref(tl);
+    cr_expect_eq(ix_timeline_count(PORT, &a, pb), 0, "the blocked user's post is hidden from a");
+    cr_expect_eq(ix_timeline_count(PORT, &a, pc), 0, "the muted user's post is hidden from a");
+    cr_expect_eq(ix_timeline_count(PORT, &a, pa), 1);
+    cr_expect_eq(ix_timeline_count(PORT, &b, pa), 0, "the blocker's post is hidden from b");
+    cr_expect_eq(ix_timeline_count(PORT, &c, pa), 1, "a mute is one-way");
 
-    json_t *list = ix_notifications(PORT, &a, NULL, 100);
-    char *s = json_dumps(list, JSON_COMPACT);
-    cr_expect_eq(ix_count(list, "follow", NULL), 0, "both followers are hidden: %s", s);
-    cr_expect_eq(ix_count(list, "mention", mb), 0, "%s", s);
-    cr_expect_eq(ix_count(list, "mention", mc), 0, "%s", s);
-    n = (json_t *)ix_find(list, "like", pa);
-    cr_assert(n, "the like group stays: %s", s);
+    ix_inbox_t in = ix_inbox(PORT, &a, NULL);
+    cr_expect_eq(ix_count(in.list, "follow", NULL), 0, "both followers are hidden: %s", in.text);
+    cr_expect_eq(ix_count(in.list, "mention", mb), 0, "%s", in.text);
+    cr_expect_eq(ix_count(in.list, "mention", mc), 0, "%s", in.text);
+    const json_t *n = ix_find(in.list, "like", pa);
+    cr_assert(n, "the like group stays: %s", in.text);
     cr_expect_eq(ts_int(n, "actor_count"), OTHERS,
-                 "actor_count leaves out the blocked and the muted liker, however old: %s", s);
-    const char *newest[] = {l[OTHERS - 1].id, l[OTHERS - 2].id, l[OTHERS - 3].id};
-    cr_expect(ix_actors_are(n, newest, 3), "%s", s);
-    free(s);
-    json_decref(list);
+                 "actor_count leaves out the blocked and the muted liker, however old: %s",
+                 in.text);
+    cr_expect(ix_actors_are(n, IX_IDS(l[OTHERS - 1].id, l[OTHERS - 2].id, l[OTHERS - 3].id)), "%s",
+              in.text);
+    ix_inbox_free(&in);
 }
 
 /* The block hides b's posts and reposts from a; the engine removes those written before, and
@@ -522,16 +442,14 @@ Test(blocks_alone, unblocking_brings_back_nothing_the_block_hid)
     ts_post(PORT, &b, "by b, during the block", pb2);
     ix_repost(PORT, &c, pb2);
     ix_wait_idle(); /* every job done: removals, and the repost's fan-out */
-    json_t *tl = ix_timeline(PORT, &a);
-    cr_expect_eq(ix_count_post(tl, px, NULL), 0);
-    cr_expect_eq(ix_count_post(tl, pb, NULL), 0);
-    cr_expect_eq(ix_count_post(tl, pb2, NULL), 0);
-    json_decref(tl);
+    cr_expect_eq(ix_timeline_count(PORT, &a, px), 0);
+    cr_expect_eq(ix_timeline_count(PORT, &a, pb), 0);
+    cr_expect_eq(ix_timeline_count(PORT, &a, pb2), 0);
 
     /* Lifted: the follow stays ended, and nothing the block hid comes back. */
     json_decref(ts_callf(PORT, "DELETE", &a, NULL, 204, "/v1/users/%s/block", b.id));
     ix_wait_idle();
-    tl = ix_timeline(PORT, &a);
+    json_t *tl = ix_timeline(PORT, &a);
     char *s = json_dumps(tl, JSON_COMPACT);
     cr_expect_eq(ix_count_post(tl, pb, NULL), 0, "b's post does not come back: %s", s);
     cr_expect_eq(ix_count_post(tl, px, NULL), 0,

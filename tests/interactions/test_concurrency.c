@@ -100,6 +100,7 @@ static void *volley_fire(void *arg)
 static void volley_check(volley_t *v, int want)
 {
     cr_assert(v->shots, "out of memory, or too many repetitions");
+    cr_expect_eq(v->started, v->n, "only %d of %d sending threads started", v->started, v->n);
     for (int i = 0; i < v->n; i++)
         for (int k = 0; k < v->reps; k++)
             cr_expect_eq(v->shots[i].status[k], want, "%s %s: %d", v->method,
@@ -226,11 +227,25 @@ static void pending_summary(char *buf, size_t size)
     }
 }
 
+/* Fires v on a thread of its own while a second tidings process on ix_redis starts and is
+ * stopped with SIGTERM, which must end it cleanly; then checks that every request answered 204. */
+static void volley_while_a_process_stops(volley_t *v)
+{
+    ts_server_t other;
+    ts_server_start(&other, ix_redis.url, NULL, true);
+    pthread_t bg;
+    cr_assert_eq(pthread_create(&bg, NULL, volley_fire, v), 0);
+    ts_sleep_ms(5);
+    int status = ts_server_stop(&other, 10000);
+    pthread_join(bg, NULL);
+    cr_expect(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "the other process did not stop cleanly (wait status 0x%x)", status);
+    volley_check(v, 204);
+}
+
 Test(concurrency_handover, a_process_stopping_meanwhile_delays_no_notification)
 {
     ix_start(NULL);
-    const char *url = ix_redis.url;
-
     ts_user_t author, likers[LIKERS];
     ts_register(PORT, "ho_a", &author);
     for (int i = 0; i < LIKERS; i++)
@@ -247,18 +262,9 @@ Test(concurrency_handover, a_process_stopping_meanwhile_delays_no_notification)
                          posts[r * PER_ROUND + k]);
         }
     for (int r = 0; r < ROUNDS; r++) {
-        ts_server_t other;
-        ts_server_start(&other, url, NULL, true);
         volley_t v = {
             .method = "PUT", .paths = paths[r], .users = likers, .n = LIKERS, .reps = PER_ROUND};
-        pthread_t bg;
-        cr_assert_eq(pthread_create(&bg, NULL, volley_fire, &v), 0);
-        ts_sleep_ms(5);
-        int status = ts_server_stop(&other, 10000);
-        pthread_join(bg, NULL);
-        cr_expect(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "the other process did not stop cleanly (wait status 0x%x)", status);
-        volley_check(&v, 204);
+        volley_while_a_process_stops(&v);
     }
     for (int p = 0; p < ROUNDS * PER_ROUND; p++) {
         json_t *n = ix_poll_notification(PORT, &author, "like", posts[p], LIKERS, PROMPT_MS);
@@ -297,7 +303,6 @@ Test(concurrency_handover, a_like_taken_back_while_its_job_was_held_up_leaves_no
 {
     const char *claim_fast[] = {"--claim-idle-ms", "1000", NULL};
     ix_start(claim_fast);
-    const char *url = ix_redis.url;
     ts_user_t author, likers[LIKERS];
     ts_register(PORT, "hu_a", &author);
     for (int i = 0; i < LIKERS; i++)
@@ -314,30 +319,21 @@ Test(concurrency_handover, a_like_taken_back_while_its_job_was_held_up_leaves_no
             for (int i = 0; i < LIKERS; i++)
                 snprintf(paths[k * LIKERS + i], sizeof(paths[0]), "/v1/posts/%.23s/like", post);
         }
-        ts_server_t other;
-        ts_server_start(&other, url, NULL, true);
         volley_t v = {
             .method = "PUT", .paths = paths, .users = likers, .n = LIKERS, .reps = PER_ROUND};
-        pthread_t bg;
-        cr_assert_eq(pthread_create(&bg, NULL, volley_fire, &v), 0);
-        ts_sleep_ms(5);
-        ts_server_stop(&other, 10000);
-        pthread_join(bg, NULL);
-        volley_check(&v, 204);
+        volley_while_a_process_stops(&v);
         v.method = "DELETE";
         volley_fire(&v);
         volley_check(&v, 204);
         ix_wait_idle(); /* held-up jobs claimed and done */
         claimed = jobs_claimed();
     }
-    json_t *list = ix_notifications(PORT, &author, "types=like", 100);
-    char *s = json_dumps(list, JSON_COMPACT);
+    ix_inbox_t in = ix_inbox(PORT, &author, "types=like");
     for (int p = 0; p < rounds * PER_ROUND; p++)
         cr_expect_eq(ix_like_count(PORT, &author, posts[p]), 0);
-    cr_expect_eq(json_array_size(list), 0,
+    cr_expect_eq(json_array_size(in.list), 0,
                  "every like was taken back, yet %zu like notifications remain after %d rounds "
                  "(%lld jobs claimed from stopped processes): %s",
-                 json_array_size(list), rounds, claimed, s);
-    free(s);
-    json_decref(list);
+                 json_array_size(in.list), rounds, claimed, in.text);
+    ix_inbox_free(&in);
 }

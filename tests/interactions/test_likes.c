@@ -44,8 +44,7 @@ Test(likes, like_and_unlike_are_idempotent_and_like_count_is_exact)
 
     /* c's like is notified once, however often c likes. */
     json_t *n = ix_wait_notification(PORT, &a, "like", p, 1);
-    const char *ids[] = {c.id};
-    cr_expect(ix_actors_are(n, ids, 1), "the like's actor is c");
+    cr_expect(ix_actors_are(n, IX_IDS(c.id)), "the like's actor is c");
     cr_expect_eq(ts_int(json_object_get(n, "post"), "like_count"), 1);
     json_decref(n);
 }
@@ -65,8 +64,7 @@ Test(likes, likers_group_newest_first_and_a_new_liker_moves_the_group_to_the_top
     json_decref(ix_wait_notification(PORT, &a, "like", p1, 1));
     ts_like(PORT, &l[1], p1);
     json_t *n = ix_wait_notification(PORT, &a, "like", p1, 2);
-    const char *two[] = {l[1].id, l[0].id};
-    cr_expect(ix_actors_are(n, two, 2), "two likers, newest first");
+    cr_expect(ix_actors_are(n, IX_IDS(l[1].id, l[0].id)), "two likers, newest first");
     json_decref(n);
 
     /* A follow comes on top of the like group … */
@@ -111,8 +109,8 @@ Test(likes, likers_group_newest_first_and_a_new_liker_moves_the_group_to_the_top
     /* A fourth liker: the newest three are shown, all four counted. */
     ts_like(PORT, &l[3], p1);
     n = ix_wait_notification(PORT, &a, "like", p1, 4);
-    const char *ids4[] = {l[3].id, l[2].id, l[1].id};
-    cr_expect(ix_actors_are(n, ids4, 3), "at most three actors, newest first");
+    cr_expect(ix_actors_are(n, IX_IDS(l[3].id, l[2].id, l[1].id)),
+              "at most three actors, newest first");
     cr_expect_eq(ts_int(json_object_get(n, "post"), "like_count"), 4);
     json_decref(n);
 
@@ -124,8 +122,7 @@ Test(likes, likers_group_newest_first_and_a_new_liker_moves_the_group_to_the_top
     json_decref(ts_callf(PORT, "DELETE", &l[2], NULL, 204, "/v1/posts/%s/like", p1));
     json_decref(ts_callf(PORT, "DELETE", &l[1], NULL, 204, "/v1/posts/%s/like", p1));
     n = ix_wait_notification(PORT, &a, "like", p1, 1);
-    const char *one[] = {l[0].id};
-    cr_expect(ix_actors_are(n, one, 1));
+    cr_expect(ix_actors_are(n, IX_IDS(l[0].id)));
     json_decref(n);
     json_decref(ts_callf(PORT, "DELETE", &l[0], NULL, 204, "/v1/posts/%s/like", p1));
     ix_wait_no_notification(PORT, &a, "like", p1);
@@ -148,12 +145,10 @@ Test(likes, like_then_unlike_at_once_leaves_no_notification)
         json_decref(ts_callf(PORT, "DELETE", &b, NULL, 204, "/v1/posts/%s/like", p));
     }
     ts_like(PORT, &c, p); /* sentinel */
-    json_t *n = ix_wait_actor(PORT, &a, "like", p, c.id);
-    json_decref(n);
+    json_decref(ix_wait_actor(PORT, &a, "like", p, c.id));
     ix_wait_idle(); /* every like and unlike done */
-    n = ix_wait_actor(PORT, &a, "like", p, c.id);
-    const char *ids[] = {c.id};
-    cr_expect(ix_actors_are(n, ids, 1), "only c likes the post");
+    json_t *n = ix_wait_actor(PORT, &a, "like", p, c.id);
+    cr_expect(ix_actors_are(n, IX_IDS(c.id)), "only c likes the post");
     cr_expect_eq(ts_int(n, "actor_count"), 1);
     cr_expect_eq(ix_like_count(PORT, &a, p), 1);
     json_decref(n);
@@ -183,25 +178,21 @@ Test(likes, acting_on_your_own_post_or_yourself_notifies_nobody)
     snprintf(text, sizeof(text), "@%s nice one", a.handle);
     ix_reply(PORT, &b, text, p, b_reply);
     ts_post(PORT, &b, text, b_mention);
-    json_decref(ix_wait_actor(PORT, &a, "like", p, b.id));
-    json_decref(ix_wait_actor(PORT, &a, "repost", p, b.id));
-    json_decref(ix_wait_actor(PORT, &a, "reply", b_reply, b.id));
-    json_decref(ix_wait_actor(PORT, &a, "mention", b_mention, b.id));
+    ix_wait_actions(PORT, &a, b.id, "like", p, "repost", p, "reply", b_reply, "mention", b_mention,
+                    NULL);
     ix_wait_idle();
 
-    json_t *list = ix_notifications(PORT, &a, NULL, 100);
-    char *s = json_dumps(list, JSON_COMPACT);
-    cr_expect_eq(json_array_size(list), 4, "only b's four actions are notified: %s", s);
-    const char *ids[] = {b.id};
-    cr_expect(ix_actors_are(ix_find(list, "like", p), ids, 1), "a's own like is not notified");
-    cr_expect(ix_actors_are(ix_find(list, "repost", p), ids, 1), "a's own repost is not notified");
-    cr_expect_eq(ix_count(list, "reply", own_reply), 0, "a's reply to itself is not notified");
-    cr_expect_eq(ix_count(list, "mention", own_mention), 0, "a's self-mention is not notified");
-    cr_expect_eq(ix_count(list, "mention", b_reply), 0,
-                 "a reply mentioning its parent's author "
-                 "is only a reply");
-    free(s);
-    json_decref(list);
+    ix_inbox_t in = ix_inbox(PORT, &a, NULL);
+    cr_expect_eq(json_array_size(in.list), 4, "only b's four actions are notified: %s", in.text);
+    cr_expect(ix_actors_are(ix_find(in.list, "like", p), IX_IDS(b.id)),
+              "a's own like is not notified");
+    cr_expect(ix_actors_are(ix_find(in.list, "repost", p), IX_IDS(b.id)),
+              "a's own repost is not notified");
+    cr_expect_eq(ix_count(in.list, "reply", own_reply), 0, "a's reply to itself is not notified");
+    cr_expect_eq(ix_count(in.list, "mention", own_mention), 0, "a's self-mention is not notified");
+    cr_expect_eq(ix_count(in.list, "mention", b_reply), 0,
+                 "a reply mentioning its parent's author is only a reply");
+    ix_inbox_free(&in);
     cr_expect_eq(ix_like_count(PORT, &b, p), 2, "a's own like still counts");
     cr_expect_eq(ix_repost_count(PORT, &b, p), 2, "a's own repost still counts");
 }
@@ -219,8 +210,7 @@ Test(likes, replies_need_a_live_parent_and_mentions_name_existing_users_only)
     cr_expect_str_eq(ts_str(r, "reply_to"), p);
     json_decref(r);
     json_t *n = ix_wait_notification(PORT, &a, "reply", reply, 1);
-    const char *ids[] = {b.id};
-    cr_expect(ix_actors_are(n, ids, 1));
+    cr_expect(ix_actors_are(n, IX_IDS(b.id)));
     cr_expect_str_eq(ts_str(json_object_get(n, "post"), "reply_to"), p,
                      "a reply notification's post is the reply");
     json_decref(n);
@@ -240,6 +230,6 @@ Test(likes, replies_need_a_live_parent_and_mentions_name_existing_users_only)
     cr_expect_str_eq(json_string_value(json_array_get(mentions, 0)), a.id);
     json_decref(r);
     n = ix_wait_notification(PORT, &a, "mention", m, 1);
-    cr_expect(ix_actors_are(n, ids, 1));
+    cr_expect(ix_actors_are(n, IX_IDS(b.id)));
     json_decref(n);
 }

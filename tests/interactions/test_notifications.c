@@ -48,19 +48,15 @@ Test(notifications, every_type_has_its_shape)
     ix_repost(PORT, &b, pa);
     ix_reply(PORT, &b, "a plain reply", pa, rb);
     ix_mention(PORT, &b, &a, NULL, mb);
-    json_decref(ix_wait_actor(PORT, &a, "follow", NULL, b.id));
-    json_decref(ix_wait_actor(PORT, &a, "like", pa, b.id));
-    json_decref(ix_wait_actor(PORT, &a, "repost", pa, b.id));
-    json_decref(ix_wait_actor(PORT, &a, "reply", rb, b.id));
-    json_decref(ix_wait_actor(PORT, &a, "mention", mb, b.id));
+    ix_wait_actions(PORT, &a, b.id, "follow", NULL, "like", pa, "repost", pa, "reply", rb,
+                    "mention", mb, NULL);
 
-    json_t *list = ix_notifications(PORT, &a, NULL, 100);
-    char *s = json_dumps(list, JSON_COMPACT);
-    cr_assert_eq(json_array_size(list), 5, "%s", s);
+    ix_inbox_t in = ix_inbox(PORT, &a, NULL);
+    cr_assert_eq(json_array_size(in.list), 5, "%s", in.text);
     size_t i;
     const json_t *n;
     unsigned long long prev = 0;
-    json_array_foreach(list, i, n)
+    json_array_foreach(in.list, i, n)
     {
         const char *type = ts_str(n, "type");
         cr_expect(all_digits(ts_str(n, "id")), "%s: id is a decimal string", type);
@@ -68,7 +64,7 @@ Test(notifications, every_type_has_its_shape)
             cr_expect_lt(id_of(n), prev, "newest first (%s after %llu)", type, prev);
         prev = id_of(n);
         const json_t *actors = json_object_get(n, "actors");
-        cr_assert_eq(json_array_size(actors), 1, "%s: %s", type, s);
+        cr_assert_eq(json_array_size(actors), 1, "%s: %s", type, in.text);
         const json_t *actor = json_array_get(actors, 0);
         cr_expect_str_eq(ts_str(actor, "id"), b.id);
         cr_expect_str_eq(ts_str(actor, "handle"), b.handle);
@@ -96,8 +92,7 @@ Test(notifications, every_type_has_its_shape)
                 json_string_value(json_array_get(json_object_get(post, "mentions"), 0)), a.id);
         }
     }
-    free(s);
-    json_decref(list);
+    ix_inbox_free(&in);
     cr_expect_eq(ix_unread(PORT, &a), 5);
     cr_expect_eq(ix_unread(PORT, &b), 0);
 }
@@ -116,26 +111,24 @@ Test(notifications, follows_group_by_day_and_unfollow_takes_the_follower_out)
         cr_skip_test("the follows straddled midnight UTC: two groups are right");
     json_t *list = ix_notifications(PORT, &a, NULL, 100);
     cr_assert_eq(json_array_size(list), 1, "three follows on one day are one notification");
-    const char *three[] = {f[2].id, f[1].id, f[0].id};
-    cr_expect(ix_actors_are(json_array_get(list, 0), three, 3), "followers, newest first");
+    cr_expect(ix_actors_are(json_array_get(list, 0), IX_IDS(f[2].id, f[1].id, f[0].id)),
+              "followers, newest first");
     json_decref(list);
     ts_follow(PORT, &f[0], &a); /* following again changes nothing */
 
-    json_decref(ts_callf(PORT, "DELETE", &f[1], NULL, 204, "/v1/users/%s/follow", a.id));
+    ts_unfollow(PORT, &f[1], &a);
     json_t *n = ix_wait_notification(PORT, &a, "follow", NULL, 2);
-    const char *two[] = {f[2].id, f[0].id};
-    cr_expect(ix_actors_are(n, two, 2), "the unfollower is taken out");
+    cr_expect(ix_actors_are(n, IX_IDS(f[2].id, f[0].id)), "the unfollower is taken out");
     json_decref(n);
-    json_decref(ts_callf(PORT, "DELETE", &f[0], NULL, 204, "/v1/users/%s/follow", a.id));
-    json_decref(ts_callf(PORT, "DELETE", &f[2], NULL, 204, "/v1/users/%s/follow", a.id));
+    ts_unfollow(PORT, &f[0], &a);
+    ts_unfollow(PORT, &f[2], &a);
     ix_wait_no_notification(PORT, &a, "follow", NULL);
     ix_wait_unread(PORT, &a, 0);
 
     /* Following again is a new follow. */
     ts_follow(PORT, &f[1], &a);
     n = ix_wait_notification(PORT, &a, "follow", NULL, 1);
-    const char *one[] = {f[1].id};
-    cr_expect(ix_actors_are(n, one, 1));
+    cr_expect(ix_actors_are(n, IX_IDS(f[1].id)));
     json_decref(n);
 }
 
@@ -156,19 +149,18 @@ Test(notifications, replies_and_mentions_are_never_grouped)
         json_decref(ix_wait_actor(PORT, &a, "reply", replies[i], repliers[i]->id));
     for (int i = 0; i < 2; i++)
         json_decref(ix_wait_actor(PORT, &a, "mention", mentions[i], b.id));
-    json_t *list = ix_notifications(PORT, &a, NULL, 100);
-    char *s = json_dumps(list, JSON_COMPACT);
-    cr_expect_eq(json_array_size(list), 5, "one notification per reply and per mention: %s", s);
-    cr_expect_eq(ix_count(list, "reply", NULL), 3, "%s", s);
-    cr_expect_eq(ix_count(list, "mention", NULL), 2, "%s", s);
+    ix_inbox_t in = ix_inbox(PORT, &a, NULL);
+    cr_expect_eq(json_array_size(in.list), 5, "one notification per reply and per mention: %s",
+                 in.text);
+    cr_expect_eq(ix_count(in.list, "reply", NULL), 3, "%s", in.text);
+    cr_expect_eq(ix_count(in.list, "mention", NULL), 2, "%s", in.text);
     size_t i;
     const json_t *n;
-    json_array_foreach(list, i, n)
+    json_array_foreach(in.list, i, n)
     {
-        cr_expect_eq(ts_int(n, "actor_count"), 1, "never grouped: %s", s);
+        cr_expect_eq(ts_int(n, "actor_count"), 1, "never grouped: %s", in.text);
     }
-    free(s);
-    json_decref(list);
+    ix_inbox_free(&in);
     cr_expect_eq(ix_unread(PORT, &a), 5);
 }
 
@@ -191,24 +183,22 @@ Test(notifications, pages_walk_every_group_once_in_order)
     ix_reply(PORT, &u[2], "a reply", p1, r);
     ix_mention(PORT, &u[1], &a, NULL, m);
     json_decref(ix_wait_notification(PORT, &a, "like", p1, 2));
-    json_decref(ix_wait_actor(PORT, &a, "like", p2, u[0].id));
-    json_decref(ix_wait_actor(PORT, &a, "repost", p3, u[2].id));
     json_decref(ix_wait_notification(PORT, &a, "follow", NULL, 2));
-    json_decref(ix_wait_actor(PORT, &a, "reply", r, u[2].id));
+    json_decref(ix_wait_actor(PORT, &a, "like", p2, u[0].id));
+    ix_wait_actions(PORT, &a, u[2].id, "repost", p3, "reply", r, NULL);
     json_decref(ix_wait_actor(PORT, &a, "mention", m, u[1].id));
 
-    json_t *full = ix_notifications(PORT, &a, NULL, 100);
-    char *s = json_dumps(full, JSON_COMPACT);
-    cr_assert_eq(json_array_size(full), 6, "six groups: %s", s);
+    ix_inbox_t in = ix_inbox(PORT, &a, NULL);
+    cr_assert_eq(json_array_size(in.list), 6, "six groups: %s", in.text);
     int sizes[] = {1, 2, 4, 5, 6};
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         json_t *walked = ix_notifications(PORT, &a, NULL, sizes[k]);
-        cr_expect_eq(json_array_size(walked), 6, "pages of %d: every group: %s", sizes[k], s);
+        cr_expect_eq(json_array_size(walked), 6, "pages of %d: every group: %s", sizes[k], in.text);
         for (size_t i = 0; i < json_array_size(walked) && i < 6; i++) {
             cr_expect_str_eq(ts_str(json_array_get(walked, i), "id"),
-                             ts_str(json_array_get(full, i), "id"),
+                             ts_str(json_array_get(in.list, i), "id"),
                              "pages of %d: item %zu, no duplicate or gap", sizes[k], i);
-            cr_expect(json_equal(json_array_get(walked, i), json_array_get(full, i)),
+            cr_expect(json_equal(json_array_get(walked, i), json_array_get(in.list, i)),
                       "pages of %d: item %zu is the same group", sizes[k], i);
         }
         json_decref(walked);
@@ -217,7 +207,7 @@ Test(notifications, pages_walk_every_group_once_in_order)
     json_t *page = ts_callf(PORT, "GET", &a, NULL, 200, "/v1/notifications?limit=1");
     cr_expect(json_is_string(json_object_get(page, "next_cursor")));
     cr_expect_str_eq(ts_str(json_array_get(json_object_get(page, "items"), 0), "id"),
-                     ts_str(json_array_get(full, 0), "id"));
+                     ts_str(json_array_get(in.list, 0), "id"));
     json_decref(page);
     page = ts_callf(PORT, "GET", &a, NULL, 200, "/v1/notifications?limit=6");
     cr_expect(json_is_null(json_object_get(page, "next_cursor")), "six of six: the last page");
@@ -228,8 +218,7 @@ Test(notifications, pages_walk_every_group_once_in_order)
     cr_expect_str_eq(ts_str(json_object_get(json_array_get(likes, 0), "post"), "id"), p2);
     cr_expect_str_eq(ts_str(json_object_get(json_array_get(likes, 1), "post"), "id"), p1);
     json_decref(likes);
-    free(s);
-    json_decref(full);
+    ix_inbox_free(&in);
 }
 
 static void mark_read(const ts_user_t *u, const char *up_to)
@@ -320,10 +309,7 @@ Test(notifications, types_filter_selects_and_bad_types_are_400)
     ts_like(PORT, &b, pa);
     ix_reply(PORT, &b, "reply", pa, r);
     ix_mention(PORT, &b, &a, NULL, m);
-    json_decref(ix_wait_actor(PORT, &a, "follow", NULL, b.id));
-    json_decref(ix_wait_actor(PORT, &a, "like", pa, b.id));
-    json_decref(ix_wait_actor(PORT, &a, "reply", r, b.id));
-    json_decref(ix_wait_actor(PORT, &a, "mention", m, b.id));
+    ix_wait_actions(PORT, &a, b.id, "follow", NULL, "like", pa, "reply", r, "mention", m, NULL);
 
     static const struct {
         const char *query;
@@ -338,20 +324,22 @@ Test(notifications, types_filter_selects_and_bad_types_are_400)
         {"types=mention%2Creply", 0, 0, 0, 1, 1},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        json_t *list = ix_notifications(PORT, &a, cases[i].query, 100);
-        char *s = json_dumps(list, JSON_COMPACT);
-        cr_expect_eq(ix_count(list, "follow", NULL), cases[i].follow, "%s: %s", cases[i].query, s);
-        cr_expect_eq(ix_count(list, "like", NULL), cases[i].like, "%s: %s", cases[i].query, s);
-        cr_expect_eq(ix_count(list, "repost", NULL), cases[i].repost, "%s: %s", cases[i].query, s);
-        cr_expect_eq(ix_count(list, "reply", NULL), cases[i].reply, "%s: %s", cases[i].query, s);
-        cr_expect_eq(ix_count(list, "mention", NULL), cases[i].mention, "%s: %s", cases[i].query,
-                     s);
-        cr_expect_eq(json_array_size(list),
+        ix_inbox_t in = ix_inbox(PORT, &a, cases[i].query);
+        cr_expect_eq(ix_count(in.list, "follow", NULL), cases[i].follow, "%s: %s", cases[i].query,
+                     in.text);
+        cr_expect_eq(ix_count(in.list, "like", NULL), cases[i].like, "%s: %s", cases[i].query,
+                     in.text);
+        cr_expect_eq(ix_count(in.list, "repost", NULL), cases[i].repost, "%s: %s", cases[i].query,
+                     in.text);
+        cr_expect_eq(ix_count(in.list, "reply", NULL), cases[i].reply, "%s: %s", cases[i].query,
+                     in.text);
+        cr_expect_eq(ix_count(in.list, "mention", NULL), cases[i].mention, "%s: %s", cases[i].query,
+                     in.text);
+        cr_expect_eq(json_array_size(in.list),
                      (size_t)(cases[i].follow + cases[i].like + cases[i].repost + cases[i].reply +
                               cases[i].mention),
-                     "%s: %s", cases[i].query, s);
-        free(s);
-        json_decref(list);
+                     "%s: %s", cases[i].query, in.text);
+        ix_inbox_free(&in);
     }
     static const char *const bad[] = {
         "types=likes",       "types=",     "types=like,",   "types=,like",
@@ -426,14 +414,13 @@ Test(notifications_cap, keeps_the_newest_groups)
     /* One more group pushes the oldest kept one out. */
     ts_follow(PORT, &f, &a);
     json_decref(ix_wait_actor(PORT, &a, "follow", NULL, f.id));
-    json_t *list = ix_notifications(PORT, &a, NULL, 100);
-    char *s = json_dumps(list, JSON_COMPACT);
-    cr_expect_eq(json_array_size(list), CAP, "%s", s);
-    cr_expect_str_eq(ts_str(json_array_get(list, 0), "type"), "follow", "%s", s);
-    cr_expect_eq(ix_count(list, "like", p[N - CAP]), 0, "the oldest kept group is gone: %s", s);
+    ix_inbox_t in = ix_inbox(PORT, &a, NULL);
+    cr_expect_eq(json_array_size(in.list), CAP, "%s", in.text);
+    cr_expect_str_eq(ts_str(json_array_get(in.list, 0), "type"), "follow", "%s", in.text);
+    cr_expect_eq(ix_count(in.list, "like", p[N - CAP]), 0, "the oldest kept group is gone: %s",
+                 in.text);
     for (int i = N - CAP + 1; i < N; i++)
-        cr_expect_eq(ix_count(list, "like", p[i]), 1, "%s", s);
-    free(s);
-    json_decref(list);
+        cr_expect_eq(ix_count(in.list, "like", p[i]), 1, "%s", in.text);
+    ix_inbox_free(&in);
     cr_expect_eq(ix_unread(PORT, &a), CAP);
 }
