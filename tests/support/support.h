@@ -241,6 +241,10 @@ void ts_redis_start_cluster(ts_redis_t *r, int masters, int replicas);
  * instead, since a private cluster cannot be crashed and brought back empty on the same
  * ports, and the test on one redis-server would only repeat the binary's first run. */
 void ts_redis_start(ts_redis_t *r, int port);
+/* Starts a private cluster-enabled redis-server with no slots assigned (its cluster bus on
+ * another free port), in either run, as ts_redis_start(r, 0) does otherwise: for commands that
+ * need a cluster node but no slot (CLUSTER KEYSLOT). */
+void ts_redis_start_node(ts_redis_t *r);
 /* Kills the redis-server (SIGKILL) like a crash; ts_redis_start(r, r->port) brings it back.
  * Not for a private cluster (fails the test). */
 void ts_redis_kill(ts_redis_t *r);
