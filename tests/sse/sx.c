@@ -96,6 +96,44 @@ void sx_teardown(void)
         ts_redis_cleanup(&redis);
 }
 
+/* ---- events ------------------------------------------------------------------------------ */
+
+void sx_expect(ts_sse_t *c, const char *type, const char *subject, char id[64], const char *what)
+{
+    ts_sse_item_t ev;
+    ts_sse_expect(c, type, &ev, SX_WAIT_MS, what);
+    if (subject) {
+        char got[24];
+        cr_assert_str_eq(ts_sse_data_id(&ev, got, sizeof(got)), subject, "%s: about %s, not %s",
+                         what, got, subject);
+    }
+    cr_assert_eq(c->unknown_fields, 0, "%s: the stream sent a line naming no SSE field: %s", what,
+                 c->unknown_line);
+    if (id)
+        snprintf(id, 64, "%s", ev.id);
+    ts_sse_item_clear(&ev);
+}
+
+int sx_heartbeats(ts_sse_t *c, int want, int within_ms)
+{
+    int beats = 0;
+    for (uint64_t until = ts_now_ms() + (uint64_t)within_ms; beats < want;) {
+        int64_t left = (int64_t)until - (int64_t)ts_now_ms();
+        ts_sse_item_t it;
+        ts_sse_kind_t k = ts_sse_next(c, &it, left > 0 ? (int)left : 0);
+        if (k == TS_SSE_TIMEOUT)
+            break;
+        cr_assert(k == TS_SSE_COMMENT,
+                  "a stream between heartbeats sent item kind %d (type '%s', "
+                  "id %s)",
+                  k, it.type, it.id);
+        cr_assert_str_eq(it.text, "heartbeat");
+        beats++;
+        ts_sse_item_clear(&it);
+    }
+    return beats;
+}
+
 /* ---- users, posts, metrics --------------------------------------------------------------- */
 
 char *sx_text(const char *tag, size_t len)
