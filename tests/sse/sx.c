@@ -149,45 +149,6 @@ char *sx_text(const char *tag, size_t len)
     return s;
 }
 
-static char *post_body(const char *text)
-{
-    json_t *b = json_pack("{s:s}", "text", text);
-    char *s = b ? json_dumps(b, JSON_COMPACT) : NULL;
-    json_decref(b);
-    return s;
-}
-
-int sx_post_raw(int port, const char *token, const char *text, char id[24])
-{
-    id[0] = '\0';
-    char *body = post_body(text);
-    if (!body)
-        return 0;
-    size_t cap = strlen(body) + strlen(token) + 512;
-    char *req = malloc(cap);
-    if (!req) {
-        free(body);
-        return 0;
-    }
-    int n = snprintf(req, cap,
-                     "POST /v1/posts HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n"
-                     "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n%s",
-                     port, token, strlen(body), body);
-    ts_resp_t r;
-    int status = 0;
-    if (ts_http_raw(port, req, (size_t)n, 15000, &r) == 0) {
-        status = r.status;
-        json_t *j = ts_resp_json(&r);
-        snprintf(id, 24, "%s", ts_str(j, "id"));
-        json_decref(j);
-    }
-    ts_resp_free(&r);
-    free(req);
-    free(body);
-    return status;
-}
-
 json_t *sx_newest_notification(int port, const ts_user_t *u)
 {
     json_t *list = ts_call(port, "GET", "/v1/notifications?limit=1", u->token, NULL, 200);

@@ -59,8 +59,6 @@ void sx_expect(ts_sse_t *c, const char *type, const char *subject, char id[64], 
 int sx_heartbeats(ts_sse_t *c, int want, int within_ms);
 
 /* ---- posts ------------------------------------------------------------------------------- */
-/* POST /v1/posts without assertions, for helper threads: returns the status (0: no answer). */
-int sx_post_raw(int port, const char *token, const char *text, char id[24]);
 /* A text of len characters starting with tag (len 0: just tag), filled with a character that
  * takes four bytes in UTF-8, so a 4,900-character post is about 20 KB. Returns new. */
 char *sx_text(const char *tag, size_t len);

@@ -36,7 +36,12 @@ static void *write_loop(void *arg)
     while (!atomic_load(&w->stop) && atomic_load(&w->n) < WRITER_MAX) {
         char text[48], id[24];
         snprintf(text, sizeof(text), "under load %zu", atomic_load(&w->n));
-        int status = sx_post_raw(w->port, w->token, text, id);
+        ts_resp_t r;
+        int status = ts_post_raw(w->port, w->token, text, 15000, &r) == 0 ? r.status : 0;
+        json_t *j = ts_resp_json(&r);
+        snprintf(id, sizeof(id), "%s", ts_str(j, "id"));
+        json_decref(j);
+        ts_resp_free(&r);
         if (status != 202 || !id[0]) {
             w->failures++;
             w->last_status = status;
@@ -370,6 +375,10 @@ static void expect_400(const ts_user_t *u, const char *bad)
         cr_assert(ts_sse_header(c, "Content-Type", v, sizeof(v)) &&
                       strncmp(v, "application/problem+json", 24) == 0,
                   "%s '%s': the 400 is not a problem", how, bad);
+        json_t *p = json_loads(c->body, 0, NULL);
+        cr_assert_eq(json_integer_value(json_object_get(p, "status")), 400,
+                     "%s '%s': the problem body is %s", how, bad, c->body);
+        json_decref(p);
         ts_sse_close(c);
     }
 }
