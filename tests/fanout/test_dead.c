@@ -83,6 +83,7 @@ Test(dead, malformed_jobs_are_dead_lettered_at_once)
                   "job %s was never dead-lettered", entries[i]);
         cr_assert(strncmp(field(buf, "reason", v, sizeof(v)), "malformed", 9) == 0,
                   "dead letter reason: %s", buf);
+        cr_assert_str_eq(field(buf, "shard", v, sizeof(v)), "0", "the job's stream: %s", buf);
     }
     cr_assert(ts_wait_queue_empty(c, 10000), "malformed jobs still queued or pending");
     cr_assert_eq(ts_redis_int(c, "XLEN fanout:dead"), 3);

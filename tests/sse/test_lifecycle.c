@@ -89,6 +89,9 @@ Test(sse_lifecycle, cors_origin_marks_the_stream_and_answers_the_preflight)
     /* A browser reads errors only when they carry the header too. */
     c = ts_sse_open(srv.port, &(ts_sse_opts_t){.extra_headers = origin}, TS_SSE_OPEN_MS);
     cr_assert_eq(c->status, 401);
+    cr_assert(ts_sse_header(c, "Content-Type", v, sizeof(v)) &&
+                  strncmp(v, "application/problem+json", 24) == 0,
+              "the stream's 401 is not a problem");
     cr_assert(ts_sse_header(c, "Access-Control-Allow-Origin", v, sizeof(v)) &&
                   strcmp(v, ORIGIN) == 0,
               "the stream's 401 has no Access-Control-Allow-Origin");

@@ -55,6 +55,8 @@ Test(sse_paths, the_body_is_close_delimited)
     cr_assert(!ts_sse_header(c, "Content-Length", v, sizeof(v)), "Content-Length: %s", v);
     cr_assert(ts_sse_header(c, "Connection", v, sizeof(v)) && strcasecmp(v, "close") == 0,
               "no Connection: close on a close-delimited body");
+    cr_assert(ts_sse_header(c, "X-Accel-Buffering", v, sizeof(v)) && strcmp(v, "no") == 0,
+              "a proxy may buffer the stream: no X-Accel-Buffering: no");
     ts_sse_close(c);
 }
 

@@ -131,6 +131,7 @@ Test(ids, release_frees_the_node)
 {
     int node = storage_node_id(st);
     storage_node_release(st);
+    cr_expect_eq(storage_node_id(st), -1, "the node id outlived its release");
     cr_expect_eq(ts_redis_int(st_redis, "EXISTS node:{%d}", node), 0,
                  "node %d still leased after release", node);
 }
@@ -140,6 +141,7 @@ Test(ids, release_frees_the_node)
 Test(ids, no_ids_after_release)
 {
     storage_node_release(st);
+    cr_expect_eq(storage_node_id(st), -1);
     cr_expect_eq(storage_id_next(st), 0, "an id was handed out after the node was released");
 }
 

@@ -72,6 +72,11 @@ Test(pool, prepare_creates_the_consumer_group_and_is_repeatable, .init = st_setu
     }
     cr_expect(found, "no consumer group 'engine' on fanout:{0}");
     freeReplyObject(r);
+    /* Every shard's stream has its group, the last one too. */
+    r = ts_redis_cmd(st_redis, "XINFO GROUPS fanout:{%d}", ST_SHARDS - 1);
+    cr_expect(r->type == REDIS_REPLY_ARRAY && r->elements >= 1, "no group on fanout:{%d}",
+              ST_SHARDS - 1);
+    freeReplyObject(r);
 }
 
 Test(pool, unreachable_redis_fails_fast_with_eagain)

@@ -134,6 +134,7 @@ Test(resharding, a_slot_moves_under_reads_and_writes)
     storage_topology_stats_t mid;
     storage_topology_stats(s, &mid);
     cr_expect_gt(mid.redirects, before.redirects, "q went to the target through ASK");
+    cr_expect_eq(mid.masters, MASTERS, "a migrating slot is no new master");
 
     /* p's keys move: now the source answers ASK for p too. */
     char key[40];
@@ -146,6 +147,7 @@ Test(resharding, a_slot_moves_under_reads_and_writes)
     /* The move ends: every master learns the new owner; storage's map is now stale. */
     for (int i = 0; i < MASTERS; i++)
         ok_on(ports[i], "CLUSTER SETSLOT %s NODE %s", slotbuf, to_id);
+    cr_assert_eq(owner_of(slot), to, "slot %d did not move to master %d", slot, to);
     expect_post(s, p, "before the move");
     expect_post(s, q, "written while the slot moves");
     storage_topology_stats_t after;

@@ -336,6 +336,10 @@ Test(slots, key_slots_agree_with_cluster_keyslot, .fini = node_stop)
 {
     ts_redis_start_node(&node);
     redisContext *c = ts_redis_connect(node.port);
+    redisReply *info = ts_redis_cmd_ok(c, "CLUSTER INFO");
+    cr_assert(strstr(info->str, "cluster_slots_assigned:0\r"), "the node serves slots: %s",
+              info->str);
+    freeReplyObject(info);
     enum { KEYS = 400, MAX_LEN = 24 };
     static char keys[KEYS][MAX_LEN];
     static size_t lens[KEYS];
