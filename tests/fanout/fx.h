@@ -15,6 +15,7 @@
 
 #include <hiredis/hiredis.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 /* Why a test that crashes or restarts its Redis skips the cluster run. */
@@ -38,6 +39,16 @@ static inline size_t fx_count_card(redisContext *c, uint64_t base, size_t n, lon
     size_t with_card;
     ts_count_timelines(c, 0, base, n, card, NULL, NULL, &with_card);
     return with_card;
+}
+
+/* A stream entry's fields (a reply of field, value, …) as "field=value " pairs into buf. */
+static inline void fx_pairs(const redisReply *fields, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; k + 1 < fields->elements && used < size; k += 2)
+        used += (size_t)snprintf(buf + used, size - used, "%s=%s ", fields->element[k]->str,
+                                 fields->element[k + 1]->str);
 }
 
 /* Starts redis (a private one, no AOF) and server on it with extra flags (NULL-terminated, may

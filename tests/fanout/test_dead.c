@@ -24,14 +24,9 @@ static bool dead_letter_for(redisContext *c, const char *entry, char *buf, size_
         for (size_t k = 0; k + 1 < fields->elements; k += 2)
             match |= strcmp(fields->element[k]->str, "entry") == 0 &&
                      strcmp(fields->element[k + 1]->str, entry) == 0;
-        if (!match)
-            continue;
-        found = true;
-        size_t used = 0;
-        buf[0] = '\0';
-        for (size_t k = 0; k + 1 < fields->elements && used < size; k += 2)
-            used += (size_t)snprintf(buf + used, size - used, "%s=%s ", fields->element[k]->str,
-                                     fields->element[k + 1]->str);
+        if (match)
+            fx_pairs(fields, buf, size);
+        found = match;
     }
     freeReplyObject(r);
     return found;
@@ -88,6 +83,7 @@ Test(dead, malformed_jobs_are_dead_lettered_at_once)
                   "job %s was never dead-lettered", entries[i]);
         cr_assert(strncmp(field(buf, "reason", v, sizeof(v)), "malformed", 9) == 0,
                   "dead letter reason: %s", buf);
+        cr_assert_str_eq(field(buf, "shard", v, sizeof(v)), "0", "the job's stream: %s", buf);
     }
     cr_assert(ts_wait_queue_empty(c, 10000), "malformed jobs still queued or pending");
     cr_assert_eq(ts_redis_int(c, "XLEN fanout:dead"), 3);
@@ -112,10 +108,7 @@ Test(dead, a_job_that_keeps_failing_is_dead_lettered_after_its_attempts)
     freeReplyObject(ts_redis_cmd_ok(c, "SET followers:{%llu} not-a-sorted-set", author));
     freeReplyObject(ts_redis_cmd_ok(c, "HSET post:{%llu} author %llu text doomed", post, author));
     char entry[64], buf[512], v[128];
-    redisReply *r =
-        ts_redis_cmd_ok(c, "XADD fanout:{0} * kind post post %llu author %llu", post, author);
-    snprintf(entry, sizeof(entry), "%s", r->str);
-    freeReplyObject(r);
+    xadd(c, entry, "XADD fanout:{0} * kind post post 424242 author 4242");
 
     cr_assert(wait_dead_letter(c, entry, buf, sizeof(buf), 30000),
               "the failing job was never dead-lettered (failed attempts so far: %.0f)",

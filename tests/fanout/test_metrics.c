@@ -53,6 +53,9 @@ Test(metrics, fanout_series_are_present_typed_and_consistent)
     assert_typed(text, "tidings_fanout_jobs_failed_total", "counter");
     assert_typed(text, "tidings_fanout_jobs_dead_lettered_total", "counter");
     assert_typed(text, "tidings_fanout_timeline_writes_total", "counter");
+    assert_typed(text, "tidings_fanout_jobs_claimed_total", "counter");
+    assert_typed(text, "tidings_fanout_queue_pending", "gauge");
+    assert_typed(text, "tidings_fanout_active_jobs", "gauge");
     assert_typed(text, "tidings_fanout_queue_length", "gauge");
     assert_typed(text, "tidings_fanout_oldest_pending_seconds", "gauge");
     assert_typed(text, "tidings_fanout_job_duration_seconds", "histogram");

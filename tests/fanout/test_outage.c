@@ -22,13 +22,8 @@ static void last_dead_letter(redisContext *c, char *buf, size_t size)
 {
     snprintf(buf, size, "none");
     redisReply *r = ts_redis_cmd_ok(c, "XREVRANGE fanout:dead + - COUNT 1");
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
-        const redisReply *fields = r->element[0]->element[1];
-        size_t used = 0;
-        for (size_t i = 0; i + 1 < fields->elements && used < size; i += 2)
-            used += (size_t)snprintf(buf + used, size - used, "%s=%s ", fields->element[i]->str,
-                                     fields->element[i + 1]->str);
-    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1)
+        fx_pairs(r->element[0]->element[1], buf, size);
     freeReplyObject(r);
 }
 
@@ -79,6 +74,23 @@ static void assert_delivered(redisContext *c, uint64_t author, uint64_t post, ui
     cr_assert_eq(ts_redis_int(c, "XLEN fanout:dead"), 0, "a job was dead-lettered: %s", dead);
 }
 
+/* A redis-server with AOF (a private cluster in the cluster run), server on it with flags,
+ * author a (handle prefix) with n made-up followers from base, and a post whose fan-out has
+ * started; returns the post, and a connection to Redis in c. */
+static uint64_t fanout_under_way(const char *const *flags, const char *prefix, uint64_t base,
+                                 size_t n, ts_user_t *a, redisContext **c)
+{
+    redis.aof = true;
+    ts_redis_start_like_fixture(&redis);
+    ts_server_start(&server, redis.url, flags, true);
+    ts_register(server.port, prefix, a);
+    *c = ts_redis_connect(redis.port);
+    ts_add_followers(*c, a->num, base, n, 1);
+    uint64_t post = ts_post(server.port, a, "through an outage", NULL);
+    cr_assert(wait_holds(*c, base, post, 30000), "the fan-out never started");
+    return post;
+}
+
 /* 100,000 followers stay below the celebrity threshold: fanned out on write. */
 /* clang-format off */
 static const char *const slow_flags[] = {"--claim-idle-ms", "1000", "--fanout-in-flight", "2000",
@@ -88,22 +100,15 @@ static const char *const slow_flags[] = {"--claim-idle-ms", "1000", "--fanout-in
 Test(outage, redis_restart_in_the_middle_of_a_fanout_delivers_to_every_follower)
 {
     ts_redis_skip_on_cluster(FX_RESTARTS_REDIS);
-    redis.aof = true;
-    ts_redis_start_like_fixture(&redis);
     /* clang-format off */
     const char *extra[] = {"--claim-idle-ms", "500", "--fanout-in-flight", "2000",
                            "--celebrity-threshold", "1000000", NULL};
     /* clang-format on */
-    ts_server_start(&server, redis.url, extra, true);
-    ts_user_t a;
-    ts_register(server.port, "rr_a", &a);
     enum { FOLLOWERS = 150000 }; /* enough that the restart lands mid fan-out */
     const uint64_t base = 7000000;
-    redisContext *c = ts_redis_connect(redis.port);
-    ts_add_followers(c, a.num, base, FOLLOWERS, 1);
-
-    uint64_t post = ts_post(server.port, &a, "through a redis restart", NULL);
-    cr_assert(wait_holds(c, base, post, 30000), "the fan-out never started");
+    ts_user_t a;
+    redisContext *c;
+    uint64_t post = fanout_under_way(extra, "rr_a", base, FOLLOWERS, &a, &c);
     ts_redis_close(c);
     ts_redis_shutdown(&redis);
     ts_sleep_ms(300); /* down for a moment: the engine must notice and back off */
@@ -140,18 +145,11 @@ Test(outage, redis_restart_in_the_middle_of_a_fanout_delivers_to_every_follower)
 
 Test(outage, crash_in_the_middle_of_a_fanout_then_a_fresh_process_delivers_exactly_once)
 {
-    redis.aof = true;
-    ts_redis_start_like_fixture(&redis);
-    ts_server_start(&server, redis.url, slow_flags, true);
-    ts_user_t a;
-    ts_register(server.port, "crash_a", &a);
     enum { FOLLOWERS = 100000 };
     const uint64_t base = 9000000;
-    redisContext *c = ts_redis_connect(redis.port);
-    ts_add_followers(c, a.num, base, FOLLOWERS, 1);
-
-    uint64_t post = ts_post(server.port, &a, "through a crash", NULL);
-    cr_assert(wait_holds(c, base, post, 30000), "the fan-out never started");
+    ts_user_t a;
+    redisContext *c;
+    uint64_t post = fanout_under_way(slow_flags, "crash_a", base, FOLLOWERS, &a, &c);
     ts_server_kill(&server);
     size_t at_crash = fx_count_holding(c, post, base, FOLLOWERS, NULL);
     cr_log_info("%zu of %d followers held the post at the crash", at_crash, FOLLOWERS);
@@ -175,18 +173,11 @@ Test(outage, crash_in_the_middle_of_a_fanout_then_a_fresh_process_delivers_exact
 Test(outage, redis_restart_then_crash_still_delivers_to_every_follower)
 {
     ts_redis_skip_on_cluster(FX_RESTARTS_REDIS);
-    redis.aof = true;
-    ts_redis_start_like_fixture(&redis);
-    ts_server_start(&server, redis.url, slow_flags, true);
-    ts_user_t a;
-    ts_register(server.port, "rrc_a", &a);
     enum { FOLLOWERS = 200000 }; /* enough that the crash lands mid fan-out */
     const uint64_t base = 11000000;
-    redisContext *c = ts_redis_connect(redis.port);
-    ts_add_followers(c, a.num, base, FOLLOWERS, 1);
-
-    uint64_t post = ts_post(server.port, &a, "through a restart and a crash", NULL);
-    cr_assert(wait_holds(c, base, post, 30000), "the fan-out never started");
+    ts_user_t a;
+    redisContext *c;
+    uint64_t post = fanout_under_way(slow_flags, "rrc_a", base, FOLLOWERS, &a, &c);
     ts_redis_close(c);
     ts_redis_shutdown(&redis);
     kill(server.pid, SIGSTOP); /* held while the test counts, as above */

@@ -202,29 +202,6 @@ static int private_redis_port(void)
     return redis.port;
 }
 
-static bool timeline_holds(redisContext *c, uint64_t user, uint64_t post)
-{
-    redisReply *r = ts_redis_cmd(c, "ZSCORE tl:{%llu} %llu", (unsigned long long)user,
-                                 (unsigned long long)post);
-    bool held = r->type == REDIS_REPLY_STRING;
-    freeReplyObject(r);
-    return held;
-}
-
-static bool queue_settled(redisContext *c, int timeout_ms)
-{
-    uint64_t deadline = ts_now_ms() + (uint64_t)timeout_ms;
-    for (;;) {
-        long long length, pending, dead;
-        ts_queue(c, &length, &pending, &dead);
-        if (length == 0 && pending == 0)
-            return true;
-        if (ts_now_ms() >= deadline)
-            return false;
-        ts_sleep_ms(100);
-    }
-}
-
 Test(three_processes, a_process_killed_mid_fanout_leaves_the_job_to_the_other_two)
 {
     start_three(NULL, crash_flags);
@@ -245,7 +222,7 @@ Test(three_processes, a_process_killed_mid_fanout_leaves_the_job_to_the_other_tw
     for (int i = 0; i < REAL; i++)
         cr_assert_eq(ts_feed_until(&feeds[i], 1, SO_WAIT_MS), 1,
                      "real follower %d did not receive the first post", i);
-    cr_assert(queue_settled(rc, 30000), "the first jobs did not finish");
+    cr_assert(ts_wait_queue_empty(rc, 30000), "the first jobs did not finish");
     ts_add_followers(rc, author_id, FAKE_BASE, FAKE, FAKE_SCORE);
 
     char post_s[24];
@@ -260,7 +237,7 @@ Test(three_processes, a_process_killed_mid_fanout_leaves_the_job_to_the_other_tw
     for (int i = 0; i < 100000 && ts_now_ms() - t0 < 30000 && !(holder && started); i++) {
         if (!holder)
             holder = so_job_holder(rc, post);
-        started = started || timeline_holds(rc, FAKE_BASE, post);
+        started = started || ts_timeline_holds(rc, FAKE_BASE, post);
     }
     cr_assert(holder, "no engine took the fan-out job within 30 s");
     cr_assert(started, "the fan-out did not reach the made-up followers within 30 s");
@@ -310,7 +287,7 @@ Test(three_processes, a_process_killed_mid_fanout_leaves_the_job_to_the_other_tw
                 (unsigned long long)(ts_now_ms() - killed_at));
     cr_assert_eq(one, (size_t)FAKE, "%zu of %d made-up timelines hold exactly one entry", one,
                  FAKE);
-    cr_assert(queue_settled(rc, 30000), "the queue did not drain after the fan-out");
+    cr_assert(ts_wait_queue_empty(rc, 30000), "the queue did not drain after the fan-out");
     ts_queue(rc, &length, &pending, &dead);
     cr_assert_eq(dead, 0, "a job was dead-lettered");
     double claimed = 0;

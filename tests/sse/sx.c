@@ -96,6 +96,44 @@ void sx_teardown(void)
         ts_redis_cleanup(&redis);
 }
 
+/* ---- events ------------------------------------------------------------------------------ */
+
+void sx_expect(ts_sse_t *c, const char *type, const char *subject, char id[64], const char *what)
+{
+    ts_sse_item_t ev;
+    ts_sse_expect(c, type, &ev, SX_WAIT_MS, what);
+    if (subject) {
+        char got[24];
+        cr_assert_str_eq(ts_sse_data_id(&ev, got, sizeof(got)), subject, "%s: about %s, not %s",
+                         what, got, subject);
+    }
+    cr_assert_eq(c->unknown_fields, 0, "%s: the stream sent a line naming no SSE field: %s", what,
+                 c->unknown_line);
+    if (id)
+        snprintf(id, 64, "%s", ev.id);
+    ts_sse_item_clear(&ev);
+}
+
+int sx_heartbeats(ts_sse_t *c, int want, int within_ms)
+{
+    int beats = 0;
+    for (uint64_t until = ts_now_ms() + (uint64_t)within_ms; beats < want;) {
+        int64_t left = (int64_t)until - (int64_t)ts_now_ms();
+        ts_sse_item_t it;
+        ts_sse_kind_t k = ts_sse_next(c, &it, left > 0 ? (int)left : 0);
+        if (k == TS_SSE_TIMEOUT)
+            break;
+        cr_assert(k == TS_SSE_COMMENT,
+                  "a stream between heartbeats sent item kind %d (type '%s', "
+                  "id %s)",
+                  k, it.type, it.id);
+        cr_assert_str_eq(it.text, "heartbeat");
+        beats++;
+        ts_sse_item_clear(&it);
+    }
+    return beats;
+}
+
 /* ---- users, posts, metrics --------------------------------------------------------------- */
 
 char *sx_text(const char *tag, size_t len)
@@ -109,45 +147,6 @@ char *sx_text(const char *tag, size_t len)
         memcpy(s + tl + 4 * i, wide, 4);
     s[tl + 4 * fill] = '\0';
     return s;
-}
-
-static char *post_body(const char *text)
-{
-    json_t *b = json_pack("{s:s}", "text", text);
-    char *s = b ? json_dumps(b, JSON_COMPACT) : NULL;
-    json_decref(b);
-    return s;
-}
-
-int sx_post_raw(int port, const char *token, const char *text, char id[24])
-{
-    id[0] = '\0';
-    char *body = post_body(text);
-    if (!body)
-        return 0;
-    size_t cap = strlen(body) + strlen(token) + 512;
-    char *req = malloc(cap);
-    if (!req) {
-        free(body);
-        return 0;
-    }
-    int n = snprintf(req, cap,
-                     "POST /v1/posts HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n"
-                     "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n%s",
-                     port, token, strlen(body), body);
-    ts_resp_t r;
-    int status = 0;
-    if (ts_http_raw(port, req, (size_t)n, 15000, &r) == 0) {
-        status = r.status;
-        json_t *j = ts_resp_json(&r);
-        snprintf(id, 24, "%s", ts_str(j, "id"));
-        json_decref(j);
-    }
-    ts_resp_free(&r);
-    free(req);
-    free(body);
-    return status;
 }
 
 json_t *sx_newest_notification(int port, const ts_user_t *u)

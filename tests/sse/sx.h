@@ -49,9 +49,16 @@ uint64_t sx_server_reap(ts_server_t *s, int timeout_ms);
  * private Redis. */
 void sx_teardown(void);
 
+/* ---- events ------------------------------------------------------------------------------ */
+/* The next event on c must be of type (NULL: any) about subject (a post id; NULL: any), after
+ * no line that names no SSE field; its event id goes to id unless NULL. what names it. */
+void sx_expect(ts_sse_t *c, const char *type, const char *subject, char id[64], const char *what);
+
+/* Reads c for up to within_ms, or until want heartbeats came, and returns how many did; the
+ * stream must not end and must send nothing but heartbeat comments meanwhile. */
+int sx_heartbeats(ts_sse_t *c, int want, int within_ms);
+
 /* ---- posts ------------------------------------------------------------------------------- */
-/* POST /v1/posts without assertions, for helper threads: returns the status (0: no answer). */
-int sx_post_raw(int port, const char *token, const char *text, char id[24]);
 /* A text of len characters starting with tag (len 0: just tag), filled with a character that
  * takes four bytes in UTF-8, so a 4,900-character post is about 20 KB. Returns new. */
 char *sx_text(const char *tag, size_t len);

@@ -51,7 +51,8 @@ static void *serve(void *arg)
     return NULL;
 }
 
-static int canned_start(canned_t *c, const char *bytes, size_t len, size_t piece)
+/* Serves bytes in pieces of piece bytes and opens the client on them. */
+static ts_sse_t *canned_open(canned_t *c, const char *bytes, size_t len, size_t piece)
 {
     c->bytes = bytes;
     c->len = len;
@@ -65,11 +66,12 @@ static int canned_start(canned_t *c, const char *bytes, size_t len, size_t piece
     cr_assert(listen(c->listen_fd, 1) == 0);
     cr_assert(getsockname(c->listen_fd, (struct sockaddr *)&a, &alen) == 0);
     cr_assert(pthread_create(&c->thread, NULL, serve, c) == 0);
-    return ntohs(a.sin_port);
+    return ts_sse_open(ntohs(a.sin_port), NULL, 5000);
 }
 
-static void canned_stop(canned_t *c)
+static void canned_close(canned_t *c, ts_sse_t *s)
 {
+    ts_sse_close(s);
     pthread_join(c->thread, NULL);
     close(c->listen_fd);
 }
@@ -152,14 +154,14 @@ Test(sse_client, parses_chunked_event_streams_split_anywhere)
     char *bytes = chunked(&len);
     for (size_t piece = 1; piece <= 13; piece += 4) {
         canned_t c;
-        int port = canned_start(&c, bytes, len, piece);
-        ts_sse_t *s = ts_sse_open(port, NULL, 5000);
+        ts_sse_t *s = canned_open(&c, bytes, len, piece);
         cr_assert_eq(s->status, 200);
         cr_assert(s->chunked);
         expect_items(s);
+        cr_assert_eq(s->bytes, strlen(stream_text), "piece %zu: the chunks decode to %llu bytes",
+                     piece, (unsigned long long)s->bytes);
         cr_assert(s->clean_end && !s->framing_error, "piece %zu: %s", piece, s->framing_what);
-        ts_sse_close(s);
-        canned_stop(&c);
+        canned_close(&c, s);
     }
     free(bytes);
 }
@@ -170,30 +172,27 @@ Test(sse_client, parses_an_unchunked_stream_until_close)
     int n = snprintf(bytes, sizeof(bytes),
                      "HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n%s", stream_text);
     canned_t c;
-    int port = canned_start(&c, bytes, (size_t)n, 5);
-    ts_sse_t *s = ts_sse_open(port, NULL, 5000);
+    ts_sse_t *s = canned_open(&c, bytes, (size_t)n, 5);
     cr_assert_eq(s->status, 200);
     cr_assert(!s->chunked);
     expect_items(s);
+    cr_assert_eq(s->bytes, strlen(stream_text));
     cr_assert(s->clean_end, "an orderly close after whole events ends a close-delimited body "
                             "cleanly");
-    ts_sse_close(s);
-    canned_stop(&c);
+    canned_close(&c, s);
 
     /* A close in the middle of an event cuts it: not clean, and the half is not an event. */
     n = snprintf(bytes, sizeof(bytes),
                  "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                  "Connection: close\r\n\r\nid: 1-0\ndata: a\n\nid: 2-0\ndata: ha");
-    port = canned_start(&c, bytes, (size_t)n, 7);
-    s = ts_sse_open(port, NULL, 5000);
+    s = canned_open(&c, bytes, (size_t)n, 7);
     ts_sse_item_t it;
     cr_assert_eq(ts_sse_next(s, &it, 5000), TS_SSE_EVENT);
     cr_assert_str_eq(it.id, "1-0");
     ts_sse_item_clear(&it);
     cr_assert_eq(ts_sse_next(s, &it, 5000), TS_SSE_END);
     cr_assert(!s->clean_end && !s->framing_error, "a cut event made a clean end");
-    ts_sse_close(s);
-    canned_stop(&c);
+    canned_close(&c, s);
 }
 
 Test(sse_client, reads_an_error_body_and_reports_broken_chunks)
@@ -202,24 +201,22 @@ Test(sse_client, reads_an_error_body_and_reports_broken_chunks)
         "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/problem+json\r\n"
         "WWW-Authenticate: Bearer\r\nContent-Length: 14\r\n\r\n{\"status\":401}";
     canned_t c;
-    int port = canned_start(&c, err, sizeof(err) - 1, 3);
-    ts_sse_t *s = ts_sse_open(port, NULL, 5000);
+    ts_sse_t *s = canned_open(&c, err, sizeof(err) - 1, 3);
     cr_assert_eq(s->status, 401);
     cr_assert_str_eq(s->body, "{\"status\":401}");
+    cr_assert_eq(s->body_len, 14);
     char v[64];
     cr_assert_str_eq(ts_sse_header(s, "www-authenticate", v, sizeof(v)), "Bearer");
-    ts_sse_close(s);
-    canned_stop(&c);
+    canned_close(&c, s);
 
     static const char broken[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                                  "Transfer-Encoding: chunked\r\n\r\n"
                                  "5\r\n: hi\n\r\n3\r\nid:XX\r\n";
-    port = canned_start(&c, broken, sizeof(broken) - 1, 64);
-    s = ts_sse_open(port, NULL, 5000);
+    s = canned_open(&c, broken, sizeof(broken) - 1, 64);
     ts_sse_item_t it;
     cr_assert_eq(ts_sse_next(s, &it, 5000), TS_SSE_COMMENT);
     cr_assert_eq(ts_sse_next(s, &it, 5000), TS_SSE_END);
     cr_assert(s->framing_error && !s->clean_end);
-    ts_sse_close(s);
-    canned_stop(&c);
+    cr_assert(s->framing_what[0], "a framing error without a description");
+    canned_close(&c, s);
 }

@@ -19,25 +19,13 @@ Test(sse_lifecycle, heartbeats_arrive_on_an_idle_stream)
     ts_user_t u;
     ts_register(srv.port, "beat", &u);
     ts_sse_t *c = ts_stream(srv.port, &u, NULL);
-    uint64_t t0 = ts_now_ms();
-    int beats = 0;
-    while (beats < 3) {
-        int64_t left = (int64_t)(t0 + 5000) - (int64_t)ts_now_ms();
-        ts_sse_item_t it;
-        ts_sse_kind_t k = ts_sse_next(c, &it, left > 0 ? (int)left : 0);
-        cr_assert(k != TS_SSE_TIMEOUT, "%d heartbeats in 5 s with --heartbeat 1", beats);
-        cr_assert(k == TS_SSE_COMMENT, "an idle stream sent item kind %d (type '%s', id %s)", k,
-                  it.type, it.id);
-        cr_assert_str_eq(it.text, "heartbeat");
-        beats++;
-        ts_sse_item_clear(&it);
-    }
+    int beats = sx_heartbeats(c, 3, 5000);
+    cr_assert_eq(beats, 3, "%d heartbeats in 5 s with --heartbeat 1", beats);
     /* And they go on after an event. */
     char post[24];
     ts_post(srv.port, &u, "between heartbeats", post);
+    sx_expect(c, "feed", post, NULL, "a post between heartbeats");
     ts_sse_item_t ev;
-    ts_sse_expect(c, "feed", &ev, SX_WAIT_MS, "a post between heartbeats");
-    ts_sse_item_clear(&ev);
     ts_sse_kind_t k = ts_sse_next(c, &ev, 3000);
     cr_assert(k == TS_SSE_COMMENT && strcmp(ev.text, "heartbeat") == 0,
               "no heartbeat within 3 s after an event (item kind %d)", k);
@@ -56,11 +44,8 @@ Test(sse_lifecycle, sigterm_ends_every_stream_cleanly_and_exits_promptly)
                       ts_stream(srv.port, &b, NULL)};
     char post[24];
     ts_post(srv.port, &a, "before the end", post);
-    for (int i = 0; i < 2; i++) {
-        ts_sse_item_t ev;
-        ts_sse_expect(s[i], "feed", &ev, SX_WAIT_MS, "a post before SIGTERM");
-        ts_sse_item_clear(&ev);
-    }
+    for (int i = 0; i < 2; i++)
+        sx_expect(s[i], "feed", post, NULL, "a post before SIGTERM");
     /* s[2] is idle (parked), s[0..1] have just sent. */
     uint64_t t0 = ts_now_ms();
     cr_assert(kill(srv.pid, SIGTERM) == 0);
@@ -104,6 +89,9 @@ Test(sse_lifecycle, cors_origin_marks_the_stream_and_answers_the_preflight)
     /* A browser reads errors only when they carry the header too. */
     c = ts_sse_open(srv.port, &(ts_sse_opts_t){.extra_headers = origin}, TS_SSE_OPEN_MS);
     cr_assert_eq(c->status, 401);
+    cr_assert(ts_sse_header(c, "Content-Type", v, sizeof(v)) &&
+                  strncmp(v, "application/problem+json", 24) == 0,
+              "the stream's 401 is not a problem");
     cr_assert(ts_sse_header(c, "Access-Control-Allow-Origin", v, sizeof(v)) &&
                   strcmp(v, ORIGIN) == 0,
               "the stream's 401 has no Access-Control-Allow-Origin");
@@ -153,21 +141,6 @@ Test(sse_lifecycle, without_cors_origin_there_are_no_cors_headers)
     ts_sse_close(c);
 }
 
-/* The next event on c must be type about subject (a post id; NULL: any); returns its id. */
-static void expect_on(ts_sse_t *c, const char *type, const char *subject, char *id,
-                      const char *what)
-{
-    ts_sse_item_t ev;
-    ts_sse_expect(c, type, &ev, SX_WAIT_MS, what);
-    if (subject) {
-        char got[24];
-        cr_assert_str_eq(ts_sse_data_id(&ev, got, sizeof(got)), subject, "%s: about %s, not %s",
-                         what, got, subject);
-    }
-    snprintf(id, 64, "%s", ev.id);
-    ts_sse_item_clear(&ev);
-}
-
 Test(sse_lifecycle, two_processes_on_one_redis_deliver_to_each_others_streams)
 {
     sx_use_private_redis();  /* events are ordered: no other binary's engine may touch its jobs */
@@ -182,21 +155,21 @@ Test(sse_lifecycle, two_processes_on_one_redis_deliver_to_each_others_streams)
 
     char post[24], mine[24], ida[64], idb[64];
     ts_post(other.port, &author, "made through B", post);
-    expect_on(on_a, "feed", post, ida, "a post made through B, stream on A");
-    expect_on(on_b, "feed", post, idb, "a post made through B, stream on B");
+    sx_expect(on_a, "feed", post, ida, "a post made through B, stream on A");
+    sx_expect(on_b, "feed", post, idb, "a post made through B, stream on B");
     cr_assert_str_eq(ida, idb, "one event, two ids");
 
     ts_post(srv.port, &user, "mine, through A", mine);
-    expect_on(on_a, "feed", mine, ida, "the user's own post, stream on A");
-    expect_on(on_b, "feed", mine, idb, "the user's own post, stream on B");
+    sx_expect(on_a, "feed", mine, ida, "the user's own post, stream on A");
+    sx_expect(on_b, "feed", mine, idb, "the user's own post, stream on B");
     ts_like(other.port, &author, mine);
-    expect_on(on_a, "notification", NULL, ida, "a like made through B, stream on A");
-    expect_on(on_b, "notification", NULL, idb, "a like made through B, stream on B");
+    sx_expect(on_a, "notification", NULL, ida, "a like made through B, stream on A");
+    sx_expect(on_b, "notification", NULL, idb, "a like made through B, stream on B");
     cr_assert_str_eq(ida, idb);
 
     ts_delete_post(other.port, &author, post);
-    expect_on(on_a, "delete", post, ida, "a deletion made through B, stream on A");
-    expect_on(on_b, "delete", post, idb, "a deletion made through B, stream on B");
+    sx_expect(on_a, "delete", post, ida, "a deletion made through B, stream on A");
+    sx_expect(on_b, "delete", post, idb, "a deletion made through B, stream on B");
     cr_assert_str_eq(ida, idb);
 
     /* B stops: A's stream is untouched and still gets what B's clients did before. */
@@ -204,6 +177,6 @@ Test(sse_lifecycle, two_processes_on_one_redis_deliver_to_each_others_streams)
     sx_server_stop(&other, 10000);
     char late[24];
     ts_post(srv.port, &author, "through A now", late);
-    expect_on(on_a, "feed", late, ida, "a post after B stopped");
+    sx_expect(on_a, "feed", late, ida, "a post after B stopped");
     ts_sse_close(on_a);
 }

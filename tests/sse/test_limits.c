@@ -151,6 +151,10 @@ Test(sse_limits, max_streams_answers_503_beyond_the_limit)
     cr_assert(ts_sse_header(s4, "Content-Type", v, sizeof(v)) &&
                   strncmp(v, "application/problem+json", 24) == 0,
               "the 503 is not a problem");
+    json_t *problem = json_loads(s4->body, 0, NULL);
+    cr_assert_eq(json_integer_value(json_object_get(problem, "status")), 503,
+                 "the problem body is %s", s4->body);
+    json_decref(problem);
     ts_sse_close(s4);
     /* Other requests are not limited. */
     json_decref(ts_call(srv.port, "GET", "/v1/timeline", a.token, NULL, 200));

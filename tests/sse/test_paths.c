@@ -17,39 +17,16 @@ static ts_server_t srv;
 /* Feed, delete and a heartbeat, in order, on one stream of a server run with args. */
 static void feed_delete_heartbeat(const char *const *args, const char *tag)
 {
-    sx_use_private_redis(); /* events are ordered: no other binary's engine may touch its jobs */
-    sx_server(&srv, args);
-    char rh[32], ah[32];
-    snprintf(rh, sizeof(rh), "%sr", tag);
-    snprintf(ah, sizeof(ah), "%sa", tag);
+    /* A private Redis: events are ordered, so no other binary's engine may touch its jobs. */
     ts_user_t reader, author;
-    ts_register(srv.port, rh, &reader);
-    ts_register(srv.port, ah, &author);
-    ts_follow(srv.port, &reader, &author);
-    ts_sse_t *c = ts_stream(srv.port, &reader, NULL);
-
-    char post[24], id[24];
+    ts_sse_t *c = sx_reader_of(&srv, args, tag, &reader, &author);
+    char post[24], feed_id[64], delete_id[64];
     ts_post(srv.port, &author, "both paths", post);
-    ts_sse_item_t ev;
-    ts_sse_expect(c, "feed", &ev, SX_WAIT_MS, "the post");
-    cr_assert_str_eq(ts_sse_data_id(&ev, id, sizeof(id)), post);
-    char feed_id[64];
-    snprintf(feed_id, sizeof(feed_id), "%s", ev.id);
-    ts_sse_item_clear(&ev);
+    sx_expect(c, "feed", post, feed_id, "the post");
     ts_delete_post(srv.port, &author, post);
-    ts_sse_expect(c, "delete", &ev, SX_WAIT_MS, "the deletion");
-    cr_assert_str_eq(ts_sse_data_id(&ev, id, sizeof(id)), post);
-    cr_assert_gt(ts_sse_id_cmp(ev.id, feed_id), 0);
-    ts_sse_item_clear(&ev);
-    int beats = 0;
-    for (uint64_t until = ts_now_ms() + 2500; beats == 0 && ts_now_ms() < until;) {
-        ts_sse_kind_t k = ts_sse_next(c, &ev, 500);
-        cr_assert(k != TS_SSE_END, "the stream ended");
-        cr_assert(k != TS_SSE_EVENT, "an unexpected event %s %s", ev.id, ev.type);
-        beats += k == TS_SSE_COMMENT && strcmp(ev.text, "heartbeat") == 0;
-        ts_sse_item_clear(&ev);
-    }
-    cr_assert_eq(beats, 1, "no heartbeat within 2.5 s with --heartbeat 1");
+    sx_expect(c, "delete", post, delete_id, "the deletion");
+    cr_assert_gt(ts_sse_id_cmp(delete_id, feed_id), 0);
+    cr_assert_eq(sx_heartbeats(c, 1, 2500), 1, "no heartbeat within 2.5 s with --heartbeat 1");
     cr_assert_eq(c->unknown_fields, 0, "unknown SSE line: %s", c->unknown_line);
     cr_assert(!c->chunked, "the stream body is chunked");
     ts_sse_close(c);
@@ -78,6 +55,8 @@ Test(sse_paths, the_body_is_close_delimited)
     cr_assert(!ts_sse_header(c, "Content-Length", v, sizeof(v)), "Content-Length: %s", v);
     cr_assert(ts_sse_header(c, "Connection", v, sizeof(v)) && strcasecmp(v, "close") == 0,
               "no Connection: close on a close-delimited body");
+    cr_assert(ts_sse_header(c, "X-Accel-Buffering", v, sizeof(v)) && strcmp(v, "no") == 0,
+              "a proxy may buffer the stream: no X-Accel-Buffering: no");
     ts_sse_close(c);
 }
 
@@ -85,19 +64,10 @@ Test(sse_paths, the_body_is_close_delimited)
  * is closed and counted out, and the other streams go on. */
 static void hang_up_is_noticed(const char *const *args, const char *tag)
 {
-    sx_use_private_redis();
-    sx_server(&srv, args);
-    char gh[32], sh[32], ah[32];
-    snprintf(gh, sizeof(gh), "%sg", tag);
-    snprintf(sh, sizeof(sh), "%ss", tag);
-    snprintf(ah, sizeof(ah), "%sa", tag);
-    ts_user_t gone, stays, author;
-    ts_register(srv.port, gh, &gone);
-    ts_register(srv.port, sh, &stays);
-    ts_register(srv.port, ah, &author);
-    ts_follow(srv.port, &gone, &author);
+    ts_user_t gone, author, stays;
+    ts_sse_t *g = sx_reader_of(&srv, args, tag, &gone, &author);
+    ts_register(srv.port, tag, &stays);
     ts_follow(srv.port, &stays, &author);
-    ts_sse_t *g = ts_stream(srv.port, &gone, NULL);
     ts_sse_t *s = ts_stream(srv.port, &stays, NULL);
     cr_assert_eq(ts_metric(srv.port, "tidings_streams_open"), 2);
     ts_sse_close(g);

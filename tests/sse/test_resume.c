@@ -6,6 +6,7 @@
 
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,7 +36,12 @@ static void *write_loop(void *arg)
     while (!atomic_load(&w->stop) && atomic_load(&w->n) < WRITER_MAX) {
         char text[48], id[24];
         snprintf(text, sizeof(text), "under load %zu", atomic_load(&w->n));
-        int status = sx_post_raw(w->port, w->token, text, id);
+        ts_resp_t r;
+        int status = ts_post_raw(w->port, w->token, text, 15000, &r) == 0 ? r.status : 0;
+        json_t *j = ts_resp_json(&r);
+        snprintf(id, sizeof(id), "%s", ts_str(j, "id"));
+        json_decref(j);
+        ts_resp_free(&r);
         if (status != 202 || !id[0]) {
             w->failures++;
             w->last_status = status;
@@ -292,17 +298,7 @@ Test(sse_resume, a_connected_user_stays_online_longer_than_the_grace)
     ts_post(srv.port, &author, "at once", post);
     ts_feed_read(c, &g, SX_WAIT_MS, "a post right after connecting");
     /* Three seconds connected (heartbeats keep coming), then another post. */
-    uint64_t until = ts_now_ms() + 3000;
-    int beats = 0;
-    for (int64_t left; (left = (int64_t)until - (int64_t)ts_now_ms()) > 0;) {
-        ts_sse_item_t it;
-        ts_sse_kind_t k = ts_sse_next(c, &it, (int)left);
-        cr_assert(k != TS_SSE_END, "the stream ended");
-        cr_assert(k != TS_SSE_EVENT, "an unexpected event: %s %s", it.id, it.type);
-        beats += k == TS_SSE_COMMENT;
-        ts_sse_item_clear(&it);
-    }
-    cr_assert_geq(beats, 1, "no heartbeat in 3 s with --heartbeat 1");
+    cr_assert_geq(sx_heartbeats(c, INT_MAX, 3000), 1, "no heartbeat in 3 s with --heartbeat 1");
     ts_post(srv.port, &author, "three seconds later", post);
     ts_feed_read(c, &g, 15000, "a post 3 s after connecting (--stream-grace-ms 1000)");
     cr_assert_str_eq(g.post[1], post);
@@ -338,19 +334,15 @@ Test(sse_resume, a_cursor_before_the_trimmed_log_gets_reset)
                      "event (%s), not %s",
                      wg.event[wg.n - 1], reset);
     ts_post(srv.port, &user, "after the reset", post);
-    ts_sse_item_t ev;
-    ts_sse_expect(c, "feed", &ev, SX_WAIT_MS, "a live post after the reset");
-    char id[24];
-    cr_assert_str_eq(ts_sse_data_id(&ev, id, sizeof(id)), post);
-    ts_sse_item_clear(&ev);
+    sx_expect(c, "feed", post, NULL, "a live post after the reset");
 
     /* A cursor still inside the log resumes normally: the last 10 the watcher saw. */
     ts_sse_close(c);
     c = ts_stream(srv.port, &user, wg.event[wg.n - 11]);
     for (size_t i = wg.n - 10; i < wg.n; i++) {
-        ts_sse_expect(c, "feed", &ev, SX_WAIT_MS, "a replay from inside the log");
-        cr_assert_str_eq(ev.id, wg.event[i]);
-        ts_sse_item_clear(&ev);
+        char id[64];
+        sx_expect(c, "feed", wg.post[i], id, "a replay from inside the log");
+        cr_assert_str_eq(id, wg.event[i]);
     }
     ts_sse_close(c);
     ts_sse_close(watch);
@@ -358,44 +350,49 @@ Test(sse_resume, a_cursor_before_the_trimmed_log_gets_reset)
     ts_feed_free(&wg);
 }
 
-/* Opening u's stream with this Last-Event-ID (header, then query) answers 400. */
-static void expect_400(const ts_user_t *u, const char *bad, const char *query_bad)
+/* Registers u on the fixture, with a stream opened once: online, so a valid id would resume. */
+static void online_user(const char *prefix, ts_user_t *u)
 {
-    ts_sse_t *c = ts_sse_open(srv.port, &(ts_sse_opts_t){.token = u->token, .last_event_id = bad},
-                              TS_SSE_OPEN_MS);
-    cr_assert_eq(c->status, 400, "Last-Event-ID '%s': expected 400, got %d", bad, c->status);
-    char v[128];
-    cr_assert(ts_sse_header(c, "Content-Type", v, sizeof(v)) &&
-                  strncmp(v, "application/problem+json", 24) == 0,
-              "Last-Event-ID '%s': the 400 is not a problem", bad);
-    ts_sse_close(c);
-    char path[256];
-    snprintf(path, sizeof(path), "/v1/stream?last_event_id=%s", query_bad ? query_bad : bad);
-    c = ts_sse_open(srv.port, &(ts_sse_opts_t){.token = u->token, .path = path}, TS_SSE_OPEN_MS);
-    cr_assert_eq(c->status, 400, "?last_event_id=%s: expected 400, got %d", bad, c->status);
-    ts_sse_close(c);
+    sx_use_fixture_redis();
+    sx_server(&srv, NULL);
+    ts_register(srv.port, prefix, u);
+    ts_sse_close(ts_stream(srv.port, u, NULL));
+}
+
+/* Opening u's stream with this Last-Event-ID, by header and by query, answers a 400 problem. */
+static void expect_400(const ts_user_t *u, const char *bad)
+{
+    char path[256], v[128];
+    size_t len = (size_t)snprintf(path, sizeof(path), "/v1/stream?last_event_id=");
+    for (const char *p = bad; *p; p++) /* in a query '+' is a space: %2B */
+        len += (size_t)snprintf(path + len, sizeof(path) - len, *p == '+' ? "%%2B" : "%c", *p);
+    const ts_sse_opts_t opts[2] = {{.token = u->token, .last_event_id = bad},
+                                   {.token = u->token, .path = path}};
+    for (int q = 0; q < 2; q++) {
+        const char *how = q ? "?last_event_id=" : "Last-Event-ID";
+        ts_sse_t *c = ts_sse_open(srv.port, &opts[q], TS_SSE_OPEN_MS);
+        cr_assert_eq(c->status, 400, "%s '%s': expected 400, got %d", how, bad, c->status);
+        cr_assert(ts_sse_header(c, "Content-Type", v, sizeof(v)) &&
+                      strncmp(v, "application/problem+json", 24) == 0,
+                  "%s '%s': the 400 is not a problem", how, bad);
+        json_t *p = json_loads(c->body, 0, NULL);
+        cr_assert_eq(json_integer_value(json_object_get(p, "status")), 400,
+                     "%s '%s': the problem body is %s", how, bad, c->body);
+        json_decref(p);
+        ts_sse_close(c);
+    }
 }
 
 Test(sse_resume, a_malformed_last_event_id_is_400)
 {
-    sx_use_fixture_redis();
-    sx_server(&srv, NULL);
+    static const char *const bad[] = {"abc",  "12",   "-1",   "1-",    "-",   "1-2-3",
+                                      "1--2", "1-2x", "x1-2", "1.5-2", "+1-2"};
     ts_user_t u;
-    ts_register(srv.port, "badid", &u);
-    ts_sse_close(ts_stream(srv.port, &u, NULL)); /* online now: a valid id would resume */
-    expect_400(&u, "abc", NULL);
-    expect_400(&u, "12", NULL);
-    expect_400(&u, "-1", NULL);
-    expect_400(&u, "1-", NULL);
-    expect_400(&u, "-", NULL);
-    expect_400(&u, "1-2-3", NULL);
-    expect_400(&u, "1--2", NULL);
-    expect_400(&u, "1-2x", NULL);
-    expect_400(&u, "x1-2", NULL);
-    expect_400(&u, "1.5-2", NULL);
-    expect_400(&u, "+1-2", "%2B1-2");
-    expect_400(&u, "123456789012345678901-0", NULL);                            /* 21 digits */
-    expect_400(&u, "1-123456789012345678901234567890123456789012345678", NULL); /* 50 long */
+    online_user("badid", &u);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_400(&u, bad[i]);
+    expect_400(&u, "123456789012345678901-0");                            /* 21 digits */
+    expect_400(&u, "1-123456789012345678901234567890123456789012345678"); /* 50 long */
     /* And a well-formed one still opens. */
     ts_sse_close(ts_stream(srv.port, &u, "1-0"));
 }
@@ -403,15 +400,12 @@ Test(sse_resume, a_malformed_last_event_id_is_400)
 Test(sse_resume, a_last_event_id_beyond_64_bits_is_400)
 {
     /* Redis stream ids are two unsigned 64-bit numbers; the server never sends more. */
-    sx_use_fixture_redis();
-    sx_server(&srv, NULL);
     ts_user_t u;
-    ts_register(srv.port, "bigid", &u);
-    ts_sse_close(ts_stream(srv.port, &u, NULL));    /* online now: the id would be resumed from */
-    expect_400(&u, "18446744073709551616-0", NULL); /* 2^64 */
-    expect_400(&u, "99999999999999999999-0", NULL); /* 20 digits, beyond 2^64 */
-    expect_400(&u, "1-18446744073709551616", NULL); /* sequence 2^64 */
-    expect_400(&u, "1-999999999999999999999999", NULL); /* 24-digit sequence */
+    online_user("bigid", &u);
+    expect_400(&u, "18446744073709551616-0");     /* 2^64 */
+    expect_400(&u, "99999999999999999999-0");     /* 20 digits, beyond 2^64 */
+    expect_400(&u, "1-18446744073709551616");     /* sequence 2^64 */
+    expect_400(&u, "1-999999999999999999999999"); /* 24-digit sequence */
 }
 
 Test(sse_resume, entries_of_the_earlier_log_format_replay_too)

@@ -6,6 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+storage_t *st_create(const char *url)
+{
+    char fixture[64];
+    ts_redis_url(fixture, sizeof(fixture), ts_redis_port());
+    storage_config_t cfg;
+    storage_config_defaults(&cfg);
+    cfg.url = url ? url : fixture;
+    return storage_create(&cfg);
+}
+
 storage_t *st_storage(void)
 {
     char url[64];

@@ -17,6 +17,9 @@
 #define ST_SHARDS 61
 #define ST_SHARD(user) ((int)((user) % ST_SHARDS))
 
+/* storage_create with the default config on url (NULL: the fixture Redis); NULL when refused.
+ * Nothing is leased. */
+storage_t *st_create(const char *url);
 /* A storage_t on the fixture Redis with ST_SHARDS fan-out shards and a node id leased (so
  * storage_id_next works). */
 storage_t *st_storage(void);

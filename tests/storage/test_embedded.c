@@ -34,10 +34,7 @@ static const char *server(void)
 
 static storage_t *connect_to(const char *url)
 {
-    storage_config_t cfg;
-    storage_config_defaults(&cfg);
-    cfg.url = url;
-    storage_t *s = storage_create(&cfg);
+    storage_t *s = st_create(url);
     cr_assert_not_null(s, "storage_create(%s)", url);
     return s;
 }

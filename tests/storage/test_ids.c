@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-TestSuite(ids, .timeout = 60);
+TestSuite(ids, .init = st_setup, .fini = st_teardown, .timeout = 60);
 
 #define THREADS 4
 #define PER_THREAD 50000
@@ -22,12 +22,7 @@ static uint64_t wall_ms(void)
 
 Test(ids, none_without_a_leased_node)
 {
-    char url[64];
-    ts_redis_url(url, sizeof(url), ts_redis_port());
-    storage_config_t cfg;
-    storage_config_defaults(&cfg);
-    cfg.url = url;
-    storage_t *s = storage_create(&cfg);
+    storage_t *s = st_create(NULL);
     cr_assert_not_null(s);
     cr_expect_eq(storage_node_id(s), -1);
     cr_expect_eq(storage_id_next(s), 0);
@@ -36,15 +31,13 @@ Test(ids, none_without_a_leased_node)
 
 Test(ids, increase_within_one_thread_and_fit_53_bits)
 {
-    storage_t *s = st_storage();
     uint64_t prev = 0;
     for (int i = 0; i < 100000; i++) {
-        uint64_t id = storage_id_next(s);
+        uint64_t id = storage_id_next(st);
         cr_assert_gt(id, prev, "id %d went backwards", i);
         cr_assert_lt(id, 1ULL << 53);
         prev = id;
     }
-    st_storage_free(s);
 }
 
 typedef struct {
@@ -73,13 +66,12 @@ static int cmp_u64(const void *a, const void *b)
 
 Test(ids, unique_across_threads)
 {
-    storage_t *s = st_storage();
     uint64_t *all = calloc(THREADS * PER_THREAD, sizeof(*all));
     cr_assert_not_null(all);
     pthread_t t[THREADS];
     worker_t w[THREADS];
     for (int i = 0; i < THREADS; i++) {
-        w[i] = (worker_t){.s = s, .out = all + (size_t)i * PER_THREAD};
+        w[i] = (worker_t){.s = st, .out = all + (size_t)i * PER_THREAD};
         cr_assert_eq(pthread_create(&t[i], NULL, generate, &w[i]), 0);
     }
     for (int i = 0; i < THREADS; i++) {
@@ -93,92 +85,71 @@ Test(ids, unique_across_threads)
         dups += all[i] == all[i - 1];
     cr_expect_eq(dups, 0, "%zu duplicate ids among %d", dups, THREADS * PER_THREAD);
     free(all);
-    st_storage_free(s);
 }
 
 Test(ids, encode_their_creation_time)
 {
-    storage_t *s = st_storage();
     uint64_t before = wall_ms();
-    uint64_t id = storage_id_next(s);
+    uint64_t id = storage_id_next(st);
     uint64_t after = wall_ms();
     uint64_t t = storage_id_time_ms(id);
     cr_expect(t >= before && t <= after, "id time %llu not within [%llu, %llu]",
               (unsigned long long)t, (unsigned long long)before, (unsigned long long)after);
     cr_expect_eq(storage_id_time_ms(0), STORAGE_ID_EPOCH_MS);
-    st_storage_free(s);
 }
 
 Test(ids, lease_is_a_redis_key_that_expires)
 {
-    storage_t *s = st_storage();
-    int node = storage_node_id(s);
+    int node = storage_node_id(st);
     cr_assert(node >= 0 && node < 64, "node %d", node);
-    redisContext *c = ts_redis_connect(ts_redis_port());
-    long long pttl = ts_redis_int(c, "PTTL node:{%d}", node);
+    long long pttl = ts_redis_int(st_redis, "PTTL node:{%d}", node);
     cr_expect(pttl > 0 && pttl <= 30000, "lease PTTL %lld", pttl);
-    ts_redis_close(c);
-    st_storage_free(s);
 }
 
 Test(ids, renew_keeps_the_node_and_extends_the_lease)
 {
-    storage_t *s = st_storage();
-    int node = storage_node_id(s);
-    redisContext *c = ts_redis_connect(ts_redis_port());
-    cr_assert_eq(ts_redis_int(c, "PEXPIRE node:{%d} 5000", node), 1);
-    cr_expect_eq(storage_node_renew(s), 0);
-    cr_expect_eq(storage_node_id(s), node);
-    long long pttl = ts_redis_int(c, "PTTL node:{%d}", node);
+    int node = storage_node_id(st);
+    cr_assert_eq(ts_redis_int(st_redis, "PEXPIRE node:{%d} 5000", node), 1);
+    cr_expect_eq(storage_node_renew(st), 0);
+    cr_expect_eq(storage_node_id(st), node);
+    long long pttl = ts_redis_int(st_redis, "PTTL node:{%d}", node);
     cr_expect_gt(pttl, 5000, "the lease was not extended: PTTL %lld", pttl);
-    ts_redis_close(c);
-    st_storage_free(s);
 }
 
 Test(ids, renew_takes_a_node_again_after_losing_the_lease)
 {
-    storage_t *s = st_storage();
-    int node = storage_node_id(s);
-    redisContext *c = ts_redis_connect(ts_redis_port());
-    cr_assert_eq(ts_redis_int(c, "DEL node:{%d}", node), 1);
-    cr_expect_eq(storage_node_renew(s), 0);
-    int now = storage_node_id(s);
+    int node = storage_node_id(st);
+    cr_assert_eq(ts_redis_int(st_redis, "DEL node:{%d}", node), 1);
+    cr_expect_eq(storage_node_renew(st), 0);
+    int now = storage_node_id(st);
     cr_assert(now >= 0 && now < 64);
-    cr_expect_eq(ts_redis_int(c, "EXISTS node:{%d}", now), 1, "node %d is not leased after renew",
-                 now);
-    ts_redis_close(c);
-    st_storage_free(s);
+    cr_expect_eq(ts_redis_int(st_redis, "EXISTS node:{%d}", now), 1,
+                 "node %d is not leased after renew", now);
 }
 
 Test(ids, release_frees_the_node)
 {
-    storage_t *s = st_storage();
-    int node = storage_node_id(s);
-    storage_node_release(s);
-    redisContext *c = ts_redis_connect(ts_redis_port());
-    cr_expect_eq(ts_redis_int(c, "EXISTS node:{%d}", node), 0, "node %d still leased after release",
-                 node);
-    ts_redis_close(c);
-    storage_destroy(s);
+    int node = storage_node_id(st);
+    storage_node_release(st);
+    cr_expect_eq(storage_node_id(st), -1, "the node id outlived its release");
+    cr_expect_eq(ts_redis_int(st_redis, "EXISTS node:{%d}", node), 0,
+                 "node %d still leased after release", node);
 }
 
 /* storage.h: storage_id_next "returns 0 while no node id is leased". After a release
  * another process may lease the same node, so ids from it could clash. */
 Test(ids, no_ids_after_release)
 {
-    storage_t *s = st_storage();
-    storage_node_release(s);
-    cr_expect_eq(storage_id_next(s), 0, "an id was handed out after the node was released");
-    storage_destroy(s);
+    storage_node_release(st);
+    cr_expect_eq(storage_node_id(st), -1);
+    cr_expect_eq(storage_id_next(st), 0, "an id was handed out after the node was released");
 }
 
 Test(ids, two_instances_lease_different_nodes)
 {
-    storage_t *a = st_storage();
     storage_t *b = st_storage();
-    cr_expect_neq(storage_node_id(a), storage_node_id(b));
-    uint64_t ia = storage_id_next(a), ib = storage_id_next(b);
+    cr_expect_neq(storage_node_id(st), storage_node_id(b));
+    uint64_t ia = storage_id_next(st), ib = storage_id_next(b);
     cr_expect_neq(ia, ib);
-    st_storage_free(a);
     st_storage_free(b);
 }

@@ -8,14 +8,6 @@
 
 TestSuite(pool, .timeout = 60);
 
-static storage_t *create(const char *url)
-{
-    storage_config_t cfg;
-    storage_config_defaults(&cfg);
-    cfg.url = url;
-    return storage_create(&cfg);
-}
-
 Test(pool, rejects_bad_urls)
 {
     static const char *const bad[] = {
@@ -33,7 +25,7 @@ Test(pool, rejects_bad_urls)
         "redis://h:1x",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        storage_t *s = create(bad[i]);
+        storage_t *s = st_create(bad[i]);
         cr_expect_null(s, "storage_create accepted '%s'", bad[i]);
         storage_destroy(s);
     }
@@ -46,7 +38,7 @@ Test(pool, accepts_good_urls_without_connecting)
         "redis://:secret@h:6379", "redis://user:pw@h:1/0", "unix:///tmp/no-such.sock",
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        storage_t *s = create(good[i]);
+        storage_t *s = st_create(good[i]);
         cr_expect_not_null(s, "storage_create refused '%s'", good[i]);
         if (s)
             cr_expect_not(storage_is_up(s), "'%s' is up before any command", good[i]);
@@ -56,9 +48,7 @@ Test(pool, accepts_good_urls_without_connecting)
 
 Test(pool, ping_answers_and_marks_up)
 {
-    char url[64];
-    ts_redis_url(url, sizeof(url), ts_redis_port());
-    storage_t *s = create(url);
+    storage_t *s = st_create(NULL);
     cr_assert_not_null(s);
     cr_expect_not(storage_is_up(s));
     cr_expect_eq(storage_ping(s), 0);
@@ -66,13 +56,12 @@ Test(pool, ping_answers_and_marks_up)
     storage_destroy(s);
 }
 
-Test(pool, prepare_creates_the_consumer_group_and_is_repeatable)
+Test(pool, prepare_creates_the_consumer_group_and_is_repeatable, .init = st_setup,
+     .fini = st_teardown)
 {
-    storage_t *s = st_storage();
-    cr_expect_eq(storage_prepare(s), 0);
-    cr_expect_eq(storage_prepare(s), 0);
-    redisContext *c = ts_redis_connect(ts_redis_port());
-    redisReply *r = ts_redis_cmd(c, "XINFO GROUPS fanout:{0}");
+    cr_expect_eq(storage_prepare(st), 0);
+    cr_expect_eq(storage_prepare(st), 0);
+    redisReply *r = ts_redis_cmd(st_redis, "XINFO GROUPS fanout:{0}");
     bool found = false;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *g = r->element[i];
@@ -83,8 +72,11 @@ Test(pool, prepare_creates_the_consumer_group_and_is_repeatable)
     }
     cr_expect(found, "no consumer group 'engine' on fanout:{0}");
     freeReplyObject(r);
-    ts_redis_close(c);
-    st_storage_free(s);
+    /* Every shard's stream has its group, the last one too. */
+    r = ts_redis_cmd(st_redis, "XINFO GROUPS fanout:{%d}", ST_SHARDS - 1);
+    cr_expect(r->type == REDIS_REPLY_ARRAY && r->elements >= 1, "no group on fanout:{%d}",
+              ST_SHARDS - 1);
+    freeReplyObject(r);
 }
 
 Test(pool, unreachable_redis_fails_fast_with_eagain)

@@ -87,6 +87,7 @@ Test(reconnect, recovers_after_redis_restarts_on_the_same_port)
 
     /* Real work goes through again; the lease is renewed on the new server. */
     cr_expect_eq(storage_node_renew(s), 0);
+    cr_expect_geq(storage_node_id(s), 0, "no node leased after the renewal");
     storage_user_t u;
     uint64_t id = storage_id_next(s);
     uint8_t hash[32] = {0};

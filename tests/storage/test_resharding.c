@@ -1,13 +1,14 @@
 /* tests/storage/test_resharding.c -- a slot moves between masters while storage uses it:
  * ASK during the migration, MOVED after it, and no request fails.
  *
- * A private 3-master cluster (tests/support/redis_cluster_fixture.sh); storage_t is given one
+ * A private 3-master cluster (ts_redis_start_cluster); storage_t is given one
  * node only, so it must learn the rest from CLUSTER SLOTS. The migration is done by hand,
  * the way redis-cli --cluster reshard does it: IMPORTING on the target, MIGRATING on the
  * source, MIGRATE of the keys, then SETSLOT … NODE on every master.
  */
 #include "storage/redis/slots.h"
 #include "storage/storage.h"
+#include "tests/storage/fixture.h"
 #include "tests/support/support.h"
 
 #include <criterion/criterion.h>
@@ -16,40 +17,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define MASTERS 3
 
-static char dir[64];
-static int ports[MASTERS];
-
-static void fixture(const char *verb)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "%s/tests/support/redis_cluster_fixture.sh %s %s %d 0 >/dev/null",
-             ts_env("TIDINGS_SOURCE_DIR"), verb, dir, MASTERS);
-    int rc = system(cmd);
-    if (strcmp(verb, "start") == 0)
-        cr_assert_eq(rc, 0, "the cluster fixture did not start");
-}
+static ts_redis_t cluster;
+static int *ports = cluster.ports; /* masters first */
 
 static void cluster_up(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/tidings-reshard-%d", getpid());
-    fixture("start");
-    char path[128];
-    snprintf(path, sizeof(path), "%s/ports", dir);
-    FILE *f = fopen(path, "r");
-    cr_assert(f, "no %s", path);
-    for (int i = 0; i < MASTERS; i++)
-        cr_assert_eq(fscanf(f, "%d", &ports[i]), 1);
-    fclose(f);
+    ts_redis_start_cluster(&cluster, MASTERS, 0);
 }
 
 static void cluster_down(void)
 {
-    if (dir[0])
-        fixture("stop");
+    ts_redis_cleanup(&cluster);
 }
 
 TestSuite(resharding, .init = cluster_up, .fini = cluster_down, .timeout = 60);
@@ -124,10 +105,7 @@ Test(resharding, a_slot_moves_under_reads_and_writes)
 {
     char url[64];
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d", ports[0]); /* one seed: learn the rest */
-    storage_config_t cfg;
-    storage_config_defaults(&cfg);
-    cfg.url = url;
-    storage_t *s = storage_create(&cfg);
+    storage_t *s = st_create(url);
     cr_assert(s);
     cr_assert_eq(storage_prepare(s), 0, "the queue shards' groups");
 
@@ -156,6 +134,7 @@ Test(resharding, a_slot_moves_under_reads_and_writes)
     storage_topology_stats_t mid;
     storage_topology_stats(s, &mid);
     cr_expect_gt(mid.redirects, before.redirects, "q went to the target through ASK");
+    cr_expect_eq(mid.masters, MASTERS, "a migrating slot is no new master");
 
     /* p's keys move: now the source answers ASK for p too. */
     char key[40];
@@ -168,6 +147,7 @@ Test(resharding, a_slot_moves_under_reads_and_writes)
     /* The move ends: every master learns the new owner; storage's map is now stale. */
     for (int i = 0; i < MASTERS; i++)
         ok_on(ports[i], "CLUSTER SETSLOT %s NODE %s", slotbuf, to_id);
+    cr_assert_eq(owner_of(slot), to, "slot %d did not move to master %d", slot, to);
     expect_post(s, p, "before the move");
     expect_post(s, q, "written while the slot moves");
     storage_topology_stats_t after;
@@ -186,16 +166,13 @@ Test(resharding, a_dead_first_seed_is_skipped)
 {
     char url[128];
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d,127.0.0.1:%d", ts_free_port(), ports[1]);
-    storage_config_t cfg;
-    storage_config_defaults(&cfg);
-    cfg.url = url;
-    storage_t *s = storage_create(&cfg);
+    storage_t *s = st_create(url);
     cr_assert(s);
     create_post(s, 900000101, 1000003, "through the second seed");
     expect_post(s, 900000101, "through the second seed");
-    storage_topology_stats_t st;
-    storage_topology_stats(s, &st);
-    cr_expect(st.cluster);
-    cr_expect_eq(st.masters, MASTERS, "every master learnt from the live seed");
+    storage_topology_stats_t stats;
+    storage_topology_stats(s, &stats);
+    cr_expect(stats.cluster);
+    cr_expect_eq(stats.masters, MASTERS, "every master learnt from the live seed");
     storage_destroy(s);
 }

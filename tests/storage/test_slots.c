@@ -8,17 +8,13 @@
 #include "storage/redis/slots.h"
 #include "tests/support/support.h"
 
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 TestSuite(slots, .timeout = 60);
 
@@ -329,105 +325,21 @@ Test(slots, anything_else_is_no_redirect)
 
 /* ---- against a real server ------------------------------------------------------------------- */
 
-/* A port that is free, as is port + 10000 (the cluster bus), both below 65536. */
-static int free_cluster_port(void)
-{
-    for (int attempt = 0; attempt < 200; attempt++) {
-        unsigned r = 0;
-        cr_assert(getrandom(&r, sizeof(r), 0) == (ssize_t)sizeof(r));
-        int port = 20000 + (int)(r % 35000);
-        int fds[2] = {-1, -1};
-        bool ok = true;
-        for (int i = 0; i < 2 && ok; i++) {
-            fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            struct sockaddr_in a = {.sin_family = AF_INET,
-                                    .sin_port = htons((uint16_t)(port + 10000 * i))};
-            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            ok = fds[i] >= 0 && bind(fds[i], (struct sockaddr *)&a, sizeof(a)) == 0;
-        }
-        for (int i = 0; i < 2; i++)
-            if (fds[i] >= 0)
-                close(fds[i]);
-        if (ok)
-            return port;
-    }
-    cr_assert_fail("no free port pair for a cluster node");
-    return -1;
-}
-
-typedef struct node_s {
-    pid_t pid;
-    int port;
-    char dir[64];
-} node_t;
-
-static node_t node;
+static ts_redis_t node; /* ts_redis_start_node's */
 
 static void node_stop(void)
 {
-    if (node.pid > 0)
-        ts_proc_kill(node.pid);
-    node.pid = 0;
-    if (node.dir[0]) {
-        static const char *const files[] = {"nodes.conf", "redis.log", "dump.rdb"};
-        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-            char path[128];
-            snprintf(path, sizeof(path), "%s/%s", node.dir, files[i]);
-            unlink(path);
-        }
-        rmdir(node.dir);
-        node.dir[0] = '\0';
-    }
-}
-
-/* Starts one cluster-enabled redis-server (no slots assigned) and connects to it. */
-static redisContext *node_start(void)
-{
-    snprintf(node.dir, sizeof(node.dir), "/tmp/tidings-slots-XXXXXX");
-    cr_assert(mkdtemp(node.dir), "mkdtemp failed");
-    const char *bin = getenv("TIDINGS_REDIS_SERVER");
-    char bin_copy[256], port_s[16], log[128];
-    snprintf(bin_copy, sizeof(bin_copy), "%s", bin && *bin ? bin : "redis-server");
-    snprintf(log, sizeof(log), "%s/redis.log", node.dir);
-    for (int attempt = 0; attempt < 5; attempt++) {
-        node.port = free_cluster_port();
-        snprintf(port_s, sizeof(port_s), "%d", node.port);
-        char *argv[] = {bin_copy,     "--bind",
-                        "127.0.0.1",  "--port",
-                        port_s,       "--cluster-enabled",
-                        "yes",        "--cluster-config-file",
-                        "nodes.conf", "--save",
-                        "",           "--appendonly",
-                        "no",         "--dir",
-                        node.dir,     "--logfile",
-                        log,          NULL};
-        node.pid = ts_proc_spawn(argv, NULL);
-        uint64_t deadline = ts_now_ms() + 5000;
-        while (ts_now_ms() < deadline && ts_proc_alive(node.pid)) {
-            struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
-            redisContext *c = redisConnectWithTimeout("127.0.0.1", node.port, tv);
-            if (c && !c->err && ts_proc_listens(node.pid, node.port)) {
-                redisReply *r = redisCommand(c, "PING");
-                bool up = r && r->type == REDIS_REPLY_STATUS;
-                if (r)
-                    freeReplyObject(r);
-                if (up)
-                    return c;
-            }
-            if (c)
-                redisFree(c);
-            ts_sleep_ms(10);
-        }
-        ts_proc_kill(node.pid);
-        node.pid = 0;
-    }
-    cr_assert_fail("a cluster-enabled redis-server did not start (see %s)", log);
-    return NULL;
+    ts_redis_cleanup(&node);
 }
 
 Test(slots, key_slots_agree_with_cluster_keyslot, .fini = node_stop)
 {
-    redisContext *c = node_start();
+    ts_redis_start_node(&node);
+    redisContext *c = ts_redis_connect(node.port);
+    redisReply *info = ts_redis_cmd_ok(c, "CLUSTER INFO");
+    cr_assert(strstr(info->str, "cluster_slots_assigned:0\r"), "the node serves slots: %s",
+              info->str);
+    freeReplyObject(info);
     enum { KEYS = 400, MAX_LEN = 24 };
     static char keys[KEYS][MAX_LEN];
     static size_t lens[KEYS];
@@ -469,5 +381,5 @@ Test(slots, key_slots_agree_with_cluster_keyslot, .fini = node_stop)
                      shown, lens[i], ours, r->integer);
         freeReplyObject(r);
     }
-    redisFree(c);
+    ts_redis_close(c);
 }

@@ -10,6 +10,7 @@
 #include "tests/support/support.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +129,28 @@ uint64_t ts_post(int port, const ts_user_t *u, const char *text, char id[24])
     json_decref(j);
     cr_assert(num, "publishing answered no post id");
     return num;
+}
+
+int ts_post_raw(int port, const char *token, const char *text, int timeout_ms, ts_resp_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    json_t *b = json_pack("{s:s}", "text", text);
+    char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
+    json_decref(b);
+    size_t cap = (body ? strlen(body) : 0) + strlen(token) + 512;
+    char *req = body ? malloc(cap) : NULL;
+    int rc = -ENOMEM;
+    if (req) {
+        int n = snprintf(req, cap,
+                         "POST /v1/posts HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n"
+                         "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %zu\r\n\r\n%s",
+                         port, token, strlen(body), body);
+        rc = ts_http_raw(port, req, (size_t)n, timeout_ms, out);
+    }
+    free(req);
+    free(body);
+    return rc;
 }
 
 void ts_delete_post(int port, const ts_user_t *u, const char *id)

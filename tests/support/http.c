@@ -41,11 +41,13 @@ void ts_buf_puts(ts_buf_t *b, const char *text)
     ts_buf_add(b, text, strlen(text));
 }
 
-static int connect_loopback(int port)
+int ts_connect(int port, int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
+    if (rcvbuf > 0) /* before connecting, so the window is sized for it */
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
@@ -246,7 +248,7 @@ int ts_http_pipeline(int port, const void *req, size_t len, int timeout_ms, ts_r
     for (size_t i = 0; i < n; i++)
         memset(&out[i], 0, sizeof(out[i]));
     uint64_t deadline = ts_now_ms() + (uint64_t)timeout_ms;
-    int fd = connect_loopback(port);
+    int fd = ts_connect(port, 0);
     if (fd < 0)
         return fd;
     send_all(fd, req, len, deadline);

@@ -112,7 +112,9 @@ bool ts_redis_pings(int port)
     return ok;
 }
 
-static void single_start(ts_redis_t *r, int port)
+/* A cluster_node is cluster-enabled, with no slots assigned (it still answers commands that
+ * need no slot, such as CLUSTER KEYSLOT), its bus on a second free port. */
+static void single_start(ts_redis_t *r, int port, bool cluster_node)
 {
     if (!r->dir[0]) {
         snprintf(r->dir, sizeof(r->dir), "/tmp/tidings-test-redis-XXXXXX");
@@ -121,16 +123,22 @@ static void single_start(ts_redis_t *r, int port)
     }
     r->cluster = false;
     const char *bin = getenv("TIDINGS_REDIS_SERVER");
-    char bin_copy[256], port_s[16], log[128];
+    char bin_copy[256], port_s[16], bus_s[16], log[128];
     snprintf(bin_copy, sizeof(bin_copy), "%s", bin && *bin ? bin : "redis-server");
     snprintf(log, sizeof(log), "%s/redis.log", r->dir);
     for (int attempt = 0; attempt < 5; attempt++) {
         r->port = port ? port : ts_free_port();
         snprintf(port_s, sizeof(port_s), "%d", r->port);
+        int bus;
+        while ((bus = ts_free_port()) == r->port)
+            ;
+        snprintf(bus_s, sizeof(bus_s), "%d", bus);
         /* clang-format off */
         char *argv[] = {bin_copy, "--bind", "127.0.0.1", "--port", port_s, "--save", "",
                         "--appendonly", r->aof ? "yes" : "no", "--appendfsync", "always",
-                        "--dir", r->dir, "--logfile", log, NULL};
+                        "--dir", r->dir, "--logfile", log,
+                        cluster_node ? "--cluster-enabled" : NULL, "yes", "--cluster-port", bus_s,
+                        "--cluster-config-file", "nodes.conf", NULL};
         /* clang-format on */
         r->pid = ts_proc_spawn(argv, NULL);
         uint64_t deadline = ts_now_ms() + 20000; /* PING answers -LOADING while an AOF loads */
@@ -155,7 +163,12 @@ void ts_redis_start(ts_redis_t *r, int port)
         cr_skip("this test crashes or restarts its private redis-server, which a private "
                 "cluster cannot do (its nodes would come back with their slots, not empty); on "
                 "one redis-server it would only repeat the first run");
-    single_start(r, port);
+    single_start(r, port, false);
+}
+
+void ts_redis_start_node(ts_redis_t *r)
+{
+    single_start(r, 0, true);
 }
 
 /* ---- a private Redis Cluster ----------------------------------------------------------------- */
@@ -341,7 +354,7 @@ void ts_redis_start_like_fixture(ts_redis_t *r)
     if (ts_redis_fixture_is_cluster())
         ts_redis_start_cluster(r, 3, 0);
     else
-        single_start(r, 0);
+        single_start(r, 0, false);
 }
 
 void ts_redis_shutdown(ts_redis_t *r)

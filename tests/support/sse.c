@@ -10,11 +10,8 @@
  */
 #include "tests/support/sse.h"
 
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,21 +176,6 @@ static bool read_more(ts_sse_t *c, uint64_t deadline)
     }
 }
 
-static int connect_port(int port, int rcvbuf)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert(fd >= 0, "socket: %s", strerror(errno));
-    if (rcvbuf > 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect to port %d: %s", port,
-              strerror(errno));
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return fd;
-}
-
 static void send_all(int fd, const char *p, size_t len)
 {
     while (len > 0) {
@@ -219,7 +201,8 @@ ts_sse_t *ts_sse_open(int port, const ts_sse_opts_t *o, int timeout_ms)
     ts_sse_t *c = calloc(1, sizeof(*c));
     cr_assert(c);
     c->_chunk_state = CHUNK_NONE;
-    c->fd = connect_port(port, o->rcvbuf);
+    c->fd = ts_connect(port, o->rcvbuf);
+    cr_assert(c->fd >= 0, "connect to port %d: %s", port, strerror(-c->fd));
     char req[8192];
     int n = snprintf(req, sizeof(req),
                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAccept: text/event-stream\r\n"

@@ -59,6 +59,9 @@ typedef struct ts_resp_s {
     bool closed; /* the server closed the connection before we stopped reading */
 } ts_resp_t;
 
+/* A TCP connection to 127.0.0.1:port (TCP_NODELAY; SO_RCVBUF rcvbuf when > 0): the socket,
+ * or -errno. */
+int ts_connect(int port, int rcvbuf);
 /* Sends exactly len bytes to 127.0.0.1:port and reads one response: up to Content-Length,
  * through a chunked body, or until close (no body for HEAD, 1xx, 204, 304). A send that
  * fails because the server already answered is not an error. Returns 0, or -errno when no
@@ -121,6 +124,9 @@ void ts_follow(int port, const ts_user_t *a, const ts_user_t *b);
 void ts_unfollow(int port, const ts_user_t *a, const ts_user_t *b);
 /* POST /v1/posts as u (202); returns the post id, also written to id unless NULL. */
 uint64_t ts_post(int port, const ts_user_t *u, const char *text, char id[24]);
+/* POST /v1/posts with token and text as ts_http_raw sends it (its result), without assertions:
+ * for helper threads, and for posts that may fail. The response goes to out (ts_resp_free). */
+int ts_post_raw(int port, const char *token, const char *text, int timeout_ms, ts_resp_t *out);
 /* DELETE /v1/posts/{id} as u (204). */
 void ts_delete_post(int port, const ts_user_t *u, const char *id);
 /* PUT /v1/posts/{id}/like as u (204). */
@@ -241,6 +247,10 @@ void ts_redis_start_cluster(ts_redis_t *r, int masters, int replicas);
  * instead, since a private cluster cannot be crashed and brought back empty on the same
  * ports, and the test on one redis-server would only repeat the binary's first run. */
 void ts_redis_start(ts_redis_t *r, int port);
+/* Starts a private cluster-enabled redis-server with no slots assigned (its cluster bus on
+ * another free port), in either run, as ts_redis_start(r, 0) does otherwise: for commands that
+ * need a cluster node but no slot (CLUSTER KEYSLOT). */
+void ts_redis_start_node(ts_redis_t *r);
 /* Kills the redis-server (SIGKILL) like a crash; ts_redis_start(r, r->port) brings it back.
  * Not for a private cluster (fails the test). */
 void ts_redis_kill(ts_redis_t *r);

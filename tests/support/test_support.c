@@ -24,6 +24,20 @@
 
 TestSuite(fixture, .timeout = 60);
 
+/* The ports of a URL's seeds into ports (at most n); returns how many. */
+static size_t seed_ports(const char *url, int *ports, size_t n)
+{
+    size_t k = 0;
+    for (const char *p = url + 8; p && *p && k < n; k++) {
+        cr_assert(strncmp(p, "127.0.0.1:", 10) == 0, "seed %zu of %s is not on loopback", k, url);
+        ports[k] = atoi(p + 10);
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+    return k;
+}
+
 Test(fixture, url_names_every_node_that_answers)
 {
     char url[256], first[64];
@@ -38,16 +52,11 @@ Test(fixture, url_names_every_node_that_answers)
         return;
     }
     /* 3 masters with a replica each: six seeds, each a live node. */
-    size_t nodes = 0;
-    for (char *p = url + 8; p && *p; nodes++) {
-        cr_assert(strncmp(p, "127.0.0.1:", 10) == 0, "seed %zu of %s is not on loopback", nodes,
-                  url);
-        int node = atoi(p + 10);
-        cr_assert(ts_redis_pings(node), "seed 127.0.0.1:%d of %s does not answer PING", node, url);
-        p = strchr(p, ',');
-        if (p)
-            p++;
-    }
+    int ports[8];
+    size_t nodes = seed_ports(url, ports, 8);
+    for (size_t i = 0; i < nodes; i++)
+        cr_assert(ts_redis_pings(ports[i]), "seed 127.0.0.1:%d of %s does not answer PING",
+                  ports[i], url);
     cr_assert_eq(nodes, 6, "the seed list %s names %zu nodes, not 6", url, nodes);
 }
 
@@ -163,20 +172,6 @@ Test(fixture, key_slot_is_the_clusters)
         cr_assert_eq(ts_redis_key_slot(key), r->integer, "the slot of %s", key);
         freeReplyObject(r);
     }
-}
-
-/* The ports of a URL's seeds into ports (at most n); returns how many. */
-static size_t seed_ports(const char *url, int *ports, size_t n)
-{
-    size_t k = 0;
-    for (const char *p = url + 8; p && *p && k < n; k++) {
-        cr_assert(strncmp(p, "127.0.0.1:", 10) == 0, "seed %zu of %s is not on loopback", k, url);
-        ports[k] = atoi(p + 10);
-        p = strchr(p, ',');
-        if (p)
-            p++;
-    }
-    return k;
 }
 
 Test(fixture, private_redis_is_like_the_fixture_and_its_own)
