@@ -186,6 +186,8 @@ void api_reply_users(api_req_t *r, const uint64_t *ids, size_t n, unsigned hide,
 /* ---- handlers ------------------------------------------------------------------------- */
 void api_users_create(api_req_t *r);
 void api_users_get(api_req_t *r);
+void api_me_get(api_req_t *r);
+void api_me_patch(api_req_t *r);
 void api_users_follow(api_req_t *r);
 void api_users_unfollow(api_req_t *r);
 void api_users_followers(api_req_t *r);

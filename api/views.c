@@ -28,8 +28,8 @@ json_t *api_time_json(uint64_t ms)
 
 json_t *api_user_json(const storage_user_t *u)
 {
-    return json_pack("{s:o, s:s, s:s, s:o, s:I, s:I, s:I}", "id", api_id_json(u->id), "handle",
-                     u->handle, "display_name", u->display_name, "created_at",
+    return json_pack("{s:o, s:s, s:s, s:s, s:o, s:I, s:I, s:I}", "id", api_id_json(u->id), "handle",
+                     u->handle, "display_name", u->display_name, "bio", u->bio, "created_at",
                      api_time_json(u->created_ms), "followers_count",
                      (json_int_t)u->followers_count, "following_count",
                      (json_int_t)u->following_count, "posts_count", (json_int_t)u->posts_count);

@@ -86,11 +86,13 @@ uint64_t storage_id_time_ms(uint64_t id);
 /* ---- users (users.c) ------------------------------------------------------------------ */
 #define STORAGE_HANDLE_MAX 30
 #define STORAGE_NAME_MAX 200 /* bytes of UTF-8: 50 characters of up to 4 bytes */
+#define STORAGE_BIO_MAX 640  /* bytes of UTF-8: 160 characters of up to 4 bytes */
 
 typedef struct storage_user_s {
     uint64_t id;
     char handle[STORAGE_HANDLE_MAX + 1];
     char display_name[STORAGE_NAME_MAX + 1];
+    char bio[STORAGE_BIO_MAX + 1]; /* empty when none */
     uint64_t created_ms;
     int64_t followers_count, following_count, posts_count;
 } storage_user_t;
@@ -100,6 +102,10 @@ typedef struct storage_user_s {
  * handle is taken. */
 int storage_user_create(storage_t *s, uint64_t id, const char *handle, const char *display_name,
                         const uint8_t token_hash[32], storage_user_t *out);
+/* Sets a user's display_name and/or bio (NULL: unchanged) and reads the profile back, with
+ * counts, into out. -ENOENT when the user is unknown. */
+int storage_user_update(storage_t *s, uint64_t id, const char *display_name, const char *bio,
+                        storage_user_t *out);
 /* Profile with counts. -ENOENT when unknown. */
 int storage_user_get(storage_t *s, uint64_t id, storage_user_t *out);
 /* Profiles with counts for n ids in one round trip; missing users get id 0. */

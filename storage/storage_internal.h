@@ -14,7 +14,7 @@
 /* ---- key schema ------------------------------------------------------------------------
  * Every key carries its owner in a hash tag so that one user's keys share a Cluster slot.
  * Formats take unsigned long long ids (hiredis formats them itself). */
-#define K_USER "user:{%llu}"           /* hash: handle display_name token created */
+#define K_USER "user:{%llu}"           /* hash: handle display_name bio token created */
 #define K_HANDLE "handle:{%s}"         /* string: user id; the handle lowercased */
 #define K_FOLLOWERS "followers:{%llu}" /* zset: follower id scored by edge id */
 #define K_FOLLOWING "following:{%llu}" /* zset: followee id scored by edge id */

@@ -104,23 +104,24 @@ int storage_user_create(storage_t *s, uint64_t id, const char *handle, const cha
 /* Appends the 4 commands that read one profile with its counts. */
 static void add_profile(storage_redis_batch_t *b, uint64_t id)
 {
-    storage_redis_batch_add(b, "HMGET " K_USER " handle display_name created", (ull)id);
+    storage_redis_batch_add(b, "HMGET " K_USER " handle display_name created bio", (ull)id);
     storage_redis_batch_add(b, "ZCARD " K_FOLLOWERS, (ull)id);
     storage_redis_batch_add(b, "ZCARD " K_FOLLOWING, (ull)id);
     storage_redis_batch_add(b, "ZCARD " K_POSTS, (ull)id);
 }
 
-/* Reads one HMGET handle display_name created reply; false when the user is unknown. */
+/* Reads one HMGET handle display_name created bio reply; false when the user is unknown. */
 static bool read_profile(const redisReply *r, uint64_t id, storage_user_t *out)
 {
     memset(out, 0, sizeof(*out));
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 4 ||
         r->element[0]->type != REDIS_REPLY_STRING)
         return false;
     out->id = id;
     copy_str(out->handle, sizeof(out->handle), r->element[0]);
     copy_str(out->display_name, sizeof(out->display_name), r->element[1]);
     out->created_ms = storage_redis_uint_str(r->element[2]);
+    copy_str(out->bio, sizeof(out->bio), r->element[3]); /* absent for users from before bios */
     return true;
 }
 
@@ -142,7 +143,7 @@ static int users_get(storage_t *s, const uint64_t *ids, size_t n, storage_user_t
         if (counts)
             add_profile(&b, ids[i]);
         else
-            storage_redis_batch_add(&b, "HMGET " K_USER " handle display_name created",
+            storage_redis_batch_add(&b, "HMGET " K_USER " handle display_name created bio",
                                     (ull)ids[i]);
     }
     size_t rels = storage__add_relation_reads(&b, viewer, hide, ids, n);
@@ -188,6 +189,30 @@ int storage_profiles_get_as(storage_t *s, uint64_t viewer, unsigned hide, const 
     return users_get(s, ids, n, out, false, viewer, hide);
 }
 
+int storage_user_update(storage_t *s, uint64_t id, const char *display_name, const char *bio,
+                        storage_user_t *out)
+{
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    /* Only an existing user is changed: HSET on a missing hash would create a half user. */
+    storage_redis_batch_add(&b, "EXISTS " K_USER, (ull)id);
+    int rc = storage_redis_batch_run_checked(&b);
+    bool exists = rc == 0 && storage_redis_int(b.r[0]) == 1;
+    storage_redis_batch_free(&b);
+    if (rc)
+        return rc;
+    if (!exists)
+        return -ENOENT;
+    storage_redis_batch_init(&b, s->redis);
+    if (display_name)
+        storage_redis_batch_add(&b, "HSET " K_USER " display_name %s", (ull)id, display_name);
+    if (bio)
+        storage_redis_batch_add(&b, "HSET " K_USER " bio %s", (ull)id, bio);
+    rc = storage_redis_batch_run_checked(&b);
+    storage_redis_batch_free(&b);
+    return rc ? rc : storage_user_get(s, id, out);
+}
+
 int storage_user_get(storage_t *s, uint64_t id, storage_user_t *out)
 {
     int rc = storage_users_get(s, &id, 1, out);
@@ -200,17 +225,17 @@ int storage_user_credentials(storage_t *s, uint64_t id, uint8_t token_hash[32], 
 {
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
-    storage_redis_batch_add(&b, "HMGET " K_USER " handle display_name created token", (ull)id);
+    storage_redis_batch_add(&b, "HMGET " K_USER " handle display_name created bio token", (ull)id);
     int rc = storage_redis_batch_run(&b);
     if (rc == 0) {
         const redisReply *r = b.r[0];
         if (storage_redis_is_error(r))
             rc = -EIO;
-        else if (!read_profile(r, id, out) || r->elements < 4 ||
-                 r->element[3]->type != REDIS_REPLY_STRING)
+        else if (!read_profile(r, id, out) || r->elements < 5 ||
+                 r->element[4]->type != REDIS_REPLY_STRING)
             rc = -ENOENT;
         else
-            rc = unhex32(token_hash, r->element[3]->str, r->element[3]->len);
+            rc = unhex32(token_hash, r->element[4]->str, r->element[4]->len);
     }
     storage_redis_batch_free(&b);
     return rc;

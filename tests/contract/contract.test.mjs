@@ -495,6 +495,37 @@ describe('the server', () => {
     expectStatus(await api('POST', '/v1/users', { json, contentType: 'application/json; charset=utf-8' }), 201);
   });
 
+  test('Users: GET /v1/me reads the caller; PATCH /v1/me edits the name and bio, rejecting bad input with 400 and 415', async () => {
+    const handle = newHandle('me');
+    const reg = expectStatus(await api('POST', '/v1/users', { json: { handle } }), 201);
+    const token = reg.token;
+    const me = expectStatus(await api('GET', '/v1/me', { token }), 200);
+    assert.equal(me.id, reg.user.id);
+    assert.equal(me.bio, '');
+    const edit = { display_name: 'Mé Myself', bio: 'first line\nsecond 🌊' };
+    const edited = expectStatus(await api('PATCH', '/v1/me', { token, json: edit }), 200);
+    assert.equal(edited.display_name, edit.display_name);
+    assert.equal(edited.bio, edit.bio);
+    const again = expectStatus(await api('GET', '/v1/me', { token }), 200);
+    assert.equal(again.bio, edit.bio, 'GET /v1/me is fresh, not the token cache');
+    const profileEdit = spec.components.schemas.ProfileEdit;
+    const rejected = [
+      {}, { handle: 'other' }, { bio: 'x', extra: 1 }, { bio: null }, { bio: 7 }, { display_name: '' },
+      { display_name: 'y'.repeat(51) }, { display_name: 'tab\there' }, { display_name: 'zero\u200bwidth' },
+      { display_name: 'rlo\u202e' }, { bio: 'z'.repeat(161) }, { bio: 'iso\u2066' }, { bio: 'tab\t' },
+      [{ bio: 'x' }], 'just a string',
+    ];
+    for (const json of rejected) {
+      expectStatus(await api('PATCH', '/v1/me', { token, json }), 400);
+    }
+    for (const json of [{}, { handle: 'other' }, { bio: 'x', extra: 1 }, { bio: null }, { bio: 7 }, { bio: 'z'.repeat(161) }, [{ bio: 'x' }], 'just a string']) {
+      assert.ok(!validator(profileEdit, false)(json), `the ProfileEdit schema accepts ${JSON.stringify(json)}, the server does not`);
+    }
+    expectStatus(await api('PATCH', '/v1/me', { token, json: { bio: 'x' }, contentType: 'text/plain' }), 415);
+    const kept = expectStatus(await api('GET', '/v1/me', { token }), 200);
+    assert.equal(kept.bio, edit.bio, 'refused edits changed nothing');
+  });
+
   test('oversize bodies get 413, on every path', async () => {
     const big = JSON.stringify({ handle: 'x', pad: 'p'.repeat(70 * 1024) });
     expectStatus(await api('POST', '/v1/users', { body: big, expectContinue: true }), 413);
