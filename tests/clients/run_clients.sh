@@ -14,7 +14,7 @@
 set -euo pipefail
 usage='usage: run_clients.sh typescript|browser TIDINGS_BIN SOURCE_DIR WORK_DIR'
 mode=${1:?$usage}
-bin=${2:?$usage}
+bin=${TIDINGS_TEST_SERVER_BIN:-${2:?$usage}}
 src=${3:?$usage}
 work=${4:?$usage}
 case "$mode" in typescript|browser) ;; *) echo "$usage" >&2; exit 2 ;; esac

@@ -8,7 +8,7 @@
 # SIGTERM whatever happens. Exits with node's status (or 1 when a server log has a sanitizer
 # report).
 set -euo pipefail
-bin=${1:?usage: run_contract.sh TIDINGS_BIN SOURCE_DIR}
+bin=${TIDINGS_TEST_SERVER_BIN:-${1:?usage: run_contract.sh TIDINGS_BIN SOURCE_DIR}}
 src=${2:?usage: run_contract.sh TIDINGS_BIN SOURCE_DIR}
 
 if [ ! -d "$src/tools/node_modules/ajv" ] || [ ! -d "$src/tools/node_modules/yaml" ]; then

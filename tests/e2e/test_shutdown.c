@@ -74,7 +74,7 @@ Test(shutdown, idle_keep_alive_connection_does_not_hold_it_up)
 Test(shutdown, refuses_bad_flags_with_status_2)
 {
     char bin[1024];
-    snprintf(bin, sizeof(bin), "%s", ts_env("TIDINGS_BIN"));
+    snprintf(bin, sizeof(bin), "%s", ts_server_bin());
     char *argv[] = {bin, "--threads", "0", NULL};
     pid_t pid = ts_proc_spawn(argv, "/dev/null");
     int status = ts_proc_wait(pid, 10000);

@@ -19,7 +19,7 @@ Test(access_log, a_path_that_is_not_utf8_is_logged_too)
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
     char url[256];
     ts_redis_fixture_url(url, sizeof(url));
-    char *argv[] = {(char *)ts_env("TIDINGS_BIN"),
+    char *argv[] = {(char *)ts_server_bin(),
                     "--redis",
                     url,
                     "--listen",

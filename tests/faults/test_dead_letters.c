@@ -20,7 +20,7 @@ static int admin(const char *url, char *out, size_t size, const char *const *arg
 {
     char log[64];
     snprintf(log, sizeof(log), "/tmp/tidings-admin-%d.out", (int)getpid());
-    char *argv[16] = {(char *)ts_env("TIDINGS_BIN"), "admin", "dead-letters"};
+    char *argv[16] = {(char *)ts_server_bin(), "admin", "dead-letters"};
     int argc = 3;
     for (; *args && argc < 12; args++)
         argv[argc++] = (char *)*args;

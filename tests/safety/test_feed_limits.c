@@ -331,7 +331,7 @@ Test(feed_limits, refollow_window_is_a_checked_flag)
     char url[256], log[64];
     ts_redis_fixture_url(url, sizeof(url));
     snprintf(log, sizeof(log), "/tmp/tidings-rfw-%d.log", (int)getpid());
-    char *help[] = {(char *)ts_env("TIDINGS_BIN"), "--help", NULL};
+    char *help[] = {(char *)ts_server_bin(), "--help", NULL};
     int st = ts_proc_wait(ts_proc_spawn(help, log), 5000);
     cr_expect(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "--help: status %d", st);
     char text[16384] = "";
@@ -342,7 +342,7 @@ Test(feed_limits, refollow_window_is_a_checked_flag)
     cr_expect(strstr(text, "--refollow-window S") != NULL, "--help does not list it");
     const char *bad[] = {"-1", "x", "31708800"};
     for (size_t i = 0; i < 3; i++) {
-        char *argv[] = {(char *)ts_env("TIDINGS_BIN"), "--redis",      url,
+        char *argv[] = {(char *)ts_server_bin(), "--redis",      url,
                         "--refollow-window",           (char *)bad[i], NULL};
         pid_t pid = ts_proc_spawn(argv, log);
         st = ts_proc_wait(pid, 5000);

@@ -39,7 +39,7 @@ Test(operators, metrics_answers_only_with_the_operators_token)
 
 Test(operators, a_short_metrics_token_is_refused_at_startup)
 {
-    char *argv[] = {(char *)ts_env("TIDINGS_BIN"), "--metrics-token", "short", NULL};
+    char *argv[] = {(char *)ts_server_bin(), "--metrics-token", "short", NULL};
     pid_t pid = ts_proc_spawn(argv, NULL);
     int status = ts_proc_wait(pid, 5000);
     cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %d", status);
@@ -90,7 +90,7 @@ Test(operators, a_redis_password_never_reaches_the_log)
     snprintf(port, sizeof(port), "%d", ts_free_port());
     char listen[32];
     snprintf(listen, sizeof(listen), "127.0.0.1:%s", port);
-    char *argv[] = {(char *)ts_env("TIDINGS_BIN"),
+    char *argv[] = {(char *)ts_server_bin(),
                     "--redis",
                     "redis://:" SECRET "@127.0.0.1:1",
                     "--listen",
@@ -104,7 +104,7 @@ Test(operators, a_redis_password_never_reaches_the_log)
     cr_expect(strstr(text, SECRET) == NULL, "the password is in the log:\n%s", text);
     free(text);
     /* A malformed URL is named in the error without its password. */
-    char *bad[] = {(char *)ts_env("TIDINGS_BIN"), "--redis", "rediss://:" SECRET "@h:1", NULL};
+    char *bad[] = {(char *)ts_server_bin(), "--redis", "rediss://:" SECRET "@h:1", NULL};
     pid = ts_proc_spawn(bad, log);
     int status = ts_proc_wait(pid, 5000);
     cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 2);

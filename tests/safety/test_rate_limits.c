@@ -190,7 +190,7 @@ Test(rate_limits, bad_policies_are_refused_at_startup)
 {
     const char *bad[] = {"3", "3/d", "0/m", "3/m:", "3/m:31", "x/m", "3/m:2x", "-1/s"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        char *argv[] = {(char *)ts_env("TIDINGS_BIN"), "--rate-publish", (char *)bad[i], NULL};
+        char *argv[] = {(char *)ts_server_bin(), "--rate-publish", (char *)bad[i], NULL};
         pid_t pid = ts_proc_spawn(argv, "/dev/null");
         int status = ts_proc_wait(pid, 5000);
         cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 2, "--rate-publish %s: status %d",

@@ -27,6 +27,12 @@ const char *ts_env(const char *name)
     return v;
 }
 
+const char *ts_server_bin(void)
+{
+    const char *swap = getenv("TIDINGS_TEST_SERVER_BIN");
+    return swap && *swap ? swap : ts_server_bin();
+}
+
 int ts_redis_port(void)
 {
     const char *path = ts_env("TIDINGS_TEST_REDIS_PORT_FILE");

@@ -31,7 +31,7 @@ void ts_server_start(ts_server_t *s, const char *redis_url, const char *const *e
                      bool wait_ready)
 {
     char bin[1024], redis[256], listen[64];
-    snprintf(bin, sizeof(bin), "%s", ts_env("TIDINGS_BIN"));
+    snprintf(bin, sizeof(bin), "%s", ts_server_bin());
     snprintf(redis, sizeof(redis), "%s", redis_url);
     for (int attempt = 0; attempt < 3; attempt++) {
         s->port = ts_free_port();

@@ -36,6 +36,9 @@ void ts_redis_fixture_url(char *buf, size_t size);
 #define TS_FANOUT_SHARDS 4
 /* The value of an environment variable the test needs (fails the test when unset). */
 const char *ts_env(const char *name);
+/* The server binary the suites start: $TIDINGS_TEST_SERVER_BIN when set (tools/tsan_suites.sh
+ * points it at a ThreadSanitizer build), else the $TIDINGS_BIN the suite was built with. */
+const char *ts_server_bin(void);
 /* prefix, '_' and 10 random [a-z0-9]: a handle (or key) no parallel test uses. */
 void ts_unique(char *buf, size_t size, const char *prefix);
 /* A loopback port that was free a moment ago. */
@@ -268,7 +271,7 @@ typedef struct ts_server_s {
     pid_t pid;
     int port;
 } ts_server_t;
-/* Starts $TIDINGS_BIN --redis redis_url --listen 127.0.0.1:<free port> --log-level warn and
+/* Starts ts_server_bin() --redis redis_url --listen 127.0.0.1:<free port> --log-level warn and
  * the NULL-terminated extra args (may be NULL), and waits (up to 15 s) until GET /readyz
  * answers 200, or only /healthz when wait_ready is false. Fails the test otherwise. */
 void ts_server_start(ts_server_t *s, const char *redis_url, const char *const *extra,
