@@ -19,16 +19,8 @@ Test(access_log, a_path_that_is_not_utf8_is_logged_too)
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
     char url[256];
     ts_redis_fixture_url(url, sizeof(url));
-    char *argv[] = {(char *)ts_server_bin(),
-                    "--redis",
-                    url,
-                    "--listen",
-                    listen,
-                    "--log-format",
-                    "json",
-                    "--log-level",
-                    "info",
-                    NULL};
+    char *argv[] = {(char *)ts_server_bin(), "--redis", url,           "--listen", listen,
+                    "--log-format",          "json",    "--log-level", "info",     NULL};
     pid_t pid = ts_proc_spawn(argv, log);
     bool up = false;
     for (int i = 0; i < 300 && !up; i++) {

@@ -343,7 +343,7 @@ Test(feed_limits, refollow_window_is_a_checked_flag)
     const char *bad[] = {"-1", "x", "31708800"};
     for (size_t i = 0; i < 3; i++) {
         char *argv[] = {(char *)ts_server_bin(), "--redis",      url,
-                        "--refollow-window",           (char *)bad[i], NULL};
+                        "--refollow-window",     (char *)bad[i], NULL};
         pid_t pid = ts_proc_spawn(argv, log);
         st = ts_proc_wait(pid, 5000);
         if (st == -1)
