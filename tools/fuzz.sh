@@ -40,6 +40,7 @@ dict_of() {
     fuzz_body_*) echo tests/fuzz/dict/json.dict ;;
     fuzz_command | fuzz_cluster_slots | fuzz_reply | fuzz_redirect) echo tests/fuzz/dict/resp.dict ;;
     fuzz_route | fuzz_query) echo tests/fuzz/dict/http.dict ;;
+    fuzz_forwarded_for) echo tests/fuzz/dict/address.dict ;;
     *) ;;
   esac
 }
