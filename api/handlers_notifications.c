@@ -1,37 +1,22 @@
 /* api/handlers_notifications.c -- the Notifications tag: the grouped inbox, the unread
  * count and the read mark. */
 #include "api/api.h"
+#include "api/input.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Parses "like,reply" into type bits; all types when absent. False after a problem. */
+/* types ("like,reply"); all types when absent. False after a problem. */
 static bool parse_types(api_req_t *r, unsigned *types)
 {
     const char *q = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "types");
-    *types = (1u << STORAGE_NOTIFICATION_TYPES) - 1;
-    if (!q)
-        return true;
-    *types = 0;
-    for (const char *p = q;;) {
-        size_t len = strcspn(p, ",");
-        int found = -1;
-        for (int t = 0; t < STORAGE_NOTIFICATION_TYPES; t++)
-            if (strlen(storage_notification_types[t]) == len &&
-                memcmp(storage_notification_types[t], p, len) == 0)
-                found = t;
-        if (found < 0) {
-            api_problem(r, API_BAD_REQUEST,
-                        "types must be a comma-separated list of follow, like, repost, reply, "
-                        "mention");
-            return false;
-        }
-        *types |= 1u << found;
-        if (!p[len])
-            return true;
-        p += len + 1;
+    char detail[API_DETAIL_MAX];
+    if (!api_input_types(q, types, detail, sizeof(detail))) {
+        api_problem(r, API_BAD_REQUEST, "%s", detail);
+        return false;
     }
+    return true;
 }
 
 static const json_t *find_by_id(const json_t *list, uint64_t id)
@@ -135,12 +120,10 @@ void api_notifications_read(api_req_t *r)
     json_t *body = api_body_object(r, fields);
     if (!body)
         return;
-    json_t *up = json_object_get(body, "up_to");
-    uint64_t up_to = api_parse_id(json_string_value(up));
-    if (!up)
-        api_problem(r, API_BAD_REQUEST, "up_to is required");
-    else if (!up_to)
-        api_problem(r, API_BAD_REQUEST, "up_to must be a notification id string");
+    uint64_t up_to;
+    char detail[API_DETAIL_MAX];
+    if (!api_input_read_mark(body, &up_to, detail, sizeof(detail)))
+        api_problem(r, API_BAD_REQUEST, "%s", detail);
     else {
         int rc = storage_notifications_mark_read(r->api->storage, r->caller.id, up_to);
         if (rc)

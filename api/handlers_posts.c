@@ -5,83 +5,12 @@
  * before anything is written, so a retried request writes (or returns) that same post.
  */
 #include "api/api.h"
-#include "api/utf8.h"
+#include "api/input.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-
-#define TEXT_MAX_CHARS 5000
-#define IDEMPOTENCY_KEY_MAX 255
-
-/* Characters that show nothing: Unicode White_Space (which is JavaScript's \s plus U+0085)
- * and the zero-width ones (U+180E, U+200B-U+200D, U+2060, U+FEFF). A post of only these
- * would be an empty post. */
-static bool invisible(uint32_t c)
-{
-    return (c >= 0x09 && c <= 0x0d) || c == 0x20 || c == 0x85 || c == 0xa0 || c == 0x1680 ||
-           c == 0x180e || (c >= 0x2000 && c <= 0x200d) || c == 0x2028 || c == 0x2029 ||
-           c == 0x202f || c == 0x205f || c == 0x2060 || c == 0x3000 || c == 0xfeff;
-}
-
-/* s is valid UTF-8 (jansson checked it). */
-static bool blank(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        uint32_t c = *p;
-        int extra = c < 0x80 ? 0 : c < 0xe0 ? 1 : c < 0xf0 ? 2 : 3;
-        c &= extra == 0 ? 0x7f : extra == 1 ? 0x1f : extra == 2 ? 0x0f : 0x07;
-        for (p++; extra > 0 && *p; extra--, p++)
-            c = c << 6 | (*p & 0x3f);
-        if (!invisible(c))
-            return false;
-    }
-    return true;
-}
-
-static bool valid_idempotency_key(const char *k)
-{
-    size_t n = strlen(k);
-    if (n < 1 || n > IDEMPOTENCY_KEY_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (k[i] < 0x21 || k[i] > 0x7e)
-            return false;
-    return true;
-}
-
-/* Reads and checks text and reply_to into post; false after setting a problem. */
-static bool read_post_body(api_req_t *r, json_t *body, storage_post_t *post)
-{
-    json_t *jt = json_object_get(body, "text");
-    json_t *jr = json_object_get(body, "reply_to");
-    const char *text = json_string_value(jt);
-    if (!jt) {
-        api_problem(r, API_BAD_REQUEST, "text is required");
-        return false;
-    }
-    if (!text) {
-        api_problem(r, API_BAD_REQUEST, "text must be a string");
-        return false;
-    }
-    size_t chars = api_utf8_length(text);
-    if (chars < 1 || chars > TEXT_MAX_CHARS || blank(text)) {
-        api_problem(r, API_BAD_REQUEST, "text must be 1 to %d characters and not blank",
-                    TEXT_MAX_CHARS);
-        return false;
-    }
-    if (jr && !json_is_null(jr)) {
-        post->reply_to = api_parse_id(json_string_value(jr));
-        if (!post->reply_to) {
-            api_problem(r, API_BAD_REQUEST, "reply_to must be a post id string or null");
-            return false;
-        }
-    }
-    post->text = (char *)text; /* borrowed from body for the request's life */
-    return true;
-}
 
 /* Resolves mentions and checks the parent in one round trip each (and one more for the
  * blocks between the author and those). Mentions of users who blocked the author, or whom
@@ -173,17 +102,24 @@ void api_posts_create(api_req_t *r)
 {
     static const char *const fields[] = {"text", "reply_to", NULL};
     const char *key = api_header(r, "Idempotency-Key");
-    if (key && !valid_idempotency_key(key)) {
+    if (key && !api_input_idempotency_key(key)) {
         api_problem(r, API_BAD_REQUEST, "Idempotency-Key must be 1 to %d visible ASCII characters",
-                    IDEMPOTENCY_KEY_MAX);
+                    API_IDEMPOTENCY_KEY_MAX);
         return;
     }
     json_t *body = api_body_object(r, fields);
     if (!body)
         return;
     storage_post_t post = {.author = r->caller.id};
+    const char *text;
+    char detail[API_DETAIL_MAX];
+    if (!api_input_post(body, &text, &post.reply_to, detail, sizeof(detail))) {
+        api_problem(r, API_BAD_REQUEST, "%s", detail);
+        goto out;
+    }
+    post.text = (char *)text; /* borrowed from body for the request's life */
     /* References first: a request refused for them claims no Idempotency-Key. */
-    if (!read_post_body(r, body, &post) || !resolve_references(r, &post))
+    if (!resolve_references(r, &post))
         goto out;
     post.id = storage_id_next(r->api->storage);
     if (!post.id) {

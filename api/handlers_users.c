@@ -1,26 +1,11 @@
 /* api/handlers_users.c -- the Users tag: registration, profiles, the follow graph. */
 #include "api/api.h"
-#include "api/utf8.h"
+#include "api/input.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define DISPLAY_NAME_MAX_CHARS 50
-
-/* 1..30 of [A-Za-z0-9_]. */
-static bool valid_handle(const char *h)
-{
-    size_t n = strlen(h);
-    if (n < 1 || n > STORAGE_HANDLE_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)h[i]) && h[i] != '_')
-            return false;
-    return true;
-}
 
 void api_users_create(api_req_t *r)
 {
@@ -28,24 +13,10 @@ void api_users_create(api_req_t *r)
     json_t *body = api_body_object(r, fields);
     if (!body)
         return;
-    json_t *jh = json_object_get(body, "handle");
-    json_t *jn = json_object_get(body, "display_name");
-    const char *handle = json_string_value(jh);
-    const char *name = jn && !json_is_null(jn) ? json_string_value(jn) : NULL;
-    if (!jh) {
-        api_problem(r, API_BAD_REQUEST, "handle is required");
-    } else if (!handle) {
-        api_problem(r, API_BAD_REQUEST, "handle must be a string");
-    } else if (!valid_handle(handle)) {
-        api_problem(r, API_BAD_REQUEST, "handle must be 1 to 30 letters, digits or underscores");
-    } else if (jn && !json_is_null(jn) && !name) {
-        api_problem(r, API_BAD_REQUEST, "display_name must be a string");
-    } else if (name &&
-               (api_utf8_length(name) < 1 || api_utf8_length(name) > DISPLAY_NAME_MAX_CHARS ||
-                api_has_control_chars(name))) {
-        api_problem(r, API_BAD_REQUEST,
-                    "display_name must be 1 to %d characters without control characters",
-                    DISPLAY_NAME_MAX_CHARS);
+    const char *handle, *name;
+    char detail[API_DETAIL_MAX];
+    if (!api_input_user(body, &handle, &name, detail, sizeof(detail))) {
+        api_problem(r, API_BAD_REQUEST, "%s", detail);
     } else {
         char token[API_TOKEN_MAX];
         uint8_t hash[32];

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # tools/test.sh -- installs what is missing, checks that every C file is formatted
 # (tools/format.sh --check), builds, and runs the whole test suite twice:
-# a normal build (warnings as errors) and an AddressSanitizer + UBSan build; then the SSE
-# suite once more against a ThreadSanitizer build of the server, and the hub's stress run
-# (tests/notify) under ThreadSanitizer. The tests start their own redis-server on a free
+# a normal build (warnings as errors) and an AddressSanitizer + UBSan build; then every
+# libFuzzer target of tests/fuzz for 20 s (two at a time, one per core), the SSE suite once
+# more against a ThreadSanitizer build of the server, and the hub's stress run (tests/notify)
+# under ThreadSanitizer. The tests start their own redis-server on a free
 # loopback port and stop it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,8 @@ run_suite build RelWithDebInfo
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build =="
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
   run_suite build-asan Asan
+echo "== coverage-guided fuzzing: every parser of outside input, 20 s each (tools/fuzz.sh) =="
+FUZZ_BUILD_DIR=build-fuzz FUZZ_JOBS=2 tools/fuzz.sh all 20
 echo "== the SSE suite against a ThreadSanitizer build of the server =="
 tools/tsan_sse.sh build build-tsan
 echo "== the hub's two-thread stress run under ThreadSanitizer =="

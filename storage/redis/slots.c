@@ -100,6 +100,22 @@ static bool args_next(resp_args_t *it, const char **arg, size_t *len)
     return true;
 }
 
+/* A script's numkeys: len decimal digits, read within the argument (it does not end in NUL,
+ * and strtol would skip the "\r\n" after an empty one and read on past the command); -1 when
+ * it is not a count. */
+static long arg_count(const char *arg, size_t len)
+{
+    long v = 0;
+    if (len == 0)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (arg[i] < '0' || arg[i] > '9' || v > (LONG_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (arg[i] - '0');
+    }
+    return v;
+}
+
 static bool is(const char *arg, size_t len, const char *name)
 {
     return strlen(name) == len && strncasecmp(arg, name, len) == 0;
@@ -137,7 +153,7 @@ int storage_command_slot(const char *cmd, size_t len)
         return -1;
     if (is_any(name, name_len, scripts)) {
         if (!args_next(&it, &arg, &arg_len) || !args_next(&it, &arg, &arg_len) ||
-            strtol(arg, NULL, 10) <= 0)
+            arg_count(arg, arg_len) <= 0)
             return -1;
     } else if (is(name, name_len, "XREAD") || is(name, name_len, "XREADGROUP")) {
         do {

@@ -5,6 +5,7 @@
  * so then owns all 16384 slots. So one Redis and a cluster share every code path above
  * this file: a command's slot picks a node, and only the map differs.
  */
+#include "storage/redis/cluster_slots.h"
 #include "storage/redis/redis_internal.h"
 
 #include <errno.h>
@@ -158,38 +159,41 @@ fail:
     return NULL;
 }
 
-/* Installs the map of one CLUSTER SLOTS reply: [[start, end, [host, port, id], replicas…]…].
- * asked is the node that answered; an empty host means its own. Caller holds mu. */
+typedef struct slots_install_s {
+    storage_redis_t *s;
+    int asked;
+    uint8_t map[STORAGE_SLOTS];
+} slots_install_t;
+
+/* One range of the reply into the new map; an empty host is the node that answered. */
+static int install_range(void *arg, const storage_slot_range_t *range)
+{
+    slots_install_t *in = arg;
+    const char *host = range->host[0] ? range->host : in->s->nodes[in->asked].host;
+    int node = storage_redis__node_find_or_add(in->s, host, range->port);
+    if (node < 0)
+        return -ENOSPC;
+    memset(in->map + range->first, node, (size_t)(range->last - range->first + 1));
+    return 0;
+}
+
+/* Installs the map of one CLUSTER SLOTS reply (cluster_slots.c reads it). asked is the node
+ * that answered. Caller holds mu. */
 static bool install_slots(storage_redis_t *s, const redisReply *r, int asked)
 {
-    uint8_t map[STORAGE_SLOTS];
-    memset(map, 0xff, sizeof(map));
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *range = r->element[i];
-        if (range->type != REDIS_REPLY_ARRAY || range->elements < 3 ||
-            range->element[0]->type != REDIS_REPLY_INTEGER ||
-            range->element[1]->type != REDIS_REPLY_INTEGER ||
-            range->element[2]->type != REDIS_REPLY_ARRAY || range->element[2]->elements < 2)
-            return false;
-        const redisReply *master = range->element[2];
-        if (master->element[0]->type != REDIS_REPLY_STRING ||
-            master->element[1]->type != REDIS_REPLY_INTEGER)
-            return false;
-        const char *host = master->element[0]->len ? master->element[0]->str : s->nodes[asked].host;
-        int node = storage_redis__node_find_or_add(s, host, (int)master->element[1]->integer);
-        long long lo = range->element[0]->integer, hi = range->element[1]->integer;
-        if (node < 0 || lo < 0 || hi >= STORAGE_SLOTS || lo > hi)
-            return false;
-        memset(map + lo, node, (size_t)(hi - lo + 1));
-    }
+    slots_install_t in = {.s = s, .asked = asked};
+    uint8_t *map = in.map;
+    memset(map, 0xff, sizeof(in.map));
+    if (storage_cluster_slots_parse(r, install_range, &in) != 0)
+        return false;
     /* Slots no master owns (mid-failover) keep their old owner: it answers with an error
      * or a redirect, which is retried, rather than a command without a destination. */
     for (int i = 0; i < STORAGE_SLOTS; i++)
         if (map[i] == 0xff)
             map[i] = s->topology_known ? s->slot_node[i] : 0;
-    if (!s->topology_known || memcmp(map, s->slot_node, sizeof(map)) != 0 || !s->cluster)
+    if (!s->topology_known || memcmp(map, s->slot_node, sizeof(in.map)) != 0 || !s->cluster)
         s->topology_version++;
-    memcpy(s->slot_node, map, sizeof(map));
+    memcpy(s->slot_node, map, sizeof(in.map));
     s->cluster = true;
     return true;
 }

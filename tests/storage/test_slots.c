@@ -213,6 +213,32 @@ Test(slots, a_command_is_read_no_further_than_its_length)
     }
 }
 
+/* A script's numkeys is read within its bulk argument, which does not end in NUL: an empty
+ * one is followed by "\r\n", which strtol skipped to read on past the command (found by
+ * tests/fuzz/fuzz_command, its input is corpus/fuzz_command/regress_eval_empty_numkeys), and
+ * a count with anything but digits is no count. */
+Test(slots, a_scripts_numkeys_is_read_within_its_argument)
+{
+    static const char *const cases[] = {
+        "*3\r\n$4\r\nEVAL\r\n$8\r\nreturn 1\r\n$0\r\n\r\n",
+        "*3\r\n$4\r\nEVAL\r\n$8\r\nre4urn 1\r\n$0\r\n\r\r\n",
+        "*4\r\n$4\r\nEVAL\r\n$1\r\nx\r\n$2\r\n1x\r\n$4\r\nk{1}\r\n",
+        "*4\r\n$4\r\nEVAL\r\n$1\r\nx\r\n$2\r\n 1\r\n$4\r\nk{1}\r\n",
+        "*4\r\n$4\r\nEVAL\r\n$1\r\nx\r\n$2\r\n+1\r\n$4\r\nk{1}\r\n",
+        "*4\r\n$4\r\nEVAL\r\n$1\r\nx\r\n$2\r\n-1\r\n$4\r\nk{1}\r\n",
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n = strlen(cases[i]);
+        char *exact = malloc(n);
+        cr_assert(exact);
+        memcpy(exact, cases[i], n);
+        cr_expect_eq(storage_command_slot(exact, n), -1, "case %zu", i);
+        free(exact);
+    }
+    const char *ok = "*4\r\n$4\r\nEVAL\r\n$1\r\nx\r\n$2\r\n01\r\n$4\r\nk{1}\r\n";
+    cr_expect_eq(storage_command_slot(ok, strlen(ok)), slot_of("1"), "leading zero: still 1");
+}
+
 /* ---- MOVED and ASK --------------------------------------------------------------------------- */
 
 static storage_redirect_t redirect(const char *err, int *slot, char *host, size_t host_size,
