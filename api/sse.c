@@ -88,6 +88,11 @@ void api_sse_stop_writers(api_t *api)
     stream_writers_stop(api->stream_writers);
 }
 
+long long api_sse_suspended(const api_t *api)
+{
+    return atomic_load(&api->metrics.streams_suspended);
+}
+
 void api_sse_destroy(api_t *api)
 {
     stream_writers_destroy(api->stream_writers);
@@ -172,9 +177,21 @@ typedef struct stream_s {
     bool holds_address; /* counts towards its client address's --max-streams-per-address */
 } stream_t;
 
+/* Every suspend and resume goes through these two: shutdown waits until none is
+ * suspended, since libmicrohttpd must not be stopped with a connection suspended. */
 static void park(void *arg)
 {
-    MHD_suspend_connection(((stream_t *)arg)->conn);
+    stream_t *st = arg;
+    atomic_fetch_add(&st->api->metrics.streams_suspended, 1);
+    MHD_suspend_connection(st->conn);
+}
+
+/* Counted down after the resume: by then the stream may be freed (api is not). */
+static void resume(stream_t *st)
+{
+    api_t *api = st->api;
+    MHD_resume_connection(st->conn);
+    atomic_fetch_sub(&api->metrics.streams_suspended, 1);
 }
 
 static void wake(void *arg)
@@ -183,7 +200,7 @@ static void wake(void *arg)
     /* Parked means suspended: a writer may take it, unless the writers are stopping. */
     if (st->fd < 0 || !st->api->stream_writers ||
         !stream_writers_push(st->api->stream_writers, st->writer, st))
-        MHD_resume_connection(st->conn);
+        resume(st);
 }
 
 /* Makes room for more bytes and a NUL after what out holds. */
@@ -468,7 +485,7 @@ static void serve(void *item)
         if (next == NOTIFY_NEXT_PARKED && notify_sub_park_idle(st->sub))
             return;
     }
-    MHD_resume_connection(st->conn); /* the reader sends the rest, or ends the stream */
+    resume(st); /* the reader sends the rest, or ends the stream */
 }
 
 static void stream_free(void *cls)
