@@ -252,42 +252,51 @@ static bool append_strs(stream_t *st, const char *const *strs)
     return true;
 }
 
-/* The JSON of a feed event "<post>[:<reposter>]", or NULL when the post is gone. */
-static char *render_feed(stream_t *st, const char *ref, bool fresh)
+/* The renderers tell "gone" (0 with *json NULL: the id alone is sent) from a failure (a
+ * negative errno: Redis could not be read, or no memory), which must never pass for gone. */
+
+/* The JSON of a feed event "<post>[:<reposter>]" into *json (new). */
+static int render_feed(stream_t *st, const char *ref, bool fresh, char **json)
 {
     /* A replayed event may be old: render it fresh, so a post deleted since is not sent. */
-    char *json = fresh ? NULL : cache_get(st->api->render_cache, ref);
-    if (json)
-        return json;
+    *json = fresh ? NULL : cache_get(st->api->render_cache, ref);
+    if (*json)
+        return 0;
     char *colon;
     uint64_t post = strtoull(ref, &colon, 10),
              reposter = *colon == ':' ? strtoull(colon + 1, NULL, 10) : 0;
     api_hydrate_t opt = {.reposted_by = &reposter};
     json_t *items = json_array();
-    if (items && api_posts_hydrate(st->api, &post, 1, &opt, items) == 0 &&
-        json_array_size(items) == 1) {
-        json = json_dumps(json_array_get(items, 0), JSON_COMPACT);
-        if (json)
-            cache_put(st->api->render_cache, ref, json);
+    int rc = items ? api_posts_hydrate(st->api, &post, 1, &opt, items) : -ENOMEM;
+    if (rc == 0 && json_array_size(items) == 1) {
+        *json = json_dumps(json_array_get(items, 0), JSON_COMPACT);
+        if (*json)
+            cache_put(st->api->render_cache, ref, *json);
+        else
+            rc = -ENOMEM;
     }
     json_decref(items);
-    return json;
+    return rc;
 }
 
-static char *render_notification(stream_t *st, const char *group)
+/* The JSON of the notification group into *json (new). */
+static int render_notification(stream_t *st, const char *group, char **json)
 {
     storage_notifications_t page = {0};
     storage_notification_t one;
-    if (storage_notification_get(st->api->storage, st->user, group, &one) != 0)
-        return NULL;
+    *json = NULL;
+    int rc = storage_notification_get(st->api->storage, st->user, group, &one);
+    if (rc)
+        return rc == -ENOENT ? 0 : rc; /* undone since, or trimmed: gone */
     page.items = &one;
     page.n = 1;
     json_t *items = json_array();
-    char *json = NULL;
-    if (items && api_notices_json(st->api, &page, items) == 0 && json_array_size(items) == 1)
-        json = json_dumps(json_array_get(items, 0), JSON_COMPACT);
+    rc = items ? api_notices_json(st->api, &page, items) : -ENOMEM;
+    if (rc == 0 && json_array_size(items) == 1 &&
+        !(*json = json_dumps(json_array_get(items, 0), JSON_COMPACT)))
+        rc = -ENOMEM;
     json_decref(items);
-    return json;
+    return rc;
 }
 
 /* The SSE "event:" name of each kind a stream shows (the one table of them). */
@@ -298,12 +307,14 @@ static const char *const event_names[] = {
     [STORAGE_EVENT_RESET] = "reset",
 };
 
-/* Frames one event; false when the stream must end. */
+/* Frames one event; false when the stream must end. An event that could not be rendered
+ * ends it without its id: the client resumes before it and gets it then. */
 static bool render(stream_t *st, const notify_event_t *ev)
 {
     if (ev->kind == NOTIFY_KIND_HEARTBEAT)
         return append_strs(st, (const char *const[]){": heartbeat\n\n", NULL});
     char *json = NULL;
+    int rc = 0;
     switch ((storage_event_kind_t)ev->kind) {
     case STORAGE_EVENT_RESET:
         return append(st,
@@ -311,10 +322,10 @@ static bool render(stream_t *st, const notify_event_t *ev)
                       "refetch the timeline and notifications\"}\n\n",
                       ev->id, event_names[STORAGE_EVENT_RESET]);
     case STORAGE_EVENT_FEED:
-        json = render_feed(st, ev->ref, ev->from_log);
+        rc = render_feed(st, ev->ref, ev->from_log, &json);
         break;
     case STORAGE_EVENT_NOTIFICATION:
-        json = render_notification(st, ev->ref);
+        rc = render_notification(st, ev->ref, &json);
         break;
     case STORAGE_EVENT_DELETE:
         cache_forget_post(st->api->render_cache, ev->ref);
@@ -325,6 +336,12 @@ static bool render(stream_t *st, const notify_event_t *ev)
     case STORAGE_EVENT_UNKNOWN:
     case STORAGE_EVENT_OPEN:
         break; /* no data: the id alone moves on */
+    }
+    if (rc) {
+        LOG_RATELIMITED(LOG_WARN, "sse", 0,
+                        "rendering event %s (%s) for user %llu failed (%d); ending the stream",
+                        ev->id, ev->ref, (unsigned long long)st->user, rc);
+        return false;
     }
     unsigned long long ms = strtoull(ev->id, NULL, 10);
     struct timespec now;
@@ -384,8 +401,6 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
     (void)pos;
     stream_t *st = cls;
     for (;;) {
-        if (st->failed)
-            return MHD_CONTENT_READER_END_WITH_ERROR;
         if (st->peer_gone)
             return MHD_CONTENT_READER_END_OF_STREAM; /* a hang-up is no server error */
         if (st->out_off < st->out_len) {
@@ -394,6 +409,8 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
             st->out_off += n;
             return (ssize_t)n;
         }
+        if (st->failed) /* after the events the fast path rendered before it failed */
+            return MHD_CONTENT_READER_END_WITH_ERROR;
         st->out_len = st->out_off = 0;
         if (!st->started) {
             st->started = true;
