@@ -106,10 +106,14 @@ static void api_stream_metrics(const notify_stats_t *st, const api_metrics_t *m,
                     "# HELP tidings_stream_events_sent_total Events sent on streams.\n"
                     "# TYPE tidings_stream_events_sent_total counter\n"
                     "tidings_stream_events_sent_total %llu\n"
+                    "# HELP tidings_stream_buffer_bytes Bytes the streams' output buffers hold.\n"
+                    "# TYPE tidings_stream_buffer_bytes gauge\n"
+                    "tidings_stream_buffer_bytes %lld\n"
                     "# HELP tidings_streams_suspended Stream connections suspended (parked) now.\n"
                     "# TYPE tidings_streams_suspended gauge\n"
                     "tidings_streams_suspended %lld\n",
-                    api_histogram_count(delivery), (long long)atomic_load(&m->streams_suspended));
+                    api_histogram_count(delivery), (long long)atomic_load(&m->stream_buffer_bytes),
+                    (long long)atomic_load(&m->streams_suspended));
 }
 
 /* Connections: open, refused at the per-address cap, cut for a request that came too slowly. */

@@ -45,6 +45,8 @@
 #define CACHE_SLOTS 1024
 #define CACHE_TTL_MS 2000
 #define FLUSH_BYTES 16384 /* the fast path sends once this much is rendered */
+#define OUT_INITIAL 1024  /* a stream's first output buffer: most events fit */
+#define OUT_KEEP 4096     /* a larger buffer is given back once all of it is sent */
 
 /* ---- the render cache ------------------------------------------------------------------- */
 
@@ -208,15 +210,30 @@ static bool reserve(stream_t *st, size_t more)
 {
     if (st->out && st->out_cap - st->out_len > more)
         return true;
-    size_t cap = st->out_cap ? st->out_cap : 1024;
+    size_t cap = st->out_cap ? st->out_cap : OUT_INITIAL;
     while (cap <= st->out_len + more)
         cap *= 2;
     char *grown = realloc(st->out, cap);
     if (!grown)
         return false;
+    atomic_fetch_add(&st->api->metrics.stream_buffer_bytes, (long long)(cap - st->out_cap));
     st->out = grown;
     st->out_cap = cap;
     return true;
+}
+
+/* Everything rendered was sent: empty out, and give back a buffer a large event (or a burst
+ * of the fast path's) grew, so that one long post does not cost every follower's stream
+ * its size for as long as the stream stays open. */
+static void drained(stream_t *st)
+{
+    st->out_len = st->out_off = 0;
+    if (st->out_cap <= OUT_KEEP)
+        return;
+    atomic_fetch_sub(&st->api->metrics.stream_buffer_bytes, (long long)st->out_cap);
+    free(st->out);
+    st->out = NULL;
+    st->out_cap = 0;
 }
 
 static bool append(stream_t *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -411,7 +428,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
         }
         if (st->failed) /* after the events the fast path rendered before it failed */
             return MHD_CONTENT_READER_END_WITH_ERROR;
-        st->out_len = st->out_off = 0;
+        drained(st);
         if (!st->started) {
             st->started = true;
             if (!append(st, "retry: %d\n\n", RETRY_MS))
@@ -475,7 +492,7 @@ static bool flush(stream_t *st)
             st->peer_gone = true;
         return false;
     }
-    st->out_len = st->out_off = 0;
+    drained(st);
     return true;
 }
 
@@ -512,6 +529,7 @@ static void stream_free(void *cls)
         notify_sub_close(st->sub);
     if (st->holds_address)
         api_address_counts_release(st->api->stream_addresses, &st->client);
+    atomic_fetch_sub(&st->api->metrics.stream_buffer_bytes, (long long)st->out_cap);
     free(st->out);
     free(st);
 }
