@@ -614,9 +614,13 @@ void api_stream_get(api_req_t *r)
     static atomic_uint next_writer;
     st->writer = atomic_fetch_add_explicit(&next_writer, 1, memory_order_relaxed);
     /* Resume after Last-Event-ID when every event since is in the log; else start at the
-     * log's end with a reset, so the client refetches instead of silently missing some. */
-    bool resume = last && was_online;
-    if (last && !was_online)
+     * log's end with a reset, so the client refetches instead of silently missing some. An
+     * id beyond the log's end (another deployment's, or from before Redis lost its data)
+     * gets the reset too: resumed after it, every live event below it would be taken as
+     * seen and dropped. A reset, not a 400: EventSource gives up for good on an error, and
+     * would resend that id on every reconnect until an event carries a new one. */
+    bool resume = last && was_online && notify_id_cmp(last, tail) <= 0;
+    if (last && !resume)
         snprintf(st->reset_id, sizeof(st->reset_id), "%s", tail);
     notify_sub_hooks_t hooks = {park, wake, st};
     st->sub = notify_sub_open(api->hub, st->user, resume ? last : tail, &hooks);
