@@ -79,9 +79,9 @@ static void api_fanout_metrics(const fanout_stats_t *st, const api_histogram_t *
 }
 
 /* Live streams: open, events sent and replayed, streams cut off, delivery lag. */
-static void api_stream_metrics(const notify_stats_t *st, const api_histogram_t *delivery,
-                               api_text_t *t)
+static void api_stream_metrics(const notify_stats_t *st, const api_metrics_t *m, api_text_t *t)
 {
+    const api_histogram_t *delivery = &m->stream_delivery;
     api_text_printf(
         t,
         "# HELP tidings_streams_open Event streams open now.\n"
@@ -105,8 +105,15 @@ static void api_stream_metrics(const notify_stats_t *st, const api_histogram_t *
     api_text_printf(t,
                     "# HELP tidings_stream_events_sent_total Events sent on streams.\n"
                     "# TYPE tidings_stream_events_sent_total counter\n"
-                    "tidings_stream_events_sent_total %llu\n",
-                    api_histogram_count(delivery));
+                    "tidings_stream_events_sent_total %llu\n"
+                    "# HELP tidings_stream_buffer_bytes Bytes the streams' output buffers hold.\n"
+                    "# TYPE tidings_stream_buffer_bytes gauge\n"
+                    "tidings_stream_buffer_bytes %lld\n"
+                    "# HELP tidings_streams_suspended Stream connections suspended (parked) now.\n"
+                    "# TYPE tidings_streams_suspended gauge\n"
+                    "tidings_streams_suspended %lld\n",
+                    api_histogram_count(delivery), (long long)atomic_load(&m->stream_buffer_bytes),
+                    (long long)atomic_load(&m->streams_suspended));
 }
 
 /* Connections: open, refused at the per-address cap, cut for a request that came too slowly. */
@@ -191,7 +198,7 @@ void api_system_metrics(api_req_t *r)
     if (r->api->fanout)
         api_fanout_metrics(r->api->fanout, &r->api->metrics.job_duration, &t);
     if (r->api->hub)
-        api_stream_metrics(notify_hub_stats(r->api->hub), &r->api->metrics.stream_delivery, &t);
+        api_stream_metrics(notify_hub_stats(r->api->hub), &r->api->metrics, &t);
     if (t.failed)
         api_reply_json(r, 503, NULL);
     else

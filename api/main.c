@@ -3,8 +3,9 @@
  *
  * The loop thread owns housekeeping: the id-node lease (acquired, then renewed every
  * second; retried while Redis is away) and the signal handlers. Shutdown: stop accepting,
- * let in-flight requests finish (up to --shutdown-grace), stop the HTTP threads, release
- * the lease, stop the embedded Redis, which flushes its AOF.
+ * end every stream, let in-flight requests finish (up to --shutdown-grace), stop the stream
+ * writers and wait until no stream is suspended, stop the HTTP threads, release the lease,
+ * stop the embedded Redis, which flushes its AOF.
  */
 #include "api/admin.h"
 #include "api/api.h"
@@ -43,8 +44,8 @@ typedef struct tidings_s {
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
     uv_timer_t lease_timer, drain_timer;
-    uint64_t drain_deadline;
-    bool loop_ready, prepared, stopping;
+    uint64_t drain_deadline, suspended_logged;
+    bool loop_ready, prepared, stopping, streams_released;
 } tidings_t;
 
 static void on_lease_timer(uv_timer_t *t)
@@ -120,14 +121,35 @@ static void on_fanout_stopped(void *arg)
     close_all(app);
 }
 
+/* After the grace: libmicrohttpd aborts when stopped with a connection suspended, and a
+ * writer thread must not touch a connection it freed. So the writers stop first (serving
+ * what they hold: the streams notify_hub_close_all ended are resumed), then every stream
+ * must have been resumed. True when the daemon may stop. */
+static bool streams_released(tidings_t *app)
+{
+    if (!app->streams_released) {
+        app->streams_released = true;
+        app->suspended_logged = uv_now(&app->loop);
+        api_sse_stop_writers(app->api);
+    }
+    long long suspended = api_sse_suspended(app->api);
+    if (suspended > 0 && uv_now(&app->loop) >= app->suspended_logged + 1000) {
+        app->suspended_logged = uv_now(&app->loop);
+        LOG(LOG_WARN, "main", "waiting for %lld suspended streams to resume", suspended);
+    }
+    return suspended <= 0;
+}
+
 static void on_drain_timer(uv_timer_t *t)
 {
     tidings_t *app = t->data;
     long long left = api_server_in_flight(app->server);
     if (left > 0 && uv_now(&app->loop) < app->drain_deadline)
         return;
-    if (left > 0)
+    if (left > 0 && !app->streams_released)
         LOG(LOG_WARN, "main", "%lld requests still running after the grace period", left);
+    if (!streams_released(app))
+        return; /* polled again */
     uv_timer_stop(t);
     /* HTTP threads first: after this nobody reads the engine's statistics. */
     api_server_stop(app->server);

@@ -45,6 +45,8 @@
 #define CACHE_SLOTS 1024
 #define CACHE_TTL_MS 2000
 #define FLUSH_BYTES 16384 /* the fast path sends once this much is rendered */
+#define OUT_INITIAL 1024  /* a stream's first output buffer: most events fit */
+#define OUT_KEEP 4096     /* a larger buffer is given back once all of it is sent */
 
 /* ---- the render cache ------------------------------------------------------------------- */
 
@@ -86,6 +88,11 @@ int api_sse_create(api_t *api)
 void api_sse_stop_writers(api_t *api)
 {
     stream_writers_stop(api->stream_writers);
+}
+
+long long api_sse_suspended(const api_t *api)
+{
+    return atomic_load(&api->metrics.streams_suspended);
 }
 
 void api_sse_destroy(api_t *api)
@@ -172,9 +179,21 @@ typedef struct stream_s {
     bool holds_address; /* counts towards its client address's --max-streams-per-address */
 } stream_t;
 
+/* Every suspend and resume goes through these two: shutdown waits until none is
+ * suspended, since libmicrohttpd must not be stopped with a connection suspended. */
 static void park(void *arg)
 {
-    MHD_suspend_connection(((stream_t *)arg)->conn);
+    stream_t *st = arg;
+    atomic_fetch_add(&st->api->metrics.streams_suspended, 1);
+    MHD_suspend_connection(st->conn);
+}
+
+/* Counted down after the resume: by then the stream may be freed (api is not). */
+static void resume(stream_t *st)
+{
+    api_t *api = st->api;
+    MHD_resume_connection(st->conn);
+    atomic_fetch_sub(&api->metrics.streams_suspended, 1);
 }
 
 static void wake(void *arg)
@@ -183,7 +202,7 @@ static void wake(void *arg)
     /* Parked means suspended: a writer may take it, unless the writers are stopping. */
     if (st->fd < 0 || !st->api->stream_writers ||
         !stream_writers_push(st->api->stream_writers, st->writer, st))
-        MHD_resume_connection(st->conn);
+        resume(st);
 }
 
 /* Makes room for more bytes and a NUL after what out holds. */
@@ -191,15 +210,30 @@ static bool reserve(stream_t *st, size_t more)
 {
     if (st->out && st->out_cap - st->out_len > more)
         return true;
-    size_t cap = st->out_cap ? st->out_cap : 1024;
+    size_t cap = st->out_cap ? st->out_cap : OUT_INITIAL;
     while (cap <= st->out_len + more)
         cap *= 2;
     char *grown = realloc(st->out, cap);
     if (!grown)
         return false;
+    atomic_fetch_add(&st->api->metrics.stream_buffer_bytes, (long long)(cap - st->out_cap));
     st->out = grown;
     st->out_cap = cap;
     return true;
+}
+
+/* Everything rendered was sent: empty out, and give back a buffer a large event (or a burst
+ * of the fast path's) grew, so that one long post does not cost every follower's stream
+ * its size for as long as the stream stays open. */
+static void drained(stream_t *st)
+{
+    st->out_len = st->out_off = 0;
+    if (st->out_cap <= OUT_KEEP)
+        return;
+    atomic_fetch_sub(&st->api->metrics.stream_buffer_bytes, (long long)st->out_cap);
+    free(st->out);
+    st->out = NULL;
+    st->out_cap = 0;
 }
 
 static bool append(stream_t *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -235,42 +269,51 @@ static bool append_strs(stream_t *st, const char *const *strs)
     return true;
 }
 
-/* The JSON of a feed event "<post>[:<reposter>]", or NULL when the post is gone. */
-static char *render_feed(stream_t *st, const char *ref, bool fresh)
+/* The renderers tell "gone" (0 with *json NULL: the id alone is sent) from a failure (a
+ * negative errno: Redis could not be read, or no memory), which must never pass for gone. */
+
+/* The JSON of a feed event "<post>[:<reposter>]" into *json (new). */
+static int render_feed(stream_t *st, const char *ref, bool fresh, char **json)
 {
     /* A replayed event may be old: render it fresh, so a post deleted since is not sent. */
-    char *json = fresh ? NULL : cache_get(st->api->render_cache, ref);
-    if (json)
-        return json;
+    *json = fresh ? NULL : cache_get(st->api->render_cache, ref);
+    if (*json)
+        return 0;
     char *colon;
     uint64_t post = strtoull(ref, &colon, 10),
              reposter = *colon == ':' ? strtoull(colon + 1, NULL, 10) : 0;
     api_hydrate_t opt = {.reposted_by = &reposter};
     json_t *items = json_array();
-    if (items && api_posts_hydrate(st->api, &post, 1, &opt, items) == 0 &&
-        json_array_size(items) == 1) {
-        json = json_dumps(json_array_get(items, 0), JSON_COMPACT);
-        if (json)
-            cache_put(st->api->render_cache, ref, json);
+    int rc = items ? api_posts_hydrate(st->api, &post, 1, &opt, items) : -ENOMEM;
+    if (rc == 0 && json_array_size(items) == 1) {
+        *json = json_dumps(json_array_get(items, 0), JSON_COMPACT);
+        if (*json)
+            cache_put(st->api->render_cache, ref, *json);
+        else
+            rc = -ENOMEM;
     }
     json_decref(items);
-    return json;
+    return rc;
 }
 
-static char *render_notification(stream_t *st, const char *group)
+/* The JSON of the notification group into *json (new). */
+static int render_notification(stream_t *st, const char *group, char **json)
 {
     storage_notifications_t page = {0};
     storage_notification_t one;
-    if (storage_notification_get(st->api->storage, st->user, group, &one) != 0)
-        return NULL;
+    *json = NULL;
+    int rc = storage_notification_get(st->api->storage, st->user, group, &one);
+    if (rc)
+        return rc == -ENOENT ? 0 : rc; /* undone since, or trimmed: gone */
     page.items = &one;
     page.n = 1;
     json_t *items = json_array();
-    char *json = NULL;
-    if (items && api_notices_json(st->api, &page, items) == 0 && json_array_size(items) == 1)
-        json = json_dumps(json_array_get(items, 0), JSON_COMPACT);
+    rc = items ? api_notices_json(st->api, &page, items) : -ENOMEM;
+    if (rc == 0 && json_array_size(items) == 1 &&
+        !(*json = json_dumps(json_array_get(items, 0), JSON_COMPACT)))
+        rc = -ENOMEM;
     json_decref(items);
-    return json;
+    return rc;
 }
 
 /* The SSE "event:" name of each kind a stream shows (the one table of them). */
@@ -281,12 +324,14 @@ static const char *const event_names[] = {
     [STORAGE_EVENT_RESET] = "reset",
 };
 
-/* Frames one event; false when the stream must end. */
+/* Frames one event; false when the stream must end. An event that could not be rendered
+ * ends it without its id: the client resumes before it and gets it then. */
 static bool render(stream_t *st, const notify_event_t *ev)
 {
     if (ev->kind == NOTIFY_KIND_HEARTBEAT)
         return append_strs(st, (const char *const[]){": heartbeat\n\n", NULL});
     char *json = NULL;
+    int rc = 0;
     switch ((storage_event_kind_t)ev->kind) {
     case STORAGE_EVENT_RESET:
         return append(st,
@@ -294,10 +339,10 @@ static bool render(stream_t *st, const notify_event_t *ev)
                       "refetch the timeline and notifications\"}\n\n",
                       ev->id, event_names[STORAGE_EVENT_RESET]);
     case STORAGE_EVENT_FEED:
-        json = render_feed(st, ev->ref, ev->from_log);
+        rc = render_feed(st, ev->ref, ev->from_log, &json);
         break;
     case STORAGE_EVENT_NOTIFICATION:
-        json = render_notification(st, ev->ref);
+        rc = render_notification(st, ev->ref, &json);
         break;
     case STORAGE_EVENT_DELETE:
         cache_forget_post(st->api->render_cache, ev->ref);
@@ -308,6 +353,12 @@ static bool render(stream_t *st, const notify_event_t *ev)
     case STORAGE_EVENT_UNKNOWN:
     case STORAGE_EVENT_OPEN:
         break; /* no data: the id alone moves on */
+    }
+    if (rc) {
+        LOG_RATELIMITED(LOG_WARN, "sse", 0,
+                        "rendering event %s (%s) for user %llu failed (%d); ending the stream",
+                        ev->id, ev->ref, (unsigned long long)st->user, rc);
+        return false;
     }
     unsigned long long ms = strtoull(ev->id, NULL, 10);
     struct timespec now;
@@ -367,8 +418,6 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
     (void)pos;
     stream_t *st = cls;
     for (;;) {
-        if (st->failed)
-            return MHD_CONTENT_READER_END_WITH_ERROR;
         if (st->peer_gone)
             return MHD_CONTENT_READER_END_OF_STREAM; /* a hang-up is no server error */
         if (st->out_off < st->out_len) {
@@ -377,7 +426,9 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
             st->out_off += n;
             return (ssize_t)n;
         }
-        st->out_len = st->out_off = 0;
+        if (st->failed) /* after the events the fast path rendered before it failed */
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        drained(st);
         if (!st->started) {
             st->started = true;
             if (!append(st, "retry: %d\n\n", RETRY_MS))
@@ -441,7 +492,7 @@ static bool flush(stream_t *st)
             st->peer_gone = true;
         return false;
     }
-    st->out_len = st->out_off = 0;
+    drained(st);
     return true;
 }
 
@@ -468,7 +519,7 @@ static void serve(void *item)
         if (next == NOTIFY_NEXT_PARKED && notify_sub_park_idle(st->sub))
             return;
     }
-    MHD_resume_connection(st->conn); /* the reader sends the rest, or ends the stream */
+    resume(st); /* the reader sends the rest, or ends the stream */
 }
 
 static void stream_free(void *cls)
@@ -478,6 +529,7 @@ static void stream_free(void *cls)
         notify_sub_close(st->sub);
     if (st->holds_address)
         api_address_counts_release(st->api->stream_addresses, &st->client);
+    atomic_fetch_sub(&st->api->metrics.stream_buffer_bytes, (long long)st->out_cap);
     free(st->out);
     free(st);
 }
@@ -562,9 +614,13 @@ void api_stream_get(api_req_t *r)
     static atomic_uint next_writer;
     st->writer = atomic_fetch_add_explicit(&next_writer, 1, memory_order_relaxed);
     /* Resume after Last-Event-ID when every event since is in the log; else start at the
-     * log's end with a reset, so the client refetches instead of silently missing some. */
-    bool resume = last && was_online;
-    if (last && !was_online)
+     * log's end with a reset, so the client refetches instead of silently missing some. An
+     * id beyond the log's end (another deployment's, or from before Redis lost its data)
+     * gets the reset too: resumed after it, every live event below it would be taken as
+     * seen and dropped. A reset, not a 400: EventSource gives up for good on an error, and
+     * would resend that id on every reconnect until an event carries a new one. */
+    bool resume = last && was_online && notify_id_cmp(last, tail) <= 0;
+    if (last && !resume)
         snprintf(st->reset_id, sizeof(st->reset_id), "%s", tail);
     notify_sub_hooks_t hooks = {park, wake, st};
     st->sub = notify_sub_open(api->hub, st->user, resume ? last : tail, &hooks);
