@@ -526,6 +526,27 @@ describe('the server', () => {
     assert.equal(kept.bio, edit.bio, 'refused edits changed nothing');
   });
 
+  test('Users: lookup by handle in any case; 400 for a missing or impossible handle, 404 for none or a block, 401 without a token', async () => {
+    const token = users.alice.token;
+    const lookup = (query, t = token) => api('GET', '/v1/users/lookup', { token: t, query });
+    const u = expectStatus(await lookup({ handle: users.bob.handle.toUpperCase() }), 200);
+    assert.equal(u.id, users.bob.id);
+    assert.equal(u.handle, users.bob.handle);
+    for (const query of [undefined, { handle: '' }, { handle: 'has space' }, { handle: 'dash-ed' }, { handle: 'x'.repeat(31) }, { name: 'bob' }]) {
+      expectStatus(await lookup(query), 400);
+    }
+    expectStatus(await lookup({ handle: `nobody_${rand()}` }), 404);
+    expectStatus(await lookup({ handle: users.bob.handle }, null), 401);
+    const a = expectStatus(await api('POST', '/v1/users', { json: { handle: newHandle('lka') } }), 201);
+    const b = expectStatus(await api('POST', '/v1/users', { json: { handle: newHandle('lkb') } }), 201);
+    expectStatus(await api('PUT', '/v1/users/{id}/block', { params: { id: b.user.id }, token: a.token }), 204);
+    expectStatus(await lookup({ handle: a.user.handle }, b.token), 404);
+    expectStatus(await lookup({ handle: b.user.handle }, a.token), 404);
+    const res = await unroutedCall('POST', '/v1/users/lookup');
+    assert.equal(res.status, 405);
+    assert.equal(res.headers.allow, 'GET, HEAD', 'each method once, though two routes match');
+  });
+
   test('oversize bodies get 413, on every path', async () => {
     const big = JSON.stringify({ handle: 'x', pad: 'p'.repeat(70 * 1024) });
     expectStatus(await api('POST', '/v1/users', { body: big, expectContinue: true }), 413);
