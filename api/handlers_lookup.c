@@ -9,6 +9,7 @@
 #include "api/api.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Could this be a handle, or the start of one (1..30 of [A-Za-z0-9_])? */
@@ -65,4 +66,46 @@ void api_users_lookup(api_req_t *r)
         api_storage_problem(r, rc, "user");
     else
         api_reply_json(r, 200, api_user_json(&user));
+}
+
+#define SEARCH_LIMIT_DEFAULT 10
+
+void api_users_search(api_req_t *r)
+{
+    const char *q = handle_param(r, "q");
+    if (!q)
+        return;
+    size_t limit = SEARCH_LIMIT_DEFAULT;
+    const char *l = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "limit");
+    if (l) {
+        uint64_t v = api_parse_id(l);
+        if (v < 1 || v > STORAGE_SEARCH_MAX) {
+            api_problem(r, API_BAD_REQUEST, "limit must be an integer from 1 to %d",
+                        STORAGE_SEARCH_MAX);
+            return;
+        }
+        limit = (size_t)v;
+    }
+    storage_user_t *users = calloc(limit, sizeof(*users));
+    if (!users) {
+        api_storage_problem(r, -ENOMEM, "user");
+        return;
+    }
+    size_t n = 0;
+    int rc = storage_users_search(r->api->storage, r->caller.id, q, limit, users, &n);
+    /* No cursor: autocomplete asks again with a longer prefix instead of paging. */
+    json_t *page = json_object(), *items = json_array();
+    for (size_t i = 0; rc == 0 && items && i < n; i++)
+        json_array_append_new(items, api_user_json(&users[i]));
+    free(users);
+    if (rc) {
+        json_decref(items);
+        json_decref(page);
+        api_storage_problem(r, rc, "user");
+    } else if (!page || json_object_set_new(page, "items", items) != 0) {
+        json_decref(page);
+        api_storage_problem(r, -ENOMEM, "user");
+    } else {
+        api_reply_json(r, 200, page);
+    }
 }

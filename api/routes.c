@@ -15,6 +15,7 @@ const api_route_t api_routes[] = {
     {"PATCH", "/v1/me", api_me_patch, true, API_RATE_PUBLISH},
     /* Literal paths before "/v1/users/{id}": the first match wins. */
     {"GET", "/v1/users/lookup", api_users_lookup, true, API_RATE_READ},
+    {"GET", "/v1/users/search", api_users_search, true, API_RATE_READ},
     {"GET", "/v1/users/{id}", api_users_get, true, API_RATE_READ},
     {"PUT", "/v1/users/{id}/follow", api_users_follow, true, API_RATE_FOLLOW},
     {"DELETE", "/v1/users/{id}/follow", api_users_unfollow, true, API_RATE_FOLLOW},

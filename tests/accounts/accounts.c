@@ -2,6 +2,7 @@
 #include "tests/accounts/accounts.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 ts_server_t accounts_srv;
@@ -31,4 +32,18 @@ void accounts_problem(const char *token, const char *method, const char *path, c
     cr_expect_eq(ts_int(j, "status"), status, "%s %s: the problem's status", method, path);
     json_decref(j);
     ts_resp_free(&r);
+}
+
+void accounts_register_handle(const char *handle, ts_user_t *u)
+{
+    memset(u, 0, sizeof(*u));
+    char body[128];
+    snprintf(body, sizeof(body), "{\"handle\":\"%s\"}", handle);
+    json_t *j = ts_call(PORT, "POST", "/v1/users", NULL, body, 201);
+    snprintf(u->id, sizeof(u->id), "%s", ts_str(json_object_get(j, "user"), "id"));
+    snprintf(u->token, sizeof(u->token), "%s", ts_str(j, "token"));
+    snprintf(u->handle, sizeof(u->handle), "%s", handle);
+    u->num = ts_id(u->id);
+    json_decref(j);
+    cr_assert(u->num && u->token[0], "registering %s answered no id or token", handle);
 }

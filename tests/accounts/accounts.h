@@ -15,4 +15,7 @@ void accounts_teardown(void);
 void accounts_problem(const char *token, const char *method, const char *path, const char *body,
                       int status);
 
+/* Registers a user with exactly this handle (201). */
+void accounts_register_handle(const char *handle, ts_user_t *u);
+
 #endif
