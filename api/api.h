@@ -188,6 +188,8 @@ void api_users_create(api_req_t *r);
 void api_users_get(api_req_t *r);
 void api_me_get(api_req_t *r);
 void api_me_patch(api_req_t *r);
+void api_users_lookup(api_req_t *r);
+void api_users_search(api_req_t *r);
 void api_users_follow(api_req_t *r);
 void api_users_unfollow(api_req_t *r);
 void api_users_followers(api_req_t *r);

@@ -13,6 +13,9 @@ const api_route_t api_routes[] = {
     {"POST", "/v1/users", api_users_create, false, API_RATE_REGISTER},
     {"GET", "/v1/me", api_me_get, true, API_RATE_READ},
     {"PATCH", "/v1/me", api_me_patch, true, API_RATE_PUBLISH},
+    /* Literal paths before "/v1/users/{id}": the first match wins. */
+    {"GET", "/v1/users/lookup", api_users_lookup, true, API_RATE_READ},
+    {"GET", "/v1/users/search", api_users_search, true, API_RATE_READ},
     {"GET", "/v1/users/{id}", api_users_get, true, API_RATE_READ},
     {"PUT", "/v1/users/{id}/follow", api_users_follow, true, API_RATE_FOLLOW},
     {"DELETE", "/v1/users/{id}/follow", api_users_unfollow, true, API_RATE_FOLLOW},
@@ -91,6 +94,32 @@ static bool match(const char *pattern, char **segs, int n, const char **params)
     return *p == '\0';
 }
 
+/* Is method one of the comma-separated list? */
+static bool listed(const char *list, const char *method)
+{
+    size_t len = strlen(method);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == len && memcmp(p, method, len) == 0)
+            return true;
+        if (!end)
+            break;
+        p = end + 2; /* ", " */
+    }
+    return false;
+}
+
+/* Appends method to the Allow list unless it is there already: a literal route and a
+ * "{capture}" route can both match one path (GET /v1/users/lookup, GET /v1/users/{id}). */
+static void allow_add(char *allow, size_t allow_size, const char *method)
+{
+    if (listed(allow, method))
+        return;
+    size_t used = strlen(allow);
+    snprintf(allow + used, allow_size - used, "%s%s", used ? ", " : "", method);
+}
+
 int api_route_match(const char *method, char *path, const char **params, char *allow,
                     size_t allow_size)
 {
@@ -106,12 +135,9 @@ int api_route_match(const char *method, char *path, const char **params, char *a
             continue;
         if (strcmp(api_routes[i].method, wanted) == 0)
             return (int)i;
-        size_t used = strlen(allow);
-        snprintf(allow + used, allow_size - used, "%s%s", used ? ", " : "", api_routes[i].method);
-        if (strcmp(api_routes[i].method, "GET") == 0) {
-            used = strlen(allow);
-            snprintf(allow + used, allow_size - used, ", HEAD");
-        }
+        allow_add(allow, allow_size, api_routes[i].method);
+        if (strcmp(api_routes[i].method, "GET") == 0)
+            allow_add(allow, allow_size, "HEAD");
         other_methods = true;
     }
     return other_methods ? -2 : -1;

@@ -134,7 +134,7 @@ int storage_prepare(storage_t *s)
         if (storage_redis_is_error(b.r[i]) && strncmp(b.r[i]->str, "BUSYGROUP", 9) != 0)
             rc = -EIO;
     storage_redis_batch_free(&b);
-    return rc;
+    return rc ? rc : storage__handle_index_fill(s);
 }
 
 /* ---- the asynchronous handle ----------------------------------------------------------- */

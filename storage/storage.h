@@ -56,7 +56,8 @@ typedef struct storage_topology_stats_s {
 } storage_topology_stats_t;
 void storage_topology_stats(storage_t *s, storage_topology_stats_t *out);
 
-/* Creates the fan-out consumer group on every shard if missing. */
+/* Creates the fan-out consumer group on every shard if missing, and fills the handle index
+ * from the handle keys once per deployment (a SCAN of every master; see handle_index.c). */
 int storage_prepare(storage_t *s);
 
 /* ---- ids (ids.c) ---------------------------------------------------------------------
@@ -125,6 +126,18 @@ int storage_user_credentials(storage_t *s, uint64_t id, uint8_t token_hash[32],
                              storage_user_t *out);
 /* Resolves handles (case-insensitively) to ids; 0 where no such user. */
 int storage_users_by_handle(storage_t *s, const char *const *handles, size_t n, uint64_t *ids);
+
+/* ---- the handle index (handle_index.c) ---------------------------------------------------- */
+#define STORAGE_SEARCH_MAX 50
+/* Up to limit (1..STORAGE_SEARCH_MAX) users, with counts, whose handle starts with prefix
+ * (compared lowercase), ordered by handle, into out (room for limit); *n says how many.
+ * Users with whom viewer has a block either way are left out, and more are read in their
+ * place (a few rounds at most: see handle_index.c). -EINVAL for an empty prefix or a limit
+ * out of range. Thread: any. */
+int storage_users_search(storage_t *s, uint64_t viewer, const char *prefix, size_t limit,
+                         storage_user_t *out, size_t *n);
+/* Takes user id's handle out of the index: for erasing an account (the handle key's DEL). */
+int storage_handle_index_remove(storage_t *s, const char *handle, uint64_t id);
 
 /* ---- follow graph (graph.c) ------------------------------------------------------------ */
 /* Idempotent. *changed tells whether an edge was added or removed; the follow/unfollow

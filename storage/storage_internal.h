@@ -14,10 +14,14 @@
 /* ---- key schema ------------------------------------------------------------------------
  * Every key carries its owner in a hash tag so that one user's keys share a Cluster slot.
  * Formats take unsigned long long ids (hiredis formats them itself). */
-#define K_USER "user:{%llu}"           /* hash: handle display_name bio token created */
-#define K_HANDLE "handle:{%s}"         /* string: user id; the handle lowercased */
-#define K_FOLLOWERS "followers:{%llu}" /* zset: follower id scored by edge id */
-#define K_FOLLOWING "following:{%llu}" /* zset: followee id scored by edge id */
+#define K_USER "user:{%llu}"   /* hash: handle display_name bio token created */
+#define K_HANDLE "handle:{%s}" /* string: user id; the handle lowercased */
+/* zset: "<lowercase handle> <id>" members at score 0, the handles starting with the tag's
+ * character (one set per first character), for prefix search by ZRANGEBYLEX (handle_index.c) */
+#define K_HANDLE_INDEX "hx:{%b}"
+#define K_HANDLE_INDEX_FILLED "hx:filled" /* string: handles from before the index were added */
+#define K_FOLLOWERS "followers:{%llu}"    /* zset: follower id scored by edge id */
+#define K_FOLLOWING "following:{%llu}"    /* zset: followee id scored by edge id */
 #define K_POST "post:{%llu}"    /* hash: author text reply_to mentions likes reposts deleted */
 #define K_POSTS "posts:{%llu}"  /* zset: author's post ids scored by id */
 #define K_IDEM "idem:{%llu}:%b" /* string: "<post id> <fingerprint>" */
@@ -120,6 +124,13 @@ int storage__relation_hits(redisReply **r, size_t count, size_t n, bool *hit);
     "  end\n"                                                                                      \
     "  return #gone\n"                                                                             \
     "end\n"
+
+/* handle_index.c: adds to b the index member of user id's handle (lowercase, non-empty),
+ * or its removal; storage__handle_index_fill adds every handle key's user to the index
+ * unless K_HANDLE_INDEX_FILLED says it was done (storage_prepare). */
+void storage__handle_index_add(storage_redis_batch_t *b, const char *lower, uint64_t id);
+void storage__handle_index_del(storage_redis_batch_t *b, const char *lower, uint64_t id);
+int storage__handle_index_fill(storage_t *s);
 
 /* The shard of a fan-out job about user. */
 int storage__shard(const storage_t *s, uint64_t user);

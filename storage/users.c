@@ -1,7 +1,8 @@
 /* storage/users.c -- user profiles, the handle index and credentials.
  *
  * A user is a hash user:{id}; handle:{lowercase} maps a handle to its id and is claimed
- * with SET NX, which is what makes handles unique. The API token is never stored: only
+ * with SET NX, which is what makes handles unique; the same batch adds the handle to the
+ * ordered index that search reads (handle_index.c). The API token is never stored: only
  * its SHA-256, hex-encoded. Counts come from the follow and post indexes (ZCARD), so
  * they cannot drift from the lists they count.
  */
@@ -71,6 +72,7 @@ int storage_user_create(storage_t *s, uint64_t id, const char *handle, const cha
     storage_redis_batch_add(&b, "SET " K_HANDLE " %llu NX", lower, (ull)id);
     storage_redis_batch_add(&b, "HSET " K_USER " handle %s display_name %s token %s created %llu",
                             (ull)id, handle, display_name, hex, (ull)created);
+    storage__handle_index_add(&b, lower, id);
     int rc = storage_redis_batch_run_checked(&b);
     bool claimed = rc == 0 && b.r[0]->type == REDIS_REPLY_STATUS;
     storage_redis_batch_free(&b);
@@ -88,6 +90,7 @@ int storage_user_create(storage_t *s, uint64_t id, const char *handle, const cha
         if (!ours) {
             storage_redis_batch_init(&b, s->redis);
             storage_redis_batch_add(&b, "DEL " K_USER, (ull)id);
+            storage__handle_index_del(&b, lower, id);
             (void)storage_redis_batch_run(&b);
             storage_redis_batch_free(&b);
             return -EEXIST;

@@ -78,6 +78,14 @@ int storage_redis_batch_run_checked(storage_redis_batch_t *b);
 /* Frees commands and replies; the batch may be reused after init. */
 void storage_redis_batch_free(storage_redis_batch_t *b);
 
+/* ---- scans (scan.c) ------------------------------------------------------------------------
+ * Every key matching match (a SCAN MATCH pattern) on every master, a page at a time: cb gets
+ * each page's array of key strings (borrowed for the call) and returns 0 to go on or a
+ * negative errno to stop, which the scan returns. A key may be seen twice (SCAN's own
+ * guarantee), so the work must be idempotent. 0, -EAGAIN, -EIO. Thread: any. */
+typedef int (*storage_redis_scan_cb)(void *arg, const redisReply *keys);
+int storage_redis_scan(storage_redis_t *r, const char *match, storage_redis_scan_cb cb, void *arg);
+
 /* ---- gates (gate.c): a check that rides on the calling thread's next reading batch --------
  * A request's rate check is one command whose answer decides whether the request goes on.
  * Armed on a thread, it is appended to the next batch that thread runs when that batch only

@@ -1,44 +1,13 @@
 /* tests/accounts/test_me.c -- GET /v1/me and PATCH /v1/me: the caller's own profile read
  * fresh, display name and bio edits shown everywhere a user is, and every refused edit a
  * problem document that changed nothing. */
-#include "tests/support/support.h"
+#include "tests/accounts/accounts.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
 
-static ts_server_t srv;
-#define PORT (srv.port)
-
-static void setup(void)
-{
-    ts_server_start_default(&srv);
-}
-
-static void teardown(void)
-{
-    ts_server_stop_clean(&srv, 10000);
-}
-
-TestSuite(me, .init = setup, .fini = teardown, .timeout = 120);
-
-/* Sends the request and expects status with a problem+json body repeating it. */
-static void expect_problem(const char *token, const char *method, const char *path,
-                           const char *body, int status)
-{
-    ts_resp_t r;
-    ts_http(PORT, method, path, token, NULL, body, &r);
-    cr_expect_eq(r.status, status, "%s %s %s: expected %d, got %d: %s", method, path,
-                 body ? body : "", status, r.status, r.body);
-    char ct[96];
-    const char *got = ts_resp_header(&r, "Content-Type", ct, sizeof(ct));
-    cr_expect(got && strncmp(got, "application/problem+json", 24) == 0, "%s %s: Content-Type %s",
-              method, path, got ? got : "(none)");
-    json_t *j = ts_resp_json(&r);
-    cr_expect_eq(ts_int(j, "status"), status, "%s %s: the problem's status", method, path);
-    json_decref(j);
-    ts_resp_free(&r);
-}
+TestSuite(me, .init = accounts_setup, .fini = accounts_teardown, .timeout = 120);
 
 static json_t *patch_me(const ts_user_t *u, const char *body, int status)
 {
@@ -106,7 +75,7 @@ Test(me, bio_counts_code_points_not_bytes)
     cr_expect_eq(strlen(ts_str(u, "bio")), 640);
     json_decref(u);
     snprintf(body + n, sizeof(body) - n, "x\"}");
-    expect_problem(a.token, "PATCH", "/v1/me", body, 400);
+    accounts_problem(a.token, "PATCH", "/v1/me", body, 400);
     json_t *me = ts_call(PORT, "GET", "/v1/me", a.token, NULL, 200);
     cr_expect_eq(strlen(ts_str(me, "bio")), 640, "the refused edit changed nothing");
     json_decref(me);
@@ -147,7 +116,7 @@ Test(me, refused_edits_are_problems_and_change_nothing)
         "{\"bio\":\"ok\",\"display_name\":\"\\u202e\"}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        expect_problem(a.token, "PATCH", "/v1/me", bad[i], 400);
+        accounts_problem(a.token, "PATCH", "/v1/me", bad[i], 400);
     json_t *me = ts_call(PORT, "GET", "/v1/me", a.token, NULL, 200);
     cr_expect_str_eq(ts_str(me, "display_name"), "Kept");
     cr_expect_str_eq(ts_str(me, "bio"), "kept");
@@ -161,10 +130,11 @@ Test(me, refused_edits_are_problems_and_change_nothing)
 
 Test(me, needs_a_valid_token)
 {
-    expect_problem(NULL, "GET", "/v1/me", NULL, 401);
-    expect_problem(NULL, "PATCH", "/v1/me", "{\"bio\":\"x\"}", 401);
-    expect_problem("tdg_1_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "GET", "/v1/me", NULL, 401);
+    accounts_problem(NULL, "GET", "/v1/me", NULL, 401);
+    accounts_problem(NULL, "PATCH", "/v1/me", "{\"bio\":\"x\"}", 401);
+    accounts_problem("tdg_1_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "GET", "/v1/me", NULL,
+                     401);
     ts_user_t a;
     ts_register(PORT, "mt", &a);
-    expect_problem(a.token, "PUT", "/v1/me", "{\"bio\":\"x\"}", 405);
+    accounts_problem(a.token, "PUT", "/v1/me", "{\"bio\":\"x\"}", 405);
 }

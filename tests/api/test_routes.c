@@ -80,6 +80,7 @@ Test(routes, known_core_routes_exist)
     static const char *const want[][2] = {
         {"POST", "/v1/users"},
         {"GET", "/v1/users/1"},
+        {"GET", "/v1/users/lookup"},
         {"PUT", "/v1/users/1/follow"},
         {"DELETE", "/v1/users/1/follow"},
         {"GET", "/v1/users/1/followers"},
@@ -115,6 +116,9 @@ Test(routes, wrong_method_gives_405_with_the_allow_list)
         {"POST", "/healthz", "GET, HEAD"},
         {"DELETE", "/metrics", "GET, HEAD"},
         {"POST", "/", "GET, HEAD"},
+        /* A literal route and a {capture} route both match: each method once. */
+        {"POST", "/v1/users/lookup", "GET, HEAD"},
+        {"DELETE", "/v1/users/lookup", "GET, HEAD"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         match_t m = match(cases[i][0], cases[i][1]);
@@ -162,6 +166,17 @@ Test(routes, too_many_segments_do_not_match)
     for (size_t i = 0; i + 2 < sizeof(long_path); i += 2)
         memcpy(long_path + i, "/x", 2);
     cr_expect_eq(match("GET", long_path).route, -1);
+}
+
+Test(routes, literal_segments_win_over_captures)
+{
+    match_t m = match("GET", "/v1/users/lookup");
+    cr_assert_geq(m.route, 0);
+    cr_expect_str_eq(api_routes[m.route].pattern, "/v1/users/lookup");
+    cr_expect_null(m.params[0], "a literal route captures nothing");
+    m = match("GET", "/v1/users/lookups");
+    cr_assert_geq(m.route, 0);
+    cr_expect_str_eq(api_routes[m.route].pattern, "/v1/users/{id}");
 }
 
 Test(routes, methods_are_case_sensitive)

@@ -5,7 +5,8 @@
 //
 // Two people, each in their own headless Debian Chromium (playwright-core drives
 // /usr/bin/chromium, or $CHROMIUM; nothing is downloaded) with a fresh profile directory, sign
-// up on the page. Bob follows Ana by the id on her card; Ana sees the follow arrive; Ana posts
+// up on the page. Bob finds Ana by typing the start of her handle (the page's autocomplete, GET
+// /v1/users/search) and follows her from the suggestions; Ana sees the follow arrive; Ana posts
 // and the post appears on Bob's page through EventSource, with no timeline request in between
 // (so it came live, not from a refetch); Bob likes and replies, and Ana's notifications update
 // live. Both pages are screenshotted into TIDINGS_DEMO_OUT, and each screenshot is decoded and
@@ -124,11 +125,26 @@ describe('the demo page', () => {
     assert.match(anaId, /^[1-9][0-9]*$/);
   });
 
-  test('bob follows ana by her id; ana sees the follow arrive live', async () => {
+  test('bob finds ana by typing the start of her handle, picks her from the suggestions and follows; ana sees it live', async () => {
+    // A prefix no handle starts with: no suggestions.
+    const searched = bob.page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/users/search', { timeout: WAIT });
+    await bob.page.fill('#follow-handle', `zz_nobody_${suffix}`);
+    assert.equal((await searched).status(), 200);
+    assert.equal(await bob.page.locator('#follow-suggestions li').count(), 0);
+    // Typed a few letters at a time, in another case, with the @ a mention has.
+    const typed = `@${anaHandle.slice(0, anaHandle.length - 1).toUpperCase()}`;
+    await bob.page.fill('#follow-handle', '');
+    await bob.page.type('#follow-handle', typed, { delay: 20 });
+    const pick = `#follow-suggestions li[data-id="${anaId}"]`;
+    await bob.page.waitForSelector(pick, { timeout: WAIT });
+    assert.equal(await bob.page.getAttribute(pick, 'data-handle'), anaHandle);
+    assert.equal(await bob.page.locator('#follow-suggestions li').count(), 1, 'only ana starts so');
+    await bob.page.screenshot({ path: path.join(OUT, 'demo-bob-autocomplete.png') });
     const refetched = bob.page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/timeline', { timeout: WAIT });
-    await bob.page.fill('#follow-id', anaId);
-    await bob.page.click('#follow-btn');
+    await bob.page.click(`${pick} button`);
     await bob.page.waitForSelector(`#following li[data-id="${anaId}"]`);
+    assert.equal(await bob.page.locator('#follow-suggestions li').count(), 0, 'the suggestions close');
+    assert.equal(await bob.page.inputValue('#follow-handle'), '');
     // The page fetches the timeline again shortly after a follow (for the backfill): let it,
     // so that what follows can tell a live arrival from a refetch.
     await refetched;

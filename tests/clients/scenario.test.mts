@@ -255,6 +255,36 @@ describe('a TypeScript client generated from openapi.yaml', () => {
     expectProblem(error, 409, 'a taken handle');
   });
 
+  test('each reads and edits their own profile with GET and PATCH /v1/me', async () => {
+    const me = await ana.api.GET('/v1/me');
+    assert.equal(me.data?.id, ana.user.id);
+    assert.equal(me.data?.bio, '');
+    const { data, error, response } = await ana.api.PATCH('/v1/me', { body: { bio: 'Writes about tides 🌊' } });
+    assert.equal(response.status, 200, JSON.stringify(error));
+    assert.equal(data?.bio, 'Writes about tides 🌊');
+    assert.equal(data?.display_name, 'Ana Example', 'a field not given is kept');
+    const renamed = await bob.api.PATCH('/v1/me', { body: { display_name: 'Bob the Builder' } });
+    assert.equal(renamed.data?.display_name, 'Bob the Builder');
+    const bad = await bob.api.PATCH('/v1/me', { body: { bio: 'x'.repeat(161) } });
+    expectProblem(bad.error, 400, 'a bio too long');
+    expectProblem((await anonymous.GET('/v1/me')).error, 401, 'no token');
+  });
+
+  test('bob finds ana by handle: autocomplete by prefix, then lookup', async () => {
+    // Typing "@ana_<suffix>" a few letters at a time, as a mention box would.
+    const prefix = ana.user.handle.slice(0, ana.user.handle.length - 2).toUpperCase();
+    const { data, error } = await bob.api.GET('/v1/users/search', { params: { query: { q: prefix, limit: 5 } } });
+    assert.ok(data, JSON.stringify(error));
+    assert.deepEqual(data.items.map((u) => u.handle), [ana.user.handle]);
+    assert.equal(data.items[0].bio, 'Writes about tides 🌊');
+    const found = await bob.api.GET('/v1/users/lookup', { params: { query: { handle: ana.user.handle.toUpperCase() } } });
+    assert.equal(found.data?.id, ana.user.id);
+    const none = await bob.api.GET('/v1/users/lookup', { params: { query: { handle: `nobody_${suffix}` } } });
+    expectProblem(none.error, 404, 'an unknown handle');
+    const bad = await bob.api.GET('/v1/users/search', { params: { query: { q: 'not-a-prefix' } } });
+    expectProblem(bad.error, 400, 'a prefix no handle can start with');
+  });
+
   test('opens both event streams with EventSource and ?access_token=', async () => {
     await relay.start();
     anaStream = new Stream(`${BASE}/v1/stream`, ana.token);

@@ -526,6 +526,53 @@ describe('the server', () => {
     assert.equal(kept.bio, edit.bio, 'refused edits changed nothing');
   });
 
+  test('Users: lookup by handle in any case; 400 for a missing or impossible handle, 404 for none or a block, 401 without a token', async () => {
+    const token = users.alice.token;
+    const lookup = (query, t = token) => api('GET', '/v1/users/lookup', { token: t, query });
+    const u = expectStatus(await lookup({ handle: users.bob.handle.toUpperCase() }), 200);
+    assert.equal(u.id, users.bob.id);
+    assert.equal(u.handle, users.bob.handle);
+    for (const query of [undefined, { handle: '' }, { handle: 'has space' }, { handle: 'dash-ed' }, { handle: 'x'.repeat(31) }, { name: 'bob' }]) {
+      expectStatus(await lookup(query), 400);
+    }
+    expectStatus(await lookup({ handle: `nobody_${rand()}` }), 404);
+    expectStatus(await lookup({ handle: users.bob.handle }, null), 401);
+    const a = expectStatus(await api('POST', '/v1/users', { json: { handle: newHandle('lka') } }), 201);
+    const b = expectStatus(await api('POST', '/v1/users', { json: { handle: newHandle('lkb') } }), 201);
+    expectStatus(await api('PUT', '/v1/users/{id}/block', { params: { id: b.user.id }, token: a.token }), 204);
+    expectStatus(await lookup({ handle: a.user.handle }, b.token), 404);
+    expectStatus(await lookup({ handle: b.user.handle }, a.token), 404);
+    const res = await unroutedCall('POST', '/v1/users/lookup');
+    assert.equal(res.status, 405);
+    assert.equal(res.headers.allow, 'GET, HEAD', 'each method once, though two routes match');
+  });
+
+  test('Users: search by handle prefix in any case, ordered, limited, blocks left out; 400 for a bad q or limit, 401 without a token', async () => {
+    const base = newHandle('Sr');
+    const made = {};
+    for (const tail of ['_b', '_a', '_Ab']) {
+      made[tail] = expectStatus(await api('POST', '/v1/users', { json: { handle: `${base}${tail}` } }), 201);
+    }
+    const token = made._b.token;
+    const search = (query, t = token) => api('GET', '/v1/users/search', { token: t, query });
+    const handles = (page) => page.items.map((u) => u.handle);
+    assert.deepEqual(handles(expectStatus(await search({ q: base.toUpperCase() }), 200)), [`${base}_a`, `${base}_Ab`, `${base}_b`]);
+    const two = expectStatus(await search({ q: base.toLowerCase(), limit: '2' }), 200);
+    assert.deepEqual(handles(two), [`${base}_a`, `${base}_Ab`]);
+    assert.equal(two.items[0].id, made._a.user.id);
+    assert.deepEqual(expectStatus(await search({ q: `${base}_z` }), 200), { items: [] });
+    expectStatus(await api('PUT', '/v1/users/{id}/block', { params: { id: made._Ab.user.id }, token }), 204);
+    assert.deepEqual(handles(expectStatus(await search({ q: base, limit: '2' }), 200)), [`${base}_a`, `${base}_b`], 'a blocked user is left out and the page still fills');
+    assert.deepEqual(handles(expectStatus(await search({ q: base }, made._Ab.token), 200)), [`${base}_a`, `${base}_Ab`], 'either way');
+    for (const query of [undefined, { q: '' }, { q: 'a-b' }, { q: 'x'.repeat(31) }, { limit: '5' }, { q: 'a', limit: '0' },
+      { q: 'a', limit: '51' }, { q: 'a', limit: 'ten' }, { q: 'a', limit: '01' }]) {
+      expectStatus(await search(query), 400);
+    }
+    expectStatus(await search({ q: base }, null), 401);
+    const res = await unroutedCall('DELETE', '/v1/users/search');
+    assert.equal(res.headers.allow, 'GET, HEAD');
+  });
+
   test('oversize bodies get 413, on every path', async () => {
     const big = JSON.stringify({ handle: 'x', pad: 'p'.repeat(70 * 1024) });
     expectStatus(await api('POST', '/v1/users', { body: big, expectContinue: true }), 413);
