@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # tools/test.sh -- installs what is missing, checks that every C file is formatted
 # (tools/format.sh --check), builds, and runs the whole test suite twice:
-# a normal build (warnings as errors) and an AddressSanitizer + UBSan build; then every
-# libFuzzer target of tests/fuzz for 20 s (two at a time, one per core), the SSE suite once
-# more against a ThreadSanitizer build of the server, and the hub's stress run (tests/notify)
+# a normal build (warnings as errors) and an AddressSanitizer + UBSan build (both without the
+# chaos tests); then the chaos suite on the normal build (tools/chaos.sh), every libFuzzer
+# target of tests/fuzz for 20 s (two at a time, one per core), the SSE suite once more
+# against a ThreadSanitizer build of the server, and the hub's stress run (tests/notify)
 # under ThreadSanitizer. The tests start their own redis-server on a free
 # loopback port and stop it afterwards.
 set -euo pipefail
@@ -15,11 +16,13 @@ tools/format.sh --check
 run_suite() { # build-dir build-type
   cmake -S . -B "$1" -DCMAKE_BUILD_TYPE="$2" -DTIDINGS_WERROR=ON >/dev/null
   cmake --build "$1" -j"$(nproc)"
-  (cd "$1" && ctest --output-on-failure -j2 --timeout 900)
+  (cd "$1" && ctest --output-on-failure -j2 --timeout 900 -LE chaos)
 }
 
 echo "== release build =="
 run_suite build RelWithDebInfo
+echo "== chaos: faults injected under load (tests/chaos) =="
+tools/chaos.sh build
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build =="
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
   run_suite build-asan Asan

@@ -90,6 +90,10 @@ typedef struct ts_sse_s {
  * timeout_ms (the test fails otherwise). A non-200 response's body is read whole into
  * body. Returns new; free with ts_sse_close. */
 ts_sse_t *ts_sse_open(int port, const ts_sse_opts_t *o, int timeout_ms);
+/* The same, but NULL (nothing to free) instead of a failed test when the connection or the
+ * response head does not come within timeout_ms: for a client that retries, as EventSource
+ * does. */
+ts_sse_t *ts_sse_try_open(int port, const ts_sse_opts_t *o, int timeout_ms);
 /* The next item within timeout_ms. Never asserts: TS_SSE_TIMEOUT when nothing complete came. */
 ts_sse_kind_t ts_sse_next(ts_sse_t *c, ts_sse_item_t *it, int timeout_ms);
 /* The next TS_SSE_EVENT, skipping comments and retry, or TS_SSE_END / TS_SSE_TIMEOUT. */
