@@ -36,6 +36,10 @@ const api_route_t api_routes[] = {
     {"GET", "/v1/notifications", api_notifications_list, true, API_RATE_READ},
     {"GET", "/v1/notifications/unread_count", api_notifications_unread, true, API_RATE_READ},
     {"POST", "/v1/notifications/read", api_notifications_read, true, API_RATE_READ},
+    {"POST", "/v1/tokens", api_tokens_create, true, API_RATE_FOLLOW},
+    {"GET", "/v1/tokens", api_tokens_list, true, API_RATE_READ},
+    {"DELETE", "/v1/tokens/current", api_tokens_revoke_current, true, API_RATE_FOLLOW},
+    {"DELETE", "/v1/tokens/{id}", api_tokens_revoke, true, API_RATE_FOLLOW},
     {"GET", "/v1/stream", api_stream_get, true, API_RATE_STREAM},
     {"OPTIONS", "/v1/stream", api_stream_options, false, API_RATE_NONE},
     {"GET", "/healthz", api_system_healthz, false, API_RATE_NONE},
@@ -91,6 +95,20 @@ static bool match(const char *pattern, char **segs, int n, const char **params)
     return *p == '\0';
 }
 
+/* Is method one of the ", "-separated methods in allow? */
+static bool listed(const char *allow, const char *method)
+{
+    size_t n = strlen(method);
+    for (const char *p = allow; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && memcmp(p, method, n) == 0)
+            return true;
+        p = end ? end + 2 : p + len;
+    }
+    return false;
+}
+
 int api_route_match(const char *method, char *path, const char **params, char *allow,
                     size_t allow_size)
 {
@@ -106,6 +124,12 @@ int api_route_match(const char *method, char *path, const char **params, char *a
             continue;
         if (strcmp(api_routes[i].method, wanted) == 0)
             return (int)i;
+        /* A literal segment and a capture may both match ("/v1/tokens/current" and
+         * "/v1/tokens/{id}"): each method is listed once. */
+        if (listed(allow, api_routes[i].method)) {
+            other_methods = true;
+            continue;
+        }
         size_t used = strlen(allow);
         snprintf(allow + used, allow_size - used, "%s%s", used ? ", " : "", api_routes[i].method);
         if (strcmp(api_routes[i].method, "GET") == 0) {

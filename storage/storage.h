@@ -98,7 +98,8 @@ typedef struct storage_user_s {
 } storage_user_t;
 
 /* Creates user id (from storage_id_next). handle is case-preserving, unique
- * case-insensitively. token_hash is the SHA-256 of its API token. -EEXIST when the
+ * case-insensitively. token_hash is the SHA-256 of its API token as users had one before
+ * they could hold several; NULL now (storage/tokens.h keeps their tokens). -EEXIST when the
  * handle is taken. */
 int storage_user_create(storage_t *s, uint64_t id, const char *handle, const char *display_name,
                         const uint8_t token_hash[32], storage_user_t *out);

@@ -14,8 +14,15 @@
 /* ---- key schema ------------------------------------------------------------------------
  * Every key carries its owner in a hash tag so that one user's keys share a Cluster slot.
  * Formats take unsigned long long ids (hiredis formats them itself). */
-#define K_USER "user:{%llu}"           /* hash: handle display_name bio token created */
-#define K_HANDLE "handle:{%s}"         /* string: user id; the handle lowercased */
+#define K_USER "user:{%llu}" /* hash: handle display_name bio token created */
+#define K_TOKEN                                                                                    \
+    "tok:{%llu}:%llu"                /* hash: hash name created last_used expires (ms; 0: none) of
+                                   * one API token of the user; expires with it (tokens.c) */
+#define K_TOKEN_PREFIX "tok:{%llu}:" /* K_TOKEN without its id, for scripts that add it */
+#define K_TOKENS                                                                                   \
+    "toks:{%llu}"              /* zset: the user's token ids scored by creation ms: the one list
+                                * of a user's tokens (pre-device tokens: K_USER's token) */
+#define K_HANDLE "handle:{%s}" /* string: user id; the handle lowercased */
 #define K_FOLLOWERS "followers:{%llu}" /* zset: follower id scored by edge id */
 #define K_FOLLOWING "following:{%llu}" /* zset: followee id scored by edge id */
 #define K_POST "post:{%llu}"    /* hash: author text reply_to mentions likes reposts deleted */
