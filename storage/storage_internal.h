@@ -147,5 +147,7 @@ void storage__announcement_deliver(const storage_sub_callbacks_t *cb, const char
 /* Publishes msg ("@…", see celebrity_live.c) on the live channel of the node of user
  * about, after the group's commands before it on that node. */
 void storage__announce_in_group(storage_redis_group_t *g, uint64_t about, const char *msg);
+/* The same in a round trip of its own, from a synchronous caller. */
+int storage__announce_sync(storage_t *s, uint64_t about, const char *msg);
 
 #endif

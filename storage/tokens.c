@@ -7,6 +7,12 @@
  * the key's own PEXPIREAT as well, so Redis drops it when it passes; its index entry goes
  * at the next creation's prune.
  *
+ * A revocation is announced on the live channel of the user's node ("revoke <user> <token>",
+ * see celebrity_live.c), which every process hears: each forgets its cached verification of
+ * the token and ends the streams it opened. The announcement goes after the delete, in a
+ * round trip of its own; should it fail, the caller hears of it (the token is gone, but
+ * other processes learn only when their cache entry lapses, and its streams stay open).
+ *
  * A token issued before users held several is the user record's "token" field; it is read
  * (and revoked) there, listed as a token whose id is the user's own id (which no token id
  * can be: ids are never handed out twice).
@@ -211,6 +217,14 @@ int storage_tokens_list(storage_t *s, uint64_t user, storage_token_t **out, size
     return 0;
 }
 
+/* Tells every process that token id of user (0: every token of the user's) is gone. */
+static int announce_revoked(storage_t *s, uint64_t user, uint64_t id)
+{
+    char msg[64];
+    snprintf(msg, sizeof(msg), "revoke %llu %llu", (ull)user, (ull)id);
+    return storage__announce_sync(s, user, msg);
+}
+
 int storage_token_revoke(storage_t *s, uint64_t user, uint64_t id)
 {
     storage_redis_batch_t b;
@@ -225,7 +239,7 @@ int storage_token_revoke(storage_t *s, uint64_t user, uint64_t id)
     if (rc == 0 && storage_redis_int(b.r[0]) == 0)
         rc = -ENOENT;
     storage_redis_batch_free(&b);
-    return rc;
+    return rc ? rc : announce_revoked(s, user, id);
 }
 
 int storage_tokens_revoke_all(storage_t *s, uint64_t user, size_t *n)
@@ -248,7 +262,7 @@ int storage_tokens_revoke_all(storage_t *s, uint64_t user, size_t *n)
     free(ids);
     if (rc == 0 && n)
         *n = count + legacy;
-    return rc;
+    return rc ? rc : announce_revoked(s, user, 0);
 }
 
 /* Writes last_used only while the token exists: a plain HSET racing a revocation would

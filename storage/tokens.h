@@ -34,10 +34,13 @@ int storage_token_credentials(storage_t *s, uint64_t user, uint64_t id, uint8_t 
 /* The user's live tokens, oldest first, the pre-device token (if any) among them: *out is new
  * (free it; NULL when there are none). */
 int storage_tokens_list(storage_t *s, uint64_t user, storage_token_t **out, size_t *n);
-/* Deletes token id of user (the pre-device token when id is the user's id); -ENOENT when the
- * user holds no such token. */
+/* Deletes token id of user (the pre-device token when id is the user's id) and announces it
+ * to every process (STORAGE_ANNOUNCE_REVOKE: each forgets it and ends its streams); -ENOENT
+ * when the user holds no such token. A failed announcement is returned as its code after
+ * the token is gone. */
 int storage_token_revoke(storage_t *s, uint64_t user, uint64_t id);
-/* Deletes every token of user, the pre-device one included; *n (unless NULL) is how many
+/* Deletes every token of user, the pre-device one included, and announces it as one
+ * revocation (token 0) that ends every stream of the user's; *n (unless NULL) is how many
  * there were. For signing out everywhere and for erasing an account. */
 int storage_tokens_revoke_all(storage_t *s, uint64_t user, size_t *n);
 /* Records a use of token id at now_ms, unless the token is gone (a revocation racing it).
