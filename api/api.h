@@ -147,6 +147,11 @@ void api_auth_forget(api_t *api, uint64_t user, uint64_t token_id);
 bool api_authenticate(api_req_t *r);
 /* The same for a token that came another way (the stream's access_token). */
 bool api_authenticate_token(api_req_t *r, const char *token);
+/* Writes the text of a new stream ticket of user, "tkt_<user>_<secret>", and its SHA-256. */
+int api_ticket_new(uint64_t user, char ticket[API_TOKEN_MAX], uint8_t hash[32]);
+/* Uses up a stream ticket (?ticket=): sets r->caller and r->caller_token (the token that
+ * issued it), or a 401 problem and returns false. */
+bool api_authenticate_ticket(api_req_t *r, const char *ticket);
 /* Whether the Bearer token is secret (the operators' token, e.g. --metrics-token); sets a
  * 401 problem when not. */
 bool api_authenticate_operator(api_req_t *r, const char *secret);
@@ -235,6 +240,7 @@ void api_system_metrics(api_req_t *r);
 void api_system_openapi(api_req_t *r);
 void api_system_demo(api_req_t *r);
 void api_stream_get(api_req_t *r);
+void api_stream_tickets_create(api_req_t *r);
 void api_stream_options(api_req_t *r);
 
 /* sse.c: the feed-event render cache (posts rendered once for all their followers). */

@@ -11,6 +11,7 @@
  * still requires the full digest to match.
  */
 #include "api/api.h"
+#include "storage/tickets.h"
 #include "storage/tokens.h"
 
 #include <errno.h>
@@ -266,6 +267,48 @@ bool api_authenticate_token(api_req_t *r, const char *token)
         api_problem(r, API_UNAUTHORIZED, "the bearer token has expired");
     else if (rc == 0 || rc == -ENOENT)
         api_problem(r, API_UNAUTHORIZED, "the bearer token is not valid");
+    else
+        api_storage_problem(r, rc, "user");
+    return false;
+}
+
+/* ---- stream tickets ---------------------------------------------------------------------- */
+
+int api_ticket_new(uint64_t user, char ticket[API_TOKEN_MAX], uint8_t hash[32])
+{
+    uint8_t secret[32];
+    if (getrandom(secret, sizeof(secret), 0) != (ssize_t)sizeof(secret))
+        return -EIO;
+    char encoded[48];
+    base64url(encoded, secret, sizeof(secret));
+    snprintf(ticket, API_TOKEN_MAX, "tkt_%llu_%s", (unsigned long long)user, encoded);
+    sha256(ticket, strlen(ticket), hash);
+    return 0;
+}
+
+bool api_authenticate_ticket(api_req_t *r, const char *ticket)
+{
+    size_t len = strlen(ticket);
+    uint64_t user = 0;
+    if (strncmp(ticket, "tkt_", 4) == 0 && len > 4 + 44 && ticket[len - 44] == '_')
+        user = id_at(ticket + 4, len - 4 - 44);
+    if (!user) {
+        api_problem(r, API_UNAUTHORIZED, "the ticket is malformed");
+        return false;
+    }
+    uint8_t digest[32];
+    sha256(ticket, len, digest);
+    uint64_t token_id;
+    int rc = storage_ticket_use(r->api->storage, user, digest, &token_id);
+    if (rc == 0)
+        rc = storage_profiles_get(r->api->storage, &user, 1, &r->caller);
+    if (rc == 0 && r->caller.id == user) {
+        r->caller_token = token_id;
+        return true;
+    }
+    memset(&r->caller, 0, sizeof(r->caller));
+    if (rc == 0 || rc == -ENOENT)
+        api_problem(r, API_UNAUTHORIZED, "the ticket is not valid: used, expired or unknown");
     else
         api_storage_problem(r, rc, "user");
     return false;

@@ -41,6 +41,7 @@ const api_route_t api_routes[] = {
     {"DELETE", "/v1/tokens/current", api_tokens_revoke_current, true, API_RATE_FOLLOW},
     {"DELETE", "/v1/tokens/{id}", api_tokens_revoke, true, API_RATE_FOLLOW},
     {"GET", "/v1/stream", api_stream_get, true, API_RATE_STREAM},
+    {"POST", "/v1/stream/tickets", api_stream_tickets_create, true, API_RATE_STREAM},
     {"OPTIONS", "/v1/stream", api_stream_options, false, API_RATE_NONE},
     {"GET", "/healthz", api_system_healthz, false, API_RATE_NONE},
     {"GET", "/readyz", api_system_readyz, false, API_RATE_NONE},

@@ -20,9 +20,12 @@
                                    * one API token of the user; expires with it (tokens.c) */
 #define K_TOKEN_PREFIX "tok:{%llu}:" /* K_TOKEN without its id, for scripts that add it */
 #define K_TOKENS                                                                                   \
-    "toks:{%llu}"              /* zset: the user's token ids scored by creation ms: the one list
+    "toks:{%llu}" /* zset: the user's token ids scored by creation ms: the one list
                                 * of a user's tokens (pre-device tokens: K_USER's token) */
-#define K_HANDLE "handle:{%s}" /* string: user id; the handle lowercased */
+#define K_TICKET                                                                                   \
+    "tkt:{%llu}:%s"                    /* string: the token id a stream ticket was issued with; the
+                                  * ticket's SHA-256 (hex) names it; expires (tickets.c) */
+#define K_HANDLE "handle:{%s}"         /* string: user id; the handle lowercased */
 #define K_FOLLOWERS "followers:{%llu}" /* zset: follower id scored by edge id */
 #define K_FOLLOWING "following:{%llu}" /* zset: followee id scored by edge id */
 #define K_POST "post:{%llu}"    /* hash: author text reply_to mentions likes reposts deleted */

@@ -1164,7 +1164,7 @@ describe('the server', () => {
         ['PUT', '/v1/posts/{id}/like'], ['DELETE', '/v1/posts/{id}/like'], ['POST', '/v1/posts/{id}/repost'],
         ['DELETE', '/v1/posts/{id}/repost'], ['GET', '/v1/notifications'], ['GET', '/v1/notifications/unread_count'],
         ['POST', '/v1/notifications/read'], ['POST', '/v1/tokens'], ['GET', '/v1/tokens'],
-        ['DELETE', '/v1/tokens/current'], ['DELETE', '/v1/tokens/{id}'],
+        ['DELETE', '/v1/tokens/current'], ['DELETE', '/v1/tokens/{id}'], ['POST', '/v1/stream/tickets'],
       ];
       const bodies = { '/v1/posts': { text: 'x' }, '/v1/notifications/read': { up_to: '1' }, '/v1/tokens': { name: 'x' } };
       for (const [method, template] of calls) {
@@ -1172,6 +1172,31 @@ describe('the server', () => {
         expectStatus(res, 503);
       }
     });
+
+  test('Stream: a ticket opens one stream once; used or bad tickets are 401', async () => {
+    const reg = expectStatus(await api('POST', '/v1/users', { json: { handle: newHandle('tkt') } }), 201);
+    const { ticket, expires_at: expiresAt } = expectStatus(await api('POST', '/v1/stream/tickets', { token: reg.token }), 201);
+    const left = Date.parse(expiresAt) - Date.now();
+    assert.ok(left > 55000 && left <= 61000, `the ticket expires in ${left} ms`);
+    // Open the stream with it (the head only), then hang up.
+    const status = await new Promise((resolve, reject) => {
+      const req = http.request({ host: base.hostname, port: base.port, method: 'GET', agent: false,
+        path: `/v1/stream?ticket=${encodeURIComponent(ticket)}` });
+      req.on('response', (res) => { resolve(res.statusCode); req.destroy(); });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(status, 200);
+    observed.add('GET /v1/stream 200');
+    expectStatus(await api('GET', '/v1/stream', { query: { ticket } }), 401);
+    for (const bad of ['', 'x', `tkt_${reg.user.id}_${'A'.repeat(43)}`, reg.token]) {
+      expectStatus(await api('GET', '/v1/stream', { query: { ticket: bad } }), 401);
+    }
+    expectStatus(await api('POST', '/v1/stream/tickets', {}), 401);
+    // A ticket is no bearer token.
+    const another = expectStatus(await api('POST', '/v1/stream/tickets', { token: reg.token }), 201);
+    expectStatus(await api('GET', '/v1/me', { token: another.ticket }), 401);
+  });
 
   test('Stream: live feed events arrive as the spec says; bad Last-Event-ID is 400', async () => {
     const suffix = Math.random().toString(36).slice(2, 10);
