@@ -162,11 +162,12 @@ void api_fingerprint(const char *data, size_t len, char out[65]);
 /* ---- tokens (handlers_tokens.c) ------------------------------------------------------- */
 #define API_TOKENS_MAX 50 /* live tokens per user */
 struct storage_token_s;
-/* Issues a token named name (borrowed) to user, expiring expires_in_s seconds from now (0:
- * never): its text goes to token, its metadata to out. -ENOSPC when the user holds
- * API_TOKENS_MAX already; a storage code otherwise. */
-int api_token_issue(api_t *api, uint64_t user, const char *name, uint64_t expires_in_s,
-                    char token[API_TOKEN_MAX], struct storage_token_s *out);
+/* Issues token token_id (from storage_id_next; 0: take one now) named name (borrowed) to
+ * user, expiring expires_in_s seconds from now (0: never): its text goes to token, its
+ * metadata to out. -ENOSPC when the user holds API_TOKENS_MAX already; a storage code
+ * otherwise. */
+int api_token_issue(api_t *api, uint64_t user, uint64_t token_id, const char *name,
+                    uint64_t expires_in_s, char token[API_TOKEN_MAX], struct storage_token_s *out);
 
 /* ---- mentions (mentions.c) --------------------------------------------------------------
  * Finds "@handle" in text: '@' at the start or after a character that cannot be part of a

@@ -17,11 +17,11 @@
 #define EXPIRES_IN_MIN_S 60
 #define EXPIRES_IN_MAX_S (365LL * 24 * 3600)
 
-int api_token_issue(api_t *api, uint64_t user, const char *name, uint64_t expires_in_s,
-                    char token[API_TOKEN_MAX], storage_token_t *out)
+int api_token_issue(api_t *api, uint64_t user, uint64_t token_id, const char *name,
+                    uint64_t expires_in_s, char token[API_TOKEN_MAX], storage_token_t *out)
 {
     memset(out, 0, sizeof(*out));
-    out->id = storage_id_next(api->storage);
+    out->id = token_id ? token_id : storage_id_next(api->storage);
     if (!out->id)
         return -EAGAIN;
     snprintf(out->name, sizeof(out->name), "%s", name);
@@ -87,7 +87,7 @@ void api_tokens_create(api_req_t *r)
     if (read_name(r, body, &name) && read_expires_in(r, body, &expires_in)) {
         char token[API_TOKEN_MAX];
         storage_token_t tok;
-        int rc = api_token_issue(r->api, r->caller.id, name, expires_in, token, &tok);
+        int rc = api_token_issue(r->api, r->caller.id, 0, name, expires_in, token, &tok);
         if (rc == -ENOSPC) {
             api_problem(r, API_CONFLICT, "you hold %d tokens, the most allowed: revoke one first",
                         API_TOKENS_MAX);

@@ -51,14 +51,18 @@ void api_users_create(api_req_t *r)
         char token[API_TOKEN_MAX];
         storage_token_t tok;
         storage_user_t user;
+        /* Both ids first: once the user's write has reconnected to Redis, the id generator
+         * may refuse until its lease is confirmed again (storage/ids.c), which would leave a
+         * user without a token. */
         uint64_t id = storage_id_next(r->api->storage);
-        int rc =
-            id ? storage_user_create(r->api->storage, id, handle, name ? name : handle, NULL, &user)
-               : -EAGAIN;
+        uint64_t token_id = id ? storage_id_next(r->api->storage) : 0;
+        int rc = token_id ? storage_user_create(r->api->storage, id, handle, name ? name : handle,
+                                                NULL, &user)
+                          : -EAGAIN;
         /* The first device token. Should it fail, the user has none: registering again takes
          * another handle, as after any failed registration. */
         if (rc == 0)
-            rc = api_token_issue(r->api, id, "registration", 0, token, &tok);
+            rc = api_token_issue(r->api, id, token_id, "registration", 0, token, &tok);
         if (rc == -EEXIST)
             api_problem(r, API_CONFLICT, "the handle '%s' is taken", handle);
         else if (rc)
