@@ -47,9 +47,11 @@ typedef struct api_req_s {
     bool body_too_large;
     bool answered_early; /* refused with the headers, before an announced body */
     uint64_t start_ns;
-    api_address_t client;           /* the peer, or whom a trusted proxy forwarded for */
-    bool authenticated;             /* the token was checked (with the headers, before the body) */
-    storage_user_t caller;          /* set by auth; id 0 when anonymous */
+    api_address_t client;  /* the peer, or whom a trusted proxy forwarded for */
+    bool authenticated;    /* the token was checked (with the headers, before the body) */
+    storage_user_t caller; /* set by auth; id 0 when anonymous */
+    uint64_t caller_token; /* set by auth: the id of the caller's token (a pre-device token's
+                            * is the caller's id, see storage/tokens.h) */
     storage_rate_gate_t *rate_gate; /* owned: the rate check the handler's batch takes */
 
     /* the response, filled by one reply helper */
@@ -135,18 +137,37 @@ uint64_t api_parse_id(const char *s);
 #define API_TOKEN_MAX 96
 int api_auth_create(api_t *api);
 void api_auth_destroy(api_t *api);
-/* Writes a new token for user id and its SHA-256. */
-int api_token_new(uint64_t id, char token[API_TOKEN_MAX], uint8_t hash[32]);
+/* Writes the text of a new token token_id of user, "tdg_<user>_<token id>_<secret>", and its
+ * SHA-256. */
+int api_token_new(uint64_t user, uint64_t token_id, char token[API_TOKEN_MAX], uint8_t hash[32]);
+/* Forgets this process's cached verifications of token_id of user (0: every token of the
+ * user's), so that a revoked token is asked of Redis again at its next use. Thread: any. */
+void api_auth_forget(api_t *api, uint64_t user, uint64_t token_id);
 /* Checks the bearer token; sets r->caller, or a 401 problem and returns false. */
 bool api_authenticate(api_req_t *r);
 /* The same for a token that came another way (the stream's access_token). */
 bool api_authenticate_token(api_req_t *r, const char *token);
+/* Writes the text of a new stream ticket of user, "tkt_<user>_<secret>", and its SHA-256. */
+int api_ticket_new(uint64_t user, char ticket[API_TOKEN_MAX], uint8_t hash[32]);
+/* Uses up a stream ticket (?ticket=): sets r->caller and r->caller_token (the token that
+ * issued it), or a 401 problem and returns false. */
+bool api_authenticate_ticket(api_req_t *r, const char *ticket);
 /* Whether the Bearer token is secret (the operators' token, e.g. --metrics-token); sets a
  * 401 problem when not. */
 bool api_authenticate_operator(api_req_t *r, const char *secret);
 
 /* Hex SHA-256 of data: the fingerprint of a request body for Idempotency-Key. */
 void api_fingerprint(const char *data, size_t len, char out[65]);
+
+/* ---- tokens (handlers_tokens.c) ------------------------------------------------------- */
+#define API_TOKENS_MAX 50 /* live tokens per user */
+struct storage_token_s;
+/* Issues token token_id (from storage_id_next; 0: take one now) named name (borrowed) to
+ * user, expiring expires_in_s seconds from now (0: never): its text goes to token, its
+ * metadata to out. -ENOSPC when the user holds API_TOKENS_MAX already; a storage code
+ * otherwise. */
+int api_token_issue(api_t *api, uint64_t user, uint64_t token_id, const char *name,
+                    uint64_t expires_in_s, char token[API_TOKEN_MAX], struct storage_token_s *out);
 
 /* ---- mentions (mentions.c) --------------------------------------------------------------
  * Finds "@handle" in text: '@' at the start or after a character that cannot be part of a
@@ -209,6 +230,10 @@ void api_users_mute(api_req_t *r);
 void api_users_unmute(api_req_t *r);
 void api_blocks_list(api_req_t *r);
 void api_mutes_list(api_req_t *r);
+void api_tokens_create(api_req_t *r);
+void api_tokens_list(api_req_t *r);
+void api_tokens_revoke(api_req_t *r);
+void api_tokens_revoke_current(api_req_t *r);
 void api_notifications_list(api_req_t *r);
 void api_notifications_unread(api_req_t *r);
 void api_notifications_read(api_req_t *r);
@@ -218,6 +243,7 @@ void api_system_metrics(api_req_t *r);
 void api_system_openapi(api_req_t *r);
 void api_system_demo(api_req_t *r);
 void api_stream_get(api_req_t *r);
+void api_stream_tickets_create(api_req_t *r);
 void api_stream_options(api_req_t *r);
 
 /* sse.c: the feed-event render cache (posts rendered once for all their followers). */

@@ -1,13 +1,18 @@
 /* api/auth.c -- bearer tokens: creation, verification, and a short-lived cache.
  *
- * A token is "tdg_<user id>_<43 base64url characters>": 256 random bits from getrandom(2)
- * plus the id, so verification reads one user's record instead of searching an index.
+ * A token is "tdg_<user id>_<token id>_<43 base64url characters>": 256 random bits from
+ * getrandom(2) plus the ids, so verification reads one token's record (storage/tokens.h)
+ * with its user's instead of searching an index. A token issued before users held several,
+ * "tdg_<user id>_<secret>", is still verified against the user record's token field; its
+ * token id is the user's own.
  * Redis holds only SHA-256(token); verification hashes the presented token and compares
  * the digests in constant time (CRYPTO_memcmp). Verified digests are cached for a few
  * seconds, which takes a Redis round trip off every authenticated request; a cache hit
  * still requires the full digest to match.
  */
 #include "api/api.h"
+#include "storage/tickets.h"
+#include "storage/tokens.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -26,13 +31,26 @@
 typedef struct {
     uint8_t digest[32];
     storage_user_t user;
-    uint64_t expires_ms;
+    uint64_t token_id;
+    uint64_t token_expires_ms; /* wall clock; 0: never */
+    uint64_t expires_ms;       /* monotonic: the cache entry's own end */
 } cache_entry_t;
 
 struct api_auth_cache_s {
     pthread_mutex_t mu;
     cache_entry_t slots[CACHE_SLOTS];
 };
+
+/* A token's last_used is written at most this often: by a verification that missed the
+ * cache and found the stored time older than this. */
+#define LAST_USED_GRAIN_MS 60000
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static uint64_t monotonic_ms(void)
 {
@@ -84,51 +102,82 @@ static void base64url(char *out, const uint8_t *in, size_t len)
     out[o] = '\0';
 }
 
-int api_token_new(uint64_t id, char token[API_TOKEN_MAX], uint8_t hash[32])
+int api_token_new(uint64_t user, uint64_t token_id, char token[API_TOKEN_MAX], uint8_t hash[32])
 {
     uint8_t secret[32];
     if (getrandom(secret, sizeof(secret), 0) != (ssize_t)sizeof(secret))
         return -EIO;
     char encoded[48];
     base64url(encoded, secret, sizeof(secret));
-    snprintf(token, API_TOKEN_MAX, "tdg_%llu_%s", (unsigned long long)id, encoded);
+    snprintf(token, API_TOKEN_MAX, "tdg_%llu_%llu_%s", (unsigned long long)user,
+             (unsigned long long)token_id, encoded);
     sha256(token, strlen(token), hash);
     return 0;
 }
 
-/* The user id inside a well-formed token, or 0. */
-static uint64_t token_user(const char *token)
+/* The decimal id of the n characters at p, or 0. */
+static uint64_t id_at(const char *p, size_t n)
 {
-    if (strncmp(token, "tdg_", 4) != 0)
-        return 0;
-    const char *sep = strchr(token + 4, '_');
-    if (!sep || sep - (token + 4) > STORAGE_ID_MAX_DIGITS || strlen(sep + 1) != 43)
+    if (n < 1 || n > STORAGE_ID_MAX_DIGITS)
         return 0;
     char digits[STORAGE_ID_MAX_DIGITS + 1];
-    memcpy(digits, token + 4, (size_t)(sep - (token + 4)));
-    digits[sep - (token + 4)] = '\0';
+    memcpy(digits, p, n);
+    digits[n] = '\0';
     return api_parse_id(digits);
 }
 
-static bool cache_get(struct api_auth_cache_s *c, const uint8_t digest[32], storage_user_t *out)
+/* The user id inside a well-formed token, or 0; *token_id is its token id (the user's id for
+ * the pre-device form). The secret is base64url, which has '_' too: it is the last 43. */
+static uint64_t token_user(const char *token, uint64_t *token_id)
+{
+    size_t len = strlen(token);
+    *token_id = 0;
+    if (strncmp(token, "tdg_", 4) != 0 || len < 4 + 1 + 44 || token[len - 44] != '_')
+        return 0;
+    const char *ids = token + 4, *end = token + len - 44;
+    const char *sep = memchr(ids, '_', (size_t)(end - ids));
+    uint64_t user = id_at(ids, (size_t)((sep ? sep : end) - ids));
+    *token_id = sep ? id_at(sep + 1, (size_t)(end - sep - 1)) : user;
+    return *token_id ? user : 0;
+}
+
+static bool cache_get(struct api_auth_cache_s *c, const uint8_t digest[32], storage_user_t *out,
+                      uint64_t *token_id)
 {
     cache_entry_t *e = &c->slots[(digest[0] | digest[1] << 8) % CACHE_SLOTS];
     pthread_mutex_lock(&c->mu);
-    bool hit = e->expires_ms > monotonic_ms() && CRYPTO_memcmp(e->digest, digest, 32) == 0;
-    if (hit)
+    bool hit = e->expires_ms > monotonic_ms() && CRYPTO_memcmp(e->digest, digest, 32) == 0 &&
+               (e->token_expires_ms == 0 || e->token_expires_ms > wall_ms());
+    if (hit) {
         *out = e->user;
+        *token_id = e->token_id;
+    }
     pthread_mutex_unlock(&c->mu);
     return hit;
 }
 
 static void cache_put(struct api_auth_cache_s *c, const uint8_t digest[32],
-                      const storage_user_t *user)
+                      const storage_user_t *user, uint64_t token_id, uint64_t token_expires_ms)
 {
     cache_entry_t *e = &c->slots[(digest[0] | digest[1] << 8) % CACHE_SLOTS];
     pthread_mutex_lock(&c->mu);
     memcpy(e->digest, digest, 32);
     e->user = *user;
+    e->token_id = token_id;
+    e->token_expires_ms = token_expires_ms;
     e->expires_ms = monotonic_ms() + CACHE_TTL_MS;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void api_auth_forget(api_t *api, uint64_t user, uint64_t token_id)
+{
+    struct api_auth_cache_s *c = api->auth_cache;
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
+        cache_entry_t *e = &c->slots[i];
+        if (e->user.id == user && (token_id == 0 || e->token_id == token_id))
+            e->expires_ms = 0;
+    }
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -172,25 +221,94 @@ bool api_authenticate_operator(api_req_t *r, const char *secret)
     return true;
 }
 
+/* Reads the stored digest of token token_id of user (its own record, or the user record's
+ * for the pre-device form) with the caller's profile into r->caller, and records a use now
+ * and then. */
+static int token_credentials(api_req_t *r, uint64_t user, uint64_t token_id, uint8_t stored[32],
+                             uint64_t *token_expires_ms)
+{
+    *token_expires_ms = 0;
+    if (token_id == user)
+        return storage_user_credentials(r->api->storage, user, stored, &r->caller);
+    storage_token_t tok;
+    int rc = storage_token_credentials(r->api->storage, user, token_id, stored, &tok, &r->caller);
+    if (rc)
+        return rc;
+    *token_expires_ms = tok.expires_ms;
+    uint64_t now = wall_ms();
+    /* Best effort: a lost write only leaves last_used_at a minute older. */
+    if (now >= tok.last_used_ms + LAST_USED_GRAIN_MS)
+        (void)storage_token_touch(r->api->storage, user, token_id, now);
+    return 0;
+}
+
 bool api_authenticate_token(api_req_t *r, const char *token)
 {
-    uint64_t id = token_user(token);
+    uint64_t token_id, id = token_user(token, &token_id);
     if (!id) {
         api_problem(r, API_UNAUTHORIZED, "the bearer token is malformed");
         return false;
     }
     uint8_t digest[32], stored[32];
     sha256(token, strlen(token), digest);
-    if (cache_get(r->api->auth_cache, digest, &r->caller))
+    if (cache_get(r->api->auth_cache, digest, &r->caller, &r->caller_token))
         return true;
-    int rc = storage_user_credentials(r->api->storage, id, stored, &r->caller);
-    if (rc == 0 && CRYPTO_memcmp(stored, digest, 32) == 0) {
-        cache_put(r->api->auth_cache, digest, &r->caller);
+    uint64_t token_expires_ms;
+    int rc = token_credentials(r, id, token_id, stored, &token_expires_ms);
+    bool matches = rc == 0 && CRYPTO_memcmp(stored, digest, 32) == 0;
+    bool expired = token_expires_ms && token_expires_ms <= wall_ms();
+    if (matches && !expired) {
+        r->caller_token = token_id;
+        cache_put(r->api->auth_cache, digest, &r->caller, token_id, token_expires_ms);
+        return true;
+    }
+    memset(&r->caller, 0, sizeof(r->caller));
+    if (matches)
+        api_problem(r, API_UNAUTHORIZED, "the bearer token has expired");
+    else if (rc == 0 || rc == -ENOENT)
+        api_problem(r, API_UNAUTHORIZED, "the bearer token is not valid");
+    else
+        api_storage_problem(r, rc, "user");
+    return false;
+}
+
+/* ---- stream tickets ---------------------------------------------------------------------- */
+
+int api_ticket_new(uint64_t user, char ticket[API_TOKEN_MAX], uint8_t hash[32])
+{
+    uint8_t secret[32];
+    if (getrandom(secret, sizeof(secret), 0) != (ssize_t)sizeof(secret))
+        return -EIO;
+    char encoded[48];
+    base64url(encoded, secret, sizeof(secret));
+    snprintf(ticket, API_TOKEN_MAX, "tkt_%llu_%s", (unsigned long long)user, encoded);
+    sha256(ticket, strlen(ticket), hash);
+    return 0;
+}
+
+bool api_authenticate_ticket(api_req_t *r, const char *ticket)
+{
+    size_t len = strlen(ticket);
+    uint64_t user = 0;
+    if (strncmp(ticket, "tkt_", 4) == 0 && len > 4 + 44 && ticket[len - 44] == '_')
+        user = id_at(ticket + 4, len - 4 - 44);
+    if (!user) {
+        api_problem(r, API_UNAUTHORIZED, "the ticket is malformed");
+        return false;
+    }
+    uint8_t digest[32];
+    sha256(ticket, len, digest);
+    uint64_t token_id;
+    int rc = storage_ticket_use(r->api->storage, user, digest, &token_id);
+    if (rc == 0)
+        rc = storage_profiles_get(r->api->storage, &user, 1, &r->caller);
+    if (rc == 0 && r->caller.id == user) {
+        r->caller_token = token_id;
         return true;
     }
     memset(&r->caller, 0, sizeof(r->caller));
     if (rc == 0 || rc == -ENOENT)
-        api_problem(r, API_UNAUTHORIZED, "the bearer token is not valid");
+        api_problem(r, API_UNAUTHORIZED, "the ticket is not valid: used, expired or unknown");
     else
         api_storage_problem(r, rc, "user");
     return false;

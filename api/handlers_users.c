@@ -1,6 +1,8 @@
 /* api/handlers_users.c -- the Users tag: registration, profiles, the follow graph. */
 #include "api/api.h"
 #include "api/input.h"
+#include "api/utf8.h"
+#include "storage/tokens.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -19,13 +21,20 @@ void api_users_create(api_req_t *r)
         api_problem(r, API_BAD_REQUEST, "%s", detail);
     } else {
         char token[API_TOKEN_MAX];
-        uint8_t hash[32];
+        storage_token_t tok;
         storage_user_t user;
+        /* Both ids first: once the user's write has reconnected to Redis, the id generator
+         * may refuse until its lease is confirmed again (storage/ids.c), which would leave a
+         * user without a token. */
         uint64_t id = storage_id_next(r->api->storage);
-        int rc = id ? api_token_new(id, token, hash) : -EAGAIN;
+        uint64_t token_id = id ? storage_id_next(r->api->storage) : 0;
+        int rc = token_id ? storage_user_create(r->api->storage, id, handle, name ? name : handle,
+                                                NULL, &user)
+                          : -EAGAIN;
+        /* The first device token. Should it fail, the user has none: registering again takes
+         * another handle, as after any failed registration. */
         if (rc == 0)
-            rc =
-                storage_user_create(r->api->storage, id, handle, name ? name : handle, hash, &user);
+            rc = api_token_issue(r->api, id, token_id, "registration", 0, token, &tok);
         if (rc == -EEXIST)
             api_problem(r, API_CONFLICT, "the handle '%s' is taken", handle);
         else if (rc)

@@ -96,6 +96,12 @@ static void on_live_error(void *arg, int err, const char *what)
     LOG_RATELIMITED(LOG_WARN, "live", 0, "%s (%s)", what, strerror(err < 0 ? -err : err));
 }
 
+/* Another process (or this one) revoked a token: forget this process's verifications of it. */
+static void on_token_revoked(void *arg, uint64_t user, uint64_t token)
+{
+    api_auth_forget(arg, user, token);
+}
+
 /* Streams are file descriptors: take the hard limit rather than the usual 1024. */
 static void raise_fd_limit(void)
 {
@@ -232,6 +238,8 @@ static int start(tidings_t *app)
     uv_signal_start(&app->sigterm, on_signal, SIGTERM);
     app->loop_ready = true;
     app->cfg.live.on_error = on_live_error;
+    app->cfg.live.on_revoke = on_token_revoked;
+    app->cfg.live.hook_arg = app->api;
     app->live = fanout_live_start(&app->cfg.live, scfg, app->storage, app->hub);
     if (!app->live)
         return -1;

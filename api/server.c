@@ -103,15 +103,19 @@ static size_t body_max(const api_req_t *r)
     return needs_token(r) || max < ANONYMOUS_BODY_MAX ? max : ANONYMOUS_BODY_MAX;
 }
 
-/* The caller's token: Authorization, or for the stream alone ?access_token= (browsers'
- * EventSource cannot set headers; query strings stay out of the access log). */
+/* The caller's token: Authorization, or for the stream alone ?ticket= (one use, see
+ * POST /v1/stream/tickets) or ?access_token= (browsers' EventSource cannot set headers;
+ * query strings stay out of the access log). */
 static bool authenticate(api_req_t *r)
 {
+    bool stream = api_routes[r->route].handler == api_stream_get;
+    const char *ticket =
+        stream ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "ticket") : NULL;
     const char *query_token =
-        api_routes[r->route].handler == api_stream_get
-            ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "access_token")
-            : NULL;
-    r->authenticated = query_token ? api_authenticate_token(r, query_token) : api_authenticate(r);
+        stream ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "access_token") : NULL;
+    r->authenticated = ticket        ? api_authenticate_ticket(r, ticket)
+                       : query_token ? api_authenticate_token(r, query_token)
+                                     : api_authenticate(r);
     return r->authenticated;
 }
 

@@ -177,6 +177,7 @@ typedef struct stream_s {
     char reset_id[NOTIFY_ID_MAX]; /* non-empty: start with a reset event at this id */
     api_address_t client;
     bool holds_address; /* counts towards its client address's --max-streams-per-address */
+    bool told_revoked;  /* its final revoked event is rendered */
 } stream_t;
 
 /* Every suspend and resume goes through these two: shutdown waits until none is
@@ -315,6 +316,11 @@ static int render_notification(stream_t *st, const char *group, char **json)
     json_decref(items);
     return rc;
 }
+
+/* A stream's last event when its token is revoked (openapi.yaml's StreamRevoked). */
+#define REVOKED_EVENT                                                                              \
+    "event: revoked\ndata: {\"reason\":\"the token this stream was opened with was "               \
+    "revoked\"}\n\n"
 
 /* The SSE "event:" name of each kind a stream shows (the one table of them). */
 static const char *const event_names[] = {
@@ -459,6 +465,13 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
             return 0; /* suspended: resumed by the hub when something is queued */
         case NOTIFY_NEXT_END:
         default:
+            /* Its token was revoked: say so last, without an id (nothing to resume). */
+            if (!st->told_revoked && notify_sub_revoked(st->sub)) {
+                st->told_revoked = true;
+                if (!append_strs(st, (const char *const[]){REVOKED_EVENT, NULL}))
+                    return MHD_CONTENT_READER_END_WITH_ERROR;
+                continue;
+            }
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
     }
@@ -639,6 +652,7 @@ void api_stream_get(api_req_t *r)
         }
         return;
     }
+    notify_sub_set_token(st->sub, r->caller_token);
     /* After opening: a follow announced meanwhile is in Redis and here alike. */
     rc = follow_celebrities(st);
     if (rc) {

@@ -2,7 +2,8 @@
  * channels comes back here and goes to the hub's streams, on a thread and loop of its own.
  *
  * It subscribes every master's live channel and hands each event to the hub; it delivers
- * celebrities' posts to this process's streams (fanout/live_celebrity.c); and it keeps the
+ * celebrities' posts to this process's streams (fanout/live_celebrity.c) and ends the
+ * streams of revoked tokens (announced the same way); and it keeps the
  * streams healthy: a heartbeat for each stream every period, and the online marks of
  * connected users renewed well within the grace, both spread over slices of a period.
  * Failures go to the on_error hook: nothing below api/ writes a log line.
@@ -21,6 +22,10 @@ typedef struct fanout_live_config_s {
     /* Hook to the layer above (may be NULL; thread: the live thread): something failed and
      * is retried or lost; err is a negative errno, what a lowercase sentence fragment. */
     void (*on_error)(void *arg, int err, const char *what);
+    /* Hook (may be NULL; thread: the live thread): token of user was revoked (0: every token
+     * of the user's), as any process announced it; this process's streams opened with it
+     * are ended already (notify_hub_revoke). */
+    void (*on_revoke)(void *arg, uint64_t user, uint64_t token);
     void *hook_arg;
 } fanout_live_config_t;
 

@@ -171,6 +171,13 @@ static void handle(fanout__celebrity_t *a, channel_t *ch, const storage_announce
     case STORAGE_ANNOUNCE_POST:
         deliver_post(a, ch, before, msg);
         break;
+    case STORAGE_ANNOUNCE_REVOKE:
+        /* Not a celebrity's business, but it travels their way: in order, replayed when
+         * missed. */
+        notify_hub_revoke(a->hub, msg->user, msg->token);
+        if (a->live->on_revoke)
+            a->live->on_revoke(a->live->hook_arg, msg->user, msg->token);
+        break;
     case STORAGE_ANNOUNCE_UNKNOWN:
         break;
     }

@@ -35,6 +35,8 @@ struct notify_sub_s {
     size_t head, len, cap;
     char cursor[NOTIFY_ID_MAX];
     bool parked, ending, catchup, catching_up;
+    uint64_t token;   /* the credential the stream was opened with (its adapter's id); 0: none */
+    bool revoked;     /* it ends because that credential was revoked */
     uint64_t *celebs; /* the celebrities the user follows (hub lock) */
     size_t n_celebs, cap_celebs;
 };
@@ -546,6 +548,41 @@ size_t notify_hub_celebrity_followers(notify_hub_t *hub, uint64_t author, uint64
 {
     pthread_mutex_lock(&hub->mu);
     size_t n = unique_users(hub, 0, BUCKETS, follows_celebrity, author, users, max);
+    pthread_mutex_unlock(&hub->mu);
+    return n;
+}
+
+/* ---- revocation --------------------------------------------------------------------------- */
+
+void notify_sub_set_token(notify_sub_t *sub, uint64_t token)
+{
+    pthread_mutex_lock(&sub->mu);
+    sub->token = token;
+    pthread_mutex_unlock(&sub->mu);
+}
+
+bool notify_sub_revoked(notify_sub_t *sub)
+{
+    pthread_mutex_lock(&sub->mu);
+    bool revoked = sub->revoked;
+    pthread_mutex_unlock(&sub->mu);
+    return revoked;
+}
+
+size_t notify_hub_revoke(notify_hub_t *hub, uint64_t user, uint64_t token)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&hub->mu);
+    for (notify_sub_t *s = *bucket(hub, user); s; s = s->next) {
+        pthread_mutex_lock(&s->mu);
+        if (s->user == user && (token == 0 || s->token == token) && !s->ending) {
+            /* What is queued is dropped: nothing more reaches a revoked credential. */
+            s->ending = s->revoked = true;
+            kick(s);
+            n++;
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
     pthread_mutex_unlock(&hub->mu);
     return n;
 }

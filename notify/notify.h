@@ -123,6 +123,16 @@ void notify_hub_close_all(notify_hub_t *hub);
 size_t notify_hub_users(notify_hub_t *hub, unsigned slice, unsigned slices, uint64_t *users,
                         size_t max);
 
+/* Revocation. Thread: any. A stream records the credential it was opened with (token, the
+ * adapter's id of it; set once, right after notify_sub_open). */
+void notify_sub_set_token(notify_sub_t *sub, uint64_t token);
+/* Ends, at once, every stream of user opened with token (0: every stream of user's): the
+ * reader gets NOTIFY_NEXT_END, queued events unsent, and notify_sub_revoked tells it why.
+ * Returns how many streams it ended. */
+size_t notify_hub_revoke(notify_hub_t *hub, uint64_t user, uint64_t token);
+/* Did the stream end because its credential was revoked? */
+bool notify_sub_revoked(notify_sub_t *sub);
+
 /* Celebrities' posts are delivered by announcement (storage/celebrity_live.c): the hub
  * keeps which celebrities each stream's user follows. Thread: any. */
 /* Adds celebrities sub's user follows; false when out of memory. A stream adds what Redis

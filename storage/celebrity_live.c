@@ -9,6 +9,8 @@
  * celebs:{user} when the stream opens, and keeps that current from the announcements
  * "@follow <user> <author>", "@unfollow <user> <author>" (sent with the edge's write) and
  * "@celebrity <author>" (an author just marked: it asks Redis which of its users follow).
+ * "@revoke <user> <token>" (storage/tokens.c; token 0: all of the user's) tells every process
+ * that a token is gone, so that it forgets its cached verification and ends its streams.
  * Announcements travel on the live channel of the node of the user they are about, so
  * each is ordered after the writes it announces. Pub/sub forgets what a disconnected
  * subscriber missed, so each is also kept in that node's announce:{k} stream (the channel
@@ -67,6 +69,25 @@ int storage_announce_celebrity(storage_async_t *sa, uint64_t author, storage_sta
     char msg[48];
     snprintf(msg, sizeof(msg), "celebrity %llu", (ull)author);
     return announce(sa, author, msg, cb, arg);
+}
+
+/* The same from a synchronous caller (a request's thread): one round trip. */
+int storage__announce_sync(storage_t *s, uint64_t about, const char *msg)
+{
+    char key[48], channel[32];
+    snprintf(key, sizeof(key), K_EVENTS, (ull)about);
+    int rc = storage_redis_live_channel_of_key(s->redis, key, channel, sizeof(channel));
+    if (rc)
+        return rc;
+    /* As storage_redis_group_eval_by_node calls it: the key declared, then "1 <key>". */
+    const char *argv[] = {"EVAL", announce_script,  "1",    key, "1", key,
+                          msg,    ANNOUNCE_LOG_MAX, channel};
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_addargv(&b, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
+    rc = storage_redis_batch_run_checked(&b);
+    storage_redis_batch_free(&b);
+    return rc;
 }
 
 /* ---- a process's side (sync) -------------------------------------------------------------- */
@@ -137,7 +158,7 @@ int storage_followers_among(storage_t *s, uint64_t author, const uint64_t *users
 static void parse_announcement(const char *msg, storage_announcement_t *a)
 {
     char kind[16], ref[64], job_id[64];
-    uint64_t user, author;
+    uint64_t user, author, token;
     *a = (storage_announcement_t){.kind = STORAGE_ANNOUNCE_UNKNOWN};
     if (sscanf(msg, "follow %" SCNu64 " %" SCNu64, &user, &author) == 2) {
         *a = (storage_announcement_t){
@@ -145,6 +166,9 @@ static void parse_announcement(const char *msg, storage_announcement_t *a)
     } else if (sscanf(msg, "unfollow %" SCNu64 " %" SCNu64, &user, &author) == 2) {
         *a = (storage_announcement_t){
             .kind = STORAGE_ANNOUNCE_UNFOLLOW, .user = user, .author = author};
+    } else if (sscanf(msg, "revoke %" SCNu64 " %" SCNu64, &user, &token) == 2) {
+        *a =
+            (storage_announcement_t){.kind = STORAGE_ANNOUNCE_REVOKE, .user = user, .token = token};
     } else if (sscanf(msg, "celebrity %" SCNu64, &author) == 1) {
         *a = (storage_announcement_t){.kind = STORAGE_ANNOUNCE_CELEBRITY, .author = author};
     } else if (sscanf(msg, "%15s %63s %" SCNu64 " %63s", kind, ref, &author, job_id) == 4 &&

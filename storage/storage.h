@@ -99,7 +99,8 @@ typedef struct storage_user_s {
 } storage_user_t;
 
 /* Creates user id (from storage_id_next). handle is case-preserving, unique
- * case-insensitively. token_hash is the SHA-256 of its API token. -EEXIST when the
+ * case-insensitively. token_hash is the SHA-256 of its API token as users had one before
+ * they could hold several; NULL now (storage/tokens.h keeps their tokens). -EEXIST when the
  * handle is taken. */
 int storage_user_create(storage_t *s, uint64_t id, const char *handle, const char *display_name,
                         const uint8_t token_hash[32], storage_user_t *out);
@@ -349,11 +350,13 @@ typedef enum {
     STORAGE_ANNOUNCE_FOLLOW,    /* user now follows celebrity author */
     STORAGE_ANNOUNCE_UNFOLLOW,  /* user no longer follows celebrity author */
     STORAGE_ANNOUNCE_CELEBRITY, /* author was just marked a celebrity */
+    STORAGE_ANNOUNCE_REVOKE,    /* token of user was revoked (0: all the user's tokens) */
 } storage_announce_kind_t;
 typedef struct storage_announcement_s {
     char id[STORAGE_EVENT_ID_MAX]; /* its place in the channel's log */
     storage_announce_kind_t kind;
     uint64_t user, author;
+    uint64_t token;             /* revoke: the token's id, 0 for all the user's */
     storage_event_kind_t event; /* post: the event's kind (feed, delete) */
     char ref[64];               /* post: the event's ref */
     int job_shard;              /* post: the job that announced it (its queue shard … */

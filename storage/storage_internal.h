@@ -15,6 +15,16 @@
  * Every key carries its owner in a hash tag so that one user's keys share a Cluster slot.
  * Formats take unsigned long long ids (hiredis formats them itself). */
 #define K_USER "user:{%llu}"   /* hash: handle display_name bio token created */
+#define K_TOKEN                                                                                    \
+    "tok:{%llu}:%llu"                /* hash: hash name created last_used expires (ms; 0: none) of
+                                   * one API token of the user; expires with it (tokens.c) */
+#define K_TOKEN_PREFIX "tok:{%llu}:" /* K_TOKEN without its id, for scripts that add it */
+#define K_TOKENS                                                                                   \
+    "toks:{%llu}" /* zset: the user's token ids scored by creation ms: the one list
+                                * of a user's tokens (pre-device tokens: K_USER's token) */
+#define K_TICKET                                                                                   \
+    "tkt:{%llu}:%s"                    /* string: the token id a stream ticket was issued with; the
+                                  * ticket's SHA-256 (hex) names it; expires (tickets.c) */
 #define K_HANDLE "handle:{%s}" /* string: user id; the handle lowercased */
 /* zset: "<lowercase handle> <id>" members at score 0, the handles starting with the tag's
  * character (one set per first character), for prefix search by ZRANGEBYLEX (handle_index.c) */
@@ -151,5 +161,7 @@ void storage__announcement_deliver(const storage_sub_callbacks_t *cb, const char
 /* Publishes msg ("@…", see celebrity_live.c) on the live channel of the node of user
  * about, after the group's commands before it on that node. */
 void storage__announce_in_group(storage_redis_group_t *g, uint64_t about, const char *msg);
+/* The same in a round trip of its own, from a synchronous caller. */
+int storage__announce_sync(storage_t *s, uint64_t about, const char *msg);
 
 #endif

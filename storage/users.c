@@ -64,14 +64,20 @@ int storage_user_create(storage_t *s, uint64_t id, const char *handle, const cha
 {
     char lower[STORAGE_HANDLE_MAX + 1], hex[65];
     lowercase(lower, handle);
-    hex32(hex, token_hash);
+    if (token_hash)
+        hex32(hex, token_hash);
     uint64_t created = storage_id_time_ms(id);
 
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
     storage_redis_batch_add(&b, "SET " K_HANDLE " %llu NX", lower, (ull)id);
-    storage_redis_batch_add(&b, "HSET " K_USER " handle %s display_name %s token %s created %llu",
-                            (ull)id, handle, display_name, hex, (ull)created);
+    if (token_hash)
+        storage_redis_batch_add(&b,
+                                "HSET " K_USER " handle %s display_name %s token %s created %llu",
+                                (ull)id, handle, display_name, hex, (ull)created);
+    else
+        storage_redis_batch_add(&b, "HSET " K_USER " handle %s display_name %s created %llu",
+                                (ull)id, handle, display_name, (ull)created);
     storage__handle_index_add(&b, lower, id);
     int rc = storage_redis_batch_run_checked(&b);
     bool claimed = rc == 0 && b.r[0]->type == REDIS_REPLY_STATUS;

@@ -48,6 +48,9 @@ void storage_redis_topology_stats(storage_redis_t *r, bool *cluster, int *master
  * the first k whose slot it owns, so publishers and subscribers agree whenever their maps
  * do. */
 void storage_redis_live_channel(storage_redis_t *r, int node, char *buf, size_t size);
+/* The same for the node whose slots hold key (learning the slot map first if need be): 0, or
+ * -EAGAIN when Redis cannot be asked. */
+int storage_redis_live_channel_of_key(storage_redis_t *r, const char *key, char *buf, size_t size);
 
 /* ---- batches: one round trip (batch.c) -----------------------------------------------------
  * Commands are formatted up front so that a batch can be replayed on a fresh connection

@@ -296,6 +296,15 @@ void storage_redis_live_channel(storage_redis_t *s, int node, char *buf, size_t 
     pthread_mutex_unlock(&s->mu);
 }
 
+int storage_redis_live_channel_of_key(storage_redis_t *s, const char *key, char *buf, size_t size)
+{
+    int node = storage_redis__topology_node(s, storage_key_slot(key, strlen(key)));
+    if (node < 0)
+        return node;
+    storage_redis_live_channel(s, node, buf, size);
+    return 0;
+}
+
 void storage_redis_topology_stats(storage_redis_t *s, bool *cluster, int *masters,
                                   uint64_t *redirects, uint64_t *refreshes, uint64_t *pipelines)
 {

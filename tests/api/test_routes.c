@@ -94,6 +94,10 @@ Test(routes, known_core_routes_exist)
         {"GET", "/metrics"},
         {"GET", "/openapi.yaml"},
         {"GET", "/"},
+        {"POST", "/v1/tokens"},
+        {"GET", "/v1/tokens"},
+        {"DELETE", "/v1/tokens/current"},
+        {"DELETE", "/v1/tokens/1"},
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         cr_expect_geq(match(want[i][0], want[i][1]).route, 0, "%s %s has no route", want[i][0],
@@ -119,6 +123,10 @@ Test(routes, wrong_method_gives_405_with_the_allow_list)
         /* A literal route and a {capture} route both match: each method once. */
         {"POST", "/v1/users/lookup", "GET, HEAD"},
         {"DELETE", "/v1/users/lookup", "GET, HEAD"},
+        /* both "/v1/tokens/current" and "/v1/tokens/{id}" match: DELETE is listed once */
+        {"GET", "/v1/tokens/current", "DELETE"},
+        {"GET", "/v1/tokens/1", "DELETE"},
+        {"PUT", "/v1/tokens", "POST, GET, HEAD"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         match_t m = match(cases[i][0], cases[i][1]);

@@ -13,12 +13,12 @@ static void hex(const uint8_t in[32], char out[65])
         snprintf(out + 2 * i, 3, "%02x", in[i]);
 }
 
-Test(token, format_is_prefix_id_and_43_base64url_characters)
+Test(token, format_is_prefix_user_token_id_and_43_base64url_characters)
 {
     char token[API_TOKEN_MAX];
     uint8_t hash[32];
-    cr_assert_eq(api_token_new(374267957444672ULL, token, hash), 0);
-    const char *prefix = "tdg_374267957444672_";
+    cr_assert_eq(api_token_new(374267957444672ULL, 374267957444999ULL, token, hash), 0);
+    const char *prefix = "tdg_374267957444672_374267957444999_";
     cr_assert_eq(strncmp(token, prefix, strlen(prefix)), 0, "token %s", token);
     const char *secret = token + strlen(prefix);
     cr_expect_eq(strlen(secret), 43, "secret part '%s'", secret);
@@ -30,7 +30,7 @@ Test(token, hash_is_the_sha256_of_the_token)
 {
     char token[API_TOKEN_MAX], want[65], got[65];
     uint8_t hash[32];
-    cr_assert_eq(api_token_new(1, token, hash), 0);
+    cr_assert_eq(api_token_new(1, 2, token, hash), 0);
     api_fingerprint(token, strlen(token), want);
     hex(hash, got);
     cr_expect_str_eq(got, want);
@@ -40,8 +40,8 @@ Test(token, every_token_is_new)
 {
     char a[API_TOKEN_MAX], b[API_TOKEN_MAX];
     uint8_t ha[32], hb[32];
-    cr_assert_eq(api_token_new(5, a, ha), 0);
-    cr_assert_eq(api_token_new(5, b, hb), 0);
+    cr_assert_eq(api_token_new(5, 6, a, ha), 0);
+    cr_assert_eq(api_token_new(5, 6, b, hb), 0);
     cr_expect_str_neq(a, b);
     cr_expect_arr_neq(ha, hb, 32);
 }

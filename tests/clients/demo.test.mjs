@@ -72,7 +72,9 @@ async function person(name) {
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`${name}: console error: ${m.text()}`); });
   const requests = [];
   page.on('request', (r) => requests.push(`${r.method()} ${new URL(r.url()).pathname}`));
-  return { name, profile, context, page, problems, requests };
+  const streams = []; // the full URLs of its event streams
+  page.on('request', (r) => { if (new URL(r.url()).pathname === '/v1/stream') streams.push(r.url()); });
+  return { name, profile, context, page, problems, requests, streams };
 }
 
 async function signUp(p, handle, displayName) {
@@ -214,14 +216,35 @@ describe('the demo page', () => {
     assert.ok(!(stats.variance > 200 && stats.colours > 50), `a blank page passed the check: ${JSON.stringify(stats)}`);
   });
 
-  test('a pasted token signs in again', async () => {
-    const token = (await ana.page.textContent('#me-token')).trim();
+  test('the stream was opened with a one-use ticket, never with the token in the URL', () => {
+    for (const p of people) {
+      assert.ok(p.streams.length > 0, `${p.name} opened no stream`);
+      for (const r of p.streams) {
+        const q = new URL(r).searchParams;
+        assert.ok(q.get('ticket')?.startsWith('tkt_') && !q.has('access_token'), `${p.name}: ${r}`);
+      }
+    }
+  });
+
+  test('a pasted token signs in again; signing out revokes it', async () => {
+    const token = (await bob.page.textContent('#me-token')).trim();
+    // A second device token for bob, pasted into ana's page.
+    const res = await bob.page.request.post(`${BASE}/v1/tokens`, {
+      headers: { Authorization: `Bearer ${token}` }, data: { name: 'demo test' } });
+    assert.equal(res.status(), 201);
+    const second = (await res.json()).token;
     await ana.page.click('#signout-btn');
     await ana.page.waitForSelector('#signin-card:not([hidden])');
-    await ana.page.fill('#token-input', token);
+    await ana.page.fill('#token-input', second);
     await ana.page.click('#token-btn');
     await ana.page.waitForSelector('#stream-status[data-state="live"]');
     await ana.page.waitForSelector(`#timeline .post:has-text("live (${suffix})")`);
+    // Signing out on ana's page revokes that token only: bob's page is still signed in.
+    await ana.page.click('#signout-btn');
+    await ana.page.waitForSelector('#signin-card:not([hidden])');
+    const me = (t) => bob.page.request.get(`${BASE}/v1/me`, { headers: { Authorization: `Bearer ${t}` } });
+    assert.equal((await me(second)).status(), 401);
+    assert.equal((await me(token)).status(), 200);
   });
 
   test('no page error or console error', () => {

@@ -451,6 +451,35 @@ describe('a TypeScript client generated from openapi.yaml', () => {
     });
   });
 
+  test('ana adds a second device token, lists her tokens and revokes it', async () => {
+    const created = await ana.api.POST('/v1/tokens', { body: { name: 'laptop', expires_in: 86400 } });
+    assert.equal(created.response.status, 201, JSON.stringify(created.error));
+    const laptop = created.data!;
+    assert.equal(laptop.name, 'laptop');
+    assert.ok(laptop.token.startsWith(`tdg_${ana.user.id}_${laptop.id}_`));
+    const fromLaptop = client(laptop.token);
+    const me = await fromLaptop.GET('/v1/me', {});
+    assert.equal(me.data?.id, ana.user.id);
+
+    const listed = await fromLaptop.GET('/v1/tokens', {});
+    assert.equal(listed.response.status, 200);
+    const items = listed.data!.items;
+    assert.deepEqual(items.map((t) => [t.name, t.current]), [['registration', false], ['laptop', true]]);
+    assert.ok(items.every((t) => !('token' in t)), 'a listed token shows its secret');
+
+    const revoked = await ana.api.DELETE('/v1/tokens/{id}', { params: { path: { id: laptop.id } } });
+    assert.equal(revoked.response.status, 204);
+    expectProblem((await fromLaptop.GET('/v1/me', {})).error, 401, 'the revoked token');
+    const again = await ana.api.DELETE('/v1/tokens/{id}', { params: { path: { id: laptop.id } } });
+    expectProblem(again.error, 404, 'revoking it twice');
+    const bad = await ana.api.POST('/v1/tokens', { body: { name: '' } });
+    expectProblem(bad.error, 400, 'an empty name');
+    // A one-use stream ticket, as a browser would get one.
+    const ticket = await ana.api.POST('/v1/stream/tickets', {});
+    assert.equal(ticket.response.status, 201);
+    assert.match(ticket.data!.ticket, /^tkt_/);
+  });
+
   test('the server serves the spec this client was generated from', async () => {
     const { data, response } = await anonymous.GET('/openapi.yaml', { parseAs: 'text' });
     assert.equal(response.status, 200);

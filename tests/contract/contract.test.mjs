@@ -311,7 +311,7 @@ describe('the spec', () => {
   test('is OpenAPI 3.1 with the agreed tags and security scheme', () => {
     assert.match(spec.openapi, /^3\.1\./);
     const tags = spec.tags.map((t) => t.name);
-    assert.deepEqual([...tags].sort(), ['Notifications', 'Posts', 'Stream', 'System', 'Timeline', 'Users']);
+    assert.deepEqual([...tags].sort(), ['Notifications', 'Posts', 'Stream', 'System', 'Timeline', 'Tokens', 'Users']);
     const bearer = spec.components.securitySchemes.bearerAuth;
     assert.equal(bearer.type, 'http');
     assert.equal(bearer.scheme, 'bearer');
@@ -571,6 +571,43 @@ describe('the server', () => {
     expectStatus(await search({ q: base }, null), 401);
     const res = await unroutedCall('DELETE', '/v1/users/search');
     assert.equal(res.headers.allow, 'GET, HEAD');
+  });
+
+  test('Tokens: a second device token, listed without secrets, revoked one by one and by signing out; bad input is 400, 404, 409', async () => {
+    const reg = expectStatus(await api('POST', '/v1/users', { json: { handle: newHandle('tok') } }), 201);
+    const first = reg.token;
+    const issued = expectStatus(await api('POST', '/v1/tokens', { token: first, json: { name: 'phone', expires_in: 86400 } }), 201);
+    assert.equal(issued.name, 'phone');
+    assert.equal(issued.current, false);
+    assert.ok(issued.token.startsWith(`tdg_${reg.user.id}_${issued.id}_`));
+    assert.equal(Date.parse(issued.expires_at) - Date.parse(issued.created_at), 86400 * 1000);
+    const me = expectStatus(await api('GET', '/v1/me', { token: issued.token }), 200);
+    assert.equal(me.id, reg.user.id);
+    const list = expectStatus(await api('GET', '/v1/tokens', { token: issued.token }), 200);
+    assert.deepEqual(list.items.map((t) => [t.name, t.current]), [['registration', false], ['phone', true]]);
+    assert.ok(list.items.every((t) => !('token' in t)), 'a listed token shows its secret');
+    for (const json of [{}, { name: '' }, { name: 'n'.repeat(65) }, { name: 'tab\t' }, { name: 7 }, { name: 'x', extra: 1 },
+      { name: 'x', expires_in: 59 }, { name: 'x', expires_in: 31536001 }, { name: 'x', expires_in: '60' }, ['x']]) {
+      expectStatus(await api('POST', '/v1/tokens', { token: first, json }), 400);
+    }
+    expectStatus(await api('POST', '/v1/tokens', { token: first, json: { name: 'x' }, contentType: 'text/plain' }), 415);
+    expectStatus(await api('DELETE', '/v1/tokens/{id}', { token: first, params: { id: 'abc' } }), 400);
+    expectStatus(await api('DELETE', '/v1/tokens/{id}', { token: first, params: { id: '1' } }), 404);
+    // Another user cannot revoke it.
+    const other = expectStatus(await api('POST', '/v1/users', { json: { handle: newHandle('tok') } }), 201);
+    expectStatus(await api('DELETE', '/v1/tokens/{id}', { token: other.token, params: { id: issued.id } }), 404);
+    expectStatus(await api('DELETE', '/v1/tokens/{id}', { token: first, params: { id: issued.id } }), 204);
+    expectStatus(await api('GET', '/v1/me', { token: issued.token }), 401);
+    expectStatus(await api('DELETE', '/v1/tokens/{id}', { token: first, params: { id: issued.id } }), 404);
+    // Up to 50 live tokens; then 409.
+    for (let i = 1; i < 50; i++) expectStatus(await api('POST', '/v1/tokens', { token: first, json: { name: `device ${i}` } }), 201);
+    const full = expectStatus(await api('POST', '/v1/tokens', { token: first, json: { name: 'one more' } }), 409);
+    assert.match(full.detail, /50/);
+    // Signing out ends the caller's token only.
+    expectStatus(await api('DELETE', '/v1/tokens/current', { token: other.token }), 204);
+    expectStatus(await api('GET', '/v1/tokens', { token: other.token }), 401);
+    expectStatus(await api('DELETE', '/v1/tokens/current', { token: other.token }), 401);
+    expectStatus(await api('GET', '/v1/tokens', { token: first }), 200);
   });
 
   test('oversize bodies get 413, on every path', async () => {
@@ -1173,14 +1210,40 @@ describe('the server', () => {
         ['DELETE', '/v1/users/{id}/mute'], ['GET', '/v1/blocks'], ['GET', '/v1/mutes'],
         ['PUT', '/v1/posts/{id}/like'], ['DELETE', '/v1/posts/{id}/like'], ['POST', '/v1/posts/{id}/repost'],
         ['DELETE', '/v1/posts/{id}/repost'], ['GET', '/v1/notifications'], ['GET', '/v1/notifications/unread_count'],
-        ['POST', '/v1/notifications/read'],
+        ['POST', '/v1/notifications/read'], ['POST', '/v1/tokens'], ['GET', '/v1/tokens'],
+        ['DELETE', '/v1/tokens/current'], ['DELETE', '/v1/tokens/{id}'], ['POST', '/v1/stream/tickets'],
       ];
-      const bodies = { '/v1/posts': { text: 'x' }, '/v1/notifications/read': { up_to: '1' } };
+      const bodies = { '/v1/posts': { text: 'x' }, '/v1/notifications/read': { up_to: '1' }, '/v1/tokens': { name: 'x' } };
       for (const [method, template] of calls) {
         const res = await api(method, template, { server, token, params: { id: users.bob.id }, ...(bodies[template] ? { json: bodies[template] } : {}) });
         expectStatus(res, 503);
       }
     });
+
+  test('Stream: a ticket opens one stream once; used or bad tickets are 401', async () => {
+    const reg = expectStatus(await api('POST', '/v1/users', { json: { handle: newHandle('tkt') } }), 201);
+    const { ticket, expires_at: expiresAt } = expectStatus(await api('POST', '/v1/stream/tickets', { token: reg.token }), 201);
+    const left = Date.parse(expiresAt) - Date.now();
+    assert.ok(left > 55000 && left <= 61000, `the ticket expires in ${left} ms`);
+    // Open the stream with it (the head only), then hang up.
+    const status = await new Promise((resolve, reject) => {
+      const req = http.request({ host: base.hostname, port: base.port, method: 'GET', agent: false,
+        path: `/v1/stream?ticket=${encodeURIComponent(ticket)}` });
+      req.on('response', (res) => { resolve(res.statusCode); req.destroy(); });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(status, 200);
+    observed.add('GET /v1/stream 200');
+    expectStatus(await api('GET', '/v1/stream', { query: { ticket } }), 401);
+    for (const bad of ['', 'x', `tkt_${reg.user.id}_${'A'.repeat(43)}`, reg.token]) {
+      expectStatus(await api('GET', '/v1/stream', { query: { ticket: bad } }), 401);
+    }
+    expectStatus(await api('POST', '/v1/stream/tickets', {}), 401);
+    // A ticket is no bearer token.
+    const another = expectStatus(await api('POST', '/v1/stream/tickets', { token: reg.token }), 201);
+    expectStatus(await api('GET', '/v1/me', { token: another.ticket }), 401);
+  });
 
   test('Stream: live feed events arrive as the spec says; bad Last-Event-ID is 400', async () => {
     const suffix = Math.random().toString(36).slice(2, 10);
