@@ -141,6 +141,9 @@ int api_token_new(uint64_t id, char token[API_TOKEN_MAX], uint8_t hash[32]);
 bool api_authenticate(api_req_t *r);
 /* The same for a token that came another way (the stream's access_token). */
 bool api_authenticate_token(api_req_t *r, const char *token);
+/* Thread: any. Forgets every cached verification of user's tokens: a user who left is not let
+ * in by this process's cache. (Other processes' caches hold them for up to 10 s.) */
+void api_auth_forget_user(api_t *api, uint64_t user);
 /* Whether the Bearer token is secret (the operators' token, e.g. --metrics-token); sets a
  * 401 problem when not. */
 bool api_authenticate_operator(api_req_t *r, const char *secret);
@@ -188,6 +191,7 @@ void api_users_create(api_req_t *r);
 void api_users_get(api_req_t *r);
 void api_me_get(api_req_t *r);
 void api_me_patch(api_req_t *r);
+void api_me_delete(api_req_t *r); /* handlers_erase.c */
 void api_users_follow(api_req_t *r);
 void api_users_unfollow(api_req_t *r);
 void api_users_followers(api_req_t *r);

@@ -13,6 +13,7 @@ const api_route_t api_routes[] = {
     {"POST", "/v1/users", api_users_create, false, API_RATE_REGISTER},
     {"GET", "/v1/me", api_me_get, true, API_RATE_READ},
     {"PATCH", "/v1/me", api_me_patch, true, API_RATE_PUBLISH},
+    {"DELETE", "/v1/me", api_me_delete, true, API_RATE_PUBLISH},
     {"GET", "/v1/users/{id}", api_users_get, true, API_RATE_READ},
     {"PUT", "/v1/users/{id}/follow", api_users_follow, true, API_RATE_FOLLOW},
     {"DELETE", "/v1/users/{id}/follow", api_users_unfollow, true, API_RATE_FOLLOW},

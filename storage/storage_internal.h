@@ -35,6 +35,9 @@
 #define K_REPOSTS_OF                                                                               \
     "rpa:{%llu}:%llu"                   /* set: posts of the second user the first reposted,
                                         * so a block finds the reposts it takes back */
+#define K_LIKED "liked:{%llu}"          /* zset: posts the user likes, scored by post id */
+#define K_REPOSTED "reposted:{%llu}"    /* zset: posts the user reposted, scored by post id */
+#define K_POSTS_DELETED "dposts:{%llu}" /* zset: the author's deleted posts (tombstones) */
 #define K_BLOCKS "blocks:{%llu}"        /* zset: users this user blocked, scored by edge id */
 #define K_BLOCKED_BY "blockedby:{%llu}" /* zset: users who blocked this user */
 #define K_MUTES "mutes:{%llu}"          /* zset: users this user muted */
@@ -120,6 +123,10 @@ int storage__relation_hits(redisReply **r, size_t count, size_t n, bool *hit);
     "  end\n"                                                                                      \
     "  return #gone\n"                                                                             \
     "end\n"
+
+/* notification_write.c: KEYS nt [nfd]; ARGV group actor ng-prefix. Withdraws actor's notice
+ * from group (with nfd: the group their follow notice went to); a group left empty goes. */
+extern const char storage__group_remove_script[];
 
 /* The shard of a fan-out job about user. */
 int storage__shard(const storage_t *s, uint64_t user);

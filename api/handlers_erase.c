@@ -1,0 +1,41 @@
+/* api/handlers_erase.c -- DELETE /v1/me: the caller leaves.
+ *
+ * The answer is 202: the erasure itself is a job on the fan-out engine (storage/erase.c),
+ * but from the answer on the user is gone for the API: their token is refused, their record
+ * and handle are gone, so profiles answer 404 and follows, likes and mentions of them fail as
+ * for a user that never was.
+ */
+#include "api/api.h"
+#include "storage/erase.h"
+
+#include <errno.h>
+
+/* Ends every credential and open stream of the user. Today a user holds one token, whose
+ * digest is a field of their record (storage_erase_begin removed the record; the field goes
+ * again in case a retried request wrote it back), and this process's verification cache;
+ * an open stream ends when it next needs its token. Per-device tokens: this is where
+ * storage_tokens_revoke_all goes, which ends the streams at once. */
+static int erase_user_tokens_and_streams(api_t *api, uint64_t user)
+{
+    api_auth_forget_user(api, user);
+    return storage_erase_token(api->storage, user);
+}
+
+void api_me_delete(api_req_t *r)
+{
+    uint64_t user = r->caller.id;
+    /* The job is queued before the record goes, so a failure here leaves the account whole
+     * and the client may try again. */
+    int rc = storage_erase_begin(r->api->storage, user);
+    if (rc == -ENOENT) {
+        api_problem(r, API_UNAUTHORIZED, "the bearer token is not valid");
+        return;
+    }
+    if (rc) {
+        api_storage_problem(r, rc, "user");
+        return;
+    }
+    /* The record is gone: a failure here leaves nothing that verifies. */
+    (void)erase_user_tokens_and_streams(r->api, user);
+    api_reply_empty(r, 202);
+}
