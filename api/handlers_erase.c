@@ -26,7 +26,7 @@ void api_me_delete(api_req_t *r)
     uint64_t user = r->caller.id;
     /* The job is queued before the record goes, so a failure here leaves the account whole
      * and the client may try again. */
-    int rc = storage_erase_begin(r->api->storage, user);
+    int rc = storage_erase_begin(r->api->storage, user, r->api->cfg->handle_quarantine_s);
     if (rc == -ENOENT) {
         api_problem(r, API_UNAUTHORIZED, "the bearer token is not valid");
         return;

@@ -39,9 +39,12 @@ static const char repost_entry_script[] =
     "redis.call('HDEL', KEYS[2], ARGV[1])\n"
     "return redis.call('ZREM', KEYS[1], ARGV[1])\n";
 
-/* KEYS: the handle; ARGV: the user id. Releases the handle only if it is still the user's. */
+/* KEYS: the handle, its quarantine mark; ARGV: the user id, the quarantine in seconds. Releases
+ * the handle only if it is still the user's, into quarantine (the mark names no user). */
 static const char release_handle_script[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[2], '1', 'EX', ARGV[2]) end\n"
     "return 0\n";
 
 /* KEYS: a post; ARGV: the user id. The user's id leaves the post's mentions and reply_author
@@ -134,7 +137,7 @@ int storage_erase_token(storage_t *s, uint64_t user)
     return run(&b);
 }
 
-int storage_erase_begin(storage_t *s, uint64_t user)
+int storage_erase_begin(storage_t *s, uint64_t user, long quarantine_s)
 {
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
@@ -158,16 +161,18 @@ int storage_erase_begin(storage_t *s, uint64_t user)
     if (!at)
         return -EAGAIN;
 
-    char handle_key[48], id[24];
+    char handle_key[48], mark[48], id[24], ttl[24];
     snprintf(handle_key, sizeof(handle_key), K_HANDLE, lower);
+    snprintf(mark, sizeof(mark), K_HANDLE_QUARANTINE, lower);
     snprintf(id, sizeof(id), "%llu", (ull)user);
+    snprintf(ttl, sizeof(ttl), "%ld", quarantine_s > 0 ? quarantine_s : 0);
     storage_redis_batch_init(&b, s->redis);
     storage__job_enqueue(&b, storage__shard(s, user), at, user, "kind erase author %llu at %llu",
                          (ull)user, (ull)at);
     storage_redis_batch_barrier(&b); /* no user gone without the job that erases them */
     storage_redis_batch_add(&b, "DEL " K_USER, (ull)user);
-    const char *argv[] = {"EVAL", release_handle_script, "1", handle_key, id};
-    storage_redis_batch_addargv(&b, 5, argv, NULL);
+    const char *argv[] = {"EVAL", release_handle_script, "2", handle_key, mark, id, ttl};
+    storage_redis_batch_addargv(&b, 7, argv, NULL);
     return run(&b);
 }
 

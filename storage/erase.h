@@ -12,8 +12,9 @@
 
 /* The user is gone for the API from now on: queues the erasure job (after the user's queued
  * posts and deletes, in their order list), then removes the user record (with the token
- * digest it holds) and releases the handle. -ENOENT when there is no such user. */
-int storage_erase_begin(storage_t *s, uint64_t user);
+ * digest it holds) and releases the handle, quarantined (not registrable) for quarantine_s
+ * seconds (0: none). -ENOENT when there is no such user. */
+int storage_erase_begin(storage_t *s, uint64_t user, long quarantine_s);
 
 /* Removes the API token digest the user's record holds (verification then fails). */
 int storage_erase_token(storage_t *s, uint64_t user);

@@ -14,8 +14,11 @@
 /* ---- key schema ------------------------------------------------------------------------
  * Every key carries its owner in a hash tag so that one user's keys share a Cluster slot.
  * Formats take unsigned long long ids (hiredis formats them itself). */
-#define K_USER "user:{%llu}"           /* hash: handle display_name bio token created */
-#define K_HANDLE "handle:{%s}"         /* string: user id; the handle lowercased */
+#define K_USER "user:{%llu}"   /* hash: handle display_name bio token created */
+#define K_HANDLE "handle:{%s}" /* string: user id; the handle lowercased */
+/* string "1", expiring: the lowercased handle of a user who left, not registrable until it
+ * expires (--handle-quarantine-days); it holds no user id */
+#define K_HANDLE_QUARANTINE "handleq:{%s}"
 #define K_FOLLOWERS "followers:{%llu}" /* zset: follower id scored by edge id */
 #define K_FOLLOWING "following:{%llu}" /* zset: followee id scored by edge id */
 #define K_POST "post:{%llu}"    /* hash: author text reply_to mentions likes reposts deleted */

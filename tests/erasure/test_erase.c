@@ -12,12 +12,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/wait.h>
 
 static ts_server_t srv;
 #define PORT (srv.port)
 
-/* Above 2 followers an author's posts merge at read time (the hybrid fan-out). */
-static const char *const server_args[] = {"--celebrity-threshold", "2", "--claim-idle-ms", "1000",
+/* Above 2 followers an author's posts merge at read time (the hybrid fan-out); a left handle
+ * rests 0.00003 days (3 s). */
+#define QUARANTINE_S 3
+static const char *const server_args[] = {"--celebrity-threshold",
+                                          "2",
+                                          "--claim-idle-ms",
+                                          "1000",
+                                          "--handle-quarantine-days",
+                                          "0.00003",
                                           NULL};
 
 /* The Redis the suite's servers use: the fixture, or a test's private one. */
@@ -127,6 +135,16 @@ static void scan_all(const char *id, const char *handle, trace_t *t)
             const redisReply *keys = page->element[1];
             for (size_t i = 0; i < keys->elements; i++) {
                 const char *key = keys->element[i]->str;
+                char mark[64];
+                snprintf(mark, sizeof(mark), "handleq:{%s}", handle);
+                if (strcmp(key, mark) == 0) {
+                    /* The quarantine mark names the handle (that is its job), never the id. */
+                    redisReply *v = redisCommand(c, "GET %s", key);
+                    if (v)
+                        check_reply(v, key, id, "\x01", t);
+                    freeReplyObject(v);
+                    continue;
+                }
                 if (holds(key, keys->element[i]->len, id, handle)) {
                     note(t, key, "(key name)");
                     continue;
@@ -437,4 +455,66 @@ Test(erase, the_erasure_survives_a_kill_9_of_its_process)
     cr_expect_eq(user_count(&b, &b, "following_count"), 0);
     ts_server_stop_clean(&srv, 20000);
     ts_redis_cleanup(&own);
+}
+
+/* ---- the handle's quarantine ---------------------------------------------------------------- */
+
+static int register_status(const char *handle)
+{
+    char body[96];
+    snprintf(body, sizeof(body), "{\"handle\":\"%s\"}", handle);
+    ts_resp_t r;
+    ts_http(PORT, "POST", "/v1/users", NULL, NULL, body, &r);
+    int status = r.status;
+    if (status == 409) {
+        char ct[96];
+        const char *got = ts_resp_header(&r, "Content-Type", ct, sizeof(ct));
+        cr_expect(got && strncmp(got, "application/problem+json", 24) == 0, "409 as a problem");
+    }
+    ts_resp_free(&r);
+    return status;
+}
+
+Test(erase, the_handle_is_free_again_only_after_the_quarantine)
+{
+    ts_user_t a;
+    ts_register(PORT, "erq", &a);
+    char upper[40];
+    snprintf(upper, sizeof(upper), "%s", a.handle);
+    for (char *p = upper; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    erase(&a);
+    uint64_t erased = ts_now_ms();
+    /* Quarantined, in any case; the mark holds the lowercased handle and no id. */
+    cr_expect_eq(register_status(a.handle), 409);
+    cr_expect_eq(register_status(upper), 409);
+    char lowered[40];
+    lower(lowered, a.handle, sizeof(lowered));
+    struct redisContext *rc = ts_redis_connect(ts_redis_port());
+    redisReply *v = ts_redis_cmd_ok(rc, "GET handleq:{%s}", lowered);
+    cr_expect(v->type == REDIS_REPLY_STRING && strstr(v->str, a.id) == NULL,
+              "the mark names no id");
+    freeReplyObject(v);
+    long long ttl = ts_redis_int(rc, "TTL handleq:{%s}", lowered);
+    cr_expect(ttl > 0 && ttl <= QUARANTINE_S, "the mark expires within the quarantine: %lld", ttl);
+    ts_redis_close(rc);
+    /* Free once the quarantine is over (a second's grace for Redis' expiry), not before. */
+    int status;
+    while ((status = register_status(a.handle)) == 409 && ts_now_ms() < erased + 10000)
+        ts_sleep_ms(200);
+    cr_expect_eq(status, 201, "registrable after the quarantine");
+    cr_expect_geq(ts_now_ms() - erased, (QUARANTINE_S - 1) * 1000, "not before it");
+}
+
+Test(erase, a_bad_quarantine_flag_is_refused)
+{
+    static const char *const bad[] = {"-1", "x", "4000", "1d", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "%s --handle-quarantine-days '%s' >/dev/null 2>&1",
+                 ts_env("TIDINGS_BIN"), bad[i]);
+        int st = system(cmd);
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 2, "--handle-quarantine-days '%s' exits 2",
+                  bad[i]);
+    }
 }
