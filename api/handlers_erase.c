@@ -12,9 +12,10 @@
 
 /* Ends every credential and open stream of the user. Today a user holds one token, whose
  * digest is a field of their record (storage_erase_begin removed the record; the field goes
- * again in case a retried request wrote it back), and this process's verification cache;
- * an open stream ends when it next needs its token. Per-device tokens: this is where
- * storage_tokens_revoke_all goes, which ends the streams at once. */
+ * again in case a retried request wrote it back), and this process's verification cache.
+ * Open streams are not ended yet: the hub has no way to end one user's streams, and a stream
+ * does not verify its token again (they receive nothing more, since the user's log and
+ * follows go). Per-device tokens: storage_tokens_revoke_all goes here, and ends them. */
 static int erase_user_tokens_and_streams(api_t *api, uint64_t user)
 {
     api_auth_forget_user(api, user);
