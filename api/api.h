@@ -152,6 +152,9 @@ int api_ticket_new(uint64_t user, char ticket[API_TOKEN_MAX], uint8_t hash[32]);
 /* Uses up a stream ticket (?ticket=): sets r->caller and r->caller_token (the token that
  * issued it), or a 401 problem and returns false. */
 bool api_authenticate_ticket(api_req_t *r, const char *ticket);
+/* Thread: any. Forgets every cached verification of user's tokens: a user who left is not let
+ * in by this process's cache. (Other processes' caches hold them for up to 10 s.) */
+void api_auth_forget_user(api_t *api, uint64_t user);
 /* Whether the Bearer token is secret (the operators' token, e.g. --metrics-token); sets a
  * 401 problem when not. */
 bool api_authenticate_operator(api_req_t *r, const char *secret);
@@ -211,6 +214,7 @@ void api_me_get(api_req_t *r);
 void api_me_patch(api_req_t *r);
 void api_users_lookup(api_req_t *r);
 void api_users_search(api_req_t *r);
+void api_me_delete(api_req_t *r); /* handlers_erase.c */
 void api_users_follow(api_req_t *r);
 void api_users_unfollow(api_req_t *r);
 void api_users_followers(api_req_t *r);

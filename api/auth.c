@@ -314,6 +314,16 @@ bool api_authenticate_ticket(api_req_t *r, const char *ticket)
     return false;
 }
 
+void api_auth_forget_user(api_t *api, uint64_t user)
+{
+    struct api_auth_cache_s *c = api->auth_cache;
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        if (c->slots[i].user.id == user)
+            c->slots[i].expires_ms = 0;
+    pthread_mutex_unlock(&c->mu);
+}
+
 void api_fingerprint(const char *data, size_t len, char out[65])
 {
     static const char digits[] = "0123456789abcdef";

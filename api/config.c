@@ -34,6 +34,7 @@ enum {
     OPT_NOTIFICATIONS_MAX,
     OPT_CELEBRITY_THRESHOLD,
     OPT_REFOLLOW_WINDOW,
+    OPT_HANDLE_QUARANTINE_DAYS,
     OPT_MAX_BODY,
     OPT_LOG_LEVEL,
     OPT_LOG_FORMAT,
@@ -74,6 +75,7 @@ static const struct option options[] = {
     {"notifications-max", required_argument, NULL, OPT_NOTIFICATIONS_MAX},
     {"celebrity-threshold", required_argument, NULL, OPT_CELEBRITY_THRESHOLD},
     {"refollow-window", required_argument, NULL, OPT_REFOLLOW_WINDOW},
+    {"handle-quarantine-days", required_argument, NULL, OPT_HANDLE_QUARANTINE_DAYS},
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
@@ -130,6 +132,8 @@ static const char usage[] =
     "  --notifications-max N        notifications kept per user (1000)\n"
     "  --celebrity-threshold N      followers above which posts merge at read time (10000)\n"
     "  --refollow-window S          a re-follow within S seconds notifies no more (86400; 0: off)\n"
+    "  --handle-quarantine-days D   a left user's handle is free again after D days (30; a\n"
+    "                               fraction for less than a day; 0: at once)\n"
     "  --max-body BYTES             largest request body accepted, 413 beyond (65536)\n"
     "  --log-level LEVEL            debug, info, warn or error (info)\n"
     "  --log-format FORMAT          text or json (text)\n"
@@ -203,6 +207,7 @@ void api_config_defaults(api_config_t *cfg)
     cfg->max_connections_per_address = 128;
     cfg->request_deadline_s = 10;
     cfg->max_following = 5000;
+    cfg->handle_quarantine_s = 30 * 86400;
     cfg->max_mentions = 10;
 }
 
@@ -288,6 +293,18 @@ static int apply(api_config_t *cfg, int opt, const char *value)
         rc = parse_int(name, value, 1, INT_MAX, &v);
         cfg->fanout.celebrity_threshold = (int)v;
         break;
+    case OPT_HANDLE_QUARANTINE_DAYS: {
+        char *end;
+        double days = strtod(value, &end);
+        if (end == value || *end || !(days >= 0 && days <= 3650)) {
+            fprintf(stderr, "tidings: --%s must be a number of days from 0 to 3650, not '%s'\n",
+                    name, value);
+            return -EINVAL;
+        }
+        long s = (long)(days * 86400 + 0.5);
+        cfg->handle_quarantine_s = days > 0 && s < 1 ? 1 : s;
+        return 0;
+    }
     case OPT_REFOLLOW_WINDOW:
         rc = parse_int(name, value, 0, 366L * 86400, &v);
         cfg->fanout.refollow_window_s = (int)v;

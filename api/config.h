@@ -36,6 +36,7 @@ typedef struct api_config_s {
     char metrics_token[256]; /* --metrics-token: GET /metrics needs it as a Bearer; "" open */
     int rate_limits;         /* --rate-limits on|off: off lifts every class's limit */
     api_rate_policy_t rate[API_RATE_CLASSES]; /* --rate-publish, --rate-interact, … */
+    long handle_quarantine_s; /* --handle-quarantine-days, in seconds: a left handle's rest */
     int max_following; /* --max-following: accounts one user may follow, 409 beyond; 0 no cap */
     int max_mentions; /* --max-mentions: mentioned users a post notifies, 0..STORAGE_MENTIONS_MAX */
 

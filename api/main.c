@@ -246,6 +246,7 @@ static int start(tidings_t *app)
     if (app->cfg.engine) {
         app->cfg.fanout.on_job_done = on_job_done;
         app->cfg.fanout.hook_arg = app->api;
+        app->cfg.fanout.storage = app->storage;
         app->fanout = fanout_create(&app->loop, scfg, &app->cfg.fanout);
         if (!app->fanout)
             return -1;

@@ -13,6 +13,7 @@ const api_route_t api_routes[] = {
     {"POST", "/v1/users", api_users_create, false, API_RATE_REGISTER},
     {"GET", "/v1/me", api_me_get, true, API_RATE_READ},
     {"PATCH", "/v1/me", api_me_patch, true, API_RATE_PUBLISH},
+    {"DELETE", "/v1/me", api_me_delete, true, API_RATE_PUBLISH},
     /* Literal paths before "/v1/users/{id}": the first match wins. */
     {"GET", "/v1/users/lookup", api_users_lookup, true, API_RATE_READ},
     {"GET", "/v1/users/search", api_users_search, true, API_RATE_READ},

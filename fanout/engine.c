@@ -160,13 +160,19 @@ static bool has_room(const fanout_t *f)
 
 static bool in_author_order(const storage_job_t *job)
 {
-    return job->kind == STORAGE_JOB_POST || job->kind == STORAGE_JOB_DELETE;
+    return job->kind == STORAGE_JOB_POST || job->kind == STORAGE_JOB_DELETE ||
+           job->kind == STORAGE_JOB_ERASE || job->kind == STORAGE_JOB_ERASE_REST;
 }
 
+/* Is one of the author's jobs running here? Jobs held or awaiting their turn do not count:
+ * the order list in Redis decides among those, and a job claimed from a dead process is often
+ * the one the others await (seen with kill -9 during an erasure: held behind the delete jobs
+ * it had queued, which waited for it, it never ran). */
 static bool author_busy(const fanout_t *f, const fanout__job_t *j)
 {
     for (const fanout__job_t *o = f->jobs; o; o = o->next)
-        if (o != j && in_author_order(&o->job) && o->job.author == j->job.author)
+        if (o != j && in_author_order(&o->job) && o->job.author == j->job.author && !o->held &&
+            !o->awaiting_turn)
             return true;
     return false;
 }
@@ -230,9 +236,15 @@ static bool transient(int status)
 
 void fanout__job_await_turn(fanout__job_t *j, bool awaiting)
 {
+    bool began = awaiting && !j->awaiting_turn;
     if (j->awaiting_turn != awaiting)
         j->f->held += awaiting ? 1 : -1;
     j->awaiting_turn = awaiting;
+    /* A job that waits for its turn is not running, so a job of its author held behind it
+     * starts (and asks for its turn too): the one they all wait for may be among the held,
+     * claimed from a dead process, and would otherwise wait for a job that waits for it. */
+    if (began && !j->f->closed)
+        start_held(j->f, j->job.author);
 }
 
 bool fanout__job_retry(fanout__job_t *j)
@@ -403,10 +415,13 @@ static void on_claimed(void *arg, int status, const storage_job_t *jobs, size_t 
     claim_next(f);
 }
 
-/* One claim per shard (each call takes the next shard), a round per tick. */
+/* One claim per shard (each call takes the next shard), a round per tick. Claims are not held
+ * back by the bound on held jobs: the job all the held ones wait for is often one a dead process
+ * was handed (seen with kill -9 during an erasure, whose hundreds of delete jobs filled the
+ * bound while the erasure job they wait for stayed unclaimed). */
 static void claim_next(fanout_t *f)
 {
-    if (f->claims_left <= 0 || f->stopping || !has_room(f))
+    if (f->claims_left <= 0 || f->stopping || running(f) >= f->cfg.max_jobs)
         return;
     f->claims_left--;
     if (storage_jobs_claim(f->sa, f->consumer, f->cfg.claim_idle_ms,

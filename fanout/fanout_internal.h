@@ -123,6 +123,10 @@ void fanout__park(fanout__job_t *j);
 /* engine.c: parks j for ms at least (then as fanout__park). */
 void fanout__yield(fanout__job_t *j, uint64_t ms);
 
+/* job_erase.c: runs the erasure stage of j (kind erase or erase_rest) on libuv's thread pool
+ * with the synchronous storage; cb(j, status) on the loop when it ends. 0 when started. */
+int fanout__erase_run(fanout__job_t *j, void (*cb)(void *arg, int status));
+
 /* job.c */
 void fanout__job_start(fanout__job_t *j);
 void fanout__job_pump(fanout__job_t *j);

@@ -349,7 +349,8 @@ static void on_turn(void *arg, int status, bool mine)
         fail(j, status);
     } else if (mine) {
         fanout__job_await_turn(j, false);
-        j->phase = FANOUT_PHASE_READ;
+        bool erase = j->job.kind == STORAGE_JOB_ERASE || j->job.kind == STORAGE_JOB_ERASE_REST;
+        j->phase = erase ? FANOUT_PHASE_WRITES : FANOUT_PHASE_READ;
     } else {
         fanout__job_await_turn(j, true);
         int shift = j->turn_asks < 7 ? j->turn_asks : 7;
@@ -472,6 +473,9 @@ static const char *malformed(const storage_job_t *job)
     case STORAGE_JOB_MUTE:
     case STORAGE_JOB_UNMUTE:
         return job->user && job->target ? NULL : "malformed job: no user or target";
+    case STORAGE_JOB_ERASE:
+    case STORAGE_JOB_ERASE_REST:
+        return job->author ? NULL : "malformed job: no author";
     default:
         return "malformed job: unknown kind";
     }
@@ -537,6 +541,10 @@ static void send_writes(fanout__job_t *j)
     case STORAGE_JOB_UNMUTE: /* posts missed while muted come back if still followed */
         sent(j, storage_timeline_backfill(f->sa, job->user, job->target, max, on_written, j));
         break;
+    case STORAGE_JOB_ERASE: /* a user leaving: one long step, off the loop */
+    case STORAGE_JOB_ERASE_REST:
+        sent_event(j, fanout__erase_run(j, on_published));
+        break;
     default: /* unblock: the block's effects are not undone (follows stay ended) */
         break;
     }
@@ -575,7 +583,8 @@ static void advance(fanout__job_t *j)
                 fanout__job_settle(j, reason); /* no retry can mend it */
                 return;
             }
-            j->phase = job->kind == STORAGE_JOB_POST || job->kind == STORAGE_JOB_DELETE
+            j->phase = job->kind == STORAGE_JOB_POST || job->kind == STORAGE_JOB_DELETE ||
+                               job->kind == STORAGE_JOB_ERASE || job->kind == STORAGE_JOB_ERASE_REST
                            ? FANOUT_PHASE_TURN
                        : reads_post(job->kind) ? FANOUT_PHASE_READ
                                                : FANOUT_PHASE_WRITES;

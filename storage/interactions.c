@@ -132,6 +132,14 @@ static int write_interaction(storage_t *s, bool repost, uint64_t user, uint64_t 
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
     storage_redis_batch_add(&b, cmd, (ull)post, (ull)user);
+    /* The user's own index of them, which their export and their erasure read. */
+    if (on)
+        storage_redis_batch_add(
+            &b, repost ? "ZADD " K_REPOSTED " %llu %llu" : "ZADD " K_LIKED " %llu %llu", (ull)user,
+            (ull)post, (ull)post);
+    else
+        storage_redis_batch_add(&b, repost ? "ZREM " K_REPOSTED " %llu" : "ZREM " K_LIKED " %llu",
+                                (ull)user, (ull)post);
     if (repost)
         storage_redis_batch_add(&b,
                                 on ? "SADD " K_REPOSTS_OF " %llu" : "SREM " K_REPOSTS_OF " %llu",

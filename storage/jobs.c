@@ -40,11 +40,11 @@ static void op_free(jobs_op_t *op)
 
 static const char *kind_names[] = {"",        "post",   "delete", "follow",   "unfollow",
                                    "like",    "unlike", "repost", "unrepost", "block",
-                                   "unblock", "mute",   "unmute"};
+                                   "unblock", "mute",   "unmute", "erase",    "erase_rest"};
 
 static storage_job_kind_t parse_kind(const redisReply *v)
 {
-    for (int k = STORAGE_JOB_POST; k <= STORAGE_JOB_UNMUTE; k++)
+    for (int k = STORAGE_JOB_POST; k <= STORAGE_JOB_ERASE_REST; k++)
         if (v->type == REDIS_REPLY_STRING && strcmp(v->str, kind_names[k]) == 0)
             return (storage_job_kind_t)k;
     return STORAGE_JOB_UNKNOWN;
@@ -293,7 +293,8 @@ int storage_job_touch(storage_async_t *sa, const char *consumer, const storage_j
 
 static bool in_author_order(const storage_job_t *job)
 {
-    return job->kind == STORAGE_JOB_POST || job->kind == STORAGE_JOB_DELETE;
+    return job->kind == STORAGE_JOB_POST || job->kind == STORAGE_JOB_DELETE ||
+           job->kind == STORAGE_JOB_ERASE || job->kind == STORAGE_JOB_ERASE_REST;
 }
 
 /* Ends job's place in its author's order list (a job queued without one has none). */

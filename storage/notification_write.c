@@ -37,7 +37,7 @@
 /* Most followers remembered per user for the re-follow window (the newest kept). */
 #define REFOLLOW_MAX 100000
 
-/* KEYS: nt ng blocks blockedby mutes ev nfd nfw; ARGV: group actor score cap ng-prefix
+/* KEYS: nt ng blocks blockedby mutes ev nfd nfw user; ARGV: group actor score cap ng-prefix
  * now maxlen channel follow target cutoff refollow-max. For follows (ARGV[9] = 1), a
  * follower already in some day's group is not added again; and one whose last notified
  * follow (nfw) is not older than cutoff (an event id; 0: no window) is not notified again:
@@ -45,8 +45,10 @@
  * bumped, nothing unread is added, no live event), so that a follower who toggles follow
  * and unfollow notifies once per window and is still listed. nfw forgets follows before the
  * cutoff. A new notice is also a live event when the target is connected (its log
- * ev:{target} exists), published on the target's node's channel. */
+ * ev:{target} exists), published on the target's node's channel. A target whose record is
+ * gone (a user who left, storage/erase.c) gets nothing: their inbox is being erased. */
 static const char add_script[] = SCRIPT_DAY_GROUP
+    "if redis.call('EXISTS', KEYS[9]) == 0 then return 0 end\n"
     "local a = ARGV[2]\n"
     "if redis.call('ZSCORE', KEYS[3], a) or redis.call('ZSCORE', KEYS[4], a)\n"
     "   or redis.call('ZSCORE', KEYS[5], a) then return 0 end\n"
@@ -91,7 +93,7 @@ static const char add_script[] = SCRIPT_DAY_GROUP
     "return 1\n";
 
 /* KEYS: nt [nfd]; ARGV: group actor ng-prefix. With nfd, the group is looked up there. */
-static const char remove_script[] =
+const char storage__group_remove_script[] =
     "local g = ARGV[1]\n"
     "if KEYS[2] then\n"
     "  g = redis.call('HGET', KEYS[2], ARGV[2])\n"
@@ -124,8 +126,9 @@ static int group_add(storage_async_t *sa, uint64_t target, const char *group, ui
 {
     char nt[40], ng[160], blocks[40], blockedby[40], mutes[40], nfd[40], nfw[40], prefix[40];
     char ev[40], channel[40], a[24], sc[24], capbuf[16], now[24], maxlen[16], target_id[24];
-    char cutoff[24], refollow_max[16];
+    char cutoff[24], refollow_max[16], user[40];
     key(nt, sizeof(nt), K_NOTIFS, target);
+    key(user, sizeof(user), K_USER, target);
     key(prefix, sizeof(prefix), K_NOTIF_PREFIX, target);
     snprintf(ng, sizeof(ng), "%s%s", prefix, group);
     key(blocks, sizeof(blocks), K_BLOCKS, target);
@@ -152,10 +155,10 @@ static int group_add(storage_async_t *sa, uint64_t target, const char *group, ui
                                   : 1));
     snprintf(refollow_max, sizeof(refollow_max), "%d", REFOLLOW_MAX);
     const char *follow = strncmp(group, "follow:", 7) == 0 ? "1" : "0"; /* remembered in nfd */
-    const char *argv[] = {"EVAL",    add_script, "8",       nt,     ng,          blocks,
-                          blockedby, mutes,      ev,        nfd,    nfw,         group,
-                          a,         sc,         capbuf,    prefix, now,         maxlen,
-                          channel,   follow,     target_id, cutoff, refollow_max};
+    const char *argv[] = {"EVAL",    add_script, "9",    nt,        ng,     blocks,
+                          blockedby, mutes,      ev,     nfd,       nfw,    user,
+                          group,     a,          sc,     capbuf,    prefix, now,
+                          maxlen,    channel,    follow, target_id, cutoff, refollow_max};
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
@@ -188,7 +191,7 @@ int storage_group_remove(storage_async_t *sa, uint64_t target, const char *group
     const char *argv[8];
     int argc = 0;
     argv[argc++] = "EVAL";
-    argv[argc++] = remove_script;
+    argv[argc++] = storage__group_remove_script;
     argv[argc++] = follow ? "2" : "1";
     argv[argc++] = nt;
     if (follow)

@@ -132,6 +132,9 @@ int storage_post_delete(storage_t *s, uint64_t id, uint64_t author)
      * notifications this post caused. */
     storage_redis_batch_add(&b, "HDEL " K_POST " text", (ull)id);
     storage_redis_batch_add(&b, "ZREM " K_POSTS " %llu", (ull)author, (ull)id);
+    /* The tombstone stays findable: an erasure of the author removes it. */
+    storage_redis_batch_add(&b, "ZADD " K_POSTS_DELETED " %llu %llu", (ull)author, (ull)id,
+                            (ull)id);
     storage_redis_batch_barrier(&b);
     uint64_t at = storage_id_next(s);
     storage__job_enqueue(&b, storage__shard(s, author), at, author,

@@ -45,6 +45,8 @@ typedef enum {
     STORAGE_JOB_UNBLOCK,
     STORAGE_JOB_MUTE, /* user, target */
     STORAGE_JOB_UNMUTE,
+    STORAGE_JOB_ERASE,      /* author: the user leaving; stage 1, their posts (storage/erase.h) */
+    STORAGE_JOB_ERASE_REST, /* author: stage 2, everything else */
 } storage_job_kind_t;
 
 typedef struct storage_job_s {

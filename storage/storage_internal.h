@@ -14,7 +14,7 @@
 /* ---- key schema ------------------------------------------------------------------------
  * Every key carries its owner in a hash tag so that one user's keys share a Cluster slot.
  * Formats take unsigned long long ids (hiredis formats them itself). */
-#define K_USER "user:{%llu}"   /* hash: handle display_name bio token created */
+#define K_USER "user:{%llu}" /* hash: handle display_name bio token created */
 #define K_TOKEN                                                                                    \
     "tok:{%llu}:%llu"                /* hash: hash name created last_used expires (ms; 0: none) of
                                    * one API token of the user; expires with it (tokens.c) */
@@ -23,9 +23,12 @@
     "toks:{%llu}" /* zset: the user's token ids scored by creation ms: the one list
                                 * of a user's tokens (pre-device tokens: K_USER's token) */
 #define K_TICKET                                                                                   \
-    "tkt:{%llu}:%s"                    /* string: the token id a stream ticket was issued with; the
+    "tkt:{%llu}:%s"            /* string: the token id a stream ticket was issued with; the
                                   * ticket's SHA-256 (hex) names it; expires (tickets.c) */
 #define K_HANDLE "handle:{%s}" /* string: user id; the handle lowercased */
+/* string "1", expiring: the lowercased handle of a user who left, not registrable until it
+ * expires (--handle-quarantine-days); it holds no user id */
+#define K_HANDLE_QUARANTINE "handleq:{%s}"
 /* zset: "<lowercase handle> <id>" members at score 0, the handles starting with the tag's
  * character (one set per first character), for prefix search by ZRANGEBYLEX (handle_index.c) */
 #define K_HANDLE_INDEX "hx:{%b}"
@@ -49,6 +52,9 @@
 #define K_REPOSTS_OF                                                                               \
     "rpa:{%llu}:%llu"                   /* set: posts of the second user the first reposted,
                                         * so a block finds the reposts it takes back */
+#define K_LIKED "liked:{%llu}"          /* zset: posts the user likes, scored by post id */
+#define K_REPOSTED "reposted:{%llu}"    /* zset: posts the user reposted, scored by post id */
+#define K_POSTS_DELETED "dposts:{%llu}" /* zset: the author's deleted posts (tombstones) */
 #define K_BLOCKS "blocks:{%llu}"        /* zset: users this user blocked, scored by edge id */
 #define K_BLOCKED_BY "blockedby:{%llu}" /* zset: users who blocked this user */
 #define K_MUTES "mutes:{%llu}"          /* zset: users this user muted */
@@ -141,6 +147,9 @@ int storage__relation_hits(redisReply **r, size_t count, size_t n, bool *hit);
 void storage__handle_index_add(storage_redis_batch_t *b, const char *lower, uint64_t id);
 void storage__handle_index_del(storage_redis_batch_t *b, const char *lower, uint64_t id);
 int storage__handle_index_fill(storage_t *s);
+/* notification_write.c: KEYS nt [nfd]; ARGV group actor ng-prefix. Withdraws actor's notice
+ * from group (with nfd: the group their follow notice went to); a group left empty goes. */
+extern const char storage__group_remove_script[];
 
 /* The shard of a fan-out job about user. */
 int storage__shard(const storage_t *s, uint64_t user);

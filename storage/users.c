@@ -59,6 +59,10 @@ static void copy_str(char *dst, size_t size, const redisReply *r)
     }
 }
 
+/* KEYS: the handle, its quarantine mark; ARGV: the user id. OK when claimed, nil when taken. */
+static const char claim_script[] = "if redis.call('EXISTS', KEYS[2]) == 1 then return false end\n"
+                                   "return redis.call('SET', KEYS[1], ARGV[1], 'NX')\n";
+
 int storage_user_create(storage_t *s, uint64_t id, const char *handle, const char *display_name,
                         const uint8_t token_hash[32], storage_user_t *out)
 {
@@ -70,7 +74,9 @@ int storage_user_create(storage_t *s, uint64_t id, const char *handle, const cha
 
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
-    storage_redis_batch_add(&b, "SET " K_HANDLE " %llu NX", lower, (ull)id);
+    /* A handle in quarantine (its user left, storage/erase.c) is not free: same slot. */
+    storage_redis_batch_add(&b, "EVAL %s 2 " K_HANDLE " " K_HANDLE_QUARANTINE " %llu", claim_script,
+                            lower, lower, (ull)id);
     if (token_hash)
         storage_redis_batch_add(&b,
                                 "HSET " K_USER " handle %s display_name %s token %s created %llu",

@@ -610,6 +610,21 @@ describe('the server', () => {
     expectStatus(await api('GET', '/v1/tokens', { token: first }), 200);
   });
 
+  test('Users: DELETE /v1/me answers 202 and the user is gone for the API at once', async () => {
+    const reg = expectStatus(await api('POST', '/v1/users', { json: { handle: newHandle('bye') } }), 201);
+    const token = reg.token;
+    expectStatus(await api('GET', '/v1/me', { token }), 200); // the token is cached now
+    expectStatus(await api('DELETE', '/v1/me', {}), 401);
+    expectStatus(await api('DELETE', '/v1/me', { token: `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}` }), 401);
+    const gone = await api('DELETE', '/v1/me', { token });
+    expectStatus(gone, 202);
+    assert.equal(gone.text, '', '202 without a body');
+    expectStatus(await api('GET', '/v1/me', { token }), 401);
+    expectStatus(await api('DELETE', '/v1/me', { token }), 401);
+    expectStatus(await api('GET', '/v1/users/{id}', { params: { id: reg.user.id }, token: users.alice.token }), 404);
+    expectStatus(await api('PUT', '/v1/users/{id}/follow', { params: { id: reg.user.id }, token: users.alice.token }), 404);
+  });
+
   test('oversize bodies get 413, on every path', async () => {
     const big = JSON.stringify({ handle: 'x', pad: 'p'.repeat(70 * 1024) });
     expectStatus(await api('POST', '/v1/users', { body: big, expectContinue: true }), 413);
