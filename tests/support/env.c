@@ -30,7 +30,7 @@ const char *ts_env(const char *name)
 const char *ts_server_bin(void)
 {
     const char *swap = getenv("TIDINGS_TEST_SERVER_BIN");
-    return swap && *swap ? swap : ts_server_bin();
+    return swap && *swap ? swap : ts_env("TIDINGS_BIN");
 }
 
 int ts_redis_port(void)
