@@ -11,13 +11,13 @@
 
 #include <errno.h>
 
-/* Ends every credential and open stream of the user: every token (the pre-device one too)
- * goes and its revocation is announced, so each process forgets them and ends the user's
- * streams with `revoked`; this process's cache forgets them at once. */
-static int erase_user_tokens_and_streams(api_t *api, uint64_t user)
+/* The user's tokens stop verifying at once: here, and on every process that has not cached
+ * them. The erasure job announces the revocation when it starts, which empties the other
+ * processes' caches and ends the user's streams everywhere. */
+static int erase_user_tokens(api_t *api, uint64_t user)
 {
     api_auth_forget_user(api, user);
-    return storage_tokens_revoke_all(api->storage, user, NULL); /* ends their streams too */
+    return storage_tokens_delete_all(api->storage, user, NULL);
 }
 
 void api_me_delete(api_req_t *r)
@@ -35,6 +35,6 @@ void api_me_delete(api_req_t *r)
         return;
     }
     /* The record is gone: a failure here leaves nothing that verifies. */
-    (void)erase_user_tokens_and_streams(r->api, user);
+    (void)erase_user_tokens(r->api, user);
     api_reply_empty(r, 202);
 }

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +35,7 @@ struct api_server_s {
     api_connections_t *connections;
     struct MHD_Daemon *daemon;
     int port;
+    MHD_socket quiesced; /* the listen socket after quiesce: closed once the daemon stops */
 };
 
 static uint64_t now_ns(void)
@@ -369,6 +371,7 @@ api_server_t *api_server_start(api_t *api)
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
     size_t limit = api_connection_limit((size_t)api->cfg->max_connections);
+    srv->quiesced = MHD_INVALID_SOCKET;
     srv->daemon = MHD_start_daemon(
         flags, 0, api_connections_admit, srv->connections, on_request, api,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
@@ -397,9 +400,12 @@ int api_server_port(const api_server_t *srv)
 
 void api_server_quiesce(api_server_t *srv)
 {
-    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    /* The worker threads take the socket out of their epoll sets on their next turn: closing
+     * it here raced them (ThreadSanitizer). shutdown() refuses new connections at once and
+     * keeps the descriptor until MHD_stop_daemon has joined them. */
+    srv->quiesced = MHD_quiesce_daemon(srv->daemon);
+    if (srv->quiesced != MHD_INVALID_SOCKET)
+        shutdown(srv->quiesced, SHUT_RDWR);
 }
 
 long long api_server_in_flight(const api_server_t *srv)
@@ -412,6 +418,8 @@ void api_server_stop(api_server_t *srv)
     if (!srv)
         return;
     MHD_stop_daemon(srv->daemon);
+    if (srv->quiesced != MHD_INVALID_SOCKET)
+        close(srv->quiesced);
     srv->api->connections = NULL;
     api_connections_destroy(srv->connections);
     free(srv);

@@ -22,6 +22,7 @@
  */
 #include "storage/erase.h"
 #include "storage/storage_internal.h"
+#include "storage/tokens.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -177,6 +178,11 @@ int storage_erase_posts(storage_t *s, uint64_t user)
     size_t n;
     int rc;
     int shard = storage__shard(s, user);
+    /* Every process forgets the user's tokens and ends their streams. Announced here, not
+     * with the 202: the announcement names the user, and stage 2, which runs only after this
+     * job, clears the announcement logs of it. */
+    if ((rc = storage_tokens_revoke_all(s, user, NULL)) != 0)
+        return rc;
     while ((rc = head(s, "ZRANGE " K_POSTS " 0 %lld", user, posts, PAGE, &n)) == 0 && n > 0) {
         /* As storage_post_delete, except that the post leaves the index only once its delete
          * job is queued: a run cut short between the two finds it again. */

@@ -244,6 +244,12 @@ int storage_token_revoke(storage_t *s, uint64_t user, uint64_t id)
 
 int storage_tokens_revoke_all(storage_t *s, uint64_t user, size_t *n)
 {
+    int rc = storage_tokens_delete_all(s, user, n);
+    return rc ? rc : announce_revoked(s, user, 0);
+}
+
+int storage_tokens_delete_all(storage_t *s, uint64_t user, size_t *n)
+{
     uint64_t *ids, legacy_created;
     size_t count;
     bool legacy;
@@ -262,7 +268,7 @@ int storage_tokens_revoke_all(storage_t *s, uint64_t user, size_t *n)
     free(ids);
     if (rc == 0 && n)
         *n = count + legacy;
-    return rc ? rc : announce_revoked(s, user, 0);
+    return rc;
 }
 
 /* Writes last_used only while the token exists: a plain HSET racing a revocation would

@@ -43,6 +43,10 @@ int storage_token_revoke(storage_t *s, uint64_t user, uint64_t id);
  * revocation (token 0) that ends every stream of the user's; *n (unless NULL) is how many
  * there were. For signing out everywhere and for erasing an account. */
 int storage_tokens_revoke_all(storage_t *s, uint64_t user, size_t *n);
+/* storage_tokens_revoke_all without the announcement: the tokens no longer verify on a
+ * process that has not cached them. Account erasure deletes them with its 202 and
+ * announces from its job, ahead of the step that clears the announcement logs. */
+int storage_tokens_delete_all(storage_t *s, uint64_t user, size_t *n);
 /* Records a use of token id at now_ms, unless the token is gone (a revocation racing it).
  * The caller decides how often: once a minute, not once a request. */
 int storage_token_touch(storage_t *s, uint64_t user, uint64_t id, uint64_t now_ms);
