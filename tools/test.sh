@@ -3,8 +3,8 @@
 # (tools/format.sh --check), builds, and runs the whole test suite twice:
 # a normal build (warnings as errors) and an AddressSanitizer + UBSan build (both without the
 # chaos tests); then the chaos suite on the normal build (tools/chaos.sh), every libFuzzer
-# target of tests/fuzz for 20 s (two at a time, one per core), the SSE suite once more
-# against a ThreadSanitizer build of the server, and the hub's stress run (tests/notify)
+# target of tests/fuzz for 20 s (two at a time, one per core), every suite that starts the
+# server once more against a ThreadSanitizer build of it, and the hub's stress run (tests/notify)
 # under ThreadSanitizer. The tests start their own redis-server on a free
 # loopback port and stop it afterwards.
 set -euo pipefail
@@ -28,8 +28,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
   run_suite build-asan Asan
 echo "== coverage-guided fuzzing: every parser of outside input, 20 s each (tools/fuzz.sh) =="
 FUZZ_BUILD_DIR=build-fuzz FUZZ_JOBS=2 tools/fuzz.sh all 20
-echo "== the SSE suite against a ThreadSanitizer build of the server =="
-tools/tsan_sse.sh build build-tsan
+echo "== every suite that starts the server, against a ThreadSanitizer build of it =="
+tools/tsan_suites.sh build build-tsan
 echo "== the hub's two-thread stress run under ThreadSanitizer =="
 tools/tsan_notify.sh build-tsan
 echo "tools/test.sh: all suites passed"
