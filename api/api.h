@@ -215,6 +215,7 @@ void api_me_patch(api_req_t *r);
 void api_users_lookup(api_req_t *r);
 void api_users_search(api_req_t *r);
 void api_me_delete(api_req_t *r); /* handlers_erase.c */
+void api_me_export(api_req_t *r); /* handlers_export.c */
 void api_users_follow(api_req_t *r);
 void api_users_unfollow(api_req_t *r);
 void api_users_followers(api_req_t *r);

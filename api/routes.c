@@ -14,6 +14,7 @@ const api_route_t api_routes[] = {
     {"GET", "/v1/me", api_me_get, true, API_RATE_READ},
     {"PATCH", "/v1/me", api_me_patch, true, API_RATE_PUBLISH},
     {"DELETE", "/v1/me", api_me_delete, true, API_RATE_PUBLISH},
+    {"GET", "/v1/me/export", api_me_export, true, API_RATE_READ},
     /* Literal paths before "/v1/users/{id}": the first match wins. */
     {"GET", "/v1/users/lookup", api_users_lookup, true, API_RATE_READ},
     {"GET", "/v1/users/search", api_users_search, true, API_RATE_READ},

@@ -332,3 +332,15 @@ int storage_action_holds(storage_async_t *sa, const storage_job_t *job, storage_
         free(op);
     return rc;
 }
+
+int storage_likes_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
+                       storage_page_t *out)
+{
+    return storage__zpage(s, K_LIKED, user, 0, cursor, limit, out);
+}
+
+int storage_reposts_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
+                         storage_page_t *out)
+{
+    return storage__zpage(s, K_REPOSTED, user, 0, cursor, limit, out);
+}

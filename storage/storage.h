@@ -208,6 +208,12 @@ int storage_author_posts_page_as(storage_t *s, uint64_t author, uint64_t viewer,
  * (like, repost) for a post whose author and user blocked one another. A repost that a
  * block overtook is taken back before -ENOENT is answered. */
 int storage_like(storage_t *s, uint64_t user, uint64_t post, bool on);
+/* A page of the posts user likes (or reposted), newest post first; the same paging as
+ * storage_author_posts_page. Interactions from before these indexes existed are not in them. */
+int storage_likes_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
+                       storage_page_t *out);
+int storage_reposts_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
+                         storage_page_t *out);
 int storage_repost(storage_t *s, uint64_t user, uint64_t post, bool on);
 
 typedef enum { STORAGE_BLOCK, STORAGE_MUTE } storage_relation_t;

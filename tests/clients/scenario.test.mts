@@ -268,6 +268,11 @@ describe('a TypeScript client generated from openapi.yaml', () => {
     const bad = await bob.api.PATCH('/v1/me', { body: { bio: 'x'.repeat(161) } });
     expectProblem(bad.error, 400, 'a bio too long');
     expectProblem((await anonymous.GET('/v1/me')).error, 401, 'no token');
+    const exported = await ana.api.GET('/v1/me/export');
+    assert.equal(exported.response.status, 200, JSON.stringify(exported.error));
+    assert.equal(exported.data?.user.id, ana.user.id);
+    assert.ok(Array.isArray(exported.data?.posts) && Array.isArray(exported.data?.likes));
+    expectProblem((await anonymous.GET('/v1/me/export')).error, 401, 'no token');
   });
 
   test('bob finds ana by handle: autocomplete by prefix, then lookup', async () => {

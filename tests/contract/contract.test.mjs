@@ -526,6 +526,21 @@ describe('the server', () => {
     assert.equal(kept.bio, edit.bio, 'refused edits changed nothing');
   });
 
+  test('Users: GET /v1/me/export streams the caller\'s data as the Export schema; 401 without a token', async () => {
+    const reg = expectStatus(await api('POST', '/v1/users', { json: { handle: newHandle('exp') } }), 201);
+    const token = reg.token;
+    const post = expectStatus(await api('POST', '/v1/posts', { token, json: { text: 'to take along' } }), 202);
+    expectStatus(await api('PUT', '/v1/users/{id}/follow', { params: { id: users.alice.id }, token }), 204);
+    const res = await api('GET', '/v1/me/export', { token });
+    const doc = expectStatus(res, 200);
+    assert.equal(doc.user.id, reg.user.id);
+    assert.deepEqual(doc.posts.map((p) => p.id), [post.id]);
+    assert.deepEqual(doc.following, [users.alice.id]);
+    assert.match(res.headers['content-disposition'], /^attachment/);
+    assert.equal(res.headers['transfer-encoding'], 'chunked');
+    expectStatus(await api('GET', '/v1/me/export', {}), 401);
+  });
+
   test('Users: lookup by handle in any case; 400 for a missing or impossible handle, 404 for none or a block, 401 without a token', async () => {
     const token = users.alice.token;
     const lookup = (query, t = token) => api('GET', '/v1/users/lookup', { token: t, query });
