@@ -183,7 +183,7 @@ int storage_tokens_list(storage_t *s, uint64_t user, storage_token_t **out, size
     int rc = token_ids(s, user, &ids, &count, &legacy, &legacy_created);
     if (rc)
         return rc;
-    storage_token_t *toks = count + legacy ? calloc(count + legacy, sizeof(*toks)) : NULL;
+    storage_token_t *toks = (count + legacy) > 0 ? calloc(count + legacy, sizeof(*toks)) : NULL;
     if (count + legacy && !toks) {
         free(ids);
         return -ENOMEM;
