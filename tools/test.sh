@@ -3,7 +3,7 @@
 # (tools/format.sh --check), builds, and runs the whole test suite twice:
 # a normal build (warnings as errors) and an AddressSanitizer + UBSan build (both without the
 # chaos tests); then the chaos suite on the normal build (tools/chaos.sh), every libFuzzer
-# target of tests/fuzz for 20 s (two at a time, one per core), every suite that starts the
+# target of tests/fuzz for 10 s (two at a time, one per core), every suite that starts the
 # server once more against a ThreadSanitizer build of it, and the hub's stress run (tests/notify)
 # under ThreadSanitizer. The tests start their own redis-server on a free
 # loopback port and stop it afterwards.
@@ -26,8 +26,8 @@ tools/chaos.sh build
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build =="
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
   run_suite build-asan Asan
-echo "== coverage-guided fuzzing: every parser of outside input, 20 s each (tools/fuzz.sh) =="
-FUZZ_BUILD_DIR=build-fuzz FUZZ_JOBS=2 tools/fuzz.sh all 20
+echo "== coverage-guided fuzzing: every parser of outside input, 10 s each (tools/fuzz.sh) =="
+FUZZ_BUILD_DIR=build-fuzz FUZZ_JOBS=2 tools/fuzz.sh all 10
 echo "== every suite that starts the server, against a ThreadSanitizer build of it =="
 tools/tsan_suites.sh build build-tsan
 echo "== the hub's two-thread stress run under ThreadSanitizer =="
