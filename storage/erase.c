@@ -432,6 +432,31 @@ static int clear_announcements(storage_t *s, uint64_t user)
     return 0;
 }
 
+/* Every key that carries the user's hash tag is theirs (ids of users and posts never
+ * coincide): what no index lists goes too, such as rate-limit buckets (rl:{id}:<class>),
+ * Idempotency-Key claims (idem:{id}:<key>), stream tickets and any token key a failed
+ * revocation left. One SCAN of every master: erasures are rare and run off the request path. */
+static int unlink_keys(void *arg, const redisReply *keys)
+{
+    storage_t *s = arg;
+    if (keys->elements == 0)
+        return 0;
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    for (size_t i = 0; i < keys->elements; i++)
+        if (keys->element[i]->type == REDIS_REPLY_STRING)
+            storage_redis_batch_add(&b, "UNLINK %b", keys->element[i]->str,
+                                    (size_t)keys->element[i]->len);
+    return run(&b);
+}
+
+static int remove_tagged(storage_t *s, uint64_t user)
+{
+    char match[40];
+    snprintf(match, sizeof(match), "*{%llu}*", (ull)user);
+    return storage_redis_scan(s->redis, match, unlink_keys, s);
+}
+
 /* The user's posts, retracted by stage 1's delete jobs: their tombstones and sets go, and
  * the reposters' index of them. */
 static int remove_tombstones(storage_t *s, uint64_t user)
@@ -507,5 +532,6 @@ int storage_erase_rest(storage_t *s, uint64_t user)
         snprintf(cmd, sizeof(cmd), "DEL %s", own[i]);
         storage_redis_batch_add(&b, cmd, (ull)user);
     }
-    return run(&b);
+    rc = run(&b);
+    return rc ? rc : remove_tagged(s, user);
 }

@@ -358,7 +358,15 @@ static void populate_and_erase(bool celebrity)
         ts_follow(PORT, &e, &a);
         ts_post(PORT, &a, "now famous", tmp);
     }
+    /* Keys no index lists: an Idempotency-Key claim, and a rate bucket as the server writes
+     * it when limits are on (these servers run without them). */
+    ts_resp_t idem;
+    ts_http(PORT, "POST", "/v1/posts", a.token, "Idempotency-Key: erase-me-too\r\n",
+            "{\"text\":\"once\"}", &idem);
+    cr_assert_eq(idem.status, 202, "%s", idem.body);
+    ts_resp_free(&idem);
     struct redisContext *rc = ts_redis_connect(ts_redis_port());
+    freeReplyObject(ts_redis_cmd_ok(rc, "SET rl:{%s}:publish 1 PX 600000", a.id));
     cr_assert(ts_wait_queue_empty(rc, 60000), "the population's jobs ran");
 
     /* The scanner sees a now, in many places. */
