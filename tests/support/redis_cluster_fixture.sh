@@ -9,13 +9,15 @@
 set -euo pipefail
 cmd=$1 dir=$2 masters=${3:-3} replicas=${4:-1}
 
-# Redis listens on port+10000 for the cluster bus, so both must be free and below 65536.
+# Redis listens on port+10000 for the cluster bus, so both must be free. Both stay below the
+# kernel's ephemeral range (32768 and up), where every test's outgoing connection and
+# ts_free_port() take theirs: a port free when checked is then still free when Redis binds.
 free_ports() {
   python3 - "$1" <<'EOF'
 import random, socket, sys
 socks, ports = [], []
 while len(ports) < int(sys.argv[1]):
-    port = random.randint(20000, 55000)
+    port = random.randint(20000, 22767)
     pair = []
     try:
         for p in (port, port + 10000):
@@ -45,8 +47,8 @@ stop_all() {
   done
 }
 
-case "$cmd" in
-start)
+# One try on fresh random ports; 1 when a node did not start or the cluster did not form.
+start_once() {
   stop_all
   rm -rf "$dir" && mkdir -p "$dir"
   total=$((masters * (1 + replicas)))
@@ -59,10 +61,17 @@ start)
       --daemonize yes --pidfile "$dir/$port/redis.pid" --logfile "$dir/$port/redis.log"
   done
   for port in "${ports[@]}"; do
+    up=0
     for _ in $(seq 100); do
-      redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break
+      redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && { up=1; break; }
       sleep 0.05
     done
+    if [ "$up" != 1 ]; then
+      echo "redis-server on port $port did not start:" >&2
+      tail -5 "$dir/$port/redis.log" >&2 || true
+      stop_all
+      return 1
+    fi
   done
   addrs=()
   for port in "${ports[@]}"; do addrs+=("127.0.0.1:$port"); done
@@ -70,7 +79,7 @@ start)
        > "$dir/create.log" 2>&1; then
     cat "$dir/create.log" >&2
     stop_all
-    exit 1
+    return 1
   fi
   for _ in $(seq 200); do
     ok=1
@@ -83,7 +92,7 @@ start)
   if [ "$ok" != 1 ]; then
     echo "the cluster did not reach cluster_state:ok; see $dir/*/redis.log" >&2
     stop_all
-    exit 1
+    return 1
   fi
   # Replicas must have synced before a failover test kills their master.
   for port in "${ports[@]}"; do
@@ -100,6 +109,15 @@ start)
   echo "$url" > "$dir/url"
   echo "${ports[0]}" > "$dir/port"
   echo "redis cluster: $url"
+}
+
+case "$cmd" in
+start)
+  for attempt in 1 2 3; do
+    start_once && exit 0
+    echo "cluster start, attempt $attempt failed" >&2
+  done
+  exit 1
   ;;
 stop)
   stop_all
