@@ -1,16 +1,22 @@
 /* api/handlers_posts.c -- the Posts tag: publish, read, delete, an author's posts.
  *
  * Publishing answers 202 once the post and its fan-out job are in Redis; it never touches
- * a follower's timeline. With an Idempotency-Key, the key is claimed for a new post id
+ * a follower's timeline. A 503 means the post does not stand and never will (see
+ * api/publish_outcome.c for a publish that Redis did not answer). With an Idempotency-Key, the key is claimed for a new post id
  * before anything is written, so a retried request writes (or returns) that same post.
  */
 #include "api/api.h"
 #include "api/input.h"
+#include "api/publish_outcome.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+/* How long a publish that Redis did not answer waits to learn whether it stands: longer
+ * than a Redis restart or a short pause, well within a client's usual 15-30 s timeout. */
+#define PUBLISH_SETTLE_WAIT_MS 8000
 
 /* Resolves mentions and checks the parent in one round trip each (and one more for the
  * blocks between the author and those). Mentions of users who blocked the author, or whom
@@ -140,11 +146,27 @@ void api_posts_create(api_req_t *r)
             goto out;
         }
     }
-    int rc = storage_post_create(r->api->storage, &post);
-    if (rc)
-        api_storage_problem(r, rc, "post");
-    else
+    bool answered;
+    int rc = storage_post_create(r->api->storage, &post, &answered);
+    if (rc == 0) {
         reply_post(r, 202, &post);
+        goto out;
+    }
+    /* Refused: what was written goes. Unanswered: it may stand, or may yet; find out. */
+    api_publish_outcome_t outcome =
+        answered ? API_PUBLISH_NOT_PUBLISHED
+                 : api_publish_settle(r->api->publish_doubts, r->api->storage, &post,
+                                      PUBLISH_SETTLE_WAIT_MS);
+    if (outcome == API_PUBLISH_PUBLISHED) {
+        reply_post(r, 202, &post);
+        goto out;
+    }
+    if (answered)
+        storage_post_abandon(r->api->storage, &post);
+    /* A retry with the key then mints a new post: this one does not stand, or will not. */
+    if (key)
+        storage_idempotency_release(r->api->storage, r->caller.id, key);
+    api_storage_problem(r, rc, "post");
 out:
     json_decref(body); /* post.text was borrowed from it */
 }

@@ -1,5 +1,6 @@
 /* api/handlers_system.c -- the System tag: health, readiness, metrics, the spec, the demo page. */
 #include "api/api.h"
+#include "api/publish_outcome.h"
 #include "api/text.h"
 
 #include <errno.h>
@@ -137,6 +138,25 @@ static void api_connection_metrics(const api_connections_stats_t *st, api_text_t
         (unsigned long long)atomic_load(&st->cut_deadline));
 }
 
+/* Publishes Redis did not answer (api/publish_outcome.c), by how they were decided. */
+static void api_publish_metrics(const api_publish_outcome_stats_t *st, api_text_t *t)
+{
+    api_text_printf(
+        t,
+        "# HELP tidings_publish_unanswered_total Publishes Redis did not answer, by outcome: "
+        "published (202), abandoned (503, made never to stand), undecided (503 at once, decided "
+        "later; retracted: found published and deleted).\n"
+        "# TYPE tidings_publish_unanswered_total counter\n"
+        "tidings_publish_unanswered_total{outcome=\"published\"} %llu\n"
+        "tidings_publish_unanswered_total{outcome=\"abandoned\"} %llu\n"
+        "tidings_publish_unanswered_total{outcome=\"undecided\"} %llu\n"
+        "tidings_publish_unanswered_total{outcome=\"retracted\"} %llu\n",
+        (unsigned long long)atomic_load(&st->settled_published),
+        (unsigned long long)atomic_load(&st->settled_abandoned),
+        (unsigned long long)atomic_load(&st->undecided),
+        (unsigned long long)atomic_load(&st->retracted));
+}
+
 void api_system_metrics(api_req_t *r)
 {
     const char *secret = r->api->cfg->metrics_token;
@@ -188,6 +208,8 @@ void api_system_metrics(api_req_t *r)
         (unsigned long long)topo.refreshes, (unsigned long long)topo.pipelines);
     if (r->api->connections)
         api_connection_metrics(r->api->connections, &t);
+    if (r->api->publish_doubts)
+        api_publish_metrics(api_publish_outcome_stats(r->api->publish_doubts), &t);
     api_text_printf(&t, "# HELP tidings_http_rate_limited_total Requests answered 429: their "
                         "class's rate limit was spent.\n"
                         "# TYPE tidings_http_rate_limited_total counter\n");

@@ -11,6 +11,7 @@
 #include "api/api.h"
 #include "api/config.h"
 #include "api/log.h"
+#include "api/publish_outcome.h"
 #include "api/server.h"
 #include "fanout/fanout.h"
 #include "fanout/live.h"
@@ -212,6 +213,9 @@ static int start(tidings_t *app)
         return -1;
     app->api->cfg = &app->cfg;
     app->api->storage = app->storage;
+    app->api->publish_doubts = api_publish_doubts_start(app->storage);
+    if (!app->api->publish_doubts)
+        return -1;
     /* A stream is a connection: leave room beside them for requests. */
     size_t connections = api_connection_limit((size_t)app->cfg.max_connections);
     size_t stream_room = connections - connections / STREAM_ROOM_SHARE;
@@ -267,6 +271,8 @@ static void stop(tidings_t *app)
     if (app->api)
         api_sse_stop_writers(app->api);
     api_server_stop(app->server);
+    if (app->api)
+        api_publish_doubts_stop(app->api->publish_doubts); /* before the storage it uses */
     if (app->storage) {
         storage_node_release(app->storage);
         storage_destroy(app->storage);

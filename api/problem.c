@@ -78,6 +78,9 @@ void api_storage_problem(api_req_t *r, int rc, const char *what)
     case -ENOMEM:
         api_problem(r, API_UNAVAILABLE, "out of memory, retry shortly");
         return;
+    case -ENOSPC: /* Redis at maxmemory refuses writes */
+        api_problem(r, API_UNAVAILABLE, "storage is full and refuses writes, retry later");
+        return;
     case -ECANCELED: /* the rate check refused: api_rate_handle answers 429 in its place */
         api_problem(r, API_TOO_MANY_REQUESTS, "the rate limit is spent");
         return;

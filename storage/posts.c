@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define ABANDONED_TTL_S 86400 /* an abandoned post's tombstone: longer than any Redis pause */
+
 void storage_post_clear(storage_post_t *p)
 {
     free(p->text);
@@ -45,25 +47,80 @@ static void parse_mentions(storage_post_t *p, const redisReply *r)
     }
 }
 
-int storage_post_create(storage_t *s, const storage_post_t *p)
+/* 0 for a reply that is not an error; a command held back by the barrier has none. */
+static int reply_status(const redisReply *r)
 {
-    char mentions[STORAGE_MENTIONS_MAX * 21 + 1];
+    if (!r)
+        return -EIO;
+    return storage_redis_is_error(r) ? storage_redis_error_status(r) : 0;
+}
+
+/* KEYS[1] post:{id}; ARGV the fields. Writes nothing over an existing hash: a replay of the
+ * same post finds its own, and a late copy of an abandoned one finds the tombstone. */
+static const char create_script[] = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+                                    "redis.call('HSET', KEYS[1], unpack(ARGV))\n"
+                                    "return 1\n";
+
+int storage_post_create(storage_t *s, const storage_post_t *p, bool *answered)
+{
+    char mentions[STORAGE_MENTIONS_MAX * 21 + 1], key[40], author[24], reply_to[24],
+        reply_author[24];
     format_mentions(mentions, sizeof(mentions), p);
+    snprintf(key, sizeof(key), K_POST, (ull)p->id);
+    snprintf(author, sizeof(author), "%llu", (ull)p->author);
+    snprintf(reply_to, sizeof(reply_to), "%llu", (ull)p->reply_to);
+    snprintf(reply_author, sizeof(reply_author), "%llu", (ull)p->reply_author);
+    const char *argv[] = {"EVAL",         create_script, "1",        key,        "author",
+                          author,         "text",        p->text,    "reply_to", reply_to,
+                          "reply_author", reply_author,  "mentions", mentions};
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
-    storage_redis_batch_add(&b,
-                            "HSET " K_POST " author %llu text %b reply_to %llu reply_author %llu "
-                            "mentions %s",
-                            (ull)p->id, (ull)p->author, p->text, strlen(p->text), (ull)p->reply_to,
-                            (ull)p->reply_author, mentions);
+    storage_redis_batch_addargv(&b, 14, argv, NULL);
     storage_redis_batch_add(&b, "ZADD " K_POSTS " %llu %llu", (ull)p->author, (ull)p->id,
                             (ull)p->id);
     storage_redis_batch_barrier(&b);
     storage__job_enqueue(&b, storage__shard(s, p->author), p->id, p->author,
                          "kind post post %llu author %llu at %llu", (ull)p->id, (ull)p->author,
                          (ull)p->id);
-    int rc = storage_redis_batch_run_checked(&b);
+    int rc = storage_redis_batch_run(&b);
+    *answered = rc == 0;
+    for (size_t i = 0; rc == 0 && i < b.n; i++)
+        rc = reply_status(b.r[i]);
     storage_redis_batch_free(&b);
+    return rc;
+}
+
+int storage_post_abandon(storage_t *s, const storage_post_t *p)
+{
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    /* A tombstone without an author reads as no post at all, and outlives any late copy of
+     * the create; the index entry goes (a late ZADD would leave one that hydrates to nothing). */
+    storage_redis_batch_add(&b, "DEL " K_POST, (ull)p->id);
+    storage_redis_batch_add(&b, "ZREM " K_POSTS " %llu", (ull)p->author, (ull)p->id);
+    storage_redis_batch_add(&b, "HSET " K_POST " deleted 1", (ull)p->id);
+    storage_redis_batch_add(&b, "EXPIRE " K_POST " %d", (ull)p->id, ABANDONED_TTL_S);
+    int rc = storage_redis_batch_run(&b);
+    for (size_t i = 0; rc == 0 && i < 2; i++)
+        rc = reply_status(b.r[i]);
+    storage_redis_batch_free(&b);
+    return rc;
+}
+
+int storage_post_settle(storage_t *s, const storage_post_t *p, bool *published)
+{
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage__job_fence(&b, storage__shard(s, p->author), p->id, true);
+    int rc = storage_redis_batch_run(&b);
+    if (rc == 0)
+        rc = reply_status(b.r[0]);
+    if (rc == 0 && b.r[0]->type != REDIS_REPLY_INTEGER)
+        rc = -EIO;
+    *published = rc == 0 && b.r[0]->integer == 1;
+    storage_redis_batch_free(&b);
+    if (rc == 0 && !*published)
+        rc = storage_post_abandon(s, p);
     return rc;
 }
 
@@ -155,6 +212,16 @@ int storage_author_posts_page_as(storage_t *s, uint64_t author, uint64_t viewer,
                                  size_t limit, storage_page_t *out)
 {
     return storage__zpage(s, K_POSTS, author, viewer, cursor, limit, out);
+}
+
+int storage_idempotency_release(storage_t *s, uint64_t user, const char *key)
+{
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_add(&b, "DEL " K_IDEM, (ull)user, key, strlen(key));
+    int rc = storage_redis_batch_run_checked(&b);
+    storage_redis_batch_free(&b);
+    return rc;
 }
 
 int storage_idempotency_claim(storage_t *s, uint64_t user, const char *key, const char *fingerprint,

@@ -186,9 +186,20 @@ typedef struct storage_post_s {
 } storage_post_t;
 void storage_post_clear(storage_post_t *p);
 
-/* Writes the post, the author's post index and the fan-out job in one round trip.
- * Borrows p. On success the post and its job are in Redis (a 202 may be answered). */
-int storage_post_create(storage_t *s, const storage_post_t *p);
+/* Writes the post and the author's post index, then queues the fan-out job (two round
+ * trips when they live on two nodes, else one). Borrows p. 0: the post and its job are in
+ * Redis (a 202 may be answered). Otherwise answered tells whether Redis answered every
+ * command: if so, nothing of this call can still run, and storage_post_abandon clears
+ * what it wrote; if not (a timeout, a lost connection), some of it may have run or may
+ * still run, and only storage_post_settle can tell. */
+int storage_post_create(storage_t *s, const storage_post_t *p, bool *answered);
+/* Decides the fate of a create whose outcome is unknown, in one round trip on the job
+ * queue's slot: published when the job was queued; otherwise it is made never to be
+ * (a late copy of the create queues nothing and writes no post) and what was written is
+ * cleared. An error: Redis did not answer; call again. */
+int storage_post_settle(storage_t *s, const storage_post_t *p, bool *published);
+/* Clears what a failed create wrote: the post reads as missing, and its index entry goes. */
+int storage_post_abandon(storage_t *s, const storage_post_t *p);
 /* -ENOENT when unknown; a deleted post comes back with deleted set. */
 int storage_post_get(storage_t *s, uint64_t id, storage_post_t *out);
 /* n posts in one round trip; unknown ones get id 0. out must hold n entries. */
@@ -296,6 +307,8 @@ void storage_timeline_free(storage_timeline_t *t);
 int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
                           int timeline_max, storage_timeline_t *out);
 
+/* Forgets an Idempotency-Key, so that a retry after a publish that failed mints a new post. */
+int storage_idempotency_release(storage_t *s, uint64_t user, const char *key);
 /* Idempotency-Key: claims key for user with a request fingerprint and a new post id.
  * Returns 0 when claimed (proceed with new_id), -EEXIST with *existing_id set and
  * *same_request telling whether the fingerprints match. Claims last 24 hours. */

@@ -160,6 +160,11 @@ int storage__shard(const storage_t *s, uint64_t user);
 void storage__job_enqueue(storage_redis_batch_t *b, int shard, uint64_t at, uint64_t in_order_of,
                           const char *fields, ...) __attribute__((format(printf, 5, 6)));
 
+/* Adds the one command that tells whether the job queued with at was queued (reply 1) or
+ * not (0). With fence, a "not" is made final: an enqueue of that job arriving later (a
+ * batch still in a paused Redis's socket) queues nothing and answers an error. */
+void storage__job_fence(storage_redis_batch_t *b, int shard, uint64_t at, bool fence);
+
 /* ---- asynchronous helpers, loop thread only ----------------------------------------------- */
 int storage__async_shards(const storage_async_t *sa);
 /* A subscriber's message, parsed where its format is written and handed to cb typed:

@@ -10,7 +10,7 @@ TestSuite(interactions, .init = st_setup, .fini = st_teardown, .timeout = 60);
 static uint64_t post(uint64_t author)
 {
     storage_post_t p = {.id = storage_id_next(st), .author = author, .text = "likeable"};
-    cr_assert_eq(storage_post_create(st, &p), 0);
+    cr_assert_eq(storage_post_create(st, &p, &(bool){false}), 0);
     return p.id;
 }
 

@@ -10,7 +10,7 @@ TestSuite(posts, .init = st_setup, .fini = st_teardown, .timeout = 60);
 static uint64_t post(uint64_t author, const char *text)
 {
     storage_post_t p = {.id = storage_id_next(st), .author = author, .text = (char *)text};
-    cr_assert_eq(storage_post_create(st, &p), 0);
+    cr_assert_eq(storage_post_create(st, &p, &(bool){false}), 0);
     return p.id;
 }
 
@@ -26,7 +26,7 @@ Test(posts, create_then_get_roundtrips_every_field)
                         .reply_to = parent,
                         .mentions = {m1, m2},
                         .n_mentions = 2};
-    cr_assert_eq(storage_post_create(st, &p), 0);
+    cr_assert_eq(storage_post_create(st, &p, &(bool){false}), 0);
     storage_post_t got;
     cr_assert_eq(storage_post_get(st, p.id, &got), 0);
     cr_expect_eq(got.id, p.id);
@@ -48,7 +48,7 @@ Test(posts, max_mentions_roundtrip)
     storage_post_t p = {.id = storage_id_next(st), .author = a, .text = "many"};
     for (size_t i = 0; i < STORAGE_MENTIONS_MAX; i++)
         p.mentions[p.n_mentions++] = (1ULL << 52) + i;
-    cr_assert_eq(storage_post_create(st, &p), 0);
+    cr_assert_eq(storage_post_create(st, &p, &(bool){false}), 0);
     storage_post_t got;
     cr_assert_eq(storage_post_get(st, p.id, &got), 0);
     cr_expect_eq(got.n_mentions, STORAGE_MENTIONS_MAX);

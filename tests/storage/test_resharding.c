@@ -90,7 +90,8 @@ static int post_slot(uint64_t id)
 static void create_post(storage_t *s, uint64_t id, uint64_t author, const char *text)
 {
     storage_post_t p = {.id = id, .author = author, .text = (char *)text};
-    cr_assert_eq(storage_post_create(s, &p), 0, "post %llu not created", (unsigned long long)id);
+    cr_assert_eq(storage_post_create(s, &p, &(bool){false}), 0, "post %llu not created",
+                 (unsigned long long)id);
 }
 
 static void expect_post(storage_t *s, uint64_t id, const char *text)

@@ -135,7 +135,7 @@ Test(users, counts_follow_the_graph_and_the_posts)
     cr_assert_eq(storage_follow(st, c, a, &changed), 0);
     cr_assert_eq(storage_follow(st, a, c, &changed), 0);
     storage_post_t p = {.id = storage_id_next(st), .author = a, .text = "counted"};
-    cr_assert_eq(storage_post_create(st, &p), 0);
+    cr_assert_eq(storage_post_create(st, &p, &(bool){false}), 0);
     storage_user_t u;
     cr_assert_eq(storage_user_get(st, a, &u), 0);
     cr_expect_eq(u.followers_count, 2);
