@@ -259,6 +259,9 @@ bool fanout__job_retry(fanout__job_t *j)
     memset(j, 0, sizeof(*j));
     j->f = f;
     j->job = keep.job;
+    /* A live walk sent in part, or whose script ran but whose reply was lost, must not
+     * log a second copy for the followers it reached: the rerun skips them. */
+    j->job.rerun = true;
     j->prev = keep.prev;
     j->next = keep.next;
     j->started_ms = keep.started_ms;

@@ -102,7 +102,7 @@ static int publish(storage_async_t *sa, const storage_job_t *job, const uint64_t
     char maxlen[16], name[64], since[32] = "", settled[32] = "", muted[24] = "";
     snprintf(maxlen, sizeof(maxlen), "%d", EVENTS_MAXLEN);
     snprintf(name, sizeof(name), "%d/%s", job->shard, job->entry_id);
-    if (job->deliveries > 1) {
+    if (job->deliveries > 1 || job->rerun) {
         unsigned long long queued = strtoull(job->entry_id, NULL, 10);
         snprintf(since, sizeof(since), "%llu-0",
                  queued > RERUN_CLOCK_MARGIN_MS ? queued - RERUN_CLOCK_MARGIN_MS : 0);

@@ -57,6 +57,8 @@ typedef struct storage_job_s {
     uint64_t event_id;         /* a unique, time-ordered score for its effects: the id the request
                          * minted ("at"), which orders jobs of all shards alike */
     int64_t deliveries;        /* how many times it was handed out; 1 for a fresh read */
+    bool rerun;                /* an earlier attempt in this process may have logged its live
+                                * events (a retry after a transient failure) */
     uint64_t retract_after_ms; /* a delete queued by a post job that found its post deleted
                                 * as it finished: when that job was queued (else 0) */
 } storage_job_t;
