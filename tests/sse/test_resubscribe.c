@@ -8,6 +8,10 @@
  * are not pub/sub ones and carry on. Once the killing stops, the subscriber is back within
  * its reconnect backoff, and the stream must have caught up from its event log within 2 s.
  * A private Redis: the test counts and orders events, and kills every pub/sub client.
+ *
+ * The catch-up that follows also finds a log that lost events: gone (expired, or lost by
+ * Redis) or gone back (its newest entries lost). Then the stream must say so: a reset on
+ * it, or its end, and a reset first on the resume after its last id.
  */
 #include "tests/sse/sx.h"
 
@@ -113,6 +117,8 @@ static void killer_start(killer_t *k, const nodes_t *nodes)
         k->conns[i] = redisConnect("127.0.0.1", nodes->port[i]);
         cr_assert(k->conns[i] && !k->conns[i]->err, "cannot connect to node %d", nodes->port[i]);
     }
+    /* The gap starts now, not whenever the thread first runs. */
+    kill_subscribers(k->conns, k->n);
     cr_assert(pthread_create(&k->thread, NULL, kill_loop, k) == 0);
 }
 
@@ -213,4 +219,116 @@ Test(sse_resubscribe, posts_made_while_the_subscriber_reconnects_reach_the_open_
     ts_redis_close(probe);
     ts_sse_close(c);
     ts_feed_free(&g);
+}
+
+/* Cuts the subscriber off while gap() runs and until the fan-outs are done; returns once it
+ * is back on every node. */
+static void while_away(const nodes_t *nodes, redisContext *probe, void (*gap)(void *arg), void *arg)
+{
+    killer_t k;
+    killer_start(&k, nodes);
+    gap(arg);
+    cr_assert(ts_wait_queue_empty(probe, SX_WAIT_MS), "the fan-outs did not finish");
+    killer_stop(&k);
+    wait_subscribed(k.conns, k.n);
+    killer_free(&k);
+}
+
+/* The stream must tell that events were missed after last: a reset after last on it, or
+ * its end and, on the resume after last, a reset first. *ended tells which; reset_id gets
+ * the reset's id. Returns the stream to go on with. */
+static ts_sse_t *expect_reset(ts_sse_t *c, const ts_user_t *u, const char *last, bool *ended,
+                              char reset_id[64], const char *what)
+{
+    ts_sse_item_t ev;
+    ts_sse_kind_t k = ts_sse_next_event(c, &ev, CATCH_UP_MS);
+    cr_assert_neq(k, TS_SSE_TIMEOUT,
+                  "%s: neither a reset nor the end of the stream within %d ms of the "
+                  "subscriber being back",
+                  what, CATCH_UP_MS);
+    *ended = k == TS_SSE_END;
+    if (*ended) {
+        ts_sse_close(c);
+        c = ts_stream(srv.port, u, last);
+        k = ts_sse_next_event(c, &ev, SX_WAIT_MS);
+        cr_assert_eq(k, TS_SSE_EVENT, "%s: the resume after %s sent no event", what, last);
+    }
+    cr_assert_str_eq(ev.type, "reset", "%s: a '%s' event (id %s) where a reset was due", what,
+                     ev.type, ev.id);
+    cr_assert(*ended || ts_sse_id_cmp(ev.id, last) > 0,
+              "%s: the reset's id %s is not after the last event sent, %s", what, ev.id, last);
+    snprintf(reset_id, 64, "%s", ev.id);
+    ts_sse_item_clear(&ev);
+    return c;
+}
+
+/* What the gap of the two tests below does to the reader's log (and posts meanwhile). */
+typedef struct lost_log_s {
+    redisContext *redis;
+    const ts_user_t *reader, *author;
+    bool back; /* the log is made again, behind the stream: an entry with id 1-1 */
+    char during[24];
+} lost_log_t;
+
+static void lose_log(void *arg)
+{
+    lost_log_t *l = arg;
+    freeReplyObject(ts_redis_cmd_ok(l->redis, "DEL ev:{%llu}", (unsigned long long)l->reader->num));
+    if (l->back) /* and nothing logged since, so the log ends before the stream's cursor */
+        freeReplyObject(ts_redis_cmd_ok(l->redis, "XADD ev:{%llu} 1-1 e open",
+                                        (unsigned long long)l->reader->num));
+    else
+        ts_post(srv.port, l->author, "while the log is lost", l->during);
+}
+
+/* The stream before, the reset, then live posts again, with ids after the reset's. */
+static void lost_log_test(bool back, const char *prefix)
+{
+    ts_user_t reader, author;
+    ts_sse_t *c = sx_reader_of(&srv, NULL, prefix, &reader, &author);
+    nodes_t nodes;
+    nodes_of_url(&nodes);
+    redisContext *probe = ts_redis_connect(nodes.port[0]);
+    ts_feed_t g = {0};
+    char post[24];
+    ts_post(srv.port, &author, "before the log is lost", post);
+    expect_posts_in_order(c, &g, &post, 1, ts_now_ms() + SX_WAIT_MS, "the post before");
+
+    lost_log_t l = {.redis = probe, .reader = &reader, .author = &author, .back = back};
+    while_away(&nodes, probe, lose_log, &l);
+    bool ended;
+    char reset[64];
+    c = expect_reset(c, &reader, g.last_id, &ended, reset, back ? "a log gone back" : "a gone log");
+    /* Gone back with nothing since, the log has no id after what the stream sent. */
+    if (back)
+        cr_assert(ended, "a log gone back got a reset on the stream (%s)", reset);
+
+    ts_post(srv.port, &author, "after the reset", post);
+    ts_sse_item_t ev;
+    ts_sse_expect(c, "feed", &ev, SX_WAIT_MS, "the post after the reset");
+    char got[24];
+    cr_assert_str_eq(ts_sse_data_id(&ev, got, sizeof(got)), post,
+                     "after the reset came post %s, not the one made after it (%s)", got, post);
+    cr_assert_gt(ts_sse_id_cmp(ev.id, reset), 0, "the post after the reset has id %s, not after %s",
+                 ev.id, reset);
+    ts_sse_item_clear(&ev);
+    expect_quiet(c, "after the reset");
+    ts_redis_close(probe);
+    ts_sse_close(c);
+    ts_feed_free(&g);
+}
+
+/* The log expired or Redis lost it while the subscriber was away: what was published then
+ * went to nobody, and the catch-up cannot replay it. */
+Test(sse_resubscribe, a_log_gone_while_the_subscriber_was_away_means_a_reset)
+{
+    lost_log_test(false, "gone");
+}
+
+/* The log lost its newest entries (a restart, a failover to a replica behind) and nothing
+ * was logged since: it ends before what the stream sent, so the stream ends and its resume
+ * gets the reset. */
+Test(sse_resubscribe, a_log_gone_back_while_the_subscriber_was_away_means_a_reset)
+{
+    lost_log_test(true, "back");
 }
