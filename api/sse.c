@@ -380,6 +380,25 @@ static bool render(stream_t *st, const notify_event_t *ev)
     return ok;
 }
 
+/* The log lost events after cursor: the stream goes on from the log's end with a reset
+ * (into *reset, new), as a resume after cursor does on connect (api_stream_get), where the
+ * log is made again if it is gone, its ids above the cursor. A log that exists but ends
+ * before the cursor (Redis lost its newest entries) cannot give the reset an id after what
+ * the stream sent: -ESTALE ends the stream, and the client's resume gets its reset there. */
+static int reset_from_log(stream_t *st, const char *cursor, notify_event_t **reset)
+{
+    bool was_online = false;
+    char tail[STORAGE_EVENT_ID_MAX];
+    *reset = NULL;
+    int rc = storage_events_online(st->api->storage, st->user, st->api->cfg->live.stream_grace_ms,
+                                   cursor, &was_online, tail);
+    if (rc == 0 && notify_id_cmp(tail, cursor) <= 0)
+        rc = -ESTALE;
+    if (rc == 0 && !(*reset = notify_event_new(tail, STORAGE_EVENT_RESET, "")))
+        rc = -ENOMEM;
+    return rc;
+}
+
 /* Reads the log after cursor and hands it to the subscriber. */
 static bool catch_up(stream_t *st, const char *cursor)
 {
@@ -395,11 +414,10 @@ static bool catch_up(stream_t *st, const char *cursor)
                                            &trimmed)
                     : -ENOMEM;
     if (rc == 0 && trimmed) {
-        /* The log dropped events after the cursor: reset to its newest entry. */
-        char tail[STORAGE_EVENT_ID_MAX];
-        rc = storage_events_tail(st->api->storage, st->user, tail);
-        if (rc == 0 && (made[0] = notify_event_new(tail, STORAGE_EVENT_RESET, "")) != NULL)
-            m = 1;
+        /* The log lost events after the cursor (to its cap; or it is gone, or went back):
+         * what a resume after the cursor does on connect, without the reconnect. */
+        rc = reset_from_log(st, cursor, &made[0]);
+        m = made[0] ? 1 : 0;
         n = 0;
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {

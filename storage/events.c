@@ -240,6 +240,15 @@ int storage_events_tail(storage_t *s, uint64_t user, char id[STORAGE_EVENT_ID_MA
     return rc;
 }
 
+/* Whether id a comes before id b ("<ms>-<seq>"). */
+static bool id_before(const char *a, const char *b)
+{
+    unsigned long long ams = 0, aseq = 0, bms = 0, bseq = 0;
+    sscanf(a, "%llu-%llu", &ams, &aseq);
+    sscanf(b, "%llu-%llu", &bms, &bseq);
+    return ams < bms || (ams == bms && aseq < bseq);
+}
+
 /* Whether the log dropped entries after the id after: it has lost entries to its cap
  * (entries-added > length, from XINFO STREAM) and its oldest entry is newer than after.
  * (max-deleted-entry-id would be simpler, but Redis 7.0 moves it only on XDEL.) */
@@ -259,12 +268,23 @@ static bool lost_after(const redisReply *info, const char *after)
                  v->elements > 0)
             first = v->element[0]->str;
     }
-    if (added <= length || !first)
-        return false;
-    unsigned long long ams = 0, aseq = 0, fms = 0, fseq = 0;
-    sscanf(after, "%llu-%llu", &ams, &aseq);
-    sscanf(first, "%llu-%llu", &fms, &fseq);
-    return ams < fms || (ams == fms && aseq < fseq);
+    return added > length && first && id_before(after, first);
+}
+
+/* A reader's cursor is an id its log handed out: an entry's (an event, the open marker, or
+ * the newest when the stream opened) or "0-0" (a log made empty). The cap trims the oldest
+ * entries only, and lost_after tells that. So a cursor whose entry is missing otherwise
+ * means the log went back: made anew, or its newest entries lost by Redis (a restart, a
+ * failover to a replica behind), and what was logged after the cursor may be lost too. */
+static bool cursor_entry_missing(const redisReply *entry, const char *after)
+{
+    return strcmp(after, "0-0") != 0 && entry->type == REDIS_REPLY_ARRAY && entry->elements == 0;
+}
+
+/* XINFO STREAM's answer for a log that does not exist. */
+static bool no_such_log(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "no such key") != NULL;
 }
 
 /* "<kind> <ref> <job>" (the publish script's entry) into ev's kind and ref. */
@@ -284,11 +304,16 @@ int storage_events_since(storage_t *s, uint64_t user, const char *after, size_t 
     storage_redis_batch_init(&b, s->redis);
     storage_redis_batch_add(&b, "XRANGE " K_EVENTS " (%s + COUNT %llu", (ull)user, after, (ull)max);
     storage_redis_batch_add(&b, "XINFO STREAM " K_EVENTS, (ull)user);
+    storage_redis_batch_add(&b, "XRANGE " K_EVENTS " %s %s", (ull)user, after, after);
     int rc = storage_redis_batch_run(&b);
-    if (rc == 0 && storage_redis_is_error(b.r[0]))
+    if (rc == 0 && (storage_redis_is_error(b.r[0]) || storage_redis_is_error(b.r[2]) ||
+                    (storage_redis_is_error(b.r[1]) && !no_such_log(b.r[1]))))
         rc = -EIO;
     if (rc == 0) {
-        *trimmed = lost_after(storage_redis_is_error(b.r[1]) ? NULL : b.r[1], after);
+        /* A log that is gone lost everything after the cursor (it expired, or Redis lost
+         * it): whatever was published meanwhile went to nobody. */
+        *trimmed =
+            no_such_log(b.r[1]) || lost_after(b.r[1], after) || cursor_entry_missing(b.r[2], after);
         const redisReply *r = b.r[0];
         for (size_t i = 0; i < r->elements && *n < max; i++) {
             const redisReply *e = r->element[i], *f = e->element[1];

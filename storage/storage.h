@@ -350,8 +350,9 @@ int storage_events_online(storage_t *s, uint64_t user, int grace_ms, const char 
 int storage_events_refresh(storage_t *s, const uint64_t *users, size_t n, int grace_ms);
 /* The newest id the user's log has handed out, "0-0" when none. */
 int storage_events_tail(storage_t *s, uint64_t user, char id[STORAGE_EVENT_ID_MAX]);
-/* Up to max events after the id after, oldest first; *trimmed tells that the log dropped
- * events after it (the reader must reset). out holds max entries. */
+/* Up to max events after the id after (an id the log handed out), oldest first; *trimmed
+ * tells that the log lost events after it: to its cap, or it is gone, or it went back (the
+ * reader must reset). out holds max entries. */
 int storage_events_since(storage_t *s, uint64_t user, const char *after, size_t max,
                          storage_event_t *out, size_t *n, bool *trimmed);
 
