@@ -497,7 +497,9 @@ static void *setup_main(void *arg)
     return NULL;
 }
 
-void ch_start(ch_world_t *w, const char *tag, bool cluster)
+/* cluster_aof: every node of the cluster writes its AOF, fsynced always (see the other
+ * case below), before any user exists. */
+static void start(ch_world_t *w, const char *tag, bool cluster, bool cluster_aof)
 {
     memset(w, 0, sizeof(*w));
     w->tag = tag;
@@ -505,6 +507,8 @@ void ch_start(ch_world_t *w, const char *tag, bool cluster)
     uint64_t t0 = ts_now_ms();
     if (cluster) {
         ts_redis_start_cluster(&w->redis, 3, 1);
+        if (cluster_aof)
+            ts_redis_cluster_aof(&w->redis);
     } else {
         /* appendfsync always: a write Redis acknowledged survives a crash, so a post answered
          * 202 cannot vanish with a restart (everysec may lose the last second of them, which
@@ -548,6 +552,16 @@ void ch_start(ch_world_t *w, const char *tag, bool cluster)
     cr_assert_eq(pthread_create(&w->sampler[0], NULL, sampler0_main, w), 0);
     cr_assert_eq(pthread_create(&w->sampler[1], NULL, sampler1_main, w), 0);
     w->threads_running = true;
+}
+
+void ch_start(ch_world_t *w, const char *tag, bool cluster)
+{
+    start(w, tag, cluster, false);
+}
+
+void ch_start_cluster_aof(ch_world_t *w, const char *tag)
+{
+    start(w, tag, true, true);
 }
 
 void ch_stop_load(ch_world_t *w)

@@ -122,6 +122,9 @@ typedef struct ch_world_s {
  * cluster of 3 masters with one replica each), registers the users, opens the streams and
  * starts the load. w is large: make it static. */
 void ch_start(ch_world_t *w, const char *tag, bool cluster);
+/* ch_start(w, tag, true) with appendonly yes, appendfsync always on every node of the cluster
+ * (ts_redis_cluster_aof), for a fault that restarts a node from its AOF. */
+void ch_start_cluster_aof(ch_world_t *w, const char *tag);
 /* Reads every stream for ms, reconnecting the ended ones. */
 void ch_run(ch_world_t *w, int ms);
 /* Kills tidings process i (SIGKILL) / starts it again on a new port. */
