@@ -1,13 +1,16 @@
 /* tests/chaos/test_chaos_cluster.c -- the same load (chaos.h) on a private Redis Cluster of 3
  * masters with one replica each (cluster-node-timeout 1000 ms): a tidings process killed
  * (SIGKILL) and started again; a master killed (SIGKILL) so that its replica takes over; a
- * master crashed and started again from its nodes.conf and AOF. */
+ * master crashed and started again from its nodes.conf and AOF; every master out of memory
+ * (maxmemory just above what it uses) and then given room. */
 #include "tests/chaos/chaos.h"
 #include "tests/scaleout/so.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <hiredis/hiredis.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 TestSuite(chaos_cluster, .timeout = CH_TIMEOUT);
@@ -18,6 +21,7 @@ static ch_world_t world;
 #define AFTER_MS 8000
 #define FAILOVER_MS 20000
 #define SETTLE_MS 20000 /* a node back (or woken) rejoins, and a replica syncs, within this */
+#define GRACE_MS 300    /* a /readyz answered just as the fault began may still say 200 */
 
 Test(chaos_cluster, a_killed_process_loses_nothing)
 {
@@ -128,6 +132,55 @@ Test(chaos_cluster, a_restarted_master_loses_nothing)
     cr_assert(role == TS_NODE_REPLICA && of == now_master,
               "node %d came back as %s (of %d), not as the replica of %d", victim, role_name(role),
               of, now_master);
+    ch_run(&world, AFTER_MS);
+    ch_verify(&world, &f);
+    ch_finish(&world);
+}
+
+/* used_memory from the node's INFO memory. */
+static long long used_memory(struct redisContext *c, int port)
+{
+    redisReply *r = ts_redis_cmd_ok(c, "INFO memory");
+    const char *at = strstr(r->str, "used_memory:");
+    long long used = at ? atoll(at + 12) : 0;
+    freeReplyObject(r);
+    cr_assert_gt(used, 0, "no used_memory in INFO memory of node %d", port);
+    return used;
+}
+
+Test(chaos_cluster, full_masters_refuse_and_recover)
+{
+    ch_start(&world, "coom", true);
+    ch_run(&world, WARM_MS);
+    struct redisContext *c[TS_CLUSTER_MAX];
+    int masters[TS_CLUSTER_MAX], n = 0;
+    for (int i = 0; i < world.redis.nodes; i++)
+        if (ts_redis_node_role(world.redis.ports[i], NULL) == TS_NODE_MASTER)
+            masters[n++] = world.redis.ports[i];
+    cr_assert_eq(n, 3, "%d masters answer, not 3", n);
+    for (int i = 0; i < n; i++)
+        c[i] = ts_redis_connect(masters[i]);
+    ch_fault_t f = {.name = "cluster: every master at maxmemory", .writes = CH_WRITES_FAIL};
+    f.start = ts_now_ms();
+    /* Replicas ignore maxmemory (replica-ignore-maxmemory yes): their masters' limits hold. */
+    for (int i = 0; i < n; i++)
+        freeReplyObject(ts_redis_cmd_ok(c[i], "CONFIG SET maxmemory %lld",
+                                        used_memory(c[i], masters[i]) + 256 * 1024));
+    /* Each post writes 2,000 timeline entries spread over the three masters, so the load fills
+     * the last 256 KB of each within a few seconds; writes are refused from the first post
+     * answered with an error. */
+    ch_post_t first;
+    bool refused = false;
+    for (uint64_t deadline = ts_now_ms() + 15000; !refused && ts_now_ms() < deadline;)
+        ch_run(&world, 100), refused = ch_first_refused_post(&world, f.start, &first);
+    cr_assert(refused, "no post was refused within 15 s of maxmemory");
+    f.fail_from = first.end + GRACE_MS;
+    ch_run(&world, 4000);
+    f.end = ts_now_ms();
+    for (int i = 0; i < n; i++) {
+        freeReplyObject(ts_redis_cmd_ok(c[i], "CONFIG SET maxmemory 0"));
+        ts_redis_close(c[i]);
+    }
     ch_run(&world, AFTER_MS);
     ch_verify(&world, &f);
     ch_finish(&world);
