@@ -13,6 +13,11 @@
  * it SIGTERM when the test process dies (PR_SET_PDEATHSIG), ts_redis_cleanup and the atexit
  * handler send it themselves and wait for it. It closes every inherited descriptor, so no node
  * holds a pipe that ctest or Criterion reads to its end.
+ *
+ * One node of a private cluster may be killed and started again on its port from its own
+ * directory (nodes.conf, AOF), daemonized and without the test's descriptors as the script's
+ * nodes are; the keeper stops it with the others. Every look at a single node is bounded to
+ * 1 s, since the fault under test may have stopped it.
  */
 #include "tests/support/support.h"
 
