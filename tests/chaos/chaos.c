@@ -27,20 +27,37 @@
 #define SOCIAL_EVERY_MS 60
 #define SETUP_THREADS 4
 
+/* The first BAD_KEPT broken rules are kept, and the last BAD_KEPT in a ring: a flood of one
+ * kind early on (stalls during the fault) must not hide what ch_verify finds at the end. */
+#define BAD_KEPT 100
+
 void ch_bad(ch_world_t *w, const char *fmt, ...)
 {
-    w->n_bad_total++;
-    if (w->n_bad == w->cap_bad) {
-        if (w->cap_bad >= 200)
-            return; /* the first 200 say enough */
-        w->cap_bad = w->cap_bad ? w->cap_bad * 2 : 32;
-        w->bad = realloc(w->bad, w->cap_bad * sizeof(*w->bad));
+    size_t k = w->n_bad_total++;
+    if (!w->bad) {
+        w->bad = calloc(2 * BAD_KEPT, sizeof(*w->bad));
         cr_assert(w->bad);
     }
+    size_t slot = k < 2 * BAD_KEPT ? k : BAD_KEPT + (k - 2 * BAD_KEPT) % BAD_KEPT;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(w->bad[w->n_bad++], sizeof(w->bad[0]), fmt, ap);
+    vsnprintf(w->bad[slot], sizeof(w->bad[0]), fmt, ap);
     va_end(ap);
+    w->n_bad = w->n_bad_total < 2 * BAD_KEPT ? w->n_bad_total : 2 * BAD_KEPT;
+}
+
+void ch_print_bad(const ch_world_t *w, const char *name)
+{
+    size_t total = w->n_bad_total;
+    for (size_t i = 0; i < total && i < (total <= 2 * BAD_KEPT ? total : BAD_KEPT); i++)
+        fprintf(stderr, "chaos %s: BROKEN: %s\n", name, w->bad[i]);
+    if (total <= 2 * BAD_KEPT)
+        return;
+    fprintf(stderr, "chaos %s: BROKEN: … %zu more left out; the last %d:\n", name,
+            total - 2 * BAD_KEPT, BAD_KEPT);
+    for (size_t j = 0; j < BAD_KEPT; j++)
+        fprintf(stderr, "chaos %s: BROKEN: %s\n", name,
+                w->bad[BAD_KEPT + (total - 2 * BAD_KEPT + j) % BAD_KEPT]);
 }
 
 /* ---- the load (helper threads) ---------------------------------------------------------------- */
@@ -480,7 +497,9 @@ static void *setup_main(void *arg)
     return NULL;
 }
 
-void ch_start(ch_world_t *w, const char *tag, bool cluster)
+/* cluster_aof: every node of the cluster writes its AOF, fsynced always (see the other
+ * case below), before any user exists. */
+static void start(ch_world_t *w, const char *tag, bool cluster, bool cluster_aof)
 {
     memset(w, 0, sizeof(*w));
     w->tag = tag;
@@ -488,6 +507,8 @@ void ch_start(ch_world_t *w, const char *tag, bool cluster)
     uint64_t t0 = ts_now_ms();
     if (cluster) {
         ts_redis_start_cluster(&w->redis, 3, 1);
+        if (cluster_aof)
+            ts_redis_cluster_aof(&w->redis);
     } else {
         /* appendfsync always: a write Redis acknowledged survives a crash, so a post answered
          * 202 cannot vanish with a restart (everysec may lose the last second of them, which
@@ -531,6 +552,16 @@ void ch_start(ch_world_t *w, const char *tag, bool cluster)
     cr_assert_eq(pthread_create(&w->sampler[0], NULL, sampler0_main, w), 0);
     cr_assert_eq(pthread_create(&w->sampler[1], NULL, sampler1_main, w), 0);
     w->threads_running = true;
+}
+
+void ch_start(ch_world_t *w, const char *tag, bool cluster)
+{
+    start(w, tag, cluster, false);
+}
+
+void ch_start_cluster_aof(ch_world_t *w, const char *tag)
+{
+    start(w, tag, true, true);
 }
 
 void ch_stop_load(ch_world_t *w)

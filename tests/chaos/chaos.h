@@ -114,14 +114,17 @@ typedef struct ch_world_s {
     uint64_t last_pass, blind_total; /* time the test's thread could not read (ch_run) */
     uint64_t load_start;
     bool hung_reopen; /* a reconnect of this pass got no head in time */
-    char (*bad)[256]; /* broken rules, as lines */
-    size_t n_bad, cap_bad, n_bad_total;
+    char (*bad)[256]; /* broken rules, as lines (the first and the last: ch_bad) */
+    size_t n_bad, n_bad_total;
 } ch_world_t;
 
 /* Starts the world (a private redis-server with AOF when cluster is false, else a private
  * cluster of 3 masters with one replica each), registers the users, opens the streams and
  * starts the load. w is large: make it static. */
 void ch_start(ch_world_t *w, const char *tag, bool cluster);
+/* ch_start(w, tag, true) with appendonly yes, appendfsync always on every node of the cluster
+ * (ts_redis_cluster_aof), for a fault that restarts a node from its AOF. */
+void ch_start_cluster_aof(ch_world_t *w, const char *tag);
 /* Reads every stream for ms, reconnecting the ended ones. */
 void ch_run(ch_world_t *w, int ms);
 /* Kills tidings process i (SIGKILL) / starts it again on a new port. */
@@ -131,6 +134,8 @@ void ch_server_restart(ch_world_t *w, int i);
 void ch_stop_load(ch_world_t *w);
 /* Notes a broken rule (a printf-formatted line); ch_verify lists them and fails. */
 void ch_bad(ch_world_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Lists the broken rules kept on stderr, as "chaos <name>: BROKEN: <rule>" lines. */
+void ch_print_bad(const ch_world_t *w, const char *name);
 /* The first post started at or after since and answered with an error (not 202; an
  * unanswered one does not count): true, with a copy in out. */
 bool ch_first_refused_post(ch_world_t *w, uint64_t since, ch_post_t *out);

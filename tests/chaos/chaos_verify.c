@@ -426,8 +426,7 @@ void ch_verify(ch_world_t *w, const ch_fault_t *f)
     }
     ts_redis_close(v->c);
     free(v->accepted);
-    for (size_t i = 0; i < w->n_bad; i++)
-        fprintf(stderr, "chaos %s: BROKEN: %s\n", f->name, w->bad[i]);
+    ch_print_bad(w, f->name);
     cr_assert_eq(w->n_bad_total, 0, "chaos %s: %zu broken rules (listed above; the first: %s)",
                  f->name, w->n_bad_total, w->n_bad ? w->bad[0] : "");
 }

@@ -13,6 +13,11 @@
  * it SIGTERM when the test process dies (PR_SET_PDEATHSIG), ts_redis_cleanup and the atexit
  * handler send it themselves and wait for it. It closes every inherited descriptor, so no node
  * holds a pipe that ctest or Criterion reads to its end.
+ *
+ * One node of a private cluster may be killed and started again on its port from its own
+ * directory (nodes.conf, AOF), daemonized and without the test's descriptors as the script's
+ * nodes are; the keeper stops it with the others. Every look at a single node is bounded to
+ * 1 s, since the fault under test may have stopped it.
  */
 #include "tests/support/support.h"
 
@@ -22,6 +27,7 @@
 #include <ftw.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,4 +408,243 @@ void ts_redis_skip_on_cluster(const char *why)
 {
     if (ts_redis_fixture_is_cluster())
         cr_skip("%s", why);
+}
+
+/* ---- one node of a private cluster ----------------------------------------------------------- */
+
+#define NODE_ANSWER_MS 1000 /* a node that does not answer by then is down, or paused */
+#define NODE_GONE_MS 10000
+#define NODE_LOAD_MS 30000 /* PING answers -LOADING while the AOF loads */
+#define AOF_READY_MS 20000
+
+/* One command on a new connection to a node, answered within NODE_ANSWER_MS (returns new;
+ * NULL when it did not answer): a node may be killed or stopped, and must not hold the test
+ * for the 30 s of ts_redis_connect. */
+static redisReply *node_command(int port, const char *fmt, ...)
+{
+    struct timeval tv = {.tv_sec = NODE_ANSWER_MS / 1000, .tv_usec = NODE_ANSWER_MS % 1000 * 1000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    redisReply *r = NULL;
+    if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK) {
+        va_list ap;
+        va_start(ap, fmt);
+        r = redisvCommand(c, fmt, ap);
+        va_end(ap);
+    }
+    if (c)
+        redisFree(c);
+    return r;
+}
+
+/* The value of field in INFO text ("field:value\r\n") into buf; false when absent. */
+static bool info_field(const char *info, const char *field, char *buf, size_t size)
+{
+    size_t n = strlen(field);
+    for (const char *at = info; at && *at; at = strchr(at, '\n'), at = at ? at + 1 : NULL) {
+        if (strncmp(at, field, n) == 0 && at[n] == ':') {
+            snprintf(buf, size, "%.*s", (int)strcspn(at + n + 1, "\r\n"), at + n + 1);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* INFO section of the node on port into buf; false when it did not answer. */
+static bool node_info(int port, const char *section, char *buf, size_t size)
+{
+    redisReply *r = node_command(port, "INFO %s", section);
+    bool ok = r && r->type == REDIS_REPLY_STRING;
+    if (ok)
+        snprintf(buf, size, "%s", r->str);
+    if (r)
+        freeReplyObject(r);
+    return ok;
+}
+
+static pid_t node_pid(const ts_redis_t *r, int port)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/c/%d/redis.pid", r->dir, port);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "no pidfile %s", path);
+    long pid = 0;
+    bool ok = fscanf(f, "%ld", &pid) == 1 && pid > 0;
+    fclose(f);
+    cr_assert(ok, "no pid in %s", path);
+    return (pid_t)pid;
+}
+
+/* Has pid exited? Its parent (not us: nodes daemonize) may leave it a zombie a while. */
+static bool pid_gone(pid_t pid)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    bool zombie = false;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "State:", 6) == 0)
+            zombie = strchr(line, 'Z') != NULL;
+    fclose(f);
+    return zombie;
+}
+
+/* A CONFIG GET value of the first node that answers, other than port, into buf. */
+static void cluster_config(const ts_redis_t *r, int port, const char *name, char *buf, size_t size)
+{
+    for (int i = 0; i < r->nodes; i++) {
+        if (r->ports[i] == port)
+            continue;
+        redisReply *rep = node_command(r->ports[i], "CONFIG GET %s", name);
+        bool ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+                  rep->element[1]->type == REDIS_REPLY_STRING;
+        if (ok)
+            snprintf(buf, size, "%s", rep->element[1]->str);
+        if (rep)
+            freeReplyObject(rep);
+        if (ok)
+            return;
+    }
+    cr_assert_fail("no other node of the cluster answers CONFIG GET %s", name);
+}
+
+void ts_redis_cluster_aof(ts_redis_t *r)
+{
+    cr_assert(r->cluster, "ts_redis_cluster_aof needs a private cluster");
+    for (int i = 0; i < r->nodes; i++) {
+        /* fsync first, so no write is ever logged with less */
+        static const char *const set[] = {"CONFIG SET appendfsync always",
+                                          "CONFIG SET appendonly yes"};
+        for (size_t k = 0; k < sizeof(set) / sizeof(set[0]); k++) {
+            redisReply *rep = node_command(r->ports[i], set[k]);
+            cr_assert(rep && rep->type == REDIS_REPLY_STATUS, "node %d: %s: %s", r->ports[i],
+                      set[k], rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "no answer");
+            freeReplyObject(rep);
+        }
+    }
+    /* CONFIG SET appendonly yes starts a rewrite: the AOF exists once it is over. */
+    for (int i = 0; i < r->nodes; i++) {
+        uint64_t deadline = ts_now_ms() + AOF_READY_MS;
+        char info[4096], done[16] = "", busy[16] = "", waiting[16] = "";
+        for (;;) {
+            if (node_info(r->ports[i], "persistence", info, sizeof(info)) &&
+                info_field(info, "aof_rewrites", done, sizeof(done)) &&
+                info_field(info, "aof_rewrite_in_progress", busy, sizeof(busy)) &&
+                info_field(info, "aof_rewrite_scheduled", waiting, sizeof(waiting)) &&
+                atoi(done) > 0 && strcmp(busy, "0") == 0 && strcmp(waiting, "0") == 0)
+                break;
+            cr_assert(ts_now_ms() < deadline, "node %d wrote no AOF within %d ms", r->ports[i],
+                      AOF_READY_MS);
+            ts_sleep_ms(20);
+        }
+    }
+}
+
+void ts_redis_cluster_kill_node(ts_redis_t *r, int port)
+{
+    cr_assert(r->cluster, "ts_redis_cluster_kill_node needs a private cluster");
+    pid_t pid = node_pid(r, port);
+    cr_assert(kill(pid, SIGKILL) == 0, "kill %d (node %d): %s", (int)pid, port, strerror(errno));
+    uint64_t deadline = ts_now_ms() + NODE_GONE_MS;
+    while (!pid_gone(pid)) {
+        cr_assert(ts_now_ms() < deadline, "node %d (pid %d) still runs %d ms after SIGKILL", port,
+                  (int)pid, NODE_GONE_MS);
+        ts_sleep_ms(5);
+    }
+}
+
+/* Forks argv (a daemonizing redis-server) with only stdin, stdout and stderr open, all three
+ * on /dev/null, and reaps the parent it leaves. Like the keeper, the node must hold no
+ * descriptor of the test (a stream's socket it kept open would never close on the server). */
+static void daemon_spawn(char *const argv[])
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork failed");
+    if (pid == 0) {
+        if (getppid() != parent)
+            _exit(127);
+        int null = open("/dev/null", O_RDWR);
+        if (null < 0)
+            _exit(127);
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+        for (int fd = STDERR_FILENO + 1; fd < 1024; fd++)
+            close(fd);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int status = 0;
+    cr_assert(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "%s did not daemonize (wait status %d)", argv[0], status);
+}
+
+void ts_redis_cluster_restart_node(ts_redis_t *r, int port)
+{
+    cr_assert(r->cluster, "ts_redis_cluster_restart_node needs a private cluster");
+    cr_assert(!ts_redis_pings(port), "node %d still answers: kill it first", port);
+    /* As redis_cluster_fixture.sh starts a node, with what the others run with now (the node
+     * timeout, and the AOF if ts_redis_cluster_aof turned it on). */
+    char timeout[32], aof[8], fsync[16], port_s[16], dir[96], pidfile[128], log[128];
+    cluster_config(r, port, "cluster-node-timeout", timeout, sizeof(timeout));
+    cluster_config(r, port, "appendonly", aof, sizeof(aof));
+    cluster_config(r, port, "appendfsync", fsync, sizeof(fsync));
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    snprintf(dir, sizeof(dir), "%s/c/%d", r->dir, port);
+    snprintf(pidfile, sizeof(pidfile), "%s/redis.pid", dir);
+    snprintf(log, sizeof(log), "%s/redis.log", dir);
+    const char *bin = getenv("TIDINGS_REDIS_SERVER");
+    char bin_copy[256];
+    snprintf(bin_copy, sizeof(bin_copy), "%s", bin && *bin ? bin : "redis-server");
+    /* clang-format off */
+    char *argv[] = {bin_copy, "--bind", "127.0.0.1", "--port", port_s,
+                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", timeout, "--save", "", "--appendonly", aof,
+                    "--appendfsync", fsync, "--dir", dir, "--daemonize", "yes",
+                    "--pidfile", pidfile, "--logfile", log, NULL};
+    /* clang-format on */
+    daemon_spawn(argv);
+    uint64_t deadline = ts_now_ms() + NODE_LOAD_MS;
+    while (!ts_redis_pings(port)) {
+        cr_assert(ts_now_ms() < deadline, "node %d did not serve within %d ms of its restart (%s)",
+                  port, NODE_LOAD_MS, log);
+        ts_sleep_ms(10);
+    }
+}
+
+ts_node_role_t ts_redis_node_role(int port, int *master_port)
+{
+    char info[4096], role[16] = "", link[16] = "", of[16] = "0";
+    if (!node_info(port, "replication", info, sizeof(info)) ||
+        !info_field(info, "role", role, sizeof(role)))
+        return TS_NODE_DOWN;
+    if (strcmp(role, "master") == 0)
+        return TS_NODE_MASTER;
+    info_field(info, "master_port", of, sizeof(of));
+    if (master_port)
+        *master_port = atoi(of);
+    info_field(info, "master_link_status", link, sizeof(link));
+    return strcmp(link, "up") == 0 ? TS_NODE_REPLICA : TS_NODE_SYNCING;
+}
+
+bool ts_redis_cluster_settled(const ts_redis_t *r)
+{
+    cr_assert(r->cluster, "ts_redis_cluster_settled needs a private cluster");
+    for (int i = 0; i < r->nodes; i++) {
+        ts_node_role_t role = ts_redis_node_role(r->ports[i], NULL);
+        if (role != TS_NODE_MASTER && role != TS_NODE_REPLICA)
+            return false;
+        char state[16] = "";
+        redisReply *rep = node_command(r->ports[i], "CLUSTER INFO");
+        bool ok = rep && rep->type == REDIS_REPLY_STRING &&
+                  info_field(rep->str, "cluster_state", state, sizeof(state)) &&
+                  strcmp(state, "ok") == 0;
+        if (rep)
+            freeReplyObject(rep);
+        if (!ok)
+            return false;
+    }
+    return true;
 }

@@ -266,6 +266,32 @@ void ts_redis_cleanup(ts_redis_t *r);
  * the first run. For tests that crash or restart their Redis in ways of their own. */
 void ts_redis_skip_on_cluster(const char *why);
 
+/* One node of a private cluster (ts_redis_start_cluster), for faults on a single node. The
+ * node on port is the one in r->dir/c/<port>/ (its nodes.conf, AOF, pidfile and log). */
+/* Sets appendfsync always and appendonly yes on every node and waits until each has written
+ * its AOF (the rewrite that CONFIG SET starts): from then on a write a node acknowledged is
+ * on its disk, and ts_redis_cluster_restart_node brings a node back with its data. */
+void ts_redis_cluster_aof(ts_redis_t *r);
+/* Kills the node on port (SIGKILL, a crash) and waits until it is gone. */
+void ts_redis_cluster_kill_node(ts_redis_t *r, int port);
+/* Starts the node on port again, as redis_cluster_fixture.sh started it (with the node timeout
+ * and the AOF settings the other nodes run with), from its directory: its nodes.conf makes it
+ * rejoin as the node it was, its AOF (if any) gives it its data back. Waits until it answers
+ * PING (the AOF loaded). The keeper stops it with the others. */
+void ts_redis_cluster_restart_node(ts_redis_t *r, int port);
+typedef enum {
+    TS_NODE_DOWN,    /* no answer within 1 s (killed, or stopped) */
+    TS_NODE_MASTER,  /* role:master */
+    TS_NODE_REPLICA, /* role:slave, its link to the master up */
+    TS_NODE_SYNCING, /* role:slave, its link down (connecting, or syncing) */
+} ts_node_role_t;
+/* What the Redis node on port says of its role (INFO replication); a replica's master port
+ * goes to master_port unless NULL. */
+ts_node_role_t ts_redis_node_role(int port, int *master_port);
+/* Does every node of the private cluster answer, say cluster_state:ok, and either serve as a
+ * master or replicate with its link up? (One look; the caller waits with a deadline.) */
+bool ts_redis_cluster_settled(const ts_redis_t *r);
+
 /* ---- the tidings server (server.c) ------------------------------------------------------------ */
 typedef struct ts_server_s {
     pid_t pid;
