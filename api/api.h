@@ -230,6 +230,7 @@ void api_posts_like(api_req_t *r);
 void api_posts_unlike(api_req_t *r);
 void api_posts_repost(api_req_t *r);
 void api_posts_unrepost(api_req_t *r);
+void api_posts_delivery(api_req_t *r);
 void api_users_block(api_req_t *r);
 void api_users_unblock(api_req_t *r);
 void api_users_mute(api_req_t *r);

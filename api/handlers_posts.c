@@ -209,6 +209,44 @@ void api_posts_delete(api_req_t *r)
     storage_post_clear(&post);
 }
 
+/* A time, or null for one that has not come yet. */
+static json_t *time_or_null(uint64_t ms)
+{
+    return ms ? api_time_json(ms) : json_null();
+}
+
+void api_posts_delivery(api_req_t *r)
+{
+    uint64_t id;
+    if (!api_param_id(r, 0, &id))
+        return;
+    storage_delivery_t d;
+    int rc = storage_delivery_get(r->api->storage, id, &d);
+    if (rc == -ENODATA) {
+        api_problem(r, API_NOT_FOUND, "a post's delivery status is kept for a day");
+        return;
+    }
+    if (rc) {
+        api_storage_problem(r, rc, "post");
+        return;
+    }
+    if (d.author != r->caller.id) {
+        api_problem(r, API_FORBIDDEN, "only the author may see a post's delivery");
+        return;
+    }
+    bool queued = d.state == STORAGE_DELIVERY_QUEUED;
+    api_reply_json(
+        r, 200,
+        json_pack("{s:o, s:s, s:o, s:o, s:I, s:I, s:o, s:o, s:o}", "post", api_id_json(id), "state",
+                  storage_delivery_state_name(d.state), "fanout",
+                  queued ? json_null() : json_string(d.merged ? "merged_at_read" : "timelines"),
+                  "followers", queued ? json_null() : json_integer(d.followers),
+                  "timelines_written", (json_int_t)d.timelines, "live_deliveries",
+                  (json_int_t)d.live, "queued_at", api_time_json(storage_id_time_ms(id)),
+                  "started_at", time_or_null(d.started_ms), "finished_at",
+                  time_or_null(d.finished_ms)));
+}
+
 void api_posts_by_author(api_req_t *r)
 {
     uint64_t id, cursor;

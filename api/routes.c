@@ -33,6 +33,7 @@ const api_route_t api_routes[] = {
     {"POST", "/v1/posts", api_posts_create, true, API_RATE_PUBLISH},
     {"GET", "/v1/posts/{id}", api_posts_get, true, API_RATE_READ},
     {"DELETE", "/v1/posts/{id}", api_posts_delete, true, API_RATE_PUBLISH},
+    {"GET", "/v1/posts/{id}/delivery", api_posts_delivery, true, API_RATE_READ},
     {"PUT", "/v1/posts/{id}/like", api_posts_like, true, API_RATE_INTERACT},
     {"DELETE", "/v1/posts/{id}/like", api_posts_unlike, true, API_RATE_INTERACT},
     {"POST", "/v1/posts/{id}/repost", api_posts_repost, true, API_RATE_INTERACT},

@@ -78,13 +78,15 @@ struct fanout__job_s {
     uint64_t started_ms;
     fanout__phase_t phase;
     fanout__walk_t walk;
-    uint64_t walk_user;    /* whose followers the job walks */
-    uint64_t cursor;       /* last follower edge read */
-    bool fetching;         /* a chunk read is in flight */
-    bool walk_ended;       /* the last chunk was read */
-    bool published;        /* a live walk sent the events: the timeline walk sends none */
-    size_t live_published; /* events the live walk published */
-    uint64_t *muted_by;    /* followers who muted the author: skipped (sorted) */
+    uint64_t walk_user;      /* whose followers the job walks */
+    uint64_t cursor;         /* last follower edge read */
+    bool fetching;           /* a chunk read is in flight */
+    bool walk_ended;         /* the last chunk was read */
+    bool published;          /* a live walk sent the events: the timeline walk sends none */
+    size_t live_published;   /* events the live walk published */
+    uint64_t timelines_sent; /* followers' timelines written by the timeline walk */
+    size_t events_logged;    /* live events the timeline walk logged (a post's status) */
+    uint64_t *muted_by;      /* followers who muted the author: skipped (sorted) */
     size_t n_muted_by;
     int writes_pending;     /* writes and publishes not yet confirmed */
     bool waiting;           /* parked or yielding (engine.c) */

@@ -249,12 +249,35 @@ static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
                                     on_written, j); /* the chunk's work */
     else if (n) {
         if (!j->published)
-            sent_event(j, storage_events_publish(f->sa, job, to, n, STORAGE_EVENT_FEED, ref, NULL,
-                                                 on_published, j));
+            sent_event(j, storage_events_publish(f->sa, job, to, n, STORAGE_EVENT_FEED, ref,
+                                                 &j->events_logged, on_published, j));
         rc = storage_timelines_add(f->sa, job->post, to, n, f->cfg.timeline_max, on_written, j);
+        if (rc == 0)
+            j->timelines_sent += n;
     }
     free(owned);
     return rc;
+}
+
+/* ---- the post's delivery status (storage/delivery.c) -------------------------------------- */
+
+static uint64_t live_logged(const fanout__job_t *j)
+{
+    return (uint64_t)(j->live_published + j->events_logged);
+}
+
+/* Once per chunk of followers: what is written so far (live events as confirmed, so they
+ * trail by a chunk; the last report comes with the job's end). */
+static void report_progress(fanout__job_t *j)
+{
+    sent_event(j, storage_delivery_progress(j->f->sa, j->job.post, j->timelines_sent,
+                                            live_logged(j), on_published, j));
+}
+
+static void ignore_status(void *arg, int status)
+{
+    (void)arg;
+    (void)status; /* a status line that did not get written ages out with the rest */
 }
 
 /* Followers per step. A live walk writes no timelines, only one event per connected
@@ -290,6 +313,8 @@ static void on_chunk(void *arg, int status, const uint64_t *ids, size_t n, uint6
                 sent(j, rc);
             if (rc == 0 && j->walk == FANOUT_WALK_TIMELINES)
                 atomic_fetch_add_explicit(&j->f->stats.timeline_writes, n, memory_order_relaxed);
+            if (rc == 0 && j->job.kind == STORAGE_JOB_POST && j->walk != FANOUT_WALK_MARK)
+                report_progress(j);
         }
     }
     fanout__job_pump(j);
@@ -417,6 +442,10 @@ static void on_post_state(void *arg, int status, const storage_post_state_t *st)
             j->walk = FANOUT_WALK_LIVE;
         }
     }
+    if (job->kind == STORAGE_JOB_POST)
+        sent_event(j, storage_delivery_started(f->sa, job->post, st->followers,
+                                               st->celebrity || j->walk == FANOUT_WALK_MARK,
+                                               on_published, j));
     /* The author sees their own posts at home too; a delete takes it back. */
     uint64_t author = job->author;
     char ref[REF_SIZE];
@@ -688,6 +717,9 @@ void fanout__job_settle(fanout__job_t *j, const char *dead_reason)
     j->phase = FANOUT_PHASE_DONE;
     if (dead_reason)
         atomic_fetch_add_explicit(&f->stats.jobs_dead, 1, memory_order_relaxed);
+    if (j->job.kind == STORAGE_JOB_POST) /* alongside the ack: the job is freed after it */
+        storage_delivery_finished(f->sa, j->job.post, dead_reason != NULL, j->timelines_sent,
+                                  live_logged(j), ignore_status, NULL);
     int rc = dead_reason ? storage_job_dead_letter(f->sa, &j->job, dead_reason, settle_done, j)
                          : storage_job_ack(f->sa, &j->job, settle_done, j);
     if (rc)

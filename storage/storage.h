@@ -200,6 +200,27 @@ int storage_post_create(storage_t *s, const storage_post_t *p, bool *answered);
 int storage_post_settle(storage_t *s, const storage_post_t *p, bool *published);
 /* Clears what a failed create wrote: the post reads as missing, and its index entry goes. */
 int storage_post_abandon(storage_t *s, const storage_post_t *p);
+/* Where a post's fan-out stands (storage/delivery.c). */
+typedef enum {
+    STORAGE_DELIVERY_QUEUED,
+    STORAGE_DELIVERY_RUNNING,
+    STORAGE_DELIVERY_DONE,
+    STORAGE_DELIVERY_DEAD,
+} storage_delivery_state_t;
+typedef struct storage_delivery_s {
+    uint64_t author;
+    storage_delivery_state_t state;
+    bool merged;                      /* a celebrity's post: followers merge it at read time */
+    int64_t followers;                /* at the job's start; -1 while queued */
+    uint64_t timelines, live;         /* timelines written, live events logged */
+    uint64_t started_ms, finished_ms; /* Unix ms; 0: not yet */
+} storage_delivery_t;
+/* A post's delivery status in one round trip. -ENOENT: no such post (or deleted); -ENODATA:
+ * the post has no status (older than a day, or published before statuses were kept). A
+ * post whose job has not started yet is QUEUED. */
+int storage_delivery_get(storage_t *s, uint64_t post, storage_delivery_t *out);
+/* "queued", "running", "done", "dead". */
+const char *storage_delivery_state_name(storage_delivery_state_t state);
 /* -ENOENT when unknown; a deleted post comes back with deleted set. */
 int storage_post_get(storage_t *s, uint64_t id, storage_post_t *out);
 /* n posts in one round trip; unknown ones get id 0. out must hold n entries. */

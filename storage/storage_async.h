@@ -147,6 +147,18 @@ int storage_timeline_hide(storage_async_t *sa, uint64_t user, uint64_t author, i
 
 /* Marks author a celebrity: from now on, posts are merged at read time. */
 int storage_celebrity_mark(storage_async_t *sa, uint64_t author, storage_status_cb cb, void *arg);
+
+/* ---- a post's delivery status, written by the engine (delivery.c) ---------------------- */
+/* The post's job began: followers at that moment, and whether they merge it at read time
+ * (a celebrity's post: no timeline is written). Counts start from zero (a retry too). */
+int storage_delivery_started(storage_async_t *sa, uint64_t post, int64_t followers, bool merged,
+                             storage_status_cb cb, void *arg);
+/* Timelines written and live events logged so far. */
+int storage_delivery_progress(storage_async_t *sa, uint64_t post, uint64_t timelines, uint64_t live,
+                              storage_status_cb cb, void *arg);
+/* The job ended: done (acknowledged) or dead (dead-lettered), with the final counts. */
+int storage_delivery_finished(storage_async_t *sa, uint64_t post, bool dead, uint64_t timelines,
+                              uint64_t live, storage_status_cb cb, void *arg);
 /* Records, for each user, that they follow celebrity author (read-time merge). */
 int storage_celebrity_followers_add(storage_async_t *sa, uint64_t author, const uint64_t *users,
                                     size_t n, storage_status_cb cb, void *arg);

@@ -55,7 +55,8 @@
 #define K_LIKED "liked:{%llu}"          /* zset: posts the user likes, scored by post id */
 #define K_REPOSTED "reposted:{%llu}"    /* zset: posts the user reposted, scored by post id */
 #define K_POSTS_DELETED "dposts:{%llu}" /* zset: the author's deleted posts (tombstones) */
-#define K_BLOCKS "blocks:{%llu}"        /* zset: users this user blocked, scored by edge id */
+#define K_DELIVERY "delivery:{%llu}" /* hash: where a post's fan-out stands (delivery.c); a day */
+#define K_BLOCKS "blocks:{%llu}"     /* zset: users this user blocked, scored by edge id */
 #define K_BLOCKED_BY "blockedby:{%llu}" /* zset: users who blocked this user */
 #define K_MUTES "mutes:{%llu}"          /* zset: users this user muted */
 #define K_MUTED_BY "mutedby:{%llu}"     /* zset: users who muted this user */

@@ -784,6 +784,25 @@ describe('the server', () => {
     carolPost = longest;
   });
 
+  test('Posts: delivery status, for the author only', async () => {
+    const { alice, bob } = users;
+    let status;
+    for (let i = 0; i < 200; i++) {
+      status = expectStatus(await api('GET', '/v1/posts/{id}/delivery', { params: { id: bobPost.id }, token: bob.token }), 200);
+      if (status.state === 'done') break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.equal(status.post, bobPost.id);
+    assert.equal(status.state, 'done');
+    assert.equal(status.fanout, 'timelines');
+    assert.equal(status.queued_at, bobPost.created_at);
+    assert.ok(status.finished_at >= status.started_at);
+    expectStatus(await api('GET', '/v1/posts/{id}/delivery', { params: { id: bobPost.id }, token: alice.token }), 403);
+    expectStatus(await api('GET', '/v1/posts/{id}/delivery', { params: { id: '1' }, token: bob.token }), 404);
+    expectStatus(await api('GET', '/v1/posts/{id}/delivery', { params: { id: 'nope' }, token: bob.token }), 400);
+    expectStatus(await api('GET', '/v1/posts/{id}/delivery', { params: { id: bobPost.id } }), 401);
+  });
+
   test('Posts: publishing rejects bad input with 400 and 415', async () => {
     const newPost = spec.components.schemas.NewPost;
     const rejected = [
