@@ -333,8 +333,7 @@ typedef struct storage_event_s {
  * above floor (the reader's Last-Event-ID; NULL: none). */
 int storage_events_online(storage_t *s, uint64_t user, int grace_ms, const char *floor,
                           bool *was_online, char tail[STORAGE_EVENT_ID_MAX]);
-/* Extends the mark of every connected user. */
-int storage_events_refresh(storage_t *s, const uint64_t *users, size_t n, int grace_ms);
+/* (Connected users' marks are extended by storage_events_refresh_async, on the live loop.) */
 /* The newest id the user's log has handed out, "0-0" when none. */
 int storage_events_tail(storage_t *s, uint64_t user, char id[STORAGE_EVENT_ID_MAX]);
 /* Up to max events after the id after, oldest first; *trimmed tells that the log dropped

@@ -205,6 +205,12 @@ int storage_events_publish(storage_async_t *sa, const storage_job_t *job, const 
                            size_t n, storage_event_kind_t kind, const char *ref, size_t *published,
                            storage_status_cb cb, void *arg);
 
+/* Extends the online mark of each of users by grace_ms (storage_events_online's; a log that
+ * lapsed is made again, empty) without blocking the loop: one script per node, one callback
+ * once every node answered. users is borrowed for the call. */
+int storage_events_refresh_async(storage_async_t *sa, const uint64_t *users, size_t n, int grace_ms,
+                                 storage_status_cb cb, void *arg);
+
 /* Celebrities' posts reach connected followers by announcement (celebrity_live.c): each
  * process logs and publishes kind/ref for its own connected followers of job's author,
  * skipping those who muted the author and those who have it logged. */

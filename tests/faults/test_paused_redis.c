@@ -1,0 +1,120 @@
+/* tests/faults/test_paused_redis.c -- a Redis that stops answering (SIGSTOP: its sockets stay
+ * open, the kernel still completes connects, nothing replies) must not freeze the server.
+ *
+ * Each test runs a redis-server of its own and stops it for PAUSE_MS; the fini always resumes
+ * it. Before issue 16 the live loop's synchronous online refresh waited out the 2 s command
+ * timeout (4 s with its replay), and every heartbeat with it; now the loop never waits on
+ * Redis. */
+#include "tests/support/sse.h"
+#include "tests/support/support.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <string.h>
+
+#define PAUSE_MS 4000
+#define READYZ_TIMEOUT_MS 1000 /* a load balancer's usual probe timeout */
+#define RECOVER_WITHIN_MS 2000
+
+static ts_redis_t redis;
+
+static void resume_redis(void)
+{
+    if (redis.pid > 0)
+        kill(redis.pid, SIGCONT);
+    ts_redis_cleanup(&redis);
+}
+
+TestSuite(paused_redis, .timeout = 120, .fini = resume_redis);
+
+static void start(ts_server_t *s, const char *const *extra)
+{
+    memset(&redis, 0, sizeof(redis));
+    ts_redis_start(&redis, 0); /* SIGSTOP needs one redis-server of our own */
+    ts_server_start(s, redis.url, extra, true);
+}
+
+static void pause_redis(void)
+{
+    cr_assert_eq(kill(redis.pid, SIGSTOP), 0);
+}
+
+static void continue_redis(void)
+{
+    cr_assert_eq(kill(redis.pid, SIGCONT), 0);
+}
+
+/* GET /readyz: its status (0: no answer within READYZ_TIMEOUT_MS), and how long it took. */
+static int readyz(int port, uint64_t *took_ms)
+{
+    static const char req[] =
+        "GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    uint64_t t0 = ts_now_ms();
+    ts_resp_t r;
+    int status = ts_http_raw(port, req, sizeof(req) - 1, READYZ_TIMEOUT_MS, &r) == 0 ? r.status : 0;
+    ts_resp_free(&r);
+    if (took_ms)
+        *took_ms = ts_now_ms() - t0;
+    return status;
+}
+
+/* After SIGCONT: /readyz says 200 within RECOVER_WITHIN_MS, and a post is accepted. */
+static void expect_recovery(const ts_server_t *s, const ts_user_t *u)
+{
+    continue_redis();
+    uint64_t t0 = ts_now_ms(), back = 0;
+    while (!back && ts_now_ms() - t0 < RECOVER_WITHIN_MS + 3000) {
+        if (readyz(s->port, NULL) == 200)
+            back = ts_now_ms();
+        else
+            ts_sleep_ms(50);
+    }
+    cr_assert(back, "/readyz never said 200 again after Redis resumed");
+    cr_expect_leq(back - t0, RECOVER_WITHIN_MS, "/readyz said 200 again %llu ms after SIGCONT",
+                  (unsigned long long)(back - t0));
+    ts_resp_t r;
+    cr_assert_eq(ts_post_raw(s->port, u->token, "after the pause", 5000, &r), 0);
+    cr_expect_eq(r.status, 202, "a post right after recovery: %d %s", r.status, r.body);
+    ts_resp_free(&r);
+}
+
+/* ---- streams ------------------------------------------------------------------------------ */
+
+Test(paused_redis, an_open_stream_keeps_its_heartbeats_while_redis_is_paused)
+{
+    ts_server_t s;
+    /* A short grace makes the live loop refresh this user's online mark every second. */
+    const char *extra[] = {"--heartbeat", "1", "--stream-grace-ms", "3000", NULL};
+    start(&s, extra);
+    ts_user_t ana;
+    ts_register(s.port, "beat", &ana);
+    ts_sse_t *c = ts_stream(s.port, &ana, NULL);
+
+    pause_redis();
+    uint64_t paused = ts_now_ms(), last = paused, worst = 0;
+    int beats = 0;
+    while (ts_now_ms() - paused < PAUSE_MS + 1000) {
+        ts_sse_item_t it = {0};
+        ts_sse_kind_t kind = ts_sse_next(c, &it, 3000);
+        ts_sse_item_clear(&it);
+        uint64_t now = ts_now_ms();
+        cr_assert_neq(kind, TS_SSE_END, "the stream ended at +%llu ms of the pause",
+                      (unsigned long long)(now - paused));
+        if (now - last > worst)
+            worst = now - last;
+        last = now;
+        beats += kind == TS_SSE_COMMENT;
+    }
+    cr_expect_lt(worst, 2000, "the stream was silent for %llu ms during the pause",
+                 (unsigned long long)worst);
+    cr_expect_geq(beats, 4, "only %d heartbeats in %d ms", beats, PAUSE_MS + 1000);
+    expect_recovery(&s, &ana);
+    /* The refreshes went on after the pause: the log outlives its grace while the stream is
+     * open (it lapsed during the pause, longer than the grace, and was made again). */
+    ts_sleep_ms(4000);
+    struct redisContext *rc = ts_redis_connect(redis.port);
+    cr_expect_eq(ts_redis_int(rc, "EXISTS ev:{%s}", ana.id), 1, "the online mark lapsed");
+    ts_redis_close(rc);
+    ts_sse_close(c);
+    ts_server_stop(&s, 10000);
+}
