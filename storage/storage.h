@@ -2,11 +2,14 @@
  *
  * Nothing outside storage/ builds a Redis command. Functions here are synchronous and
  * thread-safe (thread: any): each borrows a connection from a pool, runs one pipelined
- * batch (one round trip) or a few, and returns it. While Redis is unreachable they fail
- * fast with -EAGAIN and the pool reconnects with exponential backoff.
+ * batch (one round trip) or a few, and returns it. While Redis is unreachable, or stopped
+ * answering (a node's breaker, storage/redis/pool.c), they fail fast and the pool reconnects
+ * with exponential backoff.
  *
- * Return codes: 0, -ENOENT (no such user/post), -EEXIST (taken), -EAGAIN (Redis
- * unreachable, retry later), -EIO (Redis answered with an error), -ENOMEM, -EINVAL.
+ * Return codes: 0, -ENOENT (no such user/post), -EEXIST (taken), -ENOTCONN (Redis
+ * unreachable: nothing of the failing round trip was sent), -ETIMEDOUT (sent, and Redis did
+ * not answer: it may have run), -EAGAIN (unavailable for now, retry later), -EIO (Redis
+ * answered with an error), -ENOMEM, -EINVAL. storage/redis/redis.h details the first three.
  */
 #ifndef TIDINGS_STORAGE_H
 #define TIDINGS_STORAGE_H

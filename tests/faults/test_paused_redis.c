@@ -2,18 +2,23 @@
  * open, the kernel still completes connects, nothing replies) must not freeze the server.
  *
  * Each test runs a redis-server of its own and stops it for PAUSE_MS; the fini always resumes
- * it. Before issue 16 the live loop's synchronous online refresh waited out the 2 s command
- * timeout (4 s with its replay), and every heartbeat with it; now the loop never waits on
- * Redis. */
+ * it. Before issue 16 every request waited out the 2 s command timeout (4 s with the replay
+ * on a fresh connection) on one of the four HTTP threads, so requests queued for many
+ * seconds, and the live loop's synchronous online refresh held up every heartbeat. Now the
+ * node's breaker fails requests at once (503 with Retry-After) and the live loop never waits
+ * on Redis. */
 #include "tests/support/sse.h"
 #include "tests/support/support.h"
 
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 
 #define PAUSE_MS 4000
 #define READYZ_TIMEOUT_MS 1000 /* a load balancer's usual probe timeout */
+#define CONCURRENT 20
+#define ANSWER_WITHIN_MS 2500 /* one command timeout (2 s) and a margin */
 #define RECOVER_WITHIN_MS 2000
 
 static ts_redis_t redis;
@@ -78,6 +83,72 @@ static void expect_recovery(const ts_server_t *s, const ts_user_t *u)
     ts_resp_free(&r);
 }
 
+/* ---- 20 requests at once ------------------------------------------------------------------- */
+
+typedef struct request_s {
+    int port;
+    const ts_user_t *as;
+    int status;
+    char content_type[64], retry_after[16];
+    uint64_t took_ms;
+} request_t;
+
+static void *get_timeline(void *arg)
+{
+    request_t *q = arg;
+    char req[512];
+    int len = snprintf(req, sizeof(req),
+                       "GET /v1/timeline HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                       "Authorization: Bearer %s\r\n\r\n",
+                       q->as->token);
+    uint64_t t0 = ts_now_ms();
+    ts_resp_t r;
+    if (ts_http_raw(q->port, req, (size_t)len, 10000, &r) == 0) {
+        q->status = r.status;
+        ts_resp_header(&r, "Content-Type", q->content_type, sizeof(q->content_type));
+        ts_resp_header(&r, "Retry-After", q->retry_after, sizeof(q->retry_after));
+    }
+    q->took_ms = ts_now_ms() - t0;
+    ts_resp_free(&r);
+    return NULL;
+}
+
+Test(paused_redis, concurrent_requests_are_answered_503_within_a_timeout_while_redis_is_paused)
+{
+    ts_server_t s;
+    start(&s, NULL);
+    ts_user_t ana;
+    ts_register(s.port, "many", &ana);
+    ts_callf(s.port, "GET", &ana, NULL, 200, "/v1/timeline"); /* the token is cached now */
+
+    pause_redis();
+    request_t q[CONCURRENT];
+    pthread_t th[CONCURRENT];
+    for (int i = 0; i < CONCURRENT; i++) {
+        q[i] = (request_t){.port = s.port, .as = &ana};
+        cr_assert_eq(pthread_create(&th[i], NULL, get_timeline, &q[i]), 0);
+    }
+    for (int i = 0; i < CONCURRENT; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < CONCURRENT; i++) {
+        cr_expect_eq(q[i].status, 503, "request %d: %d after %llu ms", i, q[i].status,
+                     (unsigned long long)q[i].took_ms);
+        cr_expect_leq(q[i].took_ms, ANSWER_WITHIN_MS, "request %d answered after %llu ms", i,
+                      (unsigned long long)q[i].took_ms);
+        cr_expect_str_eq(q[i].content_type, "application/problem+json", "request %d", i);
+        cr_expect_str_eq(q[i].retry_after, "1", "request %d: Retry-After", i);
+    }
+    /* Later requests during the pause find the breaker open and fail at once. */
+    ts_sleep_ms(300);
+    request_t later = {.port = s.port, .as = &ana};
+    get_timeline(&later);
+    cr_expect_eq(later.status, 503);
+    cr_expect_leq(later.took_ms, ANSWER_WITHIN_MS, "a later request took %llu ms",
+                  (unsigned long long)later.took_ms);
+    expect_recovery(&s, &ana);
+    ts_server_stop(&s, 10000);
+}
+
 /* ---- streams ------------------------------------------------------------------------------ */
 
 Test(paused_redis, an_open_stream_keeps_its_heartbeats_while_redis_is_paused)
@@ -89,6 +160,11 @@ Test(paused_redis, an_open_stream_keeps_its_heartbeats_while_redis_is_paused)
     ts_user_t ana;
     ts_register(s.port, "beat", &ana);
     ts_sse_t *c = ts_stream(s.port, &ana, NULL);
+    /* The first heartbeat comes once the stream has read its log (a read that would meet the
+     * pause ends the stream: the client reconnects, as the last test has it). */
+    ts_sse_item_t first = {0};
+    cr_assert_eq(ts_sse_next(c, &first, 3000), TS_SSE_COMMENT, "no first heartbeat");
+    ts_sse_item_clear(&first);
 
     pause_redis();
     uint64_t paused = ts_now_ms(), last = paused, worst = 0;
@@ -116,5 +192,30 @@ Test(paused_redis, an_open_stream_keeps_its_heartbeats_while_redis_is_paused)
     cr_expect_eq(ts_redis_int(rc, "EXISTS ev:{%s}", ana.id), 1, "the online mark lapsed");
     ts_redis_close(rc);
     ts_sse_close(c);
+    ts_server_stop(&s, 10000);
+}
+
+Test(paused_redis, a_stream_reconnecting_while_redis_is_paused_gets_an_answer)
+{
+    ts_server_t s;
+    start(&s, NULL);
+    ts_user_t ana;
+    ts_register(s.port, "back", &ana);
+    ts_sse_t *c = ts_stream(s.port, &ana, NULL);
+    ts_sse_close(c);
+
+    pause_redis();
+    ts_sleep_ms(500);
+    ts_sse_opts_t o = {.token = ana.token, .last_event_id = "1-0"};
+    uint64_t t0 = ts_now_ms();
+    c = ts_sse_try_open(s.port, &o, ANSWER_WITHIN_MS);
+    uint64_t took = ts_now_ms() - t0;
+    cr_assert(c, "no response head within %d ms", ANSWER_WITHIN_MS);
+    cr_expect_eq(c->status, 503, "a reconnect during the pause: %d after %llu ms", c->status,
+                 (unsigned long long)took);
+    char retry[16];
+    cr_expect(ts_sse_header(c, "Retry-After", retry, sizeof(retry)), "no Retry-After");
+    ts_sse_close(c);
+    expect_recovery(&s, &ana);
     ts_server_stop(&s, 10000);
 }
