@@ -14,7 +14,8 @@
  *
  * Nothing on this loop waits for Redis: the online refresh is asynchronous, and the next
  * tick sends none while one is in flight (a paused Redis answers nothing for seconds; a
- * synchronous refresh had held the loop, and with it every heartbeat, for its timeout).
+ * synchronous refresh had held the loop, and with it every heartbeat, for its timeout). The
+ * readiness probe runs here too, for the same reason: /readyz reads its outcome.
  *
  * Celebrities' announcements are handled by fanout/live_celebrity.c.
  */
@@ -39,6 +40,7 @@ struct fanout_live_s {
     uv_async_t stop;
     uv_sem_t started;
     uv_timer_t heartbeat_timer, online_timer;
+    uv_timer_t ready_timer;              /* the readiness probe (storage/readiness.c) */
     unsigned heartbeat_tick;             /* which slice of the streams the next heartbeat takes */
     unsigned online_tick;                /* which slice of the users the next refresh takes */
     bool refreshing;                     /* an online refresh awaits its answer */
@@ -138,8 +140,17 @@ static void on_online_timer(uv_timer_t *t)
     free(users);
 }
 
+/* Keeps what /readyz says current, so that asking it never waits for Redis. */
+static void on_ready_timer(uv_timer_t *t)
+{
+    fanout_live_t *l = t->data;
+    if (l->sub)
+        (void)storage_readiness_probe(l->sub, l->storage); /* a failure is recorded there */
+}
+
 static void start_timers(fanout_live_t *l)
 {
+    uv_timer_start(&l->ready_timer, on_ready_timer, 0, STORAGE_READINESS_PROBE_MS);
     uint64_t beat = (uint64_t)l->cfg.heartbeat_ms / HEARTBEAT_SLICES;
     uv_timer_start(&l->heartbeat_timer, on_heartbeat, beat ? beat : 1, beat ? beat : 1);
     /* Refresh well within the grace, so a connected user never lapses offline. */
@@ -157,6 +168,7 @@ static void close_handles(fanout_live_t *l)
     fanout__celebrity_close(l->celebrity);
     uv_close((uv_handle_t *)&l->heartbeat_timer, NULL);
     uv_close((uv_handle_t *)&l->online_timer, NULL);
+    uv_close((uv_handle_t *)&l->ready_timer, NULL);
     uv_close((uv_handle_t *)&l->stop, NULL);
 }
 
@@ -205,7 +217,8 @@ fanout_live_t *fanout_live_start(const fanout_live_config_t *cfg,
     l->stop.data = l;
     uv_timer_init(&l->loop, &l->heartbeat_timer);
     uv_timer_init(&l->loop, &l->online_timer);
-    l->heartbeat_timer.data = l->online_timer.data = l;
+    uv_timer_init(&l->loop, &l->ready_timer);
+    l->heartbeat_timer.data = l->online_timer.data = l->ready_timer.data = l;
     uv_sem_init(&l->started, 0);
     if (uv_thread_create(&l->thread, run, l) != 0) {
         l->status = -1;

@@ -47,6 +47,16 @@ int storage_ping(storage_t *s);
 int storage_write_probe(storage_t *s);
 /* Readiness as last observed by any command (cheap). */
 bool storage_is_up(const storage_t *s);
+/* Readiness as the background probe (storage_readiness_probe, storage_async.h) last found
+ * it; never waits. redis: Redis replied to the latest probe, none is overdue (a paused
+ * Redis is "down" within a quarter of a second) and the requests' breaker is closed. writes: 0, -ENOSPC (refused for memory, by
+ * the probe or any request within the last few seconds), or another negative errno (the
+ * write probe failed, or Redis is down). Thread: any. */
+typedef struct storage_readiness_s {
+    bool redis;
+    int writes;
+} storage_readiness_t;
+void storage_readiness(storage_t *s, storage_readiness_t *out);
 /* Counters for /metrics. */
 uint64_t storage_reconnects(const storage_t *s);
 /* What the request path knows of the Redis deployment, for /metrics. */

@@ -30,6 +30,14 @@ bool storage_async_up(const storage_async_t *sa);
 /* Commands sent and not yet answered (the engine's backpressure measure). */
 size_t storage_async_in_flight(const storage_async_t *sa);
 
+/* ---- readiness (readiness.c) ------------------------------------------------------------
+ * Sends the next readiness probe on sa (its writer for the readiness key's slot) unless the
+ * last is unanswered, and records the outcome in s for storage_readiness (any thread). Call
+ * it every STORAGE_READINESS_PROBE_MS. 0, or -EAGAIN (disconnected; recorded as such) or
+ * -ENOMEM. s is borrowed until sa is closed. */
+#define STORAGE_READINESS_PROBE_MS 100
+int storage_readiness_probe(storage_async_t *sa, storage_t *s);
+
 /* ---- the job queue (jobs.c) ------------------------------------------------------------- */
 typedef enum {
     STORAGE_JOB_UNKNOWN,

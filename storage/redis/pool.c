@@ -44,6 +44,17 @@ bool storage_redis__breaker_open(storage_redis_t *s, int i)
     return open;
 }
 
+bool storage_redis_breaker_open(storage_redis_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t now = storage_redis__monotonic_ms();
+    bool open = false;
+    for (int i = 0; i < s->n_nodes && !open; i++)
+        open = refuses(&s->nodes[i], now);
+    pthread_mutex_unlock(&s->mu);
+    return open;
+}
+
 bool storage_redis__node_suspect(storage_redis_t *s, int i)
 {
     pthread_mutex_lock(&s->mu);

@@ -41,6 +41,9 @@ void storage_redis_destroy(storage_redis_t *r);
 /* Readiness as last observed by any command (cheap), and the reconnections counted. */
 bool storage_redis_is_up(const storage_redis_t *r);
 uint64_t storage_redis_reconnects(const storage_redis_t *r);
+/* Whether some node's breaker refuses batches now (it timed out lately, and a probe is under
+ * way or was sent within the last 250 ms; see pool.c). Cheap. */
+bool storage_redis_breaker_open(storage_redis_t *r);
 /* Whether it is a cluster, how many nodes own slots, the MOVED and ASK replies followed and
  * the times the slot map was learnt. */
 void storage_redis_topology_stats(storage_redis_t *r, bool *cluster, int *masters,

@@ -4,9 +4,9 @@
  * Each test runs a redis-server of its own and stops it for PAUSE_MS; the fini always resumes
  * it. Before issue 16 every request waited out the 2 s command timeout (4 s with the replay
  * on a fresh connection) on one of the four HTTP threads, so requests queued for many
- * seconds, and the live loop's synchronous online refresh held up every heartbeat. Now the
- * node's breaker fails requests at once (503 with Retry-After) and the live loop never waits
- * on Redis. */
+ * seconds, /readyz gave no answer, and the live loop's synchronous online refresh held up
+ * every heartbeat. Now the node's breaker fails requests at once (503 with Retry-After),
+ * /readyz answers from a background probe's state, and the live loop never waits on Redis. */
 #include "tests/support/sse.h"
 #include "tests/support/support.h"
 
@@ -81,6 +81,34 @@ static void expect_recovery(const ts_server_t *s, const ts_user_t *u)
     cr_assert_eq(ts_post_raw(s->port, u->token, "after the pause", 5000, &r), 0);
     cr_expect_eq(r.status, 202, "a post right after recovery: %d %s", r.status, r.body);
     ts_resp_free(&r);
+}
+
+Test(paused_redis, readyz_answers_503_at_once_while_redis_is_paused_and_200_after)
+{
+    ts_server_t s;
+    start(&s, NULL);
+    ts_user_t ana;
+    ts_register(s.port, "rdy", &ana);
+    cr_assert_eq(readyz(s.port, NULL), 200);
+
+    pause_redis();
+    uint64_t paused = ts_now_ms();
+    ts_sleep_ms(300); /* a probe answered just before the pause may still count */
+    int samples = 0;
+    while (ts_now_ms() - paused < PAUSE_MS) {
+        uint64_t took = 0;
+        int status = readyz(s.port, &took);
+        cr_assert_neq(status, 0, "/readyz gave no answer within %d ms at +%llu ms of the pause",
+                      READYZ_TIMEOUT_MS, (unsigned long long)(ts_now_ms() - paused));
+        cr_expect_eq(status, 503, "/readyz answered %d at +%llu ms of the pause", status,
+                     (unsigned long long)(ts_now_ms() - paused));
+        cr_expect_leq(took, 100, "/readyz took %llu ms", (unsigned long long)took);
+        samples++;
+        ts_sleep_ms(200);
+    }
+    cr_expect_geq(samples, 10, "only %d samples in the pause", samples);
+    expect_recovery(&s, &ana);
+    ts_server_stop(&s, 10000);
 }
 
 /* ---- 20 requests at once ------------------------------------------------------------------- */
