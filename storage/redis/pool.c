@@ -88,7 +88,8 @@ storage_redis__conn_t *storage_redis__acquire(storage_redis_t *s, int i, bool *f
         storage_redis__conn_free(c);
     }
     if (now < n->next_attempt_ms) {
-        n->probing = false;
+        if (probe)
+            n->probing = false;
         pthread_mutex_unlock(&s->mu);
         return NULL;
     }

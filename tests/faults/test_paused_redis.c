@@ -147,7 +147,7 @@ Test(paused_redis, concurrent_requests_are_answered_503_within_a_timeout_while_r
     start(&s, NULL);
     ts_user_t ana;
     ts_register(s.port, "many", &ana);
-    ts_callf(s.port, "GET", &ana, NULL, 200, "/v1/timeline"); /* the token is cached now */
+    json_decref(ts_callf(s.port, "GET", &ana, NULL, 200, "/v1/timeline")); /* token cached */
 
     pause_redis();
     request_t q[CONCURRENT];
