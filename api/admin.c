@@ -79,10 +79,11 @@ static int walk(storage_t *s, bool redrive, size_t *count, size_t *failed)
 static int fail(const char *what, const char *id, int rc)
 {
     fprintf(stderr, "tidings admin: %s%s%s failed: %s\n", what, id ? " " : "", id ? id : "",
-            rc == -ENOENT   ? "no such dead letter"
-            : rc == -EINVAL ? "the letter names no job this deployment can run"
-            : rc == -EAGAIN ? "Redis is unreachable"
-                            : strerror(-rc));
+            rc == -ENOENT                      ? "no such dead letter"
+            : rc == -EINVAL                    ? "the letter names no job this deployment can run"
+            : rc == -EAGAIN || rc == -ENOTCONN ? "Redis is unreachable"
+            : rc == -ETIMEDOUT                 ? "Redis did not answer in time"
+                                               : strerror(-rc));
     return 1;
 }
 

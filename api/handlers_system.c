@@ -12,16 +12,18 @@ void api_system_healthz(api_req_t *r)
     api_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/* From the background probe's state (storage_readiness): a load balancer's probe gets its
+ * answer at once, also while Redis answers nothing. */
 void api_system_readyz(api_req_t *r)
 {
-    bool redis = storage_ping(r->api->storage) == 0;
+    storage_readiness_t st;
+    storage_readiness(r->api->storage, &st);
     bool ids = storage_node_id(r->api->storage) >= 0;
-    int write = redis ? storage_write_probe(r->api->storage) : -EAGAIN;
-    bool ready = redis && ids && write == 0;
-    const char *writes = write == 0 ? "ok" : write == -ENOSPC ? "refused" : "failing";
+    bool ready = st.redis && ids && st.writes == 0;
+    const char *writes = st.writes == 0 ? "ok" : st.writes == -ENOSPC ? "refused" : "failing";
     api_reply_json(r, ready ? 200 : 503,
                    json_pack("{s:s, s:{s:s, s:s, s:s}}", "status", ready ? "ready" : "unavailable",
-                             "checks", "redis", redis ? "up" : "down", "id_node",
+                             "checks", "redis", st.redis ? "up" : "down", "id_node",
                              ids ? "leased" : "pending", "writes", writes));
     if (!ready)
         r->retry_after = 1;

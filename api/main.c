@@ -75,7 +75,7 @@ static void on_lease_timer(uv_timer_t *t)
     }
     if (rc)
         LOG_RATELIMITED(LOG_WARN, "storage", 0, "redis not ready (%s); retrying",
-                        rc == -EAGAIN ? "unreachable" : strerror(-rc));
+                        rc == -EAGAIN || rc == -ENOTCONN ? "unreachable" : strerror(-rc));
     uv_timer_start(t, on_lease_timer, app->prepared && rc == 0 ? LEASE_RENEW_MS : LEASE_RETRY_MS,
                    0);
 }

@@ -73,7 +73,11 @@ void api_storage_problem(api_req_t *r, int rc, const char *what)
         api_problem(r, API_NOT_FOUND, "%s not found", what);
         return;
     case -EAGAIN:
+    case -ENOTCONN: /* nothing was sent */
         api_problem(r, API_UNAVAILABLE, "storage is unreachable, retry shortly");
+        return;
+    case -ETIMEDOUT: /* sent, unanswered: a write may have been made */
+        api_problem(r, API_UNAVAILABLE, "storage did not answer in time, retry shortly");
         return;
     case -ENOMEM:
         api_problem(r, API_UNAVAILABLE, "out of memory, retry shortly");

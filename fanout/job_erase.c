@@ -34,7 +34,9 @@ static void erase_work(uv_work_t *req)
 static void erase_done(uv_work_t *req, int status)
 {
     erase_work_t *w = req->data;
-    w->cb(w->arg, status == UV_ECANCELED ? -ECANCELED : w->status);
+    /* "Unreachable, nothing sent" is retried like any unreachable Redis. */
+    int rc = w->status == -ENOTCONN ? -EAGAIN : w->status;
+    w->cb(w->arg, status == UV_ECANCELED ? -ECANCELED : rc);
     free(w);
 }
 

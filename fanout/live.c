@@ -12,10 +12,16 @@
  * users renewed in one synchronous batch, had been tens of milliseconds of CPU landing on
  * whatever post was being delivered.
  *
+ * Nothing on this loop waits for Redis: the online refresh is asynchronous, and the next
+ * tick sends none while one is in flight (a paused Redis answers nothing for seconds; a
+ * synchronous refresh had held the loop, and with it every heartbeat, for its timeout). The
+ * readiness probe runs here too, for the same reason: /readyz reads its outcome.
+ *
  * Celebrities' announcements are handled by fanout/live_celebrity.c.
  */
 #include "fanout/live_internal.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,8 +40,10 @@ struct fanout_live_s {
     uv_async_t stop;
     uv_sem_t started;
     uv_timer_t heartbeat_timer, online_timer;
+    uv_timer_t ready_timer;              /* the readiness probe (storage/readiness.c) */
     unsigned heartbeat_tick;             /* which slice of the streams the next heartbeat takes */
     unsigned online_tick;                /* which slice of the users the next refresh takes */
+    bool refreshing;                     /* an online refresh awaits its answer */
     const storage_config_t *storage_cfg; /* until started is posted */
     storage_t *storage;
     notify_hub_t *hub;
@@ -100,24 +108,49 @@ static void on_heartbeat(uv_timer_t *t)
     notify_hub_heartbeat(l->hub, l->heartbeat_tick++, HEARTBEAT_SLICES);
 }
 
-/* Keeps connected users marked online, so the engine logs and publishes their events. */
+static void on_refreshed(void *arg, int status)
+{
+    fanout_live_t *l = arg;
+    l->refreshing = false;
+    if (status && status != -ECANCELED)
+        fanout__live_report(&l->cfg, status, "refreshing online users failed");
+}
+
+/* Keeps connected users marked online, so the engine logs and publishes their events. A
+ * slice whose turn comes while the previous refresh is unanswered waits for the next tick
+ * (the refresh period is a third of the grace, so a slow Redis costs no mark). */
 static void on_online_timer(uv_timer_t *t)
 {
     fanout_live_t *l = t->data;
+    if (l->refreshing || !l->sub)
+        return;
     unsigned slice = l->online_tick++ % ONLINE_SLICES;
     size_t n = notify_hub_users(l->hub, slice, ONLINE_SLICES, NULL, 0);
     uint64_t *users = malloc((n ? n : 1) * sizeof(*users));
     if (!users)
         return;
     n = notify_hub_users(l->hub, slice, ONLINE_SLICES, users, n);
-    int rc = n ? storage_events_refresh(l->storage, users, n, l->cfg.stream_grace_ms) : 0;
-    if (rc)
+    int rc =
+        n ? storage_events_refresh_async(l->sub, users, n, l->cfg.stream_grace_ms, on_refreshed, l)
+          : 0;
+    if (n && rc == 0)
+        l->refreshing = true;
+    else if (rc)
         fanout__live_report(&l->cfg, rc, "refreshing %zu online users failed", n);
     free(users);
 }
 
+/* Keeps what /readyz says current, so that asking it never waits for Redis. */
+static void on_ready_timer(uv_timer_t *t)
+{
+    fanout_live_t *l = t->data;
+    if (l->sub)
+        (void)storage_readiness_probe(l->sub, l->storage); /* a failure is recorded there */
+}
+
 static void start_timers(fanout_live_t *l)
 {
+    uv_timer_start(&l->ready_timer, on_ready_timer, 0, STORAGE_READINESS_PROBE_MS);
     uint64_t beat = (uint64_t)l->cfg.heartbeat_ms / HEARTBEAT_SLICES;
     uv_timer_start(&l->heartbeat_timer, on_heartbeat, beat ? beat : 1, beat ? beat : 1);
     /* Refresh well within the grace, so a connected user never lapses offline. */
@@ -135,6 +168,7 @@ static void close_handles(fanout_live_t *l)
     fanout__celebrity_close(l->celebrity);
     uv_close((uv_handle_t *)&l->heartbeat_timer, NULL);
     uv_close((uv_handle_t *)&l->online_timer, NULL);
+    uv_close((uv_handle_t *)&l->ready_timer, NULL);
     uv_close((uv_handle_t *)&l->stop, NULL);
 }
 
@@ -183,7 +217,8 @@ fanout_live_t *fanout_live_start(const fanout_live_config_t *cfg,
     l->stop.data = l;
     uv_timer_init(&l->loop, &l->heartbeat_timer);
     uv_timer_init(&l->loop, &l->online_timer);
-    l->heartbeat_timer.data = l->online_timer.data = l;
+    uv_timer_init(&l->loop, &l->ready_timer);
+    l->heartbeat_timer.data = l->online_timer.data = l->ready_timer.data = l;
     uv_sem_init(&l->started, 0);
     if (uv_thread_create(&l->thread, run, l) != 0) {
         l->status = -1;

@@ -136,15 +136,32 @@ int storage_events_publish_announced(storage_async_t *sa, const storage_job_t *j
     return publish(sa, &rerun, users, n, kind, ref, true, NULL, cb, arg);
 }
 
-/* ---- the stream's side (sync) ------------------------------------------------------------- */
+/* KEYS: ev:{user}…; ARGV: grace (see SCRIPT_NODE_KEYS). Renews each log's expiry, and makes
+ * a log that lapsed exist again (an empty stream, made by creating an unused consumer group),
+ * in one call per node: the live loop that sends it never waits on Redis. */
+static const char refresh_script[] =
+    SCRIPT_NODE_KEYS "for i = 1, #KEYS do\n"
+                     "  if redis.call('PEXPIRE', KEYS[i], ARGV[1]) == 0 then\n"
+                     "    redis.call('XGROUP', 'CREATE', KEYS[i], 'live', '$', 'MKSTREAM')\n"
+                     "    redis.call('PEXPIRE', KEYS[i], ARGV[1])\n"
+                     "  end\n"
+                     "end\n"
+                     "return 0\n";
 
-/* Makes user's log exist (an empty stream, made by creating an unused consumer group) and
- * sets it to expire after grace_ms. */
-static void add_keep_alive(storage_redis_batch_t *b, uint64_t user, int grace_ms)
+int storage_events_refresh_async(storage_async_t *sa, const uint64_t *users, size_t n, int grace_ms,
+                                 storage_status_cb cb, void *arg)
 {
-    storage_redis_batch_add(b, "XGROUP CREATE " K_EVENTS " live $ MKSTREAM", (ull)user);
-    storage_redis_batch_add(b, "PEXPIRE " K_EVENTS " %d", (ull)user, grace_ms);
+    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
+    if (!g)
+        return -ENOMEM;
+    char grace[16];
+    snprintf(grace, sizeof(grace), "%d", grace_ms);
+    const char *args[] = {grace};
+    storage_redis_group_eval_by_node(g, refresh_script, K_EVENTS, users, n, 1, args);
+    return storage_redis_group_end(g);
 }
+
+/* ---- the stream's side (sync) ------------------------------------------------------------- */
 
 /* KEYS: ev; ARGV: grace floor. Returns {existed, last id handed out}. A log made anew (the
  * user was away past the grace) starts its ids above floor, the reader's last id, so a
@@ -195,29 +212,6 @@ int storage_events_online(storage_t *s, uint64_t user, int grace_ms, const char 
         snprintf(tail, STORAGE_EVENT_ID_MAX, "%s", r->element[1]->str);
     }
     storage_redis_batch_free(&b);
-    return rc;
-}
-
-int storage_events_refresh(storage_t *s, const uint64_t *users, size_t n, int grace_ms)
-{
-    /* PEXPIRE alone first: a log that lapsed (0) is made again after, in a second batch. */
-    storage_redis_batch_t b;
-    storage_redis_batch_init(&b, s->redis);
-    for (size_t i = 0; i < n; i++)
-        storage_redis_batch_add(&b, "PEXPIRE " K_EVENTS " %d", (ull)users[i], grace_ms);
-    int rc = storage_redis_batch_run(&b);
-    storage_redis_batch_t again;
-    storage_redis_batch_init(&again, s->redis);
-    bool lapsed = false;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        if (storage_redis_int(b.r[i]) == 0) {
-            add_keep_alive(&again, users[i], grace_ms);
-            lapsed = true;
-        }
-    storage_redis_batch_free(&b);
-    if (rc == 0 && lapsed)
-        rc = storage_redis_batch_run(&again);
-    storage_redis_batch_free(&again);
     return rc;
 }
 

@@ -2,11 +2,14 @@
  *
  * Nothing outside storage/ builds a Redis command. Functions here are synchronous and
  * thread-safe (thread: any): each borrows a connection from a pool, runs one pipelined
- * batch (one round trip) or a few, and returns it. While Redis is unreachable they fail
- * fast with -EAGAIN and the pool reconnects with exponential backoff.
+ * batch (one round trip) or a few, and returns it. While Redis is unreachable, or stopped
+ * answering (a node's breaker, storage/redis/pool.c), they fail fast and the pool reconnects
+ * with exponential backoff.
  *
- * Return codes: 0, -ENOENT (no such user/post), -EEXIST (taken), -EAGAIN (Redis
- * unreachable, retry later), -EIO (Redis answered with an error), -ENOMEM, -EINVAL.
+ * Return codes: 0, -ENOENT (no such user/post), -EEXIST (taken), -ENOTCONN (Redis
+ * unreachable: nothing of the failing round trip was sent), -ETIMEDOUT (sent, and Redis did
+ * not answer: it may have run), -EAGAIN (unavailable for now, retry later), -EIO (Redis
+ * answered with an error), -ENOMEM, -EINVAL. storage/redis/redis.h details the first three.
  */
 #ifndef TIDINGS_STORAGE_H
 #define TIDINGS_STORAGE_H
@@ -44,6 +47,16 @@ int storage_ping(storage_t *s);
 int storage_write_probe(storage_t *s);
 /* Readiness as last observed by any command (cheap). */
 bool storage_is_up(const storage_t *s);
+/* Readiness as the background probe (storage_readiness_probe, storage_async.h) last found
+ * it; never waits. redis: Redis replied to the latest probe, none is overdue (a paused
+ * Redis is "down" within a quarter of a second) and the requests' breaker is closed. writes: 0, -ENOSPC (refused for memory, by
+ * the probe or any request within the last few seconds), or another negative errno (the
+ * write probe failed, or Redis is down). Thread: any. */
+typedef struct storage_readiness_s {
+    bool redis;
+    int writes;
+} storage_readiness_t;
+void storage_readiness(storage_t *s, storage_readiness_t *out);
 /* Counters for /metrics. */
 uint64_t storage_reconnects(const storage_t *s);
 /* What the request path knows of the Redis deployment, for /metrics. */
@@ -367,8 +380,7 @@ typedef struct storage_event_s {
  * above floor (the reader's Last-Event-ID; NULL: none). */
 int storage_events_online(storage_t *s, uint64_t user, int grace_ms, const char *floor,
                           bool *was_online, char tail[STORAGE_EVENT_ID_MAX]);
-/* Extends the mark of every connected user. */
-int storage_events_refresh(storage_t *s, const uint64_t *users, size_t n, int grace_ms);
+/* (Connected users' marks are extended by storage_events_refresh_async, on the live loop.) */
 /* The newest id the user's log has handed out, "0-0" when none. */
 int storage_events_tail(storage_t *s, uint64_t user, char id[STORAGE_EVENT_ID_MAX]);
 /* Up to max events after the id after (an id the log handed out), oldest first; *trimmed

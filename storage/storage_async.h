@@ -30,6 +30,14 @@ bool storage_async_up(const storage_async_t *sa);
 /* Commands sent and not yet answered (the engine's backpressure measure). */
 size_t storage_async_in_flight(const storage_async_t *sa);
 
+/* ---- readiness (readiness.c) ------------------------------------------------------------
+ * Sends the next readiness probe on sa (its writer for the readiness key's slot) unless the
+ * last is unanswered, and records the outcome in s for storage_readiness (any thread). Call
+ * it every STORAGE_READINESS_PROBE_MS. 0, or -EAGAIN (disconnected; recorded as such) or
+ * -ENOMEM. s is borrowed until sa is closed. */
+#define STORAGE_READINESS_PROBE_MS 100
+int storage_readiness_probe(storage_async_t *sa, storage_t *s);
+
 /* ---- the job queue (jobs.c) ------------------------------------------------------------- */
 typedef enum {
     STORAGE_JOB_UNKNOWN,
@@ -218,6 +226,12 @@ int storage_action_holds(storage_async_t *sa, const storage_job_t *job, storage_
 int storage_events_publish(storage_async_t *sa, const storage_job_t *job, const uint64_t *users,
                            size_t n, storage_event_kind_t kind, const char *ref, size_t *published,
                            storage_status_cb cb, void *arg);
+
+/* Extends the online mark of each of users by grace_ms (storage_events_online's; a log that
+ * lapsed is made again, empty) without blocking the loop: one script per node, one callback
+ * once every node answered. users is borrowed for the call. */
+int storage_events_refresh_async(storage_async_t *sa, const uint64_t *users, size_t n, int grace_ms,
+                                 storage_status_cb cb, void *arg);
 
 /* Celebrities' posts reach connected followers by announcement (celebrity_live.c): each
  * process logs and publishes kind/ref for its own connected followers of job's author,

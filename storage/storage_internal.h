@@ -98,6 +98,15 @@ struct storage_s {
      * a reconnect may mean a Redis that lost its data, where another process can take the
      * node at once. */
     atomic_ullong lease_until_ms, lease_reconnects;
+
+    /* readiness (readiness.c): the background probe's last outcome, read by any thread. The
+     * probe in flight was sent at ready_sent_ms (0: none); the last one settled at
+     * ready_answered_ms (monotonic; 0: never), with a reply or not, and the last write probe
+     * (or failure to reach Redis) left ready_write_status. ready_probes: the loop's alone. */
+    atomic_ullong ready_sent_ms, ready_answered_ms;
+    atomic_bool ready_replied;
+    atomic_int ready_write_status;
+    unsigned ready_probes;
 };
 
 /* The asynchronous handle: the Redis client's async side, and the live-path callbacks a

@@ -5,6 +5,12 @@
  * to the node named, TRYAGAIN and CLUSTERDOWN (a failover in progress) are retried briefly,
  * for up to ROUNDS_MAX rounds. A barrier holds the commands after it until those before it
  * have succeeded, when they span nodes (on one node, one pipeline's order sees to that).
+ *
+ * A failed batch says whether any of it was sent (redis.h): -ENOTCONN when nothing was (a
+ * node unreachable, backing off or behind its open breaker, checked for every node before
+ * the first pipeline goes), -ETIMEDOUT when a node that was sent commands did not answer.
+ * A pooled connection that dies at once is replayed on a fresh one; a timeout is not (the
+ * fresh connection would wait out the timeout again on a Redis that answers nothing).
  */
 #include "storage/redis/redis_internal.h"
 
@@ -118,9 +124,10 @@ static bool pending_on(const route_t *rt, int node, int round)
     return !rt->done && !rt->held && rt->node == node && rt->sent != round;
 }
 
-/* Sends node's pending commands on c in one pipeline and reads their replies. false on an
- * I/O error. */
-static bool run_on(storage_redis_batch_t *b, route_t *rt, int node, int round, redisContext *c)
+/* Sends node's pending commands on c in one pipeline and reads their replies; *sent once
+ * the pipeline may have left (the first read writes it). How the connection ended. */
+static storage_redis__conn_end_t run_on(storage_redis_batch_t *b, route_t *rt, int node, int round,
+                                        redisContext *c, bool *sent)
 {
     atomic_fetch_add_explicit(&b->client->pipelines, 1, memory_order_relaxed);
     for (size_t i = 0; i < b->n; i++) {
@@ -128,44 +135,46 @@ static bool run_on(storage_redis_batch_t *b, route_t *rt, int node, int round, r
             continue;
         if (rt[i].asking &&
             redisAppendFormattedCommand(c, asking_cmd, sizeof(asking_cmd) - 1) != REDIS_OK)
-            return false;
+            return STORAGE_REDIS__CONN_DEAD;
         if (redisAppendFormattedCommand(c, b->cmds[i], b->lens[i]) != REDIS_OK)
-            return false;
+            return STORAGE_REDIS__CONN_DEAD;
     }
+    *sent = true;
     for (size_t i = 0; i < b->n; i++) {
         if (!pending_on(&rt[i], node, round))
             continue;
         void *reply = NULL;
         if (rt[i].asking) {
             if (redisGetReply(c, &reply) != REDIS_OK || !reply)
-                return false;
+                return storage_redis__conn_failure(c, errno);
             freeReplyObject(reply);
         }
         if (redisGetReply(c, &reply) != REDIS_OK || !reply)
-            return false;
+            return storage_redis__conn_failure(c, errno);
         if (b->r[i])
             freeReplyObject(b->r[i]);
         b->r[i] = reply;
         rt[i].sent = round;
     }
-    return true;
+    return STORAGE_REDIS__CONN_OK;
 }
 
 /* Runs node's share, replaying it once on a fresh connection when a pooled one was dead
- * (every batch is idempotent). false when the node cannot be reached. */
-static bool run_node(storage_redis_batch_t *b, route_t *rt, int node, int round)
+ * (every batch is idempotent), never after a timeout. false when the node cannot be reached
+ * or did not answer. */
+static bool run_node(storage_redis_batch_t *b, route_t *rt, int node, int round, bool *sent)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         bool fresh = false;
         storage_redis__conn_t *c = storage_redis__acquire(b->client, node, &fresh);
         if (!c)
             return false;
-        bool ok = run_on(b, rt, node, round, c->c);
-        storage_redis__release(b->client, node, c, !ok);
-        if (ok)
+        storage_redis__conn_end_t end = run_on(b, rt, node, round, c->c, sent);
+        storage_redis__release(b->client, node, c, fresh, end);
+        if (end == STORAGE_REDIS__CONN_OK)
             return true;
-        if (fresh)
-            break; /* a connection we just opened failed: the node is in trouble */
+        if (fresh || end == STORAGE_REDIS__CONN_TIMED_OUT)
+            break; /* the node is in trouble, not just a stale connection */
     }
     return false;
 }
@@ -210,17 +219,24 @@ static void settle(storage_redis_t *s, route_t *rt, redisReply **r, round_t *nex
     rt->done = true;
 }
 
-/* Runs the rounds for every command not yet done or held: true when none is left over. */
-static bool run_rounds(storage_redis_batch_t *b, route_t *rt)
+/* Runs the rounds for every command not yet done or held: 0 when none is left over, else
+ * -ENOTCONN or -ETIMEDOUT (a node failed: *sent tells which) or -EAGAIN (the cluster kept
+ * asking to try again). */
+static int run_rounds(storage_redis_batch_t *b, route_t *rt, bool *sent)
 {
     size_t n = b->n;
     bool left = true;
     for (int round = 0; left && round < ROUNDS_MAX; round++) {
         round_t next = {0};
         bool unreachable[STORAGE_REDIS_MAX_NODES] = {0};
+        /* A node whose breaker is open fails the batch before anything goes anywhere. */
+        for (size_t i = 0; i < n; i++)
+            if (pending_on(&rt[i], rt[i].node, round) &&
+                storage_redis__breaker_open(b->client, rt[i].node))
+                return *sent ? -ETIMEDOUT : -ENOTCONN;
         for (size_t i = 0; i < n; i++)
             if (pending_on(&rt[i], rt[i].node, round) && !unreachable[rt[i].node] &&
-                !run_node(b, rt, rt[i].node, round))
+                !run_node(b, rt, rt[i].node, round, sent))
                 unreachable[rt[i].node] = next.refresh = true;
         left = false;
         for (size_t i = 0; i < n; i++) {
@@ -241,9 +257,9 @@ static bool run_rounds(storage_redis_batch_t *b, route_t *rt)
         /* A node that failed and still owns a pending command: give up (503) now. */
         for (size_t i = 0; i < n; i++)
             if (!rt[i].done && !rt[i].held && unreachable[rt[i].node])
-                return false;
+                return *sent ? -ETIMEDOUT : -ENOTCONN;
     }
-    return !left;
+    return left ? -EAGAIN : 0;
 }
 
 void storage_redis_batch_barrier(storage_redis_batch_t *b)
@@ -282,13 +298,13 @@ static int run_batch(storage_redis_batch_t *b)
         return -ENOMEM;
     }
     int rc = 0;
-    bool one_node = true;
+    bool one_node = true, sent = false;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rt[i].slot = storage_command_slot(b->cmds[i], b->lens[i]);
         rt[i].node = storage_redis__topology_node(b->client, rt[i].slot);
         rt[i].sent = -1;
         if (rt[i].node < 0)
-            rc = -EAGAIN;
+            rc = -ENOTCONN; /* the slot map cannot be learnt: nothing was sent */
         one_node &= rt[i].node == rt[0].node;
     }
     /* Behind a barrier that spans nodes, the rest waits for the first part to succeed;
@@ -296,16 +312,16 @@ static int run_batch(storage_redis_batch_t *b)
     bool phased = rc == 0 && b->barrier > 0 && b->barrier < n && !one_node;
     for (size_t i = b->barrier; phased && i < n; i++)
         rt[i].held = true;
-    if (rc == 0 && n > 0 && !run_rounds(b, rt))
-        rc = -EAGAIN;
+    if (rc == 0 && n > 0)
+        rc = run_rounds(b, rt, &sent);
     if (rc == 0 && phased) {
         bool ok = true;
         for (size_t i = 0; i < b->barrier; i++)
             ok &= !storage_redis_is_error(b->r[i]);
         for (size_t i = b->barrier; ok && i < n; i++)
             rt[i].held = false;
-        if (ok && !run_rounds(b, rt))
-            rc = -EAGAIN;
+        if (ok)
+            rc = run_rounds(b, rt, &sent);
     }
     free(rt);
     if (rc)

@@ -10,7 +10,8 @@
  * A single Redis is a cluster of one node that owns every slot, so both share every path.
  *
  * Nothing here knows a key of Tidings: keys, channels' payloads and scripts come from above.
- * Return codes: 0, -EAGAIN (Redis unreachable), -EIO (error reply), -ENOMEM, -ECANCELED.
+ * Return codes: 0, -EAGAIN (Redis unreachable; batches say more, see below), -EIO (error
+ * reply), -ENOMEM, -ECANCELED.
  */
 #ifndef TIDINGS_STORAGE_REDIS_H
 #define TIDINGS_STORAGE_REDIS_H
@@ -40,6 +41,9 @@ void storage_redis_destroy(storage_redis_t *r);
 /* Readiness as last observed by any command (cheap), and the reconnections counted. */
 bool storage_redis_is_up(const storage_redis_t *r);
 uint64_t storage_redis_reconnects(const storage_redis_t *r);
+/* Whether some node's breaker refuses batches now (it timed out lately, and a probe is under
+ * way or was sent within the last 250 ms; see pool.c). Cheap. */
+bool storage_redis_breaker_open(storage_redis_t *r);
 /* Whether it is a cluster, how many nodes own slots, the MOVED and ASK replies followed and
  * the times the slot map was learnt. */
 void storage_redis_topology_stats(storage_redis_t *r, bool *cluster, int *masters,
@@ -73,7 +77,20 @@ void storage_redis_batch_addargv(storage_redis_batch_t *b, int argc, const char 
  * (their replies stay NULL otherwise): a fan-out job must not exist for a post whose own
  * writes failed, and on Redis Cluster they may live on different nodes. */
 void storage_redis_batch_barrier(storage_redis_batch_t *b);
-/* 0, -EAGAIN (Redis unreachable), -ENOMEM. Error replies are left for the caller. */
+/* 0, or why the batch failed, which tells whether any of it can have run:
+ *   -ENOTCONN   nothing was sent: a node was unreachable, backing off from a failed connect,
+ *               or behind its open breaker (it timed out lately, and another batch is probing
+ *               it or did within the last 250 ms), or the slot map could not be learnt. No
+ *               command of the batch ran: the caller may say "refused".
+ *   -ETIMEDOUT  commands were sent and a node did not answer within the command timeout, or
+ *               its connection was lost after writing (and the one replay on a fresh
+ *               connection, made only for a pooled connection that died at once, failed
+ *               too); on a cluster, also a failure after another node had answered its part.
+ *               The outcome is unknown: any command of the batch may have run.
+ *   -EAGAIN     the cluster kept answering TRYAGAIN or CLUSTERDOWN past the retries; those
+ *               commands did not run, others of the batch (other nodes) may have.
+ *   -ENOMEM, or -ECANCELED (the thread's gate shut, nothing sent).
+ * Error replies are left for the caller. */
 int storage_redis_batch_run(storage_redis_batch_t *b);
 /* The same, and -EIO when any reply is an error (or missing): for batches whose every
  * command must succeed. */

@@ -19,6 +19,7 @@
 typedef struct storage_redis__conn_s {
     redisContext *c;
     unsigned gen; /* its node pool's generation when opened; older ones are dropped */
+    bool probe;   /* lent as the breaker's probe: its outcome opens or closes the breaker */
 } storage_redis__conn_t;
 
 typedef struct storage_redis__node_s {
@@ -30,6 +31,10 @@ typedef struct storage_redis__node_s {
     unsigned gen;
     uint64_t next_attempt_ms;
     int backoff_ms;
+    /* the breaker (pool.c): a suspect node lends a connection only to one probe at a time,
+     * none before probe_at_ms; every other batch fails at once */
+    bool suspect, probing;
+    uint64_t probe_at_ms;
 } storage_redis__node_t;
 
 struct storage_redis_s {
@@ -75,10 +80,27 @@ int storage_redis__parse_url(storage_redis_t *s, const char *url);
 
 /* ---- the connection pools (pool.c) --------------------------------------------------------- */
 /* A connection to node i (*fresh tells whether it was just opened), or NULL when the node
- * is unreachable or we are still backing off from it. */
+ * is unreachable, we are still backing off from it, or its breaker is open (it is suspect and
+ * this caller is not its probe). Nothing has been sent when it returns NULL. */
 storage_redis__conn_t *storage_redis__acquire(storage_redis_t *s, int i, bool *fresh);
-/* Gives c back to node i's pool; broken drops it and every idle one opened before it. */
-void storage_redis__release(storage_redis_t *s, int i, storage_redis__conn_t *c, bool broken);
+/* Whether node i's breaker would refuse a connection now (cheap; no probe is claimed). */
+bool storage_redis__breaker_open(storage_redis_t *s, int i);
+/* Whether node i is suspect at all (open breaker, or a probe allowed or under way). */
+bool storage_redis__node_suspect(storage_redis_t *s, int i);
+/* How a connection comes back to its pool. */
+typedef enum {
+    STORAGE_REDIS__CONN_OK,
+    STORAGE_REDIS__CONN_DEAD,      /* broke at once (EOF, reset): a pooled one Redis dropped */
+    STORAGE_REDIS__CONN_TIMED_OUT, /* no answer within the command timeout */
+} storage_redis__conn_end_t;
+/* How a command on c failed, from hiredis' error and errno as the failed call left it: a
+ * read or write that hit the socket timeout (EAGAIN) is a timeout, anything else dead. */
+storage_redis__conn_end_t storage_redis__conn_failure(const redisContext *c, int err);
+/* Gives c back to node i's pool. A dead or timed-out one is dropped with every idle one
+ * opened before it; a timeout, or a fresh connection that died, makes the node suspect (its
+ * breaker opens), and the probe's outcome closes or keeps it open. */
+void storage_redis__release(storage_redis_t *s, int i, storage_redis__conn_t *c, bool fresh,
+                            storage_redis__conn_end_t end);
 void storage_redis__conn_free(storage_redis__conn_t *c);
 
 /* ---- asynchronous connections (async.c) ---------------------------------------------------- */

@@ -21,12 +21,12 @@ static int scan_node(storage_redis_t *s, int i, const char *match, storage_redis
         return -EAGAIN;
     char cursor[32] = "0";
     int rc = 0;
-    bool broken = false;
+    storage_redis__conn_end_t end = STORAGE_REDIS__CONN_OK;
     do {
         const char *argv[] = {"SCAN", cursor, "MATCH", match, "COUNT", SCAN_COUNT};
         redisReply *r = redisCommandArgv(c->c, 6, argv, NULL);
         if (!r) {
-            broken = true;
+            end = storage_redis__conn_failure(c->c, errno);
             rc = -EAGAIN;
             break;
         }
@@ -42,7 +42,7 @@ static int scan_node(storage_redis_t *s, int i, const char *match, storage_redis
         rc = cb(arg, r->element[1]);
         freeReplyObject(r);
     } while (rc == 0 && strcmp(cursor, "0") != 0);
-    storage_redis__release(s, i, c, broken);
+    storage_redis__release(s, i, c, fresh, end);
     return rc;
 }
 

@@ -241,9 +241,11 @@ int storage_redis__topology_refresh(storage_redis_t *s, int min_interval_ms)
     int n = s->n_nodes;
     pthread_mutex_unlock(&s->mu);
     int rc = fresh ? 0 : -EAGAIN;
-    /* Seeds first, then whatever the cluster told us about. */
+    /* Seeds first, then whatever the cluster told us about; not a suspect node (pool.c's
+     * breaker): it answers nothing lately, and every batch would wait here behind refresh_mu
+     * while its connection timed out. Its probe closes the breaker once it answers. */
     for (int i = 0; rc != 0 && !backing_off && i < n; i++)
-        if (ask_node(s, i))
+        if (!storage_redis__node_suspect(s, i) && ask_node(s, i))
             rc = 0;
     if (!fresh && !backing_off) {
         pthread_mutex_lock(&s->mu);
