@@ -83,7 +83,7 @@ int storage_post_create(storage_t *s, const storage_post_t *p, bool *answered)
                          "kind post post %llu author %llu at %llu", (ull)p->id, (ull)p->author,
                          (ull)p->id);
     int rc = storage_redis_batch_run(&b);
-    *answered = rc == 0;
+    *answered = rc == 0 || rc == -ENOTCONN; /* -ENOTCONN: nothing was sent (redis.h) */
     for (size_t i = 0; rc == 0 && i < b.n; i++)
         rc = reply_status(b.r[i]);
     storage_redis_batch_free(&b);
