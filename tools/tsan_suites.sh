@@ -3,8 +3,9 @@
 # server runs once more against a ThreadSanitizer build of it: the test binaries are the
 # release ones (Criterion's runner cannot start under ThreadSanitizer: its inheritable arena
 # collides with the sanitizer's memory map), the server they start is $TSAN_BUILD/api/tidings
-# (TIDINGS_TEST_SERVER_BIN). Any report a server writes fails the run. The in-process suites
-# (label "unit") are left out here; the hub's threads run under ThreadSanitizer in
+# (TIDINGS_TEST_SERVER_BIN; TIDINGS_TEST_SERVER_TSAN=1 tells a test that measures the
+# server's memory that each byte costs four more of shadow). Any report a server writes fails
+# the run. The in-process suites (label "unit") are left out here; the hub's threads run under ThreadSanitizer in
 # tools/tsan_notify.sh. Extra arguments go to ctest (e.g. -R test_sse).
 # The chaos suite is left out too (its timings are set for the release server), and so are
 # the second runs against a Redis Cluster (label "cluster"): the server's threads are the same,
@@ -22,7 +23,7 @@ trap 'rm -rf "$reports"' EXIT
 # second_deadlock_stack: a lock-order report names both acquisitions.
 status=0
 (cd "$release" &&
-  TIDINGS_TEST_SERVER_BIN="$tsan/api/tidings" \
+  TIDINGS_TEST_SERVER_BIN="$tsan/api/tidings" TIDINGS_TEST_SERVER_TSAN=1 \
   TSAN_OPTIONS="log_path=$reports/tidings halt_on_error=0 second_deadlock_stack=1" \
   ctest --output-on-failure -j2 --timeout 900 -LE 'unit|lint|chaos|cluster' "$@") || status=$?
 if compgen -G "$reports/*" >/dev/null; then

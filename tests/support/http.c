@@ -210,6 +210,7 @@ static size_t read_body(int fd, ts_buf_t *b, size_t head_len, bool head_only, ui
     out->body = body.p;
     out->body_len = body.len;
     out->closed = rc == 0;
+    out->timed_out = rc == -ETIMEDOUT;
     return used;
 }
 
@@ -270,6 +271,12 @@ int ts_http_raw(int port, const void *req, size_t len, int timeout_ms, ts_resp_t
 void ts_http(int port, const char *method, const char *path, const char *token,
              const char *extra_headers, const char *body, ts_resp_t *out)
 {
+    ts_http_within(port, method, path, token, extra_headers, body, 15000, out);
+}
+
+void ts_http_within(int port, const char *method, const char *path, const char *token,
+                    const char *extra_headers, const char *body, int timeout_ms, ts_resp_t *out)
+{
     ts_buf_t req = {0};
     char line[512];
     snprintf(line, sizeof(line), "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n",
@@ -290,9 +297,11 @@ void ts_http(int port, const char *method, const char *path, const char *token,
     ts_buf_puts(&req, "\r\n");
     if (body)
         ts_buf_puts(&req, body);
-    int rc = ts_http_raw(port, req.p, req.len, 15000, out);
+    int rc = ts_http_raw(port, req.p, req.len, timeout_ms, out);
     free(req.p);
     cr_assert(rc == 0, "%s %s: no response (%s)", method, path, strerror(-rc));
+    cr_assert(!out->timed_out, "%s %s: the body was still arriving after %d ms (%zu bytes)", method,
+              path, timeout_ms, out->body_len);
 }
 
 json_t *ts_resp_json(const ts_resp_t *r)

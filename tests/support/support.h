@@ -59,7 +59,8 @@ typedef struct ts_resp_s {
     char *head; /* status line and header lines, CRLF-separated (owned) */
     char *body; /* NUL-terminated (owned) */
     size_t body_len;
-    bool closed; /* the server closed the connection before we stopped reading */
+    bool closed;    /* the server closed the connection before we stopped reading */
+    bool timed_out; /* the deadline passed before the body's declared end: body is partial */
 } ts_resp_t;
 
 /* A TCP connection to 127.0.0.1:port (TCP_NODELAY; SO_RCVBUF rcvbuf when > 0): the socket,
@@ -79,6 +80,10 @@ int ts_http_pipeline(int port, const void *req, size_t len, int timeout_ms, ts_r
  * test when there is no response. */
 void ts_http(int port, const char *method, const char *path, const char *token,
              const char *extra_headers, const char *body, ts_resp_t *out);
+/* ts_http with a deadline of timeout_ms instead of 15 s, for a large response from a slow
+ * (sanitized) server; a body cut by the deadline fails the test too. */
+void ts_http_within(int port, const char *method, const char *path, const char *token,
+                    const char *extra_headers, const char *body, int timeout_ms, ts_resp_t *out);
 /* A copy of the first header's value (case-insensitive name) into buf; NULL when absent. */
 const char *ts_resp_header(const ts_resp_t *r, const char *name, char *buf, size_t size);
 /* The same on a response head (status line and CRLF-separated headers; NULL: absent). */
