@@ -16,9 +16,10 @@ tools/format.sh --check
 run_suite() { # build-dir build-type [ctest-args…]
   local dir=$1 type=$2
   shift 2
+  [ $# -gt 0 ] || set -- -LE chaos
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DTIDINGS_WERROR=ON >/dev/null
   cmake --build "$dir" -j"$(nproc)"
-  (cd "$dir" && ctest --output-on-failure -j2 --timeout 900 "${@:--LE chaos}")
+  (cd "$dir" && ctest --output-on-failure -j2 --timeout 900 "$@")
 }
 
 echo "== release build =="
