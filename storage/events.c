@@ -338,6 +338,8 @@ static const char *const kind_names[] = {
     [STORAGE_EVENT_NOTIFICATION] = "notification",
     [STORAGE_EVENT_RESET] = "reset",
     [STORAGE_EVENT_OPEN] = OPEN_NAME,
+    [STORAGE_EVENT_NOTIFICATION_REMOVED] = "notification_removed",
+    [STORAGE_EVENT_MARKER] = "marker",
 };
 
 const char *storage_event_kind_name(storage_event_kind_t kind)

@@ -92,26 +92,49 @@ static const char add_script[] = SCRIPT_DAY_GROUP
     "end\n"
     "return 1\n";
 
-/* KEYS: nt [nfd]; ARGV: group actor ng-prefix. With nfd, the group is looked up there. */
-const char storage__group_remove_script[] =
-    "local g = ARGV[1]\n"
-    "if KEYS[2] then\n"
-    "  g = redis.call('HGET', KEYS[2], ARGV[2])\n"
-    "  if not g then return 0 end\n"
-    "  redis.call('HDEL', KEYS[2], ARGV[2])\n"
-    "end\n"
-    "local ng = ARGV[3] .. g\n"
-    "local n = redis.call('ZREM', ng, ARGV[2])\n"
-    "if redis.call('ZCARD', ng) == 0 then redis.call('ZREM', KEYS[1], g) end\n"
-    "return n\n";
+/* KEYS: nt ev [nfd]; ARGV: group actor ng-prefix maxlen channel target. With nfd, the group is
+ * looked up there. A group that keeps other actors is told anew (a "notification" event: the
+ * client replaces the row of that key); one left empty goes, and says so. */
+static const char group_remove_script[] =
+    SCRIPT_LOG_EVENT "local g = ARGV[1]\n"
+                     "if KEYS[3] then\n"
+                     "  g = redis.call('HGET', KEYS[3], ARGV[2])\n"
+                     "  if not g then return 0 end\n"
+                     "  redis.call('HDEL', KEYS[3], ARGV[2])\n"
+                     "end\n"
+                     "local ng = ARGV[3] .. g\n"
+                     "local n = redis.call('ZREM', ng, ARGV[2])\n"
+                     "if n == 0 then return 0 end\n"
+                     "if redis.call('ZCARD', ng) == 0 then\n"
+                     "  redis.call('ZREM', KEYS[1], g)\n"
+                     "  log_event(KEYS[2], ARGV[4], ARGV[5], ARGV[6], 'notification_removed', g)\n"
+                     "elseif redis.call('ZSCORE', KEYS[1], g) then\n"
+                     "  log_event(KEYS[2], ARGV[4], ARGV[5], ARGV[6], 'notification', g)\n"
+                     "end\n"
+                     "return n\n";
 
-/* KEYS: nt; ARGV: actor ng-prefix. Removes actor from every group. */
-static const char scrub_script[] =
+/* KEYS: nt ev; ARGV: actor ng-prefix maxlen channel user. Removes actor from every group,
+ * telling each group it was in anew, or its removal. */
+static const char scrub_script[] = SCRIPT_LOG_EVENT
     "for _, g in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
     "  local ng = ARGV[2] .. g\n"
-    "  if redis.call('ZREM', ng, ARGV[1]) == 1 and redis.call('ZCARD', ng) == 0 then\n"
-    "    redis.call('ZREM', KEYS[1], g)\n"
+    "  if redis.call('ZREM', ng, ARGV[1]) == 1 then\n"
+    "    if redis.call('ZCARD', ng) == 0 then\n"
+    "      redis.call('ZREM', KEYS[1], g)\n"
+    "      log_event(KEYS[2], ARGV[3], ARGV[4], ARGV[5], 'notification_removed', g)\n"
+    "    else\n"
+    "      log_event(KEYS[2], ARGV[3], ARGV[4], ARGV[5], 'notification', g)\n"
+    "    end\n"
     "  end\n"
+    "end\n"
+    "return 1\n";
+
+/* KEYS: nt ev ng; ARGV: group maxlen channel user. Drops the whole group (its post was
+ * deleted); a group that was there is told gone. */
+static const char drop_script[] = SCRIPT_LOG_EVENT
+    "redis.call('DEL', KEYS[3])\n"
+    "if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then\n"
+    "  log_event(KEYS[2], ARGV[2], ARGV[3], ARGV[4], 'notification_removed', ARGV[1])\n"
     "end\n"
     "return 1\n";
 
@@ -179,55 +202,90 @@ int storage_follow_notice_add(storage_async_t *sa, uint64_t target, const char *
     return group_add(sa, target, group, follower, score, cap, window_ms, cb, arg);
 }
 
+void storage__group_remove_args(storage__group_remove_t *gr, const char *channel, uint64_t target,
+                                const char *group, uint64_t actor)
+{
+    key(gr->nt, sizeof(gr->nt), K_NOTIFS, target);
+    key(gr->ev, sizeof(gr->ev), K_EVENTS, target);
+    key(gr->nfd, sizeof(gr->nfd), K_NOTIF_FOLLOWS, target);
+    key(gr->prefix, sizeof(gr->prefix), K_NOTIF_PREFIX, target);
+    snprintf(gr->actor, sizeof(gr->actor), "%llu", (ull)actor);
+    snprintf(gr->maxlen, sizeof(gr->maxlen), "%d", EVENTS_MAXLEN);
+    snprintf(gr->channel, sizeof(gr->channel), "%s", channel);
+    snprintf(gr->target, sizeof(gr->target), "%llu", (ull)target);
+    bool follow = group == NULL; /* a follow notice is found through nfd */
+    int argc = 0;
+    gr->argv[argc++] = "EVAL";
+    gr->argv[argc++] = group_remove_script;
+    gr->argv[argc++] = follow ? "3" : "2";
+    gr->argv[argc++] = gr->nt;
+    gr->argv[argc++] = gr->ev;
+    if (follow)
+        gr->argv[argc++] = gr->nfd;
+    gr->argv[argc++] = follow ? "" : group;
+    gr->argv[argc++] = gr->actor;
+    gr->argv[argc++] = gr->prefix;
+    gr->argv[argc++] = gr->maxlen;
+    gr->argv[argc++] = gr->channel;
+    gr->argv[argc++] = gr->target;
+    gr->argc = argc;
+}
+
+/* The live channel of user's node into channel (40 bytes). */
+static void channel_of(storage_async_t *sa, uint64_t user, char channel[40])
+{
+    storage_redis_live_channel(storage_redis_async_client(sa->redis),
+                               storage_redis_async_user_node(sa->redis, user), channel, 40);
+}
+
 int storage_group_remove(storage_async_t *sa, uint64_t target, const char *group, uint64_t actor,
                          storage_status_cb cb, void *arg)
 {
-    char nt[40], nfd[40], prefix[40], a[24];
-    key(nt, sizeof(nt), K_NOTIFS, target);
-    key(nfd, sizeof(nfd), K_NOTIF_FOLLOWS, target);
-    key(prefix, sizeof(prefix), K_NOTIF_PREFIX, target);
-    snprintf(a, sizeof(a), "%llu", (ull)actor);
-    bool follow = group == NULL; /* a follow notice is found through nfd */
-    const char *argv[8];
-    int argc = 0;
-    argv[argc++] = "EVAL";
-    argv[argc++] = storage__group_remove_script;
-    argv[argc++] = follow ? "2" : "1";
-    argv[argc++] = nt;
-    if (follow)
-        argv[argc++] = nfd;
-    argv[argc++] = follow ? "" : group;
-    argv[argc++] = a;
-    argv[argc++] = prefix;
+    char channel[40];
+    channel_of(sa, target, channel);
+    storage__group_remove_t gr;
+    storage__group_remove_args(&gr, channel, target, group, actor);
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage_redis_group_add_argv(g, argc, argv);
+    storage_redis_group_add_argv(g, gr.argc, gr.argv);
     return storage_redis_group_end(g);
 }
 
 int storage_group_drop(storage_async_t *sa, uint64_t user, const char *group, storage_status_cb cb,
                        void *arg)
 {
+    char nt[40], ev[40], ng[160], prefix[40], maxlen[16], channel[40], u[24];
+    key(nt, sizeof(nt), K_NOTIFS, user);
+    key(ev, sizeof(ev), K_EVENTS, user);
+    key(prefix, sizeof(prefix), K_NOTIF_PREFIX, user);
+    snprintf(ng, sizeof(ng), "%s%s", prefix, group);
+    snprintf(maxlen, sizeof(maxlen), "%d", EVENTS_MAXLEN);
+    snprintf(u, sizeof(u), "%llu", (ull)user);
+    channel_of(sa, user, channel);
+    const char *argv[] = {"EVAL", drop_script, "3", nt, ev, ng, group, maxlen, channel, u};
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage_redis_group_add(g, "ZREM " K_NOTIFS " %s", (ull)user, group);
-    storage_redis_group_add(g, "DEL " K_NOTIF_PREFIX "%s", (ull)user, group);
+    storage_redis_group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
     return storage_redis_group_end(g);
 }
 
 int storage_group_scrub(storage_async_t *sa, uint64_t user, uint64_t actor, storage_status_cb cb,
                         void *arg)
 {
-    char nt[40], prefix[40], a[24];
+    char nt[40], ev[40], prefix[40], a[24], maxlen[16], channel[40], u[24];
     key(nt, sizeof(nt), K_NOTIFS, user);
+    key(ev, sizeof(ev), K_EVENTS, user);
     key(prefix, sizeof(prefix), K_NOTIF_PREFIX, user);
     snprintf(a, sizeof(a), "%llu", (ull)actor);
-    const char *argv[] = {"EVAL", scrub_script, "1", nt, a, prefix};
+    snprintf(maxlen, sizeof(maxlen), "%d", EVENTS_MAXLEN);
+    snprintf(u, sizeof(u), "%llu", (ull)user);
+    channel_of(sa, user, channel);
+    const char *argv[] = {"EVAL", scrub_script, "2", nt, ev, a, prefix, maxlen, channel, u};
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage_redis_group_add_argv(g, 6, argv);
+    storage_redis_group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
     return storage_redis_group_end(g);
 }

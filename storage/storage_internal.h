@@ -64,9 +64,12 @@
 #define K_NOTIF_PREFIX "ng:{%llu}:"     /* + group key: zset of actors scored by action id */
 #define K_NOTIF_FOLLOWS "nfd:{%llu}"    /* hash: follower -> group key of their follow notice */
 #define K_NOTIF_REFOLLOW                                                                           \
-    "nfw:{%llu}"                 /* zset: follower scored by the event id of the last
+    "nfw:{%llu}" /* zset: follower scored by the event id of the last
                                         * follow that notified (kept --refollow-window) */
-#define K_NOTIF_READ "nr:{%llu}" /* string: notifications up to this id are read */
+#define K_NOTIF_READ                                                                               \
+    "nr:{%llu}"                   /* string: notifications up to this id are read; it is also
+                                        * the notifications marker (markers.c) */
+#define K_MARKER_HOME "mk:{%llu}" /* string: the home marker, a post id (markers.c) */
 #define K_EVENTS                                                                                   \
     "ev:{%llu}"               /* stream: the user's live events (log for replay); it
                                         * exists while the user has a stream, plus a grace */
@@ -157,9 +160,31 @@ int storage__relation_hits(redisReply **r, size_t count, size_t n, bool *hit);
 void storage__handle_index_add(storage_redis_batch_t *b, const char *lower, uint64_t id);
 void storage__handle_index_del(storage_redis_batch_t *b, const char *lower, uint64_t id);
 int storage__handle_index_fill(storage_t *s);
-/* notification_write.c: KEYS nt [nfd]; ARGV group actor ng-prefix. Withdraws actor's notice
- * from group (with nfd: the group their follow notice went to); a group left empty goes. */
-extern const char storage__group_remove_script[];
+/* Lua, for scripts that change a user's notification groups (on the user's slot):
+ * log_event(ev, maxlen, channel, user, kind, ref) appends the event to the user's log when
+ * it exists (XADD NOMKSTREAM: nobody connected, nothing written) and publishes it on the
+ * node's live channel, in the format storage__live_deliver reads: so the event is atomic
+ * with the change it tells of. ref holds no space. */
+#define SCRIPT_LOG_EVENT                                                                           \
+    "local function log_event(ev, maxlen, channel, user, kind, ref)\n"                             \
+    "  local id = redis.call('XADD', ev, 'NOMKSTREAM', 'MAXLEN', '~', maxlen, '*',\n"              \
+    "                        'k', kind, 'r', ref)\n"                                               \
+    "  if id then\n"                                                                               \
+    "    redis.call('SPUBLISH', channel, kind .. ' ' .. ref .. ' ' .. user .. ':' .. id)\n"        \
+    "  end\n"                                                                                      \
+    "end\n"
+
+/* notification_write.c: the withdrawal of actor's notice from target's group (NULL: the
+ * group their follow notice went to, found through nfd); a group left empty goes, and the
+ * change is a live event (the group's new state, or its removal). channel: the live channel
+ * of target's node. The arguments live in the struct, for a batch or a group to send. */
+typedef struct storage__group_remove_s {
+    char nt[40], ev[40], nfd[40], prefix[40], actor[24], maxlen[16], channel[40], target[24];
+    const char *argv[14];
+    int argc;
+} storage__group_remove_t;
+void storage__group_remove_args(storage__group_remove_t *gr, const char *channel, uint64_t target,
+                                const char *group, uint64_t actor);
 
 /* The shard of a fan-out job about user. */
 int storage__shard(const storage_t *s, uint64_t user);
