@@ -346,6 +346,7 @@ static const char *const event_names[] = {
     [STORAGE_EVENT_RESET] = "reset",
     [STORAGE_EVENT_NOTIFICATION_REMOVED] = "notification_removed",
     [STORAGE_EVENT_MARKER] = "marker",
+    [STORAGE_EVENT_COUNTS] = "counts",
 };
 
 /* {"group_key": key} into *json (new): what a notification_removed event carries. */
@@ -388,6 +389,13 @@ static bool render(stream_t *st, const notify_event_t *ev)
     case STORAGE_EVENT_MARKER:
         rc = render_marker(st, ev->ref, &json);
         break;
+    case STORAGE_EVENT_COUNTS: /* the count is in the entry: nothing to read */
+        json = malloc(64);
+        if (json)
+            snprintf(json, 64, "{\"notifications_unread\":%lld}", strtoll(ev->ref, NULL, 10));
+        else
+            rc = -ENOMEM;
+        break;
     case STORAGE_EVENT_DELETE:
         cache_forget_post(st->api->render_cache, ev->ref);
         json = malloc(64);
@@ -396,7 +404,8 @@ static bool render(stream_t *st, const notify_event_t *ev)
         break;
     case STORAGE_EVENT_UNKNOWN:
     case STORAGE_EVENT_OPEN:
-        break; /* no data: the id alone moves on */
+    case STORAGE_EVENT_COUNTS_DUE: /* never logged nor queued */
+        break;                     /* no data: the id alone moves on */
     }
     if (rc) {
         LOG_RATELIMITED(LOG_WARN, "sse", 0,

@@ -7,7 +7,8 @@
  * user's slot moves both and, when either moved, logs and publishes a "marker" event in the
  * same step: its ref is "<token>:<home>:<notifications>" (0: no marker), the token that
  * moved them (so that its device's streams skip it) and the markers as they now are (so
- * that rendering it reads nothing).
+ * that rendering it reads nothing). A moved read mark changes the unread count: the same
+ * script tells the user's streams (SCRIPT_COUNTS).
  */
 #include "storage/storage_internal.h"
 
@@ -15,11 +16,12 @@
 #include <stdio.h>
 #include <string.h>
 
-/* KEYS: nt nr mk ev; ARGV: home notifications (each '' when not moved) maxlen channel user
+/* KEYS: nt nr mk ev cw; ARGV: home notifications (each '' when not moved) maxlen channel user
  * token. Returns {home or false, notifications or false}. Ids are below 2^53 (ms << 12 until
  * the year 2100), exact in Lua's numbers. */
-static const char move_script[] = SCRIPT_LOG_EVENT
+static const char move_script[] = SCRIPT_LOG_EVENT SCRIPT_COUNTS
     "local moved = false\n"
+    "local before = unread(KEYS[1], KEYS[2])\n"
     "if ARGV[1] ~= '' and tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[3]) or '0') then\n"
     "  redis.call('SET', KEYS[3], ARGV[1])\n"
     "  moved = true\n"
@@ -39,6 +41,7 @@ static const char move_script[] = SCRIPT_LOG_EVENT
     "if moved then\n"
     "  log_event(KEYS[4], ARGV[3], ARGV[4], ARGV[5], 'marker',\n"
     "            ARGV[6] .. ':' .. (home or '0') .. ':' .. (nr or '0'))\n"
+    "  counts_changed(KEYS[1], KEYS[2], KEYS[5], KEYS[4], ARGV[3], ARGV[4], ARGV[5], before)\n"
     "end\n"
     "return {home, nr}\n";
 
@@ -54,8 +57,9 @@ static int markers_reply(const redisReply *r, storage_markers_t *out)
 int storage_markers_move(storage_t *s, uint64_t user, uint64_t home, uint64_t notifications,
                          uint64_t token, storage_markers_t *out)
 {
-    char nt[40], nr[40], mk[40], ev[40], h[24] = "", n[24] = "", maxlen[16], channel[40], u[24],
-                                         tok[24];
+    char nt[40], nr[40], mk[40], ev[40], cw[40], h[24] = "", n[24] = "", maxlen[16], channel[40],
+                                                 u[24], tok[24];
+    snprintf(cw, sizeof(cw), K_COUNTS_WINDOW, (ull)user);
     snprintf(nt, sizeof(nt), K_NOTIFS, (ull)user);
     snprintf(nr, sizeof(nr), K_NOTIF_READ, (ull)user);
     snprintf(mk, sizeof(mk), K_MARKER_HOME, (ull)user);
@@ -70,7 +74,8 @@ int storage_markers_move(storage_t *s, uint64_t user, uint64_t home, uint64_t no
     int rc = storage_redis_live_channel_of_key(s->redis, ev, channel, sizeof(channel));
     if (rc)
         return rc;
-    const char *argv[] = {"EVAL", move_script, "4", nt, nr, mk, ev, h, n, maxlen, channel, u, tok};
+    const char *argv[] = {"EVAL", move_script, "5", nt,     nr,      mk, ev,
+                          cw,     h,           n,   maxlen, channel, u,  tok};
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
     storage_redis_batch_addargv(&b, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);

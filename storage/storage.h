@@ -386,7 +386,10 @@ typedef enum {
     STORAGE_EVENT_RESET,        /* never logged: a reader's "start over" (ref empty) */
     STORAGE_EVENT_OPEN,         /* a log's first entry, written when the log is made: skip it */
     STORAGE_EVENT_NOTIFICATION_REMOVED, /* ref: the key of a group that emptied */
-    STORAGE_EVENT_MARKER, /* ref: "<token>:<home>:<notifications>" (storage_markers_move) */
+    STORAGE_EVENT_MARKER,     /* ref: "<token>:<home>:<notifications>" (storage_markers_move) */
+    STORAGE_EVENT_COUNTS,     /* ref: the user's unread notification count */
+    STORAGE_EVENT_COUNTS_DUE, /* never logged: a flush of the user's counts is due (ref: in
+                               * how many ms; see storage_counts_flush) */
 } storage_event_kind_t;
 /* The kind's name in the log and on the live channel (events.c); NULL for UNKNOWN. */
 const char *storage_event_kind_name(storage_event_kind_t kind);

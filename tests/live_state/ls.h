@@ -24,11 +24,11 @@ void ls_teardown(void);
 /* Waits until every job queued so far is done (the job queue empty, nothing pending). */
 void ls_wait_idle(void);
 
-/* The next event on c that is not a feed or delete event (the user's own posts reach their
- * timeline too) within timeout_ms; it must be of type. Its data is returned as JSON (new
+/* The next event on c that is not a feed, delete or counts event (the user's own posts reach
+ * their timeline too; test_counts.c reads the counts) within timeout_ms; it must be of type. Its data is returned as JSON (new
  * reference); its id goes to id unless NULL. */
 json_t *ls_expect(ts_sse_t *c, const char *type, char id[64], int timeout_ms, const char *what);
-/* Reads c for quiet_ms and asserts that no event but feed and delete events came. */
+/* Reads c for quiet_ms and asserts that no event but feed, delete and counts events came. */
 void ls_expect_quiet(ts_sse_t *c, int quiet_ms, const char *what);
 
 #endif
