@@ -244,6 +244,10 @@ void api_tokens_revoke_current(api_req_t *r);
 void api_notifications_list(api_req_t *r);
 void api_notifications_unread(api_req_t *r);
 void api_notifications_read(api_req_t *r);
+void api_markers_get(api_req_t *r);
+void api_markers_put(api_req_t *r);
+/* {"home": id|null, "notifications": id|null} (returns new). */
+json_t *api_markers_json(const storage_markers_t *m);
 void api_system_healthz(api_req_t *r);
 void api_system_readyz(api_req_t *r);
 void api_system_metrics(api_req_t *r);

@@ -64,10 +64,11 @@ int api_notices_json(api_t *api, const storage_notifications_t *page, json_t *it
             json_decref(list); /* its post was deleted, or its actors are gone */
             continue;
         }
-        json_t *obj = json_pack("{s:o, s:s, s:o, s:I, s:o, s:b}", "id", api_id_json(it->id), "type",
-                                storage_notification_types[it->type], "actors", list, "actor_count",
-                                (json_int_t)it->actor_count, "created_at",
-                                api_time_json(storage_id_time_ms(it->id)), "read", it->read);
+        json_t *obj =
+            json_pack("{s:o, s:s, s:s, s:o, s:I, s:o, s:b}", "id", api_id_json(it->id), "type",
+                      storage_notification_types[it->type], "group_key", it->group, "actors", list,
+                      "actor_count", (json_int_t)it->actor_count, "created_at",
+                      api_time_json(storage_id_time_ms(it->id)), "read", it->read);
         if (obj && post)
             json_object_set(obj, "post", (json_t *)post);
         json_array_append_new(items, obj);
@@ -125,7 +126,9 @@ void api_notifications_read(api_req_t *r)
     if (!api_input_read_mark(body, &up_to, detail, sizeof(detail)))
         api_problem(r, API_BAD_REQUEST, "%s", detail);
     else {
-        int rc = storage_notifications_mark_read(r->api->storage, r->caller.id, up_to);
+        /* The notifications marker: the caller's other devices hear of it. */
+        int rc =
+            storage_markers_move(r->api->storage, r->caller.id, 0, up_to, r->caller_token, NULL);
         if (rc)
             api_storage_problem(r, rc, "notification");
         else

@@ -42,6 +42,8 @@ const api_route_t api_routes[] = {
     {"GET", "/v1/notifications", api_notifications_list, true, API_RATE_READ},
     {"GET", "/v1/notifications/unread_count", api_notifications_unread, true, API_RATE_READ},
     {"POST", "/v1/notifications/read", api_notifications_read, true, API_RATE_READ},
+    {"GET", "/v1/markers", api_markers_get, true, API_RATE_READ},
+    {"PUT", "/v1/markers", api_markers_put, true, API_RATE_READ},
     {"POST", "/v1/tokens", api_tokens_create, true, API_RATE_FOLLOW},
     {"GET", "/v1/tokens", api_tokens_list, true, API_RATE_READ},
     {"DELETE", "/v1/tokens/current", api_tokens_revoke_current, true, API_RATE_FOLLOW},

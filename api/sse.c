@@ -169,7 +169,8 @@ typedef struct stream_s {
     unsigned writer; /* which writer thread serves it */
     notify_sub_t *sub;
     uint64_t user;
-    char *out; /* bytes rendered and not yet sent */
+    uint64_t token; /* the token it was opened with (a ticket's issuing token); 0: none */
+    char *out;      /* bytes rendered and not yet sent */
     size_t out_len, out_off, out_cap;
     bool started;
     bool failed;                  /* the fast path could not render an event */
@@ -317,6 +318,21 @@ static int render_notification(stream_t *st, const char *group, char **json)
     return rc;
 }
 
+/* The markers of a marker event into *json (new), or NULL for the streams of the device
+ * that moved them (opened with that token): it knows, and its id moves on alone. */
+static int render_marker(stream_t *st, const char *ref, char **json)
+{
+    uint64_t token;
+    storage_markers_t m;
+    *json = NULL;
+    if (!storage_marker_event_parse(ref, &token, &m) || (token && token == st->token))
+        return 0;
+    json_t *obj = api_markers_json(&m);
+    *json = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    return *json ? 0 : -ENOMEM;
+}
+
 /* A stream's last event when its token is revoked (openapi.yaml's StreamRevoked). */
 #define REVOKED_EVENT                                                                              \
     "event: revoked\ndata: {\"reason\":\"the token this stream was opened with was "               \
@@ -328,7 +344,19 @@ static const char *const event_names[] = {
     [STORAGE_EVENT_DELETE] = "delete",
     [STORAGE_EVENT_NOTIFICATION] = "notification",
     [STORAGE_EVENT_RESET] = "reset",
+    [STORAGE_EVENT_NOTIFICATION_REMOVED] = "notification_removed",
+    [STORAGE_EVENT_MARKER] = "marker",
+    [STORAGE_EVENT_COUNTS] = "counts",
 };
+
+/* {"group_key": key} into *json (new): what a notification_removed event carries. */
+static int render_group_removed(const char *key, char **json)
+{
+    json_t *obj = json_pack("{s:s}", "group_key", key);
+    *json = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    return *json ? 0 : -ENOMEM;
+}
 
 /* Frames one event; false when the stream must end. An event that could not be rendered
  * ends it without its id: the client resumes before it and gets it then. */
@@ -338,7 +366,8 @@ static bool render(stream_t *st, const notify_event_t *ev)
         return append_strs(st, (const char *const[]){": heartbeat\n\n", NULL});
     char *json = NULL;
     int rc = 0;
-    switch ((storage_event_kind_t)ev->kind) {
+    storage_event_kind_t kind = (storage_event_kind_t)ev->kind; /* the name it is sent as */
+    switch (kind) {
     case STORAGE_EVENT_RESET:
         return append(st,
                       "id: %s\nevent: %s\ndata: {\"reason\":\"events were missed; "
@@ -349,6 +378,23 @@ static bool render(stream_t *st, const notify_event_t *ev)
         break;
     case STORAGE_EVENT_NOTIFICATION:
         rc = render_notification(st, ev->ref, &json);
+        if (rc == 0 && !json) { /* gone by now: the client drops the row of that key */
+            kind = STORAGE_EVENT_NOTIFICATION_REMOVED;
+            rc = render_group_removed(ev->ref, &json);
+        }
+        break;
+    case STORAGE_EVENT_NOTIFICATION_REMOVED:
+        rc = render_group_removed(ev->ref, &json);
+        break;
+    case STORAGE_EVENT_MARKER:
+        rc = render_marker(st, ev->ref, &json);
+        break;
+    case STORAGE_EVENT_COUNTS: /* the count is in the entry: nothing to read */
+        json = malloc(64);
+        if (json)
+            snprintf(json, 64, "{\"notifications_unread\":%lld}", strtoll(ev->ref, NULL, 10));
+        else
+            rc = -ENOMEM;
         break;
     case STORAGE_EVENT_DELETE:
         cache_forget_post(st->api->render_cache, ev->ref);
@@ -358,7 +404,8 @@ static bool render(stream_t *st, const notify_event_t *ev)
         break;
     case STORAGE_EVENT_UNKNOWN:
     case STORAGE_EVENT_OPEN:
-        break; /* no data: the id alone moves on */
+    case STORAGE_EVENT_COUNTS_DUE: /* never logged nor queued */
+        break;                     /* no data: the id alone moves on */
     }
     if (rc) {
         LOG_RATELIMITED(LOG_WARN, "sse", 0,
@@ -372,10 +419,10 @@ static bool render(stream_t *st, const notify_event_t *ev)
     double lag = ((double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6 - (double)ms) / 1000.0;
     api_histogram_observe(&st->api->metrics.stream_delivery, &api_delivery_bounds, lag);
     /* Gone since (a deleted post, a notification undone): the id still moves on. */
-    bool ok = json ? append_strs(st, (const char *const[]){"id: ", ev->id,
-                                                           "\nevent: ", event_names[ev->kind],
-                                                           "\ndata: ", json, "\n\n", NULL})
-                   : append_strs(st, (const char *const[]){"id: ", ev->id, "\n\n", NULL});
+    bool ok =
+        json ? append_strs(st, (const char *const[]){"id: ", ev->id, "\nevent: ", event_names[kind],
+                                                     "\ndata: ", json, "\n\n", NULL})
+             : append_strs(st, (const char *const[]){"id: ", ev->id, "\n\n", NULL});
     free(json);
     return ok;
 }
@@ -671,6 +718,7 @@ void api_stream_get(api_req_t *r)
         return;
     }
     notify_sub_set_token(st->sub, r->caller_token);
+    st->token = r->caller_token;
     /* After opening: a follow announced meanwhile is in Redis and here alike. */
     rc = follow_celebrities(st);
     if (rc) {

@@ -49,6 +49,7 @@ struct fanout_live_s {
     notify_hub_t *hub;
     storage_async_t *sub;
     fanout__celebrity_t *celebrity;
+    fanout__counts_t *counts;
     int status;
 };
 
@@ -76,6 +77,10 @@ static void on_event(void *arg, uint64_t user, const char *id, storage_event_kin
                      const char *ref)
 {
     fanout_live_t *l = arg;
+    if (kind == STORAGE_EVENT_COUNTS_DUE) { /* no event: a flush to run (live_counts.c) */
+        fanout__counts_due(l->counts, user, strtoull(ref, NULL, 10));
+        return;
+    }
     notify_event_t *e = notify_event_new(id, (int)kind, ref);
     if (e) {
         notify_hub_publish(l->hub, user, e);
@@ -166,6 +171,7 @@ static void start_timers(fanout_live_t *l)
 static void close_handles(fanout_live_t *l)
 {
     fanout__celebrity_close(l->celebrity);
+    fanout__counts_close(l->counts);
     uv_close((uv_handle_t *)&l->heartbeat_timer, NULL);
     uv_close((uv_handle_t *)&l->online_timer, NULL);
     uv_close((uv_handle_t *)&l->ready_timer, NULL);
@@ -190,8 +196,10 @@ static void run(void *arg)
                                   .announce = on_announce,
                                   .arg = l};
     l->celebrity = fanout__celebrity_create(&l->loop, &l->cfg, l->storage, l->hub);
-    l->sub = l->celebrity ? storage_sub_create(&l->loop, l->storage_cfg, &cb) : NULL;
+    l->counts = fanout__counts_create(&l->loop, &l->cfg);
+    l->sub = l->celebrity && l->counts ? storage_sub_create(&l->loop, l->storage_cfg, &cb) : NULL;
     fanout__celebrity_attach(l->celebrity, l->sub);
+    fanout__counts_attach(l->counts, l->sub);
     l->status = l->sub ? 0 : -1;
     uv_sem_post(&l->started);
     if (l->status == 0) {
@@ -233,6 +241,7 @@ fanout_live_t *fanout_live_start(const fanout_live_config_t *cfg,
         uv_run(&l->loop, UV_RUN_DEFAULT);
         uv_loop_close(&l->loop);
         fanout__celebrity_free(l->celebrity);
+        fanout__counts_free(l->counts);
         free(l);
         return NULL;
     }
@@ -247,5 +256,6 @@ void fanout_live_stop(fanout_live_t *l)
     uv_thread_join(&l->thread);
     uv_loop_close(&l->loop);
     fanout__celebrity_free(l->celebrity);
+    fanout__counts_free(l->counts);
     free(l);
 }

@@ -31,4 +31,19 @@ void fanout__celebrity_close(fanout__celebrity_t *a);
 /* After the loop ended; NULL: no-op. */
 void fanout__celebrity_free(fanout__celebrity_t *a);
 
+/* ---- unread counts' deferred events (live_counts.c) ------------------------------------- */
+typedef struct fanout__counts_s fanout__counts_t;
+
+/* NULL when out of memory; live (its error hook) is borrowed. */
+fanout__counts_t *fanout__counts_create(uv_loop_t *loop, const fanout_live_config_t *live);
+/* The connection flushes are sent with (may be NULL: nothing is sent). */
+void fanout__counts_attach(fanout__counts_t *c, storage_async_t *sa);
+/* A counts_due message: user's counts are flushed in_ms from now (once, however often it
+ * comes meanwhile). */
+void fanout__counts_due(fanout__counts_t *c, uint64_t user, uint64_t in_ms);
+/* Closes the timer (before the loop's last run); NULL: no-op. */
+void fanout__counts_close(fanout__counts_t *c);
+/* After the loop ended; NULL: no-op. */
+void fanout__counts_free(fanout__counts_t *c);
+
 #endif

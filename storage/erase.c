@@ -98,27 +98,20 @@ static int authors_of(storage_t *s, const uint64_t *posts, size_t n, uint64_t *a
 }
 
 /* Adds the withdrawal of actor's notice in target's group (NULL: their follow notice, found
- * through nfd) to b: the script the engine's unlike and unfollow use. */
-static void add_notice_removal(storage_redis_batch_t *b, uint64_t target, const char *group,
-                               uint64_t actor)
+ * through nfd) to b: the script the engine's unlike and unfollow use, live event included.
+ * -EAGAIN when target's live channel cannot be learnt (Redis unreachable). */
+static int add_notice_removal(storage_t *s, storage_redis_batch_t *b, uint64_t target,
+                              const char *group, uint64_t actor)
 {
-    char nt[40], nfd[40], prefix[40], a[24];
-    snprintf(nt, sizeof(nt), K_NOTIFS, (ull)target);
-    snprintf(nfd, sizeof(nfd), K_NOTIF_FOLLOWS, (ull)target);
-    snprintf(prefix, sizeof(prefix), K_NOTIF_PREFIX, (ull)target);
-    snprintf(a, sizeof(a), "%llu", (ull)actor);
-    const char *argv[8];
-    int argc = 0;
-    argv[argc++] = "EVAL";
-    argv[argc++] = storage__group_remove_script;
-    argv[argc++] = group ? "1" : "2";
-    argv[argc++] = nt;
-    if (!group)
-        argv[argc++] = nfd;
-    argv[argc++] = group ? group : "";
-    argv[argc++] = a;
-    argv[argc++] = prefix;
-    storage_redis_batch_addargv(b, argc, argv, NULL);
+    char ev[40], channel[40];
+    snprintf(ev, sizeof(ev), K_EVENTS, (ull)target);
+    int rc = storage_redis_live_channel_of_key(s->redis, ev, channel, sizeof(channel));
+    if (rc)
+        return rc;
+    storage__group_remove_t gr;
+    storage__group_remove_args(&gr, channel, target, group, actor);
+    storage_redis_batch_addargv(b, gr.argc, gr.argv, NULL);
+    return 0;
 }
 
 static int run(storage_redis_batch_t *b)
@@ -284,8 +277,11 @@ static int undo_interactions(storage_t *s, uint64_t user, bool reposts)
             storage_redis_batch_add(&b,
                                     reposts ? "SREM " K_REPOSTS " %llu" : "SREM " K_LIKES " %llu",
                                     (ull)posts[i], (ull)user);
+            if (authors[i] && (rc = add_notice_removal(s, &b, authors[i], group, user)) != 0) {
+                storage_redis_batch_free(&b);
+                return rc;
+            }
             if (authors[i]) {
-                add_notice_removal(&b, authors[i], group, user);
                 if (reposts)
                     storage_redis_batch_add(&b, "DEL " K_REPOSTS_OF, (ull)user, (ull)authors[i]);
             }
@@ -319,8 +315,11 @@ static int undo_relation(storage_t *s, uint64_t user, const char *mine, const ch
         storage_redis_batch_init(&b, s->redis);
         for (size_t i = 0; i < n; i++) {
             storage_redis_batch_add(&b, rm_theirs, (ull)others[i], (ull)user);
+            if (follow_notices && (rc = add_notice_removal(s, &b, others[i], NULL, user)) != 0) {
+                storage_redis_batch_free(&b);
+                return rc;
+            }
             if (follow_notices) {
-                add_notice_removal(&b, others[i], NULL, user);
                 storage_redis_batch_add(&b, "ZREM " K_NOTIF_REFOLLOW " %llu", (ull)others[i],
                                         (ull)user);
             }

@@ -93,7 +93,8 @@ static int publish(storage_async_t *sa, const storage_job_t *job, const uint64_t
                    storage_status_cb cb, void *arg)
 {
     const char *kind = storage_event_kind_name(event);
-    if (!kind || event == STORAGE_EVENT_OPEN || event == STORAGE_EVENT_RESET)
+    if (!kind || (event != STORAGE_EVENT_FEED && event != STORAGE_EVENT_DELETE &&
+                  event != STORAGE_EVENT_NOTIFICATION))
         return -EINVAL; /* open markers and resets are written by the reader, not published */
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
@@ -338,6 +339,10 @@ static const char *const kind_names[] = {
     [STORAGE_EVENT_NOTIFICATION] = "notification",
     [STORAGE_EVENT_RESET] = "reset",
     [STORAGE_EVENT_OPEN] = OPEN_NAME,
+    [STORAGE_EVENT_NOTIFICATION_REMOVED] = "notification_removed",
+    [STORAGE_EVENT_MARKER] = "marker",
+    [STORAGE_EVENT_COUNTS] = "counts",
+    [STORAGE_EVENT_COUNTS_DUE] = "counts_due",
 };
 
 const char *storage_event_kind_name(storage_event_kind_t kind)

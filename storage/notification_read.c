@@ -22,15 +22,6 @@ const char *const storage_notification_types[STORAGE_NOTIFICATION_TYPES] = {
 static const char unread_script[] = "local r = redis.call('GET', KEYS[2]) or '0'\n"
                                     "return redis.call('ZCOUNT', KEYS[1], '(' .. r, '+inf')\n";
 
-/* Never marks beyond the newest notification, so later ones stay unread. */
-static const char mark_script[] =
-    "local top = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
-    "if #top == 0 then return 0 end\n"
-    "local upto = math.min(tonumber(ARGV[1]), tonumber(top[2]))\n"
-    "local cur = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
-    "if upto > cur then redis.call('SET', KEYS[2], string.format('%.0f', upto)) end\n"
-    "return 1\n";
-
 static int parse_type(const char *group, size_t len)
 {
     for (int t = 0; t < STORAGE_NOTIFICATION_TYPES; t++) {
@@ -186,6 +177,7 @@ int storage_notifications_page(storage_t *s, uint64_t user, uint64_t cursor, siz
         if (type != STORAGE_NOTIFICATION_FOLLOW)
             it->subject = storage_redis_parse_u64(colon + 1, g->len - (size_t)(colon + 1 - g->str));
         memcpy(keys[picked], g->str, g->len);
+        memcpy(it->group, g->str, g->len); /* both as large: g->len fits, checked above */
         picked++;
     }
     storage_redis_batch_free(&b);
@@ -229,17 +221,7 @@ int storage_notifications_unread(storage_t *s, uint64_t user, int64_t *count)
 
 int storage_notifications_mark_read(storage_t *s, uint64_t user, uint64_t up_to)
 {
-    char nt[40], nr[40], upto[24];
-    snprintf(nt, sizeof(nt), K_NOTIFS, (ull)user);
-    snprintf(nr, sizeof(nr), K_NOTIF_READ, (ull)user);
-    snprintf(upto, sizeof(upto), "%llu", (ull)up_to);
-    const char *argv[] = {"EVAL", mark_script, "2", nt, nr, upto};
-    storage_redis_batch_t b;
-    storage_redis_batch_init(&b, s->redis);
-    storage_redis_batch_addargv(&b, 6, argv, NULL);
-    int rc = storage_redis_batch_run_checked(&b);
-    storage_redis_batch_free(&b);
-    return rc;
+    return storage_markers_move(s, user, 0, up_to, 0, NULL);
 }
 
 int storage_notification_get(storage_t *s, uint64_t user, const char *group,
@@ -270,6 +252,7 @@ int storage_notification_get(storage_t *s, uint64_t user, const char *group,
     storage_redis_batch_free(&b);
     if (rc == 0) {
         snprintf(key[0], sizeof(key[0]), "%s", group);
+        snprintf(out->group, sizeof(out->group), "%s", group);
         rc = read_groups(s, user, key, 1, out, read_mark);
         if (rc == 0 && out->n_actors == 0)
             rc = -ENOENT;

@@ -37,7 +37,7 @@
 /* Most followers remembered per user for the re-follow window (the newest kept). */
 #define REFOLLOW_MAX 100000
 
-/* KEYS: nt ng blocks blockedby mutes ev nfd nfw user; ARGV: group actor score cap ng-prefix
+/* KEYS: nt ng blocks blockedby mutes ev nfd nfw user nr cw; ARGV: group actor score cap ng-prefix
  * now maxlen channel follow target cutoff refollow-max. For follows (ARGV[9] = 1), a
  * follower already in some day's group is not added again; and one whose last notified
  * follow (nfw) is not older than cutoff (an event id; 0: no window) is not notified again:
@@ -45,13 +45,18 @@
  * bumped, nothing unread is added, no live event), so that a follower who toggles follow
  * and unfollow notifies once per window and is still listed. nfw forgets follows before the
  * cutoff. A new notice is also a live event when the target is connected (its log
- * ev:{target} exists), published on the target's node's channel. A target whose record is
+ * ev:{target} exists), published on the target's node's channel, and so is the unread count
+ * when it changed (SCRIPT_COUNTS). A target whose record is
  * gone (a user who left, storage/erase.c) gets nothing: their inbox is being erased. */
-static const char add_script[] = SCRIPT_DAY_GROUP
+static const char add_script[] = SCRIPT_DAY_GROUP SCRIPT_LOG_EVENT SCRIPT_COUNTS
     "if redis.call('EXISTS', KEYS[9]) == 0 then return 0 end\n"
     "local a = ARGV[2]\n"
     "if redis.call('ZSCORE', KEYS[3], a) or redis.call('ZSCORE', KEYS[4], a)\n"
     "   or redis.call('ZSCORE', KEYS[5], a) then return 0 end\n"
+    "local before = unread(KEYS[1], KEYS[10])\n"
+    "local function counts()\n"
+    "  counts_changed(KEYS[1], KEYS[10], KEYS[11], KEYS[6], ARGV[7], ARGV[8], ARGV[10], before)\n"
+    "end\n"
     "local function cap()\n"
     "  local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])\n"
     "  if over > 0 then\n"
@@ -70,6 +75,7 @@ static const char add_script[] = SCRIPT_DAY_GROUP
     "      redis.call('ZADD', KEYS[1], 'GT', last, g)\n"
     "      redis.call('HSET', KEYS[7], a, g)\n"
     "      cap()\n"
+    "      counts()\n"
     "      return 0\n"
     "    end\n"
     "  end\n"
@@ -84,35 +90,60 @@ static const char add_script[] = SCRIPT_DAY_GROUP
     "  end\n"
     "end\n"
     "cap()\n"
-    "local id = redis.call('XADD', KEYS[6], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[7], '*',\n"
-    "                      'k', 'notification', 'r', ARGV[1])\n"
-    "if id then\n"
-    "  redis.call('SPUBLISH', ARGV[8], 'notification ' .. ARGV[1] .. ' ' .. ARGV[10] .. ':' .. "
-    "id)\n"
-    "end\n"
+    "log_event(KEYS[6], ARGV[7], ARGV[8], ARGV[10], 'notification', ARGV[1])\n"
+    "counts()\n"
     "return 1\n";
 
-/* KEYS: nt [nfd]; ARGV: group actor ng-prefix. With nfd, the group is looked up there. */
-const char storage__group_remove_script[] =
+/* KEYS: nt ev nr cw [nfd]; ARGV: group actor ng-prefix maxlen channel target. With nfd, the
+ * group is looked up there. A group that keeps other actors is told anew (a "notification"
+ * event: the client replaces the row of that key); one left empty goes, and says so. */
+static const char group_remove_script[] = SCRIPT_LOG_EVENT SCRIPT_COUNTS
     "local g = ARGV[1]\n"
-    "if KEYS[2] then\n"
-    "  g = redis.call('HGET', KEYS[2], ARGV[2])\n"
+    "if KEYS[5] then\n"
+    "  g = redis.call('HGET', KEYS[5], ARGV[2])\n"
     "  if not g then return 0 end\n"
-    "  redis.call('HDEL', KEYS[2], ARGV[2])\n"
+    "  redis.call('HDEL', KEYS[5], ARGV[2])\n"
     "end\n"
+    "local before = unread(KEYS[1], KEYS[3])\n"
     "local ng = ARGV[3] .. g\n"
     "local n = redis.call('ZREM', ng, ARGV[2])\n"
-    "if redis.call('ZCARD', ng) == 0 then redis.call('ZREM', KEYS[1], g) end\n"
+    "if n == 0 then return 0 end\n"
+    "if redis.call('ZCARD', ng) == 0 then\n"
+    "  redis.call('ZREM', KEYS[1], g)\n"
+    "  log_event(KEYS[2], ARGV[4], ARGV[5], ARGV[6], 'notification_removed', g)\n"
+    "elseif redis.call('ZSCORE', KEYS[1], g) then\n"
+    "  log_event(KEYS[2], ARGV[4], ARGV[5], ARGV[6], 'notification', g)\n"
+    "end\n"
+    "counts_changed(KEYS[1], KEYS[3], KEYS[4], KEYS[2], ARGV[4], ARGV[5], ARGV[6], before)\n"
     "return n\n";
 
-/* KEYS: nt; ARGV: actor ng-prefix. Removes actor from every group. */
-static const char scrub_script[] =
+/* KEYS: nt ev nr cw; ARGV: actor ng-prefix maxlen channel user. Removes actor from every
+ * group, telling each group it was in anew, or its removal. */
+static const char scrub_script[] = SCRIPT_LOG_EVENT SCRIPT_COUNTS
+    "local before = unread(KEYS[1], KEYS[3])\n"
     "for _, g in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
     "  local ng = ARGV[2] .. g\n"
-    "  if redis.call('ZREM', ng, ARGV[1]) == 1 and redis.call('ZCARD', ng) == 0 then\n"
-    "    redis.call('ZREM', KEYS[1], g)\n"
+    "  if redis.call('ZREM', ng, ARGV[1]) == 1 then\n"
+    "    if redis.call('ZCARD', ng) == 0 then\n"
+    "      redis.call('ZREM', KEYS[1], g)\n"
+    "      log_event(KEYS[2], ARGV[3], ARGV[4], ARGV[5], 'notification_removed', g)\n"
+    "    else\n"
+    "      log_event(KEYS[2], ARGV[3], ARGV[4], ARGV[5], 'notification', g)\n"
+    "    end\n"
     "  end\n"
     "end\n"
+    "counts_changed(KEYS[1], KEYS[3], KEYS[4], KEYS[2], ARGV[3], ARGV[4], ARGV[5], before)\n"
+    "return 1\n";
+
+/* KEYS: nt ev ng nr cw; ARGV: group maxlen channel user. Drops the whole group (its post was
+ * deleted); a group that was there is told gone. */
+static const char drop_script[] = SCRIPT_LOG_EVENT SCRIPT_COUNTS
+    "local before = unread(KEYS[1], KEYS[4])\n"
+    "redis.call('DEL', KEYS[3])\n"
+    "if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then\n"
+    "  log_event(KEYS[2], ARGV[2], ARGV[3], ARGV[4], 'notification_removed', ARGV[1])\n"
+    "end\n"
+    "counts_changed(KEYS[1], KEYS[4], KEYS[5], KEYS[2], ARGV[2], ARGV[3], ARGV[4], before)\n"
     "return 1\n";
 
 static void key(char *buf, size_t size, const char *fmt, uint64_t id)
@@ -126,8 +157,10 @@ static int group_add(storage_async_t *sa, uint64_t target, const char *group, ui
 {
     char nt[40], ng[160], blocks[40], blockedby[40], mutes[40], nfd[40], nfw[40], prefix[40];
     char ev[40], channel[40], a[24], sc[24], capbuf[16], now[24], maxlen[16], target_id[24];
-    char cutoff[24], refollow_max[16], user[40];
+    char cutoff[24], refollow_max[16], user[40], nr[40], cw[40];
     key(nt, sizeof(nt), K_NOTIFS, target);
+    key(nr, sizeof(nr), K_NOTIF_READ, target);
+    key(cw, sizeof(cw), K_COUNTS_WINDOW, target);
     key(user, sizeof(user), K_USER, target);
     key(prefix, sizeof(prefix), K_NOTIF_PREFIX, target);
     snprintf(ng, sizeof(ng), "%s%s", prefix, group);
@@ -155,10 +188,10 @@ static int group_add(storage_async_t *sa, uint64_t target, const char *group, ui
                                   : 1));
     snprintf(refollow_max, sizeof(refollow_max), "%d", REFOLLOW_MAX);
     const char *follow = strncmp(group, "follow:", 7) == 0 ? "1" : "0"; /* remembered in nfd */
-    const char *argv[] = {"EVAL",    add_script, "9",    nt,        ng,     blocks,
-                          blockedby, mutes,      ev,     nfd,       nfw,    user,
-                          group,     a,          sc,     capbuf,    prefix, now,
-                          maxlen,    channel,    follow, target_id, cutoff, refollow_max};
+    const char *argv[] = {"EVAL",  add_script, "11",      nt,     ng,          blocks, blockedby,
+                          mutes,   ev,         nfd,       nfw,    user,        nr,     cw,
+                          group,   a,          sc,        capbuf, prefix,      now,    maxlen,
+                          channel, follow,     target_id, cutoff, refollow_max};
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
@@ -179,55 +212,98 @@ int storage_follow_notice_add(storage_async_t *sa, uint64_t target, const char *
     return group_add(sa, target, group, follower, score, cap, window_ms, cb, arg);
 }
 
+void storage__group_remove_args(storage__group_remove_t *gr, const char *channel, uint64_t target,
+                                const char *group, uint64_t actor)
+{
+    key(gr->nt, sizeof(gr->nt), K_NOTIFS, target);
+    key(gr->ev, sizeof(gr->ev), K_EVENTS, target);
+    key(gr->nr, sizeof(gr->nr), K_NOTIF_READ, target);
+    key(gr->cw, sizeof(gr->cw), K_COUNTS_WINDOW, target);
+    key(gr->nfd, sizeof(gr->nfd), K_NOTIF_FOLLOWS, target);
+    key(gr->prefix, sizeof(gr->prefix), K_NOTIF_PREFIX, target);
+    snprintf(gr->actor, sizeof(gr->actor), "%llu", (ull)actor);
+    snprintf(gr->maxlen, sizeof(gr->maxlen), "%d", EVENTS_MAXLEN);
+    snprintf(gr->channel, sizeof(gr->channel), "%s", channel);
+    snprintf(gr->target, sizeof(gr->target), "%llu", (ull)target);
+    bool follow = group == NULL; /* a follow notice is found through nfd */
+    int argc = 0;
+    gr->argv[argc++] = "EVAL";
+    gr->argv[argc++] = group_remove_script;
+    gr->argv[argc++] = follow ? "5" : "4";
+    gr->argv[argc++] = gr->nt;
+    gr->argv[argc++] = gr->ev;
+    gr->argv[argc++] = gr->nr;
+    gr->argv[argc++] = gr->cw;
+    if (follow)
+        gr->argv[argc++] = gr->nfd;
+    gr->argv[argc++] = follow ? "" : group;
+    gr->argv[argc++] = gr->actor;
+    gr->argv[argc++] = gr->prefix;
+    gr->argv[argc++] = gr->maxlen;
+    gr->argv[argc++] = gr->channel;
+    gr->argv[argc++] = gr->target;
+    gr->argc = argc;
+}
+
+/* The live channel of user's node into channel (40 bytes). */
+static void channel_of(storage_async_t *sa, uint64_t user, char channel[40])
+{
+    storage_redis_live_channel(storage_redis_async_client(sa->redis),
+                               storage_redis_async_user_node(sa->redis, user), channel, 40);
+}
+
 int storage_group_remove(storage_async_t *sa, uint64_t target, const char *group, uint64_t actor,
                          storage_status_cb cb, void *arg)
 {
-    char nt[40], nfd[40], prefix[40], a[24];
-    key(nt, sizeof(nt), K_NOTIFS, target);
-    key(nfd, sizeof(nfd), K_NOTIF_FOLLOWS, target);
-    key(prefix, sizeof(prefix), K_NOTIF_PREFIX, target);
-    snprintf(a, sizeof(a), "%llu", (ull)actor);
-    bool follow = group == NULL; /* a follow notice is found through nfd */
-    const char *argv[8];
-    int argc = 0;
-    argv[argc++] = "EVAL";
-    argv[argc++] = storage__group_remove_script;
-    argv[argc++] = follow ? "2" : "1";
-    argv[argc++] = nt;
-    if (follow)
-        argv[argc++] = nfd;
-    argv[argc++] = follow ? "" : group;
-    argv[argc++] = a;
-    argv[argc++] = prefix;
+    char channel[40];
+    channel_of(sa, target, channel);
+    storage__group_remove_t gr;
+    storage__group_remove_args(&gr, channel, target, group, actor);
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage_redis_group_add_argv(g, argc, argv);
+    storage_redis_group_add_argv(g, gr.argc, gr.argv);
     return storage_redis_group_end(g);
 }
 
 int storage_group_drop(storage_async_t *sa, uint64_t user, const char *group, storage_status_cb cb,
                        void *arg)
 {
+    char nt[40], ev[40], ng[160], prefix[40], maxlen[16], channel[40], u[24], nr[40], cw[40];
+    key(nt, sizeof(nt), K_NOTIFS, user);
+    key(nr, sizeof(nr), K_NOTIF_READ, user);
+    key(cw, sizeof(cw), K_COUNTS_WINDOW, user);
+    key(ev, sizeof(ev), K_EVENTS, user);
+    key(prefix, sizeof(prefix), K_NOTIF_PREFIX, user);
+    snprintf(ng, sizeof(ng), "%s%s", prefix, group);
+    snprintf(maxlen, sizeof(maxlen), "%d", EVENTS_MAXLEN);
+    snprintf(u, sizeof(u), "%llu", (ull)user);
+    channel_of(sa, user, channel);
+    const char *argv[] = {"EVAL", drop_script, "5", nt, ev, ng, nr, cw, group, maxlen, channel, u};
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage_redis_group_add(g, "ZREM " K_NOTIFS " %s", (ull)user, group);
-    storage_redis_group_add(g, "DEL " K_NOTIF_PREFIX "%s", (ull)user, group);
+    storage_redis_group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
     return storage_redis_group_end(g);
 }
 
 int storage_group_scrub(storage_async_t *sa, uint64_t user, uint64_t actor, storage_status_cb cb,
                         void *arg)
 {
-    char nt[40], prefix[40], a[24];
+    char nt[40], ev[40], prefix[40], a[24], maxlen[16], channel[40], u[24], nr[40], cw[40];
     key(nt, sizeof(nt), K_NOTIFS, user);
+    key(nr, sizeof(nr), K_NOTIF_READ, user);
+    key(cw, sizeof(cw), K_COUNTS_WINDOW, user);
+    key(ev, sizeof(ev), K_EVENTS, user);
     key(prefix, sizeof(prefix), K_NOTIF_PREFIX, user);
     snprintf(a, sizeof(a), "%llu", (ull)actor);
-    const char *argv[] = {"EVAL", scrub_script, "1", nt, a, prefix};
+    snprintf(maxlen, sizeof(maxlen), "%d", EVENTS_MAXLEN);
+    snprintf(u, sizeof(u), "%llu", (ull)user);
+    channel_of(sa, user, channel);
+    const char *argv[] = {"EVAL", scrub_script, "4", nt, ev, nr, cw, a, prefix, maxlen, channel, u};
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage_redis_group_add_argv(g, 6, argv);
+    storage_redis_group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
     return storage_redis_group_end(g);
 }

@@ -307,6 +307,7 @@ typedef struct storage_notification_s {
     size_t n_actors;
     int64_t actor_count;
     bool read;
+    char group[96]; /* its key ("like:<post>", "follow:<yyyymmdd>", …): stable while it lives */
 } storage_notification_t;
 
 typedef struct storage_notifications_s {
@@ -324,8 +325,30 @@ int storage_notifications_unread(storage_t *s, uint64_t user, int64_t *count);
 /* One group by its key ("like:<post>", …); -ENOENT when gone or all its actors hidden. */
 int storage_notification_get(storage_t *s, uint64_t user, const char *group,
                              storage_notification_t *out);
-/* Marks every group with activity up to up_to read (never beyond the newest). */
+/* Marks every group with activity up to up_to read (never beyond the newest): the
+ * notifications marker, moved by storage_markers_move with no token. */
 int storage_notifications_mark_read(storage_t *s, uint64_t user, uint64_t up_to);
+
+/* ---- markers (markers.c) -------------------------------------------------------------------
+ * Where a user stopped reading, shared by their devices: home, a post id of their home
+ * timeline, and notifications, the read mark (the same one storage_notifications_mark_read
+ * moves). 0: none yet. */
+typedef struct storage_markers_s {
+    uint64_t home;
+    uint64_t notifications;
+} storage_markers_t;
+/* Moves user's markers forward: home and notifications each when not 0 and above the marker
+ * (a lower one is ignored; notifications is capped at the newest notification and moves
+ * nothing while there is none). When either moved, a marker event (ref "<token>:<home>:
+ * <notifications>", see storage_marker_event_parse) is logged and published to the user's
+ * streams in the same step; token is the caller's (its device's streams skip it; 0: none).
+ * The markers as they now are go to out unless NULL. Thread: any (synchronous). */
+int storage_markers_move(storage_t *s, uint64_t user, uint64_t home, uint64_t notifications,
+                         uint64_t token, storage_markers_t *out);
+int storage_markers_get(storage_t *s, uint64_t user, storage_markers_t *out);
+/* A marker event's ref into the token that moved the markers and the markers then; false
+ * when ref is not one. */
+bool storage_marker_event_parse(const char *ref, uint64_t *token, storage_markers_t *out);
 
 /* ---- home timelines (timeline_read.c) --------------------------------------------------- */
 typedef struct storage_timeline_s {
@@ -362,6 +385,11 @@ typedef enum {
     STORAGE_EVENT_NOTIFICATION, /* ref: the notification group key */
     STORAGE_EVENT_RESET,        /* never logged: a reader's "start over" (ref empty) */
     STORAGE_EVENT_OPEN,         /* a log's first entry, written when the log is made: skip it */
+    STORAGE_EVENT_NOTIFICATION_REMOVED, /* ref: the key of a group that emptied */
+    STORAGE_EVENT_MARKER,     /* ref: "<token>:<home>:<notifications>" (storage_markers_move) */
+    STORAGE_EVENT_COUNTS,     /* ref: the user's unread notification count */
+    STORAGE_EVENT_COUNTS_DUE, /* never logged: a flush of the user's counts is due (ref: in
+                               * how many ms; see storage_counts_flush) */
 } storage_event_kind_t;
 /* The kind's name in the log and on the live channel (events.c); NULL for UNKNOWN. */
 const char *storage_event_kind_name(storage_event_kind_t kind);

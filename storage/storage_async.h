@@ -203,6 +203,16 @@ int storage_group_drop(storage_async_t *sa, uint64_t user, const char *group, st
 int storage_group_scrub(storage_async_t *sa, uint64_t user, uint64_t actor, storage_status_cb cb,
                         void *arg);
 
+/* ---- unread counts (counts.c) -------------------------------------------------------------
+ * Runs after a counts_due message (STORAGE_EVENT_COUNTS_DUE, SCRIPT_COUNTS in storage/): when
+ * user's counts window is dirty and over, logs and publishes "counts <unread>" as it is now
+ * and opens a new window. *again_ms (set before cb) is 0, or how many ms are left of a window
+ * that is not over yet (this process's clock ran ahead of Redis'): flush again then. Any
+ * number of processes may flush one user: the first that finds the window dirty logs it.
+ * Thread: loop. */
+int storage_counts_flush(storage_async_t *sa, uint64_t user, size_t *again_ms, storage_status_cb cb,
+                         void *arg);
+
 /* ---- whether a job's action still holds (interactions.c) -------------------------------- */
 /* Whether the action behind a like, repost or follow job (or its undoing) still holds:
  * the like, repost or follow exists now. A job that arrives after a later change of mind

@@ -64,13 +64,22 @@
 #define K_NOTIF_PREFIX "ng:{%llu}:"     /* + group key: zset of actors scored by action id */
 #define K_NOTIF_FOLLOWS "nfd:{%llu}"    /* hash: follower -> group key of their follow notice */
 #define K_NOTIF_REFOLLOW                                                                           \
-    "nfw:{%llu}"                 /* zset: follower scored by the event id of the last
+    "nfw:{%llu}" /* zset: follower scored by the event id of the last
                                         * follow that notified (kept --refollow-window) */
-#define K_NOTIF_READ "nr:{%llu}" /* string: notifications up to this id are read */
+#define K_NOTIF_READ                                                                               \
+    "nr:{%llu}"                   /* string: notifications up to this id are read; it is also
+                                        * the notifications marker (markers.c) */
+#define K_MARKER_HOME "mk:{%llu}" /* string: the home marker, a post id (markers.c) */
 #define K_EVENTS                                                                                   \
-    "ev:{%llu}"               /* stream: the user's live events (log for replay); it
+    "ev:{%llu}"            /* stream: the user's live events (log for replay); it
                                         * exists while the user has a stream, plus a grace */
-#define EVENTS_MAXLEN 1000    /* events kept per user for replay */
+#define EVENTS_MAXLEN 1000 /* events kept per user for replay */
+/* hash: until (ms, Redis' clock) dirty (1: a change came inside the window): the user's
+ * window of at most one counts event (SCRIPT_COUNTS); expires */
+#define K_COUNTS_WINDOW "cw:{%llu}"
+/* ms between two counts events of a user, at least. A window is a millisecond longer: event
+ * ids take the script's start time, which may be that much behind the TIME it reads. */
+#define COUNTS_WINDOW_STR "100"
 #define K_NODE "node:{%d}"    /* string: lease on an id-generator node id */
 #define K_NODE_SEQ "node:seq" /* counter spreading nodes over the 64 slots */
 #define FANOUT_GROUP "engine"
@@ -157,9 +166,66 @@ int storage__relation_hits(redisReply **r, size_t count, size_t n, bool *hit);
 void storage__handle_index_add(storage_redis_batch_t *b, const char *lower, uint64_t id);
 void storage__handle_index_del(storage_redis_batch_t *b, const char *lower, uint64_t id);
 int storage__handle_index_fill(storage_t *s);
-/* notification_write.c: KEYS nt [nfd]; ARGV group actor ng-prefix. Withdraws actor's notice
- * from group (with nfd: the group their follow notice went to); a group left empty goes. */
-extern const char storage__group_remove_script[];
+/* Lua, for scripts that change a user's notification groups (on the user's slot):
+ * log_event(ev, maxlen, channel, user, kind, ref) appends the event to the user's log when
+ * it exists (XADD NOMKSTREAM: nobody connected, nothing written) and publishes it on the
+ * node's live channel, in the format storage__live_deliver reads: so the event is atomic
+ * with the change it tells of. ref holds no space. */
+#define SCRIPT_LOG_EVENT                                                                           \
+    "local function log_event(ev, maxlen, channel, user, kind, ref)\n"                             \
+    "  local id = redis.call('XADD', ev, 'NOMKSTREAM', 'MAXLEN', '~', maxlen, '*',\n"              \
+    "                        'k', kind, 'r', ref)\n"                                               \
+    "  if id then\n"                                                                               \
+    "    redis.call('SPUBLISH', channel, kind .. ' ' .. ref .. ' ' .. user .. ':' .. id)\n"        \
+    "  end\n"                                                                                      \
+    "end\n"
+
+/* Lua, for scripts that may change a user's unread count (SCRIPT_LOG_EVENT comes first):
+ * unread(nt, nr) is the count (groups above the read mark); counts_changed(nt, nr, cw, ev,
+ * maxlen, channel, user, before) tells the user's streams of a count that is no longer
+ * before. At most one "counts <n>" event per COUNTS_WINDOW_MS per user: outside a window it
+ * is logged at once and opens one (cw's until); inside, the window is marked dirty and, the
+ * first time, "counts_due <ms> <user>:0-0" is published (never logged) on the node's channel:
+ * the processes holding the user's streams then run storage_counts_flush after the window,
+ * which logs the count as it is then (the last value wins). Nobody connected (no log): no
+ * event, no window. */
+#define SCRIPT_COUNTS                                                                              \
+    "local function unread(nt, nr)\n"                                                              \
+    "  return redis.call('ZCOUNT', nt, '(' .. (redis.call('GET', nr) or '0'), '+inf')\n"           \
+    "end\n"                                                                                        \
+    "local function counts_changed(nt, nr, cw, ev, maxlen, channel, user, before)\n"               \
+    "  local n = unread(nt, nr)\n"                                                                 \
+    "  if n == before or redis.call('EXISTS', ev) == 0 then return end\n"                          \
+    "  local t = redis.call('TIME')\n"                                                             \
+    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                    \
+    "  local w = redis.call('HMGET', cw, 'until', 'dirty')\n"                                      \
+    "  local untl = tonumber(w[1] or '0')\n"                                                       \
+    "  if now < untl then\n"                                                                       \
+    "    if w[2] ~= '1' then\n"                                                                    \
+    "      redis.call('HSET', cw, 'dirty', '1')\n"                                                 \
+    "      redis.call('SPUBLISH', channel, 'counts_due ' .. string.format('%.0f', untl - now)\n"   \
+    "                 .. ' ' .. user .. ':0-0')\n"                                                 \
+    "    end\n"                                                                                    \
+    "    return\n"                                                                                 \
+    "  end\n"                                                                                      \
+    "  redis.call('HSET', cw, 'until', string.format('%.0f', now + 1 + " COUNTS_WINDOW_STR "),\n"  \
+    "             'dirty', '0')\n"                                                                 \
+    "  redis.call('PEXPIRE', cw, 10000)\n"                                                         \
+    "  log_event(ev, maxlen, channel, user, 'counts', tostring(n))\n"                              \
+    "end\n"
+
+/* notification_write.c: the withdrawal of actor's notice from target's group (NULL: the
+ * group their follow notice went to, found through nfd); a group left empty goes, and the
+ * change is a live event (the group's new state, or its removal). channel: the live channel
+ * of target's node. The arguments live in the struct, for a batch or a group to send. */
+typedef struct storage__group_remove_s {
+    char nt[40], ev[40], nr[40], cw[40], nfd[40], prefix[40], actor[24], maxlen[16], channel[40],
+        target[24];
+    const char *argv[16];
+    int argc;
+} storage__group_remove_t;
+void storage__group_remove_args(storage__group_remove_t *gr, const char *channel, uint64_t target,
+                                const char *group, uint64_t actor);
 
 /* The shard of a fan-out job about user. */
 int storage__shard(const storage_t *s, uint64_t user);

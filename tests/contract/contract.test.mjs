@@ -311,7 +311,7 @@ describe('the spec', () => {
   test('is OpenAPI 3.1 with the agreed tags and security scheme', () => {
     assert.match(spec.openapi, /^3\.1\./);
     const tags = spec.tags.map((t) => t.name);
-    assert.deepEqual([...tags].sort(), ['Notifications', 'Posts', 'Stream', 'System', 'Timeline', 'Tokens', 'Users']);
+    assert.deepEqual([...tags].sort(), ['Markers', 'Notifications', 'Posts', 'Stream', 'System', 'Timeline', 'Tokens', 'Users']);
     const bearer = spec.components.securitySchemes.bearerAuth;
     assert.equal(bearer.type, 'http');
     assert.equal(bearer.scheme, 'bearer');
@@ -1087,6 +1087,38 @@ describe('the server', () => {
     }
   });
 
+  test('Markers: GET and PUT /v1/markers, forward only, sharing the read mark', async () => {
+    const { ann } = social;
+    const reg = expectStatus(await api('POST', '/v1/users', { json: { handle: newHandle('mark') } }), 201);
+    const fay = { ...reg.user, token: reg.token };
+    const get = (who) => api('GET', '/v1/markers', { token: who.token });
+    const put = (json, who = fay) => api('PUT', '/v1/markers', { json, token: who.token });
+    assert.deepEqual(expectStatus(await get(fay), 200), { home: null, notifications: null });
+    assert.deepEqual(expectStatus(await put({ home: '374267981733952' }), 200),
+      { home: '374267981733952', notifications: null });
+    // A lower id changes nothing; no notification yet: the notifications marker stays null.
+    assert.deepEqual(expectStatus(await put({ home: '374267981733000', notifications: '5' }), 200),
+      { home: '374267981733952', notifications: null });
+    assert.deepEqual(expectStatus(await get(fay), 200), { home: '374267981733952', notifications: null });
+    // ann's notifications marker is her read mark (the test before marked everything read).
+    const newest = (await notifications(ann)).items[0].id;
+    const markers = expectStatus(await get(ann), 200);
+    assert.equal(markers.notifications, newest);
+    assert.deepEqual(expectStatus(await put({ notifications: '1' }, ann), 200), markers);
+
+    const updateSchema = spec.components.schemas.MarkersUpdate;
+    for (const json of [{}, { home: 5 }, { home: '0' }, { notifications: 'abc' }, { home: null },
+      { home: '01' }, { home: '12345678901234567' }, { home: '1', extra: 1 }, [], 'home']) {
+      expectStatus(await put(json), 400);
+      assert.ok(!validator(updateSchema, false)(json), `the MarkersUpdate schema accepts ${JSON.stringify(json)}, the server does not`);
+    }
+    expectStatus(await put({ notifications: '9007199254740992' }), 400);
+    for (const contentType of [null, 'text/plain']) {
+      expectStatus(await api('PUT', '/v1/markers', { json: { home: '1' }, contentType, token: fay.token }), 415);
+    }
+    assert.deepEqual(expectStatus(await get(fay), 200), { home: '374267981733952', notifications: null });
+  });
+
   test('Posts: undoing a repost and a like takes back their entries and notifications', async () => {
     const { ann, ben, dan } = social;
     const unrepost = () => api('DELETE', '/v1/posts/{id}/repost', { params: { id: annPost.id }, token: ben.token });
@@ -1261,8 +1293,10 @@ describe('the server', () => {
         ['DELETE', '/v1/posts/{id}/repost'], ['GET', '/v1/notifications'], ['GET', '/v1/notifications/unread_count'],
         ['POST', '/v1/notifications/read'], ['POST', '/v1/tokens'], ['GET', '/v1/tokens'],
         ['DELETE', '/v1/tokens/current'], ['DELETE', '/v1/tokens/{id}'], ['POST', '/v1/stream/tickets'],
+        ['GET', '/v1/markers'], ['PUT', '/v1/markers'],
       ];
-      const bodies = { '/v1/posts': { text: 'x' }, '/v1/notifications/read': { up_to: '1' }, '/v1/tokens': { name: 'x' } };
+      const bodies = { '/v1/posts': { text: 'x' }, '/v1/notifications/read': { up_to: '1' }, '/v1/tokens': { name: 'x' },
+        '/v1/markers': { home: '1' } };
       for (const [method, template] of calls) {
         const res = await api(method, template, { server, token, params: { id: users.bob.id }, ...(bodies[template] ? { json: bodies[template] } : {}) });
         expectStatus(res, 503);

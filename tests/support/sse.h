@@ -115,7 +115,9 @@ void ts_sse_close(ts_sse_t *c);
 ts_sse_t *ts_stream(int port, const ts_user_t *u, const char *last_event_id);
 /* The same with any options. */
 ts_sse_t *ts_stream_opts(int port, const ts_sse_opts_t *o);
-/* The next event (comments skipped) within timeout_ms; it must be of type (NULL: any). */
+/* The next event (comments skipped) within timeout_ms; it must be of type (NULL: any).
+ * counts events are skipped too unless type is "counts": they accompany every change of the
+ * unread count, and tests of other events need not list them (tests/live_state reads them). */
 void ts_sse_expect(ts_sse_t *c, const char *type, ts_sse_item_t *it, int timeout_ms,
                    const char *what);
 /* The event's data as JSON (new reference); fails the test when it is not JSON. */
@@ -139,7 +141,7 @@ typedef struct ts_feed_s {
     int connections;   /* connections opened, the first included */
     int refused;       /* reopens answered with something other than 200 */
     int ends;          /* times the server ended (or dropped) the stream */
-    int other_events;  /* notification and bare-id events skipped */
+    int other_events;  /* notification, counts and bare-id events skipped */
 } ts_feed_t;
 void ts_feed_add(ts_feed_t *f, const char *event, const char *post, const char *text);
 /* Reads one feed event from c (any connection) into f within timeout_ms. */
@@ -154,7 +156,7 @@ ts_sse_t *ts_feed_resume_until(ts_feed_t *f, int port, const ts_user_t *u, size_
 void ts_feed_open(ts_feed_t *f, int port, const ts_user_t *u);
 /* Takes every event that has arrived on f->c, waiting at most wait_ms for the first. Never
  * reconnects; returns false when the stream has ended (closing it). Fails the test on an
- * event that is neither feed nor notification. */
+ * event that is neither feed, notification nor counts. */
 bool ts_feed_poll(ts_feed_t *f, int wait_ms);
 /* Reads until f holds want feed events or timeout_ms passes, reopening the stream on
  * f->port with Last-Event-ID whenever it ends or is not open (a refused reopen is retried
