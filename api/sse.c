@@ -380,6 +380,14 @@ static bool render(stream_t *st, const notify_event_t *ev)
     return ok;
 }
 
+/* How long a user's log and presence outlive their last stream (--stream-retention,
+ * --stream-grace-ms). */
+static storage_events_keep_t keep_of(const api_t *api)
+{
+    return (storage_events_keep_t){.retention_ms = api->cfg->live.stream_retention_ms,
+                                   .grace_ms = api->cfg->live.stream_grace_ms};
+}
+
 /* The log lost events after cursor: the stream goes on from the log's end with a reset
  * (into *reset, new), as a resume after cursor does on connect (api_stream_get), where the
  * log is made again if it is gone, its ids above the cursor. A log that exists but ends
@@ -390,8 +398,8 @@ static int reset_from_log(stream_t *st, const char *cursor, notify_event_t **res
     bool was_online = false;
     char tail[STORAGE_EVENT_ID_MAX];
     *reset = NULL;
-    int rc = storage_events_online(st->api->storage, st->user, st->api->cfg->live.stream_grace_ms,
-                                   cursor, &was_online, tail);
+    storage_events_keep_t keep = keep_of(st->api);
+    int rc = storage_events_online(st->api->storage, st->user, &keep, cursor, &was_online, tail);
     if (rc == 0 && notify_id_cmp(tail, cursor) <= 0)
         rc = -ESTALE;
     if (rc == 0 && !(*reset = notify_event_new(tail, STORAGE_EVENT_RESET, "")))
@@ -630,8 +638,8 @@ void api_stream_get(api_req_t *r)
     }
     bool was_online = false;
     char tail[STORAGE_EVENT_ID_MAX];
-    int rc = storage_events_online(api->storage, r->caller.id, api->cfg->live.stream_grace_ms, last,
-                                   &was_online, tail);
+    storage_events_keep_t keep = keep_of(api);
+    int rc = storage_events_online(api->storage, r->caller.id, &keep, last, &was_online, tail);
     if (rc) {
         stream_free(st);
         api_storage_problem(r, rc, "user");

@@ -68,8 +68,12 @@
                                         * follow that notified (kept --refollow-window) */
 #define K_NOTIF_READ "nr:{%llu}" /* string: notifications up to this id are read */
 #define K_EVENTS                                                                                   \
-    "ev:{%llu}"               /* stream: the user's live events (log for replay); it
-                                        * exists while the user has a stream, plus a grace */
+    "ev:{%llu}" /* stream: the user's live events (log for replay); it
+                                        * exists while the user has a stream, plus the
+                                        * retention (--stream-retention) */
+#define K_ONLINE                                                                                   \
+    "online:{%llu}"           /* string: presence, set while the user has a stream, plus the grace
+                     * (--stream-grace-ms): events are published live to those only */
 #define EVENTS_MAXLEN 1000    /* events kept per user for replay */
 #define K_NODE "node:{%d}"    /* string: lease on an id-generator node id */
 #define K_NODE_SEQ "node:seq" /* counter spreading nodes over the 64 slots */
