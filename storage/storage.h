@@ -326,6 +326,9 @@ int storage_notification_get(storage_t *s, uint64_t user, const char *group,
                              storage_notification_t *out);
 /* Marks every group with activity up to up_to read (never beyond the newest). */
 int storage_notifications_mark_read(storage_t *s, uint64_t user, uint64_t up_to);
+/* The newest group's last activity (notification_newest.c) into *id; 0 when user has none.
+ * One round trip on user's slot. */
+int storage_notification_newest(storage_t *s, uint64_t user, uint64_t *id);
 
 /* ---- home timelines (timeline_read.c) --------------------------------------------------- */
 typedef struct storage_timeline_s {
