@@ -257,6 +257,12 @@ void api_stream_get(api_req_t *r);
 void api_stream_tickets_create(api_req_t *r);
 void api_stream_options(api_req_t *r);
 
+/* stream_reset.c: the data of a reset event for user's stream (openapi.yaml's Reset) into
+ * *json (new, compact): what to refetch, judged against after, the last event id the client
+ * saw (NULL, or an id from the future: cannot be told, so everything). Thread: any but the
+ * loop (it reads Redis synchronously). Returns 0 or a storage code; never a guess. */
+int api_stream_reset_json(api_t *api, uint64_t user, const char *after, char **json);
+
 /* sse.c: the feed-event render cache (posts rendered once for all their followers). */
 int api_sse_create(api_t *api);
 /* Stops the SSE writer threads: before the HTTP daemon stops (their streams' connections

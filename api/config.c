@@ -49,6 +49,7 @@ enum {
     OPT_MAX_STREAMS,
     OPT_STREAM_BUFFER,
     OPT_STREAM_GRACE_MS,
+    OPT_STREAM_RETENTION,
     OPT_STREAM_WRITERS,
     OPT_MAX_CONNECTIONS,
     OPT_MAX_CONNECTIONS_PER_ADDRESS,
@@ -90,6 +91,7 @@ static const struct option options[] = {
     {"max-streams", required_argument, NULL, OPT_MAX_STREAMS},
     {"stream-buffer", required_argument, NULL, OPT_STREAM_BUFFER},
     {"stream-grace-ms", required_argument, NULL, OPT_STREAM_GRACE_MS},
+    {"stream-retention", required_argument, NULL, OPT_STREAM_RETENTION},
     {"stream-writers", required_argument, NULL, OPT_STREAM_WRITERS},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"max-connections-per-address", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_ADDRESS},
@@ -151,7 +153,11 @@ static const char usage[] =
     "  --max-streams-per-address N  event streams one client address may hold, 429 beyond;\n"
     "                               0: no cap (64)\n"
     "  --stream-buffer BYTES        queued per stream before a slow reader is cut off (262144)\n"
-    "  --stream-grace-ms MS         events kept for replay after a user's last stream (300000)\n"
+    "  --stream-grace-ms MS         a user counts as connected this long after their last\n"
+    "                               stream: events are published live to them (300000)\n"
+    "  --stream-retention SECONDS   a user's event log is kept this long after their last\n"
+    "                               stream: a reconnect within it replays what was missed\n"
+    "                               instead of a reset (3600)\n"
     "  --stream-writers N           threads writing live events to idle streams; 0: only\n"
     "                               libmicrohttpd's resume path (one per CPU, at most 16)\n"
     "  --max-connections N          HTTP connections at once; 0: what the open-files limit\n"
@@ -357,6 +363,10 @@ static int apply(api_config_t *cfg, int opt, const char *value)
     case OPT_STREAM_GRACE_MS:
         rc = parse_int(name, value, 1000, 86400000, &v);
         cfg->live.stream_grace_ms = (int)v;
+        break;
+    case OPT_STREAM_RETENTION:
+        rc = parse_int(name, value, 1, 7 * 86400, &v);
+        cfg->live.stream_retention_ms = (int64_t)v * 1000;
         break;
     case OPT_STREAM_WRITERS:
         rc = parse_int(name, value, 0, 64, &v);

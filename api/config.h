@@ -46,7 +46,7 @@ typedef struct api_config_s {
     fanout_config_t fanout;    /* --fanout-jobs, --fanout-in-flight, --timeline-max,
                                  --notifications-max, --celebrity-threshold, --claim-idle-ms,
                                  --refollow-window */
-    fanout_live_config_t live; /* --heartbeat, --stream-grace-ms */
+    fanout_live_config_t live; /* --heartbeat, --stream-grace-ms, --stream-retention */
     notify_config_t notify;    /* --max-streams, --max-streams-per-user, --stream-buffer */
 } api_config_t;
 

@@ -173,9 +173,10 @@ typedef struct stream_s {
     char *out;      /* bytes rendered and not yet sent */
     size_t out_len, out_off, out_cap;
     bool started;
-    bool failed;                  /* the fast path could not render an event */
-    bool peer_gone;               /* the fast path's send failed: the client went away */
-    char reset_id[NOTIFY_ID_MAX]; /* non-empty: start with a reset event at this id */
+    bool failed;                     /* the fast path could not render an event */
+    bool peer_gone;                  /* the fast path's send failed: the client went away */
+    char reset_id[NOTIFY_ID_MAX];    /* non-empty: start with a reset event at this id */
+    char reset_after[NOTIFY_ID_MAX]; /* that reset's "since": the client's id, or "" */
     api_address_t client;
     bool holds_address; /* counts towards its client address's --max-streams-per-address */
     bool told_revoked;  /* its final revoked event is rendered */
@@ -368,11 +369,9 @@ static bool render(stream_t *st, const notify_event_t *ev)
     int rc = 0;
     storage_event_kind_t kind = (storage_event_kind_t)ev->kind; /* the name it is sent as */
     switch (kind) {
-    case STORAGE_EVENT_RESET:
-        return append(st,
-                      "id: %s\nevent: %s\ndata: {\"reason\":\"events were missed; "
-                      "refetch the timeline and notifications\"}\n\n",
-                      ev->id, event_names[STORAGE_EVENT_RESET]);
+    case STORAGE_EVENT_RESET: /* ref: the last id the client saw, "" when not to be told */
+        rc = api_stream_reset_json(st->api, st->user, ev->ref, &json);
+        break;
     case STORAGE_EVENT_FEED:
         rc = render_feed(st, ev->ref, ev->from_log, &json);
         break;
@@ -413,11 +412,14 @@ static bool render(stream_t *st, const notify_event_t *ev)
                         ev->id, ev->ref, (unsigned long long)st->user, rc);
         return false;
     }
-    unsigned long long ms = strtoull(ev->id, NULL, 10);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    double lag = ((double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6 - (double)ms) / 1000.0;
-    api_histogram_observe(&st->api->metrics.stream_delivery, &api_delivery_bounds, lag);
+    if (ev->kind != STORAGE_EVENT_RESET) { /* a reset's id is the log's end: no delivery */
+        unsigned long long ms = strtoull(ev->id, NULL, 10);
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        double lag =
+            ((double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6 - (double)ms) / 1000.0;
+        api_histogram_observe(&st->api->metrics.stream_delivery, &api_delivery_bounds, lag);
+    }
     /* Gone since (a deleted post, a notification undone): the id still moves on. */
     bool ok =
         json ? append_strs(st, (const char *const[]){"id: ", ev->id, "\nevent: ", event_names[kind],
@@ -427,8 +429,16 @@ static bool render(stream_t *st, const notify_event_t *ev)
     return ok;
 }
 
+/* How long a user's log and presence outlive their last stream (--stream-retention,
+ * --stream-grace-ms). */
+static storage_events_keep_t keep_of(const api_t *api)
+{
+    return (storage_events_keep_t){.retention_ms = api->cfg->live.stream_retention_ms,
+                                   .grace_ms = api->cfg->live.stream_grace_ms};
+}
+
 /* The log lost events after cursor: the stream goes on from the log's end with a reset
- * (into *reset, new), as a resume after cursor does on connect (api_stream_get), where the
+ * (into *reset, new; what to refetch is judged against cursor), as a resume after cursor does on connect (api_stream_get), where the
  * log is made again if it is gone, its ids above the cursor. A log that exists but ends
  * before the cursor (Redis lost its newest entries) cannot give the reset an id after what
  * the stream sent: -ESTALE ends the stream, and the client's resume gets its reset there. */
@@ -437,11 +447,11 @@ static int reset_from_log(stream_t *st, const char *cursor, notify_event_t **res
     bool was_online = false;
     char tail[STORAGE_EVENT_ID_MAX];
     *reset = NULL;
-    int rc = storage_events_online(st->api->storage, st->user, st->api->cfg->live.stream_grace_ms,
-                                   cursor, &was_online, tail);
+    storage_events_keep_t keep = keep_of(st->api);
+    int rc = storage_events_online(st->api->storage, st->user, &keep, cursor, &was_online, tail);
     if (rc == 0 && notify_id_cmp(tail, cursor) <= 0)
         rc = -ESTALE;
-    if (rc == 0 && !(*reset = notify_event_new(tail, STORAGE_EVENT_RESET, "")))
+    if (rc == 0 && !(*reset = notify_event_new(tail, STORAGE_EVENT_RESET, cursor)))
         rc = -ENOMEM;
     return rc;
 }
@@ -504,12 +514,15 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
             st->started = true;
             if (!append(st, "retry: %d\n\n", RETRY_MS))
                 return MHD_CONTENT_READER_END_WITH_ERROR;
-            if (st->reset_id[0]) {
-                notify_event_t reset = {.kind = STORAGE_EVENT_RESET};
-                snprintf(reset.id, sizeof(reset.id), "%s", st->reset_id);
-                if (!render(st, &reset))
-                    return MHD_CONTENT_READER_END_WITH_ERROR;
-            }
+            continue;
+        }
+        if (st->reset_id[0]) { /* after the retry line: a reset that fails to render ends it */
+            notify_event_t reset = {.kind = STORAGE_EVENT_RESET};
+            snprintf(reset.id, sizeof(reset.id), "%s", st->reset_id);
+            snprintf(reset.ref, sizeof(reset.ref), "%s", st->reset_after);
+            st->reset_id[0] = '\0';
+            if (!render(st, &reset))
+                return MHD_CONTENT_READER_END_WITH_ERROR;
             continue;
         }
         notify_event_t *ev = NULL;
@@ -677,8 +690,8 @@ void api_stream_get(api_req_t *r)
     }
     bool was_online = false;
     char tail[STORAGE_EVENT_ID_MAX];
-    int rc = storage_events_online(api->storage, r->caller.id, api->cfg->live.stream_grace_ms, last,
-                                   &was_online, tail);
+    storage_events_keep_t keep = keep_of(api);
+    int rc = storage_events_online(api->storage, r->caller.id, &keep, last, &was_online, tail);
     if (rc) {
         stream_free(st);
         api_storage_problem(r, rc, "user");
@@ -698,8 +711,12 @@ void api_stream_get(api_req_t *r)
      * seen and dropped. A reset, not a 400: EventSource gives up for good on an error, and
      * would resend that id on every reconnect until an event carries a new one. */
     bool resume = last && was_online && notify_id_cmp(last, tail) <= 0;
-    if (last && !resume)
+    if (last && !resume) {
         snprintf(st->reset_id, sizeof(st->reset_id), "%s", tail);
+        /* What the client missed is judged against its id when the log lapsed; an id beyond
+         * a log that exists was never handed out here, so what it saw cannot be told. */
+        snprintf(st->reset_after, sizeof(st->reset_after), "%s", was_online ? "" : last);
+    }
     notify_sub_hooks_t hooks = {park, wake, st};
     st->sub = notify_sub_open(api->hub, st->user, resume ? last : tail, &hooks);
     if (!st->sub) {

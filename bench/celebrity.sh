@@ -247,7 +247,8 @@ if [ "$CONNECTED" -gt 0 ]; then
   CLIENT_PID=$!
   wait_streams "$WORK/client.err"
   log "client: $(grep '^READY' "$WORK/client.out" || true)"
-  # Online means an event log ev:{user} exists: only then does a post reach the stream live.
+  # Online: an event log ev:{user} exists (made with the presence online:{user}, which a post
+  # needs to reach the stream live).
   deadline=$((SECONDS + 60))
   while online=$(R --scan --pattern 'ev:*' | grep -c . || true) && [ "$online" -lt "$CONNECTED" ]; do
     [ $SECONDS -lt $deadline ] || { log "after 60 s only $online of $CONNECTED users online; going on"; break; }

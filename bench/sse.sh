@@ -158,7 +158,8 @@ run_size() {
   wait_streams "$WORK/client.$n.err"
   ready_line=$(grep '^READY' "$WORK/client.$n.out" || true)
   log "client: $ready_line"
-  # every follower online (its event log ev:{user} exists, which publishing checks) and every
+  # every follower online (its event log ev:{user} exists, made with its presence online:{user},
+  # which publishing checks) and every
   # master's live channel (live:{k}, sharded pub/sub) subscribed: from here on a post reaches
   # the streams live, not from the log
   local online=0 subs=0 masters

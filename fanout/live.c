@@ -7,8 +7,8 @@
  *
  * Background work for the streams runs here too, spread so that it never lands at once:
  * heartbeats go to one slice of the streams per tick (HEARTBEAT_SLICES per period), and the
- * online marks of one slice of the users are renewed per tick (ONLINE_SLICES per refresh
- * period, itself well within the grace). Ten thousand streams woken at once, or ten thousand
+ * online marks (event log and presence) of one slice of the users are renewed per tick
+ * (ONLINE_SLICES per refresh period, itself well within the grace and the retention). Ten thousand streams woken at once, or ten thousand
  * users renewed in one synchronous batch, had been tens of milliseconds of CPU landing on
  * whatever post was being delivered.
  *
@@ -28,9 +28,10 @@
 
 #define HEARTBEAT_SLICES 16     /* heartbeats are spread over this many ticks per period */
 #define ONLINE_SLICES 30        /* so is the online refresh */
-#define ONLINE_REFRESH_MS 30000 /* at most; a third of the grace when that is shorter */
+#define ONLINE_REFRESH_MS 30000 /* at most; a third of the grace or retention when shorter */
 #define DEFAULT_HEARTBEAT_MS 15000
 #define DEFAULT_GRACE_MS 300000
+#define DEFAULT_RETENTION_MS 3600000
 #define REPORT_MAX 256
 
 struct fanout_live_s {
@@ -56,7 +57,8 @@ struct fanout_live_s {
 void fanout_live_config_defaults(fanout_live_config_t *cfg)
 {
     *cfg = (fanout_live_config_t){.heartbeat_ms = DEFAULT_HEARTBEAT_MS,
-                                  .stream_grace_ms = DEFAULT_GRACE_MS};
+                                  .stream_grace_ms = DEFAULT_GRACE_MS,
+                                  .stream_retention_ms = DEFAULT_RETENTION_MS};
 }
 
 void fanout__live_report(const fanout_live_config_t *cfg, int err, const char *fmt, ...)
@@ -123,7 +125,7 @@ static void on_refreshed(void *arg, int status)
 
 /* Keeps connected users marked online, so the engine logs and publishes their events. A
  * slice whose turn comes while the previous refresh is unanswered waits for the next tick
- * (the refresh period is a third of the grace, so a slow Redis costs no mark). */
+ * (the refresh period is a third of the grace or retention, so a slow Redis costs no mark). */
 static void on_online_timer(uv_timer_t *t)
 {
     fanout_live_t *l = t->data;
@@ -135,9 +137,9 @@ static void on_online_timer(uv_timer_t *t)
     if (!users)
         return;
     n = notify_hub_users(l->hub, slice, ONLINE_SLICES, users, n);
-    int rc =
-        n ? storage_events_refresh_async(l->sub, users, n, l->cfg.stream_grace_ms, on_refreshed, l)
-          : 0;
+    storage_events_keep_t keep = {.retention_ms = l->cfg.stream_retention_ms,
+                                  .grace_ms = l->cfg.stream_grace_ms};
+    int rc = n ? storage_events_refresh_async(l->sub, users, n, &keep, on_refreshed, l) : 0;
     if (n && rc == 0)
         l->refreshing = true;
     else if (rc)
@@ -158,10 +160,12 @@ static void start_timers(fanout_live_t *l)
     uv_timer_start(&l->ready_timer, on_ready_timer, 0, STORAGE_READINESS_PROBE_MS);
     uint64_t beat = (uint64_t)l->cfg.heartbeat_ms / HEARTBEAT_SLICES;
     uv_timer_start(&l->heartbeat_timer, on_heartbeat, beat ? beat : 1, beat ? beat : 1);
-    /* Refresh well within the grace, so a connected user never lapses offline. */
-    uint64_t refresh = (uint64_t)l->cfg.stream_grace_ms / 3 < ONLINE_REFRESH_MS
-                           ? (uint64_t)l->cfg.stream_grace_ms / 3
-                           : ONLINE_REFRESH_MS;
+    /* Refresh well within the grace and the retention, so a connected user never lapses
+     * offline and their log never lapses. */
+    uint64_t shorter = (uint64_t)l->cfg.stream_grace_ms < (uint64_t)l->cfg.stream_retention_ms
+                           ? (uint64_t)l->cfg.stream_grace_ms
+                           : (uint64_t)l->cfg.stream_retention_ms;
+    uint64_t refresh = shorter / 3 < ONLINE_REFRESH_MS ? shorter / 3 : ONLINE_REFRESH_MS;
     uint64_t tick = refresh / ONLINE_SLICES ? refresh / ONLINE_SLICES : 1;
     uv_timer_start(&l->online_timer, on_online_timer, tick, tick);
 }

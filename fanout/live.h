@@ -4,8 +4,9 @@
  * It subscribes every master's live channel and hands each event to the hub; it delivers
  * celebrities' posts to this process's streams (fanout/live_celebrity.c) and ends the
  * streams of revoked tokens (announced the same way); and it keeps the
- * streams healthy: a heartbeat for each stream every period, and the online marks of
- * connected users renewed well within the grace, both spread over slices of a period.
+ * streams healthy: a heartbeat for each stream every period, and the event logs and presence
+ * of connected users renewed well within the retention and the grace, both spread over
+ * slices of a period.
  * Failures go to the on_error hook: nothing below api/ writes a log line.
  */
 #ifndef TIDINGS_FANOUT_LIVE_H
@@ -17,8 +18,9 @@
 typedef struct fanout_live_s fanout_live_t;
 
 typedef struct fanout_live_config_s {
-    int heartbeat_ms;    /* each stream gets a heartbeat once per this period */
-    int stream_grace_ms; /* a user's event log outlives their last stream by this */
+    int heartbeat_ms;            /* each stream gets a heartbeat once per this period */
+    int stream_grace_ms;         /* a user counts as present this long after their last stream */
+    int64_t stream_retention_ms; /* a user's event log outlives their last stream by this */
     /* Hook to the layer above (may be NULL; thread: the live thread): something failed and
      * is retried or lost; err is a negative errno, what a lowercase sentence fragment. */
     void (*on_error)(void *arg, int err, const char *what);

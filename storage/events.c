@@ -1,15 +1,18 @@
 /* storage/events.c -- the live-event log and registry of connected users.
  *
- * Events go to users with a stream open (or closed within a grace period): their log
- * ev:{user} exists exactly then, since the stream's process creates it and keeps renewing
- * its expiry (the grace period). For each chunk of followers, one script per node appends
- * the event to each follower's log that exists (XADD NOMKSTREAM: offline followers cost one
- * call that writes nothing) and publishes the ids on the node's live channel (sharded
- * pub/sub), one message per call. Log ids are assigned at write time and so strictly
- * increase per user. A stream resumes from the log after its
- * Last-Event-ID with neither gap nor duplicate, because both paths carry the same ids.
- * A user offline past the grace period has no log for that time: a reconnect then gets a
- * reset instead of a silent gap.
+ * Events are logged for users with a stream open, or whose last stream closed within the
+ * retention (--stream-retention): their log ev:{user} exists exactly then, since the
+ * stream's process creates it and keeps renewing its expiry to the retention. Presence is
+ * apart from it, on the shorter grace (--stream-grace-ms): online:{user} exists while the
+ * user has a stream open and for the grace after. For each chunk of followers, one script
+ * per node appends the event to each follower's log that exists (XADD NOMKSTREAM: followers
+ * without a log cost one call that writes nothing) and publishes, on the node's live
+ * channel (sharded pub/sub), the ids of those present, one message per call: a user away
+ * for longer than the grace gets their events logged for a replay, but no process is told
+ * of them live. Log ids are assigned at write time and so strictly increase per user. A
+ * stream resumes from the log after its Last-Event-ID with neither gap nor duplicate,
+ * because both paths carry the same ids. A user away past the retention has no log for
+ * that time: a reconnect then gets a reset instead of a silent gap.
  */
 #include "storage/storage_async.h"
 #include "storage/storage_internal.h"
@@ -33,7 +36,8 @@
  * queued. A delete the post's own fan-out queued on finding it deleted (settled is set)
  * skips a user whose latest entry about the post since then is a delete: the first delete
  * job already followed the feed event there, and a second would repeat it. Entries written
- * before this format (fields k, r, j) are read as well. */
+ * before this format (fields k, r, j) are read as well. Only users present (online:{user})
+ * are in the message and the count returned; the others' entries wait in their logs. */
 static const char publish_script[] = SCRIPT_NODE_KEYS
     "local job = ARGV[4]\n"
     "local tail = ' ' .. job\n"
@@ -75,7 +79,7 @@ static const char publish_script[] = SCRIPT_NODE_KEYS
     "    else\n"
     "      id = redis.call('XADD', key, 'NOMKSTREAM', '*', 'e', entry)\n"
     "    end\n"
-    "    if id then\n"
+    "    if id and redis.call('EXISTS', 'online' .. string.sub(key, 3)) == 1 then\n"
     "      n = n + 1\n"
     "      parts[n] = string.sub(key, 5, -2) .. ':' .. id\n"
     "    end\n"
@@ -137,39 +141,43 @@ int storage_events_publish_announced(storage_async_t *sa, const storage_job_t *j
     return publish(sa, &rerun, users, n, kind, ref, true, NULL, cb, arg);
 }
 
-/* KEYS: ev:{user}…; ARGV: grace (see SCRIPT_NODE_KEYS). Renews each log's expiry, and makes
- * a log that lapsed exist again (an empty stream, made by creating an unused consumer group),
- * in one call per node: the live loop that sends it never waits on Redis. */
+/* KEYS: ev:{user}…; ARGV: retention grace (see SCRIPT_NODE_KEYS). Renews each log's expiry
+ * to the retention, and makes a log that lapsed exist again (an empty stream, made by
+ * creating an unused consumer group), and marks each user present for the grace, in one call
+ * per node: the live loop that sends it never waits on Redis. */
 static const char refresh_script[] =
     SCRIPT_NODE_KEYS "for i = 1, #KEYS do\n"
                      "  if redis.call('PEXPIRE', KEYS[i], ARGV[1]) == 0 then\n"
                      "    redis.call('XGROUP', 'CREATE', KEYS[i], 'live', '$', 'MKSTREAM')\n"
                      "    redis.call('PEXPIRE', KEYS[i], ARGV[1])\n"
                      "  end\n"
+                     "  redis.call('SET', 'online' .. string.sub(KEYS[i], 3), '1', 'PX', ARGV[2])\n"
                      "end\n"
                      "return 0\n";
 
-int storage_events_refresh_async(storage_async_t *sa, const uint64_t *users, size_t n, int grace_ms,
-                                 storage_status_cb cb, void *arg)
+int storage_events_refresh_async(storage_async_t *sa, const uint64_t *users, size_t n,
+                                 const storage_events_keep_t *keep, storage_status_cb cb, void *arg)
 {
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    char grace[16];
-    snprintf(grace, sizeof(grace), "%d", grace_ms);
-    const char *args[] = {grace};
-    storage_redis_group_eval_by_node(g, refresh_script, K_EVENTS, users, n, 1, args);
+    char retention[24], grace[24];
+    snprintf(retention, sizeof(retention), "%lld", (long long)keep->retention_ms);
+    snprintf(grace, sizeof(grace), "%lld", (long long)keep->grace_ms);
+    const char *args[] = {retention, grace};
+    storage_redis_group_eval_by_node(g, refresh_script, K_EVENTS, users, n, 2, args);
     return storage_redis_group_end(g);
 }
 
 /* ---- the stream's side (sync) ------------------------------------------------------------- */
 
-/* KEYS: ev; ARGV: grace floor. Returns {existed, last id handed out}. A log made anew (the
- * user was away past the grace) starts its ids above floor, the reader's last id, so a
- * reset to it is never behind the reader and every later event comes after it. Its first
- * entry is an "open" marker (readers skip it): the first entry of a stream costs Redis
- * twice a later one (it lays out the node), and paid here, on connect, it is not paid by
- * the first fan-out to reach ten thousand freshly connected followers. */
+/* KEYS: ev online; ARGV: retention floor grace. Returns {existed, last id handed out}. A log
+ * made anew (the user was away past the retention) starts its ids above floor, the reader's
+ * last id, so a reset to it is never behind the reader and every later event comes after
+ * it. Its first entry is an "open" marker (readers skip it): the first entry of a stream
+ * costs Redis twice a later one (it lays out the node), and paid here, on connect, it is not
+ * paid by the first fan-out to reach ten thousand freshly connected followers. The user is
+ * present from now on (live events are published for them), for the grace. */
 #define OPEN_NAME "open" /* STORAGE_EVENT_OPEN's name */
 static const char online_script[] =
     "local existed = redis.call('EXISTS', KEYS[1])\n"
@@ -179,6 +187,7 @@ static const char online_script[] =
     "  redis.call('XADD', KEYS[1], '*', 'e', '" OPEN_NAME "  ')\n"
     "end\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"
+    "redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])\n"
     "local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"
     "for i = 1, #info - 1, 2 do\n"
     "  if info[i] == 'last-generated-id' then return {existed, info[i + 1]} end\n"
@@ -192,17 +201,25 @@ static bool plausible_floor(const char *id)
     return ms <= storage__now_ms() + 1000;
 }
 
-int storage_events_online(storage_t *s, uint64_t user, int grace_ms, const char *floor,
-                          bool *was_online, char tail[STORAGE_EVENT_ID_MAX])
+int storage_events_online(storage_t *s, uint64_t user, const storage_events_keep_t *keep,
+                          const char *floor, bool *was_online, char tail[STORAGE_EVENT_ID_MAX])
 {
-    char key[40], grace[16];
+    char key[40], online[40], retention[24], grace[24];
     snprintf(key, sizeof(key), K_EVENTS, (ull)user);
-    snprintf(grace, sizeof(grace), "%d", grace_ms);
-    const char *argv[] = {"EVAL", online_script, "1",
-                          key,    grace,         floor && plausible_floor(floor) ? floor : ""};
+    snprintf(online, sizeof(online), K_ONLINE, (ull)user);
+    snprintf(retention, sizeof(retention), "%lld", (long long)keep->retention_ms);
+    snprintf(grace, sizeof(grace), "%lld", (long long)keep->grace_ms);
+    const char *argv[] = {"EVAL",
+                          online_script,
+                          "2",
+                          key,
+                          online,
+                          retention,
+                          floor && plausible_floor(floor) ? floor : "",
+                          grace};
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
-    storage_redis_batch_addargv(&b, 6, argv, NULL);
+    storage_redis_batch_addargv(&b, 8, argv, NULL);
     int rc = storage_redis_batch_run(&b);
     const redisReply *r = rc == 0 ? b.r[0] : NULL;
     if (rc == 0 && (storage_redis_is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||

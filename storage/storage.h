@@ -328,6 +328,9 @@ int storage_notification_get(storage_t *s, uint64_t user, const char *group,
 /* Marks every group with activity up to up_to read (never beyond the newest): the
  * notifications marker, moved by storage_markers_move with no token. */
 int storage_notifications_mark_read(storage_t *s, uint64_t user, uint64_t up_to);
+/* The newest group's last activity (notification_newest.c) into *id; 0 when user has none.
+ * One round trip on user's slot. */
+int storage_notification_newest(storage_t *s, uint64_t user, uint64_t *id);
 
 /* ---- markers (markers.c) -------------------------------------------------------------------
  * Where a user stopped reading, shared by their devices: home, a post id of their home
@@ -373,8 +376,9 @@ int storage_idempotency_claim(storage_t *s, uint64_t user, const char *key, cons
                               uint64_t new_id, uint64_t *existing_id, bool *same_request);
 
 /* ---- live events (events.c) -------------------------------------------------------------
- * A user's events are logged (capped) and published while they have a stream open, or
- * closed within the grace period; the log lets a stream resume without gap or duplicate. */
+ * A user's events are logged (capped) while they have a stream open, or closed within the
+ * retention, and published live while they have one open or closed within the grace; the log
+ * lets a stream resume without gap or duplicate. */
 #define STORAGE_EVENT_ID_MAX 48
 /* What an event says, parsed where the wire text is read (the log reader, the subscriber):
  * callers compare these, never the names. */
@@ -402,12 +406,19 @@ typedef struct storage_event_s {
     char ref[96]; /* see storage_event_kind_t */
 } storage_event_t;
 
-/* Marks user connected for grace_ms more (their event log exists until then);
- * *was_online tells whether they already were (so events since their last stream are all
- * in the log), tail is the newest id the log has handed out. A log made anew gives ids
- * above floor (the reader's Last-Event-ID; NULL: none). */
-int storage_events_online(storage_t *s, uint64_t user, int grace_ms, const char *floor,
-                          bool *was_online, char tail[STORAGE_EVENT_ID_MAX]);
+/* How long a user's live state outlives their last stream (--stream-retention and
+ * --stream-grace-ms). */
+typedef struct storage_events_keep_s {
+    int64_t retention_ms; /* the event log: a reconnect within it replays what was missed */
+    int64_t grace_ms;     /* presence: events are published live to the user's processes */
+} storage_events_keep_t;
+
+/* Marks user connected: their event log exists for keep's retention more and they are
+ * present for its grace; *was_online tells whether the log existed (so events since their
+ * last stream are all in it), tail is the newest id the log has handed out. A log made anew
+ * gives ids above floor (the reader's Last-Event-ID; NULL: none). keep is borrowed. */
+int storage_events_online(storage_t *s, uint64_t user, const storage_events_keep_t *keep,
+                          const char *floor, bool *was_online, char tail[STORAGE_EVENT_ID_MAX]);
 /* (Connected users' marks are extended by storage_events_refresh_async, on the live loop.) */
 /* The newest id the user's log has handed out, "0-0" when none. */
 int storage_events_tail(storage_t *s, uint64_t user, char id[STORAGE_EVENT_ID_MAX]);

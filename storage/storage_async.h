@@ -225,23 +225,25 @@ int storage_action_holds(storage_async_t *sa, const storage_job_t *job, storage_
                          void *arg);
 
 /* ---- live events (events.c; announcements: celebrity_live.c) ----------------------------- */
-/* Logs and publishes an event of kind (feed, delete or notification) about ref to each of
- * users that is connected, on
- * behalf of job. A job handed out again (its first run died or stalled) publishes to no
+/* Logs an event of kind (feed, delete or notification) about ref for each of users whose
+ * log exists (connected, or within the retention), and publishes it live to those present
+ * (connected, or within the grace), on behalf of job. A job handed out again (its first run died or stalled) publishes to no
  * user whose log already holds the event from an earlier run, so streams see it once.
  * A delete job with retract_after_ms set skips a user whose latest event about ref since
  * then is a delete: the first delete job reached them after the post's feed event.
- * When published is not NULL, the number of users it went to is added to *published
- * before cb runs. */
+ * When published is not NULL, the number of users it was published to live is added to
+ * *published before cb runs. */
 int storage_events_publish(storage_async_t *sa, const storage_job_t *job, const uint64_t *users,
                            size_t n, storage_event_kind_t kind, const char *ref, size_t *published,
                            storage_status_cb cb, void *arg);
 
-/* Extends the online mark of each of users by grace_ms (storage_events_online's; a log that
- * lapsed is made again, empty) without blocking the loop: one script per node, one callback
- * once every node answered. users is borrowed for the call. */
-int storage_events_refresh_async(storage_async_t *sa, const uint64_t *users, size_t n, int grace_ms,
-                                 storage_status_cb cb, void *arg);
+/* Keeps each of users (connected) as storage_events_online does: their log for keep's
+ * retention more (a log that lapsed is made again, empty), their presence for its grace,
+ * without blocking the loop: one script per node, one callback once every node answered.
+ * users and keep are borrowed for the call. */
+int storage_events_refresh_async(storage_async_t *sa, const uint64_t *users, size_t n,
+                                 const storage_events_keep_t *keep, storage_status_cb cb,
+                                 void *arg);
 
 /* Celebrities' posts reach connected followers by announcement (celebrity_live.c): each
  * process logs and publishes kind/ref for its own connected followers of job's author,

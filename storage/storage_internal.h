@@ -71,8 +71,12 @@
                                         * the notifications marker (markers.c) */
 #define K_MARKER_HOME "mk:{%llu}" /* string: the home marker, a post id (markers.c) */
 #define K_EVENTS                                                                                   \
-    "ev:{%llu}"            /* stream: the user's live events (log for replay); it
-                                        * exists while the user has a stream, plus a grace */
+    "ev:{%llu}" /* stream: the user's live events (log for replay); it
+                                        * exists while the user has a stream, plus the
+                                        * retention (--stream-retention) */
+#define K_ONLINE                                                                                   \
+    "online:{%llu}"        /* string: presence, set while the user has a stream, plus the grace
+                      * (--stream-grace-ms): events are published live to those only */
 #define EVENTS_MAXLEN 1000 /* events kept per user for replay */
 /* hash: until (ms, Redis' clock) dirty (1: a change came inside the window): the user's
  * window of at most one counts event (SCRIPT_COUNTS); expires */

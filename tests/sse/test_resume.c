@@ -1,6 +1,6 @@
 /* tests/sse/test_resume.c -- reconnecting with Last-Event-ID: replay without gap or duplicate
  * (also while posts keep arriving), a reset when the cursor is older than what the server
- * kept (past --stream-grace-ms, or trimmed from the capped log), and 400 for ids the server
+ * kept (past --stream-retention, or trimmed from the capped log), and 400 for ids the server
  * never sends. */
 #include "tests/sse/sx.h"
 
@@ -235,10 +235,11 @@ static void expect_reset(ts_sse_t *c, char *id, size_t size)
     ts_sse_item_clear(&ev);
 }
 
-Test(sse_resume, a_cursor_older_than_the_grace_gets_reset)
+Test(sse_resume, a_cursor_older_than_the_retention_gets_reset)
 {
     ts_user_t reader, author;
-    const char *const flags[] = {"--stream-grace-ms", "2000", "--heartbeat", "1", NULL};
+    const char *const flags[] = {
+        "--stream-grace-ms", "2000", "--stream-retention", "2", "--heartbeat", "1", NULL};
     ts_sse_t *c = sx_reader_of(&srv, flags, "stale", &reader, &author);
     ts_feed_t g = {0};
     char post[24];
@@ -246,7 +247,7 @@ Test(sse_resume, a_cursor_older_than_the_grace_gets_reset)
     ts_feed_read(c, &g, SX_WAIT_MS, "the post before leaving");
     ts_sse_close(c);
     wait_no_streams(srv.port);
-    ts_sleep_ms(2000 + 700); /* past the grace: the reader is offline */
+    ts_sleep_ms(2000 + 700); /* past the retention: the reader's log is gone */
 
     char unseen[24];
     ts_post(srv.port, &author, "posted while the reader was offline", unseen);
