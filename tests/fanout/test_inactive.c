@@ -374,3 +374,70 @@ Test(inactive, rebuild_job_survives_its_worker_dying)
     ts_redis_close(c);
     ts_redis_cleanup(&redis);
 }
+
+/* Waits up to 20 s for u's timeline to stop rebuilding (read on port). */
+static bool wait_rebuilt(int port, const ts_user_t *u)
+{
+    uint64_t until = ts_now_ms() + 20000;
+    while (ts_now_ms() < until) {
+        json_t *p = page(port, u, NULL);
+        bool done = !rebuilding(p);
+        json_decref(p);
+        if (done)
+            return true;
+        ts_sleep_ms(50);
+    }
+    return false;
+}
+
+Test(inactive, a_user_who_follows_nobody_is_rebuilt_to_their_own_posts)
+{
+    redis.aof = false;
+    ts_redis_start_like_fixture(&redis);
+    redisContext *c = ts_redis_connect(redis.port);
+    ts_server_t s;
+    start_at(&s, 0, true, NULL);
+    ts_user_t u;
+    ts_register(s.port, "alone", &u);
+    uint64_t own = ts_post(s.port, &u, "my own", NULL);
+    wait_idle(c);
+    ts_server_stop_clean(&s, 20000);
+
+    start_at(&s, 40, false, NULL);
+    json_t *p = page(s.port, &u, NULL);
+    cr_assert(rebuilding(p));
+    json_decref(p);
+    ts_server_t engine;
+    start_at(&engine, 40, true, NULL);
+    cr_assert(wait_rebuilt(s.port, &u), "a rebuild with nothing to write still ends");
+    uint64_t ids[4];
+    cr_assert_eq(ts_timeline(s.port, &u, PAGE, ids, NULL, 4), 1);
+    cr_assert_eq(ids[0], own, "the user's own post stays");
+    cr_assert_eq(ts_redis_int(c, "EXISTS rebuild:{%llu}", (unsigned long long)u.num), 0);
+    ts_server_stop_clean(&engine, 20000);
+    ts_server_stop_clean(&s, 20000);
+    ts_redis_close(c);
+    ts_redis_cleanup(&redis);
+}
+
+Test(inactive, a_rebuild_job_without_a_user_is_dead_lettered)
+{
+    redis.aof = false;
+    ts_redis_start_like_fixture(&redis);
+    redisContext *c = ts_redis_connect(redis.port);
+    ts_server_t s;
+    start_at(&s, 0, true, NULL);
+    freeReplyObject(ts_redis_cmd_ok(c, "XADD fanout:{0} * kind rebuild at 1"));
+    wait_idle(c);
+    redisReply *r = ts_redis_cmd_ok(c, "XRANGE fanout:dead - +");
+    cr_assert_eq(r->elements, 1, "the malformed job went to the dead letters");
+    bool why = false;
+    const redisReply *fields = r->element[0]->element[1];
+    for (size_t k = 0; k < fields->elements; k++)
+        why |= strstr(fields->element[k]->str, "no user") != NULL;
+    cr_assert(why, "the dead letter says why");
+    freeReplyObject(r);
+    ts_server_stop_clean(&s, 20000);
+    ts_redis_close(c);
+    ts_redis_cleanup(&redis);
+}
