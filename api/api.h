@@ -22,6 +22,7 @@ typedef struct api_s {
     storage_t *storage;      /* borrowed */
     api_metrics_t metrics;
     struct api_auth_cache_s *auth_cache;
+    struct api_seen_s *seen;      /* whom this process marked seen lately (seen.c) */
     const fanout_stats_t *fanout; /* borrowed; NULL when this process runs no engine */
     notify_hub_t *hub;            /* borrowed: live streams */
     struct api_render_cache_s *render_cache;
@@ -144,6 +145,14 @@ int api_token_new(uint64_t user, uint64_t token_id, char token[API_TOKEN_MAX], u
 /* Forgets this process's cached verifications of token_id of user (0: every token of the
  * user's), so that a revoked token is asked of Redis again at its next use. Thread: any. */
 void api_auth_forget(api_t *api, uint64_t user, uint64_t token_id);
+/* ---- last seen (seen.c) ------------------------------------------------------------------ */
+int api_seen_create(api_t *api);
+void api_seen_destroy(api_t *api);
+/* Marks the authenticated caller seen (at most once an hour per user and process; storage
+ * decides whether the time is written) and, when they come back after --inactive-days,
+ * queues their timeline's rebuild. Best effort: a failure is logged, never answered. */
+void api_seen(api_req_t *r);
+
 /* Checks the bearer token; sets r->caller, or a 401 problem and returns false. */
 bool api_authenticate(api_req_t *r);
 /* The same for a token that came another way (the stream's access_token). */

@@ -65,11 +65,12 @@ int api_auth_create(api_t *api)
     if (!api->auth_cache)
         return -ENOMEM;
     pthread_mutex_init(&api->auth_cache->mu, NULL);
-    return 0;
+    return api_seen_create(api);
 }
 
 void api_auth_destroy(api_t *api)
 {
+    api_seen_destroy(api);
     if (api->auth_cache) {
         pthread_mutex_destroy(&api->auth_cache->mu);
         free(api->auth_cache);
@@ -251,8 +252,10 @@ bool api_authenticate_token(api_req_t *r, const char *token)
     }
     uint8_t digest[32], stored[32];
     sha256(token, strlen(token), digest);
-    if (cache_get(r->api->auth_cache, digest, &r->caller, &r->caller_token))
+    if (cache_get(r->api->auth_cache, digest, &r->caller, &r->caller_token)) {
+        api_seen(r);
         return true;
+    }
     uint64_t token_expires_ms;
     int rc = token_credentials(r, id, token_id, stored, &token_expires_ms);
     bool matches = rc == 0 && CRYPTO_memcmp(stored, digest, 32) == 0;
@@ -260,6 +263,7 @@ bool api_authenticate_token(api_req_t *r, const char *token)
     if (matches && !expired) {
         r->caller_token = token_id;
         cache_put(r->api->auth_cache, digest, &r->caller, token_id, token_expires_ms);
+        api_seen(r);
         return true;
     }
     memset(&r->caller, 0, sizeof(r->caller));
@@ -304,6 +308,7 @@ bool api_authenticate_ticket(api_req_t *r, const char *ticket)
         rc = storage_profiles_get(r->api->storage, &user, 1, &r->caller);
     if (rc == 0 && r->caller.id == user) {
         r->caller_token = token_id;
+        api_seen(r);
         return true;
     }
     memset(&r->caller, 0, sizeof(r->caller));

@@ -61,6 +61,8 @@ enum {
     OPT_RATE_LIMITS,
     OPT_MAX_FOLLOWING,
     OPT_MAX_MENTIONS,
+    OPT_INACTIVE_DAYS,
+    OPT_CLOCK_OFFSET_MS,
     OPT_RATE_CLASS, /* OPT_RATE_CLASS + api_rate_class_t: --rate-publish … */
     OPT_RATE_CLASS_END = OPT_RATE_CLASS + API_RATE_CLASSES,
 };
@@ -103,6 +105,8 @@ static const struct option options[] = {
     {"rate-limits", required_argument, NULL, OPT_RATE_LIMITS},
     {"max-following", required_argument, NULL, OPT_MAX_FOLLOWING},
     {"max-mentions", required_argument, NULL, OPT_MAX_MENTIONS},
+    {"inactive-days", required_argument, NULL, OPT_INACTIVE_DAYS},
+    {"clock-offset-ms", required_argument, NULL, OPT_CLOCK_OFFSET_MS},
     {"rate-publish", required_argument, NULL, OPT_RATE_CLASS + API_RATE_PUBLISH},
     {"rate-interact", required_argument, NULL, OPT_RATE_CLASS + API_RATE_INTERACT},
     {"rate-follow", required_argument, NULL, OPT_RATE_CLASS + API_RATE_FOLLOW},
@@ -136,6 +140,10 @@ static const char usage[] =
     "  --refollow-window S          a re-follow within S seconds notifies no more (86400; 0: off)\n"
     "  --handle-quarantine-days D   a left user's handle is free again after D days (30; a\n"
     "                               fraction for less than a day; 0: at once)\n"
+    "  --inactive-days N            followers not seen for N days get no timeline entries;\n"
+    "                               their first request queues a rebuild (30; 0: off)\n"
+    "  --clock-offset-ms MS         run the clock MS ahead of the wall clock, for tests of\n"
+    "                               time passing; never behind, as ids are time-ordered (0)\n"
     "  --max-body BYTES             largest request body accepted, 413 beyond (65536)\n"
     "  --log-level LEVEL            debug, info, warn or error (info)\n"
     "  --log-format FORMAT          text or json (text)\n"
@@ -311,6 +319,14 @@ static int apply(api_config_t *cfg, int opt, const char *value)
         cfg->handle_quarantine_s = days > 0 && s < 1 ? 1 : s;
         return 0;
     }
+    case OPT_INACTIVE_DAYS:
+        rc = parse_int(name, value, 0, 3650, &v);
+        cfg->fanout.inactive_days = (int)v;
+        break;
+    case OPT_CLOCK_OFFSET_MS:
+        rc = parse_int(name, value, 0, 10L * 366 * 86400 * 1000, &v);
+        cfg->clock_offset_ms = v;
+        break;
     case OPT_REFOLLOW_WINDOW:
         rc = parse_int(name, value, 0, 366L * 86400, &v);
         cfg->fanout.refollow_window_s = (int)v;

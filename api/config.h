@@ -39,13 +39,14 @@ typedef struct api_config_s {
     long handle_quarantine_s; /* --handle-quarantine-days, in seconds: a left handle's rest */
     int max_following; /* --max-following: accounts one user may follow, 409 beyond; 0 no cap */
     int max_mentions; /* --max-mentions: mentioned users a post notifies, 0..STORAGE_MENTIONS_MAX */
+    long clock_offset_ms; /* --clock-offset-ms: the data model's clock runs this far ahead */
 
     /* Each module's own configuration, filled by its _defaults() (one default per setting)
      * and then by the flags that belong to it. */
     storage_config_t storage;  /* --fanout-shards; url and pool_size are set by main.c */
     fanout_config_t fanout;    /* --fanout-jobs, --fanout-in-flight, --timeline-max,
                                  --notifications-max, --celebrity-threshold, --claim-idle-ms,
-                                 --refollow-window */
+                                 --refollow-window, --inactive-days */
     fanout_live_config_t live; /* --heartbeat, --stream-grace-ms, --stream-retention */
     notify_config_t notify;    /* --max-streams, --max-streams-per-user, --stream-buffer */
 } api_config_t;

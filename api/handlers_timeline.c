@@ -1,5 +1,8 @@
-/* api/handlers_timeline.c -- the Timeline tag: the caller's home timeline. */
+/* api/handlers_timeline.c -- the Timeline tag: the caller's home timeline, and whether it is
+ * being rebuilt for a user back after --inactive-days (storage/seen.h). */
 #include "api/api.h"
+
+#include <errno.h>
 
 void api_timeline_get(api_req_t *r)
 {
@@ -19,6 +22,16 @@ void api_timeline_get(api_req_t *r)
     api_hydrate_t opt = {.reposted_by = tl.reposted_by,
                          .viewer = r->caller.id,
                          .hide = STORAGE_REL_BLOCK | STORAGE_REL_MUTES};
-    api_reply_posts(r, tl.page.ids, tl.page.n, &opt, tl.page.next_cursor);
+    json_t *items = json_array();
+    rc = items ? api_posts_hydrate(r->api, tl.page.ids, tl.page.n, &opt, items) : -ENOMEM;
+    if (rc) {
+        api_storage_problem(r, rc, "post");
+        json_decref(items);
+    } else {
+        /* Always present: a client tells "more is coming" from "this is all" without guessing. */
+        json_t *body = api_list_json(items, tl.page.next_cursor);
+        json_object_set_new(body, "rebuilding", json_boolean(tl.rebuilding));
+        api_reply_json(r, 200, body);
+    }
     storage_timeline_free(&tl);
 }

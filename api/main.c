@@ -199,6 +199,7 @@ static int start(tidings_t *app)
             app->cfg.data_dir);
     }
     storage_config_t *scfg = &app->cfg.storage;
+    storage_clock_offset_set((uint64_t)app->cfg.clock_offset_ms);
     scfg->url = url;
     scfg->pool_size = app->cfg.threads * 2 + 4; /* every HTTP thread may hold two at once */
     app->storage = storage_create(scfg);

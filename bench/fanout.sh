@@ -17,7 +17,10 @@
 #   wait up to this many seconds for a second with under QUIET_CORES (0.25) cores busy),
 #   TIDINGS_LOG (tidings' stderr; default a file in the work directory, removed at exit),
 #   RESULTS (append one "fanout followers=N seconds=T writes_per_s=W baseline=B" line per
-#   fan-out to this file, for bench/cluster.sh)
+#   fan-out to this file, for bench/cluster.sh), FOLLOWERS_SEEN (when the made-up followers
+#   were last seen, seen:{id}: unset, none written (never inactive); "now", active; "old",
+#   60 days ago, inactive: the fan-out skips them), TIDINGS_INACTIVE_DAYS (the server's
+#   --inactive-days, read from the environment; 0: skipping off)
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -84,14 +87,19 @@ register() { # handle -> "id token"
     python3 -c 'import sys,json; d=json.load(sys.stdin); print(d["user"]["id"], d["token"])'
 }
 add_followers() { # author n first-follower-id
-  python3 - "$REDIS_URL" "$1" "$2" "$3" <<'PY'
-import sys
+  python3 - "$REDIS_URL" "$1" "$2" "$3" "${FOLLOWERS_SEEN:-}" <<'PY'
+import sys, time
 from redis_route import Router
-url, author, n, first = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+url, author, n, first, seen = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 key = "followers:{%s}" % author
 sent, errors, err = Router(url).pipeline(("ZADD", key, i + 1, first + i) for i in range(n))
 if errors:
     sys.exit("follower edges: %d of %d failed: %s" % (errors, sent, err))
+if seen:
+    at = int(time.time() * 1000) - (0 if seen == "now" else 60 * 86400000)
+    sent, errors, err = Router(url).pipeline(("SET", "seen:{%d}" % (first + i), at) for i in range(n))
+    if errors:
+        sys.exit("seen keys: %d of %d failed: %s" % (errors, sent, err))
 PY
 }
 post() { # token text -> post id
@@ -100,14 +108,24 @@ post() { # token text -> post id
 }
 # Publishes through HTTP and polls Redis (one kept-open connection per node) until the last
 # follower's timeline holds the post and the queue is empty; prints the seconds.
+# With FOLLOWERS_SEEN=old no timeline gets the post: it waits for every queue shard to empty.
 measure() { # token last-follower
-  python3 - "$HPORT" "$REDIS_URL" "$1" "$2" <<'PY'
+  python3 - "$HPORT" "$REDIS_URL" "$1" "$2" "${FOLLOWERS_SEEN:-}" <<'PY'
 import http.client, json, sys, time
 from redis_route import Router, encode
-hport, url, token, last = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+hport, url, token, last, seen = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 r = Router(url)
 tl, queue = "tl:{%s}" % last, "fanout:{0}"
+def drained(pid):
+    for k in range(4):
+        node = r.node_of("fanout:{%d}" % k)
+        node.send(encode(("XLEN", "fanout:{%d}" % k)))
+        if node.reply() != 0:
+            return False
+    return True
 def ask(pid):
+    if seen == "old":
+        return drained(pid)
     # both questions in flight at once, even when the keys live on two nodes
     a, b = r.node_of(tl), r.node_of(queue)
     a.send(encode(("ZSCORE", tl, pid)))

@@ -45,6 +45,7 @@ void fanout_config_defaults(fanout_config_t *cfg)
     cfg->max_attempts = 5;
     cfg->block_ms = 1000;
     cfg->stats_interval_ms = 2000;
+    cfg->inactive_days = 30;
 }
 
 static uint64_t now_ms(void)

@@ -29,6 +29,8 @@ typedef struct fanout_config_s {
     int max_attempts;        /* deliveries before a job is dead-lettered */
     int block_ms;            /* how long one stream read waits for new jobs */
     int stats_interval_ms;   /* how often queue length and age are sampled */
+    int inactive_days;       /* --inactive-days: followers not seen for this long get no
+                              * timeline entries, rebuilt when they return; 0: off */
     /* The synchronous storage (borrowed) on which the thread pool runs erasure jobs, whose
      * walks over a user's every index are straight-line code (fanout/job_erase.c). NULL: an
      * erasure job waits (fails, and is retried) until a process that has one takes it. */

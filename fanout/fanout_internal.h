@@ -128,6 +128,9 @@ void fanout__yield(fanout__job_t *j, uint64_t ms);
 /* job_erase.c: runs the erasure stage of j (kind erase or erase_rest) on libuv's thread pool
  * with the synchronous storage; cb(j, status) on the loop when it ends. 0 when started. */
 int fanout__erase_run(fanout__job_t *j, void (*cb)(void *arg, int status));
+/* job_rebuild.c: runs the timeline rebuild of j (kind rebuild) on libuv's thread pool and
+ * calls cb(j, status) on the loop; the same contract as fanout__erase_run. */
+int fanout__rebuild_run(fanout__job_t *j, void (*cb)(void *arg, int status));
 
 /* job.c */
 void fanout__job_start(fanout__job_t *j);

@@ -218,6 +218,16 @@ static const uint64_t *without_muted(const fanout__job_t *j, const uint64_t *use
 /* Sends the writes of one chunk of users, and the live events of those connected. Returns
  * the chunk's write operation's send status (counted by the caller), -ENODATA when the chunk
  * has no such operation. */
+#define DAY_MS (86400ull * 1000)
+
+/* Followers last seen before this get no timeline entries (0: --inactive-days 0, everyone
+ * does); their first read rebuilds the timeline (fanout/job_rebuild.c). */
+static uint64_t seen_after(const fanout_t *f)
+{
+    uint64_t span = (uint64_t)f->cfg.inactive_days * DAY_MS, now = storage_now_ms();
+    return f->cfg.inactive_days > 0 && now > span ? now - span : 0;
+}
+
 static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
 {
     fanout_t *f = j->f;
@@ -235,7 +245,7 @@ static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
     case STORAGE_JOB_UNREPOST:
         return storage_repost_entries(f->sa, job->post, job->author, job->actor, job->event_id,
                                       users, n, job->kind == STORAGE_JOB_REPOST,
-                                      f->cfg.timeline_max, on_written, j);
+                                      f->cfg.timeline_max, seen_after(f), on_written, j);
     default:
         break;
     }
@@ -251,7 +261,8 @@ static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
         if (!j->published)
             sent_event(j, storage_events_publish(f->sa, job, to, n, STORAGE_EVENT_FEED, ref,
                                                  &j->events_logged, on_published, j));
-        rc = storage_timelines_add(f->sa, job->post, to, n, f->cfg.timeline_max, on_written, j);
+        rc = storage_timelines_add(f->sa, job->post, to, n, f->cfg.timeline_max, seen_after(f),
+                                   on_written, j);
         if (rc == 0)
             j->timelines_sent += n;
     }
@@ -457,7 +468,7 @@ static void on_post_state(void *arg, int status, const storage_post_state_t *st)
     sent(j, job->kind == STORAGE_JOB_DELETE
                 ? storage_timelines_remove(f->sa, job->post, &author, 1, on_written, j)
                 : storage_timelines_add(f->sa, job->post, &author, 1, f->cfg.timeline_max,
-                                        on_written, j));
+                                        seen_after(f), on_written, j));
     advance(j);
 }
 
@@ -505,6 +516,8 @@ static const char *malformed(const storage_job_t *job)
     case STORAGE_JOB_ERASE:
     case STORAGE_JOB_ERASE_REST:
         return job->author ? NULL : "malformed job: no author";
+    case STORAGE_JOB_REBUILD:
+        return job->user ? NULL : "malformed job: no user";
     default:
         return "malformed job: unknown kind";
     }
@@ -573,6 +586,9 @@ static void send_writes(fanout__job_t *j)
     case STORAGE_JOB_ERASE: /* a user leaving: one long step, off the loop */
     case STORAGE_JOB_ERASE_REST:
         sent_event(j, fanout__erase_run(j, on_published));
+        break;
+    case STORAGE_JOB_REBUILD: /* a user back after a while: one step, off the loop */
+        sent_event(j, fanout__rebuild_run(j, on_published));
         break;
     default: /* unblock: the block's effects are not undone (follows stay ended) */
         break;

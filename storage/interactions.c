@@ -140,12 +140,19 @@ static int write_interaction(storage_t *s, bool repost, uint64_t user, uint64_t 
     else
         storage_redis_batch_add(&b, repost ? "ZREM " K_REPOSTED " %llu" : "ZREM " K_LIKED " %llu",
                                 (ull)user, (ull)post);
+    uint64_t at = storage_id_next(s);
     if (repost)
         storage_redis_batch_add(&b,
                                 on ? "SADD " K_REPOSTS_OF " %llu" : "SREM " K_REPOSTS_OF " %llu",
                                 (ull)user, (ull)author, (ull)post);
+    /* The repost's own id, its score in followers' timelines, for a timeline rebuild (NX: a
+     * repost made again writes no second entry, so it keeps the first one's). */
+    if (repost && on)
+        storage_redis_batch_add(&b, "ZADD " K_REPOSTED_AT " NX %llu %llu", (ull)user, (ull)at,
+                                (ull)post);
+    else if (repost)
+        storage_redis_batch_add(&b, "ZREM " K_REPOSTED_AT " %llu", (ull)user, (ull)post);
     storage_redis_batch_barrier(&b);
-    uint64_t at = storage_id_next(s);
     storage__job_enqueue(&b, storage__shard(s, user), at, 0,
                          "kind %s%s post %llu actor %llu author %llu at %llu", on ? "" : "un", kind,
                          (ull)post, (ull)user, (ull)author, (ull)at);

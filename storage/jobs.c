@@ -38,13 +38,13 @@ static void op_free(jobs_op_t *op)
     free(op);
 }
 
-static const char *kind_names[] = {"",        "post",   "delete", "follow",   "unfollow",
-                                   "like",    "unlike", "repost", "unrepost", "block",
-                                   "unblock", "mute",   "unmute", "erase",    "erase_rest"};
+static const char *kind_names[] = {"",       "post",   "delete",     "follow", "unfollow", "like",
+                                   "unlike", "repost", "unrepost",   "block",  "unblock",  "mute",
+                                   "unmute", "erase",  "erase_rest", "rebuild"};
 
 static storage_job_kind_t parse_kind(const redisReply *v)
 {
-    for (int k = STORAGE_JOB_POST; k <= STORAGE_JOB_ERASE_REST; k++)
+    for (int k = STORAGE_JOB_POST; k <= STORAGE_JOB_REBUILD; k++)
         if (v->type == REDIS_REPLY_STRING && strcmp(v->str, kind_names[k]) == 0)
             return (storage_job_kind_t)k;
     return STORAGE_JOB_UNKNOWN;

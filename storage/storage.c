@@ -14,11 +14,26 @@
 #include <string.h>
 #include <time.h>
 
-uint64_t storage__now_ms(void)
+/* The one clock of the data model (ids, last seen, inactivity, delivery times), moved forward
+ * by --clock-offset-ms: set once before any thread starts, read by all. */
+static _Atomic uint64_t clock_offset_ms;
+
+void storage_clock_offset_set(uint64_t offset_ms)
+{
+    atomic_store(&clock_offset_ms, offset_ms);
+}
+
+uint64_t storage_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 +
+           atomic_load_explicit(&clock_offset_ms, memory_order_relaxed);
+}
+
+uint64_t storage__now_ms(void)
+{
+    return storage_now_ms();
 }
 
 static storage_redis_config_t redis_config(const storage_config_t *cfg)

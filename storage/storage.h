@@ -36,6 +36,14 @@ typedef struct storage_config_s {
 /* Fills in the defaults. */
 void storage_config_defaults(storage_config_t *cfg);
 
+/* Moves the data model's clock offset_ms ahead of the wall clock (--clock-offset-ms, for tests
+ * that need a server weeks in the future). Never backwards: ids are time-ordered, and a clock
+ * behind ids already minted would break their order. Thread: any, once, before the modules
+ * start. */
+void storage_clock_offset_set(uint64_t offset_ms);
+/* Milliseconds since the Unix epoch on that clock. Thread: any. */
+uint64_t storage_now_ms(void);
+
 /* Returns new storage or NULL on a bad URL or no memory. Does not connect yet. */
 storage_t *storage_create(const storage_config_t *cfg);
 void storage_destroy(storage_t *s);
@@ -357,6 +365,7 @@ bool storage_marker_event_parse(const char *ref, uint64_t *token, storage_marker
 typedef struct storage_timeline_s {
     storage_page_t page;   /* post ids, newest entry first; next_cursor is an entry score */
     uint64_t *reposted_by; /* per entry: who reposted it into this timeline, or 0 */
+    bool rebuilding;       /* a rebuild job is refilling it (storage/seen.h): more may come */
 } storage_timeline_t;
 void storage_timeline_free(storage_timeline_t *t);
 

@@ -55,6 +55,7 @@ typedef enum {
     STORAGE_JOB_UNMUTE,
     STORAGE_JOB_ERASE,      /* author: the user leaving; stage 1, their posts (storage/erase.h) */
     STORAGE_JOB_ERASE_REST, /* author: stage 2, everything else */
+    STORAGE_JOB_REBUILD,    /* user: refill a returning user's home timeline (storage/seen.h) */
 } storage_job_kind_t;
 
 typedef struct storage_job_s {
@@ -135,10 +136,12 @@ int storage_followers_chunk(storage_async_t *sa, uint64_t author, uint64_t curso
                             storage_ids_cb cb, void *arg);
 
 /* Adds post to each follower's timeline (idempotent), trimming them to timeline_max now
- * and then rather than on every insert (reads trim exactly). One callback when every
+ * and then rather than on every insert (reads trim exactly). A follower last seen before
+ * seen_after_ms (0: nobody) is skipped: inactive (storage/seen.h). One callback when every
  * write is confirmed. */
 int storage_timelines_add(storage_async_t *sa, uint64_t post, const uint64_t *users, size_t n,
-                          int timeline_max, storage_status_cb cb, void *arg);
+                          int timeline_max, uint64_t seen_after_ms, storage_status_cb cb,
+                          void *arg);
 /* Removes post from each user's timeline. */
 int storage_timelines_remove(storage_async_t *sa, uint64_t post, const uint64_t *users, size_t n,
                              storage_status_cb cb, void *arg);
@@ -173,10 +176,12 @@ int storage_celebrity_followers_add(storage_async_t *sa, uint64_t author, const 
 
 /* Adds (or removes) post of author as reposted by reposter to users' timelines at score; a
  * user who already has the post, or blocked, was blocked by or muted author or reposter,
- * gets nothing, and removal only takes this repost's entries. */
+ * gets nothing, one last seen before seen_after_ms (0: nobody) only the live event, and
+ * removal only takes this repost's entries. */
 int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, uint64_t reposter,
                            uint64_t score, const uint64_t *users, size_t n, bool add,
-                           int timeline_max, storage_status_cb cb, void *arg);
+                           int timeline_max, uint64_t seen_after_ms, storage_status_cb cb,
+                           void *arg);
 
 /* ---- notification groups, written by the engine (notification_write.c) -----------------
  * group is "like:<post>", "repost:<post>", "follow:<yyyymmdd>", "reply:<post>" or

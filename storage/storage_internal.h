@@ -55,6 +55,16 @@
 #define K_LIKED "liked:{%llu}"          /* zset: posts the user likes, scored by post id */
 #define K_REPOSTED "reposted:{%llu}"    /* zset: posts the user reposted, scored by post id */
 #define K_POSTS_DELETED "dposts:{%llu}" /* zset: the author's deleted posts (tombstones) */
+/* zset: posts the user reposted, scored by the repost's id (its score in followers' timelines),
+ * so a timeline rebuild orders them as the fan-out did (timeline_rebuild.c) */
+#define K_REPOSTED_AT "rpat:{%llu}"
+/* string: when the user was last seen (ms), written at most once an hour (seen.c); absent for
+ * users from before it: never taken for inactive. The timeline-write scripts read it as
+ * "seen:" .. the timeline key's tag, on the timeline's slot. */
+#define K_SEEN "seen:{%llu}"
+/* string: the user's home timeline is being rebuilt (a rebuild job is queued or running);
+ * deleted by the job, expires (REBUILD_MARK_MS) should the job never come */
+#define K_REBUILD "rebuild:{%llu}"
 #define K_DELIVERY "delivery:{%llu}" /* hash: where a post's fan-out stands (delivery.c); a day */
 #define K_BLOCKS "blocks:{%llu}"     /* zset: users this user blocked, scored by edge id */
 #define K_BLOCKED_BY "blockedby:{%llu}" /* zset: users who blocked this user */

@@ -165,11 +165,11 @@ static int reread(storage_t *s, source_t *src, size_t n_src, uint64_t floor, siz
 }
 
 /* Reads the sources of one page and merges them into page (room for limit + 1); returns 0
- * with *got set, or a negative errno. The timeline (trimmed first) and the celebrities
- * followed come in one round trip; the celebrities' posts sit on their own
+ * with *got set, or a negative errno. The timeline (trimmed first), the celebrities
+ * followed and whether a rebuild is under way come in one round trip; the celebrities' posts sit on their own
  * slots, so they take a second, one pipeline per node (and rarely a third: reread). */
 static int read_page(storage_t *s, uint64_t user, const char *max, size_t limit, int timeline_max,
-                     entry_t *page, size_t *got)
+                     entry_t *page, size_t *got, bool *rebuilding)
 {
     static const char trim_script[] = SCRIPT_TRIM_TIMELINE "return trim_timeline(KEYS[1], "
                                                            "KEYS[2], ARGV[1])\n";
@@ -189,9 +189,11 @@ static int read_page(storage_t *s, uint64_t user, const char *max, size_t limit,
     storage_redis_batch_add(&b, "ZREVRANGEBYSCORE " K_TIMELINE " %s -inf WITHSCORES LIMIT 0 %llu",
                             (ull)user, max, (ull)want);
     storage_redis_batch_add(&b, "SMEMBERS " K_CELEB_FOLLOWS, (ull)user);
+    storage_redis_batch_add(&b, "EXISTS " K_REBUILD, (ull)user);
     int rc = storage_redis_batch_run_checked(&b);
     if (rc)
         goto out;
+    *rebuilding = storage_redis_int(b.r[3]) == 1;
     const redisReply *celebs = b.r[2];
     size_t k = first_read(celebs->elements, want);
     src = calloc(1 + celebs->elements, sizeof(*src));
@@ -251,7 +253,8 @@ int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t l
         snprintf(max, sizeof(max), "(%llu", (ull)cursor);
     size_t unique = 0;
     entry_t *e = malloc((limit + 1) * sizeof(*e));
-    int rc = e ? read_page(s, user, max, limit, timeline_max, e, &unique) : -ENOMEM;
+    int rc =
+        e ? read_page(s, user, max, limit, timeline_max, e, &unique, &out->rebuilding) : -ENOMEM;
     if (rc)
         goto fail;
     size_t keep = unique > limit ? limit : unique;

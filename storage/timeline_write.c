@@ -184,28 +184,46 @@ int storage_followers_chunk(storage_async_t *sa, uint64_t author, uint64_t curso
  * thus holds a few entries over --timeline-max between trims; the read path trims exactly
  * before it reads. A trim also drops the reposted-by fields of the entries it drops: rb:{user}
  * is named from tl:{user} ("tl:" + the tag), the same slot. On Redis Cluster the chunk becomes
- * one call per node (storage_redis_group_eval_by_node). */
+ * one call per node (storage_redis_group_eval_by_node). ARGV[4] (0: off) skips followers whose
+ * seen:{user} (same tag, same slot: no extra round trip) is older: they are inactive, and
+ * their first read rebuilds the timeline (timeline_rebuild.c). One MGET reads the chunk's
+ * seen keys, which measured no slower than a GET per follower and faster in two runs of three
+ * (bench/seen_check.py, docs/architecture.md). A Redis Cluster node refuses an MGET over many
+ * slots inside a script (CROSSSLOT), so there the script falls back to a GET each. */
 static const char add_script[] = SCRIPT_NODE_KEYS SCRIPT_TRIM_TIMELINE
-    "for _, key in ipairs(KEYS) do\n"
-    "  redis.call('ZADD', key, ARGV[1], ARGV[1])\n"
-    "  if ARGV[3] == '1' then trim_timeline(key, 'rb:' .. string.sub(key, 4), ARGV[2]) end\n"
+    "local cutoff, seen = tonumber(ARGV[4]), {}\n"
+    "if cutoff > 0 then\n"
+    "  local names = {}\n"
+    "  for i, key in ipairs(KEYS) do names[i] = 'seen:' .. string.sub(key, 4) end\n"
+    "  seen = redis.pcall('MGET', unpack(names))\n"
+    "  if seen.err then\n" /* a cluster node refuses keys of many slots in one command */
+    "    seen = {}\n"
+    "    for i, name in ipairs(names) do seen[i] = redis.call('GET', name) end\n"
+    "  end\n"
+    "end\n"
+    "for i, key in ipairs(KEYS) do\n"
+    "  if not seen[i] or tonumber(seen[i]) >= cutoff then\n"
+    "    redis.call('ZADD', key, ARGV[1], ARGV[1])\n"
+    "    if ARGV[3] == '1' then trim_timeline(key, 'rb:' .. string.sub(key, 4), ARGV[2]) end\n"
+    "  end\n"
     "end\n"
     "return #KEYS\n";
 
 #define TRIM_EVERY 8
 
 int storage_timelines_add(storage_async_t *sa, uint64_t post, const uint64_t *users, size_t n,
-                          int timeline_max, storage_status_cb cb, void *arg)
+                          int timeline_max, uint64_t seen_after_ms, storage_status_cb cb, void *arg)
 {
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    char p[24], max[16];
+    char p[24], max[16], cutoff[24];
     snprintf(p, sizeof(p), "%llu", (ull)post);
     snprintf(max, sizeof(max), "%d", timeline_max);
+    snprintf(cutoff, sizeof(cutoff), "%llu", (ull)seen_after_ms);
     bool trim = storage_id_time_ms(post) % TRIM_EVERY == 0;
-    const char *args[] = {p, max, trim ? "1" : "0"};
-    storage_redis_group_eval_by_node(g, add_script, K_TIMELINE, users, n, 3, args);
+    const char *args[] = {p, max, trim ? "1" : "0", cutoff};
+    storage_redis_group_eval_by_node(g, add_script, K_TIMELINE, users, n, 4, args);
     return storage_redis_group_end(g);
 }
 
@@ -245,18 +263,24 @@ int storage_celebrity_followers_add(storage_async_t *sa, uint64_t author, const 
 
 /* ---- repost entries ---------------------------------------------------------------------- */
 
-/* KEYS: tl rb ev blocks blockedby mutes; ARGV: score post reposter timeline-max now
- * maxlen channel user author. A user who has the post already gets no second copy (no
- * reposted_by, no live event); nor does one who blocked, was blocked by or muted the
- * author or the reposter. */
+/* KEYS: tl rb ev blocks blockedby mutes seen; ARGV: score post reposter timeline-max now
+ * maxlen channel user author seen-after. A user who has the post already gets no second copy
+ * (no reposted_by, no live event); nor does one who blocked, was blocked by or muted the
+ * author or the reposter. A user not seen since seen-after (0: off) gets the live event but no
+ * entry: their first read rebuilds the timeline. */
 static const char repost_add_script[] = SCRIPT_TRIM_TIMELINE
     "for _, who in ipairs({ARGV[9], ARGV[3]}) do\n"
     "  if redis.call('ZSCORE', KEYS[4], who) or redis.call('ZSCORE', KEYS[5], who)\n"
     "     or redis.call('ZSCORE', KEYS[6], who) then return 0 end\n"
     "end\n"
-    "if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2]) == 1 then\n"
-    "  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])\n"
-    "  trim_timeline(KEYS[1], KEYS[2], ARGV[4])\n"
+    "local cutoff = tonumber(ARGV[10])\n"
+    "local seen = cutoff > 0 and redis.call('GET', KEYS[7])\n"
+    "local inactive = seen and tonumber(seen) < cutoff\n"
+    "if inactive or redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2]) == 1 then\n"
+    "  if not inactive then\n"
+    "    redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])\n"
+    "    trim_timeline(KEYS[1], KEYS[2], ARGV[4])\n"
+    "  end\n"
     "  local ref = ARGV[2] .. ':' .. ARGV[3]\n"
     "  local id = redis.call('XADD', KEYS[3], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[6], '*',\n"
     "                        'k', 'feed', 'r', ref)\n"
@@ -276,10 +300,12 @@ static const char repost_remove_script[] =
 
 int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, uint64_t reposter,
                            uint64_t score, const uint64_t *users, size_t n, bool add,
-                           int timeline_max, storage_status_cb cb, void *arg)
+                           int timeline_max, uint64_t seen_after_ms, storage_status_cb cb,
+                           void *arg)
 {
-    char p[24], r[24], sc[24], maxbuf[16], now[24], evmax[16], au[24];
+    char p[24], r[24], sc[24], maxbuf[16], now[24], evmax[16], au[24], cutoff[24];
     snprintf(au, sizeof(au), "%llu", (ull)author);
+    snprintf(cutoff, sizeof(cutoff), "%llu", (ull)seen_after_ms);
     snprintf(now, sizeof(now), "%llu", (ull)storage__now_ms());
     snprintf(evmax, sizeof(evmax), "%d", EVENTS_MAXLEN);
     snprintf(p, sizeof(p), "%llu", (ull)post);
@@ -292,7 +318,9 @@ int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, 
     if (!g)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        char tl[40], rb[40], ev[40], channel[40], user[24], blocks[40], blockedby[40], mutes[40];
+        char tl[40], rb[40], ev[40], channel[40], user[24], blocks[40], blockedby[40], mutes[40],
+            seen[40];
+        snprintf(seen, sizeof(seen), K_SEEN, (ull)users[i]);
         snprintf(blocks, sizeof(blocks), K_BLOCKS, (ull)users[i]);
         snprintf(blockedby, sizeof(blockedby), K_BLOCKED_BY, (ull)users[i]);
         snprintf(mutes, sizeof(mutes), K_MUTES, (ull)users[i]);
@@ -304,15 +332,16 @@ int storage_repost_entries(storage_async_t *sa, uint64_t post, uint64_t author, 
                                    sizeof(channel));
         snprintf(user, sizeof(user), "%llu", (ull)users[i]);
         if (add) {
-            const char *argv[] = {"EVAL", repost_add_script,
-                                  "6",    tl,
-                                  rb,     ev,
-                                  blocks, blockedby,
-                                  mutes,  sc,
-                                  p,      r,
-                                  maxbuf, now,
-                                  evmax,  channel,
-                                  user,   au};
+            const char *argv[] = {"EVAL",  repost_add_script,
+                                  "7",     tl,
+                                  rb,      ev,
+                                  blocks,  blockedby,
+                                  mutes,   seen,
+                                  sc,      p,
+                                  r,       maxbuf,
+                                  now,     evmax,
+                                  channel, user,
+                                  au,      cutoff};
             storage_redis_group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
         } else {
             const char *argv[] = {"EVAL", repost_remove_script, "2", tl, rb, p, r};

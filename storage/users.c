@@ -84,6 +84,8 @@ int storage_user_create(storage_t *s, uint64_t id, const char *handle, const cha
     else
         storage_redis_batch_add(&b, "HSET " K_USER " handle %s display_name %s created %llu",
                                 (ull)id, handle, display_name, (ull)created);
+    /* Seen at registration (storage/seen.c): a user who never comes back turns inactive. */
+    storage_redis_batch_add(&b, "SET " K_SEEN " %llu", (ull)id, (ull)created);
     storage__handle_index_add(&b, lower, id);
     int rc = storage_redis_batch_run_checked(&b);
     bool claimed = rc == 0 && b.r[0]->type == REDIS_REPLY_STATUS;
@@ -102,6 +104,7 @@ int storage_user_create(storage_t *s, uint64_t id, const char *handle, const cha
         if (!ours) {
             storage_redis_batch_init(&b, s->redis);
             storage_redis_batch_add(&b, "DEL " K_USER, (ull)id);
+            storage_redis_batch_add(&b, "DEL " K_SEEN, (ull)id);
             storage__handle_index_del(&b, lower, id);
             (void)storage_redis_batch_run(&b);
             storage_redis_batch_free(&b);

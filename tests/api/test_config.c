@@ -232,3 +232,25 @@ Test(config, log_levels_parse_by_name)
     cr_expect_eq(log_level_parse(""), -1);
     cr_expect_eq(log_level_parse("warning"), -1);
 }
+
+Test(config, inactive_days_and_the_clock_offset)
+{
+    api_config_t cfg;
+    cr_assert_eq(parse(&cfg, ARGV("--threads", "2")), 0);
+    cr_expect_eq(cfg.fanout.inactive_days, 30, "followers go inactive after 30 days by default");
+    cr_expect_eq(cfg.clock_offset_ms, 0);
+    cr_assert_eq(parse(&cfg, ARGV("--inactive-days", "0", "--clock-offset-ms", "2678400000")), 0);
+    cr_expect_eq(cfg.fanout.inactive_days, 0, "0 turns skipping off");
+    cr_expect_eq(cfg.clock_offset_ms, 2678400000L, "31 days ahead");
+    setenv("TIDINGS_CLOCK_OFFSET_MS", "5000", 1);
+    setenv("TIDINGS_INACTIVE_DAYS", "7", 1);
+    cr_assert_eq(parse(&cfg, ARGV("--threads", "2")), 0);
+    cr_expect_eq(cfg.clock_offset_ms, 5000);
+    cr_expect_eq(cfg.fanout.inactive_days, 7);
+    clean_env();
+    cr_redirect_stderr();
+    cr_expect_eq(parse(&cfg, ARGV("--clock-offset-ms", "-1")), -EINVAL,
+                 "a clock behind the wall clock would mint ids behind old ones");
+    cr_expect_eq(parse(&cfg, ARGV("--inactive-days", "-3")), -EINVAL);
+    cr_expect_eq(parse(&cfg, ARGV("--inactive-days", "3651")), -EINVAL);
+}
