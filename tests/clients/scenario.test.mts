@@ -148,11 +148,19 @@ class Relay {
 
 // ---- the event stream, through the `eventsource` package -----------------------------------
 
-type StreamEvent =
-  | { type: 'feed'; id: string; post: Post }
-  | { type: 'notification'; id: string; notification: Notification }
-  | { type: 'delete'; id: string; postId: string }
-  | { type: 'reset'; id: string };
+// The stream's events as the spec types them: its `text/event-stream` schema is the union
+// StreamEvent, discriminated by `event`, and the generated file carries it; nothing here
+// restates it. EVENT_NAMES must name every member once (tsc fails on a missing or unknown
+// name), so the listeners below follow the spec as it grows.
+type StreamEvent = paths['/v1/stream']['get']['responses'][200]['content']['text/event-stream'];
+type EventName = StreamEvent['event'];
+type EventOf<N extends EventName> = Extract<StreamEvent, { event: N }>;
+const EVENT_NAMES: Record<EventName, true> = {
+  feed: true, delete: true, notification: true, notification_removed: true,
+  counts: true, marker: true, reset: true, revoked: true,
+};
+// An event's id (`revoked`, a stream's last event, has none).
+const idOf = (e: StreamEvent): string => ('id' in e ? e.id : '');
 
 // Opens GET /v1/stream with ?access_token= (as a browser's EventSource must) and collects its
 // events. lastEventId, when given, is sent as the Last-Event-ID header of the first request.
@@ -173,43 +181,40 @@ class Stream {
     });
     this.es.addEventListener('open', () => { this.opens++; });
     this.es.addEventListener('error', (e) => { this.errors.push(String(e.message ?? 'error')); });
-    const on = (type: string, event: (id: string, data: string) => StreamEvent) =>
-      this.es.addEventListener(type, (e) => { this.events.push(event(e.lastEventId, e.data)); });
-    on('feed', (id, data) => ({ type: 'feed', id, post: JSON.parse(data) as Post }));
-    on('notification', (id, data) => ({ type: 'notification', id, notification: JSON.parse(data) as Notification }));
-    on('delete', (id, data) => ({ type: 'delete', id, postId: (JSON.parse(data) as { id: string }).id }));
-    on('reset', (id) => ({ type: 'reset', id }));
+    for (const name of Object.keys(EVENT_NAMES) as EventName[]) {
+      this.es.addEventListener(name, (e) => {
+        const ev = { event: name, data: JSON.parse(e.data) as unknown, ...(name === 'revoked' ? {} : { id: e.lastEventId }) };
+        this.events.push(ev as StreamEvent);
+      });
+    }
+  }
+
+  // The first event named name that matches, within ms.
+  first<N extends EventName>(name: N, what: string, ms: number, match: (e: EventOf<N>) => boolean): Promise<EventOf<N>> {
+    return waitFor(what, ms, () =>
+      this.events.find((e): e is EventOf<N> => e.event === name && match(e as EventOf<N>)));
   }
 
   opened(ms = 10000): Promise<true> {
     return waitFor('the stream to open', ms, () => (this.es.readyState === this.es.OPEN ? true : undefined));
   }
 
-  feed(postId: string, ms = 15000): Promise<Post> {
-    return waitFor(`a feed event for post ${postId}`, ms, () => {
-      const ev = this.events.find((e) => e.type === 'feed' && e.post.id === postId);
-      return ev && ev.type === 'feed' ? ev.post : undefined;
-    });
+  async feed(postId: string, ms = 15000): Promise<Post> {
+    return (await this.first('feed', `a feed event for post ${postId}`, ms, (e) => e.data.id === postId)).data;
   }
 
-  deleted(postId: string, ms = 15000): Promise<string> {
-    return waitFor(`a delete event for post ${postId}`, ms, () => {
-      const ev = this.events.find((e) => e.type === 'delete' && e.postId === postId);
-      return ev?.id;
-    });
+  async deleted(postId: string, ms = 15000): Promise<string> {
+    return (await this.first('delete', `a delete event for post ${postId}`, ms, (e) => e.data.id === postId)).id;
   }
 
-  notification(type: NotificationType, ms = 15000): Promise<Notification> {
-    return waitFor(`a ${type} notification event`, ms, () => {
-      const ev = this.events.find((e) => e.type === 'notification' && e.notification.type === type);
-      return ev && ev.type === 'notification' ? ev.notification : undefined;
-    });
+  async notification(type: NotificationType, ms = 15000): Promise<Notification> {
+    return (await this.first('notification', `a ${type} notification event`, ms, (e) => e.data.type === type)).data;
   }
 
   lastId(): string {
     const last = this.events[this.events.length - 1];
     assert.ok(last, 'no event received yet');
-    return last.id;
+    return idOf(last);
   }
 
   close(): void {
@@ -227,8 +232,8 @@ function compareEventIds(a: string, b: string): number {
 
 function assertOrderedUnique(events: StreamEvent[], what: string): void {
   for (let i = 1; i < events.length; i++) {
-    assert.ok(compareEventIds(events[i - 1].id, events[i].id) < 0,
-      `${what}: event ${events[i].id} (${events[i].type}) does not come after ${events[i - 1].id}: ` +
+    assert.ok(compareEventIds(idOf(events[i - 1]), idOf(events[i])) < 0,
+      `${what}: event ${idOf(events[i])} (${events[i].event}) does not come after ${idOf(events[i - 1])}: ` +
       `a duplicate or out of order`);
   }
 }
@@ -423,7 +428,7 @@ describe('a TypeScript client generated from openapi.yaml', () => {
     const head = relay.heads.slice(headsBefore).find((h) => h.startsWith('GET /v1/stream'));
     assert.ok(head, 'the reconnect went through the relay');
     assert.match(head, new RegExp(`^last-event-id: ${before}$`, 'im'), 'EventSource sent Last-Event-ID');
-    assert.ok(bobStream.events.slice(seen).every((e) => compareEventIds(e.id, before) > 0), 'nothing replayed twice');
+    assert.ok(bobStream.events.slice(seen).every((e) => compareEventIds(idOf(e), before) > 0), 'nothing replayed twice');
     assertOrderedUnique(bobStream.events, 'bob\'s stream across the reconnect');
   });
 
@@ -436,8 +441,8 @@ describe('a TypeScript client generated from openapi.yaml', () => {
     const resumed = new Stream(`${BASE}/v1/stream`, bob.token, mark);
     streams.push(resumed);
     await resumed.deleted(late.id);
-    assert.ok(resumed.events.every((e) => compareEventIds(e.id, mark) > 0), 'only events after Last-Event-ID');
-    assert.equal(resumed.events.filter((e) => e.type === 'feed').length, 0, 'no feed event replayed twice');
+    assert.ok(resumed.events.every((e) => compareEventIds(idOf(e), mark) > 0), 'only events after Last-Event-ID');
+    assert.equal(resumed.events.filter((e) => e.event === 'feed').length, 0, 'no feed event replayed twice');
 
     // And one deleted while the stream is open arrives live.
     const d = await ana.api.DELETE('/v1/posts/{id}', { params: { path: { id: hello.id } } });
