@@ -91,6 +91,9 @@ function forAjv(schema, strict) {
 function makeAjv(strict) {
   const ajv = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true });
   addFormats(ajv);
+  // OpenAPI's `discriminator` (on StreamEvent) is a hint to generators; the oneOf of `const`
+  // event names validates without it.
+  ajv.addVocabulary(['discriminator']);
   ajv.addSchema({ $id: SPEC_ID, $defs: forAjv(spec.components?.schemas ?? {}, strict) });
   return ajv;
 }
@@ -328,7 +331,16 @@ describe('the spec', () => {
     const checkExamples = (holder, schema, what, strict) => {
       if (!schema) return;
       validator(schema, strict);
-      if ('example' in holder) {
+      if ('example' in holder && what.includes('text/event-stream')) {
+        // The example is the wire text; the schema is one event (StreamEvent): each of its
+        // frames with an `event:` line must be a valid event.
+        for (const frame of holder.example.split('\n\n')) {
+          const f = Object.fromEntries(frame.split('\n').filter((l) => /^(id|event|data): /.test(l))
+            .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
+          if (f.event) assertValid(schema, { event: f.event, id: f.id, data: JSON.parse(f.data) }, `${what} example frame`, strict);
+        }
+        examples++;
+      } else if ('example' in holder) {
         assertValid(schema, holder.example, `${what} example`, strict);
         examples++;
       }
@@ -1380,6 +1392,81 @@ describe('the server', () => {
     for (const bad of ['x', '1', '-1', '1-', '1-2-3']) {
       expectStatus(await api('GET', '/v1/stream', { token: reader.token, headers: { 'Last-Event-ID': bad } }), 400);
     }
+  });
+
+  test('Stream: every event of the StreamEvent union arrives and validates against its member', async () => {
+    const suffix = Math.random().toString(36).slice(2, 10);
+    const reg = async (name) => expectStatus(await api('POST', '/v1/users', { json: { handle: `${name}_${suffix}` } }), 201);
+    const author = await reg('ea');
+    const reader = await reg('er');
+    const phone = expectStatus(await api('POST', '/v1/tokens', { token: reader.token, json: { name: 'phone' } }), 201);
+    const doomed = expectStatus(await api('POST', '/v1/tokens', { token: reader.token, json: { name: 'old laptop' } }), 201);
+    expectStatus(await api('PUT', '/v1/users/{id}/follow', { params: { id: author.user.id }, token: reader.token }), 204);
+    // A raw stream: every frame with an `event:` line, as {event, id?, data}.
+    const open = (token, headers = {}) => {
+      const s = { text: '', events: [], ended: false };
+      s.req = http.request({ host: base.hostname, port: base.port, method: 'GET', agent: false, headers,
+        path: `/v1/stream?access_token=${encodeURIComponent(token)}` });
+      s.req.on('response', (res) => {
+        res.setEncoding('utf8');
+        res.on('data', (chunk) => {
+          s.text += chunk;
+          let cut;
+          while ((cut = s.text.indexOf('\n\n')) >= 0) {
+            const frame = s.text.slice(0, cut);
+            s.text = s.text.slice(cut + 2);
+            const f = Object.fromEntries(frame.split('\n').filter((l) => !l.startsWith(':'))
+              .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
+            if (f.event) s.events.push({ event: f.event, ...('id' in f ? { id: f.id } : {}), data: JSON.parse(f.data) });
+          }
+        });
+        res.on('end', () => { s.ended = true; });
+        res.on('error', () => {});
+      });
+      s.req.on('error', () => {});
+      s.req.end();
+      return s;
+    };
+    const until = async (s, what, pred) => {
+      const deadline = Date.now() + 20000;
+      for (;;) {
+        const ev = s.events.find(pred);
+        if (ev) return ev;
+        assert.ok(Date.now() < deadline, `no ${what} within 20 s; got ${s.events.map((e) => e.event).join(', ')}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    const main = open(reader.token);
+    const old = open(doomed.token);
+    await until(main, 'open stream', () => true).catch(() => {}); // nothing yet: just let it open
+    await new Promise((r) => setTimeout(r, 300));
+    const mine = expectStatus(await api('POST', '/v1/posts', { token: reader.token, json: { text: 'like me' } }), 202);
+    const theirs = expectStatus(await api('POST', '/v1/posts', { token: author.token, json: { text: 'to all' } }), 202);
+    await until(main, 'feed event', (e) => e.event === 'feed' && e.data.id === theirs.id);
+    expectStatus(await api('PUT', '/v1/posts/{id}/like', { params: { id: mine.id }, token: author.token }), 204);
+    await until(main, 'notification event', (e) => e.event === 'notification' && e.data.type === 'like');
+    await until(main, 'counts event', (e) => e.event === 'counts' && e.data.notifications_unread === 1);
+    expectStatus(await api('DELETE', '/v1/posts/{id}/like', { params: { id: mine.id }, token: author.token }), 204);
+    await until(main, 'notification_removed event', (e) => e.event === 'notification_removed' && e.data.group_key === `like:${mine.id}`);
+    expectStatus(await api('PUT', '/v1/markers', { token: phone.token, json: { home: theirs.id } }), 200);
+    await until(main, 'marker event', (e) => e.event === 'marker' && e.data.home === theirs.id);
+    expectStatus(await api('DELETE', '/v1/posts/{id}', { params: { id: theirs.id }, token: author.token }), 204);
+    await until(main, 'delete event', (e) => e.event === 'delete' && e.data.id === theirs.id);
+    expectStatus(await api('DELETE', '/v1/tokens/{id}', { params: { id: doomed.id }, token: reader.token }), 204);
+    await until(old, 'revoked event', (e) => e.event === 'revoked');
+    const future = open(reader.token, { 'Last-Event-ID': `${Date.now() + 3600000}-0` });
+    await until(future, 'reset event', (e) => e.event === 'reset');
+    for (const s of [main, old, future]) s.req.destroy();
+    const union = spec.components.schemas.StreamEvent;
+    const names = Object.keys(union.discriminator.mapping);
+    const seen = new Set();
+    for (const ev of [...main.events, ...old.events, ...future.events]) {
+      assertValid(union, ev, `the ${ev.event} event`);
+      assert.ok(names.includes(ev.event), `event ${ev.event} is not in StreamEvent`);
+      seen.add(ev.event);
+    }
+    assert.deepEqual([...seen].sort(), [...names].sort(), 'every StreamEvent member was seen');
+    assert.equal(union.oneOf.length, names.length, 'one union member per mapped name');
   });
 
   test('covered every operation and the documented error statuses', (t) => {
