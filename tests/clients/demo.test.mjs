@@ -9,7 +9,9 @@
 // /v1/users/search) and follows her from the suggestions; Ana sees the follow arrive; Ana posts
 // and the post appears on Bob's page through EventSource, with no timeline request in between
 // (so it came live, not from a refetch); Bob likes and replies, and Ana's notifications update
-// live. Both pages are screenshotted into TIDINGS_DEMO_OUT, and each screenshot is decoded and
+// live. A second window of Ana's shows the same unread badge, both go up live on a repost, and
+// marking read in one window clears the other from its stream alone (no request of its own).
+// Both pages are screenshotted into TIDINGS_DEMO_OUT, and each screenshot is decoded and
 // must not be blank (pixel variance, number of colours). Any uncaught page error fails the test.
 // Every wait is bounded.
 import { after, before, describe, test } from 'node:test';
@@ -188,10 +190,38 @@ describe('the demo page', () => {
     assert.notEqual(await ana.page.textContent('#unread'), '0');
   });
 
-  test('ana marks her notifications read', async () => {
+  // A second window of ana's (same profile, so the same stored token).
+  let anaWindow2;
+  const window2Requests = [];
+  test("a second window of ana's shows the same live unread badge", async () => {
+    anaWindow2 = await ana.context.newPage();
+    anaWindow2.on('pageerror', (e) => ana.problems.push(`ana window 2: page error: ${e.message}`));
+    anaWindow2.on('console', (m) => { if (m.type() === 'error') ana.problems.push(`ana window 2: console error: ${m.text()}`); });
+    anaWindow2.on('request', (r) => window2Requests.push(`${r.method()} ${new URL(r.url()).pathname}`));
+    await anaWindow2.goto(BASE, { waitUntil: 'load', timeout: WAIT });
+    await anaWindow2.waitForSelector('#stream-status[data-state="live"]');
+    await anaWindow2.waitForSelector('#unread:not([hidden])');
+    assert.equal(await anaWindow2.textContent('#unread'), await ana.page.textContent('#unread'));
+    // Bob reposts ana's post, a new group: both badges go up live.
+    const before = Number(await ana.page.textContent('#unread'));
+    await bob.page.locator('#timeline .post', { hasText: `this is Tidings live (${suffix})` })
+      .locator('button', { hasText: '↻' }).click();
+    for (const w of [ana.page, anaWindow2]) {
+      await w.waitForFunction((n) => Number(document.querySelector('#unread').textContent) === n, before + 1, { timeout: WAIT });
+    }
+  });
+
+  test('ana marks her notifications read in one window; the other follows live', async () => {
+    const asked = window2Requests.length;
     await ana.page.click('#mark-read');
     await ana.page.waitForSelector('#unread[hidden]', { state: 'attached' });
     assert.equal(await ana.page.locator('#notifications .notification.unread').count(), 0);
+    // The other window hears it on its stream (counts and marker), with no request of its own.
+    await anaWindow2.waitForSelector('#unread[hidden]', { state: 'attached' });
+    await anaWindow2.waitForFunction(() => document.querySelectorAll('#notifications .notification.unread').length === 0,
+      null, { timeout: WAIT });
+    const since = window2Requests.slice(asked).filter((r) => r.includes('/v1/notifications'));
+    assert.deepEqual(since, [], 'the second window kept in step from its stream alone');
   });
 
   test('screenshots of both pages are not blank', async (t) => {
