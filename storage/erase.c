@@ -17,7 +17,7 @@
  *
  * Not reached: idempotency keys (idem:{user}:<key>, gone within 24 h) and rate-limit buckets
  * (rl:{user}:<class>, gone when full), which are named by keys nobody lists; events in other
- * users' stream logs (a repost's "feed <post>:<user>", gone with the log's grace period); and
+ * users' stream logs (a repost's "feed <post>:<user>", gone with the log's retention, --stream-retention); and
  * posts deleted before the deleted-posts index existed.
  */
 #include "storage/erase.h"

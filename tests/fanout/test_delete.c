@@ -129,7 +129,7 @@ Test(delete, racing_its_fanout_retracts_once_per_connected_follower)
     const uint64_t base = 5000000, connected[] = {base, base + 9999, base + FOLLOWERS - 1};
     redisContext *c = ts_redis_connect(redis.port);
     ts_add_followers(c, a.num, base, FOLLOWERS, 1);
-    for (size_t i = 0; i < 3; i++) /* a log that exists is a connected user (storage/events.c) */
+    for (size_t i = 0; i < 3; i++) /* a log that exists gets the event (storage/events.c) */
         freeReplyObject(
             ts_redis_cmd_ok(c, "XADD ev:{%llu} * e open", (unsigned long long)connected[i]));
 
