@@ -266,44 +266,54 @@ int storage_group_remove(storage_async_t *sa, uint64_t target, const char *group
     return storage_redis_group_end(g);
 }
 
-int storage_group_drop(storage_async_t *sa, uint64_t user, const char *group, storage_status_cb cb,
-                       void *arg)
+/* The keys and arguments of a user's inbox that the drop and scrub scripts take. */
+typedef struct inbox_args_s {
+    char nt[40], ev[40], nr[40], cw[40], prefix[40], maxlen[16], channel[40], user[24];
+} inbox_args_t;
+
+static void inbox_args(storage_async_t *sa, uint64_t user, inbox_args_t *k)
 {
-    char nt[40], ev[40], ng[160], prefix[40], maxlen[16], channel[40], u[24], nr[40], cw[40];
-    key(nt, sizeof(nt), K_NOTIFS, user);
-    key(nr, sizeof(nr), K_NOTIF_READ, user);
-    key(cw, sizeof(cw), K_COUNTS_WINDOW, user);
-    key(ev, sizeof(ev), K_EVENTS, user);
-    key(prefix, sizeof(prefix), K_NOTIF_PREFIX, user);
-    snprintf(ng, sizeof(ng), "%s%s", prefix, group);
-    snprintf(maxlen, sizeof(maxlen), "%d", EVENTS_MAXLEN);
-    snprintf(u, sizeof(u), "%llu", (ull)user);
-    channel_of(sa, user, channel);
-    const char *argv[] = {"EVAL", drop_script, "5", nt, ev, ng, nr, cw, group, maxlen, channel, u};
+    key(k->nt, sizeof(k->nt), K_NOTIFS, user);
+    key(k->nr, sizeof(k->nr), K_NOTIF_READ, user);
+    key(k->cw, sizeof(k->cw), K_COUNTS_WINDOW, user);
+    key(k->ev, sizeof(k->ev), K_EVENTS, user);
+    key(k->prefix, sizeof(k->prefix), K_NOTIF_PREFIX, user);
+    snprintf(k->maxlen, sizeof(k->maxlen), "%d", EVENTS_MAXLEN);
+    snprintf(k->user, sizeof(k->user), "%llu", (ull)user);
+    channel_of(sa, user, k->channel);
+}
+
+/* Sends one command (argc words) as a group of its own. */
+static int send_one(storage_async_t *sa, int argc, const char **argv, storage_status_cb cb,
+                    void *arg)
+{
     storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
     if (!g)
         return -ENOMEM;
-    storage_redis_group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
+    storage_redis_group_add_argv(g, argc, argv);
     return storage_redis_group_end(g);
+}
+
+int storage_group_drop(storage_async_t *sa, uint64_t user, const char *group, storage_status_cb cb,
+                       void *arg)
+{
+    inbox_args_t k;
+    inbox_args(sa, user, &k);
+    char ng[160];
+    snprintf(ng, sizeof(ng), "%s%s", k.prefix, group);
+    const char *argv[] = {"EVAL", drop_script, "5",   k.nt,     k.ev,      ng,
+                          k.nr,   k.cw,        group, k.maxlen, k.channel, k.user};
+    return send_one(sa, (int)(sizeof(argv) / sizeof(argv[0])), argv, cb, arg);
 }
 
 int storage_group_scrub(storage_async_t *sa, uint64_t user, uint64_t actor, storage_status_cb cb,
                         void *arg)
 {
-    char nt[40], ev[40], prefix[40], a[24], maxlen[16], channel[40], u[24], nr[40], cw[40];
-    key(nt, sizeof(nt), K_NOTIFS, user);
-    key(nr, sizeof(nr), K_NOTIF_READ, user);
-    key(cw, sizeof(cw), K_COUNTS_WINDOW, user);
-    key(ev, sizeof(ev), K_EVENTS, user);
-    key(prefix, sizeof(prefix), K_NOTIF_PREFIX, user);
+    inbox_args_t k;
+    inbox_args(sa, user, &k);
+    char a[24];
     snprintf(a, sizeof(a), "%llu", (ull)actor);
-    snprintf(maxlen, sizeof(maxlen), "%d", EVENTS_MAXLEN);
-    snprintf(u, sizeof(u), "%llu", (ull)user);
-    channel_of(sa, user, channel);
-    const char *argv[] = {"EVAL", scrub_script, "4", nt, ev, nr, cw, a, prefix, maxlen, channel, u};
-    storage_redis_group_t *g = storage_redis_group_new(sa->redis, cb, arg);
-    if (!g)
-        return -ENOMEM;
-    storage_redis_group_add_argv(g, (int)(sizeof(argv) / sizeof(argv[0])), argv);
-    return storage_redis_group_end(g);
+    const char *argv[] = {"EVAL", scrub_script, "4",      k.nt,      k.ev,  k.nr, k.cw,
+                          a,      k.prefix,     k.maxlen, k.channel, k.user};
+    return send_one(sa, (int)(sizeof(argv) / sizeof(argv[0])), argv, cb, arg);
 }
