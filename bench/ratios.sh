@@ -1,0 +1,435 @@
+#!/usr/bin/env bash
+# bench/ratios.sh -- tidings beside nginx and the libmicrohttpd ceiling, in the same run (issue 17).
+#
+# DESIGN §7 states its HTTP targets as ratios to baselines measured in the same run. This
+# measures them with wrk (one thread, CONNECTIONS keep-alive connections, tokens rotating over
+# USERS users, bench/wrk_rotate.lua) against:
+#   nginx    nginx-light, one worker, `return 202` with a body the size of tidings' POST
+#            answer, access log off, its own prefix and conf in the work directory;
+#   ceiling  bench/ceiling.c: libmicrohttpd with tidings' daemon options, a static 202;
+#   tidings  each build of BUILDS, --log-level warn, on a Redis holding "full timelines".
+# Setup, once per build: a fresh redis-server (no persistence), that build's tidings, USERS
+# users registered, then bench/full_timelines.py: every user follows FOLLOWS others and
+# publishes POSTS posts, one in REPOST_EVERY users reposts in each round, the fan-out backlog
+# is drained, and Redis is SAVEd. Every round restores that snapshot into a fresh
+# redis-server and starts a fresh tidings, so every round of a build reads the same state.
+# Each round runs nginx POST and ceiling POST once, then for each build in turn:
+#   tidings GET /v1/timeline?limit=20, GET /v1/posts/{id} (the setup's posts), and
+#   POST /v1/posts (last, so both reads see the snapshot as it was; its fan-out backlog is
+#   then drained and the time printed).
+# Each phase: a WARMUP-second wrk run (not recorded), a wait for a quiet second, then
+# wrk -t1 -cCONNECTIONS -dDURATION --latency. A phase in which wrk saw any error (an answer
+# >= 400, a connect, read, write or timeout error) is reported as errors, not as a rate.
+# Per phase: Redis commands per request (INFO stats; for POST also with its fan-out drain)
+# and "other": cores busy outside server, Redis and wrk (other sessions; "nice" is the part
+# that ran niced, such as background fuzzers at nice 19, which yield to us).
+# The summary gives, per build and phase, the median over ROUNDS of req/s, p50, p99 and the
+# ratios to nginx and to the ceiling of the same round.
+#
+# usage: bench/ratios.sh                      (after cmake --build build)
+#        BUILDS="/tmp/old /tmp/new" bench/ratios.sh    (before/after, interleaved)
+# environment: BUILDS (BUILD, default build: one or more build dirs; the first one's
+#              tidings-ceiling is used), ROUNDS (3), DURATION (10 s per phase), WARMUP (1 s),
+#              CONNECTIONS (64), THREADS (4: tidings and ceiling --threads), USERS (200),
+#              FOLLOWS (20), POSTS (8 rounds), REPOST_EVERY (5), REG_THREADS (8),
+#              DRAIN_MAX (120 s), QUIET_WAIT (10 s), QUIET_CORES (0.15), WRK_TIMEOUT (5 s),
+#              TIDINGS_ARGS, CEILING_ARGS (more flags), KEEP (1: keep the work directory)
+# shellcheck disable=SC2086,SC2059 # word lists; the table formats are ours
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH=$ROOT/bench
+BUILD=${BUILD:-$ROOT/build}
+BUILDS=${BUILDS:-$BUILD}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-1}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-4}
+USERS=${USERS:-200}
+FOLLOWS=${FOLLOWS:-20}
+POSTS=${POSTS:-8}
+REPOST_EVERY=${REPOST_EVERY:-5}
+REG_THREADS=${REG_THREADS:-8}
+DRAIN_MAX=${DRAIN_MAX:-120}
+QUIET_WAIT=${QUIET_WAIT:-10}
+QUIET_CORES=${QUIET_CORES:-0.15}
+WRK_TIMEOUT=${WRK_TIMEOUT:-5}
+TIDINGS_ARGS=${TIDINGS_ARGS:-}
+CEILING_ARGS=${CEILING_ARGS:-}
+KEEP=${KEEP:-0}
+
+need_tools redis-server redis-cli curl jq python3 bc wrk
+NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+[ -x "$NGINX" ] || { echo "ratios.sh needs nginx (Debian's nginx-light)" >&2; exit 2; }
+# Bounded: every phase is DURATION s, every wait has a limit, the rounds are counted.
+for v in ROUNDS:1:20 DURATION:1:120 WARMUP:0:30 CONNECTIONS:1:1000 USERS:3:5000 POSTS:1:100; do
+  IFS=: read -r name lo hi <<<"$v"
+  val=${!name}
+  if ! [[ "$val" =~ ^[0-9]+$ ]] || [ "$val" -lt "$lo" ] || [ "$val" -gt "$hi" ]; then
+    echo "$name must be $lo..$hi, not '$val'" >&2
+    exit 2
+  fi
+done
+read -r -a BUILD_DIRS <<<"$BUILDS"
+LABELS=()
+for b in "${!BUILD_DIRS[@]}"; do
+  need_built "${BUILD_DIRS[$b]}/api/tidings"
+  LABELS[b]=$(basename "${BUILD_DIRS[$b]}")
+done
+CEILING=${BUILD_DIRS[0]}/bench/tidings-ceiling
+need_built "$CEILING"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tidings-ratios.XXXXXX")
+REDIS_PID="" TIDINGS_PID="" CEILING_PID="" NGINX_PID=""
+cleanup() { stop_pid "$NGINX_PID"; cleanup_work; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+redis_cmds() { redis-cli -p "$REDIS_PORT" info stats | awk -F: '/^total_commands_processed/ {print $2+0}'; }
+nice_ticks() { awk '/^cpu / {print $3; exit}' /proc/stat; }
+unniced_ticks() { awk '/^cpu / {print $2 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+children() { ps -o pid= --ppid "$1" | tr -d ' ' | tr '\n' ' '; }
+
+# wait_calm: like lib.sh's wait_quiet, but niced work (background fuzzers at nice 19, builds
+# at nice 10) does not count as busy, since it yields to ours; `other` still shows it.
+wait_calm() {
+  local t0=$SECONDS b0 b1
+  while :; do
+    b0=$(unniced_ticks); sleep 1; b1=$(unniced_ticks)
+    [ "$(echo "($b1 - $b0) / $CLK_TCK < $QUIET_CORES" | bc -l)" = 1 ] && return 0
+    if [ $((SECONDS - t0)) -ge "$QUIET_WAIT" ]; then
+      log "    busy ($(echo "scale=2; ($b1 - $b0) / $CLK_TCK" | bc) cores not niced) after $QUIET_WAIT s; measuring anyway"
+      return 0
+    fi
+  done
+}
+
+# ---- the fan-out backlog ---------------------------------------------------------------
+
+# The fan-out streams (there are few: one per shard); SCAN's TYPE filter skips the many
+# other fanout:* keys in one call per 10,000 keys.
+fanout_streams() {
+  local cur=0 out
+  while :; do
+    out=$(redis-cli -p "$REDIS_PORT" scan "$cur" match 'fanout:*' type stream count 10000)
+    cur=${out%%$'\n'*}
+    [ "$out" = "$cur" ] || printf '%s\n' "${out#*$'\n'}"
+    [ "$cur" = 0 ] && break
+  done | sed '/^$/d'
+}
+# Jobs not yet done: lag (not yet read) plus pending (read, not acknowledged) of every group.
+fanout_backlog() {
+  local key total=0 n
+  for key in $(fanout_streams); do
+    n=$(redis-cli -p "$REDIS_PORT" xinfo groups "$key" |
+      awk 'want { total += $1 + 0; want = 0 } /^(lag|pending)$/ { want = 1 } END { print total + 0 }')
+    total=$((total + n))
+  done
+  echo "$total"
+}
+# Waits until the fan-out backlog is empty (at most DRAIN_MAX s); prints the seconds taken,
+# with a ">" when it gave up.
+drain_fanout() {
+  local t0 left
+  t0=$(now_s)
+  while left=$(fanout_backlog) && [ "$left" -gt 0 ]; do
+    if [ "$(echo "$(now_s) - $t0 > $DRAIN_MAX" | bc -l)" = 1 ]; then
+      log "    fan-out backlog still $left jobs after $DRAIN_MAX s"
+      printf '>'
+      break
+    fi
+    sleep 0.1
+  done
+  printf '%.1f' "$(echo "$(now_s) - $t0" | bc -l)"
+}
+
+# ---- servers ---------------------------------------------------------------------------
+
+start_ceiling() {
+  "$CEILING" --listen 127.0.0.1:0 --threads "$THREADS" $CEILING_ARGS >"$WORK/ceiling.out" \
+    2>>"$WORK/ceiling.log" &
+  CEILING_PID=$!
+  for _ in $(seq 100); do
+    CEILING_PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/ceiling.out")
+    [ -n "$CEILING_PORT" ] && return 0
+    sleep 0.05
+  done
+  log "the ceiling did not start; see $WORK/ceiling.log"
+  exit 1
+}
+
+# start_nginx BODY-FILE: one worker answering every request with 202 and the file's bytes,
+# as the ceiling does (Cache-Control: no-store; `always` because add_header skips a 202).
+# keepalive_requests is raised from 1,000 so that nginx, like tidings, never closes wrk's
+# connections during a phase.
+start_nginx() {
+  local body
+  body=$(cat "$1")
+  mkdir -p "$WORK/nginx/logs"
+  for _ in 1 2 3 4 5; do
+    NGINX_PORT=$(free_port)
+    cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000000;
+  keepalive_timeout 60s;
+  client_body_temp_path $WORK/nginx/body;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      default_type application/json;
+      add_header Cache-Control no-store always;
+      return 202 '$body';
+    }
+  }
+}
+EOF
+    "$NGINX" -p "$WORK/nginx/" -c "$WORK/nginx/nginx.conf" 2>>"$WORK/nginx/error.log" &
+    NGINX_PID=$!
+    for _ in $(seq 100); do
+      if curl -fs -o /dev/null "http://127.0.0.1:$NGINX_PORT/"; then
+        NGINX_WORKER=$(children "$NGINX_PID")
+        return 0
+      fi
+      kill -0 "$NGINX_PID" 2>/dev/null || break
+      sleep 0.05
+    done
+    stop_pid "$NGINX_PID"
+  done
+  log "nginx did not start; see $WORK/nginx/error.log"
+  exit 1
+}
+
+# restore_redis B: a fresh redis-server loading build B's snapshot (lib.sh's redis-server
+# reads $WORK/dump.rdb at start).
+restore_redis() {
+  stop_pid "$REDIS_PID"
+  cp "$WORK/state$1.rdb" "$WORK/dump.rdb"
+  start_redis_server
+  rm -f "$WORK/dump.rdb"
+}
+start_tidings() { # start_tidings B
+  TIDINGS=${BUILD_DIRS[$1]}/api/tidings
+  start_tidings_at "redis://127.0.0.1:$REDIS_PORT" "$WORK/tidings$1.log" --threads "$THREADS" \
+    --log-level warn $TIDINGS_ARGS
+}
+stop_tidings() { stop_pid "$TIDINGS_PID"; TIDINGS_PID=""; }
+
+# ---- setup: full timelines, once per build ---------------------------------------------
+
+# setup B: the state every round of build B starts from, saved as $WORK/stateB.rdb; the
+# users (id token), tokens and post ids go to $WORK/bB.*, the size of a POST answer to
+# $WORK/bB.answer.
+setup() {
+  local b=$1 t0 n reposts
+  rm -f "$WORK/dump.rdb"
+  start_redis_server
+  start_tidings "$b"
+  t0=$SECONDS
+  register "ratio${b}u" "$USERS" "$WORK/b$b.users"
+  awk '{print $2}' "$WORK/b$b.users" >"$WORK/b$b.tokens"
+  # The answer a wrk POST gets, as nginx's body: the same text shape as bench/wrk_rotate.lua.
+  curl -fsS -X POST -H 'Content-Type: application/json' \
+    -H "Authorization: Bearer $(head -1 "$WORK/b$b.tokens")" \
+    -d '{"text":"wrk post 1 from a benchmark"}' "http://127.0.0.1:$HTTP_PORT/v1/posts" \
+    >"$WORK/b$b.answer"
+  timeout 900 python3 "$BENCH/full_timelines.py" "$HTTP_PORT" "$WORK/b$b.users" "$FOLLOWS" \
+    "$POSTS" "$REPOST_EVERY" "$REG_THREADS" "$WORK/b$b.ids"
+  log "  ${LABELS[$b]}: $USERS users, $((USERS * FOLLOWS)) follows, $(wc -l <"$WORK/b$b.ids") posts" \
+    "and their reposts in $((SECONDS - t0)) s; fan-out drained in $(drain_fanout) s"
+  # What a page holds: the second user's timeline, newest 100 and newest 20.
+  n=$(curl -fsS -H "Authorization: Bearer $(sed -n 2p "$WORK/b$b.tokens")" \
+    "http://127.0.0.1:$HTTP_PORT/v1/timeline?limit=100" | jq '.items | length')
+  reposts=$(curl -fsS -H "Authorization: Bearer $(sed -n 2p "$WORK/b$b.tokens")" \
+    "http://127.0.0.1:$HTTP_PORT/v1/timeline?limit=20" | jq '[.items[] | select(.reposted_by)] | length')
+  log "  ${LABELS[$b]}: a timeline's newest 100: $n entries; newest 20: $reposts reposts"
+  [ "$n" -ge 100 ] || log "  warning: timelines hold fewer than 100 entries; raise FOLLOWS or POSTS"
+  SETUP_INFO[b]="$n entries in the newest 100, $reposts reposts in the newest 20"
+  stop_tidings
+  redis-cli -p "$REDIS_PORT" save >/dev/null
+  mv "$WORK/dump.rdb" "$WORK/state$b.rdb"
+  stop_pid "$REDIS_PID"
+  REDIS_PID=""
+}
+
+# ---- measuring -------------------------------------------------------------------------
+
+declare -A R # R[round,phase,field]
+
+# wrk_run SECONDS PORT MODE TOKENS [IDS]: one wrk run; its output on stdout, then a line
+# "WRK_CPU s" with wrk's CPU seconds (bash's `times` in the subshell sees only wrk).
+wrk_run() {
+  local d=$1 port=$2
+  shift 2
+  (
+    timeout $((d + WRK_TIMEOUT + 30)) wrk -t1 -c"$CONNECTIONS" -d"$d" --latency \
+      --timeout "${WRK_TIMEOUT}s" -s "$BENCH/wrk_rotate.lua" "http://127.0.0.1:$port" -- "$@"
+    times >"$WORK/times" # a builtin in a pipeline would run in a fork and see no children
+    sed -n 2p "$WORK/times" | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/);
+      print "WRK_CPU", u[1] * 60 + u[2] + s[1] * 60 + s[2] }'
+  )
+}
+
+# phase ROUND KEY LABEL PORT SERVER-PIDS MODE [IDS]: warm up, wait for calm, measure;
+# keeps R[ROUND,KEY,*]. With Redis running (tidings phases), also commands per request and,
+# for a POST, the fan-out backlog left, its drain time and commands per request with it.
+phase() {
+  local round=$1 key=$2 label=$3 port=$4 pids=$5 mode=$6 ids=${7:-}
+  local tokens=$WORK/b${CUR_B:-0}.tokens redis=0
+  [ -n "${TIDINGS_PID:-}" ] && [ "$port" = "${HTTP_PORT:-}" ] && redis=1
+  log "  [$round] $label"
+  [ "$WARMUP" -gt 0 ] && wrk_run "$WARMUP" "$port" "$mode" "$tokens" $ids >/dev/null
+  [ "$redis" = 1 ] && [ "$mode" = post ] && drain_fanout >/dev/null
+  wait_calm
+  local s0 r0=0 c0=0 b0 n0 t0 s1 r1=0 c1=0 b1 n1 t1 out line kv wrk_cpu
+  s0=$(cpu_ticks $pids); b0=$(busy_ticks); n0=$(nice_ticks); t0=$(now_s)
+  if [ "$redis" = 1 ]; then r0=$(cpu_ticks "$REDIS_PID"); c0=$(redis_cmds); fi
+  out=$(wrk_run "$DURATION" "$port" "$mode" "$tokens" $ids)
+  s1=$(cpu_ticks $pids); b1=$(busy_ticks); n1=$(nice_ticks); t1=$(now_s)
+  if [ "$redis" = 1 ]; then r1=$(cpu_ticks "$REDIS_PID"); c1=$(redis_cmds); fi
+  printf '%s\n' "$out" | grep -v '^WRK_CPU' | sed 's/^/      /' >&2
+  line=$(printf '%s\n' "$out" | grep '^RESULT ' || true)
+  [ -n "$line" ] || { log "    wrk gave no result"; line="RESULT requests=0 rps=0 non2xx=0 connect=1"; }
+  for kv in ${line#RESULT }; do R[$round,$key,${kv%%=*}]=${kv#*=}; done
+  wrk_cpu=$(printf '%s\n' "$out" | sed -n 's/^WRK_CPU //p')
+  local f errors=0
+  for f in non2xx connect read write timeout; do errors=$((errors + ${R[$round,$key,$f]:-0})); done
+  R[$round,$key,errors]=$errors
+  local n=${R[$round,$key,requests]}
+  [ "$n" -gt 0 ] || n=1
+  if [ "$redis" = 1 ]; then
+    R[$round,$key,cmds]=$(printf '%.1f' "$(echo "($c1 - $c0) / $n" | bc -l)")
+  fi
+  local other
+  other=$(echo "(($b1 - $b0) - ($s1 - $s0) - ($r1 - $r0) - ${wrk_cpu:-0} * $CLK_TCK) / $CLK_TCK / ($t1 - $t0)" | bc -l)
+  [ "$(echo "$other < 0" | bc -l)" = 1 ] && other=0 # tick rounding
+  R[$round,$key,other]=$(printf '%.2f' "$other")
+  R[$round,$key,nice]=$(printf '%.2f' "$(echo "($n1 - $n0) / $CLK_TCK / ($t1 - $t0)" | bc -l)")
+  if [ "$redis" = 1 ] && [ "$mode" = post ]; then
+    R[$round,$key,backlog]=$(fanout_backlog)
+    R[$round,$key,drain]=$(drain_fanout)
+    R[$round,$key,cmds_drain]=$(printf '%.1f' "$(echo "($(redis_cmds) - $c0) / $n" | bc -l)")
+    log "    fan-out backlog ${R[$round,$key,backlog]} jobs at the end, drained in ${R[$round,$key,drain]} s;" \
+      "Redis commands per POST ${R[$round,$key,cmds]} during the phase, ${R[$round,$key,cmds_drain]} with the drain"
+  fi
+}
+
+# ---- run -------------------------------------------------------------------------------
+
+PHASES=(timeline get post)
+declare -A PHASE_LABEL=([ngx]="nginx POST (return 202)" [ceil]="ceiling POST (MHD 202)"
+  [timeline]="GET /v1/timeline?limit=20" [get]="GET /v1/posts/{id}" [post]="POST /v1/posts")
+SETUP_INFO=()
+
+log "work directory $WORK"
+log "setup: full timelines for each build ($USERS users, each following $FOLLOWS, $POSTS posts each)"
+for b in "${!BUILD_DIRS[@]}"; do setup "$b"; done
+# nginx answers with build 0's POST answer (the same bytes, so the same size).
+if grep -q "[\$'\\\\]" "$WORK/b0.answer"; then
+  head -c "$(wc -c <"$WORK/b0.answer")" /dev/zero | tr '\0' x >"$WORK/ngx.body"
+else
+  cp "$WORK/b0.answer" "$WORK/ngx.body"
+fi
+start_nginx "$WORK/ngx.body"
+start_ceiling
+log "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///') on 127.0.0.1:$NGINX_PORT (body $(wc -c <"$WORK/ngx.body") bytes)," \
+  "ceiling on 127.0.0.1:$CEILING_PORT"
+
+for round in $(seq "$ROUNDS"); do
+  log "round $round of $ROUNDS"
+  CUR_B=0
+  phase "$round" ngx "${PHASE_LABEL[ngx]}" "$NGINX_PORT" "$NGINX_PID $NGINX_WORKER" post
+  phase "$round" ceil "${PHASE_LABEL[ceil]}" "$CEILING_PORT" "$CEILING_PID" post
+  for b in "${!BUILD_DIRS[@]}"; do
+    CUR_B=$b
+    restore_redis "$b"
+    start_tidings "$b"
+    phase "$round" "b$b.timeline" "${LABELS[$b]} ${PHASE_LABEL[timeline]}" "$HTTP_PORT" "$TIDINGS_PID" timeline
+    phase "$round" "b$b.get" "${LABELS[$b]} ${PHASE_LABEL[get]}" "$HTTP_PORT" "$TIDINGS_PID" get "$WORK/b$b.ids"
+    phase "$round" "b$b.post" "${LABELS[$b]} ${PHASE_LABEL[post]}" "$HTTP_PORT" "$TIDINGS_PID" post
+    stop_tidings
+  done
+done
+
+# ---- summary ---------------------------------------------------------------------------
+
+median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END {
+  if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { if [ "$2" = - ] || [ "$1" = - ]; then echo -; else printf '%.2f' "$(echo "$1 / $2" | bc -l)"; fi; }
+ok() { [ "${R[$1,$2,errors]:-1}" = 0 ] && [ "${R[$1,$2,requests]:-0}" -gt 0 ]; }
+rate() { if ok "$1" "$2"; then echo "${R[$1,$2,rps]}"; else echo -; fi; }
+
+KEYS=(ngx ceil)
+for b in "${!BUILD_DIRS[@]}"; do for p in "${PHASES[@]}"; do KEYS+=("b$b.$p"); done; done
+label_of() { case $1 in ngx | ceil) echo "${PHASE_LABEL[$1]}" ;; *) local b=${1%%.*}
+  echo "${LABELS[${b#b}]} ${PHASE_LABEL[${1#*.}]}" ;; esac; }
+
+echo "== ratios: $(nproc) cores, redis $(redis-server --version | awk '{print $3}' | tr -d v=)" \
+  "(no persistence), nginx $("$NGINX" -v 2>&1 | sed 's/.*\///') (1 worker), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
+echo "   wrk -t1 -c$CONNECTIONS -d$DURATION --latency (after ${WARMUP}s warm-up), tokens over $USERS users;" \
+  "tidings and ceiling --threads $THREADS; $ROUNDS rounds"
+for b in "${!BUILD_DIRS[@]}"; do
+  src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "${BUILD_DIRS[$b]}/CMakeCache.txt" 2>/dev/null || true)
+  echo "   ${LABELS[$b]} = ${BUILD_DIRS[$b]} (source ${src:-?} at $(git -C "${src:-/}" rev-parse --short HEAD 2>/dev/null || echo ?)):" \
+    "timelines ${SETUP_INFO[$b]}"
+done
+echo
+echo "rounds (errors: wrk's non-2xx + socket errors; such a phase gives no rate):"
+FMT="%-5s %-40s %9s %8s %8s %8s %7s %8s %9s %6s %5s %5s\n"
+printf "$FMT" round phase "req/s" "p50 ms" "p99 ms" "max ms" errors "cmds/req" "drain s" backlog other nice
+for round in $(seq "$ROUNDS"); do
+  for k in "${KEYS[@]}"; do
+    rps=${R[$round,$k,rps]:-0}
+    ok "$round" "$k" || rps="ERRORS"
+    printf "$FMT" "$round" "$(label_of "$k")" "$rps" "${R[$round,$k,p50_ms]:--}" "${R[$round,$k,p99_ms]:--}" \
+      "${R[$round,$k,max_ms]:--}" "${R[$round,$k,errors]:--}" "${R[$round,$k,cmds]:--}" \
+      "${R[$round,$k,drain]:--}" "${R[$round,$k,backlog]:--}" "${R[$round,$k,other]:--}" "${R[$round,$k,nice]:--}"
+  done
+done
+echo
+echo "summary: median over the error-free rounds; x nginx, x ceiling = median of each round's ratio"
+SFMT="%-40s %9s %8s %8s %8s %10s %8s %10s %s\n"
+printf "$SFMT" phase "req/s" "p50 ms" "p99 ms" "x nginx" "x ceiling" "cmds/req" "+drain" "rounds ok"
+declare -A MED
+for k in "${KEYS[@]}"; do
+  rs="" p50="" p99="" xn="" xc="" cm="" cd="" good=0
+  for round in $(seq "$ROUNDS"); do
+    ok "$round" "$k" || continue
+    good=$((good + 1))
+    rs+=" ${R[$round,$k,rps]}" p50+=" ${R[$round,$k,p50_ms]}" p99+=" ${R[$round,$k,p99_ms]}"
+    cm+=" ${R[$round,$k,cmds]:-}" cd+=" ${R[$round,$k,cmds_drain]:-}"
+    n=$(rate "$round" ngx) c=$(rate "$round" ceil)
+    [ "$n" = - ] || xn+=" $(ratio "${R[$round,$k,rps]}" "$n")"
+    [ "$c" = - ] || xc+=" $(ratio "${R[$round,$k,rps]}" "$c")"
+  done
+  for f in rs p50 p99 xn xc cm cd; do MED[$k,$f]=$(median <<<"${!f}"); done
+  printf "$SFMT" "$(label_of "$k")" "${MED[$k,rs]}" "${MED[$k,p50]}" "${MED[$k,p99]}" "${MED[$k,xn]}" \
+    "${MED[$k,xc]}" "${MED[$k,cm]}" "${MED[$k,cd]}" "$good/$ROUNDS"
+done
+echo
+echo "targets (DESIGN §7 / issue 17; medians above):"
+verdict() { # verdict KEY MIN-RATIO MAX-P99|-
+  local k=$1 x=${MED[$1,xn]} p=${MED[$1,p99]} ok=MET
+  if [ "$x" = - ]; then ok="NO ERROR-FREE ROUND"
+  elif [ "$(echo "$x < $2" | bc -l)" = 1 ]; then ok=MISSED
+  elif [ "$3" != - ] && [ "$(echo "$p >= $3" | bc -l)" = 1 ]; then ok=MISSED; fi
+  printf '  %-40s %5s x nginx (>= %s)' "$(label_of "$k")" "$x" "$2"
+  [ "$3" = - ] || printf ', p99 %s ms (< %s)' "$p" "$3"
+  printf '  %s\n' "$ok"
+}
+for b in "${!BUILD_DIRS[@]}"; do
+  verdict "b$b.post" 0.5 5
+  verdict "b$b.timeline" 0.3 5
+  verdict "b$b.get" 0.4 -
+done
+echo "  cmds/req: Redis commands per request during the phase (INFO stats); +drain: for POST,"
+echo "  with the fan-out it queued. other: cores busy outside the server, Redis and wrk; nice: the"
+echo "  niced part of the machine's work (background jobs that yield to ours)."
