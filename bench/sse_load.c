@@ -26,6 +26,13 @@
  * it, p50/p90/p99/max latency from t0 (both clocks), and events/s. Everything is bounded
  * by --max-time. Output: human-readable lines and one "RESULT key=value ..." line.
  *
+ * With --rate R the posts are a sustained load instead: post k is due at t_first + k / R
+ * whatever the deliveries do, and each delivery is timed from its post's due time, so a
+ * server falling behind is charged for the wait (no coordinated omission). The one
+ * publisher connection sends a post when it is due, or as soon as the previous POST was
+ * answered if that came later (the worst such send lag is reported). The run ends when
+ * every live stream has every post, or --timeout seconds after the last post was due.
+ *
  * Without --publish-token the streams are only held: --hold seconds after READY (or until
  * --go-file appears), then a report of events received.
  */
@@ -65,7 +72,7 @@ static struct {
     const char *publish_token;
     const char *text;
     int posts;
-    double settle_s, gap_s, timeout_s, ready_timeout_s, max_time_s, hold_s;
+    double settle_s, gap_s, timeout_s, ready_timeout_s, max_time_s, hold_s, rate;
     bool kernel_ts;
     bool quiet;
     char **tokens;
@@ -763,6 +770,8 @@ static void usage(void)
         "  --publish-token TOKEN    POST /v1/posts as this user and measure the delivery\n"
         "  --posts M                posts to publish, one after the other (1)\n"
         "  --gap S                  seconds between one post's completion and the next (1)\n"
+        "  --rate R                 instead: R posts a second, each due on time, latency from\n"
+        "                           its due time; --timeout counts from the last one\n"
         "  --text TEXT              post text (\"sse benchmark post\"), no quotes or backslashes\n"
         "  --timeout S              wait at most S seconds for one post's deliveries (30)\n"
         "  --ready-timeout S        wait at most S seconds for the N streams (120)\n"
@@ -771,6 +780,87 @@ static void usage(void)
         "  --no-kernel-ts           time events when read(), not by SO_TIMESTAMPNS\n"
         "  --quiet                  print only READY and RESULT lines\n",
         stderr);
+}
+
+/* One post's line (from its send, or with --rate from its due time). */
+static void print_post(int k, const post_result_t *r, uint64_t dups)
+{
+    if (!opt.quiet)
+        printf("post %d (id %llu): POST answered in %.2f ms; received by %d of %d streams "
+               "(%d live); latency ms p50 %.2f p90 %.2f p99 %.2f max %.2f min %.2f "
+               "(read by the client: p50 %.2f p99 %.2f max %.2f); %.0f events/s; "
+               "duplicates %llu\n"
+               "  split by the event id (ms Redis logged it, +-0.5 ms): POST -> logged p50 %.1f "
+               "p99 %.1f max %.1f; logged -> arrival p50 %.1f p99 %.1f max %.1f\n",
+               k + 1, (unsigned long long)r->post, r->post_ms, r->received, g.n, g.ready, r->k50,
+               r->k90, r->k99, r->kmax, r->kmin, r->r50, r->r99, r->rmax, r->rate,
+               (unsigned long long)dups, r->l50, r->l99, r->lmax, r->a50, r->a99, r->amax);
+    fflush(stdout);
+}
+
+static bool is_one_of(uint64_t post, const uint64_t *ids, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (ids[i] == post)
+            return true;
+    return false;
+}
+
+/* --rate: opt.posts posts due opt.rate a second (see the top of the file). Fills res[] and
+ * the all_* arrays as the one-by-one loop does; returns the worst send lag in ms. */
+static double publish_at_rate(post_result_t *res, uint64_t *all_k, uint64_t *all_r, int64_t *all_l,
+                              int64_t *all_a, size_t *n_all)
+{
+    uint64_t *due = calloc((size_t)opt.posts, sizeof(*due));
+    uint64_t *ids = calloc((size_t)opt.posts, sizeof(*ids));
+    if (!due || !ids)
+        bench_die("out of memory");
+    uint64_t step = (uint64_t)(1e9 / opt.rate), first = bench_real_ns() + NS_PER_MS;
+    uint64_t deadline = first + step * (uint64_t)(opt.posts - 1) + (uint64_t)(opt.timeout_s * 1e9);
+    /* Deliveries are counted once every post's id is known; recs before the first post
+     * are someone else's. */
+    size_t scanned = g.n_recs;
+    long got = 0, want = 0;
+    int sent = 0, answered = 0;
+    double lag_max_ms = 0;
+    g.want_post = 0;
+    for (;;) {
+        uint64_t now = bench_real_ns();
+        if (sent > answered && !pub.busy) {
+            if (pub.status / 100 != 2 || !pub.post)
+                bench_die("POST /v1/posts failed: status %d %s", pub.status, pub.body_sample);
+            ids[answered] = pub.post;
+            res[answered].post_ms = (double)(pub.t_answer - due[answered]) / 1e6;
+            if (++answered == opt.posts)
+                want = (long)g.ready * opt.posts;
+        }
+        if (sent == answered && sent < opt.posts && now >= first + step * (uint64_t)sent) {
+            due[sent] = first + step * (uint64_t)sent;
+            pub_send(sent + 1);
+            double lag = (double)(pub.t0 - due[sent]) / 1e6;
+            lag_max_ms = lag > lag_max_ms ? lag : lag_max_ms;
+            sent++;
+        }
+        if (answered == opt.posts) {
+            for (; scanned < g.n_recs; scanned++)
+                got += is_one_of(g.recs[scanned].post, ids, opt.posts);
+            if (got >= want)
+                break;
+        }
+        if (now > deadline) {
+            if (answered < opt.posts)
+                bench_die("POST %d of %d not answered by the deadline", answered + 1, opt.posts);
+            break;
+        }
+        pump(sent < opt.posts ? 1 : 5);
+    }
+    for (int k = 0; k < opt.posts; k++) {
+        summarise(ids[k], due[k], &res[k], all_k, all_r, all_l, all_a, n_all);
+        print_post(k, &res[k], 0);
+    }
+    free(due);
+    free(ids);
+    return lag_max_ms;
 }
 
 int main(int argc, char **argv)
@@ -786,6 +876,7 @@ int main(int argc, char **argv)
         {"publish-token", BENCH_OPT_STR, &opt.publish_token},
         {"posts", BENCH_OPT_INT, &opt.posts},
         {"gap", BENCH_OPT_DOUBLE, &opt.gap_s},
+        {"rate", BENCH_OPT_DOUBLE, &opt.rate},
         {"text", BENCH_OPT_STR, &opt.text},
         {"timeout", BENCH_OPT_DOUBLE, &opt.timeout_s},
         {"ready-timeout", BENCH_OPT_DOUBLE, &opt.ready_timeout_s},
@@ -804,7 +895,7 @@ int main(int argc, char **argv)
     if (opt.port <= 0 || opt.port > 65535 || !opt.tokens_path)
         bench_die("--port and --tokens are required (--help)");
     if (opt.connections < 1 || opt.concurrency < 1 || opt.posts < 1 || opt.timeout_s <= 0 ||
-        opt.max_time_s <= 0)
+        opt.max_time_s <= 0 || opt.rate < 0 || opt.rate > 1000)
         bench_die("bad numeric option");
     if (strpbrk(opt.text, "\"\\"))
         bench_die("--text must not contain quotes or backslashes");
@@ -867,7 +958,7 @@ int main(int argc, char **argv)
         return g.ready == g.n ? 0 : 1;
     }
 
-    /* 3. publish and measure, one post after the other */
+    /* 3. publish and measure, one post after the other (or at --rate) */
     pub_connect();
     size_t cap_all = (size_t)g.n * (size_t)opt.posts + 1, n_all = 0;
     uint64_t *all_k = malloc(cap_all * sizeof(*all_k)), *all_r = malloc(cap_all * sizeof(*all_r));
@@ -878,7 +969,10 @@ int main(int argc, char **argv)
     int live_at_start = g.ready;
     struct rusage ru0;
     getrusage(RUSAGE_SELF, &ru0);
-    for (int k = 0; k < opt.posts; k++) {
+    double lag_max_ms = 0;
+    if (opt.rate > 0)
+        lag_max_ms = publish_at_rate(res, all_k, all_r, all_l, all_a, &n_all);
+    for (int k = 0; opt.rate == 0 && k < opt.posts; k++) {
         for (int i = 0; i < g.n; i++)
             g.c[i].last_post = 0;
         g.matched = 0;
@@ -901,19 +995,7 @@ int main(int argc, char **argv)
             pump(5);
         summarise(pub.post, t0, &res[k], all_k, all_r, all_l, all_a, &n_all);
         res[k].post_ms = (double)(pub.t_answer - t0) / 1e6;
-        post_result_t *r = &res[k];
-        if (!opt.quiet)
-            printf(
-                "post %d (id %llu): POST answered in %.2f ms; received by %d of %d streams "
-                "(%d live); latency ms p50 %.2f p90 %.2f p99 %.2f max %.2f min %.2f "
-                "(read by the client: p50 %.2f p99 %.2f max %.2f); %.0f events/s; "
-                "duplicates %llu\n"
-                "  split by the event id (ms Redis logged it, +-0.5 ms): POST -> logged p50 %.1f "
-                "p99 %.1f max %.1f; logged -> arrival p50 %.1f p99 %.1f max %.1f\n",
-                k + 1, (unsigned long long)r->post, r->post_ms, r->received, g.n, g.ready, r->k50,
-                r->k90, r->k99, r->kmax, r->kmin, r->r50, r->r99, r->rmax, r->rate,
-                (unsigned long long)g.dups, r->l50, r->l99, r->lmax, r->a50, r->a99, r->amax);
-        fflush(stdout);
+        print_post(k, &res[k], g.dups);
         if (k + 1 < opt.posts) {
             uint64_t until = bench_mono_ns() + (uint64_t)(opt.gap_s * 1e9);
             while (bench_mono_ns() < until)
@@ -941,6 +1023,10 @@ int main(int argc, char **argv)
     double rd50 = pct_ms(all_r, n_all, 50), rd99 = pct_ms(all_r, n_all, 99),
            rdmax = n_all ? (double)all_r[n_all - 1] / 1e6 : 0;
     if (!opt.quiet) {
+        if (opt.rate > 0)
+            printf("sustained: %d posts due %g a second, latency from each due time; worst send "
+                   "lag %.2f ms\n",
+                   opt.posts, opt.rate, lag_max_ms);
         printf("all %d posts: %zu deliveries of %d expected; latency ms p50 %.2f p90 %.2f p99 %.2f "
                "max %.2f (read: p50 %.2f p99 %.2f max %.2f); mean %.0f events/s per post; "
                "POST -> logged p50 %.1f p99 %.1f, logged -> arrival p50 %.1f p99 %.1f\n",
@@ -959,12 +1045,12 @@ int main(int argc, char **argv)
            "p90_ms=%.3f p99_ms=%.3f max_ms=%.3f read_p50_ms=%.3f read_p99_ms=%.3f "
            "read_max_ms=%.3f events_per_s=%.0f first_events_per_s=%.0f post_ms=%.3f "
            "closed=%llu client_cpu_s=%.3f kernel_ts=%d logged_p50_ms=%.1f logged_p99_ms=%.1f "
-           "arrival_p50_ms=%.1f arrival_p99_ms=%.1f\n",
+           "arrival_p50_ms=%.1f arrival_p99_ms=%.1f rate=%g send_lag_max_ms=%.3f\n",
            g.n, live_at_start, g.failed, connect_s, opt.posts, opt.posts * g.n, n_all, min_received,
            res[0].k50, res[0].k99, res[0].kmax, all50, all90, all99, allmax, rd50, rd99, rdmax,
            rate_sum / opt.posts, res[0].rate, res[0].post_ms,
            (unsigned long long)g.closed_after_ready, cpu_s, opt.kernel_ts ? 1 : 0, lg50, lg99, ar50,
-           ar99);
+           ar99, opt.rate, lag_max_ms);
     fflush(stdout);
     /* closing 10,000 sockets is quick; the server sees them end */
     for (int i = 0; i < g.n; i++)
