@@ -24,7 +24,8 @@
 # and "other": cores busy outside server, Redis and wrk (other sessions; "nice" is the part
 # that ran niced, such as background fuzzers at nice 19, which yield to us).
 # The summary gives, per build and phase, the median over ROUNDS of req/s, p50, p99 and the
-# ratios to nginx and to the ceiling of the same round.
+# ratios to nginx and to the ceiling of the same round, and with several builds each later
+# build's req/s over the first one's, round by round (before/after, interleaved).
 #
 # usage: bench/ratios.sh                      (after cmake --build build)
 #        BUILDS="/tmp/old /tmp/new" bench/ratios.sh    (before/after, interleaved)
@@ -78,6 +79,8 @@ LABELS=()
 for b in "${!BUILD_DIRS[@]}"; do
   need_built "${BUILD_DIRS[$b]}/api/tidings"
   LABELS[b]=$(basename "${BUILD_DIRS[$b]}")
+  # Two dirs named alike (old/build, new/build) still need telling apart in the tables.
+  for ((o = 0; o < b; o++)); do [ "${LABELS[o]}" != "${LABELS[b]}" ] || LABELS[b]+="#$((b + 1))"; done
 done
 CEILING=${BUILD_DIRS[0]}/bench/tidings-ceiling
 need_built "$CEILING"
@@ -361,8 +364,9 @@ done
 
 # ---- summary ---------------------------------------------------------------------------
 
-median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END {
-  if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# median FORMAT <<<"values": their median printed with FORMAT, "-" when there is none.
+median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk -v f="$1" '{ v[NR] = $1 } END {
+  if (NR == 0) print "-"; else printf f "\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { if [ "$2" = - ] || [ "$1" = - ]; then echo -; else printf '%.2f' "$(echo "$1 / $2" | bc -l)"; fi; }
 ok() { [ "${R[$1,$2,errors]:-1}" = 0 ] && [ "${R[$1,$2,requests]:-0}" -gt 0 ]; }
 rate() { if ok "$1" "$2"; then echo "${R[$1,$2,rps]}"; else echo -; fi; }
@@ -410,10 +414,29 @@ for k in "${KEYS[@]}"; do
     [ "$n" = - ] || xn+=" $(ratio "${R[$round,$k,rps]}" "$n")"
     [ "$c" = - ] || xc+=" $(ratio "${R[$round,$k,rps]}" "$c")"
   done
-  for f in rs p50 p99 xn xc cm cd; do MED[$k,$f]=$(median <<<"${!f}"); done
+  MED[$k,rs]=$(median %.1f <<<"$rs") MED[$k,p50]=$(median %.3f <<<"$p50")
+  MED[$k,p99]=$(median %.3f <<<"$p99") MED[$k,xn]=$(median %.2f <<<"$xn")
+  MED[$k,xc]=$(median %.2f <<<"$xc") MED[$k,cm]=$(median %.1f <<<"$cm") MED[$k,cd]=$(median %.1f <<<"$cd")
   printf "$SFMT" "$(label_of "$k")" "${MED[$k,rs]}" "${MED[$k,p50]}" "${MED[$k,p99]}" "${MED[$k,xn]}" \
     "${MED[$k,xc]}" "${MED[$k,cm]}" "${MED[$k,cd]}" "$good/$ROUNDS"
 done
+if [ "${#BUILD_DIRS[@]}" -gt 1 ]; then
+  echo
+  echo "against ${LABELS[0]}: req/s over ${LABELS[0]}'s in the same round, median over rounds clean for both"
+  for b in "${!BUILD_DIRS[@]}"; do
+    [ "$b" -gt 0 ] || continue
+    line=""
+    for p in "${PHASES[@]}"; do
+      xs=""
+      for round in $(seq "$ROUNDS"); do
+        ok "$round" "b$b.$p" && ok "$round" "b0.$p" &&
+          xs+=" $(ratio "${R[$round,b$b.$p,rps]}" "${R[$round,b0.$p,rps]}")"
+      done
+      line+="  ${PHASE_LABEL[$p]} $(median %.2f <<<"$xs")"
+    done
+    echo "  ${LABELS[$b]}:$line"
+  done
+fi
 echo
 echo "targets (DESIGN §7 / issue 17; medians above):"
 verdict() { # verdict KEY MIN-RATIO MAX-P99|-
