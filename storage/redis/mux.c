@@ -11,8 +11,8 @@
  * blocks), so backoff, AUTH/SELECT and the breaker are the synchronous client's. The
  * contract of storage_redis_batch_run holds: a pipe that never left is "unreachable"
  * (-ENOTCONN upstairs); one whose connection died after it left is replayed once on a fresh
- * connection if that connection had answered before (Redis restarted: every batch is
- * idempotent), else it fails as sent; one unanswered for the command timeout fails as
+ * connection if that connection had worked (it answered before, or came from the pool: Redis
+ * restarted, and every batch is idempotent), else it fails as sent; one unanswered for the command timeout fails as
  * TIMED_OUT with everything else in flight on that connection, whose node turns suspect.
  */
 #include "storage/redis/redis_internal.h"
@@ -31,7 +31,9 @@ typedef struct mconn_s {
     mux_t *mux;
     int node;
     storage_redis__conn_t *conn; /* NULL: none (connecting, or not needed yet) */
-    bool connecting, answered;
+    bool connecting;
+    bool fresh;      /* opened for the mux, not taken from the pool's idle ones */
+    bool answered;   /* has answered a command since */
     uv_poll_t *poll; /* heap: its close completes after the connection is gone */
     int events;
     storage_redis__pipe_t *wait_head, *wait_tail; /* not written yet */
@@ -114,8 +116,11 @@ static void lose(mconn_t *mc, storage_redis__conn_end_t end)
         uv_close((uv_handle_t *)mc->poll, on_poll_closed); /* takes it out of epoll now */
         mc->poll = NULL;
     }
-    bool replay = end == STORAGE_REDIS__CONN_DEAD && mc->answered;
-    storage_redis__release(mc->mux->s, mc->node, mc->conn, !mc->answered, end);
+    /* Died, not stuck, and known to have worked (it answered, or was a pooled one Redis may
+     * have dropped while idle): Redis restarted, and a fresh connection will do. */
+    bool worked = mc->answered || !mc->fresh;
+    bool replay = end == STORAGE_REDIS__CONN_DEAD && worked;
+    storage_redis__release(mc->mux->s, mc->node, mc->conn, !worked, end);
     mc->conn = NULL;
     mc->events = 0;
     mc->answered = false;
@@ -220,13 +225,13 @@ typedef struct connect_job_s {
     uv_work_t work;
     mconn_t *mc;
     storage_redis__conn_t *conn;
+    bool fresh;
 } connect_job_t;
 
 static void connect_work(uv_work_t *w)
 {
     connect_job_t *j = w->data;
-    bool fresh = false;
-    j->conn = storage_redis__acquire(j->mc->mux->s, j->mc->node, &fresh);
+    j->conn = storage_redis__acquire(j->mc->mux->s, j->mc->node, &j->fresh);
 }
 
 static void connect_done(uv_work_t *w, int status)
@@ -235,6 +240,7 @@ static void connect_done(uv_work_t *w, int status)
     connect_job_t *j = w->data;
     mconn_t *mc = j->mc;
     storage_redis__conn_t *conn = j->conn;
+    bool fresh = j->fresh;
     free(j);
     mc->connecting = false;
     int fd = conn ? conn->c->fd : -1;
@@ -244,6 +250,7 @@ static void connect_done(uv_work_t *w, int status)
             conn->c->flags &= ~REDIS_BLOCK;
             mc->poll->data = mc;
             mc->conn = conn;
+            mc->fresh = fresh;
             set_events(mc, UV_READABLE);
             send_waiting(mc);
             return;

@@ -2,6 +2,7 @@
  * the I/O thread's connections, and keep the batch contract (timeouts, refusals, replays). The
  * test thread plays the HTTP thread: it runs fibers, sends what a parked one waits for, and
  * runs it on once the I/O thread has woken it. */
+#include "storage/redis/redis.h"
 #include "tests/storage/fixture.h"
 #include "tests/support/support.h"
 
