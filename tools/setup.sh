@@ -10,9 +10,9 @@ packages=(build-essential cmake pkg-config libmicrohttpd-dev libuv1-dev libhired
           clang-format clang libfuzzer-14-dev)
 if [ "${1:-}" = "--with-node" ]; then
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
-  # wrk for bench/; Debian's chromium (/usr/bin/chromium) for the demo page's browser test,
+  # wrk and nginx-light for bench/; Debian's chromium (/usr/bin/chromium) for the demo page's browser test,
   # which playwright-core drives: no browser is ever downloaded.
-  packages+=(wrk chromium)
+  packages+=(wrk nginx-light chromium)
 fi
 
 missing=()
