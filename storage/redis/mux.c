@@ -90,6 +90,18 @@ static void complete(storage_redis__pipe_t *p, storage_redis__conn_end_t end)
     p->done(p);
 }
 
+/* Fails the pipes waiting for a connection: none of them left. */
+static void refuse_waiting(mconn_t *mc)
+{
+    storage_redis__pipe_t *p = take_all(&mc->wait_head, &mc->wait_tail);
+    while (p) {
+        storage_redis__pipe_t *next = p->next;
+        p->unreachable = true;
+        complete(p, STORAGE_REDIS__CONN_DEAD);
+        p = next;
+    }
+}
+
 /* ---- one node's connection ---------------------------------------------------------------- */
 
 static void connect_node(mconn_t *mc);
@@ -260,14 +272,7 @@ static void connect_done(uv_work_t *w, int status)
     }
     if (conn)
         storage_redis__release(mc->mux->s, mc->node, conn, true, STORAGE_REDIS__CONN_DEAD);
-    /* Nothing of the waiting pipes left: the node is out of reach for now. */
-    storage_redis__pipe_t *p = take_all(&mc->wait_head, &mc->wait_tail);
-    while (p) {
-        storage_redis__pipe_t *next = p->next;
-        p->unreachable = true;
-        complete(p, STORAGE_REDIS__CONN_DEAD);
-        p = next;
-    }
+    refuse_waiting(mc); /* the node is out of reach for now */
 }
 
 static void connect_node(mconn_t *mc)
@@ -365,13 +370,7 @@ static void close_all(mux_t *m)
         mconn_t *mc = &m->conn[i];
         if (mc->conn)
             lose(mc, STORAGE_REDIS__CONN_DEAD); /* none is in flight at shutdown */
-        storage_redis__pipe_t *p = take_all(&mc->wait_head, &mc->wait_tail);
-        while (p) {
-            storage_redis__pipe_t *next = p->next;
-            p->unreachable = true;
-            complete(p, STORAGE_REDIS__CONN_DEAD);
-            p = next;
-        }
+        refuse_waiting(mc);
     }
 }
 
