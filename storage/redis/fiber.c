@@ -37,6 +37,9 @@
 #endif
 #endif
 #ifdef FIBER_ASAN
+#include <dlfcn.h>
+#include <pthread.h>
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #ifdef FIBER_TSAN
@@ -71,6 +74,32 @@ struct storage_redis_fiber_s {
 #endif
 };
 
+#ifdef FIBER_ASAN
+/* ASan's swapcontext interceptor writes a warning to stderr, which is the JSON log, and
+ * clears the shadow of the whole target stack on every switch. The switches are annotated
+ * (below) and a reused stack is unpoisoned when taken, so libc's own swapcontext is called. */
+static int (*libc_swapcontext)(ucontext_t *, const ucontext_t *);
+static pthread_once_t libc_once = PTHREAD_ONCE_INIT;
+
+static void find_libc_swapcontext(void)
+{
+    void *libc = dlopen("libc.so.6", RTLD_LAZY);
+    void *fn = libc ? dlsym(libc, "swapcontext") : NULL;
+    if (fn)
+        memcpy(&libc_swapcontext, &fn, sizeof(fn)); /* POSIX: a data pointer to a function */
+    else
+        libc_swapcontext = swapcontext;
+}
+
+static int switch_context(ucontext_t *from, const ucontext_t *to)
+{
+    pthread_once(&libc_once, find_libc_swapcontext);
+    return libc_swapcontext(from, to);
+}
+#else
+#define switch_context swapcontext
+#endif
+
 static _Thread_local storage_redis_fiber_t *current;
 static _Thread_local char *kept[STACKS_KEPT];
 static _Thread_local int n_kept;
@@ -83,8 +112,13 @@ static size_t page_size(void)
 
 static char *stack_take(void)
 {
-    if (n_kept)
+    if (n_kept) {
+#ifdef FIBER_ASAN
+        /* The last fiber's frames never returned: their redzones are still poisoned. */
+        __asan_unpoison_memory_region(kept[n_kept - 1], FIBER_STACK);
+#endif
         return kept[--n_kept];
+    }
     size_t guard = page_size();
     char *m = mmap(NULL, FIBER_STACK + guard, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
@@ -116,7 +150,7 @@ static void into_fiber(storage_redis_fiber_t *f)
     f->tsan_caller = __tsan_get_current_fiber();
     __tsan_switch_to_fiber(f->tsan_self, 0);
 #endif
-    swapcontext(&f->caller, &f->ctx);
+    switch_context(&f->caller, &f->ctx);
 #ifdef FIBER_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
@@ -132,7 +166,7 @@ static void out_of_fiber(storage_redis_fiber_t *f)
 #ifdef FIBER_TSAN
     __tsan_switch_to_fiber(f->tsan_caller, 0);
 #endif
-    swapcontext(&f->ctx, &f->caller);
+    switch_context(&f->ctx, &f->caller);
 #ifdef FIBER_ASAN
     __sanitizer_finish_switch_fiber(f->fake_stack, &f->caller_bottom, &f->caller_size);
 #endif
