@@ -124,6 +124,30 @@ wait_streams() {
   done
 }
 
+# ---- the fan-out backlog of the Redis on $REDIS_PORT (publish.sh, ratios.sh) ----
+
+# The fan-out streams (there are few: one per shard); SCAN's TYPE filter skips the many
+# other fanout:* keys in one call per 10,000 keys.
+fanout_streams() {
+  local cur=0 out
+  while :; do
+    out=$(redis-cli -p "$REDIS_PORT" scan "$cur" match 'fanout:*' type stream count 10000)
+    cur=${out%%$'\n'*}
+    [ "$out" = "$cur" ] || printf '%s\n' "${out#*$'\n'}"
+    [ "$cur" = 0 ] && break
+  done | sed '/^$/d'
+}
+# Jobs not yet done: lag (not yet read) plus pending (read, not acknowledged) of every group.
+fanout_backlog() {
+  local key total=0 n
+  for key in $(fanout_streams); do
+    n=$(redis-cli -p "$REDIS_PORT" xinfo groups "$key" |
+      awk 'want { total += $1 + 0; want = 0 } /^(lag|pending)$/ { want = 1 } END { print total + 0 }')
+    total=$((total + n))
+  done
+  echo "$total"
+}
+
 # A loopback TCP port that is free now.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

@@ -104,18 +104,6 @@ stop_ceiling() { stop_pid "$CEILING_PID"; wait "$CEILING_PID" 2>/dev/null || tru
 
 # ---- measuring -------------------------------------------------------------------------
 
-# Jobs not yet done: lag (not yet read) plus pending (read, not acknowledged), over every
-# fan-out stream's consumer groups.
-fanout_backlog() {
-  local key total=0 n
-  for key in $(redis-cli -p "$REDIS_PORT" --scan --pattern 'fanout:*'); do
-    [ "$(redis-cli -p "$REDIS_PORT" type "$key")" = stream ] || continue
-    n=$(redis-cli -p "$REDIS_PORT" xinfo groups "$key" |
-      awk 'want { total += $1 + 0; want = 0 } /^(lag|pending)$/ { want = 1 } END { print total + 0 }')
-    total=$((total + n))
-  done
-  echo "$total"
-}
 # Waits until the fan-out backlog is empty (at most DRAIN_MAX s); prints the seconds taken.
 drain_fanout() {
   local t0 left

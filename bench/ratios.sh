@@ -112,27 +112,6 @@ wait_calm() {
 
 # ---- the fan-out backlog ---------------------------------------------------------------
 
-# The fan-out streams (there are few: one per shard); SCAN's TYPE filter skips the many
-# other fanout:* keys in one call per 10,000 keys.
-fanout_streams() {
-  local cur=0 out
-  while :; do
-    out=$(redis-cli -p "$REDIS_PORT" scan "$cur" match 'fanout:*' type stream count 10000)
-    cur=${out%%$'\n'*}
-    [ "$out" = "$cur" ] || printf '%s\n' "${out#*$'\n'}"
-    [ "$cur" = 0 ] && break
-  done | sed '/^$/d'
-}
-# Jobs not yet done: lag (not yet read) plus pending (read, not acknowledged) of every group.
-fanout_backlog() {
-  local key total=0 n
-  for key in $(fanout_streams); do
-    n=$(redis-cli -p "$REDIS_PORT" xinfo groups "$key" |
-      awk 'want { total += $1 + 0; want = 0 } /^(lag|pending)$/ { want = 1 } END { print total + 0 }')
-    total=$((total + n))
-  done
-  echo "$total"
-}
 # Waits until the fan-out backlog is empty (at most DRAIN_MAX s); prints the seconds taken,
 # with a ">" when it gave up.
 drain_fanout() {
