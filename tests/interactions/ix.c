@@ -112,6 +112,8 @@ static char *dump(const json_t *j)
 typedef struct want_s {
     const char *type, *post, *actor, *id;
     long long actor_count;
+    const char *const *actors; /* when set: exactly these, newest first */
+    size_t n_actors;
 } want_t;
 typedef const json_t *(*pick_fn)(const json_t *list, const want_t *w);
 
@@ -289,6 +291,8 @@ static const json_t *pick_notification(const json_t *list, const want_t *w)
     const json_t *n = ix_find(list, w->type, w->post);
     if (n && w->actor_count >= 0 && ts_int(n, "actor_count") != w->actor_count)
         return NULL;
+    if (n && w->actors && !ix_actors_are(n, w->actors, w->n_actors))
+        return NULL;
     return n && (!w->actor || has_actor(n, w->actor)) ? n : NULL;
 }
 
@@ -303,6 +307,13 @@ json_t *ix_wait_notification(int port, const ts_user_t *u, const char *type, con
                              long long actor_count)
 {
     want_t w = {.type = type, .post = post, .actor_count = actor_count};
+    return poll_list(all_notifications, port, u, pick_notification, &w, true, IX_WAIT_MS, type);
+}
+
+json_t *ix_wait_actors(int port, const ts_user_t *u, const char *type, const char *post,
+                       const char *const *ids, size_t n)
+{
+    want_t w = {.type = type, .post = post, .actor_count = -1, .actors = ids, .n_actors = n};
     return poll_list(all_notifications, port, u, pick_notification, &w, true, IX_WAIT_MS, type);
 }
 

@@ -106,6 +106,10 @@ int ix_count(const json_t *list, const char *type, const char *post);
  * actor_count actors (any count when -1), and returns it (new reference). */
 json_t *ix_wait_notification(int port, const ts_user_t *u, const char *type, const char *post,
                              long long actor_count);
+/* Waits until u's notification of type on post has exactly the actors ids (IX_IDS), newest
+ * first: a state passed through on the way (another actor not yet undone) does not match. */
+json_t *ix_wait_actors(int port, const ts_user_t *u, const char *type, const char *post,
+                       const char *const *ids, size_t n);
 /* The same within timeout_ms; NULL (no failure) when it did not come. */
 json_t *ix_poll_notification(int port, const ts_user_t *u, const char *type, const char *post,
                              long long actor_count, int timeout_ms);
