@@ -173,9 +173,10 @@ typedef struct stream_s {
     char *out;      /* bytes rendered and not yet sent */
     size_t out_len, out_off, out_cap;
     bool started;
-    bool failed;                     /* the fast path could not render an event */
-    bool peer_gone;                  /* the fast path's send failed: the client went away */
-    char reset_id[NOTIFY_ID_MAX];    /* non-empty: start with a reset event at this id */
+    bool failed;                  /* the fast path could not render an event */
+    notify_event_t *held;         /* taken by the fast path, which would have had to read Redis */
+    bool peer_gone;               /* the fast path's send failed: the client went away */
+    char reset_id[NOTIFY_ID_MAX]; /* non-empty: start with a reset event at this id */
     char reset_after[NOTIFY_ID_MAX]; /* that reset's "since": the client's id, or "" */
     api_address_t client;
     bool holds_address; /* counts towards its client address's --max-streams-per-address */
@@ -275,13 +276,16 @@ static bool append_strs(stream_t *st, const char *const *strs)
 /* The renderers tell "gone" (0 with *json NULL: the id alone is sent) from a failure (a
  * negative errno: Redis could not be read, or no memory), which must never pass for gone. */
 
-/* The JSON of a feed event "<post>[:<reposter>]" into *json (new). */
-static int render_feed(stream_t *st, const char *ref, bool fresh, char **json)
+/* The JSON of a feed event "<post>[:<reposter>]" into *json (new); -EWOULDBLOCK when it
+ * is not cached and cached_only says not to read Redis for it. */
+static int render_feed(stream_t *st, const char *ref, bool fresh, bool cached_only, char **json)
 {
     /* A replayed event may be old: render it fresh, so a post deleted since is not sent. */
     *json = fresh ? NULL : cache_get(st->api->render_cache, ref);
     if (*json)
         return 0;
+    if (cached_only)
+        return -EWOULDBLOCK;
     char *colon;
     uint64_t post = strtoull(ref, &colon, 10),
              reposter = *colon == ':' ? strtoull(colon + 1, NULL, 10) : 0;
@@ -359,12 +363,13 @@ static int render_group_removed(const char *key, char **json)
     return *json ? 0 : -ENOMEM;
 }
 
-/* Frames one event; false when the stream must end. An event that could not be rendered
- * ends it without its id: the client resumes before it and gets it then. */
-static bool render(stream_t *st, const notify_event_t *ev)
+/* Frames one event: 0, or -EWOULDBLOCK when cached_only and the event needs Redis (nothing
+ * is framed), or another negative errno when the stream must end. An event that could not
+ * be rendered ends it without its id: the client resumes before it and gets it then. */
+static int render_event(stream_t *st, const notify_event_t *ev, bool cached_only)
 {
     if (ev->kind == NOTIFY_KIND_HEARTBEAT)
-        return append_strs(st, (const char *const[]){": heartbeat\n\n", NULL});
+        return append_strs(st, (const char *const[]){": heartbeat\n\n", NULL}) ? 0 : -ENOMEM;
     char *json = NULL;
     int rc = 0;
     storage_event_kind_t kind = (storage_event_kind_t)ev->kind; /* the name it is sent as */
@@ -373,7 +378,9 @@ static bool render(stream_t *st, const notify_event_t *ev)
         rc = api_stream_reset_json(st->api, st->user, ev->ref, &json);
         break;
     case STORAGE_EVENT_FEED:
-        rc = render_feed(st, ev->ref, ev->from_log, &json);
+        rc = render_feed(st, ev->ref, ev->from_log, cached_only, &json);
+        if (rc == -EWOULDBLOCK)
+            return rc;
         break;
     case STORAGE_EVENT_NOTIFICATION:
         rc = render_notification(st, ev->ref, &json);
@@ -410,7 +417,7 @@ static bool render(stream_t *st, const notify_event_t *ev)
         LOG_RATELIMITED(LOG_WARN, "sse", 0,
                         "rendering event %s (%s) for user %llu failed (%d); ending the stream",
                         ev->id, ev->ref, (unsigned long long)st->user, rc);
-        return false;
+        return rc;
     }
     if (ev->kind != STORAGE_EVENT_RESET) { /* a reset's id is the log's end: no delivery */
         unsigned long long ms = strtoull(ev->id, NULL, 10);
@@ -426,7 +433,13 @@ static bool render(stream_t *st, const notify_event_t *ev)
                                                      "\ndata: ", json, "\n\n", NULL})
              : append_strs(st, (const char *const[]){"id: ", ev->id, "\n\n", NULL});
     free(json);
-    return ok;
+    return ok ? 0 : -ENOMEM;
+}
+
+/* The reader's render, which may read Redis: false when the stream must end. */
+static bool render(stream_t *st, const notify_event_t *ev)
+{
+    return render_event(st, ev, false) == 0;
 }
 
 /* How long a user's log and presence outlive their last stream (--stream-retention,
@@ -525,6 +538,14 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             continue;
         }
+        if (st->held) { /* taken before anything still queued: it goes first */
+            bool ok = render(st, st->held);
+            notify_event_unref(st->held);
+            st->held = NULL;
+            if (!ok)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            continue;
+        }
         notify_event_t *ev = NULL;
         char cursor[NOTIFY_ID_MAX];
         switch (notify_sub_next(st->sub, &ev, cursor)) {
@@ -596,9 +617,16 @@ static void serve(void *item)
         notify_event_t *ev = NULL;
         notify_next_t next = notify_sub_take(st->sub, &ev, fast_event, st);
         if (next == NOTIFY_NEXT_EVENT) {
-            bool ok = render(st, ev);
+            /* Never Redis here: a writer waiting out a paused Redis's timeout would hold
+             * the heartbeats of every stream it serves. Such an event goes to the reader. */
+            int rc = render_event(st, ev, true);
+            if (rc == -EWOULDBLOCK) {
+                st->held = ev;
+                (void)flush(st);
+                break;
+            }
             notify_event_unref(ev);
-            if (!ok) {
+            if (rc) {
                 st->failed = true;
                 break;
             }
@@ -618,6 +646,7 @@ static void stream_free(void *cls)
     stream_t *st = cls;
     if (st->sub)
         notify_sub_close(st->sub);
+    notify_event_unref(st->held);
     if (st->holds_address)
         api_address_counts_release(st->api->stream_addresses, &st->client);
     atomic_fetch_sub(&st->api->metrics.stream_buffer_bytes, (long long)st->out_cap);
