@@ -451,10 +451,11 @@ static storage_events_keep_t keep_of(const api_t *api)
 }
 
 /* The log lost events after cursor: the stream goes on from the log's end with a reset
- * (into *reset, new; what to refetch is judged against cursor), as a resume after cursor does on connect (api_stream_get), where the
- * log is made again if it is gone, its ids above the cursor. A log that exists but ends
- * before the cursor (Redis lost its newest entries) cannot give the reset an id after what
- * the stream sent: -ESTALE ends the stream, and the client's resume gets its reset there. */
+ * (into *reset, new; what to refetch is judged against cursor), as a resume after cursor
+ * does on connect (api_stream_get). A log that is gone is made again, and one that ends
+ * before the cursor (Redis lost its newest entries) is lifted, its ids above the cursor.
+ * Should the log still end at or before the cursor, no reset could come after what the
+ * stream sent: -ESTALE ends the stream, and the client's resume gets its reset there. */
 static int reset_from_log(stream_t *st, const char *cursor, notify_event_t **reset)
 {
     bool was_online = false;
@@ -737,8 +738,10 @@ void api_stream_get(api_req_t *r)
      * log's end with a reset, so the client refetches instead of silently missing some. An
      * id beyond the log's end (another deployment's, or from before Redis lost its data)
      * gets the reset too: resumed after it, every live event below it would be taken as
-     * seen and dropped. A reset, not a 400: EventSource gives up for good on an error, and
-     * would resend that id on every reconnect until an event carries a new one. */
+     * seen and dropped. The log was lifted above such an id unless it is from the future
+     * (storage_events_online), so the reset's id is after the client's. A reset, not a 400:
+     * EventSource gives up for good on an error, and would resend that id on every
+     * reconnect until an event carries a new one. */
     bool resume = last && was_online && notify_id_cmp(last, tail) <= 0;
     if (last && !resume) {
         snprintf(st->reset_id, sizeof(st->reset_id), "%s", tail);

@@ -174,25 +174,42 @@ int storage_events_refresh_async(storage_async_t *sa, const uint64_t *users, siz
 /* KEYS: ev online; ARGV: retention floor grace. Returns {existed, last id handed out}. A log
  * made anew (the user was away past the retention) starts its ids above floor, the reader's
  * last id, so a reset to it is never behind the reader and every later event comes after
- * it. Its first entry is an "open" marker (readers skip it): the first entry of a stream
- * costs Redis twice a later one (it lays out the node), and paid here, on connect, it is not
- * paid by the first fan-out to reach ten thousand freshly connected followers. The user is
- * present from now on (live events are published for them), for the grace. */
+ * it. So does a log that exists but ends below floor (a failover promoted a replica that had
+ * not got its newest entries): it is lifted above floor and reported as not existing, since
+ * what it lost cannot be told, so the reader gets a reset ahead of its own id. Its first
+ * entry is an "open" marker (readers skip it): the first entry of a stream costs Redis twice
+ * a later one (it lays out the node), and paid here, on connect, it is not paid by the first
+ * fan-out to reach ten thousand freshly connected followers. The user is present from now on
+ * (live events are published for them), for the grace. */
 #define OPEN_NAME "open" /* STORAGE_EVENT_OPEN's name */
 static const char online_script[] =
+    "local function last_id()\n"
+    "  local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"
+    "  for i = 1, #info - 1, 2 do\n"
+    "    if info[i] == 'last-generated-id' then return info[i + 1] end\n"
+    "  end\n"
+    "  return '0-0'\n"
+    "end\n"
+    "local function below(a, b)\n"
+    "  local am, as = string.match(a, '^(%d+)-?(%d*)$')\n"
+    "  local bm, bs = string.match(b, '^(%d+)-?(%d*)$')\n"
+    "  am, bm = tonumber(am) or 0, tonumber(bm) or 0\n"
+    "  if am ~= bm then return am < bm end\n"
+    "  return (tonumber(as) or 0) < (tonumber(bs) or 0)\n"
+    "end\n"
     "local existed = redis.call('EXISTS', KEYS[1])\n"
     "if existed == 0 then\n"
     "  redis.call('XGROUP', 'CREATE', KEYS[1], 'live', '$', 'MKSTREAM')\n"
     "  if ARGV[2] ~= '' then redis.call('XSETID', KEYS[1], ARGV[2]) end\n"
     "  redis.call('XADD', KEYS[1], '*', 'e', '" OPEN_NAME "  ')\n"
+    "elseif ARGV[2] ~= '' and below(last_id(), ARGV[2]) then\n"
+    "  existed = 0\n"
+    "  redis.call('XSETID', KEYS[1], ARGV[2])\n"
+    "  redis.call('XADD', KEYS[1], '*', 'e', '" OPEN_NAME "  ')\n"
     "end\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"
     "redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])\n"
-    "local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"
-    "for i = 1, #info - 1, 2 do\n"
-    "  if info[i] == 'last-generated-id' then return {existed, info[i + 1]} end\n"
-    "end\n"
-    "return {existed, '0-0'}\n";
+    "return {existed, last_id()}\n";
 
 /* A floor from a client: an id this server could have sent, not one from the future. */
 static bool plausible_floor(const char *id)

@@ -425,7 +425,9 @@ typedef struct storage_events_keep_s {
 /* Marks user connected: their event log exists for keep's retention more and they are
  * present for its grace; *was_online tells whether the log existed (so events since their
  * last stream are all in it), tail is the newest id the log has handed out. A log made anew
- * gives ids above floor (the reader's Last-Event-ID; NULL: none). keep is borrowed. */
+ * gives ids above floor (the reader's Last-Event-ID; NULL: none), and so does one that ended
+ * below floor (Redis lost its newest entries): it is lifted, and *was_online is false.
+ * keep is borrowed. */
 int storage_events_online(storage_t *s, uint64_t user, const storage_events_keep_t *keep,
                           const char *floor, bool *was_online, char tail[STORAGE_EVENT_ID_MAX]);
 /* (Connected users' marks are extended by storage_events_refresh_async, on the live loop.) */

@@ -299,9 +299,9 @@ static void lost_log_test(bool back, const char *prefix)
     bool ended;
     char reset[64];
     c = expect_reset(c, &reader, g.last_id, &ended, reset, back ? "a log gone back" : "a gone log");
-    /* Gone back with nothing since, the log has no id after what the stream sent. */
-    if (back)
-        cr_assert(ended, "a log gone back got a reset on the stream (%s)", reset);
+    /* Gone back with nothing since, the log is lifted above what the stream sent, so the
+     * reset comes on the stream (before, the stream ended and its resume got it). */
+    cr_assert(!ended, "%s: the stream ended instead of telling the reset", prefix);
 
     ts_post(srv.port, &author, "after the reset", post);
     ts_sse_item_t ev;
@@ -326,9 +326,46 @@ Test(sse_resubscribe, a_log_gone_while_the_subscriber_was_away_means_a_reset)
 }
 
 /* The log lost its newest entries (a restart, a failover to a replica behind) and nothing
- * was logged since: it ends before what the stream sent, so the stream ends and its resume
- * gets the reset. */
+ * was logged since: it ends before what the stream sent, and is lifted above it, so the
+ * stream gets its reset after what it sent. */
 Test(sse_resubscribe, a_log_gone_back_while_the_subscriber_was_away_means_a_reset)
 {
     lost_log_test(true, "back");
+}
+
+/* The same loss seen by a client that reconnects (the chaos suite's failover, where 36
+ * reconnected streams got a reset with an id below their own): the reset's id is after the
+ * client's Last-Event-ID, and live events come after it. */
+Test(sse_resubscribe, a_reconnect_to_a_log_gone_back_gets_a_reset_after_its_id)
+{
+    ts_user_t reader, author;
+    ts_sse_t *c = sx_reader_of(&srv, NULL, "backre", &reader, &author);
+    nodes_t nodes;
+    nodes_of_url(&nodes);
+    redisContext *redis = ts_redis_connect(nodes.port[0]);
+    ts_feed_t g = {0};
+    char post[24];
+    ts_post(srv.port, &author, "before the log goes back", post);
+    expect_posts_in_order(c, &g, &post, 1, ts_now_ms() + SX_WAIT_MS, "the post before");
+    ts_sse_close(c);
+    unsigned long long user = (unsigned long long)reader.num;
+    freeReplyObject(ts_redis_cmd_ok(redis, "DEL ev:{%llu}", user));
+    freeReplyObject(ts_redis_cmd_ok(redis, "XADD ev:{%llu} 1-1 e open", user));
+
+    c = ts_stream(srv.port, &reader, g.last_id);
+    ts_sse_item_t ev;
+    ts_sse_expect(c, "reset", &ev, SX_WAIT_MS, "the reconnect to a log gone back");
+    cr_assert_gt(ts_sse_id_cmp(ev.id, g.last_id), 0,
+                 "the reset's id %s is not after the client's Last-Event-ID %s", ev.id, g.last_id);
+    char reset[64];
+    snprintf(reset, sizeof(reset), "%s", ev.id);
+    ts_sse_item_clear(&ev);
+    ts_post(srv.port, &author, "after the reset", post);
+    ts_sse_expect(c, "feed", &ev, SX_WAIT_MS, "the post after the reset");
+    cr_assert_gt(ts_sse_id_cmp(ev.id, reset), 0, "the post after the reset has id %s, not after %s",
+                 ev.id, reset);
+    ts_sse_item_clear(&ev);
+    ts_redis_close(redis);
+    ts_sse_close(c);
+    ts_feed_free(&g);
 }
