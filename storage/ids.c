@@ -59,9 +59,46 @@ int storage_node_id(const storage_t *s)
     return node >= 0 && lease_known(s) ? node : -1;
 }
 
+/* Asks Redis whether node's lease is still ours and extends it: 1 yes (confirmed from now),
+ * 0 no, or a negative errno. */
+static int confirm_lease(storage_t *s, int node)
+{
+    char key[32], lease[16];
+    snprintf(key, sizeof(key), K_NODE, node);
+    snprintf(lease, sizeof(lease), "%d", NODE_LEASE_MS);
+    const char *argv[] = {"EVAL", renew_script, "1", key, s->node_token, lease};
+    uint64_t asked = monotonic_ms(), reconnects = storage_redis_reconnects(s->redis);
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    storage_redis_batch_addargv(&b, 6, argv, NULL);
+    int rc = storage_redis_batch_run_checked(&b);
+    int64_t ours = rc == 0 ? storage_redis_int(b.r[0]) : -1;
+    storage_redis_batch_free(&b);
+    if (rc)
+        return rc;
+    if (ours == 1)
+        lease_confirmed(s, node, asked, reconnects);
+    return ours == 1;
+}
+
+/* The node to mint from. A lease in its time that a reconnect made unverifiable (Redis may
+ * have restarted empty, and another process taken the node) is confirmed here, one round
+ * trip, rather than refusing ids until the loop's next renewal, up to a second later: a
+ * reconnect found by a request after /readyz said ready had made that request a 503. */
+static int minting_node(storage_t *s)
+{
+    int node = storage_node_id(s);
+    if (node >= 0)
+        return node;
+    node = atomic_load(&s->node);
+    if (node < 0 || monotonic_ms() >= atomic_load(&s->lease_until_ms))
+        return -1; /* none, or lapsed: the loop's renewal takes it from there */
+    return confirm_lease(s, node) == 1 ? storage_node_id(s) : -1;
+}
+
 uint64_t storage_id_next(storage_t *s)
 {
-    int leased = storage_node_id(s);
+    int leased = minting_node(s);
     if (leased < 0)
         return 0;
     uint64_t now = storage__now_ms() - STORAGE_ID_EPOCH_MS;
@@ -120,23 +157,11 @@ int storage_node_renew(storage_t *s)
     int node = atomic_load(&s->node);
     if (node < 0)
         return storage_node_acquire(s);
-    char key[32], lease[16];
-    snprintf(key, sizeof(key), K_NODE, node);
-    snprintf(lease, sizeof(lease), "%d", NODE_LEASE_MS);
-    const char *argv[] = {"EVAL", renew_script, "1", key, s->node_token, lease};
-    uint64_t asked = monotonic_ms(), reconnects = storage_redis_reconnects(s->redis);
-    storage_redis_batch_t b;
-    storage_redis_batch_init(&b, s->redis);
-    storage_redis_batch_addargv(&b, 6, argv, NULL);
-    int rc = storage_redis_batch_run_checked(&b);
-    int64_t ours = rc == 0 ? storage_redis_int(b.r[0]) : -1;
-    storage_redis_batch_free(&b);
-    if (rc)
-        return rc;
-    if (ours == 1) {
-        lease_confirmed(s, node, asked, reconnects);
+    int ours = confirm_lease(s, node);
+    if (ours < 0)
+        return ours;
+    if (ours == 1)
         return 0;
-    }
     /* Lost (expired while Redis was away, or Redis lost its data and another process took
      * it): no more ids from it, then a free node id again. */
     atomic_store(&s->node, -1);

@@ -75,3 +75,25 @@ Test(lease, a_lease_found_taken_is_dropped_at_renewal)
     storage_node_release(s);
     storage_destroy(s);
 }
+
+/* A reconnect to a Redis that kept its data (its connections were cut, or it restarted from
+ * its AOF): the next id confirms the lease itself, one round trip, instead of being refused
+ * until the loop's next renewal; a request that found the dead connection got a 503 then. */
+Test(lease, the_next_id_after_a_reconnect_confirms_a_lease_still_ours)
+{
+    ts_redis_start(&own, 0);
+    storage_t *s = connect_own();
+    cr_assert_eq(storage_node_acquire(s), 0);
+    int node = storage_node_id(s);
+    char url[64];
+    ts_redis_url(url, sizeof(url), own.port);
+    freeReplyObject(ts_redis_command(url, "CLIENT KILL TYPE normal SKIPME yes"));
+    uint64_t reconnects = storage_reconnects(s);
+    cr_expect_eq(storage_ping(s), 0, "a fresh connection replaces the one cut");
+    cr_expect_gt(storage_reconnects(s), reconnects);
+    cr_expect_eq(storage_node_id(s), -1, "unverified since the reconnect");
+    cr_expect_gt(storage_id_next(s), 0, "the lease is still ours: the id confirms it");
+    cr_expect_eq(storage_node_id(s), node);
+    storage_node_release(s);
+    storage_destroy(s);
+}
