@@ -3,7 +3,7 @@
  * (SIGKILL) and started again; a master killed (SIGKILL) so that its replica takes over; a
  * master crashed and started again from its nodes.conf and AOF, after its replica took over,
  * and again with its replica kept from taking over; a master paused for 5 s
- * (SIGSTOP, SIGCONT); every master out of memory (maxmemory just above what it uses) and then
+ * (SIGSTOP, SIGCONT), within the node timeout and past it; every master out of memory (maxmemory just above what it uses) and then
  * given room. */
 #include "tests/chaos/chaos.h"
 #include "tests/scaleout/so.h"
@@ -198,23 +198,39 @@ Test(chaos_cluster, a_master_restarted_before_failover_loses_nothing)
     ch_finish(&world);
 }
 
-Test(chaos_cluster, a_paused_master_loses_nothing)
+/* Sets every node's cluster-node-timeout: how long a master may answer nothing before its
+ * replica is promoted. */
+static void set_node_timeout(int ms)
 {
-    ch_start(&world, "cpause", true);
+    for (int i = 0; i < world.redis.nodes; i++) {
+        struct redisContext *c = ts_redis_connect(world.redis.ports[i]);
+        freeReplyObject(ts_redis_cmd_ok(c, "CONFIG SET cluster-node-timeout %d", ms));
+        ts_redis_close(c);
+    }
+}
+
+/* A master of the first author's slot stopped 5 s (SIGSTOP) and woken (SIGCONT). failover:
+ * with the suite's cluster-node-timeout (1000 ms) its replica is promoted during the pause,
+ * and the woken master turns into that one's replica; else the timeout is 15 s, a
+ * production cluster's default, and the pause stays a pause. */
+static void pause_a_master(const char *world_name, bool failover)
+{
+    ch_start(&world, world_name, true);
+    if (!failover)
+        set_node_timeout(15000);
     ch_run(&world, WARM_MS);
     int slot = so_user_slot(world.authors[0].id);
     int victim = so_cluster_master_of(&world.redis, slot);
     cr_assert(victim, "no master serves slot %d", slot);
     pid_t pid = so_cluster_node_pid(&world.redis, victim);
-    ch_fault_t f = {.name = "cluster: a master paused 5 s", .writes = CH_WRITES_PARTIAL};
+    ch_fault_t f = {.name = failover ? "cluster: a master paused 5 s, failed over"
+                                     : "cluster: a master paused 5 s",
+                    .writes = CH_WRITES_PARTIAL};
     f.start = ts_now_ms();
     cr_assert_eq(kill(pid, SIGSTOP), 0, "kill -STOP %d: %s", (int)pid, strerror(errno));
     ch_run(&world, 5000);
     f.end = ts_now_ms();
     cr_assert_eq(kill(pid, SIGCONT), 0, "kill -CONT %d: %s", (int)pid, strerror(errno));
-    /* With cluster-node-timeout 1000 ms its replica is usually promoted during the pause, and
-     * the woken master then turns into that one's replica: part of the fault, and the checks
-     * hold either way. */
     int serving = so_cluster_master_of(&world.redis, slot);
     wait_settled("the master's SIGCONT");
     int of = 0;
@@ -223,9 +239,24 @@ Test(chaos_cluster, a_paused_master_loses_nothing)
             "chaos cluster: at the end of the pause port %d served slot %d; node %d is now %s "
             "(of %d), %llu ms after SIGCONT\n",
             serving, slot, victim, role_name(role), of, (unsigned long long)(ts_now_ms() - f.end));
+    if (!failover)
+        cr_assert_eq(serving, victim, "the pause turned into a failover (port %d serves)", serving);
     ch_run(&world, AFTER_MS);
     ch_verify(&world, &f);
     ch_finish(&world);
+}
+
+Test(chaos_cluster, a_paused_master_loses_nothing)
+{
+    pause_a_master("cpause", false);
+}
+
+/* Known to fail (tests/chaos/KNOWN_FAILURES.md): what a master acknowledged just before the
+ * pause and had not yet sent its replica is lost with the promotion, and the writes queued
+ * in its socket run when it wakes, still a master for a moment, so their live events escape. */
+Test(chaos_cluster, a_master_paused_past_the_node_timeout_loses_nothing)
+{
+    pause_a_master("cfailover", true);
 }
 
 /* used_memory from the node's INFO memory. */
