@@ -36,6 +36,14 @@ typedef struct api_s {
 #define API_EXTRA_HEADERS 4
 
 /* One HTTP request: everything it owns, freed when MHD reports it completed. */
+/* Where a request stands; the two phases that talk to Redis run as fibers. */
+typedef enum {
+    API_REQ_ADMIT,    /* with the headers: token, rate check, refusals before the body */
+    API_REQ_BODY,     /* the body arriving */
+    API_REQ_DISPATCH, /* the handler */
+    API_REQ_ANSWERED,
+} api_req_phase_t;
+
 typedef struct api_req_s {
     api_t *api;
     struct MHD_Connection *conn;
@@ -71,6 +79,11 @@ typedef struct api_req_s {
     } extra[API_EXTRA_HEADERS]; /* borrowed, static: see api_reply_header */
     size_t n_extra;
     struct MHD_Response *custom; /* owned: a streamed response instead of resp_body */
+
+    /* the request's Redis work runs as a fiber that parks instead of blocking (server.c) */
+    api_req_phase_t phase;
+    struct storage_redis_fiber_s *fiber; /* owned: the phase's, while it runs */
+    bool admitted;                       /* the admission phase let the request in */
 } api_req_t;
 
 typedef void (*api_handler_fn)(api_req_t *r);

@@ -139,7 +139,7 @@ static bool streams_released(tidings_t *app)
         app->suspended_logged = uv_now(&app->loop);
         api_sse_stop_writers(app->api);
     }
-    long long suspended = api_sse_suspended(app->api);
+    long long suspended = api_sse_suspended(app->api) + api_server_parked(app->server);
     if (suspended > 0 && uv_now(&app->loop) >= app->suspended_logged + 1000) {
         app->suspended_logged = uv_now(&app->loop);
         LOG(LOG_WARN, "main", "waiting for %lld suspended streams to resume", suspended);

@@ -20,7 +20,8 @@ typedef struct api_metrics_s {
     api_histogram_t stream_delivery; /* api_delivery_bounds: event logged to event sent */
     atomic_ullong rate_limited[API_RATE_CLASSES]; /* requests answered 429 by class */
     atomic_llong stream_buffer_bytes;             /* sse.c: held by streams' output buffers */
-    atomic_llong streams_suspended;               /* sse.c: stream connections suspended now */
+    atomic_llong requests_parked;   /* server.c: requests suspended while Redis answers */
+    atomic_llong streams_suspended; /* sse.c: stream connections suspended now */
 } api_metrics_t;
 
 /* route is an index below API_METRICS_ROUTES - 1, or -1 for requests no route matched. */

@@ -13,6 +13,7 @@
 #include "api/connections.h"
 #include "api/log.h"
 #include "api/utf8.h"
+#include "storage/redis/redis.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -169,6 +170,78 @@ static void dispatch(api_req_t *r)
         api_problem(r, API_INTERNAL, "the handler gave no answer");
 }
 
+/* ---- the phases that talk to Redis, as fibers ----------------------------------------------
+ * A phase runs as a fiber (storage/redis/redis.h): when its batch goes to Redis, the fiber
+ * parks, the connection is suspended and the thread serves others; the I/O thread's wake
+ * resumes the connection, and libmicrohttpd calls on_request again for the same step (the
+ * first call for admission, the final one for the handler), which runs the fiber on. The
+ * connection is suspended before the fiber's commands are sent, so the wake can never come
+ * before the suspension. */
+
+static void run_admit(api_req_t *r)
+{
+    r->admitted = admit(r);
+}
+
+static void phase_main(void *arg)
+{
+    api_req_t *r = arg;
+    if (r->phase == API_REQ_ADMIT)
+        run_admit(r);
+    else
+        dispatch(r);
+}
+
+/* The I/O thread: the parked fiber's replies are in. */
+static void phase_wake(void *arg)
+{
+    api_req_t *r = arg;
+    atomic_fetch_sub(&r->api->metrics.requests_parked, 1);
+    MHD_resume_connection(r->conn);
+}
+
+/* Runs (or runs on) the current phase: true when it is over, false when it parked. */
+static bool run_phase(api_req_t *r)
+{
+    if (!r->fiber)
+        r->fiber = storage_redis_fiber_new(phase_main, r, phase_wake, r);
+    if (!r->fiber) { /* no memory for a stack: the thread waits instead */
+        phase_main(r);
+        return true;
+    }
+    if (!storage_redis_fiber_run(r->fiber)) {
+        atomic_fetch_add(&r->api->metrics.requests_parked, 1);
+        MHD_suspend_connection(r->conn);
+        storage_redis_fiber_send(r->fiber);
+        return false;
+    }
+    storage_redis_fiber_free(r->fiber);
+    r->fiber = NULL;
+    return true;
+}
+
+/* Admission, and the answer to the first call once it is over. */
+static enum MHD_Result admit_step(api_req_t *r)
+{
+    if (!run_phase(r))
+        return MHD_YES;
+    r->phase = API_REQ_BODY;
+    if (r->admitted || !announces_body(r->conn))
+        return MHD_YES; /* a refusal without a body is sent at the final call: the
+                         * connection stays open for the next request */
+    /* An answer queued now makes libmicrohttpd refuse the body and close afterwards. */
+    r->answered_early = true;
+    return send_response(r);
+}
+
+static enum MHD_Result dispatch_step(api_req_t *r)
+{
+    if (!run_phase(r))
+        return MHD_YES;
+    r->phase = API_REQ_ANSWERED;
+    return send_response(r);
+}
+
 static void request_free(api_req_t *r)
 {
     free(r->path);
@@ -254,13 +327,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         *req_cls = r;
         r->body_too_large = declared_too_large(conn, body_max(r));
-        if (admit(r) || !announces_body(conn))
-            return MHD_YES; /* a refusal without a body is sent at the final call: the
-                             * connection stays open for the next request */
-        /* An answer queued now makes libmicrohttpd refuse the body and close afterwards. */
-        r->answered_early = true;
-        return send_response(r);
+        return admit_step(r);
     }
+    if (r->phase == API_REQ_ADMIT) /* the first call again, after a park */
+        return admit_step(r);
+    if (r->phase == API_REQ_DISPATCH) /* the final call again, after a park */
+        return dispatch_step(r);
     if (*upload_data_size) {
         /* Past the limit the rest is read and dropped: answering before the client has
          * sent it all would make the kernel reset the connection and lose the answer. */
@@ -272,9 +344,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->answered_early)
         return MHD_YES;
     api_connections_request_read(conn);
-    if (!r->status) /* else refused with the headers */
-        dispatch(r);
-    return send_response(r);
+    if (r->status) /* refused with the headers */
+        return send_response(r);
+    r->phase = API_REQ_DISPATCH;
+    return dispatch_step(r);
 }
 
 /* Keeps control characters out of log lines (the path arrives percent-decoded). */
@@ -294,6 +367,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (!r)
         return;
     *req_cls = NULL;
+    if (r->fiber) {
+        /* Only a parked fiber that was woken can be here (a suspended connection is never
+         * completed: the daemon stops only once none is parked): let it finish, its
+         * batches refused from now on. */
+        storage_redis_fiber_cancel(r->fiber);
+        while (!storage_redis_fiber_run(r->fiber))
+            ;
+        storage_redis_fiber_free(r->fiber);
+        r->fiber = NULL;
+    }
     double seconds = (double)(now_ns() - r->start_ns) / 1e9;
     int status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? r->status : 0;
     if (status)
@@ -406,6 +489,11 @@ void api_server_quiesce(api_server_t *srv)
     srv->quiesced = MHD_quiesce_daemon(srv->daemon);
     if (srv->quiesced != MHD_INVALID_SOCKET)
         shutdown(srv->quiesced, SHUT_RDWR);
+}
+
+long long api_server_parked(const api_server_t *srv)
+{
+    return atomic_load(&srv->api->metrics.requests_parked);
 }
 
 long long api_server_in_flight(const api_server_t *srv)

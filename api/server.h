@@ -15,6 +15,8 @@ int api_server_port(const api_server_t *srv);
 void api_server_quiesce(api_server_t *srv);
 /* Requests begun and not yet completed. */
 long long api_server_in_flight(const api_server_t *srv);
+/* Requests whose connection is suspended while Redis answers (the daemon must not stop). */
+long long api_server_parked(const api_server_t *srv);
 /* Closes every connection and joins the threads. */
 void api_server_stop(api_server_t *srv);
 

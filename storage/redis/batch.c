@@ -219,6 +219,151 @@ static void settle(storage_redis_t *s, route_t *rt, redisReply **r, round_t *nex
     rt->done = true;
 }
 
+/* ---- in a fiber: every node's share at once, on the shared connections (mux.c) ---------- */
+
+typedef struct parked_s {
+    storage_redis_fiber_t *fiber;
+    storage_redis_t *client;
+    storage_redis__pipe_t *pipes;
+    size_t n;
+    atomic_size_t pending;
+} parked_t;
+
+static void parked_done(storage_redis__pipe_t *p)
+{
+    parked_t *w = p->arg;
+    if (atomic_fetch_sub(&w->pending, 1) == 1)
+        storage_redis__fiber_wake(w->fiber);
+}
+
+/* On the fiber's owner, once it can be woken. The owner's thread is the only one that can
+ * run the fiber on, so w (on the fiber's stack) outlives this loop. */
+static void parked_send(void *arg)
+{
+    parked_t *w = arg;
+    for (size_t i = 0; i < w->n; i++)
+        storage_redis__mux_send(w->client, &w->pipes[i]);
+}
+
+/* Parks the running fiber until every one of the n pipes is done. */
+static void park_for(storage_redis_t *client, storage_redis__pipe_t *pipes, size_t n)
+{
+    if (storage_redis__fiber_cancelled()) {
+        for (size_t i = 0; i < n; i++) {
+            pipes[i].unreachable = true;
+            pipes[i].end = STORAGE_REDIS__CONN_DEAD;
+        }
+        return;
+    }
+    parked_t w = {
+        .fiber = storage_redis__fiber_current(), .client = client, .pipes = pipes, .n = n};
+    atomic_init(&w.pending, n);
+    for (size_t i = 0; i < n; i++) {
+        pipes[i].done = parked_done;
+        pipes[i].arg = &w;
+    }
+    storage_redis__fiber_park(parked_send, &w);
+}
+
+static void pause_parked(storage_redis_t *client, int ms)
+{
+    storage_redis__pipe_t p = {.kind = STORAGE_REDIS__PIPE_AFTER, .after_ms = (uint64_t)ms};
+    park_for(client, &p, 1);
+}
+
+typedef struct refresh_s {
+    storage_redis_t *client;
+    int min_interval_ms, rc;
+} refresh_t;
+
+static void refresh_work(void *arg)
+{
+    refresh_t *r = arg;
+    r->rc = storage_redis__topology_refresh(r->client, r->min_interval_ms);
+}
+
+/* Learns the slot map; in a fiber, on libuv's thread pool (it connects and waits). */
+static int refresh(storage_redis_t *client, int min_interval_ms)
+{
+    if (!storage_redis__fiber_current())
+        return storage_redis__topology_refresh(client, min_interval_ms);
+    refresh_t r = {client, min_interval_ms, -EAGAIN};
+    storage_redis__pipe_t p = {
+        .kind = STORAGE_REDIS__PIPE_WORK, .work = refresh_work, .work_arg = &r};
+    park_for(client, &p, 1);
+    return r.rc;
+}
+
+/* The fiber's version of one round of run_node calls: one pipe per node, all sent at once.
+ * Marks the nodes that failed in unreachable. */
+static int run_nodes_parked(storage_redis_batch_t *b, route_t *rt, int round, bool *sent,
+                            bool *unreachable)
+{
+    int nodes[STORAGE_REDIS_MAX_NODES];
+    size_t counts[STORAGE_REDIS_MAX_NODES] = {0}, n_nodes = 0, total = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        int node = rt[i].node;
+        if (!pending_on(&rt[i], node, round) || unreachable[node])
+            continue;
+        if (!counts[node])
+            nodes[n_nodes++] = node;
+        counts[node] += rt[i].asking ? 2 : 1;
+        total += rt[i].asking ? 2 : 1;
+    }
+    if (!n_nodes)
+        return 0;
+    storage_redis__pipe_t *pipes = calloc(n_nodes, sizeof(*pipes));
+    char **cmds = malloc(total * sizeof(*cmds));
+    size_t *lens = malloc(total * sizeof(*lens));
+    redisReply **replies = calloc(total, sizeof(*replies));
+    if (!pipes || !cmds || !lens || !replies) {
+        free(pipes), free(cmds), free(lens), free(replies);
+        return -ENOMEM;
+    }
+    size_t at = 0;
+    for (size_t k = 0; k < n_nodes; k++) {
+        storage_redis__pipe_t *p = &pipes[k];
+        *p = (storage_redis__pipe_t){.kind = STORAGE_REDIS__PIPE_COMMANDS,
+                                     .node = nodes[k],
+                                     .cmds = cmds + at,
+                                     .lens = lens + at,
+                                     .replies = replies + at};
+        for (size_t i = 0; i < b->n; i++) {
+            if (rt[i].node != nodes[k] || !pending_on(&rt[i], nodes[k], round))
+                continue;
+            if (rt[i].asking) {
+                p->cmds[p->n] = (char *)asking_cmd; /* only read */
+                p->lens[p->n++] = sizeof(asking_cmd) - 1;
+            }
+            p->cmds[p->n] = b->cmds[i];
+            p->lens[p->n++] = b->lens[i];
+        }
+        at += p->n;
+    }
+    park_for(b->client, pipes, n_nodes);
+    for (size_t k = 0; k < n_nodes; k++) {
+        storage_redis__pipe_t *p = &pipes[k];
+        *sent |= !p->unreachable;
+        if (p->end != STORAGE_REDIS__CONN_OK) {
+            unreachable[p->node] = true;
+            continue;
+        }
+        size_t j = 0;
+        for (size_t i = 0; i < b->n; i++) {
+            if (rt[i].node != p->node || !pending_on(&rt[i], p->node, round))
+                continue;
+            if (rt[i].asking)
+                freeReplyObject(p->replies[j++]);
+            if (b->r[i])
+                freeReplyObject(b->r[i]);
+            b->r[i] = p->replies[j++];
+            rt[i].sent = round;
+        }
+    }
+    free(pipes), free(cmds), free(lens), free(replies);
+    return 0;
+}
+
 /* Runs the rounds for every command not yet done or held: 0 when none is left over, else
  * -ENOTCONN or -ETIMEDOUT (a node failed: *sent tells which) or -EAGAIN (the cluster kept
  * asking to try again). */
@@ -234,10 +379,18 @@ static int run_rounds(storage_redis_batch_t *b, route_t *rt, bool *sent)
             if (pending_on(&rt[i], rt[i].node, round) &&
                 storage_redis__breaker_open(b->client, rt[i].node))
                 return *sent ? -ETIMEDOUT : -ENOTCONN;
-        for (size_t i = 0; i < n; i++)
-            if (pending_on(&rt[i], rt[i].node, round) && !unreachable[rt[i].node] &&
-                !run_node(b, rt, rt[i].node, round, sent))
-                unreachable[rt[i].node] = next.refresh = true;
+        if (storage_redis__fiber_current()) {
+            int rc = run_nodes_parked(b, rt, round, sent, unreachable);
+            if (rc)
+                return rc;
+            for (int k = 0; k < STORAGE_REDIS_MAX_NODES; k++)
+                next.refresh |= unreachable[k];
+        } else {
+            for (size_t i = 0; i < n; i++)
+                if (pending_on(&rt[i], rt[i].node, round) && !unreachable[rt[i].node] &&
+                    !run_node(b, rt, rt[i].node, round, sent))
+                    unreachable[rt[i].node] = next.refresh = true;
+        }
         left = false;
         for (size_t i = 0; i < n; i++) {
             if (rt[i].done || rt[i].held)
@@ -248,9 +401,11 @@ static int run_rounds(storage_redis_batch_t *b, route_t *rt, bool *sent)
         }
         if (!left)
             break;
-        if (next.pause)
+        if (next.pause && storage_redis__fiber_current())
+            pause_parked(b->client, CLUSTER_PAUSE_MS);
+        else if (next.pause)
             nanosleep(&(struct timespec){0, CLUSTER_PAUSE_MS * 1000000L}, NULL);
-        if (next.refresh && storage_redis__topology_refresh(b->client, 100) == 0)
+        if (next.refresh && refresh(b->client, 100) == 0)
             for (size_t i = 0; i < n; i++)
                 if (!rt[i].done && !rt[i].asking)
                     rt[i].node = storage_redis__topology_node(b->client, rt[i].slot);
@@ -268,6 +423,14 @@ void storage_redis_batch_barrier(storage_redis_batch_t *b)
 }
 
 static int run_batch(storage_redis_batch_t *b);
+
+static bool topology_known(storage_redis_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool known = s->topology_known;
+    pthread_mutex_unlock(&s->mu);
+    return known;
+}
 
 /* The thread's gate, if one is armed, rides on a reading batch or runs before a writing one
  * (gate.c). */
@@ -289,6 +452,8 @@ static int run_batch(storage_redis_batch_t *b)
 {
     if (b->err)
         return b->err;
+    if (storage_redis__fiber_cancelled())
+        return -ECANCELED;
     free_replies(b);
     size_t n = b->n;
     b->r = calloc(n ? n : 1, sizeof(*b->r));
@@ -299,6 +464,8 @@ static int run_batch(storage_redis_batch_t *b)
     }
     int rc = 0;
     bool one_node = true, sent = false;
+    if (storage_redis__fiber_current() && !topology_known(b->client))
+        refresh(b->client, 0); /* else topology_node would learn it here, blocking */
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rt[i].slot = storage_command_slot(b->cmds[i], b->lens[i]);
         rt[i].node = storage_redis__topology_node(b->client, rt[i].slot);

@@ -38,6 +38,7 @@ void storage_redis_destroy(storage_redis_t *s)
 {
     if (!s)
         return;
+    storage_redis__mux_destroy(s);
     for (int i = 0; i < s->n_nodes; i++) {
         for (size_t k = 0; k < s->nodes[i].n_idle; k++)
             storage_redis__conn_free(s->nodes[i].idle[k]);

@@ -4,8 +4,8 @@
  * before every request. A request's first batch usually reads (a page of ids, a post, an
  * existence check), and a read may be dropped: so the check is appended to it and both go
  * in one pipeline. A batch that writes must not run before the check has passed, so there
- * the check goes alone first. The gate is per thread because a request runs on one thread
- * from its first command to its last, through code that need not know a gate exists.
+ * the check goes alone first. The gate belongs to the running request -- its fiber, or its
+ * thread outside fibers -- because a request's code need not know a gate exists.
  */
 #include "storage/redis/redis_internal.h"
 
@@ -13,7 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static _Thread_local storage_redis_gate_t *armed;
+static _Thread_local storage_redis_gate_t *thread_armed;
+
+/* Where the running task keeps its gate: a fiber's own (a thread runs many requests' fibers
+ * in turn), or the thread's. */
+static storage_redis_gate_t **armed_slot(void)
+{
+    storage_redis_fiber_t *f = storage_redis__fiber_current();
+    return f ? storage_redis__fiber_gate(f) : &thread_armed;
+}
 
 int storage_redis_gate_init(storage_redis_gate_t *g, storage_redis_t *client, int argc,
                             const char **argv, bool (*judge)(void *, const redisReply *),
@@ -35,7 +43,7 @@ int storage_redis_gate_init(storage_redis_gate_t *g, storage_redis_t *client, in
 
 void storage_redis_gate_arm(storage_redis_gate_t *g)
 {
-    armed = g;
+    *armed_slot() = g;
 }
 
 static void judge(storage_redis_gate_t *g, const redisReply *r)
@@ -46,30 +54,33 @@ static void judge(storage_redis_gate_t *g, const redisReply *r)
 /* The gate's command alone, in a batch of its own (no gate is armed while it runs). */
 static void run_alone(storage_redis_gate_t *g)
 {
-    storage_redis_gate_t *was = armed;
-    armed = NULL;
+    storage_redis_gate_t **slot = armed_slot();
+    storage_redis_gate_t *was = *slot;
+    *slot = NULL;
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, g->client);
     storage_redis__batch_push_copy(&b, g->cmd, g->len);
     int rc = storage_redis_batch_run(&b);
     judge(g, rc == 0 ? b.r[0] : NULL);
     storage_redis_batch_free(&b);
-    armed = was;
+    *armed_slot() = was;
 }
 
 storage_redis_gate_state_t storage_redis_gate_settle(storage_redis_gate_t *g)
 {
     if (g->state == STORAGE_REDIS_GATE_PENDING)
         run_alone(g);
-    if (armed == g)
-        armed = NULL;
+    storage_redis_gate_t **slot = armed_slot();
+    if (*slot == g)
+        *slot = NULL;
     return g->state;
 }
 
 void storage_redis_gate_free(storage_redis_gate_t *g)
 {
-    if (armed == g)
-        armed = NULL;
+    storage_redis_gate_t **slot = armed_slot();
+    if (*slot == g)
+        *slot = NULL;
     redisFreeCommand(g->cmd);
     g->cmd = NULL;
 }
@@ -87,7 +98,7 @@ static bool batch_reads_only(const storage_redis_batch_t *b)
 int storage_redis__gate_before(storage_redis_batch_t *b, bool *rides)
 {
     *rides = false;
-    storage_redis_gate_t *g = armed;
+    storage_redis_gate_t *g = *armed_slot();
     if (!g || g->client != b->client || b->err)
         return 0;
     if (g->state == STORAGE_REDIS_GATE_PENDING) {
@@ -103,7 +114,7 @@ int storage_redis__gate_before(storage_redis_batch_t *b, bool *rides)
 
 int storage_redis__gate_after(storage_redis_batch_t *b, int rc)
 {
-    storage_redis_gate_t *g = armed;
+    storage_redis_gate_t *g = *armed_slot();
     size_t last = b->n - 1;
     judge(g, rc == 0 ? b->r[last] : NULL);
     if (b->r && b->r[last]) {

@@ -156,3 +156,14 @@ void storage_redis__release(storage_redis_t *s, int i, storage_redis__conn_t *c,
     pthread_mutex_unlock(&s->mu);
     storage_redis__conn_free(c);
 }
+
+void storage_redis__node_answered(storage_redis_t *s, int i, storage_redis__conn_t *c)
+{
+    storage_redis__node_t *n = &s->nodes[i];
+    pthread_mutex_lock(&s->mu);
+    if (c->probe)
+        n->probing = false;
+    c->probe = false;
+    n->suspect = false;
+    pthread_mutex_unlock(&s->mu);
+}

@@ -139,6 +139,29 @@ void storage_redis_gate_arm(storage_redis_gate_t *g);
 storage_redis_gate_state_t storage_redis_gate_settle(storage_redis_gate_t *g);
 void storage_redis_gate_free(storage_redis_gate_t *g);
 
+/* ---- fibers (fiber.c, mux.c): batches that park instead of blocking ------------------------
+ * A function run as a fiber runs on a stack of its own, on the thread that runs it. Every
+ * batch it runs goes out on shared connections (one I/O thread per client, one connection
+ * per node, carrying the commands of every parked fiber), and instead of waiting the fiber
+ * parks: storage_redis_fiber_run returns false. The owner then makes sure it can be woken
+ * (libmicrohttpd: suspends the connection), calls storage_redis_fiber_send, and once
+ * wake(wake_arg) is called (from the I/O thread) runs the fiber on, on the same thread.
+ * Batches keep their contract (the -ENOTCONN / -ETIMEDOUT split, redirects, the barrier,
+ * the breaker); a batch run outside a fiber blocks on a pooled connection as before. */
+typedef struct storage_redis_fiber_s storage_redis_fiber_t;
+/* NULL on no memory. */
+storage_redis_fiber_t *storage_redis_fiber_new(void (*fn)(void *), void *fn_arg,
+                                               void (*wake)(void *), void *wake_arg);
+/* Runs f until fn returns (true) or f parks (false). Not from inside a fiber. */
+bool storage_redis_fiber_run(storage_redis_fiber_t *f);
+/* After a park, once wake may be called: sends what f waits for. */
+void storage_redis_fiber_send(storage_redis_fiber_t *f);
+/* From now on f's batches fail at once with -ECANCELED, sending nothing: its owner is gone
+ * and only wants it to finish. */
+void storage_redis_fiber_cancel(storage_redis_fiber_t *f);
+/* A fiber that finished or never ran. */
+void storage_redis_fiber_free(storage_redis_fiber_t *f);
+
 /* ---- replies (reply.c): NULL-safe, never keep the reply ------------------------------------ */
 bool storage_redis_is_error(const redisReply *r);
 /* An error reply that says "not now" rather than "never": OOM (a full Redis refusing writes),

@@ -56,6 +56,7 @@ struct storage_redis_s {
     atomic_bool up;
     atomic_ullong reconnects, redirects, refreshes, pipelines;
     atomic_ullong oom_at_ms; /* monotonic ms of the last write refused for memory (0: none) */
+    struct mux_s *mux;       /* the shared pipelines of fibers (mux.c), made on first use */
 };
 
 /* Node index of host:port, added when new; -1 when the table is full. Caller holds mu. */
@@ -102,6 +103,9 @@ storage_redis__conn_end_t storage_redis__conn_failure(const redisContext *c, int
 void storage_redis__release(storage_redis_t *s, int i, storage_redis__conn_t *c, bool fresh,
                             storage_redis__conn_end_t end);
 void storage_redis__conn_free(storage_redis__conn_t *c);
+/* A command on c (lent by acquire and kept, as mux.c does) was answered: node i is healthy,
+ * and c is no longer its probe. */
+void storage_redis__node_answered(storage_redis_t *s, int i, storage_redis__conn_t *c);
 
 /* ---- asynchronous connections (async.c) ---------------------------------------------------- */
 /* Puts a hiredis async context on loop (uv_adapter.c). */
@@ -149,6 +153,54 @@ aconn_t *storage_redis__writer_for(storage_redis_async_t *sa, int node);
 
 /* subscriber.c: a subscriber connection came up; it subscribes its node's live channel. */
 void storage_redis__sub_connected(aconn_t *c);
+
+/* ---- fibers and their shared pipelines (fiber.c, mux.c) ----------------------------------- */
+/* The fiber running on this thread, or NULL (then batches block as they always did). */
+storage_redis_fiber_t *storage_redis__fiber_current(void);
+/* Whether the running fiber was cancelled (it must not park). */
+bool storage_redis__fiber_cancelled(void);
+/* Switches out of the running fiber; its owner calls send(arg) once it can be woken
+ * (storage_redis_fiber_send), and runs it on after storage_redis__fiber_wake. */
+void storage_redis__fiber_park(void (*send)(void *), void *arg);
+/* Any thread: what f waits for is in; its owner will run it on. */
+void storage_redis__fiber_wake(storage_redis_fiber_t *f);
+/* Where the fiber keeps its armed gate (gate.c keeps a thread's outside fibers). */
+storage_redis_gate_t **storage_redis__fiber_gate(storage_redis_fiber_t *f);
+
+typedef enum {
+    STORAGE_REDIS__PIPE_COMMANDS, /* n commands to node, one reply each */
+    STORAGE_REDIS__PIPE_AFTER,    /* nothing but a pause of after_ms */
+    STORAGE_REDIS__PIPE_WORK,     /* work(work_arg) in libuv's thread pool (it blocks) */
+} storage_redis__pipe_kind_t;
+
+/* What one fiber asks of the I/O thread; done(p) fires there exactly once. */
+typedef struct storage_redis__pipe_s {
+    storage_redis__pipe_kind_t kind;
+    int node;
+    size_t n;
+    char **cmds; /* formatted, borrowed until done */
+    size_t *lens;
+    redisReply **replies; /* n slots: filled on OK, all NULL otherwise */
+    uint64_t after_ms;
+    void (*work)(void *);
+    void *work_arg;
+    void (*done)(struct storage_redis__pipe_s *p);
+    void *arg;
+    /* the outcome */
+    storage_redis__conn_end_t end; /* OK, or DEAD / TIMED_OUT */
+    bool sent;                     /* some of it may have reached Redis */
+    bool unreachable;              /* none of it left: no connection could be had */
+    /* the I/O thread's */
+    size_t got;
+    int replays;
+    uint64_t deadline_ms;
+    struct storage_redis__pipe_s *next;
+} storage_redis__pipe_t;
+
+/* Any thread: queues p on the client's I/O thread (started on first use). */
+void storage_redis__mux_send(storage_redis_t *s, storage_redis__pipe_t *p);
+/* Stops the I/O thread; nothing may be in flight. */
+void storage_redis__mux_destroy(storage_redis_t *s);
 
 /* ---- batches and gates (batch.c, gate.c) -------------------------------------------------- */
 /* Appends a copy of an already formatted command (b->err on failure). */
