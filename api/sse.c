@@ -179,6 +179,7 @@ typedef struct stream_s {
     notify_event_t *held; /* taken by the fast path, which would have had to read Redis */
     struct storage_redis_fiber_s *fiber; /* the reader's step, while it waits for Redis */
     int fill;                            /* how the reader's last step ended (fill_t) */
+    char catchup_cursor[NOTIFY_ID_MAX];  /* non-empty: a catch-up after it is due (a fiber's) */
     bool peer_gone;                      /* the fast path's send failed: the client went away */
     char reset_id[NOTIFY_ID_MAX];        /* non-empty: start with a reset event at this id */
     char reset_after[NOTIFY_ID_MAX];     /* that reset's "since": the client's id, or "" */
@@ -379,6 +380,8 @@ static int render_event(stream_t *st, const notify_event_t *ev, bool cached_only
     storage_event_kind_t kind = (storage_event_kind_t)ev->kind; /* the name it is sent as */
     switch (kind) {
     case STORAGE_EVENT_RESET: /* ref: the last id the client saw, "" when not to be told */
+        if (cached_only)
+            return -EWOULDBLOCK;
         rc = api_stream_reset_json(st->api, st->user, ev->ref, &json);
         break;
     case STORAGE_EVENT_FEED:
@@ -387,6 +390,8 @@ static int render_event(stream_t *st, const notify_event_t *ev, bool cached_only
             return rc;
         break;
     case STORAGE_EVENT_NOTIFICATION:
+        if (cached_only)
+            return -EWOULDBLOCK;
         rc = render_notification(st, ev->ref, &json);
         if (rc == 0 && !json) { /* gone by now: the client drops the row of that key */
             kind = STORAGE_EVENT_NOTIFICATION_REMOVED;
@@ -520,11 +525,15 @@ typedef enum {
     FILL_PARKED, /* nothing to send: the hub parked the stream (suspended) */
     FILL_END,    /* the stream is over */
     FILL_ERROR,  /* it must end as failed: the client resumes from its last id */
+    FILL_REDIS,  /* the next work reads Redis: a fiber does it (kept on the stream) */
 } fill_t;
 
 /* Renders what comes next into out (empty now): the retry line, a reset, the event the fast
- * path held, the next queued event, or a catch-up from the log. May read Redis. */
-static fill_t fill_step(stream_t *st)
+ * path held, the next queued event, or a catch-up from the log. Reads Redis only when
+ * in_fiber; otherwise such work is kept on the stream (held, catchup_cursor, reset_id) and
+ * FILL_REDIS says so: most steps need no Redis, and a fiber for each would cost a stack
+ * and two context switches (and, under ThreadSanitizer, a thread context each). */
+static fill_t fill_step(stream_t *st, bool in_fiber)
 {
     drained(st);
     if (!st->started) {
@@ -532,27 +541,47 @@ static fill_t fill_step(stream_t *st)
         return append(st, "retry: %d\n\n", RETRY_MS) ? FILL_MORE : FILL_ERROR;
     }
     if (st->reset_id[0]) { /* after the retry line: a reset that fails to render ends it */
+        if (!in_fiber)
+            return FILL_REDIS;
         notify_event_t reset = {.kind = STORAGE_EVENT_RESET};
         snprintf(reset.id, sizeof(reset.id), "%s", st->reset_id);
         snprintf(reset.ref, sizeof(reset.ref), "%s", st->reset_after);
         st->reset_id[0] = '\0';
         return render(st, &reset) ? FILL_MORE : FILL_ERROR;
     }
+    if (st->catchup_cursor[0]) {
+        if (!in_fiber)
+            return FILL_REDIS;
+        char cursor[NOTIFY_ID_MAX];
+        snprintf(cursor, sizeof(cursor), "%s", st->catchup_cursor);
+        st->catchup_cursor[0] = '\0';
+        return catch_up(st, cursor) ? FILL_MORE : FILL_ERROR;
+    }
     if (st->held) { /* taken before anything still queued: it goes first */
-        bool ok = render(st, st->held);
+        int rc = render_event(st, st->held, !in_fiber);
+        if (rc == -EWOULDBLOCK)
+            return FILL_REDIS;
         notify_event_unref(st->held);
         st->held = NULL;
-        return ok ? FILL_MORE : FILL_ERROR;
+        return rc ? FILL_ERROR : FILL_MORE;
     }
     notify_event_t *ev = NULL;
     char cursor[NOTIFY_ID_MAX];
     switch (notify_sub_next(st->sub, &ev, cursor)) {
     case NOTIFY_NEXT_EVENT: {
-        bool ok = render(st, ev);
+        int rc = render_event(st, ev, !in_fiber);
+        if (rc == -EWOULDBLOCK) {
+            st->held = ev;
+            return FILL_REDIS;
+        }
         notify_event_unref(ev);
-        return ok ? FILL_MORE : FILL_ERROR;
+        return rc ? FILL_ERROR : FILL_MORE;
     }
     case NOTIFY_NEXT_CATCHUP:
+        if (!in_fiber) {
+            snprintf(st->catchup_cursor, sizeof(st->catchup_cursor), "%s", cursor);
+            return FILL_REDIS;
+        }
         return catch_up(st, cursor) ? FILL_MORE : FILL_ERROR;
     case NOTIFY_NEXT_PARKED:
         return FILL_PARKED; /* suspended: resumed by the hub when something is queued */
@@ -571,7 +600,7 @@ static fill_t fill_step(stream_t *st)
 static void fill_main(void *arg)
 {
     stream_t *st = arg;
-    st->fill = fill_step(st);
+    st->fill = fill_step(st, true);
 }
 
 /* The I/O thread: the replies the step's fiber waited for are in. */
@@ -619,7 +648,9 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
             if (st->failed) /* after the events the fast path rendered before it failed */
                 return MHD_CONTENT_READER_END_WITH_ERROR;
         }
-        if (!run_fill(st))
+        if (!st->fiber)
+            st->fill = fill_step(st, false);
+        if ((st->fiber || st->fill == FILL_REDIS) && !run_fill(st))
             return 0; /* parked on Redis: fill_wake resumes it */
         switch (st->fill) {
         case FILL_MORE:
@@ -629,6 +660,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
         case FILL_END:
             return MHD_CONTENT_READER_END_OF_STREAM;
         case FILL_ERROR:
+        case FILL_REDIS: /* a fiber's step never ends so */
         default:
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
