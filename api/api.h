@@ -215,9 +215,12 @@ typedef struct api_hydrate_s {
     unsigned hide;   /* the relations hide (STORAGE_REL_* bits) are left out */
 } api_hydrate_t;
 /* Appends the posts ids (with their authors) to items, skipping unknown and deleted
- * posts, in two round trips whatever n is. opt is borrowed. Returns a storage code. */
+ * posts, in one round trip on one Redis node whatever n is (storage_post_views). opt is
+ * borrowed. Returns a storage code. */
 int api_posts_hydrate(api_t *api, const uint64_t *ids, size_t n, const api_hydrate_t *opt,
                       json_t *items);
+/* Appends the views that may be shown (see storage_post_view_t) to items as post JSON. */
+void api_post_views_append(const storage_post_view_t *v, size_t n, json_t *items);
 /* Hydrates page ids into post JSON (skipping deleted) and replies 200. */
 void api_reply_posts(api_req_t *r, const uint64_t *ids, size_t n, const api_hydrate_t *opt,
                      uint64_t next_cursor);

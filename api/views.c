@@ -54,21 +54,19 @@ json_t *api_list_json(json_t *items, uint64_t next_cursor)
                      next_cursor ? api_id_json(next_cursor) : json_null());
 }
 
-/* Finds author in users (n entries); NULL when absent. */
-static const storage_user_t *find_user(const storage_user_t *users, size_t n, uint64_t id)
+void api_post_views_append(const storage_post_view_t *v, size_t n, json_t *items)
 {
-    for (size_t i = 0; i < n; i++)
-        if (users[i].id == id)
-            return &users[i];
-    return NULL;
-}
-
-static bool listed(const uint64_t *ids, size_t n, uint64_t id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] == id)
-            return true;
-    return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i].post.id || v[i].post.deleted || !v[i].author.id ||
+            (v[i].reposted_by && !v[i].reposter.id))
+            continue;
+        json_t *post = api_post_json(&v[i].post, &v[i].author);
+        if (post && v[i].reposted_by)
+            json_object_set_new(post, "reposted_by",
+                                json_pack("{s:o, s:s}", "id", api_id_json(v[i].reposter.id),
+                                          "handle", v[i].reposter.handle));
+        json_array_append_new(items, post);
+    }
 }
 
 int api_posts_hydrate(api_t *api, const uint64_t *ids, size_t n, const api_hydrate_t *opt,
@@ -77,43 +75,16 @@ int api_posts_hydrate(api_t *api, const uint64_t *ids, size_t n, const api_hydra
     static const api_hydrate_t none = {0};
     if (!opt)
         opt = &none;
-    storage_post_t *posts = calloc(n ? n : 1, sizeof(*posts));
-    uint64_t *people = calloc(2 * n + 1, sizeof(*people));
-    storage_user_t *users = calloc(2 * n + 1, sizeof(*users));
-    size_t n_people = 0;
-    int rc = posts && people && users ? storage_posts_get(api->storage, ids, n, posts) : -ENOMEM;
-    if (rc)
-        goto out;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t who[2] = {posts[i].id ? posts[i].author : 0,
-                           opt->reposted_by ? opt->reposted_by[i] : 0};
-        for (int k = 0; k < 2; k++)
-            if (who[k] && !listed(people, n_people, who[k]))
-                people[n_people++] = who[k];
-    }
-    /* One round trip for every author and reposter of the page, not one per post; a post
-     * shows no follower counts, so they are not read. Whom the viewer must not see comes
-     * back unknown, tested for exactly these people in the same round trip. */
-    rc = storage_profiles_get_as(api->storage, opt->viewer, opt->hide, people, n_people, users);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        const storage_user_t *author = find_user(users, n_people, posts[i].author);
-        uint64_t rb = opt->reposted_by ? opt->reposted_by[i] : 0;
-        const storage_user_t *reposter = rb ? find_user(users, n_people, rb) : NULL;
-        if (!posts[i].id || posts[i].deleted || !author || (rb && !reposter))
-            continue;
-        json_t *post = api_post_json(&posts[i], author);
-        if (post && reposter)
-            json_object_set_new(post, "reposted_by",
-                                json_pack("{s:o, s:s}", "id", api_id_json(reposter->id), "handle",
-                                          reposter->handle));
-        json_array_append_new(items, post);
-    }
-out:
-    for (size_t i = 0; posts && i < n; i++)
-        storage_post_clear(&posts[i]);
-    free(posts);
-    free(people);
-    free(users);
+    storage_post_view_t *views = calloc(n ? n : 1, sizeof(*views));
+    /* Posts, counts, authors, reposters and whom the viewer must not see (tested for exactly
+     * these people) come together: one script on one Redis node (storage/post_views.c). */
+    int rc = views ? storage_post_views(api->storage, opt->viewer, opt->hide, ids, opt->reposted_by,
+                                        n, views)
+                   : -ENOMEM;
+    if (rc == 0)
+        api_post_views_append(views, n, items);
+    storage_post_views_clear(views, n);
+    free(views);
     return rc;
 }
 

@@ -274,9 +274,7 @@ static int undo_interactions(storage_t *s, uint64_t user, bool reposts)
         for (size_t i = 0; i < n; i++) {
             char group[48];
             snprintf(group, sizeof(group), "%s:%llu", reposts ? "repost" : "like", (ull)posts[i]);
-            storage_redis_batch_add(&b,
-                                    reposts ? "SREM " K_REPOSTS " %llu" : "SREM " K_LIKES " %llu",
-                                    (ull)posts[i], (ull)user);
+            storage__add_membership(&b, reposts, posts[i], user, false);
             if (authors[i] && (rc = add_notice_removal(s, &b, authors[i], group, user)) != 0) {
                 storage_redis_batch_free(&b);
                 return rc;

@@ -47,15 +47,25 @@ static int run_all_ok(storage_redis_batch_t *b)
 
 /* ---- relations of the ids at hand -------------------------------------------------------- */
 
+static const struct {
+    unsigned bit;
+    const char *fmt;
+} rels[] = {{STORAGE_REL_BLOCKS, K_BLOCKS},
+            {STORAGE_REL_BLOCKED_BY, K_BLOCKED_BY},
+            {STORAGE_REL_MUTES, K_MUTES}};
+
+size_t storage__relation_keys(uint64_t viewer, unsigned which, char keys[][48])
+{
+    size_t n = 0;
+    for (size_t k = 0; viewer && k < sizeof(rels) / sizeof(*rels); k++)
+        if (which & rels[k].bit)
+            snprintf(keys[n++], 48, rels[k].fmt, (ull)viewer);
+    return n;
+}
+
 size_t storage__add_relation_reads(storage_redis_batch_t *b, uint64_t viewer, unsigned which,
                                    const uint64_t *ids, size_t n)
 {
-    static const struct {
-        unsigned bit;
-        const char *fmt;
-    } rels[] = {{STORAGE_REL_BLOCKS, K_BLOCKS},
-                {STORAGE_REL_BLOCKED_BY, K_BLOCKED_BY},
-                {STORAGE_REL_MUTES, K_MUTES}};
     if (!n || !viewer)
         return 0;
     const char **argv = malloc((n + 2) * sizeof(*argv));
@@ -121,17 +131,40 @@ int storage_blocked_between(storage_t *s, uint64_t a, uint64_t b_id, bool *block
 
 /* ---- likes and reposts ---------------------------------------------------------------------- */
 
+/* KEYS: likes:{post} (or reposts:{post}), post:{post}; ARGV: SADD or SREM, the user, the
+ * count's field. The post's count is the set's size, written with the change so that a read
+ * is one HMGET of the post, exact under concurrency (one script at a time per slot), and
+ * right from the first change on a post from before counts were kept. A post that is gone
+ * (erased) gets no half hash. */
+static const char membership_script[] =
+    "local changed = redis.call(ARGV[1], KEYS[1], ARGV[2])\n"
+    "if redis.call('EXISTS', KEYS[2]) == 1 then\n"
+    "  redis.call('HSET', KEYS[2], ARGV[3], redis.call('SCARD', KEYS[1]))\n"
+    "end\n"
+    "return changed\n";
+
+void storage__add_membership(storage_redis_batch_t *b, bool repost, uint64_t post, uint64_t user,
+                             bool on)
+{
+    char set[40], hash[40], who[24];
+    snprintf(set, sizeof(set), repost ? K_REPOSTS : K_LIKES, (ull)post);
+    snprintf(hash, sizeof(hash), K_POST, (ull)post);
+    snprintf(who, sizeof(who), "%llu", (ull)user);
+    const char *argv[] = {
+        "EVAL", membership_script,    "2", set,
+        hash,   on ? "SADD" : "SREM", who, repost ? POST_REPOSTS_FIELD : POST_LIKES_FIELD};
+    storage_redis_batch_addargv(b, 8, argv, NULL);
+}
+
 /* Adds the membership change of user in the likes or reposts of post, the repost index
  * (reposts only) and the job, in one round trip. */
 static int write_interaction(storage_t *s, bool repost, uint64_t user, uint64_t post,
                              uint64_t author, bool on)
 {
-    char cmd[64];
     const char *kind = repost ? "repost" : "like";
-    snprintf(cmd, sizeof(cmd), "%s %s %%llu", on ? "SADD" : "SREM", repost ? K_REPOSTS : K_LIKES);
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
-    storage_redis_batch_add(&b, cmd, (ull)post, (ull)user);
+    storage__add_membership(&b, repost, post, user, on);
     /* The user's own index of them, which their export and their erasure read. */
     if (on)
         storage_redis_batch_add(

@@ -1,8 +1,11 @@
 /* storage/posts.c -- posts, authors' post indexes, idempotency keys.
  *
- * A post is a hash post:{id} with its immutable fields; like and repost counts are the
- * sizes of the sets likes:{id} and reposts:{id}, so they stay exact under concurrency
- * and a replayed create never resets them. Creating writes the hash, the
+ * A post is a hash post:{id} with its immutable fields and its like and repost counts, the
+ * sizes of the sets likes:{id} and reposts:{id} written with every change of those sets
+ * (storage__add_membership), so they stay exact under concurrency, a read is one HMGET, and
+ * a replayed create never resets them. Posts from before the counts were kept, never liked
+ * or reposted since, have no count fields: their sets' sizes are read instead, in a second
+ * round trip for those posts only. Creating writes the hash, the
  * author's index posts:{author} and the fan-out job in one pipelined round trip; if any
  * reply is an error the request fails and a retry (same Idempotency-Key) writes the same
  * post id again, so the job is never missing. A deleted post keeps a tombstone hash
@@ -70,12 +73,27 @@ int storage_post_create(storage_t *s, const storage_post_t *p, bool *answered)
     snprintf(author, sizeof(author), "%llu", (ull)p->author);
     snprintf(reply_to, sizeof(reply_to), "%llu", (ull)p->reply_to);
     snprintf(reply_author, sizeof(reply_author), "%llu", (ull)p->reply_author);
-    const char *argv[] = {"EVAL",         create_script, "1",        key,        "author",
-                          author,         "text",        p->text,    "reply_to", reply_to,
-                          "reply_author", reply_author,  "mentions", mentions};
+    const char *argv[] = {"EVAL",
+                          create_script,
+                          "1",
+                          key,
+                          "author",
+                          author,
+                          "text",
+                          p->text,
+                          "reply_to",
+                          reply_to,
+                          "reply_author",
+                          reply_author,
+                          "mentions",
+                          mentions,
+                          POST_LIKES_FIELD,
+                          "0",
+                          POST_REPOSTS_FIELD,
+                          "0"};
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
-    storage_redis_batch_addargv(&b, 14, argv, NULL);
+    storage_redis_batch_addargv(&b, (int)(sizeof(argv) / sizeof(*argv)), argv, NULL);
     storage_redis_batch_add(&b, "ZADD " K_POSTS " %llu %llu", (ull)p->author, (ull)p->id,
                             (ull)p->id);
     storage_redis_batch_barrier(&b);
@@ -124,30 +142,60 @@ int storage_post_settle(storage_t *s, const storage_post_t *p, bool *published)
     return rc;
 }
 
-#define POST_FIELDS "author text reply_to mentions deleted"
+#define POST_FIELDS "author text reply_to mentions deleted " POST_LIKES_FIELD " " POST_REPOSTS_FIELD
 
-/* Reads one HMGET POST_FIELDS reply and the two SCARD replies after it. */
-static int read_post(redisReply **rs, uint64_t id, storage_post_t *out)
+/* A count as a post's field holds it (a string), or as SCARD answers it; -1 when absent. */
+int64_t storage__count_reply(const redisReply *r)
 {
-    const redisReply *r = rs[0];
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        return r->integer;
+    if (r && r->type == REDIS_REPLY_STRING && r->len > 0)
+        return (int64_t)storage_redis_parse_u64(r->str, r->len);
+    return -1;
+}
+
+int storage__post_from_fields(redisReply **f, uint64_t id, storage_post_t *out)
+{
     memset(out, 0, sizeof(*out));
-    if (storage_redis_is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 5)
-        return -EIO;
-    uint64_t author = storage_redis_uint_str(r->element[0]);
+    uint64_t author = storage_redis_uint_str(f[0]);
     if (!author)
         return 0;
-    const redisReply *text = r->element[1];
-    out->text = text->type == REDIS_REPLY_STRING ? strndup(text->str, text->len) : strdup("");
+    const redisReply *text = f[1];
+    out->text =
+        text && text->type == REDIS_REPLY_STRING ? strndup(text->str, text->len) : strdup("");
     if (!out->text)
         return -ENOMEM;
     out->id = id;
     out->author = author;
-    out->reply_to = storage_redis_uint_str(r->element[2]);
-    parse_mentions(out, r->element[3]);
-    out->deleted = storage_redis_uint_str(r->element[4]) == 1;
-    out->like_count = storage_redis_int(rs[1]);
-    out->repost_count = storage_redis_int(rs[2]);
+    out->reply_to = storage_redis_uint_str(f[2]);
+    parse_mentions(out, f[3]);
+    out->deleted = storage_redis_uint_str(f[4]) == 1;
+    out->like_count = storage__count_reply(f[5]);
+    out->repost_count = storage__count_reply(f[6]);
     return 0;
+}
+
+/* Posts without count fields (from before they were kept): their sets' sizes, in one round
+ * trip for all of them. */
+static int legacy_counts(storage_t *s, storage_post_t *posts, size_t n)
+{
+    storage_redis_batch_t b;
+    storage_redis_batch_init(&b, s->redis);
+    for (size_t i = 0; i < n; i++) {
+        if (posts[i].id && posts[i].like_count < 0)
+            storage_redis_batch_add(&b, "SCARD " K_LIKES, (ull)posts[i].id);
+        if (posts[i].id && posts[i].repost_count < 0)
+            storage_redis_batch_add(&b, "SCARD " K_REPOSTS, (ull)posts[i].id);
+    }
+    int rc = b.n ? storage_redis_batch_run_checked(&b) : 0;
+    for (size_t i = 0, k = 0; rc == 0 && i < n; i++) {
+        if (posts[i].id && posts[i].like_count < 0)
+            posts[i].like_count = storage_redis_int(b.r[k++]);
+        if (posts[i].id && posts[i].repost_count < 0)
+            posts[i].repost_count = storage_redis_int(b.r[k++]);
+    }
+    storage_redis_batch_free(&b);
+    return rc;
 }
 
 int storage_posts_get(storage_t *s, const uint64_t *ids, size_t n, storage_post_t *out)
@@ -157,15 +205,19 @@ int storage_posts_get(storage_t *s, const uint64_t *ids, size_t n, storage_post_
         return 0;
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         storage_redis_batch_add(&b, "HMGET " K_POST " " POST_FIELDS, (ull)ids[i]);
-        storage_redis_batch_add(&b, "SCARD " K_LIKES, (ull)ids[i]);
-        storage_redis_batch_add(&b, "SCARD " K_REPOSTS, (ull)ids[i]);
-    }
     int rc = storage_redis_batch_run(&b);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = read_post(b.r + 3 * i, ids[i], &out[i]);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const redisReply *r = b.r[i];
+        if (storage_redis_is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 7)
+            rc = -EIO;
+        else
+            rc = storage__post_from_fields(r->element, ids[i], &out[i]);
+    }
     storage_redis_batch_free(&b);
+    if (rc == 0)
+        rc = legacy_counts(s, out, n);
     if (rc)
         for (size_t i = 0; i < n; i++)
             storage_post_clear(&out[i]);

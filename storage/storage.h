@@ -361,20 +361,47 @@ int storage_markers_get(storage_t *s, uint64_t user, storage_markers_t *out);
  * when ref is not one. */
 bool storage_marker_event_parse(const char *ref, uint64_t *token, storage_markers_t *out);
 
-/* ---- home timelines (timeline_read.c) --------------------------------------------------- */
+/* ---- posts as a reader sees them (post_views.c) ---------------------------------------- */
+/* A post with what a page shows beside it. A caller shows it only when post.id is set,
+ * post.deleted is not, author.id is set and, when reposted_by is, reposter.id too: an
+ * unknown or deleted post, an author or reposter gone, or one with whom the viewer has a
+ * hidden relation, leaves those ids 0. */
+typedef struct storage_post_view_s {
+    storage_post_t post;     /* with its counts; id 0: unknown */
+    storage_user_t author;   /* id, handle, display_name only */
+    uint64_t reposted_by;    /* the entry came through this user's repost (0: none) */
+    storage_user_t reposter; /* id, handle, display_name only */
+} storage_post_view_t;
+/* Frees what n views own (not v itself). */
+void storage_post_views_clear(storage_post_view_t *v, size_t n);
+/* Views of the n posts ids (reposted_by: per post, the reposter to show, or NULL), as viewer
+ * (0: nobody) sees them with the relations hide (STORAGE_REL_* bits); out holds n. On one
+ * Redis node it is one script call; on a Redis Cluster, two or three pipelined round trips
+ * (the posts, then their people and the viewer's relations to exactly them). */
+int storage_post_views(storage_t *s, uint64_t viewer, unsigned hide, const uint64_t *ids,
+                       const uint64_t *reposted_by, size_t n, storage_post_view_t *out);
+
+/* ---- home timelines (timeline_read.c, timeline_view.c) ---------------------------------- */
 typedef struct storage_timeline_s {
-    storage_page_t page;   /* post ids, newest entry first; next_cursor is an entry score */
-    uint64_t *reposted_by; /* per entry: who reposted it into this timeline, or 0 */
-    bool rebuilding;       /* a rebuild job is refilling it (storage/seen.h): more may come */
+    storage_page_t page;        /* post ids, newest entry first; next_cursor is an entry score */
+    uint64_t *reposted_by;      /* per entry: who reposted it into this timeline, or 0 */
+    bool rebuilding;            /* a rebuild job is refilling it (storage/seen.h): more may come */
+    storage_post_view_t *views; /* per entry, from storage_timeline_view only (else NULL) */
 } storage_timeline_t;
 void storage_timeline_free(storage_timeline_t *t);
 
-/* A page of user's home timeline, newest first: the fanned-out entries (trimmed to
- * timeline_max first) merged with the posts of the celebrities user follows. Entries of
+/* A page of user's home timeline, newest first: the fanned-out entries (the newest
+ * timeline_max of them) merged with the posts of the celebrities user follows. Entries of
  * users the reader blocked, was blocked by or muted are left for the caller to drop, by
- * their authors and reposters (storage_profiles_get_as). */
+ * their authors and reposters (storage_profiles_get_as). Reads only: the timeline is trimmed
+ * where it is written. */
 int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
                           int timeline_max, storage_timeline_t *out);
+/* The same page with its views (out->views) as user sees them with the relations hide: one
+ * script call on one Redis node; on a Redis Cluster storage_timeline_page, then
+ * storage_post_views. */
+int storage_timeline_view(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
+                          int timeline_max, unsigned hide, storage_timeline_t *out);
 
 /* Forgets an Idempotency-Key, so that a retry after a publish that failed mints a new post. */
 int storage_idempotency_release(storage_t *s, uint64_t user, const char *key);

@@ -35,7 +35,12 @@
 #define K_HANDLE_INDEX_FILLED "hx:filled" /* string: handles from before the index were added */
 #define K_FOLLOWERS "followers:{%llu}"    /* zset: follower id scored by edge id */
 #define K_FOLLOWING "following:{%llu}"    /* zset: followee id scored by edge id */
-#define K_POST "post:{%llu}"    /* hash: author text reply_to mentions likes reposts deleted */
+/* hash: author text reply_to reply_author mentions deleted, and likes reposts: the sizes of
+ * K_LIKES and K_REPOSTS, written with every change of them (storage__add_membership); absent
+ * on posts from before they were kept and never liked or reposted since (then read SCARD) */
+#define K_POST "post:{%llu}"
+#define POST_LIKES_FIELD "likes"
+#define POST_REPOSTS_FIELD "reposts"
 #define K_POSTS "posts:{%llu}"  /* zset: author's post ids scored by id */
 #define K_IDEM "idem:{%llu}:%b" /* string: "<post id> <fingerprint>" */
 #define K_FANOUT "fanout:{%d}"  /* stream: fan-out jobs, consumer group FANOUT_GROUP */
@@ -130,6 +135,11 @@ struct storage_s {
     atomic_bool ready_replied;
     atomic_int ready_write_status;
     unsigned ready_probes;
+
+    /* post_views.c: whether every key lives on one node, as last read from the slot map
+     * (1 yes, 0 no) and when (storage__now_ms; 0: never), any thread. */
+    atomic_int one_node;
+    atomic_ullong one_node_ms;
 };
 
 /* The asynchronous handle: the Redis client's async side, and the live-path callbacks a
@@ -158,11 +168,107 @@ int storage__zpage(storage_t *s, const char *key_fmt, uint64_t owner, uint64_t v
 size_t storage__add_relation_reads(storage_redis_batch_t *b, uint64_t viewer, unsigned which,
                                    const uint64_t *ids, size_t n);
 int storage__relation_hits(redisReply **r, size_t count, size_t n, bool *hit);
+/* interactions.c: the names of viewer's relation sets in which (STORAGE_REL_* bits; at most
+ * 3) into keys, and how many; none for viewer 0. */
+size_t storage__relation_keys(uint64_t viewer, unsigned which, char keys[][48]);
+
+/* script_call.c: a read-only script, called by its SHA1 once loaded. Static, one per
+ * script: STORAGE__SCRIPT(body). */
+typedef struct storage__script_s {
+    const char *body;
+    pthread_mutex_t mu;
+    char sha[41]; /* empty until loaded */
+} storage__script_t;
+#define STORAGE__SCRIPT(text)                                                                      \
+    {                                                                                              \
+        .body = (text), .mu = PTHREAD_MUTEX_INITIALIZER, .sha = ""                                 \
+    }
+/* Runs EVALSHA_RO of sc with argv (numkeys, keys, args) as the one command of b (initialised
+ * here; the caller frees it), loading the script first when this process has not (one more
+ * round trip) or Redis answers NOSCRIPT. One Redis node only (storage__one_node). */
+int storage__script_ro(storage_t *s, storage__script_t *sc, int argc, const char **argv,
+                       storage_redis_batch_t *b);
+
+/* post_views.c: whether every key lives on one Redis node (one Redis, or a cluster of one
+ * master), so that one script may read any of them. */
+bool storage__one_node(storage_t *s);
+/* Fills n views from a script's reply: posts (9 fields per post: id reposter, then the
+ * HMGET POST_FIELDS of storage__post_from_fields) and people (4 per person: id hidden handle
+ * display_name), as SCRIPT_HYDRATE returns them. *n: the posts read. 0, -EIO or -ENOMEM. */
+int storage__views_from_reply(const redisReply *posts, const redisReply *people,
+                              storage_post_view_t *out, size_t max, size_t *n);
+
+/* Lua, for a script on one Redis node (every key local: storage__one_node): hydrate(ids,
+ * rbs, rels) reads the posts ids (rbs: per post, its reposter or '0') with their counts
+ * (each post's set size where the hash has no count yet), and returns them flat, 9 fields
+ * each: id reposter author text reply_to mentions deleted likes reposts; then their
+ * authors' and reposters' briefs, 4 fields each: id hidden handle display_name, where
+ * hidden (1) says the person is in one of the relation sets rels (names, on the viewer's
+ * slot) and comes without a brief. Key names follow K_POST, K_LIKES, K_REPOSTS and K_USER.
+ * Deleted posts need no people. */
+#define SCRIPT_HYDRATE                                                                             \
+    "local function hydrate(ids, rbs, rels)\n"                                                     \
+    "  local posts, people, listed = {}, {}, {}\n"                                                 \
+    "  local function person(id)\n"                                                                \
+    "    if id and id ~= '0' and not listed[id] then\n"                                            \
+    "      listed[id] = true\n"                                                                    \
+    "      people[#people + 1] = id\n"                                                             \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  for i, id in ipairs(ids) do\n"                                                              \
+    "    local p = redis.call('HMGET', 'post:{' .. id .. '}', 'author', 'text', 'reply_to',\n"     \
+    "                         'mentions', 'deleted', 'likes', 'reposts')\n"                        \
+    "    if p[1] and not p[6] then p[6] = redis.call('SCARD', 'likes:{' .. id .. '}') end\n"       \
+    "    if p[1] and not p[7] then p[7] = redis.call('SCARD', 'reposts:{' .. id .. '}') end\n"     \
+    "    local at = #posts\n"                                                                      \
+    "    posts[at + 1] = id\n"                                                                     \
+    "    posts[at + 2] = rbs[i]\n"                                                                 \
+    "    for k = 1, 7 do posts[at + 2 + k] = p[k] end\n"                                           \
+    "    if p[1] and p[5] ~= '1' then\n"                                                           \
+    "      person(p[1])\n"                                                                         \
+    "      person(rbs[i])\n"                                                                       \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  local hidden = {}\n"                                                                        \
+    "  for _, rel in ipairs(rels) do\n"                                                            \
+    "    if #people > 0 then\n"                                                                    \
+    "      local r = redis.call('ZMSCORE', rel, unpack(people))\n"                                 \
+    "      for i = 1, #people do\n"                                                                \
+    "        if r[i] then hidden[i] = true end\n"                                                  \
+    "      end\n"                                                                                  \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  local briefs = {}\n"                                                                        \
+    "  for i, id in ipairs(people) do\n"                                                           \
+    "    local u = {false, false}\n"                                                               \
+    "    if not hidden[i] then\n"                                                                  \
+    "      u = redis.call('HMGET', 'user:{' .. id .. '}', 'handle', 'display_name')\n"             \
+    "    end\n"                                                                                    \
+    "    local at = #briefs\n"                                                                     \
+    "    briefs[at + 1] = id\n"                                                                    \
+    "    briefs[at + 2] = hidden[i] and 1 or 0\n"                                                  \
+    "    briefs[at + 3] = u[1]\n"                                                                  \
+    "    briefs[at + 4] = u[2]\n"                                                                  \
+    "  end\n"                                                                                      \
+    "  return posts, briefs\n"                                                                     \
+    "end\n"
+
+/* posts.c: a post from the replies to HMGET POST_FIELDS (f[0..7): author text reply_to
+ * mentions deleted likes reposts); id 0 when it has no author. A count absent from the hash
+ * (a post from before counts were kept) comes back -1. 0 or -ENOMEM. */
+int storage__post_from_fields(redisReply **f, uint64_t id, storage_post_t *out);
+/* A count reply: an integer (SCARD), or a decimal string (a hash field); -1 when absent. */
+int64_t storage__count_reply(const redisReply *r);
+/* interactions.c: adds to b user's joining (on) or leaving of post's likes (or reposts), and
+ * the post's count of them, atomically: every change of those sets goes through it. */
+void storage__add_membership(storage_redis_batch_t *b, bool repost, uint64_t post, uint64_t user,
+                             bool on);
 
 /* Lua, for scripts that trim a home timeline: trim_timeline(tl, rb, max) keeps tl's newest
  * max entries and deletes the rb:{user} fields (reposted-by) of the entries it drops, so the
  * index never outgrows the timeline. Every trim of tl goes through it (timeline_write.c's
- * scripts, the read path). HDEL takes the dropped ids 1,000 at a time (Lua's unpack limit). */
+ * scripts, the rebuild); a read trims nothing. HDEL takes the dropped ids 1,000 at a time
+ * (Lua's unpack limit). */
 #define SCRIPT_TRIM_TIMELINE                                                                       \
     "local function trim_timeline(tl, rb, max)\n"                                                  \
     "  local gone = redis.call('ZRANGE', tl, 0, -tonumber(max) - 1)\n"                             \

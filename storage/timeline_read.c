@@ -9,8 +9,13 @@
  * follows many celebrities reads only a few posts of each (first_read), and again only from
  * those that reach into the page (reread): one page costs Redis about one short range read
  * per celebrity plus the page, not limit+1 posts per celebrity, and the process a heap merge,
- * not a sort and a quadratic de-duplication of all of them. Trimming the timeline to
- * --timeline-max also trims rb:{user} (SCRIPT_TRIM_TIMELINE).
+ * not a sort and a quadratic de-duplication of all of them. A read writes nothing: the
+ * timeline is trimmed to --timeline-max where it is written (timeline_write.c, the
+ * rebuild), which lets it run over by a few entries between trims, so a read serves only the
+ * newest --timeline-max entries. The timeline's part (its entries with their reposters, the
+ * celebrities followed, the rebuild mark) is one script on the user's slot.
+ * On one Redis node, timeline_view.c reads a whole page, posts and people too, in one script
+ * instead; this file is the Redis Cluster's way, and stream_reset.c's.
  * Posts and reposts of users the reader blocked, was blocked by or muted are left out by
  * the caller, which tests exactly the page's authors and reposters (storage_profiles_get_as):
  * the reader's relation sets are never read whole here.
@@ -23,7 +28,7 @@
 #include <string.h>
 
 typedef struct entry_s {
-    uint64_t score, post;
+    uint64_t score, post, reposter; /* reposter: of a timeline's repost entry, else 0 */
 } entry_t;
 
 /* One ordered source of a page: the timeline, or one celebrity's posts. e holds what was read
@@ -36,13 +41,16 @@ typedef struct source_s {
     uint64_t author;
 } source_t;
 
-/* Appends the pairs of a ZREVRANGEBYSCORE … WITHSCORES reply. */
-static void append(const redisReply *r, entry_t *e, size_t *n, size_t cap)
+/* Appends the pairs of a ZREVRANGEBYSCORE … WITHSCORES reply, with their reposters when rbs
+ * (one per pair) is given. */
+static void append(const redisReply *r, const redisReply *rbs, entry_t *e, size_t *n, size_t cap)
 {
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements && *n < cap;
          i += 2) {
         entry_t it = {storage_redis_uint_str(r->element[i + 1]),
-                      storage_redis_uint_str(r->element[i])};
+                      storage_redis_uint_str(r->element[i]), 0};
+        if (rbs && rbs->type == REDIS_REPLY_ARRAY && i / 2 < rbs->elements)
+            it.reposter = storage_redis_uint_str(rbs->element[i / 2]);
         if (it.post && it.score)
             e[(*n)++] = it;
     }
@@ -50,6 +58,8 @@ static void append(const redisReply *r, entry_t *e, size_t *n, size_t cap)
 
 void storage_timeline_free(storage_timeline_t *t)
 {
+    storage_post_views_clear(t->views, t->page.n);
+    free(t->views);
     storage_page_free(&t->page);
     free(t->reposted_by);
     memset(t, 0, sizeof(*t));
@@ -156,7 +166,7 @@ static int reread(storage_t *s, source_t *src, size_t n_src, uint64_t floor, siz
         memcpy(e, c->e, c->n * sizeof(*e));
         c->e = e;
         c->own = true;
-        append(m.r[j], e, &c->n, want);
+        append(m.r[j], NULL, e, &c->n, want);
         c->more = false;
     }
     free(which);
@@ -164,37 +174,61 @@ static int reread(storage_t *s, source_t *src, size_t n_src, uint64_t floor, siz
     return rc;
 }
 
+/* KEYS: tl rb celebs rebuild, one user's; ARGV: max (the cursor's bound), want,
+ * timeline_max. The newest timeline_max entries below max (up to want), each repost entry's
+ * reposter ('0': none, or not an entry of a repost), the celebrities followed and the
+ * rebuild mark: {entries, reposters, celebrities, rebuilding}. */
+static const char timeline_script[] =
+    "local floor, tlmax = '-inf', tonumber(ARGV[3])\n"
+    "if tlmax > 0 then\n"
+    "  floor = redis.call('ZREVRANGE', KEYS[1], tlmax - 1, tlmax - 1, 'WITHSCORES')[2] or floor\n"
+    "end\n"
+    "local e = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], floor, 'WITHSCORES',\n"
+    "                     'LIMIT', 0, ARGV[2])\n"
+    "local rbs = {}\n"
+    "for i = 1, #e, 2 do\n"
+    "  local rb = '0'\n"
+    "  if tonumber(e[i]) ~= tonumber(e[i + 1]) then rb = redis.call('HGET', KEYS[2], e[i]) or rb "
+    "end\n"
+    "  rbs[#rbs + 1] = rb\n"
+    "end\n"
+    "return {e, rbs, redis.call('SMEMBERS', KEYS[3]), redis.call('EXISTS', KEYS[4])}\n";
+
 /* Reads the sources of one page and merges them into page (room for limit + 1); returns 0
- * with *got set, or a negative errno. The timeline (trimmed first), the celebrities
- * followed and whether a rebuild is under way come in one round trip; the celebrities' posts sit on their own
+ * with *got set, or a negative errno. The timeline, the celebrities followed and whether a
+ * rebuild is under way come in one round trip; the celebrities' posts sit on their own
  * slots, so they take a second, one pipeline per node (and rarely a third: reread). */
 static int read_page(storage_t *s, uint64_t user, const char *max, size_t limit, int timeline_max,
                      entry_t *page, size_t *got, bool *rebuilding)
 {
-    static const char trim_script[] = SCRIPT_TRIM_TIMELINE "return trim_timeline(KEYS[1], "
-                                                           "KEYS[2], ARGV[1])\n";
     size_t want = limit + 1;
     source_t *src = NULL;
     size_t *h = NULL, n_src = 0;
     entry_t *first = NULL;
-    char tl[40], rb[40], maxbuf[16];
+    char tl[40], rb[40], celeb[40], rebuild[40], wantbuf[24], maxbuf[16];
     snprintf(tl, sizeof(tl), K_TIMELINE, (ull)user);
     snprintf(rb, sizeof(rb), K_REPOSTED_BY, (ull)user);
+    snprintf(celeb, sizeof(celeb), K_CELEB_FOLLOWS, (ull)user);
+    snprintf(rebuild, sizeof(rebuild), K_REBUILD, (ull)user);
+    snprintf(wantbuf, sizeof(wantbuf), "%zu", want);
     snprintf(maxbuf, sizeof(maxbuf), "%d", timeline_max);
-    const char *trim[] = {"EVAL", trim_script, "2", tl, rb, maxbuf};
+    const char *argv[] = {"EVAL_RO", timeline_script, "4", tl,      rb,
+                          celeb,     rebuild,         max, wantbuf, maxbuf};
     storage_redis_batch_t b, m;
     storage_redis_batch_init(&b, s->redis);
     storage_redis_batch_init(&m, s->redis);
-    storage_redis_batch_addargv(&b, 6, trim, NULL);
-    storage_redis_batch_add(&b, "ZREVRANGEBYSCORE " K_TIMELINE " %s -inf WITHSCORES LIMIT 0 %llu",
-                            (ull)user, max, (ull)want);
-    storage_redis_batch_add(&b, "SMEMBERS " K_CELEB_FOLLOWS, (ull)user);
-    storage_redis_batch_add(&b, "EXISTS " K_REBUILD, (ull)user);
+    storage_redis_batch_addargv(&b, (int)(sizeof(argv) / sizeof(*argv)), argv, NULL);
     int rc = storage_redis_batch_run_checked(&b);
     if (rc)
         goto out;
-    *rebuilding = storage_redis_int(b.r[3]) == 1;
-    const redisReply *celebs = b.r[2];
+    const redisReply *r = b.r[0];
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+        r->element[2]->type != REDIS_REPLY_ARRAY) {
+        rc = -EIO;
+        goto out;
+    }
+    *rebuilding = storage_redis_int(r->element[3]) == 1;
+    const redisReply *celebs = r->element[2];
     size_t k = first_read(celebs->elements, want);
     src = calloc(1 + celebs->elements, sizeof(*src));
     h = malloc((1 + celebs->elements) * sizeof(*h));
@@ -205,7 +239,7 @@ static int read_page(storage_t *s, uint64_t user, const char *max, size_t limit,
     }
     /* Source 0, the timeline, is read to the full want; then the celebrities, k each. */
     src[0].e = first;
-    append(b.r[1], first, &src[0].n, want);
+    append(r->element[0], r->element[1], first, &src[0].n, want);
     n_src = 1;
     entry_t *at = first + src[0].n;
     for (size_t i = 0; i < celebs->elements; i++) {
@@ -223,7 +257,7 @@ static int read_page(storage_t *s, uint64_t user, const char *max, size_t limit,
         for (size_t i = 1; i < n_src; i++) {
             source_t *c = &src[i];
             c->e = at;
-            append(m.r[i - 1], at, &c->n, k);
+            append(m.r[i - 1], NULL, at, &c->n, k);
             c->more = c->n == k && k < want;
             at += c->n;
         }
@@ -264,34 +298,16 @@ int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t l
         rc = -ENOMEM;
         goto fail;
     }
-    for (size_t i = 0; i < keep; i++)
-        out->page.ids[i] = e[i].post;
-    out->page.n = keep;
+    out->page.n = 0;
     out->page.next_cursor = unique > limit ? e[limit - 1].score : 0;
-    /* Who reposted the entries that came through a repost. */
-    storage_redis_batch_t b;
-    storage_redis_batch_init(&b, s->redis);
-    for (size_t i = 0; i < keep; i++)
-        if (e[i].score != e[i].post)
-            storage_redis_batch_add(&b, "HGET " K_REPOSTED_BY " %llu", (ull)user, (ull)e[i].post);
-    if (b.n) {
-        rc = storage_redis_batch_run(&b);
-        size_t kept = 0;
-        for (size_t i = 0, k = 0; rc == 0 && i < keep; i++) {
-            uint64_t reposter = e[i].score != e[i].post ? storage_redis_uint_str(b.r[k++]) : 0;
-            /* A repost entry whose reposter is gone by now was taken back (an undone
-             * repost, a block or mute) between the two reads: leave it out. */
-            if (e[i].score != e[i].post && !reposter)
-                continue;
-            out->page.ids[kept] = out->page.ids[i];
-            out->reposted_by[kept++] = reposter;
-        }
-        if (rc == 0)
-            out->page.n = kept;
+    for (size_t i = 0; i < keep; i++) {
+        /* A repost entry without its reposter was being taken back (an undone repost, a
+         * block or mute) as it was read: leave it out. */
+        if (e[i].score != e[i].post && !e[i].reposter)
+            continue;
+        out->page.ids[out->page.n] = e[i].post;
+        out->reposted_by[out->page.n++] = e[i].score != e[i].post ? e[i].reposter : 0;
     }
-    storage_redis_batch_free(&b);
-    if (rc)
-        goto fail;
     free(e);
     return 0;
 fail:

@@ -181,8 +181,8 @@ int storage_followers_chunk(storage_async_t *sa, uint64_t author, uint64_t curso
  * was the ceiling (about 220k writes/s); inside the script a ZADD costs Redis about a
  * microsecond. Trimming is left to one post in TRIM_EVERY (by its millisecond, so spread
  * over time): a call per follower per post for it cost a third of the script. A timeline
- * thus holds a few entries over --timeline-max between trims; the read path trims exactly
- * before it reads. A trim also drops the reposted-by fields of the entries it drops: rb:{user}
+ * thus holds a few entries over --timeline-max between trims, which a read leaves out (it
+ * serves the newest --timeline-max, and writes nothing). A trim also drops the reposted-by fields of the entries it drops: rb:{user}
  * is named from tl:{user} ("tl:" + the tag), the same slot. On Redis Cluster the chunk becomes
  * one call per node (storage_redis_group_eval_by_node). ARGV[4] (0: off) skips followers whose
  * seen:{user} (same tag, same slot: no extra round trip) is older: they are inactive, and

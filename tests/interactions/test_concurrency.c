@@ -151,6 +151,15 @@ Test(concurrency, fifty_likes_at_once_count_exactly_and_group_into_one_notificat
     /* Again, all at once: nothing changes. Then all unlike at once: nothing is left. */
     volley("PUT", paths, likers, USERS, 204);
     cr_expect_eq(ix_like_count(PORT, &author, post), USERS);
+    /* Half take theirs back at once: the count kept in the post stays the set's size. */
+    volley("DELETE", paths, likers, USERS / 2, 204);
+    cr_expect_eq(ix_like_count(PORT, &author, post), USERS - USERS / 2);
+    struct redisContext *rc = ts_redis_connect(ix_redis.port);
+    redisReply *f = ts_redis_cmd_ok(rc, "HGET post:{%s} likes", post);
+    cr_expect(f->type == REDIS_REPLY_STRING && atoll(f->str) == USERS - USERS / 2,
+              "the post's likes field is the set's size");
+    freeReplyObject(f);
+    ts_redis_close(rc);
     volley("DELETE", paths, likers, USERS, 204);
     cr_expect_eq(ix_like_count(PORT, &author, post), 0, "every unlike counted");
     ix_wait_no_notification(PORT, &author, "like", post);

@@ -4,6 +4,7 @@
 #include "tests/interactions/ix.h"
 
 #include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,4 +234,75 @@ Test(likes, replies_need_a_live_parent_and_mentions_name_existing_users_only)
     n = ix_wait_notification(PORT, &a, "mention", m, 1);
     cr_expect(ix_actors_are(n, IX_IDS(b.id)));
     json_decref(n);
+}
+
+/* The hash field a read takes like_count from, against the set it counts. */
+static void expect_count_field(struct redisContext *rc, const char *post, const char *field,
+                               const char *set, const char *why)
+{
+    redisReply *f = ts_redis_cmd_ok(rc, "HGET post:{%s} %s", post, field);
+    long long size = ts_redis_int(rc, "SCARD %s:{%s}", set, post);
+    cr_expect(f->type == REDIS_REPLY_STRING && atoll(f->str) == size, "%s: %s is %s, %s holds %lld",
+              why, field, f->type == REDIS_REPLY_STRING ? f->str : "(absent)", set, size);
+    freeReplyObject(f);
+}
+
+/* Posts written before counts were kept in the post have no count fields: they show their
+ * sets' sizes, on the post and on a timeline page, a read writes nothing, and the first like
+ * or repost writes the field, exact from then on. */
+Test(likes, a_post_from_before_counts_were_kept_shows_its_sets_sizes)
+{
+    ts_user_t a, b, c;
+    ts_register_all(PORT, "old", &a, &b, &c, NULL);
+    char p[24];
+    ts_post(PORT, &a, "from the old days", p);
+    json_decref(ix_wait_timeline_has(PORT, &a, p));
+    struct redisContext *rc = ts_redis_connect(ix_redis.port);
+    freeReplyObject(ts_redis_cmd_ok(rc, "HDEL post:{%s} likes reposts", p));
+    freeReplyObject(ts_redis_cmd_ok(rc, "SADD likes:{%s} 11 12 13", p));
+    freeReplyObject(ts_redis_cmd_ok(rc, "SADD reposts:{%s} 14 15", p));
+
+    cr_expect_eq(ix_like_count(PORT, &b, p), 3, "like_count is the set's size");
+    cr_expect_eq(ix_repost_count(PORT, &b, p), 2, "repost_count is the set's size");
+    json_t *entry = ix_wait_timeline_has(PORT, &a, p);
+    cr_expect_eq(ts_int(entry, "like_count"), 3, "a timeline page counts the same");
+    cr_expect_eq(ts_int(entry, "repost_count"), 2);
+    json_decref(entry);
+    cr_expect_eq(ts_redis_int(rc, "HEXISTS post:{%s} likes", p), 0, "a read writes nothing");
+
+    ts_like(PORT, &c, p);
+    cr_expect_eq(ix_like_count(PORT, &b, p), 4);
+    expect_count_field(rc, p, "likes", "likes", "the first like writes the count");
+    ix_repost(PORT, &c, p);
+    cr_expect_eq(ix_repost_count(PORT, &b, p), 3);
+    expect_count_field(rc, p, "reposts", "reposts", "the first repost writes the count");
+    json_decref(ts_callf(PORT, "DELETE", &c, NULL, 204, "/v1/posts/%s/repost", p));
+    json_decref(ts_callf(PORT, "DELETE", &c, NULL, 204, "/v1/posts/%s/like", p));
+    cr_expect_eq(ix_like_count(PORT, &b, p), 3, "unlike counts down");
+    cr_expect_eq(ix_repost_count(PORT, &b, p), 2, "undoing a repost counts down");
+    expect_count_field(rc, p, "likes", "likes", "after an unlike");
+    expect_count_field(rc, p, "reposts", "reposts", "after an undone repost");
+    ts_redis_close(rc);
+}
+
+/* A post written now starts with its counts, so no read of it needs a set's size. */
+Test(likes, a_new_post_keeps_its_counts_in_the_post)
+{
+    ts_user_t a, b;
+    ts_register_all(PORT, "cnt", &a, &b, NULL);
+    char p[24];
+    ts_post(PORT, &a, "counted", p);
+    struct redisContext *rc = ts_redis_connect(ix_redis.port);
+    expect_count_field(rc, p, "likes", "likes", "a new post");
+    expect_count_field(rc, p, "reposts", "reposts", "a new post");
+    ts_like(PORT, &b, p);
+    ts_like(PORT, &b, p);
+    expect_count_field(rc, p, "likes", "likes", "liked twice by one user");
+    cr_expect_eq(ix_like_count(PORT, &a, p), 1);
+    /* A Redis that forgot its scripts (a restart, SCRIPT FLUSH) still answers reads: the
+     * page scripts are loaded again on NOSCRIPT. */
+    freeReplyObject(ts_redis_cmd_ok(rc, "SCRIPT FLUSH"));
+    cr_expect_eq(ix_like_count(PORT, &a, p), 1);
+    json_decref(ix_wait_timeline_has(PORT, &a, p));
+    ts_redis_close(rc);
 }
