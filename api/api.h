@@ -284,9 +284,11 @@ void api_stream_options(api_req_t *r);
 
 /* stream_reset.c: the data of a reset event for user's stream (openapi.yaml's Reset) into
  * *json (new, compact): what to refetch, judged against after, the last event id the client
- * saw (NULL, or an id from the future: cannot be told, so everything). Thread: any but the
- * loop (it reads Redis synchronously). Returns 0 or a storage code; never a guess. */
-int api_stream_reset_json(api_t *api, uint64_t user, const char *after, char **json);
+ * saw (NULL, or an id from the future: cannot be told, so everything), and the log's events
+ * after it up to upto, the reset's own id (NULL: none read). Thread: any but the loop (it
+ * reads Redis synchronously). Returns 0 or a storage code; never a guess. */
+int api_stream_reset_json(api_t *api, uint64_t user, const char *after, const char *upto,
+                          char **json);
 
 /* sse.c: the feed-event render cache (posts rendered once for all their followers). */
 int api_sse_create(api_t *api);

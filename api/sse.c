@@ -382,7 +382,7 @@ static int render_event(stream_t *st, const notify_event_t *ev, bool cached_only
     case STORAGE_EVENT_RESET: /* ref: the last id the client saw, "" when not to be told */
         if (cached_only)
             return -EWOULDBLOCK;
-        rc = api_stream_reset_json(st->api, st->user, ev->ref, &json);
+        rc = api_stream_reset_json(st->api, st->user, ev->ref, ev->id, &json);
         break;
     case STORAGE_EVENT_FEED:
         rc = render_feed(st, ev->ref, ev->from_log, cached_only, &json);

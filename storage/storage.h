@@ -397,6 +397,12 @@ void storage_timeline_free(storage_timeline_t *t);
  * where it is written. */
 int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
                           int timeline_max, storage_timeline_t *out);
+/* The first entry of that page with limit 1 (the post GET /v1/timeline shows first): its post
+ * (*post) and its score (*score: the post's id, or for an entry that came by a repost the
+ * repost's), when it came; both 0 when the timeline shows nothing. The same read on one
+ * Redis node as on a Redis Cluster. */
+int storage_timeline_newest(storage_t *s, uint64_t user, int timeline_max, uint64_t *post,
+                            uint64_t *score);
 /* The same page with its views (out->views) as user sees them with the relations hide: one
  * script call on one Redis node; on a Redis Cluster storage_timeline_page, then
  * storage_post_views. */

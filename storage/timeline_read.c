@@ -278,10 +278,14 @@ out:
     return rc;
 }
 
-int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
-                          int timeline_max, storage_timeline_t *out)
+/* storage_timeline_page, and the score of the page's first entry into *first (0: empty) when
+ * first is given. */
+static int read_timeline(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
+                         int timeline_max, storage_timeline_t *out, uint64_t *first)
 {
     memset(out, 0, sizeof(*out));
+    if (first)
+        *first = 0;
     char max[32] = "+inf";
     if (cursor)
         snprintf(max, sizeof(max), "(%llu", (ull)cursor);
@@ -305,6 +309,8 @@ int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t l
          * block or mute) as it was read: leave it out. */
         if (e[i].score != e[i].post && !e[i].reposter)
             continue;
+        if (first && out->page.n == 0)
+            *first = e[i].score;
         out->page.ids[out->page.n] = e[i].post;
         out->reposted_by[out->page.n++] = e[i].score != e[i].post ? e[i].reposter : 0;
     }
@@ -313,5 +319,24 @@ int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t l
 fail:
     free(e);
     storage_timeline_free(out);
+    return rc;
+}
+
+int storage_timeline_page(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
+                          int timeline_max, storage_timeline_t *out)
+{
+    return read_timeline(s, user, cursor, limit, timeline_max, out, NULL);
+}
+
+int storage_timeline_newest(storage_t *s, uint64_t user, int timeline_max, uint64_t *post,
+                            uint64_t *score)
+{
+    storage_timeline_t tl;
+    *post = 0;
+    int rc = read_timeline(s, user, 0, 1, timeline_max, &tl, score);
+    if (rc == 0 && tl.page.n)
+        *post = tl.page.ids[0];
+    if (rc == 0)
+        storage_timeline_free(&tl);
     return rc;
 }
