@@ -46,16 +46,6 @@ bool storage__one_node(storage_t *s)
     return masters == 1;
 }
 
-static void copy_str(char *dst, size_t size, const redisReply *r)
-{
-    dst[0] = '\0';
-    if (r && r->type == REDIS_REPLY_STRING) {
-        size_t n = r->len < size - 1 ? r->len : size - 1;
-        memcpy(dst, r->str, n);
-        dst[n] = '\0';
-    }
-}
-
 /* The brief of person id from a script's people (id 0 when absent, hidden or gone). */
 static void brief_of(const redisReply *people, uint64_t id, storage_user_t *out)
 {
@@ -66,8 +56,8 @@ static void brief_of(const redisReply *people, uint64_t id, storage_user_t *out)
             continue;
         if (storage_redis_int(p[1]) == 0 && p[2]->type == REDIS_REPLY_STRING) {
             out->id = id;
-            copy_str(out->handle, sizeof(out->handle), p[2]);
-            copy_str(out->display_name, sizeof(out->display_name), p[3]);
+            storage_redis_copy_str(out->handle, sizeof(out->handle), p[2]);
+            storage_redis_copy_str(out->display_name, sizeof(out->display_name), p[3]);
         }
         return;
     }

@@ -61,11 +61,6 @@ static bool is_array(const redisReply *r, size_t n)
     return r && r->type == REDIS_REPLY_ARRAY && r->elements >= n;
 }
 
-static void copy_str(char *dst, size_t size, const redisReply *r)
-{
-    snprintf(dst, size, "%.*s", is_string(r) ? (int)r->len : 0, is_string(r) ? r->str : "");
-}
-
 /* KEYS: toks:{user}, tok:{user}:<id>; ARGV: max, "tok:{user}:", id, hash, name, created,
  * expires (ms, "0": never). Index entries whose token is gone are dropped before counting. */
 static const char create_script[] =
@@ -108,7 +103,7 @@ static void read_token(const redisReply *r, size_t from, uint64_t id, storage_to
 {
     memset(tok, 0, sizeof(*tok));
     tok->id = id;
-    copy_str(tok->name, sizeof(tok->name), r->element[from]);
+    storage_redis_copy_str(tok->name, sizeof(tok->name), r->element[from]);
     tok->created_ms = storage_redis_uint_str(r->element[from + 1]);
     tok->last_used_ms = storage_redis_uint_str(r->element[from + 2]);
     tok->expires_ms = storage_redis_uint_str(r->element[from + 3]);
@@ -135,10 +130,11 @@ int storage_token_credentials(storage_t *s, uint64_t user, uint64_t id, uint8_t 
         if (rc == 0) {
             memset(profile, 0, sizeof(*profile));
             profile->id = user;
-            copy_str(profile->handle, sizeof(profile->handle), u->element[0]);
-            copy_str(profile->display_name, sizeof(profile->display_name), u->element[1]);
+            storage_redis_copy_str(profile->handle, sizeof(profile->handle), u->element[0]);
+            storage_redis_copy_str(profile->display_name, sizeof(profile->display_name),
+                                   u->element[1]);
             profile->created_ms = storage_redis_uint_str(u->element[2]);
-            copy_str(profile->bio, sizeof(profile->bio), u->element[3]);
+            storage_redis_copy_str(profile->bio, sizeof(profile->bio), u->element[3]);
             read_token(t, 1, id, tok);
         }
     }

@@ -49,16 +49,6 @@ static int unhex32(uint8_t out[32], const char *in, size_t len)
     return 0;
 }
 
-static void copy_str(char *dst, size_t size, const redisReply *r)
-{
-    dst[0] = '\0';
-    if (r && r->type == REDIS_REPLY_STRING) {
-        size_t n = r->len < size - 1 ? r->len : size - 1;
-        memcpy(dst, r->str, n);
-        dst[n] = '\0';
-    }
-}
-
 /* KEYS: the handle, its quarantine mark; ARGV: the user id. OK when claimed, nil when taken. */
 static const char claim_script[] = "if redis.call('EXISTS', KEYS[2]) == 1 then return false end\n"
                                    "return redis.call('SET', KEYS[1], ARGV[1], 'NX')\n";
@@ -136,10 +126,11 @@ static bool read_profile(const redisReply *r, uint64_t id, storage_user_t *out)
         r->element[0]->type != REDIS_REPLY_STRING)
         return false;
     out->id = id;
-    copy_str(out->handle, sizeof(out->handle), r->element[0]);
-    copy_str(out->display_name, sizeof(out->display_name), r->element[1]);
+    storage_redis_copy_str(out->handle, sizeof(out->handle), r->element[0]);
+    storage_redis_copy_str(out->display_name, sizeof(out->display_name), r->element[1]);
     out->created_ms = storage_redis_uint_str(r->element[2]);
-    copy_str(out->bio, sizeof(out->bio), r->element[3]); /* absent for users from before bios */
+    storage_redis_copy_str(out->bio, sizeof(out->bio),
+                           r->element[3]); /* absent for users from before bios */
     return true;
 }
 

@@ -171,8 +171,10 @@ bool storage_redis_error_is_transient(const redisReply *r);
 int storage_redis_error_status(const redisReply *r);
 /* Whether a write was refused for memory (OOM) within the last ms milliseconds. */
 bool storage_redis_writes_refused_within(storage_redis_t *client, uint64_t ms);
-int64_t storage_redis_int(const redisReply *r);            /* integer reply, or -1 */
-uint64_t storage_redis_uint_str(const redisReply *r);      /* decimal string reply, or 0 */
+int64_t storage_redis_int(const redisReply *r);       /* integer reply, or -1 */
+uint64_t storage_redis_uint_str(const redisReply *r); /* decimal string reply, or 0 */
+/* A string reply into dst, cut to size - 1 bytes; "" when r is no string. */
+void storage_redis_copy_str(char *dst, size_t size, const redisReply *r);
 uint64_t storage_redis_parse_u64(const char *p, size_t n); /* 0 on anything but digits */
 
 /* ---- the asynchronous client (async.c, async_send.c, subscriber.c), loop thread only ------ */

@@ -39,6 +39,16 @@ uint64_t storage_redis_uint_str(const redisReply *r)
     return storage_redis_parse_u64(r->str, r->len);
 }
 
+void storage_redis_copy_str(char *dst, size_t size, const redisReply *r)
+{
+    dst[0] = '\0';
+    if (r && r->type == REDIS_REPLY_STRING) {
+        size_t n = r->len < size - 1 ? r->len : size - 1;
+        memcpy(dst, r->str, n);
+        dst[n] = '\0';
+    }
+}
+
 static bool starts(const redisReply *r, const char *prefix)
 {
     size_t n = strlen(prefix);
