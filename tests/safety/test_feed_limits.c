@@ -12,6 +12,7 @@
 
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,12 +231,12 @@ Test(feed_limits, reposted_by_index_is_trimmed_with_the_timeline)
 
 /* ---- re-follows within --refollow-window ------------------------------------------------------ */
 
-/* Notification events on c within wait_ms, other events skipped. */
-static int notification_events(ts_sse_t *c, int wait_ms)
+/* Notification events on c within wait_ms, other events skipped; it stops at the max-th. */
+static int notification_events_upto(ts_sse_t *c, int wait_ms, int max)
 {
     int n = 0;
     uint64_t until = ts_now_ms() + (uint64_t)wait_ms;
-    for (uint64_t now = ts_now_ms(); now < until; now = ts_now_ms()) {
+    for (uint64_t now = ts_now_ms(); n < max && now < until; now = ts_now_ms()) {
         ts_sse_item_t it = {0};
         ts_sse_kind_t k = ts_sse_next_event(c, &it, (int)(until - now));
         if (k == TS_SSE_EVENT && strcmp(it.type, "notification") == 0)
@@ -247,23 +248,18 @@ static int notification_events(ts_sse_t *c, int wait_ms)
     return n;
 }
 
+/* Notification events on c within wait_ms. */
+static int notification_events(ts_sse_t *c, int wait_ms)
+{
+    return notification_events_upto(c, wait_ms, INT_MAX);
+}
+
 /* Whether a notification event comes on c within wait_ms. A follow's event is rendered when
  * it is sent, from the group as it is then: it has to be read before the unfollow that
  * follows it, or it goes out as notification_removed (the group is gone by then). */
 static bool notification_arrives(ts_sse_t *c, int wait_ms)
 {
-    uint64_t until = ts_now_ms() + (uint64_t)wait_ms;
-    for (uint64_t now = ts_now_ms(); now < until; now = ts_now_ms()) {
-        ts_sse_item_t it = {0};
-        ts_sse_kind_t k = ts_sse_next_event(c, &it, (int)(until - now));
-        bool found = k == TS_SSE_EVENT && strcmp(it.type, "notification") == 0;
-        ts_sse_item_clear(&it);
-        if (found)
-            return true;
-        if (k != TS_SSE_EVENT)
-            break;
-    }
-    return false;
+    return notification_events_upto(c, wait_ms, 1) == 1;
 }
 
 /* The follow notifications of u: how many, and the follower ids of the first into ids. */
