@@ -3,9 +3,10 @@
  * A stream is a callback response. Its reader asks the subscriber what to do next: send
  * a queued event (rendered here: a feed event is the hydrated post, a notification the
  * grouped notification, as the REST API shows them), read the user's event log after the
- * cursor (catch-up, on this HTTP thread), or park: the reader suspends the connection
- * and returns 0, and the hub's wake hook resumes it when an event is queued. A parked
- * stream holds no thread and costs its connection's memory only.
+ * cursor (catch-up), or park: the reader suspends the connection and returns 0, and the
+ * hub's wake hook resumes it when an event is queued. A parked stream holds no thread and
+ * costs its connection's memory only. The reader's Redis reads run as a fiber that parks
+ * the same way while Redis answers (run_fill), so no HTTP thread waits on Redis.
  *
  * The fast path: a parked stream's connection is suspended, so nothing of libmicrohttpd
  * touches its socket and everything it had to send is sent (it asks the reader for more
@@ -28,6 +29,7 @@
 #include "api/address_counts.h"
 #include "api/log.h"
 #include "api/stream_writers.h"
+#include "storage/redis/redis.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -173,11 +175,14 @@ typedef struct stream_s {
     char *out;      /* bytes rendered and not yet sent */
     size_t out_len, out_off, out_cap;
     bool started;
-    bool failed;                  /* the fast path could not render an event */
-    notify_event_t *held;         /* taken by the fast path, which would have had to read Redis */
-    bool peer_gone;               /* the fast path's send failed: the client went away */
-    char reset_id[NOTIFY_ID_MAX]; /* non-empty: start with a reset event at this id */
-    char reset_after[NOTIFY_ID_MAX]; /* that reset's "since": the client's id, or "" */
+    bool failed;          /* the fast path could not render an event */
+    notify_event_t *held; /* taken by the fast path, which would have had to read Redis */
+    struct storage_redis_fiber_s *fiber; /* the reader's step, while it waits for Redis */
+    int fill;                            /* how the reader's last step ended (fill_t) */
+    char catchup_cursor[NOTIFY_ID_MAX];  /* non-empty: a catch-up after it is due (a fiber's) */
+    bool peer_gone;                      /* the fast path's send failed: the client went away */
+    char reset_id[NOTIFY_ID_MAX];        /* non-empty: start with a reset event at this id */
+    char reset_after[NOTIFY_ID_MAX];     /* that reset's "since": the client's id, or "" */
     api_address_t client;
     bool holds_address; /* counts towards its client address's --max-streams-per-address */
     bool told_revoked;  /* its final revoked event is rendered */
@@ -375,6 +380,8 @@ static int render_event(stream_t *st, const notify_event_t *ev, bool cached_only
     storage_event_kind_t kind = (storage_event_kind_t)ev->kind; /* the name it is sent as */
     switch (kind) {
     case STORAGE_EVENT_RESET: /* ref: the last id the client saw, "" when not to be told */
+        if (cached_only)
+            return -EWOULDBLOCK;
         rc = api_stream_reset_json(st->api, st->user, ev->ref, ev->id, &json);
         break;
     case STORAGE_EVENT_FEED:
@@ -383,6 +390,8 @@ static int render_event(stream_t *st, const notify_event_t *ev, bool cached_only
             return rc;
         break;
     case STORAGE_EVENT_NOTIFICATION:
+        if (cached_only)
+            return -EWOULDBLOCK;
         rc = render_notification(st, ev->ref, &json);
         if (rc == 0 && !json) { /* gone by now: the client drops the row of that key */
             kind = STORAGE_EVENT_NOTIFICATION_REMOVED;
@@ -508,71 +517,152 @@ static bool catch_up(stream_t *st, const char *cursor)
     return rc == 0;
 }
 
+/* ---- the reader: what libmicrohttpd asks for, and the Redis work it takes ------------------ */
+
+/* One step of the reader's work, whose outcome it then acts on. */
+typedef enum {
+    FILL_MORE,   /* something was rendered, or there is more to do */
+    FILL_PARKED, /* nothing to send: the hub parked the stream (suspended) */
+    FILL_END,    /* the stream is over */
+    FILL_ERROR,  /* it must end as failed: the client resumes from its last id */
+    FILL_REDIS,  /* the next work reads Redis: a fiber does it (kept on the stream) */
+} fill_t;
+
+/* Renders what comes next into out (empty now): the retry line, a reset, the event the fast
+ * path held, the next queued event, or a catch-up from the log. Reads Redis only when
+ * in_fiber; otherwise such work is kept on the stream (held, catchup_cursor, reset_id) and
+ * FILL_REDIS says so: most steps need no Redis, and a fiber for each would cost a stack
+ * and two context switches (and, under ThreadSanitizer, a thread context each). */
+static fill_t fill_step(stream_t *st, bool in_fiber)
+{
+    drained(st);
+    if (!st->started) {
+        st->started = true;
+        return append(st, "retry: %d\n\n", RETRY_MS) ? FILL_MORE : FILL_ERROR;
+    }
+    if (st->reset_id[0]) { /* after the retry line: a reset that fails to render ends it */
+        if (!in_fiber)
+            return FILL_REDIS;
+        notify_event_t reset = {.kind = STORAGE_EVENT_RESET};
+        snprintf(reset.id, sizeof(reset.id), "%s", st->reset_id);
+        snprintf(reset.ref, sizeof(reset.ref), "%s", st->reset_after);
+        st->reset_id[0] = '\0';
+        return render(st, &reset) ? FILL_MORE : FILL_ERROR;
+    }
+    if (st->catchup_cursor[0]) {
+        if (!in_fiber)
+            return FILL_REDIS;
+        char cursor[NOTIFY_ID_MAX];
+        snprintf(cursor, sizeof(cursor), "%s", st->catchup_cursor);
+        st->catchup_cursor[0] = '\0';
+        return catch_up(st, cursor) ? FILL_MORE : FILL_ERROR;
+    }
+    if (st->held) { /* taken before anything still queued: it goes first */
+        int rc = render_event(st, st->held, !in_fiber);
+        if (rc == -EWOULDBLOCK)
+            return FILL_REDIS;
+        notify_event_unref(st->held);
+        st->held = NULL;
+        return rc ? FILL_ERROR : FILL_MORE;
+    }
+    notify_event_t *ev = NULL;
+    char cursor[NOTIFY_ID_MAX];
+    switch (notify_sub_next(st->sub, &ev, cursor)) {
+    case NOTIFY_NEXT_EVENT: {
+        int rc = render_event(st, ev, !in_fiber);
+        if (rc == -EWOULDBLOCK) {
+            st->held = ev;
+            return FILL_REDIS;
+        }
+        notify_event_unref(ev);
+        return rc ? FILL_ERROR : FILL_MORE;
+    }
+    case NOTIFY_NEXT_CATCHUP:
+        if (!in_fiber) {
+            snprintf(st->catchup_cursor, sizeof(st->catchup_cursor), "%s", cursor);
+            return FILL_REDIS;
+        }
+        return catch_up(st, cursor) ? FILL_MORE : FILL_ERROR;
+    case NOTIFY_NEXT_PARKED:
+        return FILL_PARKED; /* suspended: resumed by the hub when something is queued */
+    case NOTIFY_NEXT_END:
+    default:
+        /* Its token was revoked: say so last, without an id (nothing to resume). */
+        if (!st->told_revoked && notify_sub_revoked(st->sub)) {
+            st->told_revoked = true;
+            return append_strs(st, (const char *const[]){REVOKED_EVENT, NULL}) ? FILL_MORE
+                                                                               : FILL_ERROR;
+        }
+        return FILL_END;
+    }
+}
+
+static void fill_main(void *arg)
+{
+    stream_t *st = arg;
+    st->fill = fill_step(st, true);
+}
+
+/* The I/O thread: the replies the step's fiber waited for are in. */
+static void fill_wake(void *arg)
+{
+    resume(arg);
+}
+
+/* Runs (or runs on) the step as a fiber, so that its Redis reads park instead of holding
+ * the HTTP thread, whose other connections (streams handed back by a writer, requests)
+ * would wait behind a paused Redis's timeouts. True when the step is over (st->fill), false
+ * when it parked: the connection is then suspended until fill_wake. */
+static bool run_fill(stream_t *st)
+{
+    if (!st->fiber)
+        st->fiber = storage_redis_fiber_new(fill_main, st, fill_wake, st);
+    if (!st->fiber) { /* no memory for a stack: the thread waits instead */
+        fill_main(st);
+        return true;
+    }
+    if (!storage_redis_fiber_run(st->fiber)) {
+        park(st); /* before the commands go: the wake can never come first */
+        storage_redis_fiber_send(st->fiber);
+        return false;
+    }
+    storage_redis_fiber_free(st->fiber);
+    st->fiber = NULL;
+    return true;
+}
+
 static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     stream_t *st = cls;
     for (;;) {
-        if (st->peer_gone)
-            return MHD_CONTENT_READER_END_OF_STREAM; /* a hang-up is no server error */
-        if (st->out_off < st->out_len) {
-            size_t n = st->out_len - st->out_off < max ? st->out_len - st->out_off : max;
-            memcpy(buf, st->out + st->out_off, n);
-            st->out_off += n;
-            return (ssize_t)n;
-        }
-        if (st->failed) /* after the events the fast path rendered before it failed */
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        drained(st);
-        if (!st->started) {
-            st->started = true;
-            if (!append(st, "retry: %d\n\n", RETRY_MS))
-                return MHD_CONTENT_READER_END_WITH_ERROR;
-            continue;
-        }
-        if (st->reset_id[0]) { /* after the retry line: a reset that fails to render ends it */
-            notify_event_t reset = {.kind = STORAGE_EVENT_RESET};
-            snprintf(reset.id, sizeof(reset.id), "%s", st->reset_id);
-            snprintf(reset.ref, sizeof(reset.ref), "%s", st->reset_after);
-            st->reset_id[0] = '\0';
-            if (!render(st, &reset))
-                return MHD_CONTENT_READER_END_WITH_ERROR;
-            continue;
-        }
-        if (st->held) { /* taken before anything still queued: it goes first */
-            bool ok = render(st, st->held);
-            notify_event_unref(st->held);
-            st->held = NULL;
-            if (!ok)
-                return MHD_CONTENT_READER_END_WITH_ERROR;
-            continue;
-        }
-        notify_event_t *ev = NULL;
-        char cursor[NOTIFY_ID_MAX];
-        switch (notify_sub_next(st->sub, &ev, cursor)) {
-        case NOTIFY_NEXT_EVENT: {
-            bool ok = render(st, ev);
-            notify_event_unref(ev);
-            if (!ok)
-                return MHD_CONTENT_READER_END_WITH_ERROR;
-            continue;
-        }
-        case NOTIFY_NEXT_CATCHUP:
-            if (!catch_up(st, cursor))
-                return MHD_CONTENT_READER_END_WITH_ERROR;
-            continue;
-        case NOTIFY_NEXT_PARKED:
-            return 0; /* suspended: resumed by the hub when something is queued */
-        case NOTIFY_NEXT_END:
-        default:
-            /* Its token was revoked: say so last, without an id (nothing to resume). */
-            if (!st->told_revoked && notify_sub_revoked(st->sub)) {
-                st->told_revoked = true;
-                if (!append_strs(st, (const char *const[]){REVOKED_EVENT, NULL}))
-                    return MHD_CONTENT_READER_END_WITH_ERROR;
-                continue;
+        if (!st->fiber) { /* a step under way has rendered nothing yet */
+            if (st->peer_gone)
+                return MHD_CONTENT_READER_END_OF_STREAM; /* a hang-up is no server error */
+            if (st->out_off < st->out_len) {
+                size_t n = st->out_len - st->out_off < max ? st->out_len - st->out_off : max;
+                memcpy(buf, st->out + st->out_off, n);
+                st->out_off += n;
+                return (ssize_t)n;
             }
+            if (st->failed) /* after the events the fast path rendered before it failed */
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (!st->fiber)
+            st->fill = fill_step(st, false);
+        if ((st->fiber || st->fill == FILL_REDIS) && !run_fill(st))
+            return 0; /* parked on Redis: fill_wake resumes it */
+        switch (st->fill) {
+        case FILL_MORE:
+            continue;
+        case FILL_PARKED:
+            return 0;
+        case FILL_END:
             return MHD_CONTENT_READER_END_OF_STREAM;
+        case FILL_ERROR:
+        case FILL_REDIS: /* a fiber's step never ends so */
+        default:
+            return MHD_CONTENT_READER_END_WITH_ERROR;
         }
     }
 }
@@ -645,6 +735,14 @@ static void serve(void *item)
 static void stream_free(void *cls)
 {
     stream_t *st = cls;
+    if (st->fiber) {
+        /* Woken, and the connection closed before the reader ran it on (a suspended one is
+         * never freed): it finishes, its batches refused from now on. */
+        storage_redis_fiber_cancel(st->fiber);
+        while (!storage_redis_fiber_run(st->fiber))
+            ;
+        storage_redis_fiber_free(st->fiber);
+    }
     if (st->sub)
         notify_sub_close(st->sub);
     notify_event_unref(st->held);
