@@ -13,6 +13,7 @@
 #include "storage/storage.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -30,6 +31,7 @@ typedef struct api_s {
     const api_connections_stats_t *connections;    /* borrowed from the server while it runs */
     struct api_address_counts_s *stream_addresses; /* streams per client address (sse.c) */
     struct api_publish_doubts_s *publish_doubts;   /* publishes Redis did not answer */
+    atomic_bool suspends_closed; /* shutdown: fibers may no longer park (api_suspends_close) */
 } api_t;
 
 #define API_MAX_PARAMS 2
@@ -289,6 +291,18 @@ void api_stream_options(api_req_t *r);
  * reads Redis synchronously). Returns 0 or a storage code; never a guess. */
 int api_stream_reset_json(api_t *api, uint64_t user, const char *after, const char *upto,
                           char **json);
+
+/* server.c: runs (or runs on) the step fn(arg) as *fiber, so that its Redis batches park
+ * instead of holding the thread. True when the step is over (*fiber freed); false when it
+ * parked: conn is suspended and wake(arg), called from the I/O thread once the replies are
+ * in, must resume conn and then count *suspended down. *suspended counts the step from
+ * before it runs, so shutdown (api_suspends_close, then the counts) never misses one. */
+bool api_fiber_step(api_t *api, struct storage_redis_fiber_s **fiber, void (*fn)(void *),
+                    void (*wake)(void *), void *arg, atomic_llong *suspended,
+                    struct MHD_Connection *conn);
+/* From now on a fiber step no longer parks (its batches fail at once): shutdown calls it
+ * before it reads the counts of suspended connections it waits for. Thread: any. */
+void api_suspends_close(api_t *api);
 
 /* sse.c: the feed-event render cache (posts rendered once for all their followers). */
 int api_sse_create(api_t *api);

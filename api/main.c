@@ -130,14 +130,17 @@ static void on_fanout_stopped(void *arg)
 
 /* After the grace: libmicrohttpd aborts when stopped with a connection suspended, and a
  * writer thread must not touch a connection it freed. So the writers stop first (serving
- * what they hold: the streams notify_hub_close_all ended are resumed), then every stream
- * must have been resumed. True when the daemon may stop. */
+ * what they hold: the streams notify_hub_close_all ended are resumed) and fibers may no
+ * longer park (closed before the counts are read: a step that starts later cannot suspend
+ * its connection after the count said none was), then every connection must have been
+ * resumed. True when the daemon may stop. */
 static bool streams_released(tidings_t *app)
 {
     if (!app->streams_released) {
         app->streams_released = true;
         app->suspended_logged = uv_now(&app->loop);
         api_sse_stop_writers(app->api);
+        api_suspends_close(app->api);
     }
     long long suspended = api_sse_suspended(app->api) + api_server_parked(app->server);
     if (suspended > 0 && uv_now(&app->loop) >= app->suspended_logged + 1000) {

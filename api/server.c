@@ -192,32 +192,52 @@ static void phase_main(void *arg)
         dispatch(r);
 }
 
-/* The I/O thread: the parked fiber's replies are in. */
+/* The I/O thread: the parked fiber's replies are in. Resumed before it is counted down, so
+ * shutdown never sees zero with this connection still suspended. */
 static void phase_wake(void *arg)
 {
     api_req_t *r = arg;
-    atomic_fetch_sub(&r->api->metrics.requests_parked, 1);
+    api_t *api = r->api;
     MHD_resume_connection(r->conn);
+    atomic_fetch_sub(&api->metrics.requests_parked, 1);
+}
+
+bool api_fiber_step(api_t *api, struct storage_redis_fiber_s **fiber, void (*fn)(void *),
+                    void (*wake)(void *), void *arg, atomic_llong *suspended,
+                    struct MHD_Connection *conn)
+{
+    if (!*fiber)
+        *fiber = storage_redis_fiber_new(fn, arg, wake, arg);
+    if (!*fiber) { /* no memory for a stack: the thread waits instead */
+        fn(arg);
+        return true;
+    }
+    /* Counted before the close is read (both sequentially consistent): either shutdown
+     * sees this count, or this step sees the close and does not park. */
+    atomic_fetch_add(suspended, 1);
+    if (atomic_load(&api->suspends_closed))
+        storage_redis_fiber_cancel(*fiber);
+    if (!storage_redis_fiber_run(*fiber)) {
+        MHD_suspend_connection(conn); /* before the commands go: the wake never comes first */
+        storage_redis_fiber_send(*fiber);
+        return false;
+    }
+    atomic_fetch_sub(suspended, 1);
+    storage_redis_fiber_free(*fiber);
+    *fiber = NULL;
+    return true;
+}
+
+void api_suspends_close(api_t *api)
+{
+    atomic_store(&api->suspends_closed, true);
 }
 
 /* Runs (or runs on) the current phase: true when it is over, false when it parked. */
 static bool run_phase(api_req_t *r)
 {
-    if (!r->fiber)
-        r->fiber = storage_redis_fiber_new(phase_main, r, phase_wake, r);
-    if (!r->fiber) { /* no memory for a stack: the thread waits instead */
-        phase_main(r);
-        return true;
-    }
-    if (!storage_redis_fiber_run(r->fiber)) {
-        atomic_fetch_add(&r->api->metrics.requests_parked, 1);
-        MHD_suspend_connection(r->conn);
-        storage_redis_fiber_send(r->fiber);
-        return false;
-    }
-    storage_redis_fiber_free(r->fiber);
-    r->fiber = NULL;
-    return true;
+    return api_fiber_step(r->api, &r->fiber, phase_main, phase_wake, r,
+                          &r->api->metrics.requests_parked, r->conn);
 }
 
 /* Admission, and the answer to the first call once it is over. */

@@ -615,20 +615,8 @@ static void fill_wake(void *arg)
  * when it parked: the connection is then suspended until fill_wake. */
 static bool run_fill(stream_t *st)
 {
-    if (!st->fiber)
-        st->fiber = storage_redis_fiber_new(fill_main, st, fill_wake, st);
-    if (!st->fiber) { /* no memory for a stack: the thread waits instead */
-        fill_main(st);
-        return true;
-    }
-    if (!storage_redis_fiber_run(st->fiber)) {
-        park(st); /* before the commands go: the wake can never come first */
-        storage_redis_fiber_send(st->fiber);
-        return false;
-    }
-    storage_redis_fiber_free(st->fiber);
-    st->fiber = NULL;
-    return true;
+    return api_fiber_step(st->api, &st->fiber, fill_main, fill_wake, st,
+                          &st->api->metrics.streams_suspended, st->conn);
 }
 
 static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
