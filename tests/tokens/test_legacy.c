@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
-#include <unistd.h>
 
 static ts_server_t srv;
 #define PORT (srv.port)
@@ -32,16 +32,16 @@ TestSuite(legacy, .init = setup, .fini = teardown, .timeout = 120);
 static void old_user(ts_user_t *u)
 {
     ts_unique(u->handle, sizeof(u->handle), "old");
-    static bool seeded;
-    if (!seeded)
-        srand((unsigned)ts_now_ms() ^ (unsigned)getpid());
-    seeded = true;
-    u->num = 100000000000ULL + (uint64_t)rand() % 100000000000ULL;
+    /* From the kernel, not time ^ pid: two tests that seeded in the same millisecond with
+     * neighbouring pids made the same id, and one test's user was the other's. */
+    uint64_t rnd[7]; /* an id, and 43 bytes for the secret */
+    cr_assert_eq(getrandom(rnd, sizeof(rnd), 0), (ssize_t)sizeof(rnd));
+    u->num = 100000000000ULL + rnd[0] % 100000000000ULL;
     snprintf(u->id, sizeof(u->id), "%llu", (unsigned long long)u->num);
     static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     char secret[44];
     for (int i = 0; i < 43; i++)
-        secret[i] = abc[rand() % 64];
+        secret[i] = abc[((const unsigned char *)&rnd[1])[i] % 64];
     secret[42] = '_'; /* base64url's '_' inside the secret must not confuse the parser */
     secret[43] = '\0';
     snprintf(u->token, sizeof(u->token), "tdg_%s_%s", u->id, secret);
