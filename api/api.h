@@ -37,6 +37,15 @@ typedef struct api_s {
 #define API_MAX_PARAMS 2
 #define API_EXTRA_HEADERS 4
 
+/* Who a request is from: what a request needs of the caller's profile (its own posts'
+ * author). Not the whole profile: every open stream holds its request, so its bio would
+ * cost each stream 640 bytes more. */
+typedef struct {
+    uint64_t id; /* 0: anonymous */
+    char handle[STORAGE_HANDLE_MAX + 1];
+    char display_name[STORAGE_NAME_MAX + 1];
+} api_caller_t;
+
 /* One HTTP request: everything it owns, freed when MHD reports it completed. */
 /* Where a request stands; the two phases that talk to Redis run as fibers. */
 typedef enum {
@@ -61,7 +70,7 @@ typedef struct api_req_s {
     uint64_t start_ns;
     api_address_t client;  /* the peer, or whom a trusted proxy forwarded for */
     bool authenticated;    /* the token was checked (with the headers, before the body) */
-    storage_user_t caller; /* set by auth; id 0 when anonymous */
+    api_caller_t caller;   /* set by auth; id 0 when anonymous */
     uint64_t caller_token; /* set by auth: the id of the caller's token (a pre-device token's
                             * is the caller's id, see storage/tokens.h) */
     storage_rate_gate_t *rate_gate; /* owned: the rate check the handler's batch takes */

@@ -30,7 +30,7 @@
 
 typedef struct {
     uint8_t digest[32];
-    storage_user_t user;
+    api_caller_t user;
     uint64_t token_id;
     uint64_t token_expires_ms; /* wall clock; 0: never */
     uint64_t expires_ms;       /* monotonic: the cache entry's own end */
@@ -142,7 +142,7 @@ static uint64_t token_user(const char *token, uint64_t *token_id)
     return *token_id ? user : 0;
 }
 
-static bool cache_get(struct api_auth_cache_s *c, const uint8_t digest[32], storage_user_t *out,
+static bool cache_get(struct api_auth_cache_s *c, const uint8_t digest[32], api_caller_t *out,
                       uint64_t *token_id)
 {
     cache_entry_t *e = &c->slots[(digest[0] | digest[1] << 8) % CACHE_SLOTS];
@@ -158,7 +158,7 @@ static bool cache_get(struct api_auth_cache_s *c, const uint8_t digest[32], stor
 }
 
 static void cache_put(struct api_auth_cache_s *c, const uint8_t digest[32],
-                      const storage_user_t *user, uint64_t token_id, uint64_t token_expires_ms)
+                      const api_caller_t *user, uint64_t token_id, uint64_t token_expires_ms)
 {
     cache_entry_t *e = &c->slots[(digest[0] | digest[1] << 8) % CACHE_SLOTS];
     pthread_mutex_lock(&c->mu);
@@ -222,6 +222,13 @@ bool api_authenticate_operator(api_req_t *r, const char *secret)
     return true;
 }
 
+static void caller_from_profile(api_caller_t *caller, const storage_user_t *u)
+{
+    caller->id = u->id;
+    memcpy(caller->handle, u->handle, sizeof(caller->handle));
+    memcpy(caller->display_name, u->display_name, sizeof(caller->display_name));
+}
+
 /* Reads the stored digest of token token_id of user (its own record, or the user record's
  * for the pre-device form) with the caller's profile into r->caller, and records a use now
  * and then. */
@@ -229,12 +236,16 @@ static int token_credentials(api_req_t *r, uint64_t user, uint64_t token_id, uin
                              uint64_t *token_expires_ms)
 {
     *token_expires_ms = 0;
-    if (token_id == user)
-        return storage_user_credentials(r->api->storage, user, stored, &r->caller);
+    storage_user_t profile;
     storage_token_t tok;
-    int rc = storage_token_credentials(r->api->storage, user, token_id, stored, &tok, &r->caller);
+    int rc = token_id == user ? storage_user_credentials(r->api->storage, user, stored, &profile)
+                              : storage_token_credentials(r->api->storage, user, token_id, stored,
+                                                          &tok, &profile);
     if (rc)
         return rc;
+    caller_from_profile(&r->caller, &profile);
+    if (token_id == user)
+        return 0;
     *token_expires_ms = tok.expires_ms;
     uint64_t now = wall_ms();
     /* Best effort: a lost write only leaves last_used_at a minute older. */
@@ -304,9 +315,11 @@ bool api_authenticate_ticket(api_req_t *r, const char *ticket)
     sha256(ticket, len, digest);
     uint64_t token_id;
     int rc = storage_ticket_use(r->api->storage, user, digest, &token_id);
+    storage_user_t profile = {0};
     if (rc == 0)
-        rc = storage_profiles_get(r->api->storage, &user, 1, &r->caller);
-    if (rc == 0 && r->caller.id == user) {
+        rc = storage_profiles_get(r->api->storage, &user, 1, &profile);
+    if (rc == 0 && profile.id == user) {
+        caller_from_profile(&r->caller, &profile);
         r->caller_token = token_id;
         api_seen(r);
         return true;

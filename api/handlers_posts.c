@@ -77,7 +77,10 @@ static bool resolve_references(api_req_t *r, storage_post_t *post)
 
 static void reply_post(api_req_t *r, int status, const storage_post_t *post)
 {
-    api_reply_json(r, status, api_post_json(post, &r->caller));
+    storage_user_t author = {.id = r->caller.id};
+    memcpy(author.handle, r->caller.handle, sizeof(author.handle));
+    memcpy(author.display_name, r->caller.display_name, sizeof(author.display_name));
+    api_reply_json(r, status, api_post_json(post, &author));
     snprintf(r->location, sizeof(r->location), "/v1/posts/%llu", (unsigned long long)post->id);
 }
 

@@ -30,7 +30,7 @@
 /* Kept equal to api/server.c (the limit is its --max-streams default, 20,000, plus 1,024). */
 #define CONNECTION_TIMEOUT_S 60
 #define CONNECTION_LIMIT (20000 + 1024)
-#define CONNECTION_MEMORY 8192
+#define CONNECTION_MEMORY 4096 /* as api/server.c's */
 #define LISTEN_BACKLOG 1024
 
 static const char BODY[] =

@@ -357,7 +357,7 @@ static void check(const char *name, const char *first_line, const ts_resp_t *r)
         json_decref(want_json);
     }
     free(exp.p);
-    /* A request line or header block larger than a connection's memory (8 KiB) is refused
+    /* A request line and headers past a connection's memory (4 KiB, about 3.5 for them) are refused
      * by libmicrohttpd itself, before any handler runs: its own 414/431 page, documented
      * in openapi.yaml as the one exception to problem documents. */
     if (r->status == 414 || r->status == 431)
