@@ -763,13 +763,19 @@ static bool valid_event_id(const char *id)
 
 /* Tells the hub which celebrities the stream's user follows: their posts are announced,
  * and delivered to the streams of those who follow (storage/celebrity_live.c). */
-static int follow_celebrities(stream_t *st)
+/* The celebrities the user follows, whose posts this process then logs for the stream;
+ * resumed after the id after (NULL: not resumed), the posts they announced while no stream
+ * of the user was open are logged first (storage_celebrity_backfill), so that the catch-up
+ * finds them. After the subscription: one announced meanwhile is logged once, by either. */
+static int follow_celebrities(stream_t *st, const char *after)
 {
     uint64_t *ids;
     size_t n;
     int rc = storage_celebrities_followed(st->api->storage, st->user, &ids, &n);
     if (rc == 0 && !notify_sub_add_celebrities(st->sub, ids, n))
         rc = -ENOMEM;
+    if (rc == 0 && after)
+        rc = storage_celebrity_backfill(st->api->storage, st->user, ids, n, after);
     free(ids);
     return rc;
 }
@@ -855,7 +861,7 @@ void api_stream_get(api_req_t *r)
     notify_sub_set_token(st->sub, r->caller_token);
     st->token = r->caller_token;
     /* After opening: a follow announced meanwhile is in Redis and here alike. */
-    rc = follow_celebrities(st);
+    rc = follow_celebrities(st, resume ? last : NULL);
     if (rc) {
         stream_free(st);
         api_storage_problem(r, rc, "user");

@@ -71,23 +71,36 @@ int storage_announce_celebrity(storage_async_t *sa, uint64_t author, storage_sta
     return announce(sa, author, msg, cb, arg);
 }
 
-/* The same from a synchronous caller (a request's thread): one round trip. */
-int storage__announce_sync(storage_t *s, uint64_t about, const char *msg)
+int storage__eval_events_key_sync(storage_t *s, const char *script, uint64_t id, int nargs,
+                                  const char **args)
 {
     char key[48], channel[32];
-    snprintf(key, sizeof(key), K_EVENTS, (ull)about);
+    snprintf(key, sizeof(key), K_EVENTS, (ull)id);
     int rc = storage_redis_live_channel_of_key(s->redis, key, channel, sizeof(channel));
     if (rc)
         return rc;
-    /* As storage_redis_group_eval_by_node calls it: the key declared, then "1 <key>". */
-    const char *argv[] = {"EVAL", announce_script,  "1",    key, "1", key,
-                          msg,    ANNOUNCE_LOG_MAX, channel};
+    if (nargs < 0 || nargs > 8)
+        return -EINVAL;
+    /* As storage_redis_group_eval_by_node calls it: the key declared, then "1 <key>", the
+     * arguments and the node's channel. */
+    const char *argv[6 + 8 + 1] = {"EVAL", script, "1", key, "1", key};
+    int argc = 6;
+    for (int i = 0; i < nargs; i++)
+        argv[argc++] = args[i];
+    argv[argc++] = channel;
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
-    storage_redis_batch_addargv(&b, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
+    storage_redis_batch_addargv(&b, argc, argv, NULL);
     rc = storage_redis_batch_run_checked(&b);
     storage_redis_batch_free(&b);
     return rc;
+}
+
+/* The same from a synchronous caller (a request's thread): one round trip. */
+int storage__announce_sync(storage_t *s, uint64_t about, const char *msg)
+{
+    const char *args[] = {msg, ANNOUNCE_LOG_MAX};
+    return storage__eval_events_key_sync(s, announce_script, about, 2, args);
 }
 
 /* ---- a process's side (sync) -------------------------------------------------------------- */
@@ -228,6 +241,75 @@ int storage_announcements_tail(storage_t *s, const char *channel, char id[STORAG
     int rc = read_log(s, channel, "XREVRANGE", "+", "-", 1, &last, &n);
     if (rc == 0)
         snprintf(id, STORAGE_EVENT_ID_MAX, "%s", n ? last.id : "0-0");
+    return rc;
+}
+
+/* ---- a resumed stream's backfill ----------------------------------------------------------- */
+
+#define BACKFILL_PAGE 256
+#define BACKFILL_MAX 10000 /* the log's length (ANNOUNCE_LOG_MAX): older ones are gone anyway */
+
+static bool among(const uint64_t *ids, size_t n, uint64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+/* One node's announcement log from the millisecond of after on: each post of authors gets
+ * logged for user. */
+static int backfill_channel(storage_t *s, uint64_t user, const uint64_t *authors, size_t n,
+                            const char *channel, const char *after, storage_announcement_t *page)
+{
+    /* Exclusive, so the log is read from after's millisecond on: the client's id is of
+     * another log (ev:{user}), and an announcement of the same millisecond may have been
+     * handled after the stream let go. Not earlier: those were handled while the stream
+     * was still there (a margin delivered again a post the client had). */
+    unsigned long long ms = strtoull(after, NULL, 10);
+    char from[STORAGE_EVENT_ID_MAX];
+    if (ms)
+        snprintf(from, sizeof(from), "%llu-18446744073709551615", ms - 1);
+    else
+        snprintf(from, sizeof(from), "0-0");
+    int rc = 0;
+    for (size_t read = 0; rc == 0 && read < BACKFILL_MAX;) {
+        size_t got = 0;
+        rc = storage_announcements_after(s, channel, from, BACKFILL_PAGE, page, &got);
+        for (size_t i = 0; rc == 0 && i < got; i++)
+            if (page[i].kind == STORAGE_ANNOUNCE_POST && among(authors, n, page[i].author))
+                rc = storage__events_publish_announced_sync(s, user, &page[i]);
+        if (rc || got < BACKFILL_PAGE)
+            break;
+        snprintf(from, sizeof(from), "%s", page[got - 1].id);
+        read += got;
+    }
+    return rc;
+}
+
+int storage_celebrity_backfill(storage_t *s, uint64_t user, const uint64_t *authors, size_t n,
+                               const char *after)
+{
+    if (!n)
+        return 0;
+    char(*channels)[32] = calloc(n, sizeof(*channels));
+    storage_announcement_t *page = malloc(BACKFILL_PAGE * sizeof(*page));
+    int rc = channels && page ? 0 : -ENOMEM;
+    size_t n_channels = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char key[48], channel[32];
+        snprintf(key, sizeof(key), K_EVENTS, (ull)authors[i]);
+        rc = storage_redis_live_channel_of_key(s->redis, key, channel, sizeof(channel));
+        bool known = false;
+        for (size_t c = 0; rc == 0 && c < n_channels && !known; c++)
+            known = strcmp(channels[c], channel) == 0;
+        if (rc == 0 && !known)
+            memcpy(channels[n_channels++], channel, sizeof(channel));
+    }
+    for (size_t c = 0; rc == 0 && c < n_channels; c++)
+        rc = backfill_channel(s, user, authors, n, channels[c], after, page);
+    free(channels);
+    free(page);
     return rc;
 }
 

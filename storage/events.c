@@ -92,6 +92,35 @@ static const char publish_script[] = SCRIPT_NODE_KEYS
  * different nodes (the queue and the log may live on two). */
 #define RERUN_CLOCK_MARGIN_MS 10000
 
+/* The publish script's ARGV for job's event (its buffers and the list that points into them). */
+typedef struct {
+    char maxlen[16], name[64], since[32], settled[32], muted[24];
+    const char *args[7];
+} publish_args_t;
+
+static void publish_args(publish_args_t *pa, const storage_job_t *job, const char *kind,
+                         storage_event_kind_t event, const char *ref, bool skip_muters)
+{
+    *pa = (publish_args_t){.since = "", .settled = "", .muted = ""};
+    snprintf(pa->maxlen, sizeof(pa->maxlen), "%d", EVENTS_MAXLEN);
+    snprintf(pa->name, sizeof(pa->name), "%d/%s", job->shard, job->entry_id);
+    if (job->deliveries > 1 || job->rerun) {
+        unsigned long long queued = strtoull(job->entry_id, NULL, 10);
+        snprintf(pa->since, sizeof(pa->since), "%llu-0",
+                 queued > RERUN_CLOCK_MARGIN_MS ? queued - RERUN_CLOCK_MARGIN_MS : 0);
+    }
+    if (job->retract_after_ms && event == STORAGE_EVENT_DELETE) {
+        uint64_t after = job->retract_after_ms;
+        snprintf(pa->settled, sizeof(pa->settled), "%llu-0",
+                 (unsigned long long)(after > RERUN_CLOCK_MARGIN_MS ? after - RERUN_CLOCK_MARGIN_MS
+                                                                    : 0));
+    }
+    if (skip_muters)
+        snprintf(pa->muted, sizeof(pa->muted), "%llu", (unsigned long long)job->author);
+    const char *args[] = {pa->maxlen, kind, ref, pa->name, pa->since, pa->settled, pa->muted};
+    memcpy(pa->args, args, sizeof(args));
+}
+
 static int publish(storage_async_t *sa, const storage_job_t *job, const uint64_t *users, size_t n,
                    storage_event_kind_t event, const char *ref, bool skip_muters, size_t *published,
                    storage_status_cb cb, void *arg)
@@ -104,24 +133,9 @@ static int publish(storage_async_t *sa, const storage_job_t *job, const uint64_t
     if (!g)
         return -ENOMEM;
     g->sum = published; /* each call answers how many it published to */
-    char maxlen[16], name[64], since[32] = "", settled[32] = "", muted[24] = "";
-    snprintf(maxlen, sizeof(maxlen), "%d", EVENTS_MAXLEN);
-    snprintf(name, sizeof(name), "%d/%s", job->shard, job->entry_id);
-    if (job->deliveries > 1 || job->rerun) {
-        unsigned long long queued = strtoull(job->entry_id, NULL, 10);
-        snprintf(since, sizeof(since), "%llu-0",
-                 queued > RERUN_CLOCK_MARGIN_MS ? queued - RERUN_CLOCK_MARGIN_MS : 0);
-    }
-    if (job->retract_after_ms && event == STORAGE_EVENT_DELETE) {
-        uint64_t after = job->retract_after_ms;
-        snprintf(settled, sizeof(settled), "%llu-0",
-                 (unsigned long long)(after > RERUN_CLOCK_MARGIN_MS ? after - RERUN_CLOCK_MARGIN_MS
-                                                                    : 0));
-    }
-    if (skip_muters)
-        snprintf(muted, sizeof(muted), "%llu", (unsigned long long)job->author);
-    const char *args[] = {maxlen, kind, ref, name, since, settled, muted};
-    storage_redis_group_eval_by_node(g, publish_script, K_EVENTS, users, n, 7, args);
+    publish_args_t pa;
+    publish_args(&pa, job, kind, event, ref, skip_muters);
+    storage_redis_group_eval_by_node(g, publish_script, K_EVENTS, users, n, 7, pa.args);
     return storage_redis_group_end(g);
 }
 
@@ -139,6 +153,20 @@ int storage_events_publish_announced(storage_async_t *sa, const storage_job_t *j
     storage_job_t rerun = *job;
     rerun.deliveries = 2; /* another process may have logged it for a user already */
     return publish(sa, &rerun, users, n, kind, ref, true, NULL, cb, arg);
+}
+
+int storage__events_publish_announced_sync(storage_t *s, uint64_t user,
+                                           const storage_announcement_t *a)
+{
+    const char *kind = storage_event_kind_name(a->event);
+    if (a->kind != STORAGE_ANNOUNCE_POST || !kind ||
+        (a->event != STORAGE_EVENT_FEED && a->event != STORAGE_EVENT_DELETE))
+        return -EINVAL;
+    storage_job_t job = {.shard = a->job_shard, .author = a->author, .deliveries = 2};
+    snprintf(job.entry_id, sizeof(job.entry_id), "%s", a->job_entry);
+    publish_args_t pa;
+    publish_args(&pa, &job, kind, a->event, a->ref, true);
+    return storage__eval_events_key_sync(s, publish_script, user, 7, pa.args);
 }
 
 /* KEYS: ev:{user}…; ARGV: retention grace (see SCRIPT_NODE_KEYS). Renews each log's expiry

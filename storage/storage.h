@@ -504,6 +504,15 @@ int storage_announcements_tail(storage_t *s, const char *channel, char id[STORAG
 int storage_announcements_after(storage_t *s, const char *channel, const char *after, size_t max,
                                 storage_announcement_t *out, size_t *n);
 
+/* A stream resumed after the event id after (of user's log): logs for user the posts and
+ * retractions the celebrities in authors announced from after's millisecond on. No
+ * process logged those for user while user had no stream open, and the catch-up reads the
+ * log only. Each is logged once, as by the live path (a post handled live meanwhile is
+ * not logged twice); the log's ids keep increasing. A round trip per page of the
+ * announcement logs and per post logged. */
+int storage_celebrity_backfill(storage_t *s, uint64_t user, const uint64_t *authors, size_t n,
+                               const char *after);
+
 /* ---- embedded Redis: storage/redis/embedded.h (storage_embedded_start/stop) ---------------- */
 
 /* ---- rate limits (rate_limit.c) ----------------------------------------------------------- */

@@ -373,5 +373,14 @@ void storage__announcement_deliver(const storage_sub_callbacks_t *cb, const char
 void storage__announce_in_group(storage_redis_group_t *g, uint64_t about, const char *msg);
 /* The same in a round trip of its own, from a synchronous caller. */
 int storage__announce_sync(storage_t *s, uint64_t about, const char *msg);
+/* EVAL of a SCRIPT_NODE_KEYS script on the events key of id (K_EVENTS), as
+ * storage_redis_group_eval_by_node calls it for one id: its nargs (at most 8) arguments,
+ * then that node's live channel. One round trip. */
+int storage__eval_events_key_sync(storage_t *s, const char *script, uint64_t id, int nargs,
+                                  const char **args);
+/* Logs announcement a (a post's, storage_events_publish_announced's way: once per job,
+ * skipped for a user who mutes the author) for user, and publishes it if user is present. */
+int storage__events_publish_announced_sync(storage_t *s, uint64_t user,
+                                           const storage_announcement_t *a);
 
 #endif

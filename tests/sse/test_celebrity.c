@@ -2,7 +2,8 @@
  * --celebrity-threshold, whose posts merge into timelines at read time): every connected
  * follower gets each post once and in order, the marking post included; one log entry per
  * user whichever process holds the stream; follows and unfollows made while connected take
- * effect; a resume replays what was missed; a deletion is announced.
+ * effect; a resume replays what was missed, also once the server let the stream go; a
+ * deletion is announced.
  *
  * The tests pin what a user sees, not how the engine finds connected followers, so they
  * hold for a walk over all followers as well as for a fan-out on read. With
@@ -253,6 +254,39 @@ Test(sse_celebrity, a_resume_replays_the_posts_missed)
     ts_post(srv.port, &celeb, "while away 2", missed[1]);
     jobs += 2;
     wait_jobs(&srv.port, 1, jobs, "the posts while away");
+
+    c = ts_stream(srv.port, &fans[0], last_event);
+    expect_post(c, missed[0], "the first post missed", "a resumed follower", NULL);
+    expect_post(c, missed[1], "the second post missed", "a resumed follower", NULL);
+    expect_quiet(c, "a resumed follower, after the posts missed");
+    ts_sse_close(c);
+}
+
+/* The same once the server has let the stream go (above, the posts come while it still holds
+ * it, and are logged live): no process logs a celebrity's post for a user with no stream
+ * open, so the resume must fetch what the celebrity announced meanwhile. */
+Test(sse_celebrity, a_resume_after_the_server_let_go_replays_the_posts_missed)
+{
+    ts_user_t celeb, fans[FOLLOWERS];
+    int jobs = marked_celebrity(&celeb, fans, false);
+    ts_sse_t *c = ts_stream(srv.port, &fans[0], NULL);
+    char first[24], last_event[64];
+    ts_post(srv.port, &celeb, "before the hang-up", first);
+    jobs++;
+    expect_first_post(c, first, "the post before the hang-up", "a follower", last_event);
+    ts_sse_close(c);
+    uint64_t deadline = ts_now_ms() + SX_WAIT_MS;
+    while (ts_metric(srv.port, "tidings_streams_open") > 0) {
+        cr_assert(ts_now_ms() < deadline, "the server still holds the closed stream after %d ms",
+                  SX_WAIT_MS);
+        ts_sleep_ms(20);
+    }
+
+    char missed[2][24];
+    ts_post(srv.port, &celeb, "while gone 1", missed[0]);
+    ts_post(srv.port, &celeb, "while gone 2", missed[1]);
+    jobs += 2;
+    wait_jobs(&srv.port, 1, jobs, "the posts while gone");
 
     c = ts_stream(srv.port, &fans[0], last_event);
     expect_post(c, missed[0], "the first post missed", "a resumed follower", NULL);
