@@ -80,7 +80,7 @@ typedef struct api_req_s {
     char *resp_body; /* owned */
     size_t resp_len;
     const char *content_type;
-    char location[96];
+    char location[48]; /* "/v1/tokens/<id>" and the like: an id has at most 20 digits */
     char allow[64];
     int retry_after;      /* seconds; 0 for none */
     char rate_policy[64]; /* RateLimit-Policy and RateLimit values; "" for none */

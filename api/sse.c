@@ -163,6 +163,12 @@ static void cache_forget_post(struct api_render_cache_s *c, const char *post)
 
 /* ---- one stream ------------------------------------------------------------------------ */
 
+/* A stream that starts with a reset: at the event id id, "since" after (the client's id,
+ * or ""). */
+typedef struct stream_reset_s {
+    char id[NOTIFY_ID_MAX], after[NOTIFY_ID_MAX];
+} stream_reset_t;
+
 typedef struct stream_s {
     api_t *api;
     struct MHD_Connection *conn;
@@ -180,8 +186,8 @@ typedef struct stream_s {
     int fill;                            /* how the reader's last step ended (fill_t) */
     char catchup_cursor[NOTIFY_ID_MAX];  /* non-empty: a catch-up after it is due (a fiber's) */
     bool peer_gone;                      /* the fast path's send failed: the client went away */
-    char reset_id[NOTIFY_ID_MAX];        /* non-empty: start with a reset event at this id */
-    char reset_after[NOTIFY_ID_MAX];     /* that reset's "since": the client's id, or "" */
+    struct stream_reset_s *reset;        /* owned: the reset to start with, or NULL (rare: a
+                                          * stream's idle memory is what 10,000 of them cost) */
     api_address_t client;
     bool holds_address; /* counts towards its client address's --max-streams-per-address */
     bool told_revoked;  /* its final revoked event is rendered */
@@ -530,7 +536,7 @@ typedef enum {
 
 /* Renders what comes next into out (empty now): the retry line, a reset, the event the fast
  * path held, the next queued event, or a catch-up from the log. Reads Redis only when
- * in_fiber; otherwise such work is kept on the stream (held, catchup_cursor, reset_id) and
+ * in_fiber; otherwise such work is kept on the stream (held, catchup_cursor, reset) and
  * FILL_REDIS says so: most steps need no Redis, and a fiber for each would cost a stack
  * and two context switches (and, under ThreadSanitizer, a thread context each). */
 static fill_t fill_step(stream_t *st, bool in_fiber)
@@ -540,13 +546,14 @@ static fill_t fill_step(stream_t *st, bool in_fiber)
         st->started = true;
         return append(st, "retry: %d\n\n", RETRY_MS) ? FILL_MORE : FILL_ERROR;
     }
-    if (st->reset_id[0]) { /* after the retry line: a reset that fails to render ends it */
+    if (st->reset) { /* after the retry line: a reset that fails to render ends it */
         if (!in_fiber)
             return FILL_REDIS;
         notify_event_t reset = {.kind = STORAGE_EVENT_RESET};
-        snprintf(reset.id, sizeof(reset.id), "%s", st->reset_id);
-        snprintf(reset.ref, sizeof(reset.ref), "%s", st->reset_after);
-        st->reset_id[0] = '\0';
+        snprintf(reset.id, sizeof(reset.id), "%s", st->reset->id);
+        snprintf(reset.ref, sizeof(reset.ref), "%s", st->reset->after);
+        free(st->reset);
+        st->reset = NULL;
         return render(st, &reset) ? FILL_MORE : FILL_ERROR;
     }
     if (st->catchup_cursor[0]) {
@@ -738,6 +745,7 @@ static void stream_free(void *cls)
         api_address_counts_release(st->api->stream_addresses, &st->client);
     atomic_fetch_sub(&st->api->metrics.stream_buffer_bytes, (long long)st->out_cap);
     free(st->out);
+    free(st->reset);
     free(st);
 }
 
@@ -836,10 +844,15 @@ void api_stream_get(api_req_t *r)
      * reconnect until an event carries a new one. */
     bool resume = last && was_online && notify_id_cmp(last, tail) <= 0;
     if (last && !resume) {
-        snprintf(st->reset_id, sizeof(st->reset_id), "%s", tail);
+        if (!(st->reset = malloc(sizeof(*st->reset)))) {
+            stream_free(st);
+            api_storage_problem(r, -ENOMEM, "user");
+            return;
+        }
+        snprintf(st->reset->id, sizeof(st->reset->id), "%s", tail);
         /* What the client missed is judged against its id when the log lapsed; an id beyond
          * a log that exists was never handed out here, so what it saw cannot be told. */
-        snprintf(st->reset_after, sizeof(st->reset_after), "%s", was_online ? "" : last);
+        snprintf(st->reset->after, sizeof(st->reset->after), "%s", was_online ? "" : last);
     }
     notify_sub_hooks_t hooks = {park, wake, st};
     st->sub = notify_sub_open(api->hub, st->user, resume ? last : tail, &hooks);
@@ -876,10 +889,9 @@ void api_stream_get(api_req_t *r)
     }
     /* Close-delimited, not chunked: the fast path and the reader then write the same bytes. */
     MHD_set_response_options(r->custom, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END);
-    MHD_add_response_header(r->custom, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(r->custom, "X-Accel-Buffering", "no");
     r->status = 200;
-    r->content_type = "text/event-stream";
+    r->content_type = "text/event-stream"; /* the Content-Type: send_response adds it */
 }
 
 void api_stream_options(api_req_t *r)

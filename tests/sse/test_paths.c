@@ -57,6 +57,12 @@ Test(sse_paths, the_body_is_close_delimited)
               "no Connection: close on a close-delimited body");
     cr_assert(ts_sse_header(c, "X-Accel-Buffering", v, sizeof(v)) && strcmp(v, "no") == 0,
               "a proxy may buffer the stream: no X-Accel-Buffering: no");
+    /* Once: a second Content-Type (the stream's own and the reply's) is a malformed head. */
+    int content_types = 0;
+    for (const char *p = c->head; (p = strcasestr(p, "\nContent-Type:")) != NULL; p++)
+        content_types++;
+    cr_assert_eq(content_types, 1, "Content-Type %d times in the head:\n%s", content_types,
+                 c->head);
     ts_sse_close(c);
 }
 
