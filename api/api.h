@@ -318,8 +318,9 @@ int api_sse_create(api_t *api);
 /* Stops the SSE writer threads: before the HTTP daemon stops (their streams' connections
  * must outlive them); wakes resume connections from then on. */
 void api_sse_stop_writers(api_t *api);
-/* Stream connections suspended now (parked, or held by a writer). libmicrohttpd must not be
- * stopped while any is: it aborts. Thread: any. */
+/* Stream connections suspended now (parked, or held by a writer), and reader steps running
+ * as fibers, which may suspend theirs (api_fiber_step). libmicrohttpd must not be stopped
+ * while any is: it aborts. Thread: any. */
 long long api_sse_suspended(const api_t *api);
 void api_sse_destroy(api_t *api);
 
