@@ -236,7 +236,8 @@ Test(rate_limits, a_request_without_a_body_pays_no_round_trip_for_its_check)
     const char *body = "{\"text\":\"counted\"}";
     double posts_on = pipelines_during(on.port, &ana, POSTS, "POST", "/v1/posts", body);
     double posts_off = pipelines_during(off.port, &ana, POSTS, "POST", "/v1/posts", body);
-    cr_expect(posts_on - posts_off >= POSTS && posts_on - posts_off <= POSTS + 2,
+    /* Either server's lease renewal may add a round trip or two to its count. */
+    cr_expect(posts_on - posts_off >= POSTS - 2 && posts_on - posts_off <= POSTS + 2,
               "posts with limits: %.0f round trips, without: %.0f", posts_on, posts_off);
     ts_server_stop(&on, 5000);
     ts_server_stop(&off, 5000);
