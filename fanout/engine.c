@@ -218,6 +218,7 @@ void fanout__job_finished(fanout__job_t *j, bool ok)
         atomic_fetch_add_explicit(&f->stats.jobs_failed, 1, memory_order_relaxed);
     }
     free(j->muted_by);
+    free(j->prefetched);
     free(j);
     if (ordered && !f->closed)
         start_held(f, author);
@@ -271,6 +272,7 @@ bool fanout__job_retry(fanout__job_t *j)
     if (keep.awaiting_turn)
         f->held--;
     free(keep.muted_by);
+    free(keep.prefetched);
     j->phase = FANOUT_PHASE_CHECK;
     atomic_fetch_add_explicit(&f->stats.jobs_retried, 1, memory_order_relaxed);
     int shift = j->retries < 7 ? j->retries - 1 : 6;

@@ -96,6 +96,12 @@ struct fanout__job_s {
     int retries;            /* attempts that met a transient failure (fanout__job_retry) */
     bool awaiting_turn;     /* an earlier job of its author runs elsewhere (engine.c) */
     int turn_asks;          /* times it asked for its turn */
+    bool has_prefetch;      /* the first chunk of followers, read with the turn (job_first.c) */
+    uint64_t *prefetched;   /* its followers (owned; NULL when none) */
+    size_t n_prefetched;
+    uint64_t prefetched_last;
+    bool recheck_sent;      /* a post's recheck went out with its last writes */
+    bool deleted_meanwhile; /* and found the post deleted */
 };
 
 /* True on the thread that runs f's loop. */
@@ -127,6 +133,14 @@ void fanout__yield(fanout__job_t *j, uint64_t ms);
 
 /* job_erase.c: runs the erasure stage of j (kind erase or erase_rest) on libuv's thread pool
  * with the synchronous storage; cb(j, status) on the loop when it ends. 0 when started. */
+/* job_first.c: a post or delete job's turn, its post's state and the first chunk of its
+ * author's followers, in one round trip. cb gets the turn and the state (borrowed for the
+ * call); on the job's turn the chunk is left in the job (has_prefetch). Returns 0 or the
+ * send's error (nothing went out). */
+typedef void (*fanout__first_cb)(fanout__job_t *j, int status, bool mine,
+                                 const storage_post_state_t *st);
+int fanout__first_ask(fanout__job_t *j, fanout__first_cb cb);
+
 int fanout__erase_run(fanout__job_t *j, void (*cb)(void *arg, int status));
 /* job_rebuild.c: runs the timeline rebuild of j (kind rebuild) on libuv's thread pool and
  * calls cb(j, status) on the loop; the same contract as fanout__erase_run. */

@@ -7,13 +7,14 @@
  *             applies only if the user has not changed their mind since.
  * TURN        a post or delete waits until its author's earlier ones are done, in whatever
  *             process: followers' streams get an author's posts in the order they were made.
+ *             Its first ask also reads the post and its first followers (job_first.c).
  * READ        post, delete, repost and unrepost read the post's state; from it they send
  *             the notices and the author's own entry, and choose the walk.
  * WRITES      the other kinds: a handful of independent writes.
  * WALK        the followers in chunks: read a chunk, send its writes, read the next while
  *             they fly, as long as the engine's in-flight budget allows.
  * ANNOUNCE    after a marking walk: the processes learn who follows, then get this post.
- * RECHECK     a post, once its last write is confirmed, is checked again: deleted
+ * RECHECK     a post is checked again with its last writes (recheck_due): deleted
  * QUEUE_DELETE  meanwhile means a delete job is queued (it runs after our writes: it wins).
  * SETTLE      acknowledge; DONE: the ack (or dead-letter) is on its way.
  *
@@ -308,10 +309,9 @@ static size_t walk_step(const fanout__job_t *j)
     return j->cursor == 0 ? LIVE_FIRST_STEP : LIVE_CHUNK;
 }
 
-static void on_chunk(void *arg, int status, const uint64_t *ids, size_t n, uint64_t last)
+/* A chunk read (or the one read with the turn): its writes go out. */
+static void take_chunk(fanout__job_t *j, int status, const uint64_t *ids, size_t n, uint64_t last)
 {
-    fanout__job_t *j = arg;
-    j->fetching = false;
     if (status) {
         fail(j, status);
     } else {
@@ -328,7 +328,33 @@ static void on_chunk(void *arg, int status, const uint64_t *ids, size_t n, uint6
                 report_progress(j);
         }
     }
+}
+
+static void on_chunk(void *arg, int status, const uint64_t *ids, size_t n, uint64_t last)
+{
+    fanout__job_t *j = arg;
+    j->fetching = false;
+    take_chunk(j, status, ids, n, last);
     fanout__job_pump(j);
+}
+
+/* The walk's first chunk when the job's first round trip read it (job_first.c): it was read
+ * from the author's first follower, a chunk long, which fits a timeline or marking walk over
+ * the author's followers; a live walk (a smaller first step) or a repost's reads its own.
+ * Returns whether it was taken. */
+static bool take_prefetched(fanout__job_t *j)
+{
+    if (!j->has_prefetch)
+        return false;
+    uint64_t *ids = j->prefetched;
+    bool fits =
+        j->cursor == 0 && j->walk_user == j->job.author && walk_step(j) == (size_t)j->f->cfg.chunk;
+    j->has_prefetch = false;
+    j->prefetched = NULL;
+    if (fits)
+        take_chunk(j, 0, ids, j->n_prefetched, j->prefetched_last);
+    free(ids);
+    return fits;
 }
 
 /* Reads the next chunk, or parks the job while the in-flight budget is spent. */
@@ -339,6 +365,8 @@ static void read_chunk(fanout__job_t *j)
         fanout__park(j);
         return;
     }
+    if (take_prefetched(j))
+        return;
     int rc = storage_followers_chunk(f->sa, j->walk_user, j->cursor, walk_step(j), on_chunk, j);
     if (rc)
         fail(j, rc);
@@ -470,6 +498,43 @@ static void on_post_state(void *arg, int status, const storage_post_state_t *st)
                 : storage_timelines_add(f->sa, job->post, &author, 1, f->cfg.timeline_max,
                                         seen_after(f), on_written, j));
     advance(j);
+}
+
+/* The first round trip's answer (job_first.c): on the job's turn, the state read with it
+ * chooses the walk at once, and the walk starts from the chunk read with it. */
+static void on_first(fanout__job_t *j, int status, bool mine, const storage_post_state_t *st)
+{
+    if (status || !mine) {
+        on_turn(j, status, mine);
+        return;
+    }
+    fanout__job_await_turn(j, false);
+    j->walk_user = j->job.author;
+    j->phase = FANOUT_PHASE_WALK;
+    on_post_state(j, 0, st);
+}
+
+/* A post's recheck, sent right after its last chunk's writes rather than after their replies
+ * (one round trip less): on one Redis it runs after them on the same connection, as before.
+ * On a cluster the post may live on another node and be read before the writes land there;
+ * a delete that comes in between is still queued behind this job in its author's order and
+ * removes the entries after it. */
+static bool recheck_due(const fanout__job_t *j)
+{
+    return j->job.kind == STORAGE_JOB_POST && j->phase == FANOUT_PHASE_WALK &&
+           j->walk == FANOUT_WALK_TIMELINES && j->walk_ended && !j->fetching && !j->status &&
+           !j->recheck_sent;
+}
+
+static void on_rechecked(void *arg, int status, const storage_post_state_t *st)
+{
+    fanout__job_t *j = arg;
+    j->writes_pending--;
+    if (status)
+        fail(j, status);
+    else
+        j->deleted_meanwhile = st->deleted;
+    fanout__job_pump(j);
 }
 
 static void on_final_state(void *arg, int status, const storage_post_state_t *st)
@@ -613,6 +678,10 @@ static void advance(fanout__job_t *j)
     for (;;) {
         if (j->phase == FANOUT_PHASE_WALK && !j->status && !j->walk_ended && !j->fetching)
             read_chunk(j); /* while the last chunk's writes fly */
+        if (recheck_due(j)) {
+            j->recheck_sent = true;
+            sent_event(j, storage_post_state(f->sa, job->post, job->author, on_rechecked, j));
+        }
         if (busy(j))
             return;
         if (j->status) {
@@ -640,7 +709,11 @@ static void advance(fanout__job_t *j)
             break;
         }
         case FANOUT_PHASE_TURN:
-            rc = storage_job_turn(f->sa, job, on_turn, j);
+            /* The first ask reads the post and its first followers with the turn; a job that
+             * had to wait asks for the turn alone, then reads (job_first.c says why). */
+            rc = reads_post(job->kind) && j->turn_asks == 0
+                     ? fanout__first_ask(j, on_first)
+                     : storage_job_turn(f->sa, job, on_turn, j);
             break;
         case FANOUT_PHASE_READ: {
             bool repost = job->kind == STORAGE_JOB_REPOST || job->kind == STORAGE_JOB_UNREPOST;
@@ -682,6 +755,10 @@ static void advance(fanout__job_t *j)
             announce_post(j);
             continue;
         case FANOUT_PHASE_RECHECK:
+            if (j->recheck_sent) { /* with the last writes (recheck_due) */
+                j->phase = j->deleted_meanwhile ? FANOUT_PHASE_QUEUE_DELETE : FANOUT_PHASE_SETTLE;
+                continue;
+            }
             j->phase = FANOUT_PHASE_SETTLE; /* on_final_state: or QUEUE_DELETE */
             rc = storage_post_state(f->sa, job->post, job->author, on_final_state, j);
             break;
