@@ -181,6 +181,12 @@ static void notify_post(fanout__job_t *j, const storage_post_state_t *st)
 
 /* ---- the walk over the followers ----------------------------------------------------------- */
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static bool muted(const fanout__job_t *j, uint64_t user)
 {
     size_t lo = 0, hi = j->n_muted_by;
@@ -500,8 +506,67 @@ static void on_post_state(void *arg, int status, const storage_post_state_t *st)
     advance(j);
 }
 
+/* ---- a small author's post in one script (storage/post_job.c) ---------------------------- */
+
+/* A post whose followers all came with the first round trip, with no reply or mention notices
+ * to send and run for the first time: its writes and its acknowledgement are one script (the
+ * job's second and last round trip). Anything else walks. */
+static bool fits_one_script(const fanout__job_t *j, const storage_post_state_t *st)
+{
+    const fanout_t *f = j->f;
+    const storage_job_t *job = &j->job;
+    return job->kind == STORAGE_JOB_POST && job->deliveries <= 1 && !job->rerun &&
+           j->has_prefetch && j->n_prefetched < (size_t)f->cfg.chunk && st->exists &&
+           !st->deleted && !st->celebrity && st->followers <= f->cfg.celebrity_threshold &&
+           !st->reply_author && st->n_mentions == 0;
+}
+
+static void on_one_script(void *arg, int status, const storage_post_job_outcome_t *out)
+{
+    fanout__job_t *j = arg;
+    j->writes_pending--;
+    if (status) {
+        fail(j, status); /* retried as a re-run, which walks */
+        advance(j);
+        return;
+    }
+    j->timelines_sent = out->timelines;
+    j->events_logged = out->live;
+    atomic_fetch_add_explicit(&j->f->stats.timeline_writes, out->timelines, memory_order_relaxed);
+    if (out->acked) {
+        fanout__job_finished(j, true);
+        return;
+    }
+    j->phase = FANOUT_PHASE_QUEUE_DELETE; /* deleted meanwhile: its delete job goes behind */
+    advance(j);
+}
+
+/* Sends the script; 0, or why not (-EPROTO: the keys span several nodes): then it walks. */
+static int run_in_one_script(fanout__job_t *j, const storage_post_state_t *st)
+{
+    fanout_t *f = j->f;
+    size_t n = 0;
+    uint64_t *to = malloc((j->n_prefetched ? j->n_prefetched : 1) * sizeof(*to));
+    if (!to)
+        return -ENOMEM;
+    for (size_t i = 0; i < j->n_prefetched; i++) /* muters are skipped */
+        if (!bsearch(&j->prefetched[i], st->muted_by, st->n_muted_by, sizeof(uint64_t), cmp_u64))
+            to[n++] = j->prefetched[i];
+    storage_post_job_t p = {.timeline_max = f->cfg.timeline_max,
+                            .seen_after_ms = seen_after(f),
+                            .followers = st->followers};
+    int rc = storage_post_job_run(f->sa, &j->job, to, n, &p, on_one_script, j);
+    free(to);
+    if (rc == 0) {
+        j->writes_pending++;
+        j->phase = FANOUT_PHASE_DONE; /* the acknowledgement is on its way, in the script */
+    }
+    return rc;
+}
+
 /* The first round trip's answer (job_first.c): on the job's turn, the state read with it
- * chooses the walk at once, and the walk starts from the chunk read with it. */
+ * chooses the walk at once, and the walk starts from the chunk read with it -- or the whole
+ * job is one more script. */
 static void on_first(fanout__job_t *j, int status, bool mine, const storage_post_state_t *st)
 {
     if (status || !mine) {
@@ -509,6 +574,8 @@ static void on_first(fanout__job_t *j, int status, bool mine, const storage_post
         return;
     }
     fanout__job_await_turn(j, false);
+    if (fits_one_script(j, st) && run_in_one_script(j, st) == 0)
+        return;
     j->walk_user = j->job.author;
     j->phase = FANOUT_PHASE_WALK;
     on_post_state(j, 0, st);

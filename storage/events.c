@@ -22,8 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TRIM_EVERY_STR "8" /* one append in this many trims the log to EVENTS_MAXLEN */
-
 /* KEYS: ev:{user}…; ARGV: maxlen kind ref job since settled muted channel (see
  * SCRIPT_NODE_KEYS). One call per node per chunk of followers, and one message for all
  * of them ("<kind> <ref> <user>:<id> …"), not one per follower: at ten thousand connected
@@ -38,55 +36,8 @@
  * job already followed the feed event there, and a second would repeat it. Entries written
  * before this format (fields k, r, j) are read as well. Only users present (online:{user})
  * are in the message and the count returned; the others' entries wait in their logs. */
-static const char publish_script[] = SCRIPT_NODE_KEYS
-    "local job = ARGV[4]\n"
-    "local tail = ' ' .. job\n"
-    "local function logged(key)\n"
-    "  for _, e in ipairs(redis.call('XRANGE', key, ARGV[5], '+', 'COUNT', 1000)) do\n"
-    "    local f = e[2]\n"
-    "    for i = 1, #f - 1, 2 do\n"
-    "      local v = f[i + 1]\n"
-    "      if (f[i] == 'e' and string.sub(v, -#tail) == tail) or (f[i] == 'j' and v == job) then\n"
-    "        return true\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "  return false\n"
-    "end\n"
-    "local about = ' ' .. ARGV[3] .. ' '\n"
-    "local function retracted(key)\n"
-    "  for _, e in ipairs(redis.call('XREVRANGE', key, '+', ARGV[6], 'COUNT', 1000)) do\n"
-    "    local v = e[2][1] == 'e' and e[2][2] or ''\n"
-    "    local at = string.find(v, about, 1, true)\n"
-    "    if at then return string.sub(v, 1, at - 1) == 'delete' end\n"
-    "  end\n"
-    "  return false\n"
-    "end\n"
-    "local settle = ARGV[6] ~= ''\n"
-    "local function muted(key)\n"
-    "  return ARGV[7] ~= '' and redis.call('ZSCORE', 'mutes' .. string.sub(key, 3), ARGV[7])\n"
-    "end\n"
-    "local rerun = ARGV[5] ~= ''\n"
-    "local entry = ARGV[2] .. ' ' .. ARGV[3] .. tail\n"
-    "local turn = tonumber(string.match(job, '/(%d+)')) or 0\n"
-    "local parts, n = {ARGV[2], ARGV[3]}, 2\n"
-    "for i, key in ipairs(KEYS) do\n"
-    "  if (not rerun or not logged(key)) and (not settle or not retracted(key)) and\n"
-    "     not muted(key) then\n"
-    "    local id\n"
-    "    if (i + turn) % " TRIM_EVERY_STR " == 0 then\n"
-    "      id = redis.call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', ARGV[1], '*', 'e', entry)\n"
-    "    else\n"
-    "      id = redis.call('XADD', key, 'NOMKSTREAM', '*', 'e', entry)\n"
-    "    end\n"
-    "    if id and redis.call('EXISTS', 'online' .. string.sub(key, 3)) == 1 then\n"
-    "      n = n + 1\n"
-    "      parts[n] = string.sub(key, 5, -2) .. ':' .. id\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "if n > 2 then redis.call('SPUBLISH', ARGV[8], table.concat(parts, ' ')) end\n"
-    "return n - 2\n";
+static const char publish_script[] =
+    SCRIPT_NODE_KEYS SCRIPT_PUBLISH_EVENTS "return publish_events(KEYS, ARGV)\n";
 
 /* Entries of the first run come after the job was queued; the margin covers clocks of
  * different nodes (the queue and the log may live on two). */

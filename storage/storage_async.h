@@ -223,6 +223,23 @@ int storage_counts_flush(storage_async_t *sa, uint64_t user, size_t *again_ms, s
  * the like, repost or follow exists now. A job that arrives after a later change of mind
  * must not apply its stale effect. */
 typedef void (*storage_bool_cb)(void *arg, int status, bool yes);
+/* A post job whose followers are all in hand (one chunk, muters left out), written and
+ * acknowledged in one script (post_job.c): the followers' and the author's timelines and
+ * live events, the delivery status, then the acknowledgement unless the post was deleted
+ * meanwhile (acked false: the writes are made, the job is not acknowledged). -EPROTO when
+ * the keys span several nodes: the caller walks as usual. */
+typedef struct storage_post_job_s {
+    int timeline_max;
+    uint64_t seen_after_ms; /* followers last seen before get no entry (0: off) */
+    int64_t followers;      /* the author's follower count, for the delivery status */
+} storage_post_job_t;
+typedef struct storage_post_job_outcome_s {
+    bool acked;
+    uint64_t timelines, live; /* followers' timelines written, live events published */
+} storage_post_job_outcome_t;
+typedef void (*storage_post_job_cb)(void *arg, int status, const storage_post_job_outcome_t *out);
+int storage_post_job_run(storage_async_t *sa, const storage_job_t *job, const uint64_t *followers,
+                         size_t n, const storage_post_job_t *p, storage_post_job_cb cb, void *arg);
 /* Is it job's turn among its author's posts and deletes (queue order, across processes)? A
  * job whose turn it is not yet asks again later. -EINVAL for other kinds. */
 int storage_job_turn(storage_async_t *sa, const storage_job_t *job, storage_bool_cb cb, void *arg);

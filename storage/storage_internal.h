@@ -280,6 +280,95 @@ void storage__add_membership(storage_redis_batch_t *b, bool repost, uint64_t pos
     "  return #gone\n"                                                                             \
     "end\n"
 
+/* Lua (SCRIPT_TRIM_TIMELINE comes first): add_timelines(keys, args) writes a post into the
+ * timelines tl:{user}… with args post, timeline-max, trim ('1': trim too) and the cutoff of
+ * the inactive; storage_timelines_add's script (timeline_write.c says why it is so) and the
+ * small post job's (post_job.c). Returns the keys' count. */
+#define SCRIPT_ADD_TIMELINES                                                                       \
+    "local function add_timelines(KEYS, ARGV)\n"                                                   \
+    "  local cutoff, seen = tonumber(ARGV[4]), {}\n"                                               \
+    "  if cutoff > 0 then\n"                                                                       \
+    "    local names = {}\n"                                                                       \
+    "    for i, key in ipairs(KEYS) do names[i] = 'seen:' .. string.sub(key, 4) end\n"             \
+    "    seen = redis.pcall('MGET', unpack(names))\n"                                              \
+    "    if seen.err then\n" /* a cluster node refuses keys of many slots in one command */        \
+    "      seen = {}\n"                                                                            \
+    "      for i, name in ipairs(names) do seen[i] = redis.call('GET', name) end\n"                \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  for i, key in ipairs(KEYS) do\n"                                                            \
+    "    if not seen[i] or tonumber(seen[i]) >= cutoff then\n"                                     \
+    "      redis.call('ZADD', key, ARGV[1], ARGV[1])\n"                                            \
+    "      if ARGV[3] == '1' then trim_timeline(key, 'rb:' .. string.sub(key, 4), ARGV[2]) end\n"  \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  return #KEYS\n"                                                                             \
+    "end\n"
+
+/* timeline_write.c: whether the fan-out of post also trims the timelines it writes (one post
+ * in TRIM_EVERY, by its millisecond, so trims spread over time). */
+bool storage__timeline_trims(uint64_t post);
+
+#define TRIM_EVERY_STR "8" /* one log append in this many trims the log to EVENTS_MAXLEN */
+
+/* Lua: publish_events(keys, args) logs an event in the logs ev:{user}… that exist and
+ * publishes it to those present, with args maxlen kind ref job since settled muted channel;
+ * storage_events_publish's script (events.c says how) and the small post job's
+ * (post_job.c). Returns how many it published to. */
+#define SCRIPT_PUBLISH_EVENTS                                                                      \
+    "local function publish_events(KEYS, ARGV)\n"                                                  \
+    "  local job = ARGV[4]\n"                                                                      \
+    "  local tail = ' ' .. job\n"                                                                  \
+    "  local function logged(key)\n"                                                               \
+    "    for _, e in ipairs(redis.call('XRANGE', key, ARGV[5], '+', 'COUNT', 1000)) do\n"          \
+    "      local f = e[2]\n"                                                                       \
+    "      for i = 1, #f - 1, 2 do\n"                                                              \
+    "        local v = f[i + 1]\n"                                                                 \
+    "        if (f[i] == 'e' and string.sub(v, -#tail) == tail) or (f[i] == 'j' and v == job) "    \
+    "then\n"                                                                                       \
+    "          return true\n"                                                                      \
+    "        end\n"                                                                                \
+    "      end\n"                                                                                  \
+    "    end\n"                                                                                    \
+    "    return false\n"                                                                           \
+    "  end\n"                                                                                      \
+    "  local about = ' ' .. ARGV[3] .. ' '\n"                                                      \
+    "  local function retracted(key)\n"                                                            \
+    "    for _, e in ipairs(redis.call('XREVRANGE', key, '+', ARGV[6], 'COUNT', 1000)) do\n"       \
+    "      local v = e[2][1] == 'e' and e[2][2] or ''\n"                                           \
+    "      local at = string.find(v, about, 1, true)\n"                                            \
+    "      if at then return string.sub(v, 1, at - 1) == 'delete' end\n"                           \
+    "    end\n"                                                                                    \
+    "    return false\n"                                                                           \
+    "  end\n"                                                                                      \
+    "  local settle = ARGV[6] ~= ''\n"                                                             \
+    "  local function muted(key)\n"                                                                \
+    "    return ARGV[7] ~= '' and redis.call('ZSCORE', 'mutes' .. string.sub(key, 3), ARGV[7])\n"  \
+    "  end\n"                                                                                      \
+    "  local rerun = ARGV[5] ~= ''\n"                                                              \
+    "  local entry = ARGV[2] .. ' ' .. ARGV[3] .. tail\n"                                          \
+    "  local turn = tonumber(string.match(job, '/(%d+)')) or 0\n"                                  \
+    "  local parts, n = {ARGV[2], ARGV[3]}, 2\n"                                                   \
+    "  for i, key in ipairs(KEYS) do\n"                                                            \
+    "    if (not rerun or not logged(key)) and (not settle or not retracted(key)) and\n"           \
+    "       not muted(key) then\n"                                                                 \
+    "      local id\n"                                                                             \
+    "      if (i + turn) % " TRIM_EVERY_STR " == 0 then\n"                                         \
+    "        id = redis.call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', ARGV[1], '*', 'e', "        \
+    "entry)\n"                                                                                     \
+    "      else\n"                                                                                 \
+    "        id = redis.call('XADD', key, 'NOMKSTREAM', '*', 'e', entry)\n"                        \
+    "      end\n"                                                                                  \
+    "      if id and redis.call('EXISTS', 'online' .. string.sub(key, 3)) == 1 then\n"             \
+    "        n = n + 1\n"                                                                          \
+    "        parts[n] = string.sub(key, 5, -2) .. ':' .. id\n"                                     \
+    "      end\n"                                                                                  \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  if n > 2 then redis.call('SPUBLISH', ARGV[8], table.concat(parts, ' ')) end\n"              \
+    "  return n - 2\n"                                                                             \
+    "end\n"
+
 /* handle_index.c: adds to b the index member of user id's handle (lowercase, non-empty),
  * or its removal; storage__handle_index_fill adds every handle key's user to the index
  * unless K_HANDLE_INDEX_FILLED says it was done (storage_prepare). */

@@ -190,26 +190,15 @@ int storage_followers_chunk(storage_async_t *sa, uint64_t author, uint64_t curso
  * seen keys, which measured no slower than a GET per follower and faster in two runs of three
  * (bench/seen_check.py, docs/architecture.md). A Redis Cluster node refuses an MGET over many
  * slots inside a script (CROSSSLOT), so there the script falls back to a GET each. */
-static const char add_script[] = SCRIPT_NODE_KEYS SCRIPT_TRIM_TIMELINE
-    "local cutoff, seen = tonumber(ARGV[4]), {}\n"
-    "if cutoff > 0 then\n"
-    "  local names = {}\n"
-    "  for i, key in ipairs(KEYS) do names[i] = 'seen:' .. string.sub(key, 4) end\n"
-    "  seen = redis.pcall('MGET', unpack(names))\n"
-    "  if seen.err then\n" /* a cluster node refuses keys of many slots in one command */
-    "    seen = {}\n"
-    "    for i, name in ipairs(names) do seen[i] = redis.call('GET', name) end\n"
-    "  end\n"
-    "end\n"
-    "for i, key in ipairs(KEYS) do\n"
-    "  if not seen[i] or tonumber(seen[i]) >= cutoff then\n"
-    "    redis.call('ZADD', key, ARGV[1], ARGV[1])\n"
-    "    if ARGV[3] == '1' then trim_timeline(key, 'rb:' .. string.sub(key, 4), ARGV[2]) end\n"
-    "  end\n"
-    "end\n"
-    "return #KEYS\n";
+static const char add_script[] =
+    SCRIPT_NODE_KEYS SCRIPT_TRIM_TIMELINE SCRIPT_ADD_TIMELINES "return add_timelines(KEYS, ARGV)\n";
 
 #define TRIM_EVERY 8
+
+bool storage__timeline_trims(uint64_t post)
+{
+    return storage_id_time_ms(post) % TRIM_EVERY == 0;
+}
 
 int storage_timelines_add(storage_async_t *sa, uint64_t post, const uint64_t *users, size_t n,
                           int timeline_max, uint64_t seen_after_ms, storage_status_cb cb, void *arg)
@@ -221,7 +210,7 @@ int storage_timelines_add(storage_async_t *sa, uint64_t post, const uint64_t *us
     snprintf(p, sizeof(p), "%llu", (ull)post);
     snprintf(max, sizeof(max), "%d", timeline_max);
     snprintf(cutoff, sizeof(cutoff), "%llu", (ull)seen_after_ms);
-    bool trim = storage_id_time_ms(post) % TRIM_EVERY == 0;
+    bool trim = storage__timeline_trims(post);
     const char *args[] = {p, max, trim ? "1" : "0", cutoff};
     storage_redis_group_eval_by_node(g, add_script, K_TIMELINE, users, n, 4, args);
     return storage_redis_group_end(g);

@@ -266,6 +266,17 @@ int storage_redis_async_user_node(storage_redis_async_t *sa, uint64_t user)
     return node;
 }
 
+bool storage_redis_async_one_node(storage_redis_async_t *sa, int *node)
+{
+    const storage_redis_t *s = sa->cfg;
+    pthread_mutex_lock(&sa->cfg->mu);
+    /* Each slot's node equals the next one's: all are the first's. */
+    bool one = s->topology_known && memcmp(s->slot_node, s->slot_node + 1, STORAGE_SLOTS - 1) == 0;
+    *node = s->slot_node[0];
+    pthread_mutex_unlock(&sa->cfg->mu);
+    return one;
+}
+
 /* Keys per script call. A call publishes its live message when it ends, so smaller calls
  * let the streams of the first followers be written while Redis appends the rest. */
 #ifndef EVAL_KEYS_PER_CALL

@@ -217,6 +217,9 @@ size_t storage_redis_async_in_flight(const storage_redis_async_t *ra);
 void storage_redis_async_unblock_readers(storage_redis_async_t *ra);
 /* The node whose slots hold the keys tagged {id} (hash tag of id's decimal digits). */
 int storage_redis_async_user_node(storage_redis_async_t *ra, uint64_t id);
+/* Whether every slot is on one node (one Redis, or a cluster of one master), so that one
+ * script may touch any key; *node is that node then. False while the slot map is unknown. */
+bool storage_redis_async_one_node(storage_redis_async_t *ra, int *node);
 /* The slot map and settings behind ra (borrowed; lives as long as ra). */
 storage_redis_t *storage_redis_async_client(storage_redis_async_t *ra);
 

@@ -52,6 +52,21 @@ static void teardown(void)
     ts_server_stop_clean(&srv, 20000);
 }
 
+/* Moves the suite's server to a Redis of its own. The fixture's queue is shared with every
+ * suite's servers, some slow on purpose and all with other settings: another suite's engine
+ * may run a job of this test (with the default --celebrity-threshold, a post that should
+ * mark its author does not). */
+static void use_own_redis(ts_redis_t *own)
+{
+    ts_server_stop_clean(&srv, 20000);
+    ts_redis_start_like_fixture(own);
+    snprintf(redis_url, sizeof(redis_url), "%s", own->url);
+    redis_masters = own->cluster ? 3 : 1;
+    for (size_t i = 0; i < redis_masters; i++)
+        redis_ports[i] = own->cluster ? own->ports[i] : own->port;
+    start(&srv);
+}
+
 TestSuite(erase, .init = setup, .fini = teardown, .timeout = 240);
 
 /* ---- the scanner --------------------------------------------------------------------------- */
@@ -327,6 +342,9 @@ Test(erase, refusals_are_problems)
  * and nothing of a may be left anywhere, while what the others did stays. */
 static void populate_and_erase(bool celebrity)
 {
+    ts_redis_t own = {0};
+    if (celebrity)
+        use_own_redis(&own);
     ts_user_t a, b, c, d, e;
     ts_register(PORT, "era", &a);
     ts_register_all(PORT, celebrity ? "erc" : "ern", &b, &c, &d, &e, NULL);
@@ -365,7 +383,7 @@ static void populate_and_erase(bool celebrity)
             "{\"text\":\"once\"}", &idem);
     cr_assert_eq(idem.status, 202, "%s", idem.body);
     ts_resp_free(&idem);
-    struct redisContext *rc = ts_redis_connect(ts_redis_port());
+    struct redisContext *rc = ts_redis_connect(redis_ports[0]);
     freeReplyObject(ts_redis_cmd_ok(rc, "SET rl:{%s}:publish 1 PX 600000", a.id));
     cr_assert(ts_wait_queue_empty(rc, 60000), "the population's jobs ran");
 
@@ -383,9 +401,9 @@ static void populate_and_erase(bool celebrity)
     json_decref(bn);
     cr_assert_geq(b_notices, 3, "b was followed, liked and answered by a");
     if (celebrity) {
-        /* The marking walk may still be announcing when the queue looks empty, and the
-         * fixture's queue is shared with the other suites' jobs (ASan, two at a time; a
-         * ThreadSanitizer server missed 30 s once). */
+        /* The marking walk may still be announcing when the queue looks empty (a
+         * ThreadSanitizer server, its queue then shared with the other suites', missed 30 s
+         * once). */
         long long merged = 0;
         for (uint64_t until = ts_now_ms() + 90000; !merged && ts_now_ms() < until;) {
             redisReply *celebs = ts_redis_cmd_ok(rc, "SISMEMBER celebs:{%s} %s", b.id, a.id);
@@ -422,6 +440,10 @@ static void populate_and_erase(bool celebrity)
     cr_expect_str_eq(ts_str(p, "text"), "c's post");
     json_decref(p);
     ts_redis_close(rc);
+    if (celebrity) {
+        ts_server_stop_clean(&srv, 20000);
+        ts_redis_cleanup(&own);
+    }
 }
 
 Test(erase, nothing_of_the_user_is_left_anywhere)
@@ -439,16 +461,9 @@ Test(erase, nothing_of_a_celebrity_is_left_anywhere)
  * it was. */
 Test(erase, the_erasure_survives_a_kill_9_of_its_process)
 {
-    /* A Redis of its own: the fixture's queue is shared with every suite's servers, some of
-     * them slow on purpose, and two hundred jobs must run here within the bound. */
-    ts_server_stop_clean(&srv, 20000);
+    /* A Redis of its own: two hundred jobs must run here within the bound. */
     ts_redis_t own = {0};
-    ts_redis_start_like_fixture(&own);
-    snprintf(redis_url, sizeof(redis_url), "%s", own.url);
-    redis_masters = own.cluster ? 3 : 1;
-    for (size_t i = 0; i < redis_masters; i++)
-        redis_ports[i] = own.cluster ? own.ports[i] : own.port;
-    start(&srv);
+    use_own_redis(&own);
     ts_user_t a, b;
     ts_register(PORT, "erk", &a);
     ts_register(PORT, "erl", &b);
