@@ -189,17 +189,8 @@ static int cmp_u64(const void *a, const void *b)
 
 static bool muted(const fanout__job_t *j, uint64_t user)
 {
-    size_t lo = 0, hi = j->n_muted_by;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (j->muted_by[mid] == user)
-            return true;
-        if (j->muted_by[mid] < user)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return false;
+    return j->n_muted_by &&
+           bsearch(&user, j->muted_by, j->n_muted_by, sizeof(uint64_t), cmp_u64) != NULL;
 }
 
 /* The users of a chunk that get the post: all but those who muted its author. Returns
@@ -525,6 +516,7 @@ static void on_one_script(void *arg, int status, const storage_post_job_outcome_
 {
     fanout__job_t *j = arg;
     j->writes_pending--;
+    j->f->writes_in_flight--;
     if (status) {
         fail(j, status); /* retried as a re-run, which walks */
         advance(j);
@@ -541,16 +533,20 @@ static void on_one_script(void *arg, int status, const storage_post_job_outcome_
     advance(j);
 }
 
-/* Sends the script; 0, or why not (-EPROTO: the keys span several nodes): then it walks. */
+/* Sends the script; 0, or why not (-EPROTO: the keys span several nodes; -EBUSY: the
+ * in-flight budget is spent): then it walks, which parks until the budget allows. */
 static int run_in_one_script(fanout__job_t *j, const storage_post_state_t *st)
 {
     fanout_t *f = j->f;
+    if (!fanout__budget_ok(f))
+        return -EBUSY;
     size_t n = 0;
     uint64_t *to = malloc((j->n_prefetched ? j->n_prefetched : 1) * sizeof(*to));
     if (!to)
         return -ENOMEM;
     for (size_t i = 0; i < j->n_prefetched; i++) /* muters are skipped */
-        if (!bsearch(&j->prefetched[i], st->muted_by, st->n_muted_by, sizeof(uint64_t), cmp_u64))
+        if (!st->n_muted_by ||
+            !bsearch(&j->prefetched[i], st->muted_by, st->n_muted_by, sizeof(uint64_t), cmp_u64))
             to[n++] = j->prefetched[i];
     storage_post_job_t p = {.timeline_max = f->cfg.timeline_max,
                             .seen_after_ms = seen_after(f),
@@ -559,6 +555,7 @@ static int run_in_one_script(fanout__job_t *j, const storage_post_state_t *st)
     free(to);
     if (rc == 0) {
         j->writes_pending++;
+        f->writes_in_flight++;        /* a chunk's timeline writes, as the walk counts them */
         j->phase = FANOUT_PHASE_DONE; /* the acknowledgement is on its way, in the script */
     }
     return rc;
