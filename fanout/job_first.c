@@ -1,11 +1,11 @@
 /* fanout/job_first.c -- a post or delete job's first round trip: its turn, the post's state
  * and the first chunk of the author's followers, asked together.
  *
- * Asked one after the other they were three round trips before the first write (measured
- * with bench/job_round_trips.sh: six in all for a post to five followers, three now). The
- * state and the chunk are read for nothing when the turn is not the job's yet; so only a
- * job's first ask reads them, and a job that had to wait asks for its turn alone after that
- * (fanout/job.c). Read in the same instant as the turn, they are what a read right after it
+ * Asked one after the other they were three round trips before the first write
+ * (bench/job_round_trips.sh: six in all for a post to five followers; three with this, two
+ * when storage/post_job.c then does the rest in one script). The state and the chunk are
+ * read for nothing when the turn is not the job's yet; so only a job's first ask reads them,
+ * and a job that had to wait asks for its turn alone after that (fanout/job.c). Read in the same instant as the turn, they are what a read right after it
  * would have found: the turn is decided in the same pipeline, and a later change to the post
  * or the followers reaches the job's walk as it would have before (a delete is queued behind
  * the job and runs after it; a follow backfills the newcomer's timeline).
