@@ -187,26 +187,20 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static bool muted(const fanout__job_t *j, uint64_t user)
-{
-    return j->n_muted_by &&
-           bsearch(&user, j->muted_by, j->n_muted_by, sizeof(uint64_t), cmp_u64) != NULL;
-}
-
-/* The users of a chunk that get the post: all but those who muted its author. Returns
- * users itself when nobody is left out, else a new array (*owned set). */
-static const uint64_t *without_muted(const fanout__job_t *j, const uint64_t *users, size_t *n,
-                                     uint64_t **owned)
+/* The users of a chunk that get the post: all but those who muted its author (muted_by,
+ * sorted). Returns users itself when nobody is left out, else a new array (*owned set). */
+static const uint64_t *without_muted(const uint64_t *muted_by, size_t n_muted_by,
+                                     const uint64_t *users, size_t *n, uint64_t **owned)
 {
     *owned = NULL;
-    if (!j->n_muted_by)
+    if (!n_muted_by)
         return users;
-    uint64_t *keep = malloc(*n * sizeof(*keep));
+    uint64_t *keep = malloc((*n ? *n : 1) * sizeof(*keep));
     if (!keep)
         return NULL;
     size_t k = 0;
     for (size_t i = 0; i < *n; i++)
-        if (!muted(j, users[i]))
+        if (!bsearch(&users[i], muted_by, n_muted_by, sizeof(uint64_t), cmp_u64))
             keep[k++] = users[i];
     *n = k;
     *owned = keep;
@@ -248,7 +242,7 @@ static int write_chunk(fanout__job_t *j, const uint64_t *users, size_t n)
         break;
     }
     uint64_t *owned;
-    const uint64_t *to = without_muted(j, users, &n, &owned);
+    const uint64_t *to = without_muted(j->muted_by, j->n_muted_by, users, &n, &owned);
     if (!to)
         return -ENOMEM;
     int rc = -ENODATA;
@@ -540,19 +534,16 @@ static int run_in_one_script(fanout__job_t *j, const storage_post_state_t *st)
     fanout_t *f = j->f;
     if (!fanout__budget_ok(f))
         return -EBUSY;
-    size_t n = 0;
-    uint64_t *to = malloc((j->n_prefetched ? j->n_prefetched : 1) * sizeof(*to));
-    if (!to)
+    size_t n = j->n_prefetched;
+    uint64_t *owned;
+    const uint64_t *to = without_muted(st->muted_by, st->n_muted_by, j->prefetched, &n, &owned);
+    if (!to && st->n_muted_by) /* no followers at all is no list, and no error */
         return -ENOMEM;
-    for (size_t i = 0; i < j->n_prefetched; i++) /* muters are skipped */
-        if (!st->n_muted_by ||
-            !bsearch(&j->prefetched[i], st->muted_by, st->n_muted_by, sizeof(uint64_t), cmp_u64))
-            to[n++] = j->prefetched[i];
     storage_post_job_t p = {.timeline_max = f->cfg.timeline_max,
                             .seen_after_ms = seen_after(f),
                             .followers = st->followers};
     int rc = storage_post_job_run(f->sa, &j->job, to, n, &p, on_one_script, j);
-    free(to);
+    free(owned);
     if (rc == 0) {
         j->writes_pending++;
         f->writes_in_flight++;        /* a chunk's timeline writes, as the walk counts them */

@@ -14,12 +14,11 @@
 #include <string.h>
 #include <time.h>
 
-#define DELIVERY_TTL_S 86400
 #define DELIVERY_TTL_MS (DELIVERY_TTL_S * 1000ULL)
 
 static const char *const state_names[] = {"queued", "running", "done", "dead"};
 
-static uint64_t wall_ms(void)
+uint64_t storage__wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -47,7 +46,8 @@ int storage_delivery_started(storage_async_t *sa, uint64_t post, int64_t followe
     storage_redis_group_add(g,
                             "HSET " K_DELIVERY " state running started_at %llu finished_at 0 "
                             "followers %lld merged %d timelines 0 live 0",
-                            (ull)post, (ull)wall_ms(), (long long)followers, merged ? 1 : 0);
+                            (ull)post, (ull)storage__wall_ms(), (long long)followers,
+                            merged ? 1 : 0);
     return end_write(g, post);
 }
 
@@ -70,7 +70,7 @@ int storage_delivery_finished(storage_async_t *sa, uint64_t post, bool dead, uin
         return -ENOMEM;
     storage_redis_group_add(
         g, "HSET " K_DELIVERY " state %s finished_at %llu timelines %llu live %llu", (ull)post,
-        dead ? "dead" : "done", (ull)wall_ms(), (ull)timelines, (ull)live);
+        dead ? "dead" : "done", (ull)storage__wall_ms(), (ull)timelines, (ull)live);
     return end_write(g, post);
 }
 
@@ -105,7 +105,7 @@ int storage_delivery_get(storage_t *s, uint64_t post, storage_delivery_t *out)
         /* No status: not started yet, unless it is older than a status lives. */
         out->state = STORAGE_DELIVERY_QUEUED;
         out->followers = -1;
-        if (storage_id_time_ms(post) + DELIVERY_TTL_MS < wall_ms())
+        if (storage_id_time_ms(post) + DELIVERY_TTL_MS < storage__wall_ms())
             rc = -ENODATA;
     } else if (rc == 0) {
         out->state = state_of(d->element[0]);

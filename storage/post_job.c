@@ -21,10 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* KEYS[1] the job's queue (routes the call); ARGV: n, the n followers, then author post
- * timeline-max trim cutoff maxlen ref job channel entry order delivery now followers. */
+ * timeline-max trim cutoff maxlen ref job channel entry order delivery now followers ttl. */
 static const char post_job_script[] =
     SCRIPT_TRIM_TIMELINE SCRIPT_ADD_TIMELINES SCRIPT_PUBLISH_EVENTS
     "local n = tonumber(ARGV[1])\n"
@@ -43,7 +42,7 @@ static const char post_job_script[] =
     "publish_events({'ev:{' .. author .. '}'}, told)\n"
     "redis.call('HSET', a[12], 'state', 'done', 'started_at', a[13], 'finished_at', a[13],\n"
     "           'followers', a[14], 'merged', 0, 'timelines', n, 'live', live)\n"
-    "redis.call('EXPIRE', a[12], 86400)\n"
+    "redis.call('EXPIRE', a[12], a[15])\n"
     "if redis.call('HGET', 'post:{' .. post .. '}', 'deleted') == '1' then return {0, n, live} "
     "end\n"
     "redis.call('XACK', KEYS[1], '" FANOUT_GROUP "', a[10])\n"
@@ -71,15 +70,8 @@ static void on_reply(void *priv, int status, redisReply *r)
     free(op);
 }
 
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The fixed arguments after the followers, in the script's order. */
-#define TAIL_ARGS 14
+#define TAIL_ARGS 15
 
 int storage_post_job_run(storage_async_t *sa, const storage_job_t *job, const uint64_t *followers,
                          size_t n, const storage_post_job_t *p, storage_post_job_cb cb, void *arg)
@@ -88,7 +80,7 @@ int storage_post_job_run(storage_async_t *sa, const storage_job_t *job, const ui
     if (job->kind != STORAGE_JOB_POST || !storage_redis_async_one_node(sa->redis, &node))
         return -EPROTO;
     char queue[32], author[24], post[24], max[16], cutoff[24], maxlen[16], name[64], channel[32],
-        order[64], delivery[48], now[24], count[24], nbuf[24];
+        order[64], delivery[48], now[24], count[24], nbuf[24], ttl[16];
     snprintf(queue, sizeof(queue), K_FANOUT, job->shard);
     snprintf(author, sizeof(author), "%llu", (ull)job->author);
     snprintf(post, sizeof(post), "%llu", (ull)job->post);
@@ -100,7 +92,8 @@ int storage_post_job_run(storage_async_t *sa, const storage_job_t *job, const ui
                                sizeof(channel));
     snprintf(order, sizeof(order), K_JOB_ORDER, job->shard, (ull)job->author);
     snprintf(delivery, sizeof(delivery), K_DELIVERY, (ull)job->post);
-    snprintf(now, sizeof(now), "%llu", (ull)wall_ms());
+    snprintf(now, sizeof(now), "%llu", (ull)storage__wall_ms());
+    snprintf(ttl, sizeof(ttl), "%d", DELIVERY_TTL_S);
     snprintf(count, sizeof(count), "%lld", (long long)p->followers);
     snprintf(nbuf, sizeof(nbuf), "%zu", n);
 
@@ -124,7 +117,7 @@ int storage_post_job_run(storage_async_t *sa, const storage_job_t *job, const ui
             author,  post,          max,   storage__timeline_trims(job->post) ? "1" : "0",
             cutoff,  maxlen,        post,  name,
             channel, job->entry_id, order, delivery,
-            now,     count};
+            now,     count,         ttl};
         for (size_t i = 0; i < TAIL_ARGS; i++)
             argv[a++] = tail[i];
         *op = (post_job_op_t){cb, arg};

@@ -154,6 +154,10 @@ struct storage_async_s {
 
 /* Milliseconds since the Unix epoch. */
 uint64_t storage__now_ms(void);
+/* delivery.c: the same by the wall clock, without the test clock's offset: a post's delivery
+ * status tells real times. The status lives DELIVERY_TTL_S (delivery.c, post_job.c). */
+uint64_t storage__wall_ms(void);
+#define DELIVERY_TTL_S 86400
 
 /* page.c: a page of the sorted set key_fmt (a K_ format) of owner, newest first, scores below
  * cursor (exclusive; 0 for the first page). -ENOENT when owner is no user, or when viewer
