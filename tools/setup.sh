@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libmicrohttpd-dev libuv1-dev libhiredis-dev
-          libjansson-dev libcriterion-dev libssl-dev redis-server redis-tools python3 curl
+          libjansson-dev libcriterion-dev libssl-dev libboost-context1.74-dev redis-server redis-tools python3 curl
           clang-format clang libfuzzer-14-dev)
 if [ "${1:-}" = "--with-node" ]; then
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)

@@ -8,9 +8,13 @@
  * replies are in. A fiber always runs on the thread that made it, so nothing thread-local
  * changes under it.
  *
- * ucontext rather than a library: glibc's makecontext/swapcontext are what Debian offers, and
- * the sanitizers have hooks for exactly these switches (both are told about each one below,
- * or ASan loses track of the stack and ThreadSanitizer of the happens-before).
+ * The switches are Boost.Context's fcontext (Debian's libboost-context, a C ABI: two
+ * functions, declared below since its header is C++). It had been glibc's ucontext, whose
+ * swapcontext saves and restores the signal mask: a rt_sigprocmask system call on every
+ * switch, 8 per request (strace), on a machine where a system call is the dearest thing a
+ * request does. fcontext keeps the registers the ABI asks a callee to keep and nothing else.
+ * The sanitizers are told about each switch (or ASan loses track of the stack and
+ * ThreadSanitizer of the happens-before).
  */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MAP_STACK */
 #include "storage/redis/redis_internal.h"
@@ -19,8 +23,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <ucontext.h>
 #include <unistd.h>
+
+/* Boost.Context 1.74's fcontext (boost/context/detail/fcontext.hpp, extern "C"): a context is
+ * an opaque stack pointer; jumping to one passes data and returns, when something jumps back,
+ * the context that did and what it passed. */
+typedef void *fcontext_t;
+typedef struct {
+    fcontext_t fctx;
+    void *data;
+} fcontext_transfer_t;
+extern fcontext_transfer_t jump_fcontext(fcontext_t const to, void *data);
+extern fcontext_t make_fcontext(void *stack_top, size_t size, void (*fn)(fcontext_transfer_t));
 
 #if defined(__SANITIZE_ADDRESS__)
 #define FIBER_ASAN 1
@@ -37,8 +51,6 @@
 #endif
 #endif
 #ifdef FIBER_ASAN
-#include <dlfcn.h>
-#include <pthread.h>
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
@@ -52,7 +64,8 @@
 #define STACKS_KEPT 32 /* per thread, for the next fibers */
 
 struct storage_redis_fiber_s {
-    ucontext_t ctx, caller;
+    fcontext_t ctx;    /* where the fiber goes on */
+    fcontext_t caller; /* where it returns to when it parks or ends */
     char *stack; /* FIBER_STACK bytes above a guard page */
     void (*fn)(void *);
     void *fn_arg;
@@ -73,32 +86,6 @@ struct storage_redis_fiber_s {
     void *tsan_self, *tsan_caller;
 #endif
 };
-
-#ifdef FIBER_ASAN
-/* ASan's swapcontext interceptor writes a warning to stderr, which is the JSON log, and
- * clears the shadow of the whole target stack on every switch. The switches are annotated
- * (below) and a reused stack is unpoisoned when taken, so libc's own swapcontext is called. */
-static int (*libc_swapcontext)(ucontext_t *, const ucontext_t *);
-static pthread_once_t libc_once = PTHREAD_ONCE_INIT;
-
-static void find_libc_swapcontext(void)
-{
-    void *libc = dlopen("libc.so.6", RTLD_LAZY);
-    void *fn = libc ? dlsym(libc, "swapcontext") : NULL;
-    if (fn)
-        memcpy(&libc_swapcontext, &fn, sizeof(fn)); /* POSIX: a data pointer to a function */
-    else
-        libc_swapcontext = swapcontext;
-}
-
-static int switch_context(ucontext_t *from, const ucontext_t *to)
-{
-    pthread_once(&libc_once, find_libc_swapcontext);
-    return libc_swapcontext(from, to);
-}
-#else
-#define switch_context swapcontext
-#endif
 
 static _Thread_local storage_redis_fiber_t *current;
 static _Thread_local char *kept[STACKS_KEPT];
@@ -150,7 +137,7 @@ static void into_fiber(storage_redis_fiber_t *f)
     f->tsan_caller = __tsan_get_current_fiber();
     __tsan_switch_to_fiber(f->tsan_self, 0);
 #endif
-    switch_context(&f->caller, &f->ctx);
+    f->ctx = jump_fcontext(f->ctx, f).fctx; /* back when it parks or ends */
 #ifdef FIBER_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
@@ -166,15 +153,16 @@ static void out_of_fiber(storage_redis_fiber_t *f)
 #ifdef FIBER_TSAN
     __tsan_switch_to_fiber(f->tsan_caller, 0);
 #endif
-    switch_context(&f->ctx, &f->caller);
+    f->caller = jump_fcontext(f->caller, NULL).fctx; /* back when it is run on */
 #ifdef FIBER_ASAN
     __sanitizer_finish_switch_fiber(f->fake_stack, &f->caller_bottom, &f->caller_size);
 #endif
 }
 
-static void entry(void)
+static void entry(fcontext_transfer_t from)
 {
-    storage_redis_fiber_t *f = current;
+    storage_redis_fiber_t *f = from.data;
+    f->caller = from.fctx;
 #ifdef FIBER_ASAN
     __sanitizer_finish_switch_fiber(NULL, &f->caller_bottom, &f->caller_size);
 #endif
@@ -182,19 +170,6 @@ static void entry(void)
     f->done = true;
     out_of_fiber(f); /* never comes back */
     abort();
-}
-
-/* Points ctx at entry() on stack (getcontext returns twice: kept apart from the caller's
- * locals). */
-static bool prepare(ucontext_t *ctx, char *stack)
-{
-    if (getcontext(ctx) != 0)
-        return false;
-    ctx->uc_stack.ss_sp = stack;
-    ctx->uc_stack.ss_size = FIBER_STACK;
-    ctx->uc_link = NULL;
-    makecontext(ctx, entry, 0);
-    return true;
 }
 
 /* ---- the owner's side --------------------------------------------------------------------- */
@@ -206,12 +181,11 @@ storage_redis_fiber_t *storage_redis_fiber_new(void (*fn)(void *), void *fn_arg,
     if (!f)
         return NULL;
     f->stack = stack_take();
-    if (!f->stack || !prepare(&f->ctx, f->stack)) {
-        if (f->stack)
-            stack_give(f->stack);
+    if (!f->stack) {
         free(f);
         return NULL;
     }
+    f->ctx = make_fcontext(f->stack + FIBER_STACK, FIBER_STACK, entry);
     f->fn = fn;
     f->fn_arg = fn_arg;
     f->wake = wake;
