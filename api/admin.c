@@ -124,6 +124,7 @@ int api_admin_main(int argc, char **argv)
     else
         return fail("finding the embedded Redis in", cfg.data_dir, -errno);
     cfg.storage.url = url;
+    cfg.storage.read_cache = 0; /* a one-shot command reads nothing twice */
     storage_t *s = storage_create(&cfg.storage);
     if (!s)
         return fail("connecting to Redis", NULL, -EINVAL);

@@ -123,6 +123,8 @@ void api_reply_empty(api_req_t *r, int status);
 void api_reply_reset(api_req_t *r);
 void api_reply_text(api_req_t *r, int status, const char *content_type, const char *text,
                     size_t len);
+/* Takes body (malloc'd, len bytes) as the answer. */
+void api_reply_owned(api_req_t *r, int status, const char *content_type, char *body, size_t len);
 /* Adds a header to the response (up to API_EXTRA_HEADERS); name and value are borrowed
  * and must live as long as the program (string literals, static buffers). */
 void api_reply_header(api_req_t *r, const char *name, const char *value);
@@ -232,6 +234,17 @@ int api_posts_hydrate(api_t *api, const uint64_t *ids, size_t n, const api_hydra
                       json_t *items);
 /* Appends the views that may be shown (see storage_post_view_t) to items as post JSON. */
 void api_post_views_append(const storage_post_view_t *v, size_t n, json_t *items);
+/* ---- posts as JSON text (post_render.c): the shapes of api_post_json, without trees ---- */
+struct api_text_s;
+/* Whether a view may be shown (storage_post_view_t says when not). */
+bool api_post_view_shown(const storage_post_view_t *v);
+/* Appends v as a Post (with reposted_by when it came through a repost). */
+void api_post_view_render(struct api_text_s *t, const storage_post_view_t *v);
+/* Replies 200 {items, next_cursor[, rebuilding]} with the views that may be shown. */
+void api_reply_post_page(api_req_t *r, const storage_post_view_t *v, size_t n,
+                         uint64_t next_cursor, const bool *rebuilding);
+/* Replies 200 with the one view as a Post. */
+void api_reply_post_view(api_req_t *r, const storage_post_view_t *v);
 /* Hydrates page ids into post JSON (skipping deleted) and replies 200. */
 void api_reply_posts(api_req_t *r, const uint64_t *ids, size_t n, const api_hydrate_t *opt,
                      uint64_t next_cursor);

@@ -43,6 +43,7 @@ enum {
     OPT_FANOUT_JOBS,
     OPT_FANOUT_SHARDS,
     OPT_FANOUT_IN_FLIGHT,
+    OPT_READ_CACHE,
     OPT_CLAIM_IDLE_MS,
     OPT_HEARTBEAT,
     OPT_CORS_ORIGIN,
@@ -86,6 +87,7 @@ static const struct option options[] = {
     {"engine", required_argument, NULL, OPT_ENGINE},
     {"fanout-jobs", required_argument, NULL, OPT_FANOUT_JOBS},
     {"fanout-shards", required_argument, NULL, OPT_FANOUT_SHARDS},
+    {"read-cache", required_argument, NULL, OPT_READ_CACHE},
     {"fanout-in-flight", required_argument, NULL, OPT_FANOUT_IN_FLIGHT},
     {"claim-idle-ms", required_argument, NULL, OPT_CLAIM_IDLE_MS},
     {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
@@ -153,6 +155,9 @@ static const char usage[] =
     "  --fanout-shards N            job queue streams fanout:{0..N-1}, spread over a\n"
     "                               cluster's nodes; the same N for every process (4)\n"
     "  --fanout-in-flight N         timeline writes the engine keeps outstanding (100000)\n"
+    "  --read-cache N               posts (and as many author briefs and relation sets)\n"
+    "                               kept in the process for reads, coherent through\n"
+    "                               Redis' invalidations; one Redis node only; 0: off (100000)\n"
     "  --claim-idle-ms MS           take over jobs a dead process left idle this long (30000)\n"
     "  --heartbeat SECONDS          comment sent on idle event streams (15)\n"
     "  --cors-origin ORIGIN         Access-Control-Allow-Origin for browsers on another origin\n"
@@ -353,6 +358,10 @@ static int apply(api_config_t *cfg, int opt, const char *value)
     case OPT_FANOUT_SHARDS:
         rc = parse_int(name, value, 1, STORAGE_MAX_SHARDS, &v);
         cfg->storage.fanout_shards = (int)v;
+        break;
+    case OPT_READ_CACHE:
+        rc = parse_int(name, value, 0, 10000000, &v);
+        cfg->storage.read_cache = (size_t)v;
         break;
     case OPT_FANOUT_IN_FLIGHT:
         rc = parse_int(name, value, 2000, 1000000, &v);

@@ -180,16 +180,17 @@ void api_posts_get(api_req_t *r)
     if (!api_param_id(r, 0, &id))
         return;
     /* A post of someone who blocked you, or whom you blocked, answers as a missing one. */
-    api_hydrate_t opt = {.viewer = r->caller.id, .hide = STORAGE_REL_BLOCK};
-    json_t *items = json_array();
-    int rc = items ? api_posts_hydrate(r->api, &id, 1, &opt, items) : -ENOMEM;
+    storage_post_view_t view;
+    int rc = storage_post_views(r->api->storage, r->caller.id, STORAGE_REL_BLOCK, &id, NULL, 1,
+                                &view);
     if (rc)
         api_storage_problem(r, rc, "post");
-    else if (json_array_size(items) == 0)
+    else if (!api_post_view_shown(&view))
         api_problem(r, API_NOT_FOUND, "post not found");
     else
-        api_reply_json(r, 200, json_incref(json_array_get(items, 0)));
-    json_decref(items);
+        api_reply_post_view(r, &view);
+    if (rc == 0)
+        storage_post_views_clear(&view, 1);
 }
 
 void api_posts_delete(api_req_t *r)

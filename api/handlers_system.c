@@ -208,6 +208,23 @@ void api_system_metrics(api_req_t *r)
         "tidings_redis_pipelines_total %llu\n",
         topo.cluster ? 1 : 0, topo.masters, (unsigned long long)topo.redirects,
         (unsigned long long)topo.refreshes, (unsigned long long)topo.pipelines);
+    storage_read_cache_stats_t rc;
+    storage_read_cache_stats(s, &rc);
+    api_text_printf(
+        &t,
+        "# HELP tidings_read_cache_up Whether posts are read from the process's cache now "
+        "(--read-cache on, one Redis node, Redis' invalidations flowing).\n"
+        "# TYPE tidings_read_cache_up gauge\n"
+        "tidings_read_cache_up %d\n"
+        "# HELP tidings_read_cache_hits_total Post reads (a post, a page) served from the cache "
+        "alone.\n"
+        "# TYPE tidings_read_cache_hits_total counter\n"
+        "tidings_read_cache_hits_total %llu\n"
+        "# HELP tidings_read_cache_misses_total Post reads that went to Redis while the cache "
+        "was up.\n"
+        "# TYPE tidings_read_cache_misses_total counter\n"
+        "tidings_read_cache_misses_total %llu\n",
+        rc.live ? 1 : 0, (unsigned long long)rc.hits, (unsigned long long)rc.misses);
     if (r->api->connections)
         api_connection_metrics(r->api->connections, &t);
     if (r->api->publish_doubts)

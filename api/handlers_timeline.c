@@ -2,7 +2,6 @@
  * being rebuilt for a user back after --inactive-days (storage/seen.h). */
 #include "api/api.h"
 
-#include <errno.h>
 
 void api_timeline_get(api_req_t *r)
 {
@@ -21,15 +20,8 @@ void api_timeline_get(api_req_t *r)
         api_storage_problem(r, rc, "timeline");
         return;
     }
-    json_t *items = json_array();
-    if (!items) {
-        api_storage_problem(r, -ENOMEM, "post");
-    } else {
-        api_post_views_append(tl.views, tl.page.n, items);
-        /* Always present: a client tells "more is coming" from "this is all" without guessing. */
-        json_t *body = api_list_json(items, tl.page.next_cursor);
-        json_object_set_new(body, "rebuilding", json_boolean(tl.rebuilding));
-        api_reply_json(r, 200, body);
-    }
+    /* Always has rebuilding: a client tells "more is coming" from "this is all" without
+     * guessing. */
+    api_reply_post_page(r, tl.views, tl.page.n, tl.page.next_cursor, &tl.rebuilding);
     storage_timeline_free(&tl);
 }

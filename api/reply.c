@@ -33,6 +33,11 @@ void api_reply_json(api_req_t *r, int status, json_t *json)
     set_body(r, status, "application/json", s, strlen(s));
 }
 
+void api_reply_owned(api_req_t *r, int status, const char *content_type, char *body, size_t len)
+{
+    set_body(r, status, content_type, body, len);
+}
+
 void api_reply_empty(api_req_t *r, int status)
 {
     set_body(r, status, NULL, NULL, 0);

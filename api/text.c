@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void api_text_printf(api_text_t *t, const char *fmt, ...)
 {
@@ -30,6 +31,27 @@ void api_text_printf(api_text_t *t, const char *fmt, ...)
         t->buf = buf;
         t->cap = cap;
     }
+}
+
+void api_text_append(api_text_t *t, const char *s, size_t n)
+{
+    if (t->failed)
+        return;
+    if (t->cap - t->len <= n) {
+        size_t cap = t->cap ? t->cap * 2 : 4096;
+        while (cap - t->len <= n)
+            cap *= 2;
+        char *buf = realloc(t->buf, cap);
+        if (!buf) {
+            t->failed = true;
+            return;
+        }
+        t->buf = buf;
+        t->cap = cap;
+    }
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
 }
 
 void api_text_free(api_text_t *t)

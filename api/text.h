@@ -12,6 +12,8 @@ typedef struct api_text_s {
 } api_text_t;
 
 void api_text_printf(api_text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends n bytes of s (kept NUL-terminated). */
+void api_text_append(api_text_t *t, const char *s, size_t n);
 void api_text_free(api_text_t *t);
 
 #endif

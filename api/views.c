@@ -91,14 +91,19 @@ int api_posts_hydrate(api_t *api, const uint64_t *ids, size_t n, const api_hydra
 void api_reply_posts(api_req_t *r, const uint64_t *ids, size_t n, const api_hydrate_t *opt,
                      uint64_t next_cursor)
 {
-    json_t *items = json_array();
-    int rc = items ? api_posts_hydrate(r->api, ids, n, opt, items) : -ENOMEM;
-    if (rc) {
+    static const api_hydrate_t none = {0};
+    if (!opt)
+        opt = &none;
+    storage_post_view_t *views = calloc(n ? n : 1, sizeof(*views));
+    int rc = views ? storage_post_views(r->api->storage, opt->viewer, opt->hide, ids,
+                                        opt->reposted_by, n, views)
+                   : -ENOMEM;
+    if (rc)
         api_storage_problem(r, rc, "post");
-        json_decref(items);
-        return;
-    }
-    api_reply_json(r, 200, api_list_json(items, next_cursor));
+    else
+        api_reply_post_page(r, views, n, next_cursor, NULL);
+    storage_post_views_clear(views, rc ? 0 : n);
+    free(views);
 }
 
 void api_reply_users(api_req_t *r, const uint64_t *ids, size_t n, unsigned hide,

@@ -135,7 +135,16 @@ def ask(pid):
         b.send(encode(("XLEN", queue)))
     present, queued = a.reply() is not None, b.reply()
     return present and queued == 0
+def redis_cpu():  # seconds of CPU every master has used (INFO cpu)
+    total = 0.0
+    for info in r.each("INFO", "cpu"):
+        text = info.decode() if isinstance(info, bytes) else str(info)
+        for line in text.split("\r\n"):
+            if line.startswith(("used_cpu_user:", "used_cpu_sys:")):
+                total += float(line.split(":")[1])
+    return total
 c = http.client.HTTPConnection("127.0.0.1", hport)
+cpu0 = redis_cpu()
 t0 = time.time()
 c.request("POST", "/v1/posts", body='{"text":"fan-out"}',
           headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
@@ -145,12 +154,13 @@ while not ask(pid):
     if time.time() > deadline:
         sys.exit("timed out")
     time.sleep(0.0005)
-print("%.4f" % (time.time() - t0))
+secs = time.time() - t0
+print("%.4f %.4f" % (secs, redis_cpu() - cpu0))
 PY
 }
 
 printf '\n== end-to-end fan-out: POST, then every follower timeline holds the post ==\n'
-printf '%10s %12s %14s %8s\n' followers seconds writes/s ratio
+printf '%10s %12s %14s %8s %14s\n' followers seconds writes/s ratio "redis busy"
 # The machine may be shared: wait (at most QUIET_WAIT s, 0: not at all) for a second with few
 # cores busy, silently (lib.sh's wait_quiet samples at least once and reports a busy machine).
 wait_quiet_silent() {
@@ -166,8 +176,8 @@ for n in "${SIZES[@]}"; do
     read -r aid atok < <(register "bench_${n}_$rep")
     add_followers "$aid" "$n" "$first"
     wait_quiet_silent
-    secs=$(measure "$atok" $((first + n - 1)))
-    python3 -c "n=$n; t=$secs; b=float('${base:-0}' or 0); print('%10d %12.3f %14.0f %8s' % (n, t, n/t, ('%.2f' % (n/t/b)) if b else '-'))"
+    read -r secs rcpu < <(measure "$atok" $((first + n - 1)))
+    python3 -c "n=$n; t=$secs; b=float('${base:-0}' or 0); print('%10d %12.3f %14.0f %8s %13.0f%%' % (n, t, n/t, ('%.2f' % (n/t/b)) if b else '-', 100 * $rcpu / t))"
     [ -z "$RESULTS" ] || python3 -c "n=$n; t=$secs; print('fanout followers=%d seconds=%.4f writes_per_s=%.0f baseline=%s' % (n, t, n/t, '${base:--}'))" >>"$RESULTS"
     first=$((first + n))
   done

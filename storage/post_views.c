@@ -10,6 +10,7 @@
  * to exactly them (storage_profiles_get_as). A script's error reply (a cluster that grew
  * under us) falls back to that path.
  */
+#include "storage/read_cache.h"
 #include "storage/storage_internal.h"
 
 #include <errno.h>
@@ -211,8 +212,22 @@ int storage_post_views(storage_t *s, uint64_t viewer, unsigned hide, const uint6
     memset(out, 0, n * sizeof(*out));
     if (n == 0)
         return 0;
+    read_cache_t *cached = storage__cache_settled(s);
+    if (cached && storage__views_from_cache(cached, viewer, hide, ids, reposted_by, n, out) == 0) {
+        read_cache_count(cached, true);
+        return 0;
+    }
+    /* The ticket before the read: what it brings back is kept only where nothing changed. */
+    read_cache_ticket_t ticket;
+    read_cache_t *fill = storage__cache(s);
+    if (fill)
+        read_cache_ticket(fill, &ticket);
     int rc =
         storage__one_node(s) ? views_by_script(s, viewer, hide, ids, reposted_by, n, out) : -EPROTO;
+    if (rc == 0 && fill) {
+        read_cache_count(fill, false);
+        storage__views_fill_cache(s, fill, &ticket, viewer, hide, out, n);
+    }
     if (rc == -EPROTO)
         rc = views_by_pipelines(s, viewer, hide, ids, reposted_by, n, out);
     if (rc) {

@@ -7,6 +7,7 @@
  * stream) and, for a subscriber, the parsing of live messages into typed callbacks.
  */
 #include "storage/storage_internal.h"
+#include "storage/read_cache.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -54,6 +55,54 @@ void storage_config_defaults(storage_config_t *cfg)
     cfg->connect_timeout_ms = 1000;
     cfg->command_timeout_ms = 2000;
     cfg->fanout_shards = 4;
+    cfg->read_cache = STORAGE_READ_CACHE_DEFAULT;
+}
+
+/* ---- the read cache (read_cache.c) and its invalidations ----------------------------------- */
+
+/* The keys whose entries the cache keeps (K_POST, K_USER, K_BLOCKS, K_BLOCKED_BY, K_MUTES). */
+static const char *const cached_prefixes[] = {"post:{", "user:{", "blocks:{", "blockedby:{",
+                                              "mutes:{"};
+
+static void on_invalidate(void *arg, const char *key, size_t len)
+{
+    read_cache_invalidate(arg, key, len);
+}
+
+static void on_reset(void *arg, bool live)
+{
+    read_cache_reset(arg, live);
+}
+
+static bool start_read_cache(storage_t *s, size_t entries)
+{
+    s->cache = read_cache_new(entries);
+    if (!s->cache)
+        return false;
+    storage_redis_tracking_cb_t cb = {
+        .invalidate = on_invalidate, .reset = on_reset, .arg = s->cache};
+    s->tracking = storage_redis_tracking_start(
+        s->redis, cached_prefixes, (int)(sizeof(cached_prefixes) / sizeof(*cached_prefixes)), &cb);
+    return s->tracking != NULL;
+}
+
+struct read_cache_s *storage__cache(storage_t *s)
+{
+    return s->cache && read_cache_live(s->cache) ? s->cache : NULL;
+}
+
+struct read_cache_s *storage__cache_settled(storage_t *s)
+{
+    if (!s->cache || !read_cache_live(s->cache) || !storage__one_node(s))
+        return NULL;
+    return storage_redis_tracking_settled(s->tracking) ? s->cache : NULL;
+}
+
+void storage_read_cache_stats(storage_t *s, storage_read_cache_stats_t *out)
+{
+    read_cache_stats(s->cache, &out->hits, &out->misses);
+    out->on = s->cache != NULL;
+    out->live = s->cache && read_cache_live(s->cache);
 }
 
 storage_t *storage_create(const storage_config_t *cfg)
@@ -72,6 +121,10 @@ storage_t *storage_create(const storage_config_t *cfg)
     atomic_init(&s->node, -1);
     atomic_init(&s->lease_until_ms, 0);
     atomic_init(&s->lease_reconnects, 0);
+    if (cfg->read_cache && !start_read_cache(s, cfg->read_cache)) {
+        storage_destroy(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -79,6 +132,8 @@ void storage_destroy(storage_t *s)
 {
     if (!s)
         return;
+    storage_redis_tracking_stop(s->tracking); /* before the client it reads the map of */
+    read_cache_free(s->cache);
     storage_redis_destroy(s->redis);
     pthread_mutex_destroy(&s->id_mu);
     free(s);

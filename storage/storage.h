@@ -28,6 +28,8 @@ typedef struct storage_config_s {
     int connect_timeout_ms; /* per connect attempt */
     int command_timeout_ms; /* per round trip */
     int fanout_shards;      /* streams fanout:{0..n-1}, 1..STORAGE_MAX_SHARDS */
+    size_t read_cache;      /* posts (and as many briefs and relation sets) kept in the
+                             * process, coherent through Redis' invalidations; 0: none */
 } storage_config_t;
 
 /* The most job queue streams (--fanout-shards): the engine keeps a reader for each. */
@@ -76,6 +78,16 @@ typedef struct storage_topology_stats_s {
     uint64_t pipelines; /* pipelines the synchronous client sent: round trips, per node */
 } storage_topology_stats_t;
 void storage_topology_stats(storage_t *s, storage_topology_stats_t *out);
+
+/* The read cache (storage_config_t.read_cache), for /metrics. */
+#define STORAGE_READ_CACHE_DEFAULT 100000
+typedef struct storage_read_cache_stats_s {
+    bool on;         /* configured */
+    bool live;       /* in use now: one node, Redis' invalidations flowing */
+    uint64_t hits;   /* post reads served from the cache alone */
+    uint64_t misses; /* post reads that went to Redis while it was on */
+} storage_read_cache_stats_t;
+void storage_read_cache_stats(storage_t *s, storage_read_cache_stats_t *out);
 
 /* Creates the fan-out consumer group on every shard if missing, and fills the handle index
  * from the handle keys once per deployment (a SCAN of every master; see handle_index.c). */

@@ -140,7 +140,29 @@ struct storage_s {
      * (1 yes, 0 no) and when (storage__now_ms; 0: never), any thread. */
     atomic_int one_node;
     atomic_ullong one_node_ms;
+
+    /* read_cache.c: posts, briefs and relation sets kept in the process, and Redis'
+     * invalidations for them (storage/redis/tracking.c); both NULL with --read-cache 0. */
+    struct read_cache_s *cache;
+    storage_redis_tracking_t *tracking;
 };
+
+/* The read cache, when it may be read now: on, on one node, its invalidations flowing and
+ * all of them handed over (storage/redis/tracking.c); NULL otherwise. Any thread. */
+struct read_cache_s *storage__cache_settled(storage_t *s);
+/* The read cache when it is on (to fill it after a read), else NULL. */
+struct read_cache_s *storage__cache(storage_t *s);
+/* post_views_cached.c: the views of ids (as storage_post_views) from the cache alone: 0, or
+ * -ENOENT when anything is missing (out is then cleared). */
+struct read_cache_ticket_s;
+int storage__views_from_cache(struct read_cache_s *c, uint64_t viewer, unsigned hide,
+                              const uint64_t *ids, const uint64_t *reposted_by, size_t n,
+                              storage_post_view_t *out);
+/* Keeps views v (read from Redis under ticket t) in the cache, with the viewer's relation
+ * sets of hide not kept yet (read now, one round trip when any is missing). */
+void storage__views_fill_cache(storage_t *s, struct read_cache_s *c,
+                               const struct read_cache_ticket_s *t, uint64_t viewer, unsigned hide,
+                               const storage_post_view_t *v, size_t n);
 
 /* The asynchronous handle: the Redis client's async side, and the live-path callbacks a
  * subscriber hands typed events to (events.c and celebrity_live.c parse what they wrote). */

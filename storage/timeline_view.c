@@ -10,6 +10,7 @@
  * the rate check rides along, and a read never trims. On a Redis Cluster, where a script reaches only its own node, the
  * page is storage_timeline_page and storage_post_views instead.
  */
+#include "storage/read_cache.h"
 #include "storage/storage_internal.h"
 
 #include <errno.h>
@@ -18,84 +19,90 @@
 #include <string.h>
 
 /* KEYS[1]: tl:{user}; ARGV: user, max (the cursor's bound), want (limit + 1), timeline_max,
- * then the viewer's relation sets to hide. {rebuilding, next cursor ('0': none), posts,
- * people} as SCRIPT_HYDRATE returns them. Key names follow K_CELEB_FOLLOWS, K_POSTS,
- * K_REPOSTED_BY and K_REBUILD. */
-static const char page_body[] = SCRIPT_HYDRATE
-    "local user, max, want, tlmax = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "local rels = {unpack(ARGV, 5)}\n"
-    "local function range(s, top, n)\n"
-    "  s.e = redis.call('ZREVRANGEBYSCORE', s.key, top, s.min, 'WITHSCORES', 'LIMIT', 0, n)\n"
-    "  s.at = 1\n"
-    "  s.sc = {}\n" /* scores as numbers, once: the merge compares them often */
-    "  for j = 2, #s.e, 2 do s.sc[j] = tonumber(s.e[j]) end\n"
-    "  s.more = #s.e == 2 * n and n < want\n"
+ * then the viewer's relation sets to hide. Leaves the page's ids and, per id, its reposter
+ * ('0': none) in ids and rbs, and the next cursor ('0': none) in next. Key names follow
+ * K_CELEB_FOLLOWS, K_POSTS, K_REPOSTED_BY and K_REBUILD. */
+#define PAGE_IDS                                                                                                                                         \
+    "local user, max, want, tlmax = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"                                                            \
+    "local rels = {unpack(ARGV, 5)}\n"                                                                                                                   \
+    "local function range(s, top, n)\n"                                                                                                                  \
+    "  s.e = redis.call('ZREVRANGEBYSCORE', s.key, top, s.min, 'WITHSCORES', 'LIMIT', 0, n)\n"                                                           \
+    "  s.at = 1\n"                                                                                                                                       \
+    "  s.sc = {}\n" /* scores as numbers, once: the merge compares them often */                                                                         \
+    "  for j = 2, #s.e, 2 do s.sc[j] = tonumber(s.e[j]) end\n"                                                                                           \
+    "  s.more = #s.e == 2 * n and n < want\n"                                                                                                            \
+    "end\n"                                                                                                                                              \
+    "local function head(s)\n"                                                                                                                           \
+    "  return s.sc[s.at + 1]\n"                                                                                                                          \
+    "end\n"                                                                                                                                              \
+    "local floor = '-inf'\n"                                                                                                                             \
+    "if tlmax > 0 then\n"                                                                                                                                \
+    "  floor = redis.call('ZREVRANGE', KEYS[1], tlmax - 1, tlmax - 1, 'WITHSCORES')[2] or floor\n"                                                       \
+    "end\n"                                                                                                                                              \
+    "local src = {{key = KEYS[1], min = floor}}\n"                                                                                                       \
+    "range(src[1], max, want)\n"                                                                                                                         \
+    "local celebs = redis.call('SMEMBERS', 'celebs:{' .. user .. '}')\n" /* a few posts of each celebrity first: about twice a fair share of the page */ \
+    "local k = math.max(2, math.min(want, math.ceil(2 * want / math.max(#celebs, 1))))\n"                                                                \
+    "for _, c in ipairs(celebs) do\n"                                                                                                                    \
+    "  local s = {key = 'posts:{' .. c .. '}', min = '-inf'}\n"                                                                                          \
+    "  range(s, max, k)\n"                                                                                                                               \
+    "  src[#src + 1] = s\n"                                                                                                                              \
+    "end\n" /* the timeline alone (no celebrity followed) is the page as read: no merge */                                                               \
+    "local got, seen = #src == 1 and src[1].e or {}, {}\n"                                                                                               \
+    "while #src > 1 and #got < 2 * want do\n"                                                                                                            \
+    "  local best, top\n"                                                                                                                                \
+    "  for _, s in ipairs(src) do\n"                                                                                                                     \
+    "    local h = head(s)\n"                                                                                                                            \
+    "    if h and (not top or h > top) then best, top = s, h end\n"                                                                                      \
+    "  end\n" /* a source read to its count may hold more below its last entry: read on (want \
+     * entries, enough for any page) only when that could come before the best head */                                                          \
+    "  for _, s in ipairs(src) do\n"                                                                                                                     \
+    "    if not head(s) and s.more and (not top or tonumber(s.e[#s.e]) > top) then\n"                                                                    \
+    "      range(s, '(' .. s.e[#s.e], want)\n"                                                                                                           \
+    "      s.more = false\n"                                                                                                                             \
+    "      local h = head(s)\n"                                                                                                                          \
+    "      if h and (not top or h > top) then best, top = s, h end\n"                                                                                    \
+    "    end\n"                                                                                                                                          \
+    "  end\n"                                                                                                                                            \
+    "  if not best then break end\n"                                                                                                                     \
+    "  local post, score = best.e[best.at], best.e[best.at + 1]\n"                                                                                       \
+    "  best.at = best.at + 2\n"                                                                                                                          \
+    "  if not seen[post] then\n"                                                                                                                         \
+    "    seen[post] = true\n"                                                                                                                            \
+    "    got[#got + 1] = post\n"                                                                                                                         \
+    "    got[#got + 1] = score\n"                                                                                                                        \
+    "  end\n"                                                                                                                                            \
+    "end\n"                                                                                                                                              \
+    "local n = math.min(#got / 2, want - 1)\n"                                                                                                           \
+    "local next = '0'\n"                                                                                                                                 \
+    "if n > 0 and #got / 2 > n then next = got[2 * n] end\n"                                                                                             \
+    "local ids, rbs = {}, {}\n"                                                                                                                          \
+    "for i = 1, n do\n"                                                                                                                                  \
+    "  local post, score, rb = got[2 * i - 1], got[2 * i], '0'\n"                                                                                        \
+    "  if tonumber(score) ~= tonumber(post) then\n"                                                                                                      \
+    "    rb = redis.call('HGET', 'rb:{' .. user .. '}', post)\n"                                                                                         \
+    "  end\n"                                                                                                                                            \
+    "  if rb then\n" /* a repost entry whose reposter is gone was being taken back */                                                                    \
+    "    ids[#ids + 1] = post\n"                                                                                                                         \
+    "    rbs[#rbs + 1] = rb\n"                                                                                                                           \
+    "  end\n"                                                                                                                                            \
     "end\n"
-    "local function head(s)\n"
-    "  return s.sc[s.at + 1]\n"
-    "end\n"
-    "local floor = '-inf'\n"
-    "if tlmax > 0 then\n"
-    "  floor = redis.call('ZREVRANGE', KEYS[1], tlmax - 1, tlmax - 1, 'WITHSCORES')[2] or floor\n"
-    "end\n"
-    "local src = {{key = KEYS[1], min = floor}}\n"
-    "range(src[1], max, want)\n"
-    "local celebs = redis.call('SMEMBERS', 'celebs:{' .. user .. '}')\n"
-    /* a few posts of each celebrity first: about twice a fair share of the page */
-    "local k = math.max(2, math.min(want, math.ceil(2 * want / math.max(#celebs, 1))))\n"
-    "for _, c in ipairs(celebs) do\n"
-    "  local s = {key = 'posts:{' .. c .. '}', min = '-inf'}\n"
-    "  range(s, max, k)\n"
-    "  src[#src + 1] = s\n"
-    "end\n"
-    /* the timeline alone (no celebrity followed) is the page as read: no merge */
-    "local got, seen = #src == 1 and src[1].e or {}, {}\n"
-    "while #src > 1 and #got < 2 * want do\n"
-    "  local best, top\n"
-    "  for _, s in ipairs(src) do\n"
-    "    local h = head(s)\n"
-    "    if h and (not top or h > top) then best, top = s, h end\n"
-    "  end\n"
-    /* a source read to its count may hold more below its last entry: read on (want
-     * entries, enough for any page) only when that could come before the best head */
-    "  for _, s in ipairs(src) do\n"
-    "    if not head(s) and s.more and (not top or tonumber(s.e[#s.e]) > top) then\n"
-    "      range(s, '(' .. s.e[#s.e], want)\n"
-    "      s.more = false\n"
-    "      local h = head(s)\n"
-    "      if h and (not top or h > top) then best, top = s, h end\n"
-    "    end\n"
-    "  end\n"
-    "  if not best then break end\n"
-    "  local post, score = best.e[best.at], best.e[best.at + 1]\n"
-    "  best.at = best.at + 2\n"
-    "  if not seen[post] then\n"
-    "    seen[post] = true\n"
-    "    got[#got + 1] = post\n"
-    "    got[#got + 1] = score\n"
-    "  end\n"
-    "end\n"
-    "local n = math.min(#got / 2, want - 1)\n"
-    "local next = '0'\n"
-    "if n > 0 and #got / 2 > n then next = got[2 * n] end\n"
-    "local ids, rbs = {}, {}\n"
-    "for i = 1, n do\n"
-    "  local post, score, rb = got[2 * i - 1], got[2 * i], '0'\n"
-    "  if tonumber(score) ~= tonumber(post) then\n"
-    "    rb = redis.call('HGET', 'rb:{' .. user .. '}', post)\n"
-    "  end\n"
-    "  if rb then\n" /* a repost entry whose reposter is gone was being taken back */
-    "    ids[#ids + 1] = post\n"
-    "    rbs[#rbs + 1] = rb\n"
-    "  end\n"
-    "end\n"
+
+/* {rebuilding, next cursor, posts, people} as SCRIPT_HYDRATE returns them. */
+static const char page_body[] = SCRIPT_HYDRATE PAGE_IDS
     "local posts, people = hydrate(ids, rbs, rels)\n"
-    "return {redis.call('EXISTS', 'rebuild:{' .. user .. '}'), next, posts, people}\n";
+    "return {redis.call('EXISTS', 'rebuild:{' .. user .. '}'), next, posts, "
+    "people}\n";
 static storage__script_t page_script = STORAGE__SCRIPT(page_body);
 
-/* The one-script page; -EPROTO when the script answered an error (read the other way). */
-static int page_by_script(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
-                          int timeline_max, unsigned hide, storage_timeline_t *out)
+/* {rebuilding, next cursor, ids, reposters}: the page to hydrate from the read cache. */
+static const char ids_body[] =
+    PAGE_IDS "return {redis.call('EXISTS', 'rebuild:{' .. user .. '}'), next, ids, rbs}\n";
+static storage__script_t ids_script = STORAGE__SCRIPT(ids_body);
+
+/* Sends sc (page_script or ids_script) for user's page; b holds its reply when 0. */
+static int page_call(storage_t *s, storage__script_t *sc, uint64_t user, uint64_t cursor,
+                     size_t limit, int timeline_max, unsigned hide, storage_redis_batch_t *b)
 {
     char tl[40], id[24], max[32] = "+inf", want[24], tlmax[16], rels[3][48];
     snprintf(tl, sizeof(tl), K_TIMELINE, (ull)user);
@@ -108,18 +115,29 @@ static int page_by_script(storage_t *s, uint64_t user, uint64_t cursor, size_t l
     size_t argc = 6, n_rels = storage__relation_keys(user, hide, rels);
     for (size_t i = 0; i < n_rels; i++)
         argv[argc++] = rels[i];
+    return storage__script_ro(s, sc, (int)argc, argv, b);
+}
+
+static int page_alloc(storage_timeline_t *out, size_t limit)
+{
+    out->views = calloc(limit ? limit : 1, sizeof(*out->views));
+    out->page.ids = calloc(limit ? limit : 1, sizeof(*out->page.ids));
+    out->reposted_by = calloc(limit ? limit : 1, sizeof(*out->reposted_by));
+    return out->views && out->page.ids && out->reposted_by ? 0 : -ENOMEM;
+}
+
+/* The one-script page; -EPROTO when the script answered an error (read the other way). */
+static int page_by_script(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
+                          int timeline_max, unsigned hide, storage_timeline_t *out)
+{
     storage_redis_batch_t b;
-    int rc = storage__script_ro(s, &page_script, (int)argc, argv, &b);
+    int rc = page_call(s, &page_script, user, cursor, limit, timeline_max, hide, &b);
     const redisReply *r = rc == 0 ? b.r[0] : NULL;
     if (rc == 0 && (storage_redis_is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 4))
         rc = -EPROTO;
     size_t n = 0;
-    if (rc == 0) {
-        out->views = calloc(limit ? limit : 1, sizeof(*out->views));
-        out->page.ids = calloc(limit ? limit : 1, sizeof(*out->page.ids));
-        out->reposted_by = calloc(limit ? limit : 1, sizeof(*out->reposted_by));
-        rc = out->views && out->page.ids && out->reposted_by ? 0 : -ENOMEM;
-    }
+    if (rc == 0)
+        rc = page_alloc(out, limit);
     if (rc == 0)
         rc = storage__views_from_reply(r->element[2], r->element[3], out->views, limit, &n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -135,12 +153,52 @@ static int page_by_script(storage_t *s, uint64_t user, uint64_t cursor, size_t l
     return rc;
 }
 
+/* With the read cache: the page's ids by script (one round trip, a few reads in Lua), its
+ * posts from the cache, or from Redis (filling the cache) when any is missing. */
+static int page_by_ids(storage_t *s, uint64_t user, uint64_t cursor, size_t limit, int timeline_max,
+                       unsigned hide, storage_timeline_t *out)
+{
+    storage_redis_batch_t b;
+    int rc = page_call(s, &ids_script, user, cursor, limit, timeline_max, hide, &b);
+    const redisReply *r = rc == 0 ? b.r[0] : NULL;
+    if (rc == 0 &&
+        (storage_redis_is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+         r->element[2]->type != REDIS_REPLY_ARRAY || r->element[3]->type != REDIS_REPLY_ARRAY ||
+         r->element[2]->elements != r->element[3]->elements || r->element[2]->elements > limit))
+        rc = -EPROTO;
+    if (rc == 0)
+        rc = page_alloc(out, limit);
+    size_t n = rc == 0 ? r->element[2]->elements : 0;
+    for (size_t i = 0; i < n; i++) {
+        out->page.ids[i] = storage_redis_uint_str(r->element[2]->element[i]);
+        out->reposted_by[i] = storage_redis_uint_str(r->element[3]->element[i]);
+    }
+    out->page.n = n;
+    if (rc == 0) {
+        out->rebuilding = storage_redis_int(r->element[0]) == 1;
+        out->page.next_cursor = storage_redis_uint_str(r->element[1]);
+    }
+    storage_redis_batch_free(&b);
+    if (rc)
+        return rc;
+    read_cache_t *c = storage__cache_settled(s);
+    if (c && storage__views_from_cache(c, user, hide, out->page.ids, out->reposted_by, n,
+                                       out->views) == 0) {
+        read_cache_count(c, true);
+        return 0;
+    }
+    return storage_post_views(s, user, hide, out->page.ids, out->reposted_by, n, out->views);
+}
+
 int storage_timeline_view(storage_t *s, uint64_t user, uint64_t cursor, size_t limit,
                           int timeline_max, unsigned hide, storage_timeline_t *out)
 {
     memset(out, 0, sizeof(*out));
-    int rc = storage__one_node(s) ? page_by_script(s, user, cursor, limit, timeline_max, hide, out)
-                                  : -EPROTO;
+    int rc = -EPROTO;
+    if (storage__cache_settled(s))
+        rc = page_by_ids(s, user, cursor, limit, timeline_max, hide, out);
+    else if (storage__one_node(s))
+        rc = page_by_script(s, user, cursor, limit, timeline_max, hide, out);
     if (rc == -EPROTO) {
         storage_timeline_free(out);
         rc = storage_timeline_page(s, user, cursor, limit, timeline_max, out);

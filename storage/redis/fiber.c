@@ -66,7 +66,7 @@ extern fcontext_t make_fcontext(void *stack_top, size_t size, void (*fn)(fcontex
 struct storage_redis_fiber_s {
     fcontext_t ctx;    /* where the fiber goes on */
     fcontext_t caller; /* where it returns to when it parks or ends */
-    char *stack; /* FIBER_STACK bytes above a guard page */
+    char *stack;       /* FIBER_STACK bytes above a guard page */
     void (*fn)(void *);
     void *fn_arg;
     void (*wake)(void *);

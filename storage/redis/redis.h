@@ -177,6 +177,27 @@ uint64_t storage_redis_uint_str(const redisReply *r); /* decimal string reply, o
 void storage_redis_copy_str(char *dst, size_t size, const redisReply *r);
 uint64_t storage_redis_parse_u64(const char *p, size_t n); /* 0 on anything but digits */
 
+/* ---- invalidations for a cache in the process (tracking.c) ---------------------------------
+ * While every slot is on one node, a thread of its own holds Redis' CLIENT TRACKING in
+ * broadcast mode over prefixes (at most 8, borrowed for the client's life) and hands over
+ * every key written since: invalidate(arg, key, len). reset(arg, live) says to drop
+ * everything: live, invalidations flow (again) from now on; not live, they stopped (the
+ * connection ended, the deployment grew): keep nothing until the next reset(arg, true). Both
+ * are called on that thread. */
+typedef struct storage_redis_tracking_s storage_redis_tracking_t;
+typedef struct storage_redis_tracking_cb_s {
+    void (*invalidate)(void *arg, const char *key, size_t len);
+    void (*reset)(void *arg, bool live);
+    void *arg;
+} storage_redis_tracking_cb_t;
+storage_redis_tracking_t *storage_redis_tracking_start(storage_redis_t *r,
+                                                       const char *const *prefixes, int n,
+                                                       const storage_redis_tracking_cb_t *cb);
+void storage_redis_tracking_stop(storage_redis_tracking_t *t);
+/* True when every invalidation Redis sent before this call has been handed over, so that
+ * what the cache holds is no older than any write whose answer anyone has seen. Any thread. */
+bool storage_redis_tracking_settled(storage_redis_tracking_t *t);
+
 /* ---- the asynchronous client (async.c, async_send.c, subscriber.c), loop thread only ------ */
 typedef struct storage_redis_async_s storage_redis_async_t;
 

@@ -1,0 +1,398 @@
+/* storage/read_cache.c -- posts, briefs and relation sets kept in the process.
+ *
+ * Why: on one Redis a page of 20 posts cost Redis about 110 µs inside one script, mostly
+ * the per-call price of 40 reads in Lua, and that was the ceiling of timeline reads. Posts
+ * change rarely (a count, a delete), briefs and relation sets more rarely still.
+ *
+ * Coherence: Redis tells. A connection of our own (storage/redis/tracking.c) holds CLIENT
+ * TRACKING in broadcast mode over the key prefixes below, so every write to such a key, by
+ * any process, comes to us as an invalidation; a flush of Redis or a lost connection drops
+ * everything, and nothing is kept while that connection is down.
+ *
+ * Filling: a read brings back what Redis held when it ran; a write after it is invalidated
+ * here, but the invalidation may come before the read's reply (two connections). So each
+ * shard counts its invalidations (gen), a read takes the counts before it is sent (a
+ * ticket), and its results are kept only in shards whose count did not move. An
+ * invalidation for a write the read already saw only costs a fill.
+ *
+ * Entries are shared by every thread: 64 shards, each a mutex, a chained hash and its
+ * entries in insertion order; past its share of the size the oldest entry goes.
+ */
+#include "storage/read_cache.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { KIND_POST, KIND_USER, KIND_REL } kind_t;
+
+typedef struct entry_s {
+    struct entry_s *next;          /* the bucket's chain */
+    struct entry_s *older, *newer; /* the shard's insertion order */
+    uint64_t id;
+    uint8_t kind, rel; /* rel: read_cache_rel_t, for KIND_REL */
+    union {
+        storage_post_t post; /* text owned */
+        struct {
+            char handle[STORAGE_HANDLE_MAX + 1];
+            char display_name[STORAGE_NAME_MAX + 1];
+        } user;
+        struct {
+            uint64_t *ids; /* sorted, owned */
+            size_t n;
+        } set;
+    } v;
+} entry_t;
+
+typedef struct shard_s {
+    pthread_mutex_t mu;
+    entry_t **buckets;
+    size_t n;
+    entry_t *oldest, *newest;
+    atomic_ullong gen;
+} shard_t;
+
+struct read_cache_s {
+    shard_t shards[READ_CACHE_SHARDS];
+    size_t per_shard, n_buckets; /* n_buckets: a power of two */
+    atomic_bool live;
+    atomic_ullong hits, misses;
+};
+
+/* splitmix64's finalizer: ids are time-ordered, so their low bits alone would crowd. */
+static uint64_t mix(uint64_t id, unsigned kind, unsigned rel)
+{
+    uint64_t x = id ^ ((uint64_t)(kind * 4 + rel + 1) << 56);
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static shard_t *shard_of(read_cache_t *c, uint64_t h)
+{
+    return &c->shards[h >> 58]; /* 64 shards: the top six bits */
+}
+
+read_cache_t *read_cache_new(size_t entries)
+{
+    if (!entries)
+        return NULL;
+    read_cache_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    /* posts, briefs and sets: three kinds share the shards */
+    c->per_shard = (3 * entries + READ_CACHE_SHARDS - 1) / READ_CACHE_SHARDS;
+    c->n_buckets = 16;
+    while (c->n_buckets < c->per_shard)
+        c->n_buckets *= 2;
+    for (int i = 0; i < READ_CACHE_SHARDS; i++) {
+        shard_t *s = &c->shards[i];
+        pthread_mutex_init(&s->mu, NULL);
+        atomic_init(&s->gen, 0);
+        s->buckets = calloc(c->n_buckets, sizeof(*s->buckets));
+        if (!s->buckets) {
+            read_cache_free(c);
+            return NULL;
+        }
+    }
+    atomic_init(&c->live, false);
+    return c;
+}
+
+static void entry_free(entry_t *e)
+{
+    if (e->kind == KIND_POST)
+        free(e->v.post.text);
+    else if (e->kind == KIND_REL)
+        free(e->v.set.ids);
+    free(e);
+}
+
+/* Takes e out of its bucket and the order; the caller frees it. Shard locked. */
+static void unlink_entry(read_cache_t *c, shard_t *s, entry_t *e, uint64_t h)
+{
+    entry_t **p = &s->buckets[h & (c->n_buckets - 1)];
+    while (*p && *p != e)
+        p = &(*p)->next;
+    if (*p)
+        *p = e->next;
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        s->oldest = e->newer;
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        s->newest = e->older;
+    s->n--;
+}
+
+static entry_t *find(read_cache_t *c, shard_t *s, uint64_t h, uint64_t id, kind_t kind,
+                     unsigned rel)
+{
+    for (entry_t *e = s->buckets[h & (c->n_buckets - 1)]; e; e = e->next)
+        if (e->id == id && e->kind == kind && e->rel == rel)
+            return e;
+    return NULL;
+}
+
+static void drop_all(shard_t *s)
+{
+    for (entry_t *e = s->oldest; e;) {
+        entry_t *next = e->newer;
+        entry_free(e);
+        e = next;
+    }
+    s->oldest = s->newest = NULL;
+    s->n = 0;
+}
+
+void read_cache_free(read_cache_t *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < READ_CACHE_SHARDS; i++) {
+        shard_t *s = &c->shards[i];
+        if (s->buckets)
+            drop_all(s);
+        free(s->buckets);
+        pthread_mutex_destroy(&s->mu);
+    }
+    free(c);
+}
+
+void read_cache_reset(read_cache_t *c, bool live)
+{
+    /* Down first, so no fill lands between a shard's emptying and the flag. */
+    if (!live)
+        atomic_store(&c->live, false);
+    for (int i = 0; i < READ_CACHE_SHARDS; i++) {
+        shard_t *s = &c->shards[i];
+        pthread_mutex_lock(&s->mu);
+        drop_all(s);
+        memset(s->buckets, 0, c->n_buckets * sizeof(*s->buckets));
+        atomic_fetch_add(&s->gen, 1);
+        pthread_mutex_unlock(&s->mu);
+    }
+    if (live)
+        atomic_store(&c->live, true);
+}
+
+bool read_cache_live(read_cache_t *c)
+{
+    return atomic_load(&c->live);
+}
+
+/* "post:{<id>}" and the like: the kind and id a key names, false for any other key. */
+static bool parse_key(const char *key, size_t len, kind_t *kind, unsigned *rel, uint64_t *id)
+{
+    static const struct {
+        const char *prefix;
+        kind_t kind;
+        unsigned rel;
+    } names[] = {{"post:{", KIND_POST, 0},
+                 {"user:{", KIND_USER, 0},
+                 {"blocks:{", KIND_REL, READ_CACHE_BLOCKS},
+                 {"blockedby:{", KIND_REL, READ_CACHE_BLOCKED_BY},
+                 {"mutes:{", KIND_REL, READ_CACHE_MUTES}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
+        size_t p = strlen(names[i].prefix);
+        if (len < p + 2 || memcmp(key, names[i].prefix, p) != 0 || key[len - 1] != '}')
+            continue;
+        uint64_t v = 0;
+        for (size_t k = p; k < len - 1; k++) {
+            if (key[k] < '0' || key[k] > '9' || v > UINT64_MAX / 10)
+                return false;
+            v = v * 10 + (uint64_t)(key[k] - '0');
+        }
+        *kind = names[i].kind;
+        *rel = names[i].rel;
+        *id = v;
+        return true;
+    }
+    return false;
+}
+
+void read_cache_invalidate(read_cache_t *c, const char *key, size_t len)
+{
+    kind_t kind;
+    unsigned rel;
+    uint64_t id;
+    if (!parse_key(key, len, &kind, &rel, &id))
+        return;
+    uint64_t h = mix(id, kind, rel);
+    shard_t *s = shard_of(c, h);
+    pthread_mutex_lock(&s->mu);
+    atomic_fetch_add(&s->gen, 1);
+    entry_t *e = find(c, s, h, id, kind, rel);
+    if (e) {
+        unlink_entry(c, s, e, h);
+        entry_free(e);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+void read_cache_ticket(read_cache_t *c, read_cache_ticket_t *t)
+{
+    for (int i = 0; i < READ_CACHE_SHARDS; i++)
+        t->gen[i] = atomic_load(&c->shards[i].gen);
+}
+
+/* ---- reads -------------------------------------------------------------------------------- */
+
+bool read_cache_get_post(read_cache_t *c, uint64_t id, storage_post_t *out)
+{
+    uint64_t h = mix(id, KIND_POST, 0);
+    shard_t *s = shard_of(c, h);
+    bool hit = false;
+    pthread_mutex_lock(&s->mu);
+    const entry_t *e = find(c, s, h, id, KIND_POST, 0);
+    if (e) {
+        *out = e->v.post;
+        out->text = strdup(e->v.post.text);
+        hit = out->text != NULL;
+        if (!hit)
+            memset(out, 0, sizeof(*out));
+    }
+    pthread_mutex_unlock(&s->mu);
+    return hit;
+}
+
+bool read_cache_get_user(read_cache_t *c, uint64_t id, storage_user_t *out)
+{
+    uint64_t h = mix(id, KIND_USER, 0);
+    shard_t *s = shard_of(c, h);
+    pthread_mutex_lock(&s->mu);
+    const entry_t *e = find(c, s, h, id, KIND_USER, 0);
+    if (e) {
+        memset(out, 0, sizeof(*out));
+        out->id = id;
+        memcpy(out->handle, e->v.user.handle, sizeof(out->handle));
+        memcpy(out->display_name, e->v.user.display_name, sizeof(out->display_name));
+    }
+    pthread_mutex_unlock(&s->mu);
+    return e != NULL;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+bool read_cache_rel_has(read_cache_t *c, read_cache_rel_t kind, uint64_t viewer, uint64_t id,
+                        bool *member)
+{
+    uint64_t h = mix(viewer, KIND_REL, kind);
+    shard_t *s = shard_of(c, h);
+    pthread_mutex_lock(&s->mu);
+    const entry_t *e = find(c, s, h, viewer, KIND_REL, kind);
+    if (e)
+        *member =
+            e->v.set.n && bsearch(&id, e->v.set.ids, e->v.set.n, sizeof(uint64_t), cmp_id) != NULL;
+    pthread_mutex_unlock(&s->mu);
+    return e != NULL;
+}
+
+/* ---- fills -------------------------------------------------------------------------------- */
+
+/* Puts e (made by the caller) in, replacing an entry of its key, unless the shard moved
+ * since t; frees e when it is not kept. */
+static void put(read_cache_t *c, const read_cache_ticket_t *t, entry_t *e)
+{
+    uint64_t h = mix(e->id, e->kind, e->rel);
+    shard_t *s = shard_of(c, h);
+    pthread_mutex_lock(&s->mu);
+    if (!atomic_load(&c->live) || atomic_load(&s->gen) != t->gen[h >> 58]) {
+        pthread_mutex_unlock(&s->mu);
+        entry_free(e);
+        return;
+    }
+    entry_t *old = find(c, s, h, e->id, e->kind, e->rel);
+    if (old) {
+        unlink_entry(c, s, old, h);
+        entry_free(old);
+    }
+    while (s->n >= c->per_shard && s->oldest) {
+        entry_t *gone = s->oldest;
+        unlink_entry(c, s, gone, mix(gone->id, gone->kind, gone->rel));
+        entry_free(gone);
+    }
+    entry_t **bucket = &s->buckets[h & (c->n_buckets - 1)];
+    e->next = *bucket;
+    *bucket = e;
+    e->older = s->newest;
+    e->newer = NULL;
+    if (s->newest)
+        s->newest->newer = e;
+    else
+        s->oldest = e;
+    s->newest = e;
+    s->n++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void read_cache_put_post(read_cache_t *c, const read_cache_ticket_t *t, const storage_post_t *p)
+{
+    entry_t *e = calloc(1, sizeof(*e));
+    if (!e)
+        return;
+    e->id = p->id;
+    e->kind = KIND_POST;
+    e->v.post = *p;
+    e->v.post.text = strdup(p->text ? p->text : "");
+    if (!e->v.post.text) {
+        free(e);
+        return;
+    }
+    put(c, t, e);
+}
+
+void read_cache_put_user(read_cache_t *c, const read_cache_ticket_t *t, const storage_user_t *u)
+{
+    entry_t *e = calloc(1, sizeof(*e));
+    if (!e)
+        return;
+    e->id = u->id;
+    e->kind = KIND_USER;
+    memcpy(e->v.user.handle, u->handle, sizeof(e->v.user.handle));
+    memcpy(e->v.user.display_name, u->display_name, sizeof(e->v.user.display_name));
+    put(c, t, e);
+}
+
+void read_cache_put_rel(read_cache_t *c, const read_cache_ticket_t *t, read_cache_rel_t kind,
+                        uint64_t viewer, const uint64_t *members, size_t n)
+{
+    if (n > READ_CACHE_REL_MAX)
+        return;
+    entry_t *e = calloc(1, sizeof(*e));
+    if (!e)
+        return;
+    e->id = viewer;
+    e->kind = KIND_REL;
+    e->rel = (uint8_t)kind;
+    e->v.set.n = n;
+    e->v.set.ids = malloc((n ? n : 1) * sizeof(uint64_t));
+    if (!e->v.set.ids) {
+        free(e);
+        return;
+    }
+    if (n)
+        memcpy(e->v.set.ids, members, n * sizeof(uint64_t));
+    qsort(e->v.set.ids, n, sizeof(uint64_t), cmp_id);
+    put(c, t, e);
+}
+
+void read_cache_count(read_cache_t *c, bool hit)
+{
+    atomic_fetch_add_explicit(hit ? &c->hits : &c->misses, 1, memory_order_relaxed);
+}
+
+void read_cache_stats(read_cache_t *c, uint64_t *hits, uint64_t *misses)
+{
+    *hits = c ? atomic_load(&c->hits) : 0;
+    *misses = c ? atomic_load(&c->misses) : 0;
+}

@@ -1,0 +1,68 @@
+/* storage/read_cache.h -- posts, people's briefs and viewers' relation sets kept in the
+ * process, coherent with Redis through its invalidations (read_cache.c says how). Internal
+ * to storage/. Every function may be called from any thread. */
+#ifndef TIDINGS_STORAGE_READ_CACHE_H
+#define TIDINGS_STORAGE_READ_CACHE_H
+
+#include "storage/storage.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define READ_CACHE_SHARDS 64
+/* A relation set larger than this is never kept: its viewer's reads go to Redis. */
+#define READ_CACHE_REL_MAX 1024
+
+typedef struct read_cache_s read_cache_t;
+
+/* The cache's generations when a read was sent: what it brings back is kept only where
+ * nothing was invalidated since (read_cache.c, "Filling"). */
+typedef struct read_cache_ticket_s {
+    uint64_t gen[READ_CACHE_SHARDS];
+} read_cache_ticket_t;
+
+/* The relation sets kept, one per kind of STORAGE_REL_* bit. */
+typedef enum {
+    READ_CACHE_BLOCKS,
+    READ_CACHE_BLOCKED_BY,
+    READ_CACHE_MUTES,
+    READ_CACHE_RELS
+} read_cache_rel_t;
+
+/* A cache of at most entries posts, as many briefs and as many relation sets; NULL when
+ * entries is 0 or memory is short. It starts down: nothing is kept until read_cache_reset
+ * says invalidations flow. */
+read_cache_t *read_cache_new(size_t entries);
+void read_cache_free(read_cache_t *c);
+
+/* Drops everything; live: invalidations flow from now on (else nothing is kept until they
+ * do again). */
+void read_cache_reset(read_cache_t *c, bool live);
+/* Key (a Redis key name, len bytes) changed: its entry goes, and reads in flight for its
+ * shard will not be kept. */
+void read_cache_invalidate(read_cache_t *c, const char *key, size_t len);
+bool read_cache_live(read_cache_t *c);
+
+void read_cache_ticket(read_cache_t *c, read_cache_ticket_t *t);
+
+/* Copies of entries; false on a miss (or no memory for the copy). */
+bool read_cache_get_post(read_cache_t *c, uint64_t id, storage_post_t *out);
+bool read_cache_get_user(read_cache_t *c, uint64_t id, storage_user_t *out);
+/* Whether the viewer's set of kind is kept; if so *member says whether id is in it. */
+bool read_cache_rel_has(read_cache_t *c, read_cache_rel_t kind, uint64_t viewer, uint64_t id,
+                        bool *member);
+
+/* Keeps what a read sent under ticket t brought back (skipped when its shard saw an
+ * invalidation since, or the cache is not live). */
+void read_cache_put_post(read_cache_t *c, const read_cache_ticket_t *t, const storage_post_t *p);
+void read_cache_put_user(read_cache_t *c, const read_cache_ticket_t *t, const storage_user_t *u);
+/* members: the whole set, n of them (n <= READ_CACHE_REL_MAX). */
+void read_cache_put_rel(read_cache_t *c, const read_cache_ticket_t *t, read_cache_rel_t kind,
+                        uint64_t viewer, const uint64_t *members, size_t n);
+
+/* Reads served whole from the cache, and reads that went to Redis. */
+void read_cache_count(read_cache_t *c, bool hit);
+void read_cache_stats(read_cache_t *c, uint64_t *hits, uint64_t *misses);
+
+#endif

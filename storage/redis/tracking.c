@@ -1,0 +1,220 @@
+/* storage/redis/tracking.c -- Redis' invalidations for a cache in the process.
+ *
+ * One connection, on a thread of its own, to the node that holds every slot: CLIENT
+ * TRACKING in broadcast mode over the caller's key prefixes, redirected to itself, then
+ * SUBSCRIBE __redis__:invalidate (hiredis 0.14 speaks RESP2, where invalidations come as
+ * messages on that channel). From then on every write to a matching key, by anyone, is a
+ * message naming the key; a flush of Redis is a message with no keys. The tracking lives as
+ * long as the connection: when it ends, or the deployment stops being one node, the caller
+ * is told to drop everything and keep nothing until it is back.
+ *
+ * "Settled" is what a read from the cache checks: every invalidation Redis sent before now
+ * has been handed over. Redis writes a broadcast invalidation in the same event-loop turn as
+ * the write's reply, and before it (the tracking connection is queued for writing last, and
+ * Redis writes the newest queued first), so on one host a write whose answer anyone has seen
+ * is either on this socket or handed over. The check: nothing waiting on the socket (a
+ * peek) and the thread not between reading and handing over (applying).
+ *
+ * A blocking connection on a thread rather than the event loop: it is idle but for
+ * invalidations, and the peek needs its descriptor and a plain read/hand-over step.
+ */
+#include "storage/redis/redis_internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define RETRY_MS 500
+#define TOPOLOGY_CHECK_MS 1000
+#define PREFIXES_MAX 8
+
+struct storage_redis_tracking_s {
+    storage_redis_t *redis;
+    storage_redis_tracking_cb_t cb;
+    const char *prefixes[PREFIXES_MAX];
+    int n_prefixes;
+    pthread_t thread;
+    int stop_fd; /* eventfd: written once to stop */
+    atomic_bool up;
+    atomic_int fd;       /* the tracking connection's socket, -1 when none */
+    atomic_int applying; /* 1 from a read of the socket until its messages are handed over */
+};
+
+/* The node holding slot 0 when every slot is on one node; -1 otherwise. */
+static int one_node(storage_redis_t *s)
+{
+    bool cluster;
+    int masters;
+    uint64_t redirects, refreshes, pipelines;
+    storage_redis_topology_stats(s, &cluster, &masters, &redirects, &refreshes, &pipelines);
+    return masters == 1 ? storage_redis__topology_node(s, 0) : -1;
+}
+
+static bool reply_ok(redisReply *r, int type)
+{
+    bool ok = r && r->type == type;
+    freeReplyObject(r);
+    return ok;
+}
+
+/* Opens node's connection with tracking on and the channel subscribed; NULL on failure. */
+static redisContext *open_tracking(storage_redis_tracking_t *t, int node)
+{
+    redisContext *c = storage_redis__connect_node(t->redis, node, t->redis->connect_timeout_ms);
+    if (!c)
+        return NULL;
+    redisReply *id = redisCommand(c, "CLIENT ID");
+    const char *argv[6 + 2 * PREFIXES_MAX] = {"CLIENT",   "TRACKING", "on",
+                                              "REDIRECT", NULL,       "BCAST"};
+    char id_str[24];
+    int argc = 6;
+    if (id && id->type == REDIS_REPLY_INTEGER) {
+        snprintf(id_str, sizeof(id_str), "%lld", id->integer);
+        argv[4] = id_str;
+        for (int i = 0; i < t->n_prefixes; i++) {
+            argv[argc++] = "PREFIX";
+            argv[argc++] = t->prefixes[i];
+        }
+    }
+    freeReplyObject(id);
+    if (!argv[4] || !reply_ok(redisCommandArgv(c, argc, argv, NULL), REDIS_REPLY_STATUS) ||
+        !reply_ok(redisCommand(c, "SUBSCRIBE __redis__:invalidate"), REDIS_REPLY_ARRAY)) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Hands one message over; false when the reply is not one (the connection is not sane). */
+static bool hand_over(storage_redis_tracking_t *t, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return false;
+    if (strcmp(r->element[0]->str, "message") != 0)
+        return true; /* a subscription's confirmation */
+    const redisReply *keys = r->element[2];
+    if (keys->type == REDIS_REPLY_NIL) { /* FLUSHALL, FLUSHDB: everything */
+        t->cb.reset(t->cb.arg, true);
+        return true;
+    }
+    if (keys->type == REDIS_REPLY_STRING) {
+        t->cb.invalidate(t->cb.arg, keys->str, keys->len);
+        return true;
+    }
+    for (size_t i = 0; keys->type == REDIS_REPLY_ARRAY && i < keys->elements; i++)
+        if (keys->element[i]->type == REDIS_REPLY_STRING)
+            t->cb.invalidate(t->cb.arg, keys->element[i]->str, keys->element[i]->len);
+    return true;
+}
+
+/* Reads what the socket holds and hands every whole message over; false when the
+ * connection ended or broke. */
+static bool drain(storage_redis_tracking_t *t, redisContext *c)
+{
+    atomic_store(&t->applying, 1);
+    bool ok = redisBufferRead(c) == REDIS_OK;
+    void *reply = NULL;
+    while (ok && redisGetReplyFromReader(c, &reply) == REDIS_OK && reply) {
+        ok = hand_over(t, reply);
+        freeReplyObject(reply);
+        reply = NULL;
+    }
+    ok = ok && c->err == 0;
+    atomic_store(&t->applying, 0);
+    return ok;
+}
+
+/* Waits for the socket (or the stop) at most ms; 1 readable, 0 timeout, -1 stop. */
+static int wait_for(storage_redis_tracking_t *t, int fd, int ms)
+{
+    struct pollfd p[2] = {{.fd = t->stop_fd, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+    int n = poll(p, fd >= 0 ? 2 : 1, ms);
+    if (n > 0 && (p[0].revents & POLLIN))
+        return -1;
+    return n > 0 && fd >= 0 && p[1].revents ? 1 : 0;
+}
+
+static void *run(void *arg)
+{
+    storage_redis_tracking_t *t = arg;
+    for (;;) {
+        int node = one_node(t->redis);
+        redisContext *c = node >= 0 ? open_tracking(t, node) : NULL;
+        if (!c) {
+            if (wait_for(t, -1, RETRY_MS) < 0)
+                return NULL;
+            continue;
+        }
+        atomic_store(&t->fd, c->fd);
+        t->cb.reset(t->cb.arg, true); /* what was written while nobody listened */
+        atomic_store(&t->up, true);
+        int w;
+        while ((w = wait_for(t, c->fd, TOPOLOGY_CHECK_MS)) >= 0) {
+            if (w == 1 ? !drain(t, c) : one_node(t->redis) != node)
+                break;
+        }
+        /* Down before the drop: a read that checks "settled" after this misses the cache. */
+        atomic_store(&t->up, false);
+        t->cb.reset(t->cb.arg, false);
+        atomic_store(&t->fd, -1);
+        redisFree(c);
+        if (w < 0)
+            return NULL;
+    }
+}
+
+storage_redis_tracking_t *storage_redis_tracking_start(storage_redis_t *s,
+                                                       const char *const *prefixes, int n,
+                                                       const storage_redis_tracking_cb_t *cb)
+{
+    if (n < 1 || n > PREFIXES_MAX)
+        return NULL;
+    storage_redis_tracking_t *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->redis = s;
+    t->cb = *cb;
+    for (int i = 0; i < n; i++)
+        t->prefixes[i] = prefixes[i];
+    t->n_prefixes = n;
+    atomic_init(&t->up, false);
+    atomic_init(&t->fd, -1);
+    atomic_init(&t->applying, 0);
+    t->stop_fd = eventfd(0, EFD_CLOEXEC);
+    if (t->stop_fd < 0 || pthread_create(&t->thread, NULL, run, t) != 0) {
+        if (t->stop_fd >= 0)
+            close(t->stop_fd);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void storage_redis_tracking_stop(storage_redis_tracking_t *t)
+{
+    if (!t)
+        return;
+    uint64_t one = 1;
+    if (write(t->stop_fd, &one, sizeof(one)) != (ssize_t)sizeof(one))
+        abort(); /* an eventfd write of 1 cannot fail; the join below would hang */
+    pthread_join(t->thread, NULL);
+    close(t->stop_fd);
+    free(t);
+}
+
+bool storage_redis_tracking_settled(storage_redis_tracking_t *t)
+{
+    if (!t || !atomic_load(&t->up))
+        return false;
+    /* The peek first, then applying: a read that emptied the socket set applying before it. */
+    char byte;
+    ssize_t n = recv(atomic_load(&t->fd), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+        return false;
+    return atomic_load(&t->applying) == 0 && atomic_load(&t->up);
+}
