@@ -241,8 +241,8 @@ bool api_post_view_shown(const storage_post_view_t *v);
 /* Appends v as a Post (with reposted_by when it came through a repost). */
 void api_post_view_render(struct api_text_s *t, const storage_post_view_t *v);
 /* Replies 200 {items, next_cursor[, rebuilding]} with the views that may be shown. */
-void api_reply_post_page(api_req_t *r, const storage_post_view_t *v, size_t n,
-                         uint64_t next_cursor, const bool *rebuilding);
+void api_reply_post_page(api_req_t *r, const storage_post_view_t *v, size_t n, uint64_t next_cursor,
+                         const bool *rebuilding);
 /* Replies 200 with the one view as a Post. */
 void api_reply_post_view(api_req_t *r, const storage_post_view_t *v);
 /* Hydrates page ids into post JSON (skipping deleted) and replies 200. */

@@ -181,8 +181,8 @@ void api_posts_get(api_req_t *r)
         return;
     /* A post of someone who blocked you, or whom you blocked, answers as a missing one. */
     storage_post_view_t view;
-    int rc = storage_post_views(r->api->storage, r->caller.id, STORAGE_REL_BLOCK, &id, NULL, 1,
-                                &view);
+    int rc =
+        storage_post_views(r->api->storage, r->caller.id, STORAGE_REL_BLOCK, &id, NULL, 1, &view);
     if (rc)
         api_storage_problem(r, rc, "post");
     else if (!api_post_view_shown(&view))

@@ -2,7 +2,6 @@
  * being rebuilt for a user back after --inactive-days (storage/seen.h). */
 #include "api/api.h"
 
-
 void api_timeline_get(api_req_t *r)
 {
     uint64_t cursor;

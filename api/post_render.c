@@ -35,14 +35,30 @@ static void put_str(api_text_t *t, const char *s)
         run = s + 1;
         char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
         switch (c) {
-        case '"': PUT_LIT(t, "\\\""); break;
-        case '\\': PUT_LIT(t, "\\\\"); break;
-        case '\b': PUT_LIT(t, "\\b"); break;
-        case '\f': PUT_LIT(t, "\\f"); break;
-        case '\n': PUT_LIT(t, "\\n"); break;
-        case '\r': PUT_LIT(t, "\\r"); break;
-        case '\t': PUT_LIT(t, "\\t"); break;
-        default: put(t, esc, sizeof(esc)); break;
+        case '"':
+            PUT_LIT(t, "\\\"");
+            break;
+        case '\\':
+            PUT_LIT(t, "\\\\");
+            break;
+        case '\b':
+            PUT_LIT(t, "\\b");
+            break;
+        case '\f':
+            PUT_LIT(t, "\\f");
+            break;
+        case '\n':
+            PUT_LIT(t, "\\n");
+            break;
+        case '\r':
+            PUT_LIT(t, "\\r");
+            break;
+        case '\t':
+            PUT_LIT(t, "\\t");
+            break;
+        default:
+            put(t, esc, sizeof(esc));
+            break;
         }
     }
     put(t, run, (size_t)(s - run));
@@ -165,8 +181,8 @@ static void reply(api_req_t *r, api_text_t *t)
     api_reply_owned(r, 200, "application/json", t->buf, t->len);
 }
 
-void api_reply_post_page(api_req_t *r, const storage_post_view_t *v, size_t n,
-                         uint64_t next_cursor, const bool *rebuilding)
+void api_reply_post_page(api_req_t *r, const storage_post_view_t *v, size_t n, uint64_t next_cursor,
+                         const bool *rebuilding)
 {
     api_text_t t = {0};
     PUT_LIT(&t, "{\"items\":[");
