@@ -40,7 +40,10 @@ struct storage_redis_tracking_s {
     pthread_t thread;
     int stop_fd; /* eventfd: written once to stop */
     atomic_bool up;
-    atomic_int fd;       /* the tracking connection's socket, -1 when none */
+    /* The tracking connection's socket (-1: none). Read under fd_lock, written under it as
+     * a writer: the socket is never closed under a reader's peek. */
+    pthread_rwlock_t fd_lock;
+    int fd;
     atomic_int applying; /* 1 from a read of the socket until its messages are handed over */
 };
 
@@ -150,7 +153,9 @@ static void *run(void *arg)
                 return NULL;
             continue;
         }
-        atomic_store(&t->fd, c->fd);
+        pthread_rwlock_wrlock(&t->fd_lock);
+        t->fd = c->fd;
+        pthread_rwlock_unlock(&t->fd_lock);
         t->cb.reset(t->cb.arg, true); /* what was written while nobody listened */
         atomic_store(&t->up, true);
         int w;
@@ -159,9 +164,11 @@ static void *run(void *arg)
                 break;
         }
         /* Down before the drop: a read that checks "settled" after this misses the cache. */
+        pthread_rwlock_wrlock(&t->fd_lock);
         atomic_store(&t->up, false);
+        t->fd = -1;
+        pthread_rwlock_unlock(&t->fd_lock);
         t->cb.reset(t->cb.arg, false);
-        atomic_store(&t->fd, -1);
         redisFree(c);
         if (w < 0)
             return NULL;
@@ -183,12 +190,14 @@ storage_redis_tracking_t *storage_redis_tracking_start(storage_redis_t *s,
         t->prefixes[i] = prefixes[i];
     t->n_prefixes = n;
     atomic_init(&t->up, false);
-    atomic_init(&t->fd, -1);
+    t->fd = -1;
+    pthread_rwlock_init(&t->fd_lock, NULL);
     atomic_init(&t->applying, 0);
     t->stop_fd = eventfd(0, EFD_CLOEXEC);
     if (t->stop_fd < 0 || pthread_create(&t->thread, NULL, run, t) != 0) {
         if (t->stop_fd >= 0)
             close(t->stop_fd);
+        pthread_rwlock_destroy(&t->fd_lock);
         free(t);
         return NULL;
     }
@@ -204,6 +213,7 @@ void storage_redis_tracking_stop(storage_redis_tracking_t *t)
         abort(); /* an eventfd write of 1 cannot fail; the join below would hang */
     pthread_join(t->thread, NULL);
     close(t->stop_fd);
+    pthread_rwlock_destroy(&t->fd_lock);
     free(t);
 }
 
@@ -212,9 +222,11 @@ bool storage_redis_tracking_settled(storage_redis_tracking_t *t)
     if (!t || !atomic_load(&t->up))
         return false;
     /* The peek first, then applying: a read that emptied the socket set applying before it. */
+    pthread_rwlock_rdlock(&t->fd_lock);
     char byte;
-    ssize_t n = recv(atomic_load(&t->fd), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-        return false;
-    return atomic_load(&t->applying) == 0 && atomic_load(&t->up);
+    ssize_t n = t->fd >= 0 ? recv(t->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) : 0;
+    bool settled = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+                   atomic_load(&t->applying) == 0 && atomic_load(&t->up);
+    pthread_rwlock_unlock(&t->fd_lock);
+    return settled;
 }
