@@ -44,6 +44,8 @@ static void set_state(aconn_t *c, bool up)
 {
     bool was = c->connected;
     c->connected = up;
+    if (up != was) /* a new connection: Redis may have forgotten its scripts too */
+        memset(c->scripts_loaded, 0, sizeof(c->scripts_loaded));
     if (c->role == STORAGE_REDIS_SUB && up && !was && !c->retired)
         storage_redis__sub_connected(c);
     update_up(c->sa);

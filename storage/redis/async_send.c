@@ -20,6 +20,7 @@ typedef struct acmd_s {
     void *priv;
     storage_redis_role_t which;
     int redirects;
+    bool evalsha; /* sent as EVALSHA (cmd holds the EVAL) */
     size_t len;
     char cmd[]; /* the formatted command, kept to follow a redirect */
 } acmd_t;
@@ -42,6 +43,11 @@ static aconn_t *route(storage_redis_async_t *sa, storage_redis_role_t which, int
 }
 
 static void trampoline(redisAsyncContext *ac, void *reply, void *privdata);
+
+static bool is_noscript(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
 
 /* Follows a MOVED or ASK reply; true when the command went out again. */
 static bool redirect(acmd_t *cmd, const aconn_t *from, const redisReply *r)
@@ -86,6 +92,11 @@ static void trampoline(redisAsyncContext *ac, void *reply, void *privdata)
     int status = !r                             ? (sa->closing ? -ECANCELED : -EAGAIN)
                  : r->type == REDIS_REPLY_ERROR ? -EIO
                                                 : 0;
+    if (status == -EIO && cmd->evalsha && is_noscript(r)) {
+        cmd->evalsha = false; /* the script is gone (SCRIPT FLUSH): send it whole */
+        if (redisAsyncFormattedCommand(ac, trampoline, cmd, cmd->cmd, cmd->len) == REDIS_OK)
+            return;
+    }
     if (status == -EIO) {
         if (redirect(cmd, ac->data, r))
             return;
@@ -103,6 +114,82 @@ static void trampoline(redisAsyncContext *ac, void *reply, void *privdata)
     free(cmd);
 }
 
+/* ---- EVAL as EVALSHA ---------------------------------------------------------------------
+ * Redis reads and hashes an EVAL's body on every call. A formatted EVAL goes out as EVALSHA
+ * instead, its script loaded on the connection first (SCRIPT LOAD, once per connection:
+ * ahead of it on the same connection, so the EVALSHA can only find it). A NOSCRIPT (a
+ * SCRIPT FLUSH since) sends the EVAL itself, which the command keeps for redirects too. */
+
+static const char eval_head[] = "$4\r\nEVAL\r\n";
+
+/* Where formatted's script body starts and how long it is, when it is an EVAL; *rest: the
+ * arguments after the body. */
+static bool eval_body(const char *f, size_t len, const char **body, size_t *body_len,
+                      const char **rest)
+{
+    const char *p = memchr(f, '\n', len);
+    size_t head = sizeof(eval_head) - 1;
+    if (!p || (size_t)(f + len - ++p) < head || memcmp(p, eval_head, head) != 0)
+        return false;
+    p += head;
+    if (p >= f + len || *p != '$')
+        return false;
+    char *end;
+    unsigned long n = strtoul(p + 1, &end, 10);
+    if (end + 2 > f + len || end[0] != '\r' || end[1] != '\n' || (size_t)(f + len - end) < n + 4)
+        return false;
+    *body = end + 2;
+    *body_len = n;
+    *rest = end + 2 + n + 2;
+    return true;
+}
+
+/* The EVALSHA of formatted on c (malloc'd, *out_len), with its SCRIPT LOAD sent first when c
+ * has not loaded it; NULL when formatted is no EVAL or the script table is full. */
+static char *as_evalsha(aconn_t *c, const char *f, size_t len, size_t *out_len)
+{
+    const char *body, *rest;
+    size_t body_len;
+    char sha[41];
+    if (!eval_body(f, len, &body, &body_len, &rest))
+        return NULL;
+    int k = storage_redis__script_index(body, body_len, sha);
+    if (k < 0)
+        return NULL;
+    uint64_t bit = 1ULL << (k % 64);
+    if (!(c->scripts_loaded[k / 64] & bit)) {
+        char *load = NULL;
+        const char *argv[] = {"SCRIPT", "LOAD", body};
+        size_t lens[] = {6, 4, body_len};
+        int n = redisFormatCommandArgv(&load, 3, argv, lens);
+        bool sent =
+            n > 0 && redisAsyncFormattedCommand(c->ac, NULL, NULL, load, (size_t)n) == REDIS_OK;
+        redisFreeCommand(load);
+        if (!sent)
+            return NULL;
+        c->scripts_loaded[k / 64] |= bit;
+    }
+    const char *count_end = memchr(f, '\n', len) + 1; /* "*<n>\r\n" */
+    size_t head = (size_t)(count_end - f), tail = (size_t)(f + len - rest);
+    static const char sha_head[] = "$7\r\nEVALSHA\r\n$40\r\n";
+    char *out = malloc(head + sizeof(sha_head) - 1 + 40 + 2 + tail);
+    if (!out)
+        return NULL;
+    char *p = out;
+    memcpy(p, f, head);
+    p += head;
+    memcpy(p, sha_head, sizeof(sha_head) - 1);
+    p += sizeof(sha_head) - 1;
+    memcpy(p, sha, 40);
+    p += 40;
+    memcpy(p, "\r\n", 2);
+    p += 2;
+    memcpy(p, rest, tail);
+    p += tail;
+    *out_len = (size_t)(p - out);
+    return out;
+}
+
 /* Sends a formatted command; fn fires exactly once unless this returns non-zero. */
 static int send_formatted(storage_redis_async_t *sa, storage_redis_role_t which,
                           storage_redis_reply_cb fn, void *priv, const char *formatted, size_t len)
@@ -117,6 +204,20 @@ static int send_formatted(storage_redis_async_t *sa, storage_redis_role_t which,
         return -ENOMEM;
     *cmd = (acmd_t){.sa = sa, .fn = fn, .priv = priv, .which = which, .len = len};
     memcpy(cmd->cmd, formatted, len);
+    size_t sha_len = 0;
+    char *sha_cmd =
+        c->role == STORAGE_REDIS_WRITER ? as_evalsha(c, formatted, len, &sha_len) : NULL;
+    if (sha_cmd) {
+        cmd->evalsha = true;
+        int ok = redisAsyncFormattedCommand(c->ac, trampoline, cmd, sha_cmd, sha_len);
+        free(sha_cmd);
+        if (ok != REDIS_OK) {
+            free(cmd);
+            return -ENOMEM;
+        }
+        sa->in_flight++;
+        return 0;
+    }
     if (redisAsyncFormattedCommand(c->ac, trampoline, cmd, formatted, len) != REDIS_OK) {
         free(cmd);
         return -ENOMEM;

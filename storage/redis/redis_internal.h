@@ -113,6 +113,11 @@ int storage_redis__uv_attach(redisAsyncContext *ac, uv_loop_t *loop);
 
 /* One connection: a writer or a subscriber per master node, a reader per reader key (its
  * blocking reads must not wait behind another key's). */
+/* script_sha.c: the index (below STORAGE_REDIS_SCRIPTS_MAX) and SHA1 of a script body sent
+ * as EVAL; -1 when the table is full. */
+#define STORAGE_REDIS_SCRIPTS_MAX 128
+int storage_redis__script_index(const char *body, size_t len, char sha[41]);
+
 typedef struct aconn_s {
     storage_redis_async_t *sa;
     storage_redis_role_t role;
@@ -124,6 +129,8 @@ typedef struct aconn_s {
     uv_timer_t timer;    /* connect timeout while connecting, retry delay while down */
     char channel[32];    /* subscriber: the node's live channel */
     long long client_id; /* reader: its CLIENT ID, to unblock it (0: not known yet) */
+    /* the scripts (script_sha.c indexes) loaded on this connection since it connected */
+    uint64_t scripts_loaded[STORAGE_REDIS_SCRIPTS_MAX / 64];
 } aconn_t;
 
 struct storage_redis_async_s {
