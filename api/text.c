@@ -6,49 +6,51 @@
 #include <stdlib.h>
 #include <string.h>
 
-void api_text_printf(api_text_t *t, const char *fmt, ...)
+/* Room for more than n more bytes; false (and failed) when memory ran out. */
+static bool reserve(api_text_t *t, size_t n)
 {
     if (t->failed)
-        return;
-    for (;;) {
+        return false;
+    if (t->buf && t->cap - t->len > n)
+        return true;
+    size_t cap = t->cap ? t->cap * 2 : 4096;
+    while (cap - t->len <= n)
+        cap *= 2;
+    char *buf = realloc(t->buf, cap);
+    if (!buf) {
+        t->failed = true;
+        return false;
+    }
+    t->buf = buf;
+    t->cap = cap;
+    return true;
+}
+
+void api_text_printf(api_text_t *t, const char *fmt, ...)
+{
+    /* Twice at most: the first try measures what did not fit. */
+    for (size_t want = 0; reserve(t, want);) {
         size_t room = t->cap - t->len;
         va_list ap;
         va_start(ap, fmt);
-        int n = t->buf ? vsnprintf(t->buf + t->len, room, fmt, ap) : -1;
+        int n = vsnprintf(t->buf + t->len, room, fmt, ap);
         va_end(ap);
-        if (n >= 0 && (size_t)n < room) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap ? t->cap * 2 : 4096;
-        while (n >= 0 && cap - t->len <= (size_t)n)
-            cap *= 2;
-        char *buf = realloc(t->buf, cap);
-        if (!buf) {
+        if (n < 0) {
             t->failed = true;
             return;
         }
-        t->buf = buf;
-        t->cap = cap;
+        if ((size_t)n < room) {
+            t->len += (size_t)n;
+            return;
+        }
+        want = (size_t)n;
     }
 }
 
 void api_text_append(api_text_t *t, const char *s, size_t n)
 {
-    if (t->failed)
+    if (!reserve(t, n))
         return;
-    if (t->cap - t->len <= n) {
-        size_t cap = t->cap ? t->cap * 2 : 4096;
-        while (cap - t->len <= n)
-            cap *= 2;
-        char *buf = realloc(t->buf, cap);
-        if (!buf) {
-            t->failed = true;
-            return;
-        }
-        t->buf = buf;
-        t->cap = cap;
-    }
     memcpy(t->buf + t->len, s, n);
     t->len += n;
     t->buf[t->len] = '\0';

@@ -22,17 +22,6 @@ TestSuite(blocks_everywhere, .timeout = 240);
 
 static const char *const no_limits[] = {"--rate-limits", "off", NULL};
 
-/* A problem body without its instance (the path), as a compact string (returns new). */
-static char *problem_sans_instance(const ts_resp_t *r)
-{
-    json_t *j = ts_resp_json(r);
-    cr_assert(j, "a problem body: %s", r->body);
-    json_object_del(j, "instance");
-    char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(j);
-    return s;
-}
-
 /* method path as u answers exactly as absent_path does (status and body but instance). */
 static void expect_same_as_absent(int port, const ts_user_t *u, const char *method,
                                   const char *body, const char *path, const char *absent_path)
@@ -44,7 +33,7 @@ static void expect_same_as_absent(int port, const ts_user_t *u, const char *meth
                  got.status, want.status, got.body);
     cr_expect(want.status == 404 || want.status == 422, "%s %s: %d", method, absent_path,
               want.status);
-    char *a = problem_sans_instance(&got), *b = problem_sans_instance(&want);
+    char *a = ts_problem_sans_instance(&got), *b = ts_problem_sans_instance(&want);
     cr_expect_str_eq(a, b, "%s %s", method, path);
     free(a);
     free(b);
@@ -82,7 +71,7 @@ static void expect_invisible(int port, const ts_user_t *viewer, const ts_user_t 
     ts_http(port, "POST", "/v1/posts", viewer->token, NULL, absent_body, &want);
     cr_expect_eq(got.status, want.status, "reply: %d vs %d (%s)", got.status, want.status,
                  got.body);
-    char *a = problem_sans_instance(&got), *b = problem_sans_instance(&want);
+    char *a = ts_problem_sans_instance(&got), *b = ts_problem_sans_instance(&want);
     cr_expect_str_eq(a, b);
     free(a);
     free(b);

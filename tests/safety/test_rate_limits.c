@@ -215,13 +215,14 @@ static double pipelines_during(int port, const ts_user_t *u, int n, const char *
 
 /* The check rides on a bodiless request's own first batch: as many round trips as with no
  * limits at all. A request with a body is checked with the headers, before the body: one
- * round trip more. (The id-node lease renewal may add a round trip or two meanwhile.) */
+ * round trip more. (The id-node lease renewal may add a round trip or two meanwhile.) The
+ * read cache is off here: a read it serves has no batch to ride on (see the next test). */
 Test(rate_limits, a_request_without_a_body_pays_no_round_trip_for_its_check)
 {
     ts_server_t on, off;
-    sf_server_start(&on,
-                    (const char *const[]){"--rate-limits", "on", "--rate-register", "off", NULL});
-    sf_server_start(&off, NULL);
+    sf_server_start(&on, (const char *const[]){"--rate-limits", "on", "--rate-register", "off",
+                                               "--read-cache", "0", NULL});
+    sf_server_start(&off, (const char *const[]){"--read-cache", "0", NULL});
     ts_user_t ana;
     ts_register(on.port, "rt", &ana);
     char post[24], path[64];
@@ -239,6 +240,35 @@ Test(rate_limits, a_request_without_a_body_pays_no_round_trip_for_its_check)
     /* Either server's lease renewal may add a round trip or two to its count. */
     cr_expect(posts_on - posts_off >= POSTS - 2 && posts_on - posts_off <= POSTS + 2,
               "posts with limits: %.0f round trips, without: %.0f", posts_on, posts_off);
+    ts_server_stop(&on, 5000);
+    ts_server_stop(&off, 5000);
+}
+
+/* A read the cache serves goes to Redis for its check alone: one round trip each, where
+ * without limits it makes none. */
+Test(rate_limits, a_read_from_the_cache_pays_one_round_trip_for_its_check)
+{
+    ts_server_t on, off;
+    sf_server_start(&on,
+                    (const char *const[]){"--rate-limits", "on", "--rate-register", "off", NULL});
+    sf_server_start(&off, NULL);
+    ts_user_t ana;
+    ts_register(on.port, "rc", &ana);
+    char post[24], path[64];
+    ts_post(on.port, &ana, "read me", post);
+    snprintf(path, sizeof(path), "/v1/posts/%s", post);
+    enum { READS = 30 };
+    for (int i = 0; i < 1000 && (ts_metric(on.port, "tidings_read_cache_up") != 1 ||
+                                 ts_metric(off.port, "tidings_read_cache_up") != 1);
+         i++)
+        ts_sleep_ms(10); /* the cache is up once its invalidations flow */
+    pipelines_during(on.port, &ana, 1, "GET", path, NULL); /* fills each cache */
+    pipelines_during(off.port, &ana, 1, "GET", path, NULL);
+    double reads_on = pipelines_during(on.port, &ana, READS, "GET", path, NULL);
+    double reads_off = pipelines_during(off.port, &ana, READS, "GET", path, NULL);
+    cr_expect_leq(reads_off, 2, "cached reads without limits: %.0f round trips", reads_off);
+    cr_expect(reads_on >= READS && reads_on <= READS + 2,
+              "cached reads with limits: %.0f round trips for %d reads", reads_on, (int)READS);
     ts_server_stop(&on, 5000);
     ts_server_stop(&off, 5000);
 }

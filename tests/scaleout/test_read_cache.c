@@ -151,17 +151,6 @@ static void expect_post(int p, const ts_user_t *u, const char *post, long long l
                          p, after, post, got, name);
 }
 
-/* A problem body without its instance (the path), as a compact string (returns new). */
-static char *problem_sans_instance(const ts_resp_t *r)
-{
-    json_t *j = ts_resp_json(r);
-    cr_assert(j, "a problem body: %s", r->body);
-    json_object_del(j, "instance");
-    char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(j);
-    return s;
-}
-
 /* GET /v1/posts/{post} as u on p answers exactly as a post that never existed does: 404, an
  * application/problem+json body, the same problem but its instance. */
 static void expect_absent(int p, const ts_user_t *u, const char *post, const char *after)
@@ -178,7 +167,7 @@ static void expect_absent(int p, const ts_user_t *u, const char *post, const cha
               path, type);
     ts_http(srv[p].port, "GET", "/v1/posts/" NO_POST, u->token, NULL, NULL, &want);
     cr_assert_eq(want.status, 404, "process %d: a post that never was answered %d", p, want.status);
-    char *a = problem_sans_instance(&got), *b = problem_sans_instance(&want);
+    char *a = ts_problem_sans_instance(&got), *b = ts_problem_sans_instance(&want);
     cr_assert_str_eq(a, b, "process %d, after %s: GET %s answers unlike a post that never was", p,
                      after, path);
     free(a);

@@ -311,6 +311,16 @@ json_t *ts_resp_json(const ts_resp_t *r)
     return json_loadb(r->body, r->body_len, 0, NULL);
 }
 
+char *ts_problem_sans_instance(const ts_resp_t *r)
+{
+    json_t *j = ts_resp_json(r);
+    cr_assert(j, "a problem body: %s", r->body);
+    json_object_del(j, "instance");
+    char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(j);
+    return s;
+}
+
 void ts_resp_free(ts_resp_t *r)
 {
     free(r->head);

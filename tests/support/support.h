@@ -90,6 +90,9 @@ const char *ts_resp_header(const ts_resp_t *r, const char *name, char *buf, size
 const char *ts_head_value(const char *head, const char *name, char *buf, size_t size);
 /* The body parsed as JSON: a new reference, or NULL. */
 json_t *ts_resp_json(const ts_resp_t *r);
+/* A problem body without its instance (the path), as a compact string with sorted keys (a
+ * new string to free): two answers compare equal when they differ only in their path. */
+char *ts_problem_sans_instance(const ts_resp_t *r);
 void ts_resp_free(ts_resp_t *r);
 
 /* Sends a request, asserts the status and returns the JSON body (new reference; NULL for an

@@ -1,0 +1,146 @@
+/* tests/storage/test_read_cache.c -- the read cache's own rules (storage/read_cache.c), with
+ * no Redis: which keys invalidate what, fills that crossed an invalidation, the size bound,
+ * and nothing kept while the invalidations do not flow. Coherence across processes is
+ * tests/scaleout/test_read_cache.c's. */
+#include "storage/read_cache.h"
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+static storage_post_t post_of(uint64_t id, const char *text)
+{
+    storage_post_t p = {.id = id, .author = 7, .like_count = 3, .repost_count = 1};
+    p.text = (char *)text;
+    return p;
+}
+
+static read_cache_t *live_cache(size_t entries)
+{
+    read_cache_t *c = read_cache_new(entries);
+    cr_assert(c);
+    read_cache_reset(c, true);
+    return c;
+}
+
+static bool has_post(read_cache_t *c, uint64_t id)
+{
+    storage_post_t got;
+    if (!read_cache_get_post(c, id, &got))
+        return false;
+    free(got.text);
+    return true;
+}
+
+Test(read_cache, keeps_and_copies_what_a_read_brought)
+{
+    read_cache_t *c = live_cache(100);
+    read_cache_ticket_t t;
+    read_cache_ticket(c, &t);
+    storage_post_t p = post_of(42, "hello");
+    read_cache_put_post(c, &t, &p);
+    storage_user_t u = {.id = 7};
+    strcpy(u.handle, "ann");
+    strcpy(u.display_name, "Ann");
+    read_cache_put_user(c, &t, &u);
+    uint64_t blocked[] = {9, 3, 5};
+    read_cache_put_rel(c, &t, READ_CACHE_BLOCKS, 7, blocked, 3);
+
+    storage_post_t got;
+    cr_assert(read_cache_get_post(c, 42, &got));
+    cr_expect_str_eq(got.text, "hello");
+    cr_expect_neq(got.text, p.text, "a copy, not the caller's text");
+    cr_expect_eq(got.like_count, 3);
+    cr_expect_eq(got.author, 7);
+    free(got.text);
+    storage_user_t gu;
+    cr_assert(read_cache_get_user(c, 7, &gu));
+    cr_expect_str_eq(gu.handle, "ann");
+    bool member = false;
+    cr_assert(read_cache_rel_has(c, READ_CACHE_BLOCKS, 7, 5, &member));
+    cr_expect(member);
+    cr_assert(read_cache_rel_has(c, READ_CACHE_BLOCKS, 7, 4, &member));
+    cr_expect_not(member);
+    cr_expect_not(read_cache_rel_has(c, READ_CACHE_MUTES, 7, 5, &member), "another kind: not kept");
+    read_cache_free(c);
+}
+
+Test(read_cache, a_key_written_drops_exactly_its_entry)
+{
+    read_cache_t *c = live_cache(100);
+    read_cache_ticket_t t;
+    read_cache_ticket(c, &t);
+    storage_post_t a = post_of(1, "a"), b = post_of(2, "b");
+    read_cache_put_post(c, &t, &a);
+    read_cache_put_post(c, &t, &b);
+    uint64_t none[1];
+    read_cache_put_rel(c, &t, READ_CACHE_MUTES, 1, none, 0);
+    static const char *const ignored[] = {"posts:{1}", "post:{1}:x", "post:{x}",
+                                          "tl:{1}",    "post:{}",    "mutes:{12}"};
+    for (size_t i = 0; i < sizeof(ignored) / sizeof(*ignored); i++)
+        read_cache_invalidate(c, ignored[i], strlen(ignored[i]));
+    cr_expect(has_post(c, 1) && has_post(c, 2), "other keys leave the posts");
+    bool member;
+    cr_expect(read_cache_rel_has(c, READ_CACHE_MUTES, 1, 5, &member));
+    read_cache_invalidate(c, "post:{1}", 8);
+    cr_expect_not(has_post(c, 1));
+    cr_expect(has_post(c, 2));
+    read_cache_invalidate(c, "mutes:{1}", 9);
+    cr_expect_not(read_cache_rel_has(c, READ_CACHE_MUTES, 1, 5, &member));
+    read_cache_free(c);
+}
+
+Test(read_cache, a_fill_that_crossed_an_invalidation_is_not_kept)
+{
+    read_cache_t *c = live_cache(100);
+    read_cache_ticket_t before;
+    read_cache_ticket(c, &before);           /* the read goes out ... */
+    read_cache_invalidate(c, "post:{5}", 8); /* ... a write lands before its reply */
+    storage_post_t p = post_of(5, "old");
+    read_cache_put_post(c, &before, &p);
+    cr_expect_not(has_post(c, 5), "the reply may be older than the write");
+    read_cache_ticket_t after;
+    read_cache_ticket(c, &after);
+    read_cache_put_post(c, &after, &p);
+    cr_expect(has_post(c, 5));
+    read_cache_free(c);
+}
+
+Test(read_cache, keeps_nothing_while_invalidations_do_not_flow)
+{
+    read_cache_t *c = read_cache_new(100);
+    read_cache_ticket_t t;
+    read_cache_ticket(c, &t);
+    storage_post_t p = post_of(8, "x");
+    read_cache_put_post(c, &t, &p);
+    cr_expect_not(has_post(c, 8), "a new cache is down until told");
+    read_cache_reset(c, true);
+    read_cache_ticket(c, &t);
+    read_cache_put_post(c, &t, &p);
+    cr_expect(has_post(c, 8));
+    read_cache_reset(c, false); /* the tracking connection ended */
+    cr_expect_not(has_post(c, 8), "dropped");
+    read_cache_put_post(c, &t, &p);
+    cr_expect_not(has_post(c, 8), "and nothing kept");
+    read_cache_reset(c, true);
+    read_cache_put_post(c, &t, &p);
+    cr_expect_not(has_post(c, 8), "a ticket from before the reset is stale");
+    read_cache_free(c);
+}
+
+Test(read_cache, stays_within_its_size)
+{
+    read_cache_t *c = live_cache(64); /* 3 x 64 entries over 64 shards: 3 a shard */
+    read_cache_ticket_t t;
+    for (uint64_t id = 1; id <= 5000; id++) {
+        read_cache_ticket(c, &t);
+        storage_post_t p = post_of(id, "text");
+        read_cache_put_post(c, &t, &p);
+    }
+    size_t kept = 0;
+    for (uint64_t id = 1; id <= 5000; id++)
+        kept += has_post(c, id);
+    cr_expect_leq(kept, 3 * 64, "%zu kept", kept);
+    cr_expect(has_post(c, 5000), "the newest stays");
+    read_cache_free(c);
+}
