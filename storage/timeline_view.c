@@ -7,8 +7,10 @@
  * further only when it may still beat the best head, as timeline_read.c's reread), keeps
  * limit + 1 to know the next cursor, drops repost entries whose reposter is gone, then
  * hydrates the page (SCRIPT_HYDRATE). It only reads (EVALSHA_RO, storage/script_call.c):
- * the rate check rides along, and a read never trims. On a Redis Cluster, where a script reaches only its own node, the
- * page is storage_timeline_page and storage_post_views instead.
+ * the rate check rides along, and a read never trims. With the read cache up, the script
+ * stops before the hydration and the posts come from the cache (page_by_ids). On a Redis
+ * Cluster, where a script reaches only its own node, the page is storage_timeline_page and
+ * storage_post_views instead.
  */
 #include "storage/read_cache.h"
 #include "storage/storage_internal.h"
@@ -21,71 +23,75 @@
 /* KEYS[1]: tl:{user}; ARGV: user, max (the cursor's bound), want (limit + 1), timeline_max,
  * then the viewer's relation sets to hide. Leaves the page's ids and, per id, its reposter
  * ('0': none) in ids and rbs, and the next cursor ('0': none) in next. Key names follow
- * K_CELEB_FOLLOWS, K_POSTS, K_REPOSTED_BY and K_REBUILD. */
-#define PAGE_IDS                                                                                                                                         \
-    "local user, max, want, tlmax = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"                                                            \
-    "local rels = {unpack(ARGV, 5)}\n"                                                                                                                   \
-    "local function range(s, top, n)\n"                                                                                                                  \
-    "  s.e = redis.call('ZREVRANGEBYSCORE', s.key, top, s.min, 'WITHSCORES', 'LIMIT', 0, n)\n"                                                           \
-    "  s.at = 1\n"                                                                                                                                       \
-    "  s.sc = {}\n" /* scores as numbers, once: the merge compares them often */                                                                         \
-    "  for j = 2, #s.e, 2 do s.sc[j] = tonumber(s.e[j]) end\n"                                                                                           \
-    "  s.more = #s.e == 2 * n and n < want\n"                                                                                                            \
-    "end\n"                                                                                                                                              \
-    "local function head(s)\n"                                                                                                                           \
-    "  return s.sc[s.at + 1]\n"                                                                                                                          \
-    "end\n"                                                                                                                                              \
-    "local floor = '-inf'\n"                                                                                                                             \
-    "if tlmax > 0 then\n"                                                                                                                                \
-    "  floor = redis.call('ZREVRANGE', KEYS[1], tlmax - 1, tlmax - 1, 'WITHSCORES')[2] or floor\n"                                                       \
-    "end\n"                                                                                                                                              \
-    "local src = {{key = KEYS[1], min = floor}}\n"                                                                                                       \
-    "range(src[1], max, want)\n"                                                                                                                         \
-    "local celebs = redis.call('SMEMBERS', 'celebs:{' .. user .. '}')\n" /* a few posts of each celebrity first: about twice a fair share of the page */ \
-    "local k = math.max(2, math.min(want, math.ceil(2 * want / math.max(#celebs, 1))))\n"                                                                \
-    "for _, c in ipairs(celebs) do\n"                                                                                                                    \
-    "  local s = {key = 'posts:{' .. c .. '}', min = '-inf'}\n"                                                                                          \
-    "  range(s, max, k)\n"                                                                                                                               \
-    "  src[#src + 1] = s\n"                                                                                                                              \
-    "end\n" /* the timeline alone (no celebrity followed) is the page as read: no merge */                                                               \
-    "local got, seen = #src == 1 and src[1].e or {}, {}\n"                                                                                               \
-    "while #src > 1 and #got < 2 * want do\n"                                                                                                            \
-    "  local best, top\n"                                                                                                                                \
-    "  for _, s in ipairs(src) do\n"                                                                                                                     \
-    "    local h = head(s)\n"                                                                                                                            \
-    "    if h and (not top or h > top) then best, top = s, h end\n"                                                                                      \
-    "  end\n" /* a source read to its count may hold more below its last entry: read on (want \
-     * entries, enough for any page) only when that could come before the best head */                                                          \
-    "  for _, s in ipairs(src) do\n"                                                                                                                     \
-    "    if not head(s) and s.more and (not top or tonumber(s.e[#s.e]) > top) then\n"                                                                    \
-    "      range(s, '(' .. s.e[#s.e], want)\n"                                                                                                           \
-    "      s.more = false\n"                                                                                                                             \
-    "      local h = head(s)\n"                                                                                                                          \
-    "      if h and (not top or h > top) then best, top = s, h end\n"                                                                                    \
-    "    end\n"                                                                                                                                          \
-    "  end\n"                                                                                                                                            \
-    "  if not best then break end\n"                                                                                                                     \
-    "  local post, score = best.e[best.at], best.e[best.at + 1]\n"                                                                                       \
-    "  best.at = best.at + 2\n"                                                                                                                          \
-    "  if not seen[post] then\n"                                                                                                                         \
-    "    seen[post] = true\n"                                                                                                                            \
-    "    got[#got + 1] = post\n"                                                                                                                         \
-    "    got[#got + 1] = score\n"                                                                                                                        \
-    "  end\n"                                                                                                                                            \
-    "end\n"                                                                                                                                              \
-    "local n = math.min(#got / 2, want - 1)\n"                                                                                                           \
-    "local next = '0'\n"                                                                                                                                 \
-    "if n > 0 and #got / 2 > n then next = got[2 * n] end\n"                                                                                             \
-    "local ids, rbs = {}, {}\n"                                                                                                                          \
-    "for i = 1, n do\n"                                                                                                                                  \
-    "  local post, score, rb = got[2 * i - 1], got[2 * i], '0'\n"                                                                                        \
-    "  if tonumber(score) ~= tonumber(post) then\n"                                                                                                      \
-    "    rb = redis.call('HGET', 'rb:{' .. user .. '}', post)\n"                                                                                         \
-    "  end\n"                                                                                                                                            \
-    "  if rb then\n" /* a repost entry whose reposter is gone was being taken back */                                                                    \
-    "    ids[#ids + 1] = post\n"                                                                                                                         \
-    "    rbs[#rbs + 1] = rb\n"                                                                                                                           \
-    "  end\n"                                                                                                                                            \
+ * K_CELEB_FOLLOWS, K_POSTS, K_REPOSTED_BY and K_REBUILD. Scores become numbers once (the
+ * merge compares them often); each celebrity followed gives a few posts first, about twice
+ * a fair share of the page; the timeline alone (no celebrity) is the page as read, with no
+ * merge; a source read to its count may hold more below its last entry, read on (want
+ * entries, enough for any page) only when that could come before the best head; a repost
+ * entry whose reposter is gone was being taken back, and is left out. */
+#define PAGE_IDS                                                                                   \
+    "local user, max, want, tlmax = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"      \
+    "local rels = {unpack(ARGV, 5)}\n"                                                             \
+    "local function range(s, top, n)\n"                                                            \
+    "  s.e = redis.call('ZREVRANGEBYSCORE', s.key, top, s.min, 'WITHSCORES', 'LIMIT', 0, n)\n"     \
+    "  s.at = 1\n"                                                                                 \
+    "  s.sc = {}\n"                                                                                \
+    "  for j = 2, #s.e, 2 do s.sc[j] = tonumber(s.e[j]) end\n"                                     \
+    "  s.more = #s.e == 2 * n and n < want\n"                                                      \
+    "end\n"                                                                                        \
+    "local function head(s)\n"                                                                     \
+    "  return s.sc[s.at + 1]\n"                                                                    \
+    "end\n"                                                                                        \
+    "local floor = '-inf'\n"                                                                       \
+    "if tlmax > 0 then\n"                                                                          \
+    "  floor = redis.call('ZREVRANGE', KEYS[1], tlmax - 1, tlmax - 1, 'WITHSCORES')[2] or floor\n" \
+    "end\n"                                                                                        \
+    "local src = {{key = KEYS[1], min = floor}}\n"                                                 \
+    "range(src[1], max, want)\n"                                                                   \
+    "local celebs = redis.call('SMEMBERS', 'celebs:{' .. user .. '}')\n"                           \
+    "local k = math.max(2, math.min(want, math.ceil(2 * want / math.max(#celebs, 1))))\n"          \
+    "for _, c in ipairs(celebs) do\n"                                                              \
+    "  local s = {key = 'posts:{' .. c .. '}', min = '-inf'}\n"                                    \
+    "  range(s, max, k)\n"                                                                         \
+    "  src[#src + 1] = s\n"                                                                        \
+    "end\n"                                                                                        \
+    "local got, seen = #src == 1 and src[1].e or {}, {}\n"                                         \
+    "while #src > 1 and #got < 2 * want do\n"                                                      \
+    "  local best, top\n"                                                                          \
+    "  for _, s in ipairs(src) do\n"                                                               \
+    "    local h = head(s)\n"                                                                      \
+    "    if h and (not top or h > top) then best, top = s, h end\n"                                \
+    "  end\n"                                                                                      \
+    "  for _, s in ipairs(src) do\n"                                                               \
+    "    if not head(s) and s.more and (not top or tonumber(s.e[#s.e]) > top) then\n"              \
+    "      range(s, '(' .. s.e[#s.e], want)\n"                                                     \
+    "      s.more = false\n"                                                                       \
+    "      local h = head(s)\n"                                                                    \
+    "      if h and (not top or h > top) then best, top = s, h end\n"                              \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  if not best then break end\n"                                                               \
+    "  local post, score = best.e[best.at], best.e[best.at + 1]\n"                                 \
+    "  best.at = best.at + 2\n"                                                                    \
+    "  if not seen[post] then\n"                                                                   \
+    "    seen[post] = true\n"                                                                      \
+    "    got[#got + 1] = post\n"                                                                   \
+    "    got[#got + 1] = score\n"                                                                  \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
+    "local n = math.min(#got / 2, want - 1)\n"                                                     \
+    "local next = '0'\n"                                                                           \
+    "if n > 0 and #got / 2 > n then next = got[2 * n] end\n"                                       \
+    "local ids, rbs = {}, {}\n"                                                                    \
+    "for i = 1, n do\n"                                                                            \
+    "  local post, score, rb = got[2 * i - 1], got[2 * i], '0'\n"                                  \
+    "  if tonumber(score) ~= tonumber(post) then\n"                                                \
+    "    rb = redis.call('HGET', 'rb:{' .. user .. '}', post)\n"                                   \
+    "  end\n"                                                                                      \
+    "  if rb then\n"                                                                               \
+    "    ids[#ids + 1] = post\n"                                                                   \
+    "    rbs[#rbs + 1] = rb\n"                                                                     \
+    "  end\n"                                                                                      \
     "end\n"
 
 /* {rebuilding, next cursor, posts, people} as SCRIPT_HYDRATE returns them. */
