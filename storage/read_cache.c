@@ -48,7 +48,7 @@ typedef struct entry_s {
 typedef struct shard_s {
     pthread_mutex_t mu;
     entry_t **buckets;
-    size_t n;
+    size_t n, bytes; /* entries, and the memory they hold */
     entry_t *oldest, *newest;
     atomic_ullong gen;
 } shard_t;
@@ -56,6 +56,7 @@ typedef struct shard_s {
 struct read_cache_s {
     shard_t shards[READ_CACHE_SHARDS];
     size_t per_shard, n_buckets; /* n_buckets: a power of two */
+    size_t bytes_per_shard;      /* READ_CACHE_BYTES_PER_POST a post, in all */
     atomic_bool live;
     atomic_ullong hits, misses;
 };
@@ -83,15 +84,18 @@ read_cache_t *read_cache_new(size_t entries)
     read_cache_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    /* posts, briefs and sets: three kinds share the shards */
+    /* posts, briefs and sets: three kinds share the shards, and the memory */
     c->per_shard = (3 * entries + READ_CACHE_SHARDS - 1) / READ_CACHE_SHARDS;
+    c->bytes_per_shard = entries * READ_CACHE_BYTES_PER_POST / READ_CACHE_SHARDS;
     c->n_buckets = 16;
     while (c->n_buckets < c->per_shard)
         c->n_buckets *= 2;
     for (int i = 0; i < READ_CACHE_SHARDS; i++) {
+        pthread_mutex_init(&c->shards[i].mu, NULL);
+        atomic_init(&c->shards[i].gen, 0);
+    }
+    for (int i = 0; i < READ_CACHE_SHARDS; i++) {
         shard_t *s = &c->shards[i];
-        pthread_mutex_init(&s->mu, NULL);
-        atomic_init(&s->gen, 0);
         s->buckets = calloc(c->n_buckets, sizeof(*s->buckets));
         if (!s->buckets) {
             read_cache_free(c);
@@ -100,6 +104,17 @@ read_cache_t *read_cache_new(size_t entries)
     }
     atomic_init(&c->live, false);
     return c;
+}
+
+/* What an entry holds in memory, counted against its shard's share. */
+static size_t entry_bytes(const entry_t *e)
+{
+    size_t n = sizeof(*e);
+    if (e->kind == KIND_POST)
+        n += strlen(e->v.post.text) + 1;
+    else if (e->kind == KIND_REL)
+        n += e->v.set.n * sizeof(uint64_t);
+    return n;
 }
 
 static void entry_free(entry_t *e)
@@ -128,6 +143,7 @@ static void unlink_entry(read_cache_t *c, shard_t *s, entry_t *e, uint64_t h)
     else
         s->newest = e->older;
     s->n--;
+    s->bytes -= entry_bytes(e);
 }
 
 static entry_t *find(read_cache_t *c, shard_t *s, uint64_t h, uint64_t id, kind_t kind,
@@ -148,6 +164,7 @@ static void drop_all(shard_t *s)
     }
     s->oldest = s->newest = NULL;
     s->n = 0;
+    s->bytes = 0;
 }
 
 void read_cache_free(read_cache_t *c)
@@ -316,7 +333,8 @@ static void put(read_cache_t *c, const read_cache_ticket_t *t, entry_t *e)
         unlink_entry(c, s, old, h);
         entry_free(old);
     }
-    while (s->n >= c->per_shard && s->oldest) {
+    size_t cost = entry_bytes(e);
+    while ((s->n >= c->per_shard || s->bytes + cost > c->bytes_per_shard) && s->oldest) {
         entry_t *gone = s->oldest;
         unlink_entry(c, s, gone, mix(gone->id, gone->kind, gone->rel));
         entry_free(gone);
@@ -332,6 +350,7 @@ static void put(read_cache_t *c, const read_cache_ticket_t *t, entry_t *e)
         s->oldest = e;
     s->newest = e;
     s->n++;
+    s->bytes += cost;
     pthread_mutex_unlock(&s->mu);
 }
 

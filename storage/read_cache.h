@@ -13,6 +13,8 @@
 #define READ_CACHE_SHARDS 64
 /* A relation set larger than this is never kept: its viewer's reads go to Redis. */
 #define READ_CACHE_REL_MAX 1024
+/* The memory a cache of N posts may hold in all (briefs and sets included): N times this. */
+#define READ_CACHE_BYTES_PER_POST 1024
 
 typedef struct read_cache_s read_cache_t;
 
@@ -30,8 +32,8 @@ typedef enum {
     READ_CACHE_RELS
 } read_cache_rel_t;
 
-/* A cache of at most entries posts, as many briefs and as many relation sets; NULL when
- * entries is 0 or memory is short. It starts down: nothing is kept until read_cache_reset
+/* A cache of at most entries posts, as many briefs and as many relation sets, holding at
+ * most entries * READ_CACHE_BYTES_PER_POST bytes; NULL when entries is 0 or memory is short. It starts down: nothing is kept until read_cache_reset
  * says invalidations flow. */
 read_cache_t *read_cache_new(size_t entries);
 void read_cache_free(read_cache_t *c);

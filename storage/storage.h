@@ -80,7 +80,7 @@ typedef struct storage_topology_stats_s {
 void storage_topology_stats(storage_t *s, storage_topology_stats_t *out);
 
 /* The read cache (storage_config_t.read_cache), for /metrics. */
-#define STORAGE_READ_CACHE_DEFAULT 100000
+#define STORAGE_READ_CACHE_DEFAULT 50000
 typedef struct storage_read_cache_stats_s {
     bool on;         /* configured */
     bool live;       /* in use now: one node, Redis' invalidations flowing */

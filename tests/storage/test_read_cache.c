@@ -144,3 +144,23 @@ Test(read_cache, stays_within_its_size)
     cr_expect(has_post(c, 5000), "the newest stays");
     read_cache_free(c);
 }
+
+Test(read_cache, stays_within_its_memory)
+{
+    read_cache_t *c = live_cache(640); /* 640 KiB: 10 KiB a shard */
+    static char text[4001];
+    memset(text, 'x', sizeof(text) - 1);
+    read_cache_ticket_t t;
+    for (uint64_t id = 1; id <= 2000; id++) {
+        read_cache_ticket(c, &t);
+        storage_post_t p = post_of(id, text);
+        read_cache_put_post(c, &t, &p);
+    }
+    size_t kept = 0;
+    for (uint64_t id = 1; id <= 2000; id++)
+        kept += has_post(c, id);
+    /* Two posts of 4 KB and their entries fit in a shard's 10 KiB, three do not. */
+    cr_expect_leq(kept, 2 * 64, "%zu posts of 4 KB kept in 640 KiB", kept);
+    cr_expect_geq(kept, 64, "%zu kept: every shard keeps its newest", kept);
+    read_cache_free(c);
+}
