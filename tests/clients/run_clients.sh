@@ -7,8 +7,8 @@
 # MODE browser: drives the demo page at / in headless Chromium (demo.test.mjs); the
 #   screenshots go to WORK_DIR.
 #
-# Either way, starts the built server on a free loopback port against the test redis (its port
-# is in the file named by TIDINGS_TEST_REDIS_PORT_FILE) and waits for /readyz first, and stops
+# Either way, starts the built server on a free loopback port against a redis-server of its
+# own (tests/support/serve.sh says why) and waits for /readyz first, and stops
 # it with SIGTERM whatever happens. WORK_DIR is emptied first and kept afterwards for a look.
 # Exits with node's status (or 1 when the server's log has a sanitizer report).
 set -euo pipefail
@@ -32,10 +32,7 @@ log=$work/main.log
 tag=clients
 # shellcheck source=../support/serve.sh
 . "$src/tests/support/serve.sh"
-# Registration is limited per client address, in a bucket every server on this Redis shares:
-# the default policy (60/h) spent by these users would leave 127.0.0.1's bucket empty for the
-# contract test's server running beside this one, whose first registration then answers 429.
-serve_flags=(--rate-register off)
+serve_redis
 serve_start main "redis://127.0.0.1:$redis_port" /readyz
 
 status=0

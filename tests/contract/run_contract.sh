@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # tests/contract/run_contract.sh TIDINGS_BIN SOURCE_DIR -- the contract test.
 #
-# Starts the built server on a free loopback port against the test redis (its port is in the
-# file named by TIDINGS_TEST_REDIS_PORT_FILE) and waits for /readyz; starts a second one against
+# Starts the built server on a free loopback port against a redis-server of its own
+# (tests/support/serve.sh says why) and waits for /readyz; starts a second one against
 # a port where no Redis listens (to check the documented 503 answers) and waits for /healthz;
 # runs contract.test.mjs with TIDINGS_URL and TIDINGS_URL_NO_REDIS set; stops both servers with
 # SIGTERM whatever happens. Exits with node's status (or 1 when a server log has a sanitizer
@@ -28,6 +28,7 @@ for class in publish interact follow register read stream; do
   serve_flags+=("--rate-$class" 100000/m)
 done
 
+serve_redis
 serve_start main "redis://127.0.0.1:$redis_port" /readyz
 main_url=$url
 serve_start no-redis "redis://127.0.0.1:$(free_port)" /healthz

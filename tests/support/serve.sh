@@ -2,13 +2,17 @@
 # (tests/contract/run_contract.sh, tests/clients/run_clients.sh); not run by itself.
 #
 # The sourcing script sets bin (the tidings binary), work (a directory for logs and data) and
-# tag (its name in messages). serve_start starts servers on free loopback ports and records
-# their pids; serve_stop_all stops every one with SIGTERM (SIGKILL after 15 s), and runs on
-# exit. redis_port is the test Redis's port, from TIDINGS_TEST_REDIS_PORT_FILE.
-port_file=${TIDINGS_TEST_REDIS_PORT_FILE:?TIDINGS_TEST_REDIS_PORT_FILE is not set (the redis fixture writes it)}
-[ -s "$port_file" ] || { echo "$tag: no redis port in $port_file (did redis_start run?)" >&2; exit 1; }
-redis_port=$(cat "$port_file")
+# tag (its name in messages). serve_redis starts a redis-server of the script's own and sets
+# redis_port; serve_start starts servers on free loopback ports and records their pids;
+# serve_stop_all stops every one with SIGTERM (SIGKILL after 15 s), Redis last, and runs on
+# exit.
+#
+# A Redis of its own, not the suites' shared fixture: every server on one Redis takes jobs
+# from the same fan-out queue, so a job of this script's users could be taken by another
+# suite's server (one with its clock weeks ahead, or stopped while holding it: then the job
+# waits out --claim-idle-ms, 30 s), and rate-limit buckets per address are shared too.
 pids=()
+redis_pid=
 
 serve_stop() { # pid
   local pid=$1
@@ -24,12 +28,41 @@ serve_stop() { # pid
 serve_stop_all() {
   for pid in "${pids[@]}"; do serve_stop "$pid"; done
   pids=()
+  if [ -n "$redis_pid" ]; then
+    kill -TERM "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+    redis_pid=
+  fi
 }
 trap serve_stop_all EXIT
 trap 'exit 130' INT TERM
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# serve_redis: a redis-server (no persistence) on a free loopback port, its files in
+# $work/redis; sets redis_port once it answers PING (10 s at most).
+serve_redis() {
+  local server=${TIDINGS_REDIS_SERVER:-redis-server}
+  mkdir -p "$work/redis"
+  for attempt in 1 2 3; do
+    redis_port=$(free_port)
+    "$server" --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \
+      --dir "$work/redis" --logfile "$work/redis/redis.log" &
+    redis_pid=$!
+    for _ in $(seq 200); do
+      kill -0 "$redis_pid" 2>/dev/null || break
+      if redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG; then return 0; fi
+      sleep 0.05
+    done
+    echo "$tag: redis-server did not start on port $redis_port (attempt $attempt)" >&2
+    kill -KILL "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+    redis_pid=
+  done
+  echo "$tag: giving up: no redis-server" >&2
+  exit 1
 }
 
 answers_200() { # url
