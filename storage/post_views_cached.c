@@ -86,8 +86,7 @@ static void fill_relations(storage_t *s, read_cache_t *c, const read_cache_ticke
     storage_redis_batch_t b;
     storage_redis_batch_init(&b, s->redis);
     for (size_t k = 0; viewer && k < N_RELS; k++) {
-        bool member;
-        if ((hide & rels[k].bit) && !read_cache_rel_has(c, rels[k].kind, viewer, 0, &member)) {
+        if ((hide & rels[k].bit) && !read_cache_rel_known(c, rels[k].kind, viewer)) {
             char key[48];
             snprintf(key, sizeof(key), rels[k].key, (ull)viewer);
             storage_redis_batch_add(&b, "ZRANGE %s 0 %d", key, READ_CACHE_REL_MAX);
@@ -98,9 +97,9 @@ static void fill_relations(storage_t *s, read_cache_t *c, const read_cache_ticke
         uint64_t *ids = malloc((READ_CACHE_REL_MAX + 1) * sizeof(*ids));
         for (size_t a = 0; ids && a < n_asked; a++) {
             const redisReply *r = b.r[a];
-            if (r->type != REDIS_REPLY_ARRAY || r->elements > READ_CACHE_REL_MAX)
+            if (r->type != REDIS_REPLY_ARRAY)
                 continue;
-            for (size_t i = 0; i < r->elements; i++)
+            for (size_t i = 0; i < r->elements && i < READ_CACHE_REL_MAX; i++)
                 ids[i] = storage_redis_uint_str(r->element[i]);
             read_cache_put_rel(c, t, rels[asked[a]].kind, viewer, ids, r->elements);
         }

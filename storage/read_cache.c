@@ -39,7 +39,7 @@ typedef struct entry_s {
             char display_name[STORAGE_NAME_MAX + 1];
         } user;
         struct {
-            uint64_t *ids; /* sorted, owned */
+            uint64_t *ids; /* sorted, owned; NULL for a set too large to keep */
             size_t n;
         } set;
     } v;
@@ -300,18 +300,36 @@ static int cmp_id(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The entry of viewer's set of kind, or NULL. Shard locked. */
+static const entry_t *find_rel(read_cache_t *c, shard_t *s, uint64_t h, read_cache_rel_t kind,
+                               uint64_t viewer)
+{
+    return find(c, s, h, viewer, KIND_REL, kind);
+}
+
 bool read_cache_rel_has(read_cache_t *c, read_cache_rel_t kind, uint64_t viewer, uint64_t id,
                         bool *member)
 {
     uint64_t h = mix(viewer, KIND_REL, kind);
     shard_t *s = shard_of(c, h);
     pthread_mutex_lock(&s->mu);
-    const entry_t *e = find(c, s, h, viewer, KIND_REL, kind);
-    if (e)
+    const entry_t *e = find_rel(c, s, h, kind, viewer);
+    bool kept = e && e->v.set.ids;
+    if (kept)
         *member =
             e->v.set.n && bsearch(&id, e->v.set.ids, e->v.set.n, sizeof(uint64_t), cmp_id) != NULL;
     pthread_mutex_unlock(&s->mu);
-    return e != NULL;
+    return kept;
+}
+
+bool read_cache_rel_known(read_cache_t *c, read_cache_rel_t kind, uint64_t viewer)
+{
+    uint64_t h = mix(viewer, KIND_REL, kind);
+    shard_t *s = shard_of(c, h);
+    pthread_mutex_lock(&s->mu);
+    bool known = find_rel(c, s, h, kind, viewer) != NULL;
+    pthread_mutex_unlock(&s->mu);
+    return known;
 }
 
 /* ---- fills -------------------------------------------------------------------------------- */
@@ -385,14 +403,16 @@ void read_cache_put_user(read_cache_t *c, const read_cache_ticket_t *t, const st
 void read_cache_put_rel(read_cache_t *c, const read_cache_ticket_t *t, read_cache_rel_t kind,
                         uint64_t viewer, const uint64_t *members, size_t n)
 {
-    if (n > READ_CACHE_REL_MAX)
-        return;
     entry_t *e = calloc(1, sizeof(*e));
     if (!e)
         return;
     e->id = viewer;
     e->kind = KIND_REL;
     e->rel = (uint8_t)kind;
+    if (n > READ_CACHE_REL_MAX) { /* known too large: not read again until it changes */
+        put(c, t, e);
+        return;
+    }
     e->v.set.n = n;
     e->v.set.ids = malloc((n ? n : 1) * sizeof(uint64_t));
     if (!e->v.set.ids) {

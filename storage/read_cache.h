@@ -54,12 +54,15 @@ bool read_cache_get_user(read_cache_t *c, uint64_t id, storage_user_t *out);
 /* Whether the viewer's set of kind is kept; if so *member says whether id is in it. */
 bool read_cache_rel_has(read_cache_t *c, read_cache_rel_t kind, uint64_t viewer, uint64_t id,
                         bool *member);
+/* Whether the set is kept, or known to be too large to keep (so not worth reading again). */
+bool read_cache_rel_known(read_cache_t *c, read_cache_rel_t kind, uint64_t viewer);
 
 /* Keeps what a read sent under ticket t brought back (skipped when its shard saw an
  * invalidation since, or the cache is not live). */
 void read_cache_put_post(read_cache_t *c, const read_cache_ticket_t *t, const storage_post_t *p);
 void read_cache_put_user(read_cache_t *c, const read_cache_ticket_t *t, const storage_user_t *u);
-/* members: the whole set, n of them (n <= READ_CACHE_REL_MAX). */
+/* members: the whole set, n of them; a set over READ_CACHE_REL_MAX is remembered as too large
+ * (members unread), and reads that need it go to Redis until it changes. */
 void read_cache_put_rel(read_cache_t *c, const read_cache_ticket_t *t, read_cache_rel_t kind,
                         uint64_t viewer, const uint64_t *members, size_t n);
 

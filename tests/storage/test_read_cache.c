@@ -164,3 +164,20 @@ Test(read_cache, stays_within_its_memory)
     cr_expect_geq(kept, 64, "%zu kept: every shard keeps its newest", kept);
     read_cache_free(c);
 }
+
+Test(read_cache, a_set_too_large_is_known_but_not_kept)
+{
+    read_cache_t *c = live_cache(100);
+    read_cache_ticket_t t;
+    read_cache_ticket(c, &t);
+    static uint64_t many[READ_CACHE_REL_MAX + 1];
+    for (size_t i = 0; i < READ_CACHE_REL_MAX + 1; i++)
+        many[i] = i + 1;
+    read_cache_put_rel(c, &t, READ_CACHE_MUTES, 9, many, READ_CACHE_REL_MAX + 1);
+    bool member;
+    cr_expect_not(read_cache_rel_has(c, READ_CACHE_MUTES, 9, 5, &member), "not usable");
+    cr_expect(read_cache_rel_known(c, READ_CACHE_MUTES, 9), "but not to be read again");
+    read_cache_invalidate(c, "mutes:{9}", 9);
+    cr_expect_not(read_cache_rel_known(c, READ_CACHE_MUTES, 9), "until it changes");
+    read_cache_free(c);
+}
