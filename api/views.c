@@ -69,21 +69,34 @@ void api_post_views_append(const storage_post_view_t *v, size_t n, json_t *items
     }
 }
 
-int api_posts_hydrate(api_t *api, const uint64_t *ids, size_t n, const api_hydrate_t *opt,
-                      json_t *items)
+/* The views of ids for opt (NULL: nobody, nothing hidden), in one round trip on one Redis
+ * node, or none from the read cache (storage/post_views.c); NULL with *rc set on failure.
+ * Free with storage_post_views_clear and free. */
+static storage_post_view_t *views_of(api_t *api, const uint64_t *ids, size_t n,
+                                     const api_hydrate_t *opt, int *rc)
 {
     static const api_hydrate_t none = {0};
     if (!opt)
         opt = &none;
     storage_post_view_t *views = calloc(n ? n : 1, sizeof(*views));
-    /* Posts, counts, authors, reposters and whom the viewer must not see (tested for exactly
-     * these people) come together: one script on one Redis node (storage/post_views.c). */
-    int rc = views ? storage_post_views(api->storage, opt->viewer, opt->hide, ids, opt->reposted_by,
-                                        n, views)
-                   : -ENOMEM;
-    if (rc == 0)
+    *rc = views ? storage_post_views(api->storage, opt->viewer, opt->hide, ids, opt->reposted_by, n,
+                                     views)
+                : -ENOMEM;
+    if (*rc) {
+        free(views);
+        return NULL;
+    }
+    return views;
+}
+
+int api_posts_hydrate(api_t *api, const uint64_t *ids, size_t n, const api_hydrate_t *opt,
+                      json_t *items)
+{
+    int rc;
+    storage_post_view_t *views = views_of(api, ids, n, opt, &rc);
+    if (views)
         api_post_views_append(views, n, items);
-    storage_post_views_clear(views, n);
+    storage_post_views_clear(views, views ? n : 0);
     free(views);
     return rc;
 }
@@ -91,18 +104,13 @@ int api_posts_hydrate(api_t *api, const uint64_t *ids, size_t n, const api_hydra
 void api_reply_posts(api_req_t *r, const uint64_t *ids, size_t n, const api_hydrate_t *opt,
                      uint64_t next_cursor)
 {
-    static const api_hydrate_t none = {0};
-    if (!opt)
-        opt = &none;
-    storage_post_view_t *views = calloc(n ? n : 1, sizeof(*views));
-    int rc = views ? storage_post_views(r->api->storage, opt->viewer, opt->hide, ids,
-                                        opt->reposted_by, n, views)
-                   : -ENOMEM;
-    if (rc)
-        api_storage_problem(r, rc, "post");
-    else
+    int rc;
+    storage_post_view_t *views = views_of(r->api, ids, n, opt, &rc);
+    if (views)
         api_reply_post_page(r, views, n, next_cursor, NULL);
-    storage_post_views_clear(views, rc ? 0 : n);
+    else
+        api_storage_problem(r, rc, "post");
+    storage_post_views_clear(views, views ? n : 0);
     free(views);
 }
 

@@ -10,17 +10,16 @@
 #include "storage/storage_internal.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The kept set of each relation (its key: storage__relation_keys). */
 static const struct {
     unsigned bit;
     read_cache_rel_t kind;
-    const char *key;
-} rels[] = {{STORAGE_REL_BLOCKS, READ_CACHE_BLOCKS, K_BLOCKS},
-            {STORAGE_REL_BLOCKED_BY, READ_CACHE_BLOCKED_BY, K_BLOCKED_BY},
-            {STORAGE_REL_MUTES, READ_CACHE_MUTES, K_MUTES}};
+} rels[] = {{STORAGE_REL_BLOCKS, READ_CACHE_BLOCKS},
+            {STORAGE_REL_BLOCKED_BY, READ_CACHE_BLOCKED_BY},
+            {STORAGE_REL_MUTES, READ_CACHE_MUTES}};
 #define N_RELS (sizeof(rels) / sizeof(*rels))
 
 /* Whether person is hidden from viewer by the sets in hide; false when a set is not kept. */
@@ -87,9 +86,9 @@ static void fill_relations(storage_t *s, read_cache_t *c, const read_cache_ticke
     storage_redis_batch_init(&b, s->redis);
     for (size_t k = 0; viewer && k < N_RELS; k++) {
         if ((hide & rels[k].bit) && !read_cache_rel_known(c, rels[k].kind, viewer)) {
-            char key[48];
-            snprintf(key, sizeof(key), rels[k].key, (ull)viewer);
-            storage_redis_batch_add(&b, "ZRANGE %s 0 %d", key, READ_CACHE_REL_MAX);
+            char key[1][48];
+            storage__relation_keys(viewer, rels[k].bit, key);
+            storage_redis_batch_add(&b, "ZRANGE %s 0 %d", key[0], READ_CACHE_REL_MAX);
             asked[n_asked++] = k;
         }
     }

@@ -12,7 +12,6 @@
  * Cluster, where a script reaches only its own node, the page is storage_timeline_page and
  * storage_post_views instead.
  */
-#include "storage/read_cache.h"
 #include "storage/storage_internal.h"
 
 #include <errno.h>
@@ -187,12 +186,7 @@ static int page_by_ids(storage_t *s, uint64_t user, uint64_t cursor, size_t limi
     storage_redis_batch_free(&b);
     if (rc)
         return rc;
-    read_cache_t *c = storage__cache_settled(s);
-    if (c && storage__views_from_cache(c, user, hide, out->page.ids, out->reposted_by, n,
-                                       out->views) == 0) {
-        read_cache_count(c, true);
-        return 0;
-    }
+    /* From the cache when it is settled now, after the ids' round trip; else from Redis. */
     return storage_post_views(s, user, hide, out->page.ids, out->reposted_by, n, out->views);
 }
 
@@ -201,7 +195,9 @@ int storage_timeline_view(storage_t *s, uint64_t user, uint64_t cursor, size_t l
 {
     memset(out, 0, sizeof(*out));
     int rc = -EPROTO;
-    if (storage__cache_settled(s))
+    /* Whether the cache may serve the page is known after the ids' round trip (page_by_ids):
+     * here only whether it is in use. */
+    if (storage__cache(s) && storage__one_node(s))
         rc = page_by_ids(s, user, cursor, limit, timeline_max, hide, out);
     else if (storage__one_node(s))
         rc = page_by_script(s, user, cursor, limit, timeline_max, hide, out);
