@@ -11,6 +11,7 @@
  */
 #include "api/server.h"
 #include "api/connections.h"
+#include "api/listener.h"
 #include "api/log.h"
 #include "api/utf8.h"
 #include "storage/redis/redis.h"
@@ -38,8 +39,7 @@ struct api_server_s {
     api_t *api;
     api_connections_t *connections;
     struct MHD_Daemon *daemon;
-    int port;
-    MHD_socket quiesced; /* the listen socket after quiesce: closed once the daemon stops */
+    api_listener_t *listener; /* accepts for the daemon (api/listener.c says why) */
 };
 
 static uint64_t now_ns(void)
@@ -452,6 +452,16 @@ static bool resolve_listen(const char *listen, struct sockaddr_storage *addr, bo
     return true;
 }
 
+/* A connection's start and end: its books (api/connections.c), and its room in the listener. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    api_server_t *srv = cls;
+    api_connections_notify(srv->connections, conn, socket_context, code);
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        api_listener_released(srv->listener);
+}
+
 api_server_t *api_server_start(api_t *api)
 {
     struct sockaddr_storage addr;
@@ -474,44 +484,52 @@ api_server_t *api_server_start(api_t *api)
         return NULL;
     }
     api->connections = api_connections_stats(srv->connections);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
     size_t limit = api_connection_limit((size_t)api->cfg->max_connections);
-    srv->quiesced = MHD_INVALID_SOCKET;
+    socklen_t addrlen = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    srv->listener = api_listener_open((struct sockaddr *)&addr, addrlen, limit);
+    if (!srv->listener) {
+        LOG_ERRNO(LOG_ERROR, "http", errno, "cannot listen on %s", api->cfg->listen);
+        goto fail;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    /* The listener keeps the limit; each worker's share of MHD's must hold all of it
+     * (api/listener.c says why). */
+    size_t mhd_limit = limit * (size_t)api->cfg->threads;
     srv->daemon = MHD_start_daemon(
         flags, 0, api_connections_admit, srv->connections, on_request, api,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)api->cfg->threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        api, MHD_OPTION_NOTIFY_CONNECTION, api_connections_notify, srv->connections,
-        MHD_OPTION_END);
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)api->cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)mhd_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_END);
     if (!srv->daemon) {
-        LOG(LOG_ERROR, "http", "cannot listen on %s", api->cfg->listen);
-        api->connections = NULL;
-        api_connections_destroy(srv->connections);
-        free(srv);
-        return NULL;
+        LOG(LOG_ERROR, "http", "cannot start the HTTP daemon for %s", api->cfg->listen);
+        goto fail;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = info ? info->port : 0;
+    int rc = api_listener_start(srv->listener, srv->daemon);
+    if (rc != 0) {
+        LOG_ERRNO(LOG_ERROR, "http", rc, "cannot start accepting on %s", api->cfg->listen);
+        MHD_stop_daemon(srv->daemon);
+        goto fail;
+    }
     return srv;
+fail:
+    api_listener_free(srv->listener);
+    api->connections = NULL;
+    api_connections_destroy(srv->connections);
+    free(srv);
+    return NULL;
 }
 
 int api_server_port(const api_server_t *srv)
 {
-    return srv->port;
+    return api_listener_port(srv->listener);
 }
 
 void api_server_quiesce(api_server_t *srv)
 {
-    /* The worker threads take the socket out of their epoll sets on their next turn: closing
-     * it here raced them (ThreadSanitizer). shutdown() refuses new connections at once and
-     * keeps the descriptor until MHD_stop_daemon has joined them. */
-    srv->quiesced = MHD_quiesce_daemon(srv->daemon);
-    if (srv->quiesced != MHD_INVALID_SOCKET)
-        shutdown(srv->quiesced, SHUT_RDWR);
+    api_listener_close(srv->listener);
 }
 
 long long api_server_parked(const api_server_t *srv)
@@ -528,9 +546,9 @@ void api_server_stop(api_server_t *srv)
 {
     if (!srv)
         return;
+    api_listener_close(srv->listener); /* no connection added to a daemon being stopped */
     MHD_stop_daemon(srv->daemon);
-    if (srv->quiesced != MHD_INVALID_SOCKET)
-        close(srv->quiesced);
+    api_listener_free(srv->listener);
     srv->api->connections = NULL;
     api_connections_destroy(srv->connections);
     free(srv);
