@@ -307,8 +307,22 @@ static void lost_log_test(bool back, const char *prefix)
     ts_sse_item_t ev;
     ts_sse_expect(c, "feed", &ev, SX_WAIT_MS, "the post after the reset");
     char got[24];
-    cr_assert_str_eq(ts_sse_data_id(&ev, got, sizeof(got)), post,
-                     "after the reset came post %s, not the one made after it (%s)", got, post);
+    ts_sse_data_id(&ev, got, sizeof(got));
+    if (!back && strcmp(got, l.during) == 0) {
+        /* A catch-up in the gap (the subscriber is back between kills) can meet the lost log
+         * before the post made while it was lost is fanned out: it tells the reset then and
+         * makes the log anew, so that post is logged after the reset, and comes like any
+         * event after it. Once, and before the post after the reset. */
+        cr_assert_gt(ts_sse_id_cmp(ev.id, reset), 0,
+                     "the post made while the log was lost came with id %s, not after the "
+                     "reset's %s",
+                     ev.id, reset);
+        ts_sse_item_clear(&ev);
+        ts_sse_expect(c, "feed", &ev, SX_WAIT_MS, "the post after the reset");
+        ts_sse_data_id(&ev, got, sizeof(got));
+    }
+    cr_assert_str_eq(got, post, "after the reset came post %s, not the one made after it (%s)", got,
+                     post);
     cr_assert_gt(ts_sse_id_cmp(ev.id, reset), 0, "the post after the reset has id %s, not after %s",
                  ev.id, reset);
     ts_sse_item_clear(&ev);
