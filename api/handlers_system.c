@@ -223,8 +223,17 @@ void api_system_metrics(api_req_t *r)
         "# HELP tidings_read_cache_misses_total Post reads that went to Redis while the cache "
         "was up.\n"
         "# TYPE tidings_read_cache_misses_total counter\n"
-        "tidings_read_cache_misses_total %llu\n",
-        rc.live ? 1 : 0, (unsigned long long)rc.hits, (unsigned long long)rc.misses);
+        "tidings_read_cache_misses_total %llu\n"
+        "# HELP tidings_read_cache_timeline_hits_total Home timeline first pages whose entries "
+        "came from the cache (no Redis round trip for them).\n"
+        "# TYPE tidings_read_cache_timeline_hits_total counter\n"
+        "tidings_read_cache_timeline_hits_total %llu\n"
+        "# HELP tidings_read_cache_timeline_misses_total Home timeline first pages whose entries "
+        "Redis read while the cache was up.\n"
+        "# TYPE tidings_read_cache_timeline_misses_total counter\n"
+        "tidings_read_cache_timeline_misses_total %llu\n",
+        rc.live ? 1 : 0, (unsigned long long)rc.hits, (unsigned long long)rc.misses,
+        (unsigned long long)rc.page_hits, (unsigned long long)rc.page_misses);
     if (r->api->connections)
         api_connection_metrics(r->api->connections, &t);
     if (r->api->publish_doubts)

@@ -15,6 +15,16 @@
  * ticket), and its results are kept only in shards whose count did not move. An
  * invalidation for a write the read already saw only costs a fill.
  *
+ * Timeline first pages (their ids, reposters and next cursor) are kept too, but their keys
+ * are written by every fan-out, far too often to broadcast: the read that fills one is
+ * tracked instead (CLIENT TRACKING ... OPTIN on the connection, CLIENT CACHING yes before the
+ * script, redirected to the same tracking connection), so Redis tells of a write only to the
+ * keys a kept page was read from: tl, celebs, rb and rebuild of its user, the script's
+ * declared keys (Redis 7.0 remembers a script's declared keys, not the ones it builds). The
+ * celebrities' post lists it merges are read by name inside the script, so those come by
+ * broadcast (posts:{author}, one message per post, not per follower), and a page remembers
+ * the generation of each of its celebrities' lists (posts_gen) and is stale once one moved.
+ *
  * Entries are shared by every thread: 64 shards, each a mutex, a chained hash and its
  * entries in insertion order; past its share of the size the oldest entry goes.
  */
@@ -25,7 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { KIND_POST, KIND_USER, KIND_REL } kind_t;
+typedef enum { KIND_POST, KIND_USER, KIND_REL, KIND_PAGE, KIND_AUTHOR_POSTS } kind_t;
 
 typedef struct entry_s {
     struct entry_s *next;          /* the bucket's chain */
@@ -42,6 +52,13 @@ typedef struct entry_s {
             uint64_t *ids; /* sorted, owned; NULL for a set too large to keep */
             size_t n;
         } set;
+        struct {
+            /* owned, one block: n ids, n reposters, n_celebs celebrities, their posts_gen */
+            uint64_t *ids;
+            size_t n, n_celebs, limit;
+            uint64_t next;
+            unsigned hide;
+        } page;
     } v;
 } entry_t;
 
@@ -55,10 +72,11 @@ typedef struct shard_s {
 
 struct read_cache_s {
     shard_t shards[READ_CACHE_SHARDS];
-    size_t per_shard, n_buckets; /* n_buckets: a power of two */
-    size_t bytes_per_shard;      /* READ_CACHE_BYTES_PER_POST a post, in all */
+    size_t per_shard, n_buckets;                /* n_buckets: a power of two */
+    size_t bytes_per_shard;                     /* READ_CACHE_BYTES_PER_POST a post, in all */
+    atomic_ullong posts_gen[READ_CACHE_SHARDS]; /* invalidations of posts:{author}, by author */
     atomic_bool live;
-    atomic_ullong hits, misses;
+    atomic_ullong hits, misses, page_hits, page_misses;
 };
 
 /* splitmix64's finalizer: ids are time-ordered, so their low bits alone would crowd. */
@@ -84,8 +102,8 @@ read_cache_t *read_cache_new(size_t entries)
     read_cache_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    /* posts, briefs and sets: three kinds share the shards, and the memory */
-    c->per_shard = (3 * entries + READ_CACHE_SHARDS - 1) / READ_CACHE_SHARDS;
+    /* posts, briefs, sets and pages: four kinds share the shards, and the memory */
+    c->per_shard = (4 * entries + READ_CACHE_SHARDS - 1) / READ_CACHE_SHARDS;
     c->bytes_per_shard = entries * READ_CACHE_BYTES_PER_POST / READ_CACHE_SHARDS;
     c->n_buckets = 16;
     while (c->n_buckets < c->per_shard)
@@ -93,6 +111,7 @@ read_cache_t *read_cache_new(size_t entries)
     for (int i = 0; i < READ_CACHE_SHARDS; i++) {
         pthread_mutex_init(&c->shards[i].mu, NULL);
         atomic_init(&c->shards[i].gen, 0);
+        atomic_init(&c->posts_gen[i], 0);
     }
     for (int i = 0; i < READ_CACHE_SHARDS; i++) {
         shard_t *s = &c->shards[i];
@@ -114,6 +133,8 @@ static size_t entry_bytes(const entry_t *e)
         n += strlen(e->v.post.text) + 1;
     else if (e->kind == KIND_REL)
         n += e->v.set.n * sizeof(uint64_t);
+    else if (e->kind == KIND_PAGE)
+        n += (2 * e->v.page.n + 2 * e->v.page.n_celebs) * sizeof(uint64_t);
     return n;
 }
 
@@ -123,6 +144,8 @@ static void entry_free(entry_t *e)
         free(e->v.post.text);
     else if (e->kind == KIND_REL)
         free(e->v.set.ids);
+    else if (e->kind == KIND_PAGE)
+        free(e->v.page.ids);
     free(e);
 }
 
@@ -192,6 +215,7 @@ void read_cache_reset(read_cache_t *c, bool live)
         drop_all(s);
         memset(s->buckets, 0, c->n_buckets * sizeof(*s->buckets));
         atomic_fetch_add(&s->gen, 1);
+        atomic_fetch_add(&c->posts_gen[i], 1);
         pthread_mutex_unlock(&s->mu);
     }
     if (live)
@@ -214,7 +238,14 @@ static bool parse_key(const char *key, size_t len, kind_t *kind, unsigned *rel, 
                  {"user:{", KIND_USER, 0},
                  {"blocks:{", KIND_REL, READ_CACHE_BLOCKS},
                  {"blockedby:{", KIND_REL, READ_CACHE_BLOCKED_BY},
-                 {"mutes:{", KIND_REL, READ_CACHE_MUTES}};
+                 {"mutes:{", KIND_REL, READ_CACHE_MUTES},
+                 /* a timeline page's declared keys (K_TIMELINE, K_CELEB_FOLLOWS,
+                  * K_REPOSTED_BY, K_REBUILD) and the post lists it merges (K_POSTS) */
+                 {"tl:{", KIND_PAGE, 0},
+                 {"celebs:{", KIND_PAGE, 0},
+                 {"rb:{", KIND_PAGE, 0},
+                 {"rebuild:{", KIND_PAGE, 0},
+                 {"posts:{", KIND_AUTHOR_POSTS, 0}};
     for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
         size_t p = strlen(names[i].prefix);
         if (len < p + 2 || memcmp(key, names[i].prefix, p) != 0 || key[len - 1] != '}')
@@ -240,6 +271,10 @@ void read_cache_invalidate(read_cache_t *c, const char *key, size_t len)
     uint64_t id;
     if (!parse_key(key, len, &kind, &rel, &id))
         return;
+    if (kind == KIND_AUTHOR_POSTS) { /* pages that merged them check at their next read */
+        atomic_fetch_add(&c->posts_gen[mix(id, kind, 0) >> 58], 1);
+        return;
+    }
     uint64_t h = mix(id, kind, rel);
     shard_t *s = shard_of(c, h);
     pthread_mutex_lock(&s->mu);
@@ -254,8 +289,16 @@ void read_cache_invalidate(read_cache_t *c, const char *key, size_t len)
 
 void read_cache_ticket(read_cache_t *c, read_cache_ticket_t *t)
 {
-    for (int i = 0; i < READ_CACHE_SHARDS; i++)
+    for (int i = 0; i < READ_CACHE_SHARDS; i++) {
         t->gen[i] = atomic_load(&c->shards[i].gen);
+        t->posts_gen[i] = atomic_load(&c->posts_gen[i]);
+    }
+}
+
+/* Where author's posts:{author} counts its invalidations. */
+static unsigned posts_bucket(uint64_t author)
+{
+    return (unsigned)(mix(author, KIND_AUTHOR_POSTS, 0) >> 58);
 }
 
 /* ---- reads -------------------------------------------------------------------------------- */
@@ -330,6 +373,33 @@ bool read_cache_rel_known(read_cache_t *c, read_cache_rel_t kind, uint64_t viewe
     bool known = find_rel(c, s, h, kind, viewer) != NULL;
     pthread_mutex_unlock(&s->mu);
     return known;
+}
+
+bool read_cache_get_page(read_cache_t *c, uint64_t user, read_cache_page_t *page)
+{
+    uint64_t h = mix(user, KIND_PAGE, 0);
+    shard_t *s = shard_of(c, h);
+    pthread_mutex_lock(&s->mu);
+    entry_t *e = find(c, s, h, user, KIND_PAGE, 0);
+    bool hit = e && e->v.page.limit == page->limit && e->v.page.hide == page->hide;
+    if (hit) {
+        const uint64_t *celebs = e->v.page.ids + 2 * e->v.page.n;
+        const uint64_t *gens = celebs + e->v.page.n_celebs;
+        for (size_t i = 0; hit && i < e->v.page.n_celebs; i++)
+            hit = atomic_load(&c->posts_gen[posts_bucket(celebs[i])]) == gens[i];
+        if (!hit) { /* a celebrity posted since: the page goes */
+            unlink_entry(c, s, e, h);
+            entry_free(e);
+        }
+    }
+    if (hit) {
+        page->n = e->v.page.n;
+        page->next = e->v.page.next;
+        memcpy(page->ids, e->v.page.ids, page->n * sizeof(uint64_t));
+        memcpy(page->rbs, e->v.page.ids + page->n, page->n * sizeof(uint64_t));
+    }
+    pthread_mutex_unlock(&s->mu);
+    return hit;
 }
 
 /* ---- fills -------------------------------------------------------------------------------- */
@@ -425,13 +495,54 @@ void read_cache_put_rel(read_cache_t *c, const read_cache_ticket_t *t, read_cach
     put(c, t, e);
 }
 
+void read_cache_put_page(read_cache_t *c, const read_cache_ticket_t *t, uint64_t user,
+                         const read_cache_page_t *page)
+{
+    if (page->n > page->limit)
+        return;
+    entry_t *e = calloc(1, sizeof(*e));
+    size_t words = 2 * page->n + 2 * page->n_celebs;
+    uint64_t *block = malloc((words ? words : 1) * sizeof(uint64_t));
+    if (!e || !block) {
+        free(e);
+        free(block);
+        return;
+    }
+    e->id = user;
+    e->kind = KIND_PAGE;
+    e->v.page.ids = block;
+    e->v.page.n = page->n;
+    e->v.page.n_celebs = page->n_celebs;
+    e->v.page.limit = page->limit;
+    e->v.page.next = page->next;
+    e->v.page.hide = page->hide;
+    memcpy(block, page->ids, page->n * sizeof(uint64_t));
+    memcpy(block + page->n, page->rbs, page->n * sizeof(uint64_t));
+    uint64_t *celebs = block + 2 * page->n, *gens = celebs + page->n_celebs;
+    for (size_t i = 0; i < page->n_celebs; i++) {
+        celebs[i] = page->celebs[i];
+        gens[i] = t->posts_gen[posts_bucket(page->celebs[i])]; /* as the read was sent */
+    }
+    put(c, t, e);
+}
+
 void read_cache_count(read_cache_t *c, bool hit)
 {
     atomic_fetch_add_explicit(hit ? &c->hits : &c->misses, 1, memory_order_relaxed);
 }
 
-void read_cache_stats(read_cache_t *c, uint64_t *hits, uint64_t *misses)
+void read_cache_count_page(read_cache_t *c, bool hit)
 {
-    *hits = c ? atomic_load(&c->hits) : 0;
-    *misses = c ? atomic_load(&c->misses) : 0;
+    atomic_fetch_add_explicit(hit ? &c->page_hits : &c->page_misses, 1, memory_order_relaxed);
+}
+
+void read_cache_stats(read_cache_t *c, read_cache_stats_t *out)
+{
+    *out = (read_cache_stats_t){0};
+    if (!c)
+        return;
+    out->hits = atomic_load(&c->hits);
+    out->misses = atomic_load(&c->misses);
+    out->page_hits = atomic_load(&c->page_hits);
+    out->page_misses = atomic_load(&c->page_misses);
 }

@@ -19,10 +19,24 @@
 typedef struct read_cache_s read_cache_t;
 
 /* The cache's generations when a read was sent: what it brings back is kept only where
- * nothing was invalidated since (read_cache.c, "Filling"). */
+ * nothing was invalidated since (read_cache.c, "Filling"). posts_gen: the same for
+ * authors' post lists (posts:{author}), which a timeline page merges for celebrities. */
 typedef struct read_cache_ticket_s {
     uint64_t gen[READ_CACHE_SHARDS];
+    uint64_t posts_gen[READ_CACHE_SHARDS];
 } read_cache_ticket_t;
+
+/* A home timeline's first page as its ids script answered it (storage/timeline_view.c), for
+ * the limit and the hidden relations it was read with. */
+typedef struct read_cache_page_s {
+    size_t limit;
+    unsigned hide;
+    size_t n;               /* entries: ids[i], reposted by rbs[i] (0: none) */
+    uint64_t *ids, *rbs;    /* the caller's arrays of limit entries (get), or n (put) */
+    uint64_t next;          /* the next page's cursor, 0: none */
+    const uint64_t *celebs; /* put: the celebrities merged in, whose new posts drop the page */
+    size_t n_celebs;
+} read_cache_page_t;
 
 /* The relation sets kept, one per kind of STORAGE_REL_* bit. */
 typedef enum {
@@ -57,6 +71,13 @@ bool read_cache_rel_has(read_cache_t *c, read_cache_rel_t kind, uint64_t viewer,
 /* Whether the set is kept, or known to be too large to keep (so not worth reading again). */
 bool read_cache_rel_known(read_cache_t *c, read_cache_rel_t kind, uint64_t viewer);
 
+/* The first page of user's timeline for page->limit and page->hide into page (ids, rbs, n,
+ * next); false on a miss. */
+bool read_cache_get_page(read_cache_t *c, uint64_t user, read_cache_page_t *page);
+/* Keeps user's first page (read under ticket t, tracked by Redis: read_cache.c). */
+void read_cache_put_page(read_cache_t *c, const read_cache_ticket_t *t, uint64_t user,
+                         const read_cache_page_t *page);
+
 /* Keeps what a read sent under ticket t brought back (skipped when its shard saw an
  * invalidation since, or the cache is not live). */
 void read_cache_put_post(read_cache_t *c, const read_cache_ticket_t *t, const storage_post_t *p);
@@ -66,8 +87,13 @@ void read_cache_put_user(read_cache_t *c, const read_cache_ticket_t *t, const st
 void read_cache_put_rel(read_cache_t *c, const read_cache_ticket_t *t, read_cache_rel_t kind,
                         uint64_t viewer, const uint64_t *members, size_t n);
 
-/* Reads served whole from the cache, and reads that went to Redis. */
+/* Reads served whole from the cache, and reads that went to Redis; the same for timeline
+ * first pages' ids. */
 void read_cache_count(read_cache_t *c, bool hit);
-void read_cache_stats(read_cache_t *c, uint64_t *hits, uint64_t *misses);
+void read_cache_count_page(read_cache_t *c, bool hit);
+typedef struct read_cache_stats_s {
+    uint64_t hits, misses, page_hits, page_misses;
+} read_cache_stats_t;
+void read_cache_stats(read_cache_t *c, read_cache_stats_t *out);
 
 #endif

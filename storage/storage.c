@@ -60,9 +60,11 @@ void storage_config_defaults(storage_config_t *cfg)
 
 /* ---- the read cache (read_cache.c) and its invalidations ----------------------------------- */
 
-/* The keys whose entries the cache keeps (K_POST, K_USER, K_BLOCKS, K_BLOCKED_BY, K_MUTES). */
-static const char *const cached_prefixes[] = {"post:{", "user:{", "blocks:{", "blockedby:{",
-                                              "mutes:{"};
+/* The keys whose entries the cache keeps (K_POST, K_USER, K_BLOCKS, K_BLOCKED_BY, K_MUTES),
+ * and the authors' post lists a timeline page merges (K_POSTS); a page's own keys come by
+ * tracking its read instead (read_cache.c). */
+static const char *const cached_prefixes[] = {"post:{",      "user:{",  "blocks:{",
+                                              "blockedby:{", "mutes:{", "posts:{"};
 
 static void on_invalidate(void *arg, const char *key, size_t len)
 {
@@ -98,9 +100,19 @@ struct read_cache_s *storage__cache_settled(storage_t *s)
     return storage_redis_tracking_settled(s->tracking) ? s->cache : NULL;
 }
 
+unsigned long long storage__tracking_id(storage_t *s)
+{
+    return storage__cache(s) ? storage_redis_tracking_client_id(s->tracking) : 0;
+}
+
 void storage_read_cache_stats(storage_t *s, storage_read_cache_stats_t *out)
 {
-    read_cache_stats(s->cache, &out->hits, &out->misses);
+    read_cache_stats_t st;
+    read_cache_stats(s->cache, &st);
+    out->hits = st.hits;
+    out->misses = st.misses;
+    out->page_hits = st.page_hits;
+    out->page_misses = st.page_misses;
     out->on = s->cache != NULL;
     out->live = s->cache && read_cache_live(s->cache);
 }

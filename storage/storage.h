@@ -82,10 +82,12 @@ void storage_topology_stats(storage_t *s, storage_topology_stats_t *out);
 /* The read cache (storage_config_t.read_cache), for /metrics. */
 #define STORAGE_READ_CACHE_DEFAULT 50000
 typedef struct storage_read_cache_stats_s {
-    bool on;         /* configured */
-    bool live;       /* in use now: one node, Redis' invalidations flowing */
-    uint64_t hits;   /* post reads served from the cache alone */
-    uint64_t misses; /* post reads that went to Redis while it was on */
+    bool on;              /* configured */
+    bool live;            /* in use now: one node, Redis' invalidations flowing */
+    uint64_t hits;        /* post reads served from the cache alone */
+    uint64_t misses;      /* post reads that went to Redis while it was on */
+    uint64_t page_hits;   /* timeline first pages whose ids came from the cache */
+    uint64_t page_misses; /* timeline first pages whose ids Redis read while it was on */
 } storage_read_cache_stats_t;
 void storage_read_cache_stats(storage_t *s, storage_read_cache_stats_t *out);
 

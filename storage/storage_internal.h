@@ -152,6 +152,9 @@ struct storage_s {
 struct read_cache_s *storage__cache_settled(storage_t *s);
 /* The read cache when it is on (to fill it after a read), else NULL. */
 struct read_cache_s *storage__cache(storage_t *s);
+/* The CLIENT ID a read tracked for the cache redirects its invalidations to; 0 when the
+ * cache is off or its tracking connection down. */
+unsigned long long storage__tracking_id(storage_t *s);
 /* post_views_cached.c: the views of ids (as storage_post_views) from the cache alone: 0, or
  * -ENOENT when anything is missing (out is then cleared). */
 struct read_cache_ticket_s;
@@ -214,6 +217,13 @@ typedef struct storage__script_s {
  * round trip) or Redis answers NOSCRIPT. One Redis node only (storage__one_node). */
 int storage__script_ro(storage_t *s, storage__script_t *sc, int argc, const char **argv,
                        storage_redis_batch_t *b);
+/* The same, with Redis remembering the keys it declares for the connection whose CLIENT ID is
+ * redirect (the read cache's tracking connection): a later write to any of them is an
+ * invalidation there. *tracked: whether Redis took the tracking (else nothing read may be
+ * kept). The script's reply is b->r[0] as well. */
+int storage__script_ro_tracked(storage_t *s, storage__script_t *sc, unsigned long long redirect,
+                               int argc, const char **argv, storage_redis_batch_t *b,
+                               bool *tracked);
 
 /* post_views.c: whether every key lives on one Redis node (one Redis, or a cluster of one
  * master), so that one script may read any of them. */

@@ -8,10 +8,13 @@
  * limit + 1 to know the next cursor, drops repost entries whose reposter is gone, then
  * hydrates the page (SCRIPT_HYDRATE). It only reads (EVALSHA_RO, storage/script_call.c):
  * the rate check rides along, and a read never trims. With the read cache up, the script
- * stops before the hydration and the posts come from the cache (page_by_ids). On a Redis
- * Cluster, where a script reaches only its own node, the page is storage_timeline_page and
+ * stops before the hydration and the posts come from the cache (page_by_ids); a first page's
+ * ids are kept there too, read under Redis' tracking (storage/read_cache.c says how), so a
+ * page read again before its timeline changes costs Redis nothing. On a Redis Cluster, where
+ * a script reaches only its own node, the page is storage_timeline_page and
  * storage_post_views instead.
  */
+#include "storage/read_cache.h"
 #include "storage/storage_internal.h"
 
 #include <errno.h>
@@ -19,10 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* KEYS[1]: tl:{user}; ARGV: user, max (the cursor's bound), want (limit + 1), timeline_max,
- * then the viewer's relation sets to hide. Leaves the page's ids and, per id, its reposter
- * ('0': none) in ids and rbs, and the next cursor ('0': none) in next. Key names follow
- * K_CELEB_FOLLOWS, K_POSTS, K_REPOSTED_BY and K_REBUILD. Scores become numbers once (the
+/* KEYS: tl celebs rb rebuild of the user (declared, so that a tracked read is told of their
+ * writes); ARGV: user, max (the cursor's bound), want (limit + 1), timeline_max, then the
+ * viewer's relation sets to hide. Leaves the page's ids and, per id, its reposter ('0':
+ * none) in ids and rbs, the next cursor ('0': none) in next, and the celebrities followed in
+ * celebs. Post lists follow K_POSTS. Scores become numbers once (the
  * merge compares them often); each celebrity followed gives a few posts first, about twice
  * a fair share of the page; the timeline alone (no celebrity) is the page as read, with no
  * merge; a source read to its count may hold more below its last entry, read on (want
@@ -47,7 +51,7 @@
     "end\n"                                                                                        \
     "local src = {{key = KEYS[1], min = floor}}\n"                                                 \
     "range(src[1], max, want)\n"                                                                   \
-    "local celebs = redis.call('SMEMBERS', 'celebs:{' .. user .. '}')\n"                           \
+    "local celebs = redis.call('SMEMBERS', KEYS[2])\n"                                             \
     "local k = math.max(2, math.min(want, math.ceil(2 * want / math.max(#celebs, 1))))\n"          \
     "for _, c in ipairs(celebs) do\n"                                                              \
     "  local s = {key = 'posts:{' .. c .. '}', min = '-inf'}\n"                                    \
@@ -85,7 +89,7 @@
     "for i = 1, n do\n"                                                                            \
     "  local post, score, rb = got[2 * i - 1], got[2 * i], '0'\n"                                  \
     "  if tonumber(score) ~= tonumber(post) then\n"                                                \
-    "    rb = redis.call('HGET', 'rb:{' .. user .. '}', post)\n"                                   \
+    "    rb = redis.call('HGET', KEYS[3], post)\n"                                                 \
     "  end\n"                                                                                      \
     "  if rb then\n"                                                                               \
     "    ids[#ids + 1] = post\n"                                                                   \
@@ -94,32 +98,41 @@
     "end\n"
 
 /* {rebuilding, next cursor, posts, people} as SCRIPT_HYDRATE returns them. */
-static const char page_body[] = SCRIPT_HYDRATE PAGE_IDS
-    "local posts, people = hydrate(ids, rbs, rels)\n"
-    "return {redis.call('EXISTS', 'rebuild:{' .. user .. '}'), next, posts, "
-    "people}\n";
+static const char page_body[] =
+    SCRIPT_HYDRATE PAGE_IDS "local posts, people = hydrate(ids, rbs, rels)\n"
+                            "return {redis.call('EXISTS', KEYS[4]), next, posts, people}\n";
 static storage__script_t page_script = STORAGE__SCRIPT(page_body);
 
-/* {rebuilding, next cursor, ids, reposters}: the page to hydrate from the read cache. */
+/* {rebuilding, next cursor, ids, reposters, celebrities}: the page to hydrate from the read
+ * cache. */
 static const char ids_body[] =
-    PAGE_IDS "return {redis.call('EXISTS', 'rebuild:{' .. user .. '}'), next, ids, rbs}\n";
+    PAGE_IDS "return {redis.call('EXISTS', KEYS[4]), next, ids, rbs, celebs}\n";
 static storage__script_t ids_script = STORAGE__SCRIPT(ids_body);
 
-/* Sends sc (page_script or ids_script) for user's page; b holds its reply when 0. */
+/* Sends sc (page_script or ids_script) for user's page; b holds its reply when 0. With
+ * redirect (a CLIENT ID), the read is tracked for the read cache (*tracked says if it was). */
 static int page_call(storage_t *s, storage__script_t *sc, uint64_t user, uint64_t cursor,
-                     size_t limit, int timeline_max, unsigned hide, storage_redis_batch_t *b)
+                     size_t limit, int timeline_max, unsigned hide, unsigned long long redirect,
+                     storage_redis_batch_t *b, bool *tracked)
 {
-    char tl[40], id[24], max[32] = "+inf", want[24], tlmax[16], rels[3][48];
+    char tl[40], celebs[40], rb[40], rebuild[40], id[24], max[32] = "+inf", want[24], tlmax[16],
+                                                          rels[3][48];
     snprintf(tl, sizeof(tl), K_TIMELINE, (ull)user);
+    snprintf(celebs, sizeof(celebs), K_CELEB_FOLLOWS, (ull)user);
+    snprintf(rb, sizeof(rb), K_REPOSTED_BY, (ull)user);
+    snprintf(rebuild, sizeof(rebuild), K_REBUILD, (ull)user);
     snprintf(id, sizeof(id), "%llu", (ull)user);
     if (cursor)
         snprintf(max, sizeof(max), "(%llu", (ull)cursor);
     snprintf(want, sizeof(want), "%zu", limit + 1);
     snprintf(tlmax, sizeof(tlmax), "%d", timeline_max);
-    const char *argv[9] = {"1", tl, id, max, want, tlmax};
-    size_t argc = 6, n_rels = storage__relation_keys(user, hide, rels);
+    const char *argv[12] = {"4", tl, celebs, rb, rebuild, id, max, want, tlmax};
+    size_t argc = 9, n_rels = storage__relation_keys(user, hide, rels);
     for (size_t i = 0; i < n_rels; i++)
         argv[argc++] = rels[i];
+    *tracked = false;
+    if (redirect)
+        return storage__script_ro_tracked(s, sc, redirect, (int)argc, argv, b, tracked);
     return storage__script_ro(s, sc, (int)argc, argv, b);
 }
 
@@ -136,7 +149,8 @@ static int page_by_script(storage_t *s, uint64_t user, uint64_t cursor, size_t l
                           int timeline_max, unsigned hide, storage_timeline_t *out)
 {
     storage_redis_batch_t b;
-    int rc = page_call(s, &page_script, user, cursor, limit, timeline_max, hide, &b);
+    bool tracked;
+    int rc = page_call(s, &page_script, user, cursor, limit, timeline_max, hide, 0, &b, &tracked);
     const redisReply *r = rc == 0 ? b.r[0] : NULL;
     if (rc == 0 && (storage_redis_is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 4))
         rc = -EPROTO;
@@ -158,21 +172,74 @@ static int page_by_script(storage_t *s, uint64_t user, uint64_t cursor, size_t l
     return rc;
 }
 
-/* With the read cache: the page's ids by script (one round trip, a few reads in Lua), its
- * posts from the cache, or from Redis (filling the cache) when any is missing. */
+/* The first page's ids from the cache into out; false on a miss. */
+static bool ids_from_cache(read_cache_t *c, uint64_t user, size_t limit, unsigned hide,
+                           storage_timeline_t *out)
+{
+    read_cache_page_t page = {
+        .limit = limit, .hide = hide, .ids = out->page.ids, .rbs = out->reposted_by};
+    if (!read_cache_get_page(c, user, &page))
+        return false;
+    out->page.n = page.n;
+    out->page.next_cursor = page.next;
+    out->rebuilding = false; /* a page read while rebuilding is never kept */
+    return true;
+}
+
+/* Keeps the first page the ids script answered (r) when its read was tracked, under t. */
+static void ids_to_cache(read_cache_t *c, const read_cache_ticket_t *t, uint64_t user, size_t limit,
+                         unsigned hide, const storage_timeline_t *out,
+                         const redisReply *celebs_reply)
+{
+    uint64_t celebs[64];
+    if (out->rebuilding || celebs_reply->type != REDIS_REPLY_ARRAY ||
+        celebs_reply->elements > sizeof(celebs) / sizeof(*celebs))
+        return; /* a user following that many celebrities reads from Redis */
+    for (size_t i = 0; i < celebs_reply->elements; i++)
+        celebs[i] = storage_redis_uint_str(celebs_reply->element[i]);
+    read_cache_page_t page = {.limit = limit,
+                              .hide = hide,
+                              .n = out->page.n,
+                              .ids = out->page.ids,
+                              .rbs = out->reposted_by,
+                              .next = out->page.next_cursor,
+                              .celebs = celebs,
+                              .n_celebs = celebs_reply->elements};
+    read_cache_put_page(c, t, user, &page);
+}
+
+/* With the read cache: the page's ids by script (one round trip, a few reads in Lua), or for a
+ * first page kept in the cache from there; its posts from the cache, or from Redis (filling
+ * the cache) when any is missing. */
 static int page_by_ids(storage_t *s, uint64_t user, uint64_t cursor, size_t limit, int timeline_max,
                        unsigned hide, storage_timeline_t *out)
 {
+    int rc = page_alloc(out, limit);
+    if (rc)
+        return rc;
+    read_cache_t *settled = cursor == 0 ? storage__cache_settled(s) : NULL;
+    if (settled && ids_from_cache(settled, user, limit, hide, out)) {
+        read_cache_count_page(settled, true);
+        return storage_post_views(s, user, hide, out->page.ids, out->reposted_by, out->page.n,
+                                  out->views);
+    }
+    /* The ticket before the tracking connection's id: a new connection since moves the
+     * ticket's generations (read_cache_reset), so a read redirected to a gone one is not
+     * kept. */
+    read_cache_t *fill = cursor == 0 ? storage__cache(s) : NULL;
+    read_cache_ticket_t ticket;
+    if (fill)
+        read_cache_ticket(fill, &ticket);
+    unsigned long long redirect = fill ? storage__tracking_id(s) : 0;
     storage_redis_batch_t b;
-    int rc = page_call(s, &ids_script, user, cursor, limit, timeline_max, hide, &b);
+    bool tracked;
+    rc = page_call(s, &ids_script, user, cursor, limit, timeline_max, hide, redirect, &b, &tracked);
     const redisReply *r = rc == 0 ? b.r[0] : NULL;
     if (rc == 0 &&
-        (storage_redis_is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+        (storage_redis_is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 5 ||
          r->element[2]->type != REDIS_REPLY_ARRAY || r->element[3]->type != REDIS_REPLY_ARRAY ||
          r->element[2]->elements != r->element[3]->elements || r->element[2]->elements > limit))
         rc = -EPROTO;
-    if (rc == 0)
-        rc = page_alloc(out, limit);
     size_t n = rc == 0 ? r->element[2]->elements : 0;
     for (size_t i = 0; i < n; i++) {
         out->page.ids[i] = storage_redis_uint_str(r->element[2]->element[i]);
@@ -182,6 +249,10 @@ static int page_by_ids(storage_t *s, uint64_t user, uint64_t cursor, size_t limi
     if (rc == 0) {
         out->rebuilding = storage_redis_int(r->element[0]) == 1;
         out->page.next_cursor = storage_redis_uint_str(r->element[1]);
+        if (fill)
+            read_cache_count_page(fill, false);
+        if (fill && tracked)
+            ids_to_cache(fill, &ticket, user, limit, hide, out, r->element[4]);
     }
     storage_redis_batch_free(&b);
     if (rc)

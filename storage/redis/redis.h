@@ -197,6 +197,9 @@ void storage_redis_tracking_stop(storage_redis_tracking_t *t);
 /* True when every invalidation Redis sent before this call has been handed over, so that
  * what the cache holds is no older than any write whose answer anyone has seen. Any thread. */
 bool storage_redis_tracking_settled(storage_redis_tracking_t *t);
+/* The tracking connection's CLIENT ID while it is up, 0 otherwise: the REDIRECT target of
+ * another connection's CLIENT TRACKING (read_cache.c's timeline pages). Any thread. */
+unsigned long long storage_redis_tracking_client_id(storage_redis_tracking_t *t);
 
 /* ---- the asynchronous client (async.c, async_send.c, subscriber.c), loop thread only ------ */
 typedef struct storage_redis_async_s storage_redis_async_t;

@@ -169,18 +169,26 @@ int storage_command_slot(const char *cmd, size_t len)
     return storage_key_slot(arg, arg_len);
 }
 
-/* Commands that read and never write (XINFO and PING included: a batch of them is a read). */
-static const char *const reads[] = {"GET",        "MGET",          "HGET",
-                                    "HMGET",      "HGETALL",       "HEXISTS",
-                                    "EXISTS",     "TYPE",          "TTL",
-                                    "PTTL",       "SCARD",         "SISMEMBER",
-                                    "SMEMBERS",   "SMISMEMBER",    "ZCARD",
-                                    "ZCOUNT",     "ZSCORE",        "ZMSCORE",
-                                    "ZRANGE",     "ZRANGEBYSCORE", "ZREVRANGEBYSCORE",
-                                    "ZREVRANGE",  "ZRANK",         "ZREVRANK",
-                                    "XLEN",       "XRANGE",        "XREVRANGE",
-                                    "XINFO",      "PING",          "EVAL_RO",
-                                    "EVALSHA_RO", "FCALL_RO",      NULL};
+/* Commands that read and never write (XINFO and PING included: a batch of them is a read;
+ * CLIENT too, which sets the connection's own state: a tracked read is CLIENT TRACKING and
+ * CLIENT CACHING before its script). */
+static const char *const reads[] = {"CLIENT",        "GET",
+                                    "MGET",          "HGET",
+                                    "HMGET",         "HGETALL",
+                                    "HEXISTS",       "EXISTS",
+                                    "TYPE",          "TTL",
+                                    "PTTL",          "SCARD",
+                                    "SISMEMBER",     "SMEMBERS",
+                                    "SMISMEMBER",    "ZCARD",
+                                    "ZCOUNT",        "ZSCORE",
+                                    "ZMSCORE",       "ZRANGE",
+                                    "ZRANGEBYSCORE", "ZREVRANGEBYSCORE",
+                                    "ZREVRANGE",     "ZRANK",
+                                    "ZREVRANK",      "XLEN",
+                                    "XRANGE",        "XREVRANGE",
+                                    "XINFO",         "PING",
+                                    "EVAL_RO",       "EVALSHA_RO",
+                                    "FCALL_RO",      NULL};
 
 bool storage_command_reads_only(const char *cmd, size_t len)
 {

@@ -40,6 +40,7 @@ struct storage_redis_tracking_s {
     pthread_t thread;
     int stop_fd; /* eventfd: written once to stop */
     atomic_bool up;
+    atomic_ullong client_id; /* the connection's CLIENT ID while up, 0 otherwise */
     /* The tracking connection's socket (-1: none). Read under fd_lock, written under it as
      * a writer: the socket is never closed under a reader's peek. */
     pthread_rwlock_t fd_lock;
@@ -64,8 +65,10 @@ static bool reply_ok(redisReply *r, int type)
     return ok;
 }
 
-/* Opens node's connection with tracking on and the channel subscribed; NULL on failure. */
-static redisContext *open_tracking(storage_redis_tracking_t *t, int node)
+/* Opens node's connection with tracking on and the channel subscribed (*client_id: its
+ * CLIENT ID); NULL on failure. */
+static redisContext *open_tracking(storage_redis_tracking_t *t, int node,
+                                   unsigned long long *client_id)
 {
     redisContext *c = storage_redis__connect_node(t->redis, node, t->redis->connect_timeout_ms);
     if (!c)
@@ -78,6 +81,7 @@ static redisContext *open_tracking(storage_redis_tracking_t *t, int node)
     if (id && id->type == REDIS_REPLY_INTEGER) {
         snprintf(id_str, sizeof(id_str), "%lld", id->integer);
         argv[4] = id_str;
+        *client_id = (unsigned long long)id->integer;
         for (int i = 0; i < t->n_prefixes; i++) {
             argv[argc++] = "PREFIX";
             argv[argc++] = t->prefixes[i];
@@ -147,7 +151,8 @@ static void *run(void *arg)
     storage_redis_tracking_t *t = arg;
     for (;;) {
         int node = one_node(t->redis);
-        redisContext *c = node >= 0 ? open_tracking(t, node) : NULL;
+        unsigned long long client_id = 0;
+        redisContext *c = node >= 0 ? open_tracking(t, node, &client_id) : NULL;
         if (!c) {
             if (wait_for(t, -1, RETRY_MS) < 0)
                 return NULL;
@@ -157,6 +162,7 @@ static void *run(void *arg)
         t->fd = c->fd;
         pthread_rwlock_unlock(&t->fd_lock);
         t->cb.reset(t->cb.arg, true); /* what was written while nobody listened */
+        atomic_store(&t->client_id, client_id);
         atomic_store(&t->up, true);
         int w;
         while ((w = wait_for(t, c->fd, TOPOLOGY_CHECK_MS)) >= 0) {
@@ -166,6 +172,7 @@ static void *run(void *arg)
         /* Down before the drop: a read that checks "settled" after this misses the cache. */
         pthread_rwlock_wrlock(&t->fd_lock);
         atomic_store(&t->up, false);
+        atomic_store(&t->client_id, 0);
         t->fd = -1;
         pthread_rwlock_unlock(&t->fd_lock);
         t->cb.reset(t->cb.arg, false);
@@ -190,6 +197,7 @@ storage_redis_tracking_t *storage_redis_tracking_start(storage_redis_t *s,
         t->prefixes[i] = prefixes[i];
     t->n_prefixes = n;
     atomic_init(&t->up, false);
+    atomic_init(&t->client_id, 0);
     t->fd = -1;
     pthread_rwlock_init(&t->fd_lock, NULL);
     atomic_init(&t->applying, 0);
@@ -229,4 +237,9 @@ bool storage_redis_tracking_settled(storage_redis_tracking_t *t)
                    atomic_load(&t->applying) == 0 && atomic_load(&t->up);
     pthread_rwlock_unlock(&t->fd_lock);
     return settled;
+}
+
+unsigned long long storage_redis_tracking_client_id(storage_redis_tracking_t *t)
+{
+    return t && atomic_load(&t->up) ? atomic_load(&t->client_id) : 0;
 }

@@ -5,6 +5,7 @@
 #include "storage/read_cache.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,5 +180,172 @@ Test(read_cache, a_set_too_large_is_known_but_not_kept)
     cr_expect(read_cache_rel_known(c, READ_CACHE_MUTES, 9), "but not to be read again");
     read_cache_invalidate(c, "mutes:{9}", 9);
     cr_expect_not(read_cache_rel_known(c, READ_CACHE_MUTES, 9), "until it changes");
+    read_cache_free(c);
+}
+
+/* ---- timeline first pages ---------------------------------------------------------------- */
+
+enum { PAGE_LIMIT = 3, READER = 11, CELEB = 500, OTHER_AUTHOR = 501 };
+
+/* Keeps READER's page of posts 30, 20, 10 (20 reposted by 8), next cursor 10, merged from
+ * the celebrities given, under ticket t. */
+static void put_page(read_cache_t *c, const read_cache_ticket_t *t, const uint64_t *celebs,
+                     size_t n_celebs)
+{
+    uint64_t ids[] = {30, 20, 10}, rbs[] = {0, 8, 0};
+    read_cache_page_t page = {.limit = PAGE_LIMIT,
+                              .hide = 1,
+                              .n = 3,
+                              .ids = ids,
+                              .rbs = rbs,
+                              .next = 10,
+                              .celebs = celebs,
+                              .n_celebs = n_celebs};
+    read_cache_put_page(c, t, READER, &page);
+}
+
+/* Whether READER's page for limit and hide is kept (and then, that it is the one put). */
+static bool has_page(read_cache_t *c, size_t limit, unsigned hide)
+{
+    uint64_t ids[8] = {0}, rbs[8] = {0};
+    read_cache_page_t page = {.limit = limit, .hide = hide, .ids = ids, .rbs = rbs};
+    if (!read_cache_get_page(c, READER, &page))
+        return false;
+    cr_assert_eq(page.n, 3);
+    cr_expect(ids[0] == 30 && ids[1] == 20 && ids[2] == 10, "ids %llu %llu %llu",
+              (unsigned long long)ids[0], (unsigned long long)ids[1], (unsigned long long)ids[2]);
+    cr_expect(rbs[0] == 0 && rbs[1] == 8 && rbs[2] == 0, "reposters");
+    cr_expect_eq(page.next, 10);
+    return true;
+}
+
+static void invalidate(read_cache_t *c, const char *key)
+{
+    read_cache_invalidate(c, key, strlen(key));
+}
+
+Test(read_cache, a_page_is_kept_for_its_limit_and_hidden_relations)
+{
+    read_cache_t *c = live_cache(100);
+    read_cache_ticket_t t;
+    read_cache_ticket(c, &t);
+    put_page(c, &t, NULL, 0);
+    cr_expect(has_page(c, PAGE_LIMIT, 1));
+    cr_expect_not(has_page(c, PAGE_LIMIT + 1, 1), "a page of another limit is another read");
+    cr_expect_not(has_page(c, PAGE_LIMIT, 0), "a page that hides other relations too");
+    read_cache_free(c);
+}
+
+/* Every key the ids script declares drops the page when written; other users' keys and the
+ * cached kinds' keys do not. */
+Test(read_cache, a_page_goes_when_any_key_it_was_read_from_is_written)
+{
+    const char *own[] = {"tl:{11}", "celebs:{11}", "rb:{11}", "rebuild:{11}"};
+    for (size_t i = 0; i < sizeof(own) / sizeof(*own); i++) {
+        read_cache_t *c = live_cache(100);
+        read_cache_ticket_t t;
+        read_cache_ticket(c, &t);
+        put_page(c, &t, NULL, 0);
+        invalidate(c, "tl:{12}");
+        invalidate(c, "post:{11}");
+        invalidate(c, "user:{11}");
+        cr_expect(has_page(c, PAGE_LIMIT, 1), "kept after others' keys (before %s)", own[i]);
+        invalidate(c, own[i]);
+        cr_expect_not(has_page(c, PAGE_LIMIT, 1), "kept after %s was written", own[i]);
+        read_cache_free(c);
+    }
+}
+
+/* Which posts_gen bucket an invalidation of key moves. */
+static int posts_bucket_of(const char *key)
+{
+    read_cache_t *c = live_cache(10);
+    read_cache_ticket_t before, after;
+    read_cache_ticket(c, &before);
+    invalidate(c, key);
+    read_cache_ticket(c, &after);
+    int moved = -1;
+    for (int i = 0; i < READ_CACHE_SHARDS; i++)
+        if (after.posts_gen[i] != before.posts_gen[i])
+            moved = i;
+    read_cache_free(c);
+    return moved;
+}
+
+/* A celebrity's new post is in no timeline key: its post list's invalidation drops the pages
+ * that merged that celebrity. An author counted in another bucket leaves them be (one in the
+ * same bucket costs a spare read, never a stale one). */
+Test(read_cache, a_celebrity_post_drops_the_pages_that_merge_that_celebrity)
+{
+    char celeb[40], other[40];
+    snprintf(celeb, sizeof(celeb), "posts:{%d}", CELEB);
+    int celeb_bucket = posts_bucket_of(celeb);
+    cr_assert_geq(celeb_bucket, 0, "posts:{author} moved no bucket");
+    uint64_t author = OTHER_AUTHOR;
+    do
+        snprintf(other, sizeof(other), "posts:{%llu}", (unsigned long long)author++);
+    while (posts_bucket_of(other) == celeb_bucket);
+
+    read_cache_t *c = live_cache(100);
+    read_cache_ticket_t t;
+    read_cache_ticket(c, &t);
+    uint64_t celebs[] = {CELEB};
+    put_page(c, &t, celebs, 1);
+    invalidate(c, other);
+    cr_expect(has_page(c, PAGE_LIMIT, 1), "%s dropped a page that merges only %s", other, celeb);
+    invalidate(c, celeb);
+    cr_expect_not(has_page(c, PAGE_LIMIT, 1), "kept after the celebrity posted");
+
+    read_cache_ticket(c, &t);
+    put_page(c, &t, NULL, 0);
+    invalidate(c, celeb);
+    cr_expect(has_page(c, PAGE_LIMIT, 1), "a page with no celebrity dropped by one's post");
+    read_cache_free(c);
+}
+
+/* A page read before a celebrity's post, whose reply came after it, is not kept as fresh. */
+Test(read_cache, a_page_read_across_a_celebrity_post_is_not_served)
+{
+    read_cache_t *c = live_cache(100);
+    read_cache_ticket_t t;
+    read_cache_ticket(c, &t);
+    char celeb[40];
+    snprintf(celeb, sizeof(celeb), "posts:{%d}", CELEB);
+    invalidate(c, celeb);
+    uint64_t celebs[] = {CELEB};
+    put_page(c, &t, celebs, 1);
+    cr_expect_not(has_page(c, PAGE_LIMIT, 1));
+    read_cache_free(c);
+}
+
+Test(read_cache, a_page_read_across_a_write_of_its_timeline_is_not_kept)
+{
+    read_cache_t *c = live_cache(100);
+    read_cache_ticket_t t;
+    read_cache_ticket(c, &t);
+    invalidate(c, "tl:{11}");
+    put_page(c, &t, NULL, 0);
+    cr_expect_not(has_page(c, PAGE_LIMIT, 1));
+    read_cache_ticket(c, &t);
+    put_page(c, &t, NULL, 0);
+    cr_expect(has_page(c, PAGE_LIMIT, 1), "a read after the write is kept");
+    read_cache_reset(c, false);
+    cr_expect_not(has_page(c, PAGE_LIMIT, 1), "kept across the invalidations stopping");
+    read_cache_free(c);
+}
+
+Test(read_cache, counts_page_hits_and_misses_apart)
+{
+    read_cache_t *c = live_cache(100);
+    read_cache_count(c, true);
+    read_cache_count_page(c, true);
+    read_cache_count_page(c, true);
+    read_cache_count_page(c, false);
+    read_cache_stats_t st;
+    read_cache_stats(c, &st);
+    cr_expect_eq(st.hits, 1);
+    cr_expect_eq(st.misses, 0);
+    cr_expect_eq(st.page_hits, 2);
+    cr_expect_eq(st.page_misses, 1);
     read_cache_free(c);
 }
