@@ -209,10 +209,17 @@ out:
 int storage_post_views(storage_t *s, uint64_t viewer, unsigned hide, const uint64_t *ids,
                        const uint64_t *reposted_by, size_t n, storage_post_view_t *out)
 {
+    return storage__post_views_settled(s, storage__cache_settled(s), viewer, hide, ids, reposted_by,
+                                       n, out);
+}
+
+int storage__post_views_settled(storage_t *s, read_cache_t *cached, uint64_t viewer, unsigned hide,
+                                const uint64_t *ids, const uint64_t *reposted_by, size_t n,
+                                storage_post_view_t *out)
+{
     memset(out, 0, n * sizeof(*out));
     if (n == 0)
         return 0;
-    read_cache_t *cached = storage__cache_settled(s);
     if (cached && storage__views_from_cache(cached, viewer, hide, ids, reposted_by, n, out) == 0) {
         read_cache_count(cached, true);
         return 0;

@@ -63,7 +63,7 @@ typedef struct entry_s {
 } entry_t;
 
 typedef struct shard_s {
-    pthread_mutex_t mu;
+    pthread_rwlock_t mu; /* readers share it: a reader preempted holding it blocks no reader */
     entry_t **buckets;
     size_t n, bytes; /* entries, and the memory they hold */
     entry_t *oldest, *newest;
@@ -109,7 +109,7 @@ read_cache_t *read_cache_new(size_t entries)
     while (c->n_buckets < c->per_shard)
         c->n_buckets *= 2;
     for (int i = 0; i < READ_CACHE_SHARDS; i++) {
-        pthread_mutex_init(&c->shards[i].mu, NULL);
+        pthread_rwlock_init(&c->shards[i].mu, NULL);
         atomic_init(&c->shards[i].gen, 0);
         atomic_init(&c->posts_gen[i], 0);
     }
@@ -199,7 +199,7 @@ void read_cache_free(read_cache_t *c)
         if (s->buckets)
             drop_all(s);
         free(s->buckets);
-        pthread_mutex_destroy(&s->mu);
+        pthread_rwlock_destroy(&s->mu);
     }
     free(c);
 }
@@ -211,12 +211,12 @@ void read_cache_reset(read_cache_t *c, bool live)
         atomic_store(&c->live, false);
     for (int i = 0; i < READ_CACHE_SHARDS; i++) {
         shard_t *s = &c->shards[i];
-        pthread_mutex_lock(&s->mu);
+        pthread_rwlock_wrlock(&s->mu);
         drop_all(s);
         memset(s->buckets, 0, c->n_buckets * sizeof(*s->buckets));
         atomic_fetch_add(&s->gen, 1);
         atomic_fetch_add(&c->posts_gen[i], 1);
-        pthread_mutex_unlock(&s->mu);
+        pthread_rwlock_unlock(&s->mu);
     }
     if (live)
         atomic_store(&c->live, true);
@@ -277,14 +277,14 @@ void read_cache_invalidate(read_cache_t *c, const char *key, size_t len)
     }
     uint64_t h = mix(id, kind, rel);
     shard_t *s = shard_of(c, h);
-    pthread_mutex_lock(&s->mu);
+    pthread_rwlock_wrlock(&s->mu);
     atomic_fetch_add(&s->gen, 1);
     entry_t *e = find(c, s, h, id, kind, rel);
     if (e) {
         unlink_entry(c, s, e, h);
         entry_free(e);
     }
-    pthread_mutex_unlock(&s->mu);
+    pthread_rwlock_unlock(&s->mu);
 }
 
 void read_cache_ticket(read_cache_t *c, read_cache_ticket_t *t)
@@ -308,7 +308,7 @@ bool read_cache_get_post(read_cache_t *c, uint64_t id, storage_post_t *out)
     uint64_t h = mix(id, KIND_POST, 0);
     shard_t *s = shard_of(c, h);
     bool hit = false;
-    pthread_mutex_lock(&s->mu);
+    pthread_rwlock_rdlock(&s->mu);
     const entry_t *e = find(c, s, h, id, KIND_POST, 0);
     if (e) {
         *out = e->v.post;
@@ -317,7 +317,7 @@ bool read_cache_get_post(read_cache_t *c, uint64_t id, storage_post_t *out)
         if (!hit)
             memset(out, 0, sizeof(*out));
     }
-    pthread_mutex_unlock(&s->mu);
+    pthread_rwlock_unlock(&s->mu);
     return hit;
 }
 
@@ -325,7 +325,7 @@ bool read_cache_get_user(read_cache_t *c, uint64_t id, storage_user_t *out)
 {
     uint64_t h = mix(id, KIND_USER, 0);
     shard_t *s = shard_of(c, h);
-    pthread_mutex_lock(&s->mu);
+    pthread_rwlock_rdlock(&s->mu);
     const entry_t *e = find(c, s, h, id, KIND_USER, 0);
     if (e) {
         memset(out, 0, sizeof(*out));
@@ -333,7 +333,7 @@ bool read_cache_get_user(read_cache_t *c, uint64_t id, storage_user_t *out)
         memcpy(out->handle, e->v.user.handle, sizeof(out->handle));
         memcpy(out->display_name, e->v.user.display_name, sizeof(out->display_name));
     }
-    pthread_mutex_unlock(&s->mu);
+    pthread_rwlock_unlock(&s->mu);
     return e != NULL;
 }
 
@@ -355,13 +355,13 @@ bool read_cache_rel_has(read_cache_t *c, read_cache_rel_t kind, uint64_t viewer,
 {
     uint64_t h = mix(viewer, KIND_REL, kind);
     shard_t *s = shard_of(c, h);
-    pthread_mutex_lock(&s->mu);
+    pthread_rwlock_rdlock(&s->mu);
     const entry_t *e = find_rel(c, s, h, kind, viewer);
     bool kept = e && e->v.set.ids;
     if (kept)
         *member =
             e->v.set.n && bsearch(&id, e->v.set.ids, e->v.set.n, sizeof(uint64_t), cmp_id) != NULL;
-    pthread_mutex_unlock(&s->mu);
+    pthread_rwlock_unlock(&s->mu);
     return kept;
 }
 
@@ -369,37 +369,48 @@ bool read_cache_rel_known(read_cache_t *c, read_cache_rel_t kind, uint64_t viewe
 {
     uint64_t h = mix(viewer, KIND_REL, kind);
     shard_t *s = shard_of(c, h);
-    pthread_mutex_lock(&s->mu);
+    pthread_rwlock_rdlock(&s->mu);
     bool known = find_rel(c, s, h, kind, viewer) != NULL;
-    pthread_mutex_unlock(&s->mu);
+    pthread_rwlock_unlock(&s->mu);
     return known;
+}
+
+/* Whether e, a kept page, is still fresh: none of its celebrities posted since. */
+static bool page_fresh(read_cache_t *c, const entry_t *e)
+{
+    const uint64_t *celebs = e->v.page.ids + 2 * e->v.page.n;
+    const uint64_t *gens = celebs + e->v.page.n_celebs;
+    for (size_t i = 0; i < e->v.page.n_celebs; i++)
+        if (atomic_load(&c->posts_gen[posts_bucket(celebs[i])]) != gens[i])
+            return false;
+    return true;
 }
 
 bool read_cache_get_page(read_cache_t *c, uint64_t user, read_cache_page_t *page)
 {
     uint64_t h = mix(user, KIND_PAGE, 0);
     shard_t *s = shard_of(c, h);
-    pthread_mutex_lock(&s->mu);
-    entry_t *e = find(c, s, h, user, KIND_PAGE, 0);
+    pthread_rwlock_rdlock(&s->mu);
+    const entry_t *e = find(c, s, h, user, KIND_PAGE, 0);
     bool hit = e && e->v.page.limit == page->limit && e->v.page.hide == page->hide;
-    if (hit) {
-        const uint64_t *celebs = e->v.page.ids + 2 * e->v.page.n;
-        const uint64_t *gens = celebs + e->v.page.n_celebs;
-        for (size_t i = 0; hit && i < e->v.page.n_celebs; i++)
-            hit = atomic_load(&c->posts_gen[posts_bucket(celebs[i])]) == gens[i];
-        if (!hit) { /* a celebrity posted since: the page goes */
-            unlink_entry(c, s, e, h);
-            entry_free(e);
-        }
-    }
-    if (hit) {
+    bool stale = hit && !page_fresh(c, e);
+    if (hit && !stale) {
         page->n = e->v.page.n;
         page->next = e->v.page.next;
         memcpy(page->ids, e->v.page.ids, page->n * sizeof(uint64_t));
         memcpy(page->rbs, e->v.page.ids + page->n, page->n * sizeof(uint64_t));
     }
-    pthread_mutex_unlock(&s->mu);
-    return hit;
+    pthread_rwlock_unlock(&s->mu);
+    if (stale) { /* a celebrity posted since: the page goes (if still there, and still stale) */
+        pthread_rwlock_wrlock(&s->mu);
+        entry_t *gone = find(c, s, h, user, KIND_PAGE, 0);
+        if (gone && !page_fresh(c, gone)) {
+            unlink_entry(c, s, gone, h);
+            entry_free(gone);
+        }
+        pthread_rwlock_unlock(&s->mu);
+    }
+    return hit && !stale;
 }
 
 /* ---- fills -------------------------------------------------------------------------------- */
@@ -410,9 +421,9 @@ static void put(read_cache_t *c, const read_cache_ticket_t *t, entry_t *e)
 {
     uint64_t h = mix(e->id, e->kind, e->rel);
     shard_t *s = shard_of(c, h);
-    pthread_mutex_lock(&s->mu);
+    pthread_rwlock_wrlock(&s->mu);
     if (!atomic_load(&c->live) || atomic_load(&s->gen) != t->gen[h >> 58]) {
-        pthread_mutex_unlock(&s->mu);
+        pthread_rwlock_unlock(&s->mu);
         entry_free(e);
         return;
     }
@@ -439,7 +450,7 @@ static void put(read_cache_t *c, const read_cache_ticket_t *t, entry_t *e)
     s->newest = e;
     s->n++;
     s->bytes += cost;
-    pthread_mutex_unlock(&s->mu);
+    pthread_rwlock_unlock(&s->mu);
 }
 
 void read_cache_put_post(read_cache_t *c, const read_cache_ticket_t *t, const storage_post_t *p)

@@ -155,6 +155,11 @@ struct read_cache_s *storage__cache(storage_t *s);
 /* The CLIENT ID a read tracked for the cache redirects its invalidations to; 0 when the
  * cache is off or its tracking connection down. */
 unsigned long long storage__tracking_id(storage_t *s);
+/* storage_post_views with the cache's settled check made already by the caller (cached: its
+ * storage__cache_settled, NULL to read Redis): a timeline page from the cache checks once. */
+int storage__post_views_settled(storage_t *s, struct read_cache_s *cached, uint64_t viewer,
+                                unsigned hide, const uint64_t *ids, const uint64_t *reposted_by,
+                                size_t n, storage_post_view_t *out);
 /* post_views_cached.c: the views of ids (as storage_post_views) from the cache alone: 0, or
  * -ENOENT when anything is missing (out is then cleared). */
 struct read_cache_ticket_s;

@@ -220,8 +220,8 @@ static int page_by_ids(storage_t *s, uint64_t user, uint64_t cursor, size_t limi
     read_cache_t *settled = cursor == 0 ? storage__cache_settled(s) : NULL;
     if (settled && ids_from_cache(settled, user, limit, hide, out)) {
         read_cache_count_page(settled, true);
-        return storage_post_views(s, user, hide, out->page.ids, out->reposted_by, out->page.n,
-                                  out->views);
+        return storage__post_views_settled(s, settled, user, hide, out->page.ids, out->reposted_by,
+                                           out->page.n, out->views);
     }
     /* The ticket before the tracking connection's id: a new connection since moves the
      * ticket's generations (read_cache_reset), so a read redirected to a gone one is not

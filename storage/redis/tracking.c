@@ -15,6 +15,12 @@
  * is either on this socket or handed over. The check: nothing waiting on the socket (a
  * peek) and the thread not between reading and handing over (applying).
  *
+ * Alive: a Redis that stops answering (paused, or cut off from this host while others still
+ * write to it) sends no invalidations either, and the cache would serve what others have
+ * since changed. So the thread PINGs every PING_EVERY_MS while nothing else comes, and the
+ * cache is read only while Redis was heard from within ALIVE_MS; a ping unanswered past that
+ * ends the connection (everything dropped; the reconnect starts afresh).
+ *
  * A blocking connection on a thread rather than the event loop: it is idle but for
  * invalidations, and the peek needs its descriptor and a plain read/hand-over step.
  */
@@ -30,6 +36,8 @@
 
 #define RETRY_MS 500
 #define TOPOLOGY_CHECK_MS 1000
+#define PING_EVERY_MS 250
+#define ALIVE_MS 1000
 #define PREFIXES_MAX 8
 
 struct storage_redis_tracking_s {
@@ -45,7 +53,8 @@ struct storage_redis_tracking_s {
      * a writer: the socket is never closed under a reader's peek. */
     pthread_rwlock_t fd_lock;
     int fd;
-    atomic_int applying; /* 1 from a read of the socket until its messages are handed over */
+    atomic_int applying;    /* 1 from a read of the socket until its messages are handed over */
+    atomic_ullong heard_ms; /* when Redis last sent anything on the connection */
 };
 
 /* The node holding slot 0 when every slot is on one node; -1 otherwise. */
@@ -125,6 +134,8 @@ static bool drain(storage_redis_tracking_t *t, redisContext *c)
 {
     atomic_store(&t->applying, 1);
     bool ok = redisBufferRead(c) == REDIS_OK;
+    if (ok)
+        atomic_store(&t->heard_ms, storage_redis__now_ms());
     void *reply = NULL;
     while (ok && redisGetReplyFromReader(c, &reply) == REDIS_OK && reply) {
         ok = hand_over(t, reply);
@@ -162,12 +173,29 @@ static void *run(void *arg)
         t->fd = c->fd;
         pthread_rwlock_unlock(&t->fd_lock);
         t->cb.reset(t->cb.arg, true); /* what was written while nobody listened */
+        atomic_store(&t->heard_ms, storage_redis__now_ms());
         atomic_store(&t->client_id, client_id);
         atomic_store(&t->up, true);
         int w;
-        while ((w = wait_for(t, c->fd, TOPOLOGY_CHECK_MS)) >= 0) {
-            if (w == 1 ? !drain(t, c) : one_node(t->redis) != node)
+        uint64_t pinged = 0, topology_checked = storage_redis__now_ms();
+        while ((w = wait_for(t, c->fd, PING_EVERY_MS)) >= 0) {
+            if (w == 1 && !drain(t, c))
                 break;
+            uint64_t now = storage_redis__now_ms(), heard = atomic_load(&t->heard_ms);
+            if (pinged > heard && now - pinged > ALIVE_MS)
+                break; /* no answer: Redis stopped, or the path to it */
+            if (now - heard >= PING_EVERY_MS && pinged <= heard) {
+                pinged = now;
+                int done = 0;
+                if (redisAppendCommand(c, "PING") != REDIS_OK ||
+                    redisBufferWrite(c, &done) != REDIS_OK)
+                    break;
+            }
+            if (now - topology_checked >= TOPOLOGY_CHECK_MS) {
+                topology_checked = now;
+                if (one_node(t->redis) != node)
+                    break;
+            }
         }
         /* Down before the drop: a read that checks "settled" after this misses the cache. */
         pthread_rwlock_wrlock(&t->fd_lock);
@@ -201,6 +229,7 @@ storage_redis_tracking_t *storage_redis_tracking_start(storage_redis_t *s,
     t->fd = -1;
     pthread_rwlock_init(&t->fd_lock, NULL);
     atomic_init(&t->applying, 0);
+    atomic_init(&t->heard_ms, 0);
     t->stop_fd = eventfd(0, EFD_CLOEXEC);
     if (t->stop_fd < 0 || pthread_create(&t->thread, NULL, run, t) != 0) {
         if (t->stop_fd >= 0)
@@ -234,7 +263,8 @@ bool storage_redis_tracking_settled(storage_redis_tracking_t *t)
     char byte;
     ssize_t n = t->fd >= 0 ? recv(t->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) : 0;
     bool settled = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-                   atomic_load(&t->applying) == 0 && atomic_load(&t->up);
+                   atomic_load(&t->applying) == 0 && atomic_load(&t->up) &&
+                   storage_redis__now_ms() - atomic_load(&t->heard_ms) <= ALIVE_MS;
     pthread_rwlock_unlock(&t->fd_lock);
     return settled;
 }

@@ -6,7 +6,10 @@
  * on a fresh connection) on one of the four HTTP threads, so requests queued for many
  * seconds, /readyz gave no answer, and the live loop's synchronous online refresh held up
  * every heartbeat. Now the node's breaker fails requests at once (503 with Retry-After),
- * /readyz answers from a background probe's state, and the live loop never waits on Redis. */
+ * /readyz answers from a background probe's state, and the live loop never waits on Redis.
+ * What the read cache holds (a post, a timeline's first page) is served without Redis, but
+ * not once Redis has been silent for a second: past that it could be stale (a Redis cut off
+ * from this host while others still write to it looks the same). */
 #include "tests/support/sse.h"
 #include "tests/support/support.h"
 
@@ -121,14 +124,16 @@ typedef struct request_s {
     uint64_t took_ms;
 } request_t;
 
-static void *get_timeline(void *arg)
+/* A read that always goes to Redis: the notifications' groups are not kept in the cache. */
+#define UNCACHED_READ "/v1/notifications"
+
+static void *get_path(request_t *q, const char *path)
 {
-    request_t *q = arg;
     char req[512];
     int len = snprintf(req, sizeof(req),
-                       "GET /v1/timeline HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                       "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                        "Authorization: Bearer %s\r\n\r\n",
-                       q->as->token);
+                       path, q->as->token);
     uint64_t t0 = ts_now_ms();
     ts_resp_t r;
     if (ts_http_raw(q->port, req, (size_t)len, 10000, &r) == 0) {
@@ -141,20 +146,25 @@ static void *get_timeline(void *arg)
     return NULL;
 }
 
+static void *get_uncached(void *arg)
+{
+    return get_path(arg, UNCACHED_READ);
+}
+
 Test(paused_redis, concurrent_requests_are_answered_503_within_a_timeout_while_redis_is_paused)
 {
     ts_server_t s;
     start(&s, NULL);
     ts_user_t ana;
     ts_register(s.port, "many", &ana);
-    json_decref(ts_callf(s.port, "GET", &ana, NULL, 200, "/v1/timeline")); /* token cached */
+    json_decref(ts_callf(s.port, "GET", &ana, NULL, 200, UNCACHED_READ)); /* token cached */
 
     pause_redis();
     request_t q[CONCURRENT];
     pthread_t th[CONCURRENT];
     for (int i = 0; i < CONCURRENT; i++) {
         q[i] = (request_t){.port = s.port, .as = &ana};
-        cr_assert_eq(pthread_create(&th[i], NULL, get_timeline, &q[i]), 0);
+        cr_assert_eq(pthread_create(&th[i], NULL, get_uncached, &q[i]), 0);
     }
     for (int i = 0; i < CONCURRENT; i++)
         pthread_join(th[i], NULL);
@@ -169,11 +179,36 @@ Test(paused_redis, concurrent_requests_are_answered_503_within_a_timeout_while_r
     /* Later requests during the pause find the breaker open and fail at once. */
     ts_sleep_ms(300);
     request_t later = {.port = s.port, .as = &ana};
-    get_timeline(&later);
+    get_uncached(&later);
     cr_expect_eq(later.status, 503);
     cr_expect_leq(later.took_ms, ANSWER_WITHIN_MS, "a later request took %llu ms",
                   (unsigned long long)later.took_ms);
     expect_recovery(&s, &ana);
+    ts_server_stop(&s, 10000);
+}
+
+/* A timeline's first page read twice is served from the cache (no Redis); once Redis has been
+ * silent for a second, the same read is a 503 like any other, and 200 again after it is back. */
+Test(paused_redis, the_cache_serves_nothing_once_redis_has_been_silent_for_a_second)
+{
+    ts_server_t s;
+    start(&s, NULL);
+    ts_user_t ana;
+    ts_register(s.port, "silent", &ana);
+    for (int i = 0; i < 3; i++) /* the page is kept, and served from the cache */
+        json_decref(ts_callf(s.port, "GET", &ana, NULL, 200, "/v1/timeline"));
+    cr_assert_gt(ts_metric(s.port, "tidings_read_cache_timeline_hits_total"), 0,
+                 "the page was never served from the cache");
+    pause_redis();
+    ts_sleep_ms(1500);
+    request_t q = {.port = s.port, .as = &ana};
+    get_path(&q, "/v1/timeline");
+    cr_expect_eq(q.status, 503, "a kept page 1.5 s into Redis' silence: %d after %llu ms", q.status,
+                 (unsigned long long)q.took_ms);
+    cr_expect_leq(q.took_ms, ANSWER_WITHIN_MS, "answered after %llu ms",
+                  (unsigned long long)q.took_ms);
+    expect_recovery(&s, &ana);
+    json_decref(ts_callf(s.port, "GET", &ana, NULL, 200, "/v1/timeline"));
     ts_server_stop(&s, 10000);
 }
 
