@@ -108,6 +108,9 @@ static redisContext *open_tracking(storage_redis_tracking_t *t, int node,
 /* Hands one message over; false when the reply is not one (the connection is not sane). */
 static bool hand_over(storage_redis_tracking_t *t, const redisReply *r)
 {
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "pong") == 0)
+        return true; /* a PING's answer (subscribed, RESP2): heard from */
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
         r->element[0]->type != REDIS_REPLY_STRING)
         return false;
@@ -254,15 +257,31 @@ void storage_redis_tracking_stop(storage_redis_tracking_t *t)
     free(t);
 }
 
+/* A PING's answer on a subscribed RESP2 connection. */
+#define PONG "*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+
+/* Whether the n bytes waiting are nothing but whole answers to our pings (no invalidation). */
+static bool only_pongs(const char *waiting, ssize_t n)
+{
+    size_t len = sizeof(PONG) - 1;
+    if (n <= 0 || (size_t)n % len != 0)
+        return false;
+    for (size_t at = 0; at < (size_t)n; at += len)
+        if (memcmp(waiting + at, PONG, len) != 0)
+            return false;
+    return true;
+}
+
 bool storage_redis_tracking_settled(storage_redis_tracking_t *t)
 {
     if (!t || !atomic_load(&t->up))
         return false;
     /* The peek first, then applying: a read that emptied the socket set applying before it. */
     pthread_rwlock_rdlock(&t->fd_lock);
-    char byte;
-    ssize_t n = t->fd >= 0 ? recv(t->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) : 0;
-    bool settled = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+    char waiting[4 * (sizeof(PONG) - 1) + 1]; /* filled, it may hide more behind: not settled */
+    ssize_t n = t->fd >= 0 ? recv(t->fd, waiting, sizeof(waiting), MSG_PEEK | MSG_DONTWAIT) : 0;
+    bool empty = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    bool settled = (empty || (n < (ssize_t)sizeof(waiting) && only_pongs(waiting, n))) &&
                    atomic_load(&t->applying) == 0 && atomic_load(&t->up) &&
                    storage_redis__now_ms() - atomic_load(&t->heard_ms) <= ALIVE_MS;
     pthread_rwlock_unlock(&t->fd_lock);

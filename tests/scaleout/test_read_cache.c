@@ -659,6 +659,29 @@ Test(read_cache, repeated_reads_are_served_from_the_cache)
                   REREADS, hits2 - hits);
 }
 
+/* Quiet for a while, the cache keeps what it holds: its liveness pings (every 250 ms, when
+ * no invalidation comes) neither drop it nor take the tracking connection down. */
+Test(read_cache, a_quiet_spell_keeps_the_cache)
+{
+    start(1);
+    ts_user_t x;
+    ts_register(srv[A].port, "rcq", &x);
+    char p[24];
+    ts_post(srv[A].port, &x, "still here after a pause", p);
+    wait_idle();
+    json_decref(get_post(A, &x, p, "the post"));
+    double hits = metric(A, HITS), misses = metric(A, MISSES);
+    for (int i = 0; i < 4; i++) {
+        ts_sleep_ms(600); /* a few pings' worth, and past the cache's second of silence */
+        json_decref(get_post(A, &x, p, "after a quiet spell"));
+    }
+    cr_expect_eq(metric(A, HITS) - hits, 4, "4 reads after quiet spells made %g cache hits",
+                 metric(A, HITS) - hits);
+    cr_expect_eq(metric(A, MISSES), misses, "reads after quiet spells made %g misses",
+                 metric(A, MISSES) - misses);
+    cr_expect_eq(metric(A, "tidings_read_cache_up"), 1);
+}
+
 /* ---- 7. timeline first pages ----------------------------------------------------------------- */
 
 /* A home timeline's first page (no cursor) is cached whole: its ids, reposters and next cursor
