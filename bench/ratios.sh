@@ -446,14 +446,17 @@ fi
 echo
 echo "targets (DESIGN §7 / issue 17; medians above):"
 verdict() { # verdict KEY MIN-RATIO MAX-P99|-: the rate at saturation, the p99 at the target rate
-  local k=$1 x=${MED[$1,xn]} p ok=MET ps="" round
-  for round in $(seq "$ROUNDS"); do [ -n "${R[$round,$k,at_p99_ms]:-}" ] && ps+=" ${R[$round,$k,at_p99_ms]}"; done
-  p=$(median %.3f <<<"$ps")
+  local k=$1 x=${MED[$1,xn]} p lag ok=MET ps="" ls="" round
+  for round in $(seq "$ROUNDS"); do
+    [ -n "${R[$round,$k,at_p99_ms]:-}" ] && ps+=" ${R[$round,$k,at_p99_ms]}" ls+=" ${R[$round,$k,at_lag_p99_ms]:-}"
+  done
+  p=$(median %.3f <<<"$ps") lag=$(median %.3f <<<"$ls")
   if [ "$x" = - ]; then ok="NO ERROR-FREE ROUND"
   elif [ "$(echo "$x < $2" | bc -l)" = 1 ]; then ok=MISSED
   elif [ "$3" != - ] && { [ "$p" = - ] || [ "$(echo "$p >= $3" | bc -l)" = 1 ]; }; then ok=MISSED; fi
   printf '  %-40s %5s x nginx (>= %s)' "$(label_of "$k")" "$x" "$2"
-  [ "$3" = - ] || printf ', p99 %s ms at %s x nginx, open loop (< %s)' "$p" "$2" "$3"
+  [ "$3" = - ] || printf ', p99 %s ms at %s x nginx, open loop (< %s; client lag p99 %s ms)' \
+    "$p" "$2" "$3" "$lag"
   printf '  %s\n' "$ok"
 }
 for b in "${!BUILD_DIRS[@]}"; do
