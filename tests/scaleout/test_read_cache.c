@@ -858,17 +858,24 @@ static void expect_first_pages(int proc, const ts_user_t *f, const ts_user_t *fl
     expect_pages_everywhere(proc, f, fl, &want, &want_long, after);
 }
 
+/* The author x (registered on A) and the two readers of these tests, f (on B) and fl (on C),
+ * following x through processes f_via and fl_via. */
+static void author_and_readers(ts_user_t *x, ts_user_t *f, ts_user_t *fl, int f_via, int fl_via)
+{
+    ts_register(srv[A].port, "rcx", x);
+    ts_register(srv[B].port, "rcf", f);
+    ts_register(srv[C].port, "rcf", fl);
+    ts_follow(srv[f_via].port, f, x);
+    ts_follow(srv[fl_via].port, fl, x);
+}
+
 #define TL_ROUNDS 6
 
 Test(read_cache, a_cached_first_page_shows_a_new_post_once_its_fanout_is_done)
 {
     start(PROCS);
     ts_user_t x, f, fl;
-    ts_register(srv[A].port, "rcx", &x);
-    ts_register(srv[B].port, "rcf", &f);
-    ts_register(srv[C].port, "rcf", &fl);
-    ts_follow(srv[A].port, &f, &x);
-    ts_follow(srv[C].port, &fl, &x);
+    author_and_readers(&x, &f, &fl, A, C);
     uint64_t posts[TL_ROUNDS + 1];
     posts[0] = ts_post(srv[A].port, &x, "before the cache", NULL);
     wait_idle();
@@ -894,11 +901,7 @@ Test(read_cache, a_deleted_post_leaves_a_cached_first_page_once_its_job_is_done)
 {
     start(PROCS);
     ts_user_t x, f, fl;
-    ts_register(srv[A].port, "rcx", &x);
-    ts_register(srv[B].port, "rcf", &f);
-    ts_register(srv[C].port, "rcf", &fl);
-    ts_follow(srv[C].port, &f, &x);
-    ts_follow(srv[A].port, &fl, &x);
+    author_and_readers(&x, &f, &fl, C, A);
     uint64_t posts[TL_DELETES + PAGE];
     size_t n = 0;
     for (int i = 0; i < TL_DELETES + PAGE; i++) {
