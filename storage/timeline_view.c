@@ -186,7 +186,8 @@ static bool ids_from_cache(read_cache_t *c, uint64_t user, size_t limit, unsigne
     return true;
 }
 
-/* Keeps the first page the ids script answered (r) when its read was tracked, under t. */
+/* Keeps the first page just read into out (with the celebrities the ids script named),
+ * its read having been tracked, under ticket t. */
 static void ids_to_cache(read_cache_t *c, const read_cache_ticket_t *t, uint64_t user, size_t limit,
                          unsigned hide, const storage_timeline_t *out,
                          const redisReply *celebs_reply)
