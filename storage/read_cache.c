@@ -264,6 +264,12 @@ static bool parse_key(const char *key, size_t len, kind_t *kind, unsigned *rel, 
     return false;
 }
 
+/* Where author's posts:{author} counts its invalidations. */
+static unsigned posts_bucket(uint64_t author)
+{
+    return (unsigned)(mix(author, KIND_AUTHOR_POSTS, 0) >> 58);
+}
+
 void read_cache_invalidate(read_cache_t *c, const char *key, size_t len)
 {
     kind_t kind;
@@ -272,7 +278,7 @@ void read_cache_invalidate(read_cache_t *c, const char *key, size_t len)
     if (!parse_key(key, len, &kind, &rel, &id))
         return;
     if (kind == KIND_AUTHOR_POSTS) { /* pages that merged them check at their next read */
-        atomic_fetch_add(&c->posts_gen[mix(id, kind, 0) >> 58], 1);
+        atomic_fetch_add(&c->posts_gen[posts_bucket(id)], 1);
         return;
     }
     uint64_t h = mix(id, kind, rel);
@@ -293,12 +299,6 @@ void read_cache_ticket(read_cache_t *c, read_cache_ticket_t *t)
         t->gen[i] = atomic_load(&c->shards[i].gen);
         t->posts_gen[i] = atomic_load(&c->posts_gen[i]);
     }
-}
-
-/* Where author's posts:{author} counts its invalidations. */
-static unsigned posts_bucket(uint64_t author)
-{
-    return (unsigned)(mix(author, KIND_AUTHOR_POSTS, 0) >> 58);
 }
 
 /* ---- reads -------------------------------------------------------------------------------- */
