@@ -28,6 +28,7 @@ typedef struct api_s {
     notify_hub_t *hub;            /* borrowed: live streams */
     struct api_render_cache_s *render_cache;
     struct stream_writers_s *stream_writers;       /* the SSE fast path; NULL: resume only */
+    struct render_waits_s *render_waits;           /* its cache misses' one read (sse.c) */
     const api_connections_stats_t *connections;    /* borrowed from the server while it runs */
     struct api_address_counts_s *stream_addresses; /* streams per client address (sse.c) */
     struct api_publish_doubts_s *publish_doubts;   /* publishes Redis did not answer */

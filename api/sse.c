@@ -23,11 +23,14 @@
  * a stream written only this way is not timed out when it next needs the reader.
  *
  * Rendered feed events are cached for a couple of seconds, so a post fanned out to ten
- * thousand connected followers is hydrated once, not ten thousand times.
+ * thousand connected followers is hydrated once, not ten thousand times. The streams the
+ * fast path finds the cache empty for wait in api/render_waits.c for that one read and go
+ * on with the fast path: handed back to the reader, each had read the post itself.
  */
 #include "api/api.h"
 #include "api/address_counts.h"
 #include "api/log.h"
+#include "api/render_waits.h"
 #include "api/stream_writers.h"
 #include "storage/redis/redis.h"
 
@@ -70,6 +73,8 @@ static uint64_t monotonic_ms(void)
 }
 
 static void serve(void *item);
+static int fill_feed(void *arg, const char *ref);
+static void rendered(void *waiter, bool ok);
 
 int api_sse_create(api_t *api)
 {
@@ -80,7 +85,10 @@ int api_sse_create(api_t *api)
     pthread_mutex_init(&api->render_cache->mu, NULL);
     if (api->cfg->stream_writers > 0) {
         api->stream_writers = stream_writers_start(api->cfg->stream_writers, serve);
-        if (!api->stream_writers)
+        render_waits_hooks_t hooks = {fill_feed, rendered, api};
+        if (api->stream_writers)
+            api->render_waits = render_waits_start(&hooks);
+        if (!api->render_waits)
             return -errno;
     }
     return 0;
@@ -88,6 +96,7 @@ int api_sse_create(api_t *api)
 
 void api_sse_stop_writers(api_t *api)
 {
+    render_waits_stop(api->render_waits); /* first: it hands its waiters to the writers */
     stream_writers_stop(api->stream_writers);
 }
 
@@ -98,6 +107,8 @@ long long api_sse_suspended(const api_t *api)
 
 void api_sse_destroy(api_t *api)
 {
+    render_waits_destroy(api->render_waits);
+    api->render_waits = NULL;
     stream_writers_destroy(api->stream_writers);
     api->stream_writers = NULL;
     api_address_counts_destroy(api->stream_addresses);
@@ -287,6 +298,38 @@ static bool append_strs(stream_t *st, const char *const *strs)
 /* The renderers tell "gone" (0 with *json NULL: the id alone is sent) from a failure (a
  * negative errno: Redis could not be read, or no memory), which must never pass for gone. */
 
+/* Reads the JSON of a feed event "<post>[:<reposter>]" from Redis into *json (new; NULL
+ * when the post is gone) and caches it. */
+static int hydrate_feed(api_t *api, const char *ref, char **json)
+{
+    char *colon;
+    uint64_t post = strtoull(ref, &colon, 10),
+             reposter = *colon == ':' ? strtoull(colon + 1, NULL, 10) : 0;
+    api_hydrate_t opt = {.reposted_by = &reposter};
+    json_t *items = json_array();
+    *json = NULL;
+    int rc = items ? api_posts_hydrate(api, &post, 1, &opt, items) : -ENOMEM;
+    if (rc == 0 && json_array_size(items) == 1) {
+        *json = json_dumps(json_array_get(items, 0), JSON_COMPACT);
+        if (*json)
+            cache_put(api->render_cache, ref, *json);
+        else
+            rc = -ENOMEM;
+    }
+    json_decref(items);
+    return rc;
+}
+
+/* render_waits' fill: the cache has ref's rendering after it, unless the post is gone. */
+static int fill_feed(void *arg, const char *ref)
+{
+    api_t *api = arg;
+    char *json = cache_get(api->render_cache, ref);
+    int rc = json ? 0 : hydrate_feed(api, ref, &json);
+    free(json);
+    return rc;
+}
+
 /* The JSON of a feed event "<post>[:<reposter>]" into *json (new); -EWOULDBLOCK when it
  * is not cached and cached_only says not to read Redis for it. */
 static int render_feed(stream_t *st, const char *ref, bool fresh, bool cached_only, char **json)
@@ -297,21 +340,7 @@ static int render_feed(stream_t *st, const char *ref, bool fresh, bool cached_on
         return 0;
     if (cached_only)
         return -EWOULDBLOCK;
-    char *colon;
-    uint64_t post = strtoull(ref, &colon, 10),
-             reposter = *colon == ':' ? strtoull(colon + 1, NULL, 10) : 0;
-    api_hydrate_t opt = {.reposted_by = &reposter};
-    json_t *items = json_array();
-    int rc = items ? api_posts_hydrate(st->api, &post, 1, &opt, items) : -ENOMEM;
-    if (rc == 0 && json_array_size(items) == 1) {
-        *json = json_dumps(json_array_get(items, 0), JSON_COMPACT);
-        if (*json)
-            cache_put(st->api->render_cache, ref, *json);
-        else
-            rc = -ENOMEM;
-    }
-    json_decref(items);
-    return rc;
+    return hydrate_feed(st->api, ref, json);
 }
 
 /* The JSON of the notification group into *json (new). */
@@ -699,16 +728,29 @@ static bool flush(stream_t *st)
 static void serve(void *item)
 {
     stream_t *st = item;
+    if (st->held) { /* back from render_waits: the post is cached, unless it is gone */
+        int rc = render_event(st, st->held, true);
+        if (rc) {
+            st->failed = rc != -EWOULDBLOCK; /* not cached: the reader reads it */
+            resume(st);
+            return;
+        }
+        notify_event_unref(st->held);
+        st->held = NULL;
+    }
     for (;;) {
         notify_event_t *ev = NULL;
         notify_next_t next = notify_sub_take(st->sub, &ev, fast_event, st);
         if (next == NOTIFY_NEXT_EVENT) {
             /* Never Redis here: a writer waiting out a paused Redis's timeout would hold
-             * the heartbeats of every stream it serves. Such an event goes to the reader. */
+             * the heartbeats of every stream it serves. Such an event waits for
+             * render_waits' read (a live post), or goes to the reader. */
             int rc = render_event(st, ev, true);
             if (rc == -EWOULDBLOCK) {
                 st->held = ev;
-                (void)flush(st);
+                if ((flush(st) || !st->peer_gone) &&
+                    render_waits_add(st->api->render_waits, ev->ref, st))
+                    return; /* still suspended: rendered() hands it back */
                 break;
             }
             notify_event_unref(ev);
@@ -725,6 +767,14 @@ static void serve(void *item)
             return;
     }
     resume(st); /* the reader sends the rest, or ends the stream */
+}
+
+/* render_waits' done: the writer goes on with the stream, or the reader reads its event. */
+static void rendered(void *waiter, bool ok)
+{
+    stream_t *st = waiter;
+    if (!ok || !stream_writers_push(st->api->stream_writers, st->writer, st))
+        resume(st);
 }
 
 static void stream_free(void *cls)
