@@ -34,7 +34,7 @@
 #        BUILDS="/tmp/old /tmp/new" bench/ratios.sh    (before/after, interleaved)
 # environment: BUILDS (BUILD, default build: one or more build dirs; the first one's
 #              tidings-ceiling is used), ROUNDS (3), DURATION (10 s per phase), WARMUP (1 s),
-#              CONNECTIONS (64), THREADS (4, tidings' default: tidings and ceiling --threads), USERS (200),
+#              CONNECTIONS (64), THREADS (nproc, as tidings' default: tidings and ceiling --threads), USERS (200),
 #              FOLLOWS (20), POSTS (8 rounds), REPOST_EVERY (5), REG_THREADS (8),
 #              DRAIN_MAX (120 s), QUIET_WAIT (10 s), QUIET_CORES (0.15), WRK_TIMEOUT (5 s),
 #              TIDINGS_ARGS, CEILING_ARGS (more flags), KEEP (1: keep the work directory)
@@ -51,7 +51,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
 CONNECTIONS=${CONNECTIONS:-64}
-THREADS=${THREADS:-4}
+THREADS=${THREADS:-$(nproc)}
 USERS=${USERS:-200}
 FOLLOWS=${FOLLOWS:-20}
 POSTS=${POSTS:-8}

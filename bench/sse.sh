@@ -30,7 +30,7 @@
 # Every wait is bounded; everything started here is stopped by an EXIT trap.
 #
 # usage: bench/sse.sh [N ...]        (after cmake --build build)
-# environment: BUILD (build dir), THREADS (tidings --threads, 4), POSTS (3), GAP (1),
+# environment: BUILD (build dir), THREADS (tidings --threads, nproc as its default), POSTS (3), GAP (1),
 #              RATE (posts a second, sustained; unset: one after the other, GAP apart),
 #              SETTLE (2), TIMEOUT (30 s per post), HEARTBEAT (15), REG_THREADS (8),
 #              CONCURRENCY (256 streams set up at once), KEEP (1: keep the work directory),
@@ -49,7 +49,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
-THREADS=${THREADS:-4}
+THREADS=${THREADS:-$(nproc)}
 POSTS=${POSTS:-3}
 GAP=${GAP:-1}
 RATE=${RATE:-}

@@ -60,7 +60,8 @@ Test(config, defaults_without_flags_or_environment)
     cr_expect_str_eq(cfg.redis, "");
     cr_expect_str_eq(cfg.data_dir, "./tidings-data");
     cr_expect_str_eq(cfg.redis_server, "redis-server");
-    cr_expect_eq(cfg.threads, 4);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN); /* one thread per core, two at least */
+    cr_expect_eq(cfg.threads, cores < 2 ? 2 : cores > 256 ? 256 : (int)cores);
     cr_expect_eq(cfg.fanout.timeline_max, 800);
     cr_expect_eq(cfg.fanout.notifications_max, 1000);
     cr_expect_eq(cfg.fanout.celebrity_threshold, 10000);
