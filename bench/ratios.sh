@@ -316,7 +316,10 @@ rate() { if ok "$1" "$2"; then echo "${R[$1,$2,rps]}"; else echo -; fi; }
 # at saturation (where wrk's closed loop measures queueing: the ceiling's own p99 there is
 # tens of ms). So when the closed-loop phase KEY reached RATIO x nginx in this round, an open
 # loop (bench/load.c: latency from each request's due time) runs at exactly that rate;
-# keeps R[ROUND,KEY,at_*].
+# keeps R[ROUND,KEY,at_*]. The same open loop then runs against nginx at the same rate, as a
+# control (R[ROUND,KEY,ngx_*]): on a machine of two cores shared by server, Redis and client,
+# a stall of the machine's own (nginx's closed loop shows max ~100 ms in most phases) lands
+# in the p99 of whoever runs, and the control tells such a round from the server's tail.
 at_rate() {
   local round=$1 key=$2 port=$3 mode=$4 ratio=$5 n want line kv
   n=$(rate "$round" ngx)
@@ -330,6 +333,12 @@ at_rate() {
   log "    $line"
   [ -n "$line" ] || return 0
   for kv in ${line#RESULT }; do R[$round,$key,at_${kv%%=*}]=${kv#*=}; done
+  log "  [$round] control: nginx at the same $want req/s, open loop"
+  wait_calm
+  line=$(timeout $((DURATION + WARMUP + 60)) "$LOAD" --port "$NGINX_PORT" --tokens "$WORK/b${CUR_B:-0}.tokens" \
+    --mode post --rate "$want" --duration "$DURATION" --warmup "$WARMUP" --quiet | grep '^RESULT ' || true)
+  log "    $line"
+  for kv in ${line#RESULT }; do R[$round,$key,ngx_${kv%%=*}]=${kv#*=}; done
 }
 
 # ---- run -------------------------------------------------------------------------------
@@ -446,18 +455,20 @@ fi
 echo
 echo "targets (DESIGN §7 / issue 17; medians above):"
 verdict() { # verdict KEY MIN-RATIO MAX-P99|-: the rate at saturation, the p99 at the target rate
-  local k=$1 x=${MED[$1,xn]} p lag ok=MET ps="" ls="" round
+  local k=$1 x=${MED[$1,xn]} p lag ok=MET ps="" ls="" ns="" round
   for round in $(seq "$ROUNDS"); do
-    [ -n "${R[$round,$k,at_p99_ms]:-}" ] && ps+=" ${R[$round,$k,at_p99_ms]}" ls+=" ${R[$round,$k,at_lag_p99_ms]:-}"
+    [ -n "${R[$round,$k,at_p99_ms]:-}" ] && ps+=" ${R[$round,$k,at_p99_ms]}" ls+=" ${R[$round,$k,at_lag_p99_ms]:-}" \
+      ns+=" ${R[$round,$k,ngx_p99_ms]:-}"
   done
-  p=$(median %.3f <<<"$ps") lag=$(median %.3f <<<"$ls")
+  p=$(median %.3f <<<"$ps") lag=$(median %.3f <<<"$ls") CONTROL=$(median %.3f <<<"$ns")
   if [ "$x" = - ]; then ok="NO ERROR-FREE ROUND"
   elif [ "$(echo "$x < $2" | bc -l)" = 1 ]; then ok=MISSED
   elif [ "$3" != - ] && { [ "$p" = - ] || [ "$(echo "$p >= $3" | bc -l)" = 1 ]; }; then ok=MISSED; fi
   printf '  %-40s %5s x nginx (>= %s)' "$(label_of "$k")" "$x" "$2"
-  [ "$3" = - ] || printf ', p99 %s ms at %s x nginx, open loop (< %s; client lag p99 %s ms)' \
-    "$p" "$2" "$3" "$lag"
+  [ "$3" = - ] || printf ', p99 %s ms at %s x nginx, open loop (< %s; client lag p99 %s ms; nginx at that rate p99 %s ms)' \
+    "$p" "$2" "$3" "$lag" "$CONTROL"
   printf '  %s\n' "$ok"
+  [ "$3" = - ] || [ -z "$ps" ] || echo "      per round: p99 $ps ms; nginx at the same rate $ns ms"
 }
 for b in "${!BUILD_DIRS[@]}"; do
   verdict "b$b.post" 0.5 5
@@ -466,7 +477,8 @@ for b in "${!BUILD_DIRS[@]}"; do
 done
 echo "  p99 at the target rate: bench/load.c in an open loop at that ratio of the round's nginx"
 echo "  rate, run only where the closed loop reached it (- otherwise; its client's own lag is in"
-echo "  the log as lag_p99_ms)."
+echo "  the log as lag_p99_ms); then nginx at the same rate in the same way, as the machine's"
+echo "  own tail (the verdict stays on the server's p99)."
 echo "  cmds/req: Redis commands per request during the phase (INFO stats); +drain: for POST,"
 echo "  with the fan-out it queued. other: cores busy outside the server, Redis and wrk; nice: the"
 echo "  niced part of the machine's work (background jobs that yield to ours)."
