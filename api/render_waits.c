@@ -115,21 +115,16 @@ bool render_waits_add(render_waits_t *w, const char *ref, void *waiter)
     if (strlen(ref) >= REF_MAX)
         return false;
     pthread_mutex_lock(&w->mu);
-    bool ok = !w->stopping;
-    pending_t *p = ok ? find(w, ref) : NULL;
-    if (ok && !p && w->n < PENDING_MAX) {
+    pending_t *p = w->stopping ? NULL : find(w, ref);
+    bool first = !p && !w->stopping && w->n < PENDING_MAX; /* the first to wait for ref */
+    if (first) {
         p = &w->pending[w->n];
         *p = (pending_t){0};
         snprintf(p->ref, sizeof(p->ref), "%s", ref);
-        if (add_waiter(p, waiter)) {
-            if (w->n++ == 0)
-                pthread_cond_signal(&w->cv);
-            pthread_mutex_unlock(&w->mu);
-            return true;
-        }
-        p = NULL;
     }
-    ok = p && add_waiter(p, waiter);
+    bool ok = p && add_waiter(p, waiter);
+    if (ok && first && w->n++ == 0)
+        pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return ok;
 }
