@@ -2,7 +2,7 @@
 # bench/sse.sh -- the live-delivery benchmark of DESIGN §7, on loopback.
 #
 # Targets: a post by an author with 10,000 connected followers reaches all of them with p99
-# latency under 100 ms (issue 17: under 50 ms); 10,000 idle streams cost at most 8 KiB each of
+# latency under 50 ms (issue 17; DESIGN §7 asked under 100, the verdict judges 50); 10,000 idle streams cost at most 8 KiB each of
 # server memory (issue 17; DESIGN §7 asked under 16). With
 # RATE set, the sustained target instead: RATE posts a second (DESIGN: 5 a second for 4 s,
 # RATE=5 POSTS=20) to 10,000 streams, p99 delivery under 100 ms.
@@ -27,6 +27,10 @@
 #      server's own view (the
 #      tidings_stream_delivery_seconds histogram, from the event's logging to its
 #      rendering) and the CPU that tidings, Redis and the client used meanwhile are shown too.
+#   6. runs bench/sse_floor.c for the same N: no server and no Redis, one prepared frame of
+#      FLOOR_BYTES written to each of N loopback connections by as many threads as tidings
+#      has stream writers, read by one epoll thread as the client reads; POSTS rounds, GAP
+#      apart. Its p99 is the machine's floor for the delivery: what tidings adds comes on top.
 # Every wait is bounded; everything started here is stopped by an EXIT trap.
 #
 # usage: bench/sse.sh [N ...]        (after cmake --build build)
@@ -41,7 +45,8 @@
 #              redis://h:p1,h:p2,...; every master is FLUSHALLed before each N, and its CPU
 #              is counted as Redis's), RESULTS (append one "sse n=N <figures>" line per N to
 #              this file, for bench/cluster.sh), TIDINGS_LOG (append tidings' stderr to
-#              this file instead of one in the work directory)
+#              this file instead of one in the work directory), FLOOR_BYTES (640: about a
+#              feed event's frame)
 # shellcheck disable=SC2086,SC2317 # word lists; cleanup runs from the trap
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -64,6 +69,7 @@ QUIET_CORES=${QUIET_CORES:-0.25}
 TIDINGS_ARGS=${TIDINGS_ARGS:-}
 REDIS_URL=${REDIS_URL:-}
 RESULTS=${RESULTS:-}
+FLOOR_BYTES=${FLOOR_BYTES:-640}
 OWN_REDIS=1
 [ -z "$REDIS_URL" ] || OWN_REDIS=0
 export PYTHONPATH=$ROOT/bench${PYTHONPATH:+:$PYTHONPATH}
@@ -72,7 +78,8 @@ SIZES=("$@")
 
 TIDINGS=$BUILD/api/tidings
 CLIENT=$BUILD/bench/tidings-sse-load
-need_built "$TIDINGS" "$CLIENT"
+FLOOR=$BUILD/bench/tidings-sse-floor
+need_built "$TIDINGS" "$CLIENT" "$FLOOR"
 need_tools redis-server redis-cli curl python3 bc
 for n in "${SIZES[@]}"; do
   if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ] || [ "$n" -gt 18000 ]; then
@@ -249,6 +256,16 @@ PY
   [ -z "$RESULTS" ] || echo "sse n=$n ${RES[$n]}" >>"$RESULTS"
   stop_pid "$TIDINGS_PID"; wait "$TIDINGS_PID" 2>/dev/null || true; TIDINGS_PID=""
   stop_pid "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true; REDIS_PID=""
+  # The floor, with tidings and Redis gone: as many writer threads as tidings' default.
+  local floor_line writers gap_ms
+  writers=$(nproc); [ "$writers" -le 16 ] || writers=16
+  if [ -n "$RATE" ]; then gap_ms=$(printf '%.0f' "$(echo "1000 / $RATE" | bc -l)") # the posts' pace
+  else gap_ms=$(printf '%.0f' "$(echo "$GAP * 1000" | bc -l)"); fi
+  floor_line=$(timeout 120 "$FLOOR" --streams "$n" --writers "$writers" --bytes "$FLOOR_BYTES" \
+    --rounds "$POSTS" --gap-ms "$gap_ms" | tee -a "$WORK/floor.log" |
+    grep '^RESULT ' || true)
+  log "floor (bench/sse_floor.c, no server): ${floor_line#RESULT }"
+  RES[$n]+=" floor_p50_ms=$(field "$floor_line" p50_ms) floor_p99_ms=$(field "$floor_line" p99_ms)"
 }
 
 for n in "${SIZES[@]}"; do run_size "$n"; done
@@ -256,32 +273,37 @@ for n in "${SIZES[@]}"; do run_size "$n"; done
 # ---- summary -------------------------------------------------------------------------------
 printf '\n== live delivery (DESIGN §7): %s posts per size%s, tidings --threads %s, %s cores ==\n' \
   "$POSTS" "${RATE:+ due $RATE a second (sustained; latency from each due time)}" "$THREADS" "$(nproc)"
-printf '%7s %9s %9s %9s %10s %12s %8s %8s %8s %8s %9s %9s %9s %6s\n' streams connect_s rss0_MiB \
-  rssN_MiB KiB/stream delivered p50_ms p99_ms max_ms p99_1st events/s log_p99 arr_p99 other
+printf '%7s %9s %9s %9s %10s %12s %8s %8s %8s %8s %9s %9s %9s %9s %6s\n' streams connect_s rss0_MiB \
+  rssN_MiB KiB/stream delivered p50_ms p99_ms max_ms p99_1st events/s log_p99 arr_p99 floor_p99 other
 verdict=""
 for n in "${SIZES[@]}"; do
   r=${RES[$n]}
-  printf '%7s %9s %9.1f %9.1f %10s %12s %8.1f %8.1f %8.1f %8.1f %9s %9s %9s %6s\n' "$n" \
+  printf '%7s %9s %9.1f %9.1f %10s %12s %8.1f %8.1f %8.1f %8.1f %9s %9s %9s %9s %6s\n' "$n" \
     "$(field "$r" connect_s)" "$(echo "$(field "$r" rss0) / 1024" | bc -l)" \
     "$(echo "$(field "$r" rssn) / 1024" | bc -l)" "$(field "$r" per_kib)" \
     "$(field "$r" delivered)/$(field "$r" expected)" "$(field "$r" p50_ms)" "$(field "$r" p99_ms)" \
     "$(field "$r" max_ms)" "$(field "$r" first_p99_ms)" "$(field "$r" events_per_s)" \
-    "$(field "$r" logged_p99_ms)" "$(field "$r" arrival_p99_ms)" "$(field "$r" other)"
+    "$(field "$r" logged_p99_ms)" "$(field "$r" arrival_p99_ms)" "$(field "$r" floor_p99_ms)" \
+    "$(field "$r" other)"
 done
 echo "(latency: from just before the POST is sent${RATE:+ (here: from its due time)} to the event's arrival at each stream's socket;"
 echo " p50/p99/max over all posts' deliveries, p99_1st for the first post alone; events/s: deliveries"
 echo " of one post / (last arrival - POST sent), averaged over the posts; KiB/stream: (VmRSS with N idle"
 echo " streams - VmRSS with none) / N; log_p99: POST sent -> the event logged in Redis (its id's ms),"
 echo " the engine's share; arr_p99: logged -> arrival at the stream, the relay/hub/MHD share;"
+echo " floor_p99: bench/sse_floor.c's p99, prepared frames of $FLOOR_BYTES bytes written to N loopback"
+echo " sockets with no server or Redis: the machine's own floor for that delivery;"
 echo " other: cores busy outside tidings, Redis and the client during the posts: above ~0.1 the"
 echo " machine was shared and the latencies are pessimistic)"
+# Issue 17: one post to 10,000 streams under 50 ms; the sustained rate under 100 ms.
+LIMIT_MS=$([ -n "$RATE" ] && echo 100 || echo 50)
 for n in "${SIZES[@]}"; do
   r=${RES[$n]}
-  lat_ok=$(echo "$(field "$r" p99_ms) < 100" | bc -l)
+  lat_ok=$(echo "$(field "$r" p99_ms) < $LIMIT_MS" | bc -l)
   mem_ok=$(echo "$(field "$r" per_kib) <= 8" | bc -l)
   all_ok=$([ "$(field "$r" delivered)" = "$(field "$r" expected)" ] && echo 1 || echo 0)
-  printf 'N=%-6s delivery p99 %s ms < 100 ms: %s; all delivered: %s; idle stream %s KiB <= 8 KiB: %s%s\n' \
-    "$n" "$(field "$r" p99_ms)" "$([ "$lat_ok" = 1 ] && echo yes || echo no)" \
+  printf 'N=%-6s delivery p99 %s ms < %s ms: %s (the floor: %s ms); all delivered: %s; idle stream %s KiB <= 8 KiB: %s%s\n' \
+    "$n" "$(field "$r" p99_ms)" "$LIMIT_MS" "$([ "$lat_ok" = 1 ] && echo yes || echo no)" "$(field "$r" floor_p99_ms)" \
     "$([ "$all_ok" = 1 ] && echo yes || echo NO)" "$(field "$r" per_kib)" \
     "$([ "$mem_ok" = 1 ] && echo yes || echo no)" \
     "$([ "$n" = 10000 ] || echo " (the targets are set at 10,000)")"
