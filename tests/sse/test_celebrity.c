@@ -132,11 +132,22 @@ static void expect_first_post(ts_sse_t *c, const char *post, const char *which, 
     check_post(c, k, &ev, post, which, who, event_id);
 }
 
-/* No event at all within QUIET_MS (a duplicate or a post that should not come). */
-static void expect_quiet(ts_sse_t *c, const char *who)
+/* No event at all within QUIET_MS (a duplicate or a post that should not come). A stream
+ * opened after the marking job was done may still get the marking post, as expect_first_post
+ * says, and not only first: a process whose subscriber took the announcement late logs it
+ * when it comes (seen once under ASan in CI: after the test's post). With marking_may_come
+ * (streams opened after the marking job) it is skipped, once. */
+static void expect_quiet(ts_sse_t *c, const char *who, bool marking_may_come)
 {
     ts_sse_item_t ev;
     ts_sse_kind_t k = ts_sse_next_event(c, &ev, QUIET_MS);
+    char got[24] = "";
+    if (marking_may_come && k == TS_SSE_EVENT && strcmp(ev.type, "feed") == 0 && marking[0] &&
+        strcmp(ts_sse_data_id(&ev, got, sizeof(got)), marking) == 0) {
+        cr_log_info("%s: the marking post %s came late (event %s); skipped", who, marking, ev.id);
+        ts_sse_item_clear(&ev);
+        k = ts_sse_next_event(c, &ev, QUIET_MS);
+    }
     cr_assert(k != TS_SSE_END, "%s: the stream ended", who);
     cr_assert_eq(k, TS_SSE_TIMEOUT,
                  "%s: an event after the expected ones: id %s, type %s, data %.200s", who, ev.id,
@@ -175,7 +186,7 @@ Test(sse_celebrity, connected_followers_get_every_post_live_once_in_order)
     for (int i = 0; i < FOLLOWERS; i++) {
         char who[64];
         snprintf(who, sizeof(who), "follower %d, after P1..P3", i + 1);
-        expect_quiet(c[i], who);
+        expect_quiet(c[i], who, false); /* a second P1 is a duplicate */
         cr_assert_eq(c[i]->unknown_fields, 0, "unknown SSE line: %s", c[i]->unknown_line);
         ts_sse_close(c[i]);
     }
@@ -198,8 +209,8 @@ Test(sse_celebrity, two_processes_log_one_event_per_user)
                      "the two streams of one user got the post under different event ids (%s on "
                      "the first process, %s on the second): two log entries for one post",
                      id_one, id_two);
-    expect_quiet(one, "the stream on the first process, after the post");
-    expect_quiet(two, "the stream on the second process, after the post");
+    expect_quiet(one, "the stream on the first process, after the post", true);
+    expect_quiet(two, "the stream on the second process, after the post", true);
     ts_sse_close(one);
     ts_sse_close(two);
 }
@@ -238,7 +249,7 @@ Test(sse_celebrity, follow_and_unfollow_while_connected_take_effect)
     cr_assert_str_eq(got, mark, "expected the sentinel's post %s, got post %s%s (event %s)", mark,
                      got, strcmp(got, marking) == 0 ? " (the marking post)" : "", ev.id);
     ts_sse_item_clear(&ev);
-    expect_quiet(c, "a former follower, after the sentinel's post");
+    expect_quiet(c, "a former follower, after the sentinel's post", true);
     ts_sse_close(c);
 }
 
@@ -271,7 +282,7 @@ static void resume_replays_the_posts_missed(bool let_go)
     c = ts_stream(srv.port, &fans[0], last_event);
     expect_post(c, missed[0], "the first post missed", "a resumed follower", NULL);
     expect_post(c, missed[1], "the second post missed", "a resumed follower", NULL);
-    expect_quiet(c, "a resumed follower, after the posts missed");
+    expect_quiet(c, "a resumed follower, after the posts missed", true);
     ts_sse_close(c);
 }
 
@@ -299,7 +310,7 @@ Test(sse_celebrity, a_deleted_post_is_retracted_live)
     sx_expect(c, "delete", post, delete_id, "a follower: the deletion of the post");
     cr_assert_gt(ts_sse_id_cmp(delete_id, feed_id), 0, "the delete event's id %s is not after %s",
                  delete_id, feed_id);
-    expect_quiet(c, "a follower, after the deletion");
+    expect_quiet(c, "a follower, after the deletion", true);
     ts_sse_close(c);
 }
 
@@ -347,6 +358,6 @@ Test(sse_celebrity, a_post_announced_while_the_subscription_was_down_still_arriv
         snprintf(which, sizeof(which), "the post of cut %d", round + 1);
         expect_post(c, during, which, "the follower", NULL);
     }
-    expect_quiet(c, "the follower, after the cuts");
+    expect_quiet(c, "the follower, after the cuts", true);
     ts_sse_close(c);
 }
